@@ -1,0 +1,141 @@
+"""Settings: one frozen model split by area, loaded once in the entry point.
+
+Sources, strongest first: ``METALCAST_<AREA>__<KEY>`` environment variables (plus the
+shortcuts ``METALCAST_STATE_DIR`` and ``METALCAST_DATABASE_URL``), a TOML file
+(``--config`` or ``METALCAST_CONFIG``), then the defaults below.  Nothing here is read
+at import time; :func:`load_settings` is called by the command that starts a process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from metalcast.errors import InvalidInput
+
+
+class _Area(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApiSettings(_Area):
+    host: str = "127.0.0.1"
+    port: int = Field(default=6385, ge=1, le=65535)
+    #: largest page the API returns; longer lists come with a ``next`` link
+    max_limit: int = Field(default=1000, ge=1)
+    #: "noauth" trusts everyone as admin (allowed only on loopback); "header"
+    #: trusts X-Roles/X-Project-Id headers set by an authenticating proxy
+    auth_strategy: str = Field(default="noauth", pattern="^(noauth|header)$")
+    public_url: str | None = None
+
+
+class ConductorSettings(_Area):
+    hostname: str = Field(default_factory=socket.gethostname)
+    conductor_group: str = ""
+    workers_pool_size: int = Field(default=100, ge=1)
+    #: seconds between power-state sync passes; 0 disables the sync
+    sync_power_state_interval: float = Field(default=60.0, ge=0)
+    #: how many BMCs the sync queries at once
+    sync_power_state_workers: int = Field(default=8, ge=1)
+    #: make the BMC follow the recorded power state instead of recording the BMC's
+    force_power_state_during_sync: bool = False
+    #: seconds a node may sit in a wait state before it fails (0: never)
+    deploy_callback_timeout: float = Field(default=1800, ge=0)
+    clean_callback_timeout: float = Field(default=1800, ge=0)
+    inspect_wait_timeout: float = Field(default=1800, ge=0)
+    rescue_callback_timeout: float = Field(default=1800, ge=0)
+    service_callback_timeout: float = Field(default=1800, ge=0)
+    #: seconds between checks of wait-state timeouts
+    check_timeouts_interval: float = Field(default=60.0, gt=0)
+    heartbeat_interval: float = Field(default=10.0, gt=0)
+    #: a conductor silent for this long is considered dead
+    heartbeat_timeout: float = Field(default=60.0, gt=0)
+    automated_clean: bool = True
+    node_locked_retry_attempts: int = Field(default=3, ge=0)
+    node_locked_retry_interval: float = Field(default=0.1, ge=0)
+    #: seconds SIGTERM waits for in-flight work before parking it
+    graceful_shutdown_timeout: float = Field(default=60.0, ge=0)
+    power_state_change_timeout: float = Field(default=60.0, gt=0)
+
+
+class DatabaseSettings(_Area):
+    #: SQLAlchemy URL; empty means SQLite at <state_dir>/metalcast.sqlite
+    url: str = ""
+
+
+class Settings(_Area):
+    state_dir: Path = Path("/var/lib/metalcast")
+    api: ApiSettings = ApiSettings()
+    conductor: ConductorSettings = ConductorSettings()
+    database: DatabaseSettings = DatabaseSettings()
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the state directory."""
+        return self.database.url or f"sqlite:///{self.state_dir / 'metalcast.sqlite'}"
+
+
+def _default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/metalcast")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "metalcast"
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Turn METALCAST_AREA__KEY=value variables into a nested dict."""
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith("METALCAST_") or key == "METALCAST_CONFIG":
+            continue
+        name = key[len("METALCAST_") :].lower()
+        if name == "database_url":
+            out.setdefault("database", {})["url"] = value
+        elif "__" in name:
+            area, field = name.split("__", 1)
+            out.setdefault(area, {})[field] = value
+        else:
+            out[name] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Build the settings from defaults, a TOML file and the environment.
+
+    Raises:
+        InvalidInput: the file is unreadable or a value is invalid; the message
+            names the setting and what is wrong with it.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = config_file or (Path(env["METALCAST_CONFIG"]) if env.get("METALCAST_CONFIG") else None)
+    data: dict[str, Any] = {"state_dir": str(_default_state_dir())}
+    if path is not None:
+        try:
+            data = _merge(data, tomllib.loads(path.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidInput(f"Cannot read configuration file {path}: {exc}") from exc
+    data = _merge(data, _env_overrides(env))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(f"Invalid settings: {problems}") from exc

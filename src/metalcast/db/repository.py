@@ -1,0 +1,586 @@
+"""Reads and writes of every table.  Functions take a connection; the caller owns
+the transaction (``Database.begin()``), so several writes commit together.
+
+Errors raised: ``NotFound`` (404) for a missing row, ``Conflict`` (409) for a
+duplicate name, UUID or MAC, ``InvalidInput`` (400) for a bad marker or sort key.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from metalcast.db import tables as t
+from metalcast.db.models import (
+    Chassis,
+    Conductor,
+    HistoryEvent,
+    JSONDict,
+    Node,
+    Port,
+    Portgroup,
+    from_row,
+)
+from metalcast.errors import Conflict, InvalidInput, NotFound
+
+R = TypeVar("R")
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, without tzinfo (how every timestamp is stored)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuidlib.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which slice of a collection to read, as Ironic's list parameters say."""
+
+    limit: int = 1000
+    marker: str | None = None
+    sort_key: str = "id"
+    sort_dir: str = "asc"
+
+
+# ----------------------------------------------------------------- generic helpers
+
+
+def _get_by_ident(conn: sa.Connection, table: sa.Table, ident: str, what: str) -> sa.RowMapping:
+    col = table.c.uuid if is_uuid(ident) else table.c.get("name")
+    if col is None:
+        raise NotFound(f"{what} {ident} could not be found.")
+    row = conn.execute(sa.select(table).where(col == ident)).mappings().first()
+    if row is None:
+        raise NotFound(f"{what} {ident} could not be found.")
+    return row
+
+
+def _paginate(
+    conn: sa.Connection, table: sa.Table, query: sa.Select[Any], page: Page
+) -> sa.Select[Any]:
+    if page.sort_key not in table.c:
+        raise InvalidInput(f"The sort_key value '{page.sort_key}' is an invalid field for sorting.")
+    if page.sort_dir not in ("asc", "desc"):
+        raise InvalidInput(
+            f"Invalid sort direction: {page.sort_dir}. Acceptable values are 'asc' or 'desc'."
+        )
+    col = table.c[page.sort_key]
+    idcol = table.c.id
+    desc = page.sort_dir == "desc"
+    if page.marker is not None:
+        marker = conn.execute(sa.select(idcol, col).where(table.c.uuid == page.marker)).first()
+        if marker is None:
+            raise InvalidInput(f"Marker {page.marker} could not be found.")
+        mid, mval = marker
+        if col is idcol:
+            query = query.where(idcol < mid if desc else idcol > mid)
+        elif mval is None:
+            query = query.where(sa.and_(col.is_(None), idcol < mid if desc else idcol > mid))
+        else:
+            after = col < mval if desc else col > mval
+            query = query.where(
+                sa.or_(after, sa.and_(col == mval, idcol < mid if desc else idcol > mid))
+            )
+    order = [col.desc() if desc else col.asc()]
+    if col is not idcol:
+        order.append(idcol.desc() if desc else idcol.asc())
+    return query.order_by(*order).limit(page.limit)
+
+
+def _insert(conn: sa.Connection, table: sa.Table, values: JSONDict) -> int:
+    values = {"created_at": utcnow(), **values}
+    result = conn.execute(sa.insert(table).values(values))
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def _check_unique(
+    conn: sa.Connection,
+    table: sa.Table,
+    what: str,
+    values: JSONDict,
+    *,
+    exclude_id: int | None = None,
+) -> None:
+    for key in ("uuid", "name", "address", "instance_uuid"):
+        value = values.get(key)
+        if value is None or key not in table.c:
+            continue
+        query = sa.select(table.c.id).where(table.c[key] == value)
+        if exclude_id is not None:
+            query = query.where(table.c.id != exclude_id)
+        if conn.execute(query).first() is not None:
+            raise Conflict(f"A {what} with {key} {value} already exists.")
+
+
+def _update(conn: sa.Connection, table: sa.Table, row_id: int, values: JSONDict) -> None:
+    conn.execute(sa.update(table).where(table.c.id == row_id).values(updated_at=utcnow(), **values))
+
+
+# ----------------------------------------------------------------------------- nodes
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFilters:
+    """Ironic's node list filters.  ``None`` means "do not filter on this"."""
+
+    provision_state: str | None = None
+    driver: str | None = None
+    maintenance: bool | None = None
+    associated: bool | None = None
+    resource_class: str | None = None
+    owner: str | None = None
+    lessee: str | None = None
+    conductor_group: str | None = None
+    fault: str | None = None
+    chassis_id: int | None = None
+    retired: bool | None = None
+    instance_uuid: str | None = None
+    description_contains: str | None = None
+    reserved: bool | None = None
+    #: policy scoping: only nodes this project owns or leases
+    project: str | None = None
+    ids: Sequence[int] | None = field(default=None)
+
+
+def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
+    n = t.nodes.c
+    equal = {
+        "provision_state": n.provision_state,
+        "driver": n.driver,
+        "maintenance": n.maintenance,
+        "resource_class": n.resource_class,
+        "owner": n.owner,
+        "lessee": n.lessee,
+        "conductor_group": n.conductor_group,
+        "fault": n.fault,
+        "chassis_id": n.chassis_id,
+        "retired": n.retired,
+        "instance_uuid": n.instance_uuid,
+    }
+    for name, col in equal.items():
+        value = getattr(f, name)
+        if value is not None:
+            query = query.where(col == value)
+    if f.associated is not None:
+        query = query.where(
+            n.instance_uuid.isnot(None) if f.associated else n.instance_uuid.is_(None)
+        )
+    if f.reserved is not None:
+        query = query.where(n.reservation.isnot(None) if f.reserved else n.reservation.is_(None))
+    if f.description_contains is not None:
+        query = query.where(n.description.contains(f.description_contains, autoescape=True))
+    if f.project is not None:
+        query = query.where(sa.or_(n.owner == f.project, n.lessee == f.project))
+    if f.ids is not None:
+        query = query.where(n.id.in_(list(f.ids)))
+    return query
+
+
+def create_node(conn: sa.Connection, values: JSONDict) -> Node:
+    """Insert a node; ``values`` are column values (``uuid`` generated if absent).
+
+    Raises:
+        Conflict: the UUID, name or instance UUID is taken.
+    """
+    values = {"uuid": new_uuid(), **values}
+    for key in ("driver_info", "driver_internal_info", "properties", "instance_info", "extra"):
+        values.setdefault(key, {})
+    _check_unique(conn, t.nodes, "node", values)
+    node_id = _insert(conn, t.nodes, values)
+    return get_node_by_id(conn, node_id)
+
+
+def get_node(conn: sa.Connection, ident: str) -> Node:
+    """The node with UUID or name ``ident``.  Raises ``NotFound``."""
+    return from_row(Node, _get_by_ident(conn, t.nodes, ident, "Node"))
+
+
+def get_node_by_id(conn: sa.Connection, node_id: int) -> Node:
+    row = conn.execute(sa.select(t.nodes).where(t.nodes.c.id == node_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"Node {node_id} could not be found.")
+    return from_row(Node, row)
+
+
+def list_nodes(conn: sa.Connection, filters: NodeFilters, page: Page) -> list[Node]:
+    """A page of nodes matching ``filters``."""
+    query = _paginate(conn, t.nodes, _node_where(sa.select(t.nodes), filters), page)
+    return [from_row(Node, r) for r in conn.execute(query).mappings()]
+
+
+def count_nodes(conn: sa.Connection, filters: NodeFilters) -> int:
+    query = _node_where(sa.select(sa.func.count()).select_from(t.nodes), filters)
+    return int(conn.execute(query).scalar_one())
+
+
+def update_node(conn: sa.Connection, node_id: int, values: JSONDict) -> None:
+    """Write ``values`` into the node's row.
+
+    Raises:
+        Conflict: a new name or instance UUID is taken.
+    """
+    _check_unique(conn, t.nodes, "node", values, exclude_id=node_id)
+    _update(conn, t.nodes, node_id, values)
+
+
+def save_node(conn: sa.Connection, node: Node, fields: Iterable[str]) -> None:
+    """Write the named ``fields`` of ``node`` back to its row."""
+    values = {name: getattr(node, name) for name in fields}
+    node.updated_at = utcnow()
+    _update(conn, t.nodes, node.id, values)
+
+
+def destroy_node(conn: sa.Connection, node_id: int) -> None:
+    """Delete a node with its ports, portgroups, traits and history."""
+    for table in (t.ports, t.portgroups, t.node_traits, t.node_history):
+        conn.execute(sa.delete(table).where(table.c.node_id == node_id))
+    conn.execute(sa.delete(t.nodes).where(t.nodes.c.id == node_id))
+
+
+def reserve_node(conn: sa.Connection, node_id: int, host: str) -> str | None:
+    """Take the node's exclusive lock for ``host``.
+
+    Returns ``None`` on success, else the host that holds the lock.
+    """
+    n = t.nodes.c
+    result = conn.execute(
+        sa.update(t.nodes).where(n.id == node_id, n.reservation.is_(None)).values(reservation=host)
+    )
+    if result.rowcount == 1:
+        return None
+    holder = conn.execute(sa.select(n.reservation).where(n.id == node_id)).scalar()
+    if holder is None:
+        # the lock was released between the two statements, or the node is gone
+        exists = conn.execute(sa.select(n.id).where(n.id == node_id)).first()
+        if exists is None:
+            raise NotFound(f"Node {node_id} could not be found.")
+        return reserve_node(conn, node_id, host)
+    return str(holder)
+
+
+def release_node(conn: sa.Connection, node_id: int, host: str) -> bool:
+    """Release the lock ``host`` holds on the node.  False if it did not hold it."""
+    n = t.nodes.c
+    result = conn.execute(
+        sa.update(t.nodes).where(n.id == node_id, n.reservation == host).values(reservation=None)
+    )
+    return result.rowcount == 1
+
+
+def reserved_by(conn: sa.Connection, host: str) -> list[Node]:
+    """Every node whose lock ``host`` holds."""
+    rows = conn.execute(sa.select(t.nodes).where(t.nodes.c.reservation == host)).mappings()
+    return [from_row(Node, r) for r in rows]
+
+
+def nodes_in_states(conn: sa.Connection, states: Iterable[str]) -> list[Node]:
+    rows = conn.execute(
+        sa.select(t.nodes).where(t.nodes.c.provision_state.in_(list(states)))
+    ).mappings()
+    return [from_row(Node, r) for r in rows]
+
+
+# ---------------------------------------------------------------------------- traits
+
+
+def get_traits(conn: sa.Connection, node_id: int) -> list[str]:
+    nt = t.node_traits.c
+    query = sa.select(nt.trait).where(nt.node_id == node_id).order_by(nt.trait)
+    return [str(r) for r in conn.execute(query).scalars()]
+
+
+def traits_for(conn: sa.Connection, node_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Traits of many nodes at once (for list responses)."""
+    out: dict[int, list[str]] = {i: [] for i in node_ids}
+    if not node_ids:
+        return out
+    nt = t.node_traits.c
+    query = sa.select(nt.node_id, nt.trait).where(nt.node_id.in_(list(node_ids))).order_by(nt.trait)
+    for node_id, trait in conn.execute(query):
+        out[node_id].append(trait)
+    return out
+
+
+def set_traits(conn: sa.Connection, node_id: int, traits: Iterable[str]) -> None:
+    conn.execute(sa.delete(t.node_traits).where(t.node_traits.c.node_id == node_id))
+    rows = [{"node_id": node_id, "trait": trait} for trait in sorted(set(traits))]
+    if rows:
+        conn.execute(sa.insert(t.node_traits), rows)
+
+
+def add_trait(conn: sa.Connection, node_id: int, trait: str) -> None:
+    if trait not in get_traits(conn, node_id):
+        conn.execute(sa.insert(t.node_traits).values(node_id=node_id, trait=trait))
+
+
+def remove_trait(conn: sa.Connection, node_id: int, trait: str) -> None:
+    """Raises ``NotFound`` when the node does not have ``trait``."""
+    nt = t.node_traits.c
+    result = conn.execute(sa.delete(t.node_traits).where(nt.node_id == node_id, nt.trait == trait))
+    if result.rowcount == 0:
+        raise NotFound(f"Node {node_id} does not have trait {trait}.")
+
+
+# ---------------------------------------------------------------------------- history
+
+
+def add_history(
+    conn: sa.Connection,
+    node_id: int,
+    *,
+    event: str,
+    event_type: str,
+    severity: str = "INFO",
+    conductor: str | None = None,
+    user: str | None = None,
+) -> None:
+    """Record one event in the node's history."""
+    conn.execute(
+        sa.insert(t.node_history).values(
+            uuid=new_uuid(),
+            node_id=node_id,
+            created_at=utcnow(),
+            severity=severity,
+            event_type=event_type,
+            event=event,
+            conductor=conductor,
+            user=user,
+        )
+    )
+
+
+def list_history(conn: sa.Connection, node_id: int, page: Page | None = None) -> list[HistoryEvent]:
+    query = sa.select(t.node_history).where(t.node_history.c.node_id == node_id)
+    query = _paginate(conn, t.node_history, query, page or Page(limit=10_000))
+    return [from_row(HistoryEvent, r) for r in conn.execute(query).mappings()]
+
+
+def get_history_event(conn: sa.Connection, node_id: int, event_uuid: str) -> HistoryEvent:
+    h = t.node_history.c
+    row = (
+        conn.execute(sa.select(t.node_history).where(h.node_id == node_id, h.uuid == event_uuid))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"Node history record {event_uuid} could not be found.")
+    return from_row(HistoryEvent, row)
+
+
+# ------------------------------------------------------------- ports, portgroups, chassis
+
+
+def create_port(conn: sa.Connection, values: JSONDict) -> Port:
+    """Raises ``Conflict`` when the MAC address, name or UUID is taken."""
+    values = {
+        "uuid": new_uuid(),
+        "local_link_connection": {},
+        "internal_info": {},
+        "extra": {},
+        **values,
+    }
+    if "address" in values:
+        values["address"] = str(values["address"]).lower()
+    _check_unique(conn, t.ports, "port", values)
+    return get_port_by_id(conn, _insert(conn, t.ports, values))
+
+
+def get_port(conn: sa.Connection, ident: str) -> Port:
+    return from_row(Port, _get_by_ident(conn, t.ports, ident, "Port"))
+
+
+def get_port_by_id(conn: sa.Connection, port_id: int) -> Port:
+    return _by_id(conn, t.ports, Port, port_id, "Port")
+
+
+def list_ports(
+    conn: sa.Connection,
+    page: Page,
+    *,
+    node_id: int | None = None,
+    portgroup_id: int | None = None,
+    address: str | None = None,
+    node_ids: Sequence[int] | None = None,
+) -> list[Port]:
+    p = t.ports.c
+    query = sa.select(t.ports)
+    if node_id is not None:
+        query = query.where(p.node_id == node_id)
+    if portgroup_id is not None:
+        query = query.where(p.portgroup_id == portgroup_id)
+    if address is not None:
+        query = query.where(p.address == address.lower())
+    if node_ids is not None:
+        query = query.where(p.node_id.in_(list(node_ids)))
+    return [
+        from_row(Port, r) for r in conn.execute(_paginate(conn, t.ports, query, page)).mappings()
+    ]
+
+
+def update_port(conn: sa.Connection, port_id: int, values: JSONDict) -> None:
+    if "address" in values:
+        values = {**values, "address": str(values["address"]).lower()}
+    _check_unique(conn, t.ports, "port", values, exclude_id=port_id)
+    _update(conn, t.ports, port_id, values)
+
+
+def destroy_port(conn: sa.Connection, port_id: int) -> None:
+    conn.execute(sa.delete(t.ports).where(t.ports.c.id == port_id))
+
+
+def create_portgroup(conn: sa.Connection, values: JSONDict) -> Portgroup:
+    values = {"uuid": new_uuid(), "properties": {}, "internal_info": {}, "extra": {}, **values}
+    if values.get("address"):
+        values["address"] = str(values["address"]).lower()
+    _check_unique(conn, t.portgroups, "portgroup", values)
+    return get_portgroup_by_id(conn, _insert(conn, t.portgroups, values))
+
+
+def get_portgroup(conn: sa.Connection, ident: str) -> Portgroup:
+    return from_row(Portgroup, _get_by_ident(conn, t.portgroups, ident, "Portgroup"))
+
+
+def get_portgroup_by_id(conn: sa.Connection, portgroup_id: int) -> Portgroup:
+    return _by_id(conn, t.portgroups, Portgroup, portgroup_id, "Portgroup")
+
+
+def list_portgroups(
+    conn: sa.Connection, page: Page, *, node_id: int | None = None, address: str | None = None
+) -> list[Portgroup]:
+    g = t.portgroups.c
+    query = sa.select(t.portgroups)
+    if node_id is not None:
+        query = query.where(g.node_id == node_id)
+    if address is not None:
+        query = query.where(g.address == address.lower())
+    rows = conn.execute(_paginate(conn, t.portgroups, query, page)).mappings()
+    return [from_row(Portgroup, r) for r in rows]
+
+
+def update_portgroup(conn: sa.Connection, portgroup_id: int, values: JSONDict) -> None:
+    _check_unique(conn, t.portgroups, "portgroup", values, exclude_id=portgroup_id)
+    _update(conn, t.portgroups, portgroup_id, values)
+
+
+def destroy_portgroup(conn: sa.Connection, portgroup_id: int) -> None:
+    """Raises ``Conflict`` while ports still belong to the portgroup."""
+    used = conn.execute(
+        sa.select(t.ports.c.id).where(t.ports.c.portgroup_id == portgroup_id)
+    ).first()
+    if used is not None:
+        raise Conflict(f"Portgroup {portgroup_id} still has ports; remove them from it first.")
+    conn.execute(sa.delete(t.portgroups).where(t.portgroups.c.id == portgroup_id))
+
+
+def create_chassis(conn: sa.Connection, values: JSONDict) -> Chassis:
+    values = {"uuid": new_uuid(), "extra": {}, **values}
+    _check_unique(conn, t.chassis, "chassis", values)
+    return get_chassis_by_id(conn, _insert(conn, t.chassis, values))
+
+
+def get_chassis(conn: sa.Connection, ident: str) -> Chassis:
+    return from_row(Chassis, _get_by_ident(conn, t.chassis, ident, "Chassis"))
+
+
+def get_chassis_by_id(conn: sa.Connection, chassis_id: int) -> Chassis:
+    return _by_id(conn, t.chassis, Chassis, chassis_id, "Chassis")
+
+
+def list_chassis(conn: sa.Connection, page: Page) -> list[Chassis]:
+    rows = conn.execute(_paginate(conn, t.chassis, sa.select(t.chassis), page)).mappings()
+    return [from_row(Chassis, r) for r in rows]
+
+
+def update_chassis(conn: sa.Connection, chassis_id: int, values: JSONDict) -> None:
+    _update(conn, t.chassis, chassis_id, values)
+
+
+def destroy_chassis(conn: sa.Connection, chassis_id: int) -> None:
+    """Raises ``Conflict`` while nodes are in the chassis."""
+    used = conn.execute(sa.select(t.nodes.c.id).where(t.nodes.c.chassis_id == chassis_id)).first()
+    if used is not None:
+        raise Conflict(f"Chassis {chassis_id} contains nodes; remove them from it first.")
+    conn.execute(sa.delete(t.chassis).where(t.chassis.c.id == chassis_id))
+
+
+def _by_id(conn: sa.Connection, table: sa.Table, cls: type[R], row_id: int, what: str) -> R:
+    row = conn.execute(sa.select(table).where(table.c.id == row_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"{what} {row_id} could not be found.")
+    return from_row(cls, row)
+
+
+# ------------------------------------------------------------------------ conductors
+
+
+def register_conductor(
+    conn: sa.Connection,
+    *,
+    hostname: str,
+    conductor_group: str,
+    hardware_types: list[str],
+    rpc_url: str | None = None,
+) -> Conductor:
+    """Insert or revive the conductor row for ``hostname`` and mark it online."""
+    c = t.conductors.c
+    values: JSONDict = {
+        "conductor_group": conductor_group,
+        "hardware_types": hardware_types,
+        "online": True,
+        "rpc_url": rpc_url,
+        "updated_at": utcnow(),
+    }
+    existing = conn.execute(sa.select(c.id).where(c.hostname == hostname)).scalar()
+    if existing is None:
+        _insert(conn, t.conductors, {"hostname": hostname, **values})
+    else:
+        conn.execute(sa.update(t.conductors).where(c.id == existing).values(values))
+    return get_conductor(conn, hostname)
+
+
+def touch_conductor(conn: sa.Connection, hostname: str) -> None:
+    c = t.conductors.c
+    conn.execute(
+        sa.update(t.conductors)
+        .where(c.hostname == hostname)
+        .values(updated_at=utcnow(), online=True)
+    )
+
+
+def unregister_conductor(conn: sa.Connection, hostname: str) -> None:
+    c = t.conductors.c
+    conn.execute(sa.update(t.conductors).where(c.hostname == hostname).values(online=False))
+
+
+def get_conductor(conn: sa.Connection, hostname: str) -> Conductor:
+    row = (
+        conn.execute(sa.select(t.conductors).where(t.conductors.c.hostname == hostname))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"Conductor {hostname} could not be found.")
+    return from_row(Conductor, row)
+
+
+def list_conductors(conn: sa.Connection) -> list[Conductor]:
+    rows = conn.execute(sa.select(t.conductors).order_by(t.conductors.c.id)).mappings()
+    return [from_row(Conductor, r) for r in rows]

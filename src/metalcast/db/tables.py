@@ -1,0 +1,165 @@
+"""The schema, as SQLAlchemy Core tables.  Alembic migrations create exactly this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _timestamps() -> list[sa.Column[object]]:
+    return [
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=True),
+    ]
+
+
+INTERFACES = (
+    "bios",
+    "boot",
+    "console",
+    "deploy",
+    "firmware",
+    "inspect",
+    "management",
+    "network",
+    "power",
+    "raid",
+    "rescue",
+    "storage",
+    "vendor",
+)
+
+chassis = sa.Table(
+    "chassis",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("description", sa.String(255)),
+    sa.Column("extra", sa.JSON, nullable=False),
+    *_timestamps(),
+)
+
+conductors = sa.Table(
+    "conductors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("hostname", sa.String(255), nullable=False, unique=True),
+    sa.Column("conductor_group", sa.String(255), nullable=False, server_default=""),
+    sa.Column("online", sa.Boolean, nullable=False),
+    sa.Column("hardware_types", sa.JSON, nullable=False),
+    sa.Column("rpc_url", sa.String(255)),
+    *_timestamps(),
+)
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), unique=True),
+    sa.Column("chassis_id", sa.Integer, sa.ForeignKey("chassis.id")),
+    sa.Column("instance_uuid", sa.String(36), unique=True),
+    sa.Column("driver", sa.String(255), nullable=False),
+    sa.Column("driver_info", sa.JSON, nullable=False),
+    sa.Column("driver_internal_info", sa.JSON, nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("instance_info", sa.JSON, nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.Column("power_state", sa.String(15)),
+    sa.Column("target_power_state", sa.String(15)),
+    sa.Column("provision_state", sa.String(15), nullable=False, index=True),
+    sa.Column("target_provision_state", sa.String(15)),
+    sa.Column("provision_updated_at", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("maintenance", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("maintenance_reason", sa.Text),
+    sa.Column("fault", sa.String(255)),
+    sa.Column("reservation", sa.String(255), index=True),
+    sa.Column("conductor_affinity", sa.Integer),
+    sa.Column("conductor_group", sa.String(255), nullable=False, server_default=""),
+    sa.Column("console_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("inspection_started_at", sa.DateTime),
+    sa.Column("inspection_finished_at", sa.DateTime),
+    sa.Column("clean_step", sa.JSON),
+    sa.Column("deploy_step", sa.JSON),
+    sa.Column("service_step", sa.JSON),
+    sa.Column("raid_config", sa.JSON),
+    sa.Column("target_raid_config", sa.JSON),
+    sa.Column("resource_class", sa.String(80)),
+    sa.Column("automated_clean", sa.Boolean),
+    sa.Column("protected", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("protected_reason", sa.Text),
+    sa.Column("owner", sa.String(255), index=True),
+    sa.Column("lessee", sa.String(255), index=True),
+    sa.Column("description", sa.Text),
+    sa.Column("retired", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("retired_reason", sa.Text),
+    sa.Column("network_data", sa.JSON),
+    sa.Column("boot_mode", sa.String(50)),
+    sa.Column("secure_boot", sa.Boolean),
+    *(sa.Column(f"{name}_interface", sa.String(255)) for name in INTERFACES),
+    *_timestamps(),
+)
+
+ports = sa.Table(
+    "ports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("address", sa.String(18), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), unique=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), nullable=False, index=True),
+    sa.Column("portgroup_id", sa.Integer, sa.ForeignKey("portgroups.id"), index=True),
+    sa.Column("local_link_connection", sa.JSON, nullable=False),
+    sa.Column("pxe_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("physical_network", sa.String(64)),
+    sa.Column("internal_info", sa.JSON, nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.Column("is_smartnic", sa.Boolean, nullable=False, server_default=sa.false()),
+    *_timestamps(),
+)
+
+portgroups = sa.Table(
+    "portgroups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), unique=True),
+    sa.Column("address", sa.String(18), unique=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), nullable=False, index=True),
+    sa.Column("mode", sa.String(255)),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("standalone_ports_supported", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("internal_info", sa.JSON, nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    *_timestamps(),
+)
+
+node_traits = sa.Table(
+    "node_traits",
+    metadata,
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("trait", sa.String(255), primary_key=True),
+)
+
+node_history = sa.Table(
+    "node_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("event_type", sa.String(255), nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("conductor", sa.String(255)),
+    sa.Column("user", sa.String(255)),
+)

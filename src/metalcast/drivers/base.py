@@ -1,0 +1,431 @@
+"""Driver interfaces: small abstract classes, and the immutable context drivers get.
+
+A driver never sees the database or the node lock.  The conductor builds a
+:class:`DriverContext` (a snapshot of the node, its parsed and decrypted
+``driver_info``, a logger), calls one interface method, and applies what it returns:
+drivers return or raise, only the conductor saves and changes state.
+
+Errors (from :mod:`metalcast.errors`)::
+
+    DriverError
+    ├── RetryableDriverError   transient; the conductor may retry the call
+    └── FatalDriverError       retrying will not help; the node's operation fails
+    MissingDriverInfo          (InvalidInput, 400) validate(): settings missing/invalid
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from metalcast.errors import FatalDriverError, InvalidInput
+from metalcast.states import PowerState, PowerTarget
+
+INTERFACE_NAMES: tuple[str, ...] = (
+    "bios",
+    "boot",
+    "console",
+    "deploy",
+    "firmware",
+    "inspect",
+    "management",
+    "network",
+    "power",
+    "raid",
+    "rescue",
+    "storage",
+    "vendor",
+)
+
+
+class MissingDriverInfo(InvalidInput):
+    """``driver_info`` lacks a required setting or holds an invalid one."""
+
+    def __init__(self, interface: str, problems: list[str]) -> None:
+        super().__init__(f"{interface}: " + "; ".join(problems))
+        self.interface = interface
+        self.problems = problems
+
+
+class NoDriverInfo(BaseModel):
+    """The settings model of an implementation that needs no settings."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """What a driver may know of a node: read-only copies of its fields."""
+
+    uuid: str
+    name: str | None
+    driver: str
+    provision_state: str
+    power_state: str | None
+    properties: Mapping[str, Any]
+    instance_info: Mapping[str, Any]
+    driver_internal_info: Mapping[str, Any]
+    mac_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DriverContext:
+    """Everything one interface call may use.  Built by the conductor per call.
+
+    ``driver_info`` is decrypted (secrets in clear): never log it whole.
+    """
+
+    node: NodeSnapshot
+    driver_info: Mapping[str, Any]
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    #: arguments of the operation (clean step args, deploy options, …)
+    args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def info(self, model: type[M]) -> M:
+        """``driver_info`` parsed by ``model``.
+
+        Raises:
+            MissingDriverInfo: a setting is missing or invalid.
+        """
+        return parse_info(model, self.driver_info, interface=model.__name__)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_info(model: type[M], info: Mapping[str, Any], *, interface: str) -> M:
+    """Validate ``info`` against ``model``, turning errors into MissingDriverInfo."""
+    try:
+        return model.model_validate(dict(info))
+    except ValidationError as exc:
+        problems = [
+            f"driver_info/{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise MissingDriverInfo(interface, problems) from exc
+
+
+class StepResult(enum.StrEnum):
+    """How a long operation ended: done now, or waiting for a callback (agent)."""
+
+    DONE = "done"
+    WAIT = "wait"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """A clean, deploy or service step an interface offers."""
+
+    name: str
+    interface: str
+    priority: int
+    abortable: bool = False
+    argsinfo: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: which kinds of step this is: "clean", "deploy", "service"
+    kinds: frozenset[str] = frozenset({"clean"})
+
+
+_STEP_ATTR = "_metalcast_step"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def step(
+    *,
+    priority: int,
+    kinds: frozenset[str] = frozenset({"clean"}),
+    abortable: bool = False,
+    argsinfo: Mapping[str, str] | None = None,
+) -> Callable[[F], F]:
+    """Declare an interface method as a step.  Priority 0: manual only."""
+
+    def mark(func: F) -> F:
+        setattr(
+            func,
+            _STEP_ATTR,
+            {
+                "priority": priority,
+                "kinds": kinds,
+                "abortable": abortable,
+                "argsinfo": MappingProxyType(dict(argsinfo or {})),
+            },
+        )
+        return func
+
+    return mark
+
+
+class Interface(abc.ABC):
+    """Common to every interface implementation."""
+
+    #: the interface this class implements ("power", "deploy", …)
+    interface_type: ClassVar[str]
+    #: the implementation's name, as nodes spell it ("fake", "ipmitool", …)
+    name: ClassVar[str]
+    #: the ``driver_info`` settings it needs
+    info_model: ClassVar[type[BaseModel]] = NoDriverInfo
+
+    def validate(self, ctx: DriverContext) -> None:
+        """Check the node has what this implementation needs.
+
+        Raises:
+            MissingDriverInfo: a setting is missing or invalid.
+        """
+        parse_info(self.info_model, ctx.driver_info, interface=self.interface_type)
+
+    def steps(self) -> list[StepSpec]:
+        """Every step this implementation declares with :func:`step`."""
+        out = []
+        for attr in dir(type(self)):
+            marker = getattr(getattr(type(self), attr, None), _STEP_ATTR, None)
+            if marker is not None:
+                out.append(StepSpec(name=attr, interface=self.interface_type, **marker))
+        return out
+
+    def run_step(self, ctx: DriverContext, name: str) -> StepResult:
+        """Run the declared step ``name`` with ``ctx.args``.
+
+        Raises:
+            InvalidInput: no such step.
+            DriverError: the step failed.
+        """
+        if name not in {s.name for s in self.steps()}:
+            raise InvalidInput(f"{self.interface_type} interface has no step {name!r}")
+        result = getattr(self, name)(ctx)
+        return StepResult.WAIT if result == StepResult.WAIT else StepResult.DONE
+
+
+class PowerInterface(Interface):
+    interface_type = "power"
+
+    @abc.abstractmethod
+    def get_power_state(self, ctx: DriverContext) -> PowerState:
+        """The power state the BMC reports.  Raises DriverError."""
+
+    @abc.abstractmethod
+    def set_power_state(self, ctx: DriverContext, target: PowerTarget, timeout: float) -> None:
+        """Carry out ``target`` and confirm it within ``timeout`` seconds.
+
+        Raises:
+            DriverError: the BMC refused, failed or did not reach the state in time.
+        """
+
+    def get_supported_power_states(self, ctx: DriverContext) -> list[PowerTarget]:
+        return [PowerTarget.ON, PowerTarget.OFF, PowerTarget.REBOOT]
+
+
+class ManagementInterface(Interface):
+    interface_type = "management"
+
+    @abc.abstractmethod
+    def get_supported_boot_devices(self, ctx: DriverContext) -> list[str]:
+        """Boot devices this node can be set to ("pxe", "disk", "cdrom", "bios", …)."""
+
+    @abc.abstractmethod
+    def set_boot_device(self, ctx: DriverContext, device: str, *, persistent: bool) -> None:
+        """Make the node boot from ``device`` (next boot only unless ``persistent``).
+
+        Raises:
+            InvalidInput: unsupported device.  DriverError: the BMC failed.
+        """
+
+    @abc.abstractmethod
+    def get_boot_device(self, ctx: DriverContext) -> tuple[str | None, bool | None]:
+        """The current boot device and whether it is persistent (None: unknown)."""
+
+    def inject_nmi(self, ctx: DriverContext) -> None:
+        """Send a non-maskable interrupt.  Raises FatalDriverError if unsupported."""
+        raise FatalDriverError(f"{self.name} management cannot inject NMI", operation="inject nmi")
+
+    def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
+        return {}
+
+
+class BootInterface(Interface):
+    interface_type = "boot"
+
+    @abc.abstractmethod
+    def prepare_ramdisk(self, ctx: DriverContext) -> None:
+        """Make the node network-boot into the deploy ramdisk."""
+
+    @abc.abstractmethod
+    def clean_up_ramdisk(self, ctx: DriverContext) -> None:
+        """Remove what prepare_ramdisk set up."""
+
+    @abc.abstractmethod
+    def prepare_instance(self, ctx: DriverContext) -> None:
+        """Make the node boot its deployed instance."""
+
+    @abc.abstractmethod
+    def clean_up_instance(self, ctx: DriverContext) -> None:
+        """Remove what prepare_instance set up."""
+
+
+class DeployInterface(Interface):
+    interface_type = "deploy"
+
+    @abc.abstractmethod
+    def deploy(self, ctx: DriverContext) -> StepResult:
+        """Write the instance; WAIT when an agent will call back later."""
+
+    @abc.abstractmethod
+    def tear_down(self, ctx: DriverContext) -> None:
+        """Undo a deployment (power off, forget the instance)."""
+
+    def prepare_cleaning(self, ctx: DriverContext) -> StepResult:
+        """Get ready to run clean steps; WAIT when an agent must boot first."""
+        return StepResult.DONE
+
+    def tear_down_cleaning(self, ctx: DriverContext) -> None:
+        """Undo prepare_cleaning."""
+
+    def take_over(self, ctx: DriverContext) -> None:
+        """Adopt responsibility for an already-deployed node (conductor failover)."""
+
+
+class InspectInterface(Interface):
+    interface_type = "inspect"
+
+    @abc.abstractmethod
+    def inspect_hardware(self, ctx: DriverContext) -> tuple[StepResult, dict[str, Any]]:
+        """Discover the hardware; returns properties to merge into the node's."""
+
+
+class ConsoleInterface(Interface):
+    interface_type = "console"
+
+    @abc.abstractmethod
+    def start_console(self, ctx: DriverContext) -> None: ...
+
+    @abc.abstractmethod
+    def stop_console(self, ctx: DriverContext) -> None: ...
+
+    @abc.abstractmethod
+    def get_console(self, ctx: DriverContext) -> dict[str, Any]:
+        """How to reach the console: ``{"type": ..., "url": ...}``."""
+
+
+class RAIDInterface(Interface):
+    interface_type = "raid"
+
+    @abc.abstractmethod
+    def create_configuration(self, ctx: DriverContext) -> StepResult: ...
+
+    @abc.abstractmethod
+    def delete_configuration(self, ctx: DriverContext) -> StepResult: ...
+
+
+class BIOSInterface(Interface):
+    interface_type = "bios"
+
+    @abc.abstractmethod
+    def get_settings(self, ctx: DriverContext) -> dict[str, str]:
+        """Current BIOS settings by name."""
+
+    @abc.abstractmethod
+    def apply_configuration(self, ctx: DriverContext) -> StepResult: ...
+
+
+class FirmwareInterface(Interface):
+    interface_type = "firmware"
+
+    @abc.abstractmethod
+    def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
+        """Firmware components and their versions."""
+
+
+class NetworkInterface(Interface):
+    interface_type = "network"
+
+    @abc.abstractmethod
+    def add_provisioning_network(self, ctx: DriverContext) -> None: ...
+
+    @abc.abstractmethod
+    def remove_provisioning_network(self, ctx: DriverContext) -> None: ...
+
+    @abc.abstractmethod
+    def configure_tenant_networks(self, ctx: DriverContext) -> None: ...
+
+    @abc.abstractmethod
+    def unconfigure_tenant_networks(self, ctx: DriverContext) -> None: ...
+
+
+class StorageInterface(Interface):
+    interface_type = "storage"
+
+    @abc.abstractmethod
+    def attach_volumes(self, ctx: DriverContext) -> None: ...
+
+    @abc.abstractmethod
+    def detach_volumes(self, ctx: DriverContext) -> None: ...
+
+
+class RescueInterface(Interface):
+    interface_type = "rescue"
+
+    @abc.abstractmethod
+    def rescue(self, ctx: DriverContext) -> StepResult:
+        """Boot the node into a rescue system; WAIT when an agent must call back."""
+
+    @abc.abstractmethod
+    def unrescue(self, ctx: DriverContext) -> None:
+        """Boot the node back into its instance."""
+
+
+class VendorInterface(Interface):
+    interface_type = "vendor"
+
+    def methods(self) -> dict[str, str]:
+        """Passthru methods by name, with a description of each."""
+        return {}
+
+    def passthru(self, ctx: DriverContext, method: str, args: Mapping[str, Any]) -> Any:
+        """Call vendor method ``method``.
+
+        Raises:
+            InvalidInput: no such method.
+        """
+        raise InvalidInput(f"Unsupported vendor passthru method {method!r}")
+
+
+INTERFACE_CLASSES: Mapping[str, type[Interface]] = MappingProxyType(
+    {
+        "bios": BIOSInterface,
+        "boot": BootInterface,
+        "console": ConsoleInterface,
+        "deploy": DeployInterface,
+        "firmware": FirmwareInterface,
+        "inspect": InspectInterface,
+        "management": ManagementInterface,
+        "network": NetworkInterface,
+        "power": PowerInterface,
+        "raid": RAIDInterface,
+        "rescue": RescueInterface,
+        "storage": StorageInterface,
+        "vendor": VendorInterface,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareType:
+    """A kind of hardware: for each interface, the implementations it supports.
+
+    The first implementation in each tuple is the default.
+    """
+
+    name: str
+    description: str
+    supported: Mapping[str, tuple[type[Interface], ...]]
+
+    def default(self, interface: str) -> str:
+        return self.supported[interface][0].name
+
+    def names(self, interface: str) -> list[str]:
+        return [impl.name for impl in self.supported[interface]]

@@ -1,0 +1,1 @@
+"""metalcast.drivers.fake."""

@@ -1,0 +1,149 @@
+"""The conductor client interface: everything the API may ask of a conductor.
+
+The API never imports the conductor; it calls a :class:`ConductorClient`.  In the
+all-in-one server that is :class:`metalcast.rpc.local.LocalConductorClient`, which
+calls the conductor in-process; in scale-out mode a JSON-RPC client with the same
+methods calls the conductor that owns the node.
+
+Every method may raise (see :mod:`metalcast.errors`): ``NotFound`` (404),
+``InvalidInput`` / ``InvalidTransition`` (400), ``Conflict`` / ``NodeLocked`` (409),
+``NoFreeWorker`` / ``ServiceUnavailable`` (503).  Asynchronous methods return once the
+work is accepted (the node is locked and its work state recorded); the API answers
+202 then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from metalcast.context import RequestContext
+from metalcast.db.models import JSONDict, Node, Port, Portgroup
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionRequest:
+    """The body of PUT /v1/nodes/{node}/states/provision, validated."""
+
+    verb: str
+    configdrive: str | dict[str, Any] | None = None
+    clean_steps: list[dict[str, Any]] | None = None
+    deploy_steps: list[dict[str, Any]] | None = None
+    service_steps: list[dict[str, Any]] | None = None
+    rescue_password: str | None = None
+    disable_ramdisk: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceValidation:
+    result: bool | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareTypeInfo:
+    """What GET /v1/drivers says of one hardware type."""
+
+    name: str
+    hosts: list[str]
+    #: per interface: enabled implementations (first = default)
+    interfaces: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+class ConductorClient(Protocol):
+    """The conductor's API, as the API layer sees it."""
+
+    # ---- nodes ---------------------------------------------------------------
+    def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
+        """Validate the driver and interfaces, fill defaults, insert the node.
+
+        ``values`` are column values (``driver_info`` in clear; it is encrypted here).
+        """
+
+    def update_node(self, node_id: int, values: JSONDict, *, context: RequestContext) -> Node:
+        """Write changed fields under the node's lock; checks the driver and
+        interfaces when they change and that the node's state allows the change."""
+
+    def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
+        """Delete a node (and its ports) if its state and protection allow it."""
+
+    def change_provision_state(
+        self, node_id: int, request: ProvisionRequest, *, context: RequestContext
+    ) -> None:
+        """Start the transition ``request.verb`` asks for.  Asynchronous."""
+
+    def change_power_state(
+        self, node_id: int, target: str, *, timeout: float | None, context: RequestContext
+    ) -> None:
+        """Start a power action.  Asynchronous."""
+
+    def set_maintenance(
+        self, node_id: int, enabled: bool, *, reason: str | None, context: RequestContext
+    ) -> None: ...
+
+    def validate(self, node_id: int, *, context: RequestContext) -> dict[str, InterfaceValidation]:
+        """Ask every interface what it is missing."""
+
+    # ---- management -----------------------------------------------------------
+    def get_boot_device(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
+        """``{"boot_device": ..., "persistent": ...}``."""
+
+    def set_boot_device(
+        self, node_id: int, device: str, *, persistent: bool, context: RequestContext
+    ) -> None: ...
+
+    def get_supported_boot_devices(self, node_id: int, *, context: RequestContext) -> list[str]: ...
+
+    def inject_nmi(self, node_id: int, *, context: RequestContext) -> None: ...
+
+    def get_sensors_data(self, node_id: int, *, context: RequestContext) -> dict[str, Any]: ...
+
+    # ---- traits, vifs, vendor ---------------------------------------------------
+    def set_traits(
+        self, node_id: int, traits: list[str], *, replace: bool, context: RequestContext
+    ) -> None:
+        """Replace the node's traits, or add to them when ``replace`` is false."""
+
+    def remove_traits(
+        self, node_id: int, traits: list[str] | None, *, context: RequestContext
+    ) -> None:
+        """Remove the named traits (all of them when ``traits`` is None)."""
+
+    def vif_list(self, node_id: int, *, context: RequestContext) -> list[dict[str, Any]]: ...
+
+    def vif_attach(self, node_id: int, vif: JSONDict, *, context: RequestContext) -> None: ...
+
+    def vif_detach(self, node_id: int, vif_id: str, *, context: RequestContext) -> None: ...
+
+    def vendor_methods(self, node_id: int, *, context: RequestContext) -> dict[str, Any]: ...
+
+    def vendor_passthru(
+        self, node_id: int, method: str, args: JSONDict, *, context: RequestContext
+    ) -> Any: ...
+
+    # ---- ports and portgroups (they change what the node boots from) ----------
+    def create_port(self, values: JSONDict, *, context: RequestContext) -> Port: ...
+
+    def update_port(self, port_id: int, values: JSONDict, *, context: RequestContext) -> Port: ...
+
+    def destroy_port(self, port_id: int, *, context: RequestContext) -> None: ...
+
+    def create_portgroup(self, values: JSONDict, *, context: RequestContext) -> Portgroup: ...
+
+    def update_portgroup(
+        self, portgroup_id: int, values: JSONDict, *, context: RequestContext
+    ) -> Portgroup: ...
+
+    def destroy_portgroup(self, portgroup_id: int, *, context: RequestContext) -> None: ...
+
+    # ---- drivers ----------------------------------------------------------------
+    def list_hardware_types(self) -> list[HardwareTypeInfo]: ...
+
+    def driver_properties(self, hardware_type: str) -> dict[str, str]:
+        """Every ``driver_info`` key the type's default interfaces take, with its
+        description ("Required." first when it is required).  Raises NotFound."""
+
+    # ---- the service ----------------------------------------------------------------
+    def is_accepting_work(self) -> bool:
+        """False while the conductor shuts down."""
