@@ -1,0 +1,98 @@
+"""Fake RAID, BIOS and firmware: configuration applied at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from metalcast.drivers.base import (
+    BIOSInterface,
+    DriverContext,
+    FirmwareInterface,
+    RAIDInterface,
+    StepResult,
+    step,
+)
+from metalcast.drivers.fake.bmc import FakeBmcState
+from metalcast.drivers.fake.injection import FakeOperations, Sleep
+from metalcast.errors import InvalidInput
+
+
+class FakeRAID(FakeOperations, RAIDInterface):
+    """RAID configuration as manual clean steps.  Operation name: ``clean``."""
+
+    name = "fake"
+
+    @step(
+        priority=0,
+        argsinfo={
+            "create_root_volume": "Whether to create the root volume (default true).",
+            "create_nonroot_volumes": "Whether to create the other volumes (default true).",
+            "delete_existing": "Whether to delete existing volumes first (default false).",
+        },
+    )
+    def create_configuration(self, ctx: DriverContext) -> StepResult:
+        """Manual clean step.  Honours ``clean`` in fake_fail/fake_wait."""
+        return StepResult.WAIT if self._begin_waitable(ctx, "clean") else StepResult.DONE
+
+    @step(priority=0)
+    def delete_configuration(self, ctx: DriverContext) -> StepResult:
+        """Manual clean step.  Honours ``clean`` in fake_fail/fake_wait."""
+        return StepResult.WAIT if self._begin_waitable(ctx, "clean") else StepResult.DONE
+
+
+def _bios_settings(args: Mapping[str, Any]) -> dict[str, str]:
+    settings = args.get("settings")
+    if not isinstance(settings, list) or not all(
+        isinstance(item, dict) and "name" in item and "value" in item for item in settings
+    ):
+        raise InvalidInput(
+            'apply_configuration needs "settings": a list of {"name": ..., "value": ...}'
+        )
+    return {str(item["name"]): str(item["value"]) for item in settings}
+
+
+class FakeBIOS(FakeOperations, BIOSInterface):
+    """BIOS settings kept in the fake BMC.  Operation name: ``clean``."""
+
+    name = "fake"
+
+    def __init__(self, bmc: FakeBmcState, *, sleep: Sleep = time.sleep) -> None:
+        super().__init__(sleep=sleep)
+        self._bmc = bmc
+
+    def get_settings(self, ctx: DriverContext) -> dict[str, str]:
+        """The fake BMC's BIOS settings for the node."""
+        self._begin(ctx)
+        return dict(self._bmc.record(ctx.node).bios_settings)
+
+    @step(
+        priority=0,
+        argsinfo={"settings": 'A list of {"name": ..., "value": ...} to apply (required).'},
+    )
+    def apply_configuration(self, ctx: DriverContext) -> StepResult:
+        """Manual clean step: merge ``settings`` into the BIOS settings.
+
+        Raises:
+            InvalidInput: ``settings`` missing or malformed.
+            DriverError: ``clean`` is injected.
+        """
+        settings = _bios_settings(ctx.args)
+        if self._begin_waitable(ctx, "clean"):
+            return StepResult.WAIT
+        self._bmc.set_bios_settings(ctx.node, settings)
+        return StepResult.DONE
+
+
+class FakeFirmware(FakeOperations, FirmwareInterface):
+    """Firmware components at fixed versions."""
+
+    name = "fake"
+
+    def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
+        self._begin(ctx)
+        return [
+            {"component": "bios", "initial_version": "1.0.0", "current_version": "1.0.0"},
+            {"component": "bmc", "initial_version": "1.0.0", "current_version": "1.0.0"},
+        ]

@@ -1,0 +1,172 @@
+"""Fake power, management, vendor and console: a BMC that always answers at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from metalcast.drivers.base import (
+    ConsoleInterface,
+    DriverContext,
+    ManagementInterface,
+    PowerInterface,
+    StepResult,
+    VendorInterface,
+    step,
+)
+from metalcast.drivers.fake.bmc import FakeBmcState
+from metalcast.drivers.fake.injection import FakeOperations, Sleep
+from metalcast.errors import InvalidInput
+from metalcast.states import PowerState, PowerTarget
+
+#: the power state each target leaves a well-behaved machine in
+_TARGET_STATE: Mapping[PowerTarget, PowerState] = {
+    PowerTarget.ON: PowerState.ON,
+    PowerTarget.OFF: PowerState.OFF,
+    PowerTarget.REBOOT: PowerState.ON,
+    PowerTarget.SOFT_OFF: PowerState.OFF,
+    PowerTarget.SOFT_REBOOT: PowerState.ON,
+}
+
+BOOT_DEVICES: tuple[str, ...] = ("pxe", "disk", "cdrom", "bios", "safe")
+
+
+class FakePower(FakeOperations, PowerInterface):
+    """Power through the shared fake BMC.  Operation name: ``power``."""
+
+    name = "fake"
+
+    def __init__(self, bmc: FakeBmcState, *, sleep: Sleep = time.sleep) -> None:
+        super().__init__(sleep=sleep)
+        self._bmc = bmc
+
+    def get_power_state(self, ctx: DriverContext) -> PowerState:
+        """The fake BMC's power state.  Raises DriverError when ``power`` is injected."""
+        self._begin(ctx, "power")
+        return self._bmc.record(ctx.node).power_state
+
+    def set_power_state(self, ctx: DriverContext, target: PowerTarget, timeout: float) -> None:
+        """Reach ``target`` at once.  Raises DriverError when ``power`` is injected."""
+        self._begin(ctx, "power")
+        self._bmc.set_power_state(ctx.node, _TARGET_STATE[target])
+
+    def get_supported_power_states(self, ctx: DriverContext) -> list[PowerTarget]:
+        return list(_TARGET_STATE)
+
+
+class FakeManagement(FakeOperations, ManagementInterface):
+    """Boot devices through the shared fake BMC.  Operations: ``boot_device``, ``nmi``."""
+
+    name = "fake"
+
+    def __init__(self, bmc: FakeBmcState, *, sleep: Sleep = time.sleep) -> None:
+        super().__init__(sleep=sleep)
+        self._bmc = bmc
+
+    def get_supported_boot_devices(self, ctx: DriverContext) -> list[str]:
+        return list(BOOT_DEVICES)
+
+    def set_boot_device(self, ctx: DriverContext, device: str, *, persistent: bool) -> None:
+        """Record ``device`` in the fake BMC.
+
+        Raises:
+            InvalidInput: ``device`` is not one of :data:`BOOT_DEVICES`.
+            DriverError: ``boot_device`` is injected.
+        """
+        if device not in BOOT_DEVICES:
+            raise InvalidInput(
+                f"Invalid boot device {device!r}; supported: {', '.join(BOOT_DEVICES)}"
+            )
+        self._begin(ctx, "boot_device")
+        self._bmc.set_boot_device(ctx.node, device, persistent=persistent)
+
+    def get_boot_device(self, ctx: DriverContext) -> tuple[str | None, bool | None]:
+        """The boot device last set (None, None before any)."""
+        self._begin(ctx)
+        record = self._bmc.record(ctx.node)
+        return record.boot_device, record.persistent
+
+    def inject_nmi(self, ctx: DriverContext) -> None:
+        """Pretend to send an NMI.  Raises DriverError when ``nmi`` is injected."""
+        self._begin(ctx, "nmi")
+
+    def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
+        self._begin(ctx)
+        return {"Temperature": {"CPU1 Temp": {"Sensor Reading": "40 degrees C"}}}
+
+    @step(priority=0)
+    def reset_bmc(self, ctx: DriverContext) -> StepResult:
+        """Manual clean step: clear the boot device.  Operation name: ``clean``."""
+        if self._begin_waitable(ctx, "clean"):
+            return StepResult.WAIT
+        self._bmc.set_boot_device(ctx.node, None, persistent=None)
+        return StepResult.DONE
+
+
+class FakeVendor(FakeOperations, VendorInterface):
+    """Passthru methods that act on the fake BMC behind the database's back."""
+
+    name = "fake"
+
+    def __init__(self, bmc: FakeBmcState, *, sleep: Sleep = time.sleep) -> None:
+        super().__init__(sleep=sleep)
+        self._bmc = bmc
+
+    def methods(self) -> dict[str, str]:
+        return {
+            "set_power_state": "Change the fake BMC's power state without telling "
+            'metalcast, like pressing the power button. Args: {"power_state": '
+            '"power on" | "power off"}.',
+            "get_state": "The fake BMC's view of the node: power state and boot device.",
+        }
+
+    def passthru(self, ctx: DriverContext, method: str, args: Mapping[str, Any]) -> Any:
+        """Call ``set_power_state`` or ``get_state``.
+
+        Raises:
+            InvalidInput: unknown method or bad arguments.
+            DriverError: ``vendor`` is injected.
+        """
+        if method not in self.methods():
+            raise InvalidInput(
+                f"Unsupported vendor passthru method {method!r}; "
+                f"supported: {', '.join(sorted(self.methods()))}"
+            )
+        self._begin(ctx, "vendor")
+        if method == "set_power_state":
+            self._set_power_state(ctx, args)
+        record = self._bmc.record(ctx.node)
+        return {
+            "power_state": str(record.power_state),
+            "boot_device": record.boot_device,
+            "persistent": record.persistent,
+        }
+
+    def _set_power_state(self, ctx: DriverContext, args: Mapping[str, Any]) -> None:
+        wanted = args.get("power_state")
+        allowed = (PowerState.ON, PowerState.OFF)
+        if wanted not in allowed:
+            raise InvalidInput(
+                f"set_power_state needs power_state {' or '.join(repr(str(s)) for s in allowed)}"
+                f", got {wanted!r}"
+            )
+        self._bmc.set_power_state(ctx.node, PowerState(wanted))
+
+
+class FakeConsole(FakeOperations, ConsoleInterface):
+    """A console that starts and stops at once and points nowhere real."""
+
+    name = "fake"
+
+    def start_console(self, ctx: DriverContext) -> None:
+        """Does nothing but the injected latency."""
+        self._begin(ctx)
+
+    def stop_console(self, ctx: DriverContext) -> None:
+        """Does nothing but the injected latency."""
+        self._begin(ctx)
+
+    def get_console(self, ctx: DriverContext) -> dict[str, Any]:
+        self._begin(ctx)
+        return {"type": "fake", "url": f"fake://console/{ctx.node.uuid}"}

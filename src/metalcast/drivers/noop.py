@@ -1,0 +1,140 @@
+"""No-op implementations, as Ironic names them: an interface a node does not use.
+
+Harmless calls (network and storage attachment, reading BIOS settings or firmware
+versions) do nothing; the calls that would need a real implementation raise
+:class:`FatalDriverError` telling the operator which ``*_interface`` to set.
+``validate`` passes: a node without a console is still a valid node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from metalcast.drivers.base import (
+    BIOSInterface,
+    ConsoleInterface,
+    DriverContext,
+    FirmwareInterface,
+    InspectInterface,
+    NetworkInterface,
+    RAIDInterface,
+    RescueInterface,
+    StepResult,
+    StorageInterface,
+    VendorInterface,
+)
+from metalcast.errors import FatalDriverError
+
+
+def _unsupported(interface: str, operation: str) -> NoReturn:
+    raise FatalDriverError(
+        f"No {interface} interface is configured for this node; set {interface}_interface",
+        operation=operation,
+    )
+
+
+class NoBIOS(BIOSInterface):
+    name = "no-bios"
+
+    def get_settings(self, ctx: DriverContext) -> dict[str, str]:
+        """No settings known."""
+        return {}
+
+    def apply_configuration(self, ctx: DriverContext) -> StepResult:
+        """Raises FatalDriverError: no BIOS interface."""
+        _unsupported("bios", "apply_configuration")
+
+
+class NoConsole(ConsoleInterface):
+    name = "no-console"
+
+    def start_console(self, ctx: DriverContext) -> None:
+        """Raises FatalDriverError: no console interface."""
+        _unsupported("console", "start_console")
+
+    def stop_console(self, ctx: DriverContext) -> None:
+        """Raises FatalDriverError: no console interface."""
+        _unsupported("console", "stop_console")
+
+    def get_console(self, ctx: DriverContext) -> dict[str, Any]:
+        """Raises FatalDriverError: no console interface."""
+        _unsupported("console", "get_console")
+
+
+class NoFirmware(FirmwareInterface):
+    name = "no-firmware"
+
+    def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
+        """No components known."""
+        return []
+
+
+class NoInspect(InspectInterface):
+    name = "no-inspect"
+
+    def inspect_hardware(self, ctx: DriverContext) -> tuple[StepResult, dict[str, Any]]:
+        """Raises FatalDriverError: no inspect interface."""
+        _unsupported("inspect", "inspect")
+
+
+class NoRAID(RAIDInterface):
+    name = "no-raid"
+
+    def create_configuration(self, ctx: DriverContext) -> StepResult:
+        """Raises FatalDriverError: no RAID interface."""
+        _unsupported("raid", "create_configuration")
+
+    def delete_configuration(self, ctx: DriverContext) -> StepResult:
+        """Raises FatalDriverError: no RAID interface."""
+        _unsupported("raid", "delete_configuration")
+
+
+class NoRescue(RescueInterface):
+    name = "no-rescue"
+
+    def rescue(self, ctx: DriverContext) -> StepResult:
+        """Raises FatalDriverError: no rescue interface."""
+        _unsupported("rescue", "rescue")
+
+    def unrescue(self, ctx: DriverContext) -> None:
+        """Raises FatalDriverError: no rescue interface."""
+        _unsupported("rescue", "unrescue")
+
+
+class NoVendor(VendorInterface):
+    name = "no-vendor"
+
+    def passthru(self, ctx: DriverContext, method: str, args: Mapping[str, Any]) -> Any:
+        """Raises FatalDriverError: no vendor interface."""
+        _unsupported("vendor", "vendor")
+
+
+class NoopNetwork(NetworkInterface):
+    """No network switching: the node stays on whatever network it is cabled to."""
+
+    name = "noop"
+
+    def add_provisioning_network(self, ctx: DriverContext) -> None:
+        """Does nothing."""
+
+    def remove_provisioning_network(self, ctx: DriverContext) -> None:
+        """Does nothing."""
+
+    def configure_tenant_networks(self, ctx: DriverContext) -> None:
+        """Does nothing."""
+
+    def unconfigure_tenant_networks(self, ctx: DriverContext) -> None:
+        """Does nothing."""
+
+
+class NoopStorage(StorageInterface):
+    """No remote volumes: the node boots from its local disk."""
+
+    name = "noop"
+
+    def attach_volumes(self, ctx: DriverContext) -> None:
+        """Does nothing."""
+
+    def detach_volumes(self, ctx: DriverContext) -> None:
+        """Does nothing."""
