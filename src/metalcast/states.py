@@ -277,6 +277,16 @@ FAILURE_OF: Mapping[ProvisionState, ProvisionState] = {
 }
 
 
+#: The conductor setting that bounds how long a node may sit in each wait state.
+WAIT_TIMEOUT_SETTING: Mapping[ProvisionState, str] = {
+    PS.DEPLOYWAIT: "deploy_callback_timeout",
+    PS.CLEANWAIT: "clean_callback_timeout",
+    PS.INSPECTWAIT: "inspect_wait_timeout",
+    PS.RESCUEWAIT: "rescue_callback_timeout",
+    PS.SERVICEWAIT: "service_callback_timeout",
+}
+
+
 class InvalidTransition(MetalcastError):
     """No transition exists for ``event`` while a node is in ``state``."""
 
@@ -345,3 +355,14 @@ def reachable(start: ProvisionState, transitions: Iterable[Transition]) -> set[P
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
+
+
+def mermaid() -> str:
+    """The state machine as a Mermaid diagram (``docs/states.md`` is generated from it)."""
+    ids = {s: s.name.lower() for s in ProvisionState}
+    lines = ["stateDiagram-v2", "    [*] --> enroll"]
+    for s in ProvisionState:
+        lines.append(f'    state "{s.value}" as {ids[s]}')
+    for t in TRANSITIONS:
+        lines.append(f"    {ids[t.source]} --> {ids[t.target]}: {t.event.value}")
+    return "\n".join(lines) + "\n"
