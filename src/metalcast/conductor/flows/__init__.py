@@ -1,0 +1,45 @@
+"""The provisioning flows: what runs in a worker once a node enters a work state.
+
+Each flow is a :class:`Flow`: ``stage`` runs in the caller's thread under the lock,
+before the transition into the work state is written (it checks the request and
+stages fields saved with that transition; anything it raises reaches the caller with
+nothing written); ``work`` runs in a worker and ends the transition (``done``,
+``wait``), or raises, and the worker drives the node to its failure state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from metalcast.conductor.task import NodeTask
+from metalcast.states import Event
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionOptions:
+    """What a provision request may carry besides its verb."""
+
+    configdrive: str | dict[str, Any] | None = None
+    clean_steps: list[dict[str, Any]] | None = None
+    deploy_steps: list[dict[str, Any]] | None = None
+    service_steps: list[dict[str, Any]] | None = None
+    rescue_password: str | None = None
+    disable_ramdisk: bool | None = None
+
+
+Stage = Callable[[NodeTask, Event, ProvisionOptions], None]
+Work = Callable[[NodeTask], None]
+
+
+def no_stage(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
+    """A flow that needs nothing staged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """How a node goes through one work state."""
+
+    work: Work
+    stage: Stage = no_stage

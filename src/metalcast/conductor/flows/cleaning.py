@@ -1,0 +1,61 @@
+"""Cleaning: automated (on provide and after undeploy) and manual (the clean verb).
+
+Automated cleaning runs every clean step with a priority above 0, highest first,
+unless it is disabled (the node's ``automated_clean``, else the conductor's setting);
+it ends in ``available``.  Manual cleaning runs the requested steps and ends in
+``manageable``.
+"""
+
+from __future__ import annotations
+
+from metalcast.conductor import steps
+from metalcast.conductor.flows import Flow, ProvisionOptions
+from metalcast.conductor.interfaces import call
+from metalcast.conductor.task import NodeTask
+from metalcast.drivers.base import DeployInterface, StepResult
+from metalcast.states import Event, ProvisionState
+
+
+def automated_enabled(task: NodeTask) -> bool:
+    """Whether automated cleaning runs for this node."""
+    if task.node.automated_clean is not None:
+        return task.node.automated_clean
+    return task.rt.settings.automated_clean
+
+
+def stage_automated(task: NodeTask) -> None:
+    """Stage the automated clean steps (none when automated cleaning is disabled)."""
+    planned = steps.automated(task.rt, task.node) if automated_enabled(task) else []
+    steps.stage(task, planned, kind="clean")
+
+
+def _stage(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
+    if event == Event.CLEAN:
+        planned = steps.requested(task.rt, task.node, steps=options.clean_steps, kind="clean")
+        steps.stage(task, planned, kind="clean")
+    else:
+        stage_automated(task)
+
+
+def run_cleaning(task: NodeTask) -> None:
+    """Prepare, run the staged steps, tear down; then ``available`` (automated) or
+    ``manageable`` (manual).  Raises OperationFailed."""
+    manual = task.node.target_provision_state == ProvisionState.MANAGEABLE.value
+    planned = task.node.driver_internal_info.get("clean_steps") or []
+    started = int(task.node.driver_internal_info.get("clean_step_index", -1)) >= 0
+    if planned and not started:
+        prepared = call(
+            task, DeployInterface, "prepare cleaning", lambda i, ctx: i.prepare_cleaning(ctx)
+        )
+        if prepared == StepResult.WAIT:
+            task.process_event(Event.WAIT)
+            return
+    if steps.run(task, kind="clean") == StepResult.WAIT:
+        task.process_event(Event.WAIT)
+        return
+    if planned:
+        call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
+    task.process_event(Event.MANAGE if manual else Event.DONE)
+
+
+CLEANING = Flow(work=run_cleaning, stage=_stage)

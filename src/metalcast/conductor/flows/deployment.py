@@ -1,0 +1,75 @@
+"""Verification, deployment, rebuild, undeployment and adoption."""
+
+from __future__ import annotations
+
+from metalcast.conductor.flows import Flow, ProvisionOptions
+from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
+from metalcast.conductor.interfaces import call
+from metalcast.conductor.power import get_power, set_power
+from metalcast.conductor.task import NodeTask
+from metalcast.drivers.base import (
+    BootInterface,
+    DeployInterface,
+    ManagementInterface,
+    PowerInterface,
+    StepResult,
+)
+from metalcast.states import Event, PowerTarget
+
+
+def verify(task: NodeTask) -> None:
+    """enroll → verifying → manageable: the BMC is reachable with these credentials.
+    Raises OperationFailed (the node goes back to enroll)."""
+    call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
+    call(task, ManagementInterface, "validate", lambda i, ctx: i.validate(ctx))
+    task.update(power_state=get_power(task).value)
+    task.process_event(Event.DONE)
+
+
+def _stage_deploy(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
+    if options.configdrive is not None:
+        task.update(instance_info={**task.node.instance_info, "configdrive": options.configdrive})
+
+
+def deploy(task: NodeTask) -> None:
+    """deploying → active (or wait call-back when the deploy waits for the agent).
+    Raises OperationFailed."""
+    set_power(task, PowerTarget.OFF)
+    call(task, BootInterface, "prepare the instance boot", lambda i, ctx: i.prepare_instance(ctx))
+    result = call(task, DeployInterface, "deploy", lambda i, ctx: i.deploy(ctx))
+    if result == StepResult.WAIT:
+        task.process_event(Event.WAIT)
+        return
+    set_power(task, PowerTarget.ON)
+    task.process_event(Event.DONE)
+
+
+def _stage_undeploy(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
+    stage_automated(task)
+
+
+def undeploy(task: NodeTask) -> None:
+    """deleting → cleaning (automated) → available.  Raises OperationFailed."""
+    call(task, DeployInterface, "tear down", lambda i, ctx: i.tear_down(ctx))
+    set_power(task, PowerTarget.OFF)
+    call(task, BootInterface, "clean up the instance boot", lambda i, ctx: i.clean_up_instance(ctx))
+    task.update(instance_info={}, instance_uuid=None)
+    task.set_internal(agent_last_heartbeat=None, deploy_steps=None)
+    task.process_event(Event.CLEAN)
+    run_cleaning(task)
+
+
+def adopt(task: NodeTask) -> None:
+    """adopting → active: take over a node that already runs its workload.
+    Raises OperationFailed."""
+    call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
+    call(task, DeployInterface, "validate", lambda i, ctx: i.validate(ctx))
+    call(task, DeployInterface, "take over", lambda i, ctx: i.take_over(ctx))
+    task.update(power_state=get_power(task).value)
+    task.process_event(Event.DONE)
+
+
+VERIFYING = Flow(work=verify)
+DEPLOYING = Flow(work=deploy, stage=_stage_deploy)
+DELETING = Flow(work=undeploy, stage=_stage_undeploy)
+ADOPTING = Flow(work=adopt)

@@ -1,0 +1,195 @@
+"""Synchronous driver calls: boot device, NMI, sensors, vendor passthru, validation,
+and what the conductor tells of its hardware types.
+
+Reads run under a shared task, changes under the exclusive lock.
+
+Errors::
+
+    InvalidInput     (400) unsupported boot device, unknown vendor method
+    NotFound         (404) no such node or hardware type
+    NodeLocked       (409) another task holds the node's lock
+    OperationFailed  (500) the driver call failed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from metalcast.conductor.interfaces import OperationFailed, call, context_for, interface_of
+from metalcast.conductor.runtime import Runtime
+from metalcast.conductor.task import NodeTask, acquire
+from metalcast.db import repository as repo
+from metalcast.drivers.base import (
+    INTERFACE_CLASSES,
+    INTERFACE_NAMES,
+    ManagementInterface,
+    VendorInterface,
+)
+from metalcast.errors import DriverError, InvalidInput, MetalcastError, NotFound
+
+
+def get_boot_device(rt: Runtime, node_id: int, *, user: str) -> dict[str, Any]:
+    """``{"boot_device": ..., "persistent": ...}`` as the BMC reports them."""
+    task = acquire(rt, node_id, user=user, purpose="get boot device", shared=True)
+    device, persistent = call(
+        task, ManagementInterface, "get boot device", lambda i, ctx: i.get_boot_device(ctx)
+    )
+    return {"boot_device": device, "persistent": persistent}
+
+
+def get_supported_boot_devices(rt: Runtime, node_id: int, *, user: str) -> list[str]:
+    task = acquire(rt, node_id, user=user, purpose="boot devices", shared=True)
+    return _supported(task)
+
+
+def _supported(task: NodeTask) -> list[str]:
+    return call(
+        task,
+        ManagementInterface,
+        "list boot devices",
+        lambda i, ctx: i.get_supported_boot_devices(ctx),
+    )
+
+
+def set_boot_device(rt: Runtime, node_id: int, *, device: str, persistent: bool, user: str) -> None:
+    """Make the node boot from ``device``.
+
+    Raises:
+        InvalidInput: the node does not support ``device``.
+    """
+    with acquire(rt, node_id, user=user, purpose="set boot device") as task:
+        supported = _supported(task)
+        if device not in supported:
+            raise InvalidInput(
+                f"Invalid boot device {device!r} for node {task.uuid}; "
+                f"supported: {', '.join(supported)}."
+            )
+        call(
+            task,
+            ManagementInterface,
+            f"set boot device to '{device}'",
+            lambda i, ctx: i.set_boot_device(ctx, device, persistent=persistent),
+        )
+
+
+def inject_nmi(rt: Runtime, node_id: int, *, user: str) -> None:
+    with acquire(rt, node_id, user=user, purpose="inject nmi") as task:
+        call(task, ManagementInterface, "inject NMI", lambda i, ctx: i.inject_nmi(ctx))
+
+
+def get_sensors_data(rt: Runtime, node_id: int, *, user: str) -> dict[str, Any]:
+    task = acquire(rt, node_id, user=user, purpose="sensors", shared=True)
+    return call(task, ManagementInterface, "read sensors", lambda i, ctx: i.get_sensors_data(ctx))
+
+
+# ------------------------------------------------------------------------- vendor
+
+
+def vendor_methods(rt: Runtime, node_id: int, *, user: str) -> dict[str, Any]:
+    """The node's vendor passthru methods, described as Ironic does."""
+    task = acquire(rt, node_id, user=user, purpose="vendor methods", shared=True)
+    iface = interface_of(rt, task.node, cls=VendorInterface)
+    return {
+        name: {
+            "async": False,
+            "attach": False,
+            "description": description,
+            "http_methods": ["POST"],
+            "require_exclusive_lock": True,
+        }
+        for name, description in iface.methods().items()
+    }
+
+
+def vendor_passthru(
+    rt: Runtime, node_id: int, *, method: str, args: dict[str, Any], user: str
+) -> Any:
+    """Call vendor method ``method`` under the node's lock.
+
+    Raises:
+        InvalidInput: the node's vendor interface has no such method.
+    """
+    with acquire(rt, node_id, user=user, purpose=f"vendor {method}") as task:
+        iface = interface_of(rt, task.node, cls=VendorInterface)
+        if method not in iface.methods():
+            known = ", ".join(sorted(iface.methods())) or "none"
+            raise InvalidInput(
+                f"Unsupported vendor passthru method {method!r} for node {task.uuid}; "
+                f"methods: {known}."
+            )
+        return call(
+            task,
+            VendorInterface,
+            f"run vendor method '{method}'",
+            lambda i, ctx: i.passthru(ctx, method, args),
+        )
+
+
+# --------------------------------------------------------------------- validation
+
+
+def validate(rt: Runtime, node_id: int, *, user: str) -> dict[str, tuple[bool | None, str | None]]:
+    """Per interface: ``(True, None)``, ``(False, what is missing)``, or
+    ``(None, why not checked)`` when the node has no implementation for it."""
+    task = acquire(rt, node_id, user=user, purpose="validate", shared=True)
+    return {name: _validate_one(task, name) for name in INTERFACE_NAMES}
+
+
+def _validate_one(task: NodeTask, name: str) -> tuple[bool | None, str | None]:
+    if task.node.interface(name) is None:
+        return None, f"not supported: node has no {name} interface"
+    try:
+        iface = interface_of(task.rt, task.node, cls=INTERFACE_CLASSES[name])
+        iface.validate(context_for(task))
+    except OperationFailed as exc:
+        return False, exc.cause
+    except (DriverError, InvalidInput) as exc:
+        return False, exc.message
+    except MetalcastError as exc:
+        return False, exc.message
+    return True, None
+
+
+# ------------------------------------------------------------------ hardware types
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareTypeSummary:
+    """A hardware type, the live conductors serving it and its implementations."""
+
+    name: str
+    hosts: list[str]
+    interfaces: dict[str, list[str]] = field(default_factory=dict)
+
+
+def list_hardware_types(rt: Runtime) -> list[HardwareTypeSummary]:
+    """The enabled hardware types with the online conductors that serve them."""
+    horizon = repo.utcnow() - timedelta(seconds=rt.settings.heartbeat_timeout)
+    with rt.db.read() as conn:
+        alive = [
+            c
+            for c in repo.list_conductors(conn)
+            if c.online and (c.updated_at or c.created_at) >= horizon
+        ]
+    return [
+        HardwareTypeSummary(
+            name=hw.name,
+            hosts=sorted(c.hostname for c in alive if hw.name in c.hardware_types),
+            interfaces={name: hw.names(name) for name in INTERFACE_NAMES},
+        )
+        for hw in rt.registry.hardware_types()
+    ]
+
+
+def driver_properties(rt: Runtime, hardware_type: str) -> dict[str, str]:
+    """The ``driver_info`` keys of the type's default interfaces, described.
+
+    Raises:
+        NotFound: no such hardware type is enabled.
+    """
+    try:
+        return rt.registry.properties(hardware_type)
+    except InvalidInput as exc:
+        raise NotFound(f"Driver {hardware_type} could not be found. {exc.message}") from exc

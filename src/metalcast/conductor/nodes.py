@@ -1,0 +1,269 @@
+"""Node records: create, update, destroy, maintenance and traits.
+
+Errors::
+
+    InvalidInput   (400) unknown driver, interface or field; bad traits
+    Conflict       (409) the node's state or protection forbids the change
+    NotFound       (404) no such node or trait
+    NodeLocked     (409) another task holds the node's lock
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from metalcast.conductor.runtime import Runtime
+from metalcast.conductor.task import NodeTask, acquire, try_acquire
+from metalcast.db import repository as repo
+from metalcast.db import tables
+from metalcast.db.models import JSONDict, Node
+from metalcast.drivers.base import INTERFACE_NAMES
+from metalcast.errors import Conflict, InvalidInput
+from metalcast.secrecy import MASK
+from metalcast.states import DELETE_ALLOWED, UPDATE_ALLOWED, WAIT, ProvisionState
+
+PS = ProvisionState
+#: columns only the conductor writes
+_CONDUCTOR_ONLY = frozenset(
+    {
+        "id",
+        "created_at",
+        "updated_at",
+        "reservation",
+        "provision_state",
+        "target_provision_state",
+        "provision_updated_at",
+        "power_state",
+        "target_power_state",
+        "clean_step",
+        "deploy_step",
+        "service_step",
+        "conductor_affinity",
+    }
+)
+_INTERFACE_FIELDS = frozenset(f"{name}_interface" for name in INTERFACE_NAMES)
+_MAX_TRAITS = 50
+#: where a new node may start: enroll, or (old API microversions) available
+_INITIAL_STATES = frozenset({PS.ENROLL.value, PS.MANAGEABLE.value, PS.AVAILABLE.value})
+
+
+def _check_fields(values: Mapping[str, Any], *, creating: bool) -> None:
+    allowed = set(tables.nodes.c.keys()) - _CONDUCTOR_ONLY
+    if creating:
+        allowed |= {"provision_state"}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise InvalidInput(f"Cannot set node field(s): {', '.join(unknown)}.")
+
+
+def create_node(rt: Runtime, values: JSONDict, *, user: str) -> Node:
+    """Insert a node with its driver's default interfaces filled in and its secrets
+    encrypted; it starts in ``values["provision_state"]`` (default ``enroll``).
+
+    Raises:
+        InvalidInput: unknown driver, interface or field, or a bad initial state.
+        Conflict: the UUID, name or instance UUID is taken.
+    """
+    _check_fields(values, creating=True)
+    values = dict(values)
+    driver = values.get("driver")
+    if not isinstance(driver, str) or not driver:
+        raise InvalidInput("A node needs a 'driver' (its hardware type).")
+    requested = {n: values.get(f"{n}_interface") for n in INTERFACE_NAMES}
+    for name, impl in rt.registry.resolve_interfaces(driver, requested).items():
+        values[f"{name}_interface"] = impl
+    values["driver_info"] = rt.secret_box.seal(values.get("driver_info") or {})
+    state = values.get("provision_state") or PS.ENROLL.value
+    if state not in _INITIAL_STATES:
+        raise InvalidInput(f"A node cannot be created in provision state '{state}'.")
+    values.update(provision_state=state, provision_updated_at=rt.clock.now())
+    with rt.db.begin() as conn:
+        node = repo.create_node(conn, values)
+        repo.add_history(
+            conn,
+            node.id,
+            event=f"created in state '{state}' with driver {driver} by {user}",
+            event_type="created",
+            conductor=rt.hostname,
+            user=user,
+        )
+    return node
+
+
+def update_node(rt: Runtime, node_id: int, *, values: JSONDict, user: str) -> Node:
+    """Write the changed fields under the node's lock, checking driver and interface
+    changes against the node's state and keeping masked secrets as stored.
+
+    Raises:
+        InvalidInput: unknown field, driver or interface.
+        Conflict: the node's state forbids the change; instance already associated.
+        NodeLocked, NotFound: from the lock.
+    """
+    _check_fields(values, creating=False)
+    with acquire(rt, node_id, user=user, purpose="node update") as task:
+        node = task.node
+        changes = {k: v for k, v in values.items() if getattr(node, k) != v}
+        if "driver_info" in changes:
+            changes["driver_info"] = _merge_secrets(
+                rt, node.driver_info, new=changes["driver_info"]
+            )
+        if "driver" in changes or _INTERFACE_FIELDS & set(changes):
+            changes.update(_interface_changes(rt, node, changes=changes))
+        _check_associated(node, changes)
+        _check_protected(node, changes)
+        changes = {k: v for k, v in changes.items() if getattr(node, k) != v}
+        if changes:
+            task.update(**changes)
+            task.save()
+        return node
+
+
+def _merge_secrets(rt: Runtime, stored: JSONDict, *, new: Any) -> JSONDict:
+    if not isinstance(new, dict):
+        raise InvalidInput("driver_info must be an object.")
+    merged = {k: (stored[k] if v == MASK and k in stored else v) for k, v in new.items()}
+    return rt.secret_box.seal(merged)
+
+
+def _interface_changes(rt: Runtime, node: Node, *, changes: JSONDict) -> JSONDict:
+    state = PS(node.provision_state)
+    if state not in UPDATE_ALLOWED and not node.maintenance:
+        fields = ", ".join(sorted(k for k in changes if k == "driver" or k in _INTERFACE_FIELDS))
+        raise Conflict(
+            f"Cannot change {fields} of node {node.uuid} in provision state '{state.value}'. "
+            f"Allowed in: {', '.join(sorted(s.value for s in UPDATE_ALLOWED))}, "
+            "or in maintenance mode."
+        )
+    driver = str(changes.get("driver", node.driver))
+    driver_changed = driver != node.driver
+    requested: dict[str, str | None] = {}
+    for name in INTERFACE_NAMES:
+        key = f"{name}_interface"
+        if key in changes:
+            requested[name] = changes[key]
+        elif not driver_changed:
+            requested[name] = node.interface(name)
+    resolved = rt.registry.resolve_interfaces(driver, requested)
+    return {f"{name}_interface": impl for name, impl in resolved.items()}
+
+
+def _check_associated(node: Node, changes: JSONDict) -> None:
+    new = changes.get("instance_uuid")
+    if new and node.instance_uuid and new != node.instance_uuid:
+        raise Conflict(
+            f"Node {node.uuid} is associated with instance {node.instance_uuid}; "
+            "clear instance_uuid first."
+        )
+
+
+def _check_protected(node: Node, changes: JSONDict) -> None:
+    if changes.get("protected") and node.provision_state not in (PS.ACTIVE, PS.RESCUE):
+        raise Conflict(
+            f"Node {node.uuid} cannot be protected in provision state "
+            f"'{node.provision_state}'; only active nodes can."
+        )
+    if changes.get("protected_reason") and not (changes.get("protected") or node.protected):
+        raise InvalidInput("protected_reason can only be set on a protected node.")
+    if changes.get("protected") is False:
+        changes["protected_reason"] = None
+
+
+def destroy_node(rt: Runtime, node_id: int, *, user: str) -> None:
+    """Delete the node with its ports, portgroups, traits and history.
+
+    Raises:
+        Conflict: the node is protected, or its state forbids deletion.
+        NodeLocked, NotFound: from the lock.
+    """
+    with acquire(rt, node_id, user=user, purpose="node delete") as task:
+        node = task.node
+        if node.protected:
+            raise Conflict(
+                f"Node {node.uuid} is protected and cannot be deleted; unset 'protected' first."
+            )
+        state = PS(node.provision_state)
+        if state not in DELETE_ALLOWED and not node.maintenance:
+            raise Conflict(
+                f"Node {node.uuid} is in state '{state.value}'; {_delete_hint(state)} "
+                "(or put it in maintenance)."
+            )
+        with rt.db.begin() as conn:
+            repo.destroy_node(conn, node.id)
+        task.released = True  # the row, and with it the lock, is gone
+
+
+def _delete_hint(state: ProvisionState) -> str:
+    if state in WAIT:
+        return "abort it first"
+    if state in (PS.ACTIVE, PS.DEPLOYFAIL, PS.ERROR, PS.RESCUE, PS.RESCUEFAIL, PS.UNRESCUEFAIL):
+        return "undeploy it first"
+    if state == PS.SERVICEFAIL:
+        return "abort servicing, then undeploy it first"
+    return "wait until it reaches a stable state, then move it to manageable"
+
+
+def set_maintenance(
+    rt: Runtime, node_id: int, *, enabled: bool, reason: str | None, user: str
+) -> None:
+    """Turn maintenance mode on or off (no lock needed: a stuck node must be
+    markable).  Turning it off clears ``fault``.  Raises NotFound."""
+    values: JSONDict = {"maintenance": enabled, "maintenance_reason": reason if enabled else None}
+    if not enabled:
+        values["fault"] = None
+    text = f"maintenance {'on' if enabled else 'off'} by {user}"
+    if enabled and reason:
+        text += f": {reason}"
+    with rt.db.begin() as conn:
+        node = repo.get_node_by_id(conn, node_id)
+        repo.update_node(conn, node.id, values)
+        repo.add_history(
+            conn, node.id, event=text, event_type="maintenance", conductor=rt.hostname, user=user
+        )
+    if not enabled and "power_sync_failures" in node.driver_internal_info:
+        _reset_power_sync_failures(rt, node_id, user=user)
+
+
+def _reset_power_sync_failures(rt: Runtime, node_id: int, *, user: str) -> None:
+    task = try_acquire(rt, node_id, user=user, purpose="maintenance off")
+    if isinstance(task, NodeTask):
+        with task:
+            task.set_internal(power_sync_failures=None)
+            task.save()
+
+
+def _check_traits(traits: list[str]) -> None:
+    for trait in traits:
+        if not isinstance(trait, str) or not trait or len(trait) > 255:
+            raise InvalidInput(f"Invalid trait {trait!r}: 1 to 255 characters expected.")
+
+
+def set_traits(rt: Runtime, node_id: int, *, traits: list[str], replace: bool, user: str) -> None:
+    """Replace the node's traits, or add to them.
+
+    Raises:
+        InvalidInput: a bad trait, or more than 50.
+        NodeLocked, NotFound: from the lock.
+    """
+    _check_traits(traits)
+    with acquire(rt, node_id, user=user, purpose="set traits") as task, rt.db.begin() as conn:
+        current = [] if replace else repo.get_traits(conn, task.node.id)
+        wanted = sorted(set(current) | set(traits))
+        if len(wanted) > _MAX_TRAITS:
+            raise InvalidInput(f"A node can have at most {_MAX_TRAITS} traits.")
+        repo.set_traits(conn, task.node.id, wanted)
+
+
+def remove_traits(rt: Runtime, node_id: int, *, traits: list[str] | None, user: str) -> None:
+    """Remove the named traits (all when ``traits`` is None).
+
+    Raises:
+        NotFound: the node lacks one of them (nothing removed then).
+        NodeLocked: from the lock.
+    """
+    with acquire(rt, node_id, user=user, purpose="remove traits") as task, rt.db.begin() as conn:
+        if traits is None:
+            repo.set_traits(conn, task.node.id, [])
+            return
+        for trait in traits:
+            repo.remove_trait(conn, task.node.id, trait)

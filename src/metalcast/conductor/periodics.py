@@ -1,0 +1,234 @@
+"""Periodic work: power-state sync, wait-state timeouts, the conductor's heartbeat.
+
+Each pass is bounded and never raises: a node that cannot be handled now (locked, in
+maintenance, busy) is skipped until the next pass.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from metalcast.conductor.interfaces import OperationFailed
+from metalcast.conductor.power import RESULT_OF, get_power, set_power
+from metalcast.conductor.runtime import Runtime
+from metalcast.conductor.task import NodeTask, try_acquire
+from metalcast.context import SYSTEM
+from metalcast.db import repository as repo
+from metalcast.db.models import Node
+from metalcast.states import (
+    WAIT,
+    WAIT_TIMEOUT_SETTING,
+    WORK,
+    PowerState,
+    PowerTarget,
+    ProvisionState,
+)
+
+PS = ProvisionState
+_log = logging.getLogger(__name__)
+
+#: consecutive failed syncs before a node goes to maintenance (Ironic's default)
+POWER_SYNC_MAX_FAILURES = 3
+POWER_FAULT = "power failure"
+_PAGE = 500
+_BUSY = WORK | WAIT
+
+
+def sync_candidates(rt: Runtime) -> list[Node]:
+    """Nodes of this conductor the power sync may look at: not locked, not in
+    maintenance, not in a work or wait state (the agent reboots nodes there), with a
+    power interface."""
+    filters = repo.NodeFilters(
+        maintenance=False, reserved=False, conductor_group=rt.settings.conductor_group
+    )
+    out: list[Node] = []
+    marker: str | None = None
+    with rt.db.read() as conn:
+        while True:
+            page = repo.list_nodes(conn, filters, repo.Page(limit=_PAGE, marker=marker))
+            out.extend(n for n in page if PS(n.provision_state) not in WORK and n.power_interface)
+            if len(page) < _PAGE:
+                return out
+            marker = page[-1].uuid
+
+
+class PowerSync:
+    """Compares every candidate node's recorded power state with its BMC's."""
+
+    def __init__(
+        self, rt: Runtime, *, call_timeout: float, max_failures: int = POWER_SYNC_MAX_FAILURES
+    ) -> None:
+        self.rt = rt
+        self.call_timeout = call_timeout
+        self.max_failures = max_failures
+        self._pool = cf.ThreadPoolExecutor(
+            rt.settings.sync_power_state_workers, thread_name_prefix="power-sync"
+        )
+
+    def run_once(self) -> dict[str, int]:
+        """One pass over the candidates; returns how many nodes ended how."""
+        nodes = sync_candidates(self.rt)
+        futures = {self._pool.submit(self._sync, n): n for n in nodes}
+        rounds = math.ceil(len(nodes) / self.rt.settings.sync_power_state_workers) or 1
+        done, late = cf.wait(futures, timeout=self.call_timeout * rounds)
+        counts: dict[str, int] = {}
+        for future in done:
+            outcome = future.result()
+            counts[outcome] = counts.get(outcome, 0) + 1
+        for future in late:
+            future.cancel()
+            node = futures[future]
+            self._record_failure(node, f"the BMC did not answer within {self.call_timeout:g}s")
+            counts["timeout"] = counts.get("timeout", 0) + 1
+        return counts
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _sync(self, node: Node) -> str:
+        try:
+            return self._sync_node(node)
+        except Exception:  # boundary: one node's trouble must not end the pass
+            _log.exception("%s: power sync failed", node.uuid)
+            return "error"
+
+    def _sync_node(self, node: Node) -> str:
+        probe = NodeTask(self.rt, node, shared=True, user=SYSTEM.who, purpose="power sync")
+        try:
+            actual = get_power(probe)
+        except OperationFailed as exc:
+            self._record_failure(node, exc.message)
+            return "failed"
+        failures = node.driver_internal_info.get("power_sync_failures")
+        if node.power_state == actual.value and not failures:
+            return "in sync"
+        task = try_acquire(self.rt, node.id, user=SYSTEM.who, purpose="power sync")
+        if not isinstance(task, NodeTask):
+            return "locked"
+        with task:
+            current = task.node
+            if current.maintenance or PS(current.provision_state) in WORK:
+                return "busy"
+            if current.power_state != node.power_state:
+                return "changed"  # someone else recorded a new state meanwhile
+            task.set_internal(power_sync_failures=None)
+            return self._apply(task, actual)
+
+    def _apply(self, task: NodeTask, actual: PowerState) -> str:
+        recorded = task.node.power_state
+        if recorded == actual.value:
+            task.save()
+            return "in sync"
+        if recorded is None:
+            task.update(power_state=actual.value)
+            task.save(event=f"Power state recorded: {actual.value}", event_type="power_sync")
+            return "recorded"
+        text = f"Power state changed out of band: {recorded} → {actual.value}"
+        if self.rt.settings.force_power_state_during_sync and recorded in RESULT_OF.values():
+            target = PowerTarget.ON if recorded == PowerState.ON else PowerTarget.OFF
+            set_power(task, target)
+            task.save(
+                event=f"{text}; set back to {recorded} (force_power_state_during_sync)",
+                event_type="power_sync",
+                severity="WARNING",
+            )
+            return "forced"
+        task.update(power_state=actual.value)
+        task.save(event=text, event_type="power_sync", severity="WARNING")
+        return "out of band"
+
+    def _record_failure(self, node: Node, message: str) -> None:
+        task = try_acquire(self.rt, node.id, user=SYSTEM.who, purpose="power sync")
+        if not isinstance(task, NodeTask):
+            return
+        with task:
+            count = int(task.node.driver_internal_info.get("power_sync_failures", 0)) + 1
+            task.set_internal(power_sync_failures=count)
+            if count < self.max_failures or task.node.maintenance:
+                task.save()
+                return
+            reason = (
+                f"Power state sync failed {count} times in a row; the node is put in "
+                f"maintenance. Last error: {message}"
+            )
+            task.update(
+                maintenance=True, maintenance_reason=reason, fault=POWER_FAULT, last_error=reason
+            )
+            task.save(event=reason, event_type="power_sync", severity="ERROR")
+
+
+# --------------------------------------------------------------------- timeouts
+
+#: the setting that bounds each wait state (from the state table), and what the node
+#: waits for there
+WAIT_TIMEOUTS: Mapping[ProvisionState, tuple[str, str]] = {
+    state: (
+        setting,
+        "inspection data from the agent" if state == PS.INSPECTWAIT else "callback from the agent",
+    )
+    for state, setting in WAIT_TIMEOUT_SETTING.items()
+}
+
+
+def _waiting_since(node: Node) -> datetime | None:
+    started = node.driver_internal_info.get("wait_started_at")
+    if isinstance(started, str):
+        try:
+            return datetime.fromisoformat(started)
+        except ValueError:
+            pass
+    return node.provision_updated_at
+
+
+def timeout_message(node: Node, *, setting: str, limit: float, since: datetime) -> str:
+    """The ``last_error`` of a node whose wait timed out: who went silent, since when."""
+    state = PS(node.provision_state)
+    what = WAIT_TIMEOUTS[state][1]
+    last: Any = node.driver_internal_info.get("agent_last_heartbeat")
+    side = f"the last agent heartbeat was at {last}" if last else "the agent never heartbeated"
+    return (
+        f"Timeout reached while waiting for {what} for node {node.uuid} in state "
+        f"'{state.value}' ({setting}={limit:g}s); waiting since "
+        f"{since.isoformat(timespec='seconds')}; {side}"
+    )
+
+
+def check_wait_timeouts(rt: Runtime) -> int:
+    """Fail every node of this conductor that waited too long; returns how many."""
+    now = rt.clock.now()
+    expired = 0
+    with rt.db.read() as conn:
+        waiting = repo.nodes_in_states(conn, [s.value for s in WAIT_TIMEOUTS])
+    for node in waiting:
+        if node.conductor_group != rt.settings.conductor_group or node.reservation:
+            continue
+        setting = WAIT_TIMEOUTS[PS(node.provision_state)][0]
+        limit = float(getattr(rt.settings, setting))
+        since = _waiting_since(node)
+        if not limit or since is None or (now - since).total_seconds() <= limit:
+            continue
+        message = timeout_message(node, setting=setting, limit=limit, since=since)
+        expired += _expire(rt, node, message=message)
+    return expired
+
+
+def _expire(rt: Runtime, node: Node, *, message: str) -> int:
+    task = try_acquire(rt, node.id, user=SYSTEM.who, purpose="wait timeout")
+    if not isinstance(task, NodeTask):
+        return 0
+    with task:
+        if task.node.provision_state != node.provision_state:
+            return 0  # the agent called back meanwhile
+        task.fail(message)
+    return 1
+
+
+def heartbeat(rt: Runtime) -> None:
+    """Tell the other processes this conductor is alive."""
+    with rt.db.begin() as conn:
+        repo.touch_conductor(conn, rt.hostname)

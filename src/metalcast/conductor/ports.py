@@ -1,0 +1,219 @@
+"""Ports, portgroups and VIFs: what a node network-boots from and is attached to.
+
+A VIF attached to a node is recorded on one of its free ports, in
+``internal_info["tenant_vif_port_id"]``, as Ironic does.  Ports cannot be added to,
+moved to or from, or re-addressed on an active node unless it is in maintenance.
+
+Errors::
+
+    InvalidInput   (400) missing node, port of another node's portgroup, VIF not attached
+    Conflict       (409) duplicate MAC; active node; no free port; VIF already attached
+    NotFound       (404) no such node, port or portgroup
+    NodeLocked     (409) another task holds the node's lock
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metalcast.conductor.runtime import Runtime
+from metalcast.conductor.task import acquire
+from metalcast.db import repository as repo
+from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.errors import Conflict, InvalidInput
+from metalcast.states import ProvisionState
+
+VIF_KEY = "tenant_vif_port_id"
+
+
+def _node_id(values: JSONDict) -> int:
+    node_id = values.get("node_id")
+    if not isinstance(node_id, int):
+        raise InvalidInput("A port or portgroup needs the node it belongs to (node_uuid).")
+    return node_id
+
+
+def _check_changeable(node: Node, what: str) -> None:
+    if node.provision_state == ProvisionState.ACTIVE and not node.maintenance:
+        raise Conflict(
+            f"Cannot {what} node {node.uuid} while it is active; put it in maintenance first."
+        )
+
+
+def _check_portgroup(rt: Runtime, portgroup_id: int | None, *, node_id: int) -> None:
+    if portgroup_id is None:
+        return
+    with rt.db.read() as conn:
+        group = repo.get_portgroup_by_id(conn, portgroup_id)
+    if group.node_id != node_id:
+        raise InvalidInput(
+            f"Portgroup {group.uuid} belongs to another node; a port can only join a "
+            "portgroup of its own node."
+        )
+
+
+def create_port(rt: Runtime, values: JSONDict, *, user: str) -> Port:
+    """Add a port to a node.
+
+    Raises:
+        InvalidInput, NotFound: no or unknown node; portgroup of another node.
+        Conflict: the MAC is taken, or the node is active.
+    """
+    with rt.db.read() as conn:
+        node = repo.get_node_by_id(conn, _node_id(values))
+    _check_changeable(node, "add a port to")
+    _check_portgroup(rt, values.get("portgroup_id"), node_id=node.id)
+    with rt.db.begin() as conn:
+        return repo.create_port(conn, values)
+
+
+def update_port(rt: Runtime, port_id: int, *, values: JSONDict, user: str) -> Port:
+    """Change a port under its node's lock.
+
+    Raises:
+        InvalidInput, NotFound, Conflict, NodeLocked: see the module docstring.
+    """
+    with rt.db.read() as conn:
+        port = repo.get_port_by_id(conn, port_id)
+    with acquire(rt, port.node_id, user=user, purpose="port update") as task:
+        new_node_id = values.get("node_id", port.node_id)
+        if new_node_id != port.node_id:
+            _check_changeable(task.node, "move a port away from")
+            with rt.db.read() as conn:
+                _check_changeable(repo.get_node_by_id(conn, new_node_id), "move a port to")
+        if "address" in values and str(values["address"]).lower() != port.address:
+            _check_changeable(task.node, "change a port address of")
+        _check_portgroup(rt, values.get("portgroup_id", port.portgroup_id), node_id=new_node_id)
+        with rt.db.begin() as conn:
+            repo.update_port(conn, port.id, values)
+            return repo.get_port_by_id(conn, port.id)
+
+
+def destroy_port(rt: Runtime, port_id: int, *, user: str) -> None:
+    """Delete a port.
+
+    Raises:
+        Conflict: a VIF is attached and the node is active (not in maintenance).
+        NodeLocked, NotFound: see the module docstring.
+    """
+    with rt.db.read() as conn:
+        port = repo.get_port_by_id(conn, port_id)
+    with acquire(rt, port.node_id, user=user, purpose="port delete") as task:
+        vif = port.internal_info.get(VIF_KEY)
+        if vif:
+            _check_changeable(task.node, f"delete port {port.uuid} (VIF {vif} attached) of")
+        with rt.db.begin() as conn:
+            repo.destroy_port(conn, port.id)
+
+
+def create_portgroup(rt: Runtime, values: JSONDict, *, user: str) -> Portgroup:
+    """Add a portgroup to a node.
+
+    Raises:
+        InvalidInput, NotFound: no or unknown node.  Conflict: name/address taken.
+    """
+    with rt.db.read() as conn:
+        repo.get_node_by_id(conn, _node_id(values))
+    with rt.db.begin() as conn:
+        return repo.create_portgroup(conn, values)
+
+
+def update_portgroup(rt: Runtime, portgroup_id: int, *, values: JSONDict, user: str) -> Portgroup:
+    """Change a portgroup under its node's lock.
+
+    Raises:
+        InvalidInput: moving a portgroup that still has ports to another node.
+        Conflict, NodeLocked, NotFound: see the module docstring.
+    """
+    with rt.db.read() as conn:
+        group = repo.get_portgroup_by_id(conn, portgroup_id)
+    purpose = "portgroup update"
+    with acquire(rt, group.node_id, user=user, purpose=purpose), rt.db.begin() as conn:
+        new_node = values.get("node_id", group.node_id)
+        if new_node != group.node_id:
+            repo.get_node_by_id(conn, new_node)
+            if repo.list_ports(conn, repo.Page(limit=1), portgroup_id=group.id):
+                raise InvalidInput(
+                    f"Portgroup {group.uuid} still has ports; remove them from it "
+                    "before moving it to another node."
+                )
+        repo.update_portgroup(conn, group.id, values)
+        return repo.get_portgroup_by_id(conn, group.id)
+
+
+def destroy_portgroup(rt: Runtime, portgroup_id: int, *, user: str) -> None:
+    """Delete a portgroup.  Raises Conflict while ports belong to it; NodeLocked."""
+    with rt.db.read() as conn:
+        group = repo.get_portgroup_by_id(conn, portgroup_id)
+    purpose = "portgroup delete"
+    with acquire(rt, group.node_id, user=user, purpose=purpose), rt.db.begin() as conn:
+        repo.destroy_portgroup(conn, group.id)
+
+
+# ---------------------------------------------------------------------------- VIFs
+
+
+def vif_list(rt: Runtime, node_id: int) -> list[dict[str, Any]]:
+    """The VIFs attached to the node: ``[{"id": ...}]``.  Raises NotFound."""
+    with rt.db.read() as conn:
+        repo.get_node_by_id(conn, node_id)
+        ports = repo.list_ports(conn, repo.Page(limit=10_000), node_id=node_id)
+    return [{"id": p.internal_info[VIF_KEY]} for p in ports if p.internal_info.get(VIF_KEY)]
+
+
+def vif_attach(rt: Runtime, node_id: int, *, vif: JSONDict, user: str) -> None:
+    """Attach VIF ``vif["id"]`` to a free port of the node (``vif["port_uuid"]`` picks
+    one).
+
+    Raises:
+        InvalidInput: no VIF id, or the named port is not the node's.
+        Conflict: already attached, or no free port.
+        NodeLocked, NotFound: from the lock.
+    """
+    vif_id = vif.get("id")
+    if not isinstance(vif_id, str) or not vif_id:
+        raise InvalidInput("A VIF to attach needs an 'id'.")
+    with acquire(rt, node_id, user=user, purpose="vif attach") as task:
+        ports = task.ports()
+        if any(p.internal_info.get(VIF_KEY) == vif_id for p in ports):
+            raise Conflict(f"VIF {vif_id} is already attached to node {task.uuid}.")
+        port = _free_port(ports, vif, node_uuid=task.uuid, vif_id=vif_id)
+        with rt.db.begin() as conn:
+            repo.update_port(
+                conn, port.id, {"internal_info": {**port.internal_info, VIF_KEY: vif_id}}
+            )
+
+
+def _free_port(ports: list[Port], vif: JSONDict, *, node_uuid: str, vif_id: str) -> Port:
+    wanted = vif.get("port_uuid")
+    if wanted is not None:
+        match = [p for p in ports if p.uuid == wanted]
+        if not match:
+            raise InvalidInput(f"Port {wanted} does not belong to node {node_uuid}.")
+        if match[0].internal_info.get(VIF_KEY):
+            raise Conflict(f"Port {wanted} of node {node_uuid} already has a VIF attached.")
+        return match[0]
+    free = [p for p in ports if not p.internal_info.get(VIF_KEY)]
+    if not free:
+        raise Conflict(
+            f"Unable to attach VIF {vif_id}, not enough free physical ports on node {node_uuid}."
+        )
+    free.sort(key=lambda p: (not p.pxe_enabled, p.id))
+    return free[0]
+
+
+def vif_detach(rt: Runtime, node_id: int, *, vif_id: str, user: str) -> None:
+    """Detach a VIF from the node.
+
+    Raises:
+        InvalidInput: the VIF is not attached to this node.
+        NodeLocked, NotFound: from the lock.
+    """
+    with acquire(rt, node_id, user=user, purpose="vif detach") as task:
+        for port in task.ports():
+            if port.internal_info.get(VIF_KEY) == vif_id:
+                info = {k: v for k, v in port.internal_info.items() if k != VIF_KEY}
+                with rt.db.begin() as conn:
+                    repo.update_port(conn, port.id, {"internal_info": info})
+                return
+        raise InvalidInput(f"VIF {vif_id} is not attached to node {task.uuid}.")

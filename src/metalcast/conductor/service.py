@@ -1,0 +1,283 @@
+"""The conductor service: start-up recovery, periodic threads, workers, shutdown, and
+the operations the API reaches through :mod:`metalcast.rpc`.
+
+Lifecycle::
+
+    service = ConductorService(settings, db, registry, secret_box)
+    service.start()       # register, recover, start periodics
+    ...                   # serve calls
+    service.stop(30)      # refuse new work, wait, park what still runs, go offline
+
+Errors: see :mod:`metalcast.conductor.workers` (``NoFreeWorker``,
+``ServiceUnavailable`` "conductor is shutting down"), :mod:`.task` (``NodeLocked``),
+and the module of each operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from metalcast.conductor import management, nodes, periodics, ports, power, provision, recovery
+from metalcast.conductor.clock import Clock, SystemClock
+from metalcast.conductor.flows import ProvisionOptions
+from metalcast.conductor.management import HardwareTypeSummary
+from metalcast.conductor.runtime import RetryPolicy, Runtime
+from metalcast.conductor.workers import WorkerPool
+from metalcast.config import Settings
+from metalcast.context import RequestContext
+from metalcast.db import repository as repo
+from metalcast.db.engine import Database
+from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.drivers.registry import DriverRegistry
+from metalcast.secrecy import SecretBox
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicIntervals:
+    """Seconds between passes of each periodic task; 0 disables it.  ``None`` takes
+    the value from the settings."""
+
+    power_sync: float | None = None
+    wait_timeouts: float | None = None
+    heartbeat: float | None = None
+
+
+class ConductorService:
+    """One conductor: owns its workers and periodic threads, serves the API's calls."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        registry: DriverRegistry,
+        secret_box: SecretBox,
+        *,
+        clock: Clock | None = None,
+        intervals: PeriodicIntervals | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        cs = settings.conductor
+        self.settings = settings
+        self.rt = Runtime(
+            settings=cs,
+            db=db,
+            registry=registry,
+            secret_box=secret_box,
+            clock=clock or SystemClock(),
+            workers=WorkerPool(cs.workers_pool_size),
+            retry=retry or RetryPolicy(),
+        )
+        given = intervals or PeriodicIntervals()
+        self.intervals = PeriodicIntervals(
+            power_sync=_pick(given.power_sync, cs.sync_power_state_interval),
+            wait_timeouts=_pick(given.wait_timeouts, cs.check_timeouts_interval),
+            heartbeat=_pick(given.heartbeat, cs.heartbeat_interval),
+        )
+        self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started = False
+
+    @property
+    def hostname(self) -> str:
+        return self.rt.hostname
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Register this conductor, recover what a previous process left, start the
+        periodic threads.  Raises DatabaseError-like errors from the database."""
+        cs = self.rt.settings
+        with self.rt.db.begin() as conn:
+            repo.register_conductor(
+                conn,
+                hostname=cs.hostname,
+                conductor_group=cs.conductor_group,
+                hardware_types=[hw.name for hw in self.rt.registry.hardware_types()],
+            )
+        recovered = recovery.recover(self.rt)
+        _log.info("conductor %s started; %d node(s) recovered", cs.hostname, recovered)
+        self._stopping.clear()
+        self.rt.workers.reopen()
+        self._spawn("power-sync", self.intervals.power_sync, self.power_sync.run_once)
+        self._spawn("wait-timeouts", self.intervals.wait_timeouts, self.check_wait_timeouts)
+        self._spawn("heartbeat", self.intervals.heartbeat, self.heartbeat)
+        self.started = True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop taking new work, wait up to ``timeout`` seconds (default
+        ``graceful_shutdown_timeout``) for running tasks, park those still running
+        (their lock and work state stay for the next start's recovery), and mark the
+        conductor offline.  Returns True when every task finished."""
+        limit = self.rt.settings.graceful_shutdown_timeout if timeout is None else timeout
+        self.rt.workers.close()
+        self._stopping.set()
+        finished = self.rt.workers.wait_idle(limit)
+        if not finished:
+            self.rt.parked.set()
+            _log.warning("%d task(s) still running: left parked", self.rt.workers.busy)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        self.power_sync.close()
+        with self.rt.db.begin() as conn:
+            repo.unregister_conductor(conn, self.rt.hostname)
+        self.started = False
+        return finished
+
+    def _spawn(self, name: str, interval: float | None, func: Callable[[], Any]) -> None:
+        if not interval:
+            return
+
+        def loop() -> None:
+            while not self._stopping.wait(interval):
+                try:
+                    func()
+                except Exception:  # boundary: a periodic task must survive a bad pass
+                    _log.exception("periodic %s failed", name)
+
+        thread = threading.Thread(target=loop, name=f"periodic-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # ------------------------------------------------------------------ periodics
+
+    def sync_power_states(self) -> dict[str, int]:
+        """One power-state sync pass (what the periodic thread runs)."""
+        return self.power_sync.run_once()
+
+    def check_wait_timeouts(self) -> int:
+        """Fail the nodes that waited too long; returns how many."""
+        return periodics.check_wait_timeouts(self.rt)
+
+    def heartbeat(self) -> None:
+        periodics.heartbeat(self.rt)
+
+    def is_accepting_work(self) -> bool:
+        """False while the conductor shuts down."""
+        return self.rt.workers.accepting
+
+    # ------------------------------------------------------------------ nodes
+
+    def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
+        return nodes.create_node(self.rt, values, user=context.who)
+
+    def update_node(self, node_id: int, values: JSONDict, *, context: RequestContext) -> Node:
+        return nodes.update_node(self.rt, node_id, values=values, user=context.who)
+
+    def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
+        nodes.destroy_node(self.rt, node_id, user=context.who)
+
+    def change_provision_state(
+        self, node_id: int, verb: str, options: ProvisionOptions, *, context: RequestContext
+    ) -> None:
+        provision.change_provision_state(
+            self.rt, node_id, verb=verb, options=options, user=context.who
+        )
+
+    def change_power_state(
+        self, node_id: int, target: str, *, timeout: float | None, context: RequestContext
+    ) -> None:
+        power.change_power_state(self.rt, node_id, target=target, timeout=timeout, user=context.who)
+
+    def set_maintenance(
+        self, node_id: int, enabled: bool, *, reason: str | None, context: RequestContext
+    ) -> None:
+        nodes.set_maintenance(self.rt, node_id, enabled=enabled, reason=reason, user=context.who)
+
+    def validate(
+        self, node_id: int, *, context: RequestContext
+    ) -> dict[str, tuple[bool | None, str | None]]:
+        return management.validate(self.rt, node_id, user=context.who)
+
+    # ------------------------------------------------------------------ management
+
+    def get_boot_device(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
+        return management.get_boot_device(self.rt, node_id, user=context.who)
+
+    def set_boot_device(
+        self, node_id: int, device: str, *, persistent: bool, context: RequestContext
+    ) -> None:
+        management.set_boot_device(
+            self.rt, node_id, device=device, persistent=persistent, user=context.who
+        )
+
+    def get_supported_boot_devices(self, node_id: int, *, context: RequestContext) -> list[str]:
+        return management.get_supported_boot_devices(self.rt, node_id, user=context.who)
+
+    def inject_nmi(self, node_id: int, *, context: RequestContext) -> None:
+        management.inject_nmi(self.rt, node_id, user=context.who)
+
+    def get_sensors_data(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
+        return management.get_sensors_data(self.rt, node_id, user=context.who)
+
+    # ------------------------------------------------------------------ traits, vifs, vendor
+
+    def set_traits(
+        self, node_id: int, traits: list[str], *, replace: bool, context: RequestContext
+    ) -> None:
+        nodes.set_traits(self.rt, node_id, traits=traits, replace=replace, user=context.who)
+
+    def remove_traits(
+        self, node_id: int, traits: list[str] | None, *, context: RequestContext
+    ) -> None:
+        nodes.remove_traits(self.rt, node_id, traits=traits, user=context.who)
+
+    def vif_list(self, node_id: int, *, context: RequestContext) -> list[dict[str, Any]]:
+        return ports.vif_list(self.rt, node_id)
+
+    def vif_attach(self, node_id: int, vif: JSONDict, *, context: RequestContext) -> None:
+        ports.vif_attach(self.rt, node_id, vif=vif, user=context.who)
+
+    def vif_detach(self, node_id: int, vif_id: str, *, context: RequestContext) -> None:
+        ports.vif_detach(self.rt, node_id, vif_id=vif_id, user=context.who)
+
+    def vendor_methods(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
+        return management.vendor_methods(self.rt, node_id, user=context.who)
+
+    def vendor_passthru(
+        self, node_id: int, method: str, args: JSONDict, *, context: RequestContext
+    ) -> Any:
+        return management.vendor_passthru(
+            self.rt, node_id, method=method, args=args, user=context.who
+        )
+
+    # ------------------------------------------------------------------ ports
+
+    def create_port(self, values: JSONDict, *, context: RequestContext) -> Port:
+        return ports.create_port(self.rt, values, user=context.who)
+
+    def update_port(self, port_id: int, values: JSONDict, *, context: RequestContext) -> Port:
+        return ports.update_port(self.rt, port_id, values=values, user=context.who)
+
+    def destroy_port(self, port_id: int, *, context: RequestContext) -> None:
+        ports.destroy_port(self.rt, port_id, user=context.who)
+
+    def create_portgroup(self, values: JSONDict, *, context: RequestContext) -> Portgroup:
+        return ports.create_portgroup(self.rt, values, user=context.who)
+
+    def update_portgroup(
+        self, portgroup_id: int, values: JSONDict, *, context: RequestContext
+    ) -> Portgroup:
+        return ports.update_portgroup(self.rt, portgroup_id, values=values, user=context.who)
+
+    def destroy_portgroup(self, portgroup_id: int, *, context: RequestContext) -> None:
+        ports.destroy_portgroup(self.rt, portgroup_id, user=context.who)
+
+    # ------------------------------------------------------------------ drivers
+
+    def list_hardware_types(self) -> list[HardwareTypeSummary]:
+        return management.list_hardware_types(self.rt)
+
+    def driver_properties(self, hardware_type: str) -> dict[str, str]:
+        return management.driver_properties(self.rt, hardware_type)
+
+
+def _pick(given: float | None, default: float) -> float:
+    return default if given is None else given

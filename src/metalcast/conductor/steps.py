@@ -1,0 +1,136 @@
+"""Clean and service steps: choosing them, checking requested ones, running them.
+
+A node's step list lives in ``driver_internal_info["<kind>_steps"]`` with the index of
+the last step started in ``"<kind>_step_index"``, so that a step that waits for the
+agent can be resumed where it stopped.  While a step runs, the node's ``clean_step``
+(or ``service_step``) field shows it, as Ironic's does.
+
+Errors::
+
+    InvalidInput     (400) a requested step does not exist for the node's interfaces
+    OperationFailed  a step failed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from metalcast.conductor.interfaces import call
+from metalcast.conductor.runtime import Runtime
+from metalcast.conductor.task import NodeTask
+from metalcast.db.models import Node
+from metalcast.drivers.base import INTERFACE_CLASSES, INTERFACE_NAMES, StepResult, StepSpec
+from metalcast.errors import InvalidInput
+
+#: the node field that shows the running step, per kind of step
+STEP_FIELD: Mapping[str, str] = {
+    "clean": "clean_step",
+    "service": "service_step",
+    "deploy": "deploy_step",
+}
+
+
+def node_interfaces(node: Node) -> dict[str, str]:
+    """The node's implementation of every interface it has one for."""
+    out: dict[str, str] = {}
+    for name in INTERFACE_NAMES:
+        impl = node.interface(name)
+        if impl:
+            out[name] = impl
+    return out
+
+
+def as_dict(spec: StepSpec, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A step as stored on the node and shown by the API."""
+    return {
+        "interface": spec.interface,
+        "step": spec.name,
+        "priority": spec.priority,
+        "abortable": spec.abortable,
+        "args": dict(args or {}),
+    }
+
+
+def available(rt: Runtime, node: Node, *, kind: str) -> list[StepSpec]:
+    """Every ``kind`` step of the node's interfaces, highest priority first.
+
+    Raises:
+        InvalidInput: the node's driver or an interface is unknown.
+    """
+    return rt.registry.steps(node.driver, node_interfaces(node), kind)
+
+
+def automated(rt: Runtime, node: Node, *, kind: str = "clean") -> list[dict[str, Any]]:
+    """The steps automated ``kind`` runs: priority above 0, highest first."""
+    return [as_dict(s) for s in available(rt, node, kind=kind) if s.priority > 0]
+
+
+def requested(
+    rt: Runtime, node: Node, *, steps: list[dict[str, Any]] | None, kind: str
+) -> list[dict[str, Any]]:
+    """Check the steps an operator asked for, in the order asked.
+
+    Raises:
+        InvalidInput: no steps, a malformed step, or one the node's interfaces lack.
+    """
+    if not steps:
+        raise InvalidInput(f"A non-empty list of {kind}_steps is required for {kind}ing.")
+    known = {(s.interface, s.name): s for s in available(rt, node, kind=kind)}
+    out = []
+    for item in steps:
+        iface, name, args = item.get("interface"), item.get("step"), item.get("args") or {}
+        if not isinstance(iface, str) or not isinstance(name, str) or not isinstance(args, dict):
+            raise InvalidInput(
+                f"Invalid {kind} step {item!r}: expected "
+                '{"interface": <name>, "step": <name>, "args": {...}}.'
+            )
+        spec = known.get((iface, name))
+        if spec is None:
+            names = ", ".join(sorted(f"{i}.{n}" for i, n in known)) or "none"
+            raise InvalidInput(
+                f"Node {node.uuid} has no {kind} step '{iface}.{name}' for its interfaces. "
+                f"Available {kind} steps: {names}."
+            )
+        out.append(as_dict(spec, args))
+    return out
+
+
+def stage(task: NodeTask, steps: list[dict[str, Any]], *, kind: str) -> None:
+    """Record the steps the task will run (saved with the next save)."""
+    task.set_internal(**{f"{kind}_steps": steps, f"{kind}_step_index": -1})
+
+
+def run(task: NodeTask, *, kind: str) -> StepResult:
+    """Run the staged steps after the last one started; WAIT when one waits.
+
+    Raises:
+        OperationFailed: a step failed.
+    """
+    info = task.node.driver_internal_info
+    steps: list[dict[str, Any]] = list(info.get(f"{kind}_steps") or [])
+    field = STEP_FIELD[kind]
+    for index in range(int(info.get(f"{kind}_step_index", -1)) + 1, len(steps)):
+        step = steps[index]
+        task.update(**{field: step})
+        task.set_internal(**{f"{kind}_step_index": index})
+        task.save()
+        cls = INTERFACE_CLASSES[step["interface"]]
+        name = str(step["step"])
+        result = call(
+            task,
+            cls,
+            f"run {kind} step '{name}'",
+            lambda i, ctx, name=name: i.run_step(ctx, name),  # type: ignore[misc]
+            args=step.get("args") or {},
+        )
+        if result == StepResult.WAIT:
+            return StepResult.WAIT
+    finish(task, kind=kind)
+    return StepResult.DONE
+
+
+def finish(task: NodeTask, *, kind: str) -> None:
+    """Forget the step list and the running step (saved with the next save)."""
+    task.update(**{STEP_FIELD[kind]: None})
+    task.set_internal(**{f"{kind}_steps": None, f"{kind}_step_index": None})

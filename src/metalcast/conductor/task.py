@@ -1,0 +1,268 @@
+"""The node task: a node under its lock, and the only place provision state changes.
+
+An exclusive task holds the node's reservation (``nodes.reservation`` = this
+conductor's hostname) until :meth:`NodeTask.release`; a shared task holds nothing and
+may only read.  :meth:`NodeTask.process_event` applies one edge of the state table and
+writes the node row and its history row in one transaction.
+
+Errors::
+
+    NodeLocked          (409) another task holds the lock, after the retries
+    NotFound            (404) the node does not exist
+    InvalidTransition   (400) the event is not allowed in the node's state
+    TaskParked          the conductor stopped waiting for this task; nothing is written
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from metalcast import states
+from metalcast.db import repository as repo
+from metalcast.db.models import Node, Port
+from metalcast.errors import MetalcastError, NodeLocked
+from metalcast.states import FAILURE, WAIT, WORK, Event, ProvisionState
+
+if TYPE_CHECKING:
+    from metalcast.conductor.runtime import Runtime
+
+PS = ProvisionState
+_log = logging.getLogger(__name__)
+_PROVISION_FIELDS = ("provision_state", "target_provision_state", "provision_updated_at")
+
+
+class TaskParked(Exception):
+    """The conductor is shutting down and left this task parked: stop, write nothing."""
+
+
+class NodeTask:
+    """One node, locked (exclusive) or read-only (shared), for one operation."""
+
+    def __init__(self, rt: Runtime, node: Node, *, shared: bool, user: str, purpose: str) -> None:
+        self.rt = rt
+        self.node = node
+        self.shared = shared
+        self.user = user
+        self.purpose = purpose
+        self.released = shared
+        self.log = logging.LoggerAdapter(_log, {"node": node.uuid, "purpose": purpose})
+        self._dirty: set[str] = set()
+        self._ports: list[Port] | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def uuid(self) -> str:
+        return self.node.uuid
+
+    @property
+    def state(self) -> ProvisionState:
+        return PS(self.node.provision_state)
+
+    def ports(self) -> list[Port]:
+        """The node's ports (read once per task)."""
+        if self._ports is None:
+            with self.rt.db.read() as conn:
+                self._ports = repo.list_ports(conn, repo.Page(limit=10_000), node_id=self.node.id)
+        return self._ports
+
+    # ------------------------------------------------------------------ writing
+
+    def update(self, **fields: Any) -> None:
+        """Change fields of the node; they are written by the next save."""
+        self._check_writable()
+        for name, value in fields.items():
+            setattr(self.node, name, value)
+            self._dirty.add(name)
+
+    def set_internal(self, **values: Any) -> None:
+        """Set keys of ``driver_internal_info`` (``None`` removes a key)."""
+        info = dict(self.node.driver_internal_info)
+        for key, value in values.items():
+            if value is None:
+                info.pop(key, None)
+            else:
+                info[key] = value
+        self.update(driver_internal_info=info)
+
+    def save(
+        self,
+        *,
+        event: str | None = None,
+        event_type: str = "provisioning",
+        severity: str = "INFO",
+        user: str | None = None,
+    ) -> None:
+        """Write the changed fields, and a history row when ``event`` is given, in one
+        transaction.
+
+        Raises:
+            TaskParked: the conductor is shutting down and parked this task.
+        """
+        self._check_writable()
+        if self.rt.parked.is_set() and not self.released:
+            raise TaskParked(self.uuid)
+        with self.rt.db.begin() as conn:
+            if self._dirty:
+                repo.save_node(conn, self.node, sorted(self._dirty))
+            if event is not None:
+                repo.add_history(
+                    conn,
+                    self.node.id,
+                    event=event,
+                    event_type=event_type,
+                    severity=severity,
+                    conductor=self.rt.hostname,
+                    user=user or self.user,
+                )
+        self._dirty.clear()
+
+    def process_event(
+        self, event: Event, *, user: str | None = None, reason: str | None = None
+    ) -> ProvisionState:
+        """Apply ``event`` to the node's provision state and save the node with a
+        history row.  ``reason`` (on failures) becomes ``last_error``.
+
+        Raises:
+            InvalidTransition: the table has no edge for this state and event.
+            TaskParked: the conductor is shutting down and parked this task.
+        """
+        new_state = states.advance(self.state, event)
+        return self._move(new_state, event.value, user=user, reason=reason)
+
+    def fail(self, reason: str, *, user: str | None = None) -> ProvisionState:
+        """Drive the node from its work or wait state to that state's failure state
+        (``states.FAILURE_OF``), recording ``reason``.
+
+        Raises:
+            TaskParked: the conductor is shutting down and parked this task.
+        """
+        new_state = states.FAILURE_OF.get(self.state)
+        self._forget_steps()
+        if new_state is None:  # already stable or failed: keep the state, record why
+            self.update(last_error=reason)
+            self.save(event=f"{self.state.value}: {reason}", severity="ERROR", user=user)
+            return self.state
+        return self._move(new_state, Event.FAIL.value, user=user, reason=reason)
+
+    def _move(
+        self, new_state: ProvisionState, label: str, *, user: str | None, reason: str | None
+    ) -> ProvisionState:
+        old = self.state
+        now = self.rt.clock.now()
+        self.update(
+            provision_state=new_state.value,
+            target_provision_state=_target(old, label, new=new_state, node=self.node),
+            provision_updated_at=now,
+        )
+        self._track_wait(old, new_state, now.isoformat())
+        failed = reason is not None and (new_state in FAILURE or label == Event.FAIL.value)
+        if failed:
+            self.update(last_error=reason)
+        elif old not in WORK | WAIT and new_state in WORK:
+            self.update(last_error=None)
+        who = user or self.user
+        text = f"{old.value} → {new_state.value} ({label}) by {who}"
+        if reason:
+            text += f": {reason}"
+        self.save(event=text, severity="ERROR" if failed else "INFO", user=who)
+        self.log.info("%s: %s", self.uuid, text)
+        return new_state
+
+    def _forget_steps(self) -> None:
+        """A failed operation's steps are done with (the message names the step)."""
+        for kind in ("clean", "deploy", "service"):
+            if getattr(self.node, f"{kind}_step") is not None:
+                self.update(**{f"{kind}_step": None})
+            if f"{kind}_steps" in self.node.driver_internal_info:
+                self.set_internal(**{f"{kind}_steps": None, f"{kind}_step_index": None})
+
+    def _track_wait(self, old: ProvisionState, new: ProvisionState, now: str) -> None:
+        if new in WAIT:
+            self.set_internal(wait_started_at=now)
+        elif old in WAIT:
+            self.set_internal(wait_started_at=None)
+
+    def _check_writable(self) -> None:
+        if self.shared:
+            raise MetalcastError(f"Node {self.uuid}: a shared task cannot change the node")
+
+    # ------------------------------------------------------------------ the lock
+
+    def release(self) -> None:
+        """Release the node's lock (once; nothing for a shared task)."""
+        if self.released:
+            return
+        self.released = True
+        with self.rt.db.begin() as conn:
+            repo.release_node(conn, self.node.id, self.rt.hostname)
+        self.node.reservation = None
+
+    def __enter__(self) -> NodeTask:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not isinstance(exc, TaskParked):
+            self.release()
+
+
+def _target(old: ProvisionState, label: str, *, new: ProvisionState, node: Node) -> str | None:
+    """``target_provision_state`` for a node entering ``new``."""
+    if new in (PS.CLEANING, PS.CLEANWAIT):
+        if label == Event.CLEAN.value and old == PS.MANAGEABLE:
+            return PS.MANAGEABLE.value  # manual cleaning returns to manageable
+        if label in (Event.PROVIDE.value, Event.CLEAN.value):
+            return PS.AVAILABLE.value  # provide, or undeploy's automated cleaning
+        return node.target_provision_state or PS.AVAILABLE.value
+    target = states.target_of(new)
+    return None if target is None else target.value
+
+
+def acquire(
+    rt: Runtime, node_id: int, *, user: str, purpose: str, shared: bool = False
+) -> NodeTask:
+    """A task on node ``node_id``; exclusive ones retry a held lock
+    ``node_locked_retry_attempts`` times, ``node_locked_retry_interval`` apart.
+
+    Raises:
+        NotFound: no such node.
+        NodeLocked: the lock stayed held by another task.
+    """
+    if shared:
+        with rt.db.read() as conn:
+            node = repo.get_node_by_id(conn, node_id)
+        return NodeTask(rt, node, shared=True, user=user, purpose=purpose)
+    attempts = 1 + rt.settings.node_locked_retry_attempts
+    holder = ("", "")
+    for attempt in range(attempts):
+        got = try_acquire(rt, node_id, user=user, purpose=purpose)
+        if isinstance(got, NodeTask):
+            return got
+        holder = got
+        if attempt + 1 < attempts:
+            time.sleep(rt.settings.node_locked_retry_interval)
+    raise NodeLocked(*holder)
+
+
+def try_acquire(
+    rt: Runtime, node_id: int, *, user: str, purpose: str
+) -> NodeTask | tuple[str, str]:
+    """One attempt at the exclusive lock: the task, or ``(node uuid, holder)``.
+
+    Raises:
+        NotFound: no such node.
+    """
+    with rt.db.begin() as conn:
+        holder = repo.reserve_node(conn, node_id, rt.hostname)
+        node = repo.get_node_by_id(conn, node_id)
+    if holder is not None:
+        return node.uuid, holder
+    return NodeTask(rt, node, shared=False, user=user, purpose=purpose)

@@ -1,0 +1,184 @@
+"""The bounded worker pool and the shape of every asynchronous action.
+
+An asynchronous action takes a free worker slot and the node's lock in the caller's
+thread, checks and applies the transition into the work state, and only then hands
+the task, still locked, to a worker thread, which releases the lock when done.  So a
+caller learns of ``NoFreeWorker``, ``NodeLocked`` or ``InvalidTransition`` before
+anything is written.
+
+Errors::
+
+    NoFreeWorker         (503) every worker is busy
+    ServiceUnavailable   (503) the conductor is shutting down
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from metalcast.conductor.task import NodeTask, TaskParked, acquire
+from metalcast.errors import MetalcastError, NoFreeWorker, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from metalcast.conductor.runtime import Runtime
+
+_log = logging.getLogger(__name__)
+
+Work = Callable[[NodeTask], None]
+ErrorHandler = Callable[[NodeTask, Exception], None]
+
+
+class WorkerSlot:
+    """A reserved place in the pool; give it back with :meth:`cancel` if unused."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
+        self._done = False
+
+    def cancel(self) -> None:
+        if not self._done:
+            self._done = True
+            self._pool._free()
+
+
+class WorkerPool:
+    """At most ``size`` worker threads at once; refuses instead of queueing."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._busy = 0
+        self._accepting = True
+        self._cond = threading.Condition()
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def reserve(self) -> WorkerSlot:
+        """Reserve a worker for a task about to start.
+
+        Raises:
+            ServiceUnavailable: the conductor is shutting down.
+            NoFreeWorker: every worker is busy.
+        """
+        with self._cond:
+            if not self._accepting:
+                raise ServiceUnavailable("The conductor is shutting down; retry on another one.")
+            if self._busy >= self.size:
+                raise NoFreeWorker()
+            self._busy += 1
+        return WorkerSlot(self)
+
+    def start(self, slot: WorkerSlot, func: Callable[[], None], *, name: str) -> None:
+        """Run ``func`` in a worker thread that gives ``slot`` back when done."""
+
+        def run() -> None:
+            try:
+                func()
+            finally:
+                slot.cancel()
+
+        threading.Thread(target=run, name=name, daemon=True).start()
+
+    def close(self) -> None:
+        """Refuse every new reservation from now on."""
+        with self._cond:
+            self._accepting = False
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._accepting = True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every worker to finish; True if they did."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._busy == 0, timeout=timeout)
+
+    def _free(self) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
+
+
+def describe(exc: BaseException) -> str:
+    """The message recorded in ``last_error`` for ``exc``."""
+    if isinstance(exc, MetalcastError):
+        return exc.message
+    return f"Unexpected error: {type(exc).__name__}: {exc}"
+
+
+def fail_provision(task: NodeTask, exc: Exception) -> None:
+    """The usual error handler: the node goes to its failure state, recording why."""
+    task.fail(describe(exc))
+
+
+def run_in_worker(
+    rt: Runtime, task: NodeTask, *, slot: WorkerSlot, work: Work, on_error: ErrorHandler
+) -> None:
+    """Hand the locked ``task`` to a worker running ``work``; the worker releases the
+    lock when done."""
+    rt.workers.start(
+        slot,
+        lambda: _run(task, work, on_error=on_error),
+        name=f"task-{task.purpose}-{task.uuid[:8]}",
+    )
+
+
+def _run(task: NodeTask, work: Work, *, on_error: ErrorHandler) -> None:
+    try:
+        work(task)
+    except TaskParked:
+        task.log.warning("%s: conductor shutting down; task left parked", task.uuid)
+        return
+    except Exception as exc:  # boundary: whatever happened, the node must not stay stuck
+        task.log.exception("%s: %s failed", task.uuid, task.purpose)
+        try:
+            on_error(task, exc)
+        except TaskParked:
+            return
+        except Exception:
+            task.log.exception("%s: could not record the failure", task.uuid)
+    try:
+        task.release()
+    except Exception:
+        task.log.exception("%s: could not release the lock", task.uuid)
+
+
+def start_async(
+    rt: Runtime,
+    node_id: int,
+    *,
+    user: str,
+    purpose: str,
+    begin: Callable[[NodeTask], None],
+    work: Work,
+    on_error: ErrorHandler = fail_provision,
+) -> None:
+    """Reserve a worker, lock the node, run ``begin`` (checks, then the transition into
+    the work state) in the caller's thread, then ``work`` in the worker.
+
+    Raises:
+        ServiceUnavailable, NoFreeWorker: no worker (nothing written).
+        NodeLocked, NotFound: from the lock.
+        MetalcastError: whatever ``begin`` raises (the lock is released again).
+    """
+    slot = rt.workers.reserve()
+    try:
+        task = acquire(rt, node_id, user=user, purpose=purpose)
+    except BaseException:
+        slot.cancel()
+        raise
+    try:
+        begin(task)
+    except BaseException:
+        slot.cancel()
+        task.release()
+        raise
+    run_in_worker(rt, task, slot=slot, work=work, on_error=on_error)

@@ -1,0 +1,153 @@
+"""The in-process conductor client of the all-in-one server: direct calls, no network.
+
+It adapts :class:`metalcast.conductor.service.ConductorService` to the
+:class:`metalcast.rpc.client.ConductorClient` protocol (the conductor does not import
+``rpc``, so the wire types are built here).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metalcast.conductor.flows import ProvisionOptions
+from metalcast.conductor.service import ConductorService
+from metalcast.context import RequestContext
+from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.rpc.client import (
+    ConductorClient,
+    HardwareTypeInfo,
+    InterfaceValidation,
+    ProvisionRequest,
+)
+
+
+class LocalConductorClient:
+    """A :class:`ConductorClient` calling one in-process :class:`ConductorService`."""
+
+    def __init__(self, service: ConductorService) -> None:
+        self.service = service
+
+    # ---- nodes ---------------------------------------------------------------
+    def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
+        return self.service.create_node(values, context=context)
+
+    def update_node(self, node_id: int, values: JSONDict, *, context: RequestContext) -> Node:
+        return self.service.update_node(node_id, values, context=context)
+
+    def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
+        self.service.destroy_node(node_id, context=context)
+
+    def change_provision_state(
+        self, node_id: int, request: ProvisionRequest, *, context: RequestContext
+    ) -> None:
+        options = ProvisionOptions(
+            configdrive=request.configdrive,
+            clean_steps=request.clean_steps,
+            deploy_steps=request.deploy_steps,
+            service_steps=request.service_steps,
+            rescue_password=request.rescue_password,
+            disable_ramdisk=request.disable_ramdisk,
+        )
+        self.service.change_provision_state(node_id, request.verb, options, context=context)
+
+    def change_power_state(
+        self, node_id: int, target: str, *, timeout: float | None, context: RequestContext
+    ) -> None:
+        self.service.change_power_state(node_id, target, timeout=timeout, context=context)
+
+    def set_maintenance(
+        self, node_id: int, enabled: bool, *, reason: str | None, context: RequestContext
+    ) -> None:
+        self.service.set_maintenance(node_id, enabled, reason=reason, context=context)
+
+    def validate(self, node_id: int, *, context: RequestContext) -> dict[str, InterfaceValidation]:
+        results = self.service.validate(node_id, context=context)
+        return {
+            name: InterfaceValidation(result=result, reason=reason)
+            for name, (result, reason) in results.items()
+        }
+
+    # ---- management -----------------------------------------------------------
+    def get_boot_device(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
+        return self.service.get_boot_device(node_id, context=context)
+
+    def set_boot_device(
+        self, node_id: int, device: str, *, persistent: bool, context: RequestContext
+    ) -> None:
+        self.service.set_boot_device(node_id, device, persistent=persistent, context=context)
+
+    def get_supported_boot_devices(self, node_id: int, *, context: RequestContext) -> list[str]:
+        return self.service.get_supported_boot_devices(node_id, context=context)
+
+    def inject_nmi(self, node_id: int, *, context: RequestContext) -> None:
+        self.service.inject_nmi(node_id, context=context)
+
+    def get_sensors_data(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
+        return self.service.get_sensors_data(node_id, context=context)
+
+    # ---- traits, vifs, vendor ---------------------------------------------------
+    def set_traits(
+        self, node_id: int, traits: list[str], *, replace: bool, context: RequestContext
+    ) -> None:
+        self.service.set_traits(node_id, traits, replace=replace, context=context)
+
+    def remove_traits(
+        self, node_id: int, traits: list[str] | None, *, context: RequestContext
+    ) -> None:
+        self.service.remove_traits(node_id, traits, context=context)
+
+    def vif_list(self, node_id: int, *, context: RequestContext) -> list[dict[str, Any]]:
+        return self.service.vif_list(node_id, context=context)
+
+    def vif_attach(self, node_id: int, vif: JSONDict, *, context: RequestContext) -> None:
+        self.service.vif_attach(node_id, vif, context=context)
+
+    def vif_detach(self, node_id: int, vif_id: str, *, context: RequestContext) -> None:
+        self.service.vif_detach(node_id, vif_id, context=context)
+
+    def vendor_methods(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
+        return self.service.vendor_methods(node_id, context=context)
+
+    def vendor_passthru(
+        self, node_id: int, method: str, args: JSONDict, *, context: RequestContext
+    ) -> Any:
+        return self.service.vendor_passthru(node_id, method, args, context=context)
+
+    # ---- ports and portgroups ----------------------------------------------------
+    def create_port(self, values: JSONDict, *, context: RequestContext) -> Port:
+        return self.service.create_port(values, context=context)
+
+    def update_port(self, port_id: int, values: JSONDict, *, context: RequestContext) -> Port:
+        return self.service.update_port(port_id, values, context=context)
+
+    def destroy_port(self, port_id: int, *, context: RequestContext) -> None:
+        self.service.destroy_port(port_id, context=context)
+
+    def create_portgroup(self, values: JSONDict, *, context: RequestContext) -> Portgroup:
+        return self.service.create_portgroup(values, context=context)
+
+    def update_portgroup(
+        self, portgroup_id: int, values: JSONDict, *, context: RequestContext
+    ) -> Portgroup:
+        return self.service.update_portgroup(portgroup_id, values, context=context)
+
+    def destroy_portgroup(self, portgroup_id: int, *, context: RequestContext) -> None:
+        self.service.destroy_portgroup(portgroup_id, context=context)
+
+    # ---- drivers ----------------------------------------------------------------
+    def list_hardware_types(self) -> list[HardwareTypeInfo]:
+        return [
+            HardwareTypeInfo(name=hw.name, hosts=hw.hosts, interfaces=hw.interfaces)
+            for hw in self.service.list_hardware_types()
+        ]
+
+    def driver_properties(self, hardware_type: str) -> dict[str, str]:
+        return self.service.driver_properties(hardware_type)
+
+    # ---- the service ----------------------------------------------------------------
+    def is_accepting_work(self) -> bool:
+        return self.service.is_accepting_work()
+
+
+#: mypy proves here that LocalConductorClient satisfies the ConductorClient protocol
+_check: type[ConductorClient] = LocalConductorClient

@@ -1,0 +1,174 @@
+"""Locks, the worker pool, recovery after a crash, graceful stop and power sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conductor_env import ALICE, Env
+
+from metalcast.conductor.flows import ProvisionOptions
+from metalcast.conductor.periodics import PowerSync
+from metalcast.db import repository as repo
+from metalcast.errors import NodeLocked, NoFreeWorker, ServiceUnavailable
+from metalcast.states import PowerState
+
+
+def act(env: Env, node_id: int, verb: str, **options: Any) -> None:
+    env.service.change_provision_state(node_id, verb, ProvisionOptions(**options), context=ALICE)
+
+
+def test_node_locked_when_another_host_holds_the_lock(env: Env) -> None:
+    node = env.create("available")
+    with env.db.begin() as conn:
+        assert repo.reserve_node(conn, node.id, "other-host") is None
+    with pytest.raises(NodeLocked, match="locked by host other-host"):
+        act(env, node.id, "active")
+    after = env.node(node.id)
+    assert after.provision_state == "available"
+    assert after.reservation == "other-host"
+
+
+def test_no_free_worker_before_anything_is_written(env: Env) -> None:
+    service = env.make(hostname="conductor-2", workers_pool_size=1)
+    busy = env.create("available", driver_info={"fake_latency": 1})
+    other = env.create("available")
+    service.change_provision_state(busy.id, "active", ProvisionOptions(), context=ALICE)
+    env.gate.wait_for_sleeper()
+    with pytest.raises(NoFreeWorker):
+        service.change_provision_state(other.id, "active", ProvisionOptions(), context=ALICE)
+    untouched = env.node(other.id)
+    assert untouched.provision_state == "available"
+    assert untouched.reservation is None
+    env.gate.open()
+    assert env.wait_settled(busy.id).provision_state == "active"
+
+
+def test_recovery_fails_work_a_dead_process_left(env: Env) -> None:
+    node = env.create("available")
+    with env.db.begin() as conn:  # what a crash mid-deploy leaves behind
+        repo.reserve_node(conn, node.id, "conductor-1")
+        repo.update_node(
+            conn,
+            node.id,
+            {
+                "provision_state": "deploying",
+                "target_provision_state": "active",
+                "target_power_state": "power on",
+            },
+        )
+    env.service.stop(timeout=1)
+    env.make()
+    after = env.node(node.id)
+    assert after.provision_state == "deploy failed"
+    assert after.reservation is None
+    assert after.target_power_state is None
+    assert after.last_error == (
+        "metalcast conductor conductor-1 restarted while the node was in state 'deploying'; "
+        "the operation was interrupted"
+    )
+    assert env.history(node.id)[-1].severity == "ERROR"
+
+
+def test_graceful_stop_parks_running_work(env: Env) -> None:
+    node = env.create("available", driver_info={"fake_latency": 1})
+    act(env, node.id, "active")
+    env.gate.wait_for_sleeper()
+    assert env.service.stop(timeout=0.05) is False
+    assert not env.service.is_accepting_work()
+    with pytest.raises(ServiceUnavailable, match="shutting down"):
+        act(env, env.create("available").id, "active")
+    env.gate.open()  # the parked worker wakes up and must write nothing
+    parked = env.node(node.id)
+    assert parked.provision_state == "deploying"
+    assert parked.reservation == "conductor-1"
+    with env.db.read() as conn:
+        assert repo.get_conductor(conn, "conductor-1").online is False
+    env.make()
+    assert env.node(node.id).provision_state == "deploy failed"
+
+
+def test_power_sync_records_out_of_band_change(env: Env) -> None:
+    node = env.create("enroll")
+    act(env, node.id, "manage")
+    assert env.wait_settled(node.id).power_state == "power off"
+    env.service.vendor_passthru(
+        node.id, "set_power_state", {"power_state": "power on"}, context=ALICE
+    )
+    assert env.service.sync_power_states().get("out of band") == 1
+    after = env.node(node.id)
+    assert after.power_state == "power on"
+    last = env.history(node.id)[-1]
+    assert last.event_type == "power_sync"
+    assert last.event == "Power state changed out of band: power off → power on"
+    assert env.service.sync_power_states().get("in sync") == 1
+
+
+def test_power_sync_forces_the_recorded_state(env: Env) -> None:
+    service = env.make(hostname="conductor-2", force_power_state_during_sync=True)
+    node = env.create("enroll")
+    act(env, node.id, "manage")
+    snapshot_node = env.wait_settled(node.id)
+    env.service.vendor_passthru(
+        node.id, "set_power_state", {"power_state": "power on"}, context=ALICE
+    )
+    assert service.sync_power_states().get("forced") == 1
+    assert env.node(node.id).power_state == "power off"
+    from metalcast.conductor.interfaces import snapshot
+
+    assert env.bmc.record(snapshot(snapshot_node)).power_state == PowerState.OFF
+
+
+def test_power_sync_failures_lead_to_maintenance(env: Env) -> None:
+    node = env.create("manageable", driver_info={"fake_fail": "power"})
+    for _ in range(3):
+        env.service.sync_power_states()
+    after = env.node(node.id)
+    assert after.maintenance is True
+    assert after.fault == "power failure"
+    assert "failed 3 times in a row" in (after.maintenance_reason or "")
+    assert env.service.sync_power_states() == {}  # maintenance nodes are skipped
+    env.service.set_maintenance(node.id, False, reason=None, context=ALICE)
+    cleared = env.node(node.id)
+    assert cleared.fault is None
+    assert "power_sync_failures" not in cleared.driver_internal_info
+
+
+def test_power_action(env: Env) -> None:
+    node = env.create("manageable")
+    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    done = env.wait_settled(node.id)
+    assert done.power_state == "power on"
+    assert done.target_power_state is None
+    env.service.change_power_state(node.id, "rebooting", timeout=None, context=ALICE)
+    assert env.wait_settled(node.id).power_state == "power on"
+    assert env.history(node.id)[-1].event_type == "power"
+
+
+def test_power_action_failure_is_recorded(env: Env) -> None:
+    node = env.create("manageable", driver_info={"fake_fail": "power"})
+    env.service.set_maintenance(node.id, True, reason="x", context=ALICE)
+    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    done = env.wait_settled(node.id)
+    assert done.provision_state == "manageable"
+    assert done.target_power_state is None
+    assert (done.last_error or "").startswith("Failed to change power state to 'power on'")
+    assert env.history(node.id)[-1].severity == "ERROR"
+
+
+def test_one_slow_bmc_does_not_hold_up_the_others(env: Env) -> None:
+    slow = env.create("manageable", driver_info={"fake_latency": 1}, name="slow")
+    fast = env.create("manageable", name="fast")
+    env.service.change_power_state(fast.id, "power on", timeout=None, context=ALICE)
+    env.wait_settled(fast.id)
+    env.service.vendor_passthru(
+        fast.id, "set_power_state", {"power_state": "power off"}, context=ALICE
+    )
+    sync = PowerSync(env.service.rt, call_timeout=2)
+    counts = sync.run_once()  # the slow BMC blocks on the gate until the test opens it
+    assert counts.get("timeout") == 1
+    assert counts.get("out of band") == 1
+    assert env.node(fast.id).power_state == "power off"
+    assert env.node(slow.id).driver_internal_info["power_sync_failures"] == 1
+    env.gate.open()  # its late answer is still applied (and resets the failure count)
+    sync.close()
