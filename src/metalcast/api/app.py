@@ -1,0 +1,71 @@
+"""The ASGI application: Ironic's v1 API over a database and a conductor client."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from metalcast.api import errors, policy
+from metalcast.api.endpoint import JSON, Deps
+from metalcast.api.middleware import ApiMiddleware
+from metalcast.api.routes import (
+    chassis,
+    conductors,
+    drivers,
+    node_extras,
+    node_states,
+    nodes,
+    portgroups,
+    ports,
+    root,
+)
+from metalcast.config import Settings
+from metalcast.db.engine import Database
+from metalcast.rpc.client import ConductorClient
+
+
+def routes() -> list[BaseRoute]:
+    """Every route, most specific first (``/v1/nodes/detail`` before ``{node}``)."""
+    return [
+        *root.ROUTES,
+        *nodes.ROUTES,
+        *node_states.ROUTES,
+        *node_extras.ROUTES,
+        *ports.ROUTES,
+        *portgroups.ROUTES,
+        *chassis.ROUTES,
+        *drivers.ROUTES,
+        *conductors.ROUTES,
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods, in Ironic's error shape."""
+    assert isinstance(exc, HTTPException)
+    return Response(
+        errors.from_http_status(exc.status_code, exc.detail),
+        status_code=exc.status_code,
+        headers=exc.headers,
+        media_type=JSON,
+    )
+
+
+def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> Starlette:
+    """Build the API application.
+
+    Raises:
+        UnsafeAuthStrategy: ``api.auth_strategy`` is "noauth" but ``api.host`` is not a
+            loopback address.
+    """
+    policy.check_strategy(settings.api.auth_strategy, settings.api.host)
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(ApiMiddleware, auth_strategy=settings.api.auth_strategy)],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.deps = Deps(settings=settings, db=db, conductor=conductor)
+    return app

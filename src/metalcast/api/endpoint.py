@@ -1,0 +1,142 @@
+"""How a route becomes an endpoint: policy, body parsing, the threadpool, JSON out.
+
+A handler is a plain function ``(call: Call) -> object`` that runs in a worker thread
+(database reads and conductor calls block).  It returns the JSON document of a 200
+response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: checks
+the caller's role for the route's action (:func:`metalcast.api.policy.enforce`),
+parses the JSON body, runs the handler, encodes the result with orjson.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+
+from metalcast.api import policy
+from metalcast.api.versions import MIN_VERSION, Version
+from metalcast.config import Settings
+from metalcast.context import RequestContext
+from metalcast.db.engine import Database
+from metalcast.errors import InvalidInput
+from metalcast.rpc.client import ConductorClient
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What every handler may use: settings, the database, the conductor."""
+
+    settings: Settings
+    db: Database
+    conductor: ConductorClient
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request, as a handler sees it."""
+
+    deps: Deps
+    context: RequestContext
+    version: Version
+    method: str
+    #: the request path, e.g. ``/v1/nodes/detail``
+    path: str
+    #: the path parameters, e.g. ``{"node": "node-1"}``
+    args: Mapping[str, str]
+    query: QueryParams
+    body: Any
+    #: scheme://host[:port] of the API as the client reached it (or public_url)
+    base_url: str
+
+    def url(self, *parts: str) -> str:
+        """An absolute URL below the API's root: ``url("v1", "nodes", uuid)``."""
+        return "/".join((self.base_url, *parts))
+
+
+@dataclass(slots=True)
+class Reply:
+    """A response other than "200 with this JSON document"."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], object]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def endpoint(action: str, *, body: bool = False) -> Callable[[Handler], Endpoint]:
+    """Turn ``handler`` into a Starlette endpoint guarded by policy ``action``.
+
+    With ``body`` the request body is parsed as JSON (empty body: ``None``).
+    """
+
+    def wrap(handler: Handler) -> Endpoint:
+        async def run(request: Request) -> Response:
+            state = request.scope.get("state", {})
+            context: RequestContext = state["context"]
+            policy.enforce(context, action)
+            payload = parse_json(await request.body()) if body else None
+            call = Call(
+                deps=request.app.state.deps,
+                context=context,
+                version=state.get("version") or MIN_VERSION,
+                method=request.method,
+                path=request.url.path,
+                args=request.path_params,
+                query=request.query_params,
+                body=payload,
+                base_url=_base_url(request),
+            )
+            return await run_in_threadpool(_respond, handler, call)
+
+        run.__name__ = handler.__name__
+        run.__doc__ = handler.__doc__
+        return run
+
+    return wrap
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document in a request body; ``None`` for an empty body.
+
+    Raises:
+        InvalidInput: the body is not JSON.
+    """
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The request body is not valid JSON: {exc}") from None
+
+
+def json_response(document: object, *, status: int = 200) -> Response:
+    return Response(orjson.dumps(document), status_code=status, media_type=JSON)
+
+
+def _respond(handler: Handler, call: Call) -> Response:
+    result = handler(call)
+    if not isinstance(result, Reply):
+        return json_response(result)
+    if result.body is None:
+        return Response(status_code=result.status, headers=result.headers)
+    response = json_response(result.body, status=result.status)
+    response.headers.update(result.headers)
+    return response
+
+
+def _base_url(request: Request) -> str:
+    deps: Deps = request.app.state.deps
+    if deps.settings.api.public_url:
+        return deps.settings.api.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")

@@ -1,0 +1,62 @@
+"""Finding the resource a URL names, with the caller's right to see it checked.
+
+Nodes are found by UUID or name; a node the caller may not see is "not found".
+Ports and portgroups inherit the visibility of their node.
+
+Errors: ``NotFound`` (404), ``Forbidden`` (403).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from metalcast.api import policy
+from metalcast.api.endpoint import Call
+from metalcast.db import repository as repo
+from metalcast.db.models import Node, Port, Portgroup
+from metalcast.errors import InvalidInput, NotFound
+
+
+def target(node: Node) -> policy.NodeTarget:
+    return policy.NodeTarget(uuid=node.uuid, owner=node.owner, lessee=node.lessee)
+
+
+def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
+    """The node ``ident`` names, if the caller may perform ``action`` on it."""
+    found = repo.get_node(conn, ident)
+    policy.enforce(call.context, action, node=target(found))
+    return found
+
+
+def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
+    """The port ``ident`` names, if the caller may perform ``action`` on its node."""
+    found = repo.get_port(conn, ident)
+    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=f"Port {ident}")
+    return found
+
+
+def portgroup(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Portgroup:
+    """The portgroup ``ident`` names, if the caller may act on its node."""
+    found = repo.get_portgroup(conn, ident)
+    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=f"Portgroup {ident}")
+    return found
+
+
+def _check_owner_node(
+    conn: sa.Connection, call: Call, *, node_id: int, action: str, what: str
+) -> None:
+    if call.context.is_admin:
+        return
+    parent = repo.get_node_by_id(conn, node_id)
+    try:
+        policy.enforce(call.context, action, node=target(parent))
+    except NotFound:
+        raise NotFound(f"{what} could not be found.") from None
+
+
+def node_in_body(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
+    """Like :func:`node`, for a node named in a request body (missing: 400)."""
+    try:
+        return node(conn, call, ident=ident, action=action)
+    except NotFound as exc:
+        raise InvalidInput(exc.message) from None

@@ -1,0 +1,111 @@
+"""The ASGI layer every request crosses: identity, microversion, headers, errors, log.
+
+For each HTTP request it builds the caller's context, negotiates the microversion,
+stamps the version and request-id headers on the response, turns any exception the
+app lets escape into Ironic's error body, and writes one access-log line.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from metalcast.api import errors, policy, versions
+from metalcast.errors import MetalcastError
+
+log = structlog.get_logger("metalcast.api.access")
+
+REQUEST_ID_HEADER = b"x-openstack-request-id"
+
+
+class ApiMiddleware:
+    """Wraps the Starlette app; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, *, auth_strategy: str) -> None:
+        self.app = app
+        self.auth_strategy = auth_strategy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        _strip_trailing_slash(scope)
+        headers = Headers(scope=scope)
+        context = policy.build_context(self.auth_strategy, headers)
+        exchange = _Exchange(send, context.request_id)
+        started = time.perf_counter()
+        try:
+            exchange.version = _negotiate(scope["path"], headers)
+            scope.setdefault("state", {}).update(context=context, version=exchange.version)
+            await self.app(scope, receive, exchange.send)
+        except Exception as exc:  # the boundary: every error becomes a response
+            await exchange.fail(exc)
+        finally:
+            log.info(
+                "request",
+                request_id=context.request_id,
+                method=scope["method"],
+                path=scope["path"],
+                status=exchange.status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
+class _Exchange:
+    """The response side of one request: adds headers, remembers the status."""
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self.request_id = request_id
+        self.version: versions.Version | None = None
+        self.status = 500
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            extra = versions.response_headers(self.version)
+            extra.append((REQUEST_ID_HEADER, self.request_id.encode()))
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await self._send(message)
+
+    async def fail(self, exc: Exception) -> None:
+        status, body = errors.from_exception(exc, request_id=self.request_id)
+        if self.started:
+            # too late for an error response; the client sees a cut-off body
+            return
+        await self.send(_start(status, len(body)))
+        await self.send({"type": "http.response.body", "body": body})
+
+
+def _start(status: int, length: int) -> dict[str, Any]:
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(length).encode()),
+        ],
+    }
+
+
+def _negotiate(path: str, headers: Headers) -> versions.Version | None:
+    """The request's microversion; the root document ignores a bad header."""
+    try:
+        return versions.negotiate(headers)
+    except MetalcastError:
+        if path == "/":
+            return None
+        raise
+
+
+def _strip_trailing_slash(scope: Scope) -> None:
+    """``/v1/nodes/`` is ``/v1/nodes``, as in Ironic (no redirect)."""
+    path: str = scope["path"]
+    if len(path) > 1 and path.endswith("/"):
+        scope["path"] = path.rstrip("/") or "/"

@@ -1,0 +1,136 @@
+"""The writable fields of a node: what POST accepts and what PATCH may change.
+
+Errors: ``InvalidInput`` (400) naming the field; ``NotAcceptable`` (406) for a field
+newer than the requested microversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from metalcast.api.schema import (
+    Field,
+    check_logical_name,
+    check_uuid,
+)
+from metalcast.db import repository as repo
+from metalcast.db import tables as t
+from metalcast.errors import Conflict, InvalidInput
+
+_GROUP_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def _check_group(name: str, value: Any) -> None:
+    if not set(value) <= _GROUP_CHARS:
+        raise InvalidInput(
+            f"Invalid value for field '{name}': '{value}'; a conductor group may only "
+            "contain letters, digits, '_', '-' and '.'."
+        )
+
+
+_OBJECT = Field("object", nullable=False, max_length=None)
+_INTERFACE = Field("string", feature="dynamic_interfaces")
+
+#: name -> field, for every attribute PATCH may change
+PATCHABLE: Mapping[str, Field] = {
+    "name": Field(feature="node_name", check=check_logical_name),
+    "driver": Field(nullable=False),
+    "driver_info": _OBJECT,
+    "properties": _OBJECT,
+    "extra": _OBJECT,
+    "instance_info": _OBJECT,
+    "chassis_uuid": Field(check=check_uuid),
+    "instance_uuid": Field(check=check_uuid),
+    "maintenance": Field("boolean", nullable=False),
+    "maintenance_reason": Field(max_length=None),
+    "resource_class": Field(max_length=80, feature="resource_class"),
+    "network_interface": Field(feature="network_interface"),
+    **{
+        f"{name}_interface": _INTERFACE
+        for name in ("boot", "console", "deploy", "inspect", "management", "power")
+    },
+    "raid_interface": _INTERFACE,
+    "vendor_interface": _INTERFACE,
+    "storage_interface": Field(feature="storage_interface"),
+    "rescue_interface": Field(feature="rescue"),
+    "bios_interface": Field(feature="bios_interface"),
+    "firmware_interface": Field(feature="firmware_interface"),
+    "conductor_group": Field(feature="conductor_group", check=_check_group),
+    "automated_clean": Field("boolean", feature="automated_clean"),
+    "protected": Field("boolean", nullable=False, feature="protected"),
+    "protected_reason": Field(max_length=None, feature="protected"),
+    "owner": Field(feature="owner"),
+    "lessee": Field(feature="lessee"),
+    "description": Field(max_length=4096, feature="description"),
+    "retired": Field("boolean", nullable=False, feature="retired"),
+    "retired_reason": Field(max_length=None, feature="retired"),
+    "network_data": Field("object", max_length=None, feature="network_data"),
+}
+
+_NOT_ON_CREATE = frozenset({"maintenance", "maintenance_reason", "protected", "protected_reason"})
+
+#: name -> field, for the body of POST /v1/nodes
+CREATABLE: Mapping[str, Field] = {
+    "uuid": Field(check=check_uuid),
+    **{name: spec for name, spec in PATCHABLE.items() if name not in _NOT_ON_CREATE},
+}
+
+#: the value a removed attribute takes
+REMOVED: Mapping[str, object] = {
+    "driver_info": {},
+    "properties": {},
+    "extra": {},
+    "instance_info": {},
+    "maintenance": False,
+    "protected": False,
+    "retired": False,
+}
+
+#: attributes PATCH may not remove
+MANDATORY = frozenset({"driver"})
+
+
+def to_columns(
+    conn: sa.Connection, values: Mapping[str, Any], *, node_id: int | None = None
+) -> dict[str, Any]:
+    """API attribute values as column values (``chassis_uuid`` -> ``chassis_id``) for
+    a new node or node ``node_id``.
+
+    Raises:
+        InvalidInput: the named chassis does not exist.
+        Conflict: the name or instance UUID belongs to another node.
+    """
+    columns = {k: v for k, v in values.items() if k != "chassis_uuid"}
+    check_unique(conn, values, node_id=node_id)
+    if "chassis_uuid" in values:
+        chassis_uuid = values["chassis_uuid"]
+        columns["chassis_id"] = None if chassis_uuid is None else _chassis_id(conn, chassis_uuid)
+    return columns
+
+
+def check_unique(conn: sa.Connection, values: Mapping[str, Any], *, node_id: int | None) -> None:
+    """Raise ``Conflict`` when a new name or instance UUID belongs to another node."""
+    n = t.nodes.c
+    for key in ("name", "instance_uuid"):
+        value = values.get(key)
+        if value is None:
+            continue
+        query = sa.select(n.id).where(n[key] == value, n.id != (node_id or 0))
+        if conn.execute(query).first() is not None:
+            raise Conflict(f"A node with {key} {value} already exists.")
+
+
+def _chassis_id(conn: sa.Connection, uuid: str) -> int:
+    row = conn.execute(sa.select(t.chassis.c.id).where(t.chassis.c.uuid == uuid)).first()
+    if row is None:
+        raise InvalidInput(f"Chassis {uuid} could not be found.")
+    return int(row.id)
+
+
+def chassis_uuid(conn: sa.Connection, chassis_id: int | None) -> str | None:
+    if chassis_id is None:
+        return None
+    return repo.get_chassis_by_id(conn, chassis_id).uuid

@@ -1,0 +1,140 @@
+"""Query parameters shared by the collections: paging, sorting, fields, detail.
+
+Errors: ``InvalidInput`` (400) naming the parameter and what it accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from starlette.datastructures import QueryParams
+
+from metalcast.api.versions import Version, allows
+from metalcast.db.repository import Page, is_uuid
+from metalcast.errors import InvalidInput, NotAcceptable
+
+_TRUE = frozenset({"1", "t", "true", "on", "y", "yes"})
+_FALSE = frozenset({"0", "f", "false", "off", "n", "no"})
+
+
+def parse_bool(name: str, value: str | None) -> bool | None:
+    """``None`` when absent; raises ``InvalidInput`` for a non-boolean."""
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidInput(
+        f"Invalid value for {name}: '{value}'. Acceptable values are: true, false "
+        "(also 1/0, yes/no, on/off)."
+    )
+
+
+def parse_limit(value: str | None, max_limit: int) -> int:
+    """The page size: absent means ``max_limit``; larger values are capped."""
+    if value is None:
+        return max_limit
+    try:
+        limit = int(value)
+    except ValueError:
+        raise InvalidInput(f"Invalid value for limit: '{value}'. It must be an integer.") from None
+    if limit < 0:
+        raise InvalidInput(f"Limit must be positive, got {limit}.")
+    return min(limit, max_limit) if limit else max_limit
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The parsed collection parameters of one request."""
+
+    page: Page
+    fields: tuple[str, ...] | None
+    detail: bool
+
+
+def parse_listing(
+    query: QueryParams,
+    *,
+    max_limit: int,
+    sortable: Collection[str],
+    known_fields: Collection[str],
+    version: Version,
+    detail_path: bool = False,
+) -> Listing:
+    """Paging, sorting, ``fields`` and ``detail`` of a collection request.
+
+    ``detail_path`` is true on ``/detail`` endpoints, which are always detailed.
+    """
+    sort_key = query.get("sort_key", "id")
+    if sort_key not in sortable:
+        raise InvalidInput(f"The sort_key value '{sort_key}' is an invalid field for sorting.")
+    sort_dir = query.get("sort_dir", "asc").lower()
+    if sort_dir not in ("asc", "desc"):
+        raise InvalidInput(
+            f"Invalid sort direction: {sort_dir}. Acceptable values are 'asc' or 'desc'."
+        )
+    marker = query.get("marker")
+    if marker is not None and not is_uuid(marker):
+        raise InvalidInput(f"Invalid marker '{marker}': it must be a UUID.")
+    page = Page(
+        limit=parse_limit(query.get("limit"), max_limit),
+        marker=marker,
+        sort_key=sort_key,
+        sort_dir=sort_dir,
+    )
+    detail = detail_path or _detail(query, version)
+    fields = parse_fields(query.get("fields"), known_fields, version=version)
+    if fields is not None and detail:
+        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
+    return Listing(page=page, fields=fields, detail=detail)
+
+
+def _detail(query: QueryParams, version: Version) -> bool:
+    value = parse_bool("detail", query.get("detail"))
+    if value is not None and not allows("detail_param", version):
+        raise NotAcceptable("The detail parameter is not supported by this API version.")
+    return bool(value)
+
+
+def parse_fields(
+    value: str | None, known: Collection[str], *, version: Version
+) -> tuple[str, ...] | None:
+    """The ``fields`` parameter: a comma-separated subset of ``known``."""
+    if value is None:
+        return None
+    if not allows("fields", version):
+        raise NotAcceptable("The fields parameter requires API version 1.8 or later.")
+    fields = tuple(f.strip() for f in value.split(",") if f.strip())
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise InvalidInput(f'Field(s) "{", ".join(unknown)}" are not valid')
+    return fields
+
+
+def collection(
+    key: str,
+    docs: list[dict[str, Any]],
+    *,
+    url: str,
+    query: QueryParams,
+    limit: int,
+    last_marker: str | None,
+) -> dict[str, Any]:
+    """A collection body: ``{key: docs}``, plus a ``next`` link to the page after
+    ``last_marker`` (the UUID of the last row of a full page; ``None`` otherwise)."""
+    body: dict[str, Any] = {key: docs}
+    if last_marker is not None:
+        kept = [(k, v) for k, v in query.multi_items() if k not in ("limit", "marker")]
+        args = "".join(f"{quote(k)}={quote(v, safe=',')}&" for k, v in kept)
+        body["next"] = f"{url}?{args}limit={limit}&marker={last_marker}"
+    return body
+
+
+def last_marker(uuids: Sequence[str], limit: int) -> str | None:
+    """The marker of the next page: the last UUID when the page is full."""
+    return uuids[-1] if uuids and len(uuids) >= limit else None

@@ -1,0 +1,92 @@
+"""/v1/drivers: the hardware types the live conductors serve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from metalcast.api.endpoint import Call, endpoint
+from metalcast.api.params import parse_bool
+from metalcast.api.versions import Version, allows, shows
+from metalcast.api.views.common import links
+from metalcast.errors import InvalidInput, NotFound
+from metalcast.rpc.client import HardwareTypeInfo
+
+#: interface -> the feature that added it to driver documents
+INTERFACES: dict[str, str] = {
+    **{
+        name: "dynamic_drivers"
+        for name in ("boot", "console", "deploy", "inspect", "management", "network", "power")
+    },
+    "raid": "dynamic_drivers",
+    "vendor": "dynamic_drivers",
+    "storage": "storage_interface",
+    "rescue": "rescue",
+    "bios": "bios_interface",
+    "firmware": "firmware_interface",
+}
+
+
+def render_driver(
+    driver: HardwareTypeInfo, *, base_url: str, version: Version, detail: bool
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": driver.name, "hosts": list(driver.hosts)}
+    if shows("dynamic_drivers", version):
+        doc["type"] = "dynamic"
+    doc["links"] = links(base_url, f"drivers/{driver.name}")
+    doc["properties"] = links(base_url, f"drivers/{driver.name}/properties")
+    if detail and shows("dynamic_drivers", version):
+        for name, feature in INTERFACES.items():
+            if not shows(feature, version):
+                continue
+            enabled = list(driver.interfaces.get(name, []))
+            doc[f"default_{name}_interface"] = enabled[0] if enabled else None
+            doc[f"enabled_{name}_interfaces"] = enabled
+    return doc
+
+
+def _served(call: Call) -> list[HardwareTypeInfo]:
+    return [d for d in call.deps.conductor.list_hardware_types() if d.hosts]
+
+
+@endpoint("driver:get")
+def get_drivers(call: Call) -> object:
+    kind = call.query.get("type")
+    if kind is not None and kind not in ("classic", "dynamic"):
+        raise InvalidInput(f"Invalid driver type '{kind}': use 'classic' or 'dynamic'.")
+    detail = bool(parse_bool("detail", call.query.get("detail")))
+    if (kind or detail) and not allows("dynamic_drivers", call.version):
+        raise InvalidInput("The type and detail parameters require API version 1.30.")
+    drivers = [] if kind == "classic" else _served(call)
+    return {
+        "drivers": [
+            render_driver(d, base_url=call.base_url, version=call.version, detail=detail)
+            for d in drivers
+        ]
+    }
+
+
+def _find(call: Call) -> HardwareTypeInfo:
+    name = call.args["driver"]
+    for driver in _served(call):
+        if driver.name == name:
+            return driver
+    raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
+
+
+@endpoint("driver:get")
+def get_driver(call: Call) -> object:
+    return render_driver(_find(call), base_url=call.base_url, version=call.version, detail=True)
+
+
+@endpoint("driver:get")
+def get_driver_properties(call: Call) -> object:
+    return call.deps.conductor.driver_properties(_find(call).name)
+
+
+ROUTES = [
+    Route("/v1/drivers", get_drivers, methods=["GET"]),
+    Route("/v1/drivers/{driver}", get_driver, methods=["GET"]),
+    Route("/v1/drivers/{driver}/properties", get_driver_properties, methods=["GET"]),
+]

@@ -1,0 +1,203 @@
+"""/v1/nodes/{node}/traits, /vifs, /history and /vendor_passthru."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from metalcast.api import lookup
+from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.params import collection, last_marker, parse_bool, parse_limit
+from metalcast.api.schema import Field, check_trait, check_traits, validate_body
+from metalcast.api.versions import allows
+from metalcast.api.views.common import iso, links
+from metalcast.db import repository as repo
+from metalcast.db.models import HistoryEvent, Node
+from metalcast.errors import InvalidInput, NotAcceptable
+
+
+def _load(call: Call, action: str) -> Node:
+    with call.deps.db.read() as conn:
+        return lookup.node(conn, call, ident=call.args["node"], action=action)
+
+
+# ---------------------------------------------------------------------------- traits
+
+
+@endpoint("node:get")
+def get_traits(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
+        return {"traits": repo.get_traits(conn, node.id)}
+
+
+@endpoint("node:traits", body=True)
+def put_traits(call: Call) -> object:
+    body = validate_body(
+        call.body,
+        {"traits": Field("list", nullable=False, max_length=None)},
+        what="traits request",
+        version=call.version,
+        required=("traits",),
+    )
+    traits = check_traits(body["traits"])
+    node = _load(call, "node:traits")
+    call.deps.conductor.set_traits(node.id, traits, replace=True, context=call.context)
+    return Reply(204)
+
+
+@endpoint("node:traits")
+def put_trait(call: Call) -> object:
+    trait = check_trait(call.args["trait"])
+    node = _load(call, "node:traits")
+    call.deps.conductor.set_traits(node.id, [trait], replace=False, context=call.context)
+    return Reply(204)
+
+
+@endpoint("node:traits")
+def delete_traits(call: Call) -> object:
+    node = _load(call, "node:traits")
+    call.deps.conductor.remove_traits(node.id, None, context=call.context)
+    return Reply(204)
+
+
+@endpoint("node:traits")
+def delete_trait(call: Call) -> object:
+    node = _load(call, "node:traits")
+    call.deps.conductor.remove_traits(node.id, [call.args["trait"]], context=call.context)
+    return Reply(204)
+
+
+# ------------------------------------------------------------------------------ VIFs
+
+
+def _require_vifs(call: Call) -> None:
+    if not allows("vifs", call.version):
+        raise NotAcceptable("VIF attachment requires API version 1.28 or later.")
+
+
+@endpoint("node:get")
+def get_vifs(call: Call) -> object:
+    _require_vifs(call)
+    node = _load(call, "node:get")
+    return {"vifs": call.deps.conductor.vif_list(node.id, context=call.context)}
+
+
+@endpoint("node:vif", body=True)
+def attach_vif(call: Call) -> object:
+    _require_vifs(call)
+    if not isinstance(call.body, dict) or not isinstance(call.body.get("id"), str):
+        raise InvalidInput('The request body must be an object with the VIF\'s "id" (a string).')
+    node = _load(call, "node:vif")
+    call.deps.conductor.vif_attach(node.id, call.body, context=call.context)
+    return Reply(204)
+
+
+@endpoint("node:vif")
+def detach_vif(call: Call) -> object:
+    _require_vifs(call)
+    node = _load(call, "node:vif")
+    call.deps.conductor.vif_detach(node.id, call.args["vif"], context=call.context)
+    return Reply(204)
+
+
+# --------------------------------------------------------------------------- history
+
+
+def render_event(
+    event: HistoryEvent, node_uuid: str, *, base_url: str, detail: bool
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "uuid": event.uuid,
+        "created_at": iso(event.created_at),
+        "severity": event.severity,
+        "event": event.event,
+    }
+    if detail:
+        doc.update(event_type=event.event_type, conductor=event.conductor, user=event.user)
+    doc["links"] = links(base_url, f"nodes/{node_uuid}/history/{event.uuid}")
+    return doc
+
+
+@endpoint("node:get")
+def get_history(call: Call) -> object:
+    unknown = sorted(set(call.query) - {"detail", "limit", "marker"})
+    if unknown:
+        raise InvalidInput(f"Unknown parameter(s) for node history: {', '.join(unknown)}.")
+    detail = bool(parse_bool("detail", call.query.get("detail")))
+    limit = parse_limit(call.query.get("limit"), call.deps.settings.api.max_limit)
+    page = repo.Page(limit=limit, marker=call.query.get("marker"))
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
+        events = repo.list_history(conn, node.id, page)
+    docs = [render_event(e, node.uuid, base_url=call.base_url, detail=detail) for e in events]
+    return collection(
+        "history",
+        docs,
+        url=call.base_url + call.path,
+        query=call.query,
+        limit=limit,
+        last_marker=last_marker([e.uuid for e in events], limit),
+    )
+
+
+@endpoint("node:get")
+def get_history_event(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
+        event = repo.get_history_event(conn, node.id, call.args["event"])
+    return render_event(event, node.uuid, base_url=call.base_url, detail=True)
+
+
+# -------------------------------------------------------------------- vendor passthru
+
+
+@endpoint("node:vendor_passthru")
+def get_vendor_methods(call: Call) -> object:
+    node = _load(call, "node:vendor_passthru")
+    return call.deps.conductor.vendor_methods(node.id, context=call.context)
+
+
+@endpoint("node:vendor_passthru", body=True)
+def vendor_passthru(call: Call) -> object:
+    method = call.args.get("method") or call.query.get("method")
+    if not method:
+        raise InvalidInput("Method not specified: add ?method=<name> to the URL.")
+    args = call.body if call.body is not None else {}
+    if not isinstance(args, dict):
+        raise InvalidInput("The arguments of a vendor method must be a JSON object.")
+    node = _load(call, "node:vendor_passthru")
+    methods = call.deps.conductor.vendor_methods(node.id, context=call.context)
+    spec = methods.get(method)
+    if spec is None:
+        known = ", ".join(sorted(methods)) or "none"
+        raise InvalidInput(f"Unsupported vendor passthru method '{method}'; methods: {known}.")
+    allowed = spec.get("http_methods") or ["POST"]
+    if call.method not in allowed:
+        raise InvalidInput(
+            f"The vendor method '{method}' does not support HTTP {call.method}; "
+            f"use {', '.join(allowed)}."
+        )
+    result = call.deps.conductor.vendor_passthru(node.id, method, args, context=call.context)
+    return Reply(202 if spec.get("async") else 200, result)
+
+
+_NODE = "/v1/nodes/{node}"
+_ANY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+ROUTES = [
+    Route(f"{_NODE}/traits", get_traits, methods=["GET"]),
+    Route(f"{_NODE}/traits", put_traits, methods=["PUT"]),
+    Route(f"{_NODE}/traits", delete_traits, methods=["DELETE"]),
+    Route(f"{_NODE}/traits/{{trait}}", put_trait, methods=["PUT"]),
+    Route(f"{_NODE}/traits/{{trait}}", delete_trait, methods=["DELETE"]),
+    Route(f"{_NODE}/vifs", get_vifs, methods=["GET"]),
+    Route(f"{_NODE}/vifs", attach_vif, methods=["POST"]),
+    Route(f"{_NODE}/vifs/{{vif}}", detach_vif, methods=["DELETE"]),
+    Route(f"{_NODE}/history", get_history, methods=["GET"]),
+    Route(f"{_NODE}/history/{{event}}", get_history_event, methods=["GET"]),
+    Route(f"{_NODE}/vendor_passthru/methods", get_vendor_methods, methods=["GET"]),
+    Route(f"{_NODE}/vendor_passthru", vendor_passthru, methods=_ANY),
+    # python-ironicclient names the method in the path
+    Route(f"{_NODE}/vendor_passthru/{{method}}", vendor_passthru, methods=_ANY),
+]

@@ -1,0 +1,289 @@
+"""/v1/nodes/{node}/states, maintenance, validate and management: acting on a node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from metalcast.api import lookup
+from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.schema import Field, describe, validate_body
+from metalcast.api.versions import Version, allows, shows
+from metalcast.api.views.common import iso
+from metalcast.db.models import Node
+from metalcast.errors import InvalidInput, NotAcceptable
+from metalcast.rpc.client import ProvisionRequest
+from metalcast.states import VERBS, PowerTarget, ProvisionState, advance
+
+#: verb -> the feature that introduced it
+_VERB_FEATURES: dict[str, str] = {
+    "manage": "manageable",
+    "provide": "manageable",
+    "inspect": "inspect",
+    "abort": "abort",
+    "clean": "manual_clean",
+    "adopt": "adopt",
+    "rescue": "rescue",
+    "unrescue": "rescue",
+    "service": "service",
+    "undeploy": "deploy_verbs",
+}
+_SOFT = frozenset({PowerTarget.SOFT_OFF, PowerTarget.SOFT_REBOOT})
+
+
+def _load(call: Call, action: str) -> Node:
+    with call.deps.db.read() as conn:
+        return lookup.node(conn, call, ident=call.args["node"], action=action)
+
+
+def _accepted(call: Call, node: Node) -> Reply:
+    return Reply(202, headers={"Location": call.url("v1", "nodes", node.uuid, "states")})
+
+
+@endpoint("node:get")
+def get_states(call: Call) -> object:
+    node = _load(call, "node:get")
+    doc: dict[str, Any] = {
+        "console_enabled": node.console_enabled,
+        "last_error": node.last_error,
+        "power_state": node.power_state,
+        "provision_state": node.provision_state,
+        "provision_updated_at": iso(node.provision_updated_at),
+        "target_power_state": node.target_power_state,
+        "target_provision_state": node.target_provision_state,
+    }
+    if shows("raid_config", call.version):
+        doc["raid_config"] = node.raid_config
+        doc["target_raid_config"] = node.target_raid_config
+    return doc
+
+
+# ----------------------------------------------------------------------------- power
+
+_POWER_BODY = {
+    "target": Field(nullable=False),
+    "timeout": Field("integer", feature="soft_power"),
+}
+
+
+@endpoint("node:power", body=True)
+def set_power_state(call: Call) -> object:
+    body = validate_body(
+        call.body,
+        _POWER_BODY,
+        what="power state request",
+        version=call.version,
+        required=("target",),
+    )
+    target = _power_target(body["target"], call.version)
+    timeout = body.get("timeout")
+    if timeout is not None and timeout < 1:
+        raise InvalidInput(f"Invalid timeout {timeout}: it must be a positive number of seconds.")
+    node = _load(call, "node:power")
+    call.deps.conductor.change_power_state(node.id, target, timeout=timeout, context=call.context)
+    return _accepted(call, node)
+
+
+def _power_target(value: str, version: Version) -> str:
+    try:
+        target = PowerTarget(value)
+    except ValueError:
+        raise InvalidInput(
+            f"Invalid power state target '{value}'. Acceptable values are: "
+            f"{', '.join(t.value for t in PowerTarget)}."
+        ) from None
+    if target in _SOFT and not allows("soft_power", version):
+        raise NotAcceptable(f"Power target '{value}' requires API version 1.27 or later.")
+    return target.value
+
+
+# ------------------------------------------------------------------------- provision
+
+_STEPS = Field("list", max_length=None)
+_PROVISION_BODY = {
+    "target": Field(nullable=False),
+    "configdrive": Field("any", max_length=None),
+    "clean_steps": _STEPS,
+    "deploy_steps": Field("list", max_length=None, feature="deploy_steps"),
+    "service_steps": Field("list", max_length=None, feature="service"),
+    "rescue_password": Field(feature="rescue"),
+    "disable_ramdisk": Field("boolean", feature="disable_ramdisk"),
+}
+#: argument -> the verbs it goes with
+_ARGUMENT_VERBS: dict[str, frozenset[str]] = {
+    "configdrive": frozenset({"active", "rebuild"}),
+    "deploy_steps": frozenset({"active", "rebuild"}),
+    "clean_steps": frozenset({"clean"}),
+    "service_steps": frozenset({"service"}),
+    "rescue_password": frozenset({"rescue"}),
+    "disable_ramdisk": frozenset({"clean", "service"}),
+}
+_REQUIRED_ARGUMENT = {
+    "clean": "clean_steps",
+    "service": "service_steps",
+    "rescue": "rescue_password",
+}
+
+
+@endpoint("node:provision", body=True)
+def set_provision_state(call: Call) -> object:
+    request = provision_request(call.body, call.version)
+    node = _load(call, "node:provision")
+    # refuse an impossible transition before anything is written
+    advance(ProvisionState(node.provision_state), VERBS[request.verb])
+    call.deps.conductor.change_provision_state(node.id, request, context=call.context)
+    return _accepted(call, node)
+
+
+def provision_request(body: object, version: Version) -> ProvisionRequest:
+    """Validate the body of PUT .../states/provision.
+
+    Raises:
+        InvalidInput: unknown verb, an argument the verb does not take, a missing one.
+        NotAcceptable: a verb or argument newer than ``version``.
+    """
+    values = validate_body(
+        body,
+        _PROVISION_BODY,
+        what="provision state request",
+        version=version,
+        required=("target",),
+    )
+    verb = values["target"]
+    if verb not in VERBS:
+        raise InvalidInput(
+            f'The requested action "{verb}" could not be understood. Acceptable values are: '
+            f"{', '.join(sorted(VERBS))}."
+        )
+    feature = _VERB_FEATURES.get(verb)
+    if feature is not None and not allows(feature, version):
+        raise NotAcceptable(f'The action "{verb}" is not supported in API version {version}.')
+    _check_arguments(verb, values)
+    return ProvisionRequest(
+        verb=verb,
+        configdrive=values.get("configdrive"),
+        clean_steps=values.get("clean_steps"),
+        deploy_steps=values.get("deploy_steps"),
+        service_steps=values.get("service_steps"),
+        rescue_password=values.get("rescue_password"),
+        disable_ramdisk=values.get("disable_ramdisk"),
+    )
+
+
+def _check_arguments(verb: str, values: dict[str, Any]) -> None:
+    for name, verbs in _ARGUMENT_VERBS.items():
+        if values.get(name) is not None and verb not in verbs:
+            raise InvalidInput(
+                f'"{name}" is only valid when setting target provision state to '
+                f"{' or '.join(sorted(verbs))}, not {verb}."
+            )
+    required = _REQUIRED_ARGUMENT.get(verb)
+    if required is not None and not values.get(required):
+        raise InvalidInput(
+            f'A non-empty "{required}" is required when setting target provision state to {verb}.'
+        )
+    configdrive = values.get("configdrive")
+    if configdrive is not None and not isinstance(configdrive, str | dict):
+        raise InvalidInput(
+            f"Invalid configdrive {describe(configdrive)[:80]}: it must be a string (a "
+            "gzipped, base64-encoded ISO image or its URL) or an object."
+        )
+
+
+# ----------------------------------------------------------------------- maintenance
+
+
+@endpoint("node:maintenance", body=True)
+def set_maintenance(call: Call) -> object:
+    body = validate_body(
+        call.body if call.body is not None else {},
+        {"reason": Field(max_length=None)},
+        what="maintenance request",
+        version=call.version,
+    )
+    reason = body.get("reason") or call.query.get("reason")
+    node = _load(call, "node:maintenance")
+    call.deps.conductor.set_maintenance(node.id, True, reason=reason, context=call.context)
+    return _accepted(call, node)
+
+
+@endpoint("node:maintenance")
+def unset_maintenance(call: Call) -> object:
+    node = _load(call, "node:maintenance")
+    call.deps.conductor.set_maintenance(node.id, False, reason=None, context=call.context)
+    return _accepted(call, node)
+
+
+# -------------------------------------------------------------------------- validate
+
+
+@endpoint("node:validate")
+def validate_node(call: Call) -> object:
+    node = _load(call, "node:validate")
+    results = call.deps.conductor.validate(node.id, context=call.context)
+    return {name: {"result": r.result, "reason": r.reason} for name, r in sorted(results.items())}
+
+
+# ------------------------------------------------------------------------ management
+
+_BOOT_DEVICE_BODY = {
+    "boot_device": Field(nullable=False),
+    "persistent": Field("boolean"),
+}
+
+
+@endpoint("node:get")
+def get_boot_device(call: Call) -> object:
+    node = _load(call, "node:get")
+    return call.deps.conductor.get_boot_device(node.id, context=call.context)
+
+
+@endpoint("node:management", body=True)
+def set_boot_device(call: Call) -> object:
+    body = validate_body(
+        call.body,
+        _BOOT_DEVICE_BODY,
+        what="boot device request",
+        version=call.version,
+        required=("boot_device",),
+    )
+    node = _load(call, "node:management")
+    call.deps.conductor.set_boot_device(
+        node.id, body["boot_device"], persistent=bool(body.get("persistent")), context=call.context
+    )
+    return Reply(204)
+
+
+@endpoint("node:get")
+def get_supported_boot_devices(call: Call) -> object:
+    node = _load(call, "node:get")
+    devices = call.deps.conductor.get_supported_boot_devices(node.id, context=call.context)
+    return {"supported_boot_devices": devices}
+
+
+@endpoint("node:management", body=True)
+def inject_nmi(call: Call) -> object:
+    if not allows("inject_nmi", call.version):
+        raise NotAcceptable("Injecting an NMI requires API version 1.29 or later.")
+    validate_body(
+        call.body if call.body is not None else {}, {}, what="NMI request", version=call.version
+    )
+    node = _load(call, "node:management")
+    call.deps.conductor.inject_nmi(node.id, context=call.context)
+    return Reply(204)
+
+
+_NODE = "/v1/nodes/{node}"
+ROUTES = [
+    Route(f"{_NODE}/states", get_states, methods=["GET"]),
+    Route(f"{_NODE}/states/power", set_power_state, methods=["PUT"]),
+    Route(f"{_NODE}/states/provision", set_provision_state, methods=["PUT"]),
+    Route(f"{_NODE}/maintenance", set_maintenance, methods=["PUT"]),
+    Route(f"{_NODE}/maintenance", unset_maintenance, methods=["DELETE"]),
+    Route(f"{_NODE}/validate", validate_node, methods=["GET"]),
+    Route(f"{_NODE}/management/boot_device", get_boot_device, methods=["GET"]),
+    Route(f"{_NODE}/management/boot_device", set_boot_device, methods=["PUT"]),
+    Route(f"{_NODE}/management/boot_device/supported", get_supported_boot_devices, methods=["GET"]),
+    Route(f"{_NODE}/management/inject_nmi", inject_nmi, methods=["PUT"]),
+]

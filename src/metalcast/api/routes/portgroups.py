@@ -1,0 +1,210 @@
+"""/v1/portgroups and /v1/nodes/{node}/portgroups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.routing import Route
+
+from metalcast.api import lookup, patching, policy
+from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.schema import (
+    Field,
+    check_ident,
+    check_logical_name,
+    check_mac,
+    check_uuid,
+    normalize_mac,
+    validate_body,
+)
+from metalcast.api.versions import allows
+from metalcast.api.views import ports as view
+from metalcast.db import repository as repo
+from metalcast.db import tables as t
+from metalcast.db.models import Portgroup
+from metalcast.errors import InvalidInput, NotFound
+
+PATCHABLE_FIELDS: Mapping[str, Field] = {
+    "address": Field(check=check_mac),
+    "name": Field(check=check_logical_name),
+    "node_uuid": Field(nullable=False, check=check_ident),
+    "mode": Field(feature="portgroup_mode"),
+    "properties": Field("object", nullable=False, max_length=None, feature="portgroup_mode"),
+    "standalone_ports_supported": Field("boolean", nullable=False),
+    "extra": Field("object", nullable=False, max_length=None),
+}
+CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
+PATCHABLE = patching.Patchable(
+    fields=PATCHABLE_FIELDS,
+    readonly=frozenset(view.PORTGROUP_FIELDS) | {"ports"},
+    removed={"extra": {}, "properties": {}, "standalone_ports_supported": True},
+    mandatory=frozenset({"node_uuid"}),
+)
+_FILTERS = frozenset({"node", "address"})
+_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+
+
+def _require_portgroups(call: Call) -> None:
+    if not allows("portgroups", call.version):
+        raise NotFound("The resource could not be found.")
+
+
+def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
+    unknown = sorted(set(call.query) - _FILTERS - _PAGING)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown parameter(s) for listing portgroups: {', '.join(unknown)}. "
+            f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
+        )
+    out: dict[str, Any] = {}
+    if call.query.get("node"):
+        out["node_id"] = lookup.node(
+            conn, call, ident=call.query["node"], action="portgroup:get"
+        ).id
+    if call.query.get("address"):
+        out["address"] = normalize_mac(call.query["address"])
+    return out
+
+
+def _visible_to(conn: sa.Connection, call: Call, *, groups: list[Portgroup]) -> list[Portgroup]:
+    project = policy.project_scope(call.context)
+    if project is None or not groups:
+        return groups
+    n = t.nodes.c
+    ids = {g.node_id for g in groups}
+    query = sa.select(n.id).where(n.id.in_(ids), sa.or_(n.owner == project, n.lessee == project))
+    allowed = {r.id for r in conn.execute(query)}
+    return [g for g in groups if g.node_id in allowed]
+
+
+def list_portgroups(call: Call, *, detail_path: bool = False, node_id: int | None = None) -> object:
+    _require_portgroups(call)
+    listing = parse_listing(
+        call.query,
+        max_limit=call.deps.settings.api.max_limit,
+        sortable=view.PORTGROUP_SORTABLE,
+        known_fields=view.visible(view.PORTGROUP_FIELDS, call.version),
+        version=call.version,
+        detail_path=detail_path,
+    )
+    with call.deps.db.read() as conn:
+        filters = _filters(conn, call)
+        if node_id is not None:
+            filters["node_id"] = node_id
+        rows = repo.list_portgroups(conn, listing.page, **filters)
+        groups = _visible_to(conn, call, groups=rows)
+        uuids = view.Uuids.load(conn, node_ids=[g.node_id for g in groups], portgroup_ids=[])
+    fields = None if listing.detail else (listing.fields or view.PORTGROUP_LIST_FIELDS)
+    docs = [
+        view.render_portgroup(g, uuids, base_url=call.base_url, version=call.version, fields=fields)
+        for g in groups
+    ]
+    return collection(
+        "portgroups",
+        docs,
+        url=call.base_url + call.path,
+        query=call.query,
+        limit=listing.page.limit,
+        last_marker=last_marker([g.uuid for g in rows], listing.page.limit),
+    )
+
+
+@endpoint("portgroup:get")
+def get_portgroups(call: Call) -> object:
+    return list_portgroups(call)
+
+
+@endpoint("portgroup:get")
+def get_portgroups_detail(call: Call) -> object:
+    return list_portgroups(call, detail_path=True)
+
+
+@endpoint("portgroup:get")
+def get_node_portgroups(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="portgroup:get")
+    return list_portgroups(call, node_id=node.id)
+
+
+def _render(
+    call: Call, group: Portgroup, *, fields: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    with call.deps.db.read() as conn:
+        uuids = view.Uuids.load(conn, node_ids=[group.node_id], portgroup_ids=[])
+    return view.render_portgroup(
+        group, uuids, base_url=call.base_url, version=call.version, fields=fields
+    )
+
+
+@endpoint("portgroup:get")
+def get_portgroup(call: Call) -> object:
+    _require_portgroups(call)
+    fields = parse_fields(
+        call.query.get("fields"),
+        view.visible(view.PORTGROUP_FIELDS, call.version),
+        version=call.version,
+    )
+    with call.deps.db.read() as conn:
+        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="portgroup:get")
+    return _render(call, group, fields=fields)
+
+
+def to_columns(conn: sa.Connection, call: Call, *, values: Mapping[str, Any]) -> dict[str, Any]:
+    """API attributes as column values, checking the named node."""
+    columns = {k: v for k, v in values.items() if k != "node_uuid"}
+    if values.get("node_uuid") is not None:
+        node = lookup.node_in_body(conn, call, ident=values["node_uuid"], action="portgroup:write")
+        columns["node_id"] = node.id
+    if values.get("address") is not None:
+        columns["address"] = normalize_mac(values["address"])
+    return columns
+
+
+@endpoint("portgroup:write", body=True)
+def create_portgroup(call: Call) -> object:
+    _require_portgroups(call)
+    body = validate_body(
+        call.body, CREATABLE, what="portgroup", version=call.version, required=("node_uuid",)
+    )
+    with call.deps.db.read() as conn:
+        values = to_columns(conn, call, values=body)
+    group = call.deps.conductor.create_portgroup(values, context=call.context)
+    doc = _render(call, group)
+    return Reply(201, doc, {"Location": call.url("v1", "portgroups", group.uuid)})
+
+
+@endpoint("portgroup:write", body=True)
+def patch_portgroup(call: Call) -> object:
+    _require_portgroups(call)
+    with call.deps.db.read() as conn:
+        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="portgroup:write")
+        before = {k: getattr(group, k) for k in PATCHABLE_FIELDS if k != "node_uuid"}
+        before["node_uuid"] = repo.get_node_by_id(conn, group.node_id).uuid
+        changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
+        values = to_columns(conn, call, values=changes)
+    if values:
+        group = call.deps.conductor.update_portgroup(group.id, values, context=call.context)
+    return _render(call, group)
+
+
+@endpoint("portgroup:write")
+def delete_portgroup(call: Call) -> object:
+    _require_portgroups(call)
+    with call.deps.db.read() as conn:
+        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="portgroup:write")
+    call.deps.conductor.destroy_portgroup(group.id, context=call.context)
+    return Reply(204)
+
+
+ROUTES = [
+    Route("/v1/portgroups", get_portgroups, methods=["GET"]),
+    Route("/v1/portgroups", create_portgroup, methods=["POST"]),
+    Route("/v1/portgroups/detail", get_portgroups_detail, methods=["GET"]),
+    Route("/v1/portgroups/{portgroup}", get_portgroup, methods=["GET"]),
+    Route("/v1/portgroups/{portgroup}", patch_portgroup, methods=["PATCH"]),
+    Route("/v1/portgroups/{portgroup}", delete_portgroup, methods=["DELETE"]),
+    Route("/v1/nodes/{node}/portgroups", get_node_portgroups, methods=["GET"]),
+]

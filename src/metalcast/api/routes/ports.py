@@ -1,0 +1,249 @@
+"""/v1/ports, /v1/nodes/{node}/ports and /v1/portgroups/{portgroup}/ports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.routing import Route
+
+from metalcast.api import lookup, patching, policy
+from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.schema import (
+    Field,
+    check_ident,
+    check_logical_name,
+    check_mac,
+    check_uuid,
+    normalize_mac,
+    validate_body,
+)
+from metalcast.api.versions import allows
+from metalcast.api.views import ports as view
+from metalcast.db import repository as repo
+from metalcast.db import tables as t
+from metalcast.db.models import Port
+from metalcast.errors import Conflict, InvalidInput, NotAcceptable, NotFound
+
+_LLC_KEYS = frozenset({"switch_id", "port_id", "switch_info", "network_type", "hostname"})
+
+
+def _check_llc(name: str, value: Any) -> None:
+    unknown = sorted(set(value) - _LLC_KEYS)
+    if unknown:
+        raise InvalidInput(
+            f"Invalid {name}: unknown key(s) {', '.join(unknown)}; accepted keys: "
+            f"{', '.join(sorted(_LLC_KEYS))}."
+        )
+
+
+PATCHABLE_FIELDS: Mapping[str, Field] = {
+    "address": Field(nullable=False, check=check_mac),
+    "node_uuid": Field(nullable=False, check=check_ident),
+    "portgroup_uuid": Field(feature="portgroup_uuid", check=check_ident),
+    "local_link_connection": Field("object", max_length=None, feature="port_llc", check=_check_llc),
+    "pxe_enabled": Field("boolean", nullable=False, feature="port_llc"),
+    "physical_network": Field(max_length=64, feature="physical_network"),
+    "extra": Field("object", nullable=False, max_length=None),
+    "is_smartnic": Field("boolean", nullable=False, feature="is_smartnic"),
+    "name": Field(feature="port_name", check=check_logical_name),
+}
+CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
+PATCHABLE = patching.Patchable(
+    fields=PATCHABLE_FIELDS,
+    readonly=frozenset(view.PORT_FIELDS),
+    removed={"extra": {}, "local_link_connection": {}, "pxe_enabled": True, "is_smartnic": False},
+    mandatory=frozenset({"address", "node_uuid"}),
+)
+_FILTERS = frozenset({"node", "node_uuid", "address", "portgroup"})
+_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _project_node_ids(conn: sa.Connection, call: Call) -> list[int] | None:
+    project = policy.project_scope(call.context)
+    if project is None:
+        return None
+    n = t.nodes.c
+    rows = conn.execute(sa.select(n.id).where(sa.or_(n.owner == project, n.lessee == project)))
+    return [r.id for r in rows]
+
+
+def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
+    query = call.query
+    unknown = sorted(set(query) - _FILTERS - _PAGING)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown parameter(s) for listing ports: {', '.join(unknown)}. "
+            f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
+        )
+    out: dict[str, Any] = {"node_ids": _project_node_ids(conn, call)}
+    node_ident = query.get("node") or query.get("node_uuid")
+    if node_ident:
+        out["node_id"] = lookup.node(conn, call, ident=node_ident, action="port:get").id
+    if query.get("address"):
+        out["address"] = normalize_mac(query["address"])
+    if query.get("portgroup"):
+        if not allows("portgroup_uuid", call.version):
+            raise NotAcceptable("Filtering ports by portgroup requires API version 1.24.")
+        out["portgroup_id"] = lookup.portgroup(
+            conn, call, ident=query["portgroup"], action="port:get"
+        ).id
+    return out
+
+
+def list_ports(call: Call, *, detail_path: bool = False, **scope: int) -> dict[str, Any]:
+    """A page of ports; ``scope`` pins ``node_id`` or ``portgroup_id``."""
+    listing = parse_listing(
+        call.query,
+        max_limit=call.deps.settings.api.max_limit,
+        sortable=view.PORT_SORTABLE,
+        known_fields=view.visible(view.PORT_FIELDS, call.version),
+        version=call.version,
+        detail_path=detail_path,
+    )
+    with call.deps.db.read() as conn:
+        filters = {**_filters(conn, call), **scope}
+        ports = repo.list_ports(conn, listing.page, **filters)
+        uuids = view.port_uuids(conn, ports)
+    fields = None if listing.detail else (listing.fields or view.PORT_LIST_FIELDS)
+    docs = [
+        view.render_port(p, uuids, base_url=call.base_url, version=call.version, fields=fields)
+        for p in ports
+    ]
+    return collection(
+        "ports",
+        docs,
+        url=call.base_url + call.path,
+        query=call.query,
+        limit=listing.page.limit,
+        last_marker=last_marker([p.uuid for p in ports], listing.page.limit),
+    )
+
+
+@endpoint("port:get")
+def get_ports(call: Call) -> object:
+    return list_ports(call)
+
+
+@endpoint("port:get")
+def get_ports_detail(call: Call) -> object:
+    return list_ports(call, detail_path=True)
+
+
+@endpoint("port:get")
+def get_node_ports(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="port:get")
+    return list_ports(call, node_id=node.id)
+
+
+@endpoint("port:get")
+def get_portgroup_ports(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="port:get")
+    return list_ports(call, portgroup_id=group.id)
+
+
+# ------------------------------------------------------------------------- one port
+
+
+def _render(call: Call, port: Port, *, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    with call.deps.db.read() as conn:
+        uuids = view.port_uuids(conn, [port])
+    return view.render_port(
+        port, uuids, base_url=call.base_url, version=call.version, fields=fields
+    )
+
+
+@endpoint("port:get")
+def get_port(call: Call) -> object:
+    fields = parse_fields(
+        call.query.get("fields"), view.visible(view.PORT_FIELDS, call.version), version=call.version
+    )
+    with call.deps.db.read() as conn:
+        port = lookup.port(conn, call, ident=call.args["port"], action="port:get")
+    return _render(call, port, fields=fields)
+
+
+def to_columns(
+    conn: sa.Connection, call: Call, *, values: Mapping[str, Any], port_id: int | None = None
+) -> dict[str, Any]:
+    """API attributes as column values, checking the named node, portgroup and MAC."""
+    columns = {k: v for k, v in values.items() if k not in ("node_uuid", "portgroup_uuid")}
+    if values.get("node_uuid") is not None:
+        columns["node_id"] = lookup.node_in_body(
+            conn, call, ident=values["node_uuid"], action="port:write"
+        ).id
+    if "portgroup_uuid" in values:
+        ident = values["portgroup_uuid"]
+        columns["portgroup_id"] = None if ident is None else _portgroup_id(conn, ident)
+    if "address" in values:
+        columns["address"] = normalize_mac(values["address"])
+        _check_free_mac(conn, columns["address"], port_id=port_id)
+    return columns
+
+
+def _portgroup_id(conn: sa.Connection, ident: str) -> int:
+    try:
+        return repo.get_portgroup(conn, ident).id
+    except NotFound as exc:
+        raise InvalidInput(exc.message) from None
+
+
+def _check_free_mac(conn: sa.Connection, address: str, *, port_id: int | None) -> None:
+    p = t.ports.c
+    query = sa.select(p.id).where(p.address == address, p.id != (port_id or 0))
+    if conn.execute(query).first() is not None:
+        raise Conflict(f"A port with MAC address {address} already exists.")
+
+
+@endpoint("port:write", body=True)
+def create_port(call: Call) -> object:
+    body = validate_body(
+        call.body, CREATABLE, what="port", version=call.version, required=("address", "node_uuid")
+    )
+    with call.deps.db.read() as conn:
+        values = to_columns(conn, call, values=body)
+    port = call.deps.conductor.create_port(values, context=call.context)
+    doc = _render(call, port)
+    return Reply(201, doc, {"Location": call.url("v1", "ports", port.uuid)})
+
+
+@endpoint("port:write", body=True)
+def patch_port(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        port = lookup.port(conn, call, ident=call.args["port"], action="port:write")
+        uuids = view.port_uuids(conn, [port])
+        before = {name: getattr(port, name) for name in PATCHABLE_FIELDS if hasattr(port, name)}
+        before["node_uuid"] = uuids.nodes.get(port.node_id)
+        before["portgroup_uuid"] = uuids.portgroups.get(port.portgroup_id or 0)
+        changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
+        values = to_columns(conn, call, values=changes, port_id=port.id)
+    if values:
+        port = call.deps.conductor.update_port(port.id, values, context=call.context)
+    return _render(call, port)
+
+
+@endpoint("port:write")
+def delete_port(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        port = lookup.port(conn, call, ident=call.args["port"], action="port:write")
+    call.deps.conductor.destroy_port(port.id, context=call.context)
+    return Reply(204)
+
+
+ROUTES = [
+    Route("/v1/ports", get_ports, methods=["GET"]),
+    Route("/v1/ports", create_port, methods=["POST"]),
+    Route("/v1/ports/detail", get_ports_detail, methods=["GET"]),
+    Route("/v1/ports/{port}", get_port, methods=["GET"]),
+    Route("/v1/ports/{port}", patch_port, methods=["PATCH"]),
+    Route("/v1/ports/{port}", delete_port, methods=["DELETE"]),
+    Route("/v1/nodes/{node}/ports", get_node_ports, methods=["GET"]),
+    Route("/v1/portgroups/{portgroup}/ports", get_portgroup_ports, methods=["GET"]),
+]

@@ -1,0 +1,68 @@
+"""Version discovery: ``/`` lists the API versions, ``/v1`` the v1 resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from metalcast.api.endpoint import Call, endpoint
+from metalcast.api.versions import MAX_VERSION, MIN_VERSION
+
+_DESCRIPTION = (
+    "metalcast provisions bare-metal machines through an OpenStack Ironic compatible API."
+)
+_RESOURCES = ("nodes", "ports", "portgroups", "chassis", "drivers", "conductors")
+
+
+def version_document(call: Call) -> dict[str, Any]:
+    """The description of v1: its links and the served microversion range."""
+    return {
+        "id": "v1",
+        "links": [{"href": call.url("v1", ""), "rel": "self"}],
+        "status": "CURRENT",
+        "min_version": str(MIN_VERSION),
+        "version": str(MAX_VERSION),
+    }
+
+
+@endpoint("api:discovery")
+def get_root(call: Call) -> object:
+    v1 = version_document(call)
+    return {
+        "name": "OpenStack Ironic API",
+        "description": _DESCRIPTION,
+        "versions": [v1],
+        "default_version": v1,
+    }
+
+
+@endpoint("api:discovery")
+def get_v1(call: Call) -> object:
+    doc: dict[str, Any] = {
+        "id": "v1",
+        "links": [
+            {"href": call.url("v1", ""), "rel": "self"},
+            {
+                "href": "https://docs.openstack.org/ironic/latest/contributor/webapi.html",
+                "rel": "describedby",
+                "type": "text/html",
+            },
+        ],
+        "media_types": [
+            {"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}
+        ],
+        "version": version_document(call),
+    }
+    for name in _RESOURCES:
+        doc[name] = [
+            {"href": call.url("v1", name, ""), "rel": "self"},
+            {"href": call.url(name, ""), "rel": "bookmark"},
+        ]
+    return doc
+
+
+ROUTES = [
+    Route("/", get_root, methods=["GET"]),
+    Route("/v1", get_v1, methods=["GET"]),
+]

@@ -1,0 +1,193 @@
+"""Request-body validation: declared fields, types, formats, version gates.
+
+Each resource declares its writable fields as a mapping of name to :class:`Field`.
+:func:`validate_body` checks a POST body against it; :func:`check_value` checks one
+value (PATCH results use it too).  Every message names the field and says what it
+accepts.
+
+Errors: ``InvalidInput`` (400); ``NotAcceptable`` (406) for a field the requested
+microversion does not have.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from metalcast.api.versions import FEATURES, Version, allows
+from metalcast.db.repository import is_uuid
+from metalcast.errors import InvalidInput, NotAcceptable
+
+Check = Callable[[str, Any], None]
+
+_TYPES: Mapping[str, tuple[type, ...]] = {
+    "string": (str,),
+    "object": (dict,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "list": (list,),
+    "any": (object,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One writable attribute of a resource."""
+
+    kind: str = "string"
+    nullable: bool = True
+    max_length: int | None = 255
+    #: the microversion feature that introduced the field (None: always there)
+    feature: str | None = None
+    #: an extra check of the value's format, raising InvalidInput
+    check: Check | None = None
+
+
+def describe(value: object) -> str:
+    """A value as JSON, for messages."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return repr(value)
+
+
+def check_value(name: str, value: object, *, spec: Field) -> None:
+    """Check one value against its field.  Raises ``InvalidInput``."""
+    if value is None:
+        if not spec.nullable:
+            raise InvalidInput(f"Invalid value for field '{name}': it can not be null.")
+        return
+    expected = _TYPES[spec.kind]
+    wrong_bool = isinstance(value, bool) and spec.kind == "integer"
+    if not isinstance(value, expected) or wrong_bool:
+        raise InvalidInput(
+            f"Invalid value for field '{name}': {describe(value)} is not of type '{spec.kind}'."
+        )
+    if isinstance(value, str) and spec.max_length is not None and len(value) > spec.max_length:
+        raise InvalidInput(
+            f"Invalid value for field '{name}': it is longer than {spec.max_length} characters."
+        )
+    if spec.check is not None:
+        spec.check(name, value)
+
+
+def validate_body(
+    body: object,
+    fields: Mapping[str, Field],
+    *,
+    what: str,
+    version: Version,
+    required: Collection[str] = (),
+) -> dict[str, Any]:
+    """Check a create request's body; returns it as a dict.
+
+    Raises:
+        InvalidInput: not an object, unknown field, missing required field, bad value.
+        NotAcceptable: a field newer than the requested microversion.
+    """
+    if not isinstance(body, dict):
+        raise InvalidInput(f"The request body must be a JSON object describing the {what}.")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown field(s) for {what}: {', '.join(unknown)}. "
+            f"Accepted fields: {', '.join(sorted(fields))}."
+        )
+    for name in required:
+        if body.get(name) is None:
+            raise InvalidInput(f"'{name}' is a required property of a {what}.")
+    for name, value in body.items():
+        check_version(name, fields[name], version=version)
+        check_value(name, value, spec=fields[name])
+    return dict(body)
+
+
+def check_version(name: str, spec: Field, *, version: Version) -> None:
+    """Raise ``NotAcceptable`` when the field is newer than ``version``."""
+    if spec.feature is not None and not allows(spec.feature, version):
+        raise NotAcceptable(
+            f"The field '{name}' requires API version {FEATURES[spec.feature]} or later; "
+            f"this request asked for {version}."
+        )
+
+
+# ----------------------------------------------------------------------- formats
+
+_NAME_RE = re.compile(r"[A-Za-z0-9\-._~]+")
+_MAC_RE = re.compile(r"([0-9a-fA-F]{2})([:-]?)(?:[0-9a-fA-F]{2}\2){4}[0-9a-fA-F]{2}")
+_CUSTOM_TRAIT_RE = re.compile(r"CUSTOM_[A-Z0-9_]+")
+_STANDARD_TRAIT_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+MAX_TRAITS = 50
+
+
+def check_logical_name(name: str, value: Any) -> None:
+    """RFC 3986 unreserved characters only, and not a UUID (it would be ambiguous)."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or is_uuid(value):
+        raise InvalidInput(
+            f"Invalid value for field '{name}': '{value}' is not a valid logical name; use "
+            "letters, digits and '-', '.', '_', '~' only, and not a UUID."
+        )
+
+
+def check_uuid(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not is_uuid(value):
+        raise InvalidInput(f"Invalid value for field '{name}': '{value}' is not a valid UUID.")
+
+
+def check_ident(name: str, value: Any) -> None:
+    """A UUID or a logical name (clients pass node names where Ironic wants UUIDs)."""
+    if not isinstance(value, str) or not (is_uuid(value) or _NAME_RE.fullmatch(value)):
+        raise InvalidInput(
+            f"Invalid value for field '{name}': '{value}' is neither a UUID nor a name."
+        )
+
+
+def normalize_mac(value: str) -> str:
+    """A MAC address in lower case with colons.  Raises ``InvalidInput``."""
+    if not isinstance(value, str) or not _MAC_RE.fullmatch(value.strip()):
+        raise InvalidInput(f"Expected a MAC address but received {value}.")
+    digits = re.sub(r"[:-]", "", value.strip()).lower()
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def check_mac(name: str, value: Any) -> None:
+    normalize_mac(value)
+
+
+def check_trait(trait: object) -> str:
+    """A valid trait name: ``CUSTOM_*`` or a standard upper-case trait."""
+    pattern = _CUSTOM_TRAIT_RE if str(trait).startswith("CUSTOM_") else _STANDARD_TRAIT_RE
+    if not isinstance(trait, str) or len(trait) > 255 or not pattern.fullmatch(trait):
+        raise InvalidInput(
+            f"Invalid trait {describe(trait)}: a trait is a standard trait name in upper "
+            "case or a custom trait matching CUSTOM_[A-Z0-9_]+, at most 255 characters."
+        )
+    return trait
+
+
+def check_traits(traits: object) -> list[str]:
+    """A list of valid traits, at most :data:`MAX_TRAITS`."""
+    if not isinstance(traits, list):
+        raise InvalidInput(f"Invalid value for 'traits': {describe(traits)} is not a list.")
+    if len(traits) > MAX_TRAITS:
+        raise InvalidInput(
+            f"A node may have at most {MAX_TRAITS} traits; {len(traits)} were given."
+        )
+    return [check_trait(t) for t in traits]
+
+
+def check_choice(choices: Collection[str]) -> Check:
+    """A check accepting only ``choices``."""
+
+    def check(name: str, value: Any) -> None:
+        if value not in choices:
+            raise InvalidInput(
+                f"Invalid value for field '{name}': '{value}'. "
+                f"Acceptable values are: {', '.join(sorted(choices))}."
+            )
+
+    return check

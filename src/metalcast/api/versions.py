@@ -1,0 +1,178 @@
+"""API microversions: the served range, which feature needs which version, negotiation.
+
+Ironic versions its v1 API with microversions ``1.Y`` requested through the
+``X-OpenStack-Ironic-API-Version`` header (or ``OpenStack-API-Version: baremetal
+1.Y``).  No header means the minimum version; ``latest`` means the maximum.
+
+:data:`MAX_VERSION` is the highest version whose every feature metalcast serves (see
+``docs/api-compat.md``).  :data:`FEATURES` maps each feature to the Ironic version
+that introduced it.  Features Ironic introduced *above* our maximum are metalcast
+additions here: their endpoints, filters and request fields are accepted whatever the
+requested version, and their response fields show from :data:`MAX_VERSION` on.
+
+Errors: ``NotAcceptable`` (406) for a version outside the range, ``InvalidInput``
+(400) for a header that is not a version.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from metalcast.errors import InvalidInput, NotAcceptable
+
+HEADER = "X-OpenStack-Ironic-API-Version"
+MIN_HEADER = "X-OpenStack-Ironic-API-Minimum-Version"
+MAX_HEADER = "X-OpenStack-Ironic-API-Maximum-Version"
+GENERIC_HEADER = "OpenStack-API-Version"
+SERVICE_TYPE = "baremetal"
+VARY = f"{GENERIC_HEADER}, {HEADER}"
+
+
+class Version(NamedTuple):
+    """A microversion; tuples compare the way versions do."""
+
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """Parse ``"1.31"``.  Raises ``InvalidInput`` for anything else."""
+        match = _VERSION_RE.fullmatch(text.strip())
+        if match is None:
+            raise InvalidInput(f"Invalid value for {HEADER} header: {text}")
+        return cls(int(match[1]), int(match[2]))
+
+
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+
+MIN_VERSION = Version(1, 1)
+#: The one place the served maximum is set.  Raise it only when every feature of
+#: every version up to the new maximum is served (1.32 is volume targets and
+#: connectors, which metalcast does not implement; see docs/api-compat.md).
+MAX_VERSION = Version(1, 31)
+
+
+def _v(minor: int) -> Version:
+    return Version(1, minor)
+
+
+#: Feature -> the Ironic microversion that introduced it.
+FEATURES: Mapping[str, Version] = {
+    "driver_internal_info": _v(3),
+    "manageable": _v(4),
+    "node_name": _v(5),
+    "inspect": _v(6),
+    "clean_step": _v(7),
+    "fields": _v(8),
+    "provision_state_filter": _v(9),
+    "enroll": _v(11),
+    "raid_config": _v(12),
+    "abort": _v(13),
+    "manual_clean": _v(15),
+    "driver_filter": _v(16),
+    "adopt": _v(17),
+    "port_internal_info": _v(18),
+    "port_llc": _v(19),
+    "network_interface": _v(20),
+    "resource_class": _v(21),
+    "portgroups": _v(23),
+    "portgroup_uuid": _v(24),
+    "portgroup_mode": _v(26),
+    "soft_power": _v(27),
+    "vifs": _v(28),
+    "inject_nmi": _v(29),
+    "dynamic_drivers": _v(30),
+    "dynamic_interfaces": _v(31),
+    # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
+    "storage_interface": _v(33),
+    "physical_network": _v(34),
+    "rebuild_configdrive": _v(35),
+    "traits": _v(37),
+    "rescue": _v(38),
+    "bios_interface": _v(40),
+    "fault": _v(42),
+    "detail_param": _v(43),
+    "deploy_step": _v(44),
+    "conductor_group": _v(46),
+    "automated_clean": _v(47),
+    "protected": _v(48),
+    "conductors": _v(49),
+    "owner": _v(50),
+    "description": _v(51),
+    "is_smartnic": _v(53),
+    "configdrive_dict": _v(56),
+    "retired": _v(61),
+    "lessee": _v(65),
+    "network_data": _v(66),
+    "deploy_steps": _v(69),
+    "disable_ramdisk": _v(70),
+    "deploy_verbs": _v(73),
+    "boot_mode": _v(75),
+    "history": _v(78),
+    "firmware_interface": _v(86),
+    "service": _v(87),
+    "port_name": _v(88),
+}
+
+
+def allows(feature: str, version: Version) -> bool:
+    """Whether a request at ``version`` may use ``feature`` (an endpoint, filter,
+    request field or verb).  Features above :data:`MAX_VERSION` always may."""
+    needed = FEATURES[feature]
+    return needed > MAX_VERSION or version >= needed
+
+
+def shows(feature: str, version: Version) -> bool:
+    """Whether a response at ``version`` shows the fields of ``feature``."""
+    return version >= min(FEATURES[feature], MAX_VERSION)
+
+
+def negotiate(headers: Mapping[str, str]) -> Version:
+    """The version a request asks for, from its headers.
+
+    Raises:
+        InvalidInput: the header is not a version.
+        NotAcceptable: the version is outside [MIN_VERSION, MAX_VERSION].
+    """
+    text = headers.get(HEADER.lower()) or _generic_version(headers.get(GENERIC_HEADER.lower()))
+    if not text:
+        return MIN_VERSION
+    if text.strip().lower() == "latest":
+        return MAX_VERSION
+    version = Version.parse(text)
+    if not MIN_VERSION <= version <= MAX_VERSION:
+        raise NotAcceptable(
+            f"Version {version} was requested but the minor version is not supported "
+            f"by this service. The supported version range is: "
+            f"[{MIN_VERSION}, {MAX_VERSION}]."
+        )
+    return version
+
+
+def _generic_version(value: str | None) -> str | None:
+    """The baremetal entry of ``OpenStack-API-Version: baremetal 1.31, compute 2.1``."""
+    if not value:
+        return None
+    for part in value.split(","):
+        words = part.split()
+        if len(words) == 2 and words[0].lower() == SERVICE_TYPE:
+            return words[1]
+    return None
+
+
+def response_headers(version: Version | None) -> list[tuple[bytes, bytes]]:
+    """The version headers every response carries (``version`` is the one used)."""
+    headers = [
+        (MIN_HEADER.encode(), str(MIN_VERSION).encode()),
+        (MAX_HEADER.encode(), str(MAX_VERSION).encode()),
+        (b"vary", VARY.encode()),
+    ]
+    if version is not None:
+        headers.append((HEADER.encode(), str(version).encode()))
+        headers.append((GENERIC_HEADER.encode(), f"{SERVICE_TYPE} {version}".encode()))
+    return headers

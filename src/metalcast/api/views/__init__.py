@@ -1,0 +1,1 @@
+"""Rendering of database records as Ironic's JSON resources."""

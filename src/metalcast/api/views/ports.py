@@ -1,0 +1,153 @@
+"""Ports and portgroups as Ironic's API shows them, per microversion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from metalcast.api.versions import Version, shows
+from metalcast.api.views.common import iso, links, only
+from metalcast.db import tables as t
+from metalcast.db.models import Port, Portgroup
+
+#: port field -> the feature that introduced it
+PORT_FIELDS: dict[str, str | None] = {
+    "uuid": None,
+    "address": None,
+    "node_uuid": None,
+    "portgroup_uuid": "portgroup_uuid",
+    "local_link_connection": "port_llc",
+    "pxe_enabled": "port_llc",
+    "physical_network": "physical_network",
+    "internal_info": "port_internal_info",
+    "extra": None,
+    "is_smartnic": "is_smartnic",
+    "name": "port_name",
+    "created_at": None,
+    "updated_at": None,
+}
+PORT_LIST_FIELDS = ("uuid", "address", "name")
+
+PORTGROUP_FIELDS: dict[str, str | None] = {
+    "uuid": None,
+    "name": None,
+    "address": None,
+    "node_uuid": None,
+    "mode": "portgroup_mode",
+    "properties": "portgroup_mode",
+    "standalone_ports_supported": None,
+    "internal_info": None,
+    "extra": None,
+    "created_at": None,
+    "updated_at": None,
+}
+PORTGROUP_LIST_FIELDS = ("uuid", "address", "name")
+
+PORT_SORTABLE = frozenset(
+    {
+        "id",
+        "uuid",
+        "address",
+        "name",
+        "created_at",
+        "updated_at",
+        "pxe_enabled",
+        "physical_network",
+        "is_smartnic",
+    }
+)
+PORTGROUP_SORTABLE = frozenset(
+    {
+        "id",
+        "uuid",
+        "address",
+        "name",
+        "mode",
+        "created_at",
+        "updated_at",
+        "standalone_ports_supported",
+    }
+)
+
+
+def visible(fields: dict[str, str | None], version: Version) -> tuple[str, ...]:
+    """The fields of ``fields`` a response at ``version`` shows."""
+    return tuple(name for name, f in fields.items() if f is None or shows(f, version))
+
+
+@dataclass(slots=True)
+class Uuids:
+    """UUIDs of the nodes and portgroups that ports and portgroups point at."""
+
+    nodes: dict[int, str] = field(default_factory=dict)
+    portgroups: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls, conn: sa.Connection, *, node_ids: Iterable[int], portgroup_ids: Iterable[int | None]
+    ) -> Uuids:
+        return cls(
+            nodes=_uuids(conn, t.nodes, ids=set(node_ids)),
+            portgroups=_uuids(conn, t.portgroups, ids={i for i in portgroup_ids if i is not None}),
+        )
+
+
+def _uuids(conn: sa.Connection, table: sa.Table, *, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = conn.execute(sa.select(table.c.id, table.c.uuid).where(table.c.id.in_(ids)))
+    return {row.id: row.uuid for row in rows}
+
+
+def port_uuids(conn: sa.Connection, ports: Sequence[Port]) -> Uuids:
+    return Uuids.load(
+        conn, node_ids=[p.node_id for p in ports], portgroup_ids=[p.portgroup_id for p in ports]
+    )
+
+
+def render_port(
+    port: Port, uuids: Uuids, *, base_url: str, version: Version, fields: tuple[str, ...] | None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for name in visible(PORT_FIELDS, version):
+        if fields is not None and name not in fields:
+            continue
+        doc[name] = _port_value(port, name, uuids=uuids)
+    doc["links"] = links(base_url, f"ports/{port.uuid}")
+    return doc
+
+
+def _port_value(port: Port, name: str, *, uuids: Uuids) -> Any:
+    if name == "node_uuid":
+        return uuids.nodes.get(port.node_id)
+    if name == "portgroup_uuid":
+        return uuids.portgroups.get(port.portgroup_id) if port.portgroup_id else None
+    if name in ("created_at", "updated_at"):
+        return iso(getattr(port, name))
+    return getattr(port, name)
+
+
+def render_portgroup(
+    group: Portgroup,
+    uuids: Uuids,
+    *,
+    base_url: str,
+    version: Version,
+    fields: tuple[str, ...] | None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for name in visible(PORTGROUP_FIELDS, version):
+        if name == "node_uuid":
+            doc[name] = uuids.nodes.get(group.node_id)
+        elif name in ("created_at", "updated_at"):
+            doc[name] = iso(getattr(group, name))
+        else:
+            doc[name] = getattr(group, name)
+    doc = only(doc, fields)
+    doc["links"] = links(base_url, f"portgroups/{group.uuid}")
+    if fields is None:
+        doc["ports"] = links(base_url, f"portgroups/{group.uuid}/ports")
+    return doc

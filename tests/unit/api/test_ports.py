@@ -1,0 +1,165 @@
+"""/v1/ports and /v1/portgroups."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from api_harness import Api, fault_of
+
+
+@pytest.fixture
+def node(api: Api) -> dict[str, object]:
+    return api.node(name="pn")
+
+
+def test_create_normalizes_the_mac(api: Api, node: dict[str, object]) -> None:
+    response = api.post(
+        "/v1/ports",
+        {
+            "node_uuid": node["uuid"],
+            "address": "52-54-00-AA-BB-CC",
+            "pxe_enabled": False,
+            "physical_network": "physnet1",
+            "local_link_connection": {"switch_id": "aa:bb:cc:dd:ee:ff", "port_id": "Eth1"},
+            "extra": {"x": 1},
+        },
+    )
+    assert response.status_code == 201, response.text
+    port = response.json()
+    assert port["address"] == "52:54:00:aa:bb:cc"
+    assert port["node_uuid"] == node["uuid"]
+    assert port["pxe_enabled"] is False
+    assert port["physical_network"] == "physnet1"
+    assert response.headers["Location"] == f"http://testserver/v1/ports/{port['uuid']}"
+
+
+def test_node_may_be_named_by_name(api: Api, node: dict[str, object]) -> None:
+    response = api.post("/v1/ports", {"node_uuid": "pn", "address": "52:54:00:aa:bb:cc"})
+    assert response.status_code == 201
+
+
+def test_duplicate_mac_is_409(api: Api, node: dict[str, object]) -> None:
+    api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:aa:bb:cc"})
+    response = api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:AA:BB:CC"})
+    assert response.status_code == 409
+    assert fault_of(response) == "A port with MAC address 52:54:00:aa:bb:cc already exists."
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"address": "52:54:00:aa:bb:cc"},
+        {"node_uuid": "pn"},
+        {"node_uuid": "pn", "address": "not-a-mac"},
+        {"node_uuid": "pn", "address": "52:54:00:aa:bb"},
+        {"node_uuid": str(uuid.uuid4()), "address": "52:54:00:aa:bb:cc"},
+        {"node_uuid": "pn", "address": "52:54:00:aa:bb:cc", "pxe_enabled": "yes"},
+        {"node_uuid": "pn", "address": "52:54:00:aa:bb:cc", "local_link_connection": {"x": 1}},
+        {"node_uuid": "pn", "address": "52:54:00:aa:bb:cc", "colour": "red"},
+    ],
+)
+def test_create_validation(api: Api, node: dict[str, object], body: dict[str, object]) -> None:
+    assert api.post("/v1/ports", body).status_code == 400
+
+
+def test_list_show_filter_and_detail(api: Api, node: dict[str, object]) -> None:
+    other = api.node(name="other")
+    a = api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:00:00:01"}).json()
+    b = api.post("/v1/ports", {"node_uuid": other["uuid"], "address": "52:54:00:00:00:02"}).json()
+    listed = api.get("/v1/ports").json()["ports"]
+    assert [p["uuid"] for p in listed] == [a["uuid"], b["uuid"]]
+    assert set(listed[0]) == {"uuid", "address", "name", "links"}
+    assert [p["uuid"] for p in api.get("/v1/ports?node=other").json()["ports"]] == [b["uuid"]]
+    by_uuid = api.get(f"/v1/ports?node_uuid={node['uuid']}").json()["ports"]
+    assert [p["uuid"] for p in by_uuid] == [a["uuid"]]
+    by_mac = api.get("/v1/ports?address=52:54:00:00:00:02").json()["ports"]
+    assert [p["uuid"] for p in by_mac] == [b["uuid"]]
+    assert [p["uuid"] for p in api.get("/v1/nodes/other/ports").json()["ports"]] == [b["uuid"]]
+    detail = api.get("/v1/ports/detail").json()["ports"][0]
+    assert detail["node_uuid"] == node["uuid"]
+    assert api.get("/v1/ports?detail=true").json()["ports"][0] == detail
+    assert api.get(f"/v1/ports/{a['uuid']}").json() == detail
+    assert set(api.get(f"/v1/ports/{a['uuid']}?fields=address").json()) == {"address", "links"}
+    page = api.get("/v1/ports?limit=1").json()
+    assert page["next"] == f"http://testserver/v1/ports?limit=1&marker={a['uuid']}"
+    assert api.get("/v1/ports?bogus=1").status_code == 400
+
+
+def test_patch_and_delete(api: Api, node: dict[str, object]) -> None:
+    port = api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:00:00:01"})
+    ident = port.json()["uuid"]
+    response = api.patch(
+        f"/v1/ports/{ident}",
+        [
+            {"op": "replace", "path": "/address", "value": "52:54:00:00:00:0A"},
+            {"op": "add", "path": "/extra/rack", "value": "r1"},
+        ],
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["address"] == "52:54:00:00:00:0a"
+    assert response.json()["extra"] == {"rack": "r1"}
+    same = api.patch(
+        f"/v1/ports/{ident}", [{"op": "replace", "path": "/address", "value": "52:54:00:00:00:0A"}]
+    )
+    assert same.status_code == 200
+    assert (
+        api.patch(f"/v1/ports/{ident}", [{"op": "remove", "path": "/address"}]).status_code == 400
+    )
+    response = api.patch(f"/v1/ports/{ident}", [{"op": "replace", "path": "/uuid", "value": "x"}])
+    assert fault_of(response) == "'/uuid' is an internal attribute and can not be updated"
+    assert api.delete(f"/v1/ports/{ident}").status_code == 204
+    assert api.get(f"/v1/ports/{ident}").status_code == 404
+
+
+# ------------------------------------------------------------------------ portgroups
+
+
+def test_portgroups(api: Api, node: dict[str, object]) -> None:
+    response = api.post(
+        "/v1/portgroups",
+        {
+            "node_uuid": node["uuid"],
+            "name": "bond0",
+            "address": "52:54:00:00:00:AA",
+            "mode": "802.3ad",
+        },
+    )
+    assert response.status_code == 201, response.text
+    group = response.json()
+    assert group["address"] == "52:54:00:00:00:aa"
+    assert group["mode"] == "802.3ad"
+    assert group["standalone_ports_supported"] is True
+    port = api.post(
+        "/v1/ports",
+        {"node_uuid": node["uuid"], "address": "52:54:00:00:00:01", "portgroup_uuid": "bond0"},
+    ).json()
+    assert port["portgroup_uuid"] == group["uuid"]
+    assert [p["uuid"] for p in api.get("/v1/portgroups/bond0/ports").json()["ports"]] == [
+        port["uuid"]
+    ]
+    assert [p["uuid"] for p in api.get("/v1/ports?portgroup=bond0").json()["ports"]] == [
+        port["uuid"]
+    ]
+    listed = api.get("/v1/portgroups").json()["portgroups"]
+    assert set(listed[0]) == {"uuid", "name", "address", "links"}
+    assert api.get("/v1/nodes/pn/portgroups").json()["portgroups"][0]["uuid"] == group["uuid"]
+    assert api.get("/v1/portgroups/detail").json()["portgroups"][0]["mode"] == "802.3ad"
+    patched = api.patch(
+        "/v1/portgroups/bond0", [{"op": "add", "path": "/properties/miimon", "value": "100"}]
+    ).json()
+    assert patched["properties"] == {"miimon": "100"}
+    assert api.delete("/v1/portgroups/bond0").status_code == 409  # still has a port
+    api.delete(f"/v1/ports/{port['uuid']}")
+    assert api.delete("/v1/portgroups/bond0").status_code == 204
+
+
+def test_portgroups_need_1_23(api: Api, node: dict[str, object]) -> None:
+    assert api.get("/v1/portgroups", version="1.22").status_code == 404
+    assert api.get("/v1/portgroups", version="1.23").status_code == 200
+
+
+def test_portgroup_validation(api: Api, node: dict[str, object]) -> None:
+    assert api.post("/v1/portgroups", {"name": "x"}).status_code == 400
+    assert api.post("/v1/portgroups", {"node_uuid": "pn", "address": "zz"}).status_code == 400
+    assert api.post("/v1/portgroups", {"node_uuid": "pn", "name": "a b"}).status_code == 400

@@ -1,0 +1,131 @@
+"""Version discovery, microversion negotiation and the headers every response carries."""
+
+from __future__ import annotations
+
+import pytest
+from api_harness import Api, fault_of
+
+from metalcast.api import versions
+from metalcast.api.versions import MAX_VERSION, MIN_VERSION, Version
+from metalcast.errors import InvalidInput, NotAcceptable
+
+
+def test_root_lists_v1_with_the_served_range(api: Api) -> None:
+    response = api.get("/", version=None)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["default_version"] == body["versions"][0]
+    v1 = body["default_version"]
+    assert v1["id"] == "v1"
+    assert v1["min_version"] == "1.1"
+    assert v1["version"] == str(MAX_VERSION)
+    assert v1["status"] == "CURRENT"
+    assert v1["links"] == [{"href": "http://testserver/v1/", "rel": "self"}]
+
+
+def test_v1_lists_resources_and_media_types(api: Api) -> None:
+    body = api.get("/v1").json()
+    assert body["id"] == "v1"
+    assert body["media_types"] == [
+        {"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}
+    ]
+    for name in ("nodes", "ports", "portgroups", "chassis", "drivers", "conductors"):
+        assert body[name][0] == {"href": f"http://testserver/v1/{name}/", "rel": "self"}
+    assert body["version"]["version"] == str(MAX_VERSION)
+
+
+def test_every_response_carries_version_and_request_id_headers(api: Api) -> None:
+    response = api.get("/v1/nodes", version="1.20")
+    headers = response.headers
+    assert headers["X-OpenStack-Ironic-API-Minimum-Version"] == "1.1"
+    assert headers["X-OpenStack-Ironic-API-Maximum-Version"] == str(MAX_VERSION)
+    assert headers["X-OpenStack-Ironic-API-Version"] == "1.20"
+    assert headers["OpenStack-API-Version"] == "baremetal 1.20"
+    assert "X-OpenStack-Ironic-API-Version" in headers["Vary"]
+    assert headers["X-OpenStack-Request-Id"].startswith("req-")
+
+
+def test_no_header_means_the_minimum_version(api: Api) -> None:
+    response = api.get("/v1/nodes", version=None)
+    assert response.headers["X-OpenStack-Ironic-API-Version"] == "1.1"
+
+
+def test_latest_means_the_maximum_version(api: Api) -> None:
+    response = api.get("/v1/nodes", version="latest")
+    assert response.headers["X-OpenStack-Ironic-API-Version"] == str(MAX_VERSION)
+
+
+def test_generic_header_is_understood(api: Api) -> None:
+    response = api.get(
+        "/v1/nodes", version=None, headers={"OpenStack-API-Version": "compute 2.1, baremetal 1.9"}
+    )
+    assert response.headers["X-OpenStack-Ironic-API-Version"] == "1.9"
+
+
+@pytest.mark.parametrize("asked", ["1.0", "1.999", "2.1"])
+def test_version_outside_the_range_is_406_with_the_range(api: Api, asked: str) -> None:
+    response = api.get("/v1/nodes", version=asked)
+    assert response.status_code == 406
+    assert fault_of(response) == (
+        f"Version {asked} was requested but the minor version is not supported by this "
+        f"service. The supported version range is: [1.1, {MAX_VERSION}]."
+    )
+    # clients negotiate from these headers
+    assert response.headers["X-OpenStack-Ironic-API-Maximum-Version"] == str(MAX_VERSION)
+    assert response.headers["X-OpenStack-Ironic-API-Minimum-Version"] == "1.1"
+
+
+def test_malformed_version_is_400(api: Api) -> None:
+    response = api.get("/v1/nodes", version="one.two")
+    assert response.status_code == 400
+    assert "one.two" in fault_of(response)
+
+
+def test_root_ignores_a_bad_version(api: Api) -> None:
+    assert api.get("/", version="9.9").status_code == 200
+
+
+def test_unknown_path_and_wrong_method_use_ironic_error_body(api: Api) -> None:
+    response = api.get("/v1/bogus")
+    assert response.status_code == 404
+    assert fault_of(response) == "The resource could not be found."
+    response = api.request("POST", "/v1/drivers")
+    assert response.status_code == 405
+    assert fault_of(response)
+    assert response.headers["X-OpenStack-Ironic-API-Maximum-Version"] == str(MAX_VERSION)
+
+
+def test_trailing_slash_is_the_same_resource(api: Api) -> None:
+    assert api.get("/v1/nodes/").status_code == 200
+
+
+# ------------------------------------------------------------------ the module itself
+
+
+def test_negotiate_parses_and_bounds() -> None:
+    assert versions.negotiate({}) == MIN_VERSION
+    assert versions.negotiate({"x-openstack-ironic-api-version": "1.5"}) == Version(1, 5)
+    assert versions.negotiate({"x-openstack-ironic-api-version": " LATEST "}) == MAX_VERSION
+    with pytest.raises(NotAcceptable):
+        versions.negotiate({"x-openstack-ironic-api-version": "1.32"})
+    with pytest.raises(InvalidInput):
+        versions.negotiate({"x-openstack-ironic-api-version": "1"})
+
+
+def test_features_above_max_are_allowed_and_shown_at_max() -> None:
+    assert versions.FEATURES["traits"] > MAX_VERSION
+    assert versions.allows("traits", MIN_VERSION)
+    assert versions.shows("traits", MAX_VERSION)
+    assert not versions.shows("traits", Version(1, 30))
+
+
+def test_features_up_to_max_follow_ironic() -> None:
+    assert not versions.allows("soft_power", Version(1, 26))
+    assert versions.allows("soft_power", Version(1, 27))
+    assert not versions.shows("node_name", Version(1, 4))
+    assert versions.shows("node_name", Version(1, 5))
+
+
+def test_max_version_is_below_every_unserved_feature() -> None:
+    # volume connectors/targets (1.32) are not served: the maximum must stay below
+    assert Version(1, 32) > MAX_VERSION
