@@ -1,0 +1,185 @@
+"""The CLI's HTTP client for metalcast's Ironic-compatible REST API.
+
+It negotiates the API microversion once (the server's newest, like
+python-ironicclient does, unless ``--api-version`` pins one), sends it in
+``X-OpenStack-Ironic-API-Version`` on every request, follows ``next`` links and turns
+Ironic's error bodies into one readable message.
+
+Errors::
+
+    MetalcastError
+    └── CliError             shown to the operator as one red line, exit code 1
+        ├── ApiError         the API answered with an error status (``status``)
+        └── Unreachable      nothing answers at the URL
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from metalcast.errors import MetalcastError
+
+VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
+MAX_VERSION_HEADER = "X-OpenStack-Ironic-API-Maximum-Version"
+DEFAULT_URL = "http://127.0.0.1:6385"
+
+JSON = dict[str, Any]
+
+
+class CliError(MetalcastError):
+    """A failure the CLI reports as one line and exit code 1."""
+
+
+class ApiError(CliError):
+    """The API refused or failed a request; ``message`` is its faultstring."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Unreachable(CliError):
+    """No metalcast API answers at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"cannot reach metalcast at {url}: is `metalcast server` running?")
+        self.url = url
+
+
+def node_path(node: str, *parts: str) -> str:
+    """The API path of a node (by UUID or name) or of one of its sub-resources."""
+    return "/".join(["/v1/nodes", quote(node, safe=""), *parts])
+
+
+def fault_message(response: httpx.Response) -> str:
+    """The faultstring of an Ironic error body, or the best text available."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()[:200]
+        return f"HTTP {response.status_code}: {text or response.reason_phrase}"
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}: {body}"
+    raw = body.get("error_message", body)
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return str(raw)
+    if isinstance(raw, dict):
+        for key in ("faultstring", "description", "title", "message"):
+            if raw.get(key):
+                return str(raw[key])
+    return f"HTTP {response.status_code}: {raw}"
+
+
+class ApiClient:
+    """A synchronous client for one metalcast API endpoint."""
+
+    def __init__(
+        self,
+        url: str,
+        api_version: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/").removesuffix("/v1")
+        self._pinned = api_version if api_version not in (None, "", "latest") else None
+        self._version: str | None = self._pinned
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    @property
+    def api_version(self) -> str:
+        """The microversion in use, negotiated on first use.
+
+        Raises:
+            Unreachable, ApiError: the API root cannot be read.
+        """
+        if self._version is None:
+            self._version = self._negotiate()
+        return self._version
+
+    def _negotiate(self) -> str:
+        response = self._send("GET", "/v1", headers={})
+        header = response.headers.get(MAX_VERSION_HEADER)
+        if header:
+            return str(header)
+        body = response.json()
+        version = body.get("version") if isinstance(body, dict) else None
+        if isinstance(version, dict) and version.get("version"):
+            return str(version["version"])
+        raise CliError(f"{self.url}/v1 does not say which API versions it serves")
+
+    def _send(
+        self, method: str, path: str, *, headers: Mapping[str, str], **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise Unreachable(self.url) from None
+        except httpx.HTTPError as exc:
+            raise CliError(f"{method} {path} failed: {exc}") from exc
+        if response.is_error:
+            raise ApiError(fault_message(response), status=response.status_code)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request and return its decoded JSON body (``None`` if empty).
+
+        Raises:
+            ApiError: the API answered 4xx/5xx.  Unreachable: connection refused.
+        """
+        headers = {VERSION_HEADER: self.api_version}
+        response = self._send(method, path, headers=headers, **kwargs)
+        if not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET ``path`` (see :meth:`request`)."""
+        return self.request("GET", path, params=dict(params or {}))
+
+    def post(self, path: str, body: JSON) -> Any:
+        """POST a JSON body (see :meth:`request`)."""
+        return self.request("POST", path, json=body)
+
+    def put(self, path: str, body: JSON | None = None) -> Any:
+        """PUT a JSON body (see :meth:`request`)."""
+        return self.request("PUT", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        """DELETE ``path`` (see :meth:`request`)."""
+        return self.request("DELETE", path)
+
+    def paginate(
+        self, path: str, key: str, *, params: Mapping[str, Any], limit: int = 0
+    ) -> Iterator[JSON]:
+        """Yield the items of a collection, following ``next`` links.
+
+        ``limit`` > 0 stops after that many items; 0 lists everything.
+        """
+        query = dict(params)
+        if limit > 0:
+            query["limit"] = limit
+        page: Any = self.get(path, query)
+        count = 0
+        while True:
+            for item in page.get(key, []):
+                yield item
+                count += 1
+                if 0 < limit <= count:
+                    return
+            next_url = page.get("next")
+            if not next_url:
+                return
+            page = self.request("GET", next_url)

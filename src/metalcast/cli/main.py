@@ -1,0 +1,185 @@
+"""The ``metalcast`` command: the server, the database, and a client of the API.
+
+Every client command talks HTTP to the API at ``--url``; only ``server`` and
+``db upgrade`` work on the local installation.  Any :class:`MetalcastError` a command
+raises is shown as one red line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+import metalcast
+from metalcast.cli import nodes
+from metalcast.cli.client import DEFAULT_URL
+from metalcast.cli.output import print_error, print_json, print_ok
+from metalcast.cli.session import Session, session_of
+from metalcast.config import Settings, load_settings
+from metalcast.errors import MetalcastError
+
+
+class _Group(TyperGroup):
+    """The root group: turns every MetalcastError into one red line and exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MetalcastError as exc:
+            print_error(exc.message)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    name="metalcast",
+    cls=_Group,
+    help="metalcast: provision bare-metal servers through an Ironic-compatible API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage metalcast's database.", no_args_is_help=True)
+app.add_typer(nodes.app, name="node")
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", envvar="METALCAST_CONFIG", help="TOML settings file.", show_default=False
+    ),
+]
+StateDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="Where the database, secret key and boot files live.", show_default=False),
+]
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    *,
+    url: Annotated[
+        str, typer.Option(envvar="METALCAST_URL", help="The metalcast API.")
+    ] = DEFAULT_URL,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    api_version: Annotated[
+        str | None,
+        typer.Option(
+            envvar="METALCAST_API_VERSION",
+            help="API microversion (default: the newest the server offers).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Global options, shared by every client command."""
+    given = ctx.obj if isinstance(ctx.obj, Session) else None
+    session = Session(url, api_version, as_json, transport=given.transport if given else None)
+    ctx.obj = session
+    ctx.call_on_close(session.close)
+
+
+def settings_from(config: Path | None, *, overrides: Mapping[str, object | None]) -> Settings:
+    """Load the settings with command-line flags taking precedence over everything.
+
+    ``overrides`` maps ``METALCAST_*`` variable names to flag values (None: not given).
+
+    Raises:
+        InvalidInput: a file or value is invalid.
+    """
+    environ = dict(os.environ)
+    environ.update({k: str(v) for k, v in overrides.items() if v is not None})
+    return load_settings(config, environ)
+
+
+@app.command()
+def server(
+    *,
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.", show_default=False)] = None,
+    state_dir: StateDirOpt = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the all-in-one server (API + conductor) until SIGTERM or Ctrl-C."""
+    from metalcast.cli.server import run_server  # the server stack only when serving
+
+    settings = settings_from(
+        config,
+        overrides={
+            "METALCAST_API__HOST": host,
+            "METALCAST_API__PORT": port,
+            "METALCAST_STATE_DIR": state_dir,
+        },
+    )
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
+    run_server(settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(*, config: ConfigOpt = None, state_dir: StateDirOpt = None) -> None:
+    """Apply every database migration (the server also does this when it starts)."""
+    from metalcast.db.engine import Database
+
+    settings = settings_from(config, overrides={"METALCAST_STATE_DIR": state_dir})
+    db = Database(settings.database_url)
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    print_ok(f"database {db.safe_url} is up to date")
+
+
+@app.command()
+def version(ctx: typer.Context) -> None:
+    """Print metalcast's version."""
+    if session_of(ctx).as_json:
+        print_json({"version": metalcast.__version__})
+    else:
+        sys.stdout.write(f"metalcast {metalcast.__version__}\n")
+
+
+_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+
+
+def normalize_argv(args: Sequence[str]) -> list[str]:
+    """Accept ``--wait 600`` and ``--wait=600`` as ``--wait --wait-timeout 600``.
+
+    Like the ``baremetal`` client, ``--wait`` takes an optional timeout; typer has
+    no optional option values, so the timeout is moved to its own option here.
+    """
+    out: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            return [*out, arg, *rest]
+        if arg.startswith("--wait="):
+            out += ["--wait", "--wait-timeout", arg.removeprefix("--wait=")]
+        elif arg == "--wait" and rest and _NUMBER.match(rest[0]):
+            out += ["--wait", "--wait-timeout", rest.pop(0)]
+        else:
+            out.append(arg)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console-script entry point."""
+    args = normalize_argv(sys.argv[1:] if argv is None else argv)
+    app(args=args, prog_name="metalcast")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

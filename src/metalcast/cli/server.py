@@ -1,0 +1,144 @@
+"""The all-in-one ``metalcast server``: API and conductor in one process.
+
+Start-up order: state directory, database (migrated), secret key, driver registry,
+conductor, ASGI app.  Shut-down order on SIGTERM or SIGINT: uvicorn stops accepting
+requests and finishes the ones in flight, then the conductor gets
+``graceful_shutdown_timeout`` seconds to finish or park its work, then the database
+pool closes and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from metalcast.api.app import create_app
+from metalcast.conductor.service import ConductorService
+from metalcast.config import Settings
+from metalcast.db.engine import Database
+from metalcast.drivers.registry import default_registry
+from metalcast.rpc.local import LocalConductorClient
+from metalcast.secrecy import SecretBox
+
+log = logging.getLogger("metalcast.server")
+
+#: uvicorn says only what goes wrong; the app writes the access log itself
+UVICORN_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+    },
+}
+
+Asgi = Callable[..., Any]
+
+
+def build_server(settings: Settings) -> tuple[Asgi, ConductorService, Database]:
+    """Build the app, the conductor (not started) and the migrated database.
+
+    The caller starts the conductor, serves the app, then stops the conductor and
+    disposes of the database.
+
+    Raises:
+        DatabaseError: the database cannot be opened or migrated.
+        MetalcastError: the secret key or a driver cannot be loaded.
+    """
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    db.migrate()
+    secret_box = SecretBox.from_file(settings.state_dir / "secret.key")
+    service = ConductorService(settings, db, registry=default_registry(), secret_box=secret_box)
+    app = create_app(settings, db, conductor=LocalConductorClient(service))
+    return app, service, db
+
+
+@dataclass(slots=True)
+class ShutdownSignals:
+    """Remembers SIGTERM/SIGINT instead of dying of them.
+
+    uvicorn handles the signals while it serves and raises them again once it has
+    stopped; these handlers catch that repeat so that the conductor still gets its
+    graceful stop and the process exits 0.
+    """
+
+    received: list[int] = field(default_factory=list)
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT from now on (main thread only)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens once it does."""
+
+    def __init__(self, config: uvicorn.Config, *, banner: str) -> None:
+        super().__init__(config)
+        self._banner = banner
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            sys.stdout.write(self._banner + "\n")
+            sys.stdout.flush()
+
+
+def server_url(settings: Settings) -> str:
+    """The URL the API answers at."""
+    host = settings.api.host
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{settings.api.port}"
+
+
+def run_server(settings: Settings) -> None:
+    """Serve the API and run the conductor until SIGTERM or SIGINT.
+
+    Raises:
+        DatabaseError, MetalcastError: start-up failed (see :func:`build_server`).
+        SystemExit: uvicorn could not listen (the conductor is stopped first).
+    """
+    signals = ShutdownSignals()
+    signals.install()
+    app, service, db = build_server(settings)
+    banner = (
+        f"metalcast server listening on {server_url(settings)} "
+        f"(database {db.safe_url}, state dir {settings.state_dir})"
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=UVICORN_LOG_CONFIG,
+        access_log=False,
+        lifespan="auto",
+    )
+    service.start()
+    try:
+        if not signals.received:
+            _Server(config, banner=banner).run()
+    finally:
+        log.info("stopping the conductor")
+        service.stop(settings.conductor.graceful_shutdown_timeout)
+        db.dispose()
