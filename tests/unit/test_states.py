@@ -43,7 +43,9 @@ def test_every_failure_state_has_an_operator_exit(state: ProvisionState) -> None
 
 
 @pytest.mark.parametrize("state", sorted(WAIT))
-def test_every_wait_state_has_a_timeout_setting_and_can_fail_or_abort(state: ProvisionState) -> None:
+def test_every_wait_state_has_a_timeout_setting_and_can_fail_or_abort(
+    state: ProvisionState,
+) -> None:
     setting = states.WAIT_TIMEOUT_SETTING[state]
     assert setting in ConductorSettings.model_fields
     assert advance(state, Event.FAIL) == FAILURE_OF[state]

@@ -1,0 +1,145 @@
+"""python-ironicclient's `baremetal` CLI, unmodified, against `metalcast server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BAREMETAL = shutil.which("baremetal", path=str(Path(sys.executable).parent)) or "baremetal"
+
+
+def baremetal(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OS_ENDPOINT": url, "OS_AUTH_TYPE": "none"}
+    for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN"):
+        env.pop(var, None)
+    result = subprocess.run(
+        [BAREMETAL, *args], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"baremetal {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def show(url: str, node: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(baremetal(url, "node", "show", node, "-f", "json").stdout)
+    return out
+
+
+def create(url: str, name: str, *extra: str) -> str:
+    out = json.loads(
+        baremetal(
+            url,
+            "node",
+            "create",
+            "--driver",
+            "fake-hardware",
+            "--name",
+            name,
+            "--driver-info",
+            "ipmi_password=s3cret-pw",
+            *extra,
+            "-f",
+            "json",
+        ).stdout
+    )
+    return str(out["uuid"])
+
+
+def test_full_lifecycle_through_the_baremetal_cli(metalcast_url: str) -> None:
+    uuid = create(metalcast_url, "cli-node-1")
+    baremetal(metalcast_url, "port", "create", "52:54:00:aa:00:01", "--node", uuid)
+    assert show(metalcast_url, "cli-node-1")["provision_state"] == "enroll"
+
+    for verb, state in [
+        ("manage", "manageable"),
+        ("provide", "available"),
+        ("deploy", "active"),
+        ("undeploy", "available"),
+    ]:
+        baremetal(metalcast_url, "node", verb, "cli-node-1", "--wait", "60")
+        node = show(metalcast_url, "cli-node-1")
+        assert node["provision_state"] == state, node
+        assert node["last_error"] is None
+
+    listed = json.loads(baremetal(metalcast_url, "node", "list", "-f", "json").stdout)
+    assert "cli-node-1" in [n["name"] for n in listed]
+    ports = json.loads(
+        baremetal(metalcast_url, "port", "list", "--node", uuid, "-f", "json").stdout
+    )
+    assert [p["address"] for p in ports] == ["52:54:00:aa:00:01"]
+
+
+def test_secrets_are_masked(metalcast_url: str) -> None:
+    create(metalcast_url, "cli-secret")
+    node = show(metalcast_url, "cli-secret")
+    assert node["driver_info"]["ipmi_password"] == "******"
+    assert "s3cret-pw" not in baremetal(metalcast_url, "node", "show", "cli-secret").stdout
+
+
+def test_deploy_failure_then_recovery(metalcast_url: str) -> None:
+    create(metalcast_url, "cli-fail", "--driver-info", "fake_fail=deploy")
+    baremetal(metalcast_url, "node", "manage", "cli-fail", "--wait", "60")
+    baremetal(metalcast_url, "node", "provide", "cli-fail", "--wait", "60")
+    result = baremetal(metalcast_url, "node", "deploy", "cli-fail", "--wait", "60", check=False)
+    assert result.returncode != 0
+    node = show(metalcast_url, "cli-fail")
+    assert node["provision_state"] == "deploy failed"
+    assert "deploy" in node["last_error"]
+
+    baremetal(metalcast_url, "node", "undeploy", "cli-fail", "--wait", "60")
+    assert show(metalcast_url, "cli-fail")["provision_state"] == "available"
+
+
+def test_abort_an_agent_that_never_calls_back(metalcast_url: str) -> None:
+    create(metalcast_url, "cli-wait", "--driver-info", "fake_wait=deploy")
+    baremetal(metalcast_url, "node", "manage", "cli-wait", "--wait", "60")
+    baremetal(metalcast_url, "node", "provide", "cli-wait", "--wait", "60")
+    baremetal(metalcast_url, "node", "deploy", "cli-wait")
+    assert wait_for(lambda: show(metalcast_url, "cli-wait")["provision_state"] == "wait call-back")
+    baremetal(metalcast_url, "node", "abort", "cli-wait")
+    assert show(metalcast_url, "cli-wait")["provision_state"] == "deploy failed"
+
+
+def test_invalid_transition_is_a_clear_client_error(metalcast_url: str) -> None:
+    create(metalcast_url, "cli-invalid")
+    result = baremetal(metalcast_url, "node", "deploy", "cli-invalid", check=False)
+    assert result.returncode != 0
+    assert "enroll" in result.stderr
+    assert "HTTP 400" in result.stderr
+
+
+def test_power_maintenance_and_boot_device(metalcast_url: str) -> None:
+    create(metalcast_url, "cli-power")
+    baremetal(metalcast_url, "node", "power", "on", "cli-power")
+    assert wait_for(lambda: show(metalcast_url, "cli-power")["power_state"] == "power on")
+    baremetal(metalcast_url, "node", "boot", "device", "set", "cli-power", "pxe")
+    dev = json.loads(
+        baremetal(metalcast_url, "node", "boot", "device", "show", "cli-power", "-f", "json").stdout
+    )
+    assert dev["boot_device"] == "pxe"
+    baremetal(metalcast_url, "node", "maintenance", "set", "cli-power", "--reason", "disk swap")
+    node = show(metalcast_url, "cli-power")
+    assert node["maintenance"] is True
+    assert node["maintenance_reason"] == "disk swap"
+    baremetal(metalcast_url, "node", "delete", "cli-power")
+    assert baremetal(metalcast_url, "node", "show", "cli-power", check=False).returncode != 0
