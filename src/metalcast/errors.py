@@ -10,6 +10,7 @@ one layer and rendered by another (the API turns ``status_code`` into the respon
     │   └── NodeLocked                409 another task holds the node's lock
     ├── NotAcceptable                 406 API microversion outside the served range
     ├── Forbidden                     403 policy refused the request
+    │   └── NodeProtected             403 undeploy, rebuild or delete of a protected node
     ├── NoFreeWorker                  503 every conductor worker is busy
     ├── ServiceUnavailable            503 shutting down, no conductor alive
     └── DriverError                   driver failures (see metalcast.drivers.base)
@@ -70,6 +71,18 @@ class Forbidden(MetalcastError):
     """Policy does not allow the caller to do this."""
 
     status_code = 403
+
+
+class NodeProtected(Forbidden):
+    """The node is protected: it may not be undeployed, rebuilt or deleted (Ironic
+    answers 403 too)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(
+            f"Node {node} is protected and cannot be undeployed, rebuilt or deleted; "
+            "unset 'protected' first."
+        )
+        self.node = node
 
 
 class NoFreeWorker(MetalcastError):

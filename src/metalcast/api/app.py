@@ -22,6 +22,7 @@ from metalcast.api.routes import (
     portgroups,
     ports,
     root,
+    volume,
 )
 from metalcast.config import Settings
 from metalcast.db.engine import Database
@@ -37,6 +38,7 @@ def routes() -> list[BaseRoute]:
         *node_extras.ROUTES,
         *ports.ROUTES,
         *portgroups.ROUTES,
+        *volume.ROUTES,
         *chassis.ROUTES,
         *drivers.ROUTES,
         *conductors.ROUTES,

@@ -1,7 +1,8 @@
 """Finding the resource a URL names, with the caller's right to see it checked.
 
 Nodes are found by UUID or name; a node the caller may not see is "not found".
-Ports and portgroups inherit the visibility of their node.
+Ports, portgroups, volume connectors and volume targets inherit the visibility of
+their node.
 
 Errors: ``NotFound`` (404), ``Forbidden`` (403).
 """
@@ -13,7 +14,9 @@ import sqlalchemy as sa
 from metalcast.api import policy
 from metalcast.api.endpoint import Call
 from metalcast.db import repository as repo
-from metalcast.db.models import Node, Port, Portgroup
+from metalcast.db import tables as t
+from metalcast.db import volumes
+from metalcast.db.models import Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.errors import InvalidInput, NotFound
 
 
@@ -40,6 +43,35 @@ def portgroup(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Po
     found = repo.get_portgroup(conn, ident)
     _check_owner_node(conn, call, node_id=found.node_id, action=action, what=f"Portgroup {ident}")
     return found
+
+
+def volume_connector(
+    conn: sa.Connection, call: Call, *, ident: str, action: str
+) -> VolumeConnector:
+    """The volume connector ``ident`` names, if the caller may act on its node."""
+    found = volumes.get_volume_connector(conn, ident)
+    what = f"Volume connector {ident}"
+    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=what)
+    return found
+
+
+def volume_target(conn: sa.Connection, call: Call, *, ident: str, action: str) -> VolumeTarget:
+    """The volume target ``ident`` names, if the caller may act on its node."""
+    found = volumes.get_volume_target(conn, ident)
+    what = f"Volume target {ident}"
+    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=what)
+    return found
+
+
+def project_node_ids(conn: sa.Connection, call: Call) -> list[int] | None:
+    """Ids of the nodes a non-admin caller's project owns or leases (``None`` for an
+    admin: no limit), for scoping lists of what belongs to nodes."""
+    project = policy.project_scope(call.context)
+    if project is None:
+        return None
+    n = t.nodes.c
+    rows = conn.execute(sa.select(n.id).where(sa.or_(n.owner == project, n.lessee == project)))
+    return [r.id for r in rows]
 
 
 def _check_owner_node(

@@ -18,7 +18,7 @@ from metalcast.api.schema import (
 )
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
-from metalcast.errors import Conflict, InvalidInput
+from metalcast.errors import InvalidInput
 
 _GROUP_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -93,34 +93,18 @@ REMOVED: Mapping[str, object] = {
 MANDATORY = frozenset({"driver"})
 
 
-def to_columns(
-    conn: sa.Connection, values: Mapping[str, Any], *, node_id: int | None = None
-) -> dict[str, Any]:
-    """API attribute values as column values (``chassis_uuid`` -> ``chassis_id``) for
-    a new node or node ``node_id``.
+def to_columns(conn: sa.Connection, values: Mapping[str, Any]) -> dict[str, Any]:
+    """API attribute values as column values (``chassis_uuid`` -> ``chassis_id``).
+    A taken name or instance UUID is the conductor's to refuse (409), whoever calls it.
 
     Raises:
         InvalidInput: the named chassis does not exist.
-        Conflict: the name or instance UUID belongs to another node.
     """
     columns = {k: v for k, v in values.items() if k != "chassis_uuid"}
-    check_unique(conn, values, node_id=node_id)
     if "chassis_uuid" in values:
         chassis_uuid = values["chassis_uuid"]
         columns["chassis_id"] = None if chassis_uuid is None else _chassis_id(conn, chassis_uuid)
     return columns
-
-
-def check_unique(conn: sa.Connection, values: Mapping[str, Any], *, node_id: int | None) -> None:
-    """Raise ``Conflict`` when a new name or instance UUID belongs to another node."""
-    n = t.nodes.c
-    for key in ("name", "instance_uuid"):
-        value = values.get(key)
-        if value is None:
-            continue
-        query = sa.select(n.id).where(n[key] == value, n.id != (node_id or 0))
-        if conn.execute(query).first() is not None:
-            raise Conflict(f"A node with {key} {value} already exists.")
 
 
 def _chassis_id(conn: sa.Connection, uuid: str) -> int:

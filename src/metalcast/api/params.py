@@ -65,10 +65,13 @@ def parse_listing(
     known_fields: Collection[str],
     version: Version,
     detail_path: bool = False,
+    detail_feature: str = "detail_param",
 ) -> Listing:
     """Paging, sorting, ``fields`` and ``detail`` of a collection request.
 
     ``detail_path`` is true on ``/detail`` endpoints, which are always detailed.
+    ``?detail=`` needs ``detail_feature`` (1.43 for the older collections; newer
+    ones, like volume resources, had it from the start).
     """
     sort_key = query.get("sort_key", "id")
     if sort_key not in sortable:
@@ -87,16 +90,16 @@ def parse_listing(
         sort_key=sort_key,
         sort_dir=sort_dir,
     )
-    detail = detail_path or _detail(query, version)
+    detail = detail_path or _detail(query, version, feature=detail_feature)
     fields = parse_fields(query.get("fields"), known_fields, version=version)
     if fields is not None and detail:
         raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
     return Listing(page=page, fields=fields, detail=detail)
 
 
-def _detail(query: QueryParams, version: Version) -> bool:
+def _detail(query: QueryParams, version: Version, *, feature: str) -> bool:
     value = parse_bool("detail", query.get("detail"))
-    if value is not None and not allows("detail_param", version):
+    if value is not None and not allows(feature, version):
         raise NotAcceptable("The detail parameter is not supported by this API version.")
     return bool(value)
 

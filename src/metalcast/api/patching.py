@@ -6,7 +6,7 @@ mandatory attributes; ``NotAcceptable`` (406) for a field newer than the version
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,9 +45,15 @@ def check_paths(operations: Sequence[jsonpatch.Operation], spec: Patchable) -> N
 
 
 def changes(
-    document: Mapping[str, Any], body: object, *, spec: Patchable, version: Version
+    document: Mapping[str, Any],
+    body: object,
+    *,
+    spec: Patchable,
+    version: Version,
+    keep: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Apply the patch ``body`` to ``document``; the validated changed attributes.
+    """Apply the patch ``body`` to ``document``; the validated changed attributes,
+    plus those of ``keep`` an operation names even if their value stays the same.
 
     Raises:
         InvalidInput: a malformed patch, a forbidden path, a path that does not
@@ -57,10 +63,11 @@ def changes(
     operations = jsonpatch.parse_patch(body)
     check_paths(operations, spec)
     after = jsonpatch.apply(document, operations)
+    named = {op.tokens[0] for op in operations} & set(keep)
     changed: dict[str, Any] = {}
     for name, field_spec in spec.fields.items():
         value = after.get(name, spec.removed.get(name))
-        if value == document.get(name):
+        if value == document.get(name) and name not in named:
             continue
         check_version(name, field_spec, version=version)
         check_value(name, value, spec=field_spec)

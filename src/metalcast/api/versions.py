@@ -52,9 +52,9 @@ _VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 
 MIN_VERSION = Version(1, 1)
 #: The one place the served maximum is set.  Raise it only when every feature of
-#: every version up to the new maximum is served (1.32 is volume targets and
-#: connectors, which metalcast does not implement; see docs/api-compat.md).
-MAX_VERSION = Version(1, 31)
+#: every version up to the new maximum is served (1.52 is allocations, which
+#: metalcast does not implement; see docs/api-compat.md).
+MAX_VERSION = Version(1, 51)
 
 
 def _v(minor: int) -> Version:
@@ -88,22 +88,27 @@ FEATURES: Mapping[str, Version] = {
     "inject_nmi": _v(29),
     "dynamic_drivers": _v(30),
     "dynamic_interfaces": _v(31),
-    # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
+    "volume": _v(32),
     "storage_interface": _v(33),
     "physical_network": _v(34),
     "rebuild_configdrive": _v(35),
     "traits": _v(37),
     "rescue": _v(38),
+    "inspect_wait": _v(39),
+    "bios": _v(40),
     "bios_interface": _v(40),
+    "abort_inspect": _v(41),
     "fault": _v(42),
     "detail_param": _v(43),
     "deploy_step": _v(44),
+    "reset_interfaces": _v(45),
     "conductor_group": _v(46),
     "automated_clean": _v(47),
     "protected": _v(48),
     "conductors": _v(49),
     "owner": _v(50),
     "description": _v(51),
+    # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
     "is_smartnic": _v(53),
     "configdrive_dict": _v(56),
     "retired": _v(61),

@@ -3,7 +3,8 @@
 Errors::
 
     InvalidInput   (400) unknown driver, interface or field; bad traits
-    Conflict       (409) the node's state or protection forbids the change
+    Conflict       (409) the node's state forbids the change; duplicate name
+    NodeProtected  (403) deleting a protected node
     NotFound       (404) no such node or trait
     NodeLocked     (409) another task holds the node's lock
 """
@@ -19,7 +20,7 @@ from metalcast.db import repository as repo
 from metalcast.db import tables
 from metalcast.db.models import JSONDict, Node
 from metalcast.drivers.base import INTERFACE_NAMES
-from metalcast.errors import Conflict, InvalidInput
+from metalcast.errors import Conflict, InvalidInput, NodeProtected
 from metalcast.secrecy import MASK
 from metalcast.states import DELETE_ALLOWED, UPDATE_ALLOWED, WAIT, ProvisionState
 
@@ -91,32 +92,49 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str) -> Node:
     return node
 
 
-def update_node(rt: Runtime, node_id: int, *, values: JSONDict, user: str) -> Node:
+def update_node(
+    rt: Runtime, node_id: int, *, values: JSONDict, user: str, reset_interfaces: bool = False
+) -> Node:
     """Write the changed fields under the node's lock, checking driver and interface
-    changes against the node's state and keeping masked secrets as stored.
+    changes against the node's state, the unique name and instance UUID, and keeping
+    masked secrets as stored.
+
+    On a driver change the node keeps its interfaces, each of which the new hardware
+    type must support, unless ``reset_interfaces``: then every interface not in
+    ``values`` takes the new type's default (Ironic's ``reset_interfaces``, 1.45).
 
     Raises:
-        InvalidInput: unknown field, driver or interface.
-        Conflict: the node's state forbids the change; instance already associated.
+        InvalidInput: unknown field, driver or interface; an interface the new driver
+            does not support; ``reset_interfaces`` without a driver change.
+        Conflict: the node's state forbids the change; instance already associated;
+            the name or instance UUID is another node's.
         NodeLocked, NotFound: from the lock.
     """
     _check_fields(values, creating=False)
     with acquire(rt, node_id, user=user, purpose="node update") as task:
         node = task.node
         changes = {k: v for k, v in values.items() if getattr(node, k) != v}
+        if reset_interfaces and "driver" not in changes:
+            raise InvalidInput(
+                "The reset_interfaces parameter can only be used when changing the node's driver."
+            )
         if "driver_info" in changes:
             changes["driver_info"] = _merge_secrets(
                 rt, node.driver_info, new=changes["driver_info"]
             )
         if "driver" in changes or _INTERFACE_FIELDS & set(changes):
-            changes.update(_interface_changes(rt, node, changes=changes))
+            given = {k: v for k, v in values.items() if k in _INTERFACE_FIELDS}
+            changes.update(
+                _interface_changes(rt, node, changes={**changes, **given}, reset=reset_interfaces)
+            )
         _check_associated(node, changes)
         _check_protected(node, changes)
         changes = {k: v for k, v in changes.items() if getattr(node, k) != v}
-        if changes:
-            task.update(**changes)
-            task.save()
-        return node
+        if not changes:
+            return node
+        with rt.db.begin() as conn:
+            repo.update_node(conn, node.id, changes)  # checks the unique name, instance UUID
+            return repo.get_node_by_id(conn, node.id)
 
 
 def _merge_secrets(rt: Runtime, stored: JSONDict, *, new: Any) -> JSONDict:
@@ -126,7 +144,7 @@ def _merge_secrets(rt: Runtime, stored: JSONDict, *, new: Any) -> JSONDict:
     return rt.secret_box.seal(merged)
 
 
-def _interface_changes(rt: Runtime, node: Node, *, changes: JSONDict) -> JSONDict:
+def _interface_changes(rt: Runtime, node: Node, *, changes: JSONDict, reset: bool) -> JSONDict:
     state = PS(node.provision_state)
     if state not in UPDATE_ALLOWED and not node.maintenance:
         fields = ", ".join(sorted(k for k in changes if k == "driver" or k in _INTERFACE_FIELDS))
@@ -136,16 +154,37 @@ def _interface_changes(rt: Runtime, node: Node, *, changes: JSONDict) -> JSONDic
             "or in maintenance mode."
         )
     driver = str(changes.get("driver", node.driver))
-    driver_changed = driver != node.driver
     requested: dict[str, str | None] = {}
     for name in INTERFACE_NAMES:
         key = f"{name}_interface"
         if key in changes:
             requested[name] = changes[key]
-        elif not driver_changed:
+        elif not reset:
             requested[name] = node.interface(name)
+    if driver != node.driver and not reset:
+        _check_kept(rt, node, driver=driver, kept=set(requested) - _named(changes))
     resolved = rt.registry.resolve_interfaces(driver, requested)
     return {f"{name}_interface": impl for name, impl in resolved.items()}
+
+
+def _named(changes: JSONDict) -> set[str]:
+    return {name for name in INTERFACE_NAMES if f"{name}_interface" in changes}
+
+
+def _check_kept(rt: Runtime, node: Node, *, driver: str, kept: set[str]) -> None:
+    """Refuse a driver change that leaves the node with an interface the new
+    hardware type does not support, naming it.  Raises InvalidInput."""
+    hw = rt.registry.hardware_type(driver)
+    for name in sorted(kept):
+        impl = node.interface(name)
+        supported = hw.names(name)
+        if impl is not None and impl not in supported:
+            raise InvalidInput(
+                f"Hardware type '{driver}' does not support {name}_interface '{impl}' of node "
+                f"{node.uuid} (supported: {', '.join(supported)}). Set {name}_interface in "
+                "the same request, or add ?reset_interfaces=True to reset the interfaces "
+                "not given to the new driver's defaults."
+            )
 
 
 def _check_associated(node: Node, changes: JSONDict) -> None:
@@ -173,15 +212,14 @@ def destroy_node(rt: Runtime, node_id: int, *, user: str) -> None:
     """Delete the node with its ports, portgroups, traits and history.
 
     Raises:
-        Conflict: the node is protected, or its state forbids deletion.
+        NodeProtected: the node is protected.
+        Conflict: its state forbids deletion.
         NodeLocked, NotFound: from the lock.
     """
     with acquire(rt, node_id, user=user, purpose="node delete") as task:
         node = task.node
         if node.protected:
-            raise Conflict(
-                f"Node {node.uuid} is protected and cannot be deleted; unset 'protected' first."
-            )
+            raise NodeProtected(node.uuid)
         state = PS(node.provision_state)
         if state not in DELETE_ALLOWED and not node.maintenance:
             raise Conflict(

@@ -3,11 +3,13 @@
 A VIF attached to a node is recorded on one of its free ports, in
 ``internal_info["tenant_vif_port_id"]``, as Ironic does.  Ports cannot be added to,
 moved to or from, or re-addressed on an active node unless it is in maintenance.
+All ports of a portgroup share one physical network (API 1.34).
 
 Errors::
 
     InvalidInput   (400) missing node, port of another node's portgroup, VIF not attached
-    Conflict       (409) duplicate MAC; active node; no free port; VIF already attached
+    Conflict       (409) duplicate MAC; active node; no free port; VIF already attached;
+                         a port whose physical network differs from its portgroup's
     NotFound       (404) no such node, port or portgroup
     NodeLocked     (409) another task holds the node's lock
 """
@@ -52,6 +54,25 @@ def _check_portgroup(rt: Runtime, portgroup_id: int | None, *, node_id: int) -> 
         )
 
 
+def _check_physnet(
+    rt: Runtime, port_id: int | None, *, portgroup_id: int | None, physnet: str | None
+) -> None:
+    """Every port of a portgroup is on the same physical network (API 1.34): a port
+    may join, or change network within, a portgroup only if it matches the others."""
+    if portgroup_id is None:
+        return
+    with rt.db.read() as conn:
+        members = repo.list_ports(conn, repo.Page(limit=10_000), portgroup_id=portgroup_id)
+        group = repo.get_portgroup_by_id(conn, portgroup_id)
+    others = {p.physical_network for p in members if p.id != port_id}
+    if others and others != {physnet}:
+        theirs = ", ".join(sorted(str(n) for n in others))
+        raise Conflict(
+            f"Port with physical network {physnet} cannot become a member of portgroup "
+            f"{group.uuid}, whose ports are on physical network {theirs}."
+        )
+
+
 def create_port(rt: Runtime, values: JSONDict, *, user: str) -> Port:
     """Add a port to a node.
 
@@ -63,6 +84,12 @@ def create_port(rt: Runtime, values: JSONDict, *, user: str) -> Port:
         node = repo.get_node_by_id(conn, _node_id(values))
     _check_changeable(node, "add a port to")
     _check_portgroup(rt, values.get("portgroup_id"), node_id=node.id)
+    _check_physnet(
+        rt,
+        None,
+        portgroup_id=values.get("portgroup_id"),
+        physnet=values.get("physical_network"),
+    )
     with rt.db.begin() as conn:
         return repo.create_port(conn, values)
 
@@ -83,7 +110,11 @@ def update_port(rt: Runtime, port_id: int, *, values: JSONDict, user: str) -> Po
                 _check_changeable(repo.get_node_by_id(conn, new_node_id), "move a port to")
         if "address" in values and str(values["address"]).lower() != port.address:
             _check_changeable(task.node, "change a port address of")
-        _check_portgroup(rt, values.get("portgroup_id", port.portgroup_id), node_id=new_node_id)
+        group_id = values.get("portgroup_id", port.portgroup_id)
+        _check_portgroup(rt, group_id, node_id=new_node_id)
+        if "portgroup_id" in values or "physical_network" in values:
+            physnet = values.get("physical_network", port.physical_network)
+            _check_physnet(rt, port.id, portgroup_id=group_id, physnet=physnet)
         with rt.db.begin() as conn:
             repo.update_port(conn, port.id, values)
             return repo.get_port_by_id(conn, port.id)
@@ -142,7 +173,7 @@ def update_portgroup(rt: Runtime, portgroup_id: int, *, values: JSONDict, user: 
 
 
 def destroy_portgroup(rt: Runtime, portgroup_id: int, *, user: str) -> None:
-    """Delete a portgroup.  Raises Conflict while ports belong to it; NodeLocked."""
+    """Delete a portgroup.  Raises InvalidInput while ports belong to it; NodeLocked."""
     with rt.db.read() as conn:
         group = repo.get_portgroup_by_id(conn, portgroup_id)
     purpose = "portgroup delete"

@@ -6,6 +6,7 @@ Errors::
     InvalidInput        (400) unknown verb; maintenance; abort of running work;
                               missing or unknown steps; missing rescue password
     InvalidTransition   (400) the verb is not allowed in the node's state
+    NodeProtected       (403) undeploy or rebuild of a protected node
     plus those of :func:`metalcast.conductor.workers.start_async`
 """
 
@@ -21,7 +22,7 @@ from metalcast.conductor.task import NodeTask, acquire
 from metalcast.conductor.workers import start_async
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
-from metalcast.errors import InvalidInput
+from metalcast.errors import InvalidInput, NodeProtected
 from metalcast.states import WAIT, WORK, Event, ProvisionState
 
 PS = ProvisionState
@@ -53,6 +54,9 @@ _NOT_IN_MAINTENANCE = frozenset(
         Event.SERVICE,
     }
 )
+
+#: verbs refused while a node is protected (1.48): undeploy and rebuild
+_NOT_WHEN_PROTECTED = frozenset({Event.DELETE, Event.REBUILD})
 
 
 def parse_verb(verb: str) -> Event:
@@ -101,6 +105,8 @@ def change_provision_state(
 
 
 def _check_allowed(node: Node, event: Event) -> None:
+    if node.protected and event in _NOT_WHEN_PROTECTED:
+        raise NodeProtected(node.uuid)
     if node.maintenance and event in _NOT_IN_MAINTENANCE:
         raise InvalidInput(
             f"Node {node.uuid} is in maintenance mode; the '{event.value}' action is not "
@@ -127,7 +133,7 @@ def abort(rt: Runtime, node: Node, *, user: str) -> None:
         reason = None
         if task.state in WAIT:
             reason = f"{_OPERATION.get(task.state, 'Operation')} aborted by {user}."
-        for kind in ("clean", "service"):
+        for kind in ("clean", "deploy", "service"):
             steps.finish(task, kind=kind)
         task.process_event(Event.ABORT, reason=reason)
 

@@ -21,7 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from metalcast.conductor import management, nodes, periodics, ports, power, provision, recovery
+from metalcast.conductor import (
+    management,
+    nodes,
+    periodics,
+    ports,
+    power,
+    provision,
+    recovery,
+    volumes,
+)
 from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.management import HardwareTypeSummary
@@ -31,7 +40,7 @@ from metalcast.config import Settings
 from metalcast.context import RequestContext
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
-from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.secrecy import SecretBox
 
@@ -168,8 +177,17 @@ class ConductorService:
     def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
         return nodes.create_node(self.rt, values, user=context.who)
 
-    def update_node(self, node_id: int, values: JSONDict, *, context: RequestContext) -> Node:
-        return nodes.update_node(self.rt, node_id, values=values, user=context.who)
+    def update_node(
+        self,
+        node_id: int,
+        values: JSONDict,
+        *,
+        context: RequestContext,
+        reset_interfaces: bool = False,
+    ) -> Node:
+        return nodes.update_node(
+            self.rt, node_id, values=values, user=context.who, reset_interfaces=reset_interfaces
+        )
 
     def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
         nodes.destroy_node(self.rt, node_id, user=context.who)
@@ -269,6 +287,32 @@ class ConductorService:
 
     def destroy_portgroup(self, portgroup_id: int, *, context: RequestContext) -> None:
         ports.destroy_portgroup(self.rt, portgroup_id, user=context.who)
+
+    # ------------------------------------------------------------------ volumes
+
+    def create_volume_connector(
+        self, values: JSONDict, *, context: RequestContext
+    ) -> VolumeConnector:
+        return volumes.create_connector(self.rt, values, user=context.who)
+
+    def update_volume_connector(
+        self, connector_id: int, values: JSONDict, *, context: RequestContext
+    ) -> VolumeConnector:
+        return volumes.update_connector(self.rt, connector_id, values=values, user=context.who)
+
+    def destroy_volume_connector(self, connector_id: int, *, context: RequestContext) -> None:
+        volumes.destroy_connector(self.rt, connector_id, user=context.who)
+
+    def create_volume_target(self, values: JSONDict, *, context: RequestContext) -> VolumeTarget:
+        return volumes.create_target(self.rt, values, user=context.who)
+
+    def update_volume_target(
+        self, target_id: int, values: JSONDict, *, context: RequestContext
+    ) -> VolumeTarget:
+        return volumes.update_target(self.rt, target_id, values=values, user=context.who)
+
+    def destroy_volume_target(self, target_id: int, *, context: RequestContext) -> None:
+        volumes.destroy_target(self.rt, target_id, user=context.who)
 
     # ------------------------------------------------------------------ drivers
 

@@ -149,6 +149,47 @@ class HistoryEvent:
     user: str | None = None
 
 
+@dataclass(slots=True)
+class VolumeConnector:
+    """A node's initiator for remote volumes (an IQN, a WWPN, …)."""
+
+    id: int
+    uuid: str
+    node_id: int
+    type: str
+    connector_id: str
+    created_at: datetime
+    extra: JSONDict = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class VolumeTarget:
+    """A remote volume a node boots from or attaches (``boot_index`` 0 boots)."""
+
+    id: int
+    uuid: str
+    node_id: int
+    volume_type: str
+    boot_index: int
+    volume_id: str
+    created_at: datetime
+    properties: JSONDict = field(default_factory=dict)
+    extra: JSONDict = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class BiosSetting:
+    """One BIOS setting of a node, as its BIOS interface last reported it."""
+
+    node_id: int
+    name: str
+    value: str | None
+    created_at: datetime
+    updated_at: datetime | None = None
+
+
 T = TypeVar("T")
 
 

@@ -1,5 +1,8 @@
-"""Reads and writes of every table.  Functions take a connection; the caller owns
-the transaction (``Database.begin()``), so several writes commit together.
+"""Reads and writes of nodes, traits, history, ports, portgroups, chassis and
+conductors.  Functions take a connection; the caller owns the transaction
+(``Database.begin()``), so several writes commit together.  Volume resources live in
+:mod:`metalcast.db.volumes`, BIOS settings in :mod:`metalcast.db.bios`, the row
+mechanics they all share (paging, inserts, unique checks) in :mod:`metalcast.db.rows`.
 
 Errors raised: ``NotFound`` (404) for a missing row, ``Conflict`` (409) for a
 duplicate name, UUID or MAC, ``InvalidInput`` (400) for a bad marker or sort key.
@@ -7,14 +10,13 @@ duplicate name, UUID or MAC, ``InvalidInput`` (400) for a bad marker or sort key
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
+from metalcast.db import rows
 from metalcast.db import tables as t
 from metalcast.db.models import (
     Chassis,
@@ -26,113 +28,11 @@ from metalcast.db.models import (
     Portgroup,
     from_row,
 )
+from metalcast.db.rows import Page as Page
+from metalcast.db.rows import is_uuid as is_uuid
+from metalcast.db.rows import new_uuid as new_uuid
+from metalcast.db.rows import utcnow as utcnow
 from metalcast.errors import Conflict, InvalidInput, NotFound
-
-R = TypeVar("R")
-
-
-def utcnow() -> datetime:
-    """Now, in UTC, without tzinfo (how every timestamp is stored)."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def new_uuid() -> str:
-    return str(uuidlib.uuid4())
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuidlib.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """Which slice of a collection to read, as Ironic's list parameters say."""
-
-    limit: int = 1000
-    marker: str | None = None
-    sort_key: str = "id"
-    sort_dir: str = "asc"
-
-
-# ----------------------------------------------------------------- generic helpers
-
-
-def _get_by_ident(conn: sa.Connection, table: sa.Table, ident: str, what: str) -> sa.RowMapping:
-    col = table.c.uuid if is_uuid(ident) else table.c.get("name")
-    if col is None:
-        raise NotFound(f"{what} {ident} could not be found.")
-    row = conn.execute(sa.select(table).where(col == ident)).mappings().first()
-    if row is None:
-        raise NotFound(f"{what} {ident} could not be found.")
-    return row
-
-
-def _paginate(
-    conn: sa.Connection, table: sa.Table, query: sa.Select[Any], page: Page
-) -> sa.Select[Any]:
-    if page.sort_key not in table.c:
-        raise InvalidInput(f"The sort_key value '{page.sort_key}' is an invalid field for sorting.")
-    if page.sort_dir not in ("asc", "desc"):
-        raise InvalidInput(
-            f"Invalid sort direction: {page.sort_dir}. Acceptable values are 'asc' or 'desc'."
-        )
-    col = table.c[page.sort_key]
-    idcol = table.c.id
-    desc = page.sort_dir == "desc"
-    if page.marker is not None:
-        marker = conn.execute(sa.select(idcol, col).where(table.c.uuid == page.marker)).first()
-        if marker is None:
-            raise InvalidInput(f"Marker {page.marker} could not be found.")
-        mid, mval = marker
-        if col is idcol:
-            query = query.where(idcol < mid if desc else idcol > mid)
-        elif mval is None:
-            query = query.where(sa.and_(col.is_(None), idcol < mid if desc else idcol > mid))
-        else:
-            after = col < mval if desc else col > mval
-            query = query.where(
-                sa.or_(after, sa.and_(col == mval, idcol < mid if desc else idcol > mid))
-            )
-    order = [col.desc() if desc else col.asc()]
-    if col is not idcol:
-        order.append(idcol.desc() if desc else idcol.asc())
-    return query.order_by(*order).limit(page.limit)
-
-
-def _insert(conn: sa.Connection, table: sa.Table, values: JSONDict) -> int:
-    values = {"created_at": utcnow(), **values}
-    result = conn.execute(sa.insert(table).values(values))
-    pk = result.inserted_primary_key
-    assert pk is not None
-    return int(pk[0])
-
-
-def _check_unique(
-    conn: sa.Connection,
-    table: sa.Table,
-    what: str,
-    values: JSONDict,
-    *,
-    exclude_id: int | None = None,
-) -> None:
-    for key in ("uuid", "name", "address", "instance_uuid"):
-        value = values.get(key)
-        if value is None or key not in table.c:
-            continue
-        query = sa.select(table.c.id).where(table.c[key] == value)
-        if exclude_id is not None:
-            query = query.where(table.c.id != exclude_id)
-        if conn.execute(query).first() is not None:
-            raise Conflict(f"A {what} with {key} {value} already exists.")
-
-
-def _update(conn: sa.Connection, table: sa.Table, row_id: int, values: JSONDict) -> None:
-    conn.execute(sa.update(table).where(table.c.id == row_id).values(updated_at=utcnow(), **values))
-
 
 # ----------------------------------------------------------------------------- nodes
 
@@ -203,14 +103,14 @@ def create_node(conn: sa.Connection, values: JSONDict) -> Node:
     values = {"uuid": new_uuid(), **values}
     for key in ("driver_info", "driver_internal_info", "properties", "instance_info", "extra"):
         values.setdefault(key, {})
-    _check_unique(conn, t.nodes, "node", values)
-    node_id = _insert(conn, t.nodes, values)
+    rows.check_unique(conn, t.nodes, "node", values)
+    node_id = rows.insert(conn, t.nodes, values)
     return get_node_by_id(conn, node_id)
 
 
 def get_node(conn: sa.Connection, ident: str) -> Node:
     """The node with UUID or name ``ident``.  Raises ``NotFound``."""
-    return from_row(Node, _get_by_ident(conn, t.nodes, ident, "Node"))
+    return from_row(Node, rows.get_by_ident(conn, t.nodes, ident, "Node"))
 
 
 def get_node_by_id(conn: sa.Connection, node_id: int) -> Node:
@@ -222,8 +122,27 @@ def get_node_by_id(conn: sa.Connection, node_id: int) -> Node:
 
 def list_nodes(conn: sa.Connection, filters: NodeFilters, page: Page) -> list[Node]:
     """A page of nodes matching ``filters``."""
-    query = _paginate(conn, t.nodes, _node_where(sa.select(t.nodes), filters), page)
+    query = rows.paginate(conn, t.nodes, _node_where(sa.select(t.nodes), filters), page)
     return [from_row(Node, r) for r in conn.execute(query).mappings()]
+
+
+def list_node_rows(
+    conn: sa.Connection, filters: NodeFilters, *, page: Page, columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """A page of nodes matching ``filters`` as plain ``{column: value}`` rows holding
+    only ``columns``: what list views render, without the cost of building
+    :class:`Node` records and of reading columns nobody shows.
+
+    Raises:
+        InvalidInput: an unknown column or sort key, or a marker that is not a node.
+    """
+    unknown = sorted(set(columns) - set(t.nodes.c.keys()))
+    if unknown:
+        raise InvalidInput(f"Unknown node column(s): {', '.join(unknown)}.")
+    selected = sa.select(*(t.nodes.c[name] for name in columns))
+    result = conn.execute(rows.paginate(conn, t.nodes, _node_where(selected, filters), page))
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def count_nodes(conn: sa.Connection, filters: NodeFilters) -> int:
@@ -237,20 +156,30 @@ def update_node(conn: sa.Connection, node_id: int, values: JSONDict) -> None:
     Raises:
         Conflict: a new name or instance UUID is taken.
     """
-    _check_unique(conn, t.nodes, "node", values, exclude_id=node_id)
-    _update(conn, t.nodes, node_id, values)
+    rows.check_unique(conn, t.nodes, "node", values, exclude_id=node_id)
+    rows.update(conn, t.nodes, node_id, values)
 
 
 def save_node(conn: sa.Connection, node: Node, fields: Iterable[str]) -> None:
     """Write the named ``fields`` of ``node`` back to its row."""
     values = {name: getattr(node, name) for name in fields}
     node.updated_at = utcnow()
-    _update(conn, t.nodes, node.id, values)
+    rows.update(conn, t.nodes, node.id, values)
 
 
 def destroy_node(conn: sa.Connection, node_id: int) -> None:
-    """Delete a node with its ports, portgroups, traits and history."""
-    for table in (t.ports, t.portgroups, t.node_traits, t.node_history):
+    """Delete a node with everything that belongs to it: ports, portgroups, volume
+    connectors and targets, BIOS settings, traits and history."""
+    owned = (
+        t.ports,
+        t.portgroups,
+        t.volume_connectors,
+        t.volume_targets,
+        t.bios_settings,
+        t.node_traits,
+        t.node_history,
+    )
+    for table in owned:
         conn.execute(sa.delete(table).where(table.c.node_id == node_id))
     conn.execute(sa.delete(t.nodes).where(t.nodes.c.id == node_id))
 
@@ -369,7 +298,7 @@ def add_history(
 
 def list_history(conn: sa.Connection, node_id: int, page: Page | None = None) -> list[HistoryEvent]:
     query = sa.select(t.node_history).where(t.node_history.c.node_id == node_id)
-    query = _paginate(conn, t.node_history, query, page or Page(limit=10_000))
+    query = rows.paginate(conn, t.node_history, query, page or Page(limit=10_000))
     return [from_row(HistoryEvent, r) for r in conn.execute(query).mappings()]
 
 
@@ -399,16 +328,16 @@ def create_port(conn: sa.Connection, values: JSONDict) -> Port:
     }
     if "address" in values:
         values["address"] = str(values["address"]).lower()
-    _check_unique(conn, t.ports, "port", values)
-    return get_port_by_id(conn, _insert(conn, t.ports, values))
+    rows.check_unique(conn, t.ports, "port", values)
+    return get_port_by_id(conn, rows.insert(conn, t.ports, values))
 
 
 def get_port(conn: sa.Connection, ident: str) -> Port:
-    return from_row(Port, _get_by_ident(conn, t.ports, ident, "Port"))
+    return from_row(Port, rows.get_by_ident(conn, t.ports, ident, "Port"))
 
 
 def get_port_by_id(conn: sa.Connection, port_id: int) -> Port:
-    return _by_id(conn, t.ports, Port, port_id, "Port")
+    return rows.by_id(conn, t.ports, Port, port_id, "Port")
 
 
 def list_ports(
@@ -430,16 +359,14 @@ def list_ports(
         query = query.where(p.address == address.lower())
     if node_ids is not None:
         query = query.where(p.node_id.in_(list(node_ids)))
-    return [
-        from_row(Port, r) for r in conn.execute(_paginate(conn, t.ports, query, page)).mappings()
-    ]
+    return rows.records(conn, Port, rows.paginate(conn, t.ports, query, page))
 
 
 def update_port(conn: sa.Connection, port_id: int, values: JSONDict) -> None:
     if "address" in values:
         values = {**values, "address": str(values["address"]).lower()}
-    _check_unique(conn, t.ports, "port", values, exclude_id=port_id)
-    _update(conn, t.ports, port_id, values)
+    rows.check_unique(conn, t.ports, "port", values, exclude_id=port_id)
+    rows.update(conn, t.ports, port_id, values)
 
 
 def destroy_port(conn: sa.Connection, port_id: int) -> None:
@@ -450,67 +377,79 @@ def create_portgroup(conn: sa.Connection, values: JSONDict) -> Portgroup:
     values = {"uuid": new_uuid(), "properties": {}, "internal_info": {}, "extra": {}, **values}
     if values.get("address"):
         values["address"] = str(values["address"]).lower()
-    _check_unique(conn, t.portgroups, "portgroup", values)
-    return get_portgroup_by_id(conn, _insert(conn, t.portgroups, values))
+    rows.check_unique(conn, t.portgroups, "portgroup", values)
+    return get_portgroup_by_id(conn, rows.insert(conn, t.portgroups, values))
 
 
 def get_portgroup(conn: sa.Connection, ident: str) -> Portgroup:
-    return from_row(Portgroup, _get_by_ident(conn, t.portgroups, ident, "Portgroup"))
+    return from_row(Portgroup, rows.get_by_ident(conn, t.portgroups, ident, "Portgroup"))
 
 
 def get_portgroup_by_id(conn: sa.Connection, portgroup_id: int) -> Portgroup:
-    return _by_id(conn, t.portgroups, Portgroup, portgroup_id, "Portgroup")
+    return rows.by_id(conn, t.portgroups, Portgroup, portgroup_id, "Portgroup")
 
 
 def list_portgroups(
-    conn: sa.Connection, page: Page, *, node_id: int | None = None, address: str | None = None
+    conn: sa.Connection,
+    page: Page,
+    *,
+    node_id: int | None = None,
+    address: str | None = None,
+    node_ids: Sequence[int] | None = None,
 ) -> list[Portgroup]:
+    """A page of portgroups; ``node_ids`` limits them to those nodes' (policy
+    scoping, applied before paging so pages stay full)."""
     g = t.portgroups.c
     query = sa.select(t.portgroups)
     if node_id is not None:
         query = query.where(g.node_id == node_id)
     if address is not None:
         query = query.where(g.address == address.lower())
-    rows = conn.execute(_paginate(conn, t.portgroups, query, page)).mappings()
-    return [from_row(Portgroup, r) for r in rows]
+    if node_ids is not None:
+        query = query.where(rows.ids_in(g.node_id, node_ids))
+    return rows.records(conn, Portgroup, rows.paginate(conn, t.portgroups, query, page))
 
 
 def update_portgroup(conn: sa.Connection, portgroup_id: int, values: JSONDict) -> None:
-    _check_unique(conn, t.portgroups, "portgroup", values, exclude_id=portgroup_id)
-    _update(conn, t.portgroups, portgroup_id, values)
+    rows.check_unique(conn, t.portgroups, "portgroup", values, exclude_id=portgroup_id)
+    rows.update(conn, t.portgroups, portgroup_id, values)
 
 
 def destroy_portgroup(conn: sa.Connection, portgroup_id: int) -> None:
-    """Raises ``Conflict`` while ports still belong to the portgroup."""
+    """Raises ``InvalidInput`` while ports still belong to the portgroup (Ironic's
+    PortgroupNotEmpty is a 400 too)."""
     used = conn.execute(
         sa.select(t.ports.c.id).where(t.ports.c.portgroup_id == portgroup_id)
     ).first()
     if used is not None:
-        raise Conflict(f"Portgroup {portgroup_id} still has ports; remove them from it first.")
+        uuid = get_portgroup_by_id(conn, portgroup_id).uuid
+        raise InvalidInput(
+            f"Cannot complete the requested action because portgroup {uuid} contains "
+            "ports; remove them from it first."
+        )
     conn.execute(sa.delete(t.portgroups).where(t.portgroups.c.id == portgroup_id))
 
 
 def create_chassis(conn: sa.Connection, values: JSONDict) -> Chassis:
     values = {"uuid": new_uuid(), "extra": {}, **values}
-    _check_unique(conn, t.chassis, "chassis", values)
-    return get_chassis_by_id(conn, _insert(conn, t.chassis, values))
+    rows.check_unique(conn, t.chassis, "chassis", values)
+    return get_chassis_by_id(conn, rows.insert(conn, t.chassis, values))
 
 
 def get_chassis(conn: sa.Connection, ident: str) -> Chassis:
-    return from_row(Chassis, _get_by_ident(conn, t.chassis, ident, "Chassis"))
+    return from_row(Chassis, rows.get_by_ident(conn, t.chassis, ident, "Chassis"))
 
 
 def get_chassis_by_id(conn: sa.Connection, chassis_id: int) -> Chassis:
-    return _by_id(conn, t.chassis, Chassis, chassis_id, "Chassis")
+    return rows.by_id(conn, t.chassis, Chassis, chassis_id, "Chassis")
 
 
 def list_chassis(conn: sa.Connection, page: Page) -> list[Chassis]:
-    rows = conn.execute(_paginate(conn, t.chassis, sa.select(t.chassis), page)).mappings()
-    return [from_row(Chassis, r) for r in rows]
+    return rows.records(conn, Chassis, rows.paginate(conn, t.chassis, sa.select(t.chassis), page))
 
 
 def update_chassis(conn: sa.Connection, chassis_id: int, values: JSONDict) -> None:
-    _update(conn, t.chassis, chassis_id, values)
+    rows.update(conn, t.chassis, chassis_id, values)
 
 
 def destroy_chassis(conn: sa.Connection, chassis_id: int) -> None:
@@ -519,13 +458,6 @@ def destroy_chassis(conn: sa.Connection, chassis_id: int) -> None:
     if used is not None:
         raise Conflict(f"Chassis {chassis_id} contains nodes; remove them from it first.")
     conn.execute(sa.delete(t.chassis).where(t.chassis.c.id == chassis_id))
-
-
-def _by_id(conn: sa.Connection, table: sa.Table, cls: type[R], row_id: int, what: str) -> R:
-    row = conn.execute(sa.select(table).where(table.c.id == row_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"{what} {row_id} could not be found.")
-    return from_row(cls, row)
 
 
 # ------------------------------------------------------------------------ conductors
@@ -550,7 +482,7 @@ def register_conductor(
     }
     existing = conn.execute(sa.select(c.id).where(c.hostname == hostname)).scalar()
     if existing is None:
-        _insert(conn, t.conductors, {"hostname": hostname, **values})
+        rows.insert(conn, t.conductors, {"hostname": hostname, **values})
     else:
         conn.execute(sa.update(t.conductors).where(c.id == existing).values(values))
     return get_conductor(conn, hostname)

@@ -163,3 +163,45 @@ node_history = sa.Table(
     sa.Column("conductor", sa.String(255)),
     sa.Column("user", sa.String(255)),
 )
+
+#: what a volume connector's ``connector_id`` is (Ironic's list)
+VOLUME_CONNECTOR_TYPES = ("iqn", "ip", "mac", "wwnn", "wwpn", "port", "portgroup")
+
+volume_connectors = sa.Table(
+    "volume_connectors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), nullable=False, index=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("connector_id", sa.String(255), nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("type", "connector_id", name="uq_volume_connectors_type_connector_id"),
+)
+
+volume_targets = sa.Table(
+    "volume_targets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), nullable=False, index=True),
+    sa.Column("volume_type", sa.String(64), nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("boot_index", sa.Integer, nullable=False),
+    sa.Column("volume_id", sa.String(36), nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("node_id", "boot_index", name="uq_volume_targets_node_id_boot_index"),
+)
+
+#: the BIOS settings last read from each node's BIOS interface (Ironic caches them
+#: the same way: read at verify and after cleaning, served from here)
+bios_settings = sa.Table(
+    "bios_settings",
+    metadata,
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text),
+    *_timestamps(),
+)

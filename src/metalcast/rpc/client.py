@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from metalcast.context import RequestContext
-from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +61,20 @@ class ConductorClient(Protocol):
         ``values`` are column values (``driver_info`` in clear; it is encrypted here).
         """
 
-    def update_node(self, node_id: int, values: JSONDict, *, context: RequestContext) -> Node:
+    def update_node(
+        self,
+        node_id: int,
+        values: JSONDict,
+        *,
+        context: RequestContext,
+        reset_interfaces: bool = False,
+    ) -> Node:
         """Write changed fields under the node's lock; checks the driver and
-        interfaces when they change and that the node's state allows the change."""
+        interfaces when they change, that the node's state allows the change, and
+        that a new name or instance UUID is free (409).  On a driver change the node
+        keeps its interfaces (400 naming one the new driver lacks) unless
+        ``reset_interfaces``, which resets those not in ``values`` to the new
+        driver's defaults."""
 
     def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
         """Delete a node (and its ports) if its state and protection allow it."""
@@ -136,6 +147,31 @@ class ConductorClient(Protocol):
     ) -> Portgroup: ...
 
     def destroy_portgroup(self, portgroup_id: int, *, context: RequestContext) -> None: ...
+
+    # ---- volume connectors and targets (changed only while the node is off) ----
+    def create_volume_connector(
+        self, values: JSONDict, *, context: RequestContext
+    ) -> VolumeConnector: ...
+
+    def update_volume_connector(
+        self, connector_id: int, values: JSONDict, *, context: RequestContext
+    ) -> VolumeConnector:
+        """Raises InvalidInput (400) unless the node is powered off."""
+
+    def destroy_volume_connector(self, connector_id: int, *, context: RequestContext) -> None:
+        """Raises InvalidInput (400) unless the node is powered off."""
+
+    def create_volume_target(
+        self, values: JSONDict, *, context: RequestContext
+    ) -> VolumeTarget: ...
+
+    def update_volume_target(
+        self, target_id: int, values: JSONDict, *, context: RequestContext
+    ) -> VolumeTarget:
+        """Raises InvalidInput (400) unless the node is powered off."""
+
+    def destroy_volume_target(self, target_id: int, *, context: RequestContext) -> None:
+        """Raises InvalidInput (400) unless the node is powered off."""
 
     # ---- drivers ----------------------------------------------------------------
     def list_hardware_types(self) -> list[HardwareTypeInfo]: ...

@@ -12,7 +12,7 @@ from typing import Any
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.service import ConductorService
 from metalcast.context import RequestContext
-from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.rpc.client import (
     ConductorClient,
     HardwareTypeInfo,
@@ -31,8 +31,17 @@ class LocalConductorClient:
     def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
         return self.service.create_node(values, context=context)
 
-    def update_node(self, node_id: int, values: JSONDict, *, context: RequestContext) -> Node:
-        return self.service.update_node(node_id, values, context=context)
+    def update_node(
+        self,
+        node_id: int,
+        values: JSONDict,
+        *,
+        context: RequestContext,
+        reset_interfaces: bool = False,
+    ) -> Node:
+        return self.service.update_node(
+            node_id, values, context=context, reset_interfaces=reset_interfaces
+        )
 
     def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
         self.service.destroy_node(node_id, context=context)
@@ -133,6 +142,31 @@ class LocalConductorClient:
 
     def destroy_portgroup(self, portgroup_id: int, *, context: RequestContext) -> None:
         self.service.destroy_portgroup(portgroup_id, context=context)
+
+    # ---- volume connectors and targets ------------------------------------------
+    def create_volume_connector(
+        self, values: JSONDict, *, context: RequestContext
+    ) -> VolumeConnector:
+        return self.service.create_volume_connector(values, context=context)
+
+    def update_volume_connector(
+        self, connector_id: int, values: JSONDict, *, context: RequestContext
+    ) -> VolumeConnector:
+        return self.service.update_volume_connector(connector_id, values, context=context)
+
+    def destroy_volume_connector(self, connector_id: int, *, context: RequestContext) -> None:
+        self.service.destroy_volume_connector(connector_id, context=context)
+
+    def create_volume_target(self, values: JSONDict, *, context: RequestContext) -> VolumeTarget:
+        return self.service.create_volume_target(values, context=context)
+
+    def update_volume_target(
+        self, target_id: int, values: JSONDict, *, context: RequestContext
+    ) -> VolumeTarget:
+        return self.service.update_volume_target(target_id, values, context=context)
+
+    def destroy_volume_target(self, target_id: int, *, context: RequestContext) -> None:
+        self.service.destroy_volume_target(target_id, context=context)
 
     # ---- drivers ----------------------------------------------------------------
     def list_hardware_types(self) -> list[HardwareTypeInfo]:

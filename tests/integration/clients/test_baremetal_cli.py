@@ -143,3 +143,40 @@ def test_power_maintenance_and_boot_device(metalcast_url: str) -> None:
     assert node["maintenance_reason"] == "disk swap"
     baremetal(metalcast_url, "node", "delete", "cli-power")
     assert baremetal(metalcast_url, "node", "show", "cli-power", check=False).returncode != 0
+
+
+def test_features_of_api_1_32_to_1_51_through_the_cli(metalcast_url: str) -> None:
+    debug = baremetal(metalcast_url, "--debug", "driver", "list").stderr
+    assert "X-OpenStack-Ironic-API-Version: 1.51" in debug  # negotiated down from 1.115
+    uuid = create(metalcast_url, "cli-features")
+    baremetal(metalcast_url, "node", "add", "trait", "cli-features", "CUSTOM_GPU", "CUSTOM_SSD")
+    traits = json.loads(
+        baremetal(metalcast_url, "node", "trait", "list", "cli-features", "-f", "json").stdout
+    )
+    assert sorted(t["traits"] for t in traits) == ["CUSTOM_GPU", "CUSTOM_SSD"]
+
+    connector = json.loads(
+        baremetal(
+            metalcast_url,
+            "volume", "connector", "create",
+            "--node", uuid, "--type", "iqn", "--connector-id", "iqn.2017-07.org.cli:1",
+            "-f", "json",
+        ).stdout
+    )  # fmt: skip
+    assert connector["node_uuid"] == uuid
+    listed = json.loads(
+        baremetal(metalcast_url, "volume", "connector", "list", "--node", uuid, "-f", "json").stdout
+    )
+    assert [c["connector_id"] for c in listed] == ["iqn.2017-07.org.cli:1"]
+
+    baremetal(metalcast_url, "node", "manage", "cli-features", "--wait", "60")
+    settings = json.loads(
+        baremetal(
+            metalcast_url, "node", "bios", "setting", "list", "cli-features", "-f", "json"
+        ).stdout
+    )
+    assert {s["name"]: s["value"] for s in settings}["boot_mode"] == "uefi"
+    history = json.loads(
+        baremetal(metalcast_url, "node", "history", "list", "cli-features", "-f", "json").stdout
+    )
+    assert any("manageable" in event["event"] for event in history)

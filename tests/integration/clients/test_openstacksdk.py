@@ -78,3 +78,62 @@ def test_errors_are_sdk_exceptions(conn: openstack.connection.Connection) -> Non
         conn.baremetal.create_node(driver="fake-hardware", name="sdk-3", provision_state="enroll")
     with pytest.raises(exceptions.BadRequestException):
         conn.baremetal.set_node_provision_state(node, "active")
+
+
+# ---- features openstacksdk refused before the maximum reached 1.51 ----------------
+
+
+def test_version_discovery_offers_1_51(conn: openstack.connection.Connection) -> None:
+    node = conn.baremetal.create_node(driver="fake-hardware", name="sdk-version")
+    assert conn.baremetal.get_node(node.id).owner is None  # 1.50 field, negotiated
+
+
+def test_traits_through_the_sdk(conn: openstack.connection.Connection) -> None:
+    node = conn.baremetal.create_node(driver="fake-hardware", name="sdk-traits")
+    conn.baremetal.set_node_traits(node, ["CUSTOM_GPU", "CUSTOM_RAID"])
+    conn.baremetal.add_node_trait(node, "CUSTOM_SSD")
+    conn.baremetal.remove_node_trait(node, "CUSTOM_RAID")
+    assert sorted(conn.baremetal.get_node(node.id).traits) == ["CUSTOM_GPU", "CUSTOM_SSD"]
+
+
+def test_rescue_and_unrescue_through_the_sdk(conn: openstack.connection.Connection) -> None:
+    node = conn.baremetal.create_node(
+        driver="fake-hardware", name="sdk-rescue", provision_state="available"
+    )
+    node = conn.baremetal.set_node_provision_state(node, "active", wait=True, timeout=60)
+    node = conn.baremetal.set_node_provision_state(
+        node, "rescue", rescue_password="s3cret", wait=True, timeout=60
+    )
+    assert node.provision_state == "rescue"
+    # the SDK knows no target state to wait for after unrescue: wait for active
+    conn.baremetal.set_node_provision_state(node, "unrescue")
+    [node] = conn.baremetal.wait_for_nodes_provision_state([node], "active", timeout=60)
+    assert node.provision_state == "active"
+    assert node.last_error is None
+
+
+def test_config_drive_on_rebuild_through_the_sdk(conn: openstack.connection.Connection) -> None:
+    node = conn.baremetal.create_node(
+        driver="fake-hardware", name="sdk-rebuild", provision_state="available"
+    )
+    node = conn.baremetal.set_node_provision_state(node, "active", wait=True, timeout=60)
+    node = conn.baremetal.set_node_provision_state(
+        node, "rebuild", config_drive="http://example.com/cd.iso", wait=True, timeout=60
+    )
+    assert node.provision_state == "active"
+
+
+def test_volume_connector_through_the_sdk(conn: openstack.connection.Connection) -> None:
+    node = conn.baremetal.create_node(driver="fake-hardware", name="sdk-volume")
+    created = conn.baremetal.create_volume_connector(
+        node_id=node.id, type="iqn", connector_id="iqn.2017-07.org.openstack:sdk"
+    )
+    assert created.node_id == node.id
+    listed = list(conn.baremetal.volume_connectors(details=True, node=node.id))
+    assert [(c.id, c.type, c.connector_id) for c in listed] == [
+        (created.id, "iqn", "iqn.2017-07.org.openstack:sdk")
+    ]
+    with pytest.raises(exceptions.ConflictException):
+        conn.baremetal.create_volume_connector(
+            node_id=node.id, type="iqn", connector_id="iqn.2017-07.org.openstack:sdk"
+        )

@@ -16,11 +16,11 @@ from metalcast.api.app import create_app
 from metalcast.conductor.service import ConductorService, PeriodicIntervals
 from metalcast.config import ApiSettings, ConductorSettings, Settings
 from metalcast.db.engine import Database
-from metalcast.drivers.registry import default_registry
+from metalcast.drivers.registry import DriverRegistry, default_registry
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import SecretBox
 
-LATEST = "1.31"
+LATEST = "1.51"
 BASE = "http://testserver"
 
 
@@ -122,14 +122,14 @@ def make_settings(tmp_path: Path, *, auth: str = "noauth", host: str = "127.0.0.
     )
 
 
-def build(tmp_path: Path, auth: str) -> Iterator[Api]:
+def build(tmp_path: Path, auth: str, registry: DriverRegistry | None = None) -> Iterator[Api]:
     settings = make_settings(tmp_path, auth=auth)
     db = Database(settings.database_url)
     db.migrate()
     service = ConductorService(
         settings,
         db,
-        registry=default_registry(),
+        registry=registry or default_registry(),
         secret_box=SecretBox.from_file(tmp_path / "secret.key"),
         intervals=PeriodicIntervals(power_sync=0, wait_timeouts=0, heartbeat=0),
     )

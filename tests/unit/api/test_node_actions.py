@@ -76,13 +76,15 @@ def test_verbs_follow_their_microversion(api: Api) -> None:
     api.node(name="p")
     response = api.put("/v1/nodes/p/states/provision", {"target": "manage"}, version="1.3")
     assert response.status_code == 406
-    # rescue (Ironic 1.38) is a metalcast addition: accepted at any version
-    response = api.put(
-        "/v1/nodes/p/states/provision",
-        {"target": "rescue", "rescue_password": "pw"},
-        version="1.1",
-    )
+    # rescue (1.38) is below the maximum: it follows Ironic
+    rescue = {"target": "rescue", "rescue_password": "pw"}
+    assert api.put("/v1/nodes/p/states/provision", rescue, version="1.37").status_code == 406
+    response = api.put("/v1/nodes/p/states/provision", rescue, version="1.38")
     assert response.status_code == 400  # refused by the state machine, not the version
+    assert "enroll" in fault_of(response)
+    # undeploy (Ironic 1.73) is a metalcast addition: accepted at any version
+    response = api.put("/v1/nodes/p/states/provision", {"target": "undeploy"}, version="1.1")
+    assert response.status_code == 400
     assert "enroll" in fault_of(response)
 
 
@@ -171,9 +173,14 @@ def test_traits(api: Api) -> None:
     assert api.get("/v1/nodes/t/traits").json() == {"traits": []}
 
 
-def test_traits_work_at_any_version(api: Api) -> None:
+def test_traits_follow_their_microversion(api: Api) -> None:
     api.node(name="t")
-    assert api.put("/v1/nodes/t/traits/CUSTOM_A", version="1.1").status_code == 204
+    assert api.put("/v1/nodes/t/traits/CUSTOM_A", version="1.36").status_code == 404
+    assert api.get("/v1/nodes/t/traits", version="1.36").status_code == 404
+    assert api.put("/v1/nodes/t/traits/CUSTOM_A", version="1.37").status_code == 204
+    assert api.get("/v1/nodes/t/traits", version="1.37").json() == {"traits": ["CUSTOM_A"]}
+    assert "traits" not in api.get("/v1/nodes/t", version="1.36").json()
+    assert api.get("/v1/nodes/t", version="1.37").json()["traits"] == ["CUSTOM_A"]
 
 
 @pytest.mark.parametrize("trait", ["lower_case", "CUSTOM_lower", "CUSTOM_", "1ABC", "A" * 256])

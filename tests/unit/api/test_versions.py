@@ -107,16 +107,16 @@ def test_negotiate_parses_and_bounds() -> None:
     assert versions.negotiate({"x-openstack-ironic-api-version": "1.5"}) == Version(1, 5)
     assert versions.negotiate({"x-openstack-ironic-api-version": " LATEST "}) == MAX_VERSION
     with pytest.raises(NotAcceptable):
-        versions.negotiate({"x-openstack-ironic-api-version": "1.32"})
+        versions.negotiate({"x-openstack-ironic-api-version": "1.52"})
     with pytest.raises(InvalidInput):
         versions.negotiate({"x-openstack-ironic-api-version": "1"})
 
 
 def test_features_above_max_are_allowed_and_shown_at_max() -> None:
-    assert versions.FEATURES["traits"] > MAX_VERSION
-    assert versions.allows("traits", MIN_VERSION)
-    assert versions.shows("traits", MAX_VERSION)
-    assert not versions.shows("traits", Version(1, 30))
+    assert versions.FEATURES["lessee"] > MAX_VERSION
+    assert versions.allows("lessee", MIN_VERSION)
+    assert versions.shows("lessee", MAX_VERSION)
+    assert not versions.shows("lessee", Version(1, 50))
 
 
 def test_features_up_to_max_follow_ironic() -> None:
@@ -127,5 +127,27 @@ def test_features_up_to_max_follow_ironic() -> None:
 
 
 def test_max_version_is_below_every_unserved_feature() -> None:
-    # volume connectors/targets (1.32) are not served: the maximum must stay below
-    assert Version(1, 32) > MAX_VERSION
+    # allocations (1.52) are not served: the maximum must stay below
+    assert Version(1, 52) > MAX_VERSION
+    assert str(MAX_VERSION) == "1.51"
+
+
+@pytest.mark.parametrize(
+    ("feature", "version"),
+    [
+        ("volume", 32),
+        ("rebuild_configdrive", 35),
+        ("traits", 37),
+        ("rescue", 38),
+        ("inspect_wait", 39),
+        ("bios", 40),
+        ("abort_inspect", 41),
+        ("reset_interfaces", 45),
+        ("conductors", 49),
+        ("description", 51),
+    ],
+)
+def test_features_below_max_follow_ironic(feature: str, version: int) -> None:
+    assert versions.FEATURES[feature] == Version(1, version)
+    assert not versions.allows(feature, Version(1, version - 1))
+    assert versions.allows(feature, Version(1, version))

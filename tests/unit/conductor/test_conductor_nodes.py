@@ -6,7 +6,7 @@ import pytest
 from conductor_env import ALICE, Env
 
 from metalcast.conductor.flows import ProvisionOptions
-from metalcast.errors import Conflict, InvalidInput, NotFound
+from metalcast.errors import Conflict, InvalidInput, NodeProtected, NotFound
 from metalcast.rpc.client import InterfaceValidation, ProvisionRequest
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import MASK
@@ -66,7 +66,7 @@ def test_destroy_rules(env: Env) -> None:
         env.service.destroy_node(node.id, context=ALICE)
     env.service.update_node(node.id, {"protected": True}, context=ALICE)
     env.service.set_maintenance(node.id, True, reason=None, context=ALICE)
-    with pytest.raises(Conflict, match="protected"):
+    with pytest.raises(NodeProtected, match="protected"):
         env.service.destroy_node(node.id, context=ALICE)
     env.service.update_node(node.id, {"protected": False}, context=ALICE)
     env.service.destroy_node(node.id, context=ALICE)
@@ -105,7 +105,7 @@ def test_port_in_portgroup_of_another_node(env: Env) -> None:
     port = env.service.create_port(
         {"node_id": b.id, "address": MAC1, "portgroup_id": group.id}, context=ALICE
     )
-    with pytest.raises(Conflict, match="still has ports"):
+    with pytest.raises(InvalidInput, match="contains ports"):
         env.service.destroy_portgroup(group.id, context=ALICE)
     env.service.update_port(port.id, {"portgroup_id": None}, context=ALICE)
     env.service.destroy_portgroup(group.id, context=ALICE)

@@ -6,16 +6,23 @@ from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, endpoint
 from metalcast.api.params import collection, parse_bool, parse_fields, parse_limit
+from metalcast.api.versions import allows
 from metalcast.api.views.common import only
 from metalcast.api.views.conductors import DEFAULT_FIELDS, FIELDS, render_conductor
 from metalcast.db import repository as repo
-from metalcast.errors import InvalidInput
+from metalcast.errors import InvalidInput, NotFound
 
 _PARAMS = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
 
 
+def _require_conductors(call: Call) -> None:
+    if not allows("conductors", call.version):
+        raise NotFound("The resource could not be found.")
+
+
 @endpoint("conductor:get")
 def get_conductors(call: Call) -> object:
+    _require_conductors(call)
     unknown = sorted(set(call.query) - _PARAMS)
     if unknown:
         raise InvalidInput(f"Unknown parameter(s) for listing conductors: {', '.join(unknown)}.")
@@ -52,6 +59,7 @@ def _desc(call: Call) -> bool:
 
 @endpoint("conductor:get")
 def get_conductor(call: Call) -> object:
+    _require_conductors(call)
     fields = parse_fields(call.query.get("fields"), FIELDS, version=call.version)
     with call.deps.db.read() as conn:
         conductor = repo.get_conductor(conn, call.args["hostname"])

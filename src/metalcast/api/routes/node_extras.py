@@ -1,4 +1,4 @@
-"""/v1/nodes/{node}/traits, /vifs, /history and /vendor_passthru."""
+"""/v1/nodes/{node}/traits, /bios, /vifs, /history and /vendor_passthru."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from metalcast.api.params import collection, last_marker, parse_bool, parse_limi
 from metalcast.api.schema import Field, check_trait, check_traits, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import iso, links
+from metalcast.db import bios
 from metalcast.db import repository as repo
-from metalcast.db.models import HistoryEvent, Node
-from metalcast.errors import InvalidInput, NotAcceptable
+from metalcast.db.models import BiosSetting, HistoryEvent, Node
+from metalcast.errors import InvalidInput, NotAcceptable, NotFound
 
 
 def _load(call: Call, action: str) -> Node:
@@ -22,11 +23,18 @@ def _load(call: Call, action: str) -> Node:
         return lookup.node(conn, call, ident=call.args["node"], action=action)
 
 
+def _require(call: Call, feature: str) -> None:
+    """Endpoints newer than the requested version do not exist for it (Ironic: 404)."""
+    if not allows(feature, call.version):
+        raise NotFound("The resource could not be found.")
+
+
 # ---------------------------------------------------------------------------- traits
 
 
 @endpoint("node:get")
 def get_traits(call: Call) -> object:
+    _require(call, "traits")
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
         return {"traits": repo.get_traits(conn, node.id)}
@@ -34,6 +42,7 @@ def get_traits(call: Call) -> object:
 
 @endpoint("node:traits", body=True)
 def put_traits(call: Call) -> object:
+    _require(call, "traits")
     body = validate_body(
         call.body,
         {"traits": Field("list", nullable=False, max_length=None)},
@@ -49,6 +58,7 @@ def put_traits(call: Call) -> object:
 
 @endpoint("node:traits")
 def put_trait(call: Call) -> object:
+    _require(call, "traits")
     trait = check_trait(call.args["trait"])
     node = _load(call, "node:traits")
     call.deps.conductor.set_traits(node.id, [trait], replace=False, context=call.context)
@@ -57,6 +67,7 @@ def put_trait(call: Call) -> object:
 
 @endpoint("node:traits")
 def delete_traits(call: Call) -> object:
+    _require(call, "traits")
     node = _load(call, "node:traits")
     call.deps.conductor.remove_traits(node.id, None, context=call.context)
     return Reply(204)
@@ -64,9 +75,42 @@ def delete_traits(call: Call) -> object:
 
 @endpoint("node:traits")
 def delete_trait(call: Call) -> object:
+    _require(call, "traits")
     node = _load(call, "node:traits")
     call.deps.conductor.remove_traits(node.id, [call.args["trait"]], context=call.context)
     return Reply(204)
+
+
+# ------------------------------------------------------------------------------ BIOS
+
+
+def render_setting(setting: BiosSetting, node_uuid: str, *, base_url: str) -> dict[str, Any]:
+    """One cached BIOS setting as Ironic shows it (the 1.40 fields)."""
+    return {
+        "name": setting.name,
+        "value": setting.value,
+        "created_at": iso(setting.created_at),
+        "updated_at": iso(setting.updated_at),
+        "links": links(base_url, f"nodes/{node_uuid}/bios/{setting.name}"),
+    }
+
+
+@endpoint("node:bios:get")
+def get_bios(call: Call) -> object:
+    _require(call, "bios")
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="node:bios:get")
+        settings = bios.list_settings(conn, node.id)
+    return {"bios": [render_setting(s, node.uuid, base_url=call.base_url) for s in settings]}
+
+
+@endpoint("node:bios:get")
+def get_bios_setting(call: Call) -> object:
+    _require(call, "bios")
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="node:bios:get")
+        setting = bios.get_setting(conn, node.id, call.args["setting"])
+    return {setting.name: render_setting(setting, node.uuid, base_url=call.base_url)}
 
 
 # ------------------------------------------------------------------------------ VIFs
@@ -191,6 +235,8 @@ ROUTES = [
     Route(f"{_NODE}/traits", delete_traits, methods=["DELETE"]),
     Route(f"{_NODE}/traits/{{trait}}", put_trait, methods=["PUT"]),
     Route(f"{_NODE}/traits/{{trait}}", delete_trait, methods=["DELETE"]),
+    Route(f"{_NODE}/bios", get_bios, methods=["GET"]),
+    Route(f"{_NODE}/bios/{{setting}}", get_bios_setting, methods=["GET"]),
     Route(f"{_NODE}/vifs", get_vifs, methods=["GET"]),
     Route(f"{_NODE}/vifs", attach_vif, methods=["POST"]),
     Route(f"{_NODE}/vifs/{{vif}}", detach_vif, methods=["DELETE"]),

@@ -11,6 +11,7 @@ from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.schema import Field, describe, validate_body
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import iso
+from metalcast.api.views.nodes import provision_state
 from metalcast.db.models import Node
 from metalcast.errors import InvalidInput, NotAcceptable
 from metalcast.rpc.client import ProvisionRequest
@@ -48,7 +49,7 @@ def get_states(call: Call) -> object:
         "console_enabled": node.console_enabled,
         "last_error": node.last_error,
         "power_state": node.power_state,
-        "provision_state": node.provision_state,
+        "provision_state": provision_state(node.provision_state, call.version),
         "provision_updated_at": iso(node.provision_updated_at),
         "target_power_state": node.target_power_state,
         "target_provision_state": node.target_provision_state,
@@ -130,10 +131,24 @@ _REQUIRED_ARGUMENT = {
 def set_provision_state(call: Call) -> object:
     request = provision_request(call.body, call.version)
     node = _load(call, "node:provision")
+    state = ProvisionState(node.provision_state)
+    _check_abort_inspect(request.verb, state, call.version)
     # refuse an impossible transition before anything is written
-    advance(ProvisionState(node.provision_state), VERBS[request.verb])
+    advance(state, VERBS[request.verb])
     call.deps.conductor.change_provision_state(node.id, request, context=call.context)
     return _accepted(call, node)
+
+
+def _check_abort_inspect(verb: str, state: ProvisionState, version: Version) -> None:
+    if (
+        verb == "abort"
+        and state == ProvisionState.INSPECTWAIT
+        and not allows("abort_inspect", version)
+    ):
+        raise NotAcceptable(
+            f"Aborting inspection requires API version 1.41 or later; this request asked "
+            f"for {version}."
+        )
 
 
 def provision_request(body: object, version: Version) -> ProvisionRequest:
@@ -160,6 +175,7 @@ def provision_request(body: object, version: Version) -> ProvisionRequest:
     if feature is not None and not allows(feature, version):
         raise NotAcceptable(f'The action "{verb}" is not supported in API version {version}.')
     _check_arguments(verb, values)
+    _check_rebuild_configdrive(verb, values, version)
     return ProvisionRequest(
         verb=verb,
         configdrive=values.get("configdrive"),
@@ -169,6 +185,18 @@ def provision_request(body: object, version: Version) -> ProvisionRequest:
         rescue_password=values.get("rescue_password"),
         disable_ramdisk=values.get("disable_ramdisk"),
     )
+
+
+def _check_rebuild_configdrive(verb: str, values: dict[str, Any], version: Version) -> None:
+    if (
+        verb == "rebuild"
+        and values.get("configdrive")
+        and not allows("rebuild_configdrive", version)
+    ):
+        raise InvalidInput(
+            "Adding a config drive when rebuilding requires API version 1.35 or later; "
+            f"this request asked for {version}."
+        )
 
 
 def _check_arguments(verb: str, values: dict[str, Any]) -> None:

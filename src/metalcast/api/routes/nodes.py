@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -129,7 +128,7 @@ def list_nodes(
         filters = node_filters(conn, call, chassis_id=chassis_id)
         fields = None if listing.detail else (listing.fields or view.LIST_FIELDS)
         the_plan = view.plan(call.version, fields)
-        nodes = _node_rows(conn, filters, page=listing.page, columns=the_plan.columns)
+        nodes = repo.list_node_rows(conn, filters, page=listing.page, columns=the_plan.columns)
         related = view.load_related(
             conn,
             nodes,
@@ -150,18 +149,6 @@ def list_nodes(
         limit=listing.page.limit,
         last_marker=last_marker([n["uuid"] for n in nodes], listing.page.limit),
     )
-
-
-def _node_rows(
-    conn: sa.Connection, filters: repo.NodeFilters, *, page: repo.Page, columns: Sequence[str]
-) -> list[dict[str, Any]]:
-    """A page of node rows with ``columns``.  repository.list_nodes reads every column
-    and builds Node records, which costs more than rendering them; lists reuse the
-    repository's filter and paging but read only the columns they show, as plain rows.
-    (Private helpers: to be replaced by a public repository function.)"""
-    selected = sa.select(*(t.nodes.c[name] for name in columns))
-    query = repo._node_where(selected, filters)
-    return view.load_rows(conn, repo._paginate(conn, t.nodes, query, page))
 
 
 def _listing(call: Call, *, detail_path: bool) -> Listing:
@@ -247,19 +234,46 @@ PATCHABLE = patching.Patchable(
 )
 
 
+#: the interface fields PATCH may set
+_INTERFACE_FIELDS = frozenset(name for name in node_fields.PATCHABLE if name.endswith("_interface"))
+
+
 @endpoint("node:update", body=True)
 def patch_node(call: Call) -> object:
+    reset = _reset_interfaces(call)
+    # with reset_interfaces, an interface the patch names is kept even if unchanged
+    keep = _INTERFACE_FIELDS if reset else frozenset()
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="node:update")
         before = patch_document(conn, node)
-        changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
+        changes = patching.changes(
+            before, call.body, spec=PATCHABLE, version=call.version, keep=keep
+        )
         if "owner" in changes:
             policy.enforce(call.context, "node:update:owner", node=lookup.target(node))
-        values = node_fields.to_columns(conn, changes, node_id=node.id)
+        values = node_fields.to_columns(conn, changes)
+    if reset and "driver" not in values:
+        raise InvalidInput(
+            "The reset_interfaces parameter can only be used when changing the node's driver."
+        )
     if values:
-        node = call.deps.conductor.update_node(node.id, values, context=call.context)
+        node = call.deps.conductor.update_node(
+            node.id, values, context=call.context, reset_interfaces=reset
+        )
     with call.deps.db.read() as conn:
         return render_one(conn, call, node=node)
+
+
+def _reset_interfaces(call: Call) -> bool:
+    """The ``reset_interfaces`` query parameter (1.45).  Raises NotAcceptable (406)
+    below 1.45, InvalidInput (400) for a non-boolean."""
+    value = parse_bool("reset_interfaces", call.query.get("reset_interfaces"))
+    if value is not None and not allows("reset_interfaces", call.version):
+        raise NotAcceptable(
+            f"The reset_interfaces parameter requires API version 1.45 or later; this "
+            f"request asked for {call.version}."
+        )
+    return bool(value)
 
 
 def patch_document(conn: sa.Connection, node: Node) -> dict[str, Any]:

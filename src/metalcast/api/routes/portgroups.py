@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.routing import Route
 
-from metalcast.api import lookup, patching, policy
+from metalcast.api import lookup, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
 from metalcast.api.schema import (
@@ -23,7 +23,6 @@ from metalcast.api.schema import (
 from metalcast.api.versions import allows
 from metalcast.api.views import ports as view
 from metalcast.db import repository as repo
-from metalcast.db import tables as t
 from metalcast.db.models import Portgroup
 from metalcast.errors import InvalidInput, NotFound
 
@@ -59,7 +58,7 @@ def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
             f"Unknown parameter(s) for listing portgroups: {', '.join(unknown)}. "
             f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
         )
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"node_ids": lookup.project_node_ids(conn, call)}
     if call.query.get("node"):
         out["node_id"] = lookup.node(
             conn, call, ident=call.query["node"], action="portgroup:get"
@@ -67,17 +66,6 @@ def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
     if call.query.get("address"):
         out["address"] = normalize_mac(call.query["address"])
     return out
-
-
-def _visible_to(conn: sa.Connection, call: Call, *, groups: list[Portgroup]) -> list[Portgroup]:
-    project = policy.project_scope(call.context)
-    if project is None or not groups:
-        return groups
-    n = t.nodes.c
-    ids = {g.node_id for g in groups}
-    query = sa.select(n.id).where(n.id.in_(ids), sa.or_(n.owner == project, n.lessee == project))
-    allowed = {r.id for r in conn.execute(query)}
-    return [g for g in groups if g.node_id in allowed]
 
 
 def list_portgroups(call: Call, *, detail_path: bool = False, node_id: int | None = None) -> object:
@@ -94,8 +82,7 @@ def list_portgroups(call: Call, *, detail_path: bool = False, node_id: int | Non
         filters = _filters(conn, call)
         if node_id is not None:
             filters["node_id"] = node_id
-        rows = repo.list_portgroups(conn, listing.page, **filters)
-        groups = _visible_to(conn, call, groups=rows)
+        groups = repo.list_portgroups(conn, listing.page, **filters)
         uuids = view.Uuids.load(conn, node_ids=[g.node_id for g in groups], portgroup_ids=[])
     fields = None if listing.detail else (listing.fields or view.PORTGROUP_LIST_FIELDS)
     docs = [
@@ -108,7 +95,7 @@ def list_portgroups(call: Call, *, detail_path: bool = False, node_id: int | Non
         url=call.base_url + call.path,
         query=call.query,
         limit=listing.page.limit,
-        last_marker=last_marker([g.uuid for g in rows], listing.page.limit),
+        last_marker=last_marker([g.uuid for g in groups], listing.page.limit),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.routing import Route
 
-from metalcast.api import lookup, patching, policy
+from metalcast.api import lookup, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
 from metalcast.api.schema import (
@@ -64,15 +64,6 @@ _PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detai
 # --------------------------------------------------------------------------- listing
 
 
-def _project_node_ids(conn: sa.Connection, call: Call) -> list[int] | None:
-    project = policy.project_scope(call.context)
-    if project is None:
-        return None
-    n = t.nodes.c
-    rows = conn.execute(sa.select(n.id).where(sa.or_(n.owner == project, n.lessee == project)))
-    return [r.id for r in rows]
-
-
 def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
     query = call.query
     unknown = sorted(set(query) - _FILTERS - _PAGING)
@@ -81,7 +72,7 @@ def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
             f"Unknown parameter(s) for listing ports: {', '.join(unknown)}. "
             f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
         )
-    out: dict[str, Any] = {"node_ids": _project_node_ids(conn, call)}
+    out: dict[str, Any] = {"node_ids": lookup.project_node_ids(conn, call)}
     node_ident = query.get("node") or query.get("node_uuid")
     if node_ident:
         out["node_id"] = lookup.node(conn, call, ident=node_ident, action="port:get").id

@@ -7,12 +7,21 @@ from typing import Any
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, endpoint
-from metalcast.api.versions import MAX_VERSION, MIN_VERSION
+from metalcast.api.versions import MAX_VERSION, MIN_VERSION, allows
 
 _DESCRIPTION = (
     "metalcast provisions bare-metal machines through an OpenStack Ironic compatible API."
 )
-_RESOURCES = ("nodes", "ports", "portgroups", "chassis", "drivers", "conductors")
+#: resource -> the feature that introduced it (None: from the first version)
+_RESOURCES: dict[str, str | None] = {
+    "nodes": None,
+    "ports": None,
+    "portgroups": "portgroups",
+    "chassis": None,
+    "drivers": None,
+    "volume": "volume",
+    "conductors": "conductors",
+}
 
 
 def version_document(call: Call) -> dict[str, Any]:
@@ -54,7 +63,9 @@ def get_v1(call: Call) -> object:
         ],
         "version": version_document(call),
     }
-    for name in _RESOURCES:
+    for name, feature in _RESOURCES.items():
+        if feature is not None and not allows(feature, call.version):
+            continue
         doc[name] = [
             {"href": call.url("v1", name, ""), "rel": "self"},
             {"href": call.url(name, ""), "rel": "bookmark"},

@@ -189,13 +189,6 @@ def row_of(node: Node) -> dict[str, Any]:
     return dict(zip(_NODE_COLUMNS, _node_getter(node), strict=True))
 
 
-def load_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[dict[str, Any]]:
-    """The rows of a ``select(nodes)`` query as dicts."""
-    result = conn.execute(query)
-    keys = tuple(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result]
-
-
 def load_related(
     conn: sa.Connection, nodes: Sequence[Row], *, the_plan: Plan, heartbeat_timeout: float
 ) -> Related:
@@ -237,7 +230,7 @@ def _render_special(
     doc: dict[str, Any], node: Row, *, related: Related, special: frozenset[str], version: Version
 ) -> None:
     if "provision_state" in special:
-        doc["provision_state"] = _provision_state(node["provision_state"], version)
+        doc["provision_state"] = provision_state(node["provision_state"], version)
     if "driver_info" in special:
         doc["driver_info"] = mask(node["driver_info"])
     if "instance_info" in special:
@@ -251,10 +244,14 @@ def _render_special(
         doc["conductor"] = related.conductors.for_node(node["uuid"], node["conductor_group"])
 
 
-def _provision_state(state: str, version: Version) -> str | None:
+def provision_state(state: str, version: Version) -> str | None:
+    """A provision state as a response at ``version`` names it."""
     # before 1.2 Ironic called "available" NOSTATE, shown as null
     if state == "available" and version < Version(1, 2):
         return None
+    # before 1.39 asynchronous inspection was shown as still "inspecting"
+    if state == "inspect wait" and not shows("inspect_wait", version):
+        return "inspecting"
     return state
 
 

@@ -8,7 +8,7 @@ it ends in ``available``.  Manual cleaning runs the requested steps and ends in
 
 from __future__ import annotations
 
-from metalcast.conductor import steps
+from metalcast.conductor import bios, steps
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
@@ -38,8 +38,9 @@ def _stage(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
 
 
 def run_cleaning(task: NodeTask) -> None:
-    """Prepare, run the staged steps, tear down; then ``available`` (automated) or
-    ``manageable`` (manual).  Raises OperationFailed."""
+    """Prepare, run the staged steps, tear down, refresh the cached BIOS settings;
+    then ``available`` (automated) or ``manageable`` (manual).  Raises
+    OperationFailed."""
     manual = task.node.target_provision_state == ProvisionState.MANAGEABLE.value
     planned = task.node.driver_internal_info.get("clean_steps") or []
     started = int(task.node.driver_internal_info.get("clean_step_index", -1)) >= 0
@@ -55,6 +56,7 @@ def run_cleaning(task: NodeTask) -> None:
         return
     if planned:
         call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
+    bios.refresh(task)  # clean steps may have changed them
     task.process_event(Event.MANAGE if manual else Event.DONE)
 
 

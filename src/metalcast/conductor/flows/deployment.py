@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from metalcast.conductor import bios
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -18,11 +19,13 @@ from metalcast.states import Event, PowerTarget
 
 
 def verify(task: NodeTask) -> None:
-    """enroll → verifying → manageable: the BMC is reachable with these credentials.
-    Raises OperationFailed (the node goes back to enroll)."""
+    """enroll → verifying → manageable: the BMC is reachable with these credentials;
+    the BIOS settings are cached.  Raises OperationFailed (the node goes back to
+    enroll)."""
     call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
     call(task, ManagementInterface, "validate", lambda i, ctx: i.validate(ctx))
     task.update(power_state=get_power(task).value)
+    bios.refresh(task)
     task.process_event(Event.DONE)
 
 
@@ -31,16 +34,23 @@ def _stage_deploy(task: NodeTask, event: Event, options: ProvisionOptions) -> No
         task.update(instance_info={**task.node.instance_info, "configdrive": options.configdrive})
 
 
+#: what ``deploy_step`` (API 1.44) shows while the deploy interface writes the instance
+DEPLOY_STEP = {"interface": "deploy", "step": "deploy", "priority": 100, "args": {}}
+
+
 def deploy(task: NodeTask) -> None:
     """deploying → active (or wait call-back when the deploy waits for the agent).
-    Raises OperationFailed."""
+    ``deploy_step`` shows the deploy while it runs or waits.  Raises OperationFailed."""
     set_power(task, PowerTarget.OFF)
     call(task, BootInterface, "prepare the instance boot", lambda i, ctx: i.prepare_instance(ctx))
+    task.update(deploy_step=dict(DEPLOY_STEP))
+    task.save()
     result = call(task, DeployInterface, "deploy", lambda i, ctx: i.deploy(ctx))
     if result == StepResult.WAIT:
         task.process_event(Event.WAIT)
         return
     set_power(task, PowerTarget.ON)
+    task.update(deploy_step=None)
     task.process_event(Event.DONE)
 
 
@@ -53,7 +63,7 @@ def undeploy(task: NodeTask) -> None:
     call(task, DeployInterface, "tear down", lambda i, ctx: i.tear_down(ctx))
     set_power(task, PowerTarget.OFF)
     call(task, BootInterface, "clean up the instance boot", lambda i, ctx: i.clean_up_instance(ctx))
-    task.update(instance_info={}, instance_uuid=None)
+    task.update(instance_info={}, instance_uuid=None, deploy_step=None)
     task.set_internal(agent_last_heartbeat=None, deploy_steps=None)
     task.process_event(Event.CLEAN)
     run_cleaning(task)

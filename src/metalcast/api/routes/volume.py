@@ -1,0 +1,312 @@
+"""/v1/volume: volume connectors and targets (1.32), and their lists per node.
+
+Connectors and targets are served alike; a :class:`Kind` says what differs (fields,
+list defaults, sort keys, repository reads, conductor writes).  Below 1.32 every
+endpoint is "not found", as in Ironic.  Writes go through the conductor, which
+refuses changes and deletions unless the node is powered off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.routing import BaseRoute, Route
+
+from metalcast.api import lookup, patching
+from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.schema import Field, check_choice, check_ident, check_uuid, validate_body
+from metalcast.api.versions import allows
+from metalcast.api.views import volume as view
+from metalcast.api.views.ports import Uuids
+from metalcast.db import volumes
+from metalcast.db.models import JSONDict
+from metalcast.db.tables import VOLUME_CONNECTOR_TYPES
+from metalcast.errors import InvalidInput, NotFound
+from metalcast.rpc.client import ConductorClient
+
+_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+
+Record = view.Record
+Lister = Callable[..., Sequence[Record]]
+Finder = Callable[..., Record]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What differs between connectors and targets."""
+
+    #: the collection's name in paths and list bodies: "connectors" or "targets"
+    name: str
+    #: in messages: "volume connector"
+    what: str
+    fields: tuple[str, ...]
+    list_fields: tuple[str, ...]
+    sortable: frozenset[str]
+    creatable: Mapping[str, Field]
+    required: tuple[str, ...]
+    patchable: patching.Patchable
+    lister: Lister
+    finder: Finder
+    create: Callable[[Call, JSONDict], Record]
+    update: Callable[[Call, int, JSONDict], Record]
+    destroy: Callable[[Call, int], None]
+
+
+def _conductor(call: Call) -> ConductorClient:
+    return call.deps.conductor
+
+
+_NODE = Field(nullable=False, check=check_ident)
+_EXTRA = Field("object", nullable=False, max_length=None)
+
+_CONNECTOR_FIELDS: Mapping[str, Field] = {
+    "node_uuid": _NODE,
+    "type": Field(nullable=False, max_length=32, check=check_choice(VOLUME_CONNECTOR_TYPES)),
+    "connector_id": Field(nullable=False),
+    "extra": _EXTRA,
+}
+CONNECTORS = Kind(
+    name="connectors",
+    what="volume connector",
+    fields=view.CONNECTOR_FIELDS,
+    list_fields=view.CONNECTOR_LIST_FIELDS,
+    sortable=view.CONNECTOR_SORTABLE,
+    creatable={"uuid": Field(check=check_uuid), **_CONNECTOR_FIELDS},
+    required=("node_uuid", "type", "connector_id"),
+    patchable=patching.Patchable(
+        fields=_CONNECTOR_FIELDS,
+        readonly=frozenset(view.CONNECTOR_FIELDS),
+        removed={"extra": {}},
+        mandatory=frozenset({"node_uuid", "type", "connector_id"}),
+    ),
+    lister=volumes.list_volume_connectors,
+    finder=lookup.volume_connector,
+    create=lambda call, values: _conductor(call).create_volume_connector(
+        values, context=call.context
+    ),
+    update=lambda call, row_id, values: _conductor(call).update_volume_connector(
+        row_id, values, context=call.context
+    ),
+    destroy=lambda call, row_id: _conductor(call).destroy_volume_connector(
+        row_id, context=call.context
+    ),
+)
+
+_TARGET_FIELDS: Mapping[str, Field] = {
+    "node_uuid": _NODE,
+    "volume_type": Field(nullable=False, max_length=64),
+    "properties": Field("object", nullable=False, max_length=None),
+    "boot_index": Field("integer", nullable=False),
+    "volume_id": Field(nullable=False, max_length=36),
+    "extra": _EXTRA,
+}
+TARGETS = Kind(
+    name="targets",
+    what="volume target",
+    fields=view.TARGET_FIELDS,
+    list_fields=view.TARGET_LIST_FIELDS,
+    sortable=view.TARGET_SORTABLE,
+    creatable={"uuid": Field(check=check_uuid), **_TARGET_FIELDS},
+    required=("node_uuid", "volume_type", "boot_index", "volume_id"),
+    patchable=patching.Patchable(
+        fields=_TARGET_FIELDS,
+        readonly=frozenset(view.TARGET_FIELDS),
+        removed={"extra": {}, "properties": {}},
+        mandatory=frozenset({"node_uuid", "volume_type", "boot_index", "volume_id"}),
+    ),
+    lister=volumes.list_volume_targets,
+    finder=lookup.volume_target,
+    create=lambda call, values: _conductor(call).create_volume_target(values, context=call.context),
+    update=lambda call, row_id, values: _conductor(call).update_volume_target(
+        row_id, values, context=call.context
+    ),
+    destroy=lambda call, row_id: _conductor(call).destroy_volume_target(
+        row_id, context=call.context
+    ),
+)
+
+
+def _require_volume(call: Call) -> None:
+    if not allows("volume", call.version):
+        raise NotFound("The resource could not be found.")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _render(
+    call: Call, kind: Kind, records: Sequence[Record], fields: tuple[str, ...] | None
+) -> list[dict[str, Any]]:
+    with call.deps.db.read() as conn:
+        uuids = Uuids.load(conn, node_ids=[r.node_id for r in records], portgroup_ids=[])
+    return [
+        view.render(
+            r,
+            all_fields=kind.fields,
+            node_uuids=uuids.nodes,
+            base_url=call.base_url,
+            collection=kind.name,
+            fields=fields,
+        )
+        for r in records
+    ]
+
+
+def _node_filter(conn: sa.Connection, call: Call, kind: Kind) -> int | None:
+    unknown = sorted(set(call.query) - _PAGING - {"node"})
+    if unknown:
+        raise InvalidInput(
+            f"Unknown parameter(s) for listing {kind.what}s: {', '.join(unknown)}. "
+            f"Accepted: {', '.join(sorted(_PAGING | {'node'}))}."
+        )
+    ident = call.query.get("node")
+    return lookup.node(conn, call, ident=ident, action="volume:get").id if ident else None
+
+
+def list_resources(
+    call: Call, kind: Kind, *, node_id: int | None = None, detail_path: bool = False
+) -> dict[str, Any]:
+    """A page of connectors or targets (of node ``node_id`` when given)."""
+    _require_volume(call)
+    listing = parse_listing(
+        call.query,
+        max_limit=call.deps.settings.api.max_limit,
+        sortable=kind.sortable,
+        known_fields=kind.fields,
+        version=call.version,
+        detail_path=detail_path,
+        detail_feature="volume",
+    )
+    with call.deps.db.read() as conn:
+        node_filter = _node_filter(conn, call, kind)
+        records = kind.lister(
+            conn,
+            listing.page,
+            node_id=node_id if node_id is not None else node_filter,
+            node_ids=lookup.project_node_ids(conn, call),
+        )
+    fields = None if listing.detail else (listing.fields or kind.list_fields)
+    return collection(
+        kind.name,
+        _render(call, kind, records, fields),
+        url=call.base_url + call.path,
+        query=call.query,
+        limit=listing.page.limit,
+        last_marker=last_marker([r.uuid for r in records], listing.page.limit),
+    )
+
+
+def show(call: Call, kind: Kind) -> dict[str, Any]:
+    _require_volume(call)
+    fields = parse_fields(call.query.get("fields"), kind.fields, version=call.version)
+    with call.deps.db.read() as conn:
+        record = kind.finder(conn, call, ident=call.args["ident"], action="volume:get")
+    return _render(call, kind, [record], fields)[0]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _to_columns(conn: sa.Connection, call: Call, values: Mapping[str, Any]) -> JSONDict:
+    columns = {k: v for k, v in values.items() if k != "node_uuid"}
+    if values.get("node_uuid") is not None:
+        node = lookup.node_in_body(conn, call, ident=values["node_uuid"], action="volume:write")
+        columns["node_id"] = node.id
+    return columns
+
+
+def create(call: Call, kind: Kind) -> Reply:
+    _require_volume(call)
+    body = validate_body(
+        call.body, kind.creatable, what=kind.what, version=call.version, required=kind.required
+    )
+    with call.deps.db.read() as conn:
+        values = _to_columns(conn, call, body)
+    record = kind.create(call, values)
+    doc = _render(call, kind, [record], None)[0]
+    return Reply(201, doc, {"Location": call.url("v1", "volume", kind.name, record.uuid)})
+
+
+def update(call: Call, kind: Kind) -> dict[str, Any]:
+    _require_volume(call)
+    with call.deps.db.read() as conn:
+        record = kind.finder(conn, call, ident=call.args["ident"], action="volume:write")
+        before = {k: getattr(record, k) for k in kind.patchable.fields if k != "node_uuid"}
+        before["node_uuid"] = Uuids.load(conn, node_ids=[record.node_id], portgroup_ids=[]).nodes[
+            record.node_id
+        ]
+        changes = patching.changes(before, call.body, spec=kind.patchable, version=call.version)
+        values = _to_columns(conn, call, changes)
+    if values:
+        record = kind.update(call, record.id, values)
+    return _render(call, kind, [record], None)[0]
+
+
+def delete(call: Call, kind: Kind) -> Reply:
+    _require_volume(call)
+    with call.deps.db.read() as conn:
+        record = kind.finder(conn, call, ident=call.args["ident"], action="volume:write")
+    kind.destroy(call, record.id)
+    return Reply(204)
+
+
+# ---------------------------------------------------------------------------- routes
+
+
+@endpoint("volume:get")
+def get_volume(call: Call) -> object:
+    _require_volume(call)
+    return view.root_links(call.base_url, "")
+
+
+@endpoint("volume:get")
+def get_node_volume(call: Call) -> object:
+    _require_volume(call)
+    with call.deps.db.read() as conn:
+        node = lookup.node(conn, call, ident=call.args["node"], action="volume:get")
+    return view.root_links(call.base_url, f"nodes/{node.uuid}/")
+
+
+def _node_list(kind: Kind) -> Callable[[Call], object]:
+    def handler(call: Call) -> object:
+        _require_volume(call)
+        with call.deps.db.read() as conn:
+            node = lookup.node(conn, call, ident=call.args["node"], action="volume:get")
+        return list_resources(call, kind, node_id=node.id)
+
+    return handler
+
+
+def _kind_routes(kind: Kind) -> list[BaseRoute]:
+    base = f"/v1/volume/{kind.name}"
+    handlers: list[tuple[str, str, str, Callable[[Call], object], bool]] = [
+        (base, "GET", "volume:get", lambda call: list_resources(call, kind), False),
+        (
+            f"{base}/detail",
+            "GET",
+            "volume:get",
+            lambda call: list_resources(call, kind, detail_path=True),
+            False,
+        ),
+        (base, "POST", "volume:write", lambda call: create(call, kind), True),
+        (f"{base}/{{ident}}", "GET", "volume:get", lambda call: show(call, kind), False),
+        (f"{base}/{{ident}}", "PATCH", "volume:write", lambda call: update(call, kind), True),
+        (f"{base}/{{ident}}", "DELETE", "volume:write", lambda call: delete(call, kind), False),
+        (f"/v1/nodes/{{node}}/volume/{kind.name}", "GET", "volume:get", _node_list(kind), False),
+    ]
+    return [
+        Route(path, endpoint(action, body=body)(handler), methods=[method])
+        for path, method, action, handler, body in handlers
+    ]
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/volume", get_volume, methods=["GET"]),
+    Route("/v1/nodes/{node}/volume", get_node_volume, methods=["GET"]),
+    *_kind_routes(CONNECTORS),
+    *_kind_routes(TARGETS),
+]

@@ -1,0 +1,37 @@
+"""The BIOS settings cache: what GET /v1/nodes/{node}/bios serves.
+
+Like Ironic, metalcast reads a node's BIOS settings from its BIOS interface when
+the node is verified (``manage``) and after every cleaning (where BIOS steps change
+them), stores them in the database and serves reads from there, so that listing
+settings never waits for, or fails with, the BMC.  Refreshing is best effort: a
+failed read is logged and leaves the previous cache in place; it never fails the
+operation that triggered it.
+"""
+
+from __future__ import annotations
+
+from metalcast.conductor.interfaces import OperationFailed, call
+from metalcast.conductor.task import NodeTask, TaskParked
+from metalcast.db import bios
+from metalcast.drivers.base import BIOSInterface
+
+
+def refresh(task: NodeTask) -> bool:
+    """Replace the node's cached BIOS settings with what its BIOS interface reports.
+    Returns False (and logs why) when they could not be read.
+
+    Raises:
+        TaskParked: the conductor is shutting down and parked this task.
+    """
+    try:
+        settings = call(
+            task, BIOSInterface, "read BIOS settings", lambda i, ctx: i.get_settings(ctx)
+        )
+    except OperationFailed as exc:
+        task.log.warning("%s: BIOS settings not cached: %s", task.uuid, exc)
+        return False
+    if task.rt.parked.is_set():
+        raise TaskParked(task.uuid)  # shutting down: write nothing more
+    with task.rt.db.begin() as conn:
+        bios.replace_settings(conn, task.node.id, settings)
+    return True

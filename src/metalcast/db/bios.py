@@ -1,0 +1,56 @@
+"""Reads and writes of the BIOS settings cached for each node.
+
+The conductor replaces a node's settings with what its BIOS interface reports (at
+verify and after cleaning); the API reads them from here.
+
+Errors raised: ``NotFound`` (404) for a setting the node does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from metalcast.db import rows
+from metalcast.db import tables as t
+from metalcast.db.models import BiosSetting
+from metalcast.errors import NotFound
+
+
+def list_settings(conn: sa.Connection, node_id: int) -> list[BiosSetting]:
+    """The node's cached settings, by name."""
+    b = t.bios_settings.c
+    query = sa.select(t.bios_settings).where(b.node_id == node_id).order_by(b.name)
+    return rows.records(conn, BiosSetting, query)
+
+
+def get_setting(conn: sa.Connection, node_id: int, name: str) -> BiosSetting:
+    """One cached setting.  Raises ``NotFound``."""
+    b = t.bios_settings.c
+    query = sa.select(t.bios_settings).where(b.node_id == node_id, b.name == name)
+    found = rows.records(conn, BiosSetting, query)
+    if not found:
+        raise NotFound(f"The BIOS setting {name} could not be found.")
+    return found[0]
+
+
+def replace_settings(conn: sa.Connection, node_id: int, settings: Mapping[str, str]) -> None:
+    """Make the node's cache hold exactly ``settings``: new names are inserted,
+    changed values updated (keeping ``created_at``), vanished names deleted."""
+    b = t.bios_settings.c
+    current = {s.name: s.value for s in list_settings(conn, node_id)}
+    gone = sorted(set(current) - set(settings))
+    if gone:
+        conn.execute(sa.delete(t.bios_settings).where(b.node_id == node_id, b.name.in_(gone)))
+    now = rows.utcnow()
+    for name, value in settings.items():
+        if name not in current:
+            values = {"node_id": node_id, "name": name, "value": value, "created_at": now}
+            conn.execute(sa.insert(t.bios_settings).values(values))
+        elif current[name] != value:
+            conn.execute(
+                sa.update(t.bios_settings)
+                .where(b.node_id == node_id, b.name == name)
+                .values(value=value, updated_at=now)
+            )

@@ -1,0 +1,84 @@
+"""The Alembic migrations: a fresh database reaches the schema of ``tables.py``, and
+an existing one upgrades (and downgrades) without losing its nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+
+from metalcast.db import repository as repo
+from metalcast.db import tables as t
+from metalcast.db import volumes
+from metalcast.db.engine import MIGRATIONS, Database
+
+HEAD = "0003"
+
+
+def _alembic(db: Database, action: str, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, action)(cfg, revision)
+
+
+def _revision(db: Database) -> str | None:
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def _tables(db: Database) -> set[str]:
+    return set(sa.inspect(db.engine).get_table_names())
+
+
+def test_a_fresh_database_reaches_head_with_the_declared_schema(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+    db.migrate()
+    assert _revision(db) == HEAD
+    assert {"volume_connectors", "volume_targets", "bios_settings"} <= _tables(db)
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), t.metadata) == []
+    db.dispose()
+
+
+def test_upgrading_from_0001_keeps_the_nodes(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    _alembic(db, "upgrade", "0001")
+    assert "volume_connectors" not in _tables(db)
+    with db.begin() as conn:
+        node = repo.create_node(
+            conn, {"driver": "fake-hardware", "name": "kept", "provision_state": "enroll"}
+        )
+        repo.create_port(conn, {"node_id": node.id, "address": "52:54:00:00:00:01"})
+
+    _alembic(db, "upgrade", "0002")
+    assert _revision(db) == "0002"
+    db.migrate()
+    assert _revision(db) == HEAD
+    with db.begin() as conn:
+        assert repo.get_node(conn, "kept").id == node.id
+        assert len(repo.list_ports(conn, repo.Page(), node_id=node.id)) == 1
+        volumes.create_volume_connector(
+            conn, {"node_id": node.id, "type": "iqn", "connector_id": "iqn.kept"}
+        )
+    db.dispose()
+
+
+def test_downgrading_to_0001_keeps_the_nodes(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'down.sqlite'}")
+    db.migrate()
+    with db.begin() as conn:
+        repo.create_node(
+            conn, {"driver": "fake-hardware", "name": "kept", "provision_state": "enroll"}
+        )
+    _alembic(db, "downgrade", "0001")
+    assert _revision(db) == "0001"
+    assert not {"volume_connectors", "volume_targets", "bios_settings"} & _tables(db)
+    with db.begin() as conn:
+        assert repo.get_node(conn, "kept").name == "kept"
+    db.dispose()

@@ -1,0 +1,57 @@
+"""The repository's public reads for list views: plain node rows, scoped portgroups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from metalcast.db import repository as repo
+from metalcast.db.engine import Database
+from metalcast.errors import InvalidInput
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'rows.sqlite'}")
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def _node(db: Database, name: str, owner: str | None = None) -> int:
+    with db.begin() as conn:
+        values = {"driver": "fake-hardware", "name": name, "provision_state": "enroll"}
+        return repo.create_node(conn, {**values, "owner": owner}).id
+
+
+def test_list_node_rows_reads_only_the_columns_asked_for(db: Database) -> None:
+    for name in ("a", "b", "c"):
+        _node(db, name, owner="p1" if name != "b" else "p2")
+    with db.read() as conn:
+        rows = repo.list_node_rows(
+            conn, repo.NodeFilters(owner="p1"), page=repo.Page(limit=1), columns=("uuid", "name")
+        )
+        assert [set(r) for r in rows] == [{"uuid", "name"}]
+        assert rows[0]["name"] == "a"
+        after = repo.list_node_rows(
+            conn,
+            repo.NodeFilters(owner="p1"),
+            page=repo.Page(marker=rows[0]["uuid"]),
+            columns=("name",),
+        )
+        assert [r["name"] for r in after] == ["c"]
+        with pytest.raises(InvalidInput, match="colour"):
+            repo.list_node_rows(conn, repo.NodeFilters(), page=repo.Page(), columns=("colour",))
+
+
+def test_list_portgroups_scopes_before_paging(db: Database) -> None:
+    mine, theirs = _node(db, "mine"), _node(db, "theirs")
+    with db.begin() as conn:
+        repo.create_portgroup(conn, {"node_id": theirs, "name": "t0"})
+        repo.create_portgroup(conn, {"node_id": mine, "name": "m0"})
+        repo.create_portgroup(conn, {"node_id": mine, "name": "m1"})
+    with db.read() as conn:
+        page = repo.list_portgroups(conn, repo.Page(limit=2), node_ids=[mine])
+    assert [g.name for g in page] == ["m0", "m1"]
