@@ -7,7 +7,6 @@ raises is shown as one red line and exit code 1.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
@@ -25,6 +24,7 @@ from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
 from metalcast.config import Settings, load_settings
 from metalcast.errors import MetalcastError
+from metalcast.logs import configure_logging
 
 
 class _Group(TyperGroup):
@@ -106,6 +106,9 @@ def server(
     port: Annotated[int | None, typer.Option(help="Listen port.", show_default=False)] = None,
     state_dir: StateDirOpt = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Log one JSON object per line (for log shippers).")
+    ] = False,
 ) -> None:
     """Run the all-in-one server (API + conductor) until SIGTERM or Ctrl-C."""
     from metalcast.cli.server import run_server  # the server stack only when serving
@@ -118,12 +121,7 @@ def server(
             "METALCAST_STATE_DIR": state_dir,
         },
     )
-    logging.basicConfig(
-        level=log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
+    configure_logging(level=log_level, json=log_json)
     run_server(settings)
 
 

@@ -29,24 +29,6 @@ from metalcast.secrecy import SecretBox
 
 log = logging.getLogger("metalcast.server")
 
-#: uvicorn says only what goes wrong; the app writes the access log itself
-UVICORN_LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
-        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-    },
-}
-
 Asgi = Callable[..., Any]
 
 
@@ -130,7 +112,7 @@ def run_server(settings: Settings) -> None:
         port=settings.api.port,
         loop="uvloop",
         http="httptools",
-        log_config=UVICORN_LOG_CONFIG,
+        log_config=None,  # metalcast.logs configured every logger already
         access_log=False,
         lifespan="auto",
     )

@@ -133,22 +133,34 @@ def run_in_worker(
 
 def _run(task: NodeTask, work: Work, *, on_error: ErrorHandler) -> None:
     try:
-        work(task)
+        try:
+            work(task)
+        except TaskParked:
+            raise
+        except MetalcastError as exc:  # an expected failure: its message says it all
+            task.log.warning("%s: %s failed: %s", task.uuid, task.purpose, exc)
+            _record_failure(task, exc, on_error=on_error)
+        except Exception as exc:  # boundary: whatever happened, the node must not stay stuck
+            task.log.exception("%s: %s failed", task.uuid, task.purpose)
+            _record_failure(task, exc, on_error=on_error)
     except TaskParked:
+        # the lock and work state stay: the next start's recovery fails the node
         task.log.warning("%s: conductor shutting down; task left parked", task.uuid)
         return
-    except Exception as exc:  # boundary: whatever happened, the node must not stay stuck
-        task.log.exception("%s: %s failed", task.uuid, task.purpose)
-        try:
-            on_error(task, exc)
-        except TaskParked:
-            return
-        except Exception:
-            task.log.exception("%s: could not record the failure", task.uuid)
     try:
         task.release()
     except Exception:
         task.log.exception("%s: could not release the lock", task.uuid)
+
+
+def _record_failure(task: NodeTask, exc: Exception, *, on_error: ErrorHandler) -> None:
+    """Drive the node to its failure state; TaskParked passes through."""
+    try:
+        on_error(task, exc)
+    except TaskParked:
+        raise
+    except Exception:
+        task.log.exception("%s: could not record the failure", task.uuid)
 
 
 def start_async(

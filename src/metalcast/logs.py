@@ -1,0 +1,84 @@
+"""Logging: one format for every logger, structured, with secrets redacted.
+
+The API's access log (structlog) and the conductor's stdlib loggers go through the
+same processors: ISO timestamps, level, the bound context (``request_id``, ``node``,
+…) and a redaction step that replaces the value of any key that names a secret.
+Console rendering for people, JSON (one object per line) for log shippers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+from metalcast.secrecy import MASK, is_secret_key
+
+#: third-party loggers that only need to say what goes wrong
+QUIET = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "httpx")
+
+
+def redact_secrets(
+    _logger: object, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Mask the value of every key that names a secret, one level into dicts too."""
+    for key, value in list(event_dict.items()):
+        if is_secret_key(key):
+            event_dict[key] = MASK
+        elif isinstance(value, dict):
+            event_dict[key] = {k: MASK if is_secret_key(str(k)) else v for k, v in value.items()}
+    return event_dict
+
+
+def configure_logging(
+    *, level: str = "INFO", json: bool = False, stream: TextIO | None = None
+) -> None:
+    """Send every log record to ``stream`` (stderr) in one format.  Call once per process."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if json else _identity,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    for name in QUIET:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+        logger.setLevel(max(logging.WARNING, root.level))
+
+
+def _identity(
+    _logger: object, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return event_dict
