@@ -55,6 +55,8 @@ RULES: Mapping[str, Scope] = {
     "node:traits": Scope.OWNER,
     "node:vif": Scope.OWNER,
     "node:vendor_passthru": Scope.OWNER,
+    "node:console": Scope.OWNER,
+    "node:raid": Scope.OWNER,
     "node:bios:get": Scope.READ,
     "port:get": Scope.READ,
     "port:write": Scope.OWNER,
@@ -65,6 +67,7 @@ RULES: Mapping[str, Scope] = {
     "chassis:get": Scope.READ,
     "chassis:write": Scope.ADMIN,
     "driver:get": Scope.READ,
+    "driver:vendor_passthru": Scope.ADMIN,
     "conductor:get": Scope.READ,
 }
 

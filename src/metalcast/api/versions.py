@@ -63,6 +63,8 @@ def _v(minor: int) -> Version:
 
 #: Feature -> the Ironic microversion that introduced it.
 FEATURES: Mapping[str, Version] = {
+    "node_console": _v(1),
+    "driver_vendor_passthru": _v(1),
     "driver_internal_info": _v(3),
     "manageable": _v(4),
     "node_name": _v(5),
@@ -72,6 +74,7 @@ FEATURES: Mapping[str, Version] = {
     "provision_state_filter": _v(9),
     "enroll": _v(11),
     "raid_config": _v(12),
+    "raid": _v(12),
     "abort": _v(13),
     "manual_clean": _v(15),
     "driver_filter": _v(16),

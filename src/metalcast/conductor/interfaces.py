@@ -22,7 +22,13 @@ from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.db.models import Node
 from metalcast.drivers.base import DriverContext, Interface, NodeSnapshot
-from metalcast.errors import DriverError, InvalidInput, MetalcastError, RetryableDriverError
+from metalcast.errors import (
+    DriverError,
+    InvalidInput,
+    MetalcastError,
+    NotFound,
+    RetryableDriverError,
+)
 
 I = TypeVar("I", bound=Interface)  # noqa: E741
 R = TypeVar("R")
@@ -65,6 +71,39 @@ def interface_of(rt: Runtime, node: Node, *, cls: type[I]) -> I:
     return obj
 
 
+def default_interface(rt: Runtime, hardware_type: str, *, cls: type[I]) -> I:
+    """The default implementation of ``cls``'s interface in ``hardware_type``.
+
+    Raises:
+        NotFound: no such hardware type is enabled.
+    """
+    name = cls.interface_type
+    try:
+        hw = rt.registry.hardware_type(hardware_type)
+        obj = rt.registry.interface(hw.name, name, hw.default(name))
+    except InvalidInput as exc:
+        raise NotFound(f"Driver {hardware_type} could not be found. {exc.message}") from exc
+    if not isinstance(obj, cls):
+        raise OperationFailed(name, hw.default(name), "load", f"not a {name} interface")
+    return obj
+
+
+def unsupported(task: NodeTask, interface: str) -> str:
+    """Why the task's node cannot do what ``interface`` does (its implementation is a
+    no-* one), naming the implementations of its hardware type that could."""
+    node = task.node
+    impl = node.interface(interface)
+    try:
+        impls = task.rt.registry.hardware_type(node.driver).supported[interface]
+    except InvalidInput:
+        impls = ()
+    able = ", ".join(i.name for i in impls if i.implemented) or "none"
+    return (
+        f"Node {node.uuid} does not support {interface}: its {interface}_interface is "
+        f"'{impl}'. Set {interface}_interface to one that does ({node.driver}: {able})."
+    )
+
+
 def snapshot(node: Node, macs: tuple[str, ...] = ()) -> NodeSnapshot:
     """A read-only copy of what drivers may know of ``node``."""
     return NodeSnapshot(
@@ -77,6 +116,8 @@ def snapshot(node: Node, macs: tuple[str, ...] = ()) -> NodeSnapshot:
         instance_info=MappingProxyType(dict(node.instance_info)),
         driver_internal_info=MappingProxyType(dict(node.driver_internal_info)),
         mac_addresses=macs,
+        target_raid_config=MappingProxyType(dict(node.target_raid_config or {})),
+        raid_config=MappingProxyType(dict(node.raid_config or {})),
     )
 
 

@@ -1,5 +1,5 @@
-"""Synchronous driver calls: boot device, NMI, sensors, vendor passthru, validation,
-and what the conductor tells of its hardware types.
+"""Synchronous driver calls: boot device, NMI, sensors, vendor passthru (on a node or
+on a hardware type), validation, and what the conductor tells of its hardware types.
 
 Reads run under a shared task, changes under the exclusive lock.
 
@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from metalcast.conductor.interfaces import OperationFailed, call, context_for, interface_of
+from metalcast.conductor.interfaces import (
+    OperationFailed,
+    call,
+    context_for,
+    default_interface,
+    interface_of,
+)
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
 from metalcast.db import repository as repo
@@ -125,6 +131,56 @@ def vendor_passthru(
             f"run vendor method '{method}'",
             lambda i, ctx: i.passthru(ctx, method, args),
         )
+
+
+def driver_vendor_methods(rt: Runtime, hardware_type: str) -> dict[str, Any]:
+    """The hardware type's own vendor passthru methods (those of its default vendor
+    interface, about no node), described as Ironic does.
+
+    Raises:
+        NotFound: no such hardware type is enabled.
+    """
+    vendor = default_interface(rt, hardware_type, cls=VendorInterface)
+    return {
+        name: {
+            "async": False,
+            "attach": False,
+            "description": spec.description,
+            "http_methods": list(spec.http_methods),
+        }
+        for name, spec in vendor.driver_methods().items()
+    }
+
+
+def driver_vendor_passthru(
+    rt: Runtime, hardware_type: str, *, method: str, http_method: str, args: dict[str, Any]
+) -> Any:
+    """Call the hardware type's vendor method ``method`` (no node, so no lock).
+
+    Raises:
+        NotFound: no such hardware type is enabled.
+        InvalidInput: no such method, one ``http_method`` does not call, bad arguments.
+        OperationFailed: the method failed.
+    """
+    vendor = default_interface(rt, hardware_type, cls=VendorInterface)
+    spec = vendor.driver_methods().get(method)
+    if spec is None:
+        known = ", ".join(sorted(vendor.driver_methods())) or "none"
+        raise InvalidInput(
+            f"Unsupported vendor passthru method {method!r} for driver {hardware_type}; "
+            f"methods: {known}."
+        )
+    if http_method not in spec.http_methods:
+        raise InvalidInput(
+            f"The vendor method {method!r} of driver {hardware_type} does not support HTTP "
+            f"{http_method}; use {', '.join(spec.http_methods)}."
+        )
+    try:
+        return vendor.driver_passthru(method, args)
+    except DriverError as exc:
+        raise OperationFailed(
+            "vendor", vendor.name, f"run driver vendor method '{method}'", exc.message
+        ) from exc
 
 
 # --------------------------------------------------------------------- validation

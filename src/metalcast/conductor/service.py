@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from metalcast.conductor import (
+    console,
     management,
     nodes,
     periodics,
     ports,
     power,
     provision,
+    raid,
     recovery,
     volumes,
 )
@@ -235,6 +237,21 @@ class ConductorService:
     def get_sensors_data(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
         return management.get_sensors_data(self.rt, node_id, user=context.who)
 
+    # ------------------------------------------------------------------ console, RAID
+
+    def get_console(
+        self, node_id: int, *, context: RequestContext
+    ) -> tuple[bool, dict[str, Any] | None]:
+        return console.get_console(self.rt, node_id, user=context.who)
+
+    def set_console_mode(self, node_id: int, enabled: bool, *, context: RequestContext) -> None:
+        console.set_console_mode(self.rt, node_id, enabled=enabled, user=context.who)
+
+    def set_target_raid_config(
+        self, node_id: int, config: JSONDict, *, context: RequestContext
+    ) -> None:
+        raid.set_target_raid_config(self.rt, node_id, config=config, user=context.who)
+
     # ------------------------------------------------------------------ traits, vifs, vendor
 
     def set_traits(
@@ -321,6 +338,19 @@ class ConductorService:
 
     def driver_properties(self, hardware_type: str) -> dict[str, str]:
         return management.driver_properties(self.rt, hardware_type)
+
+    def raid_logical_disk_properties(self, hardware_type: str) -> dict[str, str]:
+        return raid.logical_disk_properties(self.rt, hardware_type)
+
+    def driver_vendor_methods(self, hardware_type: str) -> dict[str, Any]:
+        return management.driver_vendor_methods(self.rt, hardware_type)
+
+    def driver_vendor_passthru(
+        self, hardware_type: str, method: str, *, args: JSONDict, http_method: str
+    ) -> Any:
+        return management.driver_vendor_passthru(
+            self.rt, hardware_type, method=method, http_method=http_method, args=args
+        )
 
 
 def _pick(given: float | None, default: float) -> float:

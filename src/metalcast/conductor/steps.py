@@ -3,7 +3,9 @@
 A node's step list lives in ``driver_internal_info["<kind>_steps"]`` with the index of
 the last step started in ``"<kind>_step_index"``, so that a step that waits for the
 agent can be resumed where it stopped.  While a step runs, the node's ``clean_step``
-(or ``service_step``) field shows it, as Ironic's does.
+(or ``service_step``) field shows it, as Ironic's does.  What a step reports it
+changed (a :class:`~metalcast.drivers.base.StepOutcome`, e.g. the RAID configuration it
+applied) is recorded as soon as it returns.
 
 Errors::
 
@@ -16,11 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from metalcast.conductor import raid
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.db.models import Node
-from metalcast.drivers.base import INTERFACE_CLASSES, INTERFACE_NAMES, StepResult, StepSpec
+from metalcast.drivers.base import (
+    INTERFACE_CLASSES,
+    INTERFACE_NAMES,
+    StepOutcome,
+    StepResult,
+    StepSpec,
+)
 from metalcast.errors import InvalidInput
 
 #: the node field that shows the running step, per kind of step
@@ -117,17 +126,24 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
         task.save()
         cls = INTERFACE_CLASSES[step["interface"]]
         name = str(step["step"])
-        result = call(
+        outcome = call(
             task,
             cls,
             f"run {kind} step '{name}'",
-            lambda i, ctx, name=name: i.run_step(ctx, name),  # type: ignore[misc]
+            lambda i, ctx, name=name: i.perform_step(ctx, name),  # type: ignore[misc]
             args=step.get("args") or {},
         )
-        if result == StepResult.WAIT:
+        _apply(task, outcome)
+        if outcome.result == StepResult.WAIT:
             return StepResult.WAIT
     finish(task, kind=kind)
     return StepResult.DONE
+
+
+def _apply(task: NodeTask, outcome: StepOutcome) -> None:
+    """Record what a step reports it changed on the node."""
+    if outcome.raid_config is not None:
+        raid.record_applied(task, outcome.raid_config)
 
 
 def finish(task: NodeTask, *, kind: str) -> None:

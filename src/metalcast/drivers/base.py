@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from metalcast.drivers import raid
 from metalcast.errors import FatalDriverError, InvalidInput
 from metalcast.states import PowerState, PowerTarget
 
@@ -73,6 +74,10 @@ class NodeSnapshot:
     instance_info: Mapping[str, Any]
     driver_internal_info: Mapping[str, Any]
     mac_addresses: tuple[str, ...] = ()
+    #: the RAID configuration the operator asked for (``{}``: none)
+    target_raid_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: the RAID configuration last applied (``{}``: none known)
+    raid_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,17 @@ class StepResult(enum.StrEnum):
 
     DONE = "done"
     WAIT = "wait"
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What a step may return instead of a bare :class:`StepResult`: the result, and
+    what the step changed on the node, for the conductor to record (drivers never
+    save).  ``None`` means unchanged."""
+
+    result: StepResult = StepResult.DONE
+    #: the RAID configuration now on the node (``{}``: none)
+    raid_config: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +186,9 @@ class Interface(abc.ABC):
     name: ClassVar[str]
     #: the ``driver_info`` settings it needs
     info_model: ClassVar[type[BaseModel]] = NoDriverInfo
+    #: False for the "no-*" implementations: the node lacks the feature, so requests
+    #: for it (enable the console, set a RAID configuration) are refused up front
+    implemented: ClassVar[bool] = True
 
     def validate(self, ctx: DriverContext) -> None:
         """Check the node has what this implementation needs.
@@ -188,8 +207,9 @@ class Interface(abc.ABC):
                 out.append(StepSpec(name=attr, interface=self.interface_type, **marker))
         return out
 
-    def run_step(self, ctx: DriverContext, name: str) -> StepResult:
-        """Run the declared step ``name`` with ``ctx.args``.
+    def perform_step(self, ctx: DriverContext, name: str) -> StepOutcome:
+        """Run the declared step ``name`` with ``ctx.args``; what it returned (a
+        :class:`StepOutcome`, or a :class:`StepResult`), as a StepOutcome.
 
         Raises:
             InvalidInput: no such step.
@@ -198,7 +218,18 @@ class Interface(abc.ABC):
         if name not in {s.name for s in self.steps()}:
             raise InvalidInput(f"{self.interface_type} interface has no step {name!r}")
         result = getattr(self, name)(ctx)
-        return StepResult.WAIT if result == StepResult.WAIT else StepResult.DONE
+        if isinstance(result, StepOutcome):
+            return result
+        return StepOutcome(StepResult.WAIT if result == StepResult.WAIT else StepResult.DONE)
+
+    def run_step(self, ctx: DriverContext, name: str) -> StepResult:
+        """Run the declared step ``name``; only whether it is done or waits.
+
+        Raises:
+            InvalidInput: no such step.
+            DriverError: the step failed.
+        """
+        return self.perform_step(ctx, name).result
 
 
 class PowerInterface(Interface):
@@ -315,10 +346,26 @@ class RAIDInterface(Interface):
     interface_type = "raid"
 
     @abc.abstractmethod
-    def create_configuration(self, ctx: DriverContext) -> StepResult: ...
+    def create_configuration(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Apply ``ctx.node.target_raid_config``; a StepOutcome carries the applied
+        configuration."""
 
     @abc.abstractmethod
-    def delete_configuration(self, ctx: DriverContext) -> StepResult: ...
+    def delete_configuration(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Remove every logical disk; a StepOutcome carries ``raid_config={}``."""
+
+    def validate_raid_config(self, config: Mapping[str, Any]) -> None:
+        """Check a target RAID configuration before it is stored (Ironic's schema
+        by default).
+
+        Raises:
+            InvalidInput: the configuration is malformed; the message says where.
+        """
+        raid.validate(config)
+
+    def logical_disk_properties(self) -> dict[str, str]:
+        """What a logical disk of a target RAID configuration may say, described."""
+        return raid.logical_disk_properties()
 
 
 class BIOSInterface(Interface):
@@ -378,12 +425,34 @@ class RescueInterface(Interface):
         """Boot the node back into its instance."""
 
 
+@dataclass(frozen=True, slots=True)
+class VendorMethod:
+    """A driver-level vendor passthru method: what it does, how it is called."""
+
+    description: str
+    http_methods: tuple[str, ...] = ("POST",)
+
+
 class VendorInterface(Interface):
     interface_type = "vendor"
 
     def methods(self) -> dict[str, str]:
-        """Passthru methods by name, with a description of each."""
+        """Passthru methods on one node by name, with a description of each."""
         return {}
+
+    def driver_methods(self) -> dict[str, VendorMethod]:
+        """Passthru methods of the hardware type itself (no node), by name.  Served
+        by the type's default vendor implementation."""
+        return {}
+
+    def driver_passthru(self, method: str, args: Mapping[str, Any]) -> Any:
+        """Call driver-level vendor method ``method``.
+
+        Raises:
+            InvalidInput: no such method, or bad arguments.
+            DriverError: the method failed.
+        """
+        raise InvalidInput(f"Unsupported driver vendor passthru method {method!r}")
 
     def passthru(self, ctx: DriverContext, method: str, args: Mapping[str, Any]) -> Any:
         """Call vendor method ``method``.

@@ -3,7 +3,9 @@
 Harmless calls (network and storage attachment, reading BIOS settings or firmware
 versions) do nothing; the calls that would need a real implementation raise
 :class:`FatalDriverError` telling the operator which ``*_interface`` to set.
-``validate`` passes: a node without a console is still a valid node.
+``validate`` passes: a node without a console is still a valid node.  Their
+``implemented`` is false, so the conductor refuses requests for the feature up front
+(enable the console, set a RAID configuration) with a message naming the interface.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def _unsupported(interface: str, operation: str) -> NoReturn:
 
 class NoBIOS(BIOSInterface):
     name = "no-bios"
+    implemented = False
 
     def get_settings(self, ctx: DriverContext) -> dict[str, str]:
         """No settings known."""
@@ -48,6 +51,7 @@ class NoBIOS(BIOSInterface):
 
 class NoConsole(ConsoleInterface):
     name = "no-console"
+    implemented = False
 
     def start_console(self, ctx: DriverContext) -> None:
         """Raises FatalDriverError: no console interface."""
@@ -64,6 +68,7 @@ class NoConsole(ConsoleInterface):
 
 class NoFirmware(FirmwareInterface):
     name = "no-firmware"
+    implemented = False
 
     def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
         """No components known."""
@@ -72,6 +77,7 @@ class NoFirmware(FirmwareInterface):
 
 class NoInspect(InspectInterface):
     name = "no-inspect"
+    implemented = False
 
     def inspect_hardware(self, ctx: DriverContext) -> tuple[StepResult, dict[str, Any]]:
         """Raises FatalDriverError: no inspect interface."""
@@ -80,6 +86,15 @@ class NoInspect(InspectInterface):
 
 class NoRAID(RAIDInterface):
     name = "no-raid"
+    implemented = False
+
+    def validate_raid_config(self, config: Mapping[str, Any]) -> None:
+        """Raises FatalDriverError: no RAID interface."""
+        _unsupported("raid", "validate the RAID configuration")
+
+    def logical_disk_properties(self) -> dict[str, str]:
+        """Nothing: there is no RAID to configure."""
+        return {}
 
     def create_configuration(self, ctx: DriverContext) -> StepResult:
         """Raises FatalDriverError: no RAID interface."""
@@ -92,6 +107,7 @@ class NoRAID(RAIDInterface):
 
 class NoRescue(RescueInterface):
     name = "no-rescue"
+    implemented = False
 
     def rescue(self, ctx: DriverContext) -> StepResult:
         """Raises FatalDriverError: no rescue interface."""
@@ -104,6 +120,7 @@ class NoRescue(RescueInterface):
 
 class NoVendor(VendorInterface):
     name = "no-vendor"
+    implemented = False
 
     def passthru(self, ctx: DriverContext, method: str, args: Mapping[str, Any]) -> Any:
         """Raises FatalDriverError: no vendor interface."""

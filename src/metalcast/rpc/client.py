@@ -42,6 +42,15 @@ class InterfaceValidation:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleInfo:
+    """What GET /v1/nodes/{node}/states/console says."""
+
+    enabled: bool
+    #: how to reach it (``{"type": ..., "url": ...}``), None while it is disabled
+    info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HardwareTypeInfo:
     """What GET /v1/drivers says of one hardware type."""
 
@@ -109,6 +118,22 @@ class ConductorClient(Protocol):
     def inject_nmi(self, node_id: int, *, context: RequestContext) -> None: ...
 
     def get_sensors_data(self, node_id: int, *, context: RequestContext) -> dict[str, Any]: ...
+
+    # ---- console, RAID -------------------------------------------------------------
+    def get_console(self, node_id: int, *, context: RequestContext) -> ConsoleInfo:
+        """Whether the console is enabled, and how to reach it.  Raises InvalidInput
+        (400) when the node has no console interface."""
+
+    def set_console_mode(self, node_id: int, enabled: bool, *, context: RequestContext) -> None:
+        """Start enabling or disabling the console.  Asynchronous; InvalidInput (400)
+        when the node has no console interface."""
+
+    def set_target_raid_config(
+        self, node_id: int, config: JSONDict, *, context: RequestContext
+    ) -> None:
+        """Store the node's target RAID configuration once its RAID interface accepts
+        it (InvalidInput, 400); ``{}`` clears it.  NotFound (404) when the node's
+        RAID interface is no-raid."""
 
     # ---- traits, vifs, vendor ---------------------------------------------------
     def set_traits(
@@ -179,6 +204,19 @@ class ConductorClient(Protocol):
     def driver_properties(self, hardware_type: str) -> dict[str, str]:
         """Every ``driver_info`` key the type's default interfaces take, with its
         description ("Required." first when it is required).  Raises NotFound."""
+
+    def raid_logical_disk_properties(self, hardware_type: str) -> dict[str, str]:
+        """What a logical disk of a target RAID configuration may say, described, for
+        the type's default RAID interface.  Raises NotFound (no such type, or no RAID)."""
+
+    def driver_vendor_methods(self, hardware_type: str) -> dict[str, Any]:
+        """The type's own vendor passthru methods, described.  Raises NotFound."""
+
+    def driver_vendor_passthru(
+        self, hardware_type: str, method: str, *, args: JSONDict, http_method: str
+    ) -> Any:
+        """Call one of the type's own vendor methods.  Raises NotFound, InvalidInput
+        (unknown method, HTTP method it does not take, bad arguments)."""
 
     # ---- the service ----------------------------------------------------------------
     def is_accepting_work(self) -> bool:

@@ -15,6 +15,7 @@ from metalcast.context import RequestContext
 from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.rpc.client import (
     ConductorClient,
+    ConsoleInfo,
     HardwareTypeInfo,
     InterfaceValidation,
     ProvisionRequest,
@@ -93,6 +94,19 @@ class LocalConductorClient:
 
     def get_sensors_data(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
         return self.service.get_sensors_data(node_id, context=context)
+
+    # ---- console, RAID -------------------------------------------------------------
+    def get_console(self, node_id: int, *, context: RequestContext) -> ConsoleInfo:
+        enabled, info = self.service.get_console(node_id, context=context)
+        return ConsoleInfo(enabled=enabled, info=info)
+
+    def set_console_mode(self, node_id: int, enabled: bool, *, context: RequestContext) -> None:
+        self.service.set_console_mode(node_id, enabled, context=context)
+
+    def set_target_raid_config(
+        self, node_id: int, config: JSONDict, *, context: RequestContext
+    ) -> None:
+        self.service.set_target_raid_config(node_id, config, context=context)
 
     # ---- traits, vifs, vendor ---------------------------------------------------
     def set_traits(
@@ -177,6 +191,19 @@ class LocalConductorClient:
 
     def driver_properties(self, hardware_type: str) -> dict[str, str]:
         return self.service.driver_properties(hardware_type)
+
+    def raid_logical_disk_properties(self, hardware_type: str) -> dict[str, str]:
+        return self.service.raid_logical_disk_properties(hardware_type)
+
+    def driver_vendor_methods(self, hardware_type: str) -> dict[str, Any]:
+        return self.service.driver_vendor_methods(hardware_type)
+
+    def driver_vendor_passthru(
+        self, hardware_type: str, method: str, *, args: JSONDict, http_method: str
+    ) -> Any:
+        return self.service.driver_vendor_passthru(
+            hardware_type, method, args=args, http_method=http_method
+        )
 
     # ---- the service ----------------------------------------------------------------
     def is_accepting_work(self) -> bool:

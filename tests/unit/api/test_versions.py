@@ -135,6 +135,7 @@ def test_max_version_is_below_every_unserved_feature() -> None:
 @pytest.mark.parametrize(
     ("feature", "version"),
     [
+        ("raid", 12),
         ("volume", 32),
         ("rebuild_configdrive", 35),
         ("traits", 37),

@@ -18,6 +18,7 @@ from metalcast.drivers.fake import (
     FAKE_OPERATIONS,
     FAKE_WAIT_OPERATIONS,
     FakeBoot,
+    FakeConsole,
     FakeDeploy,
     FakeInspect,
     FakeManagement,
@@ -55,6 +56,7 @@ OPERATIONS: dict[str, Call] = {
     "service": lambda r, c: fake(r, FakeDeploy).run_step(c, "fake_service"),
     "nmi": lambda r, c: fake(r, FakeManagement).inject_nmi(c),
     "vendor": lambda r, c: fake(r, FakeVendor).passthru(c, "get_state", {}),
+    "console": lambda r, c: fake(r, FakeConsole).start_console(c),
 }
 
 #: the result each waitable operation returns when told to wait

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -225,7 +226,10 @@ def test_raid_steps_are_manual_clean_steps(
     spec = next(s for s in raid.steps() if s.name == name)
 
     assert (spec.priority, spec.kinds) == (0, frozenset({"clean"}))
-    assert raid.run_step(make_ctx(), name) is StepResult.DONE
+    ctx = make_ctx()
+    target = {"logical_disks": [{"size_gb": 10, "raid_level": "1"}]}
+    ctx = dataclasses.replace(ctx, node=dataclasses.replace(ctx.node, target_raid_config=target))
+    assert raid.run_step(ctx, name) is StepResult.DONE
 
 
 def test_bios_apply_configuration_changes_settings(

@@ -1,4 +1,5 @@
-"""/v1/drivers: the hardware types the live conductors serve."""
+"""/v1/drivers: the hardware types the live conductors serve, their RAID logical disk
+properties (1.12) and their own vendor passthru methods."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from typing import Any
 
 from starlette.routing import Route
 
-from metalcast.api.endpoint import Call, endpoint
+from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import parse_bool
+from metalcast.api.vendor import passthru_request
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import links
-from metalcast.errors import InvalidInput, NotFound
+from metalcast.errors import InvalidInput, NotAcceptable, NotFound
 from metalcast.rpc.client import HardwareTypeInfo
 
 #: interface -> the feature that added it to driver documents
@@ -85,8 +87,42 @@ def get_driver_properties(call: Call) -> object:
     return call.deps.conductor.driver_properties(_find(call).name)
 
 
+@endpoint("driver:get")
+def get_raid_logical_disk_properties(call: Call) -> object:
+    if not allows("raid", call.version):
+        raise NotAcceptable("RAID logical disk properties require API version 1.12 or later.")
+    return call.deps.conductor.raid_logical_disk_properties(_find(call).name)
+
+
+# -------------------------------------------------------------------- vendor passthru
+
+
+@endpoint("driver:vendor_passthru")
+def get_vendor_methods(call: Call) -> object:
+    return call.deps.conductor.driver_vendor_methods(_find(call).name)
+
+
+@endpoint("driver:vendor_passthru", body=True)
+def vendor_passthru(call: Call) -> object:
+    method, args = passthru_request(call)
+    name = _find(call).name
+    result = call.deps.conductor.driver_vendor_passthru(
+        name, method, args=args, http_method=call.method
+    )
+    return Reply(200, result)
+
+
+_DRIVER = "/v1/drivers/{driver}"
+_ANY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 ROUTES = [
     Route("/v1/drivers", get_drivers, methods=["GET"]),
-    Route("/v1/drivers/{driver}", get_driver, methods=["GET"]),
-    Route("/v1/drivers/{driver}/properties", get_driver_properties, methods=["GET"]),
+    Route(_DRIVER, get_driver, methods=["GET"]),
+    Route(f"{_DRIVER}/properties", get_driver_properties, methods=["GET"]),
+    Route(
+        f"{_DRIVER}/raid/logical_disk_properties", get_raid_logical_disk_properties, methods=["GET"]
+    ),
+    Route(f"{_DRIVER}/vendor_passthru/methods", get_vendor_methods, methods=["GET"]),
+    Route(f"{_DRIVER}/vendor_passthru", vendor_passthru, methods=_ANY),
+    # python-ironicclient names the method in the path
+    Route(f"{_DRIVER}/vendor_passthru/{{method}}", vendor_passthru, methods=_ANY),
 ]

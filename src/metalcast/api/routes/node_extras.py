@@ -10,6 +10,7 @@ from metalcast.api import lookup
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import collection, last_marker, parse_bool, parse_limit
 from metalcast.api.schema import Field, check_trait, check_traits, validate_body
+from metalcast.api.vendor import passthru_request
 from metalcast.api.versions import allows
 from metalcast.api.views.common import iso, links
 from metalcast.db import bios
@@ -205,12 +206,7 @@ def get_vendor_methods(call: Call) -> object:
 
 @endpoint("node:vendor_passthru", body=True)
 def vendor_passthru(call: Call) -> object:
-    method = call.args.get("method") or call.query.get("method")
-    if not method:
-        raise InvalidInput("Method not specified: add ?method=<name> to the URL.")
-    args = call.body if call.body is not None else {}
-    if not isinstance(args, dict):
-        raise InvalidInput("The arguments of a vendor method must be a JSON object.")
+    method, args = passthru_request(call)
     node = _load(call, "node:vendor_passthru")
     methods = call.deps.conductor.vendor_methods(node.id, context=call.context)
     spec = methods.get(method)

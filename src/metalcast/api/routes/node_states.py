@@ -1,4 +1,5 @@
-"""/v1/nodes/{node}/states, maintenance, validate and management: acting on a node."""
+"""/v1/nodes/{node}/states (power, provision, console, RAID), maintenance, validate and
+management: acting on a node."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from starlette.routing import Route
 
 from metalcast.api import lookup
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.params import parse_bool
 from metalcast.api.schema import Field, describe, validate_body
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import iso
@@ -219,6 +221,58 @@ def _check_arguments(verb: str, values: dict[str, Any]) -> None:
         )
 
 
+# --------------------------------------------------------------------------- console
+
+
+@endpoint("node:console")
+def get_console(call: Call) -> object:
+    node = _load(call, "node:console")
+    console = call.deps.conductor.get_console(node.id, context=call.context)
+    return {"console_enabled": console.enabled, "console_info": console.info}
+
+
+@endpoint("node:console", body=True)
+def set_console(call: Call) -> object:
+    body = validate_body(
+        call.body,
+        {"enabled": Field("any", nullable=False)},
+        what="console request",
+        version=call.version,
+        required=("enabled",),
+    )
+    enabled = _enabled(body["enabled"])
+    node = _load(call, "node:console")
+    call.deps.conductor.set_console_mode(node.id, enabled, context=call.context)
+    location = call.url("v1", "nodes", node.uuid, "states", "console")
+    return Reply(202, headers={"Location": location})
+
+
+def _enabled(value: object) -> bool:
+    """A boolean, or its string form ("true", "false", …) as Ironic accepts it."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return bool(parse_bool("enabled", value))
+    raise InvalidInput(f"Invalid value for 'enabled': {describe(value)}; use true or false.")
+
+
+# ------------------------------------------------------------------------------ RAID
+
+
+@endpoint("node:raid", body=True)
+def set_raid_config(call: Call) -> object:
+    if not allows("raid", call.version):
+        raise NotAcceptable("Setting a target RAID configuration requires API version 1.12.")
+    if not isinstance(call.body, dict):
+        raise InvalidInput(
+            "The request body must be a JSON object: the target RAID configuration, "
+            '{"logical_disks": [...]}, or {} to clear it.'
+        )
+    node = _load(call, "node:raid")
+    call.deps.conductor.set_target_raid_config(node.id, call.body, context=call.context)
+    return Reply(204)
+
+
 # ----------------------------------------------------------------------- maintenance
 
 
@@ -307,6 +361,9 @@ ROUTES = [
     Route(f"{_NODE}/states", get_states, methods=["GET"]),
     Route(f"{_NODE}/states/power", set_power_state, methods=["PUT"]),
     Route(f"{_NODE}/states/provision", set_provision_state, methods=["PUT"]),
+    Route(f"{_NODE}/states/console", get_console, methods=["GET"]),
+    Route(f"{_NODE}/states/console", set_console, methods=["PUT"]),
+    Route(f"{_NODE}/states/raid", set_raid_config, methods=["PUT"]),
     Route(f"{_NODE}/maintenance", set_maintenance, methods=["PUT"]),
     Route(f"{_NODE}/maintenance", unset_maintenance, methods=["DELETE"]),
     Route(f"{_NODE}/validate", validate_node, methods=["GET"]),

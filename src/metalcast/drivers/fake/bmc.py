@@ -71,6 +71,11 @@ class FakeBmcState:
             self._records[node.uuid] = updated
             return updated
 
+    def records(self) -> dict[str, FakeBmcRecord]:
+        """Every node's record, by node UUID (a copy)."""
+        with self._lock:
+            return dict(self._records)
+
     def forget(self, uuid: str) -> None:
         """Drop the node's record (it starts again from the database next time)."""
         with self._lock:

@@ -6,11 +6,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from metalcast.drivers import raid
 from metalcast.drivers.base import (
     BIOSInterface,
     DriverContext,
     FirmwareInterface,
     RAIDInterface,
+    StepOutcome,
     StepResult,
     step,
 )
@@ -19,8 +21,16 @@ from metalcast.drivers.fake.injection import FakeOperations, Sleep
 from metalcast.errors import InvalidInput
 
 
+def _flag(args: Mapping[str, Any], name: str, *, default: bool) -> bool:
+    value = args.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"Clean step argument {name!r} must be true or false, not {value!r}")
+    return value
+
+
 class FakeRAID(FakeOperations, RAIDInterface):
-    """RAID configuration as manual clean steps.  Operation name: ``clean``."""
+    """RAID configuration as manual clean steps, applied at once: the node's RAID
+    configuration becomes what its target asks.  Operation name: ``clean``."""
 
     name = "fake"
 
@@ -32,14 +42,40 @@ class FakeRAID(FakeOperations, RAIDInterface):
             "delete_existing": "Whether to delete existing volumes first (default false).",
         },
     )
-    def create_configuration(self, ctx: DriverContext) -> StepResult:
-        """Manual clean step.  Honours ``clean`` in fake_fail/fake_wait."""
-        return StepResult.WAIT if self._begin_waitable(ctx, "clean") else StepResult.DONE
+    def create_configuration(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Manual clean step: "create" the logical disks of the node's
+        target_raid_config (those the arguments select).  Honours ``clean`` in
+        fake_fail/fake_wait.
+
+        Raises:
+            InvalidInput: no target RAID configuration, or nothing left to create.
+        """
+        if self._begin_waitable(ctx, "clean"):
+            return StepResult.WAIT
+        disks = raid.select_disks(
+            _target(ctx),
+            root=_flag(ctx.args, "create_root_volume", default=True),
+            nonroot=_flag(ctx.args, "create_nonroot_volumes", default=True),
+        )
+        _flag(ctx.args, "delete_existing", default=False)  # the fake always starts afresh
+        return StepOutcome(raid_config={"logical_disks": [dict(disk) for disk in disks]})
 
     @step(priority=0)
-    def delete_configuration(self, ctx: DriverContext) -> StepResult:
-        """Manual clean step.  Honours ``clean`` in fake_fail/fake_wait."""
-        return StepResult.WAIT if self._begin_waitable(ctx, "clean") else StepResult.DONE
+    def delete_configuration(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Manual clean step: remove every logical disk.  Honours ``clean`` in
+        fake_fail/fake_wait."""
+        if self._begin_waitable(ctx, "clean"):
+            return StepResult.WAIT
+        return StepOutcome(raid_config={})
+
+
+def _target(ctx: DriverContext) -> Mapping[str, Any]:
+    if not ctx.node.target_raid_config:
+        raise InvalidInput(
+            f"Node {ctx.node.uuid} has no target RAID configuration; set one first "
+            "(PUT /v1/nodes/{node}/states/raid)."
+        )
+    return ctx.node.target_raid_config
 
 
 def _bios_settings(args: Mapping[str, Any]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from metalcast.drivers.base import (
     PowerInterface,
     StepResult,
     VendorInterface,
+    VendorMethod,
     step,
 )
 from metalcast.drivers.fake.bmc import FakeBmcState
@@ -153,19 +154,53 @@ class FakeVendor(FakeOperations, VendorInterface):
             )
         self._bmc.set_power_state(ctx.node, PowerState(wanted))
 
+    def driver_methods(self) -> dict[str, VendorMethod]:
+        return {
+            "list_bmcs": VendorMethod(
+                "What the fake BMC holds for every node it has seen, by node UUID: power "
+                "state and boot device, whatever the database says.",
+                http_methods=("GET", "POST"),
+            ),
+        }
+
+    def driver_passthru(self, method: str, args: Mapping[str, Any]) -> Any:
+        """Call ``list_bmcs``.
+
+        Raises:
+            InvalidInput: unknown method, or arguments given.
+        """
+        if method not in self.driver_methods():
+            raise InvalidInput(
+                f"Unsupported driver vendor passthru method {method!r}; "
+                f"supported: {', '.join(sorted(self.driver_methods()))}"
+            )
+        if args:
+            raise InvalidInput(f"{method} takes no arguments, got {', '.join(sorted(args))}")
+        return {
+            uuid: {
+                "power_state": str(record.power_state),
+                "boot_device": record.boot_device,
+                "persistent": record.persistent,
+            }
+            for uuid, record in sorted(self._bmc.records().items())
+        }
+
 
 class FakeConsole(FakeOperations, ConsoleInterface):
-    """A console that starts and stops at once and points nowhere real."""
+    """A console that starts and stops at once and points nowhere real.  Operation
+    name: ``console`` (starting and stopping)."""
 
     name = "fake"
 
     def start_console(self, ctx: DriverContext) -> None:
-        """Does nothing but the injected latency."""
-        self._begin(ctx)
+        """Does nothing but the injected latency.  Raises DriverError when
+        ``console`` is injected."""
+        self._begin(ctx, "console")
 
     def stop_console(self, ctx: DriverContext) -> None:
-        """Does nothing but the injected latency."""
-        self._begin(ctx)
+        """Does nothing but the injected latency.  Raises DriverError when
+        ``console`` is injected."""
+        self._begin(ctx, "console")
 
     def get_console(self, ctx: DriverContext) -> dict[str, Any]:
         self._begin(ctx)

@@ -39,6 +39,7 @@ FAKE_OPERATIONS: frozenset[str] = frozenset(
         "service",
         "nmi",
         "vendor",
+        "console",
     }
 )
 #: the operations fake_wait accepts: those that may wait for an agent

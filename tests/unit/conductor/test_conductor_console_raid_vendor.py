@@ -1,0 +1,184 @@
+"""What the conductor does for the node console, RAID configurations and driver-level
+vendor passthru: under the lock, through the driver interfaces, recorded in history."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from conductor_env import ALICE, Env
+
+from metalcast.conductor.flows import ProvisionOptions
+from metalcast.conductor.interfaces import OperationFailed
+from metalcast.db.models import Node
+from metalcast.drivers import noop
+from metalcast.drivers.fake import fake_factories
+from metalcast.drivers.hardware import FAKE_HARDWARE
+from metalcast.drivers.registry import DriverRegistry
+from metalcast.errors import InvalidInput, NotFound
+
+ROOT = {"size_gb": 40, "raid_level": "1+0", "is_root_volume": True}
+TARGET: dict[str, Any] = {"logical_disks": [ROOT, {"size_gb": "MAX", "raid_level": "0"}]}
+
+
+def events(env: Env, node: Node, event_type: str) -> list[str]:
+    return [e.event for e in env.history(node.id) if e.event_type == event_type]
+
+
+def console(env: Env, node: Node, enabled: bool) -> Node:
+    env.service.set_console_mode(node.id, enabled, context=ALICE)
+    return env.wait_settled(node.id)
+
+
+# --------------------------------------------------------------------------- console
+
+
+def test_console_on_and_off(env: Env) -> None:
+    node = env.create(last_error="an old failure")
+    assert env.service.get_console(node.id, context=ALICE) == (False, None)
+
+    done = console(env, node, True)
+    assert done.console_enabled is True
+    assert done.last_error is None
+    assert done.reservation is None
+    enabled, info = env.service.get_console(node.id, context=ALICE)
+    assert enabled is True
+    assert info == {"type": "fake", "url": f"fake://console/{node.uuid}"}
+
+    console(env, node, True)  # already enabled: nothing happens
+    assert events(env, node, "console") == ["console enabled by alice"]
+    assert console(env, node, False).console_enabled is False
+    assert events(env, node, "console")[-1] == "console disabled by alice"
+
+
+def test_console_failure_keeps_the_state_and_records_why(env: Env) -> None:
+    node = env.create(driver_info={"fake_fail": ["console"]})
+    done = console(env, node, True)
+    assert done.console_enabled is False
+    assert done.provision_state == "manageable"
+    assert done.reservation is None
+    assert done.last_error == (
+        f"Failed to enable the console of node {node.uuid}: console interface (fake) failed "
+        "to start console: fake-hardware: injected failure in console"
+    )
+    assert events(env, node, "console") == [done.last_error]
+
+
+def test_no_console_is_refused_before_anything_is_written(env: Env) -> None:
+    node = env.create(console_interface="no-console")
+    with pytest.raises(InvalidInput, match="its console_interface is 'no-console'"):
+        env.service.set_console_mode(node.id, True, context=ALICE)
+    with pytest.raises(InvalidInput, match="does not support console"):
+        env.service.get_console(node.id, context=ALICE)
+    after = env.node(node.id)
+    assert (after.reservation, after.console_enabled) == (None, False)
+    assert env.service.rt.workers.busy == 0
+
+
+def test_console_needs_valid_driver_info(env: Env) -> None:
+    node = env.create(driver_info={"fake_latency": -1})
+    with pytest.raises(OperationFailed, match="fake_latency") as info:
+        env.service.set_console_mode(node.id, True, context=ALICE)
+    assert info.value.status_code == 400
+    assert env.node(node.id).reservation is None
+
+
+# ------------------------------------------------------------------------------ RAID
+
+
+def test_target_raid_config_is_checked_by_the_raid_interface(env: Env) -> None:
+    node = env.create()
+    env.service.set_target_raid_config(node.id, TARGET, context=ALICE)
+    assert env.node(node.id).target_raid_config == TARGET
+    with pytest.raises(InvalidInput, match=r"logical_disks\.0\.raid_level"):
+        bad = {"logical_disks": [{**ROOT, "raid_level": "10"}]}
+        env.service.set_target_raid_config(node.id, bad, context=ALICE)
+    assert env.node(node.id).target_raid_config == TARGET
+    env.service.set_target_raid_config(node.id, {}, context=ALICE)
+    after = env.node(node.id)
+    assert (after.target_raid_config, after.reservation) == ({}, None)
+    assert events(env, node, "raid") == [
+        "target RAID configuration set to 2 logical disk(s): RAID 1+0 of 40 GiB, RAID 0 of "
+        "MAX GiB by alice",
+        "target RAID configuration cleared by alice",
+    ]
+
+
+def test_no_raid_is_not_found(env: Env) -> None:
+    node = env.create(raid_interface="no-raid")
+    with pytest.raises(NotFound, match="does not support raid"):
+        env.service.set_target_raid_config(node.id, TARGET, context=ALICE)
+    env.service.set_target_raid_config(node.id, {}, context=ALICE)
+
+
+def clean(env: Env, node: Node, step: str) -> Node:
+    steps = [{"interface": "raid", "step": step, "args": {}}]
+    env.service.change_provision_state(
+        node.id, "clean", ProvisionOptions(clean_steps=steps), context=ALICE
+    )
+    return env.wait_settled(node.id)
+
+
+def test_raid_steps_record_what_they_applied(env: Env) -> None:
+    node = env.create(properties={"cpus": 4, "local_gb": 10})
+    env.service.set_target_raid_config(node.id, TARGET, context=ALICE)
+
+    done = clean(env, node, "create_configuration")
+    assert done.provision_state == "manageable", done.last_error
+    assert done.raid_config == {**TARGET, "last_updated": env.clock.now().isoformat()}
+    assert done.properties == {"cpus": 4, "local_gb": 40}
+    assert done.clean_step is None
+
+    done = clean(env, node, "delete_configuration")
+    assert done.raid_config == {}
+    assert done.properties["local_gb"] == 40  # deleting does not shrink the disk
+    assert events(env, node, "raid")[-2:] == [
+        "RAID configuration is 2 logical disk(s): RAID 1+0 of 40 GiB, RAID 0 of MAX GiB",
+        "RAID configuration was deleted",
+    ]
+
+
+def test_logical_disk_properties_of_the_default_raid_interface(env: Env) -> None:
+    properties = env.service.raid_logical_disk_properties("fake-hardware")
+    assert properties["raid_level"].endswith("Required.")
+    with pytest.raises(NotFound, match="Driver nope could not be found"):
+        env.service.raid_logical_disk_properties("nope")
+
+
+NO_EXTRAS = dataclasses.replace(
+    FAKE_HARDWARE,
+    name="fake-bare",
+    supported={**FAKE_HARDWARE.supported, "raid": (noop.NoRAID,), "vendor": (noop.NoVendor,)},
+)
+
+
+def test_hardware_types_without_raid_or_vendor(env: Env) -> None:
+    registry = DriverRegistry([NO_EXTRAS], factories=fake_factories(env.bmc))
+    service = env.make(registry=registry, hostname="conductor-2")
+    with pytest.raises(NotFound, match="default raid interface is 'no-raid'"):
+        service.raid_logical_disk_properties("fake-bare")
+    assert service.driver_vendor_methods("fake-bare") == {}
+    with pytest.raises(InvalidInput, match="methods: none"):
+        service.driver_vendor_passthru("fake-bare", "list_bmcs", args={}, http_method="POST")
+
+
+# ------------------------------------------------------------ driver vendor passthru
+
+
+def test_driver_vendor_passthru_reads_the_fake_bmc(env: Env) -> None:
+    node = env.create()
+    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    env.wait_settled(node.id)
+    methods = env.service.driver_vendor_methods("fake-hardware")
+    assert methods["list_bmcs"]["http_methods"] == ["GET", "POST"]
+    result = env.service.driver_vendor_passthru(
+        "fake-hardware", "list_bmcs", args={}, http_method="GET"
+    )
+    assert result[node.uuid]["power_state"] == "power on"
+    with pytest.raises(InvalidInput, match="does not support HTTP DELETE"):
+        env.service.driver_vendor_passthru(
+            "fake-hardware", "list_bmcs", args={}, http_method="DELETE"
+        )
+    with pytest.raises(NotFound):
+        env.service.driver_vendor_methods("nope")
