@@ -20,6 +20,7 @@ from metalcast.cli.output import (
     table,
 )
 from metalcast.cli.session import session_of
+from metalcast.interfaces import INTERFACE_NAMES
 
 app = typer.Typer(help="Enrol, inspect, deploy and power bare-metal nodes.", no_args_is_help=True)
 maintenance_app = typer.Typer(help="Put a node in or out of maintenance.", no_args_is_help=True)
@@ -32,10 +33,6 @@ KeyValues = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE", show_d
 Text_ = Annotated[str | None, typer.Option(show_default=False)]
 
 LIST_FIELDS = ("uuid", "name", "power_state", "provision_state", "maintenance", "last_error")
-INTERFACES = (
-    "bios", "boot", "console", "deploy", "firmware", "inspect", "management",
-    "network", "power", "raid", "rescue", "storage", "vendor",
-)  # fmt: skip
 SHOW_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Node", (
         "uuid", "name", "description", "resource_class", "owner", "lessee",
@@ -50,7 +47,7 @@ SHOW_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "service_step", "console_enabled", "inspection_started_at",
         "inspection_finished_at",
     )),
-    ("Driver", ("driver", "driver_info", *(f"{i}_interface" for i in INTERFACES))),
+    ("Driver", ("driver", "driver_info", *(f"{i}_interface" for i in INTERFACE_NAMES))),
     ("Hardware", (
         "properties", "traits", "boot_mode", "secure_boot", "raid_config",
         "target_raid_config",

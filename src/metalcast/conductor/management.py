@@ -29,11 +29,11 @@ from metalcast.conductor.task import NodeTask, acquire
 from metalcast.db import repository as repo
 from metalcast.drivers.base import (
     INTERFACE_CLASSES,
-    INTERFACE_NAMES,
     ManagementInterface,
     VendorInterface,
 )
 from metalcast.errors import DriverError, InvalidInput, MetalcastError, NotFound
+from metalcast.interfaces import INTERFACE_NAMES
 
 
 def get_boot_device(rt: Runtime, node_id: int, *, user: str) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from metalcast.conductor.task import NodeTask, acquire, try_acquire
 from metalcast.db import repository as repo
 from metalcast.db import tables
 from metalcast.db.models import JSONDict, Node
-from metalcast.drivers.base import INTERFACE_NAMES
 from metalcast.errors import Conflict, InvalidInput, NodeProtected
+from metalcast.interfaces import INTERFACE_NAMES
 from metalcast.secrecy import MASK
 from metalcast.states import DELETE_ALLOWED, UPDATE_ALLOWED, WAIT, ProvisionState
 

@@ -25,12 +25,12 @@ from metalcast.conductor.task import NodeTask
 from metalcast.db.models import Node
 from metalcast.drivers.base import (
     INTERFACE_CLASSES,
-    INTERFACE_NAMES,
     StepOutcome,
     StepResult,
     StepSpec,
 )
 from metalcast.errors import InvalidInput
+from metalcast.interfaces import INTERFACE_NAMES
 
 #: the node field that shows the running step, per kind of step
 STEP_FIELD: Mapping[str, str] = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from metalcast.interfaces import INTERFACE_NAMES
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -20,22 +22,6 @@ def _timestamps() -> list[sa.Column[object]]:
         sa.Column("updated_at", sa.DateTime, nullable=True),
     ]
 
-
-INTERFACES = (
-    "bios",
-    "boot",
-    "console",
-    "deploy",
-    "firmware",
-    "inspect",
-    "management",
-    "network",
-    "power",
-    "raid",
-    "rescue",
-    "storage",
-    "vendor",
-)
 
 chassis = sa.Table(
     "chassis",
@@ -105,7 +91,7 @@ nodes = sa.Table(
     sa.Column("network_data", sa.JSON),
     sa.Column("boot_mode", sa.String(50)),
     sa.Column("secure_boot", sa.Boolean),
-    *(sa.Column(f"{name}_interface", sa.String(255)) for name in INTERFACES),
+    *(sa.Column(f"{name}_interface", sa.String(255)) for name in INTERFACE_NAMES),
     *_timestamps(),
 )
 

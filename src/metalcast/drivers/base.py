@@ -29,22 +29,6 @@ from metalcast.drivers import raid
 from metalcast.errors import FatalDriverError, InvalidInput
 from metalcast.states import PowerState, PowerTarget
 
-INTERFACE_NAMES: tuple[str, ...] = (
-    "bios",
-    "boot",
-    "console",
-    "deploy",
-    "firmware",
-    "inspect",
-    "management",
-    "network",
-    "power",
-    "raid",
-    "rescue",
-    "storage",
-    "vendor",
-)
-
 
 class MissingDriverInfo(InvalidInput):
     """``driver_info`` lacks a required setting or holds an invalid one."""

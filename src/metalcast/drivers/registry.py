@@ -23,7 +23,6 @@ from pydantic.fields import FieldInfo
 from metalcast.drivers import fake
 from metalcast.drivers.base import (
     INTERFACE_CLASSES,
-    INTERFACE_NAMES,
     HardwareType,
     Interface,
     StepSpec,
@@ -31,6 +30,7 @@ from metalcast.drivers.base import (
 from metalcast.drivers.fake.injection import Sleep
 from metalcast.drivers.hardware import BUILTIN_HARDWARE_TYPES
 from metalcast.errors import InvalidInput, MetalcastError
+from metalcast.interfaces import INTERFACE_NAMES
 
 #: the entry-point group out-of-tree packages list their HardwareType objects in
 ENTRY_POINT_GROUP = "metalcast.hardware_types"

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from metalcast.drivers import registry as registry_module
 from metalcast.drivers.base import (
-    INTERFACE_NAMES,
     DriverContext,
     HardwareType,
     Interface,
@@ -24,6 +23,7 @@ from metalcast.drivers.hardware import FAKE_HARDWARE
 from metalcast.drivers.noop import NoopNetwork, NoRAID
 from metalcast.drivers.registry import DriverRegistry, default_registry
 from metalcast.errors import InvalidInput, MetalcastError
+from metalcast.interfaces import INTERFACE_NAMES
 from metalcast.states import PowerState, PowerTarget
 
 

@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 import pytest
 
 from metalcast.drivers.base import (
-    INTERFACE_NAMES,
     DriverContext,
     Interface,
     MissingDriverInfo,
@@ -28,6 +27,7 @@ from metalcast.drivers.fake import (
 )
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.errors import FatalDriverError, RetryableDriverError
+from metalcast.interfaces import INTERFACE_NAMES
 from metalcast.states import PowerTarget
 
 MakeCtx = Callable[..., DriverContext]

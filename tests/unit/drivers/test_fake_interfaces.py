@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 import pytest
 
 from metalcast.drivers.base import (
-    INTERFACE_NAMES,
     DriverContext,
     Interface,
     StepResult,
@@ -31,6 +30,7 @@ from metalcast.drivers.fake import (
 )
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.errors import InvalidInput
+from metalcast.interfaces import INTERFACE_NAMES
 from metalcast.states import PowerState, PowerTarget
 
 MakeCtx = Callable[..., DriverContext]
