@@ -32,6 +32,9 @@ class ApiSettings(_Area):
     #: trusts X-Roles/X-Project-Id headers set by an authenticating proxy
     auth_strategy: str = Field(default="noauth", pattern="^(noauth|header)$")
     public_url: str | None = None
+    #: seconds a ramdisk agent may stay silent; sent to it by /v1/lookup (Ironic's
+    #: [api]ramdisk_heartbeat_timeout)
+    ramdisk_heartbeat_timeout: float = Field(default=300, gt=0)
 
 
 class ConductorSettings(_Area):

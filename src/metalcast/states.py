@@ -144,6 +144,11 @@ FAILURE: frozenset[ProvisionState] = frozenset(
         PS.ERROR,
     }
 )
+#: States in which a ramdisk agent may look its node up and heartbeat (Ironic's
+#: lookup-allowed states): the wait states and the work states that boot an agent.
+AGENT_STATES: frozenset[ProvisionState] = WAIT | frozenset(
+    {PS.DEPLOYING, PS.CLEANING, PS.INSPECTING, PS.RESCUING, PS.SERVICING}
+)
 #: States in which a node may be deleted from the inventory.
 DELETE_ALLOWED: frozenset[ProvisionState] = frozenset(
     {PS.ENROLL, PS.MANAGEABLE, PS.AVAILABLE, PS.INSPECTFAIL, PS.CLEANFAIL, PS.ADOPTFAIL}

@@ -21,6 +21,7 @@ from metalcast.api.routes import (
     nodes,
     portgroups,
     ports,
+    ramdisk,
     root,
     volume,
 )
@@ -42,6 +43,7 @@ def routes() -> list[BaseRoute]:
         *chassis.ROUTES,
         *drivers.ROUTES,
         *conductors.ROUTES,
+        *ramdisk.ROUTES,
     ]
 
 

@@ -9,6 +9,8 @@ and only see nodes that project owns or leases (and the ports and portgroups of 
 nodes); someone else's node is "not found" to them.  A ``reader`` may only read.  A
 ``member`` of the owner project may act on and update the node; a member of the
 lessee project may only read it and change its power and provision state.
+A few actions are public (no role needed): version discovery and, as in Ironic,
+the ramdisk agent's lookup and heartbeat, which therefore never return secrets.
 
 Errors: ``Forbidden`` (403) when the role does not allow the action, ``NotFound``
 (404) when the caller may not see the node, ``UnsafeAuthStrategy`` at start-up.
@@ -42,6 +44,10 @@ class Scope(enum.Enum):
 #: action -> who may do it.  Actions not listed here are refused.
 RULES: Mapping[str, Scope] = {
     "api:discovery": Scope.PUBLIC,
+    # the ramdisk agent has no credentials (Ironic: baremetal:driver:ipa_lookup and
+    # baremetal:node:ipa_heartbeat are public); neither returns secrets
+    "driver:ipa_lookup": Scope.PUBLIC,
+    "node:ipa_heartbeat": Scope.PUBLIC,
     "node:get": Scope.READ,
     "node:create": Scope.ADMIN,
     "node:update": Scope.OWNER,

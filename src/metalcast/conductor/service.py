@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metalcast.conductor import (
+    agent,
     console,
     management,
     nodes,
@@ -281,6 +282,24 @@ class ConductorService:
     ) -> Any:
         return management.vendor_passthru(
             self.rt, node_id, method=method, args=args, user=context.who
+        )
+
+    # ------------------------------------------------------------------ the agent
+
+    def agent_heartbeat(
+        self,
+        node_id: int,
+        *,
+        callback_url: str,
+        agent_version: str | None,
+        context: RequestContext,
+    ) -> None:
+        agent.heartbeat(
+            self.rt,
+            node_id,
+            callback_url=callback_url,
+            agent_version=agent_version,
+            user=context.who,
         )
 
     # ------------------------------------------------------------------ ports

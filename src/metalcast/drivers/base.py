@@ -303,6 +303,16 @@ class DeployInterface(Interface):
     def take_over(self, ctx: DriverContext) -> None:
         """Adopt responsibility for an already-deployed node (conductor failover)."""
 
+    def heartbeat(self, ctx: DriverContext) -> None:
+        """A ramdisk agent heartbeated: where an agent-driven deploy interface continues
+        its work (the next deploy, clean, rescue or service step).
+
+        Called under the node's lock once the conductor has recorded ``agent_url``,
+        ``agent_version`` and ``agent_last_heartbeat`` in
+        ``ctx.node.driver_internal_info``; not called while the node is in
+        maintenance.  The default does nothing: no deploy continues from a heartbeat.
+        """
+
 
 class InspectInterface(Interface):
     interface_type = "inspect"

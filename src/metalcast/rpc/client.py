@@ -158,6 +158,19 @@ class ConductorClient(Protocol):
         self, node_id: int, method: str, args: JSONDict, *, context: RequestContext
     ) -> Any: ...
 
+    # ---- the ramdisk agent ---------------------------------------------------------
+    def agent_heartbeat(
+        self,
+        node_id: int,
+        *,
+        callback_url: str,
+        agent_version: str | None,
+        context: RequestContext,
+    ) -> None:
+        """Record that the node's agent, reachable at ``callback_url``, is alive, and
+        let the deploy interface continue.  Asynchronous.  Conflict (409) when the
+        node is not in a state where an agent is expected, or is locked."""
+
     # ---- ports and portgroups (they change what the node boots from) ----------
     def create_port(self, values: JSONDict, *, context: RequestContext) -> Port: ...
 

@@ -136,6 +136,19 @@ class LocalConductorClient:
     ) -> Any:
         return self.service.vendor_passthru(node_id, method, args, context=context)
 
+    # ---- the ramdisk agent ---------------------------------------------------------
+    def agent_heartbeat(
+        self,
+        node_id: int,
+        *,
+        callback_url: str,
+        agent_version: str | None,
+        context: RequestContext,
+    ) -> None:
+        self.service.agent_heartbeat(
+            node_id, callback_url=callback_url, agent_version=agent_version, context=context
+        )
+
     # ---- ports and portgroups ----------------------------------------------------
     def create_port(self, values: JSONDict, *, context: RequestContext) -> Port:
         return self.service.create_port(values, context=context)

@@ -21,6 +21,8 @@ _RESOURCES: dict[str, str | None] = {
     "drivers": None,
     "volume": "volume",
     "conductors": "conductors",
+    "lookup": "ramdisk_endpoints",
+    "heartbeat": "ramdisk_endpoints",
 }
 
 

@@ -1,0 +1,165 @@
+"""/v1/lookup and /v1/heartbeat/{node}: the endpoints a ramdisk agent calls (1.22).
+
+The agent has no credentials: both actions are public in the policy (as Ironic's
+``baremetal:driver:ipa_lookup`` and ``baremetal:node:ipa_heartbeat``), so neither
+endpoint returns a secret.  A lookup only finds a node in a state where an agent is
+expected (``states.AGENT_STATES``); every failure to find one is the same 404, so a
+caller learns nothing of other nodes.  Invalid MAC addresses are ignored when another
+address or ``node_uuid`` remains, as in Ironic; otherwise they are a 400.
+
+Errors: ``NotFound`` (404, also below 1.22), ``InvalidInput`` (400), and those of
+:meth:`metalcast.rpc.client.ConductorClient.agent_heartbeat` (409 when the node is
+locked or not expecting an agent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from starlette.routing import Route
+
+from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.schema import Field, normalize_mac, validate_body
+from metalcast.api.versions import allows
+from metalcast.api.views.common import links
+from metalcast.api.views.nodes import mask_instance_info
+from metalcast.db import repository as repo
+from metalcast.db.models import Node
+from metalcast.errors import InvalidInput, NotFound
+from metalcast.secrecy import mask
+from metalcast.states import AGENT_STATES
+
+#: the one answer to every lookup that finds nothing an agent may have
+NOT_FOUND = "No node matching the lookup is waiting for an agent."
+_HEARTBEAT_FIELDS = {
+    "callback_url": Field(nullable=False, max_length=2048),
+    "agent_version": Field(),
+}
+
+
+def _require(call: Call) -> None:
+    if not allows("ramdisk_endpoints", call.version):
+        raise NotFound("The resource could not be found.")
+
+
+# ---------------------------------------------------------------------------- lookup
+
+
+@endpoint("driver:ipa_lookup")
+def lookup(call: Call) -> object:
+    _require(call)
+    unknown = sorted(set(call.query) - {"addresses", "node_uuid"})
+    if unknown:
+        raise InvalidInput(f"Unknown parameter(s) for a lookup: {', '.join(unknown)}.")
+    node_uuid = call.query.get("node_uuid") or None
+    if node_uuid is not None and not repo.is_uuid(node_uuid):
+        raise InvalidInput(f"Expected a UUID for node_uuid but received {node_uuid}.")
+    macs = _macs(call.query.get("addresses") or "", node_uuid=node_uuid)
+    with call.deps.db.read() as conn:
+        node = _find(conn, node_uuid, macs)
+    return {"node": _render(node, base_url=call.base_url), "config": _config(call)}
+
+
+def _macs(addresses: str, *, node_uuid: str | None) -> list[str]:
+    """The valid MAC addresses of ``addresses`` (comma-separated), normalized."""
+    valid: list[str] = []
+    invalid: list[str] = []
+    for text in filter(None, (a.strip() for a in addresses.split(","))):
+        try:
+            valid.append(normalize_mac(text))
+        except InvalidInput:
+            invalid.append(text)
+    if valid or node_uuid:
+        return valid
+    if invalid:
+        raise InvalidInput(f"Expected MAC addresses but received {', '.join(invalid)}.")
+    raise InvalidInput("At least one of 'addresses' and 'node_uuid' parameters is required.")
+
+
+def _find(conn: sa.Connection, node_uuid: str | None, macs: list[str]) -> Node:
+    """The one node the lookup names, if an agent is expected on it."""
+    try:
+        node = repo.get_node(conn, node_uuid) if node_uuid else _by_macs(conn, macs)
+    except NotFound:
+        raise NotFound(NOT_FOUND) from None
+    if node.provision_state not in AGENT_STATES:
+        raise NotFound(NOT_FOUND)
+    return node
+
+
+def _by_macs(conn: sa.Connection, macs: list[str]) -> Node:
+    node_ids: set[int] = set()
+    for mac in macs:
+        ports = repo.list_ports(conn, repo.Page(limit=10), address=mac)
+        node_ids.update(p.node_id for p in ports if p.node_id is not None)
+    if len(node_ids) != 1:  # none, or the MACs span several nodes
+        raise NotFound(NOT_FOUND)
+    return repo.get_node_by_id(conn, node_ids.pop())
+
+
+def _render(node: Node, *, base_url: str) -> dict[str, Any]:
+    """Ironic's lookup fields of a node, with every secret masked."""
+    return {
+        "uuid": node.uuid,
+        "properties": mask(node.properties),
+        "instance_info": mask_instance_info(node.instance_info),
+        "driver_internal_info": mask(node.driver_internal_info),
+        "links": links(base_url, f"nodes/{node.uuid}"),
+    }
+
+
+def _config(call: Call) -> dict[str, Any]:
+    """What the agent should know: how often to heartbeat, and no metrics."""
+    return {
+        "heartbeat_timeout": call.deps.settings.api.ramdisk_heartbeat_timeout,
+        "metrics": {"backend": "noop"},
+    }
+
+
+# ------------------------------------------------------------------------- heartbeat
+
+
+@endpoint("node:ipa_heartbeat", body=True)
+def heartbeat(call: Call) -> object:
+    _require(call)
+    newer = isinstance(call.body, dict) and "agent_version" in call.body
+    if newer and not allows("agent_version", call.version):
+        raise InvalidInput('Field "agent_version" not recognised.')  # Ironic's 400
+    body = validate_body(
+        call.body,
+        _HEARTBEAT_FIELDS,
+        what="heartbeat",
+        version=call.version,
+        required=("callback_url",),
+    )
+    _check_callback_url(body["callback_url"])
+    with call.deps.db.read() as conn:
+        node = repo.get_node(conn, call.args["node"])
+    call.deps.conductor.agent_heartbeat(
+        node.id,
+        callback_url=body["callback_url"],
+        agent_version=body.get("agent_version"),
+        context=call.context,
+    )
+    return Reply(202)
+
+
+def _check_callback_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidInput(
+            f"Invalid callback_url '{url}': expected an http or https URL of the agent."
+        )
+
+
+ROUTES = [
+    Route("/v1/lookup", lookup, methods=["GET"]),
+    Route("/v1/heartbeat/{node}", heartbeat, methods=["POST"]),
+]
