@@ -203,30 +203,26 @@ def _simple_verb(verb: str) -> Callable[..., None]:
     return command
 
 
-def deploy(
-    ctx: typer.Context,
-    node: NodeArg,
-    *,
-    config_drive: ConfigDriveOpt = None,
-    wait: WaitOpt = False,
-    wait_timeout: TimeoutOpt = 0,
-) -> None:
-    """Deploy the node's instance (target 'active')."""
-    extra: JSON = {"configdrive": load_config_drive(config_drive)} if config_drive else {}
-    request_provision(ctx, node, verb="active", wait=wait, timeout=wait_timeout, extra=extra)
+def _config_drive_verb(verb: str) -> Callable[..., None]:
+    def command(
+        ctx: typer.Context,
+        node: NodeArg,
+        *,
+        config_drive: ConfigDriveOpt = None,
+        wait: WaitOpt = False,
+        wait_timeout: TimeoutOpt = 0,
+    ) -> None:
+        extra: JSON = {"configdrive": load_config_drive(config_drive)} if config_drive else {}
+        request_provision(ctx, node, verb=verb, wait=wait, timeout=wait_timeout, extra=extra)
+
+    return command
 
 
-def rebuild(
-    ctx: typer.Context,
-    node: NodeArg,
-    *,
-    config_drive: ConfigDriveOpt = None,
-    wait: WaitOpt = False,
-    wait_timeout: TimeoutOpt = 0,
-) -> None:
-    """Deploy the node's instance again, from scratch."""
-    extra: JSON = {"configdrive": load_config_drive(config_drive)} if config_drive else {}
-    request_provision(ctx, node, verb="rebuild", wait=wait, timeout=wait_timeout, extra=extra)
+#: verbs that take a config drive: command name, API target, help
+CONFIG_DRIVE_VERBS = (
+    ("deploy", "active", "Deploy the node's instance (target 'active')."),
+    ("rebuild", "rebuild", "Deploy the node's instance again, from scratch."),
+)
 
 
 def clean(
@@ -274,5 +270,7 @@ def register(app: typer.Typer) -> None:
     """Add the provision and power commands to the ``node`` command group."""
     for name, verb, help_text in SIMPLE_VERBS:
         app.command(name, help=help_text)(_simple_verb(verb))
-    for command in (deploy, rebuild, clean, rescue, power):
+    for name, verb, help_text in CONFIG_DRIVE_VERBS:
+        app.command(name, help=help_text)(_config_drive_verb(verb))
+    for command in (clean, rescue, power):
         app.command()(command)
