@@ -64,6 +64,14 @@ class ConductorSettings(_Area):
     #: seconds SIGTERM waits for in-flight work before parking it
     graceful_shutdown_timeout: float = Field(default=60.0, ge=0)
     power_state_change_timeout: float = Field(default=60.0, gt=0)
+    #: seconds one BMC call (IPMI or Redfish) may take, retransmissions included
+    bmc_call_timeout: float = Field(default=20.0, gt=0)
+    #: tries of a BMC call that is safe to repeat (reads, idempotent commands)
+    bmc_call_attempts: int = Field(default=3, ge=1)
+    #: seconds before the second try, doubled before each further one
+    bmc_retry_backoff: float = Field(default=0.5, ge=0)
+    #: seconds between power-state reads while confirming a power change
+    bmc_poll_interval: float = Field(default=1.0, gt=0)
 
 
 class DatabaseSettings(_Area):

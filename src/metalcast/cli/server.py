@@ -23,6 +23,7 @@ from metalcast.api.app import create_app
 from metalcast.conductor.service import ConductorService
 from metalcast.config import Settings
 from metalcast.db.engine import Database
+from metalcast.drivers.bmc_call import CallPolicy
 from metalcast.drivers.registry import default_registry
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import SecretBox
@@ -46,7 +47,15 @@ def build_server(settings: Settings) -> tuple[Asgi, ConductorService, Database]:
     db = Database(settings.database_url)
     db.migrate()
     secret_box = SecretBox.from_file(settings.state_dir / "secret.key")
-    service = ConductorService(settings, db, registry=default_registry(), secret_box=secret_box)
+    cs = settings.conductor
+    policy = CallPolicy(
+        timeout=cs.bmc_call_timeout,
+        attempts=cs.bmc_call_attempts,
+        backoff=cs.bmc_retry_backoff,
+        poll_interval=cs.bmc_poll_interval,
+    )
+    registry = default_registry(bmc_policy=policy)
+    service = ConductorService(settings, db, registry=registry, secret_box=secret_box)
     app = create_app(settings, db, conductor=LocalConductorClient(service))
     return app, service, db
 

@@ -39,19 +39,30 @@ _PAGE = 500
 _BUSY = WORK | WAIT
 
 
-def sync_candidates(rt: Runtime) -> list[Node]:
-    """Nodes of this conductor the power sync may look at: not locked, not in
-    maintenance, not in a work or wait state (the agent reboots nodes there), with a
-    power interface."""
+#: states the sync leaves alone besides work and wait states (Ironic's): an enrolled
+#: node's BMC is not verified yet, an adoption failure is the operator's to look at
+_NOT_SYNCED = _BUSY | {PS.ENROLL, PS.ADOPTFAIL}
+
+
+def sync_candidates(rt: Runtime, *, recovering: bool = False) -> list[Node]:
+    """Nodes of this conductor the power sync may look at: not locked, with a power
+    interface, not in a work or wait state (the agent reboots nodes there), nor in
+    ``enroll`` or ``adopt failed``; not in maintenance, or, when ``recovering``,
+    only those in maintenance because their power state could not be read."""
     filters = repo.NodeFilters(
-        maintenance=False, reserved=False, conductor_group=rt.settings.conductor_group
+        maintenance=recovering,
+        fault=POWER_FAULT if recovering else None,
+        reserved=False,
+        conductor_group=rt.settings.conductor_group,
     )
     out: list[Node] = []
     marker: str | None = None
     with rt.db.read() as conn:
         while True:
             page = repo.list_nodes(conn, filters, repo.Page(limit=_PAGE, marker=marker))
-            out.extend(n for n in page if PS(n.provision_state) not in WORK and n.power_interface)
+            out.extend(
+                n for n in page if PS(n.provision_state) not in _NOT_SYNCED and n.power_interface
+            )
             if len(page) < _PAGE:
                 return out
             marker = page[-1].uuid
@@ -71,9 +82,16 @@ class PowerSync:
         )
 
     def run_once(self) -> dict[str, int]:
-        """One pass over the candidates; returns how many nodes ended how."""
+        """One pass over the candidates; returns how many nodes ended how.
+
+        Nodes put in maintenance for a power failure are probed too: the first good
+        reading takes them out of maintenance again (Ironic's power recovery).
+        """
         nodes = sync_candidates(self.rt)
+        recovering = sync_candidates(self.rt, recovering=True)
         futures = {self._pool.submit(self._sync, n): n for n in nodes}
+        futures.update({self._pool.submit(self._recover, n): n for n in recovering})
+        nodes = [*nodes, *recovering]
         rounds = math.ceil(len(nodes) / self.rt.settings.sync_power_state_workers) or 1
         done, late = cf.wait(futures, timeout=self.call_timeout * rounds)
         counts: dict[str, int] = {}
@@ -141,6 +159,41 @@ class PowerSync:
         task.update(power_state=actual.value)
         task.save(event=text, event_type="power_sync", severity="WARNING")
         return "out of band"
+
+    def _recover(self, node: Node) -> str:
+        try:
+            return self._recover_node(node)
+        except Exception:  # boundary: one node's trouble must not end the pass
+            _log.exception("%s: power recovery failed", node.uuid)
+            return "error"
+
+    def _recover_node(self, node: Node) -> str:
+        probe = NodeTask(self.rt, node, shared=True, user=SYSTEM.who, purpose="power recovery")
+        try:
+            actual = get_power(probe)
+        except OperationFailed:
+            return "still failing"
+        task = try_acquire(self.rt, node.id, user=SYSTEM.who, purpose="power recovery")
+        if not isinstance(task, NodeTask):
+            return "locked"
+        with task:
+            current = task.node
+            if not current.maintenance or current.fault != POWER_FAULT:
+                return "changed"
+            task.set_internal(power_sync_failures=None)
+            task.update(
+                maintenance=False,
+                maintenance_reason=None,
+                fault=None,
+                last_error=None,
+                power_state=actual.value,
+            )
+            task.save(
+                event=f"The BMC answers again (power state {actual.value}); "
+                "maintenance for power failure cleared",
+                event_type="power_sync",
+            )
+            return "recovered"
 
     def _record_failure(self, node: Node, message: str) -> None:
         task = try_acquire(self.rt, node.id, user=SYSTEM.who, purpose="power sync")

@@ -27,8 +27,13 @@ from metalcast.drivers.base import (
     Interface,
     StepSpec,
 )
+from metalcast.drivers.bmc_call import CallPolicy
 from metalcast.drivers.fake.injection import Sleep
 from metalcast.drivers.hardware import BUILTIN_HARDWARE_TYPES
+from metalcast.drivers.ipmi.client import IpmiSessions
+from metalcast.drivers.ipmi.hardware import IPMI_HARDWARE, ipmi_factories
+from metalcast.drivers.redfish.client import RedfishSessions
+from metalcast.drivers.redfish.hardware import REDFISH_HARDWARE, redfish_factories
 from metalcast.errors import InvalidInput, MetalcastError
 from metalcast.interfaces import INTERFACE_NAMES
 
@@ -210,17 +215,21 @@ def _describe(info: FieldInfo) -> str:
 
 
 def default_registry(
-    *, fake_bmc: fake.FakeBmcState | None = None, sleep: Sleep = time.sleep
+    *,
+    fake_bmc: fake.FakeBmcState | None = None,
+    sleep: Sleep = time.sleep,
+    bmc_policy: CallPolicy | None = None,
 ) -> DriverRegistry:
     """The built-in hardware types plus those of the ``metalcast.hardware_types`` group.
 
     ``fake_bmc`` (a new one by default) backs the fake interfaces; pass your own to
     look at or change it from a test.  ``sleep`` is what ``fake_latency`` sleeps with.
+    ``bmc_policy`` bounds every IPMI and Redfish call (deadline, retries).
 
     Raises:
         MetalcastError: an entry point is not a HardwareType or reuses a name.
     """
-    types = list(BUILTIN_HARDWARE_TYPES)
+    types = [*BUILTIN_HARDWARE_TYPES, IPMI_HARDWARE, REDFISH_HARDWARE]
     for point in entry_points(group=ENTRY_POINT_GROUP):
         loaded = point.load()
         if not isinstance(loaded, HardwareType):
@@ -228,5 +237,9 @@ def default_registry(
                 f"Entry point {point.name!r} in {ENTRY_POINT_GROUP} is not a HardwareType"
             )
         types.append(loaded)
-    factories = fake.fake_factories(fake_bmc or fake.FakeBmcState(), sleep=sleep)
+    factories = {
+        **fake.fake_factories(fake_bmc or fake.FakeBmcState(), sleep=sleep),
+        **ipmi_factories(IpmiSessions(policy=bmc_policy)),
+        **redfish_factories(RedfishSessions(policy=bmc_policy)),
+    }
     return DriverRegistry(types, factories=factories)

@@ -150,8 +150,9 @@ def test_local_client_validate_and_drivers(env: Env) -> None:
     assert "injected failure in validate" in (results["power"].reason or "")
     good = env.create("manageable")
     assert client.validate(good.id, context=ALICE)["power"] == InterfaceValidation(True, None)
-    [hw] = client.list_hardware_types()
-    assert hw.name == "fake-hardware"
+    types = {t.name: t for t in client.list_hardware_types()}
+    assert set(types) == {"fake-hardware", "ipmi", "redfish"}
+    hw = types["fake-hardware"]
     assert hw.hosts == ["conductor-1"]
     assert "fake_fail" in client.driver_properties("fake-hardware")
     with pytest.raises(NotFound):

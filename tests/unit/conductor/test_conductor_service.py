@@ -127,11 +127,34 @@ def test_power_sync_failures_lead_to_maintenance(env: Env) -> None:
     assert after.maintenance is True
     assert after.fault == "power failure"
     assert "failed 3 times in a row" in (after.maintenance_reason or "")
-    assert env.service.sync_power_states() == {}  # maintenance nodes are skipped
+    # in maintenance it is only probed, and stays there while the BMC still fails
+    assert env.service.sync_power_states() == {"still failing": 1}
+    assert env.node(node.id).maintenance is True
     env.service.set_maintenance(node.id, False, reason=None, context=ALICE)
     cleared = env.node(node.id)
     assert cleared.fault is None
     assert "power_sync_failures" not in cleared.driver_internal_info
+
+
+def test_power_sync_takes_a_recovered_node_out_of_maintenance(env: Env) -> None:
+    node = env.create("manageable", driver_info={"fake_fail": "power"})
+    for _ in range(3):
+        env.service.sync_power_states()
+    assert env.node(node.id).fault == "power failure"
+    env.service.update_node(node.id, {"driver_info": {}}, context=ALICE)
+    assert env.service.sync_power_states() == {"recovered": 1}
+    after = env.node(node.id)
+    assert (after.maintenance, after.fault, after.last_error) == (False, None, None)
+    assert "power_sync_failures" not in after.driver_internal_info
+    assert "maintenance for power failure cleared" in env.history(node.id)[-1].event
+
+
+def test_power_sync_leaves_enrolled_and_waiting_nodes_alone(env: Env) -> None:
+    env.create("enroll", driver_info={"fake_fail": "power"})
+    waiting = env.create("manageable", driver_info={"fake_fail": "power"})
+    with env.db.begin() as conn:  # as if a deploy waited for its agent
+        repo.update_node(conn, waiting.id, {"provision_state": "wait call-back"})
+    assert env.service.sync_power_states() == {}
 
 
 def test_power_action(env: Env) -> None:

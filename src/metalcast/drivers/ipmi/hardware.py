@@ -1,0 +1,52 @@
+"""The ``ipmi`` hardware type.  Definitions only: nothing is instantiated here.
+
+IPMI power and management; the other interfaces are the no-op and fake ones until
+metalcast's real boot and deploy implementations exist.  Register it with
+:func:`ipmi_factories`, so that power and management share one session pool::
+
+    DriverRegistry([..., IPMI_HARDWARE], factories={**fake_factories(...), **ipmi_factories()})
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from types import MappingProxyType
+
+from metalcast.drivers import fake, noop
+from metalcast.drivers.base import HardwareType, Interface
+from metalcast.drivers.ipmi.client import IpmiSessions
+from metalcast.drivers.ipmi.interfaces import IPMIManagement, IPMIPower
+
+IPMI_HARDWARE = HardwareType(
+    name="ipmi",
+    description="Servers with an IPMI 2.0 BMC (lanplus), driven through pyghmi.",
+    supported=MappingProxyType(
+        {
+            "bios": (noop.NoBIOS, fake.FakeBIOS),
+            "boot": (fake.FakeBoot,),
+            "console": (noop.NoConsole, fake.FakeConsole),
+            "deploy": (fake.FakeDeploy,),
+            "firmware": (noop.NoFirmware, fake.FakeFirmware),
+            "inspect": (noop.NoInspect, fake.FakeInspect),
+            "management": (IPMIManagement,),
+            "network": (noop.NoopNetwork, fake.FakeNetwork),
+            "power": (IPMIPower,),
+            "raid": (noop.NoRAID, fake.FakeRAID),
+            "rescue": (noop.NoRescue, fake.FakeRescue),
+            "storage": (noop.NoopStorage, fake.FakeStorage),
+            "vendor": (noop.NoVendor,),
+        }
+    ),
+)
+
+
+def ipmi_factories(
+    sessions: IpmiSessions | None = None,
+) -> dict[type[Interface], Callable[[], Interface]]:
+    """Constructors for the IPMI interfaces, sharing ``sessions`` (a new pool by default)."""
+    pool = sessions or IpmiSessions()
+    return {
+        IPMIPower: functools.partial(IPMIPower, pool),
+        IPMIManagement: functools.partial(IPMIManagement, pool),
+    }

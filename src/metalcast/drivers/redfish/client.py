@@ -1,0 +1,134 @@
+"""The Redfish seam: what the interfaces ask of a Redfish service, and its connections.
+
+:class:`RedfishClient` is a connection to one Redfish service (sushy's in
+:mod:`.sushy_client`, a fake in tests); it speaks Redfish's own words ("On",
+"Pxe", "Continuous") and raises
+:class:`~metalcast.drivers.bmc_sessions.BmcFailure`.  :class:`RedfishSessions` is
+the :class:`~metalcast.drivers.bmc_sessions.SessionPool` of them: one per
+(address, system, username, TLS verification, auth type), reused across calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from metalcast.drivers.bmc_call import BmcRef, CallPolicy, Runner, Sleep, call_with_deadline
+from metalcast.drivers.bmc_sessions import SessionPool
+from metalcast.drivers.redfish.info import RedfishInfo
+
+
+@dataclass(frozen=True, slots=True)
+class BootSettings:
+    """A ComputerSystem's Boot object, as the BMC reports it."""
+
+    target: str  # BootSourceOverrideTarget: "None", "Pxe", "Hdd", …
+    enabled: str  # BootSourceOverrideEnabled: "Disabled", "Once", "Continuous"
+    mode: str | None  # BootSourceOverrideMode: "UEFI", "Legacy"; None: not offered
+    allowed_targets: tuple[str, ...] = ()
+    allowed_modes: tuple[str, ...] = ()
+
+
+class RedfishClient(Protocol):
+    """A connection to one Redfish service.  ``system`` None: its only system.
+
+    Every method raises BmcFailure.
+    """
+
+    def power_state(self, system: str | None) -> str | None:
+        """PowerState: "On", "Off", "PoweringOn", "PoweringOff" (None: unknown)."""
+
+    def reset(self, system: str | None, reset_type: str) -> None:
+        """POST ComputerSystem.Reset with ``reset_type`` ("On", "ForceOff", …)."""
+
+    def boot(self, system: str | None) -> BootSettings: ...
+
+    def set_boot(
+        self,
+        system: str | None,
+        *,
+        target: str | None = None,
+        enabled: str | None = None,
+        mode: str | None = None,
+    ) -> None:
+        """PATCH the Boot object; None leaves a property as it is."""
+
+    def bios_attributes(self, system: str | None) -> dict[str, Any]: ...
+
+    def stage_bios_attributes(self, system: str | None, attributes: Mapping[str, Any]) -> None:
+        """Set BIOS attributes, applied by the BMC at the next boot."""
+
+    def close(self) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RedfishTarget:
+    """One Redfish service and the credentials to use it."""
+
+    address: str
+    system: str | None
+    username: str | None
+    password: str | None = field(repr=False)
+    verify: bool | str = True
+    auth_type: str = "auto"
+
+    @classmethod
+    def from_info(cls, info: RedfishInfo) -> RedfishTarget:
+        password = info.redfish_password
+        return cls(
+            address=info.redfish_address,
+            system=info.redfish_system_id,
+            username=info.redfish_username,
+            password=None if password is None else password.get_secret_value(),
+            verify=info.redfish_verify_ca,
+            auth_type=info.redfish_auth_type.value,
+        )
+
+    @property
+    def key(self) -> tuple[str, str | None, str | None, bool | str, str]:
+        # one connection per system: calls are serialized per connection, and a
+        # service with many systems (a chassis manager, the lab) must not let one
+        # hung system hold up the others
+        return (self.address, self.system, self.username, self.verify, self.auth_type)
+
+    @property
+    def ref(self) -> BmcRef:
+        return BmcRef("Redfish", self.address + (self.system or ""))
+
+    @property
+    def login(self) -> tuple[object, ...]:
+        return (*self.key, self.password)
+
+
+Connect = Callable[[RedfishTarget], RedfishClient]
+
+
+class RedfishSessions(SessionPool[RedfishTarget, RedfishClient]):
+    """Redfish connections, one per (address, system, username, verification, auth type)."""
+
+    def __init__(
+        self,
+        connect: Connect | None = None,
+        *,
+        policy: CallPolicy | None = None,
+        runner: Runner = call_with_deadline,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        """``connect`` opens a connection (sushy by default)."""
+        super().__init__(
+            connect or _sushy_connect,
+            unreachable_hint="is redfish_address right and the BMC reachable?",
+            policy=policy,
+            runner=runner,
+            sleep=sleep,
+        )
+
+
+def _sushy_connect(target: RedfishTarget) -> RedfishClient:
+    from metalcast.drivers.redfish.sushy_client import connect  # sushy loads on first use
+
+    return connect(target)

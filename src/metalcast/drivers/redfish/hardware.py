@@ -1,0 +1,51 @@
+"""The ``redfish`` hardware type.  Definitions only: nothing is instantiated here.
+
+Redfish power, management and BIOS; the other interfaces are the no-op and fake
+ones until metalcast's real boot and deploy implementations exist.  Register it
+with :func:`redfish_factories`, so that the three share one connection pool.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from types import MappingProxyType
+
+from metalcast.drivers import fake, noop
+from metalcast.drivers.base import HardwareType, Interface
+from metalcast.drivers.redfish.client import RedfishSessions
+from metalcast.drivers.redfish.interfaces import RedfishBIOS, RedfishManagement, RedfishPower
+
+REDFISH_HARDWARE = HardwareType(
+    name="redfish",
+    description="Servers with a DMTF Redfish service, driven through sushy.",
+    supported=MappingProxyType(
+        {
+            "bios": (RedfishBIOS, noop.NoBIOS),
+            "boot": (fake.FakeBoot,),
+            "console": (noop.NoConsole, fake.FakeConsole),
+            "deploy": (fake.FakeDeploy,),
+            "firmware": (noop.NoFirmware, fake.FakeFirmware),
+            "inspect": (noop.NoInspect, fake.FakeInspect),
+            "management": (RedfishManagement,),
+            "network": (noop.NoopNetwork, fake.FakeNetwork),
+            "power": (RedfishPower,),
+            "raid": (noop.NoRAID, fake.FakeRAID),
+            "rescue": (noop.NoRescue, fake.FakeRescue),
+            "storage": (noop.NoopStorage, fake.FakeStorage),
+            "vendor": (noop.NoVendor,),
+        }
+    ),
+)
+
+
+def redfish_factories(
+    sessions: RedfishSessions | None = None,
+) -> dict[type[Interface], Callable[[], Interface]]:
+    """Constructors for the Redfish interfaces, sharing ``sessions`` (a new pool by default)."""
+    pool = sessions or RedfishSessions()
+    return {
+        RedfishPower: functools.partial(RedfishPower, pool),
+        RedfishManagement: functools.partial(RedfishManagement, pool),
+        RedfishBIOS: functools.partial(RedfishBIOS, pool),
+    }

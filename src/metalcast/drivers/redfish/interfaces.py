@@ -1,0 +1,266 @@
+"""Redfish power, management and BIOS: the ``redfish`` implementations, through sushy.
+
+All three share one :class:`~metalcast.drivers.redfish.client.RedfishSessions`
+when built by :func:`metalcast.drivers.redfish.hardware.redfish_factories`.
+
+Errors::
+
+    MissingDriverInfo      driver_info lacks redfish_address or holds a bad value
+    InvalidInput           unsupported boot device or boot mode, bad step arguments
+    RetryableDriverError   no answer in time, the BMC failed the request
+    FatalDriverError       credentials rejected, system not found, TLS verification
+                           failed, request not offered by the BMC, power change not
+                           confirmed within the timeout
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel
+
+from metalcast.drivers.base import (
+    BIOSInterface,
+    DriverContext,
+    ManagementInterface,
+    PowerInterface,
+    StepResult,
+    step,
+)
+from metalcast.drivers.bmc_call import Sleep
+from metalcast.drivers.capabilities import BootMode, boot_mode_of
+from metalcast.drivers.power_sequence import (
+    OPERATION_NAMES,
+    Confirmation,
+    PowerCommand,
+    carry_out,
+)
+from metalcast.drivers.redfish.client import RedfishClient, RedfishSessions, RedfishTarget
+from metalcast.drivers.redfish.info import RedfishInfo
+from metalcast.errors import InvalidInput
+from metalcast.states import PowerState, PowerTarget
+
+T = TypeVar("T")
+
+#: Ironic's boot device names and Redfish's BootSourceOverrideTarget values
+BOOT_DEVICES: Mapping[str, str] = {
+    "pxe": "Pxe",
+    "disk": "Hdd",
+    "cdrom": "Cd",
+    "bios": "BiosSetup",
+    "usb": "Usb",
+    "floppy": "Floppy",
+}
+_DEVICE_OF = {v: k for k, v in BOOT_DEVICES.items()}
+BOOT_MODES: Mapping[BootMode, str] = {BootMode.UEFI: "UEFI", BootMode.LEGACY: "Legacy"}
+_MODE_OF = {v: k for k, v in BOOT_MODES.items()}
+_RESET: Mapping[PowerCommand, str] = {
+    PowerCommand.ON: "On",
+    PowerCommand.OFF: "ForceOff",
+    PowerCommand.SOFT_OFF: "GracefulShutdown",
+}
+#: PowerState values, as reported to the conductor (Ironic's mapping)
+_REPORTED = {"On": PowerState.ON, "PoweringOff": PowerState.ON, "Off": PowerState.OFF}
+_REPORTED["PoweringOn"] = PowerState.OFF
+
+
+class _RedfishBase:
+    info_model: ClassVar[type[BaseModel]] = RedfishInfo
+
+    def __init__(self, sessions: RedfishSessions | None = None) -> None:
+        self._sessions = sessions or RedfishSessions()
+
+    def _call(
+        self,
+        ctx: DriverContext,
+        operation: str,
+        action: Callable[[RedfishClient, str | None], T],
+        *,
+        repeatable: bool = True,
+    ) -> T:
+        target = RedfishTarget.from_info(ctx.info(RedfishInfo))
+        return self._sessions.call(
+            target, operation, lambda c: action(c, target.system), repeatable=repeatable
+        )
+
+
+class _PowerControl:
+    """One system's power over Redfish, for :func:`carry_out`.  Only "On" and "Off"
+    count as reached: "PoweringOn" is not on yet."""
+
+    def __init__(self, sessions: RedfishSessions, target: RedfishTarget, operation: str) -> None:
+        self._sessions = sessions
+        self._target = target
+        self._operation = operation
+
+    def read(self) -> PowerState:
+        state = self._sessions.call(
+            self._target,
+            self._operation,
+            lambda c: c.power_state(self._target.system),
+            repeatable=True,
+        )
+        return PowerState.ON if state == "On" else PowerState.OFF
+
+    def send(self, command: PowerCommand) -> None:
+        reset_type = _RESET[command]
+        self._sessions.call(
+            self._target,
+            self._operation,
+            lambda c: c.reset(self._target.system, reset_type),
+            repeatable=True,  # On, ForceOff and GracefulShutdown are idempotent
+        )
+
+
+class RedfishPower(_RedfishBase, PowerInterface):
+    """Power through ComputerSystem.Reset; every change confirmed by reading it back."""
+
+    name = "redfish"
+
+    def __init__(
+        self,
+        sessions: RedfishSessions | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        super().__init__(sessions)
+        self._clock = clock
+        self._sleep = sleep
+
+    def get_power_state(self, ctx: DriverContext) -> PowerState:
+        """The system's PowerState ("PoweringOn" reads as off).  Raises DriverError."""
+        state = self._call(ctx, "get power state", lambda c, s: c.power_state(s))
+        return _REPORTED.get(state or "", PowerState.ERROR)
+
+    def set_power_state(self, ctx: DriverContext, target: PowerTarget, timeout: float) -> None:
+        """Reach ``target``, each step confirmed within ``timeout`` seconds.
+
+        Raises:
+            FatalDriverError: refused, or the state was not reached in time.
+            RetryableDriverError: the BMC did not answer.
+        """
+        bmc = RedfishTarget.from_info(ctx.info(RedfishInfo))
+        control = _PowerControl(self._sessions, bmc, OPERATION_NAMES[target])
+        confirm = Confirmation(
+            timeout=timeout,
+            poll_interval=self._sessions.policy.poll_interval,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+        carry_out(control, target, bmc=bmc.ref, confirm=confirm)
+
+    def get_supported_power_states(self, ctx: DriverContext) -> list[PowerTarget]:
+        return list(PowerTarget)
+
+
+class RedfishManagement(_RedfishBase, ManagementInterface):
+    """Boot override, boot mode and NMI through the ComputerSystem."""
+
+    name = "redfish"
+
+    def get_supported_boot_devices(self, ctx: DriverContext) -> list[str]:
+        """The devices the BMC lists as override targets.  Raises DriverError."""
+        boot = self._call(ctx, "get supported boot devices", lambda c, s: c.boot(s))
+        offered = boot.allowed_targets or tuple(BOOT_DEVICES.values())
+        return [name for name, value in BOOT_DEVICES.items() if value in offered]
+
+    def set_boot_device(self, ctx: DriverContext, device: str, *, persistent: bool) -> None:
+        """Boot ``device`` next (or always), in the node's boot mode if the BMC has modes.
+
+        Raises:
+            InvalidInput: ``device`` is not one of :data:`BOOT_DEVICES`.
+            DriverError: the BMC failed or does not offer ``device``.
+        """
+        if device not in BOOT_DEVICES:
+            raise InvalidInput(
+                f"Invalid boot device {device!r}; supported: {', '.join(BOOT_DEVICES)}"
+            )
+        enabled = "Continuous" if persistent else "Once"
+        mode = BOOT_MODES[boot_mode_of(ctx.node)]
+
+        def apply(client: RedfishClient, system: str | None) -> None:
+            offers_mode = bool(client.boot(system).allowed_modes)
+            client.set_boot(
+                system,
+                target=BOOT_DEVICES[device],
+                enabled=enabled,
+                mode=mode if offers_mode else None,
+            )
+
+        self._call(ctx, "set boot device", apply)
+
+    def get_boot_device(self, ctx: DriverContext) -> tuple[str | None, bool | None]:
+        """The boot override, or (None, None) when none is set.  Raises DriverError."""
+        boot = self._call(ctx, "get boot device", lambda c, s: c.boot(s))
+        if boot.enabled == "Disabled" or boot.target == "None":
+            return None, None
+        return _DEVICE_OF.get(boot.target, boot.target), boot.enabled == "Continuous"
+
+    def get_supported_boot_modes(self, ctx: DriverContext) -> list[str]:
+        """Boot modes the BMC offers ("uefi", "bios").  Raises DriverError."""
+        boot = self._call(ctx, "get supported boot modes", lambda c, s: c.boot(s))
+        return [_MODE_OF[m].value for m in boot.allowed_modes if m in _MODE_OF]
+
+    def get_boot_mode(self, ctx: DriverContext) -> str | None:
+        """The boot mode the BMC will boot in ("uefi", "bios"; None: not reported).
+
+        Raises DriverError.
+        """
+        boot = self._call(ctx, "get boot mode", lambda c, s: c.boot(s))
+        return None if boot.mode not in _MODE_OF else _MODE_OF[boot.mode].value
+
+    def set_boot_mode(self, ctx: DriverContext, mode: str) -> None:
+        """Boot in ``mode`` ("uefi" or "bios") from now on.
+
+        Raises:
+            InvalidInput: an unknown mode.
+            DriverError: the BMC failed or does not offer the mode.
+        """
+        if mode not in {m.value for m in BootMode}:
+            raise InvalidInput(f"Invalid boot mode {mode!r}; supported: uefi, bios")
+        wanted = BOOT_MODES[BootMode(mode)]
+        self._call(ctx, "set boot mode", lambda c, s: c.set_boot(s, mode=wanted))
+
+    def inject_nmi(self, ctx: DriverContext) -> None:
+        """Send an NMI, once (not safe to repeat).  Raises DriverError."""
+        self._call(ctx, "inject nmi", lambda c, s: c.reset(s, "Nmi"), repeatable=False)
+
+
+class RedfishBIOS(_RedfishBase, BIOSInterface):
+    """BIOS attributes through the system's Bios resource."""
+
+    name = "redfish"
+
+    def get_settings(self, ctx: DriverContext) -> dict[str, str]:
+        """Current BIOS attributes.  Raises DriverError."""
+        attributes = self._call(ctx, "get bios settings", lambda c, s: c.bios_attributes(s))
+        return {str(k): str(v) for k, v in attributes.items()}
+
+    @step(
+        priority=0,
+        argsinfo={"settings": 'A list of {"name": ..., "value": ...} to apply (required).'},
+    )
+    def apply_configuration(self, ctx: DriverContext) -> StepResult:
+        """Manual clean step: stage ``settings``; the BMC applies them at the next boot.
+
+        Raises:
+            InvalidInput: ``settings`` missing or malformed.
+            DriverError: the BMC refused them.
+        """
+        settings = _settings(ctx.args)
+        self._call(ctx, "apply bios settings", lambda c, s: c.stage_bios_attributes(s, settings))
+        return StepResult.DONE
+
+
+def _settings(args: Mapping[str, Any]) -> dict[str, Any]:
+    settings = args.get("settings")
+    if not isinstance(settings, list) or not all(
+        isinstance(item, dict) and "name" in item and "value" in item for item in settings
+    ):
+        raise InvalidInput(
+            'apply_configuration needs "settings": a list of {"name": ..., "value": ...}'
+        )
+    return {str(item["name"]): item["value"] for item in settings}

@@ -1,0 +1,187 @@
+"""The Redfish client over sushy: one ``sushy.Sushy`` root per service, systems read fresh.
+
+Each call reads the ComputerSystem again (one GET), so a power state or boot
+override is never a cached one.  :func:`classify` turns sushy's exceptions into
+:class:`~metalcast.drivers.bmc_sessions.BmcFailure` by their type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+import requests
+import sushy
+from sushy import auth as sushy_auth
+from sushy import exceptions as sushy_exc
+
+from metalcast.drivers.bmc_sessions import BmcFailure, FailureKind
+from metalcast.drivers.redfish.client import BootSettings, RedfishTarget
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: seconds to wait for a TCP connection, and for an answer (the call's deadline
+#: bounds the whole call; these make an unreachable BMC fail fast)
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 15.0
+
+
+def classify(exc: Exception) -> BmcFailure:
+    """What a sushy error means for the operator."""
+    text = str(exc)
+    if isinstance(exc, sushy_exc.AccessError):
+        return BmcFailure(
+            FailureKind.AUTH,
+            f"authentication rejected (check redfish_username/redfish_password): {text}",
+        )
+    if isinstance(exc, sushy_exc.ResourceNotFoundError):
+        return BmcFailure(
+            FailureKind.SETTINGS, f"no such resource (check redfish_system_id): {text}"
+        )
+    if isinstance(exc, sushy_exc.ServerSideError):
+        return BmcFailure(FailureKind.BUSY, f"the BMC failed the request: {text}")
+    if isinstance(exc, sushy_exc.ConnectionError):
+        return _connection_failure(exc)
+    if isinstance(exc, sushy_exc.InvalidParameterValueError | sushy_exc.MissingActionError):
+        return BmcFailure(FailureKind.REJECTED, f"the BMC does not offer this: {text}")
+    if isinstance(exc, sushy_exc.UnknownDefaultError):
+        return BmcFailure(
+            FailureKind.SETTINGS,
+            f"the service has several systems; set redfish_system_id: {text}",
+        )
+    return BmcFailure(FailureKind.REJECTED, f"the BMC refused the request: {text}")
+
+
+def _connection_failure(exc: Exception) -> BmcFailure:
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, requests.exceptions.SSLError) or "SSL" in type(cause).__name__:
+        return BmcFailure(
+            FailureKind.SETTINGS,
+            f"TLS failed (does the BMC speak https? set redfish_verify_ca to a CA "
+            f"bundle, or to false): {exc}",
+        )
+    return BmcFailure(FailureKind.NO_ANSWER, f"cannot reach the BMC: {exc}")
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn whatever sushy raises into BmcFailure."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except BmcFailure:
+            raise
+        except sushy_exc.SushyError as exc:
+            raise classify(exc) from exc
+        except Exception as exc:
+            # The library boundary: malformed documents, requests' own errors.
+            raise BmcFailure(FailureKind.CLIENT, f"the Redfish client failed: {exc!r}") from exc
+
+    return wrapper
+
+
+def _auth(target: RedfishTarget) -> Any:
+    kinds = {
+        "basic": sushy_auth.BasicAuth,
+        "session": sushy_auth.SessionAuth,
+        "auto": sushy_auth.SessionOrBasicAuth,
+    }
+    return kinds[target.auth_type](username=target.username, password=target.password)
+
+
+class _Root(sushy.Sushy):  # type: ignore[misc]
+    """sushy's root without the logout in ``__del__``.
+
+    sushy ends its Redfish session when the root is garbage-collected: a blocking
+    HTTP call from whatever thread the collector happens to run in (an event loop's,
+    the lab's own Redfish server's), to a BMC that may be the one that hung.  Sessions
+    end in :meth:`SushyClient.close`; an abandoned one is left to expire on the BMC.
+    """
+
+    def __del__(self) -> None:
+        self._auth = None
+
+
+@_translated
+def connect(target: RedfishTarget) -> SushyClient:
+    """Open ``target``'s service and log in.  Raises BmcFailure."""
+    root = _Root(
+        target.address,
+        auth=_auth(target),
+        verify=target.verify,
+        server_side_retries=1,
+        server_side_retries_delay=0.5,
+        read_timeout=READ_TIMEOUT,
+        connect_timeout=CONNECT_TIMEOUT,
+    )
+    return SushyClient(root)
+
+
+class SushyClient:
+    """A :class:`~metalcast.drivers.redfish.client.RedfishClient` over one sushy root."""
+
+    def __init__(self, root: Any) -> None:
+        self._root = root
+
+    def _system(self, system: str | None) -> Any:
+        return self._root.get_system(system)
+
+    @_translated
+    def power_state(self, system: str | None) -> str | None:
+        state = self._system(system).power_state
+        return None if state is None else str(state.value)
+
+    @_translated
+    def reset(self, system: str | None, reset_type: str) -> None:
+        self._system(system).reset_system(sushy.ResetType(reset_type))
+
+    @_translated
+    def boot(self, system: str | None) -> BootSettings:
+        boot = self._system(system).json.get("Boot") or {}
+        return BootSettings(
+            target=str(boot.get("BootSourceOverrideTarget") or "None"),
+            enabled=str(boot.get("BootSourceOverrideEnabled") or "Disabled"),
+            mode=boot.get("BootSourceOverrideMode"),
+            allowed_targets=tuple(boot.get("BootSourceOverrideTarget@Redfish.AllowableValues", ())),
+            allowed_modes=tuple(boot.get("BootSourceOverrideMode@Redfish.AllowableValues", ())),
+        )
+
+    @_translated
+    def set_boot(
+        self,
+        system: str | None,
+        *,
+        target: str | None = None,
+        enabled: str | None = None,
+        mode: str | None = None,
+    ) -> None:
+        self._system(system).set_system_boot_options(
+            target=None if target is None else sushy.BootSource(target),
+            enabled=None if enabled is None else sushy.BootSourceOverrideEnabled(enabled),
+            mode=None if mode is None else sushy.BootSourceOverrideMode(mode),
+        )
+
+    @_translated
+    def bios_attributes(self, system: str | None) -> dict[str, Any]:
+        return dict(self._system(system).bios.attributes or {})
+
+    @_translated
+    def stage_bios_attributes(self, system: str | None, attributes: Mapping[str, Any]) -> None:
+        self._system(system).bios.set_attributes(dict(attributes))
+
+    @_translated
+    def close(self) -> None:
+        auth, self._root._auth = self._root._auth, None
+        if auth is not None:
+            auth.close()  # ends the Redfish session, if one was opened
+        self._root._conn.close()
+
+    def abandon(self) -> None:
+        # No session DELETE when sushy's root is collected: the BMC may hang.
+        self._root._auth = None
+        with contextlib.suppress(Exception):
+            self._root._conn.close()

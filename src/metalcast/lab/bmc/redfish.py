@@ -1,0 +1,318 @@
+"""A virtual Redfish BMC: one HTTP service on a loopback port for any number of machines.
+
+:func:`redfish_app` is a Starlette application serving the ServiceRoot, a
+SessionService (sessions with ``X-Auth-Token``; HTTP basic auth works too), the
+Systems collection, each machine as a ComputerSystem (power state, boot override,
+``ComputerSystem.Reset``) and its Bios with a pending-settings resource.
+:class:`RedfishBmc` runs it with uvicorn in a background thread, so a test or
+the lab CLI can serve one machine, or a thousand behind one port.
+
+Injected faults apply to requests for a machine's resources: ``hang`` never
+answers (until the service stops), a dropped request gets 503 (what a loaded BMC
+answers), ``refuse_login`` answers 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from metalcast.lab.bmc import redfish_resources as rf
+from metalcast.lab.machine import Machine, MachineError
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _Service:
+    """The state behind one Redfish endpoint: machines, credentials, sessions."""
+
+    def __init__(self, machines: Sequence[Machine], username: str, password: str) -> None:
+        self.machines = {m.name: m for m in machines}
+        self.username = username
+        self.password = password
+        self.sessions: dict[str, tuple[str, str]] = {}  # token -> (id, user)
+        self.uuid = str(uuidlib.uuid4())
+        self.stopped = False
+
+    def authorized(self, request: Request) -> bool:
+        token = request.headers.get("x-auth-token")
+        if token is not None:
+            return token in self.sessions
+        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return self.check(user, password)
+
+    def check(self, user: str, password: str) -> bool:
+        return hmac.compare_digest(user, self.username) and hmac.compare_digest(
+            password, self.password
+        )
+
+
+def _json(body: dict[str, Any], status: int = 200, **headers: str) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _fail(status: int, message: str) -> JSONResponse:
+    return _json(rf.error(message), status)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise rf.BadRequest(f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise rf.BadRequest("the body must be a JSON object")
+    return body
+
+
+def _authed(svc: _Service, handler: Handler) -> Handler:
+    async def guarded(request: Request) -> Response:
+        if not svc.authorized(request):
+            return _fail(401, "authentication required")
+        return await handler(request)
+
+    return guarded
+
+
+def _system_route(
+    svc: _Service, handler: Callable[[Request, Machine], Awaitable[Response]]
+) -> Handler:
+    async def with_machine(request: Request) -> Response:
+        machine = svc.machines.get(request.path_params["system"])
+        if machine is None:
+            return _fail(404, f"no system {request.path_params['system']!r}")
+        refusal = await _faults(svc, machine)
+        if refusal is not None:
+            return refusal
+        try:
+            return await handler(request, machine)
+        except rf.BadRequest as exc:
+            return _fail(400, str(exc))
+        except MachineError as exc:
+            return _fail(500, f"the machine could not do it: {exc}")
+
+    return _authed(svc, with_machine)
+
+
+def _routes(svc: _Service) -> list[Route]:
+    def authed(handler: Handler) -> Handler:
+        return _authed(svc, handler)
+
+    def system(handler: Callable[[Request, Machine], Awaitable[Response]]) -> Handler:
+        return _system_route(svc, handler)
+
+    async def root(request: Request) -> Response:
+        return _json(rf.service_root(svc.uuid))
+
+    return [
+        Route("/redfish", _versions),
+        Route("/redfish/v1", root),
+        Route("/redfish/v1/", root),
+        Route("/redfish/v1/SessionService", authed(_session_service)),
+        Route(rf.SESSIONS, _sessions_handler(svc), methods=["GET", "POST"]),
+        Route(rf.SESSIONS + "/{sid}", _session_handler(svc), methods=["GET", "DELETE"]),
+        Route(rf.SYSTEMS, authed(_systems_handler(svc))),
+        Route(rf.SYSTEMS + "/{system}", system(_system), methods=["GET", "PATCH"]),
+        Route(
+            rf.SYSTEMS + "/{system}/Actions/ComputerSystem.Reset",
+            system(_reset),
+            methods=["POST"],
+        ),
+        Route(rf.SYSTEMS + "/{system}/Bios", system(_bios)),
+        Route(
+            rf.SYSTEMS + "/{system}/Bios/Settings", system(_bios_settings), methods=["GET", "PATCH"]
+        ),
+    ]
+
+
+async def _faults(svc: _Service, machine: Machine) -> Response | None:
+    faults = machine.faults
+    while faults.hang and not svc.stopped:
+        await asyncio.sleep(0.05)  # a hung BMC: no answer until the fault clears
+    if svc.stopped:
+        return _fail(503, "the service is stopping")
+    if faults.swallow():
+        return _fail(503, "the BMC is busy; try again")
+    if faults.refuse_login:
+        return _fail(401, "authentication refused")
+    return None
+
+
+async def _versions(request: Request) -> Response:
+    return _json({"v1": "/redfish/v1/"})
+
+
+async def _session_service(request: Request) -> Response:
+    return _json(rf.session_service())
+
+
+def _sessions_handler(svc: _Service) -> Handler:
+    async def sessions(request: Request) -> Response:
+        if request.method == "GET":
+            if not svc.authorized(request):
+                return _fail(401, "authentication required")
+            members = [f"{rf.SESSIONS}/{sid}" for sid, _ in svc.sessions.values()]
+            return _json(rf.collection(rf.SESSIONS, "Session", members))
+        try:
+            body = await _body(request)
+        except rf.BadRequest as exc:
+            return _fail(400, str(exc))
+        user, password = str(body.get("UserName", "")), str(body.get("Password", ""))
+        if not svc.check(user, password):
+            return _fail(401, "invalid credentials")
+        token, sid = secrets.token_hex(16), secrets.token_hex(4)
+        svc.sessions[token] = (sid, user)
+        location = f"{rf.SESSIONS}/{sid}"
+        return _json(rf.session(sid, user), 201, **{"X-Auth-Token": token, "Location": location})
+
+    return sessions
+
+
+def _session_handler(svc: _Service) -> Handler:
+    async def one_session(request: Request) -> Response:
+        if not svc.authorized(request):
+            return _fail(401, "authentication required")
+        sid = request.path_params["sid"]
+        found = [(t, user) for t, (s, user) in svc.sessions.items() if s == sid]
+        if not found:
+            return _fail(404, f"no session {sid!r}")
+        token, user = found[0]
+        if request.method == "DELETE":
+            del svc.sessions[token]
+            return Response(status_code=204)
+        return _json(rf.session(sid, user))
+
+    return one_session
+
+
+def _systems_handler(svc: _Service) -> Handler:
+    async def systems(request: Request) -> Response:
+        members = [f"{rf.SYSTEMS}/{name}" for name in svc.machines]
+        return _json(rf.collection(rf.SYSTEMS, "ComputerSystem", members))
+
+    return systems
+
+
+async def _system(request: Request, machine: Machine) -> Response:
+    if request.method == "PATCH":
+        body = await _body(request)
+        boot = body.get("Boot")
+        if not isinstance(boot, dict):
+            raise rf.BadRequest("only Boot can be changed")
+        machine.set_boot_override(rf.patched_boot(machine.boot_override(), boot))
+        return Response(status_code=204)
+    return _json(rf.computer_system(machine))
+
+
+async def _reset(request: Request, machine: Machine) -> Response:
+    body = await _body(request)
+    machine.act(rf.power_action(body.get("ResetType"), machine.power()))
+    return Response(status_code=204)
+
+
+async def _bios(request: Request, machine: Machine) -> Response:
+    return _json(rf.bios(machine))
+
+
+async def _bios_settings(request: Request, machine: Machine) -> Response:
+    if request.method == "PATCH":
+        attributes = (await _body(request)).get("Attributes")
+        if not isinstance(attributes, dict):
+            raise rf.BadRequest("Attributes must be an object")
+        machine.stage_bios_settings({str(k): str(v) for k, v in attributes.items()})
+        return Response(status_code=204)
+    return _json(rf.bios_settings(machine, machine.staged_bios_settings()))
+
+
+def redfish_app(machines: Sequence[Machine], *, username: str, password: str) -> Starlette:
+    """The Redfish service of ``machines`` (each a ComputerSystem named by its name)."""
+    service = _Service(machines, username, password)
+    app = Starlette(routes=_routes(service))
+    app.state.service = service
+    return app
+
+
+class RedfishBmc:
+    """A Redfish service for ``machines`` on ``address``:``port`` (0: any free port)."""
+
+    def __init__(
+        self,
+        machines: Sequence[Machine],
+        *,
+        username: str,
+        password: str,
+        port: int = 0,
+        address: str = "127.0.0.1",
+    ) -> None:
+        self.machines = list(machines)
+        self.app = redfish_app(self.machines, username=username, password=password)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((address, port))
+        self.address, self.port = self._socket.getsockname()[:2]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    def system_path(self, machine: Machine) -> str:
+        """The ComputerSystem path of ``machine`` (``redfish_system_id``)."""
+        return f"{rf.SYSTEMS}/{machine.name}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Serve in a background thread; return once the port accepts requests.
+
+        Raises:
+            RuntimeError: the server did not start within ``timeout``.
+        """
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"redfish-bmc-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"Redfish BMC on port {self.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Stop serving (hanging requests are let go) and release the port."""
+        self.app.state.service.stopped = True
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._socket.close()
