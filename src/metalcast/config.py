@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from metalcast.boot.settings import BootSettings
 from metalcast.errors import InvalidInput
 
 
@@ -79,11 +80,32 @@ class DatabaseSettings(_Area):
     url: str = ""
 
 
+class ImagesSettings(_Area):
+    #: where images are cached and served to agents from; None: <state_dir>/images
+    cache_dir: Path | None = None
+    #: least recently used images beyond this many bytes (on disk) are evicted
+    cache_max_bytes: int = Field(default=20 * 2**30, ge=0)
+    #: directories ``file://`` image sources may come from, besides the state directory
+    file_roots: tuple[Path, ...] = ()
+    #: verify the TLS certificates of https image sources
+    verify_tls: bool = True
+    #: seconds without a byte before an image download fails
+    download_timeout: float = Field(default=60.0, gt=0)
+    configdrive_max_bytes: int = Field(default=64 * 2**20, ge=1)
+
+
+#: the provisioning network the lab (``metalcast lab up``) creates: the boot services
+#: start inside it as soon as it exists, and stop when it goes
+LAB_BOOT = BootSettings(enabled=True, netns="metalcast-lab", interface="mcbr0")
+
+
 class Settings(_Area):
     state_dir: Path = Path("/var/lib/metalcast")
     api: ApiSettings = ApiSettings()
     conductor: ConductorSettings = ConductorSettings()
     database: DatabaseSettings = DatabaseSettings()
+    boot: BootSettings = LAB_BOOT
+    images: ImagesSettings = ImagesSettings()
 
     @property
     def database_url(self) -> str:

@@ -78,6 +78,8 @@ def server_command(*, port: int, state_dir: Path, extra: Sequence[str] = ()) -> 
 
 def _clean_env(overrides: Mapping[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+    # no boot services unless a test asks: they would serve a developer's own lab
+    env["METALCAST_BOOT__ENABLED"] = "false"
     env.update(overrides or {})
     return env
 

@@ -139,4 +139,8 @@ def _base_url(request: Request) -> str:
     deps: Deps = request.app.state.deps
     if deps.settings.api.public_url:
         return deps.settings.api.public_url.rstrip("/")
+    forwarded = request.headers.get("x-forwarded-host")
+    if forwarded:  # a relay (the boot services' HTTP server) in front of the API
+        scheme = request.headers.get("x-forwarded-proto", "http")
+        return f"{scheme}://{forwarded}"
     return str(request.base_url).rstrip("/")

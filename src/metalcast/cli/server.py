@@ -20,6 +20,8 @@ from typing import Any
 import uvicorn
 
 from metalcast.api.app import create_app
+from metalcast.boot.service import BootServices
+from metalcast.boot.supervisor import BootSupervisor
 from metalcast.conductor.service import ConductorService
 from metalcast.config import Settings
 from metalcast.db.engine import Database
@@ -33,8 +35,11 @@ log = logging.getLogger("metalcast.server")
 Asgi = Callable[..., Any]
 
 
-def build_server(settings: Settings) -> tuple[Asgi, ConductorService, Database]:
-    """Build the app, the conductor (not started) and the migrated database.
+def build_server(
+    settings: Settings, boot: BootSupervisor | None = None
+) -> tuple[Asgi, ConductorService, Database]:
+    """Build the app, the conductor (not started) and the migrated database; the
+    ``ipxe`` and ``pxe`` boot interfaces write node boot files through ``boot``.
 
     The caller starts the conductor, serves the app, then stops the conductor and
     disposes of the database.
@@ -54,7 +59,7 @@ def build_server(settings: Settings) -> tuple[Asgi, ConductorService, Database]:
         backoff=cs.bmc_retry_backoff,
         poll_interval=cs.bmc_poll_interval,
     )
-    registry = default_registry(bmc_policy=policy)
+    registry = default_registry(bmc_policy=policy, boot_files=boot)
     service = ConductorService(settings, db, registry=registry, secret_box=secret_box)
     app = create_app(settings, db, conductor=LocalConductorClient(service))
     return app, service, db
@@ -110,7 +115,8 @@ def run_server(settings: Settings) -> None:
     """
     signals = ShutdownSignals()
     signals.install()
-    app, service, db = build_server(settings)
+    boot = build_boot(settings)
+    app, service, db = build_server(settings, boot)
     banner = (
         f"metalcast server listening on {server_url(settings)} "
         f"(database {db.safe_url}, state dir {settings.state_dir})"
@@ -126,10 +132,29 @@ def run_server(settings: Settings) -> None:
         lifespan="auto",
     )
     service.start()
+    if boot is not None:
+        boot.start()
     try:
         if not signals.received:
             _Server(config, banner=banner).run()
     finally:
+        if boot is not None:
+            log.info("stopping the boot services")
+            boot.stop()
         log.info("stopping the conductor")
         service.stop(settings.conductor.graceful_shutdown_timeout)
         db.dispose()
+
+
+def build_boot(settings: Settings) -> BootSupervisor | None:
+    """The boot services' supervisor (not started), unless ``boot.enabled`` is off.
+
+    They start once ``boot.interface`` exists: by default the lab's bridge, which
+    ``metalcast lab up`` creates.
+    """
+    if not settings.boot.enabled:
+        return None
+    services = BootServices(
+        settings.boot, state_dir=settings.state_dir, api_url=server_url(settings)
+    )
+    return BootSupervisor(services)

@@ -1,34 +1,50 @@
-"""A ramdisk agent's heartbeat: recorded under the node's lock, then the deploy hook.
+"""The ramdisk agent's lookup and heartbeats (``docs/agent-protocol.md``).
 
-As in Ironic, the heartbeat is recorded in ``driver_internal_info`` (``agent_url``,
-``agent_version``, ``agent_last_heartbeat``) under the node's exclusive lock, in the
-caller's thread, and the deploy interface's :meth:`~metalcast.drivers.base.
-DeployInterface.heartbeat` hook then runs in a worker that still holds the lock (not
-while the node is in maintenance).  The wait-state timeout message reads
-``agent_last_heartbeat`` (:func:`metalcast.conductor.periodics.timeout_message`).
+A heartbeat is handled under the node's exclusive lock in the caller's thread: the
+token is checked, the agent's results, progress and log are recorded, and the reply
+says which results were stored (``ack``) and what the agent does next (``command``).
+When a result completes the node's queue of agent commands, the operation continues
+in a worker that still holds the lock (:mod:`metalcast.conductor.direct`): the
+deploy reboots the node from its disk, cleaning runs its next step.  Ironic agents
+(no token, no results) are recorded as before and the deploy interface's
+:meth:`~metalcast.drivers.base.DeployInterface.heartbeat` hook runs.
 
 Errors::
 
     NotFound        (404) no such node
     NodeLocked      (409) another task holds the node's lock
     NotAgentState   (409) the node is not in a state where an agent is expected
+    Forbidden       (403) a missing or wrong agent token
     plus those of :func:`metalcast.conductor.workers.start_async`
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from metalcast.conductor import direct
+from metalcast.conductor.flows.cleaning import run_cleaning
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.runtime import Runtime
-from metalcast.conductor.task import NodeTask
+from metalcast.conductor.task import NodeTask, acquire
 from metalcast.conductor.workers import start_async
 from metalcast.drivers.base import DeployInterface
-from metalcast.errors import Conflict
-from metalcast.states import AGENT_STATES
+from metalcast.errors import Conflict, Forbidden
+from metalcast.reports import AgentReport
+from metalcast.states import AGENT_STATES, Event, ProvisionState
+
+PS = ProvisionState
 
 #: what Ironic assumes of an agent that does not say its version (before API 1.36)
 LEGACY_AGENT_VERSION = "3.0.0"
+#: seconds between heartbeats asked of metalcast agents
+HEARTBEAT_INTERVAL = 2.0
+#: what a lookup answers once the token was handed out
+MASKED_TOKEN = "******"
 
 
 class NotAgentState(Conflict):
@@ -42,43 +58,194 @@ class NotAgentState(Conflict):
         self.uuid = uuid
 
 
-def heartbeat(
-    rt: Runtime, node_id: int, *, callback_url: str, agent_version: str | None, user: str
-) -> None:
-    """Record a heartbeat from the agent reachable at ``callback_url``, then call the
-    deploy interface's hook in a worker.
+# ---------------------------------------------------------------------- lookup
+
+
+def issue_token(rt: Runtime, node_id: int, *, user: str) -> str:
+    """The agent token of the node's current deployment: a new one the first time it
+    is asked for, :data:`MASKED_TOKEN` afterwards.
 
     Raises:
-        NotAgentState: the node is not in one of ``states.AGENT_STATES``.
-        NodeLocked, NotFound, NoFreeWorker, ServiceUnavailable: see start_async.
+        NotAgentState, NodeLocked, NotFound.
     """
+    with acquire(rt, node_id, user=user, purpose="agent lookup") as task:
+        if task.state not in AGENT_STATES:
+            raise NotAgentState(task.uuid)
+        if task.node.driver_internal_info.get("agent_token_hash"):
+            return MASKED_TOKEN
+        token = secrets.token_urlsafe(32)
+        task.set_internal(agent_token_hash=direct.token_hash(token))
+        task.save()
+        return token
+
+
+# ------------------------------------------------------------------- heartbeat
+
+
+def heartbeat(rt: Runtime, node_id: int, report: AgentReport, *, user: str) -> dict[str, Any]:
+    """Record ``report``; the reply for the agent.
+
+    Raises:
+        NotAgentState, Forbidden, NodeLocked, NotFound, NoFreeWorker.
+    """
+    reply: dict[str, Any] = {}
     start_async(
         rt,
         node_id,
         user=user,
         purpose="agent heartbeat",
-        begin=functools.partial(
-            _record,
-            callback_url=callback_url,
-            agent_version=agent_version or LEGACY_AGENT_VERSION,
-        ),
-        work=_continue,
+        begin=functools.partial(_record, report=report, reply=reply),
+        work=functools.partial(_continue, reply=reply),
     )
+    return {k: v for k, v in reply.items() if not k.startswith("_")}
 
 
-def _record(task: NodeTask, *, callback_url: str, agent_version: str) -> None:
+def _record(task: NodeTask, *, report: AgentReport, reply: dict[str, Any]) -> None:
     if task.state not in AGENT_STATES:
         raise NotAgentState(task.uuid)
+    info = task.node.driver_internal_info
+    _check_token(task, report.token)
     task.set_internal(
-        agent_url=callback_url,
-        agent_version=agent_version,
+        agent_url=report.callback_url,
+        agent_version=report.agent_version or LEGACY_AGENT_VERSION,
         agent_last_heartbeat=task.rt.clock.now().isoformat(),
     )
+    if report.log:
+        kept = [*list(info.get("agent_log") or []), *report.log][-direct.AGENT_LOG_LINES :]
+        task.set_internal(agent_log=kept)
+    if report.progress is not None:
+        task.set_internal(agent_progress=dict(report.progress))
+    acked, failure = _take_results(task, report.results)
+    pending = list(task.node.driver_internal_info.get("agent_commands") or [])
+    reply.update(ack=acked, command=pending[0] if pending else None)
+    reply["heartbeat_interval"] = HEARTBEAT_INTERVAL
+    if failure is not None:
+        reply["command"] = None
+        reply["_next"] = functools.partial(_fail, reason=failure)
+    elif not pending and info.get("agent_phase") and _agent_up(task):
+        reply["_next"] = _next_step_of(task)
+    elif not info.get("agent_phase"):
+        reply["_next"] = _ironic_hook
     task.save()
 
 
-def _continue(task: NodeTask) -> None:
+def _check_token(task: NodeTask, token: str | None) -> None:
+    expected = task.node.driver_internal_info.get("agent_token_hash")
+    if expected is None and token is None:
+        return  # an Ironic agent, or a node whose token is not issued yet
+    if token is None or expected is None:
+        raise Forbidden("This heartbeat needs the agent token given by the lookup.")
+    if not hmac.compare_digest(str(expected), direct.token_hash(token)):
+        raise Forbidden("Wrong agent token: look the node up again.")
+
+
+def _agent_up(task: NodeTask) -> bool:
+    """Whether the agent of a node waiting for one has heartbeated with a token."""
+    return bool(task.node.driver_internal_info.get("agent_token_hash"))
+
+
+def _take_results(
+    task: NodeTask, results: tuple[Mapping[str, Any], ...]
+) -> tuple[list[str], str | None]:
+    """Store the results of queued commands; the ids acknowledged, and the failure
+    message when one failed."""
+    pending = list(task.node.driver_internal_info.get("agent_commands") or [])
+    acked: list[str] = []
+    failure: str | None = None
+    for result in results:
+        ident = str(result.get("id"))
+        acked.append(ident)
+        current = next((c for c in pending if c["id"] == ident), None)
+        if current is None:
+            continue  # a result acknowledged before, sent again
+        pending.remove(current)
+        failure = failure or _outcome(task, current, result)
+        pending = _with_root_device(pending, current, result)
+    task.set_internal(agent_commands=pending or None)
+    return acked, failure
+
+
+def _with_root_device(
+    pending: list[dict[str, Any]], done: Mapping[str, Any], result: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The config drive goes on the disk the image was written to, which the agent
+    chose: pass its name on to the write_configdrive still queued."""
+    device = (result.get("result") or {}).get("device")
+    if done["name"] != "write_image" or not device:
+        return pending
+    return [
+        {**c, "args": {**c["args"], "device": device}} if c["name"] == "write_configdrive" else c
+        for c in pending
+    ]
+
+
+def _outcome(task: NodeTask, command: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
+    name = command["name"]
+    if result.get("status") == "succeeded":
+        summary = _summary(name, result.get("result") or {})
+        task.save(event=f"Agent: {name} succeeded{summary}", event_type="deploy")
+        if name == "get_inventory":
+            task.set_internal(agent_inventory=result.get("result"))
+        return None
+    error = str(result.get("error") or "no error message")
+    return f"The agent's {name} failed: {error}"
+
+
+def _summary(name: str, result: Mapping[str, Any]) -> str:
+    if name != "write_image":
+        return ""
+    seconds = float(result.get("seconds") or 0)
+    written = int(result.get("bytes") or 0)
+    rate = written / seconds / 2**20 if seconds > 0 else 0.0
+    return f" ({written} bytes to {result.get('device')} in {seconds:.1f} s, {rate:.1f} MiB/s)"
+
+
+# ------------------------------------------------------------------ continuing
+
+
+Next = Callable[[NodeTask], None]
+
+
+def _next_step_of(task: NodeTask) -> Next:
+    if task.node.driver_internal_info.get("agent_phase") == "deploy":
+        return _finish_deploy
+    return _resume_cleaning
+
+
+def _continue(task: NodeTask, *, reply: dict[str, Any]) -> None:
+    step: Next | None = reply.get("_next")
+    if step is not None:
+        step(task)
+
+
+def _ironic_hook(task: NodeTask) -> None:
     if task.node.maintenance:
         task.log.info("%s: heartbeat recorded; the node is in maintenance", task.uuid)
         return
     call(task, DeployInterface, "handle the agent heartbeat", lambda i, ctx: i.heartbeat(ctx))
+
+
+def _fail(task: NodeTask, *, reason: str) -> None:
+    lines = task.node.driver_internal_info.get("agent_log") or []
+    tail = "\n".join(str(line) for line in lines[-20:])
+    direct.forget(task)
+    if tail:
+        task.save(event=f"Agent log before the failure:\n{tail}", event_type="deploy")
+    task.fail(reason)
+
+
+def _finish_deploy(task: NodeTask) -> None:
+    if task.state != PS.DEPLOYWAIT:
+        return
+    task.process_event(Event.RESUME)
+    direct.finish_deploy(task)
+    task.update(deploy_step=None)
+    task.process_event(Event.DONE)
+
+
+def _resume_cleaning(task: NodeTask) -> None:
+    if task.state != PS.CLEANWAIT:
+        return
+    task.set_internal(agent_phase="clean-running")
+    task.process_event(Event.RESUME)
+    run_cleaning(task)

@@ -45,6 +45,9 @@ from metalcast.db import repository as repo
 from metalcast.db.engine import Database
 from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.drivers.registry import DriverRegistry
+from metalcast.images.cache import ImageCache
+from metalcast.images.download import Fetcher
+from metalcast.reports import AgentReport
 from metalcast.secrecy import SecretBox
 
 _log = logging.getLogger(__name__)
@@ -58,6 +61,24 @@ class PeriodicIntervals:
     power_sync: float | None = None
     wait_timeouts: float | None = None
     heartbeat: float | None = None
+
+
+def _images(settings: Settings) -> dict[str, Any]:
+    """The image cache and config-drive directory, inside what the boot HTTP server
+    serves at /images/ (``boot.images_dir``, else ``images.cache_dir``, else
+    <state_dir>/images)."""
+    root = settings.boot.images_dir or settings.images.cache_dir
+    root = root or settings.state_dir / "images"
+    fetcher = Fetcher(
+        verify=settings.images.verify_tls,
+        timeout=settings.images.download_timeout,
+        file_roots=(settings.state_dir, *settings.images.file_roots),
+    )
+    return {
+        "images": ImageCache(root / "cache", settings.images.cache_max_bytes, fetcher=fetcher),
+        "configdrive_dir": root / "configdrive",
+        "configdrive_max_bytes": settings.images.configdrive_max_bytes,
+    }
 
 
 class ConductorService:
@@ -84,6 +105,7 @@ class ConductorService:
             clock=clock or SystemClock(),
             workers=WorkerPool(cs.workers_pool_size),
             retry=retry or RetryPolicy(),
+            **_images(settings),
         )
         given = intervals or PeriodicIntervals()
         self.intervals = PeriodicIntervals(
@@ -286,21 +308,13 @@ class ConductorService:
 
     # ------------------------------------------------------------------ the agent
 
+    def agent_lookup(self, node_id: int, *, context: RequestContext) -> str:
+        return agent.issue_token(self.rt, node_id, user=context.who)
+
     def agent_heartbeat(
-        self,
-        node_id: int,
-        *,
-        callback_url: str,
-        agent_version: str | None,
-        context: RequestContext,
-    ) -> None:
-        agent.heartbeat(
-            self.rt,
-            node_id,
-            callback_url=callback_url,
-            agent_version=agent_version,
-            user=context.who,
-        )
+        self, node_id: int, report: AgentReport, *, context: RequestContext
+    ) -> dict[str, Any]:
+        return agent.heartbeat(self.rt, node_id, report, user=context.who)
 
     # ------------------------------------------------------------------ ports
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from metalcast.conductor import raid
+from metalcast.conductor import direct, raid
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
@@ -134,6 +134,9 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
             args=step.get("args") or {},
         )
         _apply(task, outcome)
+        if outcome.agent_command is not None:
+            name, command_args = outcome.agent_command
+            direct.queue(task, direct.command(name, command_args))
         if outcome.result == StepResult.WAIT:
             return StepResult.WAIT
     finish(task, kind=kind)

@@ -117,6 +117,9 @@ class StepOutcome:
     result: StepResult = StepResult.DONE
     #: the RAID configuration now on the node (``{}``: none)
     raid_config: Mapping[str, Any] | None = None
+    #: a command for the node's agent (``docs/agent-protocol.md``): name and
+    #: arguments; the step waits (``result`` WAIT) until the agent reports back
+    agent_command: tuple[str, Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

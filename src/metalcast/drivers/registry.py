@@ -13,6 +13,7 @@ Errors::
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -32,6 +33,7 @@ from metalcast.drivers.fake.injection import Sleep
 from metalcast.drivers.hardware import BUILTIN_HARDWARE_TYPES
 from metalcast.drivers.ipmi.client import IpmiSessions
 from metalcast.drivers.ipmi.hardware import IPMI_HARDWARE, ipmi_factories
+from metalcast.drivers.netboot import BootFiles, IPXEBoot, PXEBoot
 from metalcast.drivers.redfish.client import RedfishSessions
 from metalcast.drivers.redfish.hardware import REDFISH_HARDWARE, redfish_factories
 from metalcast.errors import InvalidInput, MetalcastError
@@ -219,12 +221,15 @@ def default_registry(
     fake_bmc: fake.FakeBmcState | None = None,
     sleep: Sleep = time.sleep,
     bmc_policy: CallPolicy | None = None,
+    boot_files: BootFiles | None = None,
 ) -> DriverRegistry:
     """The built-in hardware types plus those of the ``metalcast.hardware_types`` group.
 
     ``fake_bmc`` (a new one by default) backs the fake interfaces; pass your own to
     look at or change it from a test.  ``sleep`` is what ``fake_latency`` sleeps with.
     ``bmc_policy`` bounds every IPMI and Redfish call (deadline, retries).
+    ``boot_files`` is where the ``ipxe`` and ``pxe`` boot interfaces write node boot
+    files (the boot services); without it they fail with a clear error.
 
     Raises:
         MetalcastError: an entry point is not a HardwareType or reuses a name.
@@ -237,9 +242,11 @@ def default_registry(
                 f"Entry point {point.name!r} in {ENTRY_POINT_GROUP} is not a HardwareType"
             )
         types.append(loaded)
-    factories = {
+    factories: dict[type[Interface], InterfaceFactory] = {
         **fake.fake_factories(fake_bmc or fake.FakeBmcState(), sleep=sleep),
         **ipmi_factories(IpmiSessions(policy=bmc_policy)),
         **redfish_factories(RedfishSessions(policy=bmc_policy)),
+        IPXEBoot: functools.partial(IPXEBoot, boot_files),
+        PXEBoot: functools.partial(PXEBoot, boot_files),
     }
     return DriverRegistry(types, factories=factories)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from metalcast.context import RequestContext
 from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.reports import AgentReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,17 +160,17 @@ class ConductorClient(Protocol):
     ) -> Any: ...
 
     # ---- the ramdisk agent ---------------------------------------------------------
+    def agent_lookup(self, node_id: int, *, context: RequestContext) -> str:
+        """The agent token of the node's current deployment: new at the first lookup,
+        ``******`` afterwards.  Conflict (409) when no agent is expected."""
+
     def agent_heartbeat(
-        self,
-        node_id: int,
-        *,
-        callback_url: str,
-        agent_version: str | None,
-        context: RequestContext,
-    ) -> None:
-        """Record that the node's agent, reachable at ``callback_url``, is alive, and
-        let the deploy interface continue.  Asynchronous.  Conflict (409) when the
-        node is not in a state where an agent is expected, or is locked."""
+        self, node_id: int, report: AgentReport, *, context: RequestContext
+    ) -> dict[str, Any]:
+        """Record the agent's heartbeat; the reply for the agent (``ack``, its next
+        ``command``, ``heartbeat_interval``).  Conflict (409) when the node is not in
+        a state where an agent is expected, or is locked; Forbidden (403) for a bad
+        token."""
 
     # ---- ports and portgroups (they change what the node boots from) ----------
     def create_port(self, values: JSONDict, *, context: RequestContext) -> Port: ...

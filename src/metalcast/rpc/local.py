@@ -13,6 +13,7 @@ from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.service import ConductorService
 from metalcast.context import RequestContext
 from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.reports import AgentReport
 from metalcast.rpc.client import (
     ConductorClient,
     ConsoleInfo,
@@ -137,17 +138,13 @@ class LocalConductorClient:
         return self.service.vendor_passthru(node_id, method, args, context=context)
 
     # ---- the ramdisk agent ---------------------------------------------------------
+    def agent_lookup(self, node_id: int, *, context: RequestContext) -> str:
+        return self.service.agent_lookup(node_id, context=context)
+
     def agent_heartbeat(
-        self,
-        node_id: int,
-        *,
-        callback_url: str,
-        agent_version: str | None,
-        context: RequestContext,
-    ) -> None:
-        self.service.agent_heartbeat(
-            node_id, callback_url=callback_url, agent_version=agent_version, context=context
-        )
+        self, node_id: int, report: AgentReport, *, context: RequestContext
+    ) -> dict[str, Any]:
+        return self.service.agent_heartbeat(node_id, report, context=context)
 
     # ---- ports and portgroups ----------------------------------------------------
     def create_port(self, values: JSONDict, *, context: RequestContext) -> Port:

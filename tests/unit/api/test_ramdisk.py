@@ -198,12 +198,21 @@ def test_heartbeat_of_an_unknown_node_is_404(api: Api) -> None:
         {"callback_url": "ftp://10.0.0.5/"},
         {"callback_url": "http://"},
         {"callback_url": "http://10.0.0.5:99999"},
-        {"callback_url": URL, "agent_token": "x"},
+        {"agent_token": 7},
+        {"agent_token": "t", "results": {"id": 1}},
+        {"agent_token": "t", "progress": []},
     ],
 )
-def test_heartbeat_needs_a_callback_url(api: Api, body: Any) -> None:
+def test_heartbeat_needs_a_callback_url_or_a_token(api: Api, body: Any) -> None:
     uuid = agent_node(api)
     assert api.post(f"/v1/heartbeat/{uuid}", body).status_code == 400
+
+
+def test_heartbeat_with_a_token_nobody_issued_is_refused(api: Api) -> None:
+    uuid = agent_node(api)
+    response = api.post(f"/v1/heartbeat/{uuid}", {"agent_token": "guessed"})
+    assert response.status_code == 403
+    assert "agent token" in fault_of(response)
 
 
 def test_heartbeat_version_gating(api: Api) -> None:
@@ -226,5 +235,8 @@ def test_agent_endpoints_need_no_credentials(secured: Api) -> None:
     uuid = agent_node(secured.as_("admin"))
     anonymous = secured.as_("")
     assert anonymous.get("/v1/nodes").status_code == 403
-    assert anonymous.get(f"/v1/lookup?addresses={MAC}").json()["node"]["uuid"] == uuid
-    assert anonymous.post(f"/v1/heartbeat/{uuid}", {"callback_url": URL}).status_code == 202
+    found = anonymous.get(f"/v1/lookup?addresses={MAC}").json()
+    assert found["node"]["uuid"] == uuid
+    token = found["config"]["agent_token"]
+    beat = {"callback_url": URL, "agent_token": token}
+    assert anonymous.post(f"/v1/heartbeat/{uuid}", beat).status_code == 202

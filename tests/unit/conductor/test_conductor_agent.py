@@ -19,6 +19,7 @@ from metalcast.drivers.fake import FakeDeploy, fake_factories
 from metalcast.drivers.hardware import FAKE_HARDWARE
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.errors import NodeLocked
+from metalcast.reports import AgentReport
 
 URL = "http://10.0.0.5:9999"
 
@@ -44,7 +45,8 @@ def recording(env: Env) -> ConductorService:
 
 
 def beat(service: ConductorService, node_id: int, version: str | None = "9.1.0") -> None:
-    service.agent_heartbeat(node_id, callback_url=URL, agent_version=version, context=ALICE)
+    report = AgentReport(callback_url=URL, agent_version=version)
+    service.agent_heartbeat(node_id, report, context=ALICE)
 
 
 def create(env: Env, service: ConductorService, state: str, **columns: Any) -> int:

@@ -52,10 +52,10 @@ def other_hardware(name: str = "other", power: tuple[type[Interface], ...] = ())
     return HardwareType(name=name, description="test", supported=MappingProxyType(supported))
 
 
-def test_default_registry_enables_fake_hardware() -> None:
+def test_default_registry_enables_fake_ipmi_and_redfish() -> None:
     names = [hw.name for hw in default_registry().hardware_types()]
 
-    assert names == ["fake-hardware"]
+    assert names == ["fake-hardware", "ipmi", "redfish"]
 
 
 def test_unknown_hardware_type_lists_enabled_types(registry: DriverRegistry) -> None:
@@ -63,7 +63,7 @@ def test_unknown_hardware_type_lists_enabled_types(registry: DriverRegistry) -> 
         registry.hardware_type("foo")
 
     assert err.value.message == (
-        "Unknown hardware type 'foo'. Enabled hardware types: fake-hardware"
+        "Unknown hardware type 'foo'. Enabled hardware types: fake-hardware, ipmi, redfish"
     )
     assert err.value.status_code == 400
 
@@ -109,8 +109,8 @@ def test_resolve_interfaces_rejects_unknown_interface(registry: DriverRegistry) 
 
 
 def test_resolve_interfaces_rejects_unknown_hardware_type(registry: DriverRegistry) -> None:
-    with pytest.raises(InvalidInput, match="Unknown hardware type 'ipmi'"):
-        registry.resolve_interfaces("ipmi", {})
+    with pytest.raises(InvalidInput, match="Unknown hardware type 'idrac'"):
+        registry.resolve_interfaces("idrac", {})
 
 
 def test_interface_instances_are_cached_per_registry() -> None:
@@ -283,7 +283,12 @@ def test_default_registry_adds_entry_point_hardware_types(
 
     registry = default_registry()
 
-    assert [hw.name for hw in registry.hardware_types()] == ["fake-hardware", "other"]
+    assert [hw.name for hw in registry.hardware_types()] == [
+        "fake-hardware",
+        "ipmi",
+        "redfish",
+        "other",
+    ]
     assert registry.resolve_interfaces("other", {})["power"] == "ipmi-like"
 
 

@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, Reply, endpoint
@@ -25,9 +27,11 @@ from metalcast.api.schema import Field, normalize_mac, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import links
 from metalcast.api.views.nodes import mask_instance_info
+from metalcast.boot.http import safe_file
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
-from metalcast.errors import InvalidInput, NotFound
+from metalcast.errors import Conflict, InvalidInput, NotFound
+from metalcast.reports import AgentReport
 from metalcast.secrecy import mask
 from metalcast.states import AGENT_STATES
 
@@ -36,7 +40,16 @@ NOT_FOUND = "No node matching the lookup is waiting for an agent."
 _HEARTBEAT_FIELDS = {
     "callback_url": Field(nullable=False, max_length=2048),
     "agent_version": Field(),
+    # metalcast agents (docs/agent-protocol.md)
+    "agent_token": Field(nullable=False, max_length=256),
+    "results": Field(kind="list"),
+    "progress": Field(kind="object"),
+    "log": Field(kind="list"),
 }
+#: log lines taken from one heartbeat
+_MAX_LOG_LINES = 200
+#: seconds between a metalcast agent's heartbeats
+HEARTBEAT_INTERVAL = 2.0
 
 
 def _require(call: Call) -> None:
@@ -59,7 +72,12 @@ def lookup(call: Call) -> object:
     macs = _macs(call.query.get("addresses") or "", node_uuid=node_uuid)
     with call.deps.db.read() as conn:
         node = _find(conn, node_uuid, macs)
-    return {"node": _render(node, base_url=call.base_url), "config": _config(call)}
+    try:
+        token = call.deps.conductor.agent_lookup(node.id, context=call.context)
+    except Conflict:
+        raise NotFound(NOT_FOUND) from None  # it stopped waiting meanwhile
+    config = {**_config(call), "agent_token": token}
+    return {"node": _render(node, base_url=call.base_url), "config": config}
 
 
 def _macs(addresses: str, *, node_uuid: str | None) -> list[str]:
@@ -115,6 +133,7 @@ def _config(call: Call) -> dict[str, Any]:
     return {
         "heartbeat_timeout": call.deps.settings.api.ramdisk_heartbeat_timeout,
         "metrics": {"backend": "noop"},
+        "metalcast": {"heartbeat_interval": HEARTBEAT_INTERVAL},
     }
 
 
@@ -127,23 +146,59 @@ def heartbeat(call: Call) -> object:
     newer = isinstance(call.body, dict) and "agent_version" in call.body
     if newer and not allows("agent_version", call.version):
         raise InvalidInput('Field "agent_version" not recognised.')  # Ironic's 400
-    body = validate_body(
-        call.body,
-        _HEARTBEAT_FIELDS,
-        what="heartbeat",
-        version=call.version,
-        required=("callback_url",),
-    )
-    _check_callback_url(body["callback_url"])
+    body = validate_body(call.body, _HEARTBEAT_FIELDS, what="heartbeat", version=call.version)
+    token = body.get("agent_token")
+    if body.get("callback_url") is None and token is None:
+        raise InvalidInput("A heartbeat needs callback_url (Ironic agents) or agent_token.")
+    if body.get("callback_url") is not None:
+        _check_callback_url(body["callback_url"])
     with call.deps.db.read() as conn:
         node = repo.get_node(conn, call.args["node"])
-    call.deps.conductor.agent_heartbeat(
-        node.id,
-        callback_url=body["callback_url"],
+    report = AgentReport(
+        callback_url=body.get("callback_url"),
         agent_version=body.get("agent_version"),
-        context=call.context,
+        token=token,
+        results=tuple(_objects(body.get("results"), "results")),
+        progress=_object(body.get("progress"), "progress"),
+        log=tuple(str(line) for line in _list(body.get("log"), "log")[-_MAX_LOG_LINES:]),
     )
-    return Reply(202)
+    reply = call.deps.conductor.agent_heartbeat(node.id, report, context=call.context)
+    if token is None:
+        return Reply(202)  # an Ironic agent: no body, as Ironic answers
+    reply["command"] = _absolute(reply.get("command"), call.base_url)
+    return Reply(202, reply)
+
+
+def _absolute(command: dict[str, Any] | None, base_url: str) -> dict[str, Any] | None:
+    """The command with its relative ``url`` made absolute against the API's URL as
+    the agent reached it (through the boot server's relay, which serves /images)."""
+    if command is None:
+        return None
+    url = command.get("args", {}).get("url")
+    if isinstance(url, str) and url.startswith("/"):
+        return {**command, "args": {**command["args"], "url": base_url + url}}
+    return command
+
+
+def _list(value: object, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(f"Heartbeat field {name} must be a list.")
+    return value
+
+
+def _objects(value: object, name: str) -> list[dict[str, Any]]:
+    items = _list(value, name)
+    if not all(isinstance(item, dict) and "id" in item for item in items):
+        raise InvalidInput(f"Heartbeat field {name} must be a list of objects with an id.")
+    return items
+
+
+def _object(value: object, name: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise InvalidInput(f"Heartbeat field {name} must be an object.")
+    return value
 
 
 def _check_callback_url(url: str) -> None:
@@ -159,7 +214,22 @@ def _check_callback_url(url: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------- images
+
+
+async def images(request: Request) -> Response:
+    """Cached images and config drives, for agents that reach the API directly (the
+    boot services' HTTP server serves the same files on the provisioning network)."""
+    settings = request.app.state.deps.settings
+    root = settings.boot.images_dir or settings.images.cache_dir
+    path = safe_file(root or settings.state_dir / "images", request.path_params["path"])
+    if path is None:
+        return JSONResponse({"error_message": "No such image."}, status_code=404)
+    return FileResponse(path, media_type="application/octet-stream")
+
+
 ROUTES = [
+    Route("/images/{path:path}", images, methods=["GET", "HEAD"]),
     Route("/v1/lookup", lookup, methods=["GET"]),
     Route("/v1/heartbeat/{node}", heartbeat, methods=["POST"]),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import bios
+from metalcast.conductor import bios, direct
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -45,6 +45,10 @@ def deploy(task: NodeTask) -> None:
     call(task, BootInterface, "prepare the instance boot", lambda i, ctx: i.prepare_instance(ctx))
     task.update(deploy_step=dict(DEPLOY_STEP))
     task.save()
+    if direct.agent_driven(task):
+        direct.start_deploy(task)
+        task.process_event(Event.WAIT)
+        return
     result = call(task, DeployInterface, "deploy", lambda i, ctx: i.deploy(ctx))
     if result == StepResult.WAIT:
         task.process_event(Event.WAIT)

@@ -1,7 +1,7 @@
 """The ``ipmi`` hardware type.  Definitions only: nothing is instantiated here.
 
-IPMI power and management; the other interfaces are the no-op and fake ones until
-metalcast's real boot and deploy implementations exist.  Register it with
+IPMI power and management, iPXE/PXE network boot and the agent's ``direct`` deploy;
+the fake interfaces stay selectable for rehearsals.  Register it with
 :func:`ipmi_factories`, so that power and management share one session pool::
 
     DriverRegistry([..., IPMI_HARDWARE], factories={**fake_factories(...), **ipmi_factories()})
@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from types import MappingProxyType
 
-from metalcast.drivers import fake, noop
+from metalcast.drivers import direct, fake, netboot, noop
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.ipmi.client import IpmiSessions
 from metalcast.drivers.ipmi.interfaces import IPMIManagement, IPMIPower
@@ -24,9 +24,9 @@ IPMI_HARDWARE = HardwareType(
     supported=MappingProxyType(
         {
             "bios": (noop.NoBIOS, fake.FakeBIOS),
-            "boot": (fake.FakeBoot,),
+            "boot": (netboot.IPXEBoot, netboot.PXEBoot, fake.FakeBoot),
             "console": (noop.NoConsole, fake.FakeConsole),
-            "deploy": (fake.FakeDeploy,),
+            "deploy": (direct.DirectDeploy, fake.FakeDeploy),
             "firmware": (noop.NoFirmware, fake.FakeFirmware),
             "inspect": (noop.NoInspect, fake.FakeInspect),
             "management": (IPMIManagement,),

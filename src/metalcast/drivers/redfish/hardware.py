@@ -1,7 +1,7 @@
 """The ``redfish`` hardware type.  Definitions only: nothing is instantiated here.
 
-Redfish power, management and BIOS; the other interfaces are the no-op and fake
-ones until metalcast's real boot and deploy implementations exist.  Register it
+Redfish power, management and BIOS, iPXE/PXE network boot and the agent's
+``direct`` deploy; the fake interfaces stay selectable for rehearsals.  Register it
 with :func:`redfish_factories`, so that the three share one connection pool.
 """
 
@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from types import MappingProxyType
 
-from metalcast.drivers import fake, noop
+from metalcast.drivers import direct, fake, netboot, noop
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.redfish.client import RedfishSessions
 from metalcast.drivers.redfish.interfaces import RedfishBIOS, RedfishManagement, RedfishPower
@@ -22,9 +22,9 @@ REDFISH_HARDWARE = HardwareType(
     supported=MappingProxyType(
         {
             "bios": (RedfishBIOS, noop.NoBIOS),
-            "boot": (fake.FakeBoot,),
+            "boot": (netboot.IPXEBoot, netboot.PXEBoot, fake.FakeBoot),
             "console": (noop.NoConsole, fake.FakeConsole),
-            "deploy": (fake.FakeDeploy,),
+            "deploy": (direct.DirectDeploy, fake.FakeDeploy),
             "firmware": (noop.NoFirmware, fake.FakeFirmware),
             "inspect": (noop.NoInspect, fake.FakeInspect),
             "management": (RedfishManagement,),

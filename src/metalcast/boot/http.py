@@ -1,0 +1,294 @@
+"""The boot HTTP server: boot files, images, and a relay to the API for agents.
+
+Routes:
+
+``GET|HEAD /boot/<path>``
+    files of the boot directory (iPXE scripts, deploy kernel and ramdisk);
+``GET|HEAD /images/<path>``
+    files of the images directory, streamed, with Range requests (206) for agents
+    that resume or split a download;
+``GET /``, ``GET /v1``, ``GET /v1/lookup``, ``POST /v1/heartbeat/<node>``
+    relayed, streaming both ways, to the API (``api_url``): the agent on the
+    provisioning network reaches an API that listens only on loopback elsewhere.
+
+Paths with a ``..`` or a dot-named part are not served (temporary files are
+dot-named).  The server listens on a socket made inside the provisioning network's
+namespace (:func:`metalcast.boot.netns.socket_in_netns`) while the relay connects
+from the namespace metalcast runs in.  It runs in a thread with its own event loop,
+beside whatever else the process serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mimetypes
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from metalcast.boot.errors import BootHttpError
+from metalcast.boot.netns import socket_in_netns
+
+log = logging.getLogger("metalcast.boot.http")
+
+#: headers that concern one connection, not the message: never relayed
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
+_RELAY_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def safe_file(root: Path, relative: str) -> Path | None:
+    """``root/relative`` if it is a regular file and ``relative`` stays inside
+    ``root`` by name (no ``..``, no dot-named part); else None.  Symlinks the boot
+    services made (deploy images) are followed."""
+    parts = PurePosixPath(relative).parts
+    if not parts or relative.startswith("/"):
+        return None
+    if any(part.startswith(".") or "\\" in part for part in parts):
+        return None
+    path = root.joinpath(*parts)
+    return path if path.is_file() else None
+
+
+def _file_response(root: Path, relative: str) -> Response:
+    path = safe_file(root, relative)
+    if path is None:
+        return JSONResponse({"error": f"{relative} not found"}, status_code=404)
+    if path.suffix == ".ipxe":
+        media_type = "text/plain; charset=utf-8"
+    else:
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type)
+
+
+async def _boot_file(request: Request) -> Response:
+    root: Path = request.app.state.boot_dir
+    return _file_response(root, request.path_params["path"])
+
+
+async def _image(request: Request) -> Response:
+    root: Path = request.app.state.images_dir
+    return _file_response(root, request.path_params["path"])
+
+
+def _relayed_headers(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(key, value) for key, value in items if key.lower() not in _HOP_BY_HOP]
+
+
+def _upstream_request(client: httpx.AsyncClient, request: Request) -> httpx.Request:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    headers = _relayed_headers(request.headers.items())
+    if request.client is not None:
+        headers.append(("x-forwarded-for", request.client.host))
+    if "host" in request.headers:  # so that the API's links point back through here
+        headers.append(("x-forwarded-host", request.headers["host"]))
+        headers.append(("x-forwarded-proto", "http"))
+    has_body = request.method in ("POST", "PUT", "PATCH")
+    return client.build_request(
+        request.method, target, headers=headers, content=request.stream() if has_body else None
+    )
+
+
+async def _relay(request: Request) -> Response:
+    client: httpx.AsyncClient = request.app.state.upstream
+    try:
+        upstream = await client.send(_upstream_request(client, request), stream=True)
+    except httpx.HTTPError as exc:
+        log.warning("relay of %s %s failed: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"error_message": f"metalcast API unreachable from the boot server: {exc}"},
+            status_code=502,
+        )
+    response = StreamingResponse(
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        background=BackgroundTask(upstream.aclose),
+    )
+    response.raw_headers = [
+        (key.encode("latin-1"), value.encode("latin-1"))
+        for key, value in _relayed_headers(upstream.headers.multi_items())
+    ]
+    return response
+
+
+class AccessLog:
+    """Logs every request: client, method, path, status (boot debugging starts here)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            log.info("%s %s %s %d", client[0], scope["method"], scope["path"], status)
+
+
+def create_app(
+    *,
+    boot_dir: Path,
+    images_dir: Path,
+    api_url: str,
+    upstream: httpx.AsyncClient | None = None,
+) -> Starlette:
+    """The boot HTTP application.
+
+    ``upstream`` is the client the relay uses (tests pass one with a mock
+    transport); by default one is opened for ``api_url`` while the app runs.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if upstream is not None:
+            yield
+            return
+        async with httpx.AsyncClient(base_url=api_url, timeout=_RELAY_TIMEOUT) as client:
+            app.state.upstream = client
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/boot/{path:path}", _boot_file, methods=["GET", "HEAD"]),
+            Route("/images/{path:path}", _image, methods=["GET", "HEAD"]),
+            Route("/", _relay, methods=["GET"]),
+            Route("/v1", _relay, methods=["GET"]),
+            Route("/v1/lookup", _relay, methods=["GET"]),
+            Route("/v1/heartbeat/{node}", _relay, methods=["POST"]),
+        ],
+        middleware=[Middleware(AccessLog)],
+        lifespan=lifespan,
+    )
+    app.state.boot_dir = boot_dir
+    app.state.images_dir = images_dir
+    if upstream is not None:
+        app.state.upstream = upstream
+    return app
+
+
+class BootHttpServer:
+    """Serves an ASGI app on ``host``:``port`` inside network namespace ``netns``,
+    from a thread of its own (uvicorn, its own event loop)."""
+
+    def __init__(self, app: ASGIApp, *, host: str, port: int, netns: str | None = None) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._netns = netns
+        self._server: Any = None  # uvicorn.Server, untyped
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def where(self) -> str:
+        """``http://host:port`` and the namespace, for messages."""
+        inside = f" in network namespace {self._netns}" if self._netns else ""
+        return f"http://{self._host}:{self._port}{inside}"
+
+    @property
+    def running(self) -> bool:
+        thread, server = self._thread, self._server
+        return bool(thread and thread.is_alive() and server is not None and server.started)
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        """Listen and serve; returns once requests are answered.
+
+        Raises:
+            BootHttpError: the socket cannot be made (address not on the interface,
+                port taken, namespace missing) or the server did not start.
+        """
+        if self.running:
+            return
+        sock = self._listen()
+        config = uvicorn.Config(
+            self._app,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._failure = None
+        self._thread = threading.Thread(
+            target=self._serve, args=(sock,), name="boot-http", daemon=True
+        )
+        self._thread.start()
+        self._await_started(timeout)
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop serving: finish requests in flight for up to ``timeout`` seconds."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        server.should_exit = True
+        thread.join(timeout)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join()
+        self._thread = None
+
+    def _listen(self) -> socket.socket:
+        try:
+            return socket_in_netns(self._netns, self._host, self._port)
+        except OSError as exc:
+            raise BootHttpError(f"cannot listen on {self.where}: {exc}") from exc
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            self._server.run(sockets=[sock])
+        except BaseException as exc:  # SystemExit from a failed start: report it
+            self._failure = exc
+        finally:
+            sock.close()
+
+    def _await_started(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        thread = self._thread
+        assert thread is not None
+        while time.monotonic() < deadline and thread.is_alive():
+            if self._server.started:
+                log.info("boot HTTP server listening on %s", self.where)
+                return
+            time.sleep(0.02)
+        self.stop(timeout=1.0)
+        why = repr(self._failure) if self._failure else "no answer in time"
+        raise BootHttpError(f"boot HTTP server on {self.where} did not start: {why}")

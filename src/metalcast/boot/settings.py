@@ -1,0 +1,106 @@
+"""Settings of the network-boot services (``[boot]`` in the TOML file,
+``METALCAST_BOOT__<KEY>`` in the environment).
+
+This module imports nothing of metalcast so that :mod:`metalcast.config` can hold a
+``boot: BootSettings`` area.  Paths left unset default to places in the state
+directory; :class:`metalcast.boot.layout.BootLayout` resolves them.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: an interface or namespace name as ``ip`` accepts it (no spaces, no slashes)
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
+_BOOTFILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class BootSettings(BaseModel):
+    """Where and how metalcast answers DHCP, TFTP and boot HTTP requests."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: run dnsmasq and the boot HTTP server with the API (``metalcast server``)
+    enabled: bool = False
+    #: the provisioning network's interface (inside ``netns`` when that is set)
+    interface: str = Field(default="br0", max_length=15, pattern=_NAME)
+    #: network namespace holding ``interface`` (``ip netns`` name); None: this one
+    netns: str | None = Field(default=None, pattern=_NAME)
+    #: this host's IPv4 address on ``interface``: TFTP, HTTP and the nodes' API
+    address: IPv4Address = IPv4Address("192.168.77.1")
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    dhcp_range_start: IPv4Address = IPv4Address("192.168.77.100")
+    dhcp_range_end: IPv4Address = IPv4Address("192.168.77.200")
+    #: None: dnsmasq takes the netmask of ``interface``
+    dhcp_netmask: IPv4Address | None = None
+    #: DHCP lease time in seconds (dnsmasq's minimum is two minutes)
+    lease_time: int = Field(default=3600, ge=120)
+    #: answer DHCP only for MACs of enrolled nodes being provisioned, so that
+    #: metalcast can share a network with another DHCP server
+    ignore_unknown: bool = False
+    #: send IPv6 router advertisements (stateless) on ``interface``: iPXE waits
+    #: about 13 s for one otherwise; needs an IPv6 address on the interface
+    ipv6_ra: bool = True
+    #: TFTP root and HTTP /boot root; None: <state_dir>/boot/files
+    boot_dir: Path | None = None
+    #: served at /images/ (Range requests supported); None: <state_dir>/images
+    images_dir: Path | None = None
+    #: deploy kernel and ramdisk; None: <state_dir>/ramdisk/deploy.{kernel,initramfs}
+    kernel: Path | None = None
+    ramdisk: Path | None = None
+    #: where the iPXE binaries are (Debian package ``ipxe``)
+    ipxe_dir: Path = Path("/usr/lib/ipxe")
+    bios_bootfile: str = "undionly.kpxe"
+    #: ``snponly.efi`` drives only the NIC the firmware booted from (Ironic's default);
+    #: ``ipxe.efi`` brings its own drivers for every NIC
+    uefi_bootfile: str = "snponly.efi"
+    #: kernel console of the deploy ramdisk; empty: none
+    console: str = "ttyS0"
+    #: more kernel parameters for every deploy ramdisk, space separated
+    extra_kernel_params: str = ""
+    #: the API the boot HTTP server relays /v1/lookup and /v1/heartbeat to;
+    #: None: metalcast's own API on loopback
+    api_url: str | None = None
+    #: the API URL given to the nodes' agents; None: http://<address>:<http_port>,
+    #: the boot HTTP server, which relays to ``api_url``
+    node_api_url: str | None = None
+    dnsmasq_binary: str = "dnsmasq"
+    #: user dnsmasq runs as (with that user's group); None: metalcast's own user and
+    #: group.  dnsmasq's own default, nobody/dip, cannot read a private state
+    #: directory, and changing user or group clears the parent-death signal that
+    #: stops dnsmasq should metalcast be killed
+    dnsmasq_user: str | None = None
+    #: log every DHCP exchange in detail (dnsmasq's log-dhcp)
+    log_dhcp: bool = True
+
+    @field_validator("bios_bootfile", "uefi_bootfile")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        if not _BOOTFILE.match(value):
+            raise ValueError(f"{value!r} is not a plain file name")
+        return value
+
+    @field_validator("extra_kernel_params", "console")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\n" in value or "\r" in value:
+            raise ValueError("must be a single line")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> BootSettings:
+        if self.dhcp_range_start > self.dhcp_range_end:
+            raise ValueError(
+                f"dhcp_range_start {self.dhcp_range_start} is after "
+                f"dhcp_range_end {self.dhcp_range_end}"
+            )
+        return self
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the boot HTTP server as the nodes reach it."""
+        return f"http://{self.address}:{self.http_port}"

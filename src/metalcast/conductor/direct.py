@@ -1,0 +1,235 @@
+"""Agent-driven provisioning: the ``direct`` deploy and cleaning through the agent.
+
+The conductor never connects into a node.  It boots the node into the deploy
+ramdisk and queues commands for the agent in ``driver_internal_info``; the agent
+picks them up from its heartbeat replies and reports their results
+(:mod:`metalcast.conductor.agent`).  When the queue is empty the conductor carries on
+in a worker:
+
+    deploy:   deploying ─ image cached, ramdisk booted ─▶ wait call-back
+              ─ write_image, write_configdrive ─▶ boot device disk, reboot ─▶ active
+    cleaning: cleaning ─ ramdisk booted ─▶ clean wait ─ (agent up) ─▶ cleaning
+              ─ each agent step (erase_metadata) ─▶ clean wait ─▶ … ─▶ available
+
+Every phase's start, end and duration lands in the node's history.
+
+Keys in ``driver_internal_info``::
+
+    agent_commands        the queue: [{"id", "name", "args"}], the first one current
+    agent_phase           "deploy" or "clean": what an empty queue continues
+    agent_token_hash      sha256 of the token the agent was given at lookup
+    agent_phase_started   ISO time the current phase began (for durations)
+    agent_progress        the agent's last progress report
+    agent_log             the last lines of the agent's log
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid as uuidlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from metalcast.conductor.interfaces import OperationFailed, call, interface_of
+from metalcast.conductor.power import set_power
+from metalcast.conductor.task import NodeTask
+from metalcast.drivers.base import BootInterface, DeployInterface, ManagementInterface
+from metalcast.errors import InvalidInput, MetalcastError
+from metalcast.images.configdrive import (
+    ConfigDriveImage,
+    InstanceIdentity,
+    RemoteConfigDrive,
+    fetch_config_drive,
+    prepare_config_drive,
+    remove_config_drive,
+)
+from metalcast.images.source import parse_image_source
+from metalcast.states import PowerTarget
+
+#: how many of the agent's log lines a node keeps
+AGENT_LOG_LINES = 200
+
+
+def agent_driven(task: NodeTask) -> bool:
+    """Whether the node's deploy interface hands its work to the agent."""
+    deploy = interface_of(task.rt, task.node, cls=DeployInterface)
+    return bool(getattr(deploy, "agent_driven", False))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def command(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """A queued agent command with a fresh id."""
+    return {"id": uuidlib.uuid4().hex, "name": name, "args": dict(args)}
+
+
+def queue(task: NodeTask, *commands: dict[str, Any]) -> None:
+    """Append ``commands`` to the node's agent queue (saved with the next save)."""
+    pending = list(task.node.driver_internal_info.get("agent_commands") or [])
+    task.set_internal(agent_commands=[*pending, *commands])
+
+
+# ---------------------------------------------------------------------- phases
+
+
+def phase_event(task: NodeTask, text: str, *, started: float | None = None) -> None:
+    """Record a phase in the history; with ``started``, how long it took."""
+    if started is not None:
+        text = f"{text} in {time.monotonic() - started:.1f} s"
+    task.save(event=text, event_type="deploy")
+    task.log.info("%s: %s", task.uuid, text)
+
+
+def boot_ramdisk(task: NodeTask, *, phase: str) -> None:
+    """Make the node network-boot into the deploy ramdisk and (re)start it.  A new
+    token is issued at the agent's next lookup.  Raises OperationFailed."""
+    started = time.monotonic()
+    call(task, BootInterface, "prepare the deploy ramdisk boot", lambda i, c: i.prepare_ramdisk(c))
+    call(
+        task,
+        ManagementInterface,
+        "set the boot device",
+        lambda i, c: i.set_boot_device(c, "pxe", persistent=False),
+    )
+    set_power(task, PowerTarget.REBOOT)
+    task.set_internal(
+        agent_phase=phase,
+        agent_token_hash=None,
+        agent_phase_started=task.rt.clock.now().isoformat(),
+        agent_progress=None,
+    )
+    phase_event(task, "Deploy ramdisk booting; waiting for the agent", started=started)
+
+
+def start_deploy(task: NodeTask) -> None:
+    """Cache the image, build the config drive, queue the agent's commands and boot
+    the ramdisk.  The caller moves the node to ``wait call-back``.
+
+    Raises:
+        OperationFailed: a bad image description, a download or checksum failure, a
+            BMC or boot-file failure; the message says which.
+    """
+    images = task.rt.images
+    if images is None:
+        raise _failed("deploy", "this conductor has no image cache")
+    try:
+        source = parse_image_source(task.node.instance_info)
+    except InvalidInput as exc:
+        raise _failed("deploy", exc.message, status=400) from exc
+    started = time.monotonic()
+    phase_event(task, f"Image {source.url}: fetching into the cache")
+    try:
+        image = images.fetch(source, holder=task.uuid)
+    except MetalcastError as exc:
+        raise _failed("cache the image", exc.message) from exc
+    phase_event(
+        task,
+        f"Image ready: {image.raw_size} bytes raw, sha256 {image.raw_sha256[:16]}…",
+        started=started,
+    )
+    relative = image.path.relative_to(images.root.parent).as_posix()
+    commands = [
+        command(
+            "write_image",
+            {
+                "url": f"/images/{relative}",
+                "checksum_algo": "sha256",
+                "checksum": image.raw_sha256,
+                "size": image.raw_size,
+                "root_device": task.node.properties.get("root_device"),
+            },
+        )
+    ]
+    drive = _config_drive(task)
+    if drive is not None:
+        commands.append(command("write_configdrive", drive))
+    task.set_internal(agent_commands=commands)
+    boot_ramdisk(task, phase="deploy")
+
+
+def _config_drive(task: NodeTask) -> dict[str, Any] | None:
+    given = task.node.instance_info.get("configdrive")
+    root = task.rt.configdrive_dir
+    if given in (None, "", {}) or root is None:
+        return None
+    directory = root / task.uuid
+    identity = InstanceIdentity(task.uuid, name=task.node.name)
+    try:
+        drive = prepare_config_drive(
+            given,
+            instance=identity,
+            directory=directory,
+            max_bytes=task.rt.configdrive_max_bytes,
+        )
+        if isinstance(drive, RemoteConfigDrive):
+            fetcher = task.rt.images.fetcher if task.rt.images else None
+            if fetcher is None:
+                raise _failed("fetch the config drive", "this conductor has no image cache")
+            drive = fetch_config_drive(
+                drive,
+                directory=directory,
+                fetcher=fetcher,
+                max_bytes=task.rt.configdrive_max_bytes,
+            )
+    except MetalcastError as exc:
+        raise _failed("build the config drive", exc.message, status=400) from exc
+    assert isinstance(drive, ConfigDriveImage)
+    relative = drive.path.relative_to(root.parent).as_posix()
+    return {"url": f"/images/{relative}", "checksum_algo": "sha256", "checksum": drive.sha256}
+
+
+def finish_deploy(task: NodeTask) -> None:
+    """The agent wrote the image: boot from disk from now on, reboot, active.
+    Raises OperationFailed."""
+    started = time.monotonic()
+    call(
+        task,
+        ManagementInterface,
+        "set the boot device",
+        lambda i, c: i.set_boot_device(c, "disk", persistent=True),
+    )
+    call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
+    set_power(task, PowerTarget.REBOOT)
+    call(task, BootInterface, "prepare the instance boot", lambda i, c: i.prepare_instance(c))
+    forget(task)
+    phase_event(task, "Instance written; rebooted from its disk", started=started)
+
+
+def end_cleaning(task: NodeTask) -> None:
+    """Cleaning through the agent is over: no more ramdisk boot, power off."""
+    call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
+    set_power(task, PowerTarget.OFF)
+    forget(task)
+
+
+def forget(task: NodeTask) -> None:
+    """Drop the agent's queue, token, phase and progress; unpin the node's image."""
+    task.set_internal(
+        agent_commands=None,
+        agent_phase=None,
+        agent_token_hash=None,
+        agent_phase_started=None,
+        agent_progress=None,
+    )
+    if task.rt.images is not None:
+        task.rt.images.unpin_all(task.uuid)
+    if task.rt.configdrive_dir is not None:
+        remove_config_drive(task.rt.configdrive_dir / task.uuid)
+
+
+def phase_seconds(task: NodeTask) -> float | None:
+    started = task.node.driver_internal_info.get("agent_phase_started")
+    if not isinstance(started, str):
+        return None
+    try:
+        return (task.rt.clock.now() - datetime.fromisoformat(started)).total_seconds()
+    except ValueError:
+        return None
+
+
+def _failed(operation: str, cause: str, *, status: int = 500) -> OperationFailed:
+    return OperationFailed("deploy", "direct", operation, cause, status=status)

@@ -1,0 +1,57 @@
+"""``python3 -I -S -m metalcast_agent`` and the ``metalcast-agent`` script."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Sequence
+
+from metalcast_agent import AGENT_VERSION
+from metalcast_agent.agent import Agent
+from metalcast_agent.client import ApiClient
+from metalcast_agent.commands import CommandRunner
+from metalcast_agent.config import load_config
+from metalcast_agent.errors import ConfigError
+from metalcast_agent.handlers import default_handlers
+from metalcast_agent.hardware import mac_addresses
+from metalcast_agent.log import LogBuffer, redact_url, setup_logging
+
+EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the agent until a power action; the process exit status."""
+    buffer = LogBuffer()
+    log = setup_logging(buffer)
+    try:
+        config = load_config(argv, os.environ)
+    except ConfigError as exc:
+        log.error("%s", exc.message)
+        return EXIT_CONFIG
+    log.info(
+        "%s started (python %s), metalcast API %s",
+        AGENT_VERSION,
+        sys.version.split()[0],
+        redact_url(config.api_url),
+    )
+    wake = threading.Event()
+    runner = CommandRunner(default_handlers(), config.env, on_finish=wake.set)
+    agent = Agent(
+        config,
+        ApiClient(config.api_url),
+        runner,
+        buffer,
+        macs=lambda: mac_addresses(config.env, bootif=config.bootif),
+        wake=wake,
+    )
+    try:
+        return agent.run()
+    except KeyboardInterrupt:
+        log.info("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

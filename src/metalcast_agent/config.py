@@ -1,0 +1,148 @@
+"""The agent's settings: the kernel command line, overridden by environment and flags.
+
+The deploy kernel is booted with ``metalcast.api=http://ADDR:PORT``,
+``BOOTIF=01-aa-bb-cc-dd-ee-ff`` and optionally ``metalcast.heartbeat=SECONDS``. For
+tests and manual runs every setting can also come from a ``METALCAST_AGENT_*``
+environment variable or a command-line flag (flag wins over variable wins over kernel
+parameter). Raises :class:`~metalcast_agent.errors.ConfigError` with what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from metalcast_agent.environment import Environment
+from metalcast_agent.errors import ConfigError
+
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+#: ``system`` writes to /proc/sysrq-trigger (or runs poweroff -f); ``exit`` only exits,
+#: for tests that run the agent as a process on a developer's machine
+POWER_ACTIONS = ("system", "exit")
+_MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Everything the agent needs to know before its first lookup."""
+
+    api_url: str
+    bootif: str | None = None
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    power_action: str = "system"
+    env: Environment = field(default_factory=Environment)
+
+
+def parse_cmdline(text: str) -> dict[str, str]:
+    """The ``key=value`` parameters of a kernel command line (flags map to ``""``)."""
+    params: dict[str, str] = {}
+    for word in text.split():
+        key, _, value = word.partition("=")
+        params[key] = value.strip('"')
+    return params
+
+
+def parse_bootif(value: str) -> str:
+    """``01-aa-bb-cc-dd-ee-ff`` (pxelinux/iPXE style) as ``aa:bb:cc:dd:ee:ff``."""
+    text = value.strip().lower()
+    if len(text) == 20 and text.startswith("01-"):
+        text = text[3:]
+    if not _MAC.match(text):
+        raise ConfigError(
+            f"BOOTIF={value} is not a MAC address; expected BOOTIF=01-aa-bb-cc-dd-ee-ff"
+        )
+    return text.replace("-", ":")
+
+
+def load_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> AgentConfig:
+    """The settings from flags ``argv``, variables ``environ`` and the kernel command line."""
+    flags = _parser().parse_args(argv)
+    environ = environ if environ is not None else {}
+
+    def pick(name: str) -> str | None:
+        value: str | None = getattr(flags, name)
+        return value if value is not None else environ.get(f"METALCAST_AGENT_{name.upper()}")
+
+    env = Environment(
+        sys_root=Path(pick("sys_root") or "/sys"),
+        proc_root=Path(pick("proc_root") or "/proc"),
+        dev_root=Path(pick("dev_root") or "/dev"),
+    )
+    kernel = parse_cmdline(_read_cmdline(env.proc_root / "cmdline"))
+    api = pick("api") or kernel.get("metalcast.api")
+    bootif = pick("bootif") or kernel.get("BOOTIF")
+    heartbeat = pick("heartbeat") or kernel.get("metalcast.heartbeat")
+    return AgentConfig(
+        api_url=_check_api_url(api),
+        bootif=parse_bootif(bootif) if bootif else None,
+        heartbeat_interval=_check_interval(heartbeat),
+        power_action=_check_power_action(pick("power_action") or "system"),
+        env=env,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metalcast-agent",
+        description="The metalcast deploy agent (normally configured by the kernel "
+        "command line: metalcast.api=, BOOTIF=, metalcast.heartbeat=).",
+    )
+    parser.add_argument("--api", help="metalcast API base URL (metalcast.api=)")
+    parser.add_argument("--bootif", help="MAC the node booted from (BOOTIF=)")
+    parser.add_argument("--heartbeat", help="idle heartbeat interval in seconds")
+    parser.add_argument("--sys-root", help="where /sys is (tests)")
+    parser.add_argument("--proc-root", help="where /proc is (tests)")
+    parser.add_argument("--dev-root", help="where /dev is (tests)")
+    parser.add_argument(
+        "--power-action",
+        choices=POWER_ACTIONS,
+        help="'exit' makes power_off/reboot exit the agent instead (tests)",
+    )
+    return parser
+
+
+def _read_cmdline(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _check_api_url(url: str | None) -> str:
+    if not url:
+        raise ConfigError(
+            "No metalcast API URL: boot the ramdisk with metalcast.api=http://ADDR:PORT "
+            "(or pass --api)"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"metalcast.api={url} is not an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def _check_interval(value: str | None) -> float:
+    if value is None:
+        return DEFAULT_HEARTBEAT_INTERVAL
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigError(
+            f"metalcast.heartbeat={value} is not a number of seconds between 0 and 3600"
+        )
+    return seconds
+
+
+def _check_power_action(value: str) -> str:
+    if value not in POWER_ACTIONS:
+        raise ConfigError(
+            f"Power action {value!r} is unknown; use one of {', '.join(POWER_ACTIONS)}"
+        )
+    return value

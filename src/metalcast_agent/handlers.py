@@ -1,0 +1,49 @@
+"""The commands the agent knows, by name: what the conductor may hand out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from metalcast_agent.commands import CommandContext, Handler, arg_str_list
+from metalcast_agent.configdrive import write_configdrive
+from metalcast_agent.disks import disks_named, erase_metadata
+from metalcast_agent.hardware import collect_inventory
+from metalcast_agent.imagewrite import write_image
+
+
+def get_inventory(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
+    """The ``get_inventory`` command: CPUs, memory, disks, NICs, boot mode, DMI."""
+    return collect_inventory(ctx.env)
+
+
+def erase_disk_metadata(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
+    """The ``erase_metadata`` command: zero the first and last MiB of the disks."""
+    names = arg_str_list(args, "devices", command="erase_metadata")
+    disks = disks_named(ctx.env, names)
+    for disk in disks:
+        erase_metadata(ctx.env, disk)
+    return {"devices": [disk.name for disk in disks]}
+
+
+def power_off(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
+    """The ``power_off`` command: reported first, performed by the protocol loop."""
+    ctx.power_request.append("power_off")
+    return {}
+
+
+def reboot(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
+    """The ``reboot`` command: reported first, performed by the protocol loop."""
+    ctx.power_request.append("reboot")
+    return {}
+
+
+def default_handlers() -> dict[str, Handler]:
+    """Every command of docs/agent-protocol.md."""
+    return {
+        "get_inventory": get_inventory,
+        "erase_metadata": erase_disk_metadata,
+        "write_image": write_image,
+        "write_configdrive": write_configdrive,
+        "power_off": power_off,
+        "reboot": reboot,
+    }

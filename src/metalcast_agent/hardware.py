@@ -1,0 +1,212 @@
+"""What the machine has, read from /proc and /sys: the ``get_inventory`` result.
+
+Everything here reads files under the :class:`~metalcast_agent.environment.Environment`
+roots, so it works on a fake tree. A file that cannot be read is a missing value
+(``None``), never an error: firmware and drivers differ in what they expose.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from metalcast_agent.environment import Environment
+
+SECTOR = 512  # /sys/block/*/size counts 512-byte sectors whatever the disk's sector size
+#: block devices that are never a deploy target: loop, RAM, CD-ROM, floppy, virtual ones
+_NOT_DISKS = ("loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd", "zd")
+_ARPHRD_LOOPBACK = "772"
+_SIOCGIFADDR = 0x8915
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    """A whole disk the agent may write to."""
+
+    name: str  # "/dev/vda"
+    size: int  # bytes
+    model: str | None = None
+    serial: str | None = None
+    wwn: str | None = None
+    vendor: str | None = None
+    rotational: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """The disk as the inventory reports it."""
+        return {
+            "name": self.name,
+            "size": self.size,
+            "model": self.model,
+            "serial": self.serial,
+            "wwn": self.wwn,
+            "vendor": self.vendor,
+            "rotational": self.rotational,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """A network interface with a hardware address."""
+
+    name: str
+    mac: str
+    ipv4: str | None
+    has_carrier: bool
+
+    def to_json(self) -> dict[str, object]:
+        """The interface as the inventory reports it."""
+        return {
+            "name": self.name,
+            "mac": self.mac,
+            "ipv4": self.ipv4,
+            "has_carrier": self.has_carrier,
+        }
+
+
+def read_attr(path: Path) -> str | None:
+    """The stripped text of a sysfs/procfs file, or ``None`` when absent, unreadable or empty."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def list_disks(env: Environment) -> list[Disk]:
+    """Every writable whole disk in ``/sys/block``, by name."""
+    root = env.sys_root / "block"
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    disks = (_disk(root / name) for name in names if not name.startswith(_NOT_DISKS))
+    return [disk for disk in disks if disk is not None]
+
+
+def _disk(block: Path) -> Disk | None:
+    sectors = read_attr(block / "size")
+    if sectors is None or not sectors.isdigit() or int(sectors) == 0:
+        return None
+    if read_attr(block / "ro") == "1":
+        return None
+    return Disk(
+        name=f"/dev/{block.name}",
+        size=int(sectors) * SECTOR,
+        model=read_attr(block / "device" / "model"),
+        serial=_serial(block),
+        wwn=_wwn(block),
+        vendor=read_attr(block / "device" / "vendor"),
+        rotational=read_attr(block / "queue" / "rotational") == "1",
+    )
+
+
+def _serial(block: Path) -> str | None:
+    serial = read_attr(block / "serial") or read_attr(block / "device" / "serial")
+    if serial is not None:
+        return serial
+    try:  # SCSI: the unit serial number VPD page, after its 4-byte header
+        page = (block / "device" / "vpd_pg80").read_bytes()
+    except OSError:
+        return None
+    return page[4:].decode("ascii", "replace").strip("\x00 ") or None
+
+
+def _wwn(block: Path) -> str | None:
+    wwid = read_attr(block / "wwid") or read_attr(block / "device" / "wwid")
+    if wwid is None:
+        return None
+    if wwid.startswith("naa."):  # as lsblk and udev show it, and as hints give it
+        return "0x" + wwid[4:].lower()
+    return wwid
+
+
+def list_interfaces(env: Environment) -> list[Interface]:
+    """Every non-loopback interface with a MAC address, by name."""
+    root = env.sys_root / "class" / "net"
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    found = (_interface(root / name) for name in names)
+    return [nic for nic in found if nic is not None]
+
+
+def _interface(path: Path) -> Interface | None:
+    mac = (read_attr(path / "address") or "").lower()
+    if read_attr(path / "type") == _ARPHRD_LOOPBACK or path.name == "lo":
+        return None
+    if not mac or mac.strip("0:") == "":
+        return None
+    return Interface(
+        name=path.name,
+        mac=mac,
+        ipv4=interface_ipv4(path.name),
+        has_carrier=read_attr(path / "carrier") == "1",
+    )
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The IPv4 address of interface ``name`` in this network namespace, if it has one."""
+    request = struct.pack("256s", name.encode()[:15])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            answer = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, request)
+    except OSError:
+        return None
+    return socket.inet_ntoa(answer[20:24])
+
+
+def mac_addresses(env: Environment, *, bootif: str | None = None) -> list[str]:
+    """The MACs a lookup sends: ``bootif`` first, then every interface's."""
+    macs = [bootif] if bootif else []
+    macs += [nic.mac for nic in list_interfaces(env) if nic.mac not in macs]
+    return macs
+
+
+def collect_inventory(env: Environment) -> dict[str, object]:
+    """The ``get_inventory`` result of docs/agent-protocol.md."""
+    return {
+        "cpu": _cpu(env),
+        "memory": {"total_bytes": _memory_bytes(env)},
+        "disks": [disk.to_json() for disk in list_disks(env)],
+        "interfaces": [nic.to_json() for nic in list_interfaces(env)],
+        "boot_mode": "uefi" if (env.sys_root / "firmware" / "efi").is_dir() else "bios",
+        "system": _system(env),
+    }
+
+
+def _cpu(env: Environment) -> dict[str, object]:
+    count, model = 0, None
+    for line in (read_attr(env.proc_root / "cpuinfo") or "").splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "processor":
+            count += 1
+        elif key in ("model name", "Model", "cpu model", "cpu") and model is None:
+            model = value or None
+    return {
+        "count": count or os.cpu_count() or 1,
+        "model": model,
+        "architecture": os.uname().machine,
+    }
+
+
+def _memory_bytes(env: Environment) -> int | None:
+    for line in (read_attr(env.proc_root / "meminfo") or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "MemTotal:" and fields[1].isdigit():
+            return int(fields[1]) * 1024
+    return None
+
+
+def _system(env: Environment) -> dict[str, object]:
+    dmi = env.sys_root / "class" / "dmi" / "id"
+    return {
+        "vendor": read_attr(dmi / "sys_vendor"),
+        "product": read_attr(dmi / "product_name"),
+        "serial": read_attr(dmi / "product_serial"),
+        "uuid": read_attr(dmi / "product_uuid"),
+    }

@@ -1,0 +1,123 @@
+"""The wire types of docs/agent-protocol.md: what the agent sends and understands.
+
+The conductor may import this module (it is standard library only) to share the
+TypedDicts of a heartbeat. Parsing an answer raises
+:class:`~metalcast_agent.errors.ApiError` when metalcast sent something malformed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypedDict
+
+from metalcast_agent.errors import ApiError
+
+API_VERSION = "1.36"  # the first with agent_version in heartbeats
+VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
+#: what a lookup answers instead of the token after the first lookup of a deployment
+MASKED_TOKEN = "******"
+
+Status = Literal["succeeded", "failed"]
+
+
+class CommandSpec(TypedDict):
+    """A command handed out in a heartbeat answer."""
+
+    id: str
+    name: str
+    args: dict[str, object]
+
+
+class CommandResult(TypedDict):
+    """A finished command, sent in every heartbeat until the conductor acks it."""
+
+    id: str
+    name: str
+    status: Status
+    result: dict[str, object]
+    error: str | None
+
+
+class ProgressReport(TypedDict):
+    """The running command's progress: bytes done of total, bytes per second so far."""
+
+    id: str
+    name: str
+    done: int
+    total: int | None
+    rate: float
+
+
+class HeartbeatBody(TypedDict, total=False):
+    """The JSON body of ``POST /v1/heartbeat/{node_uuid}``."""
+
+    agent_token: str
+    agent_version: str
+    results: list[CommandResult]
+    progress: ProgressReport
+    log: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LookupAnswer:
+    """What the agent keeps of a ``200`` lookup answer."""
+
+    node_uuid: str
+    token: str | None
+    heartbeat_interval: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAnswer:
+    """What the agent keeps of a ``202`` heartbeat answer."""
+
+    ack: tuple[str, ...]
+    command: CommandSpec | None
+    heartbeat_interval: float | None
+
+
+def parse_lookup(data: object) -> LookupAnswer:
+    """The node UUID, token (``None`` when masked) and interval of a lookup answer."""
+    node = _mapping(data, "node") if isinstance(data, dict) else None
+    uuid = node.get("uuid") if node is not None else None
+    if not isinstance(uuid, str) or not uuid:
+        raise ApiError(
+            "Lookup answer has no node.uuid; is metalcast.api a metalcast API?", status=200
+        )
+    config = _mapping(data, "config") or {}
+    token = config.get("agent_token")
+    if not isinstance(token, str) or not token or token == MASKED_TOKEN:
+        token = None
+    metalcast = _mapping(config, "metalcast") or {}
+    return LookupAnswer(uuid, token, _interval(metalcast.get("heartbeat_interval")))
+
+
+def parse_heartbeat(data: object) -> HeartbeatAnswer:
+    """The acknowledged result ids, next command and interval of a heartbeat answer."""
+    if not isinstance(data, dict):
+        return HeartbeatAnswer((), None, None)
+    ack = data.get("ack")
+    ids = tuple(i for i in ack if isinstance(i, str)) if isinstance(ack, list) else ()
+    return HeartbeatAnswer(
+        ids, _command(data.get("command")), _interval(data.get("heartbeat_interval"))
+    )
+
+
+def _command(data: object) -> CommandSpec | None:
+    if not isinstance(data, dict):
+        return None
+    cid, name, args = data.get("id"), data.get("name"), data.get("args")
+    if not isinstance(cid, str) or not isinstance(name, str) or not cid:
+        raise ApiError("Heartbeat answer has a command without an id or a name", status=202)
+    return CommandSpec(id=cid, name=name, args=dict(args) if isinstance(args, dict) else {})
+
+
+def _mapping(data: object, key: str) -> dict[str, object] | None:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _interval(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value <= 3600 else None

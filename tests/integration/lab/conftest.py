@@ -1,0 +1,134 @@
+"""Fixtures for booting the deploy ramdisk and the test disk image in QEMU (TCG only).
+
+``lab_cache``
+    the Debian package cache for the whole session: ``$LAB_DEB_CACHE`` when set
+    (kept between runs: the kernel package alone is 70 MB), else a temporary directory.
+``start_qemu``
+    starts ``qemu-system-x86_64 -accel tcg`` with the serial console in a file;
+    every QEMU it started is killed by PID on teardown.
+``agent_ramdisk``, ``fake_agent_ramdisk``, ``lab_disk_image``
+    built once per session (into temporary directories) from ``lab_cache``.
+``lookup_server``
+    a stand-in metalcast API on 127.0.0.1 that records requests and answers 404
+    (QEMU user networking shows it to the guest as 10.0.2.2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lab_qemu import LookupServer, QemuRun
+
+from metalcast.lab.diskimage import build_test_image
+from metalcast.ramdisk import RamdiskError, RamdiskManifest, build_ramdisk
+from metalcast.ramdisk.build import default_agent_source
+
+QEMU = "qemu-system-x86_64"
+
+
+@pytest.fixture(scope="session")
+def lab_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("LAB_DEB_CACHE")
+    return Path(given) if given else tmp_path_factory.mktemp("debs")
+
+
+@pytest.fixture
+def start_qemu(tmp_path: Path) -> Iterator[Callable[[Sequence[str]], QemuRun]]:
+    """Start QEMU (TCG, q35, 1 GiB, no display, QMP on a socket) with extra arguments."""
+    runs: list[QemuRun] = []
+    sockets = Path(tempfile.mkdtemp(prefix="qmp-"))  # short: AF_UNIX paths are limited
+
+    def start(args: Sequence[str]) -> QemuRun:
+        serial = tmp_path / f"serial-{len(runs)}.log"
+        qmp = sockets / f"{len(runs)}.sock"
+        command = [
+            QEMU, "-accel", "tcg", "-machine", "q35", "-m", "1024", "-smp", "1",
+            "-nodefaults", "-display", "none", "-monitor", "none",
+            "-serial", f"file:{serial}", "-qmp", f"unix:{qmp},server=on,wait=off",
+            "-no-reboot", *args,
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        runs.append(QemuRun(process, serial, qmp))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        if run.process.poll() is None:
+            run.process.kill()
+        run.process.wait(30)
+        if run.process.stderr is not None:
+            run.process.stderr.close()
+    shutil.rmtree(sockets, ignore_errors=True)
+
+
+@pytest.fixture
+def lookup_server() -> Iterator[LookupServer]:
+    server = LookupServer()
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        with contextlib.suppress(RuntimeError):
+            thread.join(10)
+
+
+FAKE_AGENT = Path(__file__).parent / "fake_agent" / "metalcast_agent"
+
+
+@dataclass(frozen=True)
+class BuiltRamdisk:
+    out_dir: Path
+    manifest: RamdiskManifest
+    progress: list[str]
+
+    @property
+    def kernel(self) -> Path:
+        return self.out_dir / self.manifest.kernel.name
+
+    @property
+    def initramfs(self) -> Path:
+        return self.out_dir / self.manifest.initramfs.name
+
+
+def _build(out_dir: Path, cache: Path, agent_source: Path | None) -> BuiltRamdisk:
+    lines: list[str] = []
+    manifest = build_ramdisk(
+        out_dir, cache_dir=cache, progress=lines.append, agent_source=agent_source
+    )
+    return BuiltRamdisk(out_dir, manifest, lines)
+
+
+@pytest.fixture(scope="session")
+def agent_ramdisk(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> BuiltRamdisk:
+    """The deploy ramdisk with the real metalcast-agent (skips if it is not there)."""
+    try:
+        source = default_agent_source()
+    except RamdiskError as exc:
+        pytest.skip(str(exc))
+    return _build(tmp_path_factory.mktemp("ramdisk"), lab_cache, source)
+
+
+@pytest.fixture(scope="session")
+def fake_agent_ramdisk(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> BuiltRamdisk:
+    """The deploy ramdisk with a stand-in agent that looks up once and exits 3."""
+    return _build(tmp_path_factory.mktemp("fake-ramdisk"), lab_cache, FAKE_AGENT)
+
+
+@pytest.fixture(scope="session")
+def lab_disk_image(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> Path:
+    """The lab's bootable raw test disk image."""
+    return build_test_image(tmp_path_factory.mktemp("disk") / "test.raw", cache_dir=lab_cache)

@@ -1,0 +1,1 @@
+"""A stand-in for metalcast-agent: one lookup, report it, exit with status 3."""

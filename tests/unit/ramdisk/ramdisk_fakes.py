@@ -1,0 +1,47 @@
+"""An in-memory apt for ramdisk unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from metalcast.ramdisk.debs import DebPackage
+from metalcast.ramdisk.errors import RamdiskError
+
+
+def package(name: str, version: str = "1.0-1", depends: str = "") -> DebPackage:
+    return DebPackage(name, version, "amd64", f"sha256-of-{name}-{version}", depends)
+
+
+KERNEL = package("linux-image-6.1.0-56-amd64", "6.1.192-2")
+META = package("linux-image-amd64", "6.1.192-2", depends=f"{KERNEL.name} (= 6.1.192-2)")
+OTHERS = [
+    package(name, version)
+    for name, version in [
+        ("busybox-static", "1:1.35.0-4+deb12u1+b1"),
+        ("python3.11-minimal", "3.11.2-6+deb12u9"),
+        ("libpython3.11-minimal", "3.11.2-6+deb12u9"),
+        ("libpython3.11-stdlib", "3.11.2-6+deb12u9"),
+        ("libc6", "2.36-9+deb12u14"),
+        ("zlib1g", "1:1.2.13.dfsg-1"),
+        ("libexpat1", "2.5.0-1+deb12u5"),
+    ]
+]
+
+
+class FakeApt:
+    """A :class:`~metalcast.ramdisk.debs.PackageSource` over fixed packages, counting
+    lookups (each ``apt-cache`` run costs a second on some machines)."""
+
+    def __init__(self, packages: Sequence[DebPackage] = (META, KERNEL, *OTHERS)) -> None:
+        self.packages = {p.name: p for p in packages}
+        self.calls: list[list[str]] = []
+
+    def resolve(self, names: Sequence[str]) -> list[DebPackage]:
+        self.calls.append(list(names))
+        missing = [name for name in names if name not in self.packages]
+        if missing:
+            raise RamdiskError(f"apt-cache knows no amd64 package {', '.join(missing)}")
+        return [self.packages[name] for name in names]
+
+    def upgrade(self, new: DebPackage) -> None:
+        self.packages[new.name] = new
