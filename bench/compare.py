@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,16 @@ TARGETS = ("ironic", "metalcast")
 TITLES = {"ironic": f"Ironic {ironic_env.IRONIC_VERSION}", "metalcast": "metalcast"}
 
 
-def start_metalcast(template: str, state_dir: Path, *, port: int, timeout: float) -> ManagedServer:
-    """Start metalcast from the --metalcast-cmd template and wait for /v1."""
+def start_metalcast(
+    template: str,
+    state_dir: Path,
+    *,
+    port: int,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> ManagedServer:
+    """Start metalcast from the --metalcast-cmd template and wait for /v1; ``env``
+    adds settings (``METALCAST_<AREA>__<KEY>``)."""
     values = {"port": str(port), "state_dir": str(state_dir), "root": str(REPO_ROOT)}
     command = [part.format(**values) for part in shlex.split(template)]
     server = launch(
@@ -45,7 +53,7 @@ def start_metalcast(template: str, state_dir: Path, *, port: int, timeout: float
         command,
         base_url=f"http://{LOOPBACK}:{port}",
         log_path=state_dir / "metalcast.log",
-        env={"METALCAST_STATE_DIR": str(state_dir)},
+        env={"METALCAST_STATE_DIR": str(state_dir), **(env or {})},
     )
     try:
         server.wait_ready(timeout)

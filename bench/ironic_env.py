@@ -5,9 +5,13 @@ Ironic runs as the single all-in-one ``ironic`` process (API + conductor,
 ``rpc_transport = none``) with noauth, the fake-hardware type, only fake/no-op
 interfaces and an SQLite database in a state directory, listening on 127.0.0.1.
 
+With :class:`PowerSyncOptions` (``serve --bmc``) it runs the real ``ipmi``
+(ipmitool) and ``redfish`` (sushy) hardware types instead, for the power-sync
+benchmark (bench/power_sync.py): see :func:`config_text`.
+
 Usage:
     python3 bench/ironic_env.py install
-    python3 bench/ironic_env.py serve --port 6385 [--state-dir DIR]
+    python3 bench/ironic_env.py serve --port 6385 [--state-dir DIR] [--bmc]
 
 Install notes (Debian 12, Python 3.11): ``pip install ironic==39.0.0`` into a
 fresh venv needed no extra apt or pip package: every dependency with native
@@ -20,6 +24,7 @@ SQLAlchemy are installed; Ironic 39.0.0 runs with them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -53,6 +58,58 @@ INTERFACES: dict[str, tuple[str, ...]] = {
     "vendor": ("fake", "no-vendor"),
 }
 
+# The power-sync benchmark's Ironic: the ipmi and redfish hardware types with their
+# real power and management interfaces; every other family gets an implementation
+# both types support that needs no service (no-op ones, pxe boot, direct deploy).
+# Power and management have no default: Ironic picks each hardware type's own.
+BMC_HARDWARE_TYPES = ("ipmi", "redfish")
+BMC_INTERFACES: dict[str, tuple[str, ...]] = {
+    "bios": ("no-bios",),
+    "boot": ("pxe",),
+    "console": ("no-console",),
+    "deploy": ("direct",),
+    "firmware": ("no-firmware",),
+    "inspect": ("no-inspect",),
+    "management": ("ipmitool", "redfish"),
+    "network": ("noop",),
+    "power": ("ipmitool", "redfish"),
+    "raid": ("no-raid",),
+    "rescue": ("no-rescue",),
+    "storage": ("noop",),
+    "vendor": ("no-vendor",),
+}
+# Ironic's own default_log_levels (ironic/conf/opts.py, 39.0.0), plus DEBUG for the
+# conductor manager alone: its "Completed power state sync operation ... in N
+# seconds" line is the only record of a sync pass's duration.
+LOG_LEVELS = (
+    "amqp=WARNING",
+    "amqplib=WARNING",
+    "qpid.messaging=INFO",
+    "oslo.messaging=INFO",
+    "oslo_messaging=INFO",
+    "stevedore=INFO",
+    "iso8601=WARNING",
+    "requests=WARNING",
+    "urllib3.connectionpool=WARNING",
+    "keystonemiddleware.auth_token=INFO",
+    "keystoneauth.session=INFO",
+    "openstack=WARNING",
+    "oslo_policy=WARNING",
+    "oslo_concurrency.lockutils=WARNING",
+    "ironic.conductor.manager=DEBUG",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerSyncOptions:
+    """Run the ipmi and redfish hardware types, with these power-sync settings."""
+
+    #: [conductor]sync_power_state_interval, seconds; 0 turns the sync off
+    interval: int = 0
+    #: [conductor]sync_power_state_workers and periodic_max_workers (both 8 by
+    #: default; a pass uses the smaller of the two)
+    workers: int = 8
+
 
 def venv_bin(name: str, venv: Path = VENV) -> Path:
     return venv / "bin" / name
@@ -75,28 +132,56 @@ def install(venv: Path = VENV) -> None:
     subprocess.run([*pip, f"ironic=={IRONIC_VERSION}"], check=True)
 
 
-def _interface_lines() -> list[str]:
+def _interface_lines(interfaces: dict[str, tuple[str, ...]]) -> list[str]:
     lines = []
-    for family, names in INTERFACES.items():
+    for family, names in interfaces.items():
         lines.append(f"enabled_{family}_interfaces = {','.join(names)}")
-        lines.append(f"default_{family}_interface = {names[0]}")
+        if len(names) == 1 or interfaces is INTERFACES:
+            lines.append(f"default_{family}_interface = {names[0]}")
     return lines
 
 
-def config_text(state_dir: Path, port: int) -> str:
-    """Return the ironic.conf for an all-in-one fake-hardware Ironic."""
+def _power_sync_lines(state_dir: Path, options: PowerSyncOptions) -> tuple[list[str], list[str]]:
+    """The [DEFAULT] and [conductor] lines of the power-sync benchmark's Ironic.
+
+    The sync records what the BMC reports (``force_power_state_during_sync =
+    false``, metalcast's default) instead of Ironic's default of powering the
+    machine back; everything about IPMI and Redfish ([ipmi] min_command_interval,
+    command_retry_timeout, cipher suites; [redfish]) keeps Ironic's defaults.
+    """
+    default = [
+        f"tempdir = {state_dir / 'tmp'}",  # ipmitool password files
+        f"default_log_levels = {','.join(LOG_LEVELS)}",
+    ]
+    conductor = [
+        f"sync_power_state_interval = {options.interval}",
+        f"sync_power_state_workers = {options.workers}",
+        f"periodic_max_workers = {options.workers}",
+        "force_power_state_during_sync = false",
+    ]
+    return default, conductor
+
+
+def config_text(state_dir: Path, port: int, power_sync: PowerSyncOptions | None = None) -> str:
+    """Return the ironic.conf for an all-in-one fake-hardware Ironic, or with
+    ``power_sync`` one with the ipmi and redfish hardware types."""
+    default_extra, conductor_extra = (
+        _power_sync_lines(state_dir, power_sync) if power_sync else ([], [])
+    )
+    hardware = ",".join(BMC_HARDWARE_TYPES) if power_sync else "fake-hardware"
     default = [
         "[DEFAULT]",
         "auth_strategy = noauth",
         "rpc_transport = none",
         "host = metalcast-bench",
         f"my_ip = {LOOPBACK}",
-        "enabled_hardware_types = fake-hardware",
-        *_interface_lines(),
+        f"enabled_hardware_types = {hardware}",
+        *_interface_lines(BMC_INTERFACES if power_sync else INTERFACES),
         f"state_path = {state_dir}",
         f"log_dir = {state_dir}",
         "log_file = ironic.log",
         "debug = false",
+        *default_extra,
     ]
     sections = [
         "[api]",
@@ -111,6 +196,7 @@ def config_text(state_dir: Path, port: int) -> str:
         # deleting -> available; cleaning steps would be no-ops with fake
         # interfaces anyway.
         "automated_clean = false",
+        *conductor_extra,
         "",
         "[dhcp]",
         "dhcp_provider = none",
@@ -121,11 +207,21 @@ def config_text(state_dir: Path, port: int) -> str:
     return "\n".join([*default, "", *sections, ""])
 
 
-def prepare(state_dir: Path, port: int, venv: Path = VENV) -> Path:
-    """Write the config into ``state_dir`` and create the SQLite schema."""
+def prepare(
+    state_dir: Path,
+    port: int,
+    venv: Path = VENV,
+    *,
+    power_sync: PowerSyncOptions | None = None,
+) -> Path:
+    """Write the config into ``state_dir`` and create the SQLite schema, unless the
+    database exists already (a restart with another config keeps the nodes)."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "tmp").mkdir(exist_ok=True)
     config = state_dir / "ironic.conf"
-    config.write_text(config_text(state_dir, port))
+    config.write_text(config_text(state_dir, port, power_sync))
+    if (state_dir / "ironic.sqlite").exists():
+        return config
     subprocess.run(
         [str(venv_bin("ironic-dbsync", venv)), "--config-file", str(config), "create_schema"],
         check=True,
@@ -136,11 +232,16 @@ def prepare(state_dir: Path, port: int, venv: Path = VENV) -> Path:
 
 
 def start(
-    state_dir: Path, port: int, *, venv: Path = VENV, timeout: float = 120.0
+    state_dir: Path,
+    port: int,
+    *,
+    venv: Path = VENV,
+    timeout: float = 120.0,
+    power_sync: PowerSyncOptions | None = None,
 ) -> ManagedServer:
     """Install if needed, configure, start Ironic and wait until /v1 answers."""
     install(venv)
-    config = prepare(state_dir, port, venv)
+    config = prepare(state_dir, port, venv, power_sync=power_sync)
     server = launch(
         "ironic",
         [str(venv_bin("ironic", venv)), "--config-file", str(config)],
@@ -155,11 +256,11 @@ def start(
     return server
 
 
-def _serve(port: int, state_dir: Path | None) -> None:
+def _serve(port: int, state_dir: Path | None, power_sync: PowerSyncOptions | None) -> None:
     owned = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="ironic-bench-")) if owned else state_dir
     assert directory is not None
-    server = start(directory, port)
+    server = start(directory, port, power_sync=power_sync)
     print(f"ironic {IRONIC_VERSION} at {server.base_url} pid {server.pid} state {directory}")
     print(f"RSS {tree_rss_bytes(server.pid) / 2**20:.0f} MiB; Ctrl-C to stop", flush=True)
 
@@ -185,12 +286,20 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run Ironic in the foreground until Ctrl-C")
     serve.add_argument("--port", type=int, default=6385)
     serve.add_argument("--state-dir", type=Path, help="kept; default: a temp dir, removed")
+    serve.add_argument(
+        "--bmc", action="store_true", help="the ipmi and redfish hardware types, not fake-hardware"
+    )
+    serve.add_argument(
+        "--sync-interval", type=int, default=60, help="with --bmc: sync_power_state_interval"
+    )
+    serve.add_argument("--sync-workers", type=int, default=8, help="with --bmc: sync workers")
     args = parser.parse_args(argv)
     if args.command == "install":
         install()
         print(f"ironic {IRONIC_VERSION} installed in {VENV}")
     else:
-        _serve(args.port, args.state_dir)
+        power_sync = PowerSyncOptions(args.sync_interval, args.sync_workers) if args.bmc else None
+        _serve(args.port, args.state_dir, power_sync)
     return 0
 
 

@@ -94,17 +94,14 @@ class ImagesSettings(_Area):
     configdrive_max_bytes: int = Field(default=64 * 2**20, ge=1)
 
 
-#: the provisioning network the lab (``metalcast lab up``) creates: the boot services
-#: start inside it as soon as it exists, and stop when it goes
-LAB_BOOT = BootSettings(enabled=True, netns="metalcast-lab", interface="mcbr0")
-
-
 class Settings(_Area):
     state_dir: Path = Path("/var/lib/metalcast")
     api: ApiSettings = ApiSettings()
     conductor: ConductorSettings = ConductorSettings()
     database: DatabaseSettings = DatabaseSettings()
-    boot: BootSettings = LAB_BOOT
+    #: by default the lab's network: the boot services start inside it as soon as
+    #: ``metalcast lab up`` creates it, and stop when it goes
+    boot: BootSettings = BootSettings()
     images: ImagesSettings = ImagesSettings()
 
     @property

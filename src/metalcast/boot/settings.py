@@ -24,12 +24,15 @@ class BootSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: run dnsmasq and the boot HTTP server with the API (``metalcast server``)
-    enabled: bool = False
-    #: the provisioning network's interface (inside ``netns`` when that is set)
-    interface: str = Field(default="br0", max_length=15, pattern=_NAME)
-    #: network namespace holding ``interface`` (``ip netns`` name); None: this one
-    netns: str | None = Field(default=None, pattern=_NAME)
+    #: run dnsmasq and the boot HTTP server with the API (``metalcast server``), from
+    #: the moment ``interface`` exists until it goes
+    enabled: bool = True
+    #: the provisioning network's interface (inside ``netns`` when that is set); the
+    #: default is the bridge ``metalcast lab up`` creates
+    interface: str = Field(default="mcbr0", max_length=15, pattern=_NAME)
+    #: network namespace holding ``interface`` (``ip netns`` name); None: this one.
+    #: The default is the lab's
+    netns: str | None = Field(default="metalcast-lab", pattern=_NAME)
     #: this host's IPv4 address on ``interface``: TFTP, HTTP and the nodes' API
     address: IPv4Address = IPv4Address("192.168.77.1")
     http_port: int = Field(default=8080, ge=1, le=65535)

@@ -1,32 +1,337 @@
 """``metalcast lab``: the virtual lab.
 
+``metalcast lab up --nodes N`` creates network namespace ``metalcast-lab`` with the
+provisioning bridge ``mcbr0`` (192.168.77.1/24, fd77::1/64), N QEMU machines (TCG)
+with empty disks behind virtual IPMI BMCs on loopback (a detached daemon, ``lab
+serve``), and enrols them in the metalcast server at ``--url``; that server's boot
+services start inside the namespace by themselves.  ``metalcast lab down`` removes
+all of it; ``metalcast lab status`` shows it.  ``metalcast lab image build`` builds
+the bootable test disk to deploy onto the machines.
+
 ``metalcast lab bmc`` serves virtual BMCs for simulated machines on loopback, until
-Ctrl-C or SIGTERM: IPMI (one UDP port per machine, from ``--base-port``) and/or
-Redfish (every machine a ComputerSystem behind ``--redfish-port``).  Drive them
-with ``ipmitool -I lanplus``, any Redfish client, or metalcast nodes whose
-``driver_info`` the table shows.
+Ctrl-C or SIGTERM: IPMI (one UDP port per machine, from ``--base-port``; with
+``--ipmi-address-per-machine`` also one address each, from ``--address``) and/or
+Redfish (every machine a ComputerSystem behind ``--redfish-port``, or with
+``--redfish-port-per-machine`` one port each).  Drive them with
+``ipmitool -I lanplus``, any Redfish client, or metalcast nodes whose
+``driver_info`` the table shows.  ``--control-port`` adds an HTTP endpoint on
+127.0.0.1 that reads and toggles every machine's power out of band
+(:mod:`metalcast.lab.bmc.control`).
 """
 
 from __future__ import annotations
 
+import enum
 import signal
+import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from metalcast.cli.output import print_error, stdout, table
+from metalcast.cli.output import print_error, print_json, print_ok, stdout, table
+from metalcast.cli.session import session_of
 
 if TYPE_CHECKING:
-    from metalcast.lab.bmc.fleet import ServedBmc
+    from metalcast.lab.bmc.control import PowerControl
+    from metalcast.lab.bmc.fleet import Fleet, ServedBmc
+    from metalcast.lab.lifecycle import LabStatus, Teardown
+    from metalcast.lab.state import LabState
 
-app = typer.Typer(help="The virtual lab: simulated machines and their BMCs.", no_args_is_help=True)
+app = typer.Typer(help="The virtual lab: QEMU machines and their BMCs.", no_args_is_help=True)
+image_app = typer.Typer(help="The lab's bootable test disk image.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", envvar="METALCAST_CONFIG", help="TOML settings file.", show_default=False
+    ),
+]
+LabDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="The lab's directory (default: <state_dir>/lab).", show_default=False),
+]
+
+
+class Accel(enum.StrEnum):
+    """QEMU accelerators: TCG everywhere; KVM only where it really works (not on
+    nested PVM hosts such as the project's CI machines)."""
+
+    TCG = "tcg"
+    KVM = "kvm"
+
+
+#: the test disk, under the state directory
+TEST_IMAGE = Path("lab") / "images" / "metalcast-test-disk.raw"
 
 
 @app.callback()
 def lab() -> None:
-    """The virtual lab: simulated machines and their BMCs."""
+    """The virtual lab: QEMU machines and their BMCs."""
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(f"lab: {line}\n")
+    sys.stderr.flush()
+
+
+def _lab_dir(config: Path | None, lab_dir: Path | None) -> Path:
+    if lab_dir is not None:
+        return lab_dir.absolute()
+    from metalcast.config import load_settings
+
+    return load_settings(config).state_dir / "lab"
+
+
+# -- lab up / down / status / serve -------------------------------------------------------
+
+
+@app.command("up")
+def up(
+    ctx: typer.Context,
+    *,
+    nodes: Annotated[int, typer.Option(min=1, max=64, help="How many machines.")] = 2,
+    disk_size: Annotated[
+        int, typer.Option(min=1, help="Size of each machine's empty disk, GiB.")
+    ] = 2,
+    base_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="UDP port of the first IPMI BMC.")
+    ] = 6230,
+    netns: Annotated[str, typer.Option(help="Network namespace to create.")] = "metalcast-lab",
+    accel: Annotated[
+        Accel, typer.Option(help="QEMU accelerator (kvm only where it really works).")
+    ] = Accel.TCG,
+    lab_dir: LabDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create the lab's network and QEMU machines and enrol them in metalcast (root)."""
+    from metalcast.lab.errors import LabAlreadyUp
+    from metalcast.lab.lifecycle import LabOptions, bring_up
+
+    options = LabOptions(
+        lab_dir=_lab_dir(config, lab_dir),
+        api_url=session_of(ctx).url,
+        nodes=nodes,
+        disk_size_gb=disk_size,
+        base_port=base_port,
+        netns=netns,
+        accel=accel.value,
+    )
+    try:
+        state = bring_up(options, progress=_progress)
+    except LabAlreadyUp as exc:
+        print_ok(exc.message)
+        return
+    if session_of(ctx).as_json:
+        print_json(_state_json(state))
+        return
+    stdout().print(_machines_table(state))
+    where = f" --lab-dir {state.lab_dir}" if lab_dir is not None else ""
+    stdout().print(_next_steps(state, where=where), soft_wrap=True, highlight=False)
+
+
+def _machines_table(state: LabState) -> object:
+    rows = [
+        (n.name, n.mac, f"{state.bmc_address}:{n.bmc_port}", n.node_uuid, str(n.serial_log))
+        for n in state.nodes
+    ]
+    columns = ("node", "MAC", "IPMI BMC", "node UUID", "serial log")
+    return table(columns, rows, title=f"Lab machines (namespace {state.netns})")
+
+
+def _next_steps(state: LabState, *, where: str) -> str:
+    first = state.nodes[0].name
+    url = "" if state.api_url == _default_url() else f" --url {state.api_url}"
+    return (
+        f"Enrolled {len(state.nodes)} ipmi nodes in metalcast at {state.api_url} "
+        f"(BMC user {state.bmc_username}, password in {state.lab_dir / 'lab.json'}).\n"
+        "Next:\n"
+        f"  metalcast{url} node manage {first} --wait      # IPMI to the QEMU machine\n"
+        f"  metalcast{url} node provide {first} --wait     # cleans it: network boot\n"
+        "  metalcast lab image build                       # a bootable test disk\n"
+        f"  metalcast{url} node set {first} --instance-info image_source=file://IMAGE "
+        "--instance-info image_checksum=SHA256\n"
+        f"  metalcast{url} node deploy {first} --wait\n"
+        f"Console: tail -f {state.nodes[0].serial_log}\n"
+        f"Status: metalcast lab status{where}; remove it all: metalcast lab down{where}"
+    )
+
+
+def _default_url() -> str:
+    from metalcast.cli.client import DEFAULT_URL
+
+    return DEFAULT_URL
+
+
+def _state_json(state: LabState) -> dict[str, object]:
+    shown = state.model_dump(mode="json")
+    shown["bmc_password"] = "***"
+    return shown
+
+
+@app.command("down")
+def down(
+    ctx: typer.Context,
+    *,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Remove the serial consoles and logs too.")
+    ] = False,
+    lab_dir: LabDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete the lab's nodes, machines, daemon and network namespace (root)."""
+    from metalcast.lab.lifecycle import tear_down
+
+    source = ctx.find_root().get_parameter_source("url")
+    given = source is not None and source.name != "DEFAULT"  # --url or METALCAST_URL
+    directory = _lab_dir(config, lab_dir)
+    report = tear_down(
+        directory,
+        api_url=session_of(ctx).url if given else None,
+        purge=purge,
+        progress=_progress,
+    )
+    if report is None:
+        print_ok(f"no lab is up (nothing in {directory})")
+        return
+    print_ok(_teardown_summary(report))
+
+
+def _teardown_summary(report: Teardown) -> str:
+    lines = ["lab is down:"]
+    if report.deleted or report.gone:
+        gone = f" ({', '.join(report.gone)} were gone already)" if report.gone else ""
+        lines.append(f"  nodes deleted: {', '.join(report.deleted) or 'none'}{gone}")
+    if report.unreachable:
+        lines.append(
+            f"  metalcast did not answer: {', '.join(report.unreachable)} may still be "
+            "enrolled there"
+        )
+    daemon = f"pid {report.daemon_pid}" if report.daemon_pid else "was not running"
+    netns = "deleted" if report.netns_deleted else "was gone already"
+    lines.append(f"  daemon stopped ({daemon}); network namespace {netns}")
+    if report.strays:
+        lines.append(f"  stray QEMU processes killed: {report.strays}")
+    if report.kept:
+        lines.append(f"  kept logs: {' '.join(str(p) for p in report.kept)}")
+    return "\n".join(lines)
+
+
+@app.command("status")
+def status(ctx: typer.Context, *, lab_dir: LabDirOpt = None, config: ConfigOpt = None) -> None:
+    """Show the lab: its daemon, namespace and machines."""
+    from metalcast.lab.lifecycle import lab_status
+
+    directory = _lab_dir(config, lab_dir)
+    shown = lab_status(directory)
+    if shown is None:
+        print_ok(f"no lab is up (nothing in {directory})")
+        return
+    if session_of(ctx).as_json:
+        print_json(_status_json(shown))
+        return
+    stdout().print(_status_table(shown))
+
+
+def _status_json(shown: LabStatus) -> dict[str, object]:
+    return {
+        **_state_json(shown.state),
+        "daemon_pid": shown.daemon_pid,
+        "netns_exists": shown.netns_exists,
+        "power": {m.node.name: "on" if m.qemu_pid else "off" for m in shown.machines},
+    }
+
+
+def _status_table(shown: LabStatus) -> object:
+    state = shown.state
+    daemon = f"daemon pid {shown.daemon_pid}" if shown.daemon_pid else "daemon NOT running"
+    netns = "namespace up" if shown.netns_exists else "namespace MISSING"
+    rows = [
+        (
+            m.node.name,
+            "on" if m.qemu_pid else "off",
+            m.qemu_pid,
+            m.node.mac,
+            f"{state.bmc_address}:{m.node.bmc_port}",
+            m.node.node_uuid,
+            str(m.node.serial_log),
+        )
+        for m in shown.machines
+    ]
+    columns = ("node", "power", "QEMU pid", "MAC", "IPMI BMC", "node UUID", "serial log")
+    title = f"Lab in {state.lab_dir}: {daemon}, {state.netns} {netns}, metalcast {state.api_url}"
+    return table(columns, rows, title=title)
+
+
+@app.command("serve", hidden=True)
+def serve(
+    lab_dir: Annotated[Path, typer.Option(help="The lab's directory.")],
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """The lab daemon: the QEMU machines and their BMCs, until SIGTERM."""
+    from metalcast.lab.daemon import serve as serve_lab
+    from metalcast.logs import configure_logging
+
+    configure_logging(level=log_level)
+    raise typer.Exit(serve_lab(lab_dir.absolute()))
+
+
+# -- lab image build -------------------------------------------------------------------
+
+
+@image_app.callback()
+def image() -> None:
+    """The lab's bootable test disk image."""
+
+
+@image_app.command("build")
+def image_build(
+    *,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"The raw image (default: <state_dir>/{TEST_IMAGE}).", show_default=False
+        ),
+    ] = None,
+    qcow2: Annotated[bool, typer.Option("--qcow2", help="Also write a qcow2 copy.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Build the bootable test disk (a no-op when nothing changed); print its sha256."""
+    from metalcast.config import load_settings
+    from metalcast.lab.diskimage import build_test_image, qcow2_variant
+
+    settings = load_settings(config)
+    raw = (output or settings.state_dir / TEST_IMAGE).absolute()
+    built = build_test_image(
+        raw, cache_dir=settings.state_dir / "cache" / "debs", progress=_progress, force=force
+    )
+    images = [built, qcow2_variant(built)] if qcow2 else [built]
+    for path in images:
+        print_ok(f"{path}  sha256 {_sha256(path)}")
+    stdout().print(
+        "Deploy it: metalcast node set NODE "
+        f"--instance-info image_source=file://{built} "
+        f"--instance-info image_checksum={_sha256(built)}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- lab bmc ------------------------------------------------------------------------------
 
 
 @app.command("bmc")
@@ -47,6 +352,21 @@ def bmc(  # noqa: PLR0913 - one parameter per command-line option
     power_latency: Annotated[
         float, typer.Option(min=0.0, help="Seconds a power change takes to happen.")
     ] = 0.0,
+    ipmi_address_per_machine: Annotated[
+        bool,
+        typer.Option(help="IPMI BMC i listens on ADDRESS + i (127.0.0.1, 127.0.0.2, …)."),
+    ] = False,
+    redfish_port_per_machine: Annotated[
+        bool, typer.Option(help="One Redfish service per machine, on consecutive ports.")
+    ] = False,
+    control_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve GET /power and POST /power/toggle on 127.0.0.1:PORT (0: don't).",
+        ),
+    ] = 0,
 ) -> None:
     """Serve virtual BMCs for COUNT simulated machines until Ctrl-C or SIGTERM."""
     if not (ipmi or redfish):
@@ -56,25 +376,44 @@ def bmc(  # noqa: PLR0913 - one parameter per command-line option
     from metalcast.lab.bmc.fleet import Fleet, Layout, simulated_machines
 
     machines = simulated_machines(count, prefix=prefix, power_latency=power_latency)
-    fleet = Fleet(
-        machines,
-        ipmi=ipmi,
-        redfish=redfish,
-        username=username,
-        password=password,
-        layout=Layout(address=address, ipmi_base_port=base_port, redfish_port=redfish_port),
+    layout = Layout(
+        address=address,
+        ipmi_base_port=base_port,
+        redfish_port=redfish_port,
+        ipmi_address_per_machine=ipmi_address_per_machine,
+        redfish_port_per_machine=redfish_port_per_machine,
     )
-    try:
-        fleet.start()
-    except (OSError, RuntimeError) as exc:
-        print_error(f"cannot serve the BMCs: {exc}")
-        raise typer.Exit(1) from None
+    fleet = Fleet(
+        machines, ipmi=ipmi, redfish=redfish, username=username, password=password, layout=layout
+    )
+    control = _start_fleet(fleet, control_port=control_port)
     try:
         stdout().print(_listing(fleet.bmcs, username=username))
+        if control is not None:
+            stdout().print(f"Power control: GET/POST {control.url}/power, /power/toggle")
         stdout().print(f"Serving {len(fleet.bmcs)} BMCs; Ctrl-C or SIGTERM to stop.")
         _wait_for_stop()
     finally:
+        if control is not None:
+            control.stop()
         fleet.stop()
+
+
+def _start_fleet(fleet: Fleet, *, control_port: int) -> PowerControl | None:
+    """Open every BMC port, and the power-control endpoint if asked; exit 1 on failure."""
+    from metalcast.lab.bmc.control import PowerControl
+
+    control = None
+    try:
+        fleet.start()
+        if control_port:
+            control = PowerControl(fleet.machines, port=control_port)
+            control.start()
+    except (OSError, RuntimeError, ValueError) as exc:
+        fleet.stop()
+        print_error(f"cannot serve the BMCs: {exc}")
+        raise typer.Exit(1) from None
+    return control
 
 
 def _listing(bmcs: list[ServedBmc], *, username: str) -> object:

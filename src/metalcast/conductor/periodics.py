@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import math
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,7 @@ class PowerSync:
         Nodes put in maintenance for a power failure are probed too: the first good
         reading takes them out of maintenance again (Ironic's power recovery).
         """
+        started = time.monotonic()
         nodes = sync_candidates(self.rt)
         recovering = sync_candidates(self.rt, recovering=True)
         futures = {self._pool.submit(self._sync, n): n for n in nodes}
@@ -103,6 +105,12 @@ class PowerSync:
             node = futures[future]
             self._record_failure(node, f"the BMC did not answer within {self.call_timeout:g}s")
             counts["timeout"] = counts.get("timeout", 0) + 1
+        _log.info(
+            "power sync pass: %d node(s) in %.3f s (%s)",
+            len(nodes),
+            time.monotonic() - started,
+            ", ".join(f"{outcome}: {n}" for outcome, n in sorted(counts.items())),
+        )
         return counts
 
     def close(self) -> None:

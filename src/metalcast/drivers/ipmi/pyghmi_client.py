@@ -17,6 +17,10 @@ Two pyghmi habits are worked around here:
   :meth:`PyghmiClient.abandon` marks it broken.
 * packets are processed by whichever thread turns pyghmi's event loop, so a
   dedicated thread must keep turning it (:func:`ensure_event_pump`).
+* pyghmi asks the BMC who made it (Get Device ID) before every power read, until
+  it knows an OEM handler for the manufacturer: for one it has none for (the lab's
+  BMCs, many white-box ones) every read took two commands.  :func:`connect` asks
+  once per session (:func:`_identify_once`).
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ def connect(target: IpmiTarget) -> PyghmiClient:
     ensure_event_pump()
     _forget_leftovers(target)
     command = _login(target)
+    _identify_once(command)
     client = PyghmiClient(command)
     client.require_suite(target.cipher_suite)
     return client
@@ -125,6 +130,18 @@ def _login(target: IpmiTarget) -> Any:
         )
     except socket.gaierror as exc:
         raise BmcFailure(FailureKind.SETTINGS, f"cannot resolve the address: {exc}") from exc
+
+
+def _identify_once(command: Any) -> None:
+    """Pick pyghmi's OEM handler for this session now, and keep it.
+
+    pyghmi marks the handler final only for manufacturers it has a plugin for, and
+    otherwise sends Get Device ID again before the next power read, sensor read or
+    boot-device change.  The manufacturer does not change while a session is logged
+    in, so the generic handler is as final as any.  Raises what pyghmi raises.
+    """
+    command.oem_init()
+    command._oemknown = True
 
 
 def _forget_leftovers(target: IpmiTarget) -> None:

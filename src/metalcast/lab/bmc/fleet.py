@@ -1,8 +1,9 @@
 """Many virtual BMCs in one process: for tests, the lab CLI and the power-sync benchmark.
 
 A :class:`Fleet` serves a list of machines over IPMI (one UDP port per machine,
-consecutive from a base port, all answered by pyghmi's single event loop) and/or
-Redfish (every machine a ComputerSystem behind one HTTP port, or one port each).
+consecutive from a base port, all answered by pyghmi's single event loop; on one
+address, or one address each as BMCs have on a real network) and/or Redfish (every
+machine a ComputerSystem behind one HTTP port, or one port each).
 
     layout = Layout(ipmi_base_port=6230, redfish_port=8000)
     with Fleet(simulated_machines(1000), ipmi=True, redfish=True, layout=layout) as fleet:
@@ -17,6 +18,7 @@ Errors::
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +71,10 @@ class Layout:
     address: str = "127.0.0.1"
     #: UDP port of the first IPMI BMC; the others follow consecutively
     ipmi_base_port: int = 0
+    #: IPMI BMC i listens on ``address`` + i (127.0.0.1, 127.0.0.2, …), not all on
+    #: ``address``: clients that pace their commands per BMC address (Ironic's
+    #: ``[ipmi]min_command_interval``) then see a thousand BMCs, not one
+    ipmi_address_per_machine: bool = False
     #: TCP port of the Redfish service (the first, with one port per machine)
     redfish_port: int = 0
     redfish_port_per_machine: bool = False
@@ -138,17 +144,23 @@ class Fleet:
         self.stop()
 
     def _start_ipmi(self) -> None:
+        layout = self.layout
         for i, machine in enumerate(self.machines):
-            base = self.layout.ipmi_base_port
+            base = layout.ipmi_base_port
+            address = (
+                str(ipaddress.ip_address(layout.address) + i)
+                if layout.ipmi_address_per_machine
+                else layout.address
+            )
             bmc = IpmiBmc(
                 machine,
                 username=self.username,
                 password=self.password,
                 port=base + i if base else 0,
-                address=self.layout.address,
+                address=address,
             )
             self._ipmi.append(bmc)
-            self.bmcs.append(ServedBmc(machine, "ipmi", self.layout.address, bmc.port))
+            self.bmcs.append(ServedBmc(machine, "ipmi", address, bmc.port))
 
     def _start_redfish(self) -> None:
         layout = self.layout

@@ -1,0 +1,396 @@
+"""A lab machine that is a QEMU process, driven through QMP.
+
+:class:`QemuMachine` is a :class:`~metalcast.lab.machine.Machine`: power on starts
+``qemu-system-x86_64`` (inside the lab's network namespace, on the machine's tap),
+power off is QMP ``quit``, the ACPI power button is ``system_powerdown`` (the guest
+may ignore it, and then the machine stays on), reset is ``system_reset``.  The power
+state is whether the process is alive: a guest that powers off ends QEMU, so the
+machine is off.
+
+The boot override becomes QEMU's ``-boot`` at the next power on: ``once=n`` for a
+one-time PXE boot (a reset or a reboot of the guest then boots the disk, so one
+process carries a whole deploy), ``order=n`` for a persistent one, ``order=c``
+otherwise.  A reset that needs another ``-boot`` than the running process has
+restarts QEMU instead.
+
+Acceleration is TCG unless :class:`QemuSettings` says otherwise: KVM nested in a
+PVM host (the project's machines) is unusably slow, and ``-cpu host`` aborts there.
+
+Errors: :class:`~metalcast.lab.machine.MachineError` (QEMU missing, failed to start
+(with its stderr tail), or its QMP socket did not answer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+from metalcast.lab.machine import (
+    DEFAULT_BIOS,
+    BootDevice,
+    BootOverride,
+    Faults,
+    MachineError,
+    Power,
+    PowerAction,
+    Sensor,
+)
+
+LOG = logging.getLogger(__name__)
+
+QEMU_BINARY = "qemu-system-x86_64"
+#: seconds QEMU may take from exec to answering on its QMP socket
+START_TIMEOUT = 15.0
+#: seconds QEMU may take to exit after QMP ``quit`` (then it is killed)
+QUIT_TIMEOUT = 10.0
+#: seconds one QMP exchange may take
+QMP_TIMEOUT = 5.0
+#: longest usable AF_UNIX socket path (sun_path is 108 bytes, NUL included)
+MAX_SOCKET_PATH = 107
+_POLL = 0.02
+_TAIL_LINES = 15
+#: starts the line the log gets at every power on
+_POWER_ON_MARK = "--- power on "
+
+
+@dataclass(frozen=True, slots=True)
+class QemuSettings:
+    """How every lab machine's QEMU runs."""
+
+    binary: str = QEMU_BINARY
+    #: "tcg"; "kvm" only when asked for (useless on nested PVM hosts)
+    accel: str = "tcg"
+    memory_mb: int = 1024
+    cpus: int = 1
+    #: network namespace QEMU starts in (holding the taps); None: this one
+    netns: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QemuMachineSpec:
+    """One machine: its identity, NIC and files."""
+
+    name: str
+    uuid: str
+    mac: str
+    tap: str
+    disk: Path
+    #: the guest's serial console (appended to across power cycles)
+    serial_log: Path
+    #: QEMU's own stdout and stderr (appended to)
+    qemu_log: Path
+    qmp_socket: Path
+    #: QEMU's ``-pidfile``: lets a cleanup find a QEMU its owner left behind
+    pid_file: Path
+
+
+def boot_argument(override: BootOverride) -> str:
+    """QEMU's ``-boot`` value for a power on with ``override``."""
+    if override.device is BootDevice.PXE:
+        return "order=n" if override.persistent else "once=n"
+    return "order=c"
+
+
+def _escape(value: object) -> str:
+    """A value inside a QEMU ``-opt key=value,…`` list (commas are doubled)."""
+    return str(value).replace(",", ",,")
+
+
+def qemu_command(spec: QemuMachineSpec, settings: QemuSettings, *, boot: str) -> list[str]:
+    """The command line that powers ``spec`` on with ``-boot boot``."""
+    prefix = ["ip", "netns", "exec", settings.netns] if settings.netns else []
+    return [
+        *prefix, settings.binary,
+        "-name", _escape(spec.name), "-uuid", spec.uuid,
+        "-accel", settings.accel, "-machine", "q35",
+        "-m", str(settings.memory_mb), "-smp", str(settings.cpus),
+        "-nographic", "-monitor", "none",
+        "-chardev", f"file,id=serial0,path={_escape(spec.serial_log)},append=on",
+        "-serial", "chardev:serial0",
+        "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
+        "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac}",
+        "-drive", f"file={_escape(spec.disk)},if=virtio,format=qcow2",
+        "-qmp", f"unix:{_escape(spec.qmp_socket)},server=on,wait=off",
+        "-pidfile", str(spec.pid_file),
+        "-boot", boot,
+    ]  # fmt: skip
+
+
+def _read_reply(stream: IO[str]) -> dict[str, Any]:
+    """The next reply (not event) on a QMP stream."""
+    while True:
+        line = stream.readline()
+        if not line:
+            raise EOFError("QMP connection closed")
+        message = json.loads(line)
+        if isinstance(message, dict) and ("return" in message or "error" in message):
+            return message
+
+
+def qmp(path: Path, command: str, arguments: Mapping[str, object] | None = None) -> Any:
+    """Run one QMP ``command`` on the socket at ``path``; its ``return`` value.
+
+    Raises:
+        OSError: the socket does not answer (or closed before replying).
+        MachineError: QEMU refused the command.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(QMP_TIMEOUT)
+        sock.connect(str(path))
+        stream = sock.makefile("rw", encoding="utf-8")
+        try:
+            if not stream.readline():  # the greeting
+                raise EOFError("QMP closed before its greeting")
+            for name, args in (("qmp_capabilities", None), (command, arguments)):
+                request: dict[str, object] = {"execute": name}
+                if args:
+                    request["arguments"] = dict(args)
+                stream.write(json.dumps(request) + "\n")
+                stream.flush()
+                reply = _read_reply(stream)
+                if "error" in reply:
+                    raise MachineError(f"QMP {name} failed: {reply['error'].get('desc')}")
+            return reply["return"]
+        except (EOFError, ValueError) as exc:
+            raise OSError(f"QMP {command} on {path}: {exc}") from exc
+        finally:
+            stream.close()
+
+
+def _last_output(path: Path, lines: int = _TAIL_LINES) -> str:
+    """The last ``lines`` QEMU wrote to its log since the last power on."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no output)"
+    start = text.rfind(_POWER_ON_MARK)
+    if start >= 0:
+        text = text[start:].partition("\n")[2]
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(no output)"
+
+
+@dataclass(slots=True)
+class _Firmware:
+    """What the machine's firmware holds between power cycles."""
+
+    override: BootOverride = field(default_factory=BootOverride)
+    bios: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BIOS))
+    staged_bios: dict[str, str] = field(default_factory=dict)
+
+
+class QemuMachine:
+    """A machine whose power is a QEMU process.  Thread-safe: one lock per machine
+    serializes every action, and each holds it for at most a QEMU start or stop."""
+
+    def __init__(
+        self, spec: QemuMachineSpec, settings: QemuSettings, *, faults: Faults | None = None
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.name = spec.name
+        self.uuid = spec.uuid
+        self.faults = faults or Faults()
+        self._lock = threading.RLock()
+        self._firmware = _Firmware()
+        self._process: subprocess.Popen[bytes] | None = None
+        #: the boot order the running QEMU follows after a reset ("n" or "c")
+        self._reset_order = "c"
+
+    # -- Machine ------------------------------------------------------------------
+
+    def power(self) -> Power:
+        with self._lock:
+            return Power.ON if self._alive() else Power.OFF
+
+    def act(self, action: PowerAction) -> None:
+        with self._lock:
+            if self.faults.ignore_power:
+                return
+            on = self._alive()
+            if action is PowerAction.ON and not on:
+                self._start()
+            elif action is PowerAction.OFF and on:
+                self._quit()
+            elif action is PowerAction.SHUTDOWN and on:
+                self._qmp("system_powerdown")
+            elif action is PowerAction.RESET and on:
+                self._reset()
+            elif action is PowerAction.CYCLE:
+                if on:
+                    self._quit()
+                self._start()
+            elif action is PowerAction.NMI and on:
+                self._qmp("inject-nmi")
+
+    def boot_override(self) -> BootOverride:
+        with self._lock:
+            return self._firmware.override
+
+    def set_boot_override(self, override: BootOverride) -> None:
+        with self._lock:
+            self._firmware.override = override
+
+    def bios_settings(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._firmware.bios)
+
+    def stage_bios_settings(self, settings: Mapping[str, str]) -> None:
+        with self._lock:
+            self._firmware.staged_bios.update(settings)
+
+    def staged_bios_settings(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._firmware.staged_bios)
+
+    def sensors(self) -> list[Sensor]:
+        on = self.power() is Power.ON
+        return [
+            Sensor("CPU Temp", "temperature", 45.0 if on else 22.0, "degrees C"),
+            Sensor("Inlet Temp", "temperature", 21.0, "degrees C"),
+            Sensor("Fan 1", "fan", 6000.0 if on else 0.0, "RPM"),
+            Sensor("PSU Power", "power", 180.0 if on else 8.0, "W"),
+        ]
+
+    # -- beyond the protocol ------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The running QEMU's process id, None when off."""
+        with self._lock:
+            return self._process.pid if self._alive() and self._process else None
+
+    def close(self) -> None:
+        """Power off (QMP ``quit``, then kill) if on: the owner is going away."""
+        with self._lock:
+            if self._alive():
+                self._quit()
+
+    # -- the process ------------------------------------------------------------------
+
+    def _alive(self) -> bool:
+        """Whether QEMU runs; reaps it if it has exited (caller holds the lock)."""
+        process = self._process
+        if process is None:
+            return False
+        if process.poll() is None:
+            return True
+        LOG.info("QEMU of %s exited with %s", self.name, process.returncode)
+        self._process = None
+        return False
+
+    def _start(self) -> None:
+        firmware = self._firmware
+        boot = boot_argument(firmware.override)
+        command = qemu_command(self.spec, self.settings, boot=boot)
+        self._check_binaries(command)
+        with contextlib.suppress(FileNotFoundError):
+            self.spec.qmp_socket.unlink()
+        self._process = self._spawn(command)
+        self._wait_until_ready()
+        self._reset_order = "n" if boot == "order=n" else "c"
+        self._booted()
+        LOG.info("QEMU of %s started (pid %s, -boot %s)", self.name, self._process.pid, boot)
+
+    def _check_binaries(self, command: list[str]) -> None:
+        wanted = {self.settings.binary: "qemu-system-x86"}
+        if command[0] == "ip":
+            wanted["ip"] = "iproute2"
+        for binary, package in wanted.items():
+            if shutil.which(binary) is None:
+                raise MachineError(
+                    f"cannot power on {self.name}: {binary} is not installed "
+                    f"(Debian package {package})"
+                )
+
+    def _spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
+        log_path = self.spec.qemu_log
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            log.write(f"{_POWER_ON_MARK}{stamp}: {' '.join(command)}\n".encode())
+            log.flush()
+            try:
+                return subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise MachineError(f"cannot start QEMU for {self.name}: {exc}") from exc
+
+    def _wait_until_ready(self) -> None:
+        """Wait for QMP to answer; kill QEMU and raise if it does not start."""
+        process = self._process
+        assert process is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while process.poll() is None:
+            with contextlib.suppress(OSError, MachineError):
+                qmp(self.spec.qmp_socket, "query-status")
+                return
+            if time.monotonic() > deadline:
+                self._kill(process)
+                break
+            time.sleep(_POLL)
+        self._process = None
+        raise MachineError(
+            f"QEMU for {self.name} did not start (exit status {process.returncode}); "
+            f"it said (in {self.spec.qemu_log}):\n{_last_output(self.spec.qemu_log)}"
+        )
+
+    def _booted(self) -> None:
+        """A boot happened: a one-time override is used up, staged BIOS settings apply."""
+        firmware = self._firmware
+        if firmware.override.device is not None and not firmware.override.persistent:
+            firmware.override = replace(firmware.override, device=None)
+        firmware.bios.update(firmware.staged_bios)
+        firmware.staged_bios.clear()
+
+    def _reset(self) -> None:
+        device = self._firmware.override.device
+        wanted = None if device is None else ("n" if device is BootDevice.PXE else "c")
+        if wanted is not None and wanted != self._reset_order:
+            LOG.info("reset of %s needs -boot for %s: restarting QEMU", self.name, device)
+            self._quit()
+            self._start()
+            return
+        self._qmp("system_reset")
+        self._booted()
+
+    def _quit(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        try:
+            self._qmp("quit")
+        except (OSError, MachineError) as exc:
+            LOG.warning("QMP quit of %s failed (%s): terminating QEMU", self.name, exc)
+            process.terminate()
+        try:
+            process.wait(QUIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._kill(process)
+        self._process = None
+        LOG.info("QEMU of %s powered off", self.name)
+
+    def _kill(self, process: subprocess.Popen[bytes]) -> None:
+        LOG.warning("killing QEMU of %s (pid %s)", self.name, process.pid)
+        process.kill()
+        process.wait()
+
+    def _qmp(self, command: str) -> Any:
+        try:
+            return qmp(self.spec.qmp_socket, command)
+        except OSError as exc:
+            raise MachineError(f"QMP {command} of {self.name} failed: {exc}") from exc
