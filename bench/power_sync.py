@@ -59,7 +59,10 @@ DEFAULT_LAB_CMD = "{root}/.venv/bin/metalcast lab bmc"
 #: what the API shows for the machine's "on" / "off"
 API_POWER = {"on": "power on", "off": "power off"}
 NODE_FIELDS = "uuid,name,provision_state,target_provision_state,power_state,last_error"
-RETRY_STATUSES = frozenset({409, 503})
+#: what a request may get while the node or the server is busy: tried again.  Ironic
+#: under load answers 500 "database is locked" (SQLite) now and then.
+RETRY_STATUSES = frozenset({409, 500, 503})
+RETRIES = 20
 
 log = workload.log
 
@@ -188,6 +191,7 @@ class Api:
         settings = workload.Settings(base_url=base_url, clients=clients, request_timeout=300)
         self._clients = workload.Clients(settings)
         self._pool = ThreadPoolExecutor(clients)
+        self.retries = 0  # requests tried again (see RETRY_STATUSES)
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -211,16 +215,20 @@ class Api:
         return dict(self._pool.map(create, range(fleet.count)))
 
     def manage(self, uuid: str) -> None:
-        """Ask for ``manage``, retrying while the node is busy.  Raises RuntimeError."""
-        for _ in range(20):
-            response = self._clients.get().put(
-                f"/v1/nodes/{uuid}/states/provision", json={"target": "manage"}
-            )
-            if response.status_code == 202:
-                return
+        """Ask for ``manage``.  Raises RuntimeError."""
+        self._request("PUT", f"/v1/nodes/{uuid}/states/provision", json={"target": "manage"})
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A request, tried again while it gets a RETRY_STATUSES answer.
+        Raises RuntimeError on any other failure, or when the tries run out."""
+        for _ in range(RETRIES):
+            response = self._clients.get().request(method, url, **kwargs)
+            if response.is_success:
+                return response
             if response.status_code not in RETRY_STATUSES:
                 break
-            time.sleep(0.5)
+            self.retries += 1
+            time.sleep(1.0)
         raise RuntimeError(workload.describe(response))
 
     def manage_all(self, uuids: Sequence[str], *, window: int, poll: float) -> None:
@@ -245,13 +253,10 @@ class Api:
 
     def nodes(self) -> dict[str, dict[str, Any]]:
         """Every node (a few fields), by name, following ``next`` links."""
-        client = self._clients.get()
         url: str | None = f"/v1/nodes?fields={NODE_FIELDS}&limit=1000"
         out: dict[str, dict[str, Any]] = {}
         while url:
-            response = client.get(url)
-            response.raise_for_status()
-            body = response.json()
+            body = self._request("GET", url).json()
             out.update((n["name"], n) for n in body["nodes"])
             url = body.get("next")
         return out
@@ -417,7 +422,8 @@ def enrol(
         api.manage_all(list(uuids.values()), window=args.manage_window, poll=args.poll)
         log(
             f"  {len(uuids)} {protocol} nodes enrolled in {created - started:.0f} s, "
-            f"manageable {time.monotonic() - created:.0f} s later"
+            f"manageable {time.monotonic() - created:.0f} s later ({api.retries} requests "
+            "tried again)"
         )
         wrong = mismatches(api, fleet)
         if wrong:
