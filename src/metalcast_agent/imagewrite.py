@@ -1,10 +1,12 @@
 """``write_image``: stream a raw image over HTTP onto the root disk.
 
-The image goes through in 1 MiB blocks: every block is hashed, non-zero blocks are
-written, and an all-zero block is written only where the disk is not already zero, so
-the holes of an image never allocate anything on a fresh (thin or sparse) disk. At
-most two blocks are in memory; nothing is staged on disk. At the end the device is
-fsync'ed and the checksum compared. Raises
+The image goes through in 1 MiB blocks and three threads, so that the network, the
+checksum and the disk work at the same time: the command's thread reads blocks from
+the connection, a hashing thread feeds them to the checksum, a writing thread writes
+them. Non-zero blocks are written; an all-zero block is written only where the disk is
+not already zero, so the holes of an image never allocate anything on a fresh (thin
+or sparse) disk. At most :data:`DEPTH` blocks are in memory; nothing is staged on
+disk. At the end the device is fsync'ed and the checksum compared. Raises
 :class:`~metalcast_agent.errors.DownloadError`,
 :class:`~metalcast_agent.errors.ChecksumMismatch` and
 :class:`~metalcast_agent.errors.DiskError`.
@@ -15,9 +17,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from metalcast_agent.client import Readable, open_download
 from metalcast_agent.commands import CommandContext, arg_int, arg_mapping, arg_str
@@ -28,6 +33,8 @@ from metalcast_agent.hints import format_size, select_root_device, too_small
 from metalcast_agent.log import get_logger, redact_url
 
 BLOCK = 1024**2
+#: blocks in flight between the reading, hashing and writing threads
+DEPTH = 4
 CHECKSUM_ALGORITHMS = ("sha256", "sha512")
 _WHAT = "Image download"
 _ZERO = bytes(BLOCK)
@@ -79,22 +86,123 @@ def stream_to_device(
     algorithm: str,
     progress: Callable[[int, int | None], None],
 ) -> Streamed:
-    """Copy ``source`` onto ``target`` block by block; the size, bytes written and hash."""
-    digest = new_digest(algorithm)
-    block, scratch = bytearray(BLOCK), bytearray(BLOCK)
-    done = written = 0
-    while count := read_block(source, block):
-        if done + count > target.capacity:
-            raise DiskError(
-                f"Disk {target.name} ({format_size(target.capacity)}) is too small for the "
-                f"image (more than {format_size(done + count)})"
-            )
-        data = block if count == BLOCK else memoryview(block)[:count]
-        digest.update(data)
-        written += _store(target, data, done, scratch)
-        done += count
-        progress(done, source.total)
-    return Streamed(done, written, digest.hexdigest())
+    """Copy ``source`` onto ``target`` block by block; the size, bytes written and hash.
+
+    The calling thread reads; a hashing and a writing thread follow it, at most
+    :data:`DEPTH` blocks behind. A failure on either side stops both and is raised
+    here once both threads have ended.
+    """
+    pipeline = _Pipeline(target, new_digest(algorithm), progress, source.total)
+    done = 0
+    try:
+        while not pipeline.failed():
+            block = pipeline.free.get()
+            if block is None:  # the writer failed and let go of its blocks
+                break
+            count = read_block(source, block)
+            if not count:
+                pipeline.free.put(block)
+                break
+            if done + count > target.capacity:
+                raise DiskError(
+                    f"Disk {target.name} ({format_size(target.capacity)}) is too small for "
+                    f"the image (more than {format_size(done + count)})"
+                )
+            pipeline.hashing.put((block, count, done))
+            done += count
+    finally:
+        written = pipeline.finish()
+    return Streamed(done, written, pipeline.digest.hexdigest())
+
+
+_Item = tuple[bytearray, int, int]  # a block, how many of its bytes count, its position
+
+
+_T = TypeVar("_T")
+
+
+class _Channel(Generic[_T]):
+    """A FIFO between two threads (the ramdisk's Python has no ``queue`` module)."""
+
+    def __init__(self) -> None:
+        self._items: deque[_T] = deque()
+        self._ready = threading.Condition(threading.Lock())
+
+    def put(self, item: _T) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def get(self) -> _T:
+        with self._ready:
+            while not self._items:
+                self._ready.wait()
+            return self._items.popleft()
+
+
+class _Pipeline:
+    """The hashing and writing threads of :func:`stream_to_device`, and their blocks.
+
+    A block goes free → (read) → hashing → writing → free; ``None`` on a channel
+    means "no more". After a write fails, the writer keeps taking blocks but only
+    hands them back, and puts ``None`` on ``free`` so that a reader waiting for a
+    block wakes up.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        digest: hashlib._Hash,
+        progress: Callable[[int, int | None], None],
+        total: int | None,
+    ) -> None:
+        self.target, self.digest, self._progress, self._total = target, digest, progress, total
+        self.free: _Channel[bytearray | None] = _Channel()
+        self.hashing: _Channel[_Item | None] = _Channel()
+        self._writing: _Channel[_Item | None] = _Channel()
+        for _ in range(DEPTH):
+            self.free.put(bytearray(BLOCK))
+        self._error: BaseException | None = None
+        self._written = 0
+        self._threads = [
+            threading.Thread(target=self._hash, name="image-hash", daemon=True),
+            threading.Thread(target=self._write, name="image-write", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def finish(self) -> int:
+        """End both threads; the bytes written. Raises the writer's error, if any."""
+        self.hashing.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._written
+
+    def _hash(self) -> None:
+        while (item := self.hashing.get()) is not None:
+            block, count, _ = item
+            self.digest.update(block if count == BLOCK else memoryview(block)[:count])
+            self._writing.put(item)
+        self._writing.put(None)
+
+    def _write(self) -> None:
+        scratch = bytearray(BLOCK)
+        while (item := self._writing.get()) is not None:
+            block, count, position = item
+            if self._error is None:
+                try:
+                    data = block if count == BLOCK else memoryview(block)[:count]
+                    self._written += _store(self.target, data, position, scratch)
+                    self._progress(position + count, self._total)
+                except BaseException as exc:  # raised in the command's thread by finish()
+                    self._error = exc
+                    self.free.put(None)
+            self.free.put(block)
 
 
 def read_block(source: Source, block: bytearray) -> int:

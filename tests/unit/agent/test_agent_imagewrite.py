@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from pathlib import Path
 
 import pytest
 from agent_machine import MIB, FakeMachine, FileServer, sha256
 
 from metalcast_agent.commands import CommandContext
 from metalcast_agent.errors import ChecksumMismatch, DiskError, DownloadError, InvalidArguments
-from metalcast_agent.imagewrite import write_image
+from metalcast_agent.imagewrite import (
+    DEPTH,
+    Source,
+    Streamed,
+    Target,
+    stream_to_device,
+    write_image,
+)
 
 
 def image_with_holes() -> bytes:
@@ -226,3 +236,86 @@ def test_missing_arguments_are_named(machine: FakeMachine) -> None:
         InvalidArguments, match="write_image needs a non-empty string argument 'url'"
     ):
         write_image({"checksum_algo": "sha256", "checksum": "00"}, CommandContext(machine.env))
+
+
+class _Stream:
+    """A download that serves ``data`` and then fails with ``error`` (or ends)."""
+
+    def __init__(self, data: bytes, error: OSError | None = None) -> None:
+        self.data, self.error, self.position = data, error, 0
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int:
+        chunk = self.data[self.position : self.position + min(len(buffer), 256 * 1024)]
+        if not chunk and self.error is not None:
+            raise self.error
+        buffer[: len(chunk)] = chunk
+        self.position += len(chunk)
+        return len(chunk)
+
+
+def _pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in ("image-hash", "image-write")]
+
+
+def test_a_connection_lost_midway_fails_and_leaves_no_thread(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(16 * MIB))
+    stream = _Stream(os.urandom(5 * MIB + 7), ConnectionResetError(104, "Connection reset"))
+    source = Source(stream, "http://conductor/image.raw", "Image download", 10 * MIB)
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with pytest.raises(DownloadError) as caught:
+            stream_to_device(
+                source, Target(fd, "/dev/vda", 0, 16 * MIB), algorithm="sha256", progress=print
+            )
+    finally:
+        os.close(fd)
+
+    assert str(caught.value) == (
+        "Image download from http://conductor/image.raw failed: [Errno 104] Connection reset"
+    )
+    assert _pipeline_threads() == []
+    # what had arrived before the connection broke is on the disk
+    assert disk.read_bytes()[: 5 * MIB] == stream.data[: 5 * MIB]
+
+
+def test_a_failing_disk_stops_the_download_and_names_the_offset(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(16 * MIB))
+    stream = _Stream(os.urandom(64 * MIB))
+    source = Source(stream, "http://conductor/image.raw", "Image download", 64 * MIB)
+    fd = os.open(disk, os.O_RDONLY)  # every write fails: EBADF
+    try:
+        with pytest.raises(DiskError) as caught:
+            stream_to_device(
+                source, Target(fd, "/dev/vda", 0, 64 * MIB), algorithm="sha256", progress=print
+            )
+    finally:
+        os.close(fd)
+
+    assert str(caught.value) == "Writing /dev/vda at byte 0 failed: Bad file descriptor"
+    assert _pipeline_threads() == []
+    # the reader stopped soon after the first write failed: it did not fetch 64 MiB
+    assert stream.position <= (DEPTH + 2) * MIB
+
+
+def test_blocks_land_in_order_whatever_the_thread_timing(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.write_bytes(b"\xaa" * 40 * MIB)
+    image = b"".join(bytes([n]) * MIB if n % 3 else bytes(MIB) for n in range(1, 33)) + b"end"
+    seen: list[int] = []
+    source = Source(_Stream(image), "u", "Image download", len(image))
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        streamed = stream_to_device(
+            source,
+            Target(fd, "/dev/vda", 4096, 40 * MIB - 4096),
+            algorithm="sha512",
+            progress=lambda done, total: seen.append(done),
+        )
+    finally:
+        os.close(fd)
+
+    assert disk.read_bytes()[4096 : 4096 + len(image)] == image
+    assert streamed == Streamed(len(image), len(image), hashlib.sha512(image).hexdigest())
+    assert seen == sorted(seen) and seen[-1] == len(image)

@@ -24,6 +24,7 @@ OTHERS = [
         ("libc6", "2.36-9+deb12u14"),
         ("zlib1g", "1:1.2.13.dfsg-1"),
         ("libexpat1", "2.5.0-1+deb12u5"),
+        ("libssl3", "3.0.17-1~deb12u2"),
     ]
 ]
 
