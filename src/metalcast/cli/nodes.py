@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from metalcast.cli.output import (
     table,
 )
 from metalcast.cli.session import session_of
+from metalcast.cli.waiting import AgentProgress, Mark, Verdict, failure_message, is_busy, judge_rest
 from metalcast.interfaces import INTERFACE_NAMES
 
 app = typer.Typer(help="Enrol, inspect, deploy and power bare-metal nodes.", no_args_is_help=True)
@@ -31,6 +33,14 @@ app.add_typer(boot_device_app, name="boot-device")
 NodeArg = provision.NodeArg
 KeyValues = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE", show_default=False)]
 Text_ = Annotated[str | None, typer.Option(show_default=False)]
+ShowWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="If the node is busy, follow it until it rests, then show it "
+        "(`--wait 600` also sets --wait-timeout).",
+    ),
+]
 
 LIST_FIELDS = ("uuid", "name", "power_state", "provision_state", "maintenance", "last_error")
 SHOW_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -44,7 +54,7 @@ SHOW_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "power_state", "target_power_state", "maintenance", "maintenance_reason",
         "fault", "last_error", "reservation", "protected", "protected_reason",
         "retired", "retired_reason", "automated_clean", "clean_step", "deploy_step",
-        "service_step", "console_enabled", "inspection_started_at",
+        "service_step", "agent_progress", "console_enabled", "inspection_started_at",
         "inspection_finished_at",
     )),
     ("Driver", ("driver", "driver_info", *(f"{i}_interface" for i in INTERFACE_NAMES))),
@@ -84,11 +94,19 @@ def show_groups(node: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
     return [(title, keys) for title, keys in groups if keys]
 
 
+def shown_fields(node: Mapping[str, Any]) -> dict[str, Any]:
+    """``node`` with what ``node show`` derives for people: ``agent_progress``, the
+    deploy agent's last report (from ``driver_internal_info``) as one line."""
+    progress = AgentProgress.of(node)
+    return dict(node) if progress is None else {**node, "agent_progress": str(progress)}
+
+
 def print_node(node: Mapping[str, Any]) -> None:
     """Print one node as grouped field tables."""
     console = stdout()
-    for title, keys in show_groups(node):
-        console.print(fields_table(node, keys, title=title))
+    fields = shown_fields(node)
+    for title, keys in show_groups(fields):
+        console.print(fields_table(fields, keys, title=title))
 
 
 def list_rows(nodes: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
@@ -134,14 +152,29 @@ def list_nodes(
 
 
 @app.command()
-def show(ctx: typer.Context, node: NodeArg) -> None:
-    """Show one node, its fields grouped (secrets come back masked)."""
+def show(
+    ctx: typer.Context,
+    node: NodeArg,
+    *,
+    wait: ShowWaitOpt = False,
+    wait_timeout: provision.TimeoutOpt = 0,
+) -> None:
+    """Show one node, its fields grouped (secrets come back masked).
+
+    With --wait a busy node (deploying, cleaning, waiting for its agent…) is followed
+    until it rests; exit 1 if it ends failed."""
     session = session_of(ctx)
     found = session.client.get(node_path(node))
+    judge = functools.partial(judge_rest, before=Mark.of(found))
+    followed = wait and is_busy(found)
+    if followed:
+        found = provision.follow(session.client, node, judge=judge, timeout=wait_timeout)
     if session.as_json:
         print_json(found)
     else:
         print_node(found)
+    if followed and judge(found) is Verdict.FAILED:
+        raise CliError(failure_message(node, found, wanted=None))
 
 
 @app.command()

@@ -142,7 +142,7 @@ def request_provision(
         return
     expected = EXPECTED_STATES.get(verb)
     judge = functools.partial(judge_provision, expected=expected, before=before)
-    current = _follow(client, node, judge=judge, timeout=timeout)
+    current = follow(client, node, judge=judge, timeout=timeout)
     if judge(current) is Verdict.FAILED:
         raise CliError(failure_message(node, current, wanted=expected))
     _finished(session, current, message=f"node {node} is {current.get('provision_state')}")
@@ -162,16 +162,22 @@ def request_power(
         return
     expected = EXPECTED_POWER[target]
     judge = functools.partial(judge_power, expected=expected, before=before)
-    current = _follow(client, node, judge=judge, timeout=timeout)
+    current = follow(client, node, judge=judge, timeout=timeout)
     if judge(current) is Verdict.FAILED:
         error = current.get("last_error") or "no error recorded"
         raise CliError(f"node {node} did not reach '{expected}': {error}")
     _finished(session, current, message=f"node {node} is {current.get('power_state')}")
 
 
-def _follow(
+def follow(
     client: ApiClient, node: str, *, judge: Callable[[JSON], Verdict], timeout: float
 ) -> JSON:
+    """:func:`wait_for` ``node`` and return it as last seen; Ctrl-C stops waiting
+    (exit 130) and leaves the node to carry on.
+
+    Raises:
+        WaitTimeout, ApiError, Unreachable.
+    """
     try:
         return wait_for(client, node, judge=judge, timeout=timeout)[1]
     except KeyboardInterrupt:

@@ -3,7 +3,14 @@
 The verdicts are pure functions of the node as the API shows it, so that they can be
 tested without a server.  A request is judged against a :class:`Mark` of the node
 taken before it was sent, so that a poll which still sees the old state is not taken
-for the end of the request.
+for the end of the request.  ``node show --wait`` sent no request: it follows a busy
+node until it rests (:func:`judge_rest`).
+
+Progress goes to stderr: a live status line, updated every poll, and printed lines
+that record the way (:class:`ProgressLine`).  While the deploy agent writes an image
+its last report (``driver_internal_info.agent_progress``) joins both; a line is
+printed when the node's state or the agent's command changes, and for new numbers
+alone at most every :data:`PRINT_INTERVAL` seconds.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ EXPECTED_POWER: Mapping[str, str] = {
 }
 
 POLL_INTERVAL = 1.0
+#: seconds between printed lines that differ only in the agent's numbers
+PRINT_INTERVAL = 5.0
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 _BUSY = frozenset(s.value for s in WORK | WAIT)
 _FAILED = frozenset(s.value for s in FAILURE)
 
@@ -113,6 +123,28 @@ def judge_power(node: Mapping[str, Any], *, expected: str, before: Mark) -> Verd
     return Verdict.WAITING
 
 
+def judge_rest(node: Mapping[str, Any], *, before: Mark) -> Verdict:
+    """Whether a node followed without a request (``node show --wait``) has come to
+    rest: failed when it rests in a failure state or with a ``last_error`` it did not
+    have at ``before``, reached in any other state it rests in."""
+    if is_busy(node):
+        return Verdict.WAITING
+    error = node.get("last_error")
+    if node.get("provision_state") in _FAILED or (error and error != before.last_error):
+        return Verdict.FAILED
+    return Verdict.REACHED
+
+
+def is_busy(node: Mapping[str, Any]) -> bool:
+    """Whether ``node`` is on its way somewhere: a working or waiting state (deploying,
+    wait call-back, cleaning, clean wait…) or a provision or power target."""
+    return bool(
+        node.get("provision_state") in _BUSY
+        or node.get("target_provision_state")
+        or node.get("target_power_state")
+    )
+
+
 def describe(node: Mapping[str, Any]) -> str:
     """``deploying → active`` or ``power on → power off``: where the node is going."""
     state = node.get("provision_state")
@@ -122,6 +154,101 @@ def describe(node: Mapping[str, Any]) -> str:
     if power_target:
         text += f", {power} → {power_target}"
     return text
+
+
+def size_text(count: float) -> str:
+    """``512 B``, ``1.5 KiB``, ``120.0 MiB``: a byte count in binary units."""
+    value, unit = float(count), 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    return f"{value:.0f} B" if unit == 0 else f"{value:.1f} {_UNITS[unit]}"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentProgress:
+    """The deploy agent's last report on its running command, as the conductor keeps
+    it in ``driver_internal_info.agent_progress`` (``name``, ``done`` and ``total``
+    bytes, ``rate`` in bytes per second); None where a value is missing or unusable."""
+
+    command: str | None
+    done: int | None
+    total: int | None
+    rate: float | None
+
+    @classmethod
+    def of(cls, node: Mapping[str, Any]) -> AgentProgress | None:
+        """The progress ``node`` (as the API returns it) carries, or None: no report,
+        or one that names neither a command nor a byte count."""
+        info = node.get("driver_internal_info")
+        report = info.get("agent_progress") if isinstance(info, Mapping) else None
+        if not isinstance(report, Mapping):
+            return None
+        name = report.get("name")
+        done, total = _amount(report.get("done")), _amount(report.get("total"))
+        rate = _amount(report.get("rate"))
+        progress = cls(str(name) if name else None, _whole(done), _whole(total), rate)
+        return progress if progress.command or progress.done is not None else None
+
+    def __str__(self) -> str:
+        """``write_image 120.0 MiB of 256.0 MiB (47%), 12.3 MiB/s``, or as much of it
+        as is known: no total (or 0) leaves out "of …", no rate (or 0) the rate."""
+        parts = [self.command] if self.command else []
+        if self.done is not None:
+            amount = size_text(self.done)
+            if self.total:
+                amount += f" of {size_text(self.total)} ({self.percent}%)"
+            parts.append(amount)
+        text = " ".join(parts)
+        return f"{text}, {size_text(self.rate)}/s" if self.rate else text
+
+    @property
+    def percent(self) -> int | None:
+        """How much of ``total`` is done, rounded, but 100 only once all of it is."""
+        if self.done is None or not self.total:
+            return None
+        if self.done >= self.total:
+            return 100
+        return min(round(self.done * 100 / self.total), 99)
+
+
+def _amount(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return float(value)
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressLine:
+    """What ``--wait`` shows of one poll: ``deploying → active · write_image 120.0 MiB
+    of 256.0 MiB (47%), 12.3 MiB/s``; just :func:`describe` when the agent reports
+    nothing or the node rests."""
+
+    text: str
+    #: where the node is going and which agent command runs: a change is news
+    step: tuple[str, str | None]
+
+    @classmethod
+    def of(cls, node: Mapping[str, Any]) -> ProgressLine:
+        """The line of ``node`` as the API returns it."""
+        state = describe(node)
+        # a resting node's report is a leftover: the line says where it came to rest
+        agent = AgentProgress.of(node) if is_busy(node) else None
+        if agent is None:
+            return cls(state, (state, None))
+        return cls(f"{state} · {agent}", (state, agent.command))
+
+
+def worth_printing(line: ProgressLine, *, last: ProgressLine | None, elapsed: float) -> bool:
+    """Whether ``line`` gets a printed line of its own, ``elapsed`` seconds after
+    ``last`` got one: always for a new step (state or agent command), for new numbers
+    in the same step only once :data:`PRINT_INTERVAL` seconds have passed."""
+    if last is None or line.step != last.step:
+        return True
+    return line.text != last.text and elapsed >= PRINT_INTERVAL
 
 
 def latest_event(client: ApiClient, node: str) -> str | None:
@@ -144,8 +271,10 @@ def wait_for(
     *,
     judge: Callable[[JSON], Verdict],
     timeout: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Verdict, JSON]:
-    """Poll ``node`` until ``judge`` says it finished; show progress on stderr.
+    """Poll ``node`` until ``judge`` says it finished; show progress on stderr: the
+    status line every poll, a printed line when :func:`worth_printing` says so.
 
     Returns the verdict and the node as last seen.  ``timeout`` 0 waits forever.
 
@@ -153,22 +282,23 @@ def wait_for(
         WaitTimeout: ``timeout`` seconds passed first.  ApiError, Unreachable.
     """
     console = stderr()
-    deadline = time.monotonic() + timeout if timeout > 0 else None
-    shown = ""
+    deadline = clock() + timeout if timeout > 0 else None
+    printed: ProgressLine | None = None
+    printed_at = 0.0
     with console.status(f"waiting for {node}") as status:
         while True:
             current: JSON = client.get(node_path(node))
             verdict = judge(current)
-            progress = describe(current)
-            if progress != shown:
-                console.print(Text(f"{node}: {progress}", style="dim"))
-                shown = progress
+            line = ProgressLine.of(current)
+            if worth_printing(line, last=printed, elapsed=clock() - printed_at):
+                console.print(Text(f"{node}: {line.text}", style="dim"), soft_wrap=True)
+                printed, printed_at = line, clock()
             if verdict is not Verdict.WAITING:
                 return verdict, current
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and clock() >= deadline:
                 raise WaitTimeout(_timeout_message(node, current, timeout))
             event = latest_event(client, node)
-            status.update(f"{node}: {progress}" + (f" · {event}" if event else ""))
+            status.update(f"{node}: {line.text}" + (f" · {event}" if event else ""))
             time.sleep(POLL_INTERVAL)
 
 

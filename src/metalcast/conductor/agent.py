@@ -113,8 +113,10 @@ def _record(task: NodeTask, *, report: AgentReport, reply: dict[str, Any]) -> No
     if report.log:
         kept = [*list(info.get("agent_log") or []), *report.log][-direct.AGENT_LOG_LINES :]
         task.set_internal(agent_log=kept)
-    if report.progress is not None:
-        task.set_internal(agent_progress=dict(report.progress))
+    # the agent reports progress only while a command runs: none means it is idle
+    progress = dict(report.progress) if report.progress is not None else None
+    if progress != info.get("agent_progress"):
+        task.set_internal(agent_progress=progress)
     acked, failure = _take_results(task, report.results)
     pending = list(task.node.driver_internal_info.get("agent_commands") or [])
     reply.update(ack=acked, command=pending[0] if pending else None)

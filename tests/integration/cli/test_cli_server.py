@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,70 @@ def test_wait_timeout_exits_1(metalcast_url: str) -> None:
     result = cli(metalcast_url, "node", "deploy", "cli-i", "--wait", "1", check=False)
     assert result.returncode == 1
     assert "timed out after 1s waiting for node cli-i" in result.stderr
+
+
+MIB = 2**20
+
+
+def wait_for_state(url: str, node: str, state: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while api_get(url, f"/v1/nodes/{node}").json()["provision_state"] != state:
+        assert time.monotonic() < deadline, f"node {node} not in {state!r} after {timeout}s"
+        time.sleep(0.1)
+
+
+def agent_reports(url: str, node: dict[str, Any], **progress: Any) -> None:
+    """Heartbeat for ``node`` as an Ironic-style agent (no token) that reports
+    ``progress``: the conductor keeps it in driver_internal_info.agent_progress."""
+    body = {"callback_url": "http://127.0.0.1:9999", "progress": {"id": "c1", **progress}}
+    response = httpx.post(
+        f"{url}/v1/heartbeat/{node['uuid']}", json=body, headers=VERSION, timeout=10
+    )
+    assert response.status_code == 202, response.text
+
+
+def test_show_wait_shows_the_agents_progress_and_a_failed_end(metalcast_url: str) -> None:
+    node = create(metalcast_url, "cli-j", "--driver-info", "fake_wait=deploy")
+    cli(metalcast_url, "node", "manage", "cli-j", "--wait", "60")
+    cli(metalcast_url, "node", "provide", "cli-j", "--wait", "60")
+    cli(metalcast_url, "node", "deploy", "cli-j")
+    wait_for_state(metalcast_url, "cli-j", "wait call-back")
+    agent_reports(
+        metalcast_url, node, name="write_image", done=120 * MIB, total=256 * MIB, rate=12.3 * MIB
+    )
+    progress = "write_image 120.0 MiB of 256.0 MiB (47%), 12.3 MiB/s"
+    shown = cli(metalcast_url, "node", "show", "cli-j").stdout
+    assert any("agent_progress" in row and progress in row for row in shown.splitlines())
+
+    command = [sys.executable, "-m", "metalcast.cli.main", "--url", metalcast_url]
+    waiting = subprocess.Popen(
+        [*command, "node", "show", "cli-j", "--wait", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")},
+    )
+    assert waiting.stderr is not None
+    first = waiting.stderr.readline()  # printed at once, however long the line
+    assert first.strip() == f"cli-j: wait call-back → active · {progress}"
+    cli(metalcast_url, "node", "abort", "cli-j")
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 1, err
+    assert "cli-j: deploy failed" in err
+    assert "error: node cli-j ended in 'deploy failed'" in err
+    assert "deploy failed" in out  # the node is shown as it ended
+
+
+def test_show_wait_follows_a_deploy_to_active(metalcast_url: str) -> None:
+    # each fake operation takes 2 s: the deploy is still going when show starts
+    create(metalcast_url, "cli-k", "--driver-info", "fake_latency=2")
+    cli(metalcast_url, "node", "manage", "cli-k", "--wait", "60")
+    cli(metalcast_url, "node", "provide", "cli-k", "--wait", "60")
+    cli(metalcast_url, "node", "deploy", "cli-k")
+    result = cli(metalcast_url, "node", "show", "cli-k", "--wait", "120")
+    assert result.stderr.splitlines()[0] == "cli-k: deploying → active", result.stderr
+    assert result.stderr.splitlines()[-1] == "cli-k: active"
+    assert any("provision_state" in row and "active" in row for row in result.stdout.splitlines())
+    again = cli(metalcast_url, "--json", "node", "show", "cli-k", "--wait")
+    assert again.stderr == ""  # resting: shown at once
+    assert json.loads(again.stdout)["provision_state"] == "active"

@@ -42,6 +42,8 @@ class FakeIronic:
     clock: int = 0
     #: provision requests never finish
     stuck: bool = False
+    #: per node UUID: the changes its next GETs apply, one each (see :meth:`play`)
+    scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -123,6 +125,9 @@ class FakeIronic:
         if node is None:
             return fault(404, f"Node {parts[2]} could not be found.")
         self._progress(node)
+        script = self.scripts.get(node["uuid"])
+        if script:
+            node.update(script.pop(0))
         return httpx.Response(200, json=node)
 
     def delete_node(self, request: httpx.Request, parts: list[str]) -> httpx.Response:
@@ -156,6 +161,13 @@ class FakeIronic:
         node["provision_updated_at"] = f"t{self.clock}"
         node["_verb"] = target
         return httpx.Response(202)
+
+    def play(self, ident: str, *changes: dict[str, Any]) -> None:
+        """Let the next GETs of node ``ident`` see ``changes``, one more with each GET
+        (a node the conductor moves on between polls); then it stays as it is."""
+        node = self.find(ident)
+        assert node is not None
+        self.scripts[node["uuid"]] = list(changes)
 
     def state_of(self, ident: str) -> str | None:
         node = self.find(ident)

@@ -12,7 +12,7 @@ from cli_fake_api import FakeIronic, Invocation
 
 from metalcast.cli.client import CliError
 from metalcast.cli.main import normalize_argv
-from metalcast.cli.nodes import parse_key_values, show_groups, validation_rows
+from metalcast.cli.nodes import parse_key_values, show_groups, shown_fields, validation_rows
 from metalcast.cli.provision import load_config_drive, load_steps
 
 Run = Callable[..., Invocation]
@@ -162,6 +162,80 @@ def test_without_wait_the_request_is_only_accepted(run_cli: Run) -> None:
     result = run_cli("node", "manage", "n1")
     assert result.exit_code == 0
     assert "provision state change to 'manage' accepted for node n1" in result.stdout
+
+
+MIB = 2**20
+WRITING = {
+    "driver_internal_info": {
+        "agent_progress": {
+            "id": "c1", "name": "write_image", "done": 120 * MIB, "total": 256 * MIB,
+            "rate": 12.3 * MIB,
+        },
+    },
+}  # fmt: skip
+PROGRESS = "write_image 120.0 MiB of 256.0 MiB (47%), 12.3 MiB/s"
+DEPLOYING = {"provision_state": "wait call-back", "target_provision_state": "active"}
+
+
+def deploying_node(run_cli: Run, fake_api: FakeIronic) -> None:
+    """n1, waiting for its agent, which wrote 120 of 256 MiB so far."""
+    run_cli("node", "create", "--driver", "fake-hardware", "--name", "n1")
+    node = fake_api.find("n1")
+    assert node is not None
+    node.update(DEPLOYING, **WRITING)
+
+
+def test_show_has_the_agents_progress(run_cli: Run, fake_api: FakeIronic) -> None:
+    deploying_node(run_cli, fake_api)
+    shown = run_cli("node", "show", "n1")
+    row = next(line for line in shown.stdout.splitlines() if "agent_progress" in line)
+    assert PROGRESS in row
+    groups = dict(show_groups(shown_fields(fake_api.find("n1") or {})))
+    assert "agent_progress" in groups["State"]
+    as_json = json.loads(run_cli("--json", "node", "show", "n1").stdout)
+    assert "agent_progress" not in as_json  # scripts get the API's node as it is
+
+
+def test_show_wait_follows_a_busy_node_until_it_rests(run_cli: Run, fake_api: FakeIronic) -> None:
+    deploying_node(run_cli, fake_api)
+    rested = {"provision_state": "active", "target_provision_state": None}
+    fake_api.play("n1", {}, {}, {**rested, "driver_internal_info": {}})
+    result = run_cli("node", "show", "n1", "--wait", "60")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [f"n1: wait call-back → active · {PROGRESS}", "n1: active"]
+    assert "│ provision_state        │ active" in result.stdout
+    assert "agent_progress" not in result.stdout
+
+
+def test_show_wait_exits_1_when_the_node_ends_failed(run_cli: Run, fake_api: FakeIronic) -> None:
+    deploying_node(run_cli, fake_api)
+    failed = {"provision_state": "deploy failed", "target_provision_state": None}
+    fake_api.play("n1", {}, {**failed, "last_error": "The agent's write_image failed: EIO"})
+    result = run_cli("--json", "node", "show", "n1", "--wait")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["provision_state"] == "deploy failed"
+    assert (
+        "error: node n1 ended in 'deploy failed': The agent's write_image failed: EIO"
+        in result.stderr
+    )
+
+
+def test_show_wait_shows_a_resting_node_at_once(run_cli: Run, fake_api: FakeIronic) -> None:
+    run_cli("node", "create", "--driver", "fake-hardware", "--name", "n1")
+    fake_api.set_state("n1", "deploy failed")
+    fake_api.requests.clear()
+    result = run_cli("node", "show", "n1", "--wait")
+    assert result.exit_code == 0  # it failed before: nothing was followed
+    assert result.stderr == ""
+    assert "deploy failed" in result.stdout
+    assert [r for r in fake_api.requests if "/nodes/" in r] == ["GET /v1/nodes/n1"]
+
+
+def test_show_wait_gives_up_after_its_timeout(run_cli: Run, fake_api: FakeIronic) -> None:
+    deploying_node(run_cli, fake_api)
+    result = run_cli("node", "show", "n1", "--wait", "0.05")
+    assert result.exit_code == 1
+    assert "timed out after 0.05s waiting for node n1 (wait call-back → active)" in result.stderr
 
 
 def test_history_table(run_cli: Run) -> None:

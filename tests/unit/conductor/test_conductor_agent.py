@@ -142,3 +142,18 @@ def test_timeout_message_names_the_heartbeat_once_there_was_one(env: Env) -> Non
     assert env.service.check_wait_timeouts() == 2
     assert (env.node(silent).last_error or "").endswith("the agent never heartbeated")
     assert (env.node(heard).last_error or "").endswith(f"the last agent heartbeat was at {when}")
+
+
+def test_progress_is_kept_while_a_command_runs_and_dropped_when_the_agent_idles(
+    env: Env, recording: ConductorService
+) -> None:
+    node_id = create(env, recording, "wait call-back")
+    running = {"id": "c1", "name": "write_image", "done": 5 * 2**20, "total": 8 * 2**20}
+    recording.agent_heartbeat(
+        node_id, AgentReport(callback_url=URL, progress={**running, "rate": 1e6}), context=ALICE
+    )
+    shown = env.wait_settled(node_id).driver_internal_info["agent_progress"]
+    assert shown == {**running, "rate": 1e6}
+
+    beat(recording, node_id)  # the command ended: the next heartbeat carries no progress
+    assert env.wait_settled(node_id).driver_internal_info.get("agent_progress") is None
