@@ -3,7 +3,7 @@
 split by phase, and the agent's image write against a plain ``dd`` (as root).
 
     sudo .venv/bin/python bench/deploy.py                    # 4 machines, 256 MiB image
-    sudo .venv/bin/python bench/deploy.py --nodes 2 --image-mib 128 --dd-runs 1
+    sudo .venv/bin/python bench/deploy.py --nodes 2 --image-mib 128 --runs 1
 
 1. Builds (or reuses, in ``--cache-dir``) the deploy ramdisk and the lab's bootable
    test disk; pads the disk to ``--image-mib`` with random bytes (zeros would let the
@@ -12,9 +12,9 @@ split by phase, and the agent's image write against a plain ``dd`` (as root).
 2. Starts its own ``metalcast server`` (fresh state dir, free port, boot services in
    namespace ``mcbench<pid>``), ``lab up --nodes N``, manage + provide all (provide is
    cleaning through the agent: timed).
-3. Deploys one machine alone (with a config drive), undeploys it; runs ``--dd-runs``
-   plain ``wget -O - URL | dd of=/dev/vda bs=1M conv=fsync`` in the same kind of
-   guest (TCG, q35, 1 GiB, virtio disk on a fresh 2 GiB qcow2, the deploy ramdisk
+3. ``--runs`` times in turn: deploys one machine alone (with a config drive),
+   undeploys it, runs a plain ``wget -O - URL | dd of=/dev/vda bs=1M conv=fsync`` in
+   the same kind of guest (TCG, q35, 1 GiB, virtio disk on a fresh 2 GiB qcow2, the deploy ramdisk
    booted with ``metalcast.bench=dd:<url>``); then deploys all N in parallel.
 4. Phases come from the node history (``created_at`` of each event) and the first
    ``agent_last_heartbeat`` seen while polling the node every 0.25 s.
@@ -395,19 +395,22 @@ def report(result: dict[str, Any]) -> str:
     for what in ("provide", "undeploy"):
         walls = [fmt(w) for w in result[f"{what}_walls"]]
         lines.append(f"{what} (cleaning through the agent), wall s per node: {', '.join(walls)}")
-    agent = result["deploy_1"]["write MiB/s"]
-    dd = statistics.median(r["mib_s"] for r in result["dd"]) if result["dd"] else None
+    agents = [r["write MiB/s"] for r in result.get("deploy_1_runs", []) if r["write MiB/s"]]
+    dds = [r["mib_s"] for r in result["dd"]]
+    agent = statistics.median(agents) if agents else None
+    dd = statistics.median(dds) if dds else None
     lines += [
         "",
-        "| image write | MiB/s |",
-        "| --- | ---: |",
-        f"| agent (1 node, write_image) | {fmt(agent)} |",
+        "| run | agent write_image, MiB/s | dd, MiB/s | agent / dd |",
+        "| --- | ---: | ---: | ---: |",
         *(
-            f"| dd run {i + 1} ({r['seconds']:.1f} s, identical={r['identical']}) | "
-            f"{r['mib_s']:.1f} |"
-            for i, r in enumerate(result["dd"])
+            f"| {i + 1} | {fmt(a)} | {d['mib_s']:.1f} ({d['seconds']:.1f} s, "
+            f"identical={d['identical']}) | {a / d['mib_s']:.2f} |"
+            for i, (a, d) in enumerate(zip(agents, result["dd"], strict=False))
         ),
-        f"| ratio agent / dd (median) | {agent / dd:.2f} |" if agent and dd else "| ratio | - |",
+        f"| median | {fmt(agent)} | {fmt(dd)} | **{agent / dd:.2f}** |"
+        if agent and dd
+        else "| median | - | - | - |",
     ]
     return "\n".join(lines)
 
@@ -447,14 +450,22 @@ def scenario(
     result["provide_timeline"] = timeline(provide[0])
     set_image(lab, nodes, inputs)
     deploy = ["deploy", "--config-drive", str(config_drive(lab.state))]
-    log("deploy 1 node")
-    single = act(lab, nodes[:1], deploy, "active", args.timeout)[0]
-    result["deploy_1"], result["deploy_1_timeline"] = deploy_phases(single), timeline(single)
-    log("undeploy it")
-    undeploy = act(lab, nodes[:1], ["undeploy"], "available", args.timeout)
-    result["undeploy_walls"] = [op.wall for op in undeploy]
-    result["dd"] = []
-    for index in range(args.dd_runs):
+    # one machine alone and dd in turns, so that both see the same load on average
+    result["deploy_1_runs"], result["undeploy_walls"], result["dd"] = [], [], []
+    for index in range(args.runs):
+        if index:
+            set_image(lab, nodes[:1], inputs)
+        log(f"deploy 1 node (run {index + 1})")
+        single = act(lab, nodes[:1], deploy, "active", args.timeout)[0]
+        result["deploy_1_runs"].append(deploy_phases(single))
+        if index == 0:
+            result["deploy_1"], result["deploy_1_timeline"] = (
+                deploy_phases(single),
+                timeline(single),
+            )
+        log("undeploy it")
+        undeploy = act(lab, nodes[:1], ["undeploy"], "available", args.timeout)
+        result["undeploy_walls"] += [op.wall for op in undeploy]
         log(f"dd run {index + 1}")
         result["dd"].append(dd_run(lab, inputs, index, args.timeout))
     set_image(lab, nodes[:1], inputs)
@@ -468,7 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--image-mib", type=int, default=256)
-    parser.add_argument("--dd-runs", type=int, default=2)
+    parser.add_argument(
+        "--runs", type=int, default=3, help="single-node deploys and dd runs, in turns"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="per operation, s")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/metalcast-bench-cache"))
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "deploy.json")

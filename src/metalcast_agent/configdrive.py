@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 from metalcast_agent.client import Download, Readable, open_download
 from metalcast_agent.commands import CommandContext, arg_str
-from metalcast_agent.disks import disks_named, flush_device, open_device, reread_partitions
+from metalcast_agent.disks import (
+    disks_named,
+    flush_device,
+    open_device,
+    open_direct,
+    reread_partitions,
+)
 from metalcast_agent.errors import DownloadError
 from metalcast_agent.imagewrite import (
     Source,
@@ -74,7 +80,8 @@ def write_configdrive(args: Mapping[str, object], ctx: CommandContext) -> dict[s
     with open_download(spec.url, what=_WHAT) as download:
         stream, length = _sized(download, url)
         size = partition_size(length)
-        with open_device(ctx.env.device_path(disk.name), name=disk.name) as fd:
+        path = ctx.env.device_path(disk.name)
+        with open_device(path, name=disk.name) as fd, open_direct(path) as direct:
             added = add_partition_at_end(fd, size=size, name=disk.name, label=LABEL)
             _log.info(
                 "write_configdrive: %s created (%s MiB at %s)",
@@ -82,7 +89,7 @@ def write_configdrive(args: Mapping[str, object], ctx: CommandContext) -> dict[s
                 size // MIB,
                 added.offset,
             )
-            target = Target(fd, disk.name, added.offset, added.size)
+            target = Target(fd, disk.name, added.offset, added.size, direct)
             source = Source(stream, url, _WHAT, length)
             streamed = stream_to_device(
                 source, target, algorithm=spec.algorithm, progress=ctx.report_progress

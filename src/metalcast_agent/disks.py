@@ -43,6 +43,22 @@ def open_device(path: Path, *, name: str) -> Iterator[int]:
         os.close(fd)
 
 
+@contextmanager
+def open_direct(path: Path) -> Iterator[int | None]:
+    """A second, ``O_DIRECT`` descriptor of the device at ``path``, or None where the
+    kernel refuses one (a file on tmpfs in a test): the fast path of image writes."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_DIRECT)
+    except OSError as exc:
+        _log.info("no O_DIRECT for %s (%s): writing through the page cache", path, exc.strerror)
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def device_size(fd: int) -> int:
     """The size in bytes of the device (or regular file) open as ``fd``."""
     try:

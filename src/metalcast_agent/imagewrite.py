@@ -6,7 +6,11 @@ the connection, a hashing thread feeds them to the checksum, a writing thread wr
 them. Non-zero blocks are written; an all-zero block is written only where the disk is
 not already zero, so the holes of an image never allocate anything on a fresh (thin
 or sparse) disk. At most :data:`DEPTH` blocks are in memory; nothing is staged on
-disk. At the end the device is fsync'ed and the checksum compared. Raises
+disk. Blocks are page-aligned (anonymous ``mmap``) so that whole blocks go to the
+disk with ``O_DIRECT``: no copy into the page cache and no write-back work on the
+machine's CPU (under QEMU's TCG that alone is 1.2 GiB/s against 0.1 GiB/s); a ragged
+tail, or a device that refuses ``O_DIRECT``, goes through the page cache. At the end
+the device is fsync'ed and the checksum compared. Raises
 :class:`~metalcast_agent.errors.DownloadError`,
 :class:`~metalcast_agent.errors.ChecksumMismatch` and
 :class:`~metalcast_agent.errors.DiskError`.
@@ -14,8 +18,10 @@ disk. At the end the device is fsync'ed and the checksum compared. Raises
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
+import mmap
 import os
 import threading
 import time
@@ -26,7 +32,13 @@ from typing import Generic, TypeVar
 
 from metalcast_agent.client import Readable, open_download
 from metalcast_agent.commands import CommandContext, arg_int, arg_mapping, arg_str
-from metalcast_agent.disks import device_size, flush_device, open_device, reread_partitions
+from metalcast_agent.disks import (
+    device_size,
+    flush_device,
+    open_device,
+    open_direct,
+    reread_partitions,
+)
 from metalcast_agent.errors import ChecksumMismatch, DiskError, DownloadError, InvalidArguments
 from metalcast_agent.hardware import Disk, list_disks
 from metalcast_agent.hints import format_size, select_root_device, too_small
@@ -35,9 +47,15 @@ from metalcast_agent.log import get_logger, redact_url
 BLOCK = 1024**2
 #: blocks in flight between the reading, hashing and writing threads
 DEPTH = 4
+#: offsets and lengths written with O_DIRECT are multiples of this (4Kn disks too)
+DIRECT_ALIGN = 4096
 CHECKSUM_ALGORITHMS = ("sha256", "sha512")
 _WHAT = "Image download"
 _ZERO = bytes(BLOCK)
+_PREFIX = 4096  # compared first: most data blocks differ from zeros early
+
+#: a block of the stream: page-aligned memory, or any writable buffer
+Buffer = bytearray | mmap.mmap
 _log = get_logger("imagewrite")
 
 
@@ -53,12 +71,14 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the bytes go: ``capacity`` bytes of ``fd`` from ``offset``."""
+    """Where the bytes go: ``capacity`` bytes of ``fd`` from ``offset``; ``direct``,
+    when there is one, an ``O_DIRECT`` descriptor of the same device."""
 
     fd: int
     name: str
     offset: int
     capacity: int
+    direct: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +135,7 @@ def stream_to_device(
     return Streamed(done, written, pipeline.digest.hexdigest())
 
 
-_Item = tuple[bytearray, int, int]  # a block, how many of its bytes count, its position
+_Item = tuple[Buffer, int, int]  # a block, how many of its bytes count, its position
 
 
 _T = TypeVar("_T")
@@ -157,11 +177,11 @@ class _Pipeline:
         total: int | None,
     ) -> None:
         self.target, self.digest, self._progress, self._total = target, digest, progress, total
-        self.free: _Channel[bytearray | None] = _Channel()
+        self.free: _Channel[Buffer | None] = _Channel()
         self.hashing: _Channel[_Item | None] = _Channel()
         self._writing: _Channel[_Item | None] = _Channel()
         for _ in range(DEPTH):
-            self.free.put(bytearray(BLOCK))
+            self.free.put(new_block())
         self._error: BaseException | None = None
         self._written = 0
         self._threads = [
@@ -186,18 +206,21 @@ class _Pipeline:
     def _hash(self) -> None:
         while (item := self.hashing.get()) is not None:
             block, count, _ = item
-            self.digest.update(block if count == BLOCK else memoryview(block)[:count])
+            if count == BLOCK:
+                self.digest.update(block)
+            else:
+                with memoryview(block) as view:
+                    self.digest.update(view[:count])
             self._writing.put(item)
         self._writing.put(None)
 
     def _write(self) -> None:
-        scratch = bytearray(BLOCK)
+        scratch = new_block()
         while (item := self._writing.get()) is not None:
             block, count, position = item
             if self._error is None:
                 try:
-                    data = block if count == BLOCK else memoryview(block)[:count]
-                    self._written += _store(self.target, data, position, scratch)
+                    self._written += _store(self.target, block, count, position, scratch)
                     self._progress(position + count, self._total)
                 except BaseException as exc:  # raised in the command's thread by finish()
                     self._error = exc
@@ -205,18 +228,23 @@ class _Pipeline:
             self.free.put(block)
 
 
-def read_block(source: Source, block: bytearray) -> int:
+def new_block() -> mmap.mmap:
+    """A page-aligned block of :data:`BLOCK` bytes (``O_DIRECT`` needs alignment)."""
+    return mmap.mmap(-1, BLOCK)
+
+
+def read_block(source: Source, block: Buffer) -> int:
     """Fill ``block`` from the stream; fewer bytes only at its end. Raises DownloadError."""
-    view = memoryview(block)
     filled = 0
-    try:
-        while filled < len(block):
-            count = source.stream.readinto(view[filled:])
-            if not count:
-                break
-            filled += count
-    except (OSError, http.client.HTTPException) as exc:
-        raise DownloadError(f"{source.what} from {source.url} failed: {_reason(exc)}") from None
+    with memoryview(block) as view:
+        try:
+            while filled < len(view):
+                count = source.stream.readinto(view[filled:])
+                if not count:
+                    break
+                filled += count
+        except (OSError, http.client.HTTPException) as exc:
+            raise DownloadError(f"{source.what} from {source.url} failed: {_reason(exc)}") from None
     return filled
 
 
@@ -226,33 +254,60 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _store(target: Target, data: bytearray | memoryview, done: int, scratch: bytearray) -> int:
-    """Write ``data`` at ``done`` unless it is zeros the disk already has; bytes written."""
+def _store(target: Target, block: Buffer, count: int, done: int, scratch: Buffer) -> int:
+    """Write ``count`` bytes of ``block`` at ``done`` unless they are zeros the disk
+    already has; the bytes written."""
     offset = target.offset + done
     try:
-        if _is_zero(data) and _disk_is_zero(target.fd, offset, len(data), scratch):
+        if _is_zero(block, count) and _disk_is_zero(target, offset, count, scratch):
             return 0
-        view = memoryview(data)
-        position = 0
-        while position < len(view):
-            position += os.pwrite(target.fd, view[position:], offset + position)
+        with memoryview(block) as view:
+            _write_all(target, view[:count], offset)
     except OSError as exc:
         raise DiskError(f"Writing {target.name} at byte {offset} failed: {exc.strerror}") from None
-    return len(data)
+    return count
 
 
-def _is_zero(data: bytearray | memoryview) -> bool:
-    if isinstance(data, bytearray):
-        return data == _ZERO  # memcmp: far faster than comparing memoryviews
-    return bytes(data) == _ZERO[: len(data)]
+def _direct(target: Target, offset: int, length: int) -> int | None:
+    """The ``O_DIRECT`` descriptor if it can take ``length`` bytes at ``offset``."""
+    if target.direct is None or offset % DIRECT_ALIGN or length % DIRECT_ALIGN:
+        return None
+    return target.direct
 
 
-def _disk_is_zero(fd: int, offset: int, length: int, scratch: bytearray) -> bool:
-    view = memoryview(scratch)[:length]
-    count = os.preadv(fd, [view], offset)
-    if count != length:
+def _write_all(target: Target, view: memoryview, offset: int) -> None:
+    position = 0
+    direct = _direct(target, offset, len(view))
+    if direct is not None:
+        try:
+            position = os.pwrite(direct, view, offset)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: alignment the device will not take
+                raise
+    while position < len(view):  # the page cache takes any rest
+        position += os.pwrite(target.fd, view[position:], offset + position)
+
+
+def _is_zero(block: Buffer, count: int) -> bool:
+    head = min(_PREFIX, count)
+    if block[:head] != _ZERO[:head]:  # cheap: most data blocks end here
         return False
-    return _is_zero(scratch if length == BLOCK else view)
+    if count == BLOCK and isinstance(block, bytearray):
+        return block == _ZERO  # memcmp, no copy
+    # a copy, then memcmp: still far faster than comparing a memoryview byte by byte
+    return block[:count] == _ZERO[:count]
+
+
+def _disk_is_zero(target: Target, offset: int, length: int, scratch: Buffer) -> bool:
+    fd = _direct(target, offset, length)
+    with memoryview(scratch) as view:
+        try:
+            count = os.preadv(target.fd if fd is None else fd, [view[:length]], offset)
+        except OSError as exc:
+            if fd is None or exc.errno != errno.EINVAL:
+                raise
+            count = os.preadv(target.fd, [view[:length]], offset)
+    return count == length and _is_zero(scratch, length)
 
 
 def check_checksum(streamed: Streamed, expected: str, *, algorithm: str, url: str) -> None:
@@ -336,11 +391,12 @@ def _image_size(size: int | None, length: int | None, *, url: str) -> int | None
 
 
 def _write_disk(ctx: CommandContext, disk: Disk, source: Source, *, algorithm: str) -> Streamed:
-    with open_device(ctx.env.device_path(disk.name), name=disk.name) as fd:
+    path = ctx.env.device_path(disk.name)
+    with open_device(path, name=disk.name) as fd, open_direct(path) as direct:
         capacity = device_size(fd)
         if source.total is not None and source.total > capacity:
             raise too_small(disk, source.total)
-        target = Target(fd, disk.name, 0, capacity)
+        target = Target(fd, disk.name, 0, capacity, direct)
         streamed = stream_to_device(
             source, target, algorithm=algorithm, progress=ctx.report_progress
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agent_machine import MIB, FakeMachine, FileServer, sha256
 
+from metalcast_agent import imagewrite
 from metalcast_agent.commands import CommandContext
 from metalcast_agent.errors import ChecksumMismatch, DiskError, DownloadError, InvalidArguments
 from metalcast_agent.imagewrite import (
@@ -319,3 +322,45 @@ def test_blocks_land_in_order_whatever_the_thread_timing(tmp_path: Path) -> None
     assert disk.read_bytes()[4096 : 4096 + len(image)] == image
     assert streamed == Streamed(len(image), len(image), hashlib.sha512(image).hexdigest())
     assert seen == sorted(seen) and seen[-1] == len(image)
+
+
+def test_whole_blocks_go_through_o_direct_and_a_ragged_tail_through_the_page_cache(
+    tmp_path: Path,
+) -> None:
+    disk = tmp_path / "disk"
+    disk.write_bytes(bytes(8 * MIB))
+    image = os.urandom(3 * MIB) + b"tail"
+    # the page-cache descriptor cannot write: only the O_DIRECT one can
+    cached, direct = os.open(disk, os.O_RDONLY), os.open(disk, os.O_RDWR | os.O_DIRECT)
+    try:
+        with pytest.raises(DiskError) as caught:
+            stream_to_device(
+                Source(_Stream(image), "u", "Image download", len(image)),
+                Target(cached, "/dev/vda", 0, 8 * MIB, direct),
+                algorithm="sha256",
+                progress=print,
+            )
+    finally:
+        os.close(cached)
+        os.close(direct)
+
+    assert str(caught.value) == f"Writing /dev/vda at byte {3 * MIB} failed: Bad file descriptor"
+    assert disk.read_bytes()[: 3 * MIB] == image[: 3 * MIB]
+
+
+def test_without_o_direct_the_page_cache_takes_everything(
+    machine: FakeMachine, files: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @contextlib.contextmanager
+    def refused(path: Path) -> Iterator[None]:
+        yield None  # as on tmpfs, which has no O_DIRECT
+
+    monkeypatch.setattr(imagewrite, "open_direct", refused)
+    disk = machine.add_disk("vda", 16 * MIB)
+    disk.write_bytes(os.urandom(16 * MIB))
+    image = image_with_holes()
+
+    result = write_image(args(files, "/image.raw", image), CommandContext(machine.env))
+
+    assert machine.disk_bytes("vda")[: len(image)] == image
+    assert result["written"] == len(image)
