@@ -11,6 +11,9 @@ Layout of the boot state (defaults, under ``<state_dir>/boot``)::
       undionly.kpxe        iPXE for BIOS PXE ROMs, snponly.efi for UEFI (copies)
       boot.ipxe            generic script: chain the per-MAC script or boot the disk
       boot-tftp.ipxe       the same for nodes that boot over TFTP only
+      pxelinux.0, ldlinux.c32, pxelinux.cfg/default
+                           PXELINUX, for BIOS machines of nodes that boot over TFTP only
+      pxelinux.cfg/01-<mac> -> ../nodes/<uuid>/pxelinux.cfg, such a node's config
       deploy.kernel        -> the configured deploy kernel (symlink)
       deploy.initramfs     -> the configured deploy ramdisk (symlink)
       nodes/<uuid>/        a node's script (and its own kernel/ramdisk links)

@@ -7,8 +7,11 @@ What a booting machine gets:
   by the client architecture (DHCP option 93: 7 and 9 are x86-64 UEFI);
 * iPXE (it sends DHCP option 175) gets ``http://ADDR:PORT/boot/boot.ipxe``, which
   chains the per-MAC script of a node being provisioned or boots the local disk;
-* an iPXE client whose host entry carries the ``metalcast-tftp`` tag gets the same
-  over TFTP (``tftp://ADDR/boot-tftp.ipxe``).
+* an iPXE client whose host entry carries the ``metalcast-tftp`` tag (a node with
+  the ``pxe`` boot interface) gets the same over TFTP (``tftp://ADDR/boot-tftp.ipxe``);
+* but a BIOS client with that tag, iPXE or not, gets PXELINUX (``pxelinux.0``), which
+  loads everything over TFTP without iPXE (:mod:`metalcast.boot.pxelinux`).  UEFI
+  clients with the tag take the iPXE-over-TFTP path.
 
 dnsmasq evaluates ``dhcp-boot`` lines from the last to the first and takes the first
 match, so the more specific a line, the later it comes.
@@ -35,6 +38,7 @@ from ipaddress import IPv4Address
 
 from metalcast.boot.layout import BootLayout
 from metalcast.boot.netns import run_in_netns
+from metalcast.boot.pxelinux import BOOTFILE as PXELINUX_BOOTFILE
 from metalcast.boot.settings import BootSettings
 
 #: host-entry tags: which generic script an iPXE client is given
@@ -128,6 +132,7 @@ def _boot_lines(settings: BootSettings) -> list[str]:
         f"dhcp-boot=tag:!ipxe,tag:efi64,{settings.uefi_bootfile}",
         f"dhcp-boot=tag:ipxe,{http_script}",
         f"dhcp-boot=tag:ipxe,tag:{TAG_TFTP},{tftp_script}",
+        f"dhcp-boot=tag:{TAG_TFTP},tag:!efi64,{PXELINUX_BOOTFILE}",
     ]
 
 

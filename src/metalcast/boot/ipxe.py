@@ -1,7 +1,8 @@
 """iPXE scripts and the files a node needs to network-boot the deploy ramdisk.
 
 Any machine iPXE-booting on the provisioning network loads the generic script
-(``boot.ipxe``, or ``boot-tftp.ipxe`` for nodes tagged for TFTP).  It chains
+(``boot.ipxe``, or ``boot-tftp.ipxe`` for nodes tagged for TFTP; BIOS machines of
+those boot PXELINUX instead, see :mod:`metalcast.boot.pxelinux`).  It chains
 ``nodes/<mac>.ipxe`` for the MAC that booted (``${netX/mac:hexhyp}``, the NIC iPXE
 last opened; it is ``net0`` on a one-NIC machine) and, when there is none, boots the
 local disk: an unknown machine, or a node whose files were removed after its deploy,
@@ -15,6 +16,11 @@ A node being provisioned has (see :func:`write_node_files`)::
     files/nodes/<uuid>/deploy.kernel, deploy.initramfs
                                  links to the node's own deploy images, if it has any
     files/nodes/<mac>.ipxe       -> <uuid>/boot.ipxe, one link per port MAC
+
+and, booting over TFTP (the ``pxe`` boot interface), its PXELINUX config::
+
+    files/nodes/<uuid>/pxelinux.cfg
+    files/pxelinux.cfg/01-<mac>  -> ../nodes/<uuid>/pxelinux.cfg, one link per port MAC
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import KW_ONLY, dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from metalcast.boot import pxelinux
 from metalcast.boot.dnsmasq import (
     BOOT_SCRIPT,
     TAG_HTTP,
@@ -129,15 +136,25 @@ def render_boot_script(base: str) -> str:
     )
 
 
-def kernel_command_line(settings: BootSettings, node: NodeBoot, *, api_url: str) -> str:
+def kernel_command_line(
+    settings: BootSettings,
+    node: NodeBoot,
+    *,
+    api_url: str,
+    initrd: str = RAMDISK,
+    bootif: bool = True,
+) -> str:
     """The deploy kernel's parameters: what the agent needs (docs/agent-protocol.md)
-    and Ironic's ``ipa-api-url`` for ironic-python-agent ramdisks."""
-    params = [f"initrd={RAMDISK}"]
+    and Ironic's ``ipa-api-url`` for ironic-python-agent ramdisks.  ``initrd`` names
+    the ramdisk (as iPXE loaded it, or its TFTP path for PXELINUX); ``bootif``
+    False leaves ``BOOTIF`` to the boot loader (PXELINUX's ``IPAPPEND 2``)."""
+    params = [f"initrd={initrd}"]
     if settings.console:
         params.append(f"console={settings.console}")
+    params.append(f"metalcast.api={api_url}")
+    if bootif:
+        params.append(f"BOOTIF=01-{IPXE_MAC_HYPHENS}")
     params += [
-        f"metalcast.api={api_url}",
-        f"BOOTIF=01-{IPXE_MAC_HYPHENS}",
         f"ipa-api-url={api_url}",
         *settings.extra_kernel_params.split(),
         *node.kernel_params,
@@ -172,9 +189,22 @@ def render_node_script(settings: BootSettings, node: NodeBoot, *, api_url: str) 
     )
 
 
+def render_pxelinux_config(settings: BootSettings, node: NodeBoot, *, api_url: str) -> str:
+    """The node's PXELINUX config: deploy kernel and ramdisk by TFTP path."""
+    own = f"nodes/{node.uuid}"
+    kernel = f"{own}/{KERNEL}" if node.kernel else KERNEL
+    ramdisk = f"{own}/{RAMDISK}" if node.ramdisk else RAMDISK
+    cmdline = kernel_command_line(settings, node, api_url=api_url, initrd=ramdisk, bootif=False)
+    params = cmdline.split()[1:]  # initrd= is the config's own
+    return pxelinux.render_node_config(
+        kernel=kernel, ramdisk=ramdisk, params=params, node_uuid=node.uuid
+    )
+
+
 def install_boot_files(layout: BootLayout, settings: BootSettings) -> list[str]:
-    """Create the boot directory: iPXE binaries, generic scripts, links to the
-    deploy kernel and ramdisk.  Returns warnings (a deploy image is missing).
+    """Create the boot directory: iPXE binaries, generic scripts, PXELINUX, links to
+    the deploy kernel and ramdisk.  Returns warnings (a deploy image or PXELINUX is
+    missing).
 
     Raises:
         BootSetupError: an iPXE binary is missing or a directory is not writable.
@@ -199,13 +229,14 @@ def install_boot_files(layout: BootLayout, settings: BootSettings) -> list[str]:
         )
         link_atomic(layout.boot_dir / KERNEL, layout.kernel)
         link_atomic(layout.boot_dir / RAMDISK, layout.ramdisk)
+        warnings = pxelinux.install_files(layout, settings)
     except OSError as exc:
         raise BootSetupError(f"cannot prepare the boot directory {layout.boot_dir}: {exc}") from exc
     return [
         f"deploy {what} {path} does not exist yet: nodes cannot boot the deploy ramdisk"
         for what, path in (("kernel", layout.kernel), ("ramdisk", layout.ramdisk))
         if not path.is_file()
-    ]
+    ] + warnings
 
 
 def _write_text(path: Path, text: str) -> bool:
@@ -227,6 +258,40 @@ def _remove_mac_links(layout: BootLayout, node_uuid: str, *, keep: frozenset[str
             continue
         if os.readlink(entry).startswith(f"{node_uuid}/"):
             entry.unlink(missing_ok=True)
+
+
+def _pxelinux_link(node_uuid: str) -> str:
+    return f"../nodes/{node_uuid}/{pxelinux.NODE_CONFIG}"
+
+
+def _remove_pxelinux_links(layout: BootLayout, node_uuid: str, *, keep: frozenset[str]) -> None:
+    directory = layout.boot_dir / pxelinux.CONFIG_DIR
+    if not directory.is_dir():
+        return
+    for entry in directory.glob("01-*"):
+        if entry.name in keep or not entry.is_symlink():
+            continue
+        if os.readlink(entry) == _pxelinux_link(node_uuid):
+            entry.unlink(missing_ok=True)
+
+
+def _write_pxelinux_files(
+    layout: BootLayout, node: NodeBoot, *, settings: BootSettings, api_url: str
+) -> None:
+    """The node's PXELINUX config and per-MAC links when it boots over TFTP; else
+    none (a node that changed from ``pxe`` to ``ipxe`` loses them)."""
+    own = layout.nodes_dir / node.uuid / pxelinux.NODE_CONFIG
+    names: frozenset[str] = frozenset()
+    if node.protocol is BootProtocol.TFTP:
+        names = frozenset(pxelinux.config_name(normalize_mac(p.mac)) for p in node.ports)
+        _write_text(own, render_pxelinux_config(settings, node, api_url=api_url))
+        directory = layout.boot_dir / pxelinux.CONFIG_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            link_atomic(directory / name, _pxelinux_link(node.uuid))
+    else:
+        own.unlink(missing_ok=True)
+    _remove_pxelinux_links(layout, node.uuid, keep=names)
 
 
 def _link_own_image(directory: Path, name: str, *, image: Path | None) -> None:
@@ -282,6 +347,7 @@ def write_node_files(
         _remove_mac_links(layout, node.uuid, keep=names)
         for name in names:
             link_atomic(layout.nodes_dir / name, f"{node.uuid}/{NODE_SCRIPT}")
+        _write_pxelinux_files(layout, node, settings=settings, api_url=api_url)
         existed = hosts.exists()
         changed = _write_text(hosts, render_host_entries(node.host_entries()))
         moved = _release_macs(layout, node.uuid, macs=macs)
@@ -291,7 +357,7 @@ def write_node_files(
 
 
 def remove_node_files(layout: BootLayout, node_uuid: str) -> bool:
-    """Remove the host entries, script, MAC links and image links of a node (what
+    """Remove the host entries, scripts, MAC links and image links of a node (what
     is already gone is no error).  Returns whether host entries were removed:
     dnsmasq then needs a restart to forget them.
 
@@ -305,6 +371,7 @@ def remove_node_files(layout: BootLayout, node_uuid: str) -> bool:
         hosts.unlink(missing_ok=True)
         if layout.nodes_dir.is_dir():
             _remove_mac_links(layout, node_uuid, keep=frozenset())
+        _remove_pxelinux_links(layout, node_uuid, keep=frozenset())
         if own.exists():
             shutil.rmtree(own)
     except OSError as exc:

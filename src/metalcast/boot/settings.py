@@ -61,6 +61,10 @@ class BootSettings(BaseModel):
     #: ``snponly.efi`` drives only the NIC the firmware booted from (Ironic's default);
     #: ``ipxe.efi`` brings its own drivers for every NIC
     uefi_bootfile: str = "snponly.efi"
+    #: PXELINUX for BIOS machines of nodes with the ``pxe`` boot interface (Debian
+    #: packages ``pxelinux``: pxelinux.0, and ``syslinux-common``: ldlinux.c32)
+    pxelinux_dir: Path = Path("/usr/lib/PXELINUX")
+    syslinux_modules_dir: Path = Path("/usr/lib/syslinux/modules/bios")
     #: kernel console of the deploy ramdisk; empty: none
     console: str = "ttyS0"
     #: more kernel parameters for every deploy ramdisk, space separated

@@ -90,7 +90,7 @@ def _lab_dir(config: Path | None, lab_dir: Path | None) -> Path:
 
 
 @app.command("up")
-def up(
+def up(  # noqa: PLR0913 - one parameter per command-line option
     ctx: typer.Context,
     *,
     nodes: Annotated[int, typer.Option(min=1, max=64, help="How many machines.")] = 2,
@@ -104,12 +104,20 @@ def up(
     accel: Annotated[
         Accel, typer.Option(help="QEMU accelerator (kvm only where it really works).")
     ] = Accel.TCG,
+    uefi: Annotated[
+        bool,
+        typer.Option(
+            "--uefi",
+            help="UEFI machines (OVMF) enrolled with boot_mode:uefi (default: BIOS).",
+        ),
+    ] = False,
     lab_dir: LabDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Create the lab's network and QEMU machines and enrol them in metalcast (root)."""
     from metalcast.lab.errors import LabAlreadyUp
     from metalcast.lab.lifecycle import LabOptions, bring_up
+    from metalcast.lab.machine import BootMode
 
     options = LabOptions(
         lab_dir=_lab_dir(config, lab_dir),
@@ -119,6 +127,7 @@ def up(
         base_port=base_port,
         netns=netns,
         accel=accel.value,
+        boot_mode=BootMode.UEFI if uefi else BootMode.LEGACY,
     )
     try:
         state = bring_up(options, progress=_progress)

@@ -1,14 +1,23 @@
 """The lab's bootable test disk image: what the agent writes and a machine then boots.
 
-A raw whole-disk image (64 MiB): an MBR with SYSLINUX's boot code and one bootable
-FAT partition at 1 MiB holding SYSLINUX, the Debian kernel and a tiny busybox
-initramfs.  It is built without loop devices or root: ``sfdisk`` on the image file,
-``mkfs.vfat`` on a separate partition file, ``mcopy``, ``syslinux --install`` on that
-file, then the partition copied into place.  Identical inputs give identical bytes.
+A raw whole-disk image (64 MiB) that boots under BIOS and under UEFI: an MBR with
+SYSLINUX's boot code and one bootable FAT partition at 1 MiB holding the Debian
+kernel, a tiny busybox initramfs and two boot loaders reading one ``syslinux.cfg``:
+
+* BIOS: the MBR code chains SYSLINUX (``ldlinux.sys``, ``syslinux --install``);
+* UEFI: the firmware's removable-media path ``EFI/BOOT/BOOTX64.EFI`` is SYSLINUX's
+  EFI build (Debian package ``syslinux-efi``) with its ``LDLINUX.E64``.  The
+  partition's MBR type is ``0xEF`` (EFI system partition); the MBR code boots the
+  active partition whatever its type.
+
+It is built without loop devices or root: ``sfdisk`` on the image file, ``mkfs.vfat``
+on a separate partition file, ``mmd``/``mcopy``, ``syslinux --install`` on that file,
+then the partition copied into place.  Identical inputs give identical bytes.
 
 Booted, its ``/init`` prints (on ``ttyS0``)::
 
     METALCAST-DISK-BOOTED root=/dev/vda
+    METALCAST-DISK-FIRMWARE uefi          (or bios: how the firmware started Linux)
     METALCAST-CONFIGDRIVE hostname=<hostname> uuid=<uuid> keys=<number of public keys>
     METALCAST-USERDATA <first line of user_data, or "none">
 
@@ -17,8 +26,8 @@ ISO 9660 config drive, as a partition or a disk) exists; then it idles for ever 
 machine is "active").
 
 The image is rebuilt only when its inputs change (the kernel and busybox packages,
-this code, SYSLINUX's files): ``<image>.inputs`` holds the inputs hash (and the kernel
-package, which saves an apt lookup next time).
+this code, SYSLINUX's BIOS and EFI files): ``<image>.inputs`` holds the inputs hash
+(and the kernel package, which saves an apt lookup next time).
 
 Errors: :class:`~metalcast.ramdisk.errors.RamdiskError` (a tool failed or is missing).
 """
@@ -59,6 +68,14 @@ VOLUME_ID = "4d434453"
 #: mtools and SYSLINUX timestamps (2020-01-01T00:00:00Z; FAT cannot hold 1970)
 EPOCH = 1577836800
 MBR_CANDIDATES = (Path("/usr/lib/syslinux/mbr/mbr.bin"), Path("/usr/share/syslinux/mbr.bin"))
+#: SYSLINUX for x86-64 UEFI (package syslinux-efi) and its core module (syslinux-common)
+EFI_LOADER = Path("/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi")
+EFI_CORE = Path("/usr/lib/syslinux/modules/efi64/ldlinux.e64")
+#: where UEFI firmware looks on a disk that has no boot entry of its own
+EFI_BOOT_DIR = "EFI/BOOT"
+#: the MBR partition type of an EFI system partition (OVMF boots FAT16 ``0x0e`` too,
+#: but other firmware looks for its loader on an ESP only)
+PARTITION_TYPE = "ef"
 #: the lab's machines have virtio disks (SATA would add ahci, sd_mod, sr_mod: 1.5 s
 #: more of every boot under TCG)
 MODULES = ("virtio_pci", "virtio_blk", "isofs", "button", "evdev")
@@ -117,6 +134,11 @@ if [ -n "$part" ]; then
 else
     echo "METALCAST-DISK-BOOTED root=unknown"
 fi
+if [ -d /sys/firmware/efi ]; then
+    echo "METALCAST-DISK-FIRMWARE uefi"
+else
+    echo "METALCAST-DISK-FIRMWARE bios"
+fi
 
 """
     + META_DATA_FUNCTIONS
@@ -159,6 +181,19 @@ def mbr_boot_code() -> Path:
     raise RamdiskError("SYSLINUX's mbr.bin not found; install the Debian package syslinux-common")
 
 
+def efi_loader_files() -> dict[str, Path]:
+    """SYSLINUX's EFI loader and core module, by their names under ``EFI/BOOT``.
+
+    Raises:
+        RamdiskError: they are not installed.
+    """
+    files = {"BOOTX64.EFI": EFI_LOADER, "LDLINUX.E64": EFI_CORE}
+    for path, package in ((EFI_LOADER, "syslinux-efi"), (EFI_CORE, "syslinux-common")):
+        if not path.is_file():
+            raise RamdiskError(f"{path} not found; install the Debian package {package}")
+    return files
+
+
 def _syslinux_binary() -> Path:
     found = shutil.which("syslinux")
     if found is None:
@@ -177,9 +212,16 @@ def image_inputs_hash(packages: list[debs.DebPackage]) -> str:
         [PackagePin.of(p) for p in packages],
         trees={
             "code": files_digests(code),
-            "host": files_digests([mbr_boot_code(), _syslinux_binary()]),
+            "host": files_digests(
+                [mbr_boot_code(), _syslinux_binary(), *efi_loader_files().values()]
+            ),
         },
-        params={"size": IMAGE_SIZE, "modules": list(MODULES), "append": KERNEL_APPEND},
+        params={
+            "size": IMAGE_SIZE,
+            "modules": list(MODULES),
+            "append": KERNEL_APPEND,
+            "partition_type": PARTITION_TYPE,
+        },
     )
 
 
@@ -216,7 +258,7 @@ def build_test_image(
         scratch = Path(tmp)
         progress("building the test disk's initramfs")
         initrd = _initramfs(kernel, trees[BUSYBOX_PACKAGE], scratch)
-        progress("building the FAT boot partition (mkfs.vfat, mcopy, syslinux)")
+        progress("building the FAT boot partition (mkfs.vfat, mcopy, syslinux, EFI loader)")
         partition = _boot_partition(kernel.vmlinuz, initrd, scratch)
         progress("assembling the disk image (sfdisk, mbr.bin)")
         _assemble(partition, scratch / "disk.raw")
@@ -251,12 +293,16 @@ def _boot_partition(vmlinuz: Path, initrd: Path, scratch: Path) -> Path:
         ["mkfs.vfat", *fixed_ids, *hidden_sectors, "-n", BOOT_LABEL, partition],
         what="mkfs.vfat (the boot partition)",
     )
-    files = {"vmlinuz": vmlinuz, "initrd.img": initrd}
     (scratch / "syslinux.cfg").write_text(SYSLINUX_CFG)
-    files["syslinux.cfg"] = scratch / "syslinux.cfg"
+    files = {"vmlinuz": vmlinuz, "initrd.img": initrd, "syslinux.cfg": scratch / "syslinux.cfg"}
+    # SYSLINUX's EFI build reads the syslinux.cfg next to it
+    files |= {f"{EFI_BOOT_DIR}/syslinux.cfg": scratch / "syslinux.cfg"}
+    files |= {f"{EFI_BOOT_DIR}/{name}": path for name, path in efi_loader_files().items()}
     env = {"MTOOLS_SKIP_CHECK": "1", "SOURCE_DATE_EPOCH": str(EPOCH)}
+    efi, boot = EFI_BOOT_DIR.split("/")
+    run_tool(["mmd", "-i", partition, f"::{efi}", f"::{efi}/{boot}"], what="mmd EFI/BOOT", env=env)
     for name, source in files.items():
-        staged = scratch / f"copy-{name}"
+        staged = scratch / f"copy-{name.replace('/', '-')}"
         shutil.copyfile(source, staged)
         os.utime(staged, (EPOCH, EPOCH))
         run_tool(
@@ -270,7 +316,10 @@ def _assemble(partition: Path, image: Path) -> None:
     with image.open("wb") as stream:
         stream.truncate(IMAGE_SIZE)
     start = PARTITION_START // 512
-    script = f"label: dos\nlabel-id: {DISK_ID}\nunit: sectors\n\nstart={start}, type=e, bootable\n"
+    script = (
+        f"label: dos\nlabel-id: {DISK_ID}\nunit: sectors\n\n"
+        f"start={start}, type={PARTITION_TYPE}, bootable\n"
+    )
     run_tool(
         ["sfdisk", "--no-reread", "--no-tell-kernel", "-q", image],
         what="sfdisk (the test disk's partition table)",

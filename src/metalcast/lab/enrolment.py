@@ -3,7 +3,9 @@ as any user would (the lab never reaches into the server).
 
 Each lab machine becomes an ``ipmi`` node named after it, whose ``driver_info``
 points at the machine's virtual BMC, with one port for its MAC.  The node's UUID is
-the machine's SMBIOS UUID (what an inspection would find).
+the machine's SMBIOS UUID (what an inspection would find); its boot mode, as Ironic
+keeps it, is the lab's firmware mode: ``properties/capabilities`` ``boot_mode:bios``
+or ``boot_mode:uefi`` (which the IPMI driver turns into the boot flags' EFI bit).
 
 Errors: :class:`~metalcast.lab.errors.ServerUnreachable`,
 :class:`~metalcast.lab.errors.ServerRefused`.
@@ -183,6 +185,7 @@ def node_body(state: LabState, node: LabNode, extra: Mapping[str, str]) -> JSON:
             "memory_mb": state.memory_mb,
             "local_gb": state.disk_size_gb,
             "cpu_arch": "x86_64",
+            "capabilities": f"boot_mode:{state.boot_mode.value}",
         },
         **extra,
     }

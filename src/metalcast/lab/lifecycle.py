@@ -4,8 +4,11 @@
 metalcast API answering, free node names and BMC ports), records the plan in
 ``lab.json``, then creates the network namespace with its bridge and taps, one empty
 qcow2 disk per machine, starts the lab daemon (QEMU machines behind virtual IPMI
-BMCs) and enrols the machines as nodes.  If any step fails, what was created so far
-is torn down again.
+BMCs) and enrols the machines as nodes.  The machines' firmware boots legacy BIOS
+(SeaBIOS) or UEFI (OVMF), as ``LabOptions.boot_mode`` says and later as their BMC
+is told (see :mod:`metalcast.lab.qemu`); their nodes are enrolled with that boot
+mode (``properties/capabilities`` ``boot_mode:bios`` or ``boot_mode:uefi``).  If any
+step fails, what was created so far is torn down again.
 
 ``tear_down`` undoes it from ``lab.json``, every step idempotent: it deletes the
 nodes (in maintenance first if their state forbids deletion), stops the daemon
@@ -42,12 +45,14 @@ from metalcast.lab.daemon import (
 )
 from metalcast.lab.enrolment import ServerApi
 from metalcast.lab.errors import LabAlreadyUp, LabError, ServerUnreachable
+from metalcast.lab.machine import BootMode
 from metalcast.lab.network import BRIDGE, DEFAULT_NETNS, LabNetwork, mac_address, tap_name
-from metalcast.lab.qemu import QEMU_BINARY
+from metalcast.lab.qemu import OVMF_CODE, OVMF_VARS, QEMU_BINARY
 from metalcast.lab.state import (
     DAEMON_LOG_FILE,
     LabNode,
     LabState,
+    machine_spec,
     read_state,
     remove_state,
     run_dir,
@@ -82,6 +87,8 @@ class LabOptions:
     accel: str = "tcg"
     memory_mb: int = 1024
     bmc_address: str = "127.0.0.1"
+    #: the machines' firmware (``lab up --uefi``: UEFI) and their nodes' boot mode
+    boot_mode: BootMode = BootMode.LEGACY
 
 
 # -- lab up ------------------------------------------------------------------------------
@@ -96,7 +103,7 @@ def bring_up(options: LabOptions, *, progress: Progress = _silent) -> LabState:
         NetnsError: an ``ip`` command failed (likewise).
     """
     _require_root("lab up", "create network namespaces")
-    _require_tools()
+    _require_tools(options.boot_mode)
     _refuse_existing(options)
     api = ServerApi(options.api_url)
     try:
@@ -143,6 +150,7 @@ def plan(options: LabOptions) -> LabState:
                 qemu_log=lab_dir / f"{name}.qemu.log",
                 qmp_socket=runs / f"{name}.qmp",
                 pid_file=runs / f"{name}.pid",
+                nvram=lab_dir / f"{name}.nvram.fd",
                 machine_uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, key)),
             )
         )
@@ -158,6 +166,7 @@ def plan(options: LabOptions) -> LabState:
         accel=options.accel,
         memory_mb=options.memory_mb,
         cpus=1,
+        boot_mode=options.boot_mode,
         nodes=tuple(nodes),
     )
 
@@ -167,13 +176,17 @@ def _require_root(command: str, why: str) -> None:
         raise LabError(f"{command} needs root to {why}: run it as root (sudo)")
 
 
-def _require_tools() -> None:
+def _require_tools(boot_mode: BootMode) -> None:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         raise LabError(
             f"lab up needs {', '.join(missing)}: "
             "apt-get install qemu-system-x86 qemu-utils ipxe-qemu iproute2"
         )
+    if boot_mode is BootMode.UEFI:
+        absent = [str(path) for path in (OVMF_CODE, OVMF_VARS) if not path.is_file()]
+        if absent:
+            raise LabError(f"UEFI machines need OVMF ({', '.join(absent)}): apt-get install ovmf")
 
 
 def _refuse_existing(options: LabOptions) -> None:
@@ -351,7 +364,7 @@ def _remove_files(state: LabState, *, purge: bool, keep_state: bool) -> list[Pat
     logs = [state.lab_dir / DAEMON_LOG_FILE]
     for node in state.nodes:
         logs += [node.serial_log, node.qemu_log]
-        for path in (node.disk, node.qmp_socket, node.pid_file):
+        for path in (node.disk, machine_spec(node).nvram_file, node.qmp_socket, node.pid_file):
             path.unlink(missing_ok=True)
     for directory in {node.qmp_socket.parent for node in state.nodes}:
         with contextlib.suppress(OSError):

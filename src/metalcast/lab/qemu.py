@@ -7,11 +7,24 @@ may ignore it, and then the machine stays on), reset is ``system_reset``.  The p
 state is whether the process is alive: a guest that powers off ends QEMU, so the
 machine is off.
 
-The boot override becomes QEMU's ``-boot`` at the next power on: ``once=n`` for a
-one-time PXE boot (a reset or a reboot of the guest then boots the disk, so one
-process carries a whole deploy), ``order=n`` for a persistent one, ``order=c``
-otherwise.  A reset that needs another ``-boot`` than the running process has
-restarts QEMU instead.
+The machine has dual-mode firmware, as many servers do: SeaBIOS for a legacy (BIOS)
+boot, OVMF for a UEFI boot (two pflash drives: Debian's read-only ``OVMF_CODE_4M.fd``
+and the machine's own copy of ``OVMF_VARS_4M.fd``, its NVRAM, kept across power
+cycles).  Which one runs is the boot mode of the BMC's last boot override with a
+device (IPMI's "EFI boot" flag, Redfish's ``BootSourceOverrideMode``), so a node
+whose boot mode is UEFI boots UEFI; until an override says otherwise it is
+``QemuSettings.boot_mode``.
+
+Under SeaBIOS the boot override becomes QEMU's ``-boot`` at the next power on:
+``once=n`` for a one-time PXE boot (a reset or a reboot of the guest then boots the
+disk, so one process carries a whole deploy), ``order=n`` for a persistent one,
+``order=c`` otherwise.  OVMF ignores ``-boot``: the NIC and the disk get a
+``bootindex`` instead (the override's device first), so a PXE boot stays first for
+resets of that process.  Under OVMF the NIC has no option ROM: the firmware's own
+PXE client asks DHCP as a UEFI machine (client architecture 7) and loads iPXE
+(``snponly.efi``) over TFTP, where QEMU's iPXE ROM would boot itself.  A reset that
+needs another boot order or boot mode than the running process has restarts QEMU
+instead.
 
 Acceleration is TCG unless :class:`QemuSettings` says otherwise: KVM nested in a
 PVM host (the project's machines) is unusably slow, and ``-cpu host`` aborts there.
@@ -38,6 +51,7 @@ from typing import IO, Any
 from metalcast.lab.machine import (
     DEFAULT_BIOS,
     BootDevice,
+    BootMode,
     BootOverride,
     Faults,
     MachineError,
@@ -61,6 +75,10 @@ _POLL = 0.02
 _TAIL_LINES = 15
 #: starts the line the log gets at every power on
 _POWER_ON_MARK = "--- power on "
+#: OVMF from Debian's ``ovmf`` package: the firmware and the empty NVRAM every
+#: machine's own variable store starts as
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +92,10 @@ class QemuSettings:
     cpus: int = 1
     #: network namespace QEMU starts in (holding the taps); None: this one
     netns: str | None = None
+    #: the firmware's boot mode until a boot override sets one
+    boot_mode: BootMode = BootMode.LEGACY
+    ovmf_code: Path = OVMF_CODE
+    ovmf_vars: Path = OVMF_VARS
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +114,13 @@ class QemuMachineSpec:
     qmp_socket: Path
     #: QEMU's ``-pidfile``: lets a cleanup find a QEMU its owner left behind
     pid_file: Path
+    #: the UEFI variable store (created from ``QemuSettings.ovmf_vars`` at the first
+    #: UEFI boot); None: next to the disk, ``<disk>.nvram.fd``
+    nvram: Path | None = None
+
+    @property
+    def nvram_file(self) -> Path:
+        return self.nvram or self.disk.with_name(f"{self.disk.stem}.nvram.fd")
 
 
 def boot_argument(override: BootOverride) -> str:
@@ -106,23 +135,45 @@ def _escape(value: object) -> str:
     return str(value).replace(",", ",,")
 
 
-def qemu_command(spec: QemuMachineSpec, settings: QemuSettings, *, boot: str) -> list[str]:
-    """The command line that powers ``spec`` on with ``-boot boot``."""
+def qemu_command(
+    spec: QemuMachineSpec, settings: QemuSettings, *, boot: str, mode: BootMode = BootMode.LEGACY
+) -> list[str]:
+    """The command line that powers ``spec`` on with ``-boot boot`` in boot ``mode``
+    (under UEFI, ``boot`` picks which of the NIC and the disk comes first)."""
     prefix = ["ip", "netns", "exec", settings.netns] if settings.netns else []
+    uefi = mode is BootMode.UEFI
+    net_first = "n" in boot
+    nic, disk = ("", "")
+    if uefi:
+        # no option ROM: OVMF's own PXE boots the NIC, as a server's UEFI does, and
+        # loads iPXE (snponly.efi) over TFTP rather than QEMU's iPXE ROM booting itself
+        first, second = (",bootindex=0", ",bootindex=1")
+        nic, disk = (f",romfile={first}", second) if net_first else (f",romfile={second}", first)
     return [
         *prefix, settings.binary,
         "-name", _escape(spec.name), "-uuid", spec.uuid,
         "-accel", settings.accel, "-machine", "q35",
         "-m", str(settings.memory_mb), "-smp", str(settings.cpus),
         "-nographic", "-monitor", "none",
+        *(_firmware_arguments(spec, settings) if uefi else []),
         "-chardev", f"file,id=serial0,path={_escape(spec.serial_log)},append=on",
         "-serial", "chardev:serial0",
         "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
-        "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac}",
-        "-drive", f"file={_escape(spec.disk)},if=virtio,format=qcow2",
+        "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac}{nic}",
+        "-drive", f"file={_escape(spec.disk)},if=none,id=disk0,format=qcow2",
+        "-device", f"virtio-blk-pci,drive=disk0{disk}",
         "-qmp", f"unix:{_escape(spec.qmp_socket)},server=on,wait=off",
         "-pidfile", str(spec.pid_file),
-        "-boot", boot,
+        *([] if uefi else ["-boot", boot]),
+    ]  # fmt: skip
+
+
+def _firmware_arguments(spec: QemuMachineSpec, settings: QemuSettings) -> list[str]:
+    """OVMF's two pflash drives: the shared firmware (read-only) and the machine's NVRAM."""
+    code, nvram = _escape(settings.ovmf_code), _escape(spec.nvram_file)
+    return [
+        "-drive", f"if=pflash,format=raw,unit=0,file={code},readonly=on",
+        "-drive", f"if=pflash,format=raw,unit=1,file={nvram}",
     ]  # fmt: skip
 
 
@@ -183,9 +234,21 @@ def _last_output(path: Path, lines: int = _TAIL_LINES) -> str:
 class _Firmware:
     """What the machine's firmware holds between power cycles."""
 
-    override: BootOverride = field(default_factory=BootOverride)
+    #: the boot mode of boots without an override: the last one an override asked for
+    mode: BootMode
+    override: BootOverride
     bios: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BIOS))
     staged_bios: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def in_mode(cls, mode: BootMode) -> _Firmware:
+        return cls(mode=mode, override=BootOverride(mode=mode))
+
+    def next_boot_mode(self) -> BootMode:
+        """The mode the next boot runs in; an override's mode sticks from then on."""
+        if self.override.device is not None:
+            self.mode = self.override.mode
+        return self.mode
 
 
 class QemuMachine:
@@ -201,10 +264,12 @@ class QemuMachine:
         self.uuid = spec.uuid
         self.faults = faults or Faults()
         self._lock = threading.RLock()
-        self._firmware = _Firmware()
+        self._firmware = _Firmware.in_mode(settings.boot_mode)
         self._process: subprocess.Popen[bytes] | None = None
         #: the boot order the running QEMU follows after a reset ("n" or "c")
         self._reset_order = "c"
+        #: the firmware the running QEMU has
+        self._running_mode = settings.boot_mode
 
     # -- Machine ------------------------------------------------------------------
 
@@ -291,15 +356,23 @@ class QemuMachine:
     def _start(self) -> None:
         firmware = self._firmware
         boot = boot_argument(firmware.override)
-        command = qemu_command(self.spec, self.settings, boot=boot)
+        mode = firmware.next_boot_mode()
+        command = qemu_command(self.spec, self.settings, boot=boot, mode=mode)
         self._check_binaries(command)
+        if mode is BootMode.UEFI:
+            self._prepare_nvram()
         with contextlib.suppress(FileNotFoundError):
             self.spec.qmp_socket.unlink()
         self._process = self._spawn(command)
         self._wait_until_ready()
-        self._reset_order = "n" if boot == "order=n" else "c"
+        # OVMF keeps its boot order across resets: a PXE boot stays first
+        pxe_sticks = boot == "order=n" or (mode is BootMode.UEFI and "n" in boot)
+        self._reset_order = "n" if pxe_sticks else "c"
+        self._running_mode = mode
         self._booted()
-        LOG.info("QEMU of %s started (pid %s, -boot %s)", self.name, self._process.pid, boot)
+        LOG.info(
+            "QEMU of %s started (pid %s, %s, -boot %s)", self.name, self._process.pid, mode, boot
+        )
 
     def _check_binaries(self, command: list[str]) -> None:
         wanted = {self.settings.binary: "qemu-system-x86"}
@@ -311,6 +384,25 @@ class QemuMachine:
                     f"cannot power on {self.name}: {binary} is not installed "
                     f"(Debian package {package})"
                 )
+
+    def _prepare_nvram(self) -> None:
+        """The machine's UEFI variable store: a copy of OVMF's empty one at first."""
+        for firmware in (self.settings.ovmf_code, self.settings.ovmf_vars):
+            if not firmware.is_file():
+                raise MachineError(
+                    f"cannot power on {self.name} in UEFI mode: {firmware} is missing "
+                    "(Debian package ovmf)"
+                )
+        nvram = self.spec.nvram_file
+        if nvram.is_file():
+            return
+        try:
+            nvram.parent.mkdir(parents=True, exist_ok=True)
+            partial = nvram.with_name(f".{nvram.name}.partial")
+            shutil.copyfile(self.settings.ovmf_vars, partial)
+            partial.replace(nvram)
+        except OSError as exc:
+            raise MachineError(f"cannot create the NVRAM of {self.name}: {exc}") from exc
 
     def _spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
         log_path = self.spec.qemu_log
@@ -358,13 +450,17 @@ class QemuMachine:
         firmware.staged_bios.clear()
 
     def _reset(self) -> None:
-        device = self._firmware.override.device
-        wanted = None if device is None else ("n" if device is BootDevice.PXE else "c")
-        if wanted is not None and wanted != self._reset_order:
-            LOG.info("reset of %s needs -boot for %s: restarting QEMU", self.name, device)
-            self._quit()
-            self._start()
-            return
+        override = self._firmware.override
+        if override.device is not None:
+            order = "n" if override.device is BootDevice.PXE else "c"
+            if (order, override.mode) != (self._reset_order, self._running_mode):
+                LOG.info(
+                    "reset of %s needs another boot order or mode (%s, %s): restarting QEMU",
+                    self.name, override.device, override.mode,
+                )  # fmt: skip
+                self._quit()
+                self._start()
+                return
         self._qmp("system_reset")
         self._booted()
 

@@ -10,6 +10,7 @@ Files of a lab directory (defaults)::
     lab.json                 this state
     daemon.pid, daemon.log   the lab daemon (``metalcast lab serve``)
     <node>.qcow2             the machine's disk
+    <node>.nvram.fd          its UEFI variable store (from its first UEFI boot on)
     <node>.serial            its serial console (kept by ``lab down`` unless --purge)
     <node>.qemu.log          QEMU's own output (kept likewise)
     run/<node>.qmp, .pid     QEMU's QMP socket and pid file while it runs
@@ -27,6 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from metalcast.lab.errors import LabError
+from metalcast.lab.machine import BootMode
 from metalcast.lab.qemu import MAX_SOCKET_PATH, QemuMachineSpec, QemuSettings
 
 STATE_FILE = "lab.json"
@@ -50,6 +52,8 @@ class LabNode(BaseModel):
     qemu_log: Path
     qmp_socket: Path
     pid_file: Path
+    #: the UEFI variable store; None (labs from before UEFI): next to the disk
+    nvram: Path | None = None
     #: the machine's SMBIOS UUID and IPMI system GUID, and its node's UUID
     machine_uuid: str
     #: set once the node is enrolled in metalcast
@@ -73,6 +77,9 @@ class LabState(BaseModel):
     accel: str
     memory_mb: int
     cpus: int
+    #: the machines' firmware mode until a BMC boot override sets another, and the
+    #: boot mode their nodes are enrolled with
+    boot_mode: BootMode = BootMode.LEGACY
     nodes: tuple[LabNode, ...]
     #: the lab daemon's process id, once it serves
     pid: int | None = None
@@ -81,7 +88,11 @@ class LabState(BaseModel):
     def qemu_settings(self) -> QemuSettings:
         """How the machines' QEMU runs."""
         return QemuSettings(
-            accel=self.accel, memory_mb=self.memory_mb, cpus=self.cpus, netns=self.netns
+            accel=self.accel,
+            memory_mb=self.memory_mb,
+            cpus=self.cpus,
+            netns=self.netns,
+            boot_mode=self.boot_mode,
         )
 
     def with_node(self, node: LabNode) -> LabState:
@@ -102,6 +113,7 @@ def machine_spec(node: LabNode) -> QemuMachineSpec:
         qemu_log=node.qemu_log,
         qmp_socket=node.qmp_socket,
         pid_file=node.pid_file,
+        nvram=node.nvram,
     )
 
 

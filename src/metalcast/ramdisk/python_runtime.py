@@ -4,7 +4,7 @@ The interpreter, the standard library and the C libraries all come from Debian
 packages (``python3.11-minimal``, ``libpython3.11-minimal``, ``libpython3.11-stdlib``,
 ``libc6``, ``zlib1g``, ``libexpat1``, ``libssl3``), never from the build host, so the
 ramdisk does not depend on what Python the host runs.  ``libssl3`` is there for
-``hashlib``: with OpenSSL's libcrypto it hashes images 1.2× (sha256) to 1.6× (sha512)
+``hashlib``: with OpenSSL's libcrypto it hashes images 1.2 times (sha256) to 1.6 times (sha512)
 faster under QEMU's TCG than with the builtin ``_sha256``/``_sha512``, and releases the
 GIL while it does, so the agent's hashing thread runs beside its reader and writer.
 

@@ -76,7 +76,7 @@ def test_dhcp_follows_host_files_without_a_restart(
     assert (health.restarts, health.last_exit) == (0, None)  # asked for, not a crash
 
 
-def test_tftp_serves_ipxe_and_a_tftp_node_its_files(
+def test_tftp_serves_ipxe_pxelinux_and_a_tftp_node_its_files(
     boot_lab: BootLab, boot_services: BootServices, state_dir: Path
 ) -> None:
     boot_lab.give_client_an_address()
@@ -96,6 +96,12 @@ def test_tftp_serves_ipxe_and_a_tftp_node_its_files(
     assert fetch("deploy.kernel") == (state_dir / "ramdisk" / "deploy.kernel").read_bytes()
     generic = fetch("boot-tftp.ipxe").decode()
     assert f"tftp://{SERVER_ADDRESS}/nodes/${{netX/mac:hexhyp}}.ipxe" in generic
+    # BIOS machines of TFTP nodes boot PXELINUX: its binary and the node's config
+    assert fetch("pxelinux.0") == Path("/usr/lib/PXELINUX/pxelinux.0").read_bytes()
+    assert fetch("ldlinux.c32").startswith(b"\x7fELF")
+    config = fetch("pxelinux.cfg/01-52-54-00-b0-07-01").decode()
+    assert "  KERNEL deploy.kernel\n  APPEND initrd=deploy.initramfs " in config
+    assert "LOCALBOOT 0" in fetch("pxelinux.cfg/default").decode()
 
 
 def test_http_serves_scripts_and_image_ranges_and_relays_to_the_api(

@@ -11,6 +11,10 @@
 ``lookup_server``
     a stand-in metalcast API on 127.0.0.1 that records requests and answers 404
     (QEMU user networking shows it to the guest as 10.0.2.2).
+``lab_env``
+    a metalcast server whose boot services (with the real agent's deploy ramdisk)
+    follow a lab namespace of the test's own, and a :class:`lablib.Lab` for it, not
+    yet up; on teardown the lab, what runs in its namespace and the namespace go.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lab_qemu import LookupServer, QemuRun
+from lablib import Lab, free_udp_base, remove_lab
 
 from metalcast.lab.diskimage import build_test_image
 from metalcast.ramdisk import RamdiskError, RamdiskManifest, build_ramdisk
@@ -132,3 +138,27 @@ def fake_agent_ramdisk(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path
 def lab_disk_image(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> Path:
     """The lab's bootable raw test disk image."""
     return build_test_image(tmp_path_factory.mktemp("disk") / "test.raw", cache_dir=lab_cache)
+
+
+@pytest.fixture
+def lab_env(
+    start_metalcast_server: Callable[..., Any], agent_ramdisk: BuiltRamdisk, tmp_path: Path
+) -> Iterator[Lab]:
+    """A server whose boot services follow a lab namespace of this test's own."""
+    netns = f"mce2e{os.getpid() % 100000}"
+    env = {
+        "METALCAST_BOOT__ENABLED": "true",
+        "METALCAST_BOOT__NETNS": netns,
+        "METALCAST_BOOT__KERNEL": str(agent_ramdisk.kernel),
+        "METALCAST_BOOT__RAMDISK": str(agent_ramdisk.initramfs),
+        "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": "0",
+    }
+    with start_metalcast_server(env=env) as server:
+        lab = Lab(
+            server.url, tmp_path / "lab", netns, free_udp_base(1),
+            state_dir=server.state_dir, server_logs=server.logs,
+        )  # fmt: skip
+        try:
+            yield lab
+        finally:
+            remove_lab(lab.lab_dir, netns)

@@ -1,6 +1,6 @@
-"""The lab's test disk image boots from a virtio disk under QEMU (TCG) and reads the
-config drive: a config-2 ISO as a second disk, as a partition at the end of the boot
-disk (where the agent writes it), or none at all."""
+"""The lab's test disk image boots from a virtio disk under QEMU (TCG), with SeaBIOS
+and with OVMF (UEFI), and reads the config drive: a config-2 ISO as a second disk, as
+a partition at the end of the boot disk (where the agent writes it), or none at all."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from metalcast.lab.diskimage import (
     build_test_image,
     qcow2_variant,
 )
+from metalcast.lab.qemu import OVMF_CODE, OVMF_VARS
 from metalcast.ramdisk.debs import file_sha256
 
 StartQemu = Callable[[Sequence[str]], QemuRun]
@@ -114,6 +115,30 @@ def test_boots_and_reads_a_config_drive_disk(
     assert booted.group(1) == "/dev/vda"
     assert drive.group(0).strip() == EXPECTED_DRIVE
     assert user_data.group(0).strip() == "METALCAST-USERDATA #cloud-config"
+    assert "METALCAST-DISK-FIRMWARE bios" in qemu.log()
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not OVMF_CODE.is_file(), reason="needs OVMF (Debian package ovmf)")
+def test_boots_under_uefi_and_reads_a_config_drive_partition(
+    lab_disk_image: Path, start_qemu: StartQemu, tmp_path: Path
+) -> None:
+    disk = _with_drive_partition(lab_disk_image, _config_drive(tmp_path), tmp_path / "d.raw")
+    nvram = tmp_path / "nvram.fd"
+    shutil.copyfile(OVMF_VARS, nvram)
+    firmware = [
+        "-drive", f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on",
+        "-drive", f"if=pflash,format=raw,unit=1,file={nvram}",
+    ]  # fmt: skip
+    qemu = start_qemu([*firmware, *_disk(disk)])
+
+    drive = qemu.wait_for(r"METALCAST-CONFIGDRIVE .*")
+
+    assert drive.group(0).strip() == EXPECTED_DRIVE
+    log = qemu.log()
+    assert "METALCAST-DISK-BOOTED root=/dev/vda" in log
+    assert "METALCAST-DISK-FIRMWARE uefi" in log
+    assert "efi: EFI v2.70 by EDK II" in log
 
 
 @pytest.mark.e2e

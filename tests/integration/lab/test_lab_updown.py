@@ -8,27 +8,20 @@ default ``metalcast-lab`` a developer's lab may be using.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+from lablib import Lab, alive, free_udp_base, netns_exists, pids_in, remove_lab, wait_for
 from typer.testing import CliRunner
 
 from metalcast.cli.main import app
-from metalcast.lab.lifecycle import tear_down
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0
@@ -36,115 +29,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, ip, ipmitool and QEMU",
 )
 
-BAREMETAL = shutil.which("baremetal", path=str(Path(sys.executable).parent)) or "baremetal"
 MACS = ("52:54:00:6d:63:00", "52:54:00:6d:63:01")
-API_HEADERS = {"X-OpenStack-Ironic-API-Version": "1.51"}
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def free_udp_base(count: int) -> int:
-    """A port P such that UDP P … P+count-1 are free on 127.0.0.1."""
-    for _ in range(100):
-        base = random.randrange(40000, 60000)
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(base, base + count):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-    raise AssertionError("no free UDP ports")
-
-
-def netns_exists(name: str) -> bool:
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return name in [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
-
-
-def pids_in(netns: str) -> list[int]:
-    listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
-    return [int(pid) for pid in listed.stdout.split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-@dataclass
-class Lab:
-    """A lab this test brings up with the real CLI, in a directory and namespace of
-    its own."""
-
-    url: str
-    lab_dir: Path
-    netns: str
-    base_port: int
-
-    def run(self, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-        """``metalcast --url URL lab ARGS --lab-dir DIR``."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
-        command = [
-            sys.executable, "-m", "metalcast.cli.main", "--url", url or self.url,
-            "lab", *args, "--lab-dir", str(self.lab_dir),
-        ]  # fmt: skip
-        return subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=300, check=False
-        )
-
-    def up(self, nodes: int = 2) -> subprocess.CompletedProcess[str]:
-        done = self.run(
-            "up", "--nodes", str(nodes), "--netns", self.netns,
-            "--base-port", str(self.base_port),
-        )  # fmt: skip
-        assert done.returncode == 0, f"lab up failed:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def down(self) -> subprocess.CompletedProcess[str]:
-        done = self.run("down")
-        assert done.returncode == 0, f"lab down failed:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def state(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads((self.lab_dir / "lab.json").read_text())
-        return loaded
-
-    def node(self, ident: str) -> dict[str, Any]:
-        answer = httpx.get(f"{self.url}/v1/nodes/{ident}", headers=API_HEADERS)
-        answer.raise_for_status()
-        shown: dict[str, Any] = answer.json()
-        return shown
-
-    def node_names(self) -> list[str]:
-        answer = httpx.get(f"{self.url}/v1/nodes", headers=API_HEADERS)
-        answer.raise_for_status()
-        return sorted(node["name"] for node in answer.json()["nodes"])
-
-    def ports(self, ident: str) -> list[str]:
-        answer = httpx.get(f"{self.url}/v1/nodes/{ident}/ports", headers=API_HEADERS)
-        answer.raise_for_status()
-        return [port["address"] for port in answer.json()["ports"]]
-
-    def baremetal(self, *args: str) -> str:
-        env = {**os.environ, "OS_ENDPOINT": self.url, "OS_AUTH_TYPE": "none"}
-        for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN"):
-            env.pop(var, None)
-        done = subprocess.run(
-            [BAREMETAL, *args], env=env, capture_output=True, text=True, timeout=180, check=False
-        )
-        assert done.returncode == 0, f"baremetal {' '.join(args)}:\n{done.stderr}"
-        return done.stdout
 
 
 @pytest.fixture
@@ -154,13 +39,7 @@ def lab(metalcast_url: str, tmp_path: Path) -> Iterator[Lab]:
     try:
         yield made
     finally:
-        # whatever happened: lab down, then kill what is left in the namespace by PID
-        with contextlib.suppress(Exception):
-            tear_down(made.lab_dir)
-        for pid in pids_in(netns):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        subprocess.run(["ip", "netns", "delete", netns], capture_output=True, check=False)
+        remove_lab(made.lab_dir, netns)
 
 
 @pytest.mark.e2e
@@ -209,6 +88,7 @@ def test_lab_up_enrols_qemu_machines_and_lab_down_removes_them(lab: Lab) -> None
             "memory_mb": 1024,
             "local_gb": 2,
             "cpu_arch": "x86_64",
+            "capabilities": "boot_mode:bios",  # SeaBIOS, until told otherwise
         }
         assert lab.ports(f"lab-{index}") == [mac]
 

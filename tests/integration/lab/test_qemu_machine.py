@@ -1,7 +1,8 @@
 """QEMU lab machines behind the lab daemon's virtual IPMI BMC, driven by real
 ``ipmitool -I lanplus``: power on (PXE once or disk), off, soft off, reset, a reset
-that needs another ``-boot``, and a QEMU that ends by itself.  QEMU runs under TCG
-inside a namespace of this test's own (never ``metalcast-lab``)."""
+that needs another ``-boot``, a QEMU that ends by itself, and a boot device set with
+the EFI flag, which brings up OVMF.  QEMU runs under TCG inside a namespace of this
+test's own (never ``metalcast-lab``)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,24 @@ import pytest
 
 from metalcast.lab.daemon import read_pid_file, start_daemon
 from metalcast.lab.lifecycle import LabOptions, create_disk, plan, tear_down
-from metalcast.lab.machine import BootDevice, BootOverride, MachineError, Power, PowerAction
+from metalcast.lab.machine import (
+    BootDevice,
+    BootMode,
+    BootOverride,
+    MachineError,
+    Power,
+    PowerAction,
+)
 from metalcast.lab.network import LabNetwork
-from metalcast.lab.qemu import QemuMachine, QemuMachineSpec, QemuSettings, boot_argument, qmp
+from metalcast.lab.qemu import (
+    OVMF_CODE,
+    QemuMachine,
+    QemuMachineSpec,
+    QemuSettings,
+    boot_argument,
+    qemu_command,
+    qmp,
+)
 from metalcast.lab.state import LabNode, LabState, write_state
 
 TOOLS = ("ip", "ipmitool", "qemu-system-x86_64", "qemu-img")
@@ -150,6 +166,39 @@ def test_bootdev_pxe_then_power_on_network_boots_once(served: Served) -> None:
     served.wait_serial(f"Configuring (net0 {served.node.mac})")
     # a one-time override is used up by the boot
     assert "No override" in served.ipmi("chassis", "bootparam", "get", "5")
+
+
+@pytest.mark.e2e
+@needs_lab
+@pytest.mark.skipif(not OVMF_CODE.is_file(), reason="needs OVMF (Debian package ovmf)")
+def test_bootdev_with_the_efi_flag_boots_ovmf_and_the_mode_sticks(served: Served) -> None:
+    served.ipmi("chassis", "bootdev", "pxe", "options=efiboot")
+    assert "BIOS EFI boot" in served.ipmi("chassis", "bootparam", "get", "5")
+
+    served.ipmi("power", "on")
+
+    args = served.qemu_args()
+    assert "-boot" not in args  # OVMF follows bootindex
+    assert f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on" in args
+    assert f"if=pflash,format=raw,unit=1,file={served.node.nvram}" in args
+    assert f"virtio-net-pci,netdev=net0,mac={served.node.mac},romfile=,bootindex=0" in args
+    assert served.node.nvram is not None and served.node.nvram.is_file()
+    # OVMF's own PXE, through the NIC ROM's EFI driver (iPXE)
+    served.wait_serial("Start PXE over IPv4")
+
+    # no override now, no EFI flag: the machine stays in UEFI mode, disk first
+    served.ipmi("power", "off")
+    served.ipmi("power", "on")
+    args = served.qemu_args()
+    assert f"if=pflash,format=raw,unit=1,file={served.node.nvram}" in args
+    assert "virtio-blk-pci,drive=disk0,bootindex=0" in args
+
+    # a legacy override: SeaBIOS again
+    served.ipmi("chassis", "bootdev", "disk")
+    served.ipmi("power", "reset")
+    args = served.qemu_args()
+    assert args[args.index("-boot") + 1] == "order=c"
+    assert not any("pflash" in arg for arg in args)
 
 
 @pytest.mark.e2e
@@ -293,3 +342,23 @@ def test_a_qemu_that_fails_to_start_shows_what_it_said(tmp_path: Path) -> None:
 )
 def test_the_boot_override_becomes_qemus_boot_option(override: BootOverride, boot: str) -> None:
     assert boot_argument(override) == boot
+
+
+@pytest.mark.parametrize(
+    ("boot", "nic", "disk"),
+    [
+        ("once=n", "romfile=,bootindex=0", "bootindex=1"),
+        ("order=c", "romfile=,bootindex=1", "bootindex=0"),
+    ],
+)
+def test_uefi_boots_by_bootindex_from_the_machines_nvram(
+    tmp_path: Path, boot: str, nic: str, disk: str
+) -> None:
+    spec = _spec(tmp_path)
+
+    args = qemu_command(spec, QemuSettings(), boot=boot, mode=BootMode.UEFI)
+
+    assert "-boot" not in args
+    assert f"if=pflash,format=raw,unit=1,file={tmp_path / 'lab-x.nvram.fd'}" in args
+    assert f"virtio-net-pci,netdev=net0,mac={spec.mac},{nic}" in args
+    assert f"virtio-blk-pci,drive=disk0,{disk}" in args

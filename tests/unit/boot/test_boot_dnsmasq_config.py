@@ -49,6 +49,7 @@ dhcp-boot=tag:!ipxe,undionly.kpxe
 dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi
 dhcp-boot=tag:ipxe,http://192.168.77.1:8080/boot/boot.ipxe
 dhcp-boot=tag:ipxe,tag:metalcast-tftp,tftp://192.168.77.1/boot-tftp.ipxe
+dhcp-boot=tag:metalcast-tftp,tag:!efi64,pxelinux.0
 """
 
 
@@ -75,7 +76,9 @@ def test_generic_lines_come_before_specific_ones() -> None:
     )
     generic_ipxe = next(i for i, line in enumerate(lines) if line.startswith("dhcp-boot=tag:ipxe,"))
     tftp = next(i for i, line in enumerate(lines) if "tag:metalcast-tftp" in line)
-    assert generic_ipxe < tftp == len(lines) - 1
+    assert generic_ipxe < tftp
+    # BIOS clients of pxe nodes get PXELINUX even when they are iPXE already
+    assert lines[-1] == "dhcp-boot=tag:metalcast-tftp,tag:!efi64,pxelinux.0"
 
 
 def test_every_dhcp_boot_line_follows_the_tag_it_uses() -> None:
