@@ -77,6 +77,13 @@ def safe_file(root: Path, relative: str) -> Path | None:
     return path if path.is_file() else None
 
 
+class _LargeChunks(FileResponse):
+    """A file in 1 MiB pieces rather than starlette's 64 KiB: an image of a few GiB
+    is thousands of thread hops and event-loop turns fewer, on the conductor's CPU."""
+
+    chunk_size = 1024 * 1024
+
+
 def _file_response(root: Path, relative: str) -> Response:
     path = safe_file(root, relative)
     if path is None:
@@ -85,7 +92,7 @@ def _file_response(root: Path, relative: str) -> Response:
         media_type = "text/plain; charset=utf-8"
     else:
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type)
+    return _LargeChunks(path, media_type=media_type)
 
 
 async def _boot_file(request: Request) -> Response:
