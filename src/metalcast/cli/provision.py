@@ -75,17 +75,30 @@ POWER_TARGETS: dict[PowerAction, str] = {
 }
 
 
-def load_config_drive(value: str) -> str | JSON:
-    """A ``configdrive`` for the API from a file, a JSON object or a URL.
+#: the files of a config drive directory (``openstack/latest/``) and their API keys
+_DRIVE_FILES = (
+    ("meta_data", "meta_data.json"),
+    ("network_data", "network_data.json"),
+    ("vendor_data", "vendor_data.json"),
+    ("user_data", "user_data"),
+)
 
-    A file holding a JSON object is sent as that object (cloud-init meta_data,
-    user_data, network_data); any other file is sent as it is (a gzipped,
-    base64-encoded ISO image).
+
+def load_config_drive(value: str) -> str | JSON:
+    """A ``configdrive`` for the API from a directory, a file, a JSON object or a URL.
+
+    A directory laid out as a config drive (``openstack/latest/meta_data.json``,
+    ``user_data``, ``network_data.json``, ``vendor_data.json``), as the ``baremetal``
+    client takes it, is sent as the object of those files, from which the server
+    builds the ISO.  A file holding a JSON object is sent as that object; any other
+    file is sent as it is (a gzipped, base64-encoded ISO image).
 
     Raises:
         CliError: ``value`` is none of those.
     """
     path = Path(value)
+    if path.is_dir():
+        return _drive_directory(path)
     is_file = path.is_file()
     text = (path.read_text() if is_file else value).strip()
     if text.startswith("{"):
@@ -98,6 +111,31 @@ def load_config_drive(value: str) -> str | JSON:
     if is_file or text.startswith(("http://", "https://")):
         return text
     raise CliError(f"--config-drive {value!r} is not a file, a JSON object or a URL")
+
+
+def _drive_directory(path: Path) -> JSON:
+    latest = path / "openstack" / "latest"
+    if not latest.is_dir():
+        raise CliError(
+            f"--config-drive {str(path)!r} is a directory without openstack/latest/ "
+            "(meta_data.json, user_data, network_data.json)"
+        )
+    drive: JSON = {}
+    for key, name in _DRIVE_FILES:
+        file = latest / name
+        if not file.is_file():
+            continue
+        text = file.read_text()
+        if key == "user_data":
+            drive[key] = text
+            continue
+        try:
+            drive[key] = json.loads(text)
+        except ValueError as exc:
+            raise CliError(f"{file} is not valid JSON: {exc}") from None
+    if not drive:
+        raise CliError(f"{latest} holds none of {', '.join(n for _, n in _DRIVE_FILES)}")
+    return drive
 
 
 def load_steps(value: str, *, option: str) -> list[JSON]:

@@ -60,6 +60,25 @@ def test_config_drive_from_json_file_url_or_text(tmp_path: Path) -> None:
         load_config_drive("nonsense")
 
 
+def test_config_drive_from_a_directory_as_the_baremetal_client_takes_it(tmp_path: Path) -> None:
+    latest = tmp_path / "drive" / "openstack" / "latest"
+    latest.mkdir(parents=True)
+    (latest / "meta_data.json").write_text('{"hostname": "web-1", "public_keys": {"k": "ssh"}}')
+    (latest / "user_data").write_text("#cloud-config\nruncmd: [true]\n")
+    (latest / "network_data.json").write_text('{"links": []}')
+
+    assert load_config_drive(str(tmp_path / "drive")) == {
+        "meta_data": {"hostname": "web-1", "public_keys": {"k": "ssh"}},
+        "user_data": "#cloud-config\nruncmd: [true]\n",
+        "network_data": {"links": []},
+    }
+    with pytest.raises(CliError, match=r"is a directory without openstack/latest/"):
+        load_config_drive(str(tmp_path))
+    (latest / "meta_data.json").write_text("{nope")
+    with pytest.raises(CliError, match=r"meta_data.json is not valid JSON"):
+        load_config_drive(str(tmp_path / "drive"))
+
+
 def test_load_steps_checks_the_shape() -> None:
     steps = load_steps('[{"interface": "deploy", "step": "erase_devices"}]', option="--s")
     assert steps == [{"interface": "deploy", "step": "erase_devices"}]
