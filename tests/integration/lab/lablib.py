@@ -223,3 +223,35 @@ def qemu_command_line(lab: Lab) -> list[str]:
     qemus = [args for args in map(_command_line, pids_in(lab.netns)) if "-qmp" in args]
     assert len(qemus) == 1, f"QEMU processes in {lab.netns}: {qemus}"
     return qemus[0]
+
+
+def deploy_and_boot(lab: Lab, image: Path, scratch: Path, *, hostname: str) -> str:
+    """manage, provide, deploy with a config drive: the node is active and its
+    machine booted its disk; the serial console then."""
+    baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
+    baremetal(lab, "node", "provide", "lab-0", "--wait", DEPLOY_TIMEOUT)
+    assert lab.node("lab-0")["provision_state"] == "available"
+    url, checksum = lab.deployable(image)
+    baremetal(lab,
+        "node", "set", "lab-0", "--instance-info", f"image_source={url}",
+        "--instance-info", f"image_checksum={checksum}",
+    )  # fmt: skip
+    drive = write_config_drive(
+        scratch / "configdrive", hostname=hostname, user_data=f"#cloud-config {hostname}\n"
+    )
+    baremetal(lab,
+        "node", "deploy", "lab-0", "--config-drive", str(drive), "--wait", DEPLOY_TIMEOUT,
+    )  # fmt: skip
+    node = lab.node("lab-0")
+    assert (node["provision_state"], node["last_error"]) == ("active", None)
+    console = lab.wait_for_serial("METALCAST-USERDATA")
+    assert "METALCAST-DISK-BOOTED root=/dev/vda" in console
+    assert f"METALCAST-CONFIGDRIVE hostname={hostname} uuid=e2e keys=1" in console
+    assert f"METALCAST-USERDATA #cloud-config {hostname}" in console
+    return console
+
+
+def undeploy(lab: Lab, scratch: Path) -> None:
+    baremetal(lab, "node", "undeploy", "lab-0", "--wait", DEPLOY_TIMEOUT)
+    assert lab.node("lab-0")["provision_state"] == "available"
+    assert disk_head(lab.lab_dir / "lab-0.qcow2", scratch) == bytes(2**20)

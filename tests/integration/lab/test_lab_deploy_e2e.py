@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lablib import DEPLOY_TIMEOUT, Lab, baremetal, disk_head, write_config_drive
+from lablib import DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, undeploy
 
 # a whole deploy under TCG on a loaded CI machine outlasts the suite's 300 s default
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -27,34 +27,11 @@ def test_deploy_a_lab_machine_from_its_own_disk_then_undeploy(
 ) -> None:
     lab = lab_env
     lab.up(nodes=1)
-    baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
-    baremetal(lab, "node", "provide", "lab-0", "--wait", DEPLOY_TIMEOUT)
-    assert lab.node("lab-0")["provision_state"] == "available"
 
-    url, checksum = lab.deployable(lab_disk_image)
-    baremetal(lab,
-        "node", "set", "lab-0", "--instance-info", f"image_source={url}",
-        "--instance-info", f"image_checksum={checksum}",
-    )  # fmt: skip
-    drive = write_config_drive(
-        tmp_path / "configdrive",
-        hostname="e2e-node.lab",
-        user_data="#cloud-config from the e2e test\n",
-    )
-    baremetal(lab,
-        "node", "deploy", "lab-0", "--config-drive", str(drive), "--wait", DEPLOY_TIMEOUT,
-    )  # fmt: skip
-    node = lab.node("lab-0")
-    assert (node["provision_state"], node["last_error"]) == ("active", None)
-    console = lab.wait_for_serial("METALCAST-USERDATA")
-    assert "METALCAST-DISK-BOOTED root=/dev/vda" in console
-    assert "METALCAST-CONFIGDRIVE hostname=e2e-node.lab uuid=e2e keys=1" in console
-    assert "METALCAST-USERDATA #cloud-config from the e2e test" in console
+    console = deploy_and_boot(lab, lab_disk_image, tmp_path, hostname="e2e-node.lab")
+    assert "METALCAST-DISK-FIRMWARE bios" in console
 
-    baremetal(lab, "node", "undeploy", "lab-0", "--wait", DEPLOY_TIMEOUT)
-    assert lab.node("lab-0")["provision_state"] == "available"
-    # partition table and boot code erased
-    assert disk_head(lab.lab_dir / "lab-0.qcow2", tmp_path) == bytes(2**20)
+    undeploy(lab, tmp_path)  # partition table and boot code erased
 
 
 class _NotFound(http.server.BaseHTTPRequestHandler):

@@ -6,21 +6,18 @@ test's own (never ``metalcast-lab``)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lablib import free_udp_base, remove_lab, wait_for
 
 from metalcast.lab.daemon import read_pid_file, start_daemon
-from metalcast.lab.lifecycle import LabOptions, create_disk, plan, tear_down
+from metalcast.lab.lifecycle import LabOptions, create_disk, plan
 from metalcast.lab.machine import (
     BootDevice,
     BootMode,
@@ -50,40 +47,6 @@ needs_lab = pytest.mark.skipif(
     os.geteuid() != 0 or any(shutil.which(tool) is None for tool in TOOLS),
     reason=f"needs root and {', '.join(TOOLS)}",
 )
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def free_udp_base(count: int) -> int:
-    """A port P such that UDP P … P+count-1 are free on 127.0.0.1."""
-    for _ in range(100):
-        base = random.randrange(20000, 40000)
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(base, base + count):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-    raise AssertionError("no free UDP ports")
-
-
-def remove_lab(lab_dir: Path, netns: str) -> None:
-    """Whatever happened: lab down, then kill what is left in the namespace, by PID."""
-    with contextlib.suppress(Exception):
-        tear_down(lab_dir)
-    listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
-    for pid in listed.stdout.split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
-    subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
 
 
 class Served:
