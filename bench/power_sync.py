@@ -4,6 +4,7 @@
     bench/run --power-sync                         # 1,000 IPMI + 1,000 Redfish BMCs, both
     bench/run --power-sync --nodes 50              # quick check
     bench/run --power-sync --only metalcast --protocols ipmi --workers 8 32
+    bench/run --power-sync --only ironic:redfish   # one server and protocol
 
 1. The virtual BMCs run in their own process: ``metalcast lab bmc --count N --ipmi
    --redfish --control-port P`` (IPMI: one UDP port and, by default, one loopback
@@ -12,8 +13,10 @@
    with one request and reads back every machine's real power state.
 2. For each server and protocol, with a fresh state dir: start the server with the
    sync off, enrol N nodes of the ``ipmi`` (or ``redfish``) hardware type pointing at
-   the BMCs, ``manage`` them (verification reads each BMC, in a window of
-   ``--manage-window`` at a time) until every node is ``manageable``; stop it.
+   the BMCs, ``manage`` them (verification reads each BMC; metalcast: ``--clients``
+   requests and ``--manage-window`` nodes at a time, Ironic: ``--ironic-manage-requests``
+   and ``--ironic-manage-window``, as its SQLite backend needs; busy answers are tried
+   again, see ManagePolicy) until every node is ``manageable``; stop it.
 3. For each ``--workers`` value: start the server again on the same database with a
    sync interval of ``--interval`` (1 s) and that many sync workers; let a first
    pass (metalcast logs in to every BMC there) and a steady pass run; right after a
@@ -30,12 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -59,10 +64,13 @@ DEFAULT_LAB_CMD = "{root}/.venv/bin/metalcast lab bmc"
 #: what the API shows for the machine's "on" / "off"
 API_POWER = {"on": "power on", "off": "power off"}
 NODE_FIELDS = "uuid,name,provision_state,target_provision_state,power_state,last_error"
-#: what a request may get while the node or the server is busy: tried again.  Ironic
-#: under load answers 500 "database is locked" (SQLite) now and then.
-RETRY_STATUSES = frozenset({409, 500, 503})
+#: a request that gets one of these answers is tried again after a backoff (see
+#: retry_reason): the node is locked by a task (409 NodeLocked), the server is busy
+#: (503), or Ironic's SQLite backend timed out on its lock (a 500 "database is
+#: locked").  Any other 500 is a real error, not tried again.
 RETRIES = 20
+BACKOFF_S = (0.5, 8.0)  # first and longest wait between tries; doubles, plus jitter
+PROGRESS_S = 60.0  # how often managing logs its progress
 
 log = workload.log
 
@@ -184,6 +192,45 @@ def start_server(
     return server, state_dir / "metalcast.log"
 
 
+def retry_reason(response: httpx.Response) -> str | None:
+    """Why ``response`` is worth trying again, or None if it is not."""
+    status = response.status_code
+    if status == 409:
+        return "409 NodeLocked" if "NodeLocked" in response.text else "409"
+    if status == 500 and "database is locked" in response.text:
+        return "500 database is locked"
+    if status == 503:
+        return "503"
+    return None
+
+
+@dataclass(frozen=True)
+class ManagePolicy:
+    """How the benchmark brings its nodes to ``manageable`` on one server."""
+
+    requests: int  # manage requests in flight at once
+    window: int  # nodes verifying at once
+    timeout: float  # seconds for every node to be manageable
+    reverify: int  # times a node whose verification failed is asked to manage again
+
+
+@dataclass
+class ManageStats:
+    """What enrolling and managing took: in each measurement's JSON."""
+
+    nodes: int = 0
+    enrol_s: float = 0.0
+    manage_s: float = 0.0
+    requests: int = 0
+    window: int = 0
+    retried: dict[str, int] = field(default_factory=dict)  # by reason (retry_reason)
+    reverified: dict[str, str] = field(default_factory=dict)  # name: the failure's last_error
+
+
+class ManageError(RuntimeError):
+    """Some nodes did not become manageable."""
+
+
 class Api:
     """The few /v1 calls the benchmark makes, with ``clients`` keep-alive clients."""
 
@@ -191,7 +238,7 @@ class Api:
         settings = workload.Settings(base_url=base_url, clients=clients, request_timeout=300)
         self._clients = workload.Clients(settings)
         self._pool = ThreadPoolExecutor(clients)
-        self.retries = 0  # requests tried again (see RETRY_STATUSES)
+        self.retried: Counter[str] = Counter()  # requests tried again, by retry_reason
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -215,41 +262,105 @@ class Api:
         return dict(self._pool.map(create, range(fleet.count)))
 
     def manage(self, uuid: str) -> None:
-        """Ask for ``manage``.  Raises RuntimeError."""
-        self._request("PUT", f"/v1/nodes/{uuid}/states/provision", json={"target": "manage"})
+        """Ask for ``manage``, again after a backoff while the answer is worth it
+        (retry_reason); done as soon as the node has left ``enroll`` (a try that
+        failed may still have started verification).  Raises RuntimeError."""
+        url = f"/v1/nodes/{uuid}/states/provision"
+        delay = BACKOFF_S[0]
+        for _ in range(RETRIES):
+            response = self._clients.get().put(url, json={"target": "manage"})
+            if response.is_success:
+                return
+            reason = retry_reason(response)
+            if reason is None:
+                raise RuntimeError(workload.describe(response))
+            self.retried[reason] += 1
+            time.sleep(delay + random.uniform(0, delay))
+            delay = min(2 * delay, BACKOFF_S[1])
+            node = self._request("GET", f"/v1/nodes/{uuid}?fields={NODE_FIELDS}").json()
+            if node["provision_state"] != "enroll" or node["target_provision_state"]:
+                return
+        raise RuntimeError(f"after {RETRIES} tries: {workload.describe(response)}")
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """A request, tried again while it gets a RETRY_STATUSES answer.
+        """A request, tried again after a backoff while retry_reason says so.
         Raises RuntimeError on any other failure, or when the tries run out."""
+        delay = BACKOFF_S[0]
         for _ in range(RETRIES):
             response = self._clients.get().request(method, url, **kwargs)
             if response.is_success:
                 return response
-            if response.status_code not in RETRY_STATUSES:
+            reason = retry_reason(response)
+            if reason is None:
                 break
-            self.retries += 1
-            time.sleep(1.0)
+            self.retried[reason] += 1
+            time.sleep(delay + random.uniform(0, delay))
+            delay = min(2 * delay, BACKOFF_S[1])
         raise RuntimeError(workload.describe(response))
 
-    def manage_all(self, uuids: Sequence[str], *, window: int, poll: float) -> None:
-        """Move every node to manageable, at most ``window`` verifying at once.
+    def manage_all(
+        self, uuids: dict[str, str], policy: ManagePolicy, *, poll: float
+    ) -> dict[str, str]:
+        """Move every node (uuid by name) to manageable: at most ``policy.requests``
+        manage requests in flight and ``policy.window`` nodes verifying at once; a
+        node whose verification failed is asked again up to ``policy.reverify``
+        times.  Returns those failures' last_error by node name.
 
         Raises:
-            RuntimeError: a node did not become manageable.
+            ManageError: a node did not become manageable (each named, with its
+                state and last_error), or not within ``policy.timeout``.
         """
-        waiting, pending, failed = list(uuids), set[str](), []
-        while waiting or pending:
-            batch, waiting = waiting[: window - len(pending)], waiting[window - len(pending) :]
-            list(self._pool.map(self.manage, batch))
-            pending.update(batch)
-            time.sleep(poll)
-            for node in self.nodes().values():
-                if node["uuid"] in pending and not node["target_provision_state"]:
-                    pending.discard(node["uuid"])
-                    if node["provision_state"] != "manageable":
-                        failed.append(f"{node['name']}: {node['last_error']}")
-        if failed:
-            raise RuntimeError(f"{len(failed)} node(s) failed verification: {failed[:3]}")
+        names = {uuid: name for name, uuid in uuids.items()}
+        waiting, pending = deque(uuids.values()), set[str]()
+        tries: Counter[str] = Counter()
+        reverified: dict[str, str] = {}
+        failed: dict[str, dict[str, Any]] = {}
+        last: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + policy.timeout
+        progress = time.monotonic() + PROGRESS_S
+        with ThreadPoolExecutor(policy.requests) as requests:
+            while waiting or pending:
+                if time.monotonic() > progress:
+                    progress += PROGRESS_S
+                    done = len(uuids) - len(waiting) - len(pending) - len(failed)
+                    log(f"  {done} manageable, {len(pending)} verifying, {len(waiting)} to go")
+                if time.monotonic() > deadline:
+                    stuck = [last.get(names[u], {"name": names[u]}) for u in pending]
+                    stuck += [{"name": names[u], "provision_state": "enroll"} for u in waiting]
+                    raise ManageError(
+                        f"{len(stuck)} node(s) not manageable within {policy.timeout:.0f} s: "
+                        + _node_states(stuck + list(failed.values()))
+                    )
+                room = min(len(waiting), policy.window - len(pending))
+                batch = [waiting.popleft() for _ in range(room)]
+                tries.update(batch)
+                list(requests.map(self.manage, batch))
+                pending.update(batch)
+                time.sleep(poll)
+                last = self.nodes()
+                for node in last.values():
+                    uuid = node["uuid"]
+                    if uuid not in pending or node["target_provision_state"]:
+                        continue
+                    if node["provision_state"] == "manageable":
+                        pending.discard(uuid)
+                    elif node["provision_state"] != "enroll" or not node["last_error"]:
+                        continue  # verifying, or not started yet
+                    elif tries[uuid] <= policy.reverify:
+                        pending.discard(uuid)
+                        reverified[node["name"]] = str(node["last_error"])
+                        log(f"  {node['name']} failed verification ({node['last_error']}); again")
+                        waiting.append(uuid)
+                    else:
+                        pending.discard(uuid)
+                        failed[uuid] = node
+        wrong = [n for n in self.nodes().values() if n["provision_state"] != "manageable"]
+        if failed or wrong:
+            bad = {n["uuid"]: n for n in [*failed.values(), *wrong]}
+            raise ManageError(
+                f"{len(bad)} node(s) not manageable: {_node_states(list(bad.values()))}"
+            )
+        return reverified
 
     def nodes(self) -> dict[str, dict[str, Any]]:
         """Every node (a few fields), by name, following ``next`` links."""
@@ -260,6 +371,18 @@ class Api:
             out.update((n["name"], n) for n in body["nodes"])
             url = body.get("next")
         return out
+
+
+def _node_states(nodes: Sequence[dict[str, Any]], limit: int = 10) -> str:
+    """'name: state (last_error: ...)' for the first ``limit`` nodes, and how many more."""
+    shown = [
+        f"{n.get('name')}: {n.get('provision_state')}"
+        + (f" -> {n['target_provision_state']}" if n.get("target_provision_state") else "")
+        + f" (last_error: {n.get('last_error')})"
+        for n in nodes[:limit]
+    ]
+    more = f"; and {len(nodes) - limit} more" if len(nodes) > limit else ""
+    return "; ".join(shown) + more
 
 
 def mismatches(api: Api, fleet: Fleet) -> list[str]:
@@ -296,6 +419,12 @@ class Measurement:
     load_before: tuple[float, ...] = ()
     load_after: tuple[float, ...] = ()
     error: str | None = None
+    #: when it was measured, and ``uptime`` at the start and end of its run (a
+    #: measurement kept from an earlier run with --only keeps its own)
+    date: str = ""
+    uptime_before: str = ""
+    uptime_after: str = ""
+    manage: ManageStats | None = None  # how the nodes were enrolled and managed
 
     @property
     def valid(self) -> bool:
@@ -387,6 +516,7 @@ def measure(
 ) -> Measurement:
     """Restart ``target`` with the sync on; measure one pass after a flip of every machine."""
     m = Measurement(target, protocol, workers, fleet.count, load_before=os.getloadavg())
+    m.date = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     log_path = state_dir / ("ironic.log" if target == "ironic" else "metalcast.log")
     passes = PassLog(log_path, target)
     server, _ = start_server(target, state_dir, args, interval=args.interval, workers=workers)
@@ -408,29 +538,60 @@ def measure(
     return m
 
 
+class ManageFailed(RuntimeError):
+    """Enrolling or managing failed; ``stats`` says how far it got."""
+
+    def __init__(self, message: str, stats: ManageStats) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+
+def manage_policy(target: str, args: argparse.Namespace) -> ManagePolicy:
+    """metalcast: ``--clients`` requests and ``--manage-window`` nodes at once;
+    Ironic: ``--ironic-manage-requests`` and ``--ironic-manage-window`` (its SQLite
+    backend answers 500 "database is locked" when many manage at once)."""
+    if target == "ironic":
+        requests, window = args.ironic_manage_requests, args.ironic_manage_window
+    else:
+        requests, window = args.clients, args.manage_window
+    return ManagePolicy(requests, window, timeout=args.manage_timeout, reverify=args.reverify)
+
+
 def enrol(
     target: str, protocol: str, *, state_dir: Path, fleet: Fleet, args: argparse.Namespace
-) -> None:
+) -> ManageStats:
     """Start ``target`` with the sync off, enrol and manage a node per machine, stop it.
     Raises RuntimeError if a node cannot be enrolled or verified."""
+    policy = manage_policy(target, args)
+    stats = ManageStats(fleet.count, requests=policy.requests, window=policy.window)
     server, _ = start_server(target, state_dir, args, interval=0, workers=8)
     api = Api(server.base_url, clients=args.clients)
     try:
         started = time.monotonic()
         uuids = api.create_nodes(fleet, protocol)
         created = time.monotonic()
-        api.manage_all(list(uuids.values()), window=args.manage_window, poll=args.poll)
+        stats.enrol_s = round(created - started, 1)
         log(
-            f"  {len(uuids)} {protocol} nodes enrolled in {created - started:.0f} s, "
-            f"manageable {time.monotonic() - created:.0f} s later ({api.retries} requests "
-            "tried again)"
+            f"  {len(uuids)} {protocol} nodes enrolled in {stats.enrol_s:.0f} s; managing "
+            f"{policy.requests} request(s) and {policy.window} node(s) at a time"
+        )
+        stats.reverified = api.manage_all(uuids, policy, poll=args.poll)
+        stats.manage_s = round(time.monotonic() - created, 1)
+        stats.retried = dict(api.retried)
+        log(
+            f"  manageable {stats.manage_s:.0f} s later; requests tried again: "
+            f"{stats.retried or 'none'}; verified again: {len(stats.reverified)}"
         )
         wrong = mismatches(api, fleet)
         if wrong:
             raise RuntimeError(f"after verification {len(wrong)} node(s) differ: {wrong[:3]}")
+    except RuntimeError as exc:
+        stats.retried = dict(api.retried)
+        raise ManageFailed(str(exc), stats) from exc
     finally:
         api.close()
         server.stop()
+    return stats
 
 
 def run_phase(
@@ -440,17 +601,20 @@ def run_phase(
     state_dir = Path(tempfile.mkdtemp(prefix=f"bench-sync-{target}-{protocol}-"))
     log(f"{target} / {protocol}: state in {state_dir}")
     results: list[Measurement] = []
+    stats: ManageStats | None = None
     try:
-        enrol(target, protocol, state_dir=state_dir, fleet=fleet, args=args)
+        stats = enrol(target, protocol, state_dir=state_dir, fleet=fleet, args=args)
         for workers in args.workers:
             m = measure(target, protocol, workers, state_dir=state_dir, fleet=fleet, args=args)
+            m.manage = stats
             log(f"  {describe(m)}")
             results.append(m)
     except (OSError, RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         log(f"  {target} / {protocol} failed: {exc}")
-        results.append(
-            Measurement(target, protocol, 0, fleet.count, error=f"{type(exc).__name__}: {exc}")
-        )
+        failed = Measurement(target, protocol, 0, fleet.count, error=f"{type(exc).__name__}: {exc}")
+        failed.date = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        failed.manage = exc.stats if isinstance(exc, ManageFailed) else stats
+        results.append(failed)
     if args.keep_state or any(not m.valid for m in results):
         log(f"  state and logs kept in {state_dir}")
     else:
@@ -484,9 +648,13 @@ def _cell(p: SyncPass | None) -> str:
 
 def report_rows(results: Sequence[Measurement]) -> Iterator[list[str]]:
     """One row per protocol and worker count: both servers' passes and the ratio."""
-    keys = sorted({(m.protocol, m.workers) for m in results if not m.error})
-    for protocol, workers in keys:
-        by = {m.target: m for m in results if (m.protocol, m.workers) == (protocol, workers)}
+    keys = sorted({(m.protocol, m.nodes, m.workers) for m in results if not m.error})
+    for protocol, nodes, workers in keys:
+        by = {
+            m.target: m
+            for m in results
+            if (m.protocol, m.nodes, m.workers) == (protocol, nodes, workers)
+        }
         mc, ir = by.get("metalcast"), by.get("ironic")
         flip = [x.flip_pass if x and x.valid else None for x in (mc, ir)]
         ratio = (
@@ -495,7 +663,7 @@ def report_rows(results: Sequence[Measurement]) -> Iterator[list[str]]:
             else "n/a"
         )
         yield [
-            f"{protocol}, {workers} workers",
+            f"{protocol}, {nodes:,} nodes, {workers} workers",
             _cell(flip[0]),
             _cell(flip[1]),
             ratio,
@@ -518,26 +686,36 @@ HEADER = [
 ]
 
 
-def report(results: Sequence[Measurement], nodes: int) -> str:
+def report(results: Sequence[Measurement]) -> str:
     body = list(report_rows(results))
     return "\n".join(
         [
             compare.plain_table(HEADER, body),
             "",
-            f"Markdown ({nodes:,} nodes per protocol; pass = the pass after every machine's "
-            "power was toggled):",
+            "Markdown (pass = the pass after every machine's power was toggled):",
             "",
             compare.markdown_table(HEADER, body),
         ]
     )
 
 
-def load_kept(path: Path, only: str | None) -> list[Measurement]:
-    """With --only, the other server's measurements from an earlier --json file."""
-    if only is None or not path.exists():
+def load_kept(path: Path, nodes: int, measured: set[tuple[str, str]]) -> list[Measurement]:
+    """With --only, the measurements of an earlier --json file that this run does not
+    repeat (same server, protocol and --nodes), each with its own node count, date and
+    uptime.  A failed one of a server and protocol measured now is dropped."""
+    if not path.exists():
         return []
-    items = json.loads(path.read_text()).get("measurements", [])
-    return [from_json(item) for item in items if item["target"] != only]
+    data = json.loads(path.read_text())
+    kept = []
+    for item in data.get("measurements", []):
+        pair = (item["target"], item["protocol"])
+        if pair in measured and (item["nodes"] == nodes or item["error"]):
+            continue
+        m = from_json(item)
+        m.uptime_before = m.uptime_before or data.get("uptime_before", "")
+        m.uptime_after = m.uptime_after or data.get("uptime_after", "")
+        kept.append(m)
+    return kept
 
 
 def from_json(item: dict[str, Any]) -> Measurement:
@@ -548,7 +726,29 @@ def from_json(item: dict[str, Any]) -> Measurement:
             values[key] = None if value is None else SyncPass(**value)
         elif key.startswith("load_"):
             values[key] = tuple(value)
+        elif key == "manage" and value is not None:
+            values[key] = ManageStats(**value)
     return Measurement(**values)
+
+
+def selection(only: Sequence[str] | None, protocols: Sequence[str]) -> list[tuple[str, str]]:
+    """The (target, protocol) pairs to measure, in run order: for each protocol,
+    metalcast then Ironic, as ``--only`` (TARGET or TARGET:PROTOCOL) allows."""
+    pairs = []
+    for protocol in protocols:
+        for target in TARGETS:
+            if only is None or target in only or f"{target}:{protocol}" in only:
+                pairs.append((target, protocol))
+    return pairs
+
+
+def only_value(text: str) -> str:
+    """argparse type of ``--only``: metalcast, ironic, or one of them:ipmi|redfish."""
+    target, _, protocol = text.partition(":")
+    if target not in TARGETS or (protocol and protocol not in PROTOCOLS):
+        choices = [*TARGETS, *(f"{t}:{p}" for t in TARGETS for p in PROTOCOLS)]
+        raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(choices)}")
+    return text
 
 
 def uptime() -> str:
@@ -567,8 +767,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
     p.add_argument(
         "--only",
-        choices=TARGETS,
-        help="measure one server (the other's results are kept from --json)",
+        nargs="+",
+        type=only_value,
+        metavar="TARGET[:PROTOCOL]",
+        help="measure only these: metalcast, ironic, or e.g. ironic:redfish (the other "
+        "rows are kept from --json)",
     )
     p.add_argument(
         "--workers",
@@ -579,13 +782,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--interval", type=int, default=1, help="sync interval while measuring, s")
     p.add_argument("--clients", type=int, default=8, help="concurrent API clients to enrol")
-    p.add_argument("--manage-window", type=int, default=100, help="nodes verifying at once")
+    p.add_argument(
+        "--manage-window", type=int, default=100, help="metalcast: nodes verifying at once"
+    )
+    p.add_argument(
+        "--ironic-manage-requests",
+        type=int,
+        default=4,
+        help="Ironic: manage requests in flight at once",
+    )
+    p.add_argument(
+        "--ironic-manage-window", type=int, default=20, help="Ironic: nodes verifying at once"
+    )
+    p.add_argument(
+        "--manage-timeout", type=float, default=10800.0, help="s for every node to be manageable"
+    )
+    p.add_argument(
+        "--reverify",
+        type=int,
+        default=1,
+        help="times a node whose verification failed is asked to manage again",
+    )
     p.add_argument("--poll", type=float, default=2.0, help="seconds between state polls")
     p.add_argument("--flip-tries", type=int, default=3)
     p.add_argument(
         "--after-pass", action="store_true", help="also wait for the pass after the flip pass"
     )
-    p.add_argument("--pass-timeout", type=float, default=1800.0, help="longest wait for a pass")
+    p.add_argument("--pass-timeout", type=float, default=7200.0, help="longest wait for a pass")
     p.add_argument("--ready-timeout", type=float, default=300.0)
     p.add_argument("--ipmi-base-port", type=int, default=23000)
     p.add_argument("--redfish-port", type=int, default=22000)
@@ -607,30 +830,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     before = uptime()
     log(f"uptime before: {before}")
-    targets = [t for t in TARGETS if args.only in (None, t)]
+    pairs = selection(args.only, args.protocols)
+    kept = load_kept(args.json, args.nodes, set(pairs)) if args.only else []
     work_dir = Path(tempfile.mkdtemp(prefix="bench-sync-bmcs-"))
     fleet = start_fleet(args, work_dir)
-    results = load_kept(args.json, args.only)
+    measured: list[Measurement] = []
     try:
-        for protocol in args.protocols:
-            for target in targets:
-                results += run_phase(target, protocol, fleet, args)
+        for target, protocol in pairs:
+            measured += run_phase(target, protocol, fleet, args)
+            log(f"uptime: {uptime()}")
     finally:
         fleet.server.stop()
     after = uptime()
     log(f"uptime after: {after}")
-    print(report(results, args.nodes))
+    for m in measured:
+        m.uptime_before, m.uptime_after = before, after
+    results = sorted(
+        kept + measured,
+        key=lambda m: (PROTOCOLS.index(m.protocol), -m.nodes, TARGETS.index(m.target), m.workers),
+    )
+    print(report(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "nodes": args.nodes,
+        "command": " ".join(["bench/power_sync.py", *(argv if argv is not None else sys.argv[1:])]),
         "uptime_before": before,
         "uptime_after": after,
         "measurements": [asdict(m) for m in results],
     }
     args.json.write_text(json.dumps(data, indent=2))
-    if all(m.valid for m in results):
+    if all(m.valid for m in measured):
         shutil.rmtree(work_dir, ignore_errors=True)
-    return 0 if all(m.valid for m in results) else 1
+    return 0 if all(m.valid for m in measured) else 1
 
 
 if __name__ == "__main__":
