@@ -142,7 +142,8 @@ _T = TypeVar("_T")
 
 
 class _Channel(Generic[_T]):
-    """A FIFO between two threads (the ramdisk's Python has no ``queue`` module)."""
+    """A FIFO between two threads: a deque and a condition (``queue.Queue``'s size
+    limits and task accounting are not needed, nor its modules in the ramdisk)."""
 
     def __init__(self) -> None:
         self._items: deque[_T] = deque()
