@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from metalcast.boot.settings import BootSettings
 from metalcast.errors import InvalidInput
@@ -24,18 +24,63 @@ class _Area(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: how callers prove who they are (``api.auth_strategy``); see docs/security.md
+AUTH_STRATEGIES = ("auto", "noauth", "builtin", "header", "keystone")
+
+
 class ApiSettings(_Area):
     host: str = "127.0.0.1"
     port: int = Field(default=6385, ge=1, le=65535)
     #: largest page the API returns; longer lists come with a ``next`` link
     max_limit: int = Field(default=1000, ge=1)
-    #: "noauth" trusts everyone as admin (allowed only on loopback); "header"
-    #: trusts X-Roles/X-Project-Id headers set by an authenticating proxy
-    auth_strategy: str = Field(default="noauth", pattern="^(noauth|header)$")
+    #: "auto": "noauth" while the API listens on loopback, "builtin" beyond it;
+    #: "noauth" trusts everyone as admin (loopback only); "builtin": metalcast's own
+    #: users, projects and tokens; "header": X-Roles/X-Project-Id set by an
+    #: authenticating proxy (loopback or ``trusted_proxies`` only); "keystone":
+    #: Keystone tokens, validated by keystonemiddleware (the ``keystone`` area)
+    auth_strategy: str = Field(default="auto", pattern=f"^({'|'.join(AUTH_STRATEGIES)})$")
+    #: addresses or networks (CIDR) of proxies in front of the API: only their
+    #: X-Forwarded-* headers (and, with "header", identity headers) are believed
+    trusted_proxies: tuple[str, ...] = ()
+    #: largest request body accepted, in bytes; larger ones get 413
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: an oslo.policy YAML or JSON file overriding the default rules (docs/policy.md)
+    policy_file: Path | None = None
+    #: seconds a "builtin" API token lives unless its creator asks for less
+    token_ttl: float = Field(default=24 * 3600, gt=0)
+    #: seconds a verified credential is remembered in memory (0: check every time)
+    auth_cache_seconds: float = Field(default=10.0, ge=0)
+    #: serve HTTPS with this certificate chain and key (PEM files)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     public_url: str | None = None
     #: seconds a ramdisk agent may stay silent; sent to it by /v1/lookup (Ironic's
     #: [api]ramdisk_heartbeat_timeout)
     ramdisk_heartbeat_timeout: float = Field(default=300, gt=0)
+
+
+class KeystoneSettings(_Area):
+    """Ironic's ``[keystone_authtoken]`` keys, for ``api.auth_strategy = "keystone"``:
+    copy the section over (``METALCAST_KEYSTONE__AUTH_URL=...``)."""
+
+    #: the public Keystone URL clients are sent to authenticate at (401 responses)
+    www_authenticate_uri: str | None = None
+    #: where metalcast's own service user authenticates to validate tokens
+    auth_url: str | None = None
+    auth_type: str = "password"
+    username: str | None = None
+    password: SecretStr | None = None
+    project_name: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    region_name: str | None = None
+    #: CA bundle to verify Keystone's certificate with; ``insecure`` skips the check
+    cafile: Path | None = None
+    insecure: bool = False
+    #: memcached servers to share the token cache between processes (empty: in memory)
+    memcached_servers: tuple[str, ...] = ()
+    #: seconds a validated token is cached
+    token_cache_time: int = Field(default=300, ge=-1)
 
 
 class ConductorSettings(_Area):
@@ -85,7 +130,8 @@ class ImagesSettings(_Area):
     cache_dir: Path | None = None
     #: least recently used images beyond this many bytes (on disk) are evicted
     cache_max_bytes: int = Field(default=20 * 2**30, ge=0)
-    #: directories ``file://`` image sources may come from, besides the state directory
+    #: directories ``file://`` image sources may come from (administrators only; the
+    #: state directory never)
     file_roots: tuple[Path, ...] = ()
     #: verify the TLS certificates of https image sources
     verify_tls: bool = True
@@ -97,6 +143,7 @@ class ImagesSettings(_Area):
 class Settings(_Area):
     state_dir: Path = Path("/var/lib/metalcast")
     api: ApiSettings = ApiSettings()
+    keystone: KeystoneSettings = KeystoneSettings()
     conductor: ConductorSettings = ConductorSettings()
     database: DatabaseSettings = DatabaseSettings()
     #: by default the lab's network: the boot services start inside it as soon as

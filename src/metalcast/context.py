@@ -1,29 +1,77 @@
-"""Who is asking: the identity every API request carries down to the conductor."""
+"""Who is asking: the identity every API request carries down to the conductor.
+
+A context is made once per request by the API's authentication
+(:mod:`metalcast.api.auth`) and never changes.  Its fields are what Keystone puts in
+a token and Ironic's policy reads: the user, the project the credentials are scoped
+to *or* the system scope, and the roles held there (implied roles included: an
+``admin`` is also a ``member`` and a ``reader``).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 
+#: roles each role implies, as Keystone's default role inference rules do
+IMPLIED_ROLES: dict[str, frozenset[str]] = {
+    "admin": frozenset({"admin", "manager", "member", "reader"}),
+    "manager": frozenset({"manager", "member", "reader"}),
+    "member": frozenset({"member", "reader"}),
+    "reader": frozenset({"reader"}),
+    "service": frozenset({"service"}),
+}
+
+
+def with_implied(roles: frozenset[str] | set[str]) -> frozenset[str]:
+    """``roles`` plus every role they imply (unknown roles are kept as they are)."""
+    out: set[str] = set()
+    for role in roles:
+        out |= IMPLIED_ROLES.get(role, frozenset({role}))
+    return frozenset(out)
+
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """The caller of one request.  ``roles`` drive policy; ``project`` scopes nodes."""
+    """The caller of one request.
+
+    ``project`` is the id of the project the credentials are scoped to, None for
+    system-scoped ones (``system_scope == "all"``) and for anonymous callers.
+    ``roles`` drive policy.
+    """
 
     user: str | None = None
     project: str | None = None
-    roles: frozenset[str] = frozenset({"admin"})
+    roles: frozenset[str] = frozenset()
+    system_scope: str | None = None
+    user_name: str | None = None
+    project_name: str | None = None
+    #: False for a request that presented no credentials (public routes only)
+    authenticated: bool = True
     request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4()}")
 
     @property
     def is_admin(self) -> bool:
-        return "admin" in self.roles
+        """A system-scoped administrator: may see and do everything."""
+        return "admin" in self.roles and self.system_scope == "all"
 
     @property
     def who(self) -> str:
         """How history records name the caller."""
-        return self.user or self.project or "admin"
+        return self.user_name or self.user or self.project or "admin"
+
+    def policy_credentials(self) -> dict[str, object]:
+        """The caller as oslo.policy's ``creds`` (Ironic's keys)."""
+        return {
+            "user_id": self.user,
+            "user_name": self.user_name,
+            "project_id": self.project,
+            "project_name": self.project_name,
+            "roles": sorted(self.roles),
+            "system_scope": self.system_scope,
+        }
 
 
 #: the identity of the conductor's own periodic work
-SYSTEM = RequestContext(user="metalcast-conductor", roles=frozenset({"admin"}))
+SYSTEM = RequestContext(
+    user="metalcast-conductor", roles=with_implied({"admin"}), system_scope="all"
+)

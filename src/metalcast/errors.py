@@ -9,6 +9,8 @@ one layer and rendered by another (the API turns ``status_code`` into the respon
     ├── Conflict                      409 duplicate name/MAC/UUID, node busy
     │   └── NodeLocked                409 another task holds the node's lock
     ├── NotAcceptable                 406 API microversion outside the served range
+    ├── Unauthorized                  401 no valid credentials for a protected resource
+    ├── RequestTooLarge               413 the request body is over the configured limit
     ├── Forbidden                     403 policy refused the request
     │   └── NodeProtected             403 undeploy, rebuild or delete of a protected node
     ├── NoFreeWorker                  503 every conductor worker is busy
@@ -65,6 +67,25 @@ class NotAcceptable(MetalcastError):
     """The requested API microversion is not served."""
 
     status_code = 406
+
+
+class Unauthorized(MetalcastError):
+    """The request carries no valid credentials, or wrong ones.
+
+    ``challenge`` is the ``WWW-Authenticate`` header the response carries.
+    """
+
+    status_code = 401
+
+    def __init__(self, message: str, *, challenge: str = 'Basic realm="metalcast"') -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+
+class RequestTooLarge(MetalcastError):
+    """The request body is larger than the API accepts."""
+
+    status_code = 413
 
 
 class Forbidden(MetalcastError):

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalcast.api import errors, policy
+from metalcast.api import auth, errors
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
@@ -62,13 +62,14 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     """Build the API application.
 
     Raises:
-        UnsafeAuthStrategy: ``api.auth_strategy`` is "noauth" but ``api.host`` is not a
-            loopback address.
+        UnsafeAuthStrategy: the authentication settings would expose the API
+            (:func:`metalcast.api.auth.check_startup`).
     """
-    policy.check_strategy(settings.api.auth_strategy, settings.api.host)
+    strategy = auth.check_startup(settings)
+    authenticator = auth.build_authenticator(settings, strategy, db=db)
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(ApiMiddleware, auth_strategy=settings.api.auth_strategy)],
+        middleware=[Middleware(ApiMiddleware, authenticator=authenticator)],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.deps = Deps(settings=settings, db=db, conductor=conductor)

@@ -1,21 +1,26 @@
 """The ASGI layer every request crosses: identity, microversion, headers, errors, log.
 
-For each HTTP request it builds the caller's context, negotiates the microversion,
-stamps the version and request-id headers on the response, turns any exception the
-app lets escape into Ironic's error body, and writes one access-log line.
+For each HTTP request it authenticates the caller (:mod:`metalcast.api.auth`; a
+request without valid credentials gets 401 unless its path is public), negotiates
+the microversion, stamps the version and request-id headers on the response, turns
+any exception the app lets escape into Ironic's error body, and writes one
+access-log line.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from metalcast.api import errors, policy, versions
-from metalcast.errors import MetalcastError
+from metalcast.api import errors, versions
+from metalcast.api.auth import PUBLIC_PATHS, Authenticator, Credentials, anonymous
+from metalcast.context import RequestContext
+from metalcast.errors import MetalcastError, Unauthorized
 
 log = structlog.get_logger("metalcast.api.access")
 
@@ -25,9 +30,9 @@ REQUEST_ID_HEADER = b"x-openstack-request-id"
 class ApiMiddleware:
     """Wraps the Starlette app; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, auth_strategy: str) -> None:
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
         self.app = app
-        self.auth_strategy = auth_strategy
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,10 +40,12 @@ class ApiMiddleware:
             return
         _strip_trailing_slash(scope)
         headers = Headers(scope=scope)
-        context = policy.build_context(self.auth_strategy, headers)
-        exchange = _Exchange(send, context.request_id)
+        request_id = f"req-{uuid.uuid4()}"
+        context = anonymous(request_id)
+        exchange = _Exchange(send, request_id)
         started = time.perf_counter()
         try:
+            context = await self._identify(scope, headers, request_id)
             exchange.version = _negotiate(scope["path"], headers)
             scope.setdefault("state", {}).update(context=context, version=exchange.version)
             await self.app(scope, receive, exchange.send)
@@ -47,12 +54,37 @@ class ApiMiddleware:
         finally:
             log.info(
                 "request",
-                request_id=context.request_id,
+                request_id=request_id,
+                user=context.user,
+                project=context.project,
                 method=scope["method"],
                 path=scope["path"],
                 status=exchange.status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    async def _identify(self, scope: Scope, headers: Headers, request_id: str) -> RequestContext:
+        """The caller's context; anonymous on public paths only.
+
+        Raises:
+            Unauthorized: no valid credentials for a path that needs them.
+        """
+        client = scope.get("client")
+        credentials = Credentials(
+            headers=headers, client=client[0] if client else None, request_id=request_id
+        )
+        public = PUBLIC_PATHS.match(scope["path"]) is not None
+        try:
+            context = await self.authenticator.authenticate(credentials)
+        except Unauthorized:
+            if not public:
+                raise
+            context = None
+        if context is not None:
+            return context
+        if not public:
+            raise Unauthorized("Authentication required: this request carries no credentials.")
+        return anonymous(request_id)
 
 
 class _Exchange:
@@ -79,7 +111,10 @@ class _Exchange:
         if self.started:
             # too late for an error response; the client sees a cut-off body
             return
-        await self.send(_start(status, len(body)))
+        start = _start(status, len(body))
+        if isinstance(exc, Unauthorized):
+            start["headers"].append((b"www-authenticate", exc.challenge.encode("latin-1")))
+        await self.send(start)
         await self.send({"type": "http.response.body", "body": body})
 
 

@@ -13,22 +13,17 @@ A few actions are public (no role needed): version discovery and, as in Ironic,
 the ramdisk agent's lookup and heartbeat, which therefore never return secrets.
 
 Errors: ``Forbidden`` (403) when the role does not allow the action, ``NotFound``
-(404) when the caller may not see the node, ``UnsafeAuthStrategy`` at start-up.
+(404) when the caller may not see the node.
 """
 
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from metalcast.context import RequestContext
-from metalcast.errors import Forbidden, MetalcastError, NotFound
-
-
-class UnsafeAuthStrategy(MetalcastError):
-    """``noauth`` was configured on an address reachable from other hosts."""
+from metalcast.errors import Forbidden, NotFound
 
 
 class Scope(enum.Enum):
@@ -139,53 +134,3 @@ def _relation(context: RequestContext, node: NodeTarget) -> str | None:
 
 def _forbidden(action: str) -> Forbidden:
     return Forbidden(f"Access was denied to the following resource: baremetal:{action}")
-
-
-# ------------------------------------------------------------------- identity
-
-
-def build_context(
-    strategy: str, headers: Mapping[str, str], *, request_id: str | None = None
-) -> RequestContext:
-    """The identity of one request under ``strategy`` ("noauth" or "header").
-
-    With "header" the ``X-Roles``, ``X-Project-Id`` and ``X-User-Id`` headers are
-    trusted: an authenticating proxy (keystonemiddleware) sets them.
-    """
-    extra = {"request_id": request_id} if request_id else {}
-    if strategy == "noauth":
-        return RequestContext(roles=frozenset({"admin"}), **extra)
-    roles = frozenset(
-        role.strip().lower() for role in headers.get("x-roles", "").split(",") if role.strip()
-    )
-    return RequestContext(
-        user=headers.get("x-user-id") or None,
-        project=headers.get("x-project-id") or headers.get("x-tenant-id") or None,
-        roles=roles,
-        **extra,
-    )
-
-
-def check_strategy(strategy: str, host: str) -> None:
-    """Refuse "noauth" unless the API listens on loopback only.
-
-    Raises:
-        UnsafeAuthStrategy: "noauth" on a non-loopback address.
-    """
-    if strategy == "noauth" and not is_loopback(host):
-        raise UnsafeAuthStrategy(
-            f"api.auth_strategy 'noauth' makes every caller an admin, so it is only "
-            f"allowed when the API listens on loopback, not on '{host}'. Set "
-            f"api.host to 127.0.0.1 or api.auth_strategy to 'header' behind an "
-            f"authenticating proxy."
-        )
-
-
-def is_loopback(host: str) -> bool:
-    """True for loopback addresses and ``localhost``."""
-    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

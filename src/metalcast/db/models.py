@@ -57,6 +57,7 @@ class Node:
     retired: bool = False
     retired_reason: str | None = None
     network_data: JSONDict | None = None
+    allocation_id: int | None = None
     boot_mode: str | None = None
     secure_boot: bool | None = None
     bios_interface: str | None = None

@@ -91,6 +91,7 @@ nodes = sa.Table(
     sa.Column("network_data", sa.JSON),
     sa.Column("boot_mode", sa.String(50)),
     sa.Column("secure_boot", sa.Boolean),
+    sa.Column("allocation_id", sa.Integer, index=True),
     *(sa.Column(f"{name}_interface", sa.String(255)) for name in INTERFACE_NAMES),
     *_timestamps(),
 )
@@ -190,4 +191,107 @@ bios_settings = sa.Table(
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("value", sa.Text),
     *_timestamps(),
+)
+
+# ------------------------------------------------------------------- allocations
+
+#: a request for a node (API 1.52): found by resource class, traits and candidates
+allocations = sa.Table(
+    "allocations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), unique=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), index=True),
+    sa.Column("state", sa.String(15), nullable=False),
+    sa.Column("owner", sa.String(255), index=True),
+    sa.Column("last_error", sa.Text),
+    sa.Column("resource_class", sa.String(80)),
+    sa.Column("traits", sa.JSON, nullable=False),
+    sa.Column("candidate_nodes", sa.JSON, nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.Column("conductor_affinity", sa.Integer),
+    *_timestamps(),
+)
+
+# ---------------------------------------------------------------------- identity
+# metalcast's own users, projects, role assignments and API tokens
+# (api.auth_strategy "builtin"); ids are 32 hex digits, as Keystone's
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    *_timestamps(),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    #: argon2id hash of the password (never the password)
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    #: the project HTTP Basic and new tokens are scoped to unless told otherwise
+    sa.Column("default_project_id", sa.Integer, sa.ForeignKey("projects.id")),
+    sa.Column("description", sa.Text),
+    *_timestamps(),
+)
+
+#: a user's role in a project, or on the system (``project_id`` NULL, ``scope``
+#: "system"); ``scope`` is "system" or the project's uuid so that the unique
+#: constraint holds for system roles too
+role_assignments = sa.Table(
+    "role_assignments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), index=True),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("user_id", "scope", "role", name="uq_role_assignments_user_scope_role"),
+)
+
+#: API tokens: only a hash of the secret is kept; a token is scoped to one project
+#: or to the system, as a Keystone token is
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(32), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id")),
+    sa.Column("system_scope", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("description", sa.String(255)),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+# ------------------------------------------------------------------------- audit
+
+#: every write through the API: who (user, project), what (method, path, policy
+#: action, the resource), when, and how it ended (status)
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(255)),
+    sa.Column("user_name", sa.String(255)),
+    sa.Column("project_id", sa.String(255), index=True),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("path", sa.String(2048), nullable=False),
+    sa.Column("action", sa.String(255)),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("node_uuid", sa.String(36), index=True),
 )

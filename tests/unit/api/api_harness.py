@@ -91,12 +91,15 @@ class Api:
         headers = {"X-Roles": roles, "X-User-Id": "someone"}
         if project:
             headers["X-Project-Id"] = project
+        else:
+            headers["OpenStack-System-Scope"] = "all"
         return Api(self.client, self.db, self.service, self.version, headers)
 
     def node(self, **fields: Any) -> dict[str, Any]:
         """Create a fake-hardware node; returns its document."""
         body = {"driver": "fake-hardware", **fields}
-        response = self.post("/v1/nodes", body, headers={"X-Roles": "admin"})
+        admin = {"X-Roles": "admin", "OpenStack-System-Scope": "all"}
+        response = self.post("/v1/nodes", body, headers=admin)
         assert response.status_code == 201, response.text
         result: dict[str, Any] = response.json()
         return result

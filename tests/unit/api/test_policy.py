@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from api_harness import Api, fault_of, make_settings
+from api_harness import Api, fault_of
 
 from metalcast.api import policy
-from metalcast.api.app import create_app
-from metalcast.api.policy import RULES, NodeTarget, Scope, UnsafeAuthStrategy, enforce
+from metalcast.api.policy import RULES, NodeTarget, Scope, enforce
 from metalcast.context import RequestContext
-from metalcast.db.engine import Database
 from metalcast.errors import Forbidden, NotFound
 
 NODE = NodeTarget(uuid="n-1", owner="owner-p", lessee="lessee-p")
 
 
 def ctx(*roles: str, project: str | None = None) -> RequestContext:
-    return RequestContext(roles=frozenset(roles), project=project)
+    return RequestContext(
+        roles=frozenset(roles), project=project, system_scope=None if project else "all"
+    )
 
 
 # ------------------------------------------------------------------- enforce() itself
@@ -94,36 +92,6 @@ def test_project_scope() -> None:
     assert policy.project_scope(ctx("admin")) is None
     assert policy.project_scope(ctx("reader", project="p")) == "p"
     assert policy.project_scope(ctx("reader")) == ""
-
-
-def test_build_context_from_headers() -> None:
-    context = policy.build_context(
-        "header", {"x-roles": "Member, reader", "x-project-id": "p", "x-user-id": "u"}
-    )
-    assert context.roles == {"member", "reader"}
-    assert (context.project, context.user) == ("p", "u")
-    assert not context.is_admin
-    assert policy.build_context("noauth", {"x-roles": "reader"}).is_admin
-    assert policy.build_context("header", {}).roles == frozenset()
-
-
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.53"])
-def test_noauth_is_allowed_on_loopback(host: str) -> None:
-    policy.check_strategy("noauth", host)
-
-
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])
-def test_noauth_is_refused_off_loopback(host: str) -> None:
-    with pytest.raises(UnsafeAuthStrategy, match="loopback"):
-        policy.check_strategy("noauth", host)
-    policy.check_strategy("header", host)
-
-
-def test_create_app_refuses_noauth_off_loopback(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, host="0.0.0.0")
-    db = Database(settings.database_url)
-    with pytest.raises(UnsafeAuthStrategy):
-        create_app(settings, db, conductor=None)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------- through the API

@@ -16,7 +16,7 @@ from metalcast.db import tables as t
 from metalcast.db import volumes
 from metalcast.db.engine import MIGRATIONS, Database
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _alembic(db: Database, action: str, revision: str) -> None:
@@ -36,6 +36,24 @@ def _tables(db: Database) -> set[str]:
     return set(sa.inspect(db.engine).get_table_names())
 
 
+def _insert_old_node(conn: sa.Connection, name: str) -> int:
+    """A node written with the columns every revision has (the repository reads the
+    newest schema's)."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO nodes (uuid, name, driver, driver_info, driver_internal_info, "
+            "properties, instance_info, extra, provision_state, created_at) VALUES "
+            "('11111111-2222-3333-4444-555555555555', :name, 'fake-hardware', '{}', '{}', "
+            "'{}', '{}', '{}', 'enroll', '2026-01-01')"
+        ),
+        {"name": name},
+    )
+    node_id: int = conn.execute(
+        sa.text("SELECT id FROM nodes WHERE name = :n"), {"n": name}
+    ).scalar_one()
+    return node_id
+
+
 def test_a_fresh_database_reaches_head_with_the_declared_schema(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
     db.migrate()
@@ -51,20 +69,25 @@ def test_upgrading_from_0001_keeps_the_nodes(tmp_path: Path) -> None:
     _alembic(db, "upgrade", "0001")
     assert "volume_connectors" not in _tables(db)
     with db.begin() as conn:
-        node = repo.create_node(
-            conn, {"driver": "fake-hardware", "name": "kept", "provision_state": "enroll"}
+        node_id = _insert_old_node(conn, "kept")
+        conn.execute(
+            sa.text(
+                "INSERT INTO ports (uuid, address, node_id, local_link_connection, "
+                "internal_info, extra, created_at) VALUES ('p-1', '52:54:00:00:00:01', "
+                ":node_id, '{}', '{}', '{}', '2026-01-01')"
+            ),
+            {"node_id": node_id},
         )
-        repo.create_port(conn, {"node_id": node.id, "address": "52:54:00:00:00:01"})
 
     _alembic(db, "upgrade", "0002")
     assert _revision(db) == "0002"
     db.migrate()
     assert _revision(db) == HEAD
     with db.begin() as conn:
-        assert repo.get_node(conn, "kept").id == node.id
-        assert len(repo.list_ports(conn, repo.Page(), node_id=node.id)) == 1
+        assert repo.get_node(conn, "kept").id == node_id
+        assert len(repo.list_ports(conn, repo.Page(), node_id=node_id)) == 1
         volumes.create_volume_connector(
-            conn, {"node_id": node.id, "type": "iqn", "connector_id": "iqn.kept"}
+            conn, {"node_id": node_id, "type": "iqn", "connector_id": "iqn.kept"}
         )
     db.dispose()
 
@@ -80,5 +103,6 @@ def test_downgrading_to_0001_keeps_the_nodes(tmp_path: Path) -> None:
     assert _revision(db) == "0001"
     assert not {"volume_connectors", "volume_targets", "bios_settings"} & _tables(db)
     with db.begin() as conn:
-        assert repo.get_node(conn, "kept").name == "kept"
+        names = conn.execute(sa.text("SELECT name FROM nodes")).scalars().all()
+    assert names == ["kept"]
     db.dispose()
