@@ -7,7 +7,8 @@ with ``keystone-manage`` and served by waitress on a free 127.0.0.1 port
 projects with members and a reader, a system administrator and a system reader;
 :func:`create_personas` makes them, :meth:`Persona.os_env` and
 :meth:`Persona.connect` log in as them with the ``baremetal`` CLI's variables and
-with openstacksdk.  :data:`SERVICE_USER` is metalcast's own service user.
+with openstacksdk.  :data:`SERVICE_USER` is metalcast's own service user. :func:`running_memcached`
+runs a memcached for the shared token cache.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import openstack
@@ -323,3 +326,58 @@ def metalcast_env(keystone: Keystone, **extra: str) -> dict[str, str]:
         "METALCAST_KEYSTONE__REGION_NAME": REGION,
         **extra,
     }
+
+
+# ---------------------------------------------------------------------- memcached
+
+
+@contextlib.contextmanager
+def running_memcached() -> Iterator[str]:
+    """A memcached of its own on a free loopback port; yields ``127.0.0.1:PORT``.
+
+    Fails the test (with how to fix it) when Debian's memcached is not installed.
+    """
+    binary = shutil.which("memcached")
+    if binary is None:
+        pytest.fail("memcached is not installed: run scripts/install --test")
+    port = free_port()
+    # memcached refuses to run as root unless told which user to be
+    user = ["-u", "root"] if os.getuid() == 0 else []
+    process = subprocess.Popen(
+        [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16", *user],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"memcached did not start (exit code {process.poll()})")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def memcached_items(address: str) -> dict[str, bytes]:
+    """Every key memcached at ``address`` holds, with its raw value."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), 5) as sock:
+        stream = sock.makefile("rwb")
+        stream.write(b"lru_crawler metadump all\r\n")
+        stream.flush()
+        keys = []
+        for line in iter(stream.readline, b"END\r\n"):
+            fields = dict(item.split(b"=", 1) for item in line.split() if b"=" in item)
+            keys.append(unquote(fields[b"key"].decode()))
+        items = {}
+        for key in keys:
+            stream.write(f"get {key}\r\n".encode())
+            stream.flush()
+            header = stream.readline().split()
+            if header[0] == b"VALUE":
+                items[key] = stream.read(int(header[3]) + 2)[:-2]
+                stream.readline()  # END
+    return items

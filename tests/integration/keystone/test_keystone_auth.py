@@ -19,7 +19,14 @@ from typing import Any
 
 import httpx
 import pytest
-from keystonelab import Keystone, Persona, Tenancy
+from keystonelab import (
+    Keystone,
+    Persona,
+    Tenancy,
+    memcached_items,
+    metalcast_env,
+    running_memcached,
+)
 from openstack import exceptions
 
 BAREMETAL = shutil.which("baremetal", path=str(Path(sys.executable).parent)) or "baremetal"
@@ -178,3 +185,28 @@ def test_a_revoked_token_is_refused(keystone_metalcast: Any, tenancy: Tenancy) -
     assert revoked.status_code == 204
     response = httpx.get(f"{keystone_metalcast.url}/v1/nodes", headers={"X-Auth-Token": token})
     assert response.status_code == 401
+
+
+def test_api_processes_share_validated_tokens_through_memcached(
+    keystone: Keystone, tenancy: Tenancy, start_metalcast_server: Any
+) -> None:
+    carol = tenancy.persona("a-reader")
+    with running_memcached() as memcached:
+        env = metalcast_env(
+            keystone,
+            METALCAST_KEYSTONE__MEMCACHED_SERVERS=memcached,
+            METALCAST_KEYSTONE__MEMCACHE_SECURITY_STRATEGY="ENCRYPT",
+            METALCAST_KEYSTONE__MEMCACHE_SECRET_KEY="memcache-secret-for-tests",
+        )
+        with start_metalcast_server(env=env) as one, start_metalcast_server(env=env) as two:
+            token = carol.token(keystone)
+            for server in (one, two, one, two):
+                response = httpx.get(f"{server.url}/v1/nodes", headers={"X-Auth-Token": token})
+                assert response.status_code == 200, response.text
+            assert keystone.validations(token) == 1
+        held = memcached_items(memcached)
+    # what memcached holds is encrypted: neither the token nor whose it is
+    assert held
+    for key, value in held.items():
+        for clear in (token, carol.username, tenancy.project_ids["project-a"]):
+            assert clear not in key and clear.encode() not in value
