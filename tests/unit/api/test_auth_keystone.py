@@ -130,12 +130,14 @@ def test_the_app_refuses_to_start_with_incomplete_settings(tmp_path: Path) -> No
 def test_keystonemiddleware_gets_the_settings_and_nothing_else(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # oslo.config would read these and a metalcast.conf in the usual places
+    # left to itself, oslo.config would read these variables and ~/metalcast.conf
     monkeypatch.setenv("OS_KEYSTONE_AUTHTOKEN__AUTH_URL", "http://attacker.example/v3")
     monkeypatch.setenv("OS_KEYSTONE_AUTHTOKEN__DELAY_AUTH_DECISION", "true")
     monkeypatch.setenv("OS_KEYSTONE_AUTHTOKEN__ENFORCE_TOKEN_BIND", "disabled")
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "metalcast.conf").write_text("[keystone_authtoken]\ninsecure = true\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "metalcast.conf").write_text(
+        "[keystone_authtoken]\ninclude_service_catalog = false\n"
+    )
     settings = complete(memcached_servers=("127.0.0.1:11211",), token_cache_time=60)
     options = oslo_options(settings)[GROUP]
     assert options.auth_url == KEYSTONE
@@ -147,6 +149,7 @@ def test_keystonemiddleware_gets_the_settings_and_nothing_else(
     assert options.delay_auth_decision is False
     assert options.enforce_token_bind == "permissive"
     assert options.insecure is False
+    assert options.include_service_catalog is True
 
 
 # --------------------------------------------------------------------- the bridge
