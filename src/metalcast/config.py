@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from metalcast.boot.settings import BootSettings
 from metalcast.errors import InvalidInput
@@ -61,12 +61,14 @@ class ApiSettings(_Area):
 
 class KeystoneSettings(_Area):
     """Ironic's ``[keystone_authtoken]`` keys, for ``api.auth_strategy = "keystone"``:
-    copy the section over (``METALCAST_KEYSTONE__AUTH_URL=...``)."""
+    copy the section over (``METALCAST_KEYSTONE__AUTH_URL=...``).  They are handed to
+    keystonemiddleware as they are; docs/auth.md lists which ones are required."""
 
     #: the public Keystone URL clients are sent to authenticate at (401 responses)
     www_authenticate_uri: str | None = None
     #: where metalcast's own service user authenticates to validate tokens
     auth_url: str | None = None
+    #: keystoneauth's plugin for the service user: "password" or "v3password"
     auth_type: str = "password"
     username: str | None = None
     password: SecretStr | None = None
@@ -74,13 +76,32 @@ class KeystoneSettings(_Area):
     user_domain_name: str = "Default"
     project_domain_name: str = "Default"
     region_name: str | None = None
+    #: which of Keystone's catalog endpoints token validation goes to (public,
+    #: internal or admin; keystonemiddleware's default)
+    interface: str = "internal"
+    #: the service type of metalcast in the catalog: application credentials with
+    #: access rules are checked against it
+    service_type: str = "baremetal"
     #: CA bundle to verify Keystone's certificate with; ``insecure`` skips the check
     cafile: Path | None = None
     insecure: bool = False
+    #: seconds to wait for Keystone to answer a validation
+    http_connect_timeout: int | None = Field(default=None, gt=0)
     #: memcached servers to share the token cache between processes (empty: in memory)
     memcached_servers: tuple[str, ...] = ()
+    #: "None", "MAC" or "ENCRYPT": protect what memcached holds with ``memcache_secret_key``
+    memcache_security_strategy: str = Field(default="None", pattern="^(?i:none|mac|encrypt)$")
+    memcache_secret_key: SecretStr | None = None
     #: seconds a validated token is cached
     token_cache_time: int = Field(default=300, ge=-1)
+
+    @field_validator("memcached_servers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """``host:port,host:port`` as in Ironic's file (and in one environment variable)."""
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
 
 
 class ConductorSettings(_Area):

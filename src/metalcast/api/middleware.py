@@ -71,7 +71,11 @@ class ApiMiddleware:
         """
         client = scope.get("client")
         credentials = Credentials(
-            headers=headers, client=client[0] if client else None, request_id=request_id
+            headers=headers,
+            client=client[0] if client else None,
+            request_id=request_id,
+            method=scope["method"],
+            path=scope["path"],
         )
         public = PUBLIC_PATHS.match(scope["path"]) is not None
         try:

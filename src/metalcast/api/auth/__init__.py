@@ -58,6 +58,10 @@ class Credentials:
     #: the peer's address (None when unknown, e.g. a unix socket)
     client: str | None
     request_id: str
+    #: what the request asks for: Keystone application credentials may be limited
+    #: to some methods and paths (access rules)
+    method: str = "GET"
+    path: str = "/"
 
 
 class Authenticator(Protocol):
@@ -128,6 +132,10 @@ def build_authenticator(settings: Settings, strategy: str, **deps: object) -> Au
         from metalcast.api.auth.header import HeaderAuth
 
         return HeaderAuth(trusted=parse_networks(settings.api.trusted_proxies))
+    if strategy == "keystone":
+        from metalcast.api.auth.keystone import KeystoneAuth
+
+        return KeystoneAuth(settings.keystone)
     raise UnsafeAuthStrategy(f"api.auth_strategy '{strategy}' is not available")
 
 
