@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalcast.api import auth, errors
+from metalcast.api import auth, errors, policy
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
@@ -64,13 +64,15 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     Raises:
         UnsafeAuthStrategy: the authentication settings would expose the API
             (:func:`metalcast.api.auth.check_startup`).
+        PolicyFileError: ``api.policy_file`` is missing or wrong.
     """
     strategy = auth.check_startup(settings)
+    rules = policy.load(settings.api.policy_file)
     authenticator = auth.build_authenticator(settings, strategy, db=db)
     app = Starlette(
         routes=routes(),
         middleware=[Middleware(ApiMiddleware, authenticator=authenticator)],
         exception_handlers={HTTPException: _http_error},
     )
-    app.state.deps = Deps(settings=settings, db=db, conductor=conductor)
+    app.state.deps = Deps(settings=settings, db=db, conductor=conductor, policy=rules)
     return app

@@ -2,9 +2,14 @@
 
 A handler is a plain function ``(call: Call) -> object`` that runs in a worker thread
 (database reads and conductor calls block).  It returns the JSON document of a 200
-response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: checks
-the caller's role for the route's action (:func:`metalcast.api.policy.enforce`),
-parses the JSON body, runs the handler, encodes the result with orjson.
+response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: names
+the policy rule that guards the route, checks it at once when it looks at the caller
+alone (:class:`~metalcast.api.policy.rules.Subject`), parses the JSON body, runs the
+handler, encodes the result with orjson.  Rules about an object (a node, an
+allocation, a token) and listings are checked by the handler through
+:meth:`Call.enforce` / :meth:`Call.list_scope` once it knows the object; a handler
+that returns without any check is a bug and answers 500 rather than let the request
+through unchecked.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from metalcast.api import policy
+from metalcast.api.policy.rules import BY_NAME, Subject
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
 from metalcast.context import RequestContext
@@ -32,11 +38,12 @@ JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class Deps:
-    """What every handler may use: settings, the database, the conductor."""
+    """What every handler may use: settings, the database, the conductor, the policy."""
 
     settings: Settings
     db: Database
     conductor: ConductorClient
+    policy: policy.Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +62,37 @@ class Call:
     body: Any
     #: scheme://host[:port] of the API as the client reached it (or public_url)
     base_url: str
+    #: the policy rules checked so far for this request
+    checked: list[str] = field(default_factory=list)
 
     def url(self, *parts: str) -> str:
         """An absolute URL below the API's root: ``url("v1", "nodes", uuid)``."""
         return "/".join((self.base_url, *parts))
+
+    def enforce(
+        self, rule: str, target: policy.Target | None = None, *, hide: str | None = None
+    ) -> None:
+        """Let the caller through policy ``rule`` (on ``target``) or raise.
+
+        Raises:
+            NotFound: refused, and ``hide`` (the message) given.
+            Forbidden: refused.
+        """
+        self.checked.append(rule)
+        self.deps.policy.enforce(self.context, rule, target, hide=hide)
+
+    def allows(self, rule: str, target: policy.Target | None = None) -> bool:
+        """Whether policy ``rule`` lets the caller in (for what a response shows)."""
+        return self.deps.policy.allows(self.context, rule, target)
+
+    def list_scope(self, kind: str) -> str | None:
+        """The project a listing of ``kind`` is limited to, None for all of them.
+
+        Raises:
+            Forbidden: the caller may not list them at all.
+        """
+        self.checked.append(f"baremetal:{kind}:list")
+        return self.deps.policy.list_scope(self.context, kind)
 
 
 @dataclass(slots=True)
@@ -74,20 +108,35 @@ Handler = Callable[[Call], object]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def endpoint(action: str, *, body: bool = False) -> Callable[[Handler], Endpoint]:
-    """Turn ``handler`` into a Starlette endpoint guarded by policy ``action``.
+def endpoint(
+    action: str, *, body: bool = False, checks_itself: bool = False
+) -> Callable[[Handler], Endpoint]:
+    """Turn ``handler`` into a Starlette endpoint guarded by policy rule ``action``.
 
-    With ``body`` the request body is parsed as JSON (empty body: ``None``).
+    With ``body`` the request body is parsed as JSON (empty body: ``None``).  With
+    ``checks_itself`` the handler checks even a rule about the caller alone (when
+    the rule to check depends on the request, e.g. creating a node for one's own
+    project).
+
+    Raises:
+        UnknownRule: ``action`` is not a policy rule (when the module is imported).
     """
+    rule = BY_NAME.get(action)
+    if rule is None:
+        raise policy.UnknownRule(f"policy rule '{action}' is not defined")
+    upfront = rule.subject is Subject.CALLER and not checks_itself
 
     def wrap(handler: Handler) -> Endpoint:
         async def run(request: Request) -> Response:
             state = request.scope.get("state", {})
             context: RequestContext = state["context"]
-            policy.enforce(context, action)
+            deps: Deps = request.app.state.deps
+            checked = [action] if upfront else []
+            if upfront:
+                deps.policy.enforce(context, action)
             payload = parse_json(await request.body()) if body else None
             call = Call(
-                deps=request.app.state.deps,
+                deps=deps,
                 context=context,
                 version=state.get("version") or MIN_VERSION,
                 method=request.method,
@@ -96,6 +145,7 @@ def endpoint(action: str, *, body: bool = False) -> Callable[[Handler], Endpoint
                 query=request.query_params,
                 body=payload,
                 base_url=_base_url(request),
+                checked=checked,
             )
             return await run_in_threadpool(_respond, handler, call)
 
@@ -126,6 +176,10 @@ def json_response(document: object, *, status: int = 200) -> Response:
 
 def _respond(handler: Handler, call: Call) -> Response:
     result = handler(call)
+    if not call.checked:
+        # every request passes a policy check; a handler that forgot its own must
+        # not answer as if it had
+        raise RuntimeError(f"{handler.__name__} returned without checking any policy rule")
     if not isinstance(result, Reply):
         return json_response(result)
     if result.body is None:

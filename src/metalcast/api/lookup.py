@@ -1,10 +1,12 @@
 """Finding the resource a URL names, with the caller's right to see it checked.
 
-Nodes are found by UUID or name; a node the caller may not see is "not found".
-Ports, portgroups, volume connectors and volume targets inherit the visibility of
-their node.
+Nodes are found by UUID or name.  Every object is checked as Ironic checks it: first
+``baremetal:node:get`` on the node (the object's own node for ports, portgroups and
+volume resources): refused, the object "could not be found" (404), whoever asks;
+then the rule of the action on the same node: refused, 403.
 
-Errors: ``NotFound`` (404), ``Forbidden`` (403).
+Errors: ``NotFound`` (404), ``Forbidden`` (403), ``InvalidInput`` (400: a node named
+in a request body that does not exist, or that the caller may not link to).
 """
 
 from __future__ import annotations
@@ -19,29 +21,40 @@ from metalcast.db import volumes
 from metalcast.db.models import Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.errors import InvalidInput, NotFound
 
+NODE_GET = "baremetal:node:get"
 
-def target(node: Node) -> policy.NodeTarget:
-    return policy.NodeTarget(uuid=node.uuid, owner=node.owner, lessee=node.lessee)
+
+def target(node: Node) -> dict[str, str]:
+    """The policy target of ``node``."""
+    return policy.node_target(node.owner, node.lessee)
 
 
 def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
-    """The node ``ident`` names, if the caller may perform ``action`` on it."""
+    """The node ``ident`` names, if the caller may see it and perform ``action`` on it.
+
+    Raises:
+        NotFound: no such node, or the caller may not see it.
+        Forbidden: the caller sees it but ``action`` refuses.
+    """
     found = repo.get_node(conn, ident)
-    policy.enforce(call.context, action, node=target(found))
+    _check(call, found, action=action, hide=f"Node {ident} could not be found.")
     return found
 
 
 def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
     """The port ``ident`` names, if the caller may perform ``action`` on its node."""
     found = repo.get_port(conn, ident)
-    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=f"Port {ident}")
+    _check(
+        call, _parent(conn, found.node_id), action=action, hide=f"Port {ident} could not be found."
+    )
     return found
 
 
 def portgroup(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Portgroup:
     """The portgroup ``ident`` names, if the caller may act on its node."""
     found = repo.get_portgroup(conn, ident)
-    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=f"Portgroup {ident}")
+    hide = f"Portgroup {ident} could not be found."
+    _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
 
 
@@ -50,23 +63,40 @@ def volume_connector(
 ) -> VolumeConnector:
     """The volume connector ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_connector(conn, ident)
-    what = f"Volume connector {ident}"
-    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=what)
+    hide = f"Volume connector {ident} could not be found."
+    _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
 
 
 def volume_target(conn: sa.Connection, call: Call, *, ident: str, action: str) -> VolumeTarget:
     """The volume target ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_target(conn, ident)
-    what = f"Volume target {ident}"
-    _check_owner_node(conn, call, node_id=found.node_id, action=action, what=what)
+    hide = f"Volume target {ident} could not be found."
+    _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
 
 
-def project_node_ids(conn: sa.Connection, call: Call) -> list[int] | None:
-    """Ids of the nodes a non-admin caller's project owns or leases (``None`` for an
-    admin: no limit), for scoping lists of what belongs to nodes."""
-    project = policy.project_scope(call.context)
+def _parent(conn: sa.Connection, node_id: int) -> Node:
+    return repo.get_node_by_id(conn, node_id)
+
+
+def _check(call: Call, found: Node, *, action: str, hide: str) -> None:
+    # always the right to see the node first: who may not see it learns nothing more
+    node_target = target(found)
+    call.enforce(NODE_GET, node_target, hide=hide)
+    if action != NODE_GET:
+        call.enforce(action, node_target)
+
+
+def listed_node_ids(conn: sa.Connection, call: Call, kind: str) -> list[int] | None:
+    """Ids of the nodes whose ``kind`` objects (ports, portgroups, volume resources)
+    a listing may show: None for all (``baremetal:<kind>:list_all``), else the nodes
+    the caller's project owns or leases.
+
+    Raises:
+        Forbidden: the caller may not list ``kind`` objects at all.
+    """
+    project = call.list_scope(kind)
     if project is None:
         return None
     n = t.nodes.c
@@ -74,21 +104,47 @@ def project_node_ids(conn: sa.Connection, call: Call) -> list[int] | None:
     return [r.id for r in rows]
 
 
-def _check_owner_node(
-    conn: sa.Connection, call: Call, *, node_id: int, action: str, what: str
-) -> None:
-    if call.context.is_admin:
-        return
-    parent = repo.get_node_by_id(conn, node_id)
-    try:
-        policy.enforce(call.context, action, node=target(parent))
-    except NotFound:
-        raise NotFound(f"{what} could not be found.") from None
+def node_to_create_on(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
+    """The node named in a create request's body, if ``action`` (a create rule) lets
+    the caller create things on it.
 
+    As in Ironic, the rule is checked against the node's owner and lessee before the
+    node's existence is told: a caller the rule refuses gets 403 whether or not the
+    node exists.
 
-def node_in_body(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
-    """Like :func:`node`, for a node named in a request body (missing: 400)."""
+    Raises:
+        Forbidden: the rule refuses (on this node, or on a node without owner).
+        InvalidInput: the node does not exist.
+    """
     try:
-        return node(conn, call, ident=ident, action=action)
+        found: Node | None = repo.get_node(conn, ident)
     except NotFound as exc:
-        raise InvalidInput(exc.message) from None
+        found, missing = None, exc.message
+    call.enforce(action, target(found) if found else policy.node_target(None, None))
+    if found is None:
+        raise InvalidInput(missing)
+    return found
+
+
+def node_to_link(conn: sa.Connection, call: Call, *, ident: str, current: Node, field: str) -> Node:
+    """The node a PATCH moves a port, portgroup or volume resource to.
+
+    Ironic's ``authorize_node_link``: the caller must see the new node, and it must
+    have the owner of the current one; either way the refusal does not tell whether
+    the node exists.
+
+    Raises:
+        InvalidInput: the node does not exist, the caller may not see it, or its
+            owner differs from the current node's.
+    """
+    refusal = InvalidInput(
+        f"Unable to apply the requested {field} '{ident}'. Requested value was invalid."
+    )
+    try:
+        found = repo.get_node(conn, ident)
+        call.enforce(NODE_GET, target(found), hide="")
+    except NotFound:
+        raise refusal from None
+    if found.owner != current.owner:
+        raise refusal
+    return found

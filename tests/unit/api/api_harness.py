@@ -117,16 +117,28 @@ def fault_of(response: httpx.Response) -> str:
     return message
 
 
-def make_settings(tmp_path: Path, *, auth: str = "noauth", host: str = "127.0.0.1") -> Settings:
+def make_settings(
+    tmp_path: Path,
+    *,
+    auth: str = "noauth",
+    host: str = "127.0.0.1",
+    policy_file: Path | None = None,
+) -> Settings:
     return Settings(
         state_dir=tmp_path,
-        api=ApiSettings(host=host, auth_strategy=auth, max_limit=50),
+        api=ApiSettings(host=host, auth_strategy=auth, max_limit=50, policy_file=policy_file),
         conductor=ConductorSettings(hostname="cond-1", sync_power_state_interval=0),
     )
 
 
-def build(tmp_path: Path, auth: str, registry: DriverRegistry | None = None) -> Iterator[Api]:
-    settings = make_settings(tmp_path, auth=auth)
+def build(
+    tmp_path: Path,
+    auth: str,
+    registry: DriverRegistry | None = None,
+    *,
+    policy_file: Path | None = None,
+) -> Iterator[Api]:
+    settings = make_settings(tmp_path, auth=auth, policy_file=policy_file)
     db = Database(settings.database_url)
     db.migrate()
     service = ConductorService(

@@ -221,11 +221,25 @@ def test_volume_resources_follow_their_nodes_visibility(secured: Api) -> None:
     listed = [c["uuid"] for c in member.get("/v1/volume/connectors").json()["connectors"]]
     assert listed == [mine["uuid"]]
     assert member.get(f"/v1/volume/connectors/{theirs['uuid']}").status_code == 404
-    body = {"node_uuid": "foreign", "type": "iqn", "connector_id": "iqn.x"}
-    assert member.post("/v1/volume/connectors", body).status_code == 400
-    body["node_uuid"] = "owned"
-    assert member.post("/v1/volume/connectors", body).status_code == 201
     reader = secured.as_("reader", "p1")
     assert reader.get(f"/v1/volume/connectors/{mine['uuid']}").status_code == 200
-    body["connector_id"] = "iqn.y"
-    assert reader.post("/v1/volume/connectors", body).status_code == 403
+
+
+def test_volume_resources_are_created_by_the_nodes_admins(secured: Api) -> None:
+    admin = secured.as_("admin")
+    admin.node(name="owned", owner="p1")
+    admin.node(name="foreign", owner="p2")
+    body = {"node_uuid": "owned", "type": "iqn", "connector_id": "iqn.x"}
+    # Ironic: baremetal:volume:create is for the owner's (or lessee's) admins and managers
+    assert secured.as_("member", "p1").post("/v1/volume/connectors", body).status_code == 403
+    project_admin = secured.as_("admin", "p1")
+    assert project_admin.post("/v1/volume/connectors", body).status_code == 201
+    # someone else's node, or none: the same refusal, so nothing is learnt
+    for node in ("foreign", "no-such-node"):
+        response = project_admin.post("/v1/volume/connectors", {**body, "node_uuid": node})
+        assert response.status_code == 403
+        assert fault_of(response) == (
+            "Access was denied to the following resource: baremetal:volume:create"
+        )
+    missing = admin.post("/v1/volume/connectors", {**body, "node_uuid": "no-such-node"})
+    assert missing.status_code == 400

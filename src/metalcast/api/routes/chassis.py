@@ -82,17 +82,17 @@ def _list(call: Call, *, detail_path: bool) -> object:
     )
 
 
-@endpoint("chassis:get")
+@endpoint("baremetal:chassis:get")
 def get_chassis_list(call: Call) -> object:
     return _list(call, detail_path=False)
 
 
-@endpoint("chassis:get")
+@endpoint("baremetal:chassis:get")
 def get_chassis_detail(call: Call) -> object:
     return _list(call, detail_path=True)
 
 
-@endpoint("chassis:get")
+@endpoint("baremetal:chassis:get")
 def get_chassis(call: Call) -> object:
     fields = parse_fields(call.query.get("fields"), FIELDS, version=call.version)
     with call.deps.db.read() as conn:
@@ -100,14 +100,16 @@ def get_chassis(call: Call) -> object:
     return render_chassis(chassis, base_url=call.base_url, fields=fields, full=fields is None)
 
 
-@endpoint("chassis:get")
+@endpoint("baremetal:node:list")
 def get_chassis_nodes(call: Call) -> object:
+    # the right to list nodes first, as Ironic: who may not learns nothing of chassis
+    call.list_scope("node")
     with call.deps.db.read() as conn:
         chassis = repo.get_chassis(conn, call.args["chassis"])
     return node_routes.list_nodes(call, chassis_id=chassis.id)
 
 
-@endpoint("chassis:write", body=True)
+@endpoint("baremetal:chassis:create", body=True)
 def create_chassis(call: Call) -> object:
     body = validate_body(call.body, CREATABLE, what="chassis", version=call.version)
     with call.deps.db.begin() as conn:
@@ -116,7 +118,7 @@ def create_chassis(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "chassis", chassis.uuid)})
 
 
-@endpoint("chassis:write", body=True)
+@endpoint("baremetal:chassis:update", body=True)
 def patch_chassis(call: Call) -> object:
     with call.deps.db.begin() as conn:
         chassis = repo.get_chassis(conn, call.args["chassis"])
@@ -128,7 +130,7 @@ def patch_chassis(call: Call) -> object:
     return render_chassis(chassis, base_url=call.base_url, fields=None, full=True)
 
 
-@endpoint("chassis:write")
+@endpoint("baremetal:chassis:delete")
 def delete_chassis(call: Call) -> object:
     with call.deps.db.begin() as conn:
         chassis = repo.get_chassis(conn, call.args["chassis"])

@@ -20,7 +20,7 @@ def _require_conductors(call: Call) -> None:
         raise NotFound("The resource could not be found.")
 
 
-@endpoint("conductor:get")
+@endpoint("baremetal:conductor:get")
 def get_conductors(call: Call) -> object:
     _require_conductors(call)
     unknown = sorted(set(call.query) - _PARAMS)
@@ -57,7 +57,7 @@ def _desc(call: Call) -> bool:
     return call.query.get("sort_dir") == "desc"
 
 
-@endpoint("conductor:get")
+@endpoint("baremetal:conductor:get")
 def get_conductor(call: Call) -> object:
     _require_conductors(call)
     fields = parse_fields(call.query.get("fields"), FIELDS, version=call.version)

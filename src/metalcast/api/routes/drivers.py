@@ -52,7 +52,7 @@ def _served(call: Call) -> list[HardwareTypeInfo]:
     return [d for d in call.deps.conductor.list_hardware_types() if d.hosts]
 
 
-@endpoint("driver:get")
+@endpoint("baremetal:driver:get")
 def get_drivers(call: Call) -> object:
     kind = call.query.get("type")
     if kind is not None and kind not in ("classic", "dynamic"):
@@ -77,17 +77,17 @@ def _find(call: Call) -> HardwareTypeInfo:
     raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
 
 
-@endpoint("driver:get")
+@endpoint("baremetal:driver:get")
 def get_driver(call: Call) -> object:
     return render_driver(_find(call), base_url=call.base_url, version=call.version, detail=True)
 
 
-@endpoint("driver:get")
+@endpoint("baremetal:driver:get_properties")
 def get_driver_properties(call: Call) -> object:
     return call.deps.conductor.driver_properties(_find(call).name)
 
 
-@endpoint("driver:get")
+@endpoint("baremetal:driver:get_raid_logical_disk_properties")
 def get_raid_logical_disk_properties(call: Call) -> object:
     if not allows("raid", call.version):
         raise NotAcceptable("RAID logical disk properties require API version 1.12 or later.")
@@ -97,12 +97,12 @@ def get_raid_logical_disk_properties(call: Call) -> object:
 # -------------------------------------------------------------------- vendor passthru
 
 
-@endpoint("driver:vendor_passthru")
+@endpoint("baremetal:driver:vendor_passthru")
 def get_vendor_methods(call: Call) -> object:
     return call.deps.conductor.driver_vendor_methods(_find(call).name)
 
 
-@endpoint("driver:vendor_passthru", body=True)
+@endpoint("baremetal:driver:vendor_passthru", body=True)
 def vendor_passthru(call: Call) -> object:
     method, args = passthru_request(call)
     name = _find(call).name

@@ -33,15 +33,15 @@ def _require(call: Call, feature: str) -> None:
 # ---------------------------------------------------------------------------- traits
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:traits:list")
 def get_traits(call: Call) -> object:
     _require(call, "traits")
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:traits:list")
         return {"traits": repo.get_traits(conn, node.id)}
 
 
-@endpoint("node:traits", body=True)
+@endpoint("baremetal:node:traits:set", body=True)
 def put_traits(call: Call) -> object:
     _require(call, "traits")
     body = validate_body(
@@ -52,32 +52,32 @@ def put_traits(call: Call) -> object:
         required=("traits",),
     )
     traits = check_traits(body["traits"])
-    node = _load(call, "node:traits")
+    node = _load(call, "baremetal:node:traits:set")
     call.deps.conductor.set_traits(node.id, traits, replace=True, context=call.context)
     return Reply(204)
 
 
-@endpoint("node:traits")
+@endpoint("baremetal:node:traits:set")
 def put_trait(call: Call) -> object:
     _require(call, "traits")
     trait = check_trait(call.args["trait"])
-    node = _load(call, "node:traits")
+    node = _load(call, "baremetal:node:traits:set")
     call.deps.conductor.set_traits(node.id, [trait], replace=False, context=call.context)
     return Reply(204)
 
 
-@endpoint("node:traits")
+@endpoint("baremetal:node:traits:delete")
 def delete_traits(call: Call) -> object:
     _require(call, "traits")
-    node = _load(call, "node:traits")
+    node = _load(call, "baremetal:node:traits:delete")
     call.deps.conductor.remove_traits(node.id, None, context=call.context)
     return Reply(204)
 
 
-@endpoint("node:traits")
+@endpoint("baremetal:node:traits:delete")
 def delete_trait(call: Call) -> object:
     _require(call, "traits")
-    node = _load(call, "node:traits")
+    node = _load(call, "baremetal:node:traits:delete")
     call.deps.conductor.remove_traits(node.id, [call.args["trait"]], context=call.context)
     return Reply(204)
 
@@ -96,20 +96,20 @@ def render_setting(setting: BiosSetting, node_uuid: str, *, base_url: str) -> di
     }
 
 
-@endpoint("node:bios:get")
+@endpoint("baremetal:node:bios:get")
 def get_bios(call: Call) -> object:
     _require(call, "bios")
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:bios:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:bios:get")
         settings = bios.list_settings(conn, node.id)
     return {"bios": [render_setting(s, node.uuid, base_url=call.base_url) for s in settings]}
 
 
-@endpoint("node:bios:get")
+@endpoint("baremetal:node:bios:get")
 def get_bios_setting(call: Call) -> object:
     _require(call, "bios")
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:bios:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:bios:get")
         setting = bios.get_setting(conn, node.id, call.args["setting"])
     return {setting.name: render_setting(setting, node.uuid, base_url=call.base_url)}
 
@@ -122,27 +122,27 @@ def _require_vifs(call: Call) -> None:
         raise NotAcceptable("VIF attachment requires API version 1.28 or later.")
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:vif:list")
 def get_vifs(call: Call) -> object:
     _require_vifs(call)
-    node = _load(call, "node:get")
+    node = _load(call, "baremetal:node:vif:list")
     return {"vifs": call.deps.conductor.vif_list(node.id, context=call.context)}
 
 
-@endpoint("node:vif", body=True)
+@endpoint("baremetal:node:vif:attach", body=True)
 def attach_vif(call: Call) -> object:
     _require_vifs(call)
     if not isinstance(call.body, dict) or not isinstance(call.body.get("id"), str):
         raise InvalidInput('The request body must be an object with the VIF\'s "id" (a string).')
-    node = _load(call, "node:vif")
+    node = _load(call, "baremetal:node:vif:attach")
     call.deps.conductor.vif_attach(node.id, call.body, context=call.context)
     return Reply(204)
 
 
-@endpoint("node:vif")
+@endpoint("baremetal:node:vif:detach")
 def detach_vif(call: Call) -> object:
     _require_vifs(call)
-    node = _load(call, "node:vif")
+    node = _load(call, "baremetal:node:vif:detach")
     call.deps.conductor.vif_detach(node.id, call.args["vif"], context=call.context)
     return Reply(204)
 
@@ -165,7 +165,7 @@ def render_event(
     return doc
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:history:get")
 def get_history(call: Call) -> object:
     unknown = sorted(set(call.query) - {"detail", "limit", "marker"})
     if unknown:
@@ -174,7 +174,7 @@ def get_history(call: Call) -> object:
     limit = parse_limit(call.query.get("limit"), call.deps.settings.api.max_limit)
     page = repo.Page(limit=limit, marker=call.query.get("marker"))
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:history:get")
         events = repo.list_history(conn, node.id, page)
     docs = [render_event(e, node.uuid, base_url=call.base_url, detail=detail) for e in events]
     return collection(
@@ -187,10 +187,10 @@ def get_history(call: Call) -> object:
     )
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:history:get")
 def get_history_event(call: Call) -> object:
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:history:get")
         event = repo.get_history_event(conn, node.id, call.args["event"])
     return render_event(event, node.uuid, base_url=call.base_url, detail=True)
 
@@ -198,16 +198,16 @@ def get_history_event(call: Call) -> object:
 # -------------------------------------------------------------------- vendor passthru
 
 
-@endpoint("node:vendor_passthru")
+@endpoint("baremetal:node:vendor_passthru")
 def get_vendor_methods(call: Call) -> object:
-    node = _load(call, "node:vendor_passthru")
+    node = _load(call, "baremetal:node:vendor_passthru")
     return call.deps.conductor.vendor_methods(node.id, context=call.context)
 
 
-@endpoint("node:vendor_passthru", body=True)
+@endpoint("baremetal:node:vendor_passthru", body=True)
 def vendor_passthru(call: Call) -> object:
     method, args = passthru_request(call)
-    node = _load(call, "node:vendor_passthru")
+    node = _load(call, "baremetal:node:vendor_passthru")
     methods = call.deps.conductor.vendor_methods(node.id, context=call.context)
     spec = methods.get(method)
     if spec is None:

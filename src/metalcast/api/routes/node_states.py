@@ -44,9 +44,9 @@ def _accepted(call: Call, node: Node) -> Reply:
     return Reply(202, headers={"Location": call.url("v1", "nodes", node.uuid, "states")})
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:get_states")
 def get_states(call: Call) -> object:
-    node = _load(call, "node:get")
+    node = _load(call, "baremetal:node:get_states")
     doc: dict[str, Any] = {
         "console_enabled": node.console_enabled,
         "last_error": node.last_error,
@@ -70,7 +70,7 @@ _POWER_BODY = {
 }
 
 
-@endpoint("node:power", body=True)
+@endpoint("baremetal:node:set_power_state", body=True)
 def set_power_state(call: Call) -> object:
     body = validate_body(
         call.body,
@@ -83,7 +83,7 @@ def set_power_state(call: Call) -> object:
     timeout = body.get("timeout")
     if timeout is not None and timeout < 1:
         raise InvalidInput(f"Invalid timeout {timeout}: it must be a positive number of seconds.")
-    node = _load(call, "node:power")
+    node = _load(call, "baremetal:node:set_power_state")
     call.deps.conductor.change_power_state(node.id, target, timeout=timeout, context=call.context)
     return _accepted(call, node)
 
@@ -129,10 +129,17 @@ _REQUIRED_ARGUMENT = {
 }
 
 
-@endpoint("node:provision", body=True)
+@endpoint("baremetal:node:set_provision_state", body=True)
 def set_provision_state(call: Call) -> object:
     request = provision_request(call.body, call.version)
-    node = _load(call, "node:provision")
+    node = _load(call, "baremetal:node:set_provision_state")
+    # running steps of one's own choosing is a right of its own (Ironic)
+    for steps, rule in (
+        (request.clean_steps, "baremetal:node:set_provision_state:clean_steps"),
+        (request.service_steps, "baremetal:node:set_provision_state:service_steps"),
+    ):
+        if steps:
+            call.enforce(rule, lookup.target(node))
     state = ProvisionState(node.provision_state)
     _check_abort_inspect(request.verb, state, call.version)
     # refuse an impossible transition before anything is written
@@ -224,14 +231,14 @@ def _check_arguments(verb: str, values: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- console
 
 
-@endpoint("node:console")
+@endpoint("baremetal:node:get_console")
 def get_console(call: Call) -> object:
-    node = _load(call, "node:console")
+    node = _load(call, "baremetal:node:get_console")
     console = call.deps.conductor.get_console(node.id, context=call.context)
     return {"console_enabled": console.enabled, "console_info": console.info}
 
 
-@endpoint("node:console", body=True)
+@endpoint("baremetal:node:set_console_state", body=True)
 def set_console(call: Call) -> object:
     body = validate_body(
         call.body,
@@ -241,7 +248,7 @@ def set_console(call: Call) -> object:
         required=("enabled",),
     )
     enabled = _enabled(body["enabled"])
-    node = _load(call, "node:console")
+    node = _load(call, "baremetal:node:set_console_state")
     call.deps.conductor.set_console_mode(node.id, enabled, context=call.context)
     location = call.url("v1", "nodes", node.uuid, "states", "console")
     return Reply(202, headers={"Location": location})
@@ -259,7 +266,7 @@ def _enabled(value: object) -> bool:
 # ------------------------------------------------------------------------------ RAID
 
 
-@endpoint("node:raid", body=True)
+@endpoint("baremetal:node:set_raid_state", body=True)
 def set_raid_config(call: Call) -> object:
     if not allows("raid", call.version):
         raise NotAcceptable("Setting a target RAID configuration requires API version 1.12.")
@@ -268,7 +275,7 @@ def set_raid_config(call: Call) -> object:
             "The request body must be a JSON object: the target RAID configuration, "
             '{"logical_disks": [...]}, or {} to clear it.'
         )
-    node = _load(call, "node:raid")
+    node = _load(call, "baremetal:node:set_raid_state")
     call.deps.conductor.set_target_raid_config(node.id, call.body, context=call.context)
     return Reply(204)
 
@@ -276,7 +283,7 @@ def set_raid_config(call: Call) -> object:
 # ----------------------------------------------------------------------- maintenance
 
 
-@endpoint("node:maintenance", body=True)
+@endpoint("baremetal:node:set_maintenance", body=True)
 def set_maintenance(call: Call) -> object:
     body = validate_body(
         call.body if call.body is not None else {},
@@ -285,14 +292,14 @@ def set_maintenance(call: Call) -> object:
         version=call.version,
     )
     reason = body.get("reason") or call.query.get("reason")
-    node = _load(call, "node:maintenance")
+    node = _load(call, "baremetal:node:set_maintenance")
     call.deps.conductor.set_maintenance(node.id, True, reason=reason, context=call.context)
     return _accepted(call, node)
 
 
-@endpoint("node:maintenance")
+@endpoint("baremetal:node:clear_maintenance")
 def unset_maintenance(call: Call) -> object:
-    node = _load(call, "node:maintenance")
+    node = _load(call, "baremetal:node:clear_maintenance")
     call.deps.conductor.set_maintenance(node.id, False, reason=None, context=call.context)
     return _accepted(call, node)
 
@@ -300,9 +307,9 @@ def unset_maintenance(call: Call) -> object:
 # -------------------------------------------------------------------------- validate
 
 
-@endpoint("node:validate")
+@endpoint("baremetal:node:validate")
 def validate_node(call: Call) -> object:
-    node = _load(call, "node:validate")
+    node = _load(call, "baremetal:node:validate")
     results = call.deps.conductor.validate(node.id, context=call.context)
     return {name: {"result": r.result, "reason": r.reason} for name, r in sorted(results.items())}
 
@@ -315,13 +322,13 @@ _BOOT_DEVICE_BODY = {
 }
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:get_boot_device")
 def get_boot_device(call: Call) -> object:
-    node = _load(call, "node:get")
+    node = _load(call, "baremetal:node:get_boot_device")
     return call.deps.conductor.get_boot_device(node.id, context=call.context)
 
 
-@endpoint("node:management", body=True)
+@endpoint("baremetal:node:set_boot_device", body=True)
 def set_boot_device(call: Call) -> object:
     body = validate_body(
         call.body,
@@ -330,28 +337,28 @@ def set_boot_device(call: Call) -> object:
         version=call.version,
         required=("boot_device",),
     )
-    node = _load(call, "node:management")
+    node = _load(call, "baremetal:node:set_boot_device")
     call.deps.conductor.set_boot_device(
         node.id, body["boot_device"], persistent=bool(body.get("persistent")), context=call.context
     )
     return Reply(204)
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:get_boot_device")
 def get_supported_boot_devices(call: Call) -> object:
-    node = _load(call, "node:get")
+    node = _load(call, "baremetal:node:get_boot_device")
     devices = call.deps.conductor.get_supported_boot_devices(node.id, context=call.context)
     return {"supported_boot_devices": devices}
 
 
-@endpoint("node:management", body=True)
+@endpoint("baremetal:node:inject_nmi", body=True)
 def inject_nmi(call: Call) -> object:
     if not allows("inject_nmi", call.version):
         raise NotAcceptable("Injecting an NMI requires API version 1.29 or later.")
     validate_body(
         call.body if call.body is not None else {}, {}, what="NMI request", version=call.version
     )
-    node = _load(call, "node:management")
+    node = _load(call, "baremetal:node:inject_nmi")
     call.deps.conductor.inject_nmi(node.id, context=call.context)
     return Reply(204)
 

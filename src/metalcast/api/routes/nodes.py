@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.routing import Route
 
-from metalcast.api import lookup, node_fields, patching, policy
+from metalcast.api import lookup, node_fields, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import (
     Listing,
@@ -24,7 +24,8 @@ from metalcast.api.views.conductors import ConductorMap
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
-from metalcast.errors import InvalidInput, NotAcceptable
+from metalcast.errors import Conflict, InvalidInput, NotAcceptable
+from metalcast.states import ProvisionState
 
 #: list filter -> the feature that introduced it
 FILTERS: dict[str, str | None] = {
@@ -83,7 +84,7 @@ def node_filters(
         **values,
         chassis_id=chassis_id,
         ids=ids,
-        project=policy.project_scope(call.context),
+        project=call.list_scope("node"),
     )
 
 
@@ -124,6 +125,7 @@ def list_nodes(
 ) -> dict[str, Any]:
     """A page of nodes as GET /v1/nodes[/detail] renders it."""
     listing = _listing(call, detail_path=detail_path)
+    redactions = call.deps.policy.node_redactions(call.context)
     with call.deps.db.read() as conn:
         filters = node_filters(conn, call, chassis_id=chassis_id)
         fields = None if listing.detail else (listing.fields or view.LIST_FIELDS)
@@ -137,7 +139,12 @@ def list_nodes(
         )
     docs = [
         view.render_node(
-            n, related, the_plan=the_plan, base_url=call.base_url, version=call.version
+            n,
+            related,
+            the_plan=the_plan,
+            base_url=call.base_url,
+            version=call.version,
+            redactions=redactions,
         )
         for n in nodes
     ]
@@ -162,12 +169,12 @@ def _listing(call: Call, *, detail_path: bool) -> Listing:
     )
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:list")
 def get_nodes(call: Call) -> object:
     return list_nodes(call)
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:list")
 def get_nodes_detail(call: Call) -> object:
     return list_nodes(call, detail_path=True)
 
@@ -187,25 +194,33 @@ def render_one(
         heartbeat_timeout=call.deps.settings.conductor.heartbeat_timeout,
     )
     return view.render_node(
-        row, related, the_plan=the_plan, base_url=call.base_url, version=call.version
+        row,
+        related,
+        the_plan=the_plan,
+        base_url=call.base_url,
+        version=call.version,
+        redactions=call.deps.policy.node_redactions(call.context),
     )
 
 
-@endpoint("node:get")
+@endpoint("baremetal:node:get")
 def get_node(call: Call) -> object:
     fields = parse_fields(
         call.query.get("fields"), view.visible_fields(call.version), version=call.version
     )
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
         return render_one(conn, call, node=node, fields=fields)
 
 
-@endpoint("node:create", body=True)
+@endpoint("baremetal:node:create", body=True, checks_itself=True)
 def create_node(call: Call) -> object:
+    self_owned = _authorize_create(call)
     body = validate_body(
         call.body, node_fields.CREATABLE, what="node", version=call.version, required=("driver",)
     )
+    if self_owned and call.context.system_scope != "all":
+        _own(body, project=call.context.project)
     with call.deps.db.read() as conn:
         values = node_fields.to_columns(conn, body)
     if not allows("enroll", call.version):
@@ -216,10 +231,45 @@ def create_node(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "nodes", node.uuid)})
 
 
-@endpoint("node:delete")
+def _authorize_create(call: Call) -> bool:
+    """Whether the caller creates a node for its own project (Ironic's
+    project_admin_can_manage_own_nodes, on by default) rather than as a system admin.
+
+    Raises:
+        Forbidden: neither baremetal:node:create:self_owned_node nor
+            baremetal:node:create lets the caller create nodes.
+    """
+    if call.allows("baremetal:node:create:self_owned_node"):
+        call.enforce("baremetal:node:create:self_owned_node")
+        return True
+    call.enforce("baremetal:node:create")
+    return False
+
+
+def _own(body: dict[str, Any], *, project: str | None) -> None:
+    """A node a project-scoped caller creates belongs to its project.
+
+    Raises:
+        InvalidInput: the body names another owner.
+    """
+    requested = body.get("owner")
+    if requested and requested != project:
+        raise InvalidInput(
+            "Cannot create a node as a project scoped admin with an owner other than "
+            "your own project."
+        )
+    body["owner"] = project
+
+
+@endpoint("baremetal:node:delete")
 def delete_node(call: Call) -> object:
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:delete")
+        node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
+    target = lookup.target(node)
+    # a project's admin may delete the nodes the project owns (Ironic's
+    # project_admin_can_manage_own_nodes, on by default)
+    if not call.allows("baremetal:node:delete", target):
+        call.enforce("baremetal:node:delete:self_owned_node", target)
     call.deps.conductor.destroy_node(node.id, context=call.context)
     return Reply(204)
 
@@ -238,19 +288,21 @@ PATCHABLE = patching.Patchable(
 _INTERFACE_FIELDS = frozenset(name for name in node_fields.PATCHABLE if name.endswith("_interface"))
 
 
-@endpoint("node:update", body=True)
+@endpoint("baremetal:node:update", body=True)
 def patch_node(call: Call) -> object:
     reset = _reset_interfaces(call)
     # with reset_interfaces, an interface the patch names is kept even if unchanged
     keep = _INTERFACE_FIELDS if reset else frozenset()
+    rules = update_rules(call.body)
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="node:update")
+        node = lookup.node(conn, call, ident=call.args["node"], action=rules[0])
+        for rule in rules[1:]:
+            call.enforce(rule, lookup.target(node))
+        _check_owner_change(call, node)
         before = patch_document(conn, node)
         changes = patching.changes(
             before, call.body, spec=PATCHABLE, version=call.version, keep=keep
         )
-        if "owner" in changes:
-            policy.enforce(call.context, "node:update:owner", node=lookup.target(node))
         values = node_fields.to_columns(conn, changes)
     if reset and "driver" not in values:
         raise InvalidInput(
@@ -262,6 +314,82 @@ def patch_node(call: Call) -> object:
         )
     with call.deps.db.read() as conn:
         return render_one(conn, call, node=node)
+
+
+#: PATCH path -> the rule guarding it: Ironic's table, the first matching prefix wins
+_PATCH_RULES = (
+    ("/instance_info", "baremetal:node:update_instance_info"),
+    ("/extra", "baremetal:node:update_extra"),
+    ("/driver_info", "baremetal:node:update:driver_info"),
+    ("/properties", "baremetal:node:update:properties"),
+    ("/chassis_uuid", "baremetal:node:update:chassis_uuid"),
+    ("/instance_uuid", "baremetal:node:update:instance_uuid"),
+    ("/lessee", "baremetal:node:update:lessee"),
+    ("/owner", "baremetal:node:update:owner"),
+    ("/driver", "baremetal:node:update:driver_interfaces"),
+    ("/network_data", "baremetal:node:update:network_data"),
+    ("/conductor_group", "baremetal:node:update:conductor_group"),
+    ("/name", "baremetal:node:update:name"),
+    ("/retired", "baremetal:node:update:retired"),
+)
+_FALSE = frozenset({"f", "false", "off", "n", "no", "0"})
+
+
+def update_rules(patch: object) -> list[str]:
+    """The policy rules a node PATCH document needs, as Ironic derives them: the
+    rule of each path that has one, plus ``baremetal:node:update`` when some path has
+    none (or the document names no path at all)."""
+    rules: list[str] = []
+    generic = False
+    for operation in patch if isinstance(patch, list) else ():
+        rule = _patch_rule(operation) if isinstance(operation, dict) else None
+        if rule is None:
+            generic = True
+        elif rule not in rules:
+            rules.append(rule)
+    if generic or not rules:
+        rules.append("baremetal:node:update")
+    return rules
+
+
+def _patch_rule(operation: dict[str, Any]) -> str | None:
+    path = operation.get("path")
+    if not isinstance(path, str):
+        return None
+    for prefix, rule in _PATCH_RULES:
+        if path.startswith(prefix):
+            return rule
+    if path.lstrip("/") in _INTERFACE_FIELDS:
+        return "baremetal:node:update:driver_interfaces"
+    if path.startswith("/automated_clean") and _is_false(operation.get("value")):
+        return "baremetal:node:disable_cleaning"
+    return None
+
+
+def _is_false(value: object) -> bool:
+    """oslo's bool_from_string(value) is False."""
+    if isinstance(value, bool):
+        return not value
+    return value is not None and str(value).strip().lower() in _FALSE
+
+
+def _check_owner_change(call: Call, node: Node) -> None:
+    """A deployed node changes owner only by baremetal:node:update_owner_provisioned.
+
+    Raises:
+        Conflict: the patch sets the owner of an active node the caller may not give
+            away (Ironic: 409).
+    """
+    sets_owner = any(
+        isinstance(op, dict) and op.get("path") == "/owner" and op.get("op") in ("add", "replace")
+        for op in (call.body if isinstance(call.body, list) else ())
+    )
+    if (
+        sets_owner
+        and node.provision_state == ProvisionState.ACTIVE
+        and not call.allows("baremetal:node:update_owner_provisioned", lookup.target(node))
+    ):
+        raise Conflict(f'Cannot update owner of node "{node.uuid}" while it is in state "active".')
 
 
 def _reset_interfaces(call: Call) -> bool:

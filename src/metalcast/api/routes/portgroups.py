@@ -58,10 +58,10 @@ def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
             f"Unknown parameter(s) for listing portgroups: {', '.join(unknown)}. "
             f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
         )
-    out: dict[str, Any] = {"node_ids": lookup.project_node_ids(conn, call)}
+    out: dict[str, Any] = {"node_ids": lookup.listed_node_ids(conn, call, "portgroup")}
     if call.query.get("node"):
         out["node_id"] = lookup.node(
-            conn, call, ident=call.query["node"], action="portgroup:get"
+            conn, call, ident=call.query["node"], action=lookup.NODE_GET
         ).id
     if call.query.get("address"):
         out["address"] = normalize_mac(call.query["address"])
@@ -99,20 +99,20 @@ def list_portgroups(call: Call, *, detail_path: bool = False, node_id: int | Non
     )
 
 
-@endpoint("portgroup:get")
+@endpoint("baremetal:portgroup:list")
 def get_portgroups(call: Call) -> object:
     return list_portgroups(call)
 
 
-@endpoint("portgroup:get")
+@endpoint("baremetal:portgroup:list")
 def get_portgroups_detail(call: Call) -> object:
     return list_portgroups(call, detail_path=True)
 
 
-@endpoint("portgroup:get")
+@endpoint("baremetal:portgroup:list")
 def get_node_portgroups(call: Call) -> object:
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="portgroup:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
     return list_portgroups(call, node_id=node.id)
 
 
@@ -126,7 +126,7 @@ def _render(
     )
 
 
-@endpoint("portgroup:get")
+@endpoint("baremetal:portgroup:get")
 def get_portgroup(call: Call) -> object:
     _require_portgroups(call)
     fields = parse_fields(
@@ -135,22 +135,32 @@ def get_portgroup(call: Call) -> object:
         version=call.version,
     )
     with call.deps.db.read() as conn:
-        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="portgroup:get")
+        group = lookup.portgroup(
+            conn, call, ident=call.args["portgroup"], action="baremetal:portgroup:get"
+        )
     return _render(call, group, fields=fields)
 
 
-def to_columns(conn: sa.Connection, call: Call, *, values: Mapping[str, Any]) -> dict[str, Any]:
-    """API attributes as column values, checking the named node."""
+def to_columns(
+    conn: sa.Connection, call: Call, *, values: Mapping[str, Any], group: Portgroup | None = None
+) -> dict[str, Any]:
+    """API attributes as column values, checking the named node; ``group`` is the
+    portgroup a PATCH changes (None: a new one)."""
     columns = {k: v for k, v in values.items() if k != "node_uuid"}
-    if values.get("node_uuid") is not None:
-        node = lookup.node_in_body(conn, call, ident=values["node_uuid"], action="portgroup:write")
+    ident = values.get("node_uuid")
+    if ident is not None and group is None:
+        action = "baremetal:portgroup:create"
+        columns["node_id"] = lookup.node_to_create_on(conn, call, ident=ident, action=action).id
+    elif ident is not None and group is not None:
+        current = repo.get_node_by_id(conn, group.node_id)
+        node = lookup.node_to_link(conn, call, ident=ident, current=current, field="node_uuid")
         columns["node_id"] = node.id
     if values.get("address") is not None:
         columns["address"] = normalize_mac(values["address"])
     return columns
 
 
-@endpoint("portgroup:write", body=True)
+@endpoint("baremetal:portgroup:create", body=True)
 def create_portgroup(call: Call) -> object:
     _require_portgroups(call)
     body = validate_body(
@@ -163,25 +173,29 @@ def create_portgroup(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "portgroups", group.uuid)})
 
 
-@endpoint("portgroup:write", body=True)
+@endpoint("baremetal:portgroup:update", body=True)
 def patch_portgroup(call: Call) -> object:
     _require_portgroups(call)
     with call.deps.db.read() as conn:
-        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="portgroup:write")
+        group = lookup.portgroup(
+            conn, call, ident=call.args["portgroup"], action="baremetal:portgroup:update"
+        )
         before = {k: getattr(group, k) for k in PATCHABLE_FIELDS if k != "node_uuid"}
         before["node_uuid"] = repo.get_node_by_id(conn, group.node_id).uuid
         changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
-        values = to_columns(conn, call, values=changes)
+        values = to_columns(conn, call, values=changes, group=group)
     if values:
         group = call.deps.conductor.update_portgroup(group.id, values, context=call.context)
     return _render(call, group)
 
 
-@endpoint("portgroup:write")
+@endpoint("baremetal:portgroup:delete")
 def delete_portgroup(call: Call) -> object:
     _require_portgroups(call)
     with call.deps.db.read() as conn:
-        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="portgroup:write")
+        group = lookup.portgroup(
+            conn, call, ident=call.args["portgroup"], action="baremetal:portgroup:delete"
+        )
     call.deps.conductor.destroy_portgroup(group.id, context=call.context)
     return Reply(204)
 

@@ -72,17 +72,17 @@ def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
             f"Unknown parameter(s) for listing ports: {', '.join(unknown)}. "
             f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
         )
-    out: dict[str, Any] = {"node_ids": lookup.project_node_ids(conn, call)}
+    out: dict[str, Any] = {"node_ids": lookup.listed_node_ids(conn, call, "port")}
     node_ident = query.get("node") or query.get("node_uuid")
     if node_ident:
-        out["node_id"] = lookup.node(conn, call, ident=node_ident, action="port:get").id
+        out["node_id"] = lookup.node(conn, call, ident=node_ident, action=lookup.NODE_GET).id
     if query.get("address"):
         out["address"] = normalize_mac(query["address"])
     if query.get("portgroup"):
         if not allows("portgroup_uuid", call.version):
             raise NotAcceptable("Filtering ports by portgroup requires API version 1.24.")
         out["portgroup_id"] = lookup.portgroup(
-            conn, call, ident=query["portgroup"], action="port:get"
+            conn, call, ident=query["portgroup"], action=lookup.NODE_GET
         ).id
     return out
 
@@ -116,27 +116,27 @@ def list_ports(call: Call, *, detail_path: bool = False, **scope: int) -> dict[s
     )
 
 
-@endpoint("port:get")
+@endpoint("baremetal:port:list")
 def get_ports(call: Call) -> object:
     return list_ports(call)
 
 
-@endpoint("port:get")
+@endpoint("baremetal:port:list")
 def get_ports_detail(call: Call) -> object:
     return list_ports(call, detail_path=True)
 
 
-@endpoint("port:get")
+@endpoint("baremetal:port:list")
 def get_node_ports(call: Call) -> object:
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="port:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
     return list_ports(call, node_id=node.id)
 
 
-@endpoint("port:get")
+@endpoint("baremetal:port:list")
 def get_portgroup_ports(call: Call) -> object:
     with call.deps.db.read() as conn:
-        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action="port:get")
+        group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action=lookup.NODE_GET)
     return list_ports(call, portgroup_id=group.id)
 
 
@@ -151,31 +151,36 @@ def _render(call: Call, port: Port, *, fields: tuple[str, ...] | None = None) ->
     )
 
 
-@endpoint("port:get")
+@endpoint("baremetal:port:get")
 def get_port(call: Call) -> object:
     fields = parse_fields(
         call.query.get("fields"), view.visible(view.PORT_FIELDS, call.version), version=call.version
     )
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="port:get")
+        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:get")
     return _render(call, port, fields=fields)
 
 
 def to_columns(
-    conn: sa.Connection, call: Call, *, values: Mapping[str, Any], port_id: int | None = None
+    conn: sa.Connection, call: Call, *, values: Mapping[str, Any], port: Port | None = None
 ) -> dict[str, Any]:
-    """API attributes as column values, checking the named node, portgroup and MAC."""
+    """API attributes as column values, checking the named node, portgroup and MAC;
+    ``port`` is the port a PATCH changes (None: a new port)."""
     columns = {k: v for k, v in values.items() if k not in ("node_uuid", "portgroup_uuid")}
-    if values.get("node_uuid") is not None:
-        columns["node_id"] = lookup.node_in_body(
-            conn, call, ident=values["node_uuid"], action="port:write"
-        ).id
+    ident = values.get("node_uuid")
+    if ident is not None and port is None:
+        node = lookup.node_to_create_on(conn, call, ident=ident, action="baremetal:port:create")
+        columns["node_id"] = node.id
+    elif ident is not None and port is not None:
+        current = repo.get_node_by_id(conn, port.node_id)
+        node = lookup.node_to_link(conn, call, ident=ident, current=current, field="node_uuid")
+        columns["node_id"] = node.id
     if "portgroup_uuid" in values:
         ident = values["portgroup_uuid"]
         columns["portgroup_id"] = None if ident is None else _portgroup_id(conn, ident)
     if "address" in values:
         columns["address"] = normalize_mac(values["address"])
-        _check_free_mac(conn, columns["address"], port_id=port_id)
+        _check_free_mac(conn, columns["address"], port_id=port.id if port else None)
     return columns
 
 
@@ -193,7 +198,7 @@ def _check_free_mac(conn: sa.Connection, address: str, *, port_id: int | None) -
         raise Conflict(f"A port with MAC address {address} already exists.")
 
 
-@endpoint("port:write", body=True)
+@endpoint("baremetal:port:create", body=True)
 def create_port(call: Call) -> object:
     body = validate_body(
         call.body, CREATABLE, what="port", version=call.version, required=("address", "node_uuid")
@@ -205,25 +210,25 @@ def create_port(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "ports", port.uuid)})
 
 
-@endpoint("port:write", body=True)
+@endpoint("baremetal:port:update", body=True)
 def patch_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="port:write")
+        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:update")
         uuids = view.port_uuids(conn, [port])
         before = {name: getattr(port, name) for name in PATCHABLE_FIELDS if hasattr(port, name)}
         before["node_uuid"] = uuids.nodes.get(port.node_id)
         before["portgroup_uuid"] = uuids.portgroups.get(port.portgroup_id or 0)
         changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
-        values = to_columns(conn, call, values=changes, port_id=port.id)
+        values = to_columns(conn, call, values=changes, port=port)
     if values:
         port = call.deps.conductor.update_port(port.id, values, context=call.context)
     return _render(call, port)
 
 
-@endpoint("port:write")
+@endpoint("baremetal:port:delete")
 def delete_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="port:write")
+        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:delete")
     call.deps.conductor.destroy_port(port.id, context=call.context)
     return Reply(204)
 

@@ -60,7 +60,7 @@ def _require(call: Call) -> None:
 # ---------------------------------------------------------------------------- lookup
 
 
-@endpoint("driver:ipa_lookup")
+@endpoint("baremetal:driver:ipa_lookup")
 def lookup(call: Call) -> object:
     _require(call)
     unknown = sorted(set(call.query) - {"addresses", "node_uuid"})
@@ -140,7 +140,7 @@ def _config(call: Call) -> dict[str, Any]:
 # ------------------------------------------------------------------------- heartbeat
 
 
-@endpoint("node:ipa_heartbeat", body=True)
+@endpoint("baremetal:node:ipa_heartbeat", body=True)
 def heartbeat(call: Call) -> object:
     _require(call)
     newer = isinstance(call.body, dict) and "agent_version" in call.body

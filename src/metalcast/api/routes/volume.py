@@ -22,6 +22,7 @@ from metalcast.api.schema import Field, check_choice, check_ident, check_uuid, v
 from metalcast.api.versions import allows
 from metalcast.api.views import volume as view
 from metalcast.api.views.ports import Uuids
+from metalcast.db import repository as repo
 from metalcast.db import volumes
 from metalcast.db.models import JSONDict
 from metalcast.db.tables import VOLUME_CONNECTOR_TYPES
@@ -138,12 +139,27 @@ def _require_volume(call: Call) -> None:
 # --------------------------------------------------------------------------- reading
 
 
+#: what a caller without baremetal:volume:view_target_properties sees (Ironic's text)
+REDACTED_PROPERTIES = {
+    "redacted_contents": "** Value redacted: Requires permission "
+    "baremetal:volume:view_target_properties access. Permission denied. **"
+}
+
+
 def _render(
-    call: Call, kind: Kind, records: Sequence[Record], fields: tuple[str, ...] | None
+    call: Call,
+    kind: Kind,
+    records: Sequence[Record],
+    fields: tuple[str, ...] | None,
+    *,
+    created: bool = False,
 ) -> list[dict[str, Any]]:
+    """Documents of ``records``; a target's properties (iSCSI credentials, …) only to
+    callers with baremetal:volume:view_target_properties, save in the answer to the
+    create request that sent them (as Ironic)."""
     with call.deps.db.read() as conn:
         uuids = Uuids.load(conn, node_ids=[r.node_id for r in records], portgroup_ids=[])
-    return [
+    docs = [
         view.render(
             r,
             all_fields=kind.fields,
@@ -154,6 +170,12 @@ def _render(
         )
         for r in records
     ]
+    hidden = kind is TARGETS and not created
+    if hidden and not call.allows("baremetal:volume:view_target_properties"):
+        for doc in docs:
+            if "properties" in doc:
+                doc["properties"] = dict(REDACTED_PROPERTIES)
+    return docs
 
 
 def _node_filter(conn: sa.Connection, call: Call, kind: Kind) -> int | None:
@@ -164,7 +186,7 @@ def _node_filter(conn: sa.Connection, call: Call, kind: Kind) -> int | None:
             f"Accepted: {', '.join(sorted(_PAGING | {'node'}))}."
         )
     ident = call.query.get("node")
-    return lookup.node(conn, call, ident=ident, action="volume:get").id if ident else None
+    return lookup.node(conn, call, ident=ident, action=lookup.NODE_GET).id if ident else None
 
 
 def list_resources(
@@ -187,7 +209,7 @@ def list_resources(
             conn,
             listing.page,
             node_id=node_id if node_id is not None else node_filter,
-            node_ids=lookup.project_node_ids(conn, call),
+            node_ids=lookup.listed_node_ids(conn, call, "volume"),
         )
     fields = None if listing.detail else (listing.fields or kind.list_fields)
     return collection(
@@ -204,17 +226,26 @@ def show(call: Call, kind: Kind) -> dict[str, Any]:
     _require_volume(call)
     fields = parse_fields(call.query.get("fields"), kind.fields, version=call.version)
     with call.deps.db.read() as conn:
-        record = kind.finder(conn, call, ident=call.args["ident"], action="volume:get")
+        record = kind.finder(conn, call, ident=call.args["ident"], action="baremetal:volume:get")
     return _render(call, kind, [record], fields)[0]
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def _to_columns(conn: sa.Connection, call: Call, values: Mapping[str, Any]) -> JSONDict:
+def _to_columns(
+    conn: sa.Connection, call: Call, values: Mapping[str, Any], *, record: Record | None = None
+) -> JSONDict:
+    """API attributes as column values, checking the named node; ``record`` is the
+    one a PATCH changes (None: a new one)."""
     columns = {k: v for k, v in values.items() if k != "node_uuid"}
-    if values.get("node_uuid") is not None:
-        node = lookup.node_in_body(conn, call, ident=values["node_uuid"], action="volume:write")
+    ident = values.get("node_uuid")
+    if ident is not None and record is None:
+        action = "baremetal:volume:create"
+        columns["node_id"] = lookup.node_to_create_on(conn, call, ident=ident, action=action).id
+    elif ident is not None and record is not None:
+        current = repo.get_node_by_id(conn, record.node_id)
+        node = lookup.node_to_link(conn, call, ident=ident, current=current, field="node_uuid")
         columns["node_id"] = node.id
     return columns
 
@@ -227,20 +258,20 @@ def create(call: Call, kind: Kind) -> Reply:
     with call.deps.db.read() as conn:
         values = _to_columns(conn, call, body)
     record = kind.create(call, values)
-    doc = _render(call, kind, [record], None)[0]
+    doc = _render(call, kind, [record], None, created=True)[0]
     return Reply(201, doc, {"Location": call.url("v1", "volume", kind.name, record.uuid)})
 
 
 def update(call: Call, kind: Kind) -> dict[str, Any]:
     _require_volume(call)
     with call.deps.db.read() as conn:
-        record = kind.finder(conn, call, ident=call.args["ident"], action="volume:write")
+        record = kind.finder(conn, call, ident=call.args["ident"], action="baremetal:volume:update")
         before = {k: getattr(record, k) for k in kind.patchable.fields if k != "node_uuid"}
         before["node_uuid"] = Uuids.load(conn, node_ids=[record.node_id], portgroup_ids=[]).nodes[
             record.node_id
         ]
         changes = patching.changes(before, call.body, spec=kind.patchable, version=call.version)
-        values = _to_columns(conn, call, changes)
+        values = _to_columns(conn, call, changes, record=record)
     if values:
         record = kind.update(call, record.id, values)
     return _render(call, kind, [record], None)[0]
@@ -249,7 +280,7 @@ def update(call: Call, kind: Kind) -> dict[str, Any]:
 def delete(call: Call, kind: Kind) -> Reply:
     _require_volume(call)
     with call.deps.db.read() as conn:
-        record = kind.finder(conn, call, ident=call.args["ident"], action="volume:write")
+        record = kind.finder(conn, call, ident=call.args["ident"], action="baremetal:volume:delete")
     kind.destroy(call, record.id)
     return Reply(204)
 
@@ -257,17 +288,23 @@ def delete(call: Call, kind: Kind) -> Reply:
 # ---------------------------------------------------------------------------- routes
 
 
-@endpoint("volume:get")
+# Ironic checks baremetal:volume:get for the two link documents without a node: only
+# system readers pass; the node's existence is only told to those
+
+
+@endpoint("baremetal:volume:get")
 def get_volume(call: Call) -> object:
     _require_volume(call)
+    call.enforce("baremetal:volume:get")
     return view.root_links(call.base_url, "")
 
 
-@endpoint("volume:get")
+@endpoint("baremetal:volume:get")
 def get_node_volume(call: Call) -> object:
     _require_volume(call)
+    call.enforce("baremetal:volume:get")
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=call.args["node"], action="volume:get")
+        node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
     return view.root_links(call.base_url, f"nodes/{node.uuid}/")
 
 
@@ -275,28 +312,31 @@ def _node_list(kind: Kind) -> Callable[[Call], object]:
     def handler(call: Call) -> object:
         _require_volume(call)
         with call.deps.db.read() as conn:
-            node = lookup.node(conn, call, ident=call.args["node"], action="volume:get")
+            node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
         return list_resources(call, kind, node_id=node.id)
 
     return handler
 
 
+_RULE = "baremetal:volume:"
+
+
 def _kind_routes(kind: Kind) -> list[BaseRoute]:
     base = f"/v1/volume/{kind.name}"
     handlers: list[tuple[str, str, str, Callable[[Call], object], bool]] = [
-        (base, "GET", "volume:get", lambda call: list_resources(call, kind), False),
+        (base, "GET", f"{_RULE}list", lambda call: list_resources(call, kind), False),
         (
             f"{base}/detail",
             "GET",
-            "volume:get",
+            f"{_RULE}list",
             lambda call: list_resources(call, kind, detail_path=True),
             False,
         ),
-        (base, "POST", "volume:write", lambda call: create(call, kind), True),
-        (f"{base}/{{ident}}", "GET", "volume:get", lambda call: show(call, kind), False),
-        (f"{base}/{{ident}}", "PATCH", "volume:write", lambda call: update(call, kind), True),
-        (f"{base}/{{ident}}", "DELETE", "volume:write", lambda call: delete(call, kind), False),
-        (f"/v1/nodes/{{node}}/volume/{kind.name}", "GET", "volume:get", _node_list(kind), False),
+        (base, "POST", f"{_RULE}create", lambda call: create(call, kind), True),
+        (f"{base}/{{ident}}", "GET", f"{_RULE}get", lambda call: show(call, kind), False),
+        (f"{base}/{{ident}}", "PATCH", f"{_RULE}update", lambda call: update(call, kind), True),
+        (f"{base}/{{ident}}", "DELETE", f"{_RULE}delete", lambda call: delete(call, kind), False),
+        (f"/v1/nodes/{{node}}/volume/{kind.name}", "GET", f"{_RULE}list", _node_list(kind), False),
     ]
     return [
         Route(path, endpoint(action, body=body)(handler), methods=[method])

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metalcast.api.policy import NodeRedactions
 from metalcast.api.versions import Version, shows
 from metalcast.api.views.common import iso, links
 from metalcast.api.views.conductors import ConductorMap
@@ -164,7 +165,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
 
 
 def _columns(chosen: tuple[str, ...]) -> tuple[str, ...]:
-    needed = {"id", "uuid"}
+    # owner and lessee decide which fields a project's caller sees redacted
+    needed = {"id", "uuid", "owner", "lessee"}
     for name in chosen:
         needed.update(_SOURCES.get(name, (name,)))
     return tuple(sorted(needed))
@@ -208,9 +210,16 @@ def load_related(
 
 
 def render_node(
-    node: Row, related: Related, *, the_plan: Plan, base_url: str, version: Version
+    node: Row,
+    related: Related,
+    *,
+    the_plan: Plan,
+    base_url: str,
+    version: Version,
+    redactions: NodeRedactions | None = None,
 ) -> dict[str, Any]:
-    """The node document; ``links`` always, sub-resource links on full documents."""
+    """The node document; ``links`` always, sub-resource links on full documents;
+    the fields ``redactions`` hides from the caller replaced by Ironic's notices."""
     values = the_plan.getter(node)
     if len(the_plan.plain) == 1:
         values = (values,)
@@ -219,6 +228,8 @@ def render_node(
         doc[name] = iso(node[name])
     if the_plan.special:
         _render_special(doc, node, related=related, special=the_plan.special, version=version)
+    if redactions is not None:
+        redactions.apply(doc, owner=node["owner"], lessee=node["lessee"])
     uuid = node["uuid"]
     doc["links"] = links(base_url, f"nodes/{uuid}")
     if the_plan.full:

@@ -1,0 +1,154 @@
+"""Allocations and events (Ironic's rules), and metalcast's own: identity, audit,
+version discovery."""
+
+from __future__ import annotations
+
+from metalcast.api.policy.rules.base import (
+    ALLOCATION_CREATOR,
+    ALLOCATION_MEMBER,
+    ALLOCATION_READER,
+    API_READER,
+    NODE_PATH,
+    PUBLIC,
+    SYSTEM_ADMIN,
+    SYSTEM_MEMBER,
+    SYSTEM_READER,
+    Rule,
+    Subject,
+    group,
+)
+
+_N = NODE_PATH
+_CALLER = Subject.CALLER
+_LISTED = Subject.LIST
+
+
+_A = "/v1/allocations/{allocation}"
+_ALLOCATION = Subject.ALLOCATION
+ALLOCATION_RULES = (
+    *group(
+        "allocation",
+        (
+            "get",
+            ALLOCATION_READER,
+            "Retrieve Allocation records",
+            (("GET", _A),),
+            _ALLOCATION,
+        ),
+        (
+            "list",
+            API_READER,
+            "Retrieve multiple Allocation records, filtered by owner",
+            (("GET", "/v1/allocations"),),
+            _LISTED,
+        ),
+        (
+            "list_all",
+            SYSTEM_READER,
+            "Retrieve multiple Allocation records",
+            (("GET", "/v1/allocations"),),
+            _LISTED,
+        ),
+        (
+            "create",
+            ALLOCATION_CREATOR,
+            "Create Allocation records",
+            (("POST", "/v1/allocations"),),
+            _CALLER,
+        ),
+        (
+            "create_restricted",
+            SYSTEM_MEMBER,
+            "Create Allocation records with a specific owner (another project's)",
+            (("POST", "/v1/allocations"),),
+            _CALLER,
+        ),
+        (
+            "delete",
+            ALLOCATION_MEMBER,
+            "Delete Allocation records",
+            (("DELETE", _A),),
+            _ALLOCATION,
+        ),
+        (
+            "update",
+            ALLOCATION_MEMBER,
+            "Change name and extra fields of an allocation",
+            (("PATCH", _A),),
+            _ALLOCATION,
+        ),
+    ),
+    # Ironic checks baremetal:node:get (404) then baremetal:allocation:get/delete (403)
+    # for a node's allocation; metalcast names the second check so that it can be
+    # overridden apart, with the same default
+    Rule(
+        "baremetal:node:get_allocation",
+        "rule:baremetal:allocation:get",
+        "Retrieve a node's allocation (after baremetal:node:get on the node)",
+        (("GET", f"{_N}/allocation"),),
+        _ALLOCATION,
+    ),
+    Rule(
+        "baremetal:node:delete_allocation",
+        "rule:baremetal:allocation:delete",
+        "Delete a node's allocation (after baremetal:node:get on the node)",
+        (("DELETE", f"{_N}/allocation"),),
+        _ALLOCATION,
+    ),
+)
+
+EVENT_RULES = (
+    Rule("baremetal:events:post", SYSTEM_ADMIN, "Post events", (("POST", "/v1/events"),)),
+)
+
+_IDENTITY = "/v1/auth"
+_TOKEN = Subject.TOKEN
+
+
+def _identity(kind: str, path: str) -> tuple[Rule, ...]:
+    item = f"{path}/{{{kind}}}"
+    return (
+        Rule(f"identity:{kind}:get", SYSTEM_READER, f"Show a {kind}", (("GET", item),)),
+        Rule(f"identity:{kind}:list", SYSTEM_READER, f"List {kind}s", (("GET", path),)),
+        Rule(f"identity:{kind}:create", SYSTEM_ADMIN, f"Create a {kind}", (("POST", path),)),
+        Rule(f"identity:{kind}:update", SYSTEM_ADMIN, f"Update a {kind}", (("PATCH", item),)),
+        Rule(f"identity:{kind}:delete", SYSTEM_ADMIN, f"Delete a {kind}", (("DELETE", item),)),
+    )
+
+
+_ROLE = f"{_IDENTITY}/projects/{{project}}/users/{{user}}/roles/{{role}}"
+METALCAST_RULES = (
+    Rule(
+        "api:discovery",
+        PUBLIC,
+        "Version discovery: the API versions and the v1 resources",
+        (("GET", "/"), ("GET", "/v1")),
+    ),
+    Rule(
+        "identity:token:create",
+        "user_id:%(user_id)s",
+        "Create an API token for oneself (any caller authenticated as a user)",
+        ((("POST", f"{_IDENTITY}/tokens")),),
+    ),
+    Rule(
+        "identity:token:list",
+        "rule:system_admin or user_id:%(token.user_id)s",
+        "List API tokens: one's own; a system admin's, everyone's",
+        (("GET", f"{_IDENTITY}/tokens"),),
+        _TOKEN,
+    ),
+    Rule(
+        "identity:token:delete",
+        "rule:system_admin or user_id:%(token.user_id)s",
+        "Revoke an API token: one's own; a system admin, anyone's",
+        (("DELETE", f"{_IDENTITY}/tokens/{{token}}"),),
+        _TOKEN,
+    ),
+    *_identity("user", f"{_IDENTITY}/users"),
+    *_identity("project", f"{_IDENTITY}/projects"),
+    Rule("identity:role:assign", SYSTEM_ADMIN, "Grant a user a role", (("PUT", _ROLE),)),
+    Rule("identity:role:unassign", SYSTEM_ADMIN, "Take a role from a user", (("DELETE", _ROLE),)),
+    Rule("audit:list", SYSTEM_READER, "Read the audit log", (("GET", "/v1/audit"),)),
+)
+
+#: every rule an endpoint may enforce, in the order the docs list them

@@ -1,0 +1,714 @@
+"""Who may do what through metalcast's API: the persona matrix, as data.
+
+Written from Ironic's secure-RBAC defaults (``ironic/common/policy.py`` and the
+controllers that apply them), independently of the check strings in
+``metalcast.api.policy.rules``, so that the tests comparing the two can fail.
+
+- :data:`EXPECTED`: rule -> the personas it lets in, for a node owned by the owner
+  project and leased to the lessee project (an allocation the owner project owns, a
+  token of the caller's own).
+- :data:`ACTIONS`: every route metalcast serves, as a request with placeholders
+  (``{node}``, ``{port}``, ...) and the rules Ironic checks for it, in order.
+- :data:`MATRIX`: persona -> action -> expected :class:`Outcome`, derived from the two
+  the way Ironic answers: no right to see the node, 404; sees it but the rule
+  refuses, 403; no credentials, 401.
+- :func:`visible_nodes`, :func:`redacted_fields`, :data:`SHOWS_TARGET_PROPERTIES`:
+  what listings and node documents show each persona.
+
+Nothing here talks to a server: ``tests/unit/api/test_policy_routes.py`` runs the
+matrix through the ASGI app with header identities; an integration test with real
+users and real clients can run the same :data:`ACTIONS` against
+:data:`MATRIX` (see the note at the end of docs/policy.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from metalcast.api.policy.callers import (
+    BY_NAME as CALLERS,
+)
+from metalcast.api.policy.callers import (
+    LESSEE_PROJECT,
+    OTHER_PROJECT,
+    OWNER_PROJECT,
+    Caller,
+)
+
+#: the personas every rule and route is tried with
+PERSONAS: tuple[Caller, ...] = tuple(
+    CALLERS[name]
+    for name in (
+        "system admin",
+        "system member",
+        "system reader",
+        "system service",
+        "owner admin",
+        "owner manager",
+        "owner member",
+        "owner reader",
+        "owner service",
+        "lessee admin",
+        "lessee manager",
+        "lessee member",
+        "lessee reader",
+        "other admin",
+        "other member",
+        "anonymous",
+    )
+)
+NAMES = frozenset(p.name for p in PERSONAS)
+
+
+def _ladder(scope: str, lowest: str) -> frozenset[str]:
+    """The personas of ``scope`` holding ``lowest`` or a role above it."""
+    ladder = ("admin", "manager", "member", "reader")
+    if scope == "system":
+        ladder = ("admin", "member", "reader")
+    roles = ladder[: ladder.index(lowest) + 1]
+    return frozenset(f"{scope} {role}" for role in roles) & NAMES
+
+
+NOBODY: frozenset[str] = frozenset()
+SYSTEM_ADMIN = _ladder("system", "admin")
+SYSTEM_MEMBER = _ladder("system", "member")
+SYSTEM_READER = _ladder("system", "reader") | {"system service"}
+SYSTEM_SERVICE = frozenset({"system service"})
+OWNER_ADMIN = _ladder("owner", "admin")
+OWNER_MANAGER = _ladder("owner", "manager")
+OWNER_MEMBER = _ladder("owner", "member")
+OWNER_READER = _ladder("owner", "reader")
+OWNER_SERVICE = frozenset({"owner service"})
+LESSEE_ADMIN = _ladder("lessee", "admin")
+LESSEE_MANAGER = _ladder("lessee", "manager")
+LESSEE_MEMBER = _ladder("lessee", "member")
+LESSEE_READER = _ladder("lessee", "reader")
+ANY_ADMIN = frozenset(p for p in NAMES if p.endswith(" admin"))
+ANY_SERVICE = frozenset(p for p in NAMES if p.endswith(" service"))
+ANY_MEMBER = frozenset(p for p in NAMES if p.split(" ")[-1] in ("admin", "manager", "member"))
+ANY_READER = frozenset(p for p in NAMES if p != "anonymous" and not p.endswith(" service"))
+EVERYONE = NAMES
+AUTHENTICATED = NAMES - {"anonymous"}
+
+# Ironic's composites (ironic/common/policy.py), as personas
+SYSTEM_OR_PROJECT_READER = SYSTEM_READER | OWNER_READER | LESSEE_READER | OWNER_SERVICE
+SYSTEM_OR_PROJECT_MEMBER = SYSTEM_MEMBER | OWNER_MEMBER | LESSEE_MEMBER | SYSTEM_SERVICE
+SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN = (
+    SYSTEM_MEMBER | SYSTEM_SERVICE | OWNER_MEMBER | LESSEE_MANAGER | OWNER_SERVICE
+)
+SYSTEM_ADMIN_OR_OWNER_ADMIN = SYSTEM_ADMIN | SYSTEM_SERVICE | OWNER_MANAGER | OWNER_SERVICE
+SYSTEM_MEMBER_OR_OWNER_ADMIN = SYSTEM_MEMBER | SYSTEM_SERVICE | OWNER_MANAGER | OWNER_SERVICE
+SYSTEM_MEMBER_OR_OWNER_MEMBER = SYSTEM_MEMBER | SYSTEM_SERVICE | OWNER_MEMBER | OWNER_SERVICE
+SYSTEM_OR_OWNER_READER = SYSTEM_READER | OWNER_READER | OWNER_SERVICE
+SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN = (
+    SYSTEM_MEMBER | SYSTEM_SERVICE | OWNER_MANAGER | LESSEE_MANAGER | OWNER_SERVICE
+)
+API_READER = ANY_READER | ANY_SERVICE
+ALLOCATION_READER = SYSTEM_READER | OWNER_READER
+ALLOCATION_MEMBER = SYSTEM_MEMBER | OWNER_MEMBER
+
+#: rule -> the personas it lets in (node owned by the owner project and leased to
+#: the lessee project; allocation owned by the owner project; the caller's own token)
+EXPECTED: dict[str, frozenset[str]] = {
+    "baremetal:node:create": SYSTEM_ADMIN | SYSTEM_SERVICE,
+    "baremetal:node:create:self_owned_node": ANY_ADMIN | ANY_SERVICE,
+    "baremetal:node:list": API_READER,
+    "baremetal:node:list_all": SYSTEM_READER,
+    "baremetal:node:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:get:filter_threshold": SYSTEM_READER,
+    "baremetal:node:get:last_error": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:get:reservation": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:get:driver_internal_info": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:get:driver_info": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:update:driver_info": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:update:properties": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:update:chassis_uuid": SYSTEM_ADMIN,
+    "baremetal:node:update:instance_uuid": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:update:lessee": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:update:owner": SYSTEM_MEMBER,
+    "baremetal:node:update:driver_interfaces": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:update:network_data": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:update:conductor_group": SYSTEM_MEMBER,
+    "baremetal:node:update:name": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:update:retired": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:update": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:update_extra": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:update_instance_info": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:update_owner_provisioned": SYSTEM_ADMIN,
+    "baremetal:node:disable_cleaning": SYSTEM_ADMIN,
+    "baremetal:node:delete": SYSTEM_ADMIN,
+    "baremetal:node:delete:self_owned_node": OWNER_ADMIN,
+    "baremetal:node:validate": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_maintenance": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:clear_maintenance": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:get_boot_device": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:set_boot_device": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:inject_nmi": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:get_states": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:set_power_state": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:set_provision_state": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_provision_state:clean_steps": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_provision_state:service_steps": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_raid_state": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:get_console": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:set_console_state": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:vif:list": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:vif:attach": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:vif:detach": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:traits:list": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:traits:set": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:traits:delete": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:bios:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:history:get": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:inventory:get": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:vendor_passthru": SYSTEM_ADMIN,
+    "baremetal:node:ipa_heartbeat": EVERYONE,
+    "baremetal:port:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:port:list": API_READER,
+    "baremetal:port:list_all": SYSTEM_READER,
+    "baremetal:port:create": SYSTEM_ADMIN_OR_OWNER_ADMIN,
+    "baremetal:port:delete": SYSTEM_ADMIN_OR_OWNER_ADMIN,
+    "baremetal:port:update": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:portgroup:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:portgroup:create": SYSTEM_ADMIN_OR_OWNER_ADMIN,
+    "baremetal:portgroup:delete": SYSTEM_ADMIN_OR_OWNER_ADMIN,
+    "baremetal:portgroup:update": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:portgroup:list": API_READER,
+    "baremetal:portgroup:list_all": SYSTEM_READER,
+    "baremetal:chassis:get": SYSTEM_READER,
+    "baremetal:chassis:create": SYSTEM_ADMIN,
+    "baremetal:chassis:delete": SYSTEM_ADMIN,
+    "baremetal:chassis:update": SYSTEM_MEMBER,
+    "baremetal:driver:get": SYSTEM_READER,
+    "baremetal:driver:get_properties": SYSTEM_READER,
+    "baremetal:driver:get_raid_logical_disk_properties": SYSTEM_READER,
+    "baremetal:driver:vendor_passthru": SYSTEM_ADMIN,
+    "baremetal:driver:ipa_lookup": EVERYONE,
+    "baremetal:volume:list_all": SYSTEM_READER,
+    "baremetal:volume:list": API_READER,
+    "baremetal:volume:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:volume:create": SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN,
+    "baremetal:volume:delete": SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN,
+    "baremetal:volume:update": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:volume:view_target_properties": SYSTEM_READER | ANY_ADMIN,
+    "baremetal:conductor:get": SYSTEM_READER,
+    "baremetal:allocation:get": ALLOCATION_READER,
+    "baremetal:allocation:list": API_READER,
+    "baremetal:allocation:list_all": SYSTEM_READER,
+    "baremetal:allocation:create": SYSTEM_MEMBER | ANY_MEMBER,
+    "baremetal:allocation:create_restricted": SYSTEM_MEMBER,
+    "baremetal:allocation:delete": ALLOCATION_MEMBER,
+    "baremetal:allocation:update": ALLOCATION_MEMBER,
+    "baremetal:node:get_allocation": ALLOCATION_READER,
+    "baremetal:node:delete_allocation": ALLOCATION_MEMBER,
+    "baremetal:events:post": SYSTEM_ADMIN,
+    "api:discovery": EVERYONE,
+    "identity:token:create": AUTHENTICATED,
+    "identity:token:list": AUTHENTICATED,
+    "identity:token:delete": AUTHENTICATED,
+    "identity:user:get": SYSTEM_READER,
+    "identity:user:list": SYSTEM_READER,
+    "identity:user:create": SYSTEM_ADMIN,
+    "identity:user:update": SYSTEM_ADMIN,
+    "identity:user:delete": SYSTEM_ADMIN,
+    "identity:project:get": SYSTEM_READER,
+    "identity:project:list": SYSTEM_READER,
+    "identity:project:create": SYSTEM_ADMIN,
+    "identity:project:update": SYSTEM_ADMIN,
+    "identity:project:delete": SYSTEM_ADMIN,
+    "identity:role:assign": SYSTEM_ADMIN,
+    "identity:role:unassign": SYSTEM_ADMIN,
+    "audit:list": SYSTEM_READER,
+}
+#: token rules on someone else's token
+EXPECTED_ON_OTHERS_TOKEN = {
+    "identity:token:list": SYSTEM_ADMIN,
+    "identity:token:delete": SYSTEM_ADMIN,
+}
+#: rules checked without any object where Ironic checks them so
+EXPECTED_WITHOUT_TARGET = {
+    # GET /v1/volume and /v1/nodes/{node}/volume: no node, only system readers pass
+    "baremetal:volume:get": SYSTEM_READER,
+}
+
+
+# ------------------------------------------------------------------------ routes
+
+
+class Outcome(enum.Enum):
+    """What a persona gets from an action."""
+
+    ALLOWED = "allowed"
+    FORBIDDEN = 403
+    NOT_FOUND = 404
+    UNAUTHORIZED = 401
+
+
+#: a requirement: the rule (or any of several rules) that must let the persona in;
+#: ``@caller`` after a rule name: checked without the node
+Requirement = str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One request, and the rules Ironic checks for it."""
+
+    name: str
+    method: str
+    #: with placeholders: {node}, {port}, {portgroup}, {connector}, {target},
+    #: {chassis}, {event}, {unique} (a value of its own for every request)
+    path: str
+    #: checked in order; the first refusal decides
+    requires: tuple[Requirement, ...]
+    body: Any = None
+    #: the rule whose refusal hides the object (404); None: no object is looked up
+    hides: str | None = "baremetal:node:get"
+    #: the status of a success
+    status: int = 200
+    #: what the request needs of its own (it changes or deletes it): see ``FRESH``
+    fresh: str | None = None
+
+
+def _node(name: str, method: str, path: str, rule: str, **kw: Any) -> Action:
+    return Action(name, method, f"/v1/nodes/{{node}}{path}", (rule,), **kw)
+
+
+def _patch(field_path: str, value: Any, rule: str, op: str = "add") -> Action:
+    return Action(
+        f"PATCH node {field_path}",
+        "PATCH",
+        "/v1/nodes/{node}",
+        (rule,),
+        body=[{"op": op, "path": field_path, "value": value}],
+        fresh="node",
+    )
+
+
+_LIST = {
+    kind: (f"baremetal:{kind}:list_all", f"baremetal:{kind}:list")
+    for kind in ("node", "port", "portgroup", "volume")
+}
+_N = "baremetal:node:"
+
+NODE_ACTIONS: tuple[Action, ...] = (
+    Action("list nodes", "GET", "/v1/nodes", (_LIST["node"],), hides=None),
+    Action("list nodes detail", "GET", "/v1/nodes/detail", (_LIST["node"],), hides=None),
+    Action(
+        "create node",
+        "POST",
+        "/v1/nodes",
+        ((f"{_N}create:self_owned_node", f"{_N}create"),),
+        body={"driver": "fake-hardware"},
+        hides=None,
+        status=201,
+    ),
+    _node("show node", "GET", "", f"{_N}get"),
+    _patch("/extra/a", 1, f"{_N}update_extra"),
+    _patch("/instance_info/image_source", "http://images/x.qcow2", f"{_N}update_instance_info"),
+    _patch("/driver_info/fake_info", "x", f"{_N}update:driver_info"),
+    _patch("/properties/cpus", 4, f"{_N}update:properties"),
+    _patch("/chassis_uuid", "{chassis}", f"{_N}update:chassis_uuid"),
+    _patch("/instance_uuid", "{unique_uuid}", f"{_N}update:instance_uuid"),
+    _patch("/lessee", "someone-else", f"{_N}update:lessee", op="replace"),
+    _patch("/owner", OWNER_PROJECT, f"{_N}update:owner", op="replace"),
+    _patch("/driver", "fake-hardware", f"{_N}update:driver_interfaces", op="replace"),
+    _patch("/network_interface", "noop", f"{_N}update:driver_interfaces", op="replace"),
+    _patch("/network_data", {}, f"{_N}update:network_data"),
+    _patch("/conductor_group", "", f"{_N}update:conductor_group", op="replace"),
+    _patch("/name", "renamed-{unique}", f"{_N}update:name"),
+    _patch("/retired", True, f"{_N}update:retired", op="replace"),
+    _patch("/description", "rack 4", f"{_N}update"),
+    _patch("/automated_clean", False, f"{_N}disable_cleaning", op="replace"),
+    Action(
+        "delete node",
+        "DELETE",
+        "/v1/nodes/{node}",
+        ((f"{_N}delete", f"{_N}delete:self_owned_node"),),
+        status=204,
+        fresh="node",
+    ),
+    _node("states", "GET", "/states", f"{_N}get_states"),
+    _node(
+        "power",
+        "PUT",
+        "/states/power",
+        f"{_N}set_power_state",
+        body={"target": "power on"},
+        status=202,
+        fresh="node",
+    ),
+    _node(
+        "provision",
+        "PUT",
+        "/states/provision",
+        f"{_N}set_provision_state",
+        body={"target": "manage"},
+        status=202,
+        fresh="node",
+    ),
+    _node("get console", "GET", "/states/console", f"{_N}get_console"),
+    _node(
+        "set console",
+        "PUT",
+        "/states/console",
+        f"{_N}set_console_state",
+        body={"enabled": True},
+        status=202,
+        fresh="node",
+    ),
+    _node("raid", "PUT", "/states/raid", f"{_N}set_raid_state", body={}, status=204),
+    _node(
+        "set maintenance",
+        "PUT",
+        "/maintenance",
+        f"{_N}set_maintenance",
+        body={"reason": "x"},
+        status=202,
+        fresh="node",
+    ),
+    _node("clear maintenance", "DELETE", "/maintenance", f"{_N}clear_maintenance", status=202),
+    _node("validate", "GET", "/validate", f"{_N}validate"),
+    _node("get boot device", "GET", "/management/boot_device", f"{_N}get_boot_device"),
+    _node(
+        "supported boot devices",
+        "GET",
+        "/management/boot_device/supported",
+        f"{_N}get_boot_device",
+    ),
+    _node(
+        "set boot device",
+        "PUT",
+        "/management/boot_device",
+        f"{_N}set_boot_device",
+        body={"boot_device": "pxe"},
+        status=204,
+    ),
+    _node("inject nmi", "PUT", "/management/inject_nmi", f"{_N}inject_nmi", body={}, status=204),
+    _node("list traits", "GET", "/traits", f"{_N}traits:list"),
+    _node(
+        "set traits",
+        "PUT",
+        "/traits",
+        f"{_N}traits:set",
+        body={"traits": ["CUSTOM_A"]},
+        status=204,
+    ),
+    _node("add trait", "PUT", "/traits/CUSTOM_B", f"{_N}traits:set", status=204),
+    _node("remove traits", "DELETE", "/traits", f"{_N}traits:delete", status=204),
+    _node(
+        "remove trait",
+        "DELETE",
+        "/traits/CUSTOM_A",
+        f"{_N}traits:delete",
+        status=204,
+        fresh="node with trait",
+    ),
+    _node("bios", "GET", "/bios", f"{_N}bios:get"),
+    _node("bios setting", "GET", "/bios/hyperthreading", f"{_N}bios:get"),
+    _node("list vifs", "GET", "/vifs", f"{_N}vif:list"),
+    _node(
+        "attach vif",
+        "POST",
+        "/vifs",
+        f"{_N}vif:attach",
+        body={"id": "vif-{unique}"},
+        status=204,
+        fresh="node with port",
+    ),
+    _node(
+        "detach vif",
+        "DELETE",
+        "/vifs/vif-1",
+        f"{_N}vif:detach",
+        status=204,
+        fresh="node with vif",
+    ),
+    _node("history", "GET", "/history", f"{_N}history:get"),
+    _node("history event", "GET", "/history/{event}", f"{_N}history:get"),
+    _node("node vendor methods", "GET", "/vendor_passthru/methods", f"{_N}vendor_passthru"),
+    _node(
+        "node vendor passthru",
+        "POST",
+        "/vendor_passthru?method=get_state",
+        f"{_N}vendor_passthru",
+        body={},
+    ),
+    _node(
+        "node vendor passthru by path",
+        "POST",
+        "/vendor_passthru/get_state",
+        f"{_N}vendor_passthru",
+        body={},
+    ),
+)
+
+PORT_ACTIONS: tuple[Action, ...] = (
+    Action("list ports", "GET", "/v1/ports", (_LIST["port"],), hides=None),
+    Action("list ports detail", "GET", "/v1/ports/detail", (_LIST["port"],), hides=None),
+    Action("node ports", "GET", "/v1/nodes/{node}/ports", (_LIST["port"],)),
+    Action("portgroup ports", "GET", "/v1/portgroups/{portgroup}/ports", (_LIST["port"],)),
+    Action("show port", "GET", "/v1/ports/{port}", ("baremetal:port:get",)),
+    Action(
+        "create port",
+        "POST",
+        "/v1/ports",
+        ("baremetal:port:create",),
+        body={"node_uuid": "{node}", "address": "{unique_mac}"},
+        hides=None,
+        status=201,
+    ),
+    Action(
+        "update port",
+        "PATCH",
+        "/v1/ports/{port}",
+        ("baremetal:port:update",),
+        body=[{"op": "add", "path": "/extra/a", "value": 1}],
+    ),
+    Action(
+        "delete port",
+        "DELETE",
+        "/v1/ports/{port}",
+        ("baremetal:port:delete",),
+        status=204,
+        fresh="port",
+    ),
+    Action("list portgroups", "GET", "/v1/portgroups", (_LIST["portgroup"],), hides=None),
+    Action(
+        "list portgroups detail",
+        "GET",
+        "/v1/portgroups/detail",
+        (_LIST["portgroup"],),
+        hides=None,
+    ),
+    Action("node portgroups", "GET", "/v1/nodes/{node}/portgroups", (_LIST["portgroup"],)),
+    Action("show portgroup", "GET", "/v1/portgroups/{portgroup}", ("baremetal:portgroup:get",)),
+    Action(
+        "create portgroup",
+        "POST",
+        "/v1/portgroups",
+        ("baremetal:portgroup:create",),
+        body={"node_uuid": "{node}", "address": "{unique_mac}"},
+        hides=None,
+        status=201,
+    ),
+    Action(
+        "update portgroup",
+        "PATCH",
+        "/v1/portgroups/{portgroup}",
+        ("baremetal:portgroup:update",),
+        body=[{"op": "add", "path": "/extra/a", "value": 1}],
+    ),
+    Action(
+        "delete portgroup",
+        "DELETE",
+        "/v1/portgroups/{portgroup}",
+        ("baremetal:portgroup:delete",),
+        status=204,
+        fresh="portgroup",
+    ),
+)
+
+
+def _volume(kind: str, create_body: dict[str, Any]) -> tuple[Action, ...]:
+    base = f"/v1/volume/{kind}s"
+    item = f"{base}/{{{kind}}}"
+    return (
+        Action(f"list {kind}s", "GET", base, (_LIST["volume"],), hides=None),
+        Action(f"list {kind}s detail", "GET", f"{base}/detail", (_LIST["volume"],), hides=None),
+        Action(f"node {kind}s", "GET", f"/v1/nodes/{{node}}/volume/{kind}s", (_LIST["volume"],)),
+        Action(f"show {kind}", "GET", item, ("baremetal:volume:get",)),
+        Action(
+            f"create {kind}",
+            "POST",
+            base,
+            ("baremetal:volume:create",),
+            body={"node_uuid": "{node}", **create_body},
+            hides=None,
+            status=201,
+        ),
+        Action(
+            f"update {kind}",
+            "PATCH",
+            item,
+            ("baremetal:volume:update",),
+            body=[{"op": "add", "path": "/extra/a", "value": 1}],
+        ),
+        Action(
+            f"delete {kind}",
+            "DELETE",
+            item,
+            ("baremetal:volume:delete",),
+            status=204,
+            fresh=kind,
+        ),
+    )
+
+
+VOLUME_ACTIONS: tuple[Action, ...] = (
+    Action("volume", "GET", "/v1/volume", ("baremetal:volume:get@caller",), hides=None),
+    # Ironic checks the rule before it looks at the node: 403 even to who cannot see it
+    Action("node volume", "GET", "/v1/nodes/{node}/volume", ("baremetal:volume:get@caller",)),
+    *_volume("connector", {"type": "iqn", "connector_id": "iqn.{unique}"}),
+    *_volume(
+        "target",
+        {"volume_type": "iscsi", "boot_index": "{unique_int}", "volume_id": "v-{unique}"},
+    ),
+)
+
+_C = "baremetal:chassis:"
+_D = "baremetal:driver:"
+OTHER_ACTIONS: tuple[Action, ...] = (
+    Action("list chassis", "GET", "/v1/chassis", (f"{_C}get",), hides=None),
+    Action("list chassis detail", "GET", "/v1/chassis/detail", (f"{_C}get",), hides=None),
+    Action("show chassis", "GET", "/v1/chassis/{chassis}", (f"{_C}get",), hides=None),
+    Action(
+        "create chassis", "POST", "/v1/chassis", (f"{_C}create",), body={}, hides=None, status=201
+    ),
+    Action(
+        "update chassis",
+        "PATCH",
+        "/v1/chassis/{chassis}",
+        (f"{_C}update",),
+        body=[{"op": "add", "path": "/extra/a", "value": 1}],
+        hides=None,
+    ),
+    Action(
+        "delete chassis",
+        "DELETE",
+        "/v1/chassis/{chassis}",
+        (f"{_C}delete",),
+        hides=None,
+        status=204,
+        fresh="chassis",
+    ),
+    Action("chassis nodes", "GET", "/v1/chassis/{chassis}/nodes", (_LIST["node"],), hides=None),
+    Action("list drivers", "GET", "/v1/drivers", (f"{_D}get",), hides=None),
+    Action("show driver", "GET", "/v1/drivers/fake-hardware", (f"{_D}get",), hides=None),
+    Action(
+        "driver properties",
+        "GET",
+        "/v1/drivers/fake-hardware/properties",
+        (f"{_D}get_properties",),
+        hides=None,
+    ),
+    Action(
+        "driver raid properties",
+        "GET",
+        "/v1/drivers/fake-hardware/raid/logical_disk_properties",
+        (f"{_D}get_raid_logical_disk_properties",),
+        hides=None,
+    ),
+    Action(
+        "driver vendor methods",
+        "GET",
+        "/v1/drivers/fake-hardware/vendor_passthru/methods",
+        (f"{_D}vendor_passthru",),
+        hides=None,
+    ),
+    Action(
+        "driver vendor passthru",
+        "GET",
+        "/v1/drivers/fake-hardware/vendor_passthru?method=list_bmcs",
+        (f"{_D}vendor_passthru",),
+        hides=None,
+    ),
+    Action(
+        "driver vendor passthru by path",
+        "POST",
+        "/v1/drivers/fake-hardware/vendor_passthru/list_bmcs",
+        (f"{_D}vendor_passthru",),
+        body={},
+        hides=None,
+    ),
+    Action("list conductors", "GET", "/v1/conductors", ("baremetal:conductor:get",), hides=None),
+    Action(
+        "show conductor",
+        "GET",
+        "/v1/conductors/{conductor}",
+        ("baremetal:conductor:get",),
+        hides=None,
+    ),
+    Action("root", "GET", "/", ("api:discovery",), hides=None),
+    Action("v1", "GET", "/v1", ("api:discovery",), hides=None),
+)
+
+ACTIONS: tuple[Action, ...] = (*NODE_ACTIONS, *PORT_ACTIONS, *VOLUME_ACTIONS, *OTHER_ACTIONS)
+#: routes the matrix leaves to their own tests (tests/unit/api/test_ramdisk.py):
+#: the agent's, which take its token, and the image files
+NOT_WALKED = frozenset({"/v1/lookup", "/v1/heartbeat/{node}", "/images/{path:path}"})
+
+
+def admits(requirement: Requirement, persona: str) -> bool:
+    """Whether ``requirement`` lets ``persona`` in."""
+    names = (requirement,) if isinstance(requirement, str) else requirement
+    return any(persona in _expected(name) for name in names)
+
+
+def _expected(name: str) -> frozenset[str]:
+    if name.endswith("@caller"):
+        return EXPECTED_WITHOUT_TARGET[name.removesuffix("@caller")]
+    return EXPECTED[name]
+
+
+def outcome(persona: str, action: Action) -> Outcome:
+    """What ``persona`` gets from ``action``, as Ironic answers."""
+    public = all(admits(r, "anonymous") for r in action.requires)
+    if persona == "anonymous" and not public:
+        return Outcome.UNAUTHORIZED
+    for requirement in action.requires:
+        before_lookup = isinstance(requirement, str) and requirement.endswith("@caller")
+        if before_lookup and not admits(requirement, persona):
+            return Outcome.FORBIDDEN
+    if action.hides is not None and persona not in EXPECTED[action.hides]:
+        return Outcome.NOT_FOUND
+    if not all(admits(r, persona) for r in action.requires):
+        return Outcome.FORBIDDEN
+    return Outcome.ALLOWED
+
+
+#: action name -> persona name -> outcome
+MATRIX: dict[str, dict[str, Outcome]] = {
+    action.name: {p.name: outcome(p.name, action) for p in PERSONAS} for action in ACTIONS
+}
+
+
+# ------------------------------------------------------------- what is shown
+
+#: fixture nodes of the listing tests: label -> (owner, lessee)
+NODES: dict[str, tuple[str | None, str | None]] = {
+    "leased": (OWNER_PROJECT, LESSEE_PROJECT),
+    "lessee's own": (LESSEE_PROJECT, None),
+    "other's": (OTHER_PROJECT, None),
+    "unowned": (None, None),
+}
+
+
+def visible_nodes(persona: Caller, kind: str = "node") -> frozenset[str] | None:
+    """Labels of :data:`NODES` (or of their ports, portgroups, volume resources) a
+    listing shows ``persona``; None when the listing is refused (403)."""
+    if persona.name in EXPECTED[f"baremetal:{kind}:list_all"]:
+        return frozenset(NODES)
+    if persona.project is None or persona.name not in EXPECTED[f"baremetal:{kind}:list"]:
+        return None
+    return frozenset(label for label, pair in NODES.items() if persona.project in pair)
+
+
+#: node field -> the rule that shows it to callers below the filter threshold
+REDACTABLE = {
+    "last_error": "baremetal:node:get:last_error",
+    "reservation": "baremetal:node:get:reservation",
+    "driver_internal_info": "baremetal:node:get:driver_internal_info",
+    "driver_info": "baremetal:node:get:driver_info",
+}
+
+
+def redacted_fields(persona: str) -> frozenset[str]:
+    """The fields of the leased node ``persona`` sees redacted (it must see the node)."""
+    if persona in EXPECTED["baremetal:node:get:filter_threshold"]:
+        return frozenset()
+    return frozenset(f for f, rule in REDACTABLE.items() if persona not in EXPECTED[rule])
+
+
+SHOWS_TARGET_PROPERTIES = EXPECTED["baremetal:volume:view_target_properties"]
