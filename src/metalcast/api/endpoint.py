@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from metalcast.api import policy
+from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
 from metalcast.context import RequestContext
@@ -32,11 +33,13 @@ JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class Deps:
-    """What every handler may use: settings, the database, the conductor."""
+    """What every handler may use: settings, the database, the conductor, and the
+    cache of verified credentials (which the identity API drops revoked ones from)."""
 
     settings: Settings
     db: Database
     conductor: ConductorClient
+    credentials: CredentialCache
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ class Scope(enum.Enum):
     """Which non-admin callers may perform an action on a target node."""
 
     PUBLIC = "anyone, even without a role"
+    AUTHENTICATED = "anyone with valid credentials, whatever their roles"
+    SYSTEM_READ = "system-scoped readers (and admins)"
     READ = "readers and members of the owner or lessee project"
     LESSEE = "members of the owner or lessee project"
     OWNER = "members of the owner project"
@@ -70,6 +72,26 @@ RULES: Mapping[str, Scope] = {
     "driver:get": Scope.READ,
     "driver:vendor_passthru": Scope.ADMIN,
     "conductor:get": Scope.READ,
+    # metalcast's identity API (/v1/auth, api.auth_strategy "builtin"): everyone may
+    # see who they are and manage their own tokens (the handlers keep them to their
+    # own); users, projects and roles are the system's business
+    "identity:whoami": Scope.AUTHENTICATED,
+    "identity:token:create": Scope.AUTHENTICATED,
+    "identity:token:list": Scope.AUTHENTICATED,
+    "identity:token:delete": Scope.AUTHENTICATED,
+    "identity:user:get": Scope.SYSTEM_READ,
+    "identity:user:list": Scope.SYSTEM_READ,
+    "identity:user:create": Scope.ADMIN,
+    "identity:user:update": Scope.ADMIN,
+    "identity:user:delete": Scope.ADMIN,
+    "identity:project:get": Scope.SYSTEM_READ,
+    "identity:project:list": Scope.SYSTEM_READ,
+    "identity:project:create": Scope.ADMIN,
+    "identity:project:update": Scope.ADMIN,
+    "identity:project:delete": Scope.ADMIN,
+    "identity:role:list": Scope.SYSTEM_READ,
+    "identity:role:assign": Scope.ADMIN,
+    "identity:role:unassign": Scope.ADMIN,
 }
 
 _WRITERS = frozenset({"admin", "member"})
@@ -98,7 +120,9 @@ def enforce(context: RequestContext, action: str, *, node: NodeTarget | None = N
     scope = RULES.get(action, Scope.ADMIN)
     if scope is Scope.PUBLIC or context.is_admin:
         return
-    if scope is Scope.ADMIN or not _has_role(context, scope):
+    if scope is Scope.AUTHENTICATED and context.authenticated:
+        return
+    if scope in (Scope.ADMIN, Scope.AUTHENTICATED) or not _has_role(context, scope):
         raise _forbidden(action)
     if node is None:
         return
@@ -118,6 +142,8 @@ def project_scope(context: RequestContext) -> str | None:
 
 
 def _has_role(context: RequestContext, scope: Scope) -> bool:
+    if scope is Scope.SYSTEM_READ:
+        return context.system_scope == "all" and bool(context.roles & _READERS)
     allowed = _READERS if scope is Scope.READ else _WRITERS
     return bool(context.roles & allowed)
 

@@ -27,10 +27,28 @@ def test_admin_may_do_everything(action: str) -> None:
     enforce(ctx("admin"), action, node=NODE)
 
 
-@pytest.mark.parametrize("action", sorted(a for a, s in RULES.items() if s is not Scope.PUBLIC))
+@pytest.mark.parametrize(
+    "action",
+    sorted(a for a, s in RULES.items() if s not in (Scope.PUBLIC, Scope.AUTHENTICATED)),
+)
 def test_no_role_may_do_nothing(action: str) -> None:
     with pytest.raises(Forbidden):
         enforce(ctx(project="owner-p"), action)
+
+
+@pytest.mark.parametrize("action", [a for a, s in RULES.items() if s is Scope.AUTHENTICATED])
+def test_authenticated_actions_need_credentials_but_no_role(action: str) -> None:
+    enforce(ctx(project="owner-p"), action)
+    with pytest.raises(Forbidden):
+        enforce(RequestContext(authenticated=False), action)
+
+
+@pytest.mark.parametrize("action", [a for a, s in RULES.items() if s is Scope.SYSTEM_READ])
+def test_system_reads_need_a_system_scoped_reader(action: str) -> None:
+    enforce(ctx("reader"), action)
+    for project_admin in (ctx("admin", project="owner-p"), ctx("reader", project="owner-p")):
+        with pytest.raises(Forbidden):
+            enforce(project_admin, action)
 
 
 def test_public_needs_no_role() -> None:
