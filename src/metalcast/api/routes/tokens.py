@@ -16,7 +16,7 @@ for a disabled project or too many tokens.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,8 +89,9 @@ def _check_scope(conn: sa.Connection, user: User, project: Project | None) -> No
         raise Conflict(f"Project {project.name} is disabled.")
 
 
-def _lifetime(call: Call, body: dict[str, Any]) -> timedelta:
-    """How long the new token lives.  Raises ``InvalidInput`` outside 1..token_ttl."""
+def _expiry(call: Call, body: dict[str, Any]) -> datetime:
+    """When the new token expires: ``expires_in`` from now (1..token_ttl seconds),
+    never after the token the request came with.  Raises ``InvalidInput``."""
     ttl = call.deps.settings.api.token_ttl
     seconds = body.get("expires_in")
     if seconds is None:
@@ -100,10 +101,10 @@ def _lifetime(call: Call, body: dict[str, Any]) -> timedelta:
             f"Invalid value for field 'expires_in': {seconds} seconds; a token lives from 1 "
             f"second to api.token_ttl ({int(ttl)} seconds)."
         )
-    lifetime = timedelta(seconds=seconds)
+    expires_at = utcnow() + timedelta(seconds=seconds)
     if call.context.expires_at is not None:
-        lifetime = min(lifetime, call.context.expires_at - utcnow())
-    return lifetime
+        expires_at = min(expires_at, call.context.expires_at)
+    return expires_at
 
 
 def _names(conn: sa.Connection, tokens: list[ApiToken]) -> dict[str, Any]:
@@ -122,7 +123,7 @@ def _render(conn: sa.Connection, call: Call, tokens: list[ApiToken]) -> list[dic
 def create_token(call: Call) -> object:
     """201 with the token's secret in ``token``: the only time it is shown."""
     body = validate_body(call.body, TOKEN_FIELDS, what="token", version=call.version)
-    lifetime = _lifetime(call, body)
+    expires_at = _expiry(call, body)
     with call.deps.db.begin() as conn:
         user = _caller(conn, call)
         project = _scope(conn, call, body)
@@ -137,7 +138,7 @@ def create_token(call: Call) -> object:
             conn,
             user,
             project=project,
-            expires_at=utcnow() + lifetime,
+            expires_at=expires_at,
             description=body.get("description"),
         )
         doc = _render(conn, call, [token])[0]
