@@ -97,9 +97,11 @@ def offered(headers: Headers) -> _Token | _Basic | None:
 
 def _token(secret: str) -> _Token:
     if not secret.startswith(identity.TOKEN_PREFIX) or len(secret) > MAX_TOKEN_LENGTH:
+        # keystoneauth's "none" auth type sends X-Auth-Token "notused": say what works
         raise Unauthorized(
-            f"This is not a metalcast API token (they start with '{identity.TOKEN_PREFIX}'); "
-            "create one with `metalcast token create`."
+            f"This is not a metalcast API token (they start with '{identity.TOKEN_PREFIX}'): "
+            "authenticate with a user name and password (HTTP Basic, auth type "
+            "http_basic) or with a token from `metalcast token create`."
         )
     return _Token(identity.secret_hash(secret))
 
