@@ -226,7 +226,8 @@ def user_bootstrap_admin(
     done = "created" if created else "reset (enabled, with a new password)"
     if given is None:
         why = f"metalcast: administrator '{name}' {done}."
-        bootstrap.print_credentials(name, password, url=server_url(settings), why=why)
+        url = settings.api.public_url or server_url(settings)
+        bootstrap.print_credentials(name, password, url=url, why=why)
     else:
         print_ok(
             f"administrator {name} {done} in {db.safe_url}; "

@@ -125,7 +125,7 @@ def run_server(settings: Settings) -> None:
     boot = build_boot(settings)
     app, service, db = build_server(settings, boot)
     if strategy == "builtin":
-        announce_first_admin(db, url=server_url(settings))
+        announce_first_admin(db, url=settings.api.public_url or server_url(settings))
     banner = (
         f"metalcast server listening on {server_url(settings)} "
         f"(database {db.safe_url}, state dir {settings.state_dir})"
