@@ -37,6 +37,8 @@ from metalcast.errors import Conflict, NotFound
 ROLES: tuple[str, ...] = tuple(IMPLIED_ROLES)
 #: ``role_assignments.scope`` of a role on the system
 SYSTEM = "system"
+#: the longest project or user name (their columns' size)
+NAME_MAX = 64
 #: what every builtin token starts with, so that one pasted by mistake is recognised
 TOKEN_PREFIX = "mct_"
 

@@ -93,6 +93,8 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(builtin: Api) -> No
     wrong = refusal(as_(builtin, basic("admin", "not-the-password")))
     unknown = refusal(as_(builtin, basic("nobody", ADMIN_PASSWORD)))
     assert wrong == unknown == WRONG_PASSWORD
+    assert refusal(as_(builtin, basic("a" * 65, ADMIN_PASSWORD))) == WRONG_PASSWORD
+    assert refusal(as_(builtin, basic("admin@" + "p" * 65, ADMIN_PASSWORD))) == WRONG_PASSWORD
     no_password_set = user(builtin, "svc")
     with builtin.db.begin() as conn:
         identity.update_user(conn, no_password_set.id, {"password_hash": None})

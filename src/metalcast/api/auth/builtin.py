@@ -185,6 +185,8 @@ class BuiltinAuth:
                 way to choose among several projects.
         """
         user_name, _, wanted = name.partition("@")
+        if len(user_name) > identity.NAME_MAX or len(wanted) > identity.NAME_MAX:
+            raise Unauthorized(WRONG_PASSWORD)  # no such name can exist: no argon2 work
         with self._db.read() as conn:
             user = identity.find_user(conn, user_name)
         stored = user.password_hash if user is not None else None

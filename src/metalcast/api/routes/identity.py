@@ -31,7 +31,7 @@ from metalcast.errors import Conflict, InvalidInput, NotFound
 
 # ------------------------------------------------------------------------ validation
 
-NAME_MAX = 64
+NAME_MAX = identity.NAME_MAX
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 

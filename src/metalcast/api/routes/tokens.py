@@ -38,7 +38,7 @@ from metalcast.errors import Conflict, Forbidden, InvalidInput, NotFound
 MAX_TOKENS_PER_USER = 100
 
 TOKEN_FIELDS: Mapping[str, Field] = {
-    "project": Field(max_length=64),
+    "project": Field(max_length=identity.NAME_MAX),
     "system": Field("boolean"),
     "expires_in": Field("integer"),
     "description": Field(max_length=255),
