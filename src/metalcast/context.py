@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 #: roles each role implies, as Keystone's default role inference rules do
 IMPLIED_ROLES: dict[str, frozenset[str]] = {
@@ -47,6 +48,9 @@ class RequestContext:
     project_name: str | None = None
     #: False for a request that presented no credentials (public routes only)
     authenticated: bool = True
+    #: when the credentials expire (a token's expiry, UTC); None: they do not
+    #: (a password) or the strategy does not say
+    expires_at: datetime | None = None
     request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4()}")
 
     @property

@@ -10,12 +10,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from metalcast.api import auth, errors, policy
+from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
     chassis,
     conductors,
     drivers,
+    identity,
     node_extras,
     node_states,
     nodes,
@@ -23,6 +25,7 @@ from metalcast.api.routes import (
     ports,
     ramdisk,
     root,
+    tokens,
     volume,
 )
 from metalcast.config import Settings
@@ -44,6 +47,8 @@ def routes() -> list[BaseRoute]:
         *drivers.ROUTES,
         *conductors.ROUTES,
         *ramdisk.ROUTES,
+        *identity.ROUTES,
+        *tokens.ROUTES,
     ]
 
 
@@ -68,11 +73,14 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     """
     strategy = auth.check_startup(settings)
     rules = policy.load(settings.api.policy_file)
-    authenticator = auth.build_authenticator(settings, strategy, db=db)
+    cache = CredentialCache(settings.api.auth_cache_seconds)
+    authenticator = auth.build_authenticator(settings, strategy, db=db, cache=cache)
     app = Starlette(
         routes=routes(),
         middleware=[Middleware(ApiMiddleware, authenticator=authenticator)],
         exception_handlers={HTTPException: _http_error},
     )
-    app.state.deps = Deps(settings=settings, db=db, conductor=conductor, policy=rules)
+    app.state.deps = Deps(
+        settings=settings, db=db, conductor=conductor, policy=rules, credentials=cache
+    )
     return app

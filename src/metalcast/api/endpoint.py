@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from metalcast.api import policy
+from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.policy.rules import BY_NAME, Subject
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
@@ -38,12 +39,15 @@ JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class Deps:
-    """What every handler may use: settings, the database, the conductor, the policy."""
+    """What every handler may use: settings, the database, the conductor, the policy,
+    and the cache of verified credentials (which the identity API drops revoked ones
+    from)."""
 
     settings: Settings
     db: Database
     conductor: ConductorClient
     policy: policy.Policy
+    credentials: CredentialCache
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 It negotiates the API microversion once (the server's newest, like
 python-ironicclient does, unless ``--api-version`` pins one), sends it in
 ``X-OpenStack-Ironic-API-Version`` on every request, follows ``next`` links and turns
-Ironic's error bodies into one readable message.
+Ironic's error bodies into one readable message.  Credentials, when given, go on every
+request: an API token in ``X-Auth-Token`` (:class:`TokenAuth`) or a user name and
+password as HTTP Basic.
 
 Errors::
 
@@ -16,7 +18,7 @@ Errors::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -49,6 +51,23 @@ class Unreachable(CliError):
     def __init__(self, url: str) -> None:
         super().__init__(f"cannot reach metalcast at {url}: is `metalcast server` running?")
         self.url = url
+
+
+#: what a 401 adds when the client sent no credentials
+CREDENTIALS_HINT = (
+    "Give credentials: METALCAST_TOKEN (or --token), or METALCAST_USERNAME and METALCAST_PASSWORD."
+)
+
+
+class TokenAuth(httpx.Auth):
+    """Sends an API token in ``X-Auth-Token``, as Ironic's clients do."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["X-Auth-Token"] = self._token
+        yield request
 
 
 def node_path(node: str, *parts: str) -> str:
@@ -88,11 +107,15 @@ class ApiClient:
         *,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.url = url.rstrip("/").removesuffix("/v1")
         self._pinned = api_version if api_version not in (None, "", "latest") else None
         self._version: str | None = self._pinned
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self._authenticated = auth is not None
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, transport=transport, auth=auth
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -130,7 +153,10 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise CliError(f"{method} {path} failed: {exc}") from exc
         if response.is_error:
-            raise ApiError(fault_message(response), status=response.status_code)
+            message = fault_message(response)
+            if response.status_code == 401 and not self._authenticated:
+                message = f"{message} {CREDENTIALS_HINT}"
+            raise ApiError(message, status=response.status_code)
         return response
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

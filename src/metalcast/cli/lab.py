@@ -122,6 +122,7 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
     options = LabOptions(
         lab_dir=_lab_dir(config, lab_dir),
         api_url=session_of(ctx).url,
+        api_auth=session_of(ctx).auth(),
         nodes=nodes,
         disk_size_gb=disk_size,
         base_port=base_port,
@@ -200,6 +201,7 @@ def down(
     report = tear_down(
         directory,
         api_url=session_of(ctx).url if given else None,
+        api_auth=session_of(ctx).auth(),
         purge=purge,
         progress=_progress,
     )

@@ -1,8 +1,9 @@
 """The ``metalcast`` command: the server, the database, and a client of the API.
 
-Every client command talks HTTP to the API at ``--url``; only ``server`` and
-``db upgrade`` work on the local installation.  Any :class:`MetalcastError` a command
-raises is shown as one red line and exit code 1.
+Every client command talks HTTP to the API at ``--url`` (with ``--token`` or a user
+name and password, when the server wants credentials); only ``server``, ``db
+upgrade`` and ``user bootstrap-admin`` work on the local installation.  Any
+:class:`MetalcastError` a command raises is shown as one red line and exit code 1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import lab, nodes, policy, ramdisk
+from metalcast.cli import identity, lab, nodes, policy, ramdisk
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -51,6 +52,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(lab.app, name="lab")
 app.add_typer(ramdisk.app, name="ramdisk")
 app.add_typer(policy.app, name="policy")
+app.add_typer(identity.user_app, name="user")
+app.add_typer(identity.project_app, name="project")
+app.add_typer(identity.role_app, name="role")
+app.add_typer(identity.token_app, name="token")
+app.command("whoami")(identity.whoami)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -80,10 +86,35 @@ def root(
             show_default=False,
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="METALCAST_TOKEN",
+            help="An API token (`metalcast token create`); better in the environment.",
+            show_default=False,
+        ),
+    ] = None,
+    username: Annotated[
+        str | None,
+        typer.Option(
+            envvar="METALCAST_USERNAME",
+            help="Log in as this user; the password comes from METALCAST_PASSWORD (or a prompt).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Global options, shared by every client command."""
     given = ctx.obj if isinstance(ctx.obj, Session) else None
-    session = Session(url, api_version, as_json, transport=given.transport if given else None)
+    session = Session(
+        url,
+        api_version,
+        as_json,
+        transport=given.transport if given else None,
+        token=token,
+        username=username,
+        # never an option: a password on the command line is in `ps` and the history
+        password=os.environ.get("METALCAST_PASSWORD"),
+    )
     ctx.obj = session
     ctx.call_on_close(session.close)
 

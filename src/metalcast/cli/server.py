@@ -1,8 +1,10 @@
 """The all-in-one ``metalcast server``: API and conductor in one process.
 
-Start-up order: state directory, database (migrated), secret key, driver registry,
-conductor, ASGI app.  Shut-down order on SIGTERM or SIGINT: uvicorn stops accepting
-requests and finishes the ones in flight, then the conductor gets
+Start-up order: the authentication settings checked (unsafe ones refused before
+anything is touched), state directory, database (migrated), secret key, driver
+registry, conductor, ASGI app; under "builtin" with no user yet, the first
+administrator (its password printed once).  Shut-down order on SIGTERM or SIGINT:
+uvicorn stops accepting requests and finishes the ones in flight, then the conductor gets
 ``graceful_shutdown_timeout`` seconds to finish or park its work, then the database
 pool closes and the process exits 0.
 """
@@ -19,9 +21,11 @@ from typing import Any
 
 import uvicorn
 
+from metalcast.api import auth
 from metalcast.api.app import create_app
 from metalcast.boot.service import BootServices
 from metalcast.boot.supervisor import BootSupervisor
+from metalcast.cli import bootstrap
 from metalcast.conductor.service import ConductorService
 from metalcast.config import Settings
 from metalcast.db.engine import Database
@@ -110,13 +114,18 @@ def run_server(settings: Settings) -> None:
     """Serve the API and run the conductor until SIGTERM or SIGINT.
 
     Raises:
+        UnsafeAuthStrategy: the authentication settings would expose the API (checked
+            before anything else, so nothing listens).
         DatabaseError, MetalcastError: start-up failed (see :func:`build_server`).
         SystemExit: uvicorn could not listen (the conductor is stopped first).
     """
+    strategy = auth.check_startup(settings)
     signals = ShutdownSignals()
     signals.install()
     boot = build_boot(settings)
     app, service, db = build_server(settings, boot)
+    if strategy == "builtin":
+        announce_first_admin(db, url=settings.api.public_url or server_url(settings))
     banner = (
         f"metalcast server listening on {server_url(settings)} "
         f"(database {db.safe_url}, state dir {settings.state_dir})"
@@ -144,6 +153,19 @@ def run_server(settings: Settings) -> None:
         log.info("stopping the conductor")
         service.stop(settings.conductor.graceful_shutdown_timeout)
         db.dispose()
+
+
+def announce_first_admin(db: Database, *, url: str) -> None:
+    """Create the first administrator if there is no user, and print its password."""
+    password = bootstrap.create_first_admin(db)
+    if password is None:
+        return
+    log.info("created the first administrator, user %s", bootstrap.FIRST_ADMIN)
+    why = (
+        f"metalcast: authentication is on (api.auth_strategy builtin) and there was no "
+        f"user yet, so user '{bootstrap.FIRST_ADMIN}' was made a system administrator."
+    )
+    bootstrap.print_credentials(bootstrap.FIRST_ADMIN, password, url=url, why=why)
 
 
 def build_boot(settings: Settings) -> BootSupervisor | None:

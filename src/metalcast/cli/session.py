@@ -1,13 +1,16 @@
-"""What every client command shares: where the API is, which version, how to print."""
+"""What every client command shares: where the API is, which version, who is asking,
+how to print."""
 
 from __future__ import annotations
 
+import getpass
+import sys
 from dataclasses import dataclass, field
 
 import httpx
 import typer
 
-from metalcast.cli.client import ApiClient
+from metalcast.cli.client import ApiClient, CliError, TokenAuth
 
 
 @dataclass(slots=True)
@@ -19,14 +22,45 @@ class Session:
     as_json: bool = False
     #: where requests go instead of the network (tests pass one in ``obj``)
     transport: httpx.BaseTransport | None = None
+    #: an API token (``--token``, ``METALCAST_TOKEN``)
+    token: str | None = field(default=None, repr=False)
+    #: a user name and password for HTTP Basic (``METALCAST_USERNAME``,
+    #: ``METALCAST_PASSWORD``; asked for on a terminal when only the name is set)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
     _client: ApiClient | None = field(default=None, repr=False)
 
     @property
     def client(self) -> ApiClient:
-        """The API client, created on first use."""
+        """The API client, created on first use.
+
+        Raises:
+            CliError: a user name without a password, and no terminal to ask on.
+        """
         if self._client is None:
-            self._client = ApiClient(self.url, self.api_version, transport=self.transport)
+            self._client = ApiClient(
+                self.url, self.api_version, transport=self.transport, auth=self.auth()
+            )
         return self._client
+
+    def auth(self) -> httpx.Auth | None:
+        """The credentials requests carry: the token if given, else the user's
+        password, else none.
+
+        Raises:
+            CliError: a user name without a password, and no terminal to ask on.
+        """
+        if self.token:
+            return TokenAuth(self.token)
+        if not self.username:
+            return None
+        if self.password is None:
+            if not sys.stdin.isatty():
+                raise CliError(
+                    f"METALCAST_USERNAME is {self.username} but METALCAST_PASSWORD is not set."
+                )
+            self.password = getpass.getpass(f"Password of {self.username}: ")
+        return httpx.BasicAuth(self.username, self.password)
 
     def close(self) -> None:
         """Close the client, if one was opened."""

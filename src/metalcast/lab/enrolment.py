@@ -52,16 +52,23 @@ def _fault(response: httpx.Response) -> str:
 
 
 class ServerApi:
-    """The few calls of metalcast's API the lab makes."""
+    """The few calls of metalcast's API the lab makes, with the caller's credentials
+    (``auth``) when the server wants them."""
 
     def __init__(
-        self, url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.url = url.rstrip("/").removesuffix("/v1")
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
             transport=transport,
+            auth=auth,
             headers={VERSION_HEADER: API_VERSION},
         )
 

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from metalcast.errors import MetalcastError
 from metalcast.lab.daemon import (
     daemon_pid,
@@ -89,6 +91,8 @@ class LabOptions:
     bmc_address: str = "127.0.0.1"
     #: the machines' firmware (``lab up --uefi``: UEFI) and their nodes' boot mode
     boot_mode: BootMode = BootMode.LEGACY
+    #: the credentials the nodes are enrolled with (None: the server wants none)
+    api_auth: httpx.Auth | None = None
 
 
 # -- lab up ------------------------------------------------------------------------------
@@ -105,7 +109,7 @@ def bring_up(options: LabOptions, *, progress: Progress = _silent) -> LabState:
     _require_root("lab up", "create network namespaces")
     _require_tools(options.boot_mode)
     _refuse_existing(options)
-    api = ServerApi(options.api_url)
+    api = ServerApi(options.api_url, auth=options.api_auth)
     try:
         api.check()
         state = plan(options)
@@ -297,6 +301,7 @@ def tear_down(
     lab_dir: Path,
     *,
     api_url: str | None = None,
+    api_auth: httpx.Auth | None = None,
     purge: bool = False,
     progress: Progress = _silent,
 ) -> Teardown | None:
@@ -313,7 +318,7 @@ def tear_down(
         return None
     _require_root("lab down", "delete network namespaces")
     report = Teardown()
-    refused = _unenrol(state, api_url or state.api_url, report, progress)
+    refused = _unenrol(state, ServerApi(api_url or state.api_url, auth=api_auth), report, progress)
     progress("stopping the lab daemon (it powers the machines off)")
     report.daemon_pid = stop_daemon(state)
     report.strays = _kill_strays(state)
@@ -327,13 +332,15 @@ def tear_down(
     return report
 
 
-def _unenrol(state: LabState, url: str, report: Teardown, progress: Progress) -> LabError | None:
+def _unenrol(
+    state: LabState, api: ServerApi, report: Teardown, progress: Progress
+) -> LabError | None:
     """Delete the lab's nodes; the error that stopped it, if metalcast refused one."""
     enrolled = {node.name: node.node_uuid for node in state.nodes if node.node_uuid}
     if not enrolled:
+        api.close()
         return None
-    progress(f"deleting {len(enrolled)} node(s) from metalcast at {url}")
-    api = ServerApi(url)
+    progress(f"deleting {len(enrolled)} node(s) from metalcast at {api.url}")
     try:
         for name, uuid in enrolled.items():
             deleted = api.delete_node(uuid)

@@ -220,6 +220,30 @@ def test_db_upgrade_and_version(tmp_path: Path) -> None:
     assert cli("http://unused", "version").stdout.startswith("metalcast ")
 
 
+def test_noauth_beyond_loopback_is_refused_before_listening(tmp_path: Path) -> None:
+    """`--host 0.0.0.0` with noauth exits 1 with the reason and never serves.
+
+    The port is held on 127.0.0.1 meanwhile, so even a server that failed to refuse
+    could not bind 0.0.0.0 on it: this test never serves beyond loopback."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+        env |= {"METALCAST_API__AUTH_STRATEGY": "noauth", "METALCAST_BOOT__ENABLED": "false"}
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "metalcast.cli.main", "server", "--host", "0.0.0.0",
+                "--port", str(port), "--state-dir", str(tmp_path / "state"),
+            ],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "only allowed while the API listens on loopback, not on '0.0.0.0'" in result.stderr
+    assert "listening" not in result.stdout
+    assert not (tmp_path / "state").exists()  # refused before anything was written
+
+
 def test_server_stops_cleanly_on_ctrl_c(start_metalcast_server: Any) -> None:
     with start_metalcast_server() as server:
         server.process.send_signal(signal.SIGINT)

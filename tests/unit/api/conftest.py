@@ -1,4 +1,5 @@
-"""Fixtures: the app with noauth (``api``) and with header auth (``secured``)."""
+"""Fixtures: the app with noauth (``api``), header auth (``secured``) and builtin
+auth (``builtin``)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,11 @@ def api(tmp_path: Path) -> Iterator[Api]:
 def secured(tmp_path: Path) -> Iterator[Api]:
     """The app with header auth; call ``secured.as_("member", "p1")``."""
     yield from build(tmp_path, "header")
+
+
+@pytest.fixture
+def builtin(tmp_path: Path) -> Iterator[Api]:
+    """The app with metalcast's own users (no credentials on its own: see
+    ``identity_harness``)."""
+    for api in build(tmp_path, "builtin"):
+        yield Api(api.client, api.db, api.service, api.version, {})

@@ -122,7 +122,10 @@ def check_startup(settings: Settings) -> str:
 def build_authenticator(settings: Settings, strategy: str, **deps: object) -> Authenticator:
     """The authenticator of ``strategy`` (from :func:`check_startup`).
 
-    ``deps`` are what a strategy needs beyond the settings (``db`` for "builtin").
+    ``deps`` are what a strategy needs beyond the settings (for "builtin": ``db``,
+    the :class:`~metalcast.db.engine.Database`, and ``cache``, the
+    :class:`~metalcast.api.auth.cache.CredentialCache` the identity API drops
+    revoked credentials from).
     """
     if strategy == "noauth":
         from metalcast.api.auth.noauth import NoAuth
@@ -136,6 +139,15 @@ def build_authenticator(settings: Settings, strategy: str, **deps: object) -> Au
         from metalcast.api.auth.keystone import KeystoneAuth
 
         return KeystoneAuth(settings.keystone)
+    if strategy == "builtin":
+        from metalcast.api.auth.builtin import BuiltinAuth
+        from metalcast.api.auth.cache import CredentialCache
+        from metalcast.db.engine import Database
+
+        db, cache = deps.get("db"), deps.get("cache")
+        if not isinstance(db, Database) or not isinstance(cache, CredentialCache):
+            raise TypeError("the builtin strategy needs db= and cache=")
+        return BuiltinAuth(db, cache=cache)
     raise UnsafeAuthStrategy(f"api.auth_strategy '{strategy}' is not available")
 
 

@@ -116,7 +116,10 @@ def _identity(kind: str, path: str) -> tuple[Rule, ...]:
     )
 
 
-_ROLE = f"{_IDENTITY}/projects/{{project}}/users/{{user}}/roles/{{role}}"
+_ROLES = (
+    f"{_IDENTITY}/projects/{{project}}/users/{{user}}/roles/{{role}}",
+    f"{_IDENTITY}/system/users/{{user}}/roles/{{role}}",
+)
 METALCAST_RULES = (
     Rule(
         "api:discovery",
@@ -126,15 +129,16 @@ METALCAST_RULES = (
     ),
     Rule(
         "identity:token:create",
-        "user_id:%(user_id)s",
-        "Create an API token for oneself (any caller authenticated as a user)",
+        "@",
+        "Create an API token for oneself (anyone with valid credentials who is one of "
+        "metalcast's own users: the endpoint refuses everyone else)",
         ((("POST", f"{_IDENTITY}/tokens")),),
     ),
     Rule(
         "identity:token:list",
         "rule:system_admin or user_id:%(token.user_id)s",
-        "List API tokens: one's own; a system admin's, everyone's",
-        (("GET", f"{_IDENTITY}/tokens"),),
+        "List or show API tokens: one's own; a system admin, everyone's",
+        (("GET", f"{_IDENTITY}/tokens"), ("GET", f"{_IDENTITY}/tokens/{{token}}")),
         _TOKEN,
     ),
     Rule(
@@ -146,8 +150,31 @@ METALCAST_RULES = (
     ),
     *_identity("user", f"{_IDENTITY}/users"),
     *_identity("project", f"{_IDENTITY}/projects"),
-    Rule("identity:role:assign", SYSTEM_ADMIN, "Grant a user a role", (("PUT", _ROLE),)),
-    Rule("identity:role:unassign", SYSTEM_ADMIN, "Take a role from a user", (("DELETE", _ROLE),)),
+    Rule(
+        "identity:whoami",
+        "@",
+        "Show the caller's own identity, scope and roles (anyone with valid credentials: "
+        "the API answers 401 without them before any rule)",
+        (("GET", f"{_IDENTITY}/whoami"),),
+    ),
+    Rule(
+        "identity:role:list",
+        SYSTEM_READER,
+        "List role assignments",
+        (("GET", f"{_IDENTITY}/role_assignments"),),
+    ),
+    Rule(
+        "identity:role:assign",
+        SYSTEM_ADMIN,
+        "Grant a user a role on a project or the system",
+        tuple(("PUT", path) for path in _ROLES),
+    ),
+    Rule(
+        "identity:role:unassign",
+        SYSTEM_ADMIN,
+        "Take a user's role on a project or the system",
+        tuple(("DELETE", path) for path in _ROLES),
+    ),
     Rule("audit:list", SYSTEM_READER, "Read the audit log", (("GET", "/v1/audit"),)),
 )
 
