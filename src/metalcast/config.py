@@ -12,9 +12,9 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from metalcast.boot.settings import BootSettings
 from metalcast.errors import InvalidInput
@@ -22,6 +22,20 @@ from metalcast.errors import InvalidInput
 
 class _Area(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists_from_text(cls, data: Any) -> Any:
+        """A list setting given as one string (an environment variable, or Ironic's
+        ``host:port,host:port``) is comma-separated."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, field in cls.model_fields.items():
+            value = out.get(name)
+            if isinstance(value, str) and get_origin(field.annotation) is tuple:
+                out[name] = tuple(item.strip() for item in value.split(",") if item.strip())
+        return out
 
 
 #: how callers prove who they are (``api.auth_strategy``); see docs/security.md
@@ -94,14 +108,6 @@ class KeystoneSettings(_Area):
     memcache_secret_key: SecretStr | None = None
     #: seconds a validated token is cached
     token_cache_time: int = Field(default=300, ge=-1)
-
-    @field_validator("memcached_servers", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        """``host:port,host:port`` as in Ironic's file (and in one environment variable)."""
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
 
 
 class ConductorSettings(_Area):
