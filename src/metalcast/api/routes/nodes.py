@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.routing import Route
 
-from metalcast.api import lookup, node_fields, patching, policy
+from metalcast.api import image_sources, lookup, node_fields, patching, policy
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import (
     Listing,
@@ -206,6 +206,9 @@ def create_node(call: Call) -> object:
     body = validate_body(
         call.body, node_fields.CREATABLE, what="node", version=call.version, required=("driver",)
     )
+    image_sources.check_instance_info(
+        call.context, call.deps.settings, before={}, after=body.get("instance_info") or {}
+    )
     with call.deps.db.read() as conn:
         values = node_fields.to_columns(conn, body)
     if not allows("enroll", call.version):
@@ -251,6 +254,13 @@ def patch_node(call: Call) -> object:
         )
         if "owner" in changes:
             policy.enforce(call.context, "node:update:owner", node=lookup.target(node))
+        if "instance_info" in changes:
+            image_sources.check_instance_info(
+                call.context,
+                call.deps.settings,
+                before=node.instance_info,
+                after=changes["instance_info"] or {},
+            )
         values = node_fields.to_columns(conn, changes)
     if reset and "driver" not in values:
         raise InvalidInput(
