@@ -27,12 +27,13 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from metalcast.images.download import Fetcher, private_dir
 from metalcast.images.errors import ImageProcessingError
 from metalcast.images.source import display_url
 
+_log = logging.getLogger(__name__)
 #: the largest config drive accepted, built or given (Ironic's partition is 64 MiB)
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 LABEL = "config-2"
@@ -152,6 +154,23 @@ class ConfigDriveStore:
             return False
         shutil.rmtree(directory)
         return True
+
+    def sweep(self, *, keep: Iterable[str], older_than: float) -> int:
+        """Remove every config drive but those of the nodes ``keep`` (UUIDs) and those
+        made at or after ``older_than`` (a Unix time: a deploy that began meanwhile);
+        how many were removed.  What cannot be removed stays (it is logged).
+        """
+        kept = {self.directory(uuid).name for uuid in keep}
+        removed = 0
+        for directory in self.root.glob("*"):
+            try:
+                if directory.name in kept or directory.stat().st_mtime >= older_than:
+                    continue
+                shutil.rmtree(directory)
+                removed += 1
+            except OSError as exc:
+                _log.error("Cannot remove the config drive %s: %s", directory, exc)
+        return removed
 
 
 def prepare_config_drive(

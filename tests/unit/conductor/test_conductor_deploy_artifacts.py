@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import stat
 import time
 from collections.abc import Iterator
@@ -354,3 +355,24 @@ def test_a_config_drive_url_given_by_a_non_administrator_may_not_reach_loopback(
     assert failed.provision_state == "deploy failed"
     assert "may not reach loopback" in (failed.last_error or "")
     assert failed.driver_internal_info["tenant_sources"] == ["configdrive"]
+
+
+def test_a_start_removes_config_drives_no_deploy_waits_for(site: Site) -> None:
+    waiting = waiting_deploy(site)
+    site.settled(waiting)
+    store = site.service.rt.configdrives
+    assert store is not None
+    kept = store.directory(site.node(waiting).uuid)
+    # left by a process killed at the wrong moment, or named under an older key
+    orphan = store.root / ("0" * 32)
+    orphan.mkdir()
+    (orphan / "configdrive.iso").write_bytes(USER_DATA.encode())
+    old = time.time() - 60
+    os.utime(orphan, (old, old))
+    os.utime(kept, (old, old))
+
+    site.service.stop(timeout=DEADLINE)
+    site.make()
+
+    assert not orphan.exists()
+    assert (kept / "configdrive.iso").is_file()  # its deploy still waits for the agent

@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,21 @@ def test_config_drives_have_keyed_private_directories(tmp_path: Path) -> None:
     (directory / ISO_NAME).write_bytes(b"user data")
     assert store.remove(node) is True
     assert list(store.root.iterdir()) == []
+
+
+def test_a_sweep_spares_the_kept_and_the_ones_made_meanwhile(tmp_path: Path) -> None:
+    store = ConfigDriveStore(tmp_path / "configdrive", secret=SECRET)
+    kept, stale, fresh = (store.directory(n) for n in ("node-a", "node-b", "node-c"))
+    for directory in (kept, stale, fresh):
+        directory.mkdir(parents=True)
+        (directory / ISO_NAME).write_bytes(b"user data")
+    old = time.time() - 60
+    for directory in (kept, stale):
+        os.utime(directory, (old, old))
+
+    assert store.sweep(keep=["node-a"], older_than=time.time() - 30) == 1
+
+    assert kept.exists() and fresh.exists() and not stale.exists()
 
 
 def test_a_checksum_file_never_shows_what_it_holds() -> None:
