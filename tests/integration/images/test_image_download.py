@@ -237,3 +237,25 @@ def test_a_non_administrators_checksum_file_may_not_reach_loopback(
     with pytest.raises(ImageDownloadError, match=r"Checksum download .* may not reach loopback"):
         tenant_cache(tmp_path).fetch(parse_image_source(info), tenant=True)
     assert image_server.requests["/SHA256SUMS"] == 0
+
+
+def test_a_non_administrators_https_download_still_verifies_the_certificate(
+    tmp_path: Path,
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    data = os.urandom(MIB)
+    server = ImageServer()
+    server.use_tls(cert, key)
+    allowed = ("127.0.0.1/32",)  # the guarded transport connects to the checked address
+    with server.running():
+        url = server.serve("/disk.raw", data)
+        untrusting = tenant_cache(tmp_path, *allowed)
+        with pytest.raises(ImageDownloadError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.fetch(source_for(url, data), tenant=True)
+
+        context = ssl.create_default_context(cafile=str(cert))
+        fetcher = Fetcher(verify=context, allowed_internal=allowed)
+        cache = ImageCache(tmp_path / "tls-cache", 1 << 30, secret=SECRET, fetcher=fetcher)
+        image = cache.fetch(source_for(url, data), tenant=True)
+
+    assert image.path.read_bytes() == data

@@ -4,7 +4,9 @@ The agent has no credentials: both actions are public in the policy (as Ironic's
 ``baremetal:driver:ipa_lookup`` and ``baremetal:node:ipa_heartbeat``), so neither
 endpoint returns a secret.  A lookup only finds a node in a state where an agent is
 expected (``states.AGENT_STATES``); every failure to find one is the same 404, so a
-caller learns nothing of other nodes.  Invalid MAC addresses are ignored when another
+caller learns nothing of other nodes.  Images and config drives are not served here:
+the boot HTTP server hands them to agents with URLs signed for the node's token
+(:mod:`metalcast.agent_downloads`).  Invalid MAC addresses are ignored when another
 address or ``node_uuid`` remains, as in Ironic; otherwise they are a 400.
 
 Errors: ``NotFound`` (404, also below 1.22), ``InvalidInput`` (400), and those of
