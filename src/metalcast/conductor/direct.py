@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +206,8 @@ def signed(task: NodeTask, command: Mapping[str, Any]) -> dict[str, Any]:
         return dict(command)
     if not isinstance(expected, str):
         return dict(command)
-    expires = int(task.rt.clock.now().timestamp() + task.rt.agent_url_ttl)
+    now = task.rt.clock.now().replace(tzinfo=UTC)  # the clock's time is naive UTC
+    expires = int(now.timestamp() + task.rt.agent_url_ttl)
     path = signer.sign(url, node=task.uuid, token_sha256=expected, expires=expires)
     return {**command, "args": {**command["args"], "url": task.rt.download_base + path}}
 
