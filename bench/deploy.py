@@ -7,8 +7,10 @@ split by phase, and the agent's image write against a plain ``dd`` (as root).
 
 1. Builds (or reuses, in ``--cache-dir``) the deploy ramdisk and the lab's bootable
    test disk; pads the disk to ``--image-mib`` with random bytes (zeros would let the
-   agent skip blocks) into ``<state>/images/bench/disk.raw``: a ``file://`` source for
-   the deploys and ``/images/bench/disk.raw`` on the boot HTTP server for ``dd``.
+   agent skip blocks) into ``<work>/images/disk.raw``: a ``file://`` source for the
+   deploys (``images.file_roots``), linked as ``/images/bench/disk.raw`` on the boot
+   HTTP server for ``dd``, which fetches it with a URL signed as the conductor signs
+   the agent's, and a token.
 2. Starts its own ``metalcast server`` (fresh state dir, free port, boot services in
    namespace ``mcbench<pid>``), ``lab up --nodes N``, manage + provide all (provide is
    cleaning through the agent: timed).
@@ -48,11 +50,16 @@ from typing import Any
 import httpx
 from server import LOOPBACK, ManagedServer, free_port, launch
 
+from metalcast.agent_downloads import PURPOSE, UrlSigner, token_hash
+from metalcast.secrecy import SecretBox
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 API = {"X-OpenStack-Ironic-API-Version": "1.51"}
 BOOT_HTTP = "http://192.168.77.1:8080"
+#: the agent token the dd baseline shows the boot server with its signed URL
+DD_TOKEN = "bench-dd-token"
 BRIDGE = "mcbr0"
 POLL = 0.25
 MIB = 2**20
@@ -94,7 +101,8 @@ def uptime() -> str:
 
 
 def build_inputs(cache: Path, state: Path, image_mib: int) -> dict[str, Any]:
-    """The deploy ramdisk (in the cache), the padded disk image (in the state dir)."""
+    """The deploy ramdisk (in the cache), the padded disk image (in ``state/images``,
+    the server's one images.file_roots)."""
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     log("deploy ramdisk (a no-op when current)")
@@ -104,7 +112,7 @@ def build_inputs(cache: Path, state: Path, image_mib: int) -> dict[str, Any]:
     from metalcast.lab.diskimage import build_test_image
 
     base = build_test_image(cache / "test-disk.raw", cache_dir=debs)
-    image = state / "images" / "bench" / "disk.raw"
+    image = state / "images" / "disk.raw"
     image.parent.mkdir(parents=True)
     shutil.copyfile(base, image)
     pad_with_random(image, image_mib * MIB)
@@ -187,15 +195,38 @@ def start_server(state: Path, netns: str, inputs: dict[str, Any]) -> ManagedServ
         "METALCAST_BOOT__KERNEL": str(inputs["kernel"]),
         "METALCAST_BOOT__RAMDISK": str(inputs["initramfs"]),
         "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": "0",
+        "METALCAST_IMAGES__FILE_ROOTS": str(inputs["image"].parent),
     }
     server = launch(
         "metalcast",
         [str(VENV_BIN / "metalcast"), "server", "--host", LOOPBACK, "--port", str(port),
-         "--state-dir", str(state)],
+         "--state-dir", str(server_state(state))],
         base_url=f"http://{LOOPBACK}:{port}", log_path=state / "server.log", env=env,
     )  # fmt: skip
     server.wait_ready()
     return server
+
+
+def server_state(state: Path) -> Path:
+    """The server's state directory: apart from the image, which it may not read there."""
+    return state / "server"
+
+
+def dd_url(state: Path, image: Path, timeout: float) -> str:
+    """The image on the boot HTTP server, signed for :data:`DD_TOKEN` as the conductor
+    signs an agent's download (the boot server serves nothing unsigned)."""
+    served = server_state(state) / "images" / "bench" / image.name
+    if not served.exists():
+        served.parent.mkdir(parents=True, exist_ok=True)
+        os.link(image, served)
+    box = SecretBox.from_file(server_state(state) / "secret.key")
+    path = UrlSigner(box.derive_key(PURPOSE)).sign(
+        f"/images/bench/{image.name}",
+        node="bench-dd",
+        token_sha256=token_hash(DD_TOKEN),
+        expires=int(time.time() + timeout + 600),
+    )
+    return BOOT_HTTP + path
 
 
 def tear_down(lab: Lab | None, server: ManagedServer | None, netns: str) -> None:
@@ -340,7 +371,7 @@ def dd_run(lab: Lab, inputs: dict[str, Any], index: int, timeout: float) -> dict
     ns = ["ip", "netns", "exec", lab.netns]
     run(*ns, "ip", "tuntap", "add", "dev", tap, "mode", "tap")
     run(*ns, "ip", "link", "set", tap, "master", BRIDGE, "up")
-    url = f"{BOOT_HTTP}/images/bench/{inputs['image'].name}"
+    url = dd_url(lab.state, inputs["image"], timeout)
     command = [
         *ns, "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "1024",
         "-smp", "1", "-nographic", "-monitor", "none", "-serial", f"file:{serial}",
@@ -348,7 +379,8 @@ def dd_run(lab: Lab, inputs: dict[str, Any], index: int, timeout: float) -> dict
         "-device", f"virtio-net-pci,netdev=net0,mac=52:54:00:6d:62:{index:02x}",
         "-drive", f"file={disk},if=virtio,format=qcow2",
         "-kernel", str(inputs["kernel"]), "-initrd", str(inputs["initramfs"]),
-        "-append", f"console=ttyS0 metalcast.bench=dd:{url}", "-no-reboot",
+        "-append", f"console=ttyS0 metalcast.bench=dd:{url} metalcast.bench_token={DD_TOKEN}",
+        "-no-reboot",
     ]  # fmt: skip
     qemu = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

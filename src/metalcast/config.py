@@ -8,16 +8,37 @@ at import time; :func:`load_settings` is called by the command that starts a pro
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import socket
 import tomllib
 from pathlib import Path
 from typing import Any, get_origin
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from metalcast.boot.settings import BootSettings
 from metalcast.errors import InvalidInput
+
+
+def _list_from_text(text: str) -> object:
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text  # the model reports it as not a list
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 class _Area(BaseModel):
@@ -27,14 +48,14 @@ class _Area(BaseModel):
     @classmethod
     def _lists_from_text(cls, data: Any) -> Any:
         """A list setting given as one string (an environment variable, or Ironic's
-        ``host:port,host:port``) is comma-separated."""
+        ``host:port,host:port``) is a JSON list or comma-separated."""
         if not isinstance(data, dict):
             return data
         out = dict(data)
         for name, field in cls.model_fields.items():
             value = out.get(name)
             if isinstance(value, str) and get_origin(field.annotation) is tuple:
-                out[name] = tuple(item.strip() for item in value.split(",") if item.strip())
+                out[name] = _list_from_text(value)
         return out
 
 
@@ -157,14 +178,40 @@ class ImagesSettings(_Area):
     cache_dir: Path | None = None
     #: least recently used images beyond this many bytes (on disk) are evicted
     cache_max_bytes: int = Field(default=20 * 2**30, ge=0)
-    #: directories ``file://`` image sources may come from (administrators only; the
-    #: state directory never)
+    #: directories ``file://`` image sources (and local checksum files) may come from;
+    #: only system administrators may set such sources.  They may not hold, or lie
+    #: in, the state directory, the image cache or the config drives (refused at
+    #: start).  In the environment: paths separated by commas, or a JSON list
     file_roots: tuple[Path, ...] = ()
+    #: loopback, link-local or unspecified networks (CIDR) that http(s) image and
+    #: config drive URLs set by non-administrators may reach all the same (e.g. an
+    #: image mirror on 127.0.0.1); by default they may reach none (docs/security.md)
+    allowed_internal_networks: tuple[str, ...] = ()
+    #: seconds an image or config drive URL handed to an agent stays valid
+    agent_url_ttl: float = Field(default=600.0, gt=0, le=24 * 3600)
     #: verify the TLS certificates of https image sources
     verify_tls: bool = True
     #: seconds without a byte before an image download fails
     download_timeout: float = Field(default=60.0, gt=0)
     configdrive_max_bytes: int = Field(default=64 * 2**20, ge=1)
+
+    @field_validator("file_roots")
+    @classmethod
+    def _absolute(cls, roots: tuple[Path, ...]) -> tuple[Path, ...]:
+        for root in roots:
+            if not root.is_absolute() or ".." in root.parts:
+                raise ValueError(f"{root} is not an absolute path without '..'")
+        return roots
+
+    @field_validator("allowed_internal_networks")
+    @classmethod
+    def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network (CIDR)") from None
+        return networks
 
 
 class Settings(_Area):
@@ -182,6 +229,47 @@ class Settings(_Area):
     def database_url(self) -> str:
         """The database URL, defaulting to SQLite inside the state directory."""
         return self.database.url or f"sqlite:///{self.state_dir / 'metalcast.sqlite'}"
+
+    @property
+    def images_dir(self) -> Path:
+        """What the boot HTTP server serves at /images/: the image cache (``cache/``)
+        and the config drives (``configdrive/``)."""
+        return self.boot.images_dir or self.images.cache_dir or self.state_dir / "images"
+
+    @property
+    def private_paths(self) -> tuple[Path, ...]:
+        """What no ``file://`` image source may ever name: the state directory (the
+        secret key, the database), the images directory, a SQLite database kept
+        elsewhere."""
+        paths = [self.state_dir, self.images_dir]
+        url = urlsplit(self.database_url)
+        if url.scheme.startswith("sqlite") and url.path not in ("", "/", "/:memory:"):
+            database = Path(unquote(url.path[1:]))  # sqlite:////abs -> /abs
+            paths += [database.parent / f"{database.name}{end}" for end in _SQLITE_FILES]
+        return tuple(paths)
+
+    @model_validator(mode="after")
+    def _file_roots_apart(self) -> Settings:
+        for root in self.images.file_roots:
+            for private in self.private_paths:
+                if overlaps(root, private):
+                    raise ValueError(
+                        f"images.file_roots: {root} overlaps {private}, which holds the "
+                        "server's secret key, database, image cache or config drives; "
+                        "list only directories of images to deploy"
+                    )
+        return self
+
+
+#: the files of one SQLite database
+_SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def overlaps(one: Path, other: Path) -> bool:
+    """Whether ``one`` and ``other`` (symlinks and ``..`` resolved) are the same
+    directory or one lies inside the other."""
+    a, b = one.resolve(), other.resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
 
 def _default_state_dir() -> Path:

@@ -8,6 +8,8 @@ conductor decrypts them, right before a driver call.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Mapping
@@ -37,6 +39,13 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (signing agent download URLs, naming cache
+        files), derived from the secret key: it changes with the secret key and
+        reveals nothing of it, and one purpose's key is useless for another."""
+        return hmac.new(self._key, f"metalcast:{purpose}".encode(), hashlib.sha256).digest()
 
     @classmethod
     def from_file(cls, path: Path) -> SecretBox:

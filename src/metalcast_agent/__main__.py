@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from metalcast_agent import AGENT_VERSION
 from metalcast_agent.agent import Agent
-from metalcast_agent.client import ApiClient
+from metalcast_agent.client import ApiClient, DownloadAccess
 from metalcast_agent.commands import CommandRunner
 from metalcast_agent.config import load_config
 from metalcast_agent.errors import ConfigError
@@ -37,7 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         redact_url(config.api_url),
     )
     wake = threading.Event()
-    runner = CommandRunner(default_handlers(), config.env, on_finish=wake.set)
+    runner = CommandRunner(
+        default_handlers(),
+        config.env,
+        downloads=DownloadAccess(config.api_url),
+        on_finish=wake.set,
+    )
     agent = Agent(
         config,
         ApiClient(config.api_url),

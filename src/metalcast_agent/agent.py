@@ -127,6 +127,7 @@ class Agent:
         self.node_uuid, self._not_found = answer.node_uuid, 0
         if answer.token is not None:
             self._token = answer.token
+            self.runner.downloads.token = answer.token  # downloads prove who asks with it
         if answer.heartbeat_interval is not None:
             self.interval = answer.heartbeat_interval
         _log.info("lookup: this is node %s (MACs %s)", answer.node_uuid, ", ".join(macs))

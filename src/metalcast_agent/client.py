@@ -2,6 +2,9 @@
 
 Each call is one attempt with a timeout; the protocol loop decides when to retry.
 Proxies from the environment are ignored: the agent talks straight to the conductor.
+Downloads of what a command names go through :class:`DownloadAccess`: a relative URL
+is resolved against the API URL the agent was booted with (the boot HTTP server,
+which serves /images), and the agent token goes along in :data:`TOKEN_HEADER`.
 Raises :class:`~metalcast_agent.errors.ApiError` (metalcast answered an error status),
 :class:`~metalcast_agent.errors.ApiUnreachable` (no answer) and, for downloads,
 :class:`~metalcast_agent.errors.DownloadError`.
@@ -16,12 +19,13 @@ import urllib.request
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from metalcast_agent.errors import ApiError, ApiUnreachable, DownloadError
 from metalcast_agent.log import redact_url
 from metalcast_agent.protocol import (
     API_VERSION,
+    TOKEN_HEADER,
     VERSION_HEADER,
     HeartbeatAnswer,
     HeartbeatBody,
@@ -154,16 +158,45 @@ class _Closable(Protocol):
     def close(self) -> None: ...
 
 
-def open_download(url: str, *, what: str, timeout: float = DOWNLOAD_TIMEOUT) -> Download:
+class DownloadAccess:
+    """How commands download: relative URLs against ``base_url`` (the agent's API URL),
+    with the agent token once the lookup gave it (:attr:`token`, never logged)."""
+
+    def __init__(self, base_url: str = "") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token: str | None = None
+
+    def resolve(self, url: str) -> str:
+        """``url`` made absolute against the API URL when it is a path."""
+        if url.startswith("/") and not url.startswith("//") and self.base_url:
+            return urljoin(self.base_url + "/", url)
+        return url
+
+    def open(self, url: str, *, what: str, timeout: float = DOWNLOAD_TIMEOUT) -> Download:
+        """Start downloading ``url`` with the token. Raises DownloadError."""
+        headers = {TOKEN_HEADER: self.token} if self.token else {}
+        return open_download(self.resolve(url), what=what, timeout=timeout, headers=headers)
+
+
+def open_download(
+    url: str,
+    *,
+    what: str,
+    timeout: float = DOWNLOAD_TIMEOUT,
+    headers: dict[str, str] | None = None,
+) -> Download:
     """Start downloading ``url``. Raises DownloadError saying ``what`` failed and why."""
     shown = redact_url(url)
     if urlsplit(url).scheme not in ("http", "https"):
         raise DownloadError(f"{what} from {shown} failed: only http:// and https:// URLs work")
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        response: http.client.HTTPResponse = _opener().open(url, timeout=timeout)
+        response: http.client.HTTPResponse = _opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
-        exc.close()
-        raise DownloadError(f"{what} from {shown} failed: HTTP {exc.code} {exc.reason}") from None
+        detail = _fault(_drain(exc))
+        raise DownloadError(
+            f"{what} from {shown} failed: HTTP {exc.code} {exc.reason}{detail}"
+        ) from None
     except _NETWORK_ERRORS as exc:
         raise DownloadError(f"{what} from {shown} failed: {_reason(exc)}") from None
     return Download(response, _length(response.getheader("Content-Length")), response)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from metalcast_agent.client import DownloadAccess
 from metalcast_agent.environment import Environment
 from metalcast_agent.errors import AgentError, InvalidArguments
 from metalcast_agent.log import get_logger
@@ -30,6 +31,8 @@ class CommandContext:
 
     env: Environment
     report_progress: Callable[[int, int | None], None] = lambda done, total: None
+    #: how the command downloads what its arguments name
+    downloads: DownloadAccess = field(default_factory=DownloadAccess)
     #: set by power_off/reboot: the power action to perform once the result is reported
     power_request: list[str] = field(default_factory=list)
 
@@ -53,11 +56,14 @@ class CommandRunner:
         handlers: Mapping[str, Handler],
         env: Environment,
         *,
+        downloads: DownloadAccess | None = None,
         on_finish: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._handlers = dict(handlers)
         self._env = env
+        #: shared by every command; the protocol loop gives it the token
+        self.downloads = downloads if downloads is not None else DownloadAccess()
         self._on_finish = on_finish
         self._clock = clock
         self._lock = threading.Lock()
@@ -96,7 +102,9 @@ class CommandRunner:
             del self._seen[next(iter(self._seen))]
 
     def _run(self, spec: CommandSpec) -> None:
-        context = CommandContext(self._env, report_progress=self._progress)
+        context = CommandContext(
+            self._env, report_progress=self._progress, downloads=self.downloads
+        )
         try:
             result = self._handler(spec["name"])(spec["args"], context)
         except AgentError as exc:

@@ -14,7 +14,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from metalcast_agent.client import Download, Readable, open_download
+from metalcast_agent.client import Download, Readable
 from metalcast_agent.commands import CommandContext, arg_str
 from metalcast_agent.disks import (
     disks_named,
@@ -75,9 +75,9 @@ def partition_size(iso_size: int) -> int:
 def write_configdrive(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
     """The ``write_configdrive`` command of docs/agent-protocol.md."""
     spec = ConfigDriveArgs.parse(args)
-    url = redact_url(spec.url)
+    url = redact_url(ctx.downloads.resolve(spec.url))
     disk = disks_named(ctx.env, [spec.device])[0]
-    with open_download(spec.url, what=_WHAT) as download:
+    with ctx.downloads.open(spec.url, what=_WHAT) as download:
         stream, length = _sized(download, url)
         size = partition_size(length)
         path = ctx.env.device_path(disk.name)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from metalcast_agent.client import Readable, open_download
+from metalcast_agent.client import Readable
 from metalcast_agent.commands import CommandContext, arg_int, arg_mapping, arg_str
 from metalcast_agent.disks import (
     device_size,
@@ -314,9 +314,11 @@ def _disk_is_zero(target: Target, offset: int, length: int, scratch: Buffer) -> 
 def check_checksum(streamed: Streamed, expected: str, *, algorithm: str, url: str) -> None:
     """Raise ChecksumMismatch unless ``streamed`` hashed to ``expected``."""
     if streamed.checksum != expected.strip().lower():
+        # what the bytes did hash to stays out of the message: it ends up in the
+        # node's last_error, for whoever set the image to read
         raise ChecksumMismatch(
-            f"Checksum mismatch for {url}: expected {algorithm} {expected.strip().lower()}, "
-            f"got {streamed.checksum}"
+            f"Checksum mismatch for {url}: what was written does not match the {algorithm} "
+            f"checksum given ({expected.strip().lower()})"
         )
 
 
@@ -354,9 +356,9 @@ class ImageArgs:
 def write_image(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
     """The ``write_image`` command of docs/agent-protocol.md."""
     spec = ImageArgs.parse(args)
-    url = redact_url(spec.url)
+    url = redact_url(ctx.downloads.resolve(spec.url))
     started = time.monotonic()
-    with open_download(spec.url, what=_WHAT) as download:
+    with ctx.downloads.open(spec.url, what=_WHAT) as download:
         size = _image_size(spec.size, download.length, url=url)
         disk = select_root_device(list_disks(ctx.env), spec.root_device, image_size=size)
         _log.info("write_image: %s chosen (%s)", disk.name, format_size(disk.size))

@@ -16,6 +16,9 @@ API_VERSION = "1.36"  # the first with agent_version in heartbeats
 VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
 #: what a lookup answers instead of the token after the first lookup of a deployment
 MASKED_TOKEN = "******"
+#: the header the agent sends its token in with every download (the boot server checks
+#: it against the URL's signature; metalcast.agent_downloads.TOKEN_HEADER on that side)
+TOKEN_HEADER = "X-Metalcast-Agent-Token"
 
 Status = Literal["succeeded", "failed"]
 

@@ -5,28 +5,34 @@ Routes:
 ``GET|HEAD /boot/<path>``
     files of the boot directory (iPXE scripts, deploy kernel and ramdisk);
 ``GET|HEAD /images/<path>``
-    files of the images directory, streamed, with Range requests (206) for agents
-    that resume or split a download;
+    files of the images directory (cached images, config drives), streamed, with
+    Range requests (206) for agents that resume or split a download; only with a URL
+    the conductor signed for one node and that node's agent token in the
+    ``X-Metalcast-Agent-Token`` header (:mod:`metalcast.agent_downloads`), else 403;
 ``GET /``, ``GET /v1``, ``GET /v1/lookup``, ``POST /v1/heartbeat/<node>``
     relayed, streaming both ways, to the API (``api_url``): the agent on the
     provisioning network reaches an API that listens only on loopback elsewhere.
+    Identity and credential headers (``X-Roles``, ``Authorization``, ``Cookie``, …)
+    are dropped on the way: the relay carries the agent's calls, nobody's identity.
 
-Paths with a ``..`` or a dot-named part are not served (temporary files are
-dot-named).  The server listens on a socket made inside the provisioning network's
-namespace (:func:`metalcast.boot.netns.socket_in_netns`) while the relay connects
-from the namespace metalcast runs in.  It runs in a thread with its own event loop,
-beside whatever else the process serves.
+Paths with a ``..`` or a dot-named part, and absurdly long ones, are not served
+(temporary files are dot-named); errors are in Ironic's shape.  The server listens
+on a socket made inside the provisioning network's namespace
+(:func:`metalcast.boot.netns.socket_in_netns`) while the relay connects from the
+namespace metalcast runs in.  It runs in a thread with its own event loop, beside
+whatever else the process serves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import mimetypes
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,6 +46,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from metalcast.agent_downloads import TOKEN_HEADER, DownloadRefused, UrlSigner
 from metalcast.boot.errors import BootHttpError
 from metalcast.boot.netns import socket_in_netns
 
@@ -61,20 +68,72 @@ _HOP_BY_HOP = frozenset(
         "host",
     }
 )
+#: headers that say who is calling, or carry credentials: never relayed to the API
+#: (an agent has none; anything else is someone posing as a proxy or a user)
+_IDENTITY = frozenset(
+    {
+        "authorization",
+        "cookie",
+        "forwarded",
+        "openstack-system-scope",
+        "x-auth-token",
+        "x-identity-status",
+        "x-is-admin-project",
+        "x-real-ip",
+        "x-roles",
+        "x-service-catalog",
+        "x-subject-token",
+        TOKEN_HEADER.lower(),
+    }
+)
+_IDENTITY_PREFIXES = (
+    "x-user-",
+    "x-project-",
+    "x-tenant-",
+    "x-domain-",
+    "x-service-",
+    "x-role-",
+    "x-forwarded-",
+)
 _RELAY_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+#: longer names than any file the boot services write; longer paths are not looked up
+_MAX_PATH = 1024
+
+
+def plain_parts(relative: str) -> tuple[str, ...] | None:
+    """The parts of ``relative`` if it may name a served file: relative, no ``..``,
+    no dot-named part, not absurdly long; else None."""
+    if len(relative) > _MAX_PATH or relative.startswith("/"):
+        return None
+    parts = PurePosixPath(relative).parts
+    if not parts or any(p.startswith(".") or "\\" in p or "\0" in p for p in parts):
+        return None
+    return parts
 
 
 def safe_file(root: Path, relative: str) -> Path | None:
     """``root/relative`` if it is a regular file and ``relative`` stays inside
-    ``root`` by name (no ``..``, no dot-named part); else None.  Symlinks the boot
-    services made (deploy images) are followed."""
-    parts = PurePosixPath(relative).parts
-    if not parts or relative.startswith("/"):
-        return None
-    if any(part.startswith(".") or "\\" in part for part in parts):
+    ``root`` by name (:func:`plain_parts`); else None.  Symlinks the boot services
+    made (deploy images) are followed."""
+    parts = plain_parts(relative)
+    if parts is None:
         return None
     path = root.joinpath(*parts)
-    return path if path.is_file() else None
+    try:
+        return path if path.is_file() else None
+    except OSError:  # a name too long for the filesystem, a loop of symlinks
+        return None
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """An error in Ironic's shape (a JSON document inside ``error_message``), as the
+    API answers, so that the agent and clients read one kind of error body."""
+    inner = {
+        "faultstring": message,
+        "faultcode": "Client" if status < 500 else "Server",
+        "debuginfo": None,
+    }
+    return JSONResponse({"error_message": json.dumps(inner)}, status_code=status)
 
 
 class _LargeChunks(FileResponse):
@@ -87,7 +146,7 @@ class _LargeChunks(FileResponse):
 def _file_response(root: Path, relative: str) -> Response:
     path = safe_file(root, relative)
     if path is None:
-        return JSONResponse({"error": f"{relative} not found"}, status_code=404)
+        return error_response(404, "No such file.")
     if path.suffix == ".ipxe":
         media_type = "text/plain; charset=utf-8"
     else:
@@ -101,17 +160,43 @@ async def _boot_file(request: Request) -> Response:
 
 
 async def _image(request: Request) -> Response:
+    """An image or config drive, for the agent the conductor signed its URL for."""
+    signer: UrlSigner | None = request.app.state.signer
+    clock: Callable[[], float] = request.app.state.clock
+    if plain_parts(request.path_params["path"]) is None:
+        return error_response(404, "No such file.")  # no name the conductor hands out
+    if signer is None:
+        return error_response(403, "This boot server hands out no images: it has no signing key.")
+    query = {name: request.query_params.getlist(name) for name in request.query_params}
+    try:
+        signer.check(request.url.path, query, token=request.headers.get(TOKEN_HEADER), now=clock())
+    except DownloadRefused as exc:
+        log.warning("refused %s from %s: %s", request.url.path, _peer(request), exc.message)
+        return error_response(403, exc.message)
     root: Path = request.app.state.images_dir
     return _file_response(root, request.path_params["path"])
+
+
+def _peer(request: Request) -> str:
+    return request.client.host if request.client else "-"
 
 
 def _relayed_headers(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(key, value) for key, value in items if key.lower() not in _HOP_BY_HOP]
 
 
+def _identity_free(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``items`` without the headers that carry an identity or credentials."""
+    return [
+        (key, value)
+        for key, value in items
+        if key.lower() not in _IDENTITY and not key.lower().startswith(_IDENTITY_PREFIXES)
+    ]
+
+
 def _upstream_request(client: httpx.AsyncClient, request: Request) -> httpx.Request:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    headers = _relayed_headers(request.headers.items())
+    headers = _identity_free(_relayed_headers(request.headers.items()))
     if request.client is not None:
         headers.append(("x-forwarded-for", request.client.host))
     if "host" in request.headers:  # so that the API's links point back through here
@@ -129,10 +214,7 @@ async def _relay(request: Request) -> Response:
         upstream = await client.send(_upstream_request(client, request), stream=True)
     except httpx.HTTPError as exc:
         log.warning("relay of %s %s failed: %s", request.method, request.url.path, exc)
-        return JSONResponse(
-            {"error_message": f"metalcast API unreachable from the boot server: {exc}"},
-            status_code=502,
-        )
+        return error_response(502, f"metalcast API unreachable from the boot server: {exc}")
     response = StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
@@ -175,12 +257,16 @@ def create_app(
     boot_dir: Path,
     images_dir: Path,
     api_url: str,
+    signer: UrlSigner | None,
     upstream: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The boot HTTP application.
 
+    ``signer`` checks the signed URLs of /images (None: /images refuses everything);
     ``upstream`` is the client the relay uses (tests pass one with a mock
     transport); by default one is opened for ``api_url`` while the app runs.
+    ``clock`` tells the time signed URLs expire against.
     """
 
     @contextlib.asynccontextmanager
@@ -206,6 +292,8 @@ def create_app(
     )
     app.state.boot_dir = boot_dir
     app.state.images_dir = images_dir
+    app.state.signer = signer
+    app.state.clock = clock
     if upstream is not None:
         app.state.upstream = upstream
     return app

@@ -16,6 +16,7 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalcast.agent_downloads import UrlSigner
 from metalcast.boot.dnsmasq import command, dhcp_port_in_use, render_config
 from metalcast.boot.dnsmasq_process import Dnsmasq, DnsmasqHealth, Timing
 from metalcast.boot.errors import BootSetupError, DnsmasqError
@@ -53,7 +54,9 @@ class BootServices:
     """dnsmasq and the boot HTTP server for one provisioning network.
 
     ``api_url`` is metalcast's API as this process reaches it (the relay's
-    upstream) unless ``settings.api_url`` says otherwise.
+    upstream) unless ``settings.api_url`` says otherwise; ``signer`` checks the
+    signed URLs agents download images and config drives with (None: none are
+    served).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class BootServices:
         *,
         state_dir: Path,
         api_url: str,
+        signer: UrlSigner | None,
         timing: Timing | None = None,
     ) -> None:
         self.settings = settings
@@ -82,6 +86,7 @@ class BootServices:
             boot_dir=self.layout.boot_dir,
             images_dir=self.layout.images_dir,
             api_url=self.upstream_url,
+            signer=signer,
         )
         self.http = BootHttpServer(
             app, host=str(settings.address), port=settings.http_port, netns=settings.netns

@@ -64,8 +64,8 @@ class Accel(enum.StrEnum):
     KVM = "kvm"
 
 
-#: the test disk, under the state directory
-TEST_IMAGE = Path("lab") / "images" / "metalcast-test-disk.raw"
+#: the test disk's name, in the first of images.file_roots
+TEST_IMAGE = "metalcast-test-disk.raw"
 
 
 @app.callback()
@@ -304,7 +304,9 @@ def image_build(
     output: Annotated[
         Path | None,
         typer.Option(
-            help=f"The raw image (default: <state_dir>/{TEST_IMAGE}).", show_default=False
+            help=f"The raw image (default: {TEST_IMAGE} in the first of images.file_roots, "
+            "the directories the server reads local images from).",
+            show_default=False,
         ),
     ] = None,
     qcow2: Annotated[bool, typer.Option("--qcow2", help="Also write a qcow2 copy.")] = False,
@@ -316,7 +318,15 @@ def image_build(
     from metalcast.lab.diskimage import build_test_image, qcow2_variant
 
     settings = load_settings(config)
-    raw = (output or settings.state_dir / TEST_IMAGE).absolute()
+    roots = settings.images.file_roots
+    if output is None and not roots:
+        print_error(
+            "The server reads local images only from images.file_roots, and none is set: "
+            "set it for the server and here (METALCAST_IMAGES__FILE_ROOTS=/srv/metalcast/"
+            "images), or give --output and serve the image over http."
+        )
+        raise typer.Exit(2)
+    raw = (output or roots[0] / TEST_IMAGE).absolute()
     built = build_test_image(
         raw, cache_dir=settings.state_dir / "cache" / "debs", progress=_progress, force=force
     )

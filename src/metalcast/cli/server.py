@@ -21,6 +21,8 @@ from typing import Any
 
 import uvicorn
 
+from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
+from metalcast.agent_downloads import UrlSigner
 from metalcast.api import auth
 from metalcast.api.app import create_app
 from metalcast.boot.service import BootServices
@@ -39,8 +41,21 @@ log = logging.getLogger("metalcast.server")
 Asgi = Callable[..., Any]
 
 
+def load_secret_box(settings: Settings) -> SecretBox:
+    """The server's secret key (``<state_dir>/secret.key``, made on first start).
+
+    Raises:
+        OSError: the state directory is not writable.
+    """
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return SecretBox.from_file(settings.state_dir / "secret.key")
+
+
 def build_server(
-    settings: Settings, boot: BootSupervisor | None = None
+    settings: Settings,
+    boot: BootSupervisor | None = None,
+    *,
+    secret_box: SecretBox | None = None,
 ) -> tuple[Asgi, ConductorService, Database]:
     """Build the app, the conductor (not started) and the migrated database; the
     ``ipxe`` and ``pxe`` boot interfaces write node boot files through ``boot``.
@@ -52,10 +67,9 @@ def build_server(
         DatabaseError: the database cannot be opened or migrated.
         MetalcastError: the secret key or a driver cannot be loaded.
     """
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    secret_box = secret_box or load_secret_box(settings)
     db = Database(settings.database_url)
     db.migrate()
-    secret_box = SecretBox.from_file(settings.state_dir / "secret.key")
     cs = settings.conductor
     policy = CallPolicy(
         timeout=cs.bmc_call_timeout,
@@ -122,8 +136,9 @@ def run_server(settings: Settings) -> None:
     strategy = auth.check_startup(settings)
     signals = ShutdownSignals()
     signals.install()
-    boot = build_boot(settings)
-    app, service, db = build_server(settings, boot)
+    secret_box = load_secret_box(settings)
+    boot = build_boot(settings, secret_box)
+    app, service, db = build_server(settings, boot, secret_box=secret_box)
     if strategy == "builtin":
         announce_first_admin(db, url=settings.api.public_url or server_url(settings))
     banner = (
@@ -168,15 +183,19 @@ def announce_first_admin(db: Database, *, url: str) -> None:
     bootstrap.print_credentials(bootstrap.FIRST_ADMIN, password, url=url, why=why)
 
 
-def build_boot(settings: Settings) -> BootSupervisor | None:
+def build_boot(settings: Settings, secret_box: SecretBox) -> BootSupervisor | None:
     """The boot services' supervisor (not started), unless ``boot.enabled`` is off.
 
     They start once ``boot.interface`` exists: by default the lab's bridge, which
-    ``metalcast lab up`` creates.
+    ``metalcast lab up`` creates.  Their HTTP server checks the agents' download URLs
+    with the key the conductor signs them with (derived from ``secret_box``).
     """
     if not settings.boot.enabled:
         return None
     services = BootServices(
-        settings.boot, state_dir=settings.state_dir, api_url=server_url(settings)
+        settings.boot,
+        state_dir=settings.state_dir,
+        api_url=server_url(settings),
+        signer=UrlSigner(secret_box.derive_key(DOWNLOAD_URLS)),
     )
     return BootSupervisor(services)

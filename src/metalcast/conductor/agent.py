@@ -2,7 +2,14 @@
 
 A heartbeat is handled under the node's exclusive lock in the caller's thread: the
 token is checked, the agent's results, progress and log are recorded, and the reply
-says which results were stored (``ack``) and what the agent does next (``command``).
+says which results were stored (``ack``) and what the agent does next (``command``,
+its download URL signed for this node and token: :func:`metalcast.conductor.direct.signed`).
+
+Tokens: a lookup hands a node's token out once per deployment.  A heartbeat must then
+carry that node's token (compared in constant time); a heartbeat without one is
+refused once a token was issued, and always while metalcast's own deploy or cleaning
+waits for its agent (which looks up first); an Ironic agent heartbeating before any
+lookup is recorded as before.
 When a result completes the node's queue of agent commands, the operation continues
 in a worker that still holds the lock (:mod:`metalcast.conductor.direct`): the
 deploy reboots the node from its disk, cleaning runs its next step.  Ironic agents
@@ -14,7 +21,7 @@ Errors::
     NotFound        (404) no such node
     NodeLocked      (409) another task holds the node's lock
     NotAgentState   (409) the node is not in a state where an agent is expected
-    Forbidden       (403) a missing or wrong agent token
+    Forbidden       (403) a missing or wrong agent token (another node's included)
     plus those of :func:`metalcast.conductor.workers.start_async`
 """
 
@@ -119,7 +126,7 @@ def _record(task: NodeTask, *, report: AgentReport, reply: dict[str, Any]) -> No
         task.set_internal(agent_progress=progress)
     acked, failure = _take_results(task, report.results)
     pending = list(task.node.driver_internal_info.get("agent_commands") or [])
-    reply.update(ack=acked, command=pending[0] if pending else None)
+    reply.update(ack=acked, command=direct.signed(task, pending[0]) if pending else None)
     reply["heartbeat_interval"] = HEARTBEAT_INTERVAL
     if failure is not None:
         reply["command"] = None
@@ -132,12 +139,13 @@ def _record(task: NodeTask, *, report: AgentReport, reply: dict[str, Any]) -> No
 
 
 def _check_token(task: NodeTask, token: str | None) -> None:
-    expected = task.node.driver_internal_info.get("agent_token_hash")
-    if expected is None and token is None:
-        return  # an Ironic agent, or a node whose token is not issued yet
+    info = task.node.driver_internal_info
+    expected = info.get("agent_token_hash")
+    if expected is None and token is None and not info.get("agent_phase"):
+        return  # an Ironic agent before its lookup
     if token is None or expected is None:
         raise Forbidden("This heartbeat needs the agent token given by the lookup.")
-    if not hmac.compare_digest(str(expected), direct.token_hash(token)):
+    if not hmac.compare_digest(str(expected).encode(), direct.token_hash(token).encode()):
         raise Forbidden("Wrong agent token: look the node up again.")
 
 

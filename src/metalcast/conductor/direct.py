@@ -21,17 +21,26 @@ Keys in ``driver_internal_info``::
     agent_phase_started   ISO time the current phase began (for durations)
     agent_progress        the agent's last progress report
     agent_log             the last lines of the agent's log
+    tenant_sources        fetched instance_info keys a non-administrator set (.sources)
+
+The queued ``url`` of a download is a path under the boot HTTP server's /images/;
+each heartbeat reply carries it signed for the node and its agent token, valid for
+``images.agent_url_ttl`` seconds (:func:`signed`, :mod:`metalcast.agent_downloads`).
+The config drive is removed as soon as the node leaves the deploy, however it leaves
+(:meth:`metalcast.conductor.runtime.Runtime.discard_config_drive`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid as uuidlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from metalcast.agent_downloads import token_hash as token_hash
+from metalcast.conductor import sources
 from metalcast.conductor.interfaces import OperationFailed, call, interface_of
 from metalcast.conductor.power import set_power
 from metalcast.conductor.task import NodeTask
@@ -43,23 +52,20 @@ from metalcast.images.configdrive import (
     RemoteConfigDrive,
     fetch_config_drive,
     prepare_config_drive,
-    remove_config_drive,
 )
 from metalcast.images.source import parse_image_source
 from metalcast.states import PowerTarget
 
 #: how many of the agent's log lines a node keeps
 AGENT_LOG_LINES = 200
+#: where the boot HTTP server serves the images directory
+DOWNLOADS = "/images/"
 
 
 def agent_driven(task: NodeTask) -> bool:
     """Whether the node's deploy interface hands its work to the agent."""
     deploy = interface_of(task.rt, task.node, cls=DeployInterface)
     return bool(getattr(deploy, "agent_driven", False))
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def command(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,9 +127,10 @@ def start_deploy(task: NodeTask) -> None:
     except InvalidInput as exc:
         raise _failed("deploy", exc.message, status=400) from exc
     started = time.monotonic()
-    phase_event(task, f"Image {source.url}: fetching into the cache")
+    phase_event(task, f"Image {source.display_url}: fetching into the cache")
+    tenant = bool(sources.IMAGE_KEYS & sources.tenant_keys(task.node.driver_internal_info))
     try:
-        image = images.fetch(source, holder=task.uuid)
+        image = images.fetch(source, holder=task.uuid, tenant=tenant)
     except MetalcastError as exc:
         raise _failed("cache the image", exc.message) from exc
     phase_event(
@@ -136,7 +143,7 @@ def start_deploy(task: NodeTask) -> None:
         command(
             "write_image",
             {
-                "url": f"/images/{relative}",
+                "url": f"{DOWNLOADS}{relative}",
                 "checksum_algo": "sha256",
                 "checksum": image.raw_sha256,
                 "size": image.raw_size,
@@ -153,33 +160,56 @@ def start_deploy(task: NodeTask) -> None:
 
 def _config_drive(task: NodeTask) -> dict[str, Any] | None:
     given = task.node.instance_info.get("configdrive")
-    root = task.rt.configdrive_dir
-    if given in (None, "", {}) or root is None:
+    store = task.rt.configdrives
+    if given in (None, "", {}) or store is None:
         return None
-    directory = root / task.uuid
+    directory = store.directory(task.uuid)
     identity = InstanceIdentity(task.uuid, name=task.node.name)
     try:
         drive = prepare_config_drive(
-            given,
-            instance=identity,
-            directory=directory,
-            max_bytes=task.rt.configdrive_max_bytes,
+            given, instance=identity, directory=directory, max_bytes=store.max_bytes
         )
         if isinstance(drive, RemoteConfigDrive):
-            fetcher = task.rt.images.fetcher if task.rt.images else None
-            if fetcher is None:
-                raise _failed("fetch the config drive", "this conductor has no image cache")
-            drive = fetch_config_drive(
-                drive,
-                directory=directory,
-                fetcher=fetcher,
-                max_bytes=task.rt.configdrive_max_bytes,
-            )
+            drive = _fetch_config_drive(task, drive, directory=directory)
     except MetalcastError as exc:
         raise _failed("build the config drive", exc.message, status=400) from exc
     assert isinstance(drive, ConfigDriveImage)
-    relative = drive.path.relative_to(root.parent).as_posix()
-    return {"url": f"/images/{relative}", "checksum_algo": "sha256", "checksum": drive.sha256}
+    relative = drive.path.relative_to(store.root.parent).as_posix()
+    return {"url": f"{DOWNLOADS}{relative}", "checksum_algo": "sha256", "checksum": drive.sha256}
+
+
+def _fetch_config_drive(
+    task: NodeTask, drive: RemoteConfigDrive, *, directory: Path
+) -> ConfigDriveImage:
+    """Download a config drive given as a URL, under the rule of who gave it.
+    Raises OperationFailed, MetalcastError."""
+    store = task.rt.configdrives
+    fetcher = task.rt.images.fetcher if task.rt.images else None
+    if fetcher is None or store is None:
+        raise _failed("fetch the config drive", "this conductor has no image cache")
+    if "configdrive" in sources.tenant_keys(task.node.driver_internal_info):
+        fetcher = fetcher.for_tenant()
+    fetcher.admit(drive.url, what="Config drive")
+    return fetch_config_drive(
+        drive, directory=directory, fetcher=fetcher, max_bytes=store.max_bytes
+    )
+
+
+def signed(task: NodeTask, command: Mapping[str, Any]) -> dict[str, Any]:
+    """``command`` as handed to the agent: a download ``url`` signed for this node and
+    its agent token (unchanged without a token or a signer: the boot server refuses
+    it then)."""
+    url = command.get("args", {}).get("url")
+    expected = task.node.driver_internal_info.get("agent_token_hash")
+    signer = task.rt.signer
+    if not isinstance(url, str) or not url.startswith(DOWNLOADS) or signer is None:
+        return dict(command)
+    if not isinstance(expected, str):
+        return dict(command)
+    now = task.rt.clock.now().replace(tzinfo=UTC)  # the clock's time is naive UTC
+    expires = int(now.timestamp() + task.rt.agent_url_ttl)
+    path = signer.sign(url, node=task.uuid, token_sha256=expected, expires=expires)
+    return {**command, "args": {**command["args"], "url": task.rt.download_base + path}}
 
 
 def finish_deploy(task: NodeTask) -> None:
@@ -217,8 +247,7 @@ def forget(task: NodeTask) -> None:
     )
     if task.rt.images is not None:
         task.rt.images.unpin_all(task.uuid)
-    if task.rt.configdrive_dir is not None:
-        remove_config_drive(task.rt.configdrive_dir / task.uuid)
+    task.rt.discard_config_drive(task.uuid)
 
 
 def phase_seconds(task: NodeTask) -> float | None:

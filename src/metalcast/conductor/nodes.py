@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from metalcast.conductor import sources
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire, try_acquire
 from metalcast.db import repository as repo
@@ -58,9 +59,10 @@ def _check_fields(values: Mapping[str, Any], *, creating: bool) -> None:
         raise InvalidInput(f"Cannot set node field(s): {', '.join(unknown)}.")
 
 
-def create_node(rt: Runtime, values: JSONDict, *, user: str) -> Node:
+def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False) -> Node:
     """Insert a node with its driver's default interfaces filled in and its secrets
     encrypted; it starts in ``values["provision_state"]`` (default ``enroll``).
+    ``admin``: the caller is a system administrator (:mod:`.sources`).
 
     Raises:
         InvalidInput: unknown driver, interface or field, or a bad initial state.
@@ -75,6 +77,12 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str) -> Node:
     for name, impl in rt.registry.resolve_interfaces(driver, requested).items():
         values[f"{name}_interface"] = impl
     values["driver_info"] = rt.secret_box.seal(values.get("driver_info") or {})
+    values["driver_internal_info"] = sources.track(
+        values.get("driver_internal_info") or {},
+        before={},
+        after=values.get("instance_info") or {},
+        admin=admin,
+    )
     state = values.get("provision_state") or PS.ENROLL.value
     if state not in _INITIAL_STATES:
         raise InvalidInput(f"A node cannot be created in provision state '{state}'.")
@@ -93,11 +101,18 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str) -> Node:
 
 
 def update_node(
-    rt: Runtime, node_id: int, *, values: JSONDict, user: str, reset_interfaces: bool = False
+    rt: Runtime,
+    node_id: int,
+    *,
+    values: JSONDict,
+    user: str,
+    reset_interfaces: bool = False,
+    admin: bool = False,
 ) -> Node:
     """Write the changed fields under the node's lock, checking driver and interface
     changes against the node's state, the unique name and instance UUID, and keeping
-    masked secrets as stored.
+    masked secrets as stored.  ``admin``: the caller is a system administrator, which
+    decides how the image sources it changes are fetched (:mod:`.sources`).
 
     On a driver change the node keeps its interfaces, each of which the new hardware
     type must support, unless ``reset_interfaces``: then every interface not in
@@ -129,6 +144,13 @@ def update_node(
             )
         _check_associated(node, changes)
         _check_protected(node, changes)
+        if "instance_info" in changes:
+            changes["driver_internal_info"] = sources.track(
+                changes.get("driver_internal_info", node.driver_internal_info),
+                before=node.instance_info,
+                after=changes["instance_info"],
+                admin=admin,
+            )
         changes = {k: v for k, v in changes.items() if getattr(node, k) != v}
         if not changes:
             return node
@@ -229,6 +251,7 @@ def destroy_node(rt: Runtime, node_id: int, *, user: str) -> None:
         with rt.db.begin() as conn:
             repo.destroy_node(conn, node.id)
         task.released = True  # the row, and with it the lock, is gone
+    rt.discard_config_drive(node.uuid)
 
 
 def _delete_hint(state: ProvisionState) -> str:

@@ -4,11 +4,14 @@ A conductor that died (or was stopped before its workers finished) leaves nodes 
 by its hostname, some in a work state, some with a power action half done.  Nothing
 is running them any more: their locks are released, work states go to their failure
 state with the reason recorded, and stale ``target_power_state`` values are cleared.
+Config drives (user data) of nodes no deploy waits for any more are removed: a
+process killed at the wrong moment, or a changed secret key, can leave some behind.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
@@ -16,6 +19,8 @@ from metalcast.context import SYSTEM
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.states import WORK, ProvisionState
+
+PS = ProvisionState
 
 _log = logging.getLogger(__name__)
 
@@ -31,7 +36,20 @@ def recover(rt: Runtime) -> int:
         except Exception:  # boundary: one bad node must not stop the conductor starting
             _log.exception("%s: recovery failed", node.uuid)
     _clear_stale_power_targets(rt)
+    _sweep_config_drives(rt)
     return len(held)
+
+
+def _sweep_config_drives(rt: Runtime) -> None:
+    """Remove the config drives of nodes that are not deploying (any conductor's)."""
+    if rt.configdrives is None:
+        return
+    started = time.time()
+    with rt.db.read() as conn:
+        deploying = repo.nodes_in_states(conn, [PS.DEPLOYING.value, PS.DEPLOYWAIT.value])
+    removed = rt.configdrives.sweep(keep=[n.uuid for n in deploying], older_than=started)
+    if removed:
+        _log.warning("removed %d config drive(s) that no deploy waits for", removed)
 
 
 def _recover_node(rt: Runtime, node: Node) -> None:

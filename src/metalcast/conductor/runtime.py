@@ -3,17 +3,21 @@ workers.  One :class:`Runtime` per conductor, built by the service and passed do
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from metalcast.agent_downloads import UrlSigner
 from metalcast.conductor.clock import Clock
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import ConductorSettings
 from metalcast.db.engine import Database
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.images.cache import ImageCache
+from metalcast.images.configdrive import ConfigDriveStore
 from metalcast.secrecy import SecretBox
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +46,27 @@ class Runtime:
     #: through an agent in this conductor)
     images: ImageCache | None = None
     #: where config drives are built for agents to download (served with the images)
-    configdrive_dir: Path | None = None
-    configdrive_max_bytes: int = 64 * 2**20
+    configdrives: ConfigDriveStore | None = None
+    #: signs the image and config drive URLs handed to agents (the boot HTTP server
+    #: checks them with the same key)
+    signer: UrlSigner | None = None
+    #: what those URLs are relative to: "" (the API URL the agent was booted with,
+    #: the boot HTTP server's relay) or the boot HTTP server's own URL
+    download_base: str = ""
+    #: seconds a signed URL stays valid
+    agent_url_ttl: float = 600.0
 
     @property
     def hostname(self) -> str:
         return self.settings.hostname
+
+    def discard_config_drive(self, node_uuid: str) -> None:
+        """Remove ``node_uuid``'s config drive, if it has one.  A failure is logged,
+        not raised: the caller is ending an operation that must end all the same."""
+        if self.configdrives is None:
+            return
+        try:
+            if self.configdrives.remove(node_uuid):
+                _log.info("%s: config drive removed", node_uuid)
+        except OSError as exc:
+            _log.error("%s: cannot remove the config drive: %s", node_uuid, exc)

@@ -15,12 +15,15 @@ and the module of each operation.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
+from metalcast.agent_downloads import UrlSigner
 from metalcast.conductor import (
     agent,
     console,
@@ -45,8 +48,11 @@ from metalcast.db import repository as repo
 from metalcast.db.engine import Database
 from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.drivers.registry import DriverRegistry
+from metalcast.images.cache import KEY_PURPOSE as CACHE_KEYS
 from metalcast.images.cache import ImageCache
-from metalcast.images.download import Fetcher
+from metalcast.images.configdrive import KEY_PURPOSE as CONFIG_DRIVE_KEYS
+from metalcast.images.configdrive import ConfigDriveStore
+from metalcast.images.download import Fetcher, private_dir
 from metalcast.reports import AgentReport
 from metalcast.secrecy import SecretBox
 
@@ -63,21 +69,42 @@ class PeriodicIntervals:
     heartbeat: float | None = None
 
 
-def _images(settings: Settings) -> dict[str, Any]:
-    """The image cache and config-drive directory, inside what the boot HTTP server
-    serves at /images/ (``boot.images_dir``, else ``images.cache_dir``, else
-    <state_dir>/images)."""
-    root = settings.boot.images_dir or settings.images.cache_dir
-    root = root or settings.state_dir / "images"
+def _images(settings: Settings, secret_box: SecretBox) -> dict[str, Any]:
+    """The image cache, the config drives and the URL signer of agent downloads, in
+    what the boot HTTP server serves at /images/ (:attr:`Settings.images_dir`).
+
+    Raises:
+        ImageProcessingError: the directories cannot be made.
+    """
+    root = settings.images_dir
+    private_dir(root)
     fetcher = Fetcher(
         verify=settings.images.verify_tls,
         timeout=settings.images.download_timeout,
-        file_roots=(settings.state_dir, *settings.images.file_roots),
+        file_roots=settings.images.file_roots,
+        private=settings.private_paths,
+        allowed_internal=settings.images.allowed_internal_networks,
     )
+    cache = ImageCache(
+        root / "cache",
+        settings.images.cache_max_bytes,
+        secret=secret_box.derive_key(CACHE_KEYS),
+        fetcher=fetcher,
+    )
+    drives = ConfigDriveStore(
+        root / "configdrive",
+        secret=secret_box.derive_key(CONFIG_DRIVE_KEYS),
+        max_bytes=settings.images.configdrive_max_bytes,
+    )
+    private_dir(drives.root)
+    boot = settings.boot
     return {
-        "images": ImageCache(root / "cache", settings.images.cache_max_bytes, fetcher=fetcher),
-        "configdrive_dir": root / "configdrive",
-        "configdrive_max_bytes": settings.images.configdrive_max_bytes,
+        "images": cache,
+        "configdrives": drives,
+        "signer": UrlSigner(secret_box.derive_key(DOWNLOAD_URLS)),
+        # the agent's API URL is the boot server unless node_api_url sends it elsewhere
+        "download_base": "" if boot.node_api_url is None else boot.http_url,
+        "agent_url_ttl": settings.images.agent_url_ttl,
     }
 
 
@@ -105,7 +132,7 @@ class ConductorService:
             clock=clock or SystemClock(),
             workers=WorkerPool(cs.workers_pool_size),
             retry=retry or RetryPolicy(),
-            **_images(settings),
+            **_images(settings, secret_box),
         )
         given = intervals or PeriodicIntervals()
         self.intervals = PeriodicIntervals(
@@ -200,7 +227,7 @@ class ConductorService:
     # ------------------------------------------------------------------ nodes
 
     def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
-        return nodes.create_node(self.rt, values, user=context.who)
+        return nodes.create_node(self.rt, values, user=context.who, admin=context.is_admin)
 
     def update_node(
         self,
@@ -211,7 +238,12 @@ class ConductorService:
         reset_interfaces: bool = False,
     ) -> Node:
         return nodes.update_node(
-            self.rt, node_id, values=values, user=context.who, reset_interfaces=reset_interfaces
+            self.rt,
+            node_id,
+            values=values,
+            user=context.who,
+            reset_interfaces=reset_interfaces,
+            admin=context.is_admin,
         )
 
     def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
@@ -220,6 +252,7 @@ class ConductorService:
     def change_provision_state(
         self, node_id: int, verb: str, options: ProvisionOptions, *, context: RequestContext
     ) -> None:
+        options = dataclasses.replace(options, admin=context.is_admin)
         provision.change_provision_state(
             self.rt, node_id, verb=verb, options=options, user=context.who
         )

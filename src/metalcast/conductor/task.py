@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 PS = ProvisionState
 _log = logging.getLogger(__name__)
 _PROVISION_FIELDS = ("provision_state", "target_provision_state", "provision_updated_at")
+#: the states in which a node's config drive waits for its agent
+_DEPLOY_STATES = frozenset({PS.DEPLOYING, PS.DEPLOYWAIT})
 
 
 class TaskParked(Exception):
@@ -170,6 +172,9 @@ class NodeTask:
             text += f": {reason}"
         self.save(event=text, severity="ERROR" if failed else "INFO", user=who)
         self.log.info("%s: %s", self.uuid, text)
+        if old in _DEPLOY_STATES and new_state not in _DEPLOY_STATES:
+            # done, failed, aborted, timed out or interrupted: the user data goes now
+            self.rt.discard_config_drive(self.uuid)
         return new_state
 
     def _forget_steps(self) -> None:

@@ -5,9 +5,10 @@ fetches the image into the :class:`ImageCache` (verified, converted to raw, pinn
 for the node) and hands the agent the raw image's URL and sha256; it turns the
 provision request's ``configdrive`` into an ISO with :func:`prepare_config_drive`.
 
-Modules: ``source`` (instance_info keys), ``download`` (streaming, hashing, sparse
-writes), ``formats`` (magic, qemu-img), ``cache`` (the cache), ``configdrive``,
-``errors`` (the tree of :class:`ImageError`).  This package imports only
+Modules: ``source`` (instance_info keys), ``access`` (which local files and hosts a
+source may reach), ``download`` (streaming, hashing, sparse writes), ``formats``
+(magic, qemu-img), ``cache`` (the cache), ``configdrive``, ``errors`` (the tree of
+:class:`ImageError`).  This package imports only
 ``metalcast.errors``, ``config``, ``logs`` and ``secrecy``.
 """
 
@@ -17,6 +18,7 @@ from metalcast.images.cache import CachedImage, ImageCache, cache_key
 from metalcast.images.configdrive import (
     ConfigDriveContent,
     ConfigDriveImage,
+    ConfigDriveStore,
     InstanceIdentity,
     RemoteConfigDrive,
     build_config_drive,
@@ -50,6 +52,7 @@ __all__ = [
     "ChecksumMismatch",
     "ConfigDriveContent",
     "ConfigDriveImage",
+    "ConfigDriveStore",
     "DiskFormat",
     "DownloadProgress",
     "Fetcher",

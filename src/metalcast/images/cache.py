@@ -1,7 +1,9 @@
 """The conductor's image cache: each image fetched once, verified, kept as raw.
 
 An image is keyed by its URL and the checksum it must match, so a new image published
-at the same URL (with its new checksum) is a new entry.  Fetching downloads into the
+at the same URL (with its new checksum) is a new entry.  The key is an HMAC of both
+under a key derived from the server's secret key: nobody who knows a URL and a
+checksum can name the cached file.  Fetching downloads into the
 cache while hashing, refuses a checksum mismatch (leaving nothing behind), converts
 qcow2 to a sparse raw file and records the raw file's sha256: that is what the agent
 verifies after writing the disk.
@@ -15,6 +17,8 @@ Layout of ``root`` (one set of files per key)::
     <key>.use.lock      held shared while a process uses the image (ImageCache.use)
     <key>.part …        a fetch in progress
 
+The cache's directories are mode 0700 and its files 0600: the boot HTTP server (the
+same process) serves them to agents with a signed URL, and nobody else reads them.
 Locks are ``flock`` locks, so concurrent fetches of one image, from threads or from
 processes, download it once; a crashed process leaves no lock behind.  Eviction
 removes the least recently used images while the cache holds more than ``max_bytes``
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -37,12 +42,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from metalcast.errors import InvalidInput, NotFound
-from metalcast.images.download import Fetcher, ProgressCallback, download, resolve_checksum
+from metalcast.images.download import (
+    Fetcher,
+    ProgressCallback,
+    download,
+    private_dir,
+    resolve_checksum,
+)
 from metalcast.images.errors import ChecksumMismatch, ImageProcessingError
 from metalcast.images.formats import convert_to_raw, detect_format, inspect_qcow2, sha256_of_file
 from metalcast.images.source import (
     Checksum,
     ChecksumAlgo,
+    ChecksumFile,
     DiskFormat,
     ImageSource,
 )
@@ -103,20 +115,33 @@ class CachedImage:
         )
 
 
-def cache_key(url: str, checksum: Checksum) -> str:
-    """The cache key of the image at ``url`` that must match ``checksum``."""
-    return hashlib.sha256(f"{url}\n{checksum}".encode()).hexdigest()[:32]
+#: what :meth:`metalcast.secrecy.SecretBox.derive_key` derives the cache's key for
+KEY_PURPOSE = "image-cache-names"
+
+
+def cache_key(url: str, checksum: Checksum, *, secret: bytes) -> str:
+    """The cache key of the image at ``url`` that must match ``checksum``: an HMAC
+    under ``secret``, so that it cannot be guessed from the URL and checksum."""
+    mac = hmac.new(secret, f"{url}\n{checksum}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
 
 
 class ImageCache:
     """Raw images fetched from http(s)/file sources, kept in ``root`` up to
-    ``max_bytes`` on disk.  Safe to share between threads and processes."""
+    ``max_bytes`` on disk.  Safe to share between threads and processes.
 
-    def __init__(self, root: Path, max_bytes: int, *, fetcher: Fetcher | None = None) -> None:
+    ``secret`` keys the file names (the same in every process sharing the cache);
+    the fetcher never reads a source inside ``root``.
+    """
+
+    def __init__(
+        self, root: Path, max_bytes: int, *, secret: bytes, fetcher: Fetcher | None = None
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        self.fetcher = fetcher or Fetcher()
-        root.mkdir(parents=True, exist_ok=True)
+        self.fetcher = (fetcher or Fetcher()).with_private(root)
+        self._secret = secret
+        private_dir(root)
 
     def fetch(
         self,
@@ -124,14 +149,18 @@ class ImageCache:
         progress: ProgressCallback | None = None,
         *,
         holder: str | None = None,
+        tenant: bool = False,
     ) -> CachedImage:
         """The cached raw image of ``source``, downloaded and converted if needed.
 
         With ``holder`` (e.g. a node UUID) the image is pinned for it until
-        :meth:`unpin`; without, a later fetch of another image may evict it.
+        :meth:`unpin`; without, a later fetch of another image may evict it.  With
+        ``tenant`` the source was set by a non-administrator: it may not be a local
+        file or reach an internal host (:meth:`Fetcher.for_tenant`), cached or not.
 
         Raises:
-            ImageDownloadError: the image or its checksum file could not be fetched.
+            ImageDownloadError: the image or its checksum file could not be fetched,
+                or may not be (a local file or internal host that is not allowed).
             InvalidInput: the checksum file has no usable line for the image, or
                 ``holder`` is not a simple name (letters, digits, ``._-``).
             ChecksumMismatch: the image does not match its checksum.
@@ -140,23 +169,35 @@ class ImageCache:
         """
         if holder is not None:
             _check_holder(holder)
-        with self.use(source, progress) as image:
+        with self.use(source, progress, tenant=tenant) as image:
             if holder is not None:
                 self.pin(image.key, holder)
         return image
 
     @contextmanager
     def use(
-        self, source: ImageSource, progress: ProgressCallback | None = None
+        self,
+        source: ImageSource,
+        progress: ProgressCallback | None = None,
+        *,
+        tenant: bool = False,
     ) -> Iterator[CachedImage]:
         """Fetch like :meth:`fetch`; the image is not evicted until the block exits
         (or this process dies).  Raises what :meth:`fetch` raises."""
-        checksum = resolve_checksum(self.fetcher, source)
-        key = cache_key(source.url, checksum)
+        fetcher = self.fetcher.for_tenant() if tenant else self.fetcher
+        # refused before the cache is looked at: a hit must not hand out what the
+        # caller may not read
+        fetcher.admit(source.url)
+        if isinstance(source.checksum, ChecksumFile):
+            fetcher.admit(source.checksum.url, what="Checksum")
+        checksum = resolve_checksum(fetcher, source)
+        key = cache_key(source.url, checksum, secret=self._secret)
         image: CachedImage | None = None
         try:
             with _flock(self._file(key, ".use.lock"), exclusive=False):
-                image = self._get_or_fetch(key, source, checksum=checksum, progress=progress)
+                image = self._get_or_fetch(
+                    key, source, checksum=checksum, progress=progress, fetcher=fetcher
+                )
                 self.evict()
                 yield image
         finally:
@@ -190,8 +231,8 @@ class ImageCache:
             image = self._read(key)
             if image is None:
                 raise NotFound(f"Image {key} is not in the image cache {self.root}")
-            pin.parent.mkdir(exist_ok=True)
-            pin.touch()
+            pin.parent.mkdir(mode=0o700, exist_ok=True)
+            pin.touch(mode=0o600)
         return image
 
     def unpin(self, key: str, holder: str) -> None:
@@ -246,6 +287,7 @@ class ImageCache:
         *,
         checksum: Checksum,
         progress: ProgressCallback | None,
+        fetcher: Fetcher,
     ) -> CachedImage:
         with _flock(self._file(key, ".fetch.lock"), exclusive=True):
             image = self._read(key)
@@ -254,7 +296,9 @@ class ImageCache:
                 return self._write_meta(replace(image, last_used_at=_now()))
             self._remove_files(key)  # what an interrupted fetch left
             try:
-                return self._populate(key, source, checksum=checksum, progress=progress)
+                return self._populate(
+                    key, source, checksum=checksum, progress=progress, fetcher=fetcher
+                )
             except BaseException:
                 self._remove_files(key)
                 raise
@@ -266,14 +310,25 @@ class ImageCache:
         *,
         checksum: Checksum,
         progress: ProgressCallback | None,
+        fetcher: Fetcher,
     ) -> CachedImage:
         part = self._file(key, ".part")
         algos = tuple(dict.fromkeys((str(checksum.algo), "sha256")))
-        got = download(self.fetcher, source.url, target=part, algos=algos, progress=progress)
+        got = download(fetcher, source.url, target=part, algos=algos, progress=progress)
         actual = got.digests[str(checksum.algo)]
         if actual != checksum.value:
+            # the actual digest is for the operator's log only: told to the caller, it
+            # would let anyone learn the digest of whatever a URL points at, and then
+            # have it cached under that digest
+            LOG.warning(
+                "Image %s does not match its %s checksum %s: it hashes to %s",
+                source.display_url,
+                checksum.algo,
+                checksum.value,
+                actual,
+            )
             raise ChecksumMismatch(
-                url=source.display_url, algo=str(checksum.algo), expected=checksum.value, got=actual
+                url=source.display_url, algo=str(checksum.algo), expected=checksum.value
             )
         disk_format = detect_format(part, declared=source.disk_format, url=source.url)
         raw = self._file(key, ".raw")
@@ -303,6 +358,7 @@ class ImageCache:
         converted = self._file(key, ".raw.part")
         convert_to_raw(part, converted, url=url)
         part.unlink()
+        converted.chmod(0o600)  # qemu-img made it with the process's umask
         raw_sha256 = sha256_of_file(converted)
         os.replace(converted, self._file(key, ".raw"))
         return raw_sha256
@@ -320,7 +376,9 @@ class ImageCache:
         meta = self._file(image.key, ".json")
         tmp = self._file(image.key, ".json.tmp")
         try:
-            tmp.write_text(json.dumps(image.to_json(), indent=2) + "\n")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(image.to_json(), indent=2) + "\n")
             os.replace(tmp, meta)
         except OSError as exc:
             raise ImageProcessingError(f"Cannot write {meta}: {exc.strerror or exc}") from exc
@@ -414,7 +472,7 @@ def _acquire(path: Path, *, exclusive: bool, blocking: bool) -> int | None:
     """
     operation = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if blocking else fcntl.LOCK_NB)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, operation)
         except BlockingIOError:

@@ -13,6 +13,11 @@ Ironic's ``configdrive`` forms are accepted as they are:
 A malformed drive raises :class:`metalcast.errors.InvalidInput`; a tool that is
 missing or fails raises :class:`ImageProcessingError`; a URL that cannot be fetched
 raises :class:`ImageDownloadError`.
+
+A drive holds the instance's user data (often secrets), so :class:`ConfigDriveStore`
+keeps each node's in a directory of its own whose name is an HMAC of the node's UUID
+(not guessable from it), mode 0700, the ISO mode 0600, and removes it with the
+directory as soon as the deploy ends, however it ends.
 """
 
 from __future__ import annotations
@@ -20,21 +25,24 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from metalcast.errors import InvalidInput
-from metalcast.images.download import Fetcher
+from metalcast.images.download import Fetcher, private_dir
 from metalcast.images.errors import ImageProcessingError
 from metalcast.images.source import display_url
 
+_log = logging.getLogger(__name__)
 #: the largest config drive accepted, built or given (Ironic's partition is 64 MiB)
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 LABEL = "config-2"
@@ -117,6 +125,54 @@ class RemoteConfigDrive:
     url: str
 
 
+#: what :meth:`metalcast.secrecy.SecretBox.derive_key` derives directory names for
+KEY_PURPOSE = "config-drive-names"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDriveStore:
+    """Where the nodes' config drives wait for their agents: ``root/<hmac of the
+    node's UUID>/configdrive.iso``."""
+
+    root: Path
+    secret: bytes = field(repr=False)
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def directory(self, node_uuid: str) -> Path:
+        """The directory of ``node_uuid``'s config drive (not made here)."""
+        name = hmac.new(self.secret, node_uuid.encode(), hashlib.sha256).hexdigest()[:32]
+        return self.root / name
+
+    def remove(self, node_uuid: str) -> bool:
+        """Remove ``node_uuid``'s config drive and its directory; whether there was one.
+
+        Raises:
+            OSError: it cannot be removed (it stays: the caller must say so).
+        """
+        directory = self.directory(node_uuid)
+        if not directory.exists():
+            return False
+        shutil.rmtree(directory)
+        return True
+
+    def sweep(self, *, keep: Iterable[str], older_than: float) -> int:
+        """Remove every config drive but those of the nodes ``keep`` (UUIDs) and those
+        made at or after ``older_than`` (a Unix time: a deploy that began meanwhile);
+        how many were removed.  What cannot be removed stays (it is logged).
+        """
+        kept = {self.directory(uuid).name for uuid in keep}
+        removed = 0
+        for directory in self.root.glob("*"):
+            try:
+                if directory.name in kept or directory.stat().st_mtime >= older_than:
+                    continue
+                shutil.rmtree(directory)
+                removed += 1
+            except OSError as exc:
+                _log.error("Cannot remove the config drive %s: %s", directory, exc)
+        return removed
+
+
 def prepare_config_drive(
     configdrive: str | Mapping[str, object],
     *,
@@ -184,7 +240,7 @@ def build_config_drive(
     size = sum(len(data) for data in files.values()) * len(VERSIONS)
     if size > max_bytes:
         raise InvalidInput(f"Invalid configdrive: its files take {size} bytes, over {max_bytes}")
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as scratch:
         tree = Path(scratch) / "tree"
         for version in VERSIONS:
@@ -264,8 +320,13 @@ def check_config_drive_iso(data: bytes) -> None:
 
 
 def remove_config_drive(directory: Path) -> None:
-    """Remove the config drive written in ``directory`` (if any)."""
-    (directory / ISO_NAME).unlink(missing_ok=True)
+    """Remove the config drive written in ``directory`` (if any), and the directory.
+
+    Raises:
+        OSError: it cannot be removed.
+    """
+    if directory.exists():
+        shutil.rmtree(directory)
 
 
 def _object(request: Mapping[str, object], key: str) -> dict[str, object] | None:
@@ -371,12 +432,12 @@ def _make_iso(tree: Path, iso: Path) -> None:
 
 
 def _store(iso: bytes, directory: Path) -> ConfigDriveImage:
-    """Write ``iso`` as the node's config drive, atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``iso`` as the node's config drive (mode 0600), atomically."""
+    private_dir(directory)
     target = directory / ISO_NAME
     tmp = directory / f".{ISO_NAME}.tmp"
     try:
-        with tmp.open("wb") as fh:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
             fh.write(iso)
             fh.flush()
             os.fsync(fh.fileno())

@@ -12,17 +12,25 @@ import hashlib
 import logging
 import os
 import ssl
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import httpx
 
 from metalcast.errors import InvalidInput
+from metalcast.images.access import (
+    TENANT_LOCAL_REFUSED,
+    AccessRefused,
+    AddressGuard,
+    GuardedTransport,
+    LocalFiles,
+    parse_networks,
+)
 from metalcast.images.errors import ImageDownloadError, ImageProcessingError
 from metalcast.images.source import (
     Checksum,
@@ -73,17 +81,51 @@ class Downloaded:
 
 @dataclass(frozen=True, slots=True)
 class Fetcher:
-    """How sources are reached.
+    """How sources are reached, and which ones may be (:mod:`metalcast.images.access`).
 
     ``verify``: verify https certificates (True), not (False), or against this
     context.  ``file_roots``: the directories ``file://`` sources may be read from;
     empty refuses every local file (a path such as ``/dev/zero`` or a secret file
-    must not become an image).
+    must not become an image).  ``private``: paths no source may lead into, whatever
+    the roots say.  ``tenant``: the source was set by a non-administrator, so no local
+    file at all and no internal address outside ``allowed_internal``.
     """
 
     verify: bool | ssl.SSLContext = True
     timeout: float = 60.0
     file_roots: tuple[Path, ...] = field(default=())
+    private: tuple[Path, ...] = field(default=())
+    allowed_internal: tuple[str, ...] = field(default=())
+    tenant: bool = False
+
+    def for_tenant(self) -> Fetcher:
+        """This fetcher, for sources a non-administrator set."""
+        return replace(self, tenant=True)
+
+    def with_private(self, *paths: Path) -> Fetcher:
+        """This fetcher, with ``paths`` private too."""
+        return replace(self, private=(*self.private, *paths))
+
+    def admit(self, url: str, *, what: str = "Image") -> None:
+        """Refuse ``url`` before anything is read or looked up in a cache, if this
+        fetcher may not read it.
+
+        Raises:
+            ImageDownloadError: a local file outside the roots (or set by a
+                non-administrator), an internal host for a non-administrator's URL, a
+                name that does not resolve.
+        """
+        try:
+            if url.startswith("file:"):
+                self._local_path(url)
+            elif self.tenant:
+                parts = urlsplit(url)
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                self._guard().resolve(parts.hostname or "", port)
+        except AccessRefused as exc:
+            raise _file_error(url, what=what, reason=exc.reason) from None
+        except (OSError, ValueError) as exc:
+            raise _file_error(url, what=what, reason=f"cannot resolve its host: {exc}") from None
 
     @contextmanager
     def open(self, url: str, *, what: str = "Image") -> Iterator[Stream]:
@@ -91,7 +133,8 @@ class Fetcher:
 
         Raises:
             ImageDownloadError: an error status, an unreachable server, a missing or
-                forbidden local file (also when raised while reading the blocks).
+                forbidden local file, an internal host refused (also when raised
+                while reading the blocks).
         """
         if url.startswith("file:"):
             with self._open_file(url, what=what) as stream:
@@ -100,13 +143,19 @@ class Fetcher:
             with self._open_http(url, what=what) as stream:
                 yield stream
 
+    def _client(self) -> httpx.Client:
+        if not self.tenant:
+            return httpx.Client(verify=self.verify, timeout=self.timeout, follow_redirects=True)
+        transport = GuardedTransport(verify=self.verify, guard=self._guard())
+        return httpx.Client(transport=transport, timeout=self.timeout, follow_redirects=True)
+
+    def _guard(self) -> AddressGuard:
+        return AddressGuard(parse_networks(self.allowed_internal))
+
     @contextmanager
     def _open_http(self, url: str, *, what: str) -> Iterator[Stream]:
         try:
-            with (
-                httpx.Client(verify=self.verify, timeout=self.timeout, follow_redirects=True) as c,
-                c.stream("GET", url) as response,
-            ):
+            with self._client() as client, client.stream("GET", url) as response:
                 _check_status(response, url, what=what)
                 yield Stream(_content_length(response), response.iter_bytes(BLOCK))
         except httpx.HTTPError as exc:
@@ -114,31 +163,25 @@ class Fetcher:
 
     @contextmanager
     def _open_file(self, url: str, *, what: str) -> Iterator[Stream]:
-        path = self._allowed_path(url, what=what)
         try:
-            if not path.exists():
-                raise _file_error(url, what=what, reason="no such file")
-            if not path.is_file():  # checked before opening: opening a FIFO blocks
-                raise _file_error(url, what=what, reason="not a regular file")
-            fh = path.open("rb")
+            fh = LocalFiles(self.file_roots, self.private).open(self._local_path(url))
+        except AccessRefused as exc:
+            raise _file_error(url, what=what, reason=exc.reason) from None
         except OSError as exc:
             raise _file_error(url, what=what, reason=exc.strerror or str(exc)) from exc
         with fh:
-            info = os.fstat(fh.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise _file_error(url, what=what, reason="not a regular file")
-            yield Stream(info.st_size, file_blocks(fh, info.st_size))
+            size = os.fstat(fh.fileno()).st_size
+            yield Stream(size, file_blocks(fh, size))
 
-    def _allowed_path(self, url: str, *, what: str) -> Path:
+    def _local_path(self, url: str) -> Path:
+        """The path a file URL names, if this fetcher may read it.  Raises
+        AccessRefused."""
+        if self.tenant:
+            raise AccessRefused(TENANT_LOCAL_REFUSED)
         path = file_url_path(url)
         if path is None:
-            raise _file_error(url, what=what, reason="not a file URL")
-        resolved = path.resolve()
-        if not any(resolved.is_relative_to(root.resolve()) for root in self.file_roots):
-            roots = ", ".join(str(r) for r in self.file_roots) or "none configured"
-            reason = f"outside the directories images may be read from ({roots})"
-            raise _file_error(url, what=what, reason=reason)
-        return resolved
+            raise AccessRefused("not a file URL")
+        return LocalFiles(self.file_roots, self.private).check(path)
 
 
 def download(
@@ -211,7 +254,7 @@ class _SparseWriter:
 
     def __enter__(self) -> _SparseWriter:
         try:
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as exc:
             raise _store_error(self._path, exc) from exc
         return self
@@ -233,6 +276,19 @@ class _SparseWriter:
             raise _store_error(self._path, error) from error
         finally:
             os.close(self._fd)
+
+
+def private_dir(path: Path) -> None:
+    """Make ``path`` (and missing parents) a directory only this user may enter.
+
+    Raises:
+        ImageProcessingError: it cannot be made.
+    """
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+    except OSError as exc:
+        raise ImageProcessingError(f"Cannot make {path}: {exc.strerror or exc}") from exc
 
 
 def file_blocks(fh: BinaryIO, size: int) -> Iterator[bytes]:

@@ -37,14 +37,20 @@ class ImageDownloadError(ImageError):
 
 
 class ChecksumMismatch(ImageError):
-    """The downloaded bytes do not hash to the checksum the caller gave."""
+    """The downloaded bytes do not hash to the checksum the caller gave.
 
-    def __init__(self, *, url: str, algo: str, expected: str, got: str) -> None:
-        super().__init__(f"Checksum mismatch for {url}: expected {algo} {expected}, got {got}")
+    The message never says what they hash to: that would hand whoever set the source
+    the digest of anything the server can read.
+    """
+
+    def __init__(self, *, url: str, algo: str, expected: str) -> None:
+        super().__init__(
+            f"Checksum mismatch for {url}: the image does not match the {algo} checksum "
+            f"given ({expected})"
+        )
         self.url = url
         self.algo = algo
         self.expected = expected
-        self.got = got
 
 
 class UnsupportedImage(ImageError):

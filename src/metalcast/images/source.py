@@ -201,10 +201,18 @@ def parse_checksum_file(text: str, *, filename: str, algo: ChecksumAlgo | None) 
     entries = [entry for line in text.splitlines() if (entry := _checksum_line(line))]
     named = [digest for name, digest in entries if name and PurePosixPath(name).name == filename]
     if named:
-        return parse_checksum(named[0], algo=algo, key=f"the checksum of {filename}")
+        return _digest_of_file(named[0], algo=algo, what=f"its line for {filename!r}")
     if len(entries) == 1 and not entries[0][0]:
-        return parse_checksum(entries[0][1], algo=algo, key="the checksum")
+        return _digest_of_file(entries[0][1], algo=algo, what="its one line")
     raise InvalidInput(f"the checksum file lists no checksum for {filename!r}")
+
+
+def _digest_of_file(value: str, *, algo: ChecksumAlgo | None, what: str) -> Checksum:
+    """A digest read from a checksum file.  Raises InvalidInput, never quoting the
+    file: whoever named it must not learn what any URL serves."""
+    if not _HEX.match(value.strip()):
+        raise InvalidInput(f"the checksum file is unusable: {what} holds no hex digest")
+    return parse_checksum(value, algo=algo, key="the checksum")
 
 
 _BSD_LINE = re.compile(r"^\w+ \((?P<name>.+)\) = (?P<digest>[0-9a-fA-F]+)$")

@@ -6,7 +6,8 @@ Both run under busybox ``sh``.  ``/init`` loads the modules listed (in load orde
 ``python3 -I -S -m metalcast_agent`` and powers off when the agent exits (or the ACPI
 power button is pressed: busybox ``acpid`` runs :data:`POWER_BUTTON_SCRIPT`).  With
 ``metalcast.shell`` on the kernel command line it opens a console shell before powering
-off (for debugging in the lab).  With ``metalcast.bench=dd:<url>`` it runs a plain
+off (for debugging in the lab).  With ``metalcast.bench=dd:<url>`` (and
+``metalcast.bench_token=<token>``, sent as the agent sends its token) it runs a plain
 ``wget -O - <url> | dd of=/dev/vda bs=1M conv=fsync`` instead of the agent and prints
 ``METALCAST-BENCH dd <bytes> <seconds>`` (bench/deploy.py's baseline for the agent's
 image write).
@@ -98,17 +99,20 @@ ls /dev/input/event* >/dev/null 2>&1 && acpid -c /etc/acpi -l /run/acpid.log -p 
 hostname metalcast-ramdisk
 start_network
 # metalcast.bench=dd:<url>: time a plain wget | dd onto /dev/vda instead of the agent
+# (metalcast.bench_token=<token>: the token the boot server wants with the signed url)
 bench_dd() {
     start=$(cut -d' ' -f1 /proc/uptime)
-    wget -q -O - "$1" | dd of=/dev/vda bs=1M conv=fsync 2>/run/bench-dd.err
+    wget -q --header "X-Metalcast-Agent-Token: $2" -O - "$1" |
+        dd of=/dev/vda bs=1M conv=fsync 2>/run/bench-dd.err
     end=$(cut -d' ' -f1 /proc/uptime)
     bytes=$(sed -n 's/^\([0-9][0-9]*\) bytes.*/\1/p' /run/bench-dd.err)
     echo "METALCAST-BENCH dd ${bytes:-?} $(awk "BEGIN { print $end - $start }")"
 }
 bench=$(sed -n 's/.*metalcast\.bench=dd:\([^ ]*\).*/\1/p' /proc/cmdline)
+bench_token=$(sed -n 's/.*metalcast\.bench_token=\([^ ]*\).*/\1/p' /proc/cmdline)
 cd /
 if [ -n "$bench" ]; then
-    bench_dd "$bench"
+    bench_dd "$bench" "$bench_token"
     status=$?
 else
     say "starting metalcast-agent"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from metalcast.agent_downloads import UrlSigner
 from metalcast.boot import netns
 from metalcast.boot.service import BootServices
 from metalcast.boot.settings import BootSettings
@@ -23,6 +24,8 @@ CLIENT_MAC = "52:54:00:b0:07:01"
 SERVER_ADDRESS = "192.168.77.1"
 CLIENT_ADDRESS = "192.168.77.60"
 HTTP_PORT = 8080
+#: the key the boot services check agents' download URLs with
+SIGNER = UrlSigner(b"boot-test-signing-key-0123456789")
 
 #: what the boot tests run; they are skipped without it
 TOOLS = ("ip", "dnsmasq", "busybox", "curl")

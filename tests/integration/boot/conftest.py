@@ -29,6 +29,7 @@ import pytest
 from boot_netlab import (
     CLIENT_MAC,
     SERVER_ADDRESS,
+    SIGNER,
     TOOLS,
     BootLab,
     StartServices,
@@ -97,7 +98,10 @@ def start_services(
 
     def start(**changes: object) -> BootServices:
         services = BootServices(
-            boot_settings(boot_lab, **changes), state_dir=state_dir, api_url=stub_api.url
+            boot_settings(boot_lab, **changes),
+            state_dir=state_dir,
+            api_url=stub_api.url,
+            signer=SIGNER,
         )
         started.append(services)
         services.start()

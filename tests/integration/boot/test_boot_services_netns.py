@@ -22,6 +22,7 @@ from boot_netlab import (
     CLIENT_MAC,
     HTTP_PORT,
     SERVER_ADDRESS,
+    SIGNER,
     BootLab,
     StartServices,
     StubApi,
@@ -29,6 +30,7 @@ from boot_netlab import (
     wait_for,
 )
 
+from metalcast.agent_downloads import TOKEN_HEADER, token_hash
 from metalcast.boot import netns
 from metalcast.boot.dnsmasq import command, render_config
 from metalcast.boot.errors import BootHttpError, DnsmasqError
@@ -120,12 +122,19 @@ def test_http_serves_scripts_and_image_ranges_and_relays_to_the_api(
     assert f"metalcast.api={BASE} BOOTIF=01-${{netX/mac:hexhyp}} ipa-api-url={BASE}" in wget.stdout
 
     part = boot_lab.work / "part"
+    signed = SIGNER.sign(
+        "/images/disk.raw", node=NODE, token_sha256=token_hash("t0ken"), expires=2**33
+    )
     curl = boot_lab.run_client(
         "curl", "-sS", "-o", str(part), "-w", "%{http_code}", "-r", "1048576-2097151",
-        f"{BASE}/images/disk.raw",
+        "-H", f"{TOKEN_HEADER}: t0ken", f"{BASE}{signed}",
     )  # fmt: skip
     assert curl.stdout == "206", curl.stderr
     assert part.read_bytes() == image[1048576:2097152]
+    unsigned = boot_lab.run_client(
+        "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", f"{BASE}/images/disk.raw"
+    )  # fmt: skip
+    assert unsigned.stdout == "403"
 
     lookup = boot_lab.run_client(
         "curl", "-sS", "-H", "X-OpenStack-Ironic-API-Version: 1.22",
@@ -280,7 +289,9 @@ def test_a_missing_address_is_explained(start_services: StartServices) -> None:
 def test_a_failed_http_start_leaves_nothing_running(
     boot_lab: BootLab, stub_api: StubApi, state_dir: Path
 ) -> None:
-    services = BootServices(boot_settings(boot_lab), state_dir=state_dir, api_url=stub_api.url)
+    services = BootServices(
+        boot_settings(boot_lab), state_dir=state_dir, api_url=stub_api.url, signer=SIGNER
+    )
     with netns.socket_in_netns(boot_lab.server_ns, SERVER_ADDRESS, HTTP_PORT):
         try:
             with pytest.raises(BootHttpError, match=r"cannot listen on http://192.168.77.1:8080"):

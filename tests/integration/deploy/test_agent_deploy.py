@@ -2,8 +2,11 @@
 virtual IPMI BMC, and the real ``metalcast-agent`` as a process on a machine made of
 files (a fake /sys and a sparse file as its disk).
 
-The agent finds its node by MAC, gets its token, takes its commands from heartbeat
-replies and reports back; the conductor never connects to it.  provide (automated
+The agent talks to a boot HTTP server on loopback (as it would on the provisioning
+network): it finds its node by MAC through the server's relay, gets its token, takes
+its commands from heartbeat replies, downloads the image and the config drive from
+the boot server with signed URLs and its token, and reports back; the conductor never
+connects to it.  provide (automated
 cleaning through the agent) → deploy (image and config drive written by the agent,
 boot device disk, reboot) → active → undeploy (disk metadata erased) → available."""
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +28,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "agent"))
 from agent_machine import FakeMachine, write
 
+from metalcast.agent_downloads import PURPOSE, UrlSigner
+from metalcast.boot.http import BootHttpServer, create_app
 from metalcast.lab.bmc.fleet import Fleet, simulated_machines
 from metalcast.lab.machine import BootDevice, Power
+from metalcast.secrecy import SecretBox
 
 MIB = 2**20
 MAC = "52:54:00:6d:63:f0"
@@ -41,9 +48,40 @@ SERVER_ENV = {
 
 
 @pytest.fixture
-def server(start_metalcast_server: Callable[..., Any]) -> Iterator[Any]:
-    with start_metalcast_server(env=SERVER_ENV) as running:
+def images(tmp_path: Path) -> Path:
+    """Where the server may read local images from (images.file_roots)."""
+    path = tmp_path / "images"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def server(start_metalcast_server: Callable[..., Any], images: Path) -> Iterator[Any]:
+    env = {**SERVER_ENV, "METALCAST_IMAGES__FILE_ROOTS": str(images)}
+    with start_metalcast_server(env=env) as running:
         yield running
+
+
+@pytest.fixture
+def boot_url(server: Any) -> Iterator[str]:
+    """A boot HTTP server on loopback for the server's files, with its signing key:
+    what the agent reaches on a provisioning network."""
+    box = SecretBox.from_file(server.state_dir / "secret.key")
+    app = create_app(
+        boot_dir=server.state_dir / "boot" / "files",
+        images_dir=server.state_dir / "images",
+        api_url=server.url,
+        signer=UrlSigner(box.derive_key(PURPOSE)),
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    boot = BootHttpServer(app, host="127.0.0.1", port=port)
+    boot.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        boot.stop()
 
 
 @pytest.fixture
@@ -75,10 +113,10 @@ def wait_for_state(server: Any, ident: str, state: str, timeout: float = 90) -> 
     raise AssertionError(f"{ident} not {state} after {timeout}s: {node(server, ident)}")
 
 
-def start_agent(server: Any, machine: FakeMachine, log: Path) -> subprocess.Popen[bytes]:
+def start_agent(api_url: str, machine: FakeMachine, log: Path) -> subprocess.Popen[bytes]:
     write(
         machine.env.proc_root / "cmdline",
-        f"metalcast.api={server.url} BOOTIF=01-{MAC.replace(':', '-')} metalcast.heartbeat=0.2\n",
+        f"metalcast.api={api_url} BOOTIF=01-{MAC.replace(':', '-')} metalcast.heartbeat=0.2\n",
     )
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -106,7 +144,9 @@ def image(directory: Path) -> tuple[Path, str]:
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_provide_deploy_undeploy_through_the_agent(server: Any, bmc: Fleet, tmp_path: Path) -> None:
+def test_provide_deploy_undeploy_through_the_agent(
+    server: Any, bmc: Fleet, boot_url: str, images: Path, tmp_path: Path
+) -> None:
     machine = FakeMachine(tmp_path / "machine")
     disk = machine.add_disk("vda", 128 * MIB, serial="LAB0001")
     disk.write_bytes(os.urandom(MIB) + bytes(126 * MIB) + os.urandom(MIB))  # an old install
@@ -122,7 +162,7 @@ def test_provide_deploy_undeploy_through_the_agent(server: Any, bmc: Fleet, tmp_
     api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "manage"})
     wait_for_state(server, uuid, "manageable")
 
-    agent = start_agent(server, machine, tmp_path / "agent.log")
+    agent = start_agent(boot_url, machine, tmp_path / "agent.log")
     try:
         # provide: automated cleaning boots the agent, which erases the old install
         api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "provide"})
@@ -133,7 +173,7 @@ def test_provide_deploy_undeploy_through_the_agent(server: Any, bmc: Fleet, tmp_
         assert bmc.machines[0].power() is Power.OFF
 
         # deploy: the agent writes the image and a config drive
-        path, checksum = image(server.state_dir)
+        path, checksum = image(images)
         api(server, "PATCH", f"/v1/nodes/{uuid}", [
             {"op": "add", "path": "/instance_info/image_source", "value": path.as_uri()},
             {"op": "add", "path": "/instance_info/image_checksum", "value": checksum},
@@ -156,6 +196,8 @@ def test_provide_deploy_undeploy_through_the_agent(server: Any, bmc: Fleet, tmp_
         assert any(e.startswith("Agent: write_image succeeded (") for e in events), events
         assert any(e.startswith("Instance written; rebooted from its disk in ") for e in events)
         assert not list((server.state_dir / "boot").rglob(f"*{uuid}*"))  # boot files gone
+        drives = server.state_dir / "images" / "configdrive"
+        assert list(drives.rglob("*")) == []  # the user data is gone too
 
         # undeploy: cleaning erases the disk's metadata again
         api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "deleted"})
@@ -169,7 +211,7 @@ def test_provide_deploy_undeploy_through_the_agent(server: Any, bmc: Fleet, tmp_
 
 
 def test_a_checksum_mismatch_fails_the_deploy_with_the_agents_message(
-    server: Any, bmc: Fleet, tmp_path: Path
+    server: Any, bmc: Fleet, boot_url: str, images: Path, tmp_path: Path
 ) -> None:
     machine = FakeMachine(tmp_path / "machine")
     machine.add_disk("vda", 64 * MIB)
@@ -182,7 +224,7 @@ def test_a_checksum_mismatch_fails_the_deploy_with_the_agents_message(
     api(server, "POST", "/v1/ports", {"address": MAC, "node_uuid": uuid})
     api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "manage"})
     wait_for_state(server, uuid, "manageable")
-    path, _ = image(server.state_dir)
+    path, actual = image(images)
     api(server, "PATCH", f"/v1/nodes/{uuid}", [
         {"op": "add", "path": "/instance_info/image_source", "value": path.as_uri()},
         {"op": "add", "path": "/instance_info/image_checksum", "value": "0" * 64},
@@ -193,7 +235,7 @@ def test_a_checksum_mismatch_fails_the_deploy_with_the_agents_message(
     )  # fmt: skip
     assert response.status_code == 400  # manageable: deploy needs available first
     settings = {"target": "provide"}
-    agent = start_agent(server, machine, tmp_path / "agent.log")
+    agent = start_agent(boot_url, machine, tmp_path / "agent.log")
     try:
         api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", settings)
         wait_for_state(server, uuid, "available")
@@ -208,4 +250,5 @@ def test_a_checksum_mismatch_fails_the_deploy_with_the_agents_message(
     failed = node(server, uuid)
     # the conductor verifies the image before the agent ever sees it
     assert "Checksum mismatch" in failed["last_error"], failed["last_error"]
+    assert actual not in failed["last_error"]  # what it hashes to is not told
     assert "agent_commands" not in failed["driver_internal_info"]

@@ -21,13 +21,14 @@ from metalcast.images.source import Checksum, parse_image_source
 
 MIB = 1024 * 1024
 FETCHERS = 4
+SECRET = b"shared-by-every-process"
 
 CHILD = """
 import json, sys
 from pathlib import Path
 from metalcast.images import ImageCache, parse_image_source
 
-cache = ImageCache(Path(sys.argv[1]), 1 << 30)
+cache = ImageCache(Path(sys.argv[1]), 1 << 30, secret=b"shared-by-every-process")
 image = cache.fetch(parse_image_source(json.loads(sys.argv[2])))
 print(image.raw_sha256)
 """
@@ -51,10 +52,10 @@ def test_threads_download_once(image_server: ImageServer, tmp_path: Path) -> Non
     data = os.urandom(8 * MIB)
     info, path = serve_gated(image_server, data)
     image_server.gate(path)
-    cache = ImageCache(tmp_path / "cache", 1 << 30)
+    cache = ImageCache(tmp_path / "cache", 1 << 30, secret=SECRET)
     source = parse_image_source(info)
     assert isinstance(source.checksum, Checksum)
-    key = cache_key(source.url, source.checksum)
+    key = cache_key(source.url, source.checksum, secret=SECRET)
     results: list[CachedImage] = []
     threads = [
         threading.Thread(target=lambda: results.append(cache.fetch(source)))
@@ -79,7 +80,7 @@ def test_processes_download_once(image_server: ImageServer, tmp_path: Path) -> N
     root = tmp_path / "cache"
     source = parse_image_source(info)
     assert isinstance(source.checksum, Checksum)
-    key = cache_key(source.url, source.checksum)
+    key = cache_key(source.url, source.checksum, secret=SECRET)
     children = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, str(root), json.dumps(info)],

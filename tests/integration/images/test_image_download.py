@@ -17,6 +17,7 @@ from metalcast.images.errors import ChecksumMismatch, ImageDownloadError
 from metalcast.images.source import Checksum, ImageSource, parse_image_source
 
 MIB = 1024 * 1024
+SECRET = b"cache-names-key" * 2
 
 
 def source_for(url: str, data: bytes, **extra: object) -> ImageSource:
@@ -30,7 +31,7 @@ def leftovers(cache: ImageCache) -> list[str]:
 
 @pytest.fixture
 def cache(tmp_path: Path) -> ImageCache:
-    return ImageCache(tmp_path / "cache", 1 << 30)
+    return ImageCache(tmp_path / "cache", 1 << 30, secret=SECRET)
 
 
 def test_raw_image_is_downloaded_and_verified(image_server: ImageServer, cache: ImageCache) -> None:
@@ -114,9 +115,10 @@ def test_checksum_mismatch_leaves_nothing(image_server: ImageServer, cache: Imag
         cache.fetch(source)
 
     assert caught.value.message == (
-        f"Checksum mismatch for {url}: expected sha256 {source.checksum.value}, "
-        f"got {hashlib.sha256(b'the real image' * 1000).hexdigest()}"
+        f"Checksum mismatch for {url}: the image does not match the sha256 checksum given "
+        f"({source.checksum.value})"
     )
+    assert hashlib.sha256(b"the real image" * 1000).hexdigest() not in caught.value.message
     assert leftovers(cache) == []
 
 
@@ -174,6 +176,7 @@ def test_https_certificates_are_verified(tmp_path: Path, cache: ImageCache) -> N
         trusting = ImageCache(
             cache.root,
             cache.max_bytes,
+            secret=SECRET,
             fetcher=Fetcher(verify=ssl.create_default_context(cafile=str(cert))),
         )
         image = trusting.fetch(source_for(url, data))
@@ -182,3 +185,77 @@ def test_https_certificates_are_verified(tmp_path: Path, cache: ImageCache) -> N
     assert leftovers(cache) == sorted(
         f"{image.key}{suffix}" for suffix in (".fetch.lock", ".json", ".raw", ".use.lock")
     )
+
+
+# ------------------------------------------------ sources set by non-administrators
+
+
+def tenant_cache(tmp_path: Path, *allowed: str) -> ImageCache:
+    fetcher = Fetcher(allowed_internal=allowed)
+    return ImageCache(tmp_path / "tenant-cache", 1 << 30, secret=SECRET, fetcher=fetcher)
+
+
+def test_a_non_administrators_url_may_not_reach_loopback(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    data = os.urandom(MIB)
+    url = image_server.serve("/internal.raw", data)
+    cache = tenant_cache(tmp_path)
+
+    with pytest.raises(ImageDownloadError, match="may not reach loopback, link-local"):
+        cache.fetch(source_for(url, data), tenant=True)
+    assert image_server.requests["/internal.raw"] == 0  # not even asked
+
+    # the same URL set by an administrator is fetched
+    assert cache.fetch(source_for(url, data)).path.read_bytes() == data
+
+
+def test_an_allowed_internal_network_is_reachable_but_no_further(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    data = os.urandom(MIB)
+    url = image_server.serve("/mirror.raw", data)
+    image_server.redirects["/elsewhere.raw"] = url.replace("127.0.0.1", "127.0.0.2")
+    cache = tenant_cache(tmp_path, "127.0.0.1/32")
+
+    image = cache.fetch(source_for(url, data), tenant=True)
+    assert image.path.read_bytes() == data
+
+    # a redirect is a new connection, checked again: 127.0.0.2 is not allowed
+    redirected = f"{image_server.url}/elsewhere.raw"
+    with pytest.raises(ImageDownloadError, match=r"127\.0\.0\.2 is a loopback address"):
+        cache.fetch(source_for(redirected, b"other"), tenant=True)
+    assert image_server.requests["/elsewhere.raw"] == 1
+
+
+def test_a_non_administrators_checksum_file_may_not_reach_loopback(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    checksum_url = image_server.serve("/SHA256SUMS", b"0" * 64 + b"  disk.raw\n")
+    info = {"image_source": "http://203.0.113.9/disk.raw", "image_checksum": checksum_url}
+
+    with pytest.raises(ImageDownloadError, match=r"Checksum download .* may not reach loopback"):
+        tenant_cache(tmp_path).fetch(parse_image_source(info), tenant=True)
+    assert image_server.requests["/SHA256SUMS"] == 0
+
+
+def test_a_non_administrators_https_download_still_verifies_the_certificate(
+    tmp_path: Path,
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    data = os.urandom(MIB)
+    server = ImageServer()
+    server.use_tls(cert, key)
+    allowed = ("127.0.0.1/32",)  # the guarded transport connects to the checked address
+    with server.running():
+        url = server.serve("/disk.raw", data)
+        untrusting = tenant_cache(tmp_path, *allowed)
+        with pytest.raises(ImageDownloadError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.fetch(source_for(url, data), tenant=True)
+
+        context = ssl.create_default_context(cafile=str(cert))
+        fetcher = Fetcher(verify=context, allowed_internal=allowed)
+        cache = ImageCache(tmp_path / "tls-cache", 1 << 30, secret=SECRET, fetcher=fetcher)
+        image = cache.fetch(source_for(url, data), tenant=True)
+
+    assert image.path.read_bytes() == data

@@ -49,7 +49,9 @@ def work(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cache(tmp_path: Path, work: Path) -> ImageCache:
-    return ImageCache(tmp_path / "cache", 1 << 30, fetcher=Fetcher(file_roots=(work,)))
+    return ImageCache(
+        tmp_path / "cache", 1 << 30, secret=b"k" * 32, fetcher=Fetcher(file_roots=(work,))
+    )
 
 
 def leftovers(cache: ImageCache) -> list[str]:

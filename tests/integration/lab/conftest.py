@@ -146,7 +146,10 @@ def lab_env(
 ) -> Iterator[Lab]:
     """A server whose boot services follow a lab namespace of this test's own."""
     netns = f"mce2e{os.getpid() % 100000}"
+    images = tmp_path / "images"  # deploys read local images from here only
+    images.mkdir()
     env = {
+        "METALCAST_IMAGES__FILE_ROOTS": str(images),
         "METALCAST_BOOT__ENABLED": "true",
         "METALCAST_BOOT__NETNS": netns,
         "METALCAST_BOOT__KERNEL": str(agent_ramdisk.kernel),
@@ -156,7 +159,7 @@ def lab_env(
     with start_metalcast_server(env=env) as server:
         lab = Lab(
             server.url, tmp_path / "lab", netns, free_udp_base(1),
-            state_dir=server.state_dir, server_logs=server.logs,
+            state_dir=server.state_dir, images_dir=images, server_logs=server.logs,
         )  # fmt: skip
         try:
             yield lab

@@ -101,6 +101,8 @@ class Lab:
     base_port: int
     #: the server's state directory, when the test started the server itself
     state_dir: Path | None = None
+    #: a directory that server may read local images from (its images.file_roots)
+    images_dir: Path | None = None
     #: what that server logged so far
     server_logs: Callable[[], str] | None = None
 
@@ -178,8 +180,8 @@ class Lab:
 
     def deployable(self, image: Path) -> tuple[str, str]:
         """The image copied where the server may read files from: its URL and sha256."""
-        assert self.state_dir is not None, "the lab's server was not started by the test"
-        target = self.state_dir / image.name
+        assert self.images_dir is not None, "the lab's server was not started by the test"
+        target = self.images_dir / image.name
         shutil.copyfile(image, target)
         return target.as_uri(), hashlib.sha256(target.read_bytes()).hexdigest()
 

@@ -1,5 +1,5 @@
-"""``metalcast lab image build``: the bootable test disk in the state directory, with
-the sha256 a node's ``instance_info`` needs."""
+"""``metalcast lab image build``: the bootable test disk where the server reads local
+images from (images.file_roots), with the sha256 a node's ``instance_info`` needs."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ def test_image_build_prints_the_path_and_sha256(
     (state_dir / "cache").mkdir(parents=True)
     (state_dir / "cache" / "debs").symlink_to(lab_cache)  # the session's package cache
     monkeypatch.setenv("METALCAST_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("METALCAST_IMAGES__FILE_ROOTS", str(tmp_path / "images"))
     monkeypatch.setenv("COLUMNS", "400")
 
     done = CliRunner().invoke(app, ["lab", "image", "build", "--qcow2"])
 
     assert done.exit_code == 0, done.output
-    raw = state_dir / "lab" / "images" / "metalcast-test-disk.raw"
+    raw = tmp_path / "images" / "metalcast-test-disk.raw"
     digest = hashlib.sha256(raw.read_bytes()).hexdigest()
     assert f"{raw}  sha256 {digest}" in done.output
     assert f"image_source=file://{raw} --instance-info image_checksum={digest}" in done.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import shutil
 import subprocess
 import threading
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metalcast_agent.environment import Environment
+from metalcast_agent.protocol import TOKEN_HEADER
 
 MIB = 1024**2
 
@@ -80,16 +82,27 @@ def sha256(data: bytes) -> str:
 
 
 class FileServer:
-    """Serves ``files`` (path -> bytes) on 127.0.0.1; ``url(path)`` gives the address."""
+    """Serves ``files`` (path -> bytes) on 127.0.0.1; ``url(path)`` gives the address.
+
+    It records every request (``requests``: path with query, headers); with ``token``
+    set it answers 403 in Ironic's shape, as the boot server does, to requests that do
+    not carry it in the agent token header.
+    """
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.unsized: set[str] = set()  # served without Content-Length (closed at the end)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.token: str | None = None
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = server.files.get(self.path)
+                server.requests.append((self.path, dict(self.headers.items())))
+                if server.token and self.headers.get(TOKEN_HEADER) != server.token:
+                    self._refuse()
+                    return
+                body = server.files.get(self.path.split("?", 1)[0])
                 if body is None:
                     self.send_error(404)
                     return
@@ -100,6 +113,15 @@ class FileServer:
                 self.end_headers()
                 self.wfile.write(body)
                 self.close_connection = True
+
+            def _refuse(self) -> None:
+                fault = {"faultstring": "needs the agent token", "faultcode": "Client"}
+                body = json.dumps({"error_message": json.dumps(fault)}).encode()
+                self.send_response(403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

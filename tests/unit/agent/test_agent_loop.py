@@ -170,6 +170,7 @@ def test_401_goes_back_to_lookup_and_a_masked_token_keeps_the_old_one(harness: H
 
     assert len(harness.api.looked_up) == 2
     assert harness.api.sent[-1]["agent_token"] == TOKEN
+    assert harness.runner.downloads.token == TOKEN  # commands download with it too
 
 
 def test_ten_404s_in_a_row_go_back_to_lookup(harness: Harness) -> None:

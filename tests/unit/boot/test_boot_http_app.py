@@ -1,4 +1,4 @@
-"""The boot HTTP application: files, images with Range, the relay to the API."""
+"""The boot HTTP application: files, signed images with Range, the relay to the API."""
 
 from __future__ import annotations
 
@@ -9,12 +9,34 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.types import ASGIApp
 
+from metalcast.agent_downloads import TOKEN_HEADER, UrlSigner, token_hash
 from metalcast.boot.http import create_app, safe_file
 
 IMAGE = bytes(range(256)) * 64  # 16 KiB
+NOW = 1_900_000_000
+NODE = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
+TOKEN = "the-agent-token-of-node-1be26c0b"
+SIGNER = UrlSigner(b"k" * 32)
+
+
+def signed(path: str, *, node: str = NODE, token: str = TOKEN, expires: int = NOW + 60) -> str:
+    return SIGNER.sign(path, node=node, token_sha256=token_hash(token), expires=expires)
+
+
+def agent(token: str = TOKEN, **headers: str) -> dict[str, str]:
+    return {TOKEN_HEADER: token, **headers}
+
+
+def fault(response: httpx.Response) -> str:
+    """The faultstring of an error in Ironic's shape."""
+    inner = orjson.loads(response.json()["error_message"])
+    assert inner["faultcode"] == ("Client" if response.status_code < 500 else "Server")
+    message: str = inner["faultstring"]
+    return message
 
 
 class Body(httpx.AsyncByteStream):
@@ -101,7 +123,14 @@ def client(dirs: tuple[Path, Path], upstream: Upstream) -> Client:
     api = httpx.AsyncClient(
         base_url="http://127.0.0.1:6385", transport=httpx.MockTransport(upstream.handle)
     )
-    app = create_app(boot_dir=dirs[0], images_dir=dirs[1], api_url="http://unused", upstream=api)
+    app = create_app(
+        boot_dir=dirs[0],
+        images_dir=dirs[1],
+        api_url="http://unused",
+        signer=SIGNER,
+        upstream=api,
+        clock=lambda: NOW,
+    )
     return Client(app)
 
 
@@ -123,10 +152,24 @@ def test_boot_files_are_served_as_text(client: Client) -> None:
         "/boot/nodes",
         "/boot/",
         "/images/..%2fboot/boot.ipxe",
+        "/boot/" + "a/" * 3000 + "x",
+        "/images/" + "a/" * 3000 + "x",
+        "/boot/" + "a" * 5000,
+        "/images/.hidden",
     ],
 )
-def test_missing_hidden_and_escaping_paths_are_not_found(client: Client, path: str) -> None:
-    assert client.get(path).status_code == 404
+def test_missing_hidden_escaping_and_absurd_paths_are_not_found(client: Client, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 404
+    assert fault(answer) == "No such file."
+
+
+def test_a_name_too_long_for_the_filesystem_is_not_found(client: Client) -> None:
+    # short enough to be looked up, too long for one file name: is_file raises
+    answer = client.get("/boot/" + "b" * 300)
+    assert answer.status_code == 404
+    signed_long = client.get(signed("/images/" + "c" * 300), headers=agent())
+    assert signed_long.status_code == 404
 
 
 def test_safe_file_refuses_absolute_and_parent_paths(tmp_path: Path) -> None:
@@ -137,18 +180,84 @@ def test_safe_file_refuses_absolute_and_parent_paths(tmp_path: Path) -> None:
     assert safe_file(tmp_path, "") is None
 
 
-def test_images_are_served_whole_and_by_range(client: Client) -> None:
-    whole = client.get("/images/disk.raw")
+def test_images_are_served_whole_and_by_range_with_a_signed_url_and_the_token(
+    client: Client,
+) -> None:
+    url = signed("/images/disk.raw")
+    whole = client.get(url, headers=agent())
     assert whole.content == IMAGE
     assert whole.headers["accept-ranges"] == "bytes"
-    part = client.get("/images/disk.raw", headers={"Range": "bytes=1000-1999"})
+    part = client.get(url, headers=agent(Range="bytes=1000-1999"))
     assert part.status_code == 206
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(IMAGE)}"
     assert part.content == IMAGE[1000:2000]
-    tail = client.get("/images/disk.raw", headers={"Range": "bytes=-10"})
+    tail = client.get(url, headers=agent(Range="bytes=-10"))
     assert tail.content == IMAGE[-10:]
-    beyond = client.get("/images/disk.raw", headers={"Range": f"bytes={len(IMAGE)}-"})
+    beyond = client.get(url, headers=agent(Range=f"bytes={len(IMAGE)}-"))
     assert beyond.status_code == 416
+    head = client.head(url, headers=agent())
+    assert (head.status_code, head.headers["content-length"]) == (200, str(len(IMAGE)))
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "why"),
+    [
+        ("/images/disk.raw", agent(), "needs a signed URL"),
+        (signed("/images/disk.raw"), {}, "needs the node's agent token"),
+        (signed("/images/disk.raw"), agent("another-nodes-token"), "not valid for this"),
+        (signed("/images/disk.raw", expires=NOW - 1), agent(), "expired"),
+        (
+            signed("/images/disk.raw").replace(NODE, "00000000-0000-4000-8000-000000000000"),
+            agent(),
+            "not valid for this",
+        ),
+        (signed("/images/other.raw").replace("other.raw", "disk.raw"), agent(), "not valid"),
+        (
+            signed("/images/disk.raw").replace(f"expires={NOW + 60}", "expires=9999999999"),
+            agent(),
+            "not valid",
+        ),
+        (signed("/images/disk.raw") + "&sig=00", agent(), "needs a signed URL"),
+        (signed("/images/disk.raw").replace(f"{NOW + 60}", "soon"), agent(), "not a time"),
+    ],
+    ids=[
+        "unsigned",
+        "no-token",
+        "wrong-token",
+        "expired",
+        "wrong-node",
+        "tampered-path",
+        "tampered-expiry",
+        "repeated-parameter",
+        "expiry-not-a-number",
+    ],
+)
+def test_images_are_refused_without_a_valid_signature_token_and_expiry(
+    client: Client, url: str, headers: dict[str, str], why: str
+) -> None:
+    answer = client.get(url, headers=headers)
+    assert answer.status_code == 403
+    assert why in fault(answer)
+    assert IMAGE not in answer.content
+    assert client.head(url, headers=headers).status_code == 403
+
+
+def test_a_missing_image_with_a_valid_signature_is_not_found(client: Client) -> None:
+    answer = client.get(signed("/images/gone.raw"), headers=agent())
+    assert answer.status_code == 404
+    assert fault(answer) == "No such file."
+
+
+def test_unsigned_requests_learn_nothing_of_what_exists(client: Client) -> None:
+    present = client.get("/images/disk.raw", headers=agent())
+    absent = client.get("/images/gone.raw", headers=agent())
+    assert (present.status_code, fault(present)) == (absent.status_code, fault(absent))
+
+
+def test_without_a_signer_no_image_is_served(dirs: tuple[Path, Path]) -> None:
+    app = create_app(boot_dir=dirs[0], images_dir=dirs[1], api_url="http://unused", signer=None)
+    answer = Client(app).get(signed("/images/disk.raw"), headers=agent())
+    assert answer.status_code == 403
 
 
 def test_lookup_is_relayed_with_query_and_headers(client: Client, upstream: Upstream) -> None:
@@ -167,6 +276,42 @@ def test_lookup_is_relayed_with_query_and_headers(client: Client, upstream: Upst
     assert sent.headers["x-forwarded-for"] == "192.168.77.50"
     assert sent.headers["host"] == "127.0.0.1:6385"
     assert upstream.bodies[0] == b""
+
+
+def test_identity_and_credential_headers_are_not_relayed(
+    client: Client, upstream: Upstream
+) -> None:
+    forged = {
+        "X-Roles": "admin",
+        "X-Project-Id": "p1",
+        "X-Project-Name": "tenant",
+        "X-Tenant-Id": "p1",
+        "X-User-Id": "u1",
+        "X-User-Name": "alice",
+        "X-Domain-Id": "default",
+        "X-Service-Roles": "service",
+        "X-Identity-Status": "Confirmed",
+        "OpenStack-System-Scope": "all",
+        "Authorization": "Basic YWRtaW46YWRtaW4=",
+        "X-Auth-Token": "gAAAA-keystone-token",
+        "Cookie": "session=1",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-For": "10.9.9.9",
+        "Forwarded": "host=evil.example",
+        TOKEN_HEADER: TOKEN,
+        "X-OpenStack-Ironic-API-Version": "1.36",
+    }
+    client.get("/v1/lookup?addresses=52:54:00:12:34:56", headers=forged)
+    client.post(f"/v1/heartbeat/{NODE}", json={"agent_token": "t"}, headers=forged)
+    for sent in upstream.requests:
+        names = {name.lower() for name in sent.headers}
+        # the relay sets its own X-Forwarded-For/Host, checked below
+        relayed = {"x-openstack-ironic-api-version", "x-forwarded-for", "x-forwarded-host"}
+        assert names & {name.lower() for name in forged} == relayed
+        assert sent.headers["x-openstack-ironic-api-version"] == "1.36"
+        # the relay says who the peer is and where it was reached, nobody else
+        assert sent.headers.get_list("x-forwarded-for") == ["192.168.77.50"]
+        assert sent.headers.get_list("x-forwarded-host") == ["192.168.77.1:8080"]
 
 
 def test_heartbeat_body_is_relayed(client: Client, upstream: Upstream) -> None:

@@ -27,6 +27,7 @@ from metalcast.images.source import (
 )
 
 MIB = 1024 * 1024
+SECRET = b"cache-names-key-" * 2
 
 
 @pytest.fixture
@@ -37,7 +38,8 @@ def images(tmp_path: Path) -> Path:
 
 
 def make_cache(tmp_path: Path, images: Path, max_bytes: int = 100 * MIB) -> ImageCache:
-    return ImageCache(tmp_path / "cache", max_bytes, fetcher=Fetcher(file_roots=(images,)))
+    fetcher = Fetcher(file_roots=(images,))
+    return ImageCache(tmp_path / "cache", max_bytes, secret=SECRET, fetcher=fetcher)
 
 
 def write_image(path: Path, data: bytes) -> ImageSource:
@@ -89,7 +91,7 @@ def test_fetch_stores_a_raw_image_with_its_metadata(tmp_path: Path, images: Path
     assert image.raw_size == len(data)
     assert image.disk_format is DiskFormat.RAW
     assert isinstance(source.checksum, Checksum)
-    assert image.key == cache_key(source.url, source.checksum)
+    assert image.key == cache_key(source.url, source.checksum, secret=SECRET)
     meta = json.loads((cache.root / f"{image.key}.json").read_text())
     assert meta == image.to_json()
     assert meta["source_url"] == source.url
@@ -141,10 +143,26 @@ def test_checksum_mismatch_leaves_nothing_behind(tmp_path: Path, images: Path) -
 
     got = hashlib.sha256(b"x" * MIB).hexdigest()
     assert caught.value.message == (
-        f"Checksum mismatch for {source.url}: expected sha256 {'0' * 64}, got {got}"
+        f"Checksum mismatch for {source.url}: the image does not match the sha256 "
+        f"checksum given ({'0' * 64})"
     )
+    assert got not in caught.value.message  # the actual digest is for the log only
     assert caught.value.status_code == 502
     assert cache_files(cache) == []
+
+
+def test_the_actual_digest_of_a_mismatch_goes_to_the_log_only(
+    tmp_path: Path, images: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (images / "disk.raw").write_bytes(b"y" * 1000)
+    source = ImageSource((images / "disk.raw").as_uri(), Checksum(ChecksumAlgo.SHA256, "0" * 64))
+
+    with pytest.raises(ChecksumMismatch) as caught:
+        make_cache(tmp_path, images).fetch(source)
+
+    got = hashlib.sha256(b"y" * 1000).hexdigest()
+    assert got not in str(caught.value) and got not in repr(caught.value.__dict__)
+    assert got in caplog.text
 
 
 def test_holes_of_a_local_image_stay_holes(tmp_path: Path, images: Path) -> None:
@@ -221,7 +239,7 @@ def test_local_files_outside_the_allowed_roots_are_refused(tmp_path: Path, image
     with pytest.raises(ImageDownloadError, match="outside the directories"):
         make_cache(tmp_path, images).fetch(ImageSource(link.as_uri(), source.checksum))
     with pytest.raises(ImageDownloadError, match="none configured"):
-        ImageCache(tmp_path / "c2", MIB).fetch(source)
+        ImageCache(tmp_path / "c2", MIB, secret=SECRET).fetch(source)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from metalcast.api import lookup
+from metalcast.api import image_sources, lookup
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import parse_bool
 from metalcast.api.schema import Field, describe, validate_body
@@ -140,6 +140,7 @@ def set_provision_state(call: Call) -> object:
     ):
         if steps:
             call.enforce(rule, lookup.target(node))
+    image_sources.check_configdrive(call.context, call.deps.settings, request.configdrive)
     state = ProvisionState(node.provision_state)
     _check_abort_inspect(request.verb, state, call.version)
     # refuse an impossible transition before anything is written

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from starlette.routing import Route
 
-from metalcast.api import lookup, node_fields, patching
+from metalcast.api import image_sources, lookup, node_fields, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import (
     Listing,
@@ -221,6 +221,9 @@ def create_node(call: Call) -> object:
     )
     if self_owned and call.context.system_scope != "all":
         _own(body, project=call.context.project)
+    image_sources.check_instance_info(
+        call.context, call.deps.settings, before={}, after=body.get("instance_info") or {}
+    )
     with call.deps.db.read() as conn:
         values = node_fields.to_columns(conn, body)
     if not allows("enroll", call.version):
@@ -303,6 +306,13 @@ def patch_node(call: Call) -> object:
         changes = patching.changes(
             before, call.body, spec=PATCHABLE, version=call.version, keep=keep
         )
+        if "instance_info" in changes:
+            image_sources.check_instance_info(
+                call.context,
+                call.deps.settings,
+                before=node.instance_info,
+                after=changes["instance_info"] or {},
+            )
         values = node_fields.to_columns(conn, changes)
     if reset and "driver" not in values:
         raise InvalidInput(

@@ -4,7 +4,9 @@ The agent has no credentials: both actions are public in the policy (as Ironic's
 ``baremetal:driver:ipa_lookup`` and ``baremetal:node:ipa_heartbeat``), so neither
 endpoint returns a secret.  A lookup only finds a node in a state where an agent is
 expected (``states.AGENT_STATES``); every failure to find one is the same 404, so a
-caller learns nothing of other nodes.  Invalid MAC addresses are ignored when another
+caller learns nothing of other nodes.  Images and config drives are not served here:
+the boot HTTP server hands them to agents with URLs signed for the node's token
+(:mod:`metalcast.agent_downloads`).  Invalid MAC addresses are ignored when another
 address or ``node_uuid`` remains, as in Ironic; otherwise they are a 400.
 
 Errors: ``NotFound`` (404, also below 1.22), ``InvalidInput`` (400), and those of
@@ -18,8 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, Reply, endpoint
@@ -27,7 +27,6 @@ from metalcast.api.schema import Field, normalize_mac, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import links
 from metalcast.api.views.nodes import mask_instance_info
-from metalcast.boot.http import safe_file
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.errors import Conflict, InvalidInput, NotFound
@@ -165,19 +164,10 @@ def heartbeat(call: Call) -> object:
     reply = call.deps.conductor.agent_heartbeat(node.id, report, context=call.context)
     if token is None:
         return Reply(202)  # an Ironic agent: no body, as Ironic answers
-    reply["command"] = _absolute(reply.get("command"), call.base_url)
+    # a command's download URL is relative to the agent's API URL (the boot server's
+    # relay) or absolute from the boot settings: the conductor made it so, and nothing
+    # a request says (Host, X-Forwarded-Host) changes where it points
     return Reply(202, reply)
-
-
-def _absolute(command: dict[str, Any] | None, base_url: str) -> dict[str, Any] | None:
-    """The command with its relative ``url`` made absolute against the API's URL as
-    the agent reached it (through the boot server's relay, which serves /images)."""
-    if command is None:
-        return None
-    url = command.get("args", {}).get("url")
-    if isinstance(url, str) and url.startswith("/"):
-        return {**command, "args": {**command["args"], "url": base_url + url}}
-    return command
 
 
 def _list(value: object, name: str) -> list[Any]:
@@ -214,22 +204,7 @@ def _check_callback_url(url: str) -> None:
         )
 
 
-# --------------------------------------------------------------------------- images
-
-
-async def images(request: Request) -> Response:
-    """Cached images and config drives, for agents that reach the API directly (the
-    boot services' HTTP server serves the same files on the provisioning network)."""
-    settings = request.app.state.deps.settings
-    root = settings.boot.images_dir or settings.images.cache_dir
-    path = safe_file(root or settings.state_dir / "images", request.path_params["path"])
-    if path is None:
-        return JSONResponse({"error_message": "No such image."}, status_code=404)
-    return FileResponse(path, media_type="application/octet-stream")
-
-
 ROUTES = [
-    Route("/images/{path:path}", images, methods=["GET", "HEAD"]),
     Route("/v1/lookup", lookup, methods=["GET"]),
     Route("/v1/heartbeat/{node}", heartbeat, methods=["POST"]),
 ]

@@ -27,6 +27,9 @@ class ProvisionOptions:
     service_steps: list[dict[str, Any]] | None = None
     rescue_password: str | None = None
     disable_ramdisk: bool | None = None
+    #: the caller is a system administrator: a config drive URL it gives may reach
+    #: internal hosts (set by the conductor service from the request's context)
+    admin: bool = False
 
 
 Stage = Callable[[NodeTask, Event, ProvisionOptions], None]

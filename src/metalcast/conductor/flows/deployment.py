@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import bios, direct
+from metalcast.conductor import bios, direct, sources
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -31,7 +31,13 @@ def verify(task: NodeTask) -> None:
 
 def _stage_deploy(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
     if options.configdrive is not None:
-        task.update(instance_info={**task.node.instance_info, "configdrive": options.configdrive})
+        before = task.node.instance_info
+        after = {**before, "configdrive": options.configdrive}
+        task.update(instance_info=after)
+        info = sources.track(
+            task.node.driver_internal_info, before=before, after=after, admin=options.admin
+        )
+        task.update(driver_internal_info=info)
 
 
 #: what ``deploy_step`` (API 1.44) shows while the deploy interface writes the instance
@@ -68,7 +74,10 @@ def undeploy(task: NodeTask) -> None:
     set_power(task, PowerTarget.OFF)
     call(task, BootInterface, "clean up the instance boot", lambda i, ctx: i.clean_up_instance(ctx))
     task.update(instance_info={}, instance_uuid=None, deploy_step=None)
-    task.set_internal(agent_last_heartbeat=None, deploy_steps=None)
+    task.set_internal(
+        agent_last_heartbeat=None, deploy_steps=None, **{sources.TENANT_SOURCES: None}
+    )
+    task.rt.discard_config_drive(task.uuid)
     task.process_event(Event.CLEAN)
     run_cleaning(task)
 
