@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,10 +110,12 @@ class Tally:
 
 
 class Clients:
-    """One keep-alive httpx.Client per thread."""
+    """One keep-alive httpx.Client per thread; ``headers`` (credentials) go on every
+    request but never into the results."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, headers: Mapping[str, str] | None = None) -> None:
         self._settings = settings
+        self._headers = dict(headers or {})
         self._local = threading.local()
         self._all: list[httpx.Client] = []
         self._lock = threading.Lock()
@@ -123,7 +125,7 @@ class Clients:
         if client is None:
             client = httpx.Client(
                 base_url=self._settings.base_url,
-                headers={VERSION_HEADER: self._settings.api_version},
+                headers={VERSION_HEADER: self._settings.api_version, **self._headers},
                 timeout=self._settings.request_timeout,
             )
             self._local.client = client
@@ -406,11 +408,12 @@ def show_and_lifecycle(ctx: Context, uuids: Sequence[str]) -> None:
     results.info["lifecycle_transitions_expected"] = len(subset) * len(LIFECYCLE)
 
 
-def run(settings: Settings) -> Results:
-    """Run every phase against ``settings.base_url`` and return the results."""
+def run(settings: Settings, *, headers: Mapping[str, str] | None = None) -> Results:
+    """Run every phase against ``settings.base_url`` and return the results;
+    ``headers`` (credentials) are sent with every request."""
     results = Results(label=settings.label, base_url=settings.base_url, settings=asdict(settings))
     tally = Tally()
-    clients = Clients(settings)
+    clients = Clients(settings, headers)
     results.info["rss_mib_start"] = server_rss_mib(settings.server_pid)
     results.info["loadavg_start"] = os.getloadavg()
     try:
