@@ -93,6 +93,26 @@ class Database:
         self._secret_box = box
         self.engine.update_execution_options(**{BOX_OPTION: box})
 
+    def storage_version(self) -> int:
+        """SQLite's ``user_version`` (what :mod:`metalcast.db.sealing` has done to the
+        file); 0 for other databases."""
+        if not self.is_sqlite:
+            return 0
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+
+    def set_storage_version(self, version: int) -> None:
+        """Record ``version`` as SQLite's ``user_version``."""
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+
+    def vacuum(self) -> None:
+        """SQLite: rebuild the file (nothing deleted lingers in free space) and empty
+        the write-ahead log."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+        self.checkpoint()
+
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the database file and truncate it, so
         that no older version of a row stays in the log.  Nothing for other databases."""

@@ -51,6 +51,8 @@ SCRUBBED_COLUMNS: dict[str, tuple[str, ...]] = {
     "audit_events": ("path",),
 }
 _NODE_SECRET_COLUMNS = SEALED_COLUMNS["nodes"]
+#: SQLite's ``user_version`` once the file holds no clear secret, even in free space
+SEALED_STORAGE = 1
 #: rows read at a time by the passes over every stored row
 _BATCH = 500
 
@@ -173,15 +175,20 @@ def _revealed(box: SecretBox | None, document: Any) -> Any:
 
 
 def seal_database(db: Database) -> int:
-    """:func:`seal_stored` in one transaction; when rows changed, the write-ahead log
-    is emptied so that no clear copy of them stays behind.  Returns the rows changed.
+    """:func:`seal_stored` in one transaction, then make sure no clear copy stays in
+    the files: the write-ahead log is emptied, and a SQLite database written by a
+    version without ``secure_delete`` is vacuumed once (rows it deleted may linger in
+    free space).  Returns the rows changed.
 
     Raises:
         SecretsUnprotected: a clear secret is stored and ``db`` has no SecretBox.
     """
     with db.begin() as conn:
         changed = seal_stored(conn)
-    if changed:
+    if db.is_sqlite and db.storage_version() < SEALED_STORAGE:
+        db.vacuum()
+        db.set_storage_version(SEALED_STORAGE)
+    elif changed:
         db.checkpoint()
     return changed
 
