@@ -186,9 +186,13 @@ def mask(value: Any) -> Any:
         }
     if kind is list:
         return [v if type(v) in _SCALARS else mask(v) for v in value]
-    for base in (dict, list, str):  # subclasses, as the exact types
-        if isinstance(value, base):
-            return mask(base(value))
+    # subclasses, as the exact types
+    if isinstance(value, dict):
+        return mask(dict(value))
+    if isinstance(value, list):
+        return mask(list(value))
+    if isinstance(value, str):
+        return mask(str(value))
     return value
 
 
