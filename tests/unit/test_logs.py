@@ -75,10 +75,16 @@ def test_url_credentials_in_messages_and_exceptions_are_masked(
     except RuntimeError:
         log.exception("deploy failed")
     structlog.get_logger("t").error("boom", exc_info=ValueError("password=Swordfish-42"))
+    password = 4242424242  # a traceback shows the raising line: not the literal
+    try:
+        raise KeyError({"ipmi_password": password})
+    except KeyError:
+        log.exception("lookup failed")
     text = json_logs.getvalue()
-    for secret in ("Pa55-Word-7", "T0k-3n", "Hidden-Key-1", "Swordfish-42"):
+    for secret in ("Pa55-Word-7", "T0k-3n", "Hidden-Key-1", "Swordfish-42", "4242424242"):
         assert secret not in text
-    first, second, third = records(json_logs)
+    first, second, third, fourth = records(json_logs)  # each line still valid JSON
+    assert "{'ipmi_password': '******'}" in str(fourth["exception"])
     assert first["event"] == "fetching https://bob:******@mirror.example/img.qcow2?token=******"
     assert "http://carol:******@bmc.example/redfish/v1" in str(second["exception"])
     assert "password=******" in str(third["exception"])

@@ -84,7 +84,7 @@ def test_keys_that_are_not_secret(key: str) -> None:
             "ipmi_password=hunter2 ipmi_address=10.0.0.1",
             "ipmi_password=****** ipmi_address=10.0.0.1",
         ),
-        ("{'ipmi_password': 'x1', 'a': 'b'}", "{'ipmi_password': \"******\", 'a': 'b'}"),
+        ("{'ipmi_password': 'x1', 'a': 'b'}", "{'ipmi_password': '******', 'a': 'b'}"),
         ('{"rescue_password": 12345, "n": null}', '{"rescue_password": "******", "n": null}'),
         ("sealed fernet:gAAAAB_ab-c== here", f"sealed {MASK} here"),
         ("http://host:8080/path and user=bob", "http://host:8080/path and user=bob"),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 MASK = "******"
@@ -52,15 +52,15 @@ _SEALED_IN_TEXT = re.compile(r"fernet(?:\+json)?:[A-Za-z0-9_\-]+=*")
 _USERINFO = re.compile(
     r"(?P<head>\b[a-z][a-z0-9+.\-]*://[^\s:/@\"'<>]*:)(?P<value>[^\s\"'<>]+)@", re.IGNORECASE
 )
-#: ``key=value``: query parameters, command lines, log fields
-_ASSIGNMENT = re.compile(
-    r"(?P<head>(?P<key>[A-Za-z_][\w.\-]*)\s*=\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&#)\]}\"'<>]+)"
-)
-#: ``"key": value`` in JSON or a Python repr
-_PAIR = re.compile(
-    r"(?P<head>(?P<q>[\"'])(?P<key>[^\"'\\]{1,100})(?P=q)\s*:\s*)"
-    r"(?P<value>\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|\{[^{}]*\}|\[[^\[\]]*\]|[\w.+\-]+)"
+#: ``key=`` (query parameters, command lines, log fields) and the value after it; a
+#: key is found first and its value taken only when the key is secret, so that the
+#: value of a harmless key (a whole JSON string) never hides a secret inside it
+_ASSIGNMENT_KEY = re.compile(r"(?P<key>[A-Za-z_][\w.\-]*)\s*=\s*(?P<q>)")
+_ASSIGNMENT_VALUE = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,;&#)\]}\"'<>]+")
+#: ``"key": value`` in JSON or a Python repr, likewise
+_PAIR_KEY = re.compile(r"(?P<q>[\"'])(?P<key>[^\"'\\]{1,100})(?P=q)\s*:\s*")
+_PAIR_VALUE = re.compile(
+    r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|\{[^{}]*\}|\[[^\[\]]*\]|[\w.+\-]+"
 )
 _NOT_A_VALUE = frozenset({"null", "None", '""', "''"})
 #: known secrets shorter than this are not searched for in text (too many false hits)
@@ -117,9 +117,9 @@ def scrub_text(text: str, known: Iterable[str] = ()) -> str:
     if "://" in text and "@" in text:
         text = _USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
     if "'" in text or '"' in text:
-        text = _PAIR.sub(_masked_pair, text)
+        text = _masked_values(text, _PAIR_KEY, _PAIR_VALUE)
     if "=" in text:
-        text = _ASSIGNMENT.sub(_masked_assignment, text)
+        text = _masked_values(text, _ASSIGNMENT_KEY, _ASSIGNMENT_VALUE)
     for value in sorted(set(known), key=len, reverse=True):
         if len(value) >= MIN_KNOWN_LENGTH:
             text = text.replace(value, MASK)
@@ -141,16 +141,28 @@ def _might_hold_secret(text: str) -> bool:
     return "@" in text or "=" in text or "fernet" in text or '"' in text or "'" in text
 
 
-def _masked_pair(match: re.Match[str]) -> str:
-    if not is_secret_key(match["key"]) or match["value"] in _NOT_A_VALUE:
-        return match[0]
-    return f'{match["head"]}"{MASK}"'
+def _secret_values_after_keys(
+    text: str, keys: re.Pattern[str], values: re.Pattern[str]
+) -> Iterator[tuple[re.Match[str], re.Match[str]]]:
+    """``(key match, value match)`` for every secret key in ``text`` and its value."""
+    end = 0
+    for key in keys.finditer(text):
+        if key.start() < end or not is_secret_key(key["key"]):
+            continue
+        value = values.match(text, key.end())
+        if value is not None and value[0] not in _NOT_A_VALUE:
+            end = value.end()
+            yield key, value
 
 
-def _masked_assignment(match: re.Match[str]) -> str:
-    if not is_secret_key(match["key"]) or match["value"] in _NOT_A_VALUE:
-        return match[0]
-    return f"{match['head']}{MASK}"
+def _masked_values(text: str, keys: re.Pattern[str], values: re.Pattern[str]) -> str:
+    parts: list[str] = []
+    done = 0
+    for key, value in _secret_values_after_keys(text, keys, values):
+        # quoted as the key is: a dict's repr inside a JSON log line stays valid JSON
+        parts += [text[done : key.end()], f"{key['q']}{MASK}{key['q']}"]
+        done = value.end()
+    return "".join(parts) + text[done:] if parts else text
 
 
 def _secrets_in_text(text: str) -> set[str]:
@@ -158,10 +170,9 @@ def _secrets_in_text(text: str) -> set[str]:
     if not _might_hold_secret(text):
         return set()
     found = {m["value"] for m in _USERINFO.finditer(text)}
-    for pattern in (_PAIR, _ASSIGNMENT):
-        for m in pattern.finditer(text):
-            if is_secret_key(m["key"]) and m["value"] not in _NOT_A_VALUE:
-                found.add(m["value"].strip("\"'"))
+    for keys, values in ((_PAIR_KEY, _PAIR_VALUE), (_ASSIGNMENT_KEY, _ASSIGNMENT_VALUE)):
+        for _key, value in _secret_values_after_keys(text, keys, values):
+            found.add(value[0].strip("\"'"))
     return found
 
 
