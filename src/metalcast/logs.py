@@ -2,7 +2,10 @@
 
 The API's access log (structlog) and the conductor's stdlib loggers go through the
 same processors: ISO timestamps, level, the bound context (``request_id``, ``node``,
-…) and a redaction step that replaces the value of any key that names a secret.
+…) and a redaction step (:func:`redact_secrets`): the value of every key that names a
+secret, at any depth, becomes ``******``, and every string is scrubbed of the secrets
+text may hold (URL passwords, ``password=…``).  The rendered line is scrubbed once
+more (:class:`ScrubbingFormatter`), which covers exception messages and tracebacks.
 Console rendering for people, JSON (one object per line) for log shippers.
 """
 
@@ -15,7 +18,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from metalcast.secrecy import MASK, is_secret_key
+from metalcast.secrecy import MASK, is_secret_key, mask, scrub_text
 
 #: third-party loggers that only need to say what goes wrong
 QUIET = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "httpx")
@@ -24,13 +27,23 @@ QUIET = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "httpx")
 def redact_secrets(
     _logger: object, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Mask the value of every key that names a secret, one level into dicts too."""
+    """Mask the value of every key that names a secret (at any depth) and scrub every
+    string of the secrets it holds (:func:`metalcast.secrecy.mask`)."""
     for key, value in list(event_dict.items()):
-        if is_secret_key(key):
+        if is_secret_key(key) and value is not None and value != "":
             event_dict[key] = MASK
-        elif isinstance(value, dict):
-            event_dict[key] = {k: MASK if is_secret_key(str(k)) else v for k, v in value.items()}
+        elif isinstance(value, dict | list | str):
+            event_dict[key] = mask(value)
+    # exceptions are rendered later, and scrubbed with the line (ScrubbingFormatter)
     return event_dict
+
+
+class ScrubbingFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, the rendered line scrubbed of secrets: what the
+    processors cannot see (an exception's message in its traceback) is covered too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub_text(super().format(record))
 
 
 def configure_logging(
@@ -58,7 +71,7 @@ def configure_logging(
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = ScrubbingFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -12,7 +12,9 @@ Fixtures:
     a factory for more servers or other settings:
     ``with start_metalcast_server(env={"METALCAST_CONDUCTOR__...": "1"}) as server:``.
 
-Every test under ``tests/integration`` is marked ``integration``.
+Every test under ``tests/integration`` is marked ``integration``.  Every server, once
+stopped, has its logs and database files searched for the secrets the tests use
+(:mod:`secret_scan`); a secret found there fails the test that ran the server.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from secret_scan import leaks
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
@@ -52,6 +55,14 @@ class MetalcastServer:
     process: subprocess.Popen[bytes]
     stdout_path: Path
     stderr_path: Path
+
+    def files(self) -> list[Path]:
+        """What must never hold a secret: its logs and its database files."""
+        return [
+            self.stdout_path,
+            self.stderr_path,
+            *sorted(self.state_dir.glob("metalcast.sqlite*")),
+        ]
 
     def logs(self) -> str:
         """What the server wrote so far (for failure messages)."""
@@ -116,7 +127,8 @@ def running_server(
     state_dir: Path, *, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
 ) -> Iterator[MetalcastServer]:
     """Start ``metalcast server`` in ``state_dir``, yield it once ``GET /v1``
-    answers, then SIGTERM it and assert it exits 0."""
+    answers, then SIGTERM it, assert it exits 0 and that no registered secret is in
+    its logs or database files."""
     state_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     stdout_path, stderr_path = state_dir / "server.stdout", state_dir / "server.stderr"
@@ -136,6 +148,17 @@ def running_server(
     finally:
         if process.poll() is None:
             _stop(server)
+    _check_no_secret_leaked(server)
+
+
+def _check_no_secret_leaked(server: MetalcastServer) -> None:
+    found = leaks(server.files())
+    if found:
+        pytest.fail(
+            f"a secret leaked into the server's logs or database files "
+            f"({server.state_dir}):\n  " + "\n  ".join(found),
+            pytrace=False,
+        )
 
 
 StartServer = Callable[..., contextlib.AbstractContextManager[MetalcastServer]]

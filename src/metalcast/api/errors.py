@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import structlog
 
 from metalcast.errors import MetalcastError
+from metalcast.secrecy import scrub_text
 
 log = structlog.get_logger("metalcast.api")
 
@@ -30,9 +31,10 @@ _HTTP_MESSAGES = {
 
 
 def error_body(status: int, message: str) -> bytes:
-    """The encoded body of an error response."""
+    """The encoded body of an error response; no secret the message may hold (a URL
+    password, ``password=…``) is in it."""
     inner = {
-        "faultstring": message,
+        "faultstring": scrub_text(message),
         "faultcode": "Client" if status < 500 else "Server",
         "debuginfo": None,
     }

@@ -52,7 +52,8 @@ def parse_patch(patch: object) -> list[Operation]:
 
 def _parse_operation(item: object) -> Operation:
     if not isinstance(item, dict):
-        raise PatchError(f"Each patch operation must be a JSON object, got {item!r}.")
+        # the item is not echoed: it may hold a secret
+        raise PatchError(f"Each patch operation must be a JSON object, got {type(item).__name__}.")
     unknown = set(item) - {"op", "path", "value"}
     if unknown:
         raise PatchError(f"Unknown key(s) in patch operation: {', '.join(sorted(unknown))}.")

@@ -14,6 +14,7 @@ from metalcast.api import jsonpatch
 from metalcast.api.schema import Field, check_value, check_version
 from metalcast.api.versions import Version
 from metalcast.errors import InvalidInput
+from metalcast.secrecy import mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,9 @@ def changes(
     """
     operations = jsonpatch.parse_patch(body)
     check_paths(operations, spec)
+    # a patch works on what the client can read: a secret can be replaced, never
+    # copied, moved or tested; what it leaves masked is kept as stored
+    document = {name: mask(value) for name, value in document.items()}
     after = jsonpatch.apply(document, operations)
     named = {op.tokens[0] for op in operations} & set(keep)
     changed: dict[str, Any] = {}

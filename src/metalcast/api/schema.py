@@ -21,6 +21,7 @@ import orjson
 from metalcast.api.versions import FEATURES, Version, allows
 from metalcast.db.repository import is_uuid
 from metalcast.errors import InvalidInput, NotAcceptable
+from metalcast.secrecy import MASK, is_secret_key, mask, scrub_text
 
 Check = Callable[[str, Any], None]
 
@@ -48,11 +49,16 @@ class Field:
 
 
 def describe(value: object) -> str:
-    """A value as JSON, for messages."""
+    """A value as JSON, for messages, its secrets masked (:func:`metalcast.secrecy.mask`)."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(mask(value)).decode()
     except TypeError:
-        return repr(value)
+        return scrub_text(repr(value))
+
+
+def _shown(name: str, value: object) -> str:
+    """A value for a message: described, unless it is a secret or holds one."""
+    return MASK if is_secret_key(name) else describe(value)
 
 
 def check_value(name: str, value: object, *, spec: Field) -> None:
@@ -65,7 +71,7 @@ def check_value(name: str, value: object, *, spec: Field) -> None:
     wrong_bool = isinstance(value, bool) and spec.kind == "integer"
     if not isinstance(value, expected) or wrong_bool:
         raise InvalidInput(
-            f"Invalid value for field '{name}': {describe(value)} is not of type '{spec.kind}'."
+            f"Invalid value for field '{name}': {_shown(name, value)} is not of type '{spec.kind}'."
         )
     if isinstance(value, str) and spec.max_length is not None and len(value) > spec.max_length:
         raise InvalidInput(

@@ -2,7 +2,8 @@
 
 Every client command talks HTTP to the API at ``--url`` (with ``--token`` or a user
 name and password, when the server wants credentials); only ``server``, ``db
-upgrade`` and ``user bootstrap-admin`` work on the local installation.  Any
+upgrade``, ``user bootstrap-admin`` and ``secrets rotate-key`` work on the local
+installation.  Any
 :class:`MetalcastError` a command raises is shown as one red line and exit code 1.
 """
 
@@ -47,8 +48,12 @@ app = typer.Typer(
     add_completion=False,
 )
 db_app = typer.Typer(help="Manage metalcast's database.", no_args_is_help=True)
+secrets_app = typer.Typer(
+    help="Manage the key that encrypts secrets at rest.", no_args_is_help=True
+)
 app.add_typer(nodes.app, name="node")
 app.add_typer(db_app, name="db")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(lab.app, name="lab")
 app.add_typer(ramdisk.app, name="ramdisk")
 app.add_typer(policy.app, name="policy")
@@ -171,6 +176,24 @@ def db_upgrade(*, config: ConfigOpt = None, state_dir: StateDirOpt = None) -> No
     finally:
         db.dispose()
     print_ok(f"database {db.safe_url} is up to date")
+
+
+@secrets_app.command("rotate-key")
+def secrets_rotate_key(*, config: ConfigOpt = None, state_dir: StateDirOpt = None) -> None:
+    """Encrypt every stored secret with a new key and delete the old one.
+
+    Stop the server first (the command refuses while it runs).  Safe to interrupt:
+    run it again to finish.  Database backups taken before need the old key.
+    """
+    from metalcast.cli.key_rotation import rotate_key
+
+    settings = settings_from(config, overrides={"METALCAST_STATE_DIR": state_dir})
+    done = rotate_key(settings)
+    again = " (an interrupted rotation finished)" if done.resumed else ""
+    print_ok(
+        f"secret key rotated{again}: {done.rows} row(s) re-encrypted, the old key deleted; "
+        f"back up {settings.state_dir / 'secret.key'} with the database"
+    )
 
 
 @app.command()

@@ -1,12 +1,13 @@
 """The all-in-one ``metalcast server``: API and conductor in one process.
 
 Start-up order: the authentication settings checked (unsafe ones refused before
-anything is touched), state directory, database (migrated), secret key, driver
-registry, conductor, ASGI app; under "builtin" with no user yet, the first
-administrator (its password printed once).  Shut-down order on SIGTERM or SIGINT:
-uvicorn stops accepting requests and finishes the ones in flight, then the conductor gets
-``graceful_shutdown_timeout`` seconds to finish or park its work, then the database
-pool closes and the process exits 0.
+anything is touched), state directory, secret key, database (migrated, secrets
+stored in clear by older versions sealed), driver registry, conductor, ASGI app;
+under "builtin" with no user yet, the first administrator (its password printed
+once).  Shut-down order on SIGTERM or SIGINT: uvicorn stops accepting requests and
+finishes the ones in flight, then the conductor gets ``graceful_shutdown_timeout``
+seconds to finish or park its work, then the database pool closes and the process
+exits 0.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from metalcast.cli import bootstrap
 from metalcast.conductor.service import ConductorService
 from metalcast.config import Settings
 from metalcast.db.engine import Database
+from metalcast.db.sealing import seal_database
 from metalcast.drivers.bmc_call import CallPolicy
 from metalcast.drivers.registry import default_registry
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import SecretBox
+from metalcast.secrecy.keyfile import KEY_FILE
 
 log = logging.getLogger("metalcast.server")
 
@@ -48,7 +51,13 @@ def load_secret_box(settings: Settings) -> SecretBox:
         OSError: the state directory is not writable.
     """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    return SecretBox.from_file(settings.state_dir / "secret.key")
+    secret_box = SecretBox.from_file(settings.state_dir / KEY_FILE)
+    if secret_box.rotating:
+        log.warning(
+            "a secret key rotation was interrupted: both keys are in use until "
+            "`metalcast secrets rotate-key` is run again (with the server stopped)"
+        )
+    return secret_box
 
 
 def build_server(
@@ -68,8 +77,11 @@ def build_server(
         MetalcastError: the secret key or a driver cannot be loaded.
     """
     secret_box = secret_box or load_secret_box(settings)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, secret_box=secret_box)
     db.migrate()
+    sealed = seal_database(db)
+    if sealed:
+        log.info("encrypted the secrets older versions stored in clear (%d rows)", sealed)
     cs = settings.conductor
     policy = CallPolicy(
         timeout=cs.bmc_call_timeout,

@@ -123,7 +123,8 @@ def start_deploy(task: NodeTask) -> None:
     if images is None:
         raise _failed("deploy", "this conductor has no image cache")
     try:
-        source = parse_image_source(task.node.instance_info)
+        # decrypted here: image_source and checksum URLs may carry credentials
+        source = parse_image_source(_revealed(task))
     except InvalidInput as exc:
         raise _failed("deploy", exc.message, status=400) from exc
     started = time.monotonic()
@@ -158,8 +159,20 @@ def start_deploy(task: NodeTask) -> None:
     boot_ramdisk(task, phase="deploy")
 
 
+def _revealed(task: NodeTask) -> dict[str, Any]:
+    """The node's ``instance_info`` decrypted, but its config drive (which only
+    :func:`_config_drive` needs).  Raises UndecryptableSecret."""
+    box = task.rt.secret_box
+    return {
+        k: v if k == "configdrive" else box.reveal(v, where=k)
+        for k, v in task.node.instance_info.items()
+    }
+
+
 def _config_drive(task: NodeTask) -> dict[str, Any] | None:
-    given = task.node.instance_info.get("configdrive")
+    given = task.rt.secret_box.reveal(
+        task.node.instance_info.get("configdrive"), where="configdrive"
+    )
     store = task.rt.configdrives
     if given in (None, "", {}) or store is None:
         return None

@@ -1,6 +1,8 @@
 """Calling a node's driver interfaces: the context drivers get, and the retry policy.
 
-The conductor decrypts ``driver_info`` here, right before a call, and never logs it.
+The conductor decrypts the node's secrets here, right before a call (``driver_info``,
+``instance_info`` but its config drive, ``properties``, the operation's arguments),
+and never logs them.
 A failed call becomes :class:`OperationFailed`, whose message (what ``last_error``
 records) names the interface, the implementation, the operation and the driver's
 own message.
@@ -29,6 +31,7 @@ from metalcast.errors import (
     NotFound,
     RetryableDriverError,
 )
+from metalcast.secrecy import SecretBox
 
 I = TypeVar("I", bound=Interface)  # noqa: E741
 R = TypeVar("R")
@@ -104,16 +107,27 @@ def unsupported(task: NodeTask, interface: str) -> str:
     )
 
 
-def snapshot(node: Node, macs: tuple[str, ...] = ()) -> NodeSnapshot:
-    """A read-only copy of what drivers may know of ``node``."""
+def snapshot(node: Node, macs: tuple[str, ...] = (), *, box: SecretBox) -> NodeSnapshot:
+    """A read-only copy of what drivers may know of ``node``, its secrets decrypted
+    but the config drive (built by the conductor, never by a driver; decrypting it on
+    every call, power sync included, would cost milliseconds per node).
+
+    Raises:
+        UndecryptableSecret: a secret was sealed with another key.
+    """
+    instance_info = dict(node.instance_info)
+    configdrive = instance_info.pop("configdrive", None)
+    instance_info = box.reveal(instance_info, where="instance_info")
+    if configdrive is not None:
+        instance_info["configdrive"] = configdrive
     return NodeSnapshot(
         uuid=node.uuid,
         name=node.name,
         driver=node.driver,
         provision_state=node.provision_state,
         power_state=node.power_state,
-        properties=MappingProxyType(dict(node.properties)),
-        instance_info=MappingProxyType(dict(node.instance_info)),
+        properties=MappingProxyType(box.reveal(node.properties, where="properties")),
+        instance_info=MappingProxyType(instance_info),
         driver_internal_info=MappingProxyType(dict(node.driver_internal_info)),
         mac_addresses=macs,
         target_raid_config=MappingProxyType(dict(node.target_raid_config or {})),
@@ -128,11 +142,12 @@ def context_for(task: NodeTask, args: Mapping[str, Any] | None = None) -> Driver
         MetalcastError: a secret cannot be decrypted with this conductor's key.
     """
     macs = tuple(p.address for p in task.ports())
+    box = task.rt.secret_box
     return DriverContext(
-        node=snapshot(task.node, macs),
-        driver_info=MappingProxyType(task.rt.secret_box.reveal(task.node.driver_info)),
+        node=snapshot(task.node, macs, box=box),
+        driver_info=MappingProxyType(box.reveal(task.node.driver_info, where="driver_info")),
         logger=task.log,
-        args=MappingProxyType(dict(args or {})),
+        args=MappingProxyType(box.reveal(dict(args or {}), where="args")),
     )
 
 

@@ -22,7 +22,6 @@ from metalcast.db import tables
 from metalcast.db.models import JSONDict, Node
 from metalcast.errors import Conflict, InvalidInput, NodeProtected
 from metalcast.interfaces import INTERFACE_NAMES
-from metalcast.secrecy import MASK
 from metalcast.states import DELETE_ALLOWED, UPDATE_ALLOWED, WAIT, ProvisionState
 
 PS = ProvisionState
@@ -60,8 +59,8 @@ def _check_fields(values: Mapping[str, Any], *, creating: bool) -> None:
 
 
 def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False) -> Node:
-    """Insert a node with its driver's default interfaces filled in and its secrets
-    encrypted; it starts in ``values["provision_state"]`` (default ``enroll``).
+    """Insert a node with its driver's default interfaces filled in (the repository
+    encrypts its secrets); it starts in ``values["provision_state"]`` (default ``enroll``).
     ``admin``: the caller is a system administrator (:mod:`.sources`).
 
     Raises:
@@ -76,7 +75,7 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False
     requested = {n: values.get(f"{n}_interface") for n in INTERFACE_NAMES}
     for name, impl in rt.registry.resolve_interfaces(driver, requested).items():
         values[f"{name}_interface"] = impl
-    values["driver_info"] = rt.secret_box.seal(values.get("driver_info") or {})
+    values["driver_info"] = _object("driver_info", values.get("driver_info") or {})
     values["driver_internal_info"] = sources.track(
         values.get("driver_internal_info") or {},
         before={},
@@ -134,9 +133,8 @@ def update_node(
                 "The reset_interfaces parameter can only be used when changing the node's driver."
             )
         if "driver_info" in changes:
-            changes["driver_info"] = _merge_secrets(
-                rt, node.driver_info, new=changes["driver_info"]
-            )
+            # a masked secret sent back is kept as stored by the repository
+            changes["driver_info"] = _object("driver_info", changes["driver_info"])
         if "driver" in changes or _INTERFACE_FIELDS & set(changes):
             given = {k: v for k, v in values.items() if k in _INTERFACE_FIELDS}
             changes.update(
@@ -159,11 +157,10 @@ def update_node(
             return repo.get_node_by_id(conn, node.id)
 
 
-def _merge_secrets(rt: Runtime, stored: JSONDict, *, new: Any) -> JSONDict:
-    if not isinstance(new, dict):
-        raise InvalidInput("driver_info must be an object.")
-    merged = {k: (stored[k] if v == MASK and k in stored else v) for k, v in new.items()}
-    return rt.secret_box.seal(merged)
+def _object(name: str, value: Any) -> JSONDict:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{name} must be an object.")
+    return value
 
 
 def _interface_changes(rt: Runtime, node: Node, *, changes: JSONDict, reset: bool) -> JSONDict:

@@ -124,6 +124,7 @@ class ConductorService:
     ) -> None:
         cs = settings.conductor
         self.settings = settings
+        db.bind_secret_box(secret_box)  # whatever this conductor writes is sealed with it
         self.rt = Runtime(
             settings=cs,
             db=db,

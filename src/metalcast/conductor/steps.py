@@ -86,12 +86,13 @@ def requested(
     if not steps:
         raise InvalidInput(f"A non-empty list of {kind}_steps is required for {kind}ing.")
     known = {(s.interface, s.name): s for s in available(rt, node, kind=kind)}
-    out = []
+    out: list[dict[str, Any]] = []
     for item in steps:
         iface, name, args = item.get("interface"), item.get("step"), item.get("args") or {}
         if not isinstance(iface, str) or not isinstance(name, str) or not isinstance(args, dict):
+            # the step is not echoed: its args may hold secrets
             raise InvalidInput(
-                f"Invalid {kind} step {item!r}: expected "
+                f"Invalid {kind} step number {len(out) + 1}: expected "
                 '{"interface": <name>, "step": <name>, "args": {...}}.'
             )
         spec = known.get((iface, name))
@@ -101,7 +102,8 @@ def requested(
                 f"Node {node.uuid} has no {kind} step '{iface}.{name}' for its interfaces. "
                 f"Available {kind} steps: {names}."
             )
-        out.append(as_dict(spec, args))
+        # the args stay sealed while staged; the driver gets them in clear
+        out.append(as_dict(spec, rt.secret_box.seal(args)))
     return out
 
 

@@ -1,5 +1,12 @@
 """The database engine: SQLite (WAL) by default, PostgreSQL to scale out.
 
+A database may carry the :class:`~metalcast.secrecy.SecretBox` its rows are sealed
+with (:mod:`metalcast.db.sealing`); every connection sees it as the execution option
+:data:`BOX_OPTION`.  SQLite runs with ``secure_delete`` on: deleted and overwritten
+content is zeroed, so a value replaced (sealed, re-encrypted with a new key, or
+deleted) leaves no copy in free pages; :meth:`Database.checkpoint` also empties the
+write-ahead log.
+
 Errors::
 
     MetalcastError
@@ -19,8 +26,11 @@ from alembic import command
 from alembic.config import Config
 
 from metalcast.errors import MetalcastError
+from metalcast.secrecy import SecretBox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: the execution option that carries a database's SecretBox to every connection
+BOX_OPTION = "metalcast_secret_box"
 
 
 class DatabaseError(MetalcastError):
@@ -37,13 +47,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # zero deleted and overwritten content: no old secret (or old-key ciphertext)
+    # lingers in free pages or slack space
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
 class Database:
     """An engine plus transaction helpers.  One per process, passed down."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, secret_box: SecretBox | None = None) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
@@ -58,6 +71,55 @@ class Database:
         self.engine = sa.create_engine(url, **kwargs)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._secret_box: SecretBox | None = None
+        if secret_box is not None:
+            self.bind_secret_box(secret_box)
+
+    @property
+    def secret_box(self) -> SecretBox | None:
+        """The box rows are sealed with (None: secrets cannot be stored)."""
+        return self._secret_box
+
+    def bind_secret_box(self, box: SecretBox) -> None:
+        """Seal every row written from now on with ``box``.
+
+        Raises:
+            DatabaseError: another box is bound already.
+        """
+        if self._secret_box is box:
+            return
+        if self._secret_box is not None:
+            raise DatabaseError("This database is bound to another secret key already.")
+        self._secret_box = box
+        self.engine.update_execution_options(**{BOX_OPTION: box})
+
+    def storage_version(self) -> int:
+        """SQLite's ``user_version`` (what :mod:`metalcast.db.sealing` has done to the
+        file); 0 for other databases."""
+        if not self.is_sqlite:
+            return 0
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
+
+    def set_storage_version(self, version: int) -> None:
+        """Record ``version`` as SQLite's ``user_version``."""
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+
+    def vacuum(self) -> None:
+        """SQLite: rebuild the file (nothing deleted lingers in free space) and empty
+        the write-ahead log."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database file and truncate it, so
+        that no older version of a row stays in the log.  Nothing for other databases."""
+        if not self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:

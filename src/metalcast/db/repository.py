@@ -32,6 +32,7 @@ from metalcast.db.rows import Page as Page
 from metalcast.db.rows import is_uuid as is_uuid
 from metalcast.db.rows import new_uuid as new_uuid
 from metalcast.db.rows import utcnow as utcnow
+from metalcast.db.sealing import protect
 from metalcast.errors import Conflict, InvalidInput, NotFound
 
 # ----------------------------------------------------------------------------- nodes
@@ -161,10 +162,12 @@ def update_node(conn: sa.Connection, node_id: int, values: JSONDict) -> None:
 
 
 def save_node(conn: sa.Connection, node: Node, fields: Iterable[str]) -> None:
-    """Write the named ``fields`` of ``node`` back to its row."""
+    """Write the named ``fields`` of ``node`` back to its row; ``node`` then holds
+    them as stored (secrets sealed, free text scrubbed)."""
     values = {name: getattr(node, name) for name in fields}
     node.updated_at = utcnow()
-    rows.update(conn, t.nodes, node.id, values)
+    for name, value in rows.update(conn, t.nodes, node.id, values).items():
+        setattr(node, name, value)
 
 
 def destroy_node(conn: sa.Connection, node_id: int) -> None:
@@ -281,18 +284,20 @@ def add_history(
     conductor: str | None = None,
     user: str | None = None,
 ) -> None:
-    """Record one event in the node's history."""
+    """Record one event in the node's history, its text scrubbed of secrets (URL
+    passwords, ``password=…``, the node's own secrets)."""
+    values = {
+        "uuid": new_uuid(),
+        "node_id": node_id,
+        "created_at": utcnow(),
+        "severity": severity,
+        "event_type": event_type,
+        "event": event,
+        "conductor": conductor,
+        "user": user,
+    }
     conn.execute(
-        sa.insert(t.node_history).values(
-            uuid=new_uuid(),
-            node_id=node_id,
-            created_at=utcnow(),
-            severity=severity,
-            event_type=event_type,
-            event=event,
-            conductor=conductor,
-            user=user,
-        )
+        sa.insert(t.node_history).values(protect(conn, t.node_history, values, row_id=None))
     )
 
 

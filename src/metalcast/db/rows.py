@@ -1,5 +1,7 @@
 """Row mechanics every repository module shares: identifiers, timestamps, paging,
-inserts, updates and unique checks.  No table-specific knowledge lives here.
+inserts, updates and unique checks.  No table-specific knowledge lives here; every
+insert and update passes :func:`metalcast.db.sealing.protect` (secrets sealed, free
+text scrubbed).
 
 Errors raised: ``NotFound`` (404) for a missing row, ``Conflict`` (409) for a
 duplicate unique value, ``InvalidInput`` (400) for a bad marker or sort key.
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from metalcast.db import sealing
 from metalcast.db.models import JSONDict, from_row
 from metalcast.errors import Conflict, InvalidInput, NotFound
 
@@ -118,17 +121,28 @@ def _after_marker(
 
 
 def insert(conn: sa.Connection, table: sa.Table, values: JSONDict) -> int:
-    """Insert a row (``created_at`` now unless given); its primary key."""
-    values = {"created_at": utcnow(), **values}
+    """Insert a row (``created_at`` now unless given), secrets sealed; its primary key.
+
+    Raises:
+        SecretsUnprotected: a secret to store and no key to seal it with.
+    """
+    values = sealing.protect(conn, table, {"created_at": utcnow(), **values}, row_id=None)
     result = conn.execute(sa.insert(table).values(values))
     pk = result.inserted_primary_key
     assert pk is not None
     return int(pk[0])
 
 
-def update(conn: sa.Connection, table: sa.Table, row_id: int, values: JSONDict) -> None:
-    """Write ``values`` into row ``row_id``, stamping ``updated_at``."""
+def update(conn: sa.Connection, table: sa.Table, row_id: int, values: JSONDict) -> JSONDict:
+    """Write ``values`` into row ``row_id``, stamping ``updated_at``; returns the values
+    as written (secrets sealed, masked ones kept as stored, free text scrubbed).
+
+    Raises:
+        SecretsUnprotected: a secret to store and no key to seal it with.
+    """
+    values = sealing.protect(conn, table, values, row_id=row_id)
     conn.execute(sa.update(table).where(table.c.id == row_id).values(updated_at=utcnow(), **values))
+    return values
 
 
 def check_unique(

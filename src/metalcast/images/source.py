@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from metalcast import secrecy
 from metalcast.errors import InvalidInput
-from metalcast.secrecy import MASK
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
@@ -76,7 +76,8 @@ class ChecksumFile:
     ``algo`` is None when the digest's length must say it.
     """
 
-    url: str
+    #: may hold credentials: left out of the repr
+    url: str = field(repr=False)
     algo: ChecksumAlgo | None = None
 
 
@@ -88,7 +89,8 @@ class ImageSource:
     URLs); ``disk_format`` is None when it is to be detected.
     """
 
-    url: str
+    #: may hold credentials: left out of the repr (see :attr:`display_url`)
+    url: str = field(repr=False)
     checksum: Checksum | ChecksumFile
     disk_format: DiskFormat | None = None
 
@@ -115,12 +117,9 @@ def file_url_path(url: str) -> Path | None:
 
 
 def display_url(url: str) -> str:
-    """``url`` with the password of its user info (if any) masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
+    """``url`` as messages and logs may show it: its password and secret query
+    values masked (:func:`metalcast.secrecy.display_url`)."""
+    return secrecy.display_url(url)
 
 
 def parse_image_source(instance_info: Mapping[str, object]) -> ImageSource:

@@ -28,11 +28,12 @@ class ProvisionRequest:
     """The body of PUT /v1/nodes/{node}/states/provision, validated."""
 
     verb: str
-    configdrive: str | dict[str, Any] | None = None
+    # secrets: left out of the repr, which a log line or a traceback may show
+    configdrive: str | dict[str, Any] | None = field(default=None, repr=False)
     clean_steps: list[dict[str, Any]] | None = None
     deploy_steps: list[dict[str, Any]] | None = None
     service_steps: list[dict[str, Any]] | None = None
-    rescue_password: str | None = None
+    rescue_password: str | None = field(default=None, repr=False)
     disable_ramdisk: bool | None = None
 
 

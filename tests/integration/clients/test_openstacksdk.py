@@ -102,7 +102,7 @@ def test_rescue_and_unrescue_through_the_sdk(conn: openstack.connection.Connecti
     )
     node = conn.baremetal.set_node_provision_state(node, "active", wait=True, timeout=60)
     node = conn.baremetal.set_node_provision_state(
-        node, "rescue", rescue_password="s3cret", wait=True, timeout=60
+        node, "rescue", rescue_password="Rescue-Sdk-Pass-4f1e", wait=True, timeout=60
     )
     assert node.provision_state == "rescue"
     # the SDK knows no target state to wait for after unrescue: wait for active

@@ -116,7 +116,7 @@ def test_power_sync_forces_the_recorded_state(env: Env) -> None:
     assert env.node(node.id).power_state == "power off"
     from metalcast.conductor.interfaces import snapshot
 
-    assert env.bmc.record(snapshot(snapshot_node)).power_state == PowerState.OFF
+    assert env.bmc.record(snapshot(snapshot_node, box=env.secret_box)).power_state == PowerState.OFF
 
 
 def test_power_sync_failures_lead_to_maintenance(env: Env) -> None:

@@ -67,7 +67,9 @@ def test_deploy_stores_configdrive_and_powers_on(env: Env) -> None:
     done = env.wait_settled(node.id)
     assert done.provision_state == "active"
     assert done.power_state == "power on"
-    assert done.instance_info["configdrive"] == "H4sIAAAA"
+    # stored encrypted; the conductor decrypts it to build the drive
+    assert "H4sIAAAA" not in done.instance_info["configdrive"]
+    assert env.secret_box.reveal(done.instance_info)["configdrive"] == "H4sIAAAA"
     assert done.instance_uuid == "6f1fe3c6-6bb7-4a53-9c2b-6e0f0f0c2a11"
 
 

@@ -21,6 +21,7 @@ from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Chassis
 from metalcast.errors import InvalidInput
+from metalcast.secrecy import mask
 
 FIELDS = ("uuid", "description", "extra", "created_at", "updated_at")
 LIST_FIELDS = ("uuid", "description")
@@ -41,7 +42,7 @@ def render_chassis(
     doc: dict[str, Any] = {
         "uuid": chassis.uuid,
         "description": chassis.description,
-        "extra": chassis.extra,
+        "extra": mask(chassis.extra),
         "created_at": iso(chassis.created_at),
         "updated_at": iso(chassis.updated_at),
     }

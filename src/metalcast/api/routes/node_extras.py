@@ -17,6 +17,7 @@ from metalcast.db import bios
 from metalcast.db import repository as repo
 from metalcast.db.models import BiosSetting, HistoryEvent, Node
 from metalcast.errors import InvalidInput, NotAcceptable, NotFound
+from metalcast.secrecy import MASK, is_secret_key, scrub_text
 
 
 def _load(call: Call, action: str) -> Node:
@@ -89,7 +90,7 @@ def render_setting(setting: BiosSetting, node_uuid: str, *, base_url: str) -> di
     """One cached BIOS setting as Ironic shows it (the 1.40 fields)."""
     return {
         "name": setting.name,
-        "value": setting.value,
+        "value": MASK if setting.value and is_secret_key(setting.name) else setting.value,
         "created_at": iso(setting.created_at),
         "updated_at": iso(setting.updated_at),
         "links": links(base_url, f"nodes/{node_uuid}/bios/{setting.name}"),
@@ -157,7 +158,8 @@ def render_event(
         "uuid": event.uuid,
         "created_at": iso(event.created_at),
         "severity": event.severity,
-        "event": event.event,
+        # scrubbed when written; again here for rows older than that rule
+        "event": scrub_text(event.event),
     }
     if detail:
         doc.update(event_type=event.event_type, conductor=event.conductor, user=event.user)

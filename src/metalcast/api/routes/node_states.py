@@ -17,6 +17,7 @@ from metalcast.api.views.nodes import provision_state
 from metalcast.db.models import Node
 from metalcast.errors import InvalidInput, NotAcceptable
 from metalcast.rpc.client import ProvisionRequest
+from metalcast.secrecy import mask, scrub_text
 from metalcast.states import VERBS, PowerTarget, ProvisionState, advance
 
 #: verb -> the feature that introduced it
@@ -49,7 +50,7 @@ def get_states(call: Call) -> object:
     node = _load(call, "baremetal:node:get_states")
     doc: dict[str, Any] = {
         "console_enabled": node.console_enabled,
-        "last_error": node.last_error,
+        "last_error": scrub_text(node.last_error) if node.last_error else None,
         "power_state": node.power_state,
         "provision_state": provision_state(node.provision_state, call.version),
         "provision_updated_at": iso(node.provision_updated_at),
@@ -57,8 +58,8 @@ def get_states(call: Call) -> object:
         "target_provision_state": node.target_provision_state,
     }
     if shows("raid_config", call.version):
-        doc["raid_config"] = node.raid_config
-        doc["target_raid_config"] = node.target_raid_config
+        doc["raid_config"] = mask(node.raid_config)
+        doc["target_raid_config"] = mask(node.target_raid_config)
     return doc
 
 
@@ -224,7 +225,7 @@ def _check_arguments(verb: str, values: dict[str, Any]) -> None:
     configdrive = values.get("configdrive")
     if configdrive is not None and not isinstance(configdrive, str | dict):
         raise InvalidInput(
-            f"Invalid configdrive {describe(configdrive)[:80]}: it must be a string (a "
+            f"Invalid configdrive (a {type(configdrive).__name__}): it must be a string (a "
             "gzipped, base64-encoded ISO image or its URL) or an object."
         )
 
@@ -236,7 +237,7 @@ def _check_arguments(verb: str, values: dict[str, Any]) -> None:
 def get_console(call: Call) -> object:
     node = _load(call, "baremetal:node:get_console")
     console = call.deps.conductor.get_console(node.id, context=call.context)
-    return {"console_enabled": console.enabled, "console_info": console.info}
+    return {"console_enabled": console.enabled, "console_info": mask(console.info)}
 
 
 @endpoint("baremetal:node:set_console_state", body=True)
@@ -312,7 +313,10 @@ def unset_maintenance(call: Call) -> object:
 def validate_node(call: Call) -> object:
     node = _load(call, "baremetal:node:validate")
     results = call.deps.conductor.validate(node.id, context=call.context)
-    return {name: {"result": r.result, "reason": r.reason} for name, r in sorted(results.items())}
+    return {
+        name: {"result": r.result, "reason": scrub_text(r.reason) if r.reason else r.reason}
+        for name, r in sorted(results.items())
+    }
 
 
 # ------------------------------------------------------------------------ management

@@ -26,7 +26,6 @@ from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.schema import Field, normalize_mac, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import links
-from metalcast.api.views.nodes import mask_instance_info
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.errors import Conflict, InvalidInput, NotFound
@@ -121,7 +120,7 @@ def _render(node: Node, *, base_url: str) -> dict[str, Any]:
     return {
         "uuid": node.uuid,
         "properties": mask(node.properties),
-        "instance_info": mask_instance_info(node.instance_info),
+        "instance_info": mask(node.instance_info),
         "driver_internal_info": mask(node.driver_internal_info),
         "links": links(base_url, f"nodes/{node.uuid}"),
     }

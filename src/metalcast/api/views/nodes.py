@@ -4,7 +4,8 @@ Rendering is on the hot path (``GET /v1/nodes/detail`` of 1,000 nodes), so it wo
 plain ``{column: value}`` rows rather than :class:`~metalcast.db.models.Node` records
 (building those costs more than rendering), the set of fields for a version is
 computed once (:func:`plan`), and plain columns are copied with one ``itemgetter``
-call per node.
+call per node.  Every JSON field is shown through :func:`metalcast.secrecy.mask`:
+secrets at any depth, sealed values and URL passwords come out as ``******``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from metalcast.api.views.conductors import ConductorMap
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
-from metalcast.secrecy import MASK, mask
+from metalcast.secrecy import mask
 
 #: field -> the feature that introduced it (None: from the first version)
 FIELDS: dict[str, str | None] = {
@@ -98,8 +99,10 @@ _DATES = frozenset(
         "inspection_finished_at",
     }
 )
-_SPECIAL = frozenset(
-    {"chassis_uuid", "driver_info", "instance_info", "traits", "conductor", "provision_state"}
+_SPECIAL = frozenset({"chassis_uuid", "traits", "conductor", "provision_state"})
+#: JSON fields: shown masked
+_MASKED = frozenset(
+    name for name in FIELDS if name in t.nodes.c and isinstance(t.nodes.c[name].type, sa.JSON)
 )
 #: columns a list may be sorted by
 SORTABLE = frozenset(
@@ -132,6 +135,7 @@ class Plan:
     plain: tuple[str, ...]
     getter: itemgetter[Any]
     dates: tuple[str, ...]
+    masked: tuple[str, ...]
     special: frozenset[str]
     #: a whole document (not a list entry or a ``fields`` selection)
     full: bool
@@ -144,12 +148,13 @@ def plan(version: Version, fields: tuple[str, ...] | None) -> Plan:
     """The rendering plan for ``fields`` (all visible ones when ``None``)."""
     visible = _visible(version)
     chosen = visible if fields is None else tuple(f for f in visible if f in fields)
-    plain = tuple(f for f in chosen if f not in _DATES and f not in _SPECIAL)
+    plain = tuple(f for f in chosen if f not in _DATES | _SPECIAL | _MASKED)
     return Plan(
         fields=chosen,
         plain=plain,
         getter=itemgetter(*plain) if plain else itemgetter("uuid"),
         dates=tuple(f for f in chosen if f in _DATES),
+        masked=tuple(f for f in chosen if f in _MASKED),
         special=frozenset(chosen) & _SPECIAL,
         full=fields is None,
         columns=_columns(chosen),
@@ -226,6 +231,8 @@ def render_node(
     doc: dict[str, Any] = dict(zip(the_plan.plain, values, strict=True))
     for name in the_plan.dates:
         doc[name] = iso(node[name])
+    for name in the_plan.masked:
+        doc[name] = mask(node[name])
     if the_plan.special:
         _render_special(doc, node, related=related, special=the_plan.special, version=version)
     if redactions is not None:
@@ -242,10 +249,6 @@ def _render_special(
 ) -> None:
     if "provision_state" in special:
         doc["provision_state"] = provision_state(node["provision_state"], version)
-    if "driver_info" in special:
-        doc["driver_info"] = mask(node["driver_info"])
-    if "instance_info" in special:
-        doc["instance_info"] = mask_instance_info(node["instance_info"])
     if "chassis_uuid" in special:
         chassis_id = node["chassis_id"]
         doc["chassis_uuid"] = related.chassis.get(chassis_id) if chassis_id else None
@@ -264,14 +267,6 @@ def provision_state(state: str, version: Version) -> str | None:
     if state == "inspect wait" and not shows("inspect_wait", version):
         return "inspecting"
     return state
-
-
-def mask_instance_info(info: dict[str, Any]) -> dict[str, Any]:
-    """``instance_info`` with secrets and the config drive hidden."""
-    masked = mask(info)
-    if masked.get("configdrive"):
-        masked["configdrive"] = MASK
-    return masked
 
 
 def _add_subresource_links(

@@ -12,6 +12,7 @@ from metalcast.api.versions import Version, shows
 from metalcast.api.views.common import iso, links, only
 from metalcast.db import tables as t
 from metalcast.db.models import Port, Portgroup
+from metalcast.secrecy import mask
 
 #: port field -> the feature that introduced it
 PORT_FIELDS: dict[str, str | None] = {
@@ -30,6 +31,8 @@ PORT_FIELDS: dict[str, str | None] = {
     "updated_at": None,
 }
 PORT_LIST_FIELDS = ("uuid", "address", "name")
+#: fields of ports and portgroups shown through metalcast.secrecy.mask
+_JSON_FIELDS = frozenset({"extra", "properties", "internal_info", "local_link_connection"})
 
 PORTGROUP_FIELDS: dict[str, str | None] = {
     "uuid": None,
@@ -127,6 +130,8 @@ def _port_value(port: Port, name: str, *, uuids: Uuids) -> Any:
         return uuids.portgroups.get(port.portgroup_id) if port.portgroup_id else None
     if name in ("created_at", "updated_at"):
         return iso(getattr(port, name))
+    if name in _JSON_FIELDS:
+        return mask(getattr(port, name))
     return getattr(port, name)
 
 
@@ -144,6 +149,8 @@ def render_portgroup(
             doc[name] = uuids.nodes.get(group.node_id)
         elif name in ("created_at", "updated_at"):
             doc[name] = iso(getattr(group, name))
+        elif name in _JSON_FIELDS:
+            doc[name] = mask(getattr(group, name))
         else:
             doc[name] = getattr(group, name)
     doc = only(doc, fields)

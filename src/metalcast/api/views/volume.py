@@ -7,6 +7,7 @@ from typing import Any
 
 from metalcast.api.views.common import iso, links
 from metalcast.db.models import VolumeConnector, VolumeTarget
+from metalcast.secrecy import mask
 
 CONNECTOR_FIELDS = (
     "uuid",
@@ -59,6 +60,8 @@ def render(
             doc[name] = node_uuids.get(record.node_id)
         elif name in ("created_at", "updated_at"):
             doc[name] = iso(getattr(record, name))
+        elif name in ("extra", "properties"):
+            doc[name] = mask(getattr(record, name))  # iSCSI auth passwords, …
         else:
             doc[name] = getattr(record, name)
     doc["links"] = links(base_url, f"volume/{collection}/{record.uuid}")

@@ -10,7 +10,7 @@ nothing written); ``work`` runs in a worker and ends the transition (``done``,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from metalcast.conductor.task import NodeTask
@@ -21,11 +21,12 @@ from metalcast.states import Event
 class ProvisionOptions:
     """What a provision request may carry besides its verb."""
 
-    configdrive: str | dict[str, Any] | None = None
+    # secrets: left out of the repr, which a log line or a traceback may show
+    configdrive: str | dict[str, Any] | None = field(default=None, repr=False)
     clean_steps: list[dict[str, Any]] | None = None
     deploy_steps: list[dict[str, Any]] | None = None
     service_steps: list[dict[str, Any]] | None = None
-    rescue_password: str | None = None
+    rescue_password: str | None = field(default=None, repr=False)
     disable_ramdisk: bool | None = None
     #: the caller is a system administrator: a config drive URL it gives may reach
     #: internal hosts (set by the conductor service from the request's context)
