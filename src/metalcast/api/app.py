@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalcast.api import auth, errors, policy
+from metalcast.api import auth, errors, openapi, policy
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
@@ -49,6 +49,7 @@ def routes() -> list[BaseRoute]:
         *ramdisk.ROUTES,
         *identity.ROUTES,
         *tokens.ROUTES,
+        *openapi.ROUTES,
     ]
 
 
@@ -81,6 +82,11 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
         exception_handlers={HTTPException: _http_error},
     )
     app.state.deps = Deps(
-        settings=settings, db=db, conductor=conductor, policy=rules, credentials=cache
+        settings=settings,
+        db=db,
+        conductor=conductor,
+        policy=rules,
+        credentials=cache,
+        openapi=openapi.DocumentCache(app.routes).document,
     )
     return app

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metalcast.api.operations import LINKS, UUID, array, nullable, resource, since, string
 from metalcast.api.policy import NodeRedactions
 from metalcast.api.versions import Version, shows
 from metalcast.api.views.common import iso, links
@@ -27,6 +28,7 @@ from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
 from metalcast.secrecy import mask
+from metalcast.states import ProvisionState
 
 #: field -> the feature that introduced it (None: from the first version)
 FIELDS: dict[str, str | None] = {
@@ -87,6 +89,30 @@ FIELDS: dict[str, str | None] = {
     "created_at": None,
     "updated_at": None,
 }
+
+#: the response document: the columns' types, but for the fields rendered from elsewhere
+NODE = resource(
+    "Node",
+    FIELDS,
+    table=t.nodes,
+    special={
+        "chassis_uuid": nullable(UUID),
+        "traits": array(string()),
+        "conductor": nullable(string(description="The live conductor serving the node.")),
+        "provision_state": nullable(
+            string(
+                enum=[state.value for state in ProvisionState],
+                description="null means available before 1.2; inspect wait shows as "
+                "inspecting before 1.39.",
+            )
+        ),
+    },
+    extra={
+        "ports": LINKS,
+        "states": LINKS,
+        "portgroups": since(LINKS, "portgroup_uuid"),
+    },
+)
 
 #: what a list without ``detail`` shows
 LIST_FIELDS = ("uuid", "name", "instance_uuid", "power_state", "provision_state", "maintenance")
