@@ -25,8 +25,8 @@ from metalcast.api.params import (
     parse_listing,
 )
 from metalcast.api.routes import nodes as node_routes
-from metalcast.api.views import nodes as node_view
 from metalcast.api.schema import Field, check_uuid, validate_body
+from metalcast.api.views import nodes as node_view
 from metalcast.api.views.common import iso, links, only
 from metalcast.db import repository as repo
 from metalcast.db import tables as t

@@ -75,7 +75,9 @@ LIST_QUERY = (
     *paging(sortable=view.PORT_SORTABLE, fields=view.PORT_FIELDS),
 )
 _LIST = collection_of("ports", view.PORT)
-_LIST_DOC = Operation("List ports", answers={200: _LIST}, query=LIST_QUERY)
+#: a node or portgroup filter naming none is 404
+_FILTER_ERRORS = frozenset({404})
+_LIST_DOC = Operation("List ports", answers={200: _LIST}, query=LIST_QUERY, errors=_FILTER_ERRORS)
 
 
 # --------------------------------------------------------------------------- listing
@@ -135,7 +137,12 @@ def get_ports(call: Call) -> object:
 
 @endpoint(
     "baremetal:port:list",
-    doc=Operation("List ports with every field", answers={200: _LIST}, query=LIST_QUERY),
+    doc=Operation(
+        "List ports with every field",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        errors=_FILTER_ERRORS,
+    ),
 )
 def get_ports_detail(call: Call) -> object:
     return list_ports(call, detail_path=True)

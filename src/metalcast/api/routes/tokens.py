@@ -25,10 +25,10 @@ from starlette.routing import Route
 from metalcast.api import auth, policy
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.operations import Named, Operation, array, body, no_content, obj, string
+from metalcast.api.operations import Operation, array, body, no_content, obj
 from metalcast.api.routes.identity import check_query, find_project
 from metalcast.api.schema import Field, validate_body
-from metalcast.api.views.identity import TOKEN, render_token
+from metalcast.api.views.identity import CREATED_TOKEN, TOKEN, render_token
 from metalcast.db import identity
 from metalcast.db.identity import ApiToken, Project, User
 from metalcast.db.rows import utcnow
@@ -120,27 +120,12 @@ def _render(conn: sa.Connection, call: Call, tokens: list[ApiToken]) -> list[dic
     return [render_token(tk, base_url=call.base_url, **names) for tk in tokens]
 
 
-CREATED = Named(
-    "TokenCreated",
-    {
-        "allOf": [
-            TOKEN,
-            obj(
-                {"token": string(description="The secret: shown this once.")},
-                required=("token",),
-                additional=True,
-            ),
-        ]
-    },
-)
-
-
 @endpoint(
     "identity:token:create",
     body=True,
     doc=Operation(
         "Create an API token for oneself",
-        answers={201: CREATED},
+        answers={201: CREATED_TOKEN},
         body=body(TOKEN_FIELDS, name="TokenCreate"),
     ),
 )

@@ -68,22 +68,24 @@ USER = _document(
         "links": LINKS,
     },
 )
-TOKEN = _document(
-    "Token",
-    {
-        "id": _ID,
-        "user_id": nullable(_ID),
-        "user_name": nullable(string()),
-        "project_id": nullable(_ID),
-        "project_name": nullable(string()),
-        "system": nullable(string(enum=["all"])),
-        "description": nullable(string()),
-        "status": string(enum=["active", "revoked", "expired"]),
-        "created_at": DATE_TIME,
-        "expires_at": DATE_TIME,
-        "revoked_at": nullable(DATE_TIME),
-        "links": LINKS,
-    },
+_TOKEN = {
+    "id": _ID,
+    "user_id": nullable(_ID),
+    "user_name": nullable(string()),
+    "project_id": nullable(_ID),
+    "project_name": nullable(string()),
+    "system": nullable(string(enum=["all"])),
+    "description": nullable(string()),
+    "status": string(enum=["active", "revoked", "expired"]),
+    "created_at": DATE_TIME,
+    "expires_at": DATE_TIME,
+    "revoked_at": nullable(DATE_TIME),
+    "links": LINKS,
+}
+TOKEN = _document("Token", _TOKEN)
+#: the answer to a token's creation: the only one with its secret
+CREATED_TOKEN = _document(
+    "TokenCreated", {**_TOKEN, "token": string(description="The secret: shown this once.")}
 )
 
 

@@ -11,7 +11,7 @@ secrets at any depth, sealed values and URL passwords come out as ``******``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from operator import attrgetter, itemgetter
@@ -159,7 +159,7 @@ class Plan:
 
     fields: tuple[str, ...]
     plain: tuple[str, ...]
-    getter: itemgetter[Any]
+    getter: Callable[[Mapping[str, Any]], Any]
     dates: tuple[str, ...]
     masked: tuple[str, ...]
     special: frozenset[str]
@@ -167,6 +167,13 @@ class Plan:
     full: bool
     #: the columns of the nodes table rendering needs
     columns: tuple[str, ...]
+
+
+def _nothing(node: Mapping[str, Any]) -> tuple[()]:
+    """The getter of a plan with no plain field (``?fields=`` naming only dates,
+    traits, ...): nothing to copy."""
+    return ()
+
 
 
 @functools.lru_cache(maxsize=256)
@@ -178,7 +185,7 @@ def plan(version: Version, fields: tuple[str, ...] | None) -> Plan:
     return Plan(
         fields=chosen,
         plain=plain,
-        getter=itemgetter(*plain) if plain else itemgetter("uuid"),
+        getter=itemgetter(*plain) if plain else _nothing,
         dates=tuple(f for f in chosen if f in _DATES),
         masked=tuple(f for f in chosen if f in _MASKED),
         special=frozenset(chosen) & _SPECIAL,
@@ -252,6 +259,7 @@ def render_node(
     """The node document; ``links`` always, sub-resource links on full documents;
     the fields ``redactions`` hides from the caller replaced by Ironic's notices."""
     values = the_plan.getter(node)
+    # one key: itemgetter gives the value itself, not a tuple of one
     if len(the_plan.plain) == 1:
         values = (values,)
     doc: dict[str, Any] = dict(zip(the_plan.plain, values, strict=True))
