@@ -232,9 +232,14 @@ def _operation(path: str, method: str, found: Declaration, op: Operation) -> dic
     if op.feature is not None:
         doc["x-metalcast-min-version"] = str(FEATURES[op.feature])
     if found.body:
+        content: dict[str, Any] = {"schema": op.body if op.body is not None else ANY}
+        if op.examples:
+            content["examples"] = {
+                f"example{n}": {"value": value} for n, value in enumerate(op.examples, 1)
+            }
         doc["requestBody"] = {
             "required": op.body_required,
-            "content": {"application/json": {"schema": op.body if op.body is not None else ANY}},
+            "content": {"application/json": content},
         }
     if public:
         doc["security"] = []

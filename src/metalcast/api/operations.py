@@ -181,6 +181,8 @@ class Operation:
     #: whether a success carries a ``Location`` header (always with 201)
     location: bool = False
     description: str = ""
+    #: example request bodies (for readers, and for schemathesis' explicit examples)
+    examples: tuple[object, ...] = ()
 
 
 def accepted(summary: str, **kw: Any) -> Operation:

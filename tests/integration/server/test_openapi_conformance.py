@@ -176,16 +176,20 @@ def _order(operation: Any) -> tuple[bool, str]:
 
 
 def _cases(operation: Any, world: World) -> st.SearchStrategy[Any]:
-    """Requests that fit the description (positive) and requests that do not
-    (negative: they must be refused with a documented 4xx, never a 5xx); for each
-    kind, ones aimed at objects that exist, at the newest version (where every
-    endpoint and field is) or at whatever version the description allows."""
+    """The description's examples, requests that fit the description (positive) and
+    requests that do not (negative: they must be refused with a documented 4xx, never
+    a 5xx); for each kind, ones aimed at objects that exist, at the newest version
+    (where every endpoint and field is) or at whatever version the description
+    allows."""
     names = re.findall(r"\{(\w+)\}", operation.path)
     aimed = bool(names) and all(name in world.known for name in names)
     real = st.fixed_dictionaries(
         {name: st.sampled_from(world.known[name]) for name in names if name in world.known}
     )
-    kinds = []
+    first = {name: world.known[name][0] for name in names if name in world.known}
+    kinds = operation.schema.get_strategies_from_examples(
+        operation, path_parameters=first if aimed else None, headers=LATEST
+    )
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
         if mode is GenerationMode.NEGATIVE and not _negatable(operation):
             continue

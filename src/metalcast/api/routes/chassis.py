@@ -140,7 +140,10 @@ def get_chassis_nodes(call: Call) -> object:
     "baremetal:chassis:create",
     body=True,
     doc=Operation(
-        "Create a chassis", answers={201: CHASSIS}, body=body(CREATABLE, name="ChassisCreate")
+        "Create a chassis",
+        answers={201: CHASSIS},
+        body=body(CREATABLE, name="ChassisCreate"),
+        examples=({"description": "rack 2"},),
     ),
 )
 def create_chassis(call: Call) -> object:

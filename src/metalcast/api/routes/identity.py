@@ -205,6 +205,7 @@ def get_project(call: Call) -> object:
         "Create a project",
         answers={201: PROJECT},
         body=body(PROJECT_FIELDS, required=("name",), name="ProjectCreate"),
+        examples=({"name": "tenant-b", "description": "team B"},),
     ),
 )
 def create_project(call: Call) -> object:
@@ -312,6 +313,7 @@ def get_user(call: Call) -> object:
         "Create a user",
         answers={201: USER},
         body=body(USER_FIELDS, required=("name", "password"), name="UserCreate"),
+        examples=({"name": "bob", "password": "a long passphrase", "default_project": "tenant-a"},),
     ),
 )
 def create_user(call: Call) -> object:

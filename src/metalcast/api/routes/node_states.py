@@ -129,6 +129,7 @@ _POWER_DOC = body(
     doc=accepted(
         "Power a node on, off or reboot it",
         body=_POWER_DOC,
+        examples=({"target": "power on"}, {"target": "power off", "timeout": 60}),
         description="Soft targets need 1.27 (406 before). Location: the node's states.",
     ),
 )
@@ -203,6 +204,7 @@ _PROVISION_DOC = body(
     doc=accepted(
         "Move a node through its provision states (deploy, clean, manage, ...)",
         body=_PROVISION_DOC,
+        examples=({"target": "provide"}, {"target": "manage"}, {"target": "inspect"}),
         description="Verbs newer than the requested version are 406; an argument the "
         "verb does not take, or a transition the state table refuses, is 400.",
     ),
@@ -372,6 +374,9 @@ def _enabled(value: object) -> bool:
     doc=no_content(
         "Set a node's target RAID configuration",
         body=obj(description='{"logical_disks": [...]}, or {} to clear it.'),
+        examples=(
+            {"logical_disks": [{"size_gb": 100, "raid_level": "1", "is_root_volume": True}]},
+        ),
         feature="raid",
     ),
 )
@@ -484,6 +489,7 @@ def get_boot_device(call: Call) -> object:
     doc=no_content(
         "Set a node's boot device",
         body=body(_BOOT_DEVICE_BODY, required=("boot_device",), name="BootDeviceRequest"),
+        examples=({"boot_device": "pxe", "persistent": False},),
     ),
 )
 def set_boot_device(call: Call) -> object:

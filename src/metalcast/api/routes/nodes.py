@@ -260,6 +260,10 @@ def get_node(call: Call) -> object:
         "Enroll a node",
         answers={201: view.NODE},
         body=body(node_fields.CREATABLE, required=("driver",), name="NodeCreate"),
+        examples=(
+            {"driver": "fake-hardware"},
+            {"driver": "ipmi", "name": "rack1-node7", "resource_class": "gold"},
+        ),
         description="A project-scoped administrator's node is owned by its project "
         "(baremetal:node:create:self_owned_node).",
     ),
@@ -357,6 +361,10 @@ _RESET = flag(
         answers={200: view.NODE},
         body=patch(node_fields.PATCHABLE, name="NodePatch"),
         query=(_RESET,),
+        examples=(
+            [{"op": "add", "path": "/extra/rack", "value": "r1"}],
+            [{"op": "replace", "path": "/description", "value": "GPU box"}],
+        ),
         description="Each path has its own rule where Ironic has one (x-policy-rules).",
     ),
 )

@@ -127,6 +127,7 @@ def _render(conn: sa.Connection, call: Call, tokens: list[ApiToken]) -> list[dic
         "Create an API token for oneself",
         answers={201: CREATED_TOKEN},
         body=body(TOKEN_FIELDS, name="TokenCreate"),
+        examples=({"system": True, "expires_in": 3600}, {"project": "tenant-a"}),
     ),
 )
 def create_token(call: Call) -> object:

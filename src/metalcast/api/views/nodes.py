@@ -175,7 +175,6 @@ def _nothing(node: Mapping[str, Any]) -> tuple[()]:
     return ()
 
 
-
 @functools.lru_cache(maxsize=256)
 def plan(version: Version, fields: tuple[str, ...] | None) -> Plan:
     """The rendering plan for ``fields`` (all visible ones when ``None``)."""
