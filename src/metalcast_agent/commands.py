@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from metalcast_agent.client import Transport
 from metalcast_agent.environment import Environment
 from metalcast_agent.errors import AgentError, InvalidArguments
 from metalcast_agent.log import get_logger
@@ -30,6 +31,8 @@ class CommandContext:
 
     env: Environment
     report_progress: Callable[[int, int | None], None] = lambda done, total: None
+    #: how downloads reach metalcast (HTTPS only, verified, once the API is HTTPS)
+    transport: Transport = field(default_factory=Transport)
     #: set by power_off/reboot: the power action to perform once the result is reported
     power_request: list[str] = field(default_factory=list)
 
@@ -53,11 +56,13 @@ class CommandRunner:
         handlers: Mapping[str, Handler],
         env: Environment,
         *,
+        transport: Transport | None = None,
         on_finish: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._handlers = dict(handlers)
         self._env = env
+        self._transport = transport or Transport()
         self._on_finish = on_finish
         self._clock = clock
         self._lock = threading.Lock()
@@ -96,7 +101,9 @@ class CommandRunner:
             del self._seen[next(iter(self._seen))]
 
     def _run(self, spec: CommandSpec) -> None:
-        context = CommandContext(self._env, report_progress=self._progress)
+        context = CommandContext(
+            self._env, report_progress=self._progress, transport=self._transport
+        )
         try:
             result = self._handler(spec["name"])(spec["args"], context)
         except AgentError as exc:

@@ -77,7 +77,7 @@ def write_configdrive(args: Mapping[str, object], ctx: CommandContext) -> dict[s
     spec = ConfigDriveArgs.parse(args)
     url = redact_url(spec.url)
     disk = disks_named(ctx.env, [spec.device])[0]
-    with open_download(spec.url, what=_WHAT) as download:
+    with open_download(spec.url, what=_WHAT, transport=ctx.transport) as download:
         stream, length = _sized(download, url)
         size = partition_size(length)
         path = ctx.env.device_path(disk.name)

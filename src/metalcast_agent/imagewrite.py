@@ -356,7 +356,7 @@ def write_image(args: Mapping[str, object], ctx: CommandContext) -> dict[str, ob
     spec = ImageArgs.parse(args)
     url = redact_url(spec.url)
     started = time.monotonic()
-    with open_download(spec.url, what=_WHAT) as download:
+    with open_download(spec.url, what=_WHAT, transport=ctx.transport) as download:
         size = _image_size(spec.size, download.length, url=url)
         disk = select_root_device(list_disks(ctx.env), spec.root_device, image_size=size)
         _log.info("write_image: %s chosen (%s)", disk.name, format_size(disk.size))
