@@ -122,6 +122,7 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
     options = LabOptions(
         lab_dir=_lab_dir(config, lab_dir),
         api_url=session_of(ctx).url,
+        cacert=session_of(ctx).cacert,
         nodes=nodes,
         disk_size_gb=disk_size,
         base_port=base_port,
@@ -200,6 +201,7 @@ def down(
     report = tear_down(
         directory,
         api_url=session_of(ctx).url if given else None,
+        cacert=session_of(ctx).cacert,
         purge=purge,
         progress=_progress,
     )

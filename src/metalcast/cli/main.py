@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import lab, nodes, ramdisk
+from metalcast.cli import lab, nodes, ramdisk, tls
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -50,6 +50,7 @@ app.add_typer(nodes.app, name="node")
 app.add_typer(db_app, name="db")
 app.add_typer(lab.app, name="lab")
 app.add_typer(ramdisk.app, name="ramdisk")
+app.add_typer(tls.app, name="tls")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -79,10 +80,20 @@ def root(
             show_default=False,
         ),
     ] = None,
+    cacert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="METALCAST_CACERT",
+            help="CA certificate to verify an https API with (default: the system's).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Global options, shared by every client command."""
     given = ctx.obj if isinstance(ctx.obj, Session) else None
-    session = Session(url, api_version, as_json, transport=given.transport if given else None)
+    session = Session(
+        url, api_version, as_json, transport=given.transport if given else None, cacert=cacert
+    )
     ctx.obj = session
     ctx.call_on_close(session.close)
 

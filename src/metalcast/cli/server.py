@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -29,6 +30,7 @@ from metalcast.drivers.bmc_call import CallPolicy
 from metalcast.drivers.registry import default_registry
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import SecretBox
+from metalcast.tls.certificates import ServerCertificate, load_server_certificate, uvicorn_options
 
 log = logging.getLogger("metalcast.server")
 
@@ -99,23 +101,46 @@ class _Server(uvicorn.Server):
             sys.stdout.flush()
 
 
-def server_url(settings: Settings) -> str:
-    """The URL the API answers at."""
-    host = settings.api.host
+def server_url(settings: Settings, *, host: str | None = None) -> str:
+    """The URL the API answers at (on ``host`` rather than the listen address)."""
+    host = host or settings.api.host
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{settings.api.port}"
+    return f"{settings.api.scheme}://{shown}:{settings.api.port}"
+
+
+def local_api_url(settings: Settings) -> str:
+    """The API's URL from this host: loopback when it listens on every address."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+    return server_url(settings, host=wildcard.get(settings.api.host, settings.api.host))
+
+
+def api_certificate(settings: Settings) -> ServerCertificate | None:
+    """The API's certificate, checked; warnings logged.
+
+    Raises:
+        TlsError: only one of the two files is set, or they are unusable.
+    """
+    api = settings.api
+    certificate = load_server_certificate(api.tls_cert_file, api.tls_key_file, area="api")
+    if certificate is not None:
+        for warning in certificate.warnings(now=datetime.now(UTC)):
+            log.warning("api TLS: %s", warning)
+    return certificate
 
 
 def run_server(settings: Settings) -> None:
     """Serve the API and run the conductor until SIGTERM or SIGINT.
 
     Raises:
+        TlsError: the API's or the boot server's certificate is unusable.
+        BootSetupError: the agents would refuse the boot server's certificate.
         DatabaseError, MetalcastError: start-up failed (see :func:`build_server`).
         SystemExit: uvicorn could not listen (the conductor is stopped first).
     """
     signals = ShutdownSignals()
     signals.install()
-    boot = build_boot(settings)
+    certificate = api_certificate(settings)
+    boot = build_boot(settings, api_tls=certificate)
     app, service, db = build_server(settings, boot)
     banner = (
         f"metalcast server listening on {server_url(settings)} "
@@ -130,6 +155,7 @@ def run_server(settings: Settings) -> None:
         log_config=None,  # metalcast.logs configured every logger already
         access_log=False,
         lifespan="auto",
+        **uvicorn_options(certificate),
     )
     service.start()
     if boot is not None:
@@ -146,15 +172,24 @@ def run_server(settings: Settings) -> None:
         db.dispose()
 
 
-def build_boot(settings: Settings) -> BootSupervisor | None:
-    """The boot services' supervisor (not started), unless ``boot.enabled`` is off.
+def build_boot(
+    settings: Settings, *, api_tls: ServerCertificate | None = None
+) -> BootSupervisor | None:
+    """The boot services' supervisor (not started), unless ``boot.enabled`` is off;
+    ``api_tls`` is the certificate the API serves (the relay to it trusts that one).
 
     They start once ``boot.interface`` exists: by default the lab's bridge, which
     ``metalcast lab up`` creates.
+
+    Raises:
+        TlsError, BootSetupError: the boot server's TLS set-up is unusable.
     """
     if not settings.boot.enabled:
         return None
     services = BootServices(
-        settings.boot, state_dir=settings.state_dir, api_url=server_url(settings)
+        settings.boot_services,
+        state_dir=settings.state_dir,
+        api_url=local_api_url(settings),
+        api_certificate=api_tls,
     )
     return BootSupervisor(services)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import typer
 
 from metalcast.cli.client import ApiClient
+from metalcast.tls.trust import ca_context
 
 
 @dataclass(slots=True)
@@ -19,13 +21,20 @@ class Session:
     as_json: bool = False
     #: where requests go instead of the network (tests pass one in ``obj``)
     transport: httpx.BaseTransport | None = None
+    #: the CA certificate(s) to verify an https API with; None: the system's store
+    cacert: Path | None = None
     _client: ApiClient | None = field(default=None, repr=False)
 
     @property
     def client(self) -> ApiClient:
-        """The API client, created on first use."""
+        """The API client, created on first use.
+
+        Raises:
+            TlsError: ``cacert`` cannot be read or holds no certificate.
+        """
         if self._client is None:
-            self._client = ApiClient(self.url, self.api_version, transport=self.transport)
+            tls = ca_context(self.cacert, setting="--cacert") if self.cacert else None
+            self._client = ApiClient(self.url, self.api_version, transport=self.transport, tls=tls)
         return self._client
 
     def close(self) -> None:

@@ -80,6 +80,8 @@ class LabOptions:
 
     lab_dir: Path
     api_url: str = DEFAULT_API_URL
+    #: the CA certificate to verify an https ``api_url`` with (None: the system's)
+    cacert: Path | None = None
     nodes: int = 2
     disk_size_gb: int = 2
     base_port: int = DEFAULT_BASE_PORT
@@ -105,7 +107,7 @@ def bring_up(options: LabOptions, *, progress: Progress = _silent) -> LabState:
     _require_root("lab up", "create network namespaces")
     _require_tools(options.boot_mode)
     _refuse_existing(options)
-    api = ServerApi(options.api_url)
+    api = ServerApi(options.api_url, cacert=options.cacert)
     try:
         api.check()
         state = plan(options)
@@ -297,11 +299,13 @@ def tear_down(
     lab_dir: Path,
     *,
     api_url: str | None = None,
+    cacert: Path | None = None,
     purge: bool = False,
     progress: Progress = _silent,
 ) -> Teardown | None:
     """Remove the lab in ``lab_dir`` (nodes through ``api_url``, default: the URL it
-    was enrolled through); None if there is no lab there.
+    was enrolled through, verified with ``cacert`` if https); None if there is no lab
+    there.
 
     Raises:
         LabError: not root, or metalcast refused to delete a node (everything else
@@ -313,7 +317,7 @@ def tear_down(
         return None
     _require_root("lab down", "delete network namespaces")
     report = Teardown()
-    refused = _unenrol(state, api_url or state.api_url, report, progress)
+    refused = _unenrol(state, api_url or state.api_url, report, progress, cacert=cacert)
     progress("stopping the lab daemon (it powers the machines off)")
     report.daemon_pid = stop_daemon(state)
     report.strays = _kill_strays(state)
@@ -327,13 +331,15 @@ def tear_down(
     return report
 
 
-def _unenrol(state: LabState, url: str, report: Teardown, progress: Progress) -> LabError | None:
+def _unenrol(
+    state: LabState, url: str, report: Teardown, progress: Progress, *, cacert: Path | None
+) -> LabError | None:
     """Delete the lab's nodes; the error that stopped it, if metalcast refused one."""
     enrolled = {node.name: node.node_uuid for node in state.nodes if node.node_uuid}
     if not enrolled:
         return None
     progress(f"deleting {len(enrolled)} node(s) from metalcast at {url}")
-    api = ServerApi(url)
+    api = ServerApi(url, cacert=cacert)
     try:
         for name, uuid in enrolled.items():
             deleted = api.delete_node(uuid)
