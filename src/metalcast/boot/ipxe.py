@@ -17,7 +17,11 @@ A node being provisioned has (see :func:`write_node_files`)::
                                  links to the node's own deploy images, if it has any
     files/nodes/<mac>.ipxe       -> <uuid>/boot.ipxe, one link per port MAC
 
-and, booting over TFTP (the ``pxe`` boot interface), its PXELINUX config::
+With TLS every node also loads ``files/tls-ca.cpio.gz``, the CA its agent verifies
+the boot server with (:mod:`metalcast.boot.trust`), and its agent is given the boot
+server's HTTPS URL.
+
+Booting over TFTP (the ``pxe`` boot interface), a node also has its PXELINUX config::
 
     files/nodes/<uuid>/pxelinux.cfg
     files/pxelinux.cfg/01-<mac>  -> ../nodes/<uuid>/pxelinux.cfg, one link per port MAC

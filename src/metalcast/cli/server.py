@@ -1,6 +1,7 @@
 """The all-in-one ``metalcast server``: API and conductor in one process.
 
-Start-up order: state directory, database (migrated), secret key, driver registry,
+Start-up order: TLS files (the API's, then the boot server's: refused before anything
+else happens), state directory, database (migrated), secret key, driver registry,
 conductor, ASGI app.  Shut-down order on SIGTERM or SIGINT: uvicorn stops accepting
 requests and finishes the ones in flight, then the conductor gets
 ``graceful_shutdown_timeout`` seconds to finish or park its work, then the database
