@@ -10,7 +10,9 @@ Fixtures:
     that server's base URL (``http://127.0.0.1:PORT``).
 ``start_metalcast_server``
     a factory for more servers or other settings:
-    ``with start_metalcast_server(env={"METALCAST_CONDUCTOR__...": "1"}) as server:``.
+    ``with start_metalcast_server(env={"METALCAST_CONDUCTOR__...": "1"}) as server:``;
+    with ``cacert=`` the server is reached over HTTPS, verified with that CA (the
+    caller sets ``METALCAST_API__TLS_*`` in ``env``).
 
 Every test under ``tests/integration`` is marked ``integration``.  Every server, once
 stopped, has its logs and database files searched for the secrets the tests use
@@ -23,6 +25,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -95,15 +98,16 @@ def _clean_env(overrides: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def _wait_until_ready(server: MetalcastServer) -> None:
+def _wait_until_ready(server: MetalcastServer, *, cacert: Path | None) -> None:
     deadline = time.monotonic() + START_TIMEOUT
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cacert) if cacert else True
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             pytest.fail(
                 f"metalcast server exited with {server.process.returncode}\n{server.logs()}"
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/v1", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}/v1", timeout=2, verify=verify).status_code == 200:
                 return
         time.sleep(0.1)
     server.process.kill()
@@ -124,11 +128,15 @@ def _stop(server: MetalcastServer) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    state_dir: Path, *, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    state_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    cacert: Path | None = None,
 ) -> Iterator[MetalcastServer]:
     """Start ``metalcast server`` in ``state_dir``, yield it once ``GET /v1``
-    answers, then SIGTERM it, assert it exits 0 and that no registered secret is in
-    its logs or database files."""
+    answers (over HTTPS verified with ``cacert``, if given), then SIGTERM it, assert it
+    exits 0 and that no registered secret is in its logs or database files."""
     state_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     stdout_path, stderr_path = state_dir / "server.stdout", state_dir / "server.stderr"
@@ -139,11 +147,12 @@ def running_server(
             stderr=err,
             env=_clean_env(env),
         )
+    scheme = "https" if cacert else "http"
     server = MetalcastServer(
-        f"http://127.0.0.1:{port}", port, state_dir, process, stdout_path, stderr_path
+        f"{scheme}://127.0.0.1:{port}", port, state_dir, process, stdout_path, stderr_path
     )
     try:
-        _wait_until_ready(server)
+        _wait_until_ready(server, cacert=cacert)
         yield server
     finally:
         if process.poll() is None:
@@ -170,9 +179,14 @@ def start_metalcast_server(tmp_path_factory: pytest.TempPathFactory) -> StartSer
     server in a new temporary state directory."""
 
     def start(
-        *, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+        *,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        cacert: Path | None = None,
     ) -> contextlib.AbstractContextManager[MetalcastServer]:
-        return running_server(tmp_path_factory.mktemp("metalcast"), env=env, args=args)
+        return running_server(
+            tmp_path_factory.mktemp("metalcast"), env=env, args=args, cacert=cacert
+        )
 
     return start
 

@@ -97,13 +97,14 @@ def _images(settings: Settings, secret_box: SecretBox) -> dict[str, Any]:
         max_bytes=settings.images.configdrive_max_bytes,
     )
     private_dir(drives.root)
-    boot = settings.boot
+    boot = settings.boot_services  # its TLS defaults to the API's
     return {
         "images": cache,
         "configdrives": drives,
         "signer": UrlSigner(secret_box.derive_key(DOWNLOAD_URLS)),
-        # the agent's API URL is the boot server unless node_api_url sends it elsewhere
-        "download_base": "" if boot.node_api_url is None else boot.http_url,
+        # the agent's API URL is the boot server unless node_api_url sends it elsewhere;
+        # then downloads still come from the boot server (its HTTPS port with TLS)
+        "download_base": "" if boot.node_api_url is None else boot.agent_url,
         "agent_url_ttl": settings.images.agent_url_ttl,
     }
 
