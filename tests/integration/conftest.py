@@ -24,10 +24,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from pathlib import Path
 import httpx
 import pytest
 from secret_scan import leaks
+from server_process import free_port, server_command
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
@@ -72,22 +71,6 @@ class MetalcastServer:
         out = self.stdout_path.read_text(errors="replace")
         err = self.stderr_path.read_text(errors="replace")
         return f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_command(*, port: int, state_dir: Path, extra: Sequence[str] = ()) -> list[str]:
-    """The command line that starts ``metalcast server`` with this interpreter."""
-    return [
-        sys.executable, "-m", "metalcast.cli.main", "server",
-        "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(state_dir), *extra,
-    ]  # fmt: skip
 
 
 def _clean_env(overrides: Mapping[str, str] | None) -> dict[str, str]:

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import openstack
 import pytest
-from conftest import free_port, server_command
 from keystoneauth1 import exceptions as ksa_exceptions
 from openstack import exceptions
+from server_process import free_port, server_command
 
 BAREMETAL = shutil.which("baremetal", path=str(Path(sys.executable).parent)) or "baremetal"
 
