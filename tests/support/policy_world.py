@@ -3,7 +3,7 @@
 :class:`World` creates, as a system administrator, what :data:`policy_matrix.ACTIONS`
 work on: the :data:`policy_matrix.NODES` (one owned by the owner project and leased
 to the lessee project, the others for the listings) with a port, a portgroup, a
-volume connector and target each, a chassis, the leased node's history; with
+volume connector and target each, a chassis, the leased node's trait and history; with
 ``identity``, a user, a project and a token of metalcast's ``builtin`` strategy that
 belong to none of the personas.  Actions that change or delete something get fresh
 objects of their own (:meth:`World.fresh`); :func:`fill` puts their names into an
@@ -21,7 +21,7 @@ import itertools
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from policy_matrix import NODES, Action
 
@@ -73,6 +73,7 @@ class World:
         self.connectors = {label: self.connector(node) for label, node in self.nodes.items()}
         self.targets = {label: self.target(node) for label, node in self.nodes.items()}
         self.manage(self.leased)
+        self._with(self.leased, "traits/CUSTOM_LISTED")
         history = self.call("GET", f"/v1/nodes/{self.leased}/history")["history"]
         self.event = history[0]["uuid"]
         self.identity: dict[str, str] = self._identity() if identity else {}
@@ -249,7 +250,17 @@ def fill(template: Any, names: Mapping[str, str], world: World) -> Any:
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
-def prepare(world: World, action: Action, caller: Send | None = None) -> tuple[str, Any]:
-    """The path and body of ``action`` made concrete, on fresh objects if it needs them."""
+class Prepared(NamedTuple):
+    """An action made concrete."""
+
+    path: str
+    body: Any
+    #: the placeholders' values (which node, port, ...)
+    names: dict[str, str]
+
+
+def prepare(world: World, action: Action, caller: Send | None = None) -> Prepared:
+    """The path and body of ``action`` made concrete, on fresh objects if it needs
+    them (an own token made by ``caller``)."""
     names = world.fresh(action.fresh, caller)
-    return fill(action.path, names, world), fill(action.body, names, world)
+    return Prepared(fill(action.path, names, world), fill(action.body, names, world), names)

@@ -52,7 +52,7 @@ def perform(world: BuiltinWorld, caller: Caller, action: Action) -> httpx.Respon
     if caller.role is None and action.fresh == "own token":
         # without credentials there is no token of one's own to name
         return api.request(action.method, "/v1/auth/tokens/none", None)
-    path, body = prepare(world, action, sender(api))
+    path, body, _ = prepare(world, action, sender(api))
     return api.request(action.method, path, body)
 
 

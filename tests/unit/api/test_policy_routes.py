@@ -61,7 +61,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeaderWorld]:
 
 def perform(world: HeaderWorld, caller: Caller, action: Action) -> httpx.Response:
     api = world.as_caller(caller)
-    path, body = prepare(world, action)
+    path, body, _ = prepare(world, action)
     response = api.request(action.method, path, body)
     if response.status_code == 202:
         settle(world.api)
