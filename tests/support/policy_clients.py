@@ -15,11 +15,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from openstack import exceptions
 from openstack.connection import Connection
 from policy_matrix import Action, Outcome
@@ -214,10 +216,17 @@ def cli_auth(
     ]  # fmt: skip
 
 
-def through_cli(action: Action, argv: Sequence[str], auth: Sequence[str]) -> Answer:
-    """Run ``baremetal`` (no ``OS_*`` variable from outside) for ``action``; the HTTP
-    status its error names, or the action's status when it succeeded."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+def through_cli(
+    action: Action,
+    argv: Sequence[str],
+    auth: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Answer:
+    """Run ``baremetal`` for ``action`` with no ``OS_*`` variable but those of
+    ``env``; the HTTP status its error names, or the action's status when it
+    succeeded."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OS_")}, **(env or {})}
     done = subprocess.run(
         [BAREMETAL, *auth, *argv],
         env=env,
@@ -230,3 +239,25 @@ def through_cli(action: Action, argv: Sequence[str], auth: Sequence[str]) -> Ans
         return Answer(action.status, done.stderr, done.stdout)
     found = _HTTP_STATUS.search(done.stderr)
     return Answer(int(found.group(1)) if found else 0, done.stderr, done.stdout)
+
+
+# ------------------------------------------------------------------------ waiting
+
+SETTLE_TIMEOUT = 60.0
+
+
+def settle(admin: httpx.Client, node: str) -> None:
+    """Wait until what a 202 started on ``node`` is over (by polling, as the clients'
+    own ``--wait`` does: the API has no event to wait for).
+
+    Raises:
+        AssertionError: the node is still busy after :data:`SETTLE_TIMEOUT` seconds.
+    """
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    busy = ("reservation", "target_power_state", "target_provision_state")
+    while True:
+        doc = admin.get(f"/v1/nodes/{node}").json()
+        if all(doc[key] is None for key in busy):
+            return
+        assert time.monotonic() < deadline, f"node {node} still busy: {doc}"
+        time.sleep(0.05)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from policy_clients import (
     Answer,
     cli_auth,
     raw,
+    settle,
     through_cli,
     through_sdk,
     verdict,
@@ -65,7 +65,6 @@ from metalcast.api.policy.callers import BY_NAME, OWNER_PROJECT, Caller, Scope
 pytestmark = pytest.mark.integration
 
 BUILTIN = {"METALCAST_API__AUTH_STRATEGY": "builtin"}
-SETTLE_TIMEOUT = 60.0
 #: the kinds of persona the CLI runs as: the system's administrator and reader, the
 #: owner's and the lessee's administrator, member and reader, another project's member
 CLI_PERSONAS = (
@@ -133,19 +132,6 @@ class Site:
 
     def settle(self, node: str) -> None:
         settle(self.admin, node)
-
-
-def settle(admin: httpx.Client, node: str) -> None:
-    """Wait until what a 202 started on ``node`` is over (polling: the API has no
-    event to wait for)."""
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while time.monotonic() < deadline:
-        doc = admin.get(f"/v1/nodes/{node}").json()
-        busy = ("reservation", "target_power_state", "target_provision_state")
-        if all(doc[key] is None for key in busy):
-            return
-        time.sleep(0.05)
-    pytest.fail(f"node {node} still busy after {SETTLE_TIMEOUT}s: {doc}")
 
 
 # ------------------------------------------------------------------------- set-up
