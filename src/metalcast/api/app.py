@@ -13,9 +13,12 @@ from metalcast.api import auth, errors
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
+    allocations,
     chassis,
     conductors,
+    deploy_templates,
     drivers,
+    events,
     node_extras,
     node_states,
     nodes,
@@ -43,6 +46,9 @@ def routes() -> list[BaseRoute]:
         *chassis.ROUTES,
         *drivers.ROUTES,
         *conductors.ROUTES,
+        *allocations.ROUTES,
+        *deploy_templates.ROUTES,
+        *events.ROUTES,
         *ramdisk.ROUTES,
     ]
 

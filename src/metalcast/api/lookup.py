@@ -2,7 +2,8 @@
 
 Nodes are found by UUID or name; a node the caller may not see is "not found".
 Ports, portgroups, volume connectors and volume targets inherit the visibility of
-their node.
+their node.  An allocation belongs to its ``owner`` project: another project's (or
+an ownerless one, which is the admins') is "not found".
 
 Errors: ``NotFound`` (404), ``Forbidden`` (403).
 """
@@ -13,10 +14,11 @@ import sqlalchemy as sa
 
 from metalcast.api import policy
 from metalcast.api.endpoint import Call
+from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db import volumes
-from metalcast.db.models import Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.db.models import Allocation, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.errors import InvalidInput, NotFound
 
 
@@ -92,3 +94,30 @@ def node_in_body(conn: sa.Connection, call: Call, *, ident: str, action: str) ->
         return node(conn, call, ident=ident, action=action)
     except NotFound as exc:
         raise InvalidInput(exc.message) from None
+
+
+def allocation_target(found: Allocation) -> policy.NodeTarget:
+    """Policy's view of an allocation: its owner project is the one that may act."""
+    return policy.NodeTarget(uuid=found.uuid, owner=found.owner, lessee=None)
+
+
+def check_allocation(call: Call, found: Allocation, *, action: str, what: str) -> None:
+    """Raise unless the caller may perform ``action`` on ``found``.
+
+    Raises:
+        NotFound: the caller may not see the allocation (saying ``what``).
+        Forbidden: the caller sees it but may not perform ``action``.
+    """
+    try:
+        policy.enforce(call.context, "allocation:get", node=allocation_target(found))
+    except NotFound:
+        raise NotFound(f"{what} could not be found.") from None
+    policy.enforce(call.context, action, node=allocation_target(found))
+
+
+def allocation(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Allocation:
+    """The allocation ``ident`` (UUID or name) names, if the caller may perform
+    ``action`` on it."""
+    found = repo_alloc.get_allocation(conn, ident)
+    check_allocation(call, found, action=action, what=f"Allocation {ident}")
+    return found

@@ -70,6 +70,22 @@ RULES: Mapping[str, Scope] = {
     "driver:get": Scope.READ,
     "driver:vendor_passthru": Scope.ADMIN,
     "conductor:get": Scope.READ,
+    # allocations: the target is the allocation's owner project (an allocation
+    # without owner is the admins'); a non-admin's listing is limited to its own
+    "allocation:get": Scope.READ,
+    "allocation:list": Scope.READ,
+    "allocation:list_all": Scope.ADMIN,
+    "allocation:create": Scope.OWNER,
+    "allocation:create_restricted": Scope.ADMIN,
+    "allocation:update": Scope.OWNER,
+    "allocation:delete": Scope.OWNER,
+    "node:get_allocation": Scope.READ,
+    "node:delete_allocation": Scope.LESSEE,
+    "events:post": Scope.ADMIN,
+    "deploy_template:get": Scope.ADMIN,
+    "deploy_template:create": Scope.ADMIN,
+    "deploy_template:update": Scope.ADMIN,
+    "deploy_template:delete": Scope.ADMIN,
 }
 
 _WRITERS = frozenset({"admin", "member"})

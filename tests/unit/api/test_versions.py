@@ -107,7 +107,7 @@ def test_negotiate_parses_and_bounds() -> None:
     assert versions.negotiate({"x-openstack-ironic-api-version": "1.5"}) == Version(1, 5)
     assert versions.negotiate({"x-openstack-ironic-api-version": " LATEST "}) == MAX_VERSION
     with pytest.raises(NotAcceptable):
-        versions.negotiate({"x-openstack-ironic-api-version": "1.52"})
+        versions.negotiate({"x-openstack-ironic-api-version": "1.61"})
     with pytest.raises(InvalidInput):
         versions.negotiate({"x-openstack-ironic-api-version": "1"})
 
@@ -127,9 +127,19 @@ def test_features_up_to_max_follow_ironic() -> None:
 
 
 def test_max_version_is_below_every_unserved_feature() -> None:
-    # allocations (1.52) are not served: the maximum must stay below
-    assert Version(1, 52) > MAX_VERSION
-    assert str(MAX_VERSION) == "1.51"
+    # 1.62 is agent tokens in Ironic's lookup/heartbeat form, 1.63 indicators: the
+    # maximum stays at 1.60, whose every feature is served
+    assert str(MAX_VERSION) == "1.60"
+    for feature in ("allocations", "events", "deploy_templates", "allocation_owner"):
+        assert versions.FEATURES[feature] <= MAX_VERSION
+
+
+def test_features_of_1_52_to_1_60_are_gated_as_in_ironic() -> None:
+    assert not versions.allows("is_smartnic", Version(1, 52))
+    assert versions.allows("is_smartnic", Version(1, 53))
+    assert not versions.allows("configdrive_vendor_data", Version(1, 58))
+    assert not versions.shows("allocation_owner", Version(1, 59))
+    assert versions.shows("allocation_owner", Version(1, 60))
 
 
 @pytest.mark.parametrize(

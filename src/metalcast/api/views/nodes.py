@@ -23,6 +23,7 @@ from metalcast.api.views.common import iso, links
 from metalcast.api.views.conductors import ConductorMap
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
+from metalcast.db.allocations import allocation_uuids
 from metalcast.db.models import Node
 from metalcast.secrecy import MASK, mask
 
@@ -80,6 +81,7 @@ FIELDS: dict[str, str | None] = {
     "retired": "retired",
     "retired_reason": "retired",
     "network_data": "network_data",
+    "allocation_uuid": "allocations",
     "boot_mode": "boot_mode",
     "secure_boot": "boot_mode",
     "created_at": None,
@@ -98,7 +100,15 @@ _DATES = frozenset(
     }
 )
 _SPECIAL = frozenset(
-    {"chassis_uuid", "driver_info", "instance_info", "traits", "conductor", "provision_state"}
+    {
+        "chassis_uuid",
+        "driver_info",
+        "instance_info",
+        "traits",
+        "conductor",
+        "provision_state",
+        "allocation_uuid",
+    }
 )
 #: columns a list may be sorted by
 SORTABLE = frozenset(
@@ -160,6 +170,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "chassis_uuid": ("chassis_id",),
     "traits": ("id",),
     "conductor": ("uuid", "conductor_group"),
+    "allocation_uuid": ("allocation_id",),
 }
 
 
@@ -177,6 +188,7 @@ class Related:
     chassis: dict[int, str] = field(default_factory=dict)
     traits: dict[int, list[str]] = field(default_factory=dict)
     conductors: ConductorMap = field(default_factory=ConductorMap)
+    allocations: dict[int, str] = field(default_factory=dict)
 
 
 Row = Mapping[str, Any]
@@ -204,6 +216,8 @@ def load_related(
         related.traits = repo.traits_for(conn, [n["id"] for n in nodes])
     if "conductor" in the_plan.special:
         related.conductors = ConductorMap.load(conn, timeout=heartbeat_timeout)
+    if "allocation_uuid" in the_plan.special:
+        related.allocations = allocation_uuids(conn, [n["allocation_id"] for n in nodes])
     return related
 
 
@@ -242,6 +256,9 @@ def _render_special(
         doc["traits"] = related.traits.get(node["id"], [])
     if "conductor" in special:
         doc["conductor"] = related.conductors.for_node(node["uuid"], node["conductor_group"])
+    if "allocation_uuid" in special:
+        allocation_id = node["allocation_id"]
+        doc["allocation_uuid"] = related.allocations.get(allocation_id) if allocation_id else None
 
 
 def provision_state(state: str, version: Version) -> str | None:
