@@ -28,6 +28,7 @@ from metalcast.api.routes import (
     root,
     volume,
 )
+from metalcast.api.unversioned import UnversionedPaths
 from metalcast.config import Settings
 from metalcast.db.engine import Database
 from metalcast.rpc.client import ConductorClient
@@ -75,7 +76,10 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     authenticator = auth.build_authenticator(settings, strategy, db=db)
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(ApiMiddleware, authenticator=authenticator)],
+        middleware=[
+            Middleware(UnversionedPaths),
+            Middleware(ApiMiddleware, authenticator=authenticator),
+        ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.deps = Deps(settings=settings, db=db, conductor=conductor)

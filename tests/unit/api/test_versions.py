@@ -162,3 +162,15 @@ def test_features_below_max_follow_ironic(feature: str, version: int) -> None:
     assert versions.FEATURES[feature] == Version(1, version)
     assert not versions.allows(feature, Version(1, version - 1))
     assert versions.allows(feature, Version(1, version))
+
+
+def test_paths_without_the_version_are_v1_paths_as_in_ironic(api: Api) -> None:
+    node = api.node(name="n1")
+    bookmark = next(link["href"] for link in node["links"] if link["rel"] == "bookmark")
+    assert bookmark == f"http://testserver/nodes/{node['uuid']}"
+    shown = api.get(bookmark.removeprefix("http://testserver"))
+    assert shown.status_code == 200
+    assert shown.json()["uuid"] == node["uuid"]
+    assert api.get("/nodes/n1/states").status_code == 200
+    assert api.get("/").json()["default_version"]["id"] == "v1"  # the root stays the root
+    assert api.get("/nothing-here").status_code == 404
