@@ -274,6 +274,12 @@ def test_unknown_allocations_are_not_found(api: Api) -> None:
     missing = api.get("/v1/nodes/n1/allocation")
     assert missing.status_code == 404
     assert fault_of(missing) == "Allocation for node n1 was not found"
+    assert api.delete("/v1/nodes/n1/allocation").status_code == 404
+    # as in Ironic: listing the allocation of a node that does not exist is 400
+    no_node = api.get("/v1/nodes/nope/allocation")
+    assert no_node.status_code == 400
+    assert fault_of(no_node) == "Node nope could not be found."
+    assert api.delete("/v1/nodes/nope/allocation").status_code == 404
 
 
 # ---------------------------------------------------------------------- deleting

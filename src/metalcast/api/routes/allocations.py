@@ -338,9 +338,12 @@ def delete_allocation(call: Call) -> object:
 
 
 def _node_allocation(call: Call, *, action: str) -> Allocation:
+    """The allocation of the node in the path.  A node that does not exist (or that
+    the caller may not see) is 400 for GET, as in Ironic, 404 for DELETE."""
     ident = call.args["node"]
+    find = lookup.node_in_body if call.method == "GET" else lookup.node
     with call.deps.db.read() as conn:
-        node = lookup.node(conn, call, ident=ident, action="node:get")
+        node = find(conn, call, ident=ident, action="node:get")
         found = repo_alloc.allocation_of_node(conn, node.id)
     what = f"Allocation for node {ident}"
     if found is None:
