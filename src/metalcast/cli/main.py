@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import lab, nodes, ramdisk
+from metalcast.cli import allocations, hosts, lab, nodes, ramdisk
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -47,6 +47,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage metalcast's database.", no_args_is_help=True)
 app.add_typer(nodes.app, name="node")
+app.add_typer(allocations.app, name="allocation")
+app.add_typer(hosts.app, name="host")
 app.add_typer(db_app, name="db")
 app.add_typer(lab.app, name="lab")
 app.add_typer(ramdisk.app, name="ramdisk")
