@@ -53,8 +53,8 @@ _VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 
 MIN_VERSION = Version(1, 1)
 #: The one place the served maximum is set.  Raise it only when every feature of
-#: every version up to the new maximum is served (1.61 adds nothing metalcast lacks
-#: but 1.62 is agent tokens in Ironic's form; see docs/api-compat.md).
+#: every version up to the new maximum is served (1.62, agent tokens in Ironic's
+#: lookup and heartbeat form, is not; see docs/api-compat.md).
 MAX_VERSION = Version(1, 60)
 
 
