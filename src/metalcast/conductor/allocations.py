@@ -50,6 +50,18 @@ def request_of(allocation: Allocation) -> NodeRequest:
     )
 
 
+def _named(allocation: Allocation) -> str:
+    return f"{allocation.uuid} ({allocation.name})" if allocation.name else allocation.uuid
+
+
+def record(rt: Runtime, conn: sa.Connection, node_id: int, *, event: str, user: str | None) -> None:
+    """A row in the node's history, in the caller's transaction: a node's history says
+    when it was allocated and freed, and by whom."""
+    repo.add_history(
+        conn, node_id, event=event, event_type="allocation", conductor=rt.hostname, user=user
+    )
+
+
 def failure(allocation: Allocation, error: str) -> str:
     """The ``last_error`` of a failed allocation (Ironic's wording)."""
     return f"Failed to process allocation {allocation.uuid}: {error}."
@@ -90,6 +102,8 @@ def backfill(rt: Runtime, values: JSONDict, *, node_id: int, user: str) -> Alloc
             allocation = repo_alloc.create_allocation(conn, values)
             repo_alloc.associate(conn, allocation, node_id=node.id)
             allocation = repo_alloc.get_allocation_by_id(conn, allocation.id)
+            event = f"backfilled into allocation {_named(allocation)} by {user}"
+            record(rt, conn, node.id, event=event, user=user)
     _log.info("node %s backfilled into allocation %s", node.uuid, allocation.uuid)
     return allocation
 
@@ -148,6 +162,8 @@ def destroy(rt: Runtime, allocation_id: int, *, user: str) -> None:
         check_deallocation(task.node, allocation)
         with rt.db.begin() as conn:
             repo_alloc.destroy_allocation(conn, allocation.id)
+            event = f"allocation {_named(allocation)} deleted by {user}; node freed"
+            record(rt, conn, task.node.id, event=event, user=user)
         task.node.allocation_id = task.node.instance_uuid = None
     _log.info("allocation %s deleted; node %s freed", allocation.uuid, task.node.uuid)
 
@@ -181,6 +197,8 @@ def free_node(task: NodeTask) -> None:
         allocation = repo_alloc.allocation_of_node(conn, task.node.id)
         if allocation is not None:
             repo_alloc.destroy_allocation(conn, allocation.id)
+            event = f"allocation {_named(allocation)} deleted with the instance by {task.user}"
+            record(task.rt, conn, task.node.id, event=event, user=task.user)
     task.node.allocation_id = task.node.instance_uuid = None
     if allocation is not None:
         task.log.info("%s: allocation %s deleted", task.uuid, allocation.uuid)
@@ -252,6 +270,9 @@ def _try_nodes(
         try:
             with rt.db.begin() as conn:
                 if repo_alloc.take_node(conn, allocation, node_id=node_id, request=request):
+                    owner = f" of project {allocation.owner}" if allocation.owner else ""
+                    event = f"allocated to allocation {_named(allocation)}{owner}"
+                    record(rt, conn, node_id, event=event, user=None)
                     _log.info("allocation %s took node %s", allocation.uuid, node_id)
                     return None
         except sa.exc.IntegrityError:

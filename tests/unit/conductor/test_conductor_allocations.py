@@ -254,11 +254,16 @@ def test_backfill_of_a_node_with_another_instance_is_a_conflict(env: Env) -> Non
 
 
 def test_deleting_an_allocation_frees_its_node(env: Env) -> None:
-    node = available(env)
-    done = allocate(env)
+    node = available(env, owner="p1")
+    done = allocate(env, name="db-1", owner="p1")
     env.service.destroy_allocation(done.id, context=ALICE)
     freed = env.node(node.id)
     assert (freed.instance_uuid, freed.allocation_id) == (None, None)
+    events = [(e.event_type, e.event, e.user) for e in env.history(node.id)][-2:]
+    assert events == [
+        ("allocation", f"allocated to allocation {done.uuid} (db-1) of project p1", None),
+        ("allocation", f"allocation {done.uuid} (db-1) deleted by alice; node freed", "alice"),
+    ]
     assert allocate(env).node_id == node.id  # free to take again
 
 
