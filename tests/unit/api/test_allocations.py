@@ -173,6 +173,9 @@ def test_backfill_of_a_node_that_does_not_match_is_refused(api: Api) -> None:
         ({"resource_class": RC, "bogus": 1}, "Unknown field(s) for allocation: bogus"),
         ({"resource_class": RC, "candidate_nodes": [1]}, "is not a list of node UUIDs"),
         ({"resource_class": RC, "extra": []}, "is not of type 'object'"),
+        ({"resource_class": RC, "candidate_nodes": ["n"] * 1001}, "at most 1000 candidate"),
+        ({"resource_class": RC, "traits": [f"CUSTOM_{i}" for i in range(51)]}, "at most 50"),
+        ({"resource_class": RC, "owner": "p" * 256}, "longer than 255 characters"),
     ],
 )
 def test_bad_requests_are_refused_with_what_to_fix(

@@ -19,6 +19,7 @@ from metalcast.api import lookup, patching, policy, versions
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
 from metalcast.api.schema import (
+    MAX_TRAITS,
     Field,
     check_logical_name,
     check_trait,
@@ -158,7 +159,16 @@ def get_allocation(call: Call) -> object:
 # --------------------------------------------------------------------------- create
 
 
+#: the most candidate nodes one allocation may name (each is a bound SQL parameter)
+MAX_CANDIDATES = 1000
+
+
 def _check_candidates(name: str, value: Any) -> None:
+    if len(value) > MAX_CANDIDATES:
+        raise InvalidInput(
+            f"Invalid value for field '{name}': at most {MAX_CANDIDATES} candidate nodes "
+            f"may be given; {len(value)} were."
+        )
     if not all(isinstance(v, str) for v in value):
         raise InvalidInput(
             f"Invalid value for field '{name}': {describe(value)} is not a list of node "
@@ -167,6 +177,11 @@ def _check_candidates(name: str, value: Any) -> None:
 
 
 def _check_traits(name: str, value: Any) -> None:
+    if len(value) > MAX_TRAITS:  # no node has more: such an allocation could never match
+        raise InvalidInput(
+            f"Invalid value for field '{name}': a node has at most {MAX_TRAITS} traits; "
+            f"{len(value)} were requested."
+        )
     for trait in value:
         check_trait(trait)
 
