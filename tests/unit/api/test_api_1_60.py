@@ -170,7 +170,8 @@ def _deploy(api: Api, configdrive: object, version: str) -> Any:
 
 
 def _available(api: Api) -> None:
-    assert api.post("/v1/nodes", {"driver": "fake-hardware", "name": "n1"}, version="1.10")
+    created = api.post("/v1/nodes", {"driver": "fake-hardware", "name": "n1"}, version="1.10")
+    assert created.status_code == 201, created.text
 
 
 def test_a_config_drive_object_needs_1_56_and_vendor_data_1_59(api: Api) -> None:
