@@ -4,8 +4,9 @@ The app runs with header identities (``OpenStack-System-Scope: all`` for system
 scope, ``X-Project-Id`` + ``X-Roles`` otherwise) on one database per module: a node
 owned by the owner project and leased to the lessee project (with a port, a
 portgroup, a volume connector and target, BIOS settings and history), and nodes of
-other projects for the listings.  Requests that change or delete something get a
-fresh object of their own for each persona.
+other projects for the listings; an allocation of each project, a node of the owner
+project with the owner project's allocation, a deploy template.  Requests that
+change or delete something get a fresh object of their own for each persona.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 from api_harness import BASE, Api, Client, build, fault_of
 from policy_matrix import (
     ACTIONS,
+    ALLOCATIONS,
     MATRIX,
     NODES,
     NOT_WALKED,
@@ -34,12 +36,15 @@ from policy_matrix import (
     Action,
     Outcome,
     redacted_fields,
+    visible_allocations,
     visible_nodes,
 )
 from starlette.routing import Match, Route
 
 from metalcast.api.policy import REDACTED
 from metalcast.api.policy.callers import LESSEE_PROJECT, OWNER_PROJECT, Caller, Scope
+from metalcast.db import allocations as repo_alloc
+from metalcast.db import repository as repo
 from metalcast.db import tables as t
 
 # ------------------------------------------------------------------------ harness
@@ -101,6 +106,9 @@ class World:
         self.manage(self.leased)
         history = admin.get(f"/v1/nodes/{self.leased}/history").json()["history"]
         self.event = history[0]["uuid"]
+        self.allocations = {label: self.allocation(owner) for label, owner in ALLOCATIONS.items()}
+        self.allocated = self.allocated_node()
+        self.template = self.deploy_template()
 
     def unique(self) -> int:
         return next(self.counter)
@@ -119,6 +127,28 @@ class World:
         response = self.admin.put(f"/v1/nodes/{node}/states/provision", {"target": "manage"})
         assert response.status_code == 202, response.text
         settle(self.admin)
+
+    def allocation(self, owner: str | None = OWNER_PROJECT) -> str:
+        """An allocation of ``owner`` (one no node matches: it ends in error)."""
+        body = {"resource_class": "matrix-none", "owner": owner}
+        uuid = str(self.create("/v1/allocations", body)["uuid"])
+        assert self.admin.service.allocator.wait_idle(10)
+        return uuid
+
+    def allocated_node(self) -> str:
+        """A node of the owner project, leased to the lessee, with an allocation of
+        the owner project."""
+        node = self.node()
+        allocation = self.allocation()
+        with self.admin.db.begin() as conn:
+            found = repo_alloc.get_allocation(conn, allocation)
+            repo_alloc.associate(conn, found, node_id=repo.get_node(conn, node).id)
+        return node
+
+    def deploy_template(self) -> str:
+        step = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 1}
+        body = {"name": f"CUSTOM_T{self.unique()}", "steps": [step]}
+        return str(self.create("/v1/deploy_templates", body)["uuid"])
 
     def mac(self) -> str:
         n = self.unique()
@@ -157,6 +187,9 @@ class World:
             "chassis": self.chassis,
             "event": self.event,
             "conductor": "cond-1",
+            "allocation": self.allocations["owner's"],
+            "allocated": self.allocated,
+            "template": self.template,
         }
         if kind is not None:
             names.update(self._make(kind))
@@ -173,6 +206,9 @@ class World:
             "connector": lambda: {"connector": self.connector()},
             "target": lambda: {"target": self.target()},
             "chassis": lambda: {"chassis": self.create("/v1/chassis", {})["uuid"]},
+            "allocation": lambda: {"allocation": self.allocation()},
+            "allocated node": lambda: {"allocated": self.allocated_node()},
+            "template": lambda: {"template": self.deploy_template()},
         }
         return makers[kind]()
 
@@ -320,6 +356,25 @@ def test_listings_show_each_persona_what_its_project_owns_or_leases(
         shown = {by_uuid[doc["uuid"]] for doc in response.json()[key] if doc["uuid"] in by_uuid}
         if shown != expected:
             wrong.append(f"{caller.name}: sees {sorted(shown)}, expected {sorted(expected)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_allocation_listings_show_each_persona_its_projects(world: World) -> None:
+    by_uuid = {uuid: label for label, uuid in world.allocations.items()}
+    wrong = []
+    for caller in PERSONAS[:-1]:
+        expected = visible_allocations(caller)
+        response = as_caller(world.admin, caller).get("/v1/allocations")
+        if expected is None:
+            if response.status_code != 403:
+                wrong.append(f"{caller.name}: {response.status_code}, expected 403")
+            continue
+        docs = response.json()["allocations"]
+        shown = {by_uuid[doc["uuid"]] for doc in docs if doc["uuid"] in by_uuid}
+        if shown != expected:
+            wrong.append(f"{caller.name}: sees {sorted(shown)}, expected {sorted(expected)}")
+        if caller.scope is not Scope.SYSTEM and any(d["owner"] != caller.project for d in docs):
+            wrong.append(f"{caller.name}: sees another project's allocation")
     assert not wrong, "\n".join(wrong)
 
 
