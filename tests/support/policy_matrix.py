@@ -7,6 +7,8 @@ controllers that apply them), independently of the check strings in
 - :data:`EXPECTED`: rule -> the personas it lets in, for a node owned by the owner
   project and leased to the lessee project (an allocation the owner project owns, a
   token of the caller's own).
+- :data:`EXPECTED_ON_OWN_ALLOCATION`: what a listing checks on each allocation it
+  shows, an allocation of the caller's own project.
 - :data:`ACTIONS`: every route metalcast serves, as a request with placeholders
   (``{node}``, ``{port}``, ...) and the rules Ironic checks for it, in order:
   :data:`BAREMETAL_ACTIONS` (Ironic's API) and :data:`IDENTITY_ACTIONS` (metalcast's
@@ -208,6 +210,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:node:get_allocation": ALLOCATION_READER,
     "baremetal:node:delete_allocation": ALLOCATION_MEMBER,
     "baremetal:events:post": SYSTEM_ADMIN,
+    "baremetal:deploy_template:get": SYSTEM_READER,
+    "baremetal:deploy_template:create": SYSTEM_ADMIN,
+    "baremetal:deploy_template:update": SYSTEM_ADMIN,
+    "baremetal:deploy_template:delete": SYSTEM_ADMIN,
     "api:discovery": EVERYONE,
     # "@": the API answers 401 to a caller without credentials before any rule
     "identity:token:create": EVERYONE,
@@ -239,6 +245,12 @@ EXPECTED_WITHOUT_TARGET = {
     # GET /v1/volume and /v1/nodes/{node}/volume: no node, only system readers pass
     "baremetal:volume:get": SYSTEM_READER,
 }
+#: rules checked on an allocation of the caller's own project: Ironic's allocation
+#: listing checks baremetal:allocation:get on every allocation it shows, and a
+#: project's service role, which may list, may not get (a system service may)
+EXPECTED_ON_OWN_ALLOCATION = {
+    "baremetal:allocation:get": (ANY_READER | SYSTEM_SERVICE),
+}
 
 
 # ------------------------------------------------------------------------ routes
@@ -248,6 +260,8 @@ class Outcome(enum.Enum):
     """What a persona gets from an action."""
 
     ALLOWED = "allowed"
+    #: the object's node is hidden as Ironic hides a node that does not exist there
+    BAD_REQUEST = 400
     FORBIDDEN = 403
     NOT_FOUND = 404
     UNAUTHORIZED = 401
@@ -255,7 +269,8 @@ class Outcome(enum.Enum):
 
 #: a requirement: the rule (or any of several rules) that must let the persona in;
 #: ``@caller`` after a rule name: checked without the node (before any lookup);
-#: ``@others`` after a token rule: on someone else's token
+#: ``@others`` after a token rule: on someone else's token; ``@own``: checked on an
+#: allocation of the caller's own project
 Requirement = str | tuple[str, ...]
 
 #: the only paths a caller without credentials reaches (version discovery, the
@@ -272,14 +287,17 @@ class Action:
     method: str
     #: with placeholders: {node}, {port}, {portgroup}, {connector}, {target},
     #: {chassis}, {event}, {conductor}, {user}, {project}, {token} (someone else's),
-    #: {own_token}, {unique} (a value of its own for every request); in a body
-    #: also {owner_project}, {unique_int}, {unique_mac}, {unique_uuid}
+    #: {own_token}, {allocation}, {allocated} (a node with an allocation), {template},
+    #: {unique} (a value of its own for every request); in a body also
+    #: {owner_project}, {unique_int}, {unique_mac}, {unique_uuid}
     path: str
     #: checked in order; the first refusal decides
     requires: tuple[Requirement, ...]
     body: Any = None
     #: the rule whose refusal hides the object (404); None: no object is looked up
     hides: str | None = "baremetal:node:get"
+    #: what a persona the ``hides`` rule refuses gets
+    hidden_as: Outcome = Outcome.NOT_FOUND
     #: the status of a success
     status: int = 200
     #: what the request needs of its own (it changes or deletes it): see ``FRESH``
@@ -303,7 +321,7 @@ def _patch(field_path: str, value: Any, rule: str, op: str = "add") -> Action:
 
 _LIST = {
     kind: (f"baremetal:{kind}:list_all", f"baremetal:{kind}:list")
-    for kind in ("node", "port", "portgroup", "volume")
+    for kind in ("node", "port", "portgroup", "volume", "allocation")
 }
 _N = "baremetal:node:"
 
@@ -786,12 +804,129 @@ IDENTITY_ACTIONS: tuple[Action, ...] = (
     ),
 )
 
+_A = "baremetal:allocation:"
+_EXTRA = [{"op": "add", "path": "/extra/a", "value": 1}]
+ALLOCATION_ACTIONS: tuple[Action, ...] = (
+    Action(
+        "list allocations",
+        "GET",
+        "/v1/allocations",
+        (_LIST["allocation"], f"{_A}get@own"),
+        hides=None,
+    ),
+    Action(
+        "create allocation",
+        "POST",
+        "/v1/allocations",
+        ((f"{_A}create", f"{_A}create_restricted"),),
+        body={"resource_class": "matrix-{unique}"},
+        hides=None,
+        status=201,
+    ),
+    Action(
+        "show allocation", "GET", "/v1/allocations/{allocation}", (f"{_A}get",), hides=f"{_A}get"
+    ),
+    Action(
+        "update allocation",
+        "PATCH",
+        "/v1/allocations/{allocation}",
+        (f"{_A}update",),
+        body=_EXTRA,
+        hides=f"{_A}get",
+    ),
+    Action(
+        "delete allocation",
+        "DELETE",
+        "/v1/allocations/{allocation}",
+        (f"{_A}delete",),
+        hides=f"{_A}get",
+        status=204,
+        fresh="allocation",
+    ),
+    # Ironic answers 400 for a node that does not exist there; metalcast answers the
+    # same to whoever may not see the node
+    Action(
+        "node allocation",
+        "GET",
+        "/v1/nodes/{allocated}/allocation",
+        ("baremetal:node:get_allocation",),
+        hidden_as=Outcome.BAD_REQUEST,
+    ),
+    Action(
+        "delete node allocation",
+        "DELETE",
+        "/v1/nodes/{allocated}/allocation",
+        ("baremetal:node:delete_allocation",),
+        status=204,
+        fresh="allocated node",
+    ),
+)
+
+_DT = "baremetal:deploy_template:"
+_STEP = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 150}
+SERVICE_ACTIONS: tuple[Action, ...] = (
+    Action(
+        "post events",
+        "POST",
+        "/v1/events",
+        ("baremetal:events:post",),
+        body={
+            "events": [
+                {
+                    "event": "network.bind_port",
+                    "port_id": "{unique_uuid}",
+                    "mac_address": "{unique_mac}",
+                    "status": "ACTIVE",
+                }
+            ]
+        },
+        hides=None,
+        status=204,
+    ),
+    Action("list deploy templates", "GET", "/v1/deploy_templates", (f"{_DT}get",), hides=None),
+    Action(
+        "create deploy template",
+        "POST",
+        "/v1/deploy_templates",
+        (f"{_DT}create",),
+        body={"name": "CUSTOM_MATRIX_{unique}", "steps": [_STEP]},
+        hides=None,
+        status=201,
+    ),
+    Action(
+        "show deploy template",
+        "GET",
+        "/v1/deploy_templates/{template}",
+        (f"{_DT}get",),
+        hides=None,
+    ),
+    Action(
+        "update deploy template",
+        "PATCH",
+        "/v1/deploy_templates/{template}",
+        (f"{_DT}update",),
+        body=_EXTRA,
+        hides=None,
+    ),
+    Action(
+        "delete deploy template",
+        "DELETE",
+        "/v1/deploy_templates/{template}",
+        (f"{_DT}delete",),
+        hides=None,
+        status=204,
+        fresh="template",
+    ),
+)
+
 #: Ironic's API: the actions any authentication strategy can walk
 BAREMETAL_ACTIONS: tuple[Action, ...] = (
     *NODE_ACTIONS,
     *PORT_ACTIONS,
     *VOLUME_ACTIONS,
     *OTHER_ACTIONS,
+    *ALLOCATION_ACTIONS,
+    *SERVICE_ACTIONS,
 )
 ACTIONS: tuple[Action, ...] = (*BAREMETAL_ACTIONS, *IDENTITY_ACTIONS)
 BY_ACTION: dict[str, Action] = {action.name: action for action in ACTIONS}
@@ -811,6 +946,8 @@ def _expected(name: str) -> frozenset[str]:
         return EXPECTED_WITHOUT_TARGET[name.removesuffix("@caller")]
     if name.endswith("@others"):
         return EXPECTED_ON_OTHERS_TOKEN[name.removesuffix("@others")]
+    if name.endswith("@own"):
+        return EXPECTED_ON_OWN_ALLOCATION[name.removesuffix("@own")]
     return EXPECTED[name]
 
 
@@ -824,7 +961,7 @@ def outcome(persona: str, action: Action) -> Outcome:
         if before_lookup and not admits(requirement, persona):
             return Outcome.FORBIDDEN
     if action.hides is not None and persona not in _expected(action.hides):
-        return Outcome.NOT_FOUND
+        return action.hidden_as
     if not all(admits(r, persona) for r in action.requires):
         return Outcome.FORBIDDEN
     return Outcome.ALLOWED
@@ -845,6 +982,30 @@ NODES: dict[str, tuple[str | None, str | None]] = {
     "other's": (OTHER_PROJECT, None),
     "unowned": (None, None),
 }
+
+
+#: fixture allocations of the listing tests: label -> owner
+ALLOCATIONS: dict[str, str | None] = {
+    "owner's": OWNER_PROJECT,
+    "lessee's": LESSEE_PROJECT,
+    "other's": OTHER_PROJECT,
+    "unowned": None,
+}
+
+
+def visible_allocations(persona: Caller) -> frozenset[str] | None:
+    """Labels of :data:`ALLOCATIONS` a listing shows ``persona``; None when the
+    listing is refused (403): no right to list, or no right to get its own project's
+    allocations (Ironic checks each one listed)."""
+    if persona.name in EXPECTED["baremetal:allocation:list_all"]:
+        shown = frozenset(ALLOCATIONS)
+    elif persona.project is None or persona.name not in EXPECTED["baremetal:allocation:list"]:
+        return None
+    else:
+        shown = frozenset(label for label, owner in ALLOCATIONS.items() if owner == persona.project)
+    if persona.name not in EXPECTED_ON_OWN_ALLOCATION["baremetal:allocation:get"]:
+        return None
+    return shown
 
 
 def visible_nodes(persona: Caller, kind: str = "node") -> frozenset[str] | None:

@@ -3,9 +3,10 @@
 :class:`World` creates, as a system administrator, what :data:`policy_matrix.ACTIONS`
 work on: the :data:`policy_matrix.NODES` (one owned by the owner project and leased
 to the lessee project, the others for the listings) with a port, a portgroup, a
-volume connector and target each, a chassis, the leased node's trait and history; with
-``identity``, a user, a project and a token of metalcast's ``builtin`` strategy that
-belong to none of the personas.  Actions that change or delete something get fresh
+volume connector and target each, a chassis, the leased node's trait and history, an
+allocation of each project in :data:`policy_matrix.ALLOCATIONS`, a node the owner
+project's allocation took, a deploy template; with ``identity``, a user, a project and
+a token of metalcast's ``builtin`` strategy that belong to none of the personas.  Actions that change or delete something get fresh
 objects of their own (:meth:`World.fresh`); :func:`fill` puts their names into an
 action's path and body.
 
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol
 
-from policy_matrix import NODES, Action
+from policy_matrix import ALLOCATIONS, NODES, Action
 
 from metalcast.api.policy.callers import LESSEE_PROJECT, OWNER_PROJECT
 
@@ -76,6 +78,9 @@ class World:
         self._with(self.leased, "traits/CUSTOM_LISTED")
         history = self.call("GET", f"/v1/nodes/{self.leased}/history")["history"]
         self.event = history[0]["uuid"]
+        self.allocations = {label: self.allocation(owner) for label, owner in ALLOCATIONS.items()}
+        self.allocated = self.allocated_node()
+        self.template = self.deploy_template()
         self.identity: dict[str, str] = self._identity() if identity else {}
 
     # ----------------------------------------------------------------- requests
@@ -143,6 +148,51 @@ class World:
         }
         return str(self.create("/v1/volume/targets", body)["uuid"])
 
+    # -------------------------------------------------------------- allocations
+
+    def allocation(self, owner: str | None = OWNER_PROJECT) -> str:
+        """An allocation of ``owner`` that no node matches: it ends in error."""
+        body = {"resource_class": "matrix-none", "owner": self.project_id(owner)}
+        allocation = str(self.create("/v1/allocations", body)["uuid"])
+        self._processed(allocation)
+        return allocation
+
+    def allocated_node(self) -> str:
+        """A node of the owner project, leased to the lessee, that an allocation of
+        the owner project took."""
+        node = self.node()
+        resource_class = f"matrix-{self.unique()}"
+        patch = [{"op": "add", "path": "/resource_class", "value": resource_class}]
+        self.call("PATCH", f"/v1/nodes/{node}", patch)
+        self.manage(node)
+        self.call("PUT", f"/v1/nodes/{node}/states/provision", {"target": "provide"}, status=202)
+        self.settle(node)
+        body = {
+            "resource_class": resource_class,
+            "candidate_nodes": [node],
+            "owner": self.project_id(OWNER_PROJECT),
+        }
+        allocation = str(self.create("/v1/allocations", body)["uuid"])
+        state = self._processed(allocation)
+        assert state == "active", f"allocation {allocation} of node {node} ended {state}"
+        return node
+
+    def _processed(self, allocation: str, timeout: float = 30.0) -> str:
+        """The state of ``allocation`` once the conductor has processed it (allocations
+        are asynchronous, as in Ironic: a client polls)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = str(self.call("GET", f"/v1/allocations/{allocation}")["state"])
+            if state != "allocating":
+                return state
+            assert time.monotonic() < deadline, f"allocation {allocation} still allocating"
+            time.sleep(0.02)
+
+    def deploy_template(self) -> str:
+        step = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 1}
+        body = {"name": f"CUSTOM_T{self.unique()}", "steps": [step]}
+        return str(self.create("/v1/deploy_templates", body)["uuid"])
+
     # ----------------------------------------------------------------- identity
 
     def _identity(self) -> dict[str, str]:
@@ -175,6 +225,9 @@ class World:
             "event": self.event,
             "conductor": self.conductor,
             "owner_project": self.project_id(OWNER_PROJECT) or "",
+            "allocation": self.allocations["owner's"],
+            "allocated": self.allocated,
+            "template": self.template,
             **self.identity,
         }
         if kind == "own token":
@@ -200,6 +253,9 @@ class World:
             "user with project role": lambda: self._granted(self.identity["project"]),
             "user with system role": lambda: self._granted(None),
             "token": lambda: {"token": self.token(self.admin)},
+            "allocation": lambda: {"allocation": self.allocation()},
+            "allocated node": lambda: {"allocated": self.allocated_node()},
+            "template": lambda: {"template": self.deploy_template()},
         }
         return makers[kind]()
 

@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import identity, lab, nodes, policy, ramdisk, tls
+from metalcast.cli import allocations, hosts, identity, lab, nodes, policy, ramdisk, tls
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -52,6 +52,8 @@ secrets_app = typer.Typer(
     help="Manage the key that encrypts secrets at rest.", no_args_is_help=True
 )
 app.add_typer(nodes.app, name="node")
+app.add_typer(allocations.app, name="allocation")
+app.add_typer(hosts.app, name="host")
 app.add_typer(db_app, name="db")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(lab.app, name="lab")

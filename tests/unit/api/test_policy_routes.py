@@ -4,7 +4,8 @@ The app runs with header identities (``OpenStack-System-Scope: all`` for system
 scope, ``X-Project-Id`` + ``X-Roles`` otherwise) on one database per module: a node
 owned by the owner project and leased to the lessee project (with a port, a
 portgroup, a volume connector and target, BIOS settings and history), and nodes of
-other projects for the listings (``policy_world.World``).  Requests that change or
+other projects for the listings, an allocation of each project, a node an
+allocation took, a deploy template (``policy_world.World``).  Requests that change or
 delete something get a fresh object of their own for each persona.  The identity
 API's routes are walked with builtin users in ``test_policy_identity_routes.py``;
 ``test_the_matrix_walks_every_route`` checks that the two walks leave no route out.
@@ -28,6 +29,7 @@ from policy_matrix import (
     Action,
     Outcome,
     redacted_fields,
+    visible_allocations,
     visible_nodes,
 )
 from policy_walk import identity_headers, judge, portal_api, sender, settle, with_headers
@@ -130,6 +132,26 @@ def test_listings_show_each_persona_what_its_project_owns_or_leases(
         shown = {by_uuid[doc["uuid"]] for doc in response.json()[key] if doc["uuid"] in by_uuid}
         if shown != expected:
             wrong.append(f"{caller.name}: sees {sorted(shown)}, expected {sorted(expected)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_allocation_listings_show_each_persona_its_projects(world: HeaderWorld) -> None:
+    by_uuid = {uuid: label for label, uuid in world.allocations.items()}
+    wrong = []
+    for caller in PERSONAS[:-1]:
+        expected = visible_allocations(caller)
+        response = world.as_caller(caller).get("/v1/allocations")
+        if expected is None:
+            if response.status_code != 403:
+                wrong.append(f"{caller.name}: {response.status_code}, expected 403")
+            continue
+        docs = response.json()["allocations"]
+        shown = {by_uuid[doc["uuid"]] for doc in docs if doc["uuid"] in by_uuid}
+        if shown != expected:
+            wrong.append(f"{caller.name}: sees {sorted(shown)}, expected {sorted(expected)}")
+        own = world.project_id(caller.project)
+        if caller.scope is not Scope.SYSTEM and any(d["owner"] != own for d in docs):
+            wrong.append(f"{caller.name}: sees another project's allocation")
     assert not wrong, "\n".join(wrong)
 
 

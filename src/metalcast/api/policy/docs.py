@@ -42,6 +42,7 @@ _FAMILIES = (
     ("baremetal:conductor:", "Conductors"),
     ("baremetal:allocation:", "Allocations"),
     ("baremetal:events:", "Events"),
+    ("baremetal:deploy_template:", "Deploy templates"),
     ("", "metalcast's own"),
 )
 _ALLOCATION_RULES = ("baremetal:node:get_allocation", "baremetal:node:delete_allocation")
