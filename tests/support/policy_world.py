@@ -6,9 +6,9 @@ to the lessee project, the others for the listings) with a port, a portgroup, a
 volume connector and target each, a chassis, the leased node's trait and history, an
 allocation of each project in :data:`policy_matrix.ALLOCATIONS`, a node the owner
 project's allocation took, a deploy template; with ``identity``, a user, a project and
-a token of metalcast's ``builtin`` strategy that belong to none of the personas.  Actions that change or delete something get fresh
-objects of their own (:meth:`World.fresh`); :func:`fill` puts their names into an
-action's path and body.
+a token of metalcast's ``builtin`` strategy that belong to none of the personas.
+Actions that change or delete something get fresh objects of their own
+(:meth:`World.fresh`); :func:`fill` puts their names into an action's path and body.
 
 It speaks to the API through a :data:`Send` (method, path, JSON body) -> response,
 so that the same world is built through the ASGI app in unit tests and through a
