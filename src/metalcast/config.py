@@ -85,13 +85,26 @@ class ApiSettings(_Area):
     token_ttl: float = Field(default=24 * 3600, gt=0)
     #: seconds a verified credential is remembered in memory (0: check every time)
     auth_cache_seconds: float = Field(default=10.0, ge=0)
-    #: serve HTTPS with this certificate chain and key (PEM files)
+    #: serve HTTPS with this certificate chain (the server's own first) and its
+    #: unencrypted key (PEM files); both or neither.  ``metalcast tls generate``
+    #: makes a pair (docs/security.md, "TLS")
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     public_url: str | None = None
     #: seconds a ramdisk agent may stay silent; sent to it by /v1/lookup (Ironic's
     #: [api]ramdisk_heartbeat_timeout)
     ramdisk_heartbeat_timeout: float = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the API serves TLS, else ``http``."""
+        return "https" if self.tls_cert_file is not None else "http"
 
 
 class KeystoneSettings(_Area):
@@ -224,6 +237,15 @@ class Settings(_Area):
     #: ``metalcast lab up`` creates it, and stop when it goes
     boot: BootSettings = BootSettings()
     images: ImagesSettings = ImagesSettings()
+
+    @property
+    def boot_services(self) -> BootSettings:
+        """The boot services' settings, their TLS files defaulting to the API's."""
+        if self.boot.tls_cert_file is not None or self.api.tls_cert_file is None:
+            return self.boot
+        return self.boot.model_copy(
+            update={"tls_cert_file": self.api.tls_cert_file, "tls_key_file": self.api.tls_key_file}
+        )
 
     @property
     def database_url(self) -> str:

@@ -6,10 +6,11 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from metalcast_agent import AGENT_VERSION
 from metalcast_agent.agent import Agent
-from metalcast_agent.client import ApiClient, DownloadAccess
+from metalcast_agent.client import ApiClient, DownloadAccess, Transport
 from metalcast_agent.commands import CommandRunner
 from metalcast_agent.config import load_config
 from metalcast_agent.errors import ConfigError
@@ -27,25 +28,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = setup_logging(buffer)
     try:
         config = load_config(argv, os.environ)
+        transport = Transport.for_config(config.api_url, config.cacert)
     except ConfigError as exc:
         log.error("%s", exc.message)
         return EXIT_CONFIG
     log.info(
-        "%s started (python %s), metalcast API %s",
+        "%s started (python %s), metalcast API %s%s",
         AGENT_VERSION,
         sys.version.split()[0],
         redact_url(config.api_url),
+        _trust(config.api_url, config.cacert),
     )
     wake = threading.Event()
     runner = CommandRunner(
         default_handlers(),
         config.env,
-        downloads=DownloadAccess(config.api_url),
+        downloads=DownloadAccess(config.api_url, transport=transport),
         on_finish=wake.set,
     )
     agent = Agent(
         config,
-        ApiClient(config.api_url),
+        ApiClient(config.api_url, transport=transport),
         runner,
         buffer,
         macs=lambda: mac_addresses(config.env, bootif=config.bootif),
@@ -56,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.info("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _trust(api_url: str, cacert: Path | None) -> str:
+    if not api_url.startswith("https:"):
+        return ""
+    return f", verified with {cacert or 'the system trust store'}, HTTPS only"
 
 
 if __name__ == "__main__":

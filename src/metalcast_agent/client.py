@@ -8,6 +8,11 @@ which serves /images), and the agent token goes along in :data:`TOKEN_HEADER`.
 Raises :class:`~metalcast_agent.errors.ApiError` (metalcast answered an error status),
 :class:`~metalcast_agent.errors.ApiUnreachable` (no answer) and, for downloads,
 :class:`~metalcast_agent.errors.DownloadError`.
+
+Every request goes through one :class:`Transport`.  When the agent reaches metalcast
+over HTTPS it verifies every server with the CA it was given (hostname included) and
+refuses any ``http://`` URL and any redirect to one: an image, a config drive and the
+agent's token only ever travel encrypted.  Verification cannot be switched off.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import quote, urljoin, urlsplit
 
-from metalcast_agent.errors import ApiError, ApiUnreachable, DownloadError
+from metalcast_agent.errors import ApiError, ApiUnreachable, ConfigError, DownloadError
 from metalcast_agent.log import redact_url
 from metalcast_agent.protocol import (
     API_VERSION,
@@ -33,6 +39,9 @@ from metalcast_agent.protocol import (
     parse_heartbeat,
     parse_lookup,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 API_TIMEOUT = 30.0
 DOWNLOAD_TIMEOUT = 60.0
@@ -53,17 +62,88 @@ class ConductorApi(Protocol):
     def heartbeat(self, node_uuid: str, body: HeartbeatBody) -> HeartbeatAnswer: ...
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to https URLs only."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urlsplit(newurl).scheme != "https":
+            raise urllib.error.HTTPError(
+                req.full_url, code, f"redirect to {redact_url(newurl)} refused: not HTTPS",
+                headers, fp,
+            )  # fmt: skip
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class Transport:
+    """How the agent opens URLs: plain HTTP allowed (no TLS set up), or HTTPS only,
+    verified with ``context``."""
+
+    def __init__(self, context: ssl.SSLContext | None = None) -> None:
+        self.context = context
+
+    @classmethod
+    def for_config(cls, api_url: str, cacert: Path | None) -> Transport:
+        """HTTPS only, verified with ``cacert`` (None: the system's trust store), when
+        ``api_url`` is https; else plain.
+
+        Raises:
+            ConfigError: the CA file is unusable, or this Python has no ``ssl``.
+        """
+        if urlsplit(api_url).scheme != "https":
+            return cls()
+        try:
+            import ssl  # here: an agent without TLS runs on a Python without ssl too
+        except ImportError:
+            raise ConfigError(
+                "this Python has no ssl module: rebuild the ramdisk (metalcast ramdisk build)"
+            ) from None
+        try:
+            context = ssl.create_default_context(cafile=str(cacert) if cacert else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot verify metalcast with CA {cacert}: {exc}") from None
+        # a CA file holding the server's own certificate (not a root) is an anchor too
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return cls(context)
+
+    @property
+    def https_only(self) -> bool:
+        """Whether plain-HTTP URLs are refused."""
+        return self.context is not None
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """A urllib opener without proxies, verifying with the context."""
+        if self.context is None:
+            return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        return urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),
+            urllib.request.HTTPSHandler(context=self.context),
+            _HttpsOnlyRedirects(),
+        )
+
+    def refusal(self, url: str) -> str | None:
+        """Why ``url`` may not be opened (plain HTTP while HTTPS only), or None."""
+        if self.https_only and urlsplit(url).scheme != "https":
+            return "the agent talks to metalcast over HTTPS and refuses plain HTTP"
+        return None
 
 
 class ApiClient:
     """metalcast's ``/v1/lookup`` and ``/v1/heartbeat`` at ``base_url``."""
 
-    def __init__(self, base_url: str, *, timeout: float = API_TIMEOUT) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = API_TIMEOUT, transport: Transport | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._opener = _opener()
+        self._opener = (transport or Transport()).opener()
 
     def lookup(self, macs: Sequence[str]) -> LookupAnswer:
         """Find the node these MACs belong to. Raises ApiError (404: none waiting)."""
@@ -160,11 +240,13 @@ class _Closable(Protocol):
 
 class DownloadAccess:
     """How commands download: relative URLs against ``base_url`` (the agent's API URL),
-    with the agent token once the lookup gave it (:attr:`token`, never logged)."""
+    with the agent token once the lookup gave it (:attr:`token`, never logged),
+    through ``transport`` (HTTPS only, verified, once the API URL is https)."""
 
-    def __init__(self, base_url: str = "") -> None:
+    def __init__(self, base_url: str = "", *, transport: Transport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token: str | None = None
+        self.transport = transport or Transport()
 
     def resolve(self, url: str) -> str:
         """``url`` made absolute against the API URL when it is a path."""
@@ -175,7 +257,9 @@ class DownloadAccess:
     def open(self, url: str, *, what: str, timeout: float = DOWNLOAD_TIMEOUT) -> Download:
         """Start downloading ``url`` with the token. Raises DownloadError."""
         headers = {TOKEN_HEADER: self.token} if self.token else {}
-        return open_download(self.resolve(url), what=what, timeout=timeout, headers=headers)
+        return open_download(
+            self.resolve(url), what=what, timeout=timeout, headers=headers, transport=self.transport
+        )
 
 
 def open_download(
@@ -184,14 +268,20 @@ def open_download(
     what: str,
     timeout: float = DOWNLOAD_TIMEOUT,
     headers: dict[str, str] | None = None,
+    transport: Transport | None = None,
 ) -> Download:
-    """Start downloading ``url``. Raises DownloadError saying ``what`` failed and why."""
+    """Start downloading ``url`` with ``headers`` through ``transport`` (default: plain
+    HTTP allowed). Raises DownloadError saying ``what`` failed and why."""
     shown = redact_url(url)
+    transport = transport or Transport()
     if urlsplit(url).scheme not in ("http", "https"):
         raise DownloadError(f"{what} from {shown} failed: only http:// and https:// URLs work")
+    refusal = transport.refusal(url)
+    if refusal is not None:
+        raise DownloadError(f"{what} from {shown} refused: {refusal}")
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        response: http.client.HTTPResponse = _opener().open(request, timeout=timeout)
+        response: http.client.HTTPResponse = transport.opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         detail = _fault(_drain(exc))
         raise DownloadError(

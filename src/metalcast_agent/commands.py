@@ -31,7 +31,8 @@ class CommandContext:
 
     env: Environment
     report_progress: Callable[[int, int | None], None] = lambda done, total: None
-    #: how the command downloads what its arguments name
+    #: how the command downloads what its arguments name (with the agent token; HTTPS
+    #: only, verified, once the API is HTTPS)
     downloads: DownloadAccess = field(default_factory=DownloadAccess)
     #: set by power_off/reboot: the power action to perform once the result is reported
     power_request: list[str] = field(default_factory=list)

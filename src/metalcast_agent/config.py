@@ -1,10 +1,15 @@
 """The agent's settings: the kernel command line, overridden by environment and flags.
 
-The deploy kernel is booted with ``metalcast.api=http://ADDR:PORT``,
+The deploy kernel is booted with ``metalcast.api=http(s)://ADDR:PORT``,
 ``BOOTIF=01-aa-bb-cc-dd-ee-ff`` and optionally ``metalcast.heartbeat=SECONDS``. For
 tests and manual runs every setting can also come from a ``METALCAST_AGENT_*``
 environment variable or a command-line flag (flag wins over variable wins over kernel
 parameter). Raises :class:`~metalcast_agent.errors.ConfigError` with what to fix.
+
+The CA the agent verifies metalcast's certificate with is :data:`DEFAULT_CACERT`,
+which the boot services' CA initrd puts into the ramdisk (``metalcast.cacert=`` or
+``--cacert`` name another file).  With a CA the agent talks HTTPS only: an
+``http://`` API URL is refused, so that its token never crosses the network in clear.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ DEFAULT_HEARTBEAT_INTERVAL = 5.0
 #: for tests that run the agent as a process on a developer's machine
 POWER_ACTIONS = ("system", "exit")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
+#: where the boot services' CA initrd puts the CA (metalcast.boot.trust.CA_PATH)
+DEFAULT_CACERT = Path("/etc/metalcast/ca.pem")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,9 @@ class AgentConfig:
 
     api_url: str
     bootif: str | None = None
+    #: the CA certificate(s) to verify metalcast with; None: no TLS, or the
+    #: system's trust store for an https API URL
+    cacert: Path | None = None
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     power_action: str = "system"
     env: Environment = field(default_factory=Environment)
@@ -78,9 +88,11 @@ def load_config(
     api = pick("api") or kernel.get("metalcast.api")
     bootif = pick("bootif") or kernel.get("BOOTIF")
     heartbeat = pick("heartbeat") or kernel.get("metalcast.heartbeat")
+    cacert = _check_cacert(pick("cacert") or kernel.get("metalcast.cacert"))
     return AgentConfig(
-        api_url=_check_api_url(api),
+        api_url=_check_tls(_check_api_url(api), cacert),
         bootif=parse_bootif(bootif) if bootif else None,
+        cacert=cacert,
         heartbeat_interval=_check_interval(heartbeat),
         power_action=_check_power_action(pick("power_action") or "system"),
         env=env,
@@ -96,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api", help="metalcast API base URL (metalcast.api=)")
     parser.add_argument("--bootif", help="MAC the node booted from (BOOTIF=)")
     parser.add_argument("--heartbeat", help="idle heartbeat interval in seconds")
+    parser.add_argument(
+        "--cacert", help=f"CA certificate to verify metalcast with (default: {DEFAULT_CACERT})"
+    )
     parser.add_argument("--sys-root", help="where /sys is (tests)")
     parser.add_argument("--proc-root", help="where /proc is (tests)")
     parser.add_argument("--dev-root", help="where /dev is (tests)")
@@ -124,6 +139,24 @@ def _check_api_url(url: str | None) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"metalcast.api={url} is not an http:// or https:// URL")
     return url.rstrip("/")
+
+
+def _check_cacert(value: str | None) -> Path | None:
+    if not value:
+        return DEFAULT_CACERT if DEFAULT_CACERT.is_file() else None
+    if not Path(value).is_file():
+        raise ConfigError(f"CA certificate {value} does not exist (metalcast.cacert=, --cacert)")
+    return Path(value)
+
+
+def _check_tls(url: str, cacert: Path | None) -> str:
+    if cacert is not None and urlsplit(url).scheme != "https":
+        raise ConfigError(
+            f"metalcast.api={url} is plain HTTP but the agent has a CA certificate "
+            f"({cacert}): it talks to metalcast over HTTPS only; boot it with an https:// "
+            "metalcast.api"
+        )
+    return url
 
 
 def _check_interval(value: str | None) -> float:

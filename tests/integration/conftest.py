@@ -10,7 +10,9 @@ Fixtures:
     that server's base URL (``http://127.0.0.1:PORT``).
 ``start_metalcast_server``
     a factory for more servers or other settings:
-    ``with start_metalcast_server(env={"METALCAST_CONDUCTOR__...": "1"}) as server:``.
+    ``with start_metalcast_server(env={"METALCAST_CONDUCTOR__...": "1"}) as server:``;
+    with ``cacert=`` the server is reached over HTTPS, verified with that CA (the
+    caller sets ``METALCAST_API__TLS_*`` in ``env``).
 
 Every test under ``tests/integration`` is marked ``integration``.  Every server, once
 stopped, has its logs and database files searched for the secrets the tests use
@@ -22,9 +24,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
+import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from pathlib import Path
 import httpx
 import pytest
 from secret_scan import leaks
+from server_process import free_port, server_command
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
@@ -71,22 +73,6 @@ class MetalcastServer:
         return f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_command(*, port: int, state_dir: Path, extra: Sequence[str] = ()) -> list[str]:
-    """The command line that starts ``metalcast server`` with this interpreter."""
-    return [
-        sys.executable, "-m", "metalcast.cli.main", "server",
-        "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(state_dir), *extra,
-    ]  # fmt: skip
-
-
 def _clean_env(overrides: Mapping[str, str] | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
     # no boot services unless a test asks: they would serve a developer's own lab
@@ -95,15 +81,16 @@ def _clean_env(overrides: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def _wait_until_ready(server: MetalcastServer) -> None:
+def _wait_until_ready(server: MetalcastServer, *, cacert: Path | None) -> None:
     deadline = time.monotonic() + START_TIMEOUT
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cacert) if cacert else True
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             pytest.fail(
                 f"metalcast server exited with {server.process.returncode}\n{server.logs()}"
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/v1", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}/v1", timeout=2, verify=verify).status_code == 200:
                 return
         time.sleep(0.1)
     server.process.kill()
@@ -124,11 +111,15 @@ def _stop(server: MetalcastServer) -> None:
 
 @contextlib.contextmanager
 def running_server(
-    state_dir: Path, *, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    state_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    cacert: Path | None = None,
 ) -> Iterator[MetalcastServer]:
     """Start ``metalcast server`` in ``state_dir``, yield it once ``GET /v1``
-    answers, then SIGTERM it, assert it exits 0 and that no registered secret is in
-    its logs or database files."""
+    answers (over HTTPS verified with ``cacert``, if given), then SIGTERM it, assert it
+    exits 0 and that no registered secret is in its logs or database files."""
     state_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     stdout_path, stderr_path = state_dir / "server.stdout", state_dir / "server.stderr"
@@ -139,11 +130,12 @@ def running_server(
             stderr=err,
             env=_clean_env(env),
         )
+    scheme = "https" if cacert else "http"
     server = MetalcastServer(
-        f"http://127.0.0.1:{port}", port, state_dir, process, stdout_path, stderr_path
+        f"{scheme}://127.0.0.1:{port}", port, state_dir, process, stdout_path, stderr_path
     )
     try:
-        _wait_until_ready(server)
+        _wait_until_ready(server, cacert=cacert)
         yield server
     finally:
         if process.poll() is None:
@@ -170,9 +162,14 @@ def start_metalcast_server(tmp_path_factory: pytest.TempPathFactory) -> StartSer
     server in a new temporary state directory."""
 
     def start(
-        *, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+        *,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        cacert: Path | None = None,
     ) -> contextlib.AbstractContextManager[MetalcastServer]:
-        return running_server(tmp_path_factory.mktemp("metalcast"), env=env, args=args)
+        return running_server(
+            tmp_path_factory.mktemp("metalcast"), env=env, args=args, cacert=cacert
+        )
 
     return start
 

@@ -7,8 +7,12 @@ controllers that apply them), independently of the check strings in
 - :data:`EXPECTED`: rule -> the personas it lets in, for a node owned by the owner
   project and leased to the lessee project (an allocation the owner project owns, a
   token of the caller's own).
+- :data:`EXPECTED_ON_OWN_ALLOCATION`: what a listing checks on each allocation it
+  shows, an allocation of the caller's own project.
 - :data:`ACTIONS`: every route metalcast serves, as a request with placeholders
-  (``{node}``, ``{port}``, ...) and the rules Ironic checks for it, in order.
+  (``{node}``, ``{port}``, ...) and the rules Ironic checks for it, in order:
+  :data:`BAREMETAL_ACTIONS` (Ironic's API) and :data:`IDENTITY_ACTIONS` (metalcast's
+  users, projects, roles and tokens, which need the ``builtin`` strategy's users).
 - :data:`MATRIX`: persona -> action -> expected :class:`Outcome`, derived from the two
   the way Ironic answers: no right to see the node, 404; sees it but the rule
   refuses, 403; no credentials, 401.
@@ -16,9 +20,11 @@ controllers that apply them), independently of the check strings in
   what listings and node documents show each persona.
 
 Nothing here talks to a server: ``tests/unit/api/test_policy_routes.py`` runs the
-matrix through the ASGI app with header identities; an integration test with real
-users and real clients can run the same :data:`ACTIONS` against
-:data:`MATRIX` (see the note at the end of docs/policy.md).
+matrix through the ASGI app (header identities; builtin users for the identity API),
+``tests/integration/clients/test_policy_clients.py`` through a real server with real
+users, openstacksdk and the ``baremetal`` CLI, and
+``tests/integration/keystone/test_keystone_policy.py`` with Keystone tokens
+(:mod:`policy_world` builds the objects the actions name, for all three).
 """
 
 from __future__ import annotations
@@ -204,6 +210,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:node:get_allocation": ALLOCATION_READER,
     "baremetal:node:delete_allocation": ALLOCATION_MEMBER,
     "baremetal:events:post": SYSTEM_ADMIN,
+    "baremetal:deploy_template:get": SYSTEM_READER,
+    "baremetal:deploy_template:create": SYSTEM_ADMIN,
+    "baremetal:deploy_template:update": SYSTEM_ADMIN,
+    "baremetal:deploy_template:delete": SYSTEM_ADMIN,
     "api:discovery": EVERYONE,
     # "@": the API answers 401 to a caller without credentials before any rule
     "identity:token:create": EVERYONE,
@@ -235,6 +245,12 @@ EXPECTED_WITHOUT_TARGET = {
     # GET /v1/volume and /v1/nodes/{node}/volume: no node, only system readers pass
     "baremetal:volume:get": SYSTEM_READER,
 }
+#: rules checked on an allocation of the caller's own project: Ironic's allocation
+#: listing checks baremetal:allocation:get on every allocation it shows, and a
+#: project's service role, which may list, may not get (a system service may)
+EXPECTED_ON_OWN_ALLOCATION = {
+    "baremetal:allocation:get": (ANY_READER | SYSTEM_SERVICE),
+}
 
 
 # ------------------------------------------------------------------------ routes
@@ -244,14 +260,23 @@ class Outcome(enum.Enum):
     """What a persona gets from an action."""
 
     ALLOWED = "allowed"
+    #: the object's node is hidden as Ironic hides a node that does not exist there
+    BAD_REQUEST = 400
     FORBIDDEN = 403
     NOT_FOUND = 404
     UNAUTHORIZED = 401
 
 
 #: a requirement: the rule (or any of several rules) that must let the persona in;
-#: ``@caller`` after a rule name: checked without the node
+#: ``@caller`` after a rule name: checked without the node (before any lookup);
+#: ``@others`` after a token rule: on someone else's token; ``@own``: checked on an
+#: allocation of the caller's own project
 Requirement = str | tuple[str, ...]
+
+#: the only paths a caller without credentials reaches (version discovery, the
+#: ramdisk agent's lookup and heartbeat, as in Ironic): everywhere else 401 comes
+#: before any rule, even a rule that lets everyone in ("@")
+PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/lookup", "/v1/heartbeat/{node}"})
 
 
 @dataclass(frozen=True)
@@ -261,13 +286,18 @@ class Action:
     name: str
     method: str
     #: with placeholders: {node}, {port}, {portgroup}, {connector}, {target},
-    #: {chassis}, {event}, {unique} (a value of its own for every request)
+    #: {chassis}, {event}, {conductor}, {user}, {project}, {token} (someone else's),
+    #: {own_token}, {allocation}, {allocated} (a node with an allocation), {template},
+    #: {unique} (a value of its own for every request); in a body also
+    #: {owner_project}, {unique_int}, {unique_mac}, {unique_uuid}
     path: str
     #: checked in order; the first refusal decides
     requires: tuple[Requirement, ...]
     body: Any = None
     #: the rule whose refusal hides the object (404); None: no object is looked up
     hides: str | None = "baremetal:node:get"
+    #: what a persona the ``hides`` rule refuses gets
+    hidden_as: Outcome = Outcome.NOT_FOUND
     #: the status of a success
     status: int = 200
     #: what the request needs of its own (it changes or deletes it): see ``FRESH``
@@ -291,7 +321,7 @@ def _patch(field_path: str, value: Any, rule: str, op: str = "add") -> Action:
 
 _LIST = {
     kind: (f"baremetal:{kind}:list_all", f"baremetal:{kind}:list")
-    for kind in ("node", "port", "portgroup", "volume")
+    for kind in ("node", "port", "portgroup", "volume", "allocation")
 }
 _N = "baremetal:node:"
 
@@ -315,7 +345,7 @@ NODE_ACTIONS: tuple[Action, ...] = (
     _patch("/chassis_uuid", "{chassis}", f"{_N}update:chassis_uuid"),
     _patch("/instance_uuid", "{unique_uuid}", f"{_N}update:instance_uuid"),
     _patch("/lessee", "someone-else", f"{_N}update:lessee", op="replace"),
-    _patch("/owner", OWNER_PROJECT, f"{_N}update:owner", op="replace"),
+    _patch("/owner", "{owner_project}", f"{_N}update:owner", op="replace"),
     _patch("/driver", "fake-hardware", f"{_N}update:driver_interfaces", op="replace"),
     _patch("/network_interface", "noop", f"{_N}update:driver_interfaces", op="replace"),
     _patch("/network_data", {}, f"{_N}update:network_data"),
@@ -637,7 +667,269 @@ OTHER_ACTIONS: tuple[Action, ...] = (
     Action("v1", "GET", "/v1", ("api:discovery",), hides=None),
 )
 
-ACTIONS: tuple[Action, ...] = (*NODE_ACTIONS, *PORT_ACTIONS, *VOLUME_ACTIONS, *OTHER_ACTIONS)
+_T = "identity:token:"
+_AUTH = "/v1/auth"
+
+
+def _identity(kind: str, create_body: dict[str, Any]) -> tuple[Action, ...]:
+    base = f"{_AUTH}/{kind}s"
+    item = f"{base}/{{{kind}}}"
+    rule = f"identity:{kind}:"
+    return (
+        Action(f"list {kind}s", "GET", base, (f"{rule}list",), hides=None),
+        Action(f"show {kind}", "GET", item, (f"{rule}get",), hides=None),
+        Action(
+            f"create {kind}",
+            "POST",
+            base,
+            (f"{rule}create",),
+            body=create_body,
+            hides=None,
+            status=201,
+        ),
+        Action(
+            f"update {kind}",
+            "PATCH",
+            item,
+            (f"{rule}update",),
+            body={"description": "walked {unique}"},
+            hides=None,
+        ),
+        Action(
+            f"delete {kind}",
+            "DELETE",
+            item,
+            (f"{rule}delete",),
+            hides=None,
+            status=204,
+            fresh=kind,
+        ),
+    )
+
+
+_PROJECT_ROLE = f"{_AUTH}/projects/{{project}}/users/{{user}}/roles/member"
+_SYSTEM_ROLE = f"{_AUTH}/system/users/{{user}}/roles/reader"
+
+#: metalcast's identity API: the token actions need a user of the ``builtin``
+#: strategy as the caller (elsewhere they answer 400: no tokens there)
+IDENTITY_ACTIONS: tuple[Action, ...] = (
+    Action("whoami", "GET", f"{_AUTH}/whoami", ("identity:whoami",), hides=None),
+    Action(
+        "create token",
+        "POST",
+        f"{_AUTH}/tokens",
+        (f"{_T}create",),
+        body={"description": "walked {unique}"},
+        hides=None,
+        status=201,
+    ),
+    Action("list tokens", "GET", f"{_AUTH}/tokens", (f"{_T}list",), hides=None),
+    Action(
+        "show own token",
+        "GET",
+        f"{_AUTH}/tokens/{{own_token}}",
+        (f"{_T}list",),
+        hides=f"{_T}list",
+        fresh="own token",
+    ),
+    Action(
+        "show someone else's token",
+        "GET",
+        f"{_AUTH}/tokens/{{token}}",
+        (f"{_T}list@others",),
+        hides=f"{_T}list@others",
+    ),
+    # revoking: whoever may not see the token is told it does not exist (404);
+    # whoever sees it but may not revoke it gets 403
+    Action(
+        "revoke own token",
+        "DELETE",
+        f"{_AUTH}/tokens/{{own_token}}",
+        (f"{_T}delete",),
+        hides=f"{_T}list",
+        status=204,
+        fresh="own token",
+    ),
+    Action(
+        "revoke someone else's token",
+        "DELETE",
+        f"{_AUTH}/tokens/{{token}}",
+        (f"{_T}delete@others",),
+        hides=f"{_T}list@others",
+        status=204,
+        fresh="token",
+    ),
+    *_identity("user", {"name": "walked-{unique}", "password": "walked password {unique}"}),
+    *_identity("project", {"name": "walked-{unique}"}),
+    Action(
+        "list role assignments",
+        "GET",
+        f"{_AUTH}/role_assignments",
+        ("identity:role:list",),
+        hides=None,
+    ),
+    Action(
+        "grant project role",
+        "PUT",
+        _PROJECT_ROLE,
+        ("identity:role:assign",),
+        hides=None,
+        status=204,
+    ),
+    Action(
+        "take project role",
+        "DELETE",
+        _PROJECT_ROLE,
+        ("identity:role:unassign",),
+        hides=None,
+        status=204,
+        fresh="user with project role",
+    ),
+    Action(
+        "grant system role",
+        "PUT",
+        _SYSTEM_ROLE,
+        ("identity:role:assign",),
+        hides=None,
+        status=204,
+    ),
+    Action(
+        "take system role",
+        "DELETE",
+        _SYSTEM_ROLE,
+        ("identity:role:unassign",),
+        hides=None,
+        status=204,
+        fresh="user with system role",
+    ),
+)
+
+_A = "baremetal:allocation:"
+_EXTRA = [{"op": "add", "path": "/extra/a", "value": 1}]
+ALLOCATION_ACTIONS: tuple[Action, ...] = (
+    Action(
+        "list allocations",
+        "GET",
+        "/v1/allocations",
+        (_LIST["allocation"], f"{_A}get@own"),
+        hides=None,
+    ),
+    Action(
+        "create allocation",
+        "POST",
+        "/v1/allocations",
+        ((f"{_A}create", f"{_A}create_restricted"),),
+        body={"resource_class": "matrix-{unique}"},
+        hides=None,
+        status=201,
+    ),
+    Action(
+        "show allocation", "GET", "/v1/allocations/{allocation}", (f"{_A}get",), hides=f"{_A}get"
+    ),
+    Action(
+        "update allocation",
+        "PATCH",
+        "/v1/allocations/{allocation}",
+        (f"{_A}update",),
+        body=_EXTRA,
+        hides=f"{_A}get",
+    ),
+    Action(
+        "delete allocation",
+        "DELETE",
+        "/v1/allocations/{allocation}",
+        (f"{_A}delete",),
+        hides=f"{_A}get",
+        status=204,
+        fresh="allocation",
+    ),
+    # Ironic answers 400 for a node that does not exist there; metalcast answers the
+    # same to whoever may not see the node
+    Action(
+        "node allocation",
+        "GET",
+        "/v1/nodes/{allocated}/allocation",
+        ("baremetal:node:get_allocation",),
+        hidden_as=Outcome.BAD_REQUEST,
+    ),
+    Action(
+        "delete node allocation",
+        "DELETE",
+        "/v1/nodes/{allocated}/allocation",
+        ("baremetal:node:delete_allocation",),
+        status=204,
+        fresh="allocated node",
+    ),
+)
+
+_DT = "baremetal:deploy_template:"
+_STEP = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 150}
+SERVICE_ACTIONS: tuple[Action, ...] = (
+    Action(
+        "post events",
+        "POST",
+        "/v1/events",
+        ("baremetal:events:post",),
+        body={
+            "events": [
+                {
+                    "event": "network.bind_port",
+                    "port_id": "{unique_uuid}",
+                    "mac_address": "{unique_mac}",
+                    "status": "ACTIVE",
+                }
+            ]
+        },
+        hides=None,
+        status=204,
+    ),
+    Action("list deploy templates", "GET", "/v1/deploy_templates", (f"{_DT}get",), hides=None),
+    Action(
+        "create deploy template",
+        "POST",
+        "/v1/deploy_templates",
+        (f"{_DT}create",),
+        body={"name": "CUSTOM_MATRIX_{unique}", "steps": [_STEP]},
+        hides=None,
+        status=201,
+    ),
+    Action(
+        "show deploy template",
+        "GET",
+        "/v1/deploy_templates/{template}",
+        (f"{_DT}get",),
+        hides=None,
+    ),
+    Action(
+        "update deploy template",
+        "PATCH",
+        "/v1/deploy_templates/{template}",
+        (f"{_DT}update",),
+        body=_EXTRA,
+        hides=None,
+    ),
+    Action(
+        "delete deploy template",
+        "DELETE",
+        "/v1/deploy_templates/{template}",
+        (f"{_DT}delete",),
+        hides=None,
+        status=204,
+        fresh="template",
+    ),
+)
+
+#: Ironic's API: the actions any authentication strategy can walk
+BAREMETAL_ACTIONS: tuple[Action, ...] = (
+    *NODE_ACTIONS,
+    *PORT_ACTIONS,
+    *VOLUME_ACTIONS,
+    *OTHER_ACTIONS,
+    *ALLOCATION_ACTIONS,
+    *SERVICE_ACTIONS,
+)
+ACTIONS: tuple[Action, ...] = (*BAREMETAL_ACTIONS, *IDENTITY_ACTIONS)
+BY_ACTION: dict[str, Action] = {action.name: action for action in ACTIONS}
 #: routes the matrix leaves to their own tests (tests/unit/api/test_ramdisk.py):
 #: the agent's, which take its token, and the image files
 NOT_WALKED = frozenset({"/v1/lookup", "/v1/heartbeat/{node}", "/images/{path:path}"})
@@ -652,20 +944,24 @@ def admits(requirement: Requirement, persona: str) -> bool:
 def _expected(name: str) -> frozenset[str]:
     if name.endswith("@caller"):
         return EXPECTED_WITHOUT_TARGET[name.removesuffix("@caller")]
+    if name.endswith("@others"):
+        return EXPECTED_ON_OTHERS_TOKEN[name.removesuffix("@others")]
+    if name.endswith("@own"):
+        return EXPECTED_ON_OWN_ALLOCATION[name.removesuffix("@own")]
     return EXPECTED[name]
 
 
 def outcome(persona: str, action: Action) -> Outcome:
     """What ``persona`` gets from ``action``, as Ironic answers."""
-    public = all(admits(r, "anonymous") for r in action.requires)
+    public = action.path.split("?")[0] in PUBLIC_PATHS
     if persona == "anonymous" and not public:
         return Outcome.UNAUTHORIZED
     for requirement in action.requires:
         before_lookup = isinstance(requirement, str) and requirement.endswith("@caller")
         if before_lookup and not admits(requirement, persona):
             return Outcome.FORBIDDEN
-    if action.hides is not None and persona not in EXPECTED[action.hides]:
-        return Outcome.NOT_FOUND
+    if action.hides is not None and persona not in _expected(action.hides):
+        return action.hidden_as
     if not all(admits(r, persona) for r in action.requires):
         return Outcome.FORBIDDEN
     return Outcome.ALLOWED
@@ -686,6 +982,30 @@ NODES: dict[str, tuple[str | None, str | None]] = {
     "other's": (OTHER_PROJECT, None),
     "unowned": (None, None),
 }
+
+
+#: fixture allocations of the listing tests: label -> owner
+ALLOCATIONS: dict[str, str | None] = {
+    "owner's": OWNER_PROJECT,
+    "lessee's": LESSEE_PROJECT,
+    "other's": OTHER_PROJECT,
+    "unowned": None,
+}
+
+
+def visible_allocations(persona: Caller) -> frozenset[str] | None:
+    """Labels of :data:`ALLOCATIONS` a listing shows ``persona``; None when the
+    listing is refused (403): no right to list, or no right to get its own project's
+    allocations (Ironic checks each one listed)."""
+    if persona.name in EXPECTED["baremetal:allocation:list_all"]:
+        shown = frozenset(ALLOCATIONS)
+    elif persona.project is None or persona.name not in EXPECTED["baremetal:allocation:list"]:
+        return None
+    else:
+        shown = frozenset(label for label, owner in ALLOCATIONS.items() if owner == persona.project)
+    if persona.name not in EXPECTED_ON_OWN_ALLOCATION["baremetal:allocation:get"]:
+        return None
+    return shown
 
 
 def visible_nodes(persona: Caller, kind: str = "node") -> frozenset[str] | None:

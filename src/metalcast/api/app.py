@@ -14,9 +14,12 @@ from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
+    allocations,
     chassis,
     conductors,
+    deploy_templates,
     drivers,
+    events,
     identity,
     node_extras,
     node_states,
@@ -28,6 +31,7 @@ from metalcast.api.routes import (
     tokens,
     volume,
 )
+from metalcast.api.unversioned import UnversionedPaths
 from metalcast.config import Settings
 from metalcast.db.engine import Database
 from metalcast.rpc.client import ConductorClient
@@ -46,6 +50,9 @@ def routes() -> list[BaseRoute]:
         *chassis.ROUTES,
         *drivers.ROUTES,
         *conductors.ROUTES,
+        *allocations.ROUTES,
+        *deploy_templates.ROUTES,
+        *events.ROUTES,
         *ramdisk.ROUTES,
         *identity.ROUTES,
         *tokens.ROUTES,
@@ -78,7 +85,10 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     authenticator = auth.build_authenticator(settings, strategy, db=db, cache=cache)
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(ApiMiddleware, authenticator=authenticator)],
+        middleware=[
+            Middleware(UnversionedPaths),
+            Middleware(ApiMiddleware, authenticator=authenticator),
+        ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.deps = Deps(

@@ -3,7 +3,8 @@
 Nodes are found by UUID or name.  Every object is checked as Ironic checks it: first
 ``baremetal:node:get`` on the node (the object's own node for ports, portgroups and
 volume resources): refused, the object "could not be found" (404), whoever asks;
-then the rule of the action on the same node: refused, 403.
+then the rule of the action on the same node: refused, 403.  An allocation is checked
+the same way against its ``owner`` project, with ``baremetal:allocation:get`` first.
 
 Errors: ``NotFound`` (404), ``Forbidden`` (403), ``InvalidInput`` (400: a node named
 in a request body that does not exist, or that the caller may not link to).
@@ -15,13 +16,15 @@ import sqlalchemy as sa
 
 from metalcast.api import policy
 from metalcast.api.endpoint import Call
+from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db import volumes
-from metalcast.db.models import Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.db.models import Allocation, Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from metalcast.errors import InvalidInput, NotFound
 
 NODE_GET = "baremetal:node:get"
+ALLOCATION_GET = "baremetal:allocation:get"
 
 
 def target(node: Node) -> dict[str, str]:
@@ -147,4 +150,41 @@ def node_to_link(conn: sa.Connection, call: Call, *, ident: str, current: Node, 
         raise refusal from None
     if found.owner != current.owner:
         raise refusal
+    return found
+
+
+def allocation(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Allocation:
+    """The allocation ``ident`` (UUID or name) names, if the caller may see it and
+    perform ``action`` on it (Ironic's ``check_allocation_policy_and_retrieve``).
+
+    Raises:
+        NotFound: no such allocation, or ``baremetal:allocation:get`` refuses the
+            caller on it.
+        Forbidden: the caller sees it but ``action`` refuses.
+    """
+    found = repo_alloc.get_allocation(conn, ident)
+    allocation_target = policy.allocation_target(found.owner)
+    call.enforce(ALLOCATION_GET, allocation_target, hide=f"Allocation {ident} could not be found.")
+    if action != ALLOCATION_GET:
+        call.enforce(action, allocation_target)
+    return found
+
+
+def node_named(conn: sa.Connection, call: Call, *, ident: str) -> Node:
+    """A node an allocation request names (``?node=``, a backfill's ``node``, the
+    node of ``GET /v1/nodes/{node}/allocation``), if the caller may see it.
+
+    Ironic answers 400 for a node that does not exist there; a node the caller may
+    not see gets the same answer, so that it tells nothing about other projects'
+    nodes (Ironic's 404 for those would).
+
+    Raises:
+        InvalidInput: the node does not exist, or the caller may not see it.
+    """
+    hide = f"Node {ident} could not be found."
+    try:
+        found = repo.get_node(conn, ident)
+        call.enforce(NODE_GET, target(found), hide=hide)
+    except NotFound:
+        raise InvalidInput(hide) from None
     return found

@@ -11,7 +11,8 @@ additions here: their endpoints, filters and request fields are accepted whateve
 requested version, and their response fields show from :data:`MAX_VERSION` on.
 
 Errors: ``NotAcceptable`` (406) for a version outside the range, ``InvalidInput``
-(400) for a header that is not a version.
+(400) for a header that is not a version; :func:`require` raises ``NotFound`` (404)
+or :class:`MethodNotAllowed` (405) for an endpoint newer than the request.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from metalcast.errors import InvalidInput, NotAcceptable
+from metalcast.errors import InvalidInput, MetalcastError, NotAcceptable, NotFound
 
 HEADER = "X-OpenStack-Ironic-API-Version"
 MIN_HEADER = "X-OpenStack-Ironic-API-Minimum-Version"
@@ -52,9 +53,9 @@ _VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 
 MIN_VERSION = Version(1, 1)
 #: The one place the served maximum is set.  Raise it only when every feature of
-#: every version up to the new maximum is served (1.52 is allocations, which
-#: metalcast does not implement; see docs/api-compat.md).
-MAX_VERSION = Version(1, 51)
+#: every version up to the new maximum is served (1.62, agent tokens in Ironic's
+#: lookup and heartbeat form, is not; see docs/api-compat.md).
+MAX_VERSION = Version(1, 60)
 
 
 def _v(minor: int) -> Version:
@@ -113,9 +114,16 @@ FEATURES: Mapping[str, Version] = {
     "conductors": _v(49),
     "owner": _v(50),
     "description": _v(51),
-    # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
+    "allocations": _v(52),
     "is_smartnic": _v(53),
+    "events": _v(54),
+    "deploy_templates": _v(55),
     "configdrive_dict": _v(56),
+    "allocation_update": _v(57),
+    "allocation_backfill": _v(58),
+    "configdrive_vendor_data": _v(59),
+    "allocation_owner": _v(60),
+    # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
     "retired": _v(61),
     "lessee": _v(65),
     "network_data": _v(66),
@@ -135,6 +143,27 @@ def allows(feature: str, version: Version) -> bool:
     request field or verb).  Features above :data:`MAX_VERSION` always may."""
     needed = FEATURES[feature]
     return needed > MAX_VERSION or version >= needed
+
+
+class MethodNotAllowed(MetalcastError):
+    """A write to an endpoint newer than the requested version (Ironic: 405)."""
+
+    status_code = 405
+
+
+def require(feature: str, version: Version, *, method: str, message: str) -> None:
+    """Refuse a request to an endpoint of ``feature`` older than that feature, as
+    Ironic does: 404 for a read, 405 for a write.
+
+    Raises:
+        NotFound: a GET before ``feature``.
+        MethodNotAllowed: any other method before ``feature``.
+    """
+    if allows(feature, version):
+        return
+    if method == "GET":
+        raise NotFound(message)
+    raise MethodNotAllowed(message)
 
 
 def shows(feature: str, version: Version) -> bool:

@@ -15,6 +15,11 @@ Routes:
     Identity and credential headers (``X-Roles``, ``Authorization``, ``Cookie``, …)
     are dropped on the way: the relay carries the agent's calls, nobody's identity.
 
+With TLS the boot services run two of these servers (:mod:`metalcast.boot.service`):
+the whole application above over HTTPS, and :func:`create_files_app` on the plain
+port, which serves ``/boot/`` only (firmware cannot verify a certificate) and
+refuses the rest, so that no token, image or config drive ever crosses it.
+
 Paths with a ``..`` or a dot-named part, and absurdly long ones, are not served
 (temporary files are dot-named); errors are in Ironic's shape.  The server listens
 on a socket made inside the provisioning network's namespace
@@ -30,6 +35,7 @@ import json
 import logging
 import mimetypes
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +55,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from metalcast.agent_downloads import TOKEN_HEADER, DownloadRefused, UrlSigner
 from metalcast.boot.errors import BootHttpError
 from metalcast.boot.netns import socket_in_netns
+from metalcast.tls.certificates import ServerCertificate, uvicorn_options
 
 log = logging.getLogger("metalcast.boot.http")
 
@@ -201,7 +208,7 @@ def _upstream_request(client: httpx.AsyncClient, request: Request) -> httpx.Requ
         headers.append(("x-forwarded-for", request.client.host))
     if "host" in request.headers:  # so that the API's links point back through here
         headers.append(("x-forwarded-host", request.headers["host"]))
-        headers.append(("x-forwarded-proto", "http"))
+        headers.append(("x-forwarded-proto", request.url.scheme))
     has_body = request.method in ("POST", "PUT", "PATCH")
     return client.build_request(
         request.method, target, headers=headers, content=request.stream() if has_body else None
@@ -259,14 +266,16 @@ def create_app(
     api_url: str,
     signer: UrlSigner | None,
     upstream: httpx.AsyncClient | None = None,
+    upstream_tls: ssl.SSLContext | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The boot HTTP application.
 
     ``signer`` checks the signed URLs of /images (None: /images refuses everything);
     ``upstream`` is the client the relay uses (tests pass one with a mock
-    transport); by default one is opened for ``api_url`` while the app runs.
-    ``clock`` tells the time signed URLs expire against.
+    transport); by default one is opened for ``api_url`` while the app runs, which
+    verifies an https ``api_url`` with ``upstream_tls`` (None: the system's trust
+    store).  ``clock`` tells the time signed URLs expire against.
     """
 
     @contextlib.asynccontextmanager
@@ -274,7 +283,10 @@ def create_app(
         if upstream is not None:
             yield
             return
-        async with httpx.AsyncClient(base_url=api_url, timeout=_RELAY_TIMEOUT) as client:
+        verify: ssl.SSLContext | bool = upstream_tls if upstream_tls is not None else True
+        async with httpx.AsyncClient(
+            base_url=api_url, timeout=_RELAY_TIMEOUT, verify=verify
+        ) as client:
             app.state.upstream = client
             yield
 
@@ -299,24 +311,55 @@ def create_app(
     return app
 
 
+def create_files_app(*, boot_dir: Path, https_url: str) -> Starlette:
+    """The plain-HTTP side of a boot server that has TLS: boot files only.
+
+    Anything else gets 403 and the HTTPS address, so that an agent (or a person)
+    sent here learns where to go instead of sending its token in the clear.
+    """
+
+    async def elsewhere(request: Request) -> Response:
+        return error_response(403, f"{request.url.path} is served over HTTPS only, at {https_url}")
+
+    app = Starlette(
+        routes=[
+            Route("/boot/{path:path}", _boot_file, methods=["GET", "HEAD"]),
+            Route("/{path:path}", elsewhere, methods=["GET", "HEAD", "POST", "PUT", "PATCH"]),
+        ],
+        middleware=[Middleware(AccessLog)],
+    )
+    app.state.boot_dir = boot_dir
+    return app
+
+
 class BootHttpServer:
     """Serves an ASGI app on ``host``:``port`` inside network namespace ``netns``,
-    from a thread of its own (uvicorn, its own event loop)."""
+    from a thread of its own (uvicorn, its own event loop); over TLS with ``tls``."""
 
-    def __init__(self, app: ASGIApp, *, host: str, port: int, netns: str | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str,
+        port: int,
+        netns: str | None = None,
+        tls: ServerCertificate | None = None,
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
         self._netns = netns
+        self._tls = tls
         self._server: Any = None  # uvicorn.Server, untyped
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
     @property
     def where(self) -> str:
-        """``http://host:port`` and the namespace, for messages."""
+        """``http(s)://host:port`` and the namespace, for messages."""
         inside = f" in network namespace {self._netns}" if self._netns else ""
-        return f"http://{self._host}:{self._port}{inside}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{self._host}:{self._port}{inside}"
 
     @property
     def running(self) -> bool:
@@ -340,11 +383,15 @@ class BootHttpServer:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=5,
+            **uvicorn_options(self._tls),
         )
         self._server = uvicorn.Server(config)
         self._failure = None
         self._thread = threading.Thread(
-            target=self._serve, args=(sock,), name="boot-http", daemon=True
+            target=self._serve,
+            args=(sock,),
+            name="boot-https" if self._tls else "boot-http",
+            daemon=True,
         )
         self._thread.start()
         self._await_started(timeout)

@@ -44,8 +44,11 @@ def config_name(mac: str) -> str:
     return "01-" + mac.replace(":", "-")
 
 
-def render_node_config(*, kernel: str, ramdisk: str, params: Sequence[str], node_uuid: str) -> str:
-    """A node's config: boot ``kernel`` with ``ramdisk`` (TFTP paths) and ``params``.
+def render_node_config(
+    *, kernel: str, ramdisks: Sequence[str], params: Sequence[str], node_uuid: str
+) -> str:
+    """A node's config: boot ``kernel`` with ``ramdisks`` (TFTP paths, loaded one
+    after the other) and ``params``.
 
     ``IPAPPEND 2`` has PXELINUX add ``BOOTIF=01-<mac>`` of the NIC it booted from.
     """
@@ -57,7 +60,7 @@ def render_node_config(*, kernel: str, ramdisk: str, params: Sequence[str], node
             "TIMEOUT 0",
             "LABEL deploy",
             f"  KERNEL {kernel}",
-            f"  APPEND initrd={ramdisk} {' '.join(params)}".rstrip(),
+            f"  APPEND initrd={','.join(ramdisks)} {' '.join(params)}".rstrip(),
             "  IPAPPEND 2",
             "",
         ]

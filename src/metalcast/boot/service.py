@@ -1,4 +1,5 @@
-"""The boot services as one unit: dnsmasq (DHCP, TFTP) and the boot HTTP server.
+"""The boot services as one unit: dnsmasq (DHCP, TFTP) and the boot HTTP server
+(two of them with TLS: boot files on the plain port, the rest over HTTPS).
 
 The server builds one :class:`BootServices` from its settings, starts it before it
 serves the API and stops it after; the conductor's boot interface calls
@@ -14,16 +15,21 @@ import logging
 import os
 import pwd
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+from starlette.types import ASGIApp
 
 from metalcast.agent_downloads import UrlSigner
 from metalcast.boot.dnsmasq import command, dhcp_port_in_use, render_config
 from metalcast.boot.dnsmasq_process import Dnsmasq, DnsmasqHealth, Timing
 from metalcast.boot.errors import BootSetupError, DnsmasqError
-from metalcast.boot.http import BootHttpServer, create_app
+from metalcast.boot.http import BootHttpServer, create_app, create_files_app
 from metalcast.boot.ipxe import NodeBoot, install_boot_files, remove_node_files, write_node_files
 from metalcast.boot.layout import BootLayout, write_atomic
 from metalcast.boot.settings import BootSettings
+from metalcast.boot.trust import agent_ca, check_agents_accept, relay_trust
+from metalcast.tls.certificates import ServerCertificate, load_server_certificate
 
 log = logging.getLogger("metalcast.boot")
 
@@ -31,8 +37,9 @@ log = logging.getLogger("metalcast.boot")
 @dataclass(frozen=True, slots=True)
 class BootHealth:
     dnsmasq: DnsmasqHealth
+    #: whether the boot HTTP server answers (both ports, with TLS)
     http_running: bool
-    #: the boot HTTP server's URL as nodes reach it
+    #: the boot HTTP server's URL as nodes reach it (its HTTPS one, with TLS)
     http_url: str
     #: problems that do not stop the services (a deploy image is missing)
     warnings: tuple[str, ...]
@@ -56,7 +63,13 @@ class BootServices:
     ``api_url`` is metalcast's API as this process reaches it (the relay's
     upstream) unless ``settings.api_url`` says otherwise; ``signer`` checks the
     signed URLs agents download images and config drives with (None: none are
-    served).
+    served); ``api_certificate`` is the certificate that API serves, if any (the
+    relay trusts exactly that one).
+
+    Raises:
+        TlsError: the boot server's certificate, key or CA file is unusable.
+        BootSetupError: the agents would refuse the boot server's certificate, or
+            would be sent to a plain-HTTP API while it serves TLS.
     """
 
     def __init__(
@@ -66,13 +79,23 @@ class BootServices:
         state_dir: Path,
         api_url: str,
         signer: UrlSigner | None,
+        api_certificate: ServerCertificate | None = None,
         timing: Timing | None = None,
     ) -> None:
         self.settings = settings
         self.layout = BootLayout.from_settings(settings, state_dir=state_dir)
         self.upstream_url = settings.api_url or api_url
         #: the API URL the nodes' agents are given
-        self.node_api_url = settings.node_api_url or settings.http_url
+        self.node_api_url = settings.node_api_url or settings.agent_url
+        self.tls = load_server_certificate(
+            settings.tls_cert_file, settings.tls_key_file, area="boot"
+        )
+        #: what the agents verify the boot server with (PEM), with TLS
+        self.agent_ca = agent_ca(settings, self.tls) if self.tls else None
+        if self.tls is not None and self.agent_ca is not None:
+            check_agents_accept(
+                settings, self.tls, ca=self.agent_ca, node_api_url=self.node_api_url
+            )
         where = settings.interface + (
             f" in network namespace {settings.netns}" if settings.netns else ""
         )
@@ -87,12 +110,25 @@ class BootServices:
             images_dir=self.layout.images_dir,
             api_url=self.upstream_url,
             signer=signer,
+            upstream_tls=relay_trust(settings, api_certificate),
         )
-        self.http = BootHttpServer(
-            app, host=str(settings.address), port=settings.http_port, netns=settings.netns
-        )
+        self.http_servers = self._http_servers(app)
         self._where = where
         self._warnings: tuple[str, ...] = ()
+
+    def _http_servers(self, app: ASGIApp) -> tuple[BootHttpServer, ...]:
+        """One server for everything; with TLS, boot files on the plain port and
+        everything on the TLS port."""
+        host, netns = str(self.settings.address), self.settings.netns
+        if self.tls is None:
+            return (BootHttpServer(app, host=host, port=self.settings.http_port, netns=netns),)
+        files = create_files_app(boot_dir=self.layout.boot_dir, https_url=self.settings.https_url)
+        return (
+            BootHttpServer(files, host=host, port=self.settings.http_port, netns=netns),
+            BootHttpServer(
+                app, host=host, port=self.settings.https_port, netns=netns, tls=self.tls
+            ),
+        )
 
     def start(self) -> None:
         """Write the boot files and dnsmasq's config, start dnsmasq, then the HTTP
@@ -104,29 +140,31 @@ class BootServices:
                 failed to start (the message has its last log lines).
             BootHttpError: the HTTP server cannot listen.
         """
-        self._warnings = tuple(install_boot_files(self.layout, self.settings))
+        self._warnings = tuple(self._install())
         for warning in self._warnings:
             log.warning("boot services: %s", warning)
         self._write_config()
         self._check_dhcp_port()
         self.dnsmasq.start()
         try:
-            self.http.start()
+            for server in self.http_servers:
+                server.start()
         except BaseException:
-            self.dnsmasq.stop()
+            self.stop()
             raise
 
     def stop(self) -> None:
-        """Stop the HTTP server, then dnsmasq (SIGTERM, SIGKILL if it lingers)."""
-        self.http.stop()
+        """Stop the HTTP servers, then dnsmasq (SIGTERM, SIGKILL if it lingers)."""
+        for server in self.http_servers:
+            server.stop()
         self.dnsmasq.stop()
 
     def health(self) -> BootHealth:
         """Whether dnsmasq and the HTTP server run, and what is wrong otherwise."""
         return BootHealth(
             dnsmasq=self.dnsmasq.health(),
-            http_running=self.http.running,
-            http_url=self.settings.http_url,
+            http_running=all(server.running for server in self.http_servers),
+            http_url=self.settings.agent_url,
             warnings=self._warnings,
         )
 
@@ -163,6 +201,12 @@ class BootServices:
         if remove_node_files(self.layout, node_uuid):
             self.dnsmasq.restart()
         log.info("boot files of node %s removed", node_uuid)
+
+    def _install(self) -> list[str]:
+        warnings = install_boot_files(self.layout, self.settings, agent_ca=self.agent_ca)
+        if self.tls is not None:
+            warnings += self.tls.warnings(now=datetime.now(UTC))
+        return warnings
 
     def _write_config(self) -> None:
         if self.settings.dnsmasq_user:

@@ -72,9 +72,25 @@ class BootSettings(BaseModel):
     #: the API the boot HTTP server relays /v1/lookup and /v1/heartbeat to;
     #: None: metalcast's own API on loopback
     api_url: str | None = None
-    #: the API URL given to the nodes' agents; None: http://<address>:<http_port>,
-    #: the boot HTTP server, which relays to ``api_url``
+    #: the API URL given to the nodes' agents; None: the boot HTTP server
+    #: (https://<address>:<https_port> with TLS, else http://<address>:<http_port>),
+    #: which relays to ``api_url``
     node_api_url: str | None = None
+    #: serve images, config drives and the agents' API relay over HTTPS on
+    #: ``https_port`` with this certificate chain and key (PEM); boot files stay on
+    #: plain ``http_port``, as network-boot firmware cannot verify a certificate.
+    #: None: the API's (``api.tls_cert_file``/``api.tls_key_file``), if it has one
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    https_port: int = Field(default=8443, ge=1, le=65535)
+    #: the CA certificate(s) the nodes' agents verify this server with, given to them
+    #: in a second initrd beside the deploy ramdisk; None: the server certificate
+    #: itself (then a new certificate needs the nodes to boot again)
+    tls_ca_file: Path | None = None
+    #: CA certificate(s) the relay verifies an https ``api_url`` with; None: the
+    #: certificate of metalcast's own API when ``api_url`` is unset, else the
+    #: system's trust store
+    api_ca_file: Path | None = None
     dnsmasq_binary: str = "dnsmasq"
     #: user dnsmasq runs as (with that user's group); None: metalcast's own user and
     #: group.  dnsmasq's own default, nobody/dip, cannot read a private state
@@ -107,7 +123,31 @@ class BootSettings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> BootSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
+        if self.tls and self.https_port == self.http_port:
+            raise ValueError(f"https_port and http_port are both {self.http_port}")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the boot HTTP server also serves HTTPS (on ``https_port``)."""
+        return self.tls_cert_file is not None
+
     @property
     def http_url(self) -> str:
-        """Base URL of the boot HTTP server as the nodes reach it."""
+        """Base URL of the boot HTTP server's plain port as the nodes reach it: boot
+        files, and everything else when there is no TLS."""
         return f"http://{self.address}:{self.http_port}"
+
+    @property
+    def https_url(self) -> str:
+        """Base URL of the boot HTTP server's TLS port as the nodes reach it."""
+        return f"https://{self.address}:{self.https_port}"
+
+    @property
+    def agent_url(self) -> str:
+        """Where the agents reach the relay and the images: HTTPS when there is TLS."""
+        return self.https_url if self.tls else self.http_url

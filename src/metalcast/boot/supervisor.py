@@ -63,8 +63,9 @@ class BootSupervisor:
 
     @property
     def images_url(self) -> str:
-        """Where agents download images from (the boot HTTP server's /images)."""
-        return f"{self.settings.http_url}/images"
+        """Where agents download images from (the boot HTTP server's /images, over
+        HTTPS when it has TLS)."""
+        return f"{self.settings.agent_url}/images"
 
     @property
     def images_dir(self) -> Path:
@@ -138,7 +139,7 @@ class BootSupervisor:
             return
         self._running = True
         self._last_problem = None
-        log.info("boot services running on %s (%s)", self._where(), self.settings.http_url)
+        log.info("boot services running on %s (%s)", self._where(), self.settings.agent_url)
 
     def _halt(self) -> None:
         if self._running:

@@ -18,6 +18,7 @@ Errors::
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from metalcast.errors import MetalcastError
+from metalcast.tls.trust import ca_context
 
 VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
 MAX_VERSION_HEADER = "X-OpenStack-Ironic-API-Maximum-Version"
@@ -97,8 +99,21 @@ def fault_message(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {raw}"
 
 
+def _verification_failed(exc: httpx.HTTPError) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class ApiClient:
-    """A synchronous client for one metalcast API endpoint."""
+    """A synchronous client for one metalcast API endpoint.
+
+    An https URL is verified with ``tls`` (by default the system's trust store, as
+    OpenSSL finds it: ``SSL_CERT_FILE`` and ``/etc/ssl/certs`` included).
+    """
 
     def __init__(
         self,
@@ -108,13 +123,18 @@ class ApiClient:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         auth: httpx.Auth | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/").removesuffix("/v1")
         self._pinned = api_version if api_version not in (None, "", "latest") else None
         self._version: str | None = self._pinned
         self._authenticated = auth is not None
         self._http = httpx.Client(
-            base_url=self.url, timeout=timeout, transport=transport, auth=auth
+            base_url=self.url,
+            timeout=timeout,
+            transport=transport,
+            auth=auth,
+            verify=tls if tls is not None else ca_context(),
         )
 
     def close(self) -> None:
@@ -148,7 +168,12 @@ class ApiClient:
     ) -> httpx.Response:
         try:
             response = self._http.request(method, path, headers=headers, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout):
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if _verification_failed(exc):
+                raise CliError(
+                    f"cannot trust {self.url}: {exc}; give the CA certificate that signed "
+                    "its certificate with --cacert or METALCAST_CACERT"
+                ) from None
             raise Unreachable(self.url) from None
         except httpx.HTTPError as exc:
             raise CliError(f"{method} {path} failed: {exc}") from exc

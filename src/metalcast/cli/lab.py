@@ -123,6 +123,7 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
         lab_dir=_lab_dir(config, lab_dir),
         api_url=session_of(ctx).url,
         api_auth=session_of(ctx).auth(),
+        cacert=session_of(ctx).cacert,
         nodes=nodes,
         disk_size_gb=disk_size,
         base_port=base_port,
@@ -202,6 +203,7 @@ def down(
         directory,
         api_url=session_of(ctx).url if given else None,
         api_auth=session_of(ctx).auth(),
+        cacert=session_of(ctx).cacert,
         purge=purge,
         progress=_progress,
     )

@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import identity, lab, nodes, policy, ramdisk
+from metalcast.cli import allocations, hosts, identity, lab, nodes, policy, ramdisk, tls
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -52,6 +52,8 @@ secrets_app = typer.Typer(
     help="Manage the key that encrypts secrets at rest.", no_args_is_help=True
 )
 app.add_typer(nodes.app, name="node")
+app.add_typer(allocations.app, name="allocation")
+app.add_typer(hosts.app, name="host")
 app.add_typer(db_app, name="db")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(lab.app, name="lab")
@@ -62,6 +64,7 @@ app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.role_app, name="role")
 app.add_typer(identity.token_app, name="token")
 app.command("whoami")(identity.whoami)
+app.add_typer(tls.app, name="tls")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -107,6 +110,14 @@ def root(
             show_default=False,
         ),
     ] = None,
+    cacert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="METALCAST_CACERT",
+            help="CA certificate to verify an https API with (default: the system's).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Global options, shared by every client command."""
     given = ctx.obj if isinstance(ctx.obj, Session) else None
@@ -119,6 +130,7 @@ def root(
         username=username,
         # never an option: a password on the command line is in `ps` and the history
         password=os.environ.get("METALCAST_PASSWORD"),
+        cacert=cacert,
     )
     ctx.obj = session
     ctx.call_on_close(session.close)

@@ -1,13 +1,13 @@
 """The all-in-one ``metalcast server``: API and conductor in one process.
 
 Start-up order: the authentication settings checked (unsafe ones refused before
-anything is touched), state directory, secret key, database (migrated, secrets
-stored in clear by older versions sealed), driver registry, conductor, ASGI app;
-under "builtin" with no user yet, the first administrator (its password printed
-once).  Shut-down order on SIGTERM or SIGINT: uvicorn stops accepting requests and
-finishes the ones in flight, then the conductor gets ``graceful_shutdown_timeout``
-seconds to finish or park its work, then the database pool closes and the process
-exits 0.
+anything is touched), the API's TLS files, state directory, secret key, the boot
+server's TLS set-up, database (migrated, secrets stored in clear by older versions
+sealed), driver registry, conductor, ASGI app; under "builtin" with no user yet, the
+first administrator (its password printed once).  Shut-down order on SIGTERM or
+SIGINT: uvicorn stops accepting requests and finishes the ones in flight, then the
+conductor gets ``graceful_shutdown_timeout`` seconds to finish or park its work, then
+the database pool closes and the process exits 0.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -38,6 +39,7 @@ from metalcast.drivers.registry import default_registry
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import SecretBox
 from metalcast.secrecy.keyfile import KEY_FILE
+from metalcast.tls.certificates import ServerCertificate, load_server_certificate, uvicorn_options
 
 log = logging.getLogger("metalcast.server")
 
@@ -129,11 +131,31 @@ class _Server(uvicorn.Server):
             sys.stdout.flush()
 
 
-def server_url(settings: Settings) -> str:
-    """The URL the API answers at."""
-    host = settings.api.host
+def server_url(settings: Settings, *, host: str | None = None) -> str:
+    """The URL the API answers at (on ``host`` rather than the listen address)."""
+    host = host or settings.api.host
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{settings.api.port}"
+    return f"{settings.api.scheme}://{shown}:{settings.api.port}"
+
+
+def local_api_url(settings: Settings) -> str:
+    """The API's URL from this host: loopback when it listens on every address."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+    return server_url(settings, host=wildcard.get(settings.api.host, settings.api.host))
+
+
+def api_certificate(settings: Settings) -> ServerCertificate | None:
+    """The API's certificate, checked; warnings logged.
+
+    Raises:
+        TlsError: only one of the two files is set, or they are unusable.
+    """
+    api = settings.api
+    certificate = load_server_certificate(api.tls_cert_file, api.tls_key_file, area="api")
+    if certificate is not None:
+        for warning in certificate.warnings(now=datetime.now(UTC)):
+            log.warning("api TLS: %s", warning)
+    return certificate
 
 
 def run_server(settings: Settings) -> None:
@@ -142,14 +164,17 @@ def run_server(settings: Settings) -> None:
     Raises:
         UnsafeAuthStrategy: the authentication settings would expose the API (checked
             before anything else, so nothing listens).
+        TlsError: the API's or the boot server's certificate is unusable.
+        BootSetupError: the agents would refuse the boot server's certificate.
         DatabaseError, MetalcastError: start-up failed (see :func:`build_server`).
         SystemExit: uvicorn could not listen (the conductor is stopped first).
     """
     strategy = auth.check_startup(settings)
     signals = ShutdownSignals()
     signals.install()
+    certificate = api_certificate(settings)
     secret_box = load_secret_box(settings)
-    boot = build_boot(settings, secret_box)
+    boot = build_boot(settings, secret_box, api_tls=certificate)
     app, service, db = build_server(settings, boot, secret_box=secret_box)
     if strategy == "builtin":
         announce_first_admin(db, url=settings.api.public_url or server_url(settings))
@@ -166,6 +191,7 @@ def run_server(settings: Settings) -> None:
         log_config=None,  # metalcast.logs configured every logger already
         access_log=False,
         lifespan="auto",
+        **uvicorn_options(certificate),
     )
     service.start()
     if boot is not None:
@@ -195,19 +221,26 @@ def announce_first_admin(db: Database, *, url: str) -> None:
     bootstrap.print_credentials(bootstrap.FIRST_ADMIN, password, url=url, why=why)
 
 
-def build_boot(settings: Settings, secret_box: SecretBox) -> BootSupervisor | None:
-    """The boot services' supervisor (not started), unless ``boot.enabled`` is off.
+def build_boot(
+    settings: Settings, secret_box: SecretBox, *, api_tls: ServerCertificate | None = None
+) -> BootSupervisor | None:
+    """The boot services' supervisor (not started), unless ``boot.enabled`` is off;
+    ``api_tls`` is the certificate the API serves (the relay to it trusts that one).
 
     They start once ``boot.interface`` exists: by default the lab's bridge, which
     ``metalcast lab up`` creates.  Their HTTP server checks the agents' download URLs
     with the key the conductor signs them with (derived from ``secret_box``).
+
+    Raises:
+        TlsError, BootSetupError: the boot server's TLS set-up is unusable.
     """
     if not settings.boot.enabled:
         return None
     services = BootServices(
-        settings.boot,
+        settings.boot_services,
         state_dir=settings.state_dir,
-        api_url=server_url(settings),
+        api_url=local_api_url(settings),
         signer=UrlSigner(secret_box.derive_key(DOWNLOAD_URLS)),
+        api_certificate=api_tls,
     )
     return BootSupervisor(services)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import getpass
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import typer
 
 from metalcast.cli.client import ApiClient, CliError, TokenAuth
+from metalcast.tls.trust import ca_context
 
 
 @dataclass(slots=True)
@@ -28,6 +30,8 @@ class Session:
     #: ``METALCAST_PASSWORD``; asked for on a terminal when only the name is set)
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    #: the CA certificate(s) to verify an https API with; None: the system's store
+    cacert: Path | None = None
     _client: ApiClient | None = field(default=None, repr=False)
 
     @property
@@ -36,10 +40,16 @@ class Session:
 
         Raises:
             CliError: a user name without a password, and no terminal to ask on.
+            TlsError: ``cacert`` cannot be read or holds no certificate.
         """
         if self._client is None:
+            tls = ca_context(self.cacert, setting="--cacert") if self.cacert else None
             self._client = ApiClient(
-                self.url, self.api_version, transport=self.transport, auth=self.auth()
+                self.url,
+                self.api_version,
+                transport=self.transport,
+                auth=self.auth(),
+                tls=tls,
             )
         return self._client
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
+
 from metalcast.conductor import sources
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire, try_acquire
+from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
 from metalcast.db import tables
 from metalcast.db.models import JSONDict, Node
@@ -41,6 +44,7 @@ _CONDUCTOR_ONLY = frozenset(
         "deploy_step",
         "service_step",
         "conductor_affinity",
+        "allocation_id",
     }
 )
 _INTERFACE_FIELDS = frozenset(f"{name}_interface" for name in INTERFACE_NAMES)
@@ -153,6 +157,7 @@ def update_node(
         if not changes:
             return node
         with rt.db.begin() as conn:
+            _check_allocation(conn, node, changes)
             repo.update_node(conn, node.id, changes)  # checks the unique name, instance UUID
             return repo.get_node_by_id(conn, node.id)
 
@@ -213,6 +218,32 @@ def _check_associated(node: Node, changes: JSONDict) -> None:
             f"Node {node.uuid} is associated with instance {node.instance_uuid}; "
             "clear instance_uuid first."
         )
+
+
+def _check_allocation(conn: sa.Connection, node: Node, changes: JSONDict) -> None:
+    """What Ironic does for an allocated node: its owner stays while the allocation
+    has one; removing ``instance_uuid`` deletes the allocation (only where updates
+    are allowed or in maintenance).  Raises Conflict."""
+    if node.allocation_id is None or not {"owner", "instance_uuid"} & set(changes):
+        return
+    allocation = repo_alloc.allocation_of_node(conn, node.id)
+    if allocation is None:
+        return
+    if "owner" in changes and allocation.owner is not None:
+        raise Conflict(
+            f'Cannot update owner of node "{node.uuid}" while it is allocated to an '
+            "allocation with an owner."
+        )
+    if "instance_uuid" in changes and changes["instance_uuid"] is None:
+        state = PS(node.provision_state)
+        if state not in UPDATE_ALLOWED and not node.maintenance:
+            raise Conflict(
+                f"Node {node.uuid} with an allocation can not have instance_uuid removed "
+                "unless it is in one of allowed "
+                f"({', '.join(sorted(s.value for s in UPDATE_ALLOWED))}) states or in "
+                f"maintenance mode. Current state is '{state.value}'."
+            )
+        repo_alloc.destroy_allocation(conn, allocation.id)
 
 
 def _check_protected(node: Node, changes: JSONDict) -> None:

@@ -26,6 +26,7 @@ from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
 from metalcast.conductor import (
     agent,
+    allocations,
     console,
     management,
     nodes,
@@ -37,6 +38,7 @@ from metalcast.conductor import (
     recovery,
     volumes,
 )
+from metalcast.conductor.allocator import Allocator
 from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.management import HardwareTypeSummary
@@ -46,7 +48,15 @@ from metalcast.config import Settings
 from metalcast.context import RequestContext
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
-from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.db.models import (
+    Allocation,
+    JSONDict,
+    Node,
+    Port,
+    Portgroup,
+    VolumeConnector,
+    VolumeTarget,
+)
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.images.cache import KEY_PURPOSE as CACHE_KEYS
 from metalcast.images.cache import ImageCache
@@ -97,13 +107,14 @@ def _images(settings: Settings, secret_box: SecretBox) -> dict[str, Any]:
         max_bytes=settings.images.configdrive_max_bytes,
     )
     private_dir(drives.root)
-    boot = settings.boot
+    boot = settings.boot_services  # its TLS defaults to the API's
     return {
         "images": cache,
         "configdrives": drives,
         "signer": UrlSigner(secret_box.derive_key(DOWNLOAD_URLS)),
-        # the agent's API URL is the boot server unless node_api_url sends it elsewhere
-        "download_base": "" if boot.node_api_url is None else boot.http_url,
+        # the agent's API URL is the boot server unless node_api_url sends it elsewhere;
+        # then downloads still come from the boot server (its HTTPS port with TLS)
+        "download_base": "" if boot.node_api_url is None else boot.agent_url,
         "agent_url_ttl": settings.images.agent_url_ttl,
     }
 
@@ -142,6 +153,7 @@ class ConductorService:
             heartbeat=_pick(given.heartbeat, cs.heartbeat_interval),
         )
         self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
+        self.allocator = Allocator(self.rt)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = False
@@ -157,7 +169,7 @@ class ConductorService:
         periodic threads.  Raises DatabaseError-like errors from the database."""
         cs = self.rt.settings
         with self.rt.db.begin() as conn:
-            repo.register_conductor(
+            me = repo.register_conductor(
                 conn,
                 hostname=cs.hostname,
                 conductor_group=cs.conductor_group,
@@ -167,6 +179,7 @@ class ConductorService:
         _log.info("conductor %s started; %d node(s) recovered", cs.hostname, recovered)
         self._stopping.clear()
         self.rt.workers.reopen()
+        self.allocator.start(me.id)
         self._spawn("power-sync", self.intervals.power_sync, self.power_sync.run_once)
         self._spawn("wait-timeouts", self.intervals.wait_timeouts, self.check_wait_timeouts)
         self._spawn("heartbeat", self.intervals.heartbeat, self.heartbeat)
@@ -187,6 +200,7 @@ class ConductorService:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
+        self.allocator.stop()
         self.power_sync.close()
         with self.rt.db.begin() as conn:
             repo.unregister_conductor(conn, self.rt.hostname)
@@ -219,7 +233,9 @@ class ConductorService:
         return periodics.check_wait_timeouts(self.rt)
 
     def heartbeat(self) -> None:
+        """Say this conductor is alive; take over the allocations of dead ones."""
         periodics.heartbeat(self.rt)
+        self.allocator.take_over_orphans()
 
     def is_accepting_work(self) -> bool:
         """False while the conductor shuts down."""
@@ -397,6 +413,22 @@ class ConductorService:
 
     def destroy_volume_target(self, target_id: int, *, context: RequestContext) -> None:
         volumes.destroy_target(self.rt, target_id, user=context.who)
+
+    # ------------------------------------------------------------------ allocations
+
+    def create_allocation(
+        self, values: JSONDict, *, node_id: int | None, context: RequestContext
+    ) -> Allocation:
+        """Store an allocation and queue it (the answer says ``allocating``), or, with
+        ``node_id``, backfill it with that deployed node at once."""
+        if node_id is not None:
+            return allocations.backfill(self.rt, values, node_id=node_id, user=context.who)
+        allocation = allocations.create(self.rt, values, conductor_id=self.allocator.conductor_id)
+        self.allocator.submit(allocation.id)
+        return allocation
+
+    def destroy_allocation(self, allocation_id: int, *, context: RequestContext) -> None:
+        allocations.destroy(self.rt, allocation_id, user=context.who)
 
     # ------------------------------------------------------------------ drivers
 

@@ -191,6 +191,42 @@ class BiosSetting:
     updated_at: datetime | None = None
 
 
+@dataclass(slots=True)
+class Allocation:
+    """A request for a node (API 1.52): ``state`` is ``allocating``, ``active`` (the
+    node ``node_id`` is taken) or ``error`` (``last_error`` says why)."""
+
+    id: int
+    uuid: str
+    state: str
+    created_at: datetime
+    name: str | None = None
+    node_id: int | None = None
+    owner: str | None = None
+    last_error: str | None = None
+    resource_class: str | None = None
+    traits: list[str] = field(default_factory=list)
+    #: UUIDs of the nodes the allocation may take (empty: any)
+    candidate_nodes: list[str] = field(default_factory=list)
+    extra: JSONDict = field(default_factory=dict)
+    #: the id of the conductor processing it (``conductors.id``)
+    conductor_affinity: int | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class DeployTemplate:
+    """A named set of deploy steps (API 1.55)."""
+
+    id: int
+    uuid: str
+    name: str
+    created_at: datetime
+    steps: list[JSONDict] = field(default_factory=list)
+    extra: JSONDict = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
 T = TypeVar("T")
 
 

@@ -172,8 +172,10 @@ def save_node(conn: sa.Connection, node: Node, fields: Iterable[str]) -> None:
 
 def destroy_node(conn: sa.Connection, node_id: int) -> None:
     """Delete a node with everything that belongs to it: ports, portgroups, volume
-    connectors and targets, BIOS settings, traits and history."""
+    connectors and targets, BIOS settings, traits, history and its allocation (as
+    Ironic does; the API allows this only outside active states or in maintenance)."""
     owned = (
+        t.allocations,
         t.ports,
         t.portgroups,
         t.volume_connectors,

@@ -42,6 +42,7 @@ SEALED_COLUMNS: dict[str, tuple[str, ...]] = {
     "volume_connectors": ("extra",),
     "volume_targets": ("properties", "extra"),
     "allocations": ("extra",),
+    "deploy_templates": ("steps", "extra"),
 }
 #: free-text columns scrubbed of secrets before they are stored
 SCRUBBED_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -214,6 +214,19 @@ allocations = sa.Table(
     *_timestamps(),
 )
 
+#: a named set of deploy steps (API 1.55), chosen for a deploy by an instance trait
+#: of the same name; ``steps`` is a list of ``{interface, step, args, priority}``
+deploy_templates = sa.Table(
+    "deploy_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    *_timestamps(),
+)
+
 # ---------------------------------------------------------------------- identity
 # metalcast's own users, projects, role assignments and API tokens
 # (api.auth_strategy "builtin"); ids are 32 hex digits, as Keystone's

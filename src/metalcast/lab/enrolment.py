@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ import httpx
 
 from metalcast.lab.errors import LabError, ServerRefused, ServerUnreachable
 from metalcast.lab.state import LabNode, LabState
+from metalcast.tls.trust import ca_context
 
 VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
 #: a version recent enough to show the drivers' default and enabled interfaces
@@ -62,7 +64,13 @@ class ServerApi:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         auth: httpx.Auth | None = None,
+        cacert: Path | None = None,
     ) -> None:
+        """An https ``url`` is verified with ``cacert`` (None: the system's trust store).
+
+        Raises:
+            TlsError: ``cacert`` cannot be read or holds no certificate.
+        """
         self.url = url.rstrip("/").removesuffix("/v1")
         self._http = httpx.Client(
             base_url=self.url,
@@ -70,6 +78,7 @@ class ServerApi:
             transport=transport,
             auth=auth,
             headers={VERSION_HEADER: API_VERSION},
+            verify=ca_context(cacert, setting="--cacert"),
         )
 
     def close(self) -> None:

@@ -82,6 +82,8 @@ class LabOptions:
 
     lab_dir: Path
     api_url: str = DEFAULT_API_URL
+    #: the CA certificate to verify an https ``api_url`` with (None: the system's)
+    cacert: Path | None = None
     nodes: int = 2
     disk_size_gb: int = 2
     base_port: int = DEFAULT_BASE_PORT
@@ -109,7 +111,7 @@ def bring_up(options: LabOptions, *, progress: Progress = _silent) -> LabState:
     _require_root("lab up", "create network namespaces")
     _require_tools(options.boot_mode)
     _refuse_existing(options)
-    api = ServerApi(options.api_url, auth=options.api_auth)
+    api = ServerApi(options.api_url, auth=options.api_auth, cacert=options.cacert)
     try:
         api.check()
         state = plan(options)
@@ -302,23 +304,27 @@ def tear_down(
     *,
     api_url: str | None = None,
     api_auth: httpx.Auth | None = None,
+    cacert: Path | None = None,
     purge: bool = False,
     progress: Progress = _silent,
 ) -> Teardown | None:
     """Remove the lab in ``lab_dir`` (nodes through ``api_url``, default: the URL it
-    was enrolled through); None if there is no lab there.
+    was enrolled through, verified with ``cacert`` if https); None if there is no lab
+    there.
 
     Raises:
         LabError: not root, or metalcast refused to delete a node (everything else
             is removed; ``lab.json`` stays so that ``lab down`` can try again).
         NetnsError: the namespace could not be deleted.
+        TlsError: ``cacert`` cannot be read (checked before anything is removed).
     """
     state = read_state(lab_dir)
     if state is None:
         return None
     _require_root("lab down", "delete network namespaces")
     report = Teardown()
-    refused = _unenrol(state, ServerApi(api_url or state.api_url, auth=api_auth), report, progress)
+    api = ServerApi(api_url or state.api_url, auth=api_auth, cacert=cacert)
+    refused = _unenrol(state, api, report, progress)
     progress("stopping the lab daemon (it powers the machines off)")
     report.daemon_pid = stop_daemon(state)
     report.strays = _kill_strays(state)

@@ -9,9 +9,9 @@ standard-library modules the agent imports.  ``/init`` brings the network up wit
 Modules: :mod:`~metalcast.ramdisk.debs` (packages), :mod:`~metalcast.ramdisk.kmod`
 (kernel modules in load order), :mod:`~metalcast.ramdisk.elf` (sections, DT_NEEDED),
 :mod:`~metalcast.ramdisk.python_runtime` (the slim Python),
-:mod:`~metalcast.ramdisk.cpio` (newc archives), :mod:`~metalcast.ramdisk.initscripts`
-(``/init``), :mod:`~metalcast.ramdisk.manifest` (inputs hash, ``manifest.json``),
-:mod:`~metalcast.ramdisk.build` (the build).
+:mod:`metalcast.cpio` (newc archives, shared with the boot services' CA initrd),
+:mod:`~metalcast.ramdisk.initscripts` (``/init``), :mod:`~metalcast.ramdisk.manifest`
+(inputs hash, ``manifest.json``), :mod:`~metalcast.ramdisk.build` (the build).
 
 Errors::
 

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import metalcast
-from metalcast.ramdisk import cpio, debs, initscripts, kmod, python_runtime
+from metalcast import cpio
+from metalcast.ramdisk import debs, initscripts, kmod, python_runtime
 from metalcast.ramdisk.commands import run_tool
 from metalcast.ramdisk.debs import AptPackages, DebPackage, PackageSource, Progress
 from metalcast.ramdisk.errors import RamdiskError
@@ -106,7 +107,7 @@ def plan_ramdisk(
         [PackagePin.of(p) for p in packages],
         trees={
             "agent": tree_digests(agent_dir),
-            "code": files_digests(Path(__file__).parent.glob("*.py")),
+            "code": files_digests([*Path(__file__).parent.glob("*.py"), Path(cpio.__file__)]),
         },
         params={"modules": list(MODULES), "zstd": ZSTD_LEVEL},
     )

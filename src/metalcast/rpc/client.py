@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from metalcast.context import RequestContext
-from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.db.models import (
+    Allocation,
+    JSONDict,
+    Node,
+    Port,
+    Portgroup,
+    VolumeConnector,
+    VolumeTarget,
+)
 from metalcast.reports import AgentReport
 
 
@@ -212,6 +220,21 @@ class ConductorClient(Protocol):
 
     def destroy_volume_target(self, target_id: int, *, context: RequestContext) -> None:
         """Raises InvalidInput (400) unless the node is powered off."""
+
+    # ---- allocations (they take and free nodes) --------------------------------
+    def create_allocation(
+        self, values: JSONDict, *, node_id: int | None, context: RequestContext
+    ) -> Allocation:
+        """Store an allocation (column values; ``candidate_nodes`` as UUIDs) and
+        return it ``allocating``: a conductor finds it a node right after, ending it
+        ``active`` or ``error``.  With ``node_id`` (backfill, 1.58) the deployed node
+        is recorded as its at once and the allocation returned ``active``;
+        InvalidInput (400) when the node does not match, Conflict (409) when it has
+        another instance or allocation."""
+
+    def destroy_allocation(self, allocation_id: int, *, context: RequestContext) -> None:
+        """Delete an allocation and free its node.  Conflict (409) while the node is
+        active and not in maintenance."""
 
     # ---- drivers ----------------------------------------------------------------
     def list_hardware_types(self) -> list[HardwareTypeInfo]: ...

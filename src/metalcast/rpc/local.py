@@ -12,7 +12,15 @@ from typing import Any
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.service import ConductorService
 from metalcast.context import RequestContext
-from metalcast.db.models import JSONDict, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.db.models import (
+    Allocation,
+    JSONDict,
+    Node,
+    Port,
+    Portgroup,
+    VolumeConnector,
+    VolumeTarget,
+)
 from metalcast.reports import AgentReport
 from metalcast.rpc.client import (
     ConductorClient,
@@ -191,6 +199,15 @@ class LocalConductorClient:
 
     def destroy_volume_target(self, target_id: int, *, context: RequestContext) -> None:
         self.service.destroy_volume_target(target_id, context=context)
+
+    # ---- allocations --------------------------------------------------------------
+    def create_allocation(
+        self, values: JSONDict, *, node_id: int | None, context: RequestContext
+    ) -> Allocation:
+        return self.service.create_allocation(values, node_id=node_id, context=context)
+
+    def destroy_allocation(self, allocation_id: int, *, context: RequestContext) -> None:
+        self.service.destroy_allocation(allocation_id, context=context)
 
     # ---- drivers ----------------------------------------------------------------
     def list_hardware_types(self) -> list[HardwareTypeInfo]:

@@ -80,10 +80,10 @@ def test_errors_are_sdk_exceptions(conn: openstack.connection.Connection) -> Non
         conn.baremetal.set_node_provision_state(node, "active")
 
 
-# ---- features openstacksdk refused before the maximum reached 1.51 ----------------
+# ---- features openstacksdk refused before the maximum reached 1.51 and 1.60 --------
 
 
-def test_version_discovery_offers_1_51(conn: openstack.connection.Connection) -> None:
+def test_version_discovery_offers_1_60(conn: openstack.connection.Connection) -> None:
     node = conn.baremetal.create_node(driver="fake-hardware", name="sdk-version")
     assert conn.baremetal.get_node(node.id).owner is None  # 1.50 field, negotiated
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "agent"))
 from agent_machine import FakeMachine, write
 
 from metalcast.agent_downloads import PURPOSE, UrlSigner
+from metalcast.boot import netns
 from metalcast.boot.http import BootHttpServer, create_app
 from metalcast.lab.bmc.fleet import Fleet, simulated_machines
 from metalcast.lab.machine import BootDevice, Power
@@ -90,8 +95,15 @@ def bmc() -> Iterator[Fleet]:
         yield fleet
 
 
+#: how tests reach a server over HTTPS: its URL -> the CA to verify it with
+TRUST: dict[str, ssl.SSLContext] = {}
+
+
 def api(server: Any, method: str, path: str, body: Any = None) -> Any:
-    response = httpx.request(method, f"{server.url}{path}", json=body, headers=HEADERS)
+    verify = TRUST.get(server.url, True)
+    response = httpx.request(
+        method, f"{server.url}{path}", json=body, headers=HEADERS, verify=verify
+    )
     assert response.status_code < 300, response.text
     return response.json() if response.content else None
 
@@ -252,3 +264,202 @@ def test_a_checksum_mismatch_fails_the_deploy_with_the_agents_message(
     assert "Checksum mismatch" in failed["last_error"], failed["last_error"]
     assert actual not in failed["last_error"]  # what it hashes to is not told
     assert "agent_commands" not in failed["driver_internal_info"]
+
+
+# -- over TLS: the agent in a provisioning network of its own, as after a network boot --
+
+BOOT_ADDRESS = "192.168.77.1"
+NODE_ADDRESS = "192.168.77.60"
+
+
+@pytest.fixture
+def provisioning_net() -> Iterator[tuple[str, str]]:
+    """A server namespace with bridge br0 (the boot services' interface) and a node
+    namespace joined to it, both deleted on teardown."""
+    missing = [tool for tool in ("ip", "dnsmasq", "busybox", "cpio") if not shutil.which(tool)]
+    if os.geteuid() != 0 or missing:
+        pytest.skip(f"needs root, ip, dnsmasq, busybox and cpio (missing: {missing})")
+    suffix = uuidlib.uuid4().hex[:8]
+    server_ns, node_ns = f"mcdep-s-{suffix}", f"mcdep-n-{suffix}"
+    try:
+        netns.create_netns(server_ns)
+        netns.create_netns(node_ns)
+        netns.add_bridge(server_ns, "br0", cidrs=(f"{BOOT_ADDRESS}/24",))
+        netns.add_veth(server_ns, "vs0", peer_netns=node_ns, peer_name="vc0", bridge="br0")
+        netns.add_address(node_ns, "vc0", cidr=f"{NODE_ADDRESS}/24")
+        yield server_ns, node_ns
+    finally:
+        netns.delete_netns(node_ns)
+        netns.delete_netns(server_ns)
+
+
+def generate_pki(directory: Path) -> Path:
+    """``metalcast tls generate`` into ``directory``: its CA and server certificate."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "metalcast.cli.main", "tls", "generate",
+         "--state-dir", str(directory), "--dir", str(directory)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return directory
+
+
+@pytest.fixture
+def tls_server(
+    start_metalcast_server: Callable[..., Any],
+    provisioning_net: tuple[str, str],
+    images: Path,
+    tmp_path: Path,
+) -> Iterator[Any]:
+    """A server over HTTPS whose boot services (HTTPS too) run on the provisioning net."""
+    pki = generate_pki(tmp_path / "pki")
+    env = {
+        **SERVER_ENV,
+        "METALCAST_IMAGES__FILE_ROOTS": str(images),
+        "METALCAST_API__TLS_CERT_FILE": str(pki / "server.pem"),
+        "METALCAST_API__TLS_KEY_FILE": str(pki / "server.key"),
+        "METALCAST_BOOT__TLS_CA_FILE": str(pki / "ca.pem"),
+        "METALCAST_BOOT__NETNS": provisioning_net[0],
+        "METALCAST_BOOT__INTERFACE": "br0",
+        "METALCAST_BOOT__ADDRESS": BOOT_ADDRESS,
+        "METALCAST_BOOT__IGNORE_UNKNOWN": "true",
+        "METALCAST_BOOT__IPV6_RA": "false",
+    }
+    with start_metalcast_server(env=env, cacert=pki / "ca.pem") as running:
+        TRUST[running.url] = ssl.create_default_context(cafile=pki / "ca.pem")
+        try:
+            yield running
+        finally:
+            TRUST.pop(running.url)
+
+
+def boot_like_ipxe(server: Any, uuid: str, node_ns: str, root: Path) -> tuple[str, Path]:
+    """What iPXE would do with the node's script: the kernel command line (BOOTIF
+    expanded), and the CA initrd fetched over the provisioning network and unpacked
+    under ``root``, as the kernel would; (command line, the CA's path)."""
+    script = server.state_dir / "boot" / "files" / "nodes" / uuid / "boot.ipxe"
+    deadline = time.monotonic() + 30
+    while not script.exists():
+        assert time.monotonic() < deadline, f"no boot script at {script}"
+        time.sleep(0.1)
+    lines = script.read_text().splitlines()
+    kernel = next(line for line in lines if line.startswith("kernel "))
+    params = kernel.split()[2:-3]  # drop "kernel URL" and "|| goto failed"
+    cmdline = " ".join(params).replace("${netX/mac:hexhyp}", MAC.replace(":", "-"))
+    ca_line = next(line for line in lines if "tls-ca.cpio.gz" in line and line.startswith("initrd"))
+    fetched = root / "tls-ca.cpio.gz"
+    root.mkdir(parents=True, exist_ok=True)
+    wget = subprocess.run(
+        ["ip", "netns", "exec", node_ns, "busybox", "wget", "-q", "-O", str(fetched),
+         ca_line.split()[3]],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert wget.returncode == 0, wget.stderr
+    archive = subprocess.run(["gzip", "-dc", str(fetched)], capture_output=True, check=True)
+    subprocess.run(["cpio", "-id", "--quiet"], input=archive.stdout, cwd=root, check=True)
+    return cmdline, root / "etc" / "metalcast" / "ca.pem"
+
+
+def start_agent_in(
+    node_ns: str, machine: FakeMachine, log: Path, *, cmdline: str, cacert: Path
+) -> subprocess.Popen[bytes]:
+    write(machine.env.proc_root / "cmdline", f"{cmdline} metalcast.heartbeat=0.2\n")
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                "ip", "netns", "exec", node_ns, sys.executable, "-m", "metalcast_agent",
+                f"--sys-root={machine.env.sys_root}", f"--proc-root={machine.env.proc_root}",
+                f"--dev-root={machine.env.dev_root}", "--power-action=exit",
+                f"--cacert={cacert}",
+            ],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+
+def enrol(server: Any, bmc: Fleet, name: str) -> str:
+    served = bmc.bmcs[0]
+    uuid: str = api(server, "POST", "/v1/nodes", {
+        "name": name, "driver": "ipmi",
+        "driver_info": served.driver_info(username=bmc.username, password=bmc.password),
+    })["uuid"]  # fmt: skip
+    api(server, "POST", "/v1/ports", {"address": MAC, "node_uuid": uuid})
+    api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "manage"})
+    wait_for_state(server, uuid, "manageable")
+    return uuid
+
+
+def test_over_tls_the_agent_verifies_the_boot_server_and_deploys(
+    tls_server: Any, provisioning_net: tuple[str, str], bmc: Fleet, images: Path, tmp_path: Path
+) -> None:
+    machine = FakeMachine(tmp_path / "machine")
+    disk = machine.add_disk("vda", 128 * MIB, serial="LAB0001")
+    disk.write_bytes(os.urandom(MIB) + bytes(126 * MIB) + os.urandom(MIB))
+    machine.add_nic("eth0", MAC)
+    uuid = enrol(tls_server, bmc, "agent-tls")
+
+    api(tls_server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "provide"})
+    cmdline, cacert = boot_like_ipxe(tls_server, uuid, provisioning_net[1], tmp_path / "root")
+    assert f"metalcast.api=https://{BOOT_ADDRESS}:8443 " in cmdline
+    assert cacert.read_bytes() == (tmp_path / "pki" / "ca.pem").read_bytes()
+    log = tmp_path / "agent.log"
+    agent = start_agent_in(provisioning_net[1], machine, log, cmdline=cmdline, cacert=cacert)
+    try:
+        wait_for_state(tls_server, uuid, "available")
+        assert disk.read_bytes()[:MIB] == bytes(MIB)
+
+        path, checksum = image(images)
+        api(tls_server, "PATCH", f"/v1/nodes/{uuid}", [
+            {"op": "add", "path": "/instance_info/image_source", "value": path.as_uri()},
+            {"op": "add", "path": "/instance_info/image_checksum", "value": checksum},
+        ])  # fmt: skip
+        drive = {"meta_data": {"hostname": "agent-tls.lab"}, "user_data": "#cloud-config\n"}
+        api(tls_server, "PUT", f"/v1/nodes/{uuid}/states/provision",
+            {"target": "active", "configdrive": drive})  # fmt: skip
+        wait_for_state(tls_server, uuid, "active")
+        content = disk.read_bytes()
+        assert content[MIB : 9 * MIB] == path.read_bytes()[MIB : 9 * MIB]
+        assert b"config-2" in content[16 * MIB :]
+    finally:
+        agent.kill()
+        agent.wait()
+    text = log.read_text()
+    assert f"metalcast API https://{BOOT_ADDRESS}:8443, verified with {cacert}" in text
+    assert "write_image" in text and "write_configdrive" in text
+    # from its namespace the node reaches only the boot server, whose plain port
+    # answers 403 to anything but /boot/: these came over HTTPS
+    logs = tls_server.logs()
+    assert re.search(rf"{NODE_ADDRESS} GET /v1/lookup 200", logs), logs[-3000:]
+    assert re.search(rf"{NODE_ADDRESS} GET /images/\S+ 200", logs), logs[-3000:]
+    assert re.search(rf"{NODE_ADDRESS} POST /v1/heartbeat/{uuid} 202", logs), logs[-3000:]
+
+
+def test_over_tls_an_agent_trusting_another_ca_never_talks(
+    tls_server: Any, provisioning_net: tuple[str, str], bmc: Fleet, tmp_path: Path
+) -> None:
+    machine = FakeMachine(tmp_path / "machine")
+    machine.add_disk("vda", 64 * MIB)
+    machine.add_nic("eth0", MAC)
+    uuid = enrol(tls_server, bmc, "agent-stranger")
+    stranger = generate_pki(tmp_path / "stranger") / "ca.pem"
+
+    api(tls_server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "provide"})
+    cmdline, _ = boot_like_ipxe(tls_server, uuid, provisioning_net[1], tmp_path / "root")
+    log = tmp_path / "agent.log"
+    agent = start_agent_in(provisioning_net[1], machine, log, cmdline=cmdline, cacert=stranger)
+    try:
+        deadline = time.monotonic() + 60
+        while "CERTIFICATE_VERIFY_FAILED" not in log.read_text():
+            assert agent.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        agent.kill()
+        agent.wait()
+    text = log.read_text()
+    assert "Lookup failed: cannot reach" in text, text
+    assert "lookup: this is node" not in text
+    shown = node(tls_server, uuid)
+    assert shown["provision_state"] == "clean wait"
+    assert "agent_url" not in shown["driver_internal_info"], shown["driver_internal_info"]

@@ -230,8 +230,9 @@ class Persona:
             env["OS_PROJECT_DOMAIN_NAME"] = DOMAIN
         return env
 
-    def connect(self, keystone: Keystone) -> openstack.connection.Connection:
-        """openstacksdk logged in as this persona; metalcast is found in the catalog."""
+    def connect(self, keystone: Keystone, **options: Any) -> openstack.connection.Connection:
+        """openstacksdk logged in as this persona; metalcast is found in the catalog
+        (or at ``baremetal_endpoint_override=URL`` among ``options``)."""
         return openstack.connect(
             auth_url=keystone.url,
             username=self.username,
@@ -241,6 +242,7 @@ class Persona:
             load_yaml_config=False,
             load_envvars=False,
             **self.scope(),
+            **options,
         )
 
     def token(self, keystone: Keystone) -> str:

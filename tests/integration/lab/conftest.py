@@ -15,6 +15,9 @@
     a metalcast server whose boot services (with the real agent's deploy ramdisk)
     follow a lab namespace of the test's own, and a :class:`lablib.Lab` for it, not
     yet up; on teardown the lab, what runs in its namespace and the namespace go.
+``lab_env_tls``
+    the same with the API and the boot HTTP server on HTTPS, their certificate and CA
+    from ``metalcast tls generate``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -140,11 +144,14 @@ def lab_disk_image(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) ->
     return build_test_image(tmp_path_factory.mktemp("disk") / "test.raw", cache_dir=lab_cache)
 
 
-@pytest.fixture
-def lab_env(
-    start_metalcast_server: Callable[..., Any], agent_ramdisk: BuiltRamdisk, tmp_path: Path
+def _lab_env(
+    start: Callable[..., Any],
+    ramdisk: BuiltRamdisk,
+    tmp_path: Path,
+    *,
+    tls: dict[str, str],
+    cacert: Path | None,
 ) -> Iterator[Lab]:
-    """A server whose boot services follow a lab namespace of this test's own."""
     netns = f"mce2e{os.getpid() % 100000}"
     images = tmp_path / "images"  # deploys read local images from here only
     images.mkdir()
@@ -152,16 +159,49 @@ def lab_env(
         "METALCAST_IMAGES__FILE_ROOTS": str(images),
         "METALCAST_BOOT__ENABLED": "true",
         "METALCAST_BOOT__NETNS": netns,
-        "METALCAST_BOOT__KERNEL": str(agent_ramdisk.kernel),
-        "METALCAST_BOOT__RAMDISK": str(agent_ramdisk.initramfs),
+        "METALCAST_BOOT__KERNEL": str(ramdisk.kernel),
+        "METALCAST_BOOT__RAMDISK": str(ramdisk.initramfs),
         "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": "0",
+        **tls,
     }
-    with start_metalcast_server(env=env) as server:
+    with start(env=env, cacert=cacert) as server:
         lab = Lab(
             server.url, tmp_path / "lab", netns, free_udp_base(1),
             state_dir=server.state_dir, images_dir=images, server_logs=server.logs,
+            cacert=cacert,
         )  # fmt: skip
         try:
             yield lab
         finally:
-            remove_lab(lab.lab_dir, netns)
+            remove_lab(lab.lab_dir, netns, cacert=cacert)
+
+
+@pytest.fixture
+def lab_env(
+    start_metalcast_server: Callable[..., Any], agent_ramdisk: BuiltRamdisk, tmp_path: Path
+) -> Iterator[Lab]:
+    """A server whose boot services follow a lab namespace of this test's own."""
+    yield from _lab_env(start_metalcast_server, agent_ramdisk, tmp_path, tls={}, cacert=None)
+
+
+@pytest.fixture
+def lab_env_tls(
+    start_metalcast_server: Callable[..., Any], agent_ramdisk: BuiltRamdisk, tmp_path: Path
+) -> Iterator[Lab]:
+    """Like ``lab_env``, with HTTPS from ``metalcast tls generate``."""
+    pki = tmp_path / "pki"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "metalcast.cli.main", "tls", "generate",
+         "--state-dir", str(pki), "--dir", str(pki)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tls = {
+        "METALCAST_API__TLS_CERT_FILE": str(pki / "server.pem"),
+        "METALCAST_API__TLS_KEY_FILE": str(pki / "server.key"),
+        "METALCAST_BOOT__TLS_CA_FILE": str(pki / "ca.pem"),
+    }
+    yield from _lab_env(
+        start_metalcast_server, agent_ramdisk, tmp_path, tls=tls, cacert=pki / "ca.pem"
+    )

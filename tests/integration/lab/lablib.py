@@ -12,6 +12,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -72,21 +73,23 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def remove_lab(lab_dir: Path, netns: str) -> None:
+def remove_lab(lab_dir: Path, netns: str, *, cacert: Path | None = None) -> None:
     """Whatever happened: lab down, then kill what is left in the namespace by PID,
     then delete the namespace."""
     with contextlib.suppress(Exception):
-        tear_down(lab_dir)
+        tear_down(lab_dir, cacert=cacert)
     for pid in pids_in(netns):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     subprocess.run(["ip", "netns", "delete", netns], capture_output=True, check=False)
 
 
-def _client_env(url: str) -> dict[str, str]:
+def _client_env(url: str, cacert: Path | None) -> dict[str, str]:
     env = {**os.environ, "OS_ENDPOINT": url, "OS_AUTH_TYPE": "none"}
-    for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN"):
+    for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN", "OS_CACERT"):
         env.pop(var, None)
+    if cacert is not None:
+        env["OS_CACERT"] = str(cacert)
     return env
 
 
@@ -105,12 +108,20 @@ class Lab:
     images_dir: Path | None = None
     #: what that server logged so far
     server_logs: Callable[[], str] | None = None
+    #: the CA the server's certificate comes from, when it serves HTTPS
+    cacert: Path | None = None
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """How httpx verifies the server."""
+        return ssl.create_default_context(cafile=self.cacert) if self.cacert else True
 
     def run(self, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-        """``metalcast --url URL lab ARGS --lab-dir DIR``."""
+        """``metalcast --url URL [--cacert CA] lab ARGS --lab-dir DIR``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+        trust = ["--cacert", str(self.cacert)] if self.cacert else []
         command = [
-            sys.executable, "-m", "metalcast.cli.main", "--url", url or self.url,
+            sys.executable, "-m", "metalcast.cli.main", "--url", url or self.url, *trust,
             "lab", *args, "--lab-dir", str(self.lab_dir),
         ]  # fmt: skip
         return subprocess.run(
@@ -135,25 +146,28 @@ class Lab:
         return loaded
 
     def node(self, ident: str) -> dict[str, Any]:
-        answer = httpx.get(f"{self.url}/v1/nodes/{ident}", headers=API_HEADERS)
+        answer = httpx.get(f"{self.url}/v1/nodes/{ident}", headers=API_HEADERS, verify=self.verify)
         answer.raise_for_status()
         shown: dict[str, Any] = answer.json()
         return shown
 
     def node_names(self) -> list[str]:
-        answer = httpx.get(f"{self.url}/v1/nodes", headers=API_HEADERS)
+        answer = httpx.get(f"{self.url}/v1/nodes", headers=API_HEADERS, verify=self.verify)
         answer.raise_for_status()
         return sorted(node["name"] for node in answer.json()["nodes"])
 
     def ports(self, ident: str) -> list[str]:
-        answer = httpx.get(f"{self.url}/v1/nodes/{ident}/ports", headers=API_HEADERS)
+        answer = httpx.get(
+            f"{self.url}/v1/nodes/{ident}/ports", headers=API_HEADERS, verify=self.verify
+        )
         answer.raise_for_status()
         return [port["address"] for port in answer.json()["ports"]]
 
     def baremetal(self, *args: str, timeout: float = 180) -> str:
         """The ``baremetal`` CLI against this lab's server; its stdout."""
         done = subprocess.run(
-            [BAREMETAL, *args], env=_client_env(self.url), capture_output=True, text=True,
+            [BAREMETAL, *args], env=_client_env(self.url, self.cacert), capture_output=True,
+            text=True,
             timeout=timeout, check=False,
         )  # fmt: skip
         assert done.returncode == 0, f"baremetal {' '.join(args)}:\n{done.stderr}"

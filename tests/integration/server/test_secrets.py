@@ -3,7 +3,8 @@
 One server, every secret-bearing path: BMC passwords nested and not strings, an IPMI
 node on a virtual BMC whose deploy fails downloading an ``image_source`` (and a
 checksum URL) with a password in it, a config drive with user data and an admin
-password, a rescue password, a Redfish address with credentials.  Every response
+password, a rescue password, a Redfish address with credentials, an allocation's and a
+deploy template's secrets.  Every response
 body is collected and searched for every secret (as is, JSON-escaped, base64); the
 server's logs and database files are searched when it stops (``conftest``).  And
 the conductor still has the real values to give its drivers.
@@ -21,7 +22,7 @@ import httpx
 import pytest
 from secret_scan import forms, leaks, register
 
-from metalcast.db import repository
+from metalcast.db import allocations, repository
 from metalcast.db.engine import Database
 from metalcast.lab.bmc.fleet import Fleet, simulated_machines
 from metalcast.secrecy import SecretBox
@@ -35,6 +36,8 @@ USER_DATA_SECRET = "User-Data-Pass-6e1d"
 ADMIN_PASS = "Admin-Pass-9f4a"
 RESCUE_PASSWORD = "Rescue-Pass-3c7b"
 REDFISH_PASSWORD = "Redfish-Addr-Pass-1e5f"
+ALLOCATION_TOKEN = "Allocation-Token-4d2b"
+TEMPLATE_PASSWORD = "Template-Bios-Pass-7a1c"
 SECRETS = (
     IPMI_PASSWORD,
     NESTED_PASSWORD,
@@ -45,10 +48,13 @@ SECRETS = (
     ADMIN_PASS,
     RESCUE_PASSWORD,
     REDFISH_PASSWORD,
+    ALLOCATION_TOKEN,
+    TEMPLATE_PASSWORD,
 )
 register(*SECRETS)
 
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.51"}
+# the newest version: every field is shown, and config drives may be objects (1.56)
+HEADERS = {"X-OpenStack-Ironic-API-Version": "1.60"}
 SERVER_ENV = {
     # boot files are written, no dnsmasq runs: the deploy fails before any boot
     "METALCAST_BOOT__ENABLED": "true",
@@ -119,6 +125,7 @@ def bmc() -> Iterator[Fleet]:
 def test_no_response_shows_a_secret_on_any_path(server: Any, bmc: Fleet) -> None:
     api = Recorder(server.url)
     _fake_node_with_nested_credentials_and_a_rescue(api)
+    _allocation_and_deploy_template_with_secrets(api)
     _ipmi_deploy_failing_on_an_image_url_with_a_password(api, bmc)
     _redfish_address_with_credentials(api)
     for node in ("nested", "deployer", "redfish"):
@@ -168,6 +175,20 @@ def _fake_node_with_nested_credentials_and_a_rescue(api: Recorder) -> None:
     assert api.move("nested", "unrescue")["provision_state"] == "active"
 
 
+def _allocation_and_deploy_template_with_secrets(api: Recorder) -> None:
+    extra = {"switch": {"auth_token": ALLOCATION_TOKEN}}
+    made = api("POST", "/v1/allocations", {"name": "held", "node": "nested", "extra": extra})
+    assert (made["state"], made["extra"]) == ("active", {"switch": {"auth_token": "******"}})
+    api("PATCH", "/v1/allocations/held", [{"op": "add", "path": "/extra/rack", "value": "r1"}])
+    api("GET", "/v1/allocations")
+    api("GET", "/v1/nodes/nested/allocation")
+    step = {"interface": "bios", "step": "apply_configuration", "priority": 150,
+            "args": {"settings": [], "admin_password": TEMPLATE_PASSWORD}}  # fmt: skip
+    template = api("POST", "/v1/deploy_templates", {"name": "CUSTOM_BIOS", "steps": [step]})
+    assert template["steps"][0]["args"]["admin_password"] == "******"
+    api("GET", "/v1/deploy_templates?detail=True")
+
+
 def _ipmi_deploy_failing_on_an_image_url_with_a_password(api: Recorder, bmc: Fleet) -> None:
     nowhere = f"127.0.0.1:{closed_port()}"
     image = f"http://mirror:{IMAGE_PASSWORD}@{nowhere}/os.raw"
@@ -213,8 +234,10 @@ def _conductor_still_has_the_real_values(server: Any) -> None:
         with db.read() as conn:
             nested = box.reveal(repository.get_node(conn, "nested").driver_info)
             deployer = box.reveal(repository.get_node(conn, "deployer").instance_info)
+            held = box.reveal(allocations.get_allocation(conn, "held").extra)
     finally:
         db.dispose()
     assert nested["bmc"] == {"auth": {"password": NESTED_PASSWORD}, "snmp_auth_key": NUMERIC_KEY}
     assert deployer["image_source"].startswith(f"http://mirror:{IMAGE_PASSWORD}@127.0.0.1:")
     assert deployer["configdrive"]["meta_data"]["admin_pass"] == ADMIN_PASS
+    assert held["switch"] == {"auth_token": ALLOCATION_TOKEN}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from api_harness import Api, fault_of
+from api_harness import Api, build, fault_of
 from identity_harness import (
     PASSWORD,
     admin,
@@ -301,6 +302,27 @@ def test_users_see_and_revoke_only_their_own_tokens(builtin: Api) -> None:
     assert boss.delete(f"/v1/auth/tokens/{theirs['id']}").status_code == 204
     assert with_token(builtin, theirs["token"]).get("/v1/auth/whoami").status_code == 401
     refused(alice.get("/v1/auth/tokens/not-an-id"), 404, "could not be found")
+
+
+def test_a_token_one_sees_but_may_not_revoke_is_403(tmp_path: Path) -> None:
+    # a policy file keeps revoking to system admins; seeing one's own is unchanged
+    rules = tmp_path / "policy.yaml"
+    rules.write_text('"identity:token:delete": "rule:system_admin"\n')
+    for api in build(tmp_path, "builtin", policy_file=rules):
+        builtin = Api(api.client, api.db, api.service, api.version, {})
+        boss = admin(builtin)
+        user(builtin, "alice", ("member", project(builtin, "team-a")))
+        alice = login(builtin, "alice")
+        mine, theirs = _token_doc(alice), _token_doc(boss)
+        assert alice.get(f"/v1/auth/tokens/{mine['id']}").status_code == 200
+        refused(
+            alice.delete(f"/v1/auth/tokens/{mine['id']}"),
+            403,
+            "Access was denied to the following resource: identity:token:delete",
+        )
+        refused(alice.delete(f"/v1/auth/tokens/{theirs['id']}"), 404, "could not be found")
+        assert alice.get(f"/v1/auth/tokens/{mine['id']}").json()["status"] == "active"
+        assert boss.delete(f"/v1/auth/tokens/{mine['id']}").status_code == 204
 
 
 def test_a_user_holds_a_bounded_number_of_tokens(builtin: Api) -> None:

@@ -13,6 +13,7 @@ from oslo_policy import policy as oslo
 from policy_matrix import (
     EXPECTED,
     EXPECTED_ON_OTHERS_TOKEN,
+    EXPECTED_ON_OWN_ALLOCATION,
     EXPECTED_WITHOUT_TARGET,
     PERSONAS,
 )
@@ -79,6 +80,16 @@ def test_token_rules_on_someone_elses_token(name: str) -> None:
 def test_rules_checked_without_a_node(name: str) -> None:
     allowed = {p.name for p in PERSONAS if DEFAULTS.allows(p.context(), name)}
     assert allowed == EXPECTED_WITHOUT_TARGET[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ON_OWN_ALLOCATION))
+def test_rules_checked_on_the_callers_own_allocation(name: str) -> None:
+    allowed = {
+        p.name
+        for p in PERSONAS
+        if DEFAULTS.allows(p.context(), name, policy.allocation_target(p.project))
+    }
+    assert allowed == EXPECTED_ON_OWN_ALLOCATION[name]
 
 
 def test_a_caller_without_project_or_system_scope_owns_no_unowned_node() -> None:

@@ -4,265 +4,76 @@ The app runs with header identities (``OpenStack-System-Scope: all`` for system
 scope, ``X-Project-Id`` + ``X-Roles`` otherwise) on one database per module: a node
 owned by the owner project and leased to the lessee project (with a port, a
 portgroup, a volume connector and target, BIOS settings and history), and nodes of
-other projects for the listings.  Requests that change or delete something get a
-fresh object of their own for each persona.
+other projects for the listings, an allocation of each project, a node an
+allocation took, a deploy template (``policy_world.World``).  Requests that change or
+delete something get a fresh object of their own for each persona.  The identity
+API's routes are walked with builtin users in ``test_policy_identity_routes.py``;
+``test_the_matrix_walks_every_route`` checks that the two walks leave no route out.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import partial
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
-import anyio.from_thread
 import httpx
 import orjson
 import pytest
-from api_harness import BASE, Api, Client, build, fault_of
+from api_harness import Api, fault_of
 from policy_matrix import (
     ACTIONS,
+    BAREMETAL_ACTIONS,
     MATRIX,
-    NODES,
     NOT_WALKED,
     PERSONAS,
     SHOWS_TARGET_PROPERTIES,
     Action,
     Outcome,
     redacted_fields,
+    visible_allocations,
     visible_nodes,
 )
+from policy_walk import identity_headers, judge, portal_api, sender, settle, with_headers
+from policy_world import World, prepare
 from starlette.routing import Match, Route
 
 from metalcast.api.policy import REDACTED
-from metalcast.api.policy.callers import LESSEE_PROJECT, OWNER_PROJECT, Caller, Scope
+from metalcast.api.policy.callers import Caller, Scope
 from metalcast.db import tables as t
 
-# ------------------------------------------------------------------------ harness
+_SYSTEM_ADMIN = {"X-Roles": "admin", "X-User-Id": "root", "OpenStack-System-Scope": "all"}
 
 
-class PortalClient(Client):
-    """The harness client on one event loop for the whole module (a loop per request
-    costs more than the request)."""
+class HeaderWorld(World):
+    """The matrix's objects in an app with header identities."""
 
-    def __init__(self, app: Any, portal: anyio.from_thread.BlockingPortal) -> None:
-        super().__init__(app)
-        self._portal = portal
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        self._client = portal.call(partial(_client, transport))
+    def __init__(self, api: Api) -> None:
+        self.api = with_headers(api, _SYSTEM_ADMIN)
+        super().__init__(sender(self.api), settle=lambda node: settle(api))
 
-    def request(
-        self, method: str, path: str, *, content: bytes | None, headers: dict[str, str]
-    ) -> httpx.Response:
-        send = partial(self._client.request, method, path, content=content, headers=headers)
-        return self._portal.call(send)
-
-    def close(self) -> None:
-        self._portal.call(self._client.aclose)
-
-
-async def _client(transport: httpx.ASGITransport) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=transport, base_url=BASE)
-
-
-def identity(caller: Caller) -> dict[str, str]:
-    """The headers an authenticating proxy sets for ``caller`` (none: anonymous)."""
-    if caller.role is None or caller.user is None:
-        return {}
-    headers = {"X-Roles": caller.role, "X-User-Id": caller.user}
-    if caller.scope is Scope.SYSTEM:
-        headers["OpenStack-System-Scope"] = "all"
-    elif caller.project:
-        headers["X-Project-Id"] = caller.project
-    return headers
-
-
-def as_caller(api: Api, caller: Caller) -> Api:
-    return Api(api.client, api.db, api.service, api.version, identity(caller))
-
-
-class World:
-    """The objects the actions name, and fresh ones on demand."""
-
-    def __init__(self, admin: Api) -> None:
-        self.admin = admin
-        self.counter = itertools.count(1)
-        self.chassis = self.create("/v1/chassis", {})["uuid"]
-        self.nodes = {label: self.node(owner, lessee) for label, (owner, lessee) in NODES.items()}
-        self.leased = self.nodes["leased"]
-        self.ports = {label: self.port(node) for label, node in self.nodes.items()}
-        self.portgroups = {label: self.portgroup(node) for label, node in self.nodes.items()}
-        self.connectors = {label: self.connector(node) for label, node in self.nodes.items()}
-        self.targets = {label: self.target(node) for label, node in self.nodes.items()}
-        self.manage(self.leased)
-        history = admin.get(f"/v1/nodes/{self.leased}/history").json()["history"]
-        self.event = history[0]["uuid"]
-
-    def unique(self) -> int:
-        return next(self.counter)
-
-    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.admin.post(path, body)
-        assert response.status_code == 201, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    def node(self, owner: str | None = OWNER_PROJECT, lessee: str | None = LESSEE_PROJECT) -> str:
-        body = {"driver": "fake-hardware", "owner": owner, "lessee": lessee}
-        return str(self.create("/v1/nodes", body)["uuid"])
-
-    def manage(self, node: str) -> None:
-        response = self.admin.put(f"/v1/nodes/{node}/states/provision", {"target": "manage"})
-        assert response.status_code == 202, response.text
-        settle(self.admin)
-
-    def mac(self) -> str:
-        n = self.unique()
-        return f"52:54:00:{n >> 16 & 0xFF:02x}:{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}"
-
-    def port(self, node: str | None = None) -> str:
-        body = {"node_uuid": node or self.leased, "address": self.mac()}
-        return str(self.create("/v1/ports", body)["uuid"])
-
-    def portgroup(self, node: str | None = None) -> str:
-        body = {"node_uuid": node or self.leased, "address": self.mac()}
-        return str(self.create("/v1/portgroups", body)["uuid"])
-
-    def connector(self, node: str | None = None) -> str:
-        body = {"node_uuid": node or self.leased, "type": "iqn", "connector_id": self.mac()}
-        return str(self.create("/v1/volume/connectors", body)["uuid"])
-
-    def target(self, node: str | None = None) -> str:
-        body = {
-            "node_uuid": node or self.leased,
-            "volume_type": "iscsi",
-            "boot_index": self.unique(),
-            "volume_id": f"v-{self.unique()}",
-            "properties": {"auth_password": "chap-secret"},
-        }
-        return str(self.create("/v1/volume/targets", body)["uuid"])
-
-    def fresh(self, kind: str | None) -> dict[str, str]:
-        """Placeholders of the objects an action works on (new ones for ``kind``)."""
-        names = {
-            "node": self.leased,
-            "port": self.ports["leased"],
-            "portgroup": self.portgroups["leased"],
-            "connector": self.connectors["leased"],
-            "target": self.targets["leased"],
-            "chassis": self.chassis,
-            "event": self.event,
-            "conductor": "cond-1",
-        }
-        if kind is not None:
-            names.update(self._make(kind))
-        return names
-
-    def _make(self, kind: str) -> dict[str, str]:
-        makers: dict[str, Callable[[], dict[str, str]]] = {
-            "node": lambda: {"node": self.node()},
-            "node with trait": lambda: {"node": self._with(f"{self.node()}", "traits/CUSTOM_A")},
-            "node with port": lambda: {"node": self._with_port(self.node())},
-            "node with vif": lambda: {"node": self._with_vif(self._with_port(self.node()))},
-            "port": lambda: {"port": self.port()},
-            "portgroup": lambda: {"portgroup": self.portgroup()},
-            "connector": lambda: {"connector": self.connector()},
-            "target": lambda: {"target": self.target()},
-            "chassis": lambda: {"chassis": self.create("/v1/chassis", {})["uuid"]},
-        }
-        return makers[kind]()
-
-    def _with(self, node: str, sub: str) -> str:
-        assert self.admin.put(f"/v1/nodes/{node}/{sub}").status_code == 204
-        return node
-
-    def _with_port(self, node: str) -> str:
-        self.port(node)
-        return node
-
-    def _with_vif(self, node: str) -> str:
-        assert self.admin.post(f"/v1/nodes/{node}/vifs", {"id": "vif-1"}).status_code == 204
-        return node
-
-
-def settle(api: Api) -> None:
-    assert api.service.rt.workers.wait_idle(10)
-
-
-@contextmanager
-def portal_api(tmp: Path) -> Iterator[Api]:
-    with anyio.from_thread.start_blocking_portal() as portal:
-        for api in build(tmp, "header"):
-            client = PortalClient(api.client.app, portal)
-            api.client = client
-            try:
-                yield api
-            finally:
-                client.close()
+    def as_caller(self, caller: Caller) -> Api:
+        return with_headers(self.api, identity_headers(caller))
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with portal_api(tmp_path_factory.mktemp("policy-routes")) as api:
-        admin = Api(api.client, api.db, api.service, api.version, _SYSTEM_ADMIN)
-        yield World(admin)
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeaderWorld]:
+    with portal_api(tmp_path_factory.mktemp("policy-routes"), "header") as api:
+        yield HeaderWorld(api)
 
-
-_SYSTEM_ADMIN = {"X-Roles": "admin", "X-User-Id": "root", "OpenStack-System-Scope": "all"}
 
 # ----------------------------------------------------------------------- the walk
 
 
-def fill(template: Any, names: dict[str, str], world: World) -> Any:
-    """``template`` with its placeholders replaced."""
-    if isinstance(template, list):
-        return [fill(item, names, world) for item in template]
-    if isinstance(template, dict):
-        return {k: fill(v, names, world) for k, v in template.items()}
-    if not isinstance(template, str):
-        return template
-    if template == "{unique_int}":
-        return world.unique()
-    values = {
-        **names,
-        "unique": str(world.unique()),
-        "unique_mac": world.mac(),
-        "unique_uuid": str(uuid.uuid4()),
-    }
-    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-def perform(world: World, caller: Caller, action: Action) -> httpx.Response:
-    names = world.fresh(action.fresh)
-    api = as_caller(world.admin, caller)
-    path = fill(action.path, names, world)
-    body = fill(action.body, names, world)
+def perform(world: HeaderWorld, caller: Caller, action: Action) -> httpx.Response:
+    api = world.as_caller(caller)
+    path, body, _ = prepare(world, action)
     response = api.request(action.method, path, body)
     if response.status_code == 202:
-        settle(world.admin)
+        settle(world.api)
     return response
 
 
-def judge(action: Action, expected: Outcome, response: httpx.Response) -> str | None:
-    """What is wrong with ``response`` (None: nothing)."""
-    status = response.status_code
-    if expected is Outcome.ALLOWED:
-        return None if status == action.status else f"{status} {response.text[:200]}"
-    if status != expected.value:
-        return f"{status} {response.text[:200]}"
-    if expected is Outcome.FORBIDDEN:
-        fault = fault_of(response)
-        if not fault.startswith("Access was denied to the following resource: "):
-            return f"403 without Ironic's message: {fault}"
-    return None
-
-
-@pytest.mark.parametrize("action", ACTIONS, ids=[a.name for a in ACTIONS])
-def test_each_persona_gets_what_the_matrix_says(world: World, action: Action) -> None:
+@pytest.mark.parametrize("action", BAREMETAL_ACTIONS, ids=[a.name for a in BAREMETAL_ACTIONS])
+def test_each_persona_gets_what_the_matrix_says(world: HeaderWorld, action: Action) -> None:
     wrong = []
     for caller in PERSONAS:
         expected = MATRIX[action.name][caller.name]
@@ -273,8 +84,9 @@ def test_each_persona_gets_what_the_matrix_says(world: World, action: Action) ->
     assert not wrong, f"{action.method} {action.path}:\n" + "\n".join(wrong)
 
 
-def test_the_matrix_walks_every_route(world: World) -> None:
-    routes = [r for r in world.admin.client.app.routes if isinstance(r, Route)]
+def test_the_matrix_walks_every_route(world: HeaderWorld) -> None:
+    # the identity actions are walked with builtin users: test_policy_identity_routes.py
+    routes = [r for r in world.api.client.app.routes if isinstance(r, Route)]
     walked = set()
     for action in ACTIONS:
         scope = {"type": "http", "path": action.path.split("?")[0], "method": action.method}
@@ -305,14 +117,14 @@ LISTINGS = {
 
 @pytest.mark.parametrize("kind", [*LISTINGS, "volume targets"])
 def test_listings_show_each_persona_what_its_project_owns_or_leases(
-    world: World, kind: str
+    world: HeaderWorld, kind: str
 ) -> None:
     path, key, attribute = LISTINGS.get(kind, ("/v1/volume/targets/detail", "targets", "targets"))
     by_uuid = {uuid: label for label, uuid in getattr(world, attribute).items()}
     wrong = []
     for caller in PERSONAS[:-1]:
         expected = visible_nodes(caller, kind.split()[0])
-        response = as_caller(world.admin, caller).get(path)
+        response = world.as_caller(caller).get(path)
         if expected is None:
             if response.status_code != 403:
                 wrong.append(f"{caller.name}: {response.status_code}, expected 403")
@@ -323,12 +135,32 @@ def test_listings_show_each_persona_what_its_project_owns_or_leases(
     assert not wrong, "\n".join(wrong)
 
 
+def test_allocation_listings_show_each_persona_its_projects(world: HeaderWorld) -> None:
+    by_uuid = {uuid: label for label, uuid in world.allocations.items()}
+    wrong = []
+    for caller in PERSONAS[:-1]:
+        expected = visible_allocations(caller)
+        response = world.as_caller(caller).get("/v1/allocations")
+        if expected is None:
+            if response.status_code != 403:
+                wrong.append(f"{caller.name}: {response.status_code}, expected 403")
+            continue
+        docs = response.json()["allocations"]
+        shown = {by_uuid[doc["uuid"]] for doc in docs if doc["uuid"] in by_uuid}
+        if shown != expected:
+            wrong.append(f"{caller.name}: sees {sorted(shown)}, expected {sorted(expected)}")
+        own = world.project_id(caller.project)
+        if caller.scope is not Scope.SYSTEM and any(d["owner"] != own for d in docs):
+            wrong.append(f"{caller.name}: sees another project's allocation")
+    assert not wrong, "\n".join(wrong)
+
+
 # --------------------------------------------------------------- what is shown
 
 
-def _set_node_internals(world: World) -> None:
+def _set_node_internals(world: HeaderWorld) -> None:
     nodes = t.nodes.c
-    with world.admin.db.begin() as conn:
+    with world.api.db.begin() as conn:
         conn.execute(
             t.nodes.update()
             .where(nodes.uuid == world.leased)
@@ -340,13 +172,13 @@ def _set_node_internals(world: World) -> None:
         )
 
 
-def test_node_fields_are_redacted_for_who_may_not_see_them(world: World) -> None:
+def test_node_fields_are_redacted_for_who_may_not_see_them(world: HeaderWorld) -> None:
     _set_node_internals(world)
     wrong = []
     for caller in PERSONAS[:-1]:
         if MATRIX["show node"][caller.name] is not Outcome.ALLOWED:
             continue
-        api = as_caller(world.admin, caller)
+        api = world.as_caller(caller)
         shown = api.get(f"/v1/nodes/{world.leased}").json()
         listed = next(
             n for n in api.get("/v1/nodes/detail").json()["nodes"] if n["uuid"] == world.leased
@@ -361,20 +193,20 @@ def test_node_fields_are_redacted_for_who_may_not_see_them(world: World) -> None
     assert not wrong, "\n".join(wrong)
 
 
-def test_lessee_sees_last_error_in_states_as_ironic_shows_it(world: World) -> None:
+def test_lessee_sees_last_error_in_states_as_ironic_shows_it(world: HeaderWorld) -> None:
     _set_node_internals(world)
-    lessee = as_caller(world.admin, Caller(Scope.LESSEE, "reader"))
+    lessee = world.as_caller(Caller(Scope.LESSEE, "reader"))
     assert lessee.get(f"/v1/nodes/{world.leased}").json()["last_error"].startswith("** ")
     states = lessee.get(f"/v1/nodes/{world.leased}/states").json()
     assert states["last_error"] == "BMC at 10.0.0.7 refused"
 
 
-def test_target_properties_only_for_who_may_view_them(world: World) -> None:
+def test_target_properties_only_for_who_may_view_them(world: HeaderWorld) -> None:
     wrong = []
     for caller in PERSONAS[:-1]:
         if MATRIX["show target"][caller.name] is not Outcome.ALLOWED:
             continue
-        api = as_caller(world.admin, caller)
+        api = world.as_caller(caller)
         shown = api.get(f"/v1/volume/targets/{world.targets['leased']}").json()["properties"]
         assert "chap-secret" not in str(shown)  # a secret is masked even for who may see
         visible = shown == {"auth_password": "******"}
@@ -385,8 +217,8 @@ def test_target_properties_only_for_who_may_view_them(world: World) -> None:
     assert not wrong, "\n".join(wrong)
 
 
-def test_responses_are_json_errors_in_ironics_shape(world: World) -> None:
-    other = as_caller(world.admin, Caller(Scope.OTHER, "member"))
+def test_responses_are_json_errors_in_ironics_shape(world: HeaderWorld) -> None:
+    other = world.as_caller(Caller(Scope.OTHER, "member"))
     response = other.get(f"/v1/nodes/{world.leased}")
     assert response.status_code == 404
     assert fault_of(response) == f"Node {world.leased} could not be found."

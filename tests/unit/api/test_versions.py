@@ -107,7 +107,7 @@ def test_negotiate_parses_and_bounds() -> None:
     assert versions.negotiate({"x-openstack-ironic-api-version": "1.5"}) == Version(1, 5)
     assert versions.negotiate({"x-openstack-ironic-api-version": " LATEST "}) == MAX_VERSION
     with pytest.raises(NotAcceptable):
-        versions.negotiate({"x-openstack-ironic-api-version": "1.52"})
+        versions.negotiate({"x-openstack-ironic-api-version": "1.61"})
     with pytest.raises(InvalidInput):
         versions.negotiate({"x-openstack-ironic-api-version": "1"})
 
@@ -127,9 +127,19 @@ def test_features_up_to_max_follow_ironic() -> None:
 
 
 def test_max_version_is_below_every_unserved_feature() -> None:
-    # allocations (1.52) are not served: the maximum must stay below
-    assert Version(1, 52) > MAX_VERSION
-    assert str(MAX_VERSION) == "1.51"
+    # 1.62 is agent tokens in Ironic's lookup/heartbeat form, 1.63 indicators: the
+    # maximum stays at 1.60, whose every feature is served
+    assert str(MAX_VERSION) == "1.60"
+    for feature in ("allocations", "events", "deploy_templates", "allocation_owner"):
+        assert versions.FEATURES[feature] <= MAX_VERSION
+
+
+def test_features_of_1_52_to_1_60_are_gated_as_in_ironic() -> None:
+    assert not versions.allows("is_smartnic", Version(1, 52))
+    assert versions.allows("is_smartnic", Version(1, 53))
+    assert not versions.allows("configdrive_vendor_data", Version(1, 58))
+    assert not versions.shows("allocation_owner", Version(1, 59))
+    assert versions.shows("allocation_owner", Version(1, 60))
 
 
 @pytest.mark.parametrize(
@@ -152,3 +162,15 @@ def test_features_below_max_follow_ironic(feature: str, version: int) -> None:
     assert versions.FEATURES[feature] == Version(1, version)
     assert not versions.allows(feature, Version(1, version - 1))
     assert versions.allows(feature, Version(1, version))
+
+
+def test_paths_without_the_version_are_v1_paths_as_in_ironic(api: Api) -> None:
+    node = api.node(name="n1")
+    bookmark = next(link["href"] for link in node["links"] if link["rel"] == "bookmark")
+    assert bookmark == f"http://testserver/nodes/{node['uuid']}"
+    shown = api.get(bookmark.removeprefix("http://testserver"))
+    assert shown.status_code == 200
+    assert shown.json()["uuid"] == node["uuid"]
+    assert api.get("/nodes/n1/states").status_code == 200
+    assert api.get("/").json()["default_version"]["id"] == "v1"  # the root stays the root
+    assert api.get("/nothing-here").status_code == 404

@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from metalcast.db import allocations as repo_alloc
+from metalcast.db import deploy_templates as repo_tpl
 from metalcast.db import repository as repo
 from metalcast.db import sealing, volumes
 from metalcast.db import tables as t
@@ -164,6 +166,35 @@ def test_ports_portgroups_chassis_and_volume_targets_are_sealed(db: Database) ->
         ("volume_targets", "properties"),
     ):
         assert PORT_TOKEN not in _raw(db, table, column), (table, column)
+
+
+def test_allocations_and_deploy_templates_are_sealed_and_scrubbed(db: Database) -> None:
+    secret = {"switch": {"auth_token": PORT_TOKEN}}
+    step = {"interface": "bios", "step": "s", "args": {"admin_password": PORT_TOKEN}}
+    with db.begin() as conn:
+        allocation = repo_alloc.create_allocation(conn, {"resource_class": "x", "extra": secret})
+        repo_alloc.update_allocation(
+            conn, allocation.id, {"extra": {"s": {"password": PORT_TOKEN}}}
+        )
+        repo_tpl.create_deploy_template(
+            conn, {"name": "CUSTOM_A", "steps": [{**step, "priority": 1}], "extra": secret}
+        )
+        # the allocator's conditional write of an unexpected error's text
+        failed = repo_alloc.fail_allocation(
+            conn, allocation.id, f"Unexpected exception during allocation: {IMAGE} refused"
+        )
+    assert failed
+    for table, column in (
+        ("allocations", "extra"),
+        ("deploy_templates", "steps"),
+        ("deploy_templates", "extra"),
+        ("allocations", "last_error"),
+    ):
+        assert PORT_TOKEN not in _raw(db, table, column), (table, column)
+        assert URL_PASSWORD not in _raw(db, table, column), (table, column)
+    assert "http://mirror:******@images.example/os.raw refused" in _raw(
+        db, "allocations", "last_error"
+    )
 
 
 def test_a_database_without_a_key_refuses_to_store_a_secret(tmp_path: Path) -> None:

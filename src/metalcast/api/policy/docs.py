@@ -12,6 +12,7 @@ import json
 import textwrap
 from collections.abc import Iterable
 
+from metalcast.api.auth import PUBLIC_PATHS
 from metalcast.api.policy import Policy, allocation_target, node_target, token_target
 from metalcast.api.policy.callers import (
     CALLERS,
@@ -41,6 +42,7 @@ _FAMILIES = (
     ("baremetal:conductor:", "Conductors"),
     ("baremetal:allocation:", "Allocations"),
     ("baremetal:events:", "Events"),
+    ("baremetal:deploy_template:", "Deploy templates"),
     ("", "metalcast's own"),
 )
 _ALLOCATION_RULES = ("baremetal:node:get_allocation", "baremetal:node:delete_allocation")
@@ -85,7 +87,11 @@ def describe(callers: Iterable[Caller], rule: Rule) -> str:
     """``system admin, member; owner and lessee project admin, manager``."""
     chosen = list(callers)
     if any(c.scope is Scope.NONE for c in chosen):
-        return "anyone, even without credentials"
+        # a rule that lets everyone in ("@") still sits behind the 401 every path but
+        # the public ones answers to a caller without credentials
+        if all(PUBLIC_PATHS.match(path) for _, path in rule.operations):
+            return "anyone, even without credentials"
+        return "anyone with valid credentials"
     roles = {scope: [c.role for c in chosen if c.scope is scope] for scope in Scope}
     if not any(roles.values()):
         return "nobody (a policy file may let someone in)"

@@ -3,6 +3,7 @@ management: acting on a node."""
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 from starlette.routing import Route
@@ -265,6 +266,8 @@ def provision_request(body: object, version: Version) -> ProvisionRequest:
         raise NotAcceptable(f'The action "{verb}" is not supported in API version {version}.')
     _check_arguments(verb, values)
     _check_rebuild_configdrive(verb, values, version)
+    if values.get("configdrive"):
+        check_configdrive(values["configdrive"], version)
     return ProvisionRequest(
         verb=verb,
         configdrive=values.get("configdrive"),
@@ -286,6 +289,55 @@ def _check_rebuild_configdrive(verb: str, values: dict[str, Any], version: Versi
             "Adding a config drive when rebuilding requires API version 1.35 or later; "
             f"this request asked for {version}."
         )
+
+
+#: Ironic's config drive object: its keys and the JSON types each may have
+_CONFIGDRIVE_KEYS: dict[str, tuple[type, ...]] = {
+    "meta_data": (dict,),
+    "network_data": (dict,),
+    "vendor_data": (dict,),
+    "user_data": (dict, list, str, type(None)),
+}
+#: base64's alphabet, with the whitespace encoders put between lines
+_B64 = frozenset(string.ascii_letters + string.digits + "+/=\n\r\t ")
+
+
+def check_configdrive(configdrive: object, version: Version) -> None:
+    """Ironic's checks of a config drive: an object (1.56; ``vendor_data`` 1.59) of
+    known keys and types, a URL, or base64 text.  Raises InvalidInput."""
+    if isinstance(configdrive, dict):
+        if not allows("configdrive_dict", version):
+            raise InvalidInput(
+                "Providing a JSON object for configdrive is only supported starting with API "
+                "version 1.56"
+            )
+        if "vendor_data" in configdrive and not allows("configdrive_vendor_data", version):
+            raise InvalidInput(
+                "Providing vendor_data in configdrive is only supported starting with API "
+                "version 1.59"
+            )
+        for key, value in configdrive.items():
+            kinds = _CONFIGDRIVE_KEYS.get(key)
+            if kinds is None or not isinstance(value, kinds):
+                # the key and the type only: a config drive's contents may be secret
+                raise InvalidInput(
+                    f"Invalid configdrive format: {key[:40]!r} as {_json_type(value)} is not "
+                    "allowed; the object may hold meta_data, network_data and vendor_data "
+                    "(objects) and user_data (an object, a list or a string)."
+                )
+        return
+    if isinstance(configdrive, str) and "://" not in configdrive and set(configdrive) - _B64:
+        raise InvalidInput(
+            "Invalid configdrive format: it is neither a JSON, nor a URL, nor a base64 string"
+        )
+
+
+def _json_type(value: object) -> str:
+    """How JSON calls the type of ``value`` (an error names it, not the value)."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number")
 
 
 def _check_arguments(verb: str, values: dict[str, Any]) -> None:

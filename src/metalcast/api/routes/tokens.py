@@ -7,6 +7,8 @@ made with a token lives no longer than the one it was made with, so a stolen tok
 cannot be stretched into a lasting one.  The secret is in the creation's answer only;
 the server keeps its SHA-256.  A user lists, shows and revokes their own tokens; a
 system administrator anyone's (someone else's token is "not found" to others).
+Showing or revoking a token checks ``identity:token:list`` first (refused: 404),
+then revoking ``identity:token:delete`` (refused: 403), as Ironic checks a node.
 
 Errors: ``InvalidInput`` (400) for a bad body or a server not running "builtin",
 ``Forbidden`` (403) for a scope without a role, ``NotFound`` (404), ``Conflict`` (409)
@@ -171,14 +173,20 @@ def _visible(conn: sa.Connection, call: Call) -> int | None:
     return user.id
 
 
-def _find(conn: sa.Connection, call: Call, rule: str) -> ApiToken:
-    """The token the path names, if policy ``rule`` lets the caller at it (someone
-    else's token is "not found").  Raises ``NotFound``."""
+def _find(conn: sa.Connection, call: Call) -> tuple[ApiToken, policy.Target]:
+    """The token the path names, if ``identity:token:list`` lets the caller see it,
+    and its policy target.  Whoever may not see it is told it does not exist, as for
+    a node (by default: someone else's token, unless one is a system admin).
+
+    Raises:
+        NotFound: no such token, or the caller may not see it.
+    """
     token = identity.get_token(conn, call.args["token"])
     owner = identity.get_user_by_id(conn, token.user_id)
+    target = policy.token_target(owner.uuid)
     hide = f"Token {call.args['token']} could not be found."
-    call.enforce(rule, policy.token_target(owner.uuid), hide=hide)
-    return token
+    call.enforce("identity:token:list", target, hide=hide)
+    return token, target
 
 
 @endpoint(
@@ -199,14 +207,16 @@ def list_tokens(call: Call) -> object:
 @endpoint("identity:token:list", doc=Operation("Show an API token", answers={200: TOKEN}))
 def get_token(call: Call) -> object:
     with call.deps.db.read() as conn:
-        return _render(conn, call, [_find(conn, call, "identity:token:list")])[0]
+        return _render(conn, call, [_find(conn, call)[0]])[0]
 
 
 @endpoint("identity:token:delete", doc=no_content("Revoke an API token"))
 def revoke_token(call: Call) -> object:
-    """Revoke a token (204, also when it was revoked already)."""
+    """Revoke a token (204, also when it was revoked already); 403 for a token the
+    caller sees but may not revoke."""
     with call.deps.db.begin() as conn:
-        token = _find(conn, call, "identity:token:delete")
+        token, target = _find(conn, call)
+        call.enforce("identity:token:delete", target)
         identity.revoke_token(conn, token.id)
     cache: CredentialCache = call.deps.credentials
     cache.forget(cache.token_key(token.secret_hash))

@@ -26,6 +26,7 @@ from metalcast.api.views.common import iso, links
 from metalcast.api.views.conductors import ConductorMap
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
+from metalcast.db.allocations import allocation_uuids
 from metalcast.db.models import Node
 from metalcast.secrecy import mask
 from metalcast.states import ProvisionState
@@ -84,6 +85,7 @@ FIELDS: dict[str, str | None] = {
     "retired": "retired",
     "retired_reason": "retired",
     "network_data": "network_data",
+    "allocation_uuid": "allocations",
     "boot_mode": "boot_mode",
     "secure_boot": "boot_mode",
     "created_at": None,
@@ -125,7 +127,7 @@ _DATES = frozenset(
         "inspection_finished_at",
     }
 )
-_SPECIAL = frozenset({"chassis_uuid", "traits", "conductor", "provision_state"})
+_SPECIAL = frozenset({"chassis_uuid", "traits", "conductor", "provision_state", "allocation_uuid"})
 #: JSON fields: shown masked
 _MASKED = frozenset(
     name for name in FIELDS if name in t.nodes.c and isinstance(t.nodes.c[name].type, sa.JSON)
@@ -198,6 +200,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "chassis_uuid": ("chassis_id",),
     "traits": ("id",),
     "conductor": ("uuid", "conductor_group"),
+    "allocation_uuid": ("allocation_id",),
 }
 
 
@@ -216,6 +219,7 @@ class Related:
     chassis: dict[int, str] = field(default_factory=dict)
     traits: dict[int, list[str]] = field(default_factory=dict)
     conductors: ConductorMap = field(default_factory=ConductorMap)
+    allocations: dict[int, str] = field(default_factory=dict)
 
 
 Row = Mapping[str, Any]
@@ -243,6 +247,8 @@ def load_related(
         related.traits = repo.traits_for(conn, [n["id"] for n in nodes])
     if "conductor" in the_plan.special:
         related.conductors = ConductorMap.load(conn, timeout=heartbeat_timeout)
+    if "allocation_uuid" in the_plan.special:
+        related.allocations = allocation_uuids(conn, [n["allocation_id"] for n in nodes])
     return related
 
 
@@ -289,6 +295,9 @@ def _render_special(
         doc["traits"] = related.traits.get(node["id"], [])
     if "conductor" in special:
         doc["conductor"] = related.conductors.for_node(node["uuid"], node["conductor_group"])
+    if "allocation_uuid" in special:
+        allocation_id = node["allocation_id"]
+        doc["allocation_uuid"] = related.allocations.get(allocation_id) if allocation_id else None
 
 
 def provision_state(state: str, version: Version) -> str | None:

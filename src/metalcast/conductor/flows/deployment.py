@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import bios, direct, sources
+from metalcast.conductor import allocations, bios, direct, sources
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -69,11 +69,14 @@ def _stage_undeploy(task: NodeTask, event: Event, options: ProvisionOptions) -> 
 
 
 def undeploy(task: NodeTask) -> None:
-    """deleting → cleaning (automated) → available.  Raises OperationFailed."""
+    """deleting → cleaning (automated) → available; the node's allocation is deleted
+    once the instance is torn down.  Raises OperationFailed."""
     call(task, DeployInterface, "tear down", lambda i, ctx: i.tear_down(ctx))
     set_power(task, PowerTarget.OFF)
     call(task, BootInterface, "clean up the instance boot", lambda i, ctx: i.clean_up_instance(ctx))
-    task.update(instance_info={}, instance_uuid=None, deploy_step=None)
+    # the allocation goes with the instance, as in Ironic (it clears instance_uuid)
+    allocations.free_node(task)
+    task.update(instance_info={}, instance_uuid=None, allocation_id=None, deploy_step=None)
     task.set_internal(
         agent_last_heartbeat=None, deploy_steps=None, **{sources.TENANT_SOURCES: None}
     )

@@ -20,7 +20,12 @@ from metalcast.api.policy.rules.resources import (
     PORTGROUP_RULES,
     VOLUME_RULES,
 )
-from metalcast.api.policy.rules.services import ALLOCATION_RULES, EVENT_RULES, METALCAST_RULES
+from metalcast.api.policy.rules.services import (
+    ALLOCATION_RULES,
+    DEPLOY_TEMPLATE_RULES,
+    EVENT_RULES,
+    METALCAST_RULES,
+)
 
 __all__ = ["BASE_RULES", "BY_NAME", "RULES", "Rule", "Subject"]
 
@@ -34,6 +39,7 @@ RULES: tuple[Rule, ...] = (
     *CONDUCTOR_RULES,
     *ALLOCATION_RULES,
     *EVENT_RULES,
+    *DEPLOY_TEMPLATE_RULES,
     *METALCAST_RULES,
 )
 

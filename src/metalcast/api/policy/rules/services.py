@@ -1,5 +1,5 @@
-"""Allocations and events (Ironic's rules), and metalcast's own: identity, audit,
-version discovery."""
+"""Allocations, events and deploy templates (Ironic's rules), and metalcast's own:
+identity, audit, version discovery."""
 
 from __future__ import annotations
 
@@ -99,6 +99,33 @@ ALLOCATION_RULES = (
 
 EVENT_RULES = (
     Rule("baremetal:events:post", SYSTEM_ADMIN, "Post events", (("POST", "/v1/events"),)),
+)
+
+_T = "/v1/deploy_templates"
+DEPLOY_TEMPLATE_RULES = group(
+    "deploy_template",
+    (
+        "get",
+        SYSTEM_READER,
+        "Retrieve Deploy Template records",
+        (("GET", _T), ("GET", f"{_T}/{{deploy_template}}")),
+        _CALLER,
+    ),
+    ("create", SYSTEM_ADMIN, "Create Deploy Template records", (("POST", _T),), _CALLER),
+    (
+        "delete",
+        SYSTEM_ADMIN,
+        "Delete Deploy Template records",
+        (("DELETE", f"{_T}/{{deploy_template}}"),),
+        _CALLER,
+    ),
+    (
+        "update",
+        SYSTEM_ADMIN,
+        "Update Deploy Template records",
+        (("PATCH", f"{_T}/{{deploy_template}}"),),
+        _CALLER,
+    ),
 )
 
 _IDENTITY = "/v1/auth"

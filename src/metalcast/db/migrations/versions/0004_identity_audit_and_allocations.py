@@ -1,4 +1,4 @@
-"""identity, audit and allocations
+"""identity, audit, allocations and deploy templates
 
 Revision ID: 0004
 Revises: 0003
@@ -103,6 +103,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_allocations_owner"), ["owner"], unique=False)
 
     op.create_table(
+        "deploy_templates",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("steps", sa.JSON(), nullable=False),
+        sa.Column("extra", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deploy_templates")),
+        sa.UniqueConstraint("name", name=op.f("uq_deploy_templates_name")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_deploy_templates_uuid")),
+    )
+
+    op.create_table(
         "api_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("uuid", sa.String(length=32), nullable=False),
@@ -177,6 +191,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_allocations_node_id"))
 
     op.drop_table("allocations")
+    op.drop_table("deploy_templates")
     op.drop_table("users")
     op.drop_table("projects")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:

@@ -1,4 +1,6 @@
-"""newc cpio archives, the format the kernel unpacks an initramfs from.
+"""newc cpio archives, the format the kernel unpacks an initramfs from: the deploy
+ramdisk (:mod:`metalcast.ramdisk`) and the boot services' CA initrd
+(:mod:`metalcast.boot.trust`).
 
 Written here rather than with ``cpio(1)`` so that every entry is owned by root, has
 one fixed timestamp and normalized permissions whoever runs the build: the same

@@ -6,7 +6,7 @@ import io
 import stat
 from pathlib import Path
 
-from metalcast.ramdisk import cpio
+from metalcast import cpio
 
 
 def read_newc(archive: bytes) -> list[dict[str, object]]:

@@ -1,0 +1,218 @@
+"""/v1/deploy_templates (API 1.55): named sets of deploy steps, Ironic's validation.
+
+Templates carry no node state, so their writes go straight to the repository.  They
+are stored and served, but not yet applied: a deploy that should run a template's
+steps needs step-based deploys, which metalcast does not have yet
+(docs/api-compat.md).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.routing import Route
+
+from metalcast.api import patching
+from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.schema import Field, check_trait, check_uuid, describe, validate_body
+from metalcast.api.versions import require
+from metalcast.api.views import allocations as view
+from metalcast.db import deploy_templates as repo_tpl
+from metalcast.db.models import DeployTemplate
+from metalcast.errors import InvalidInput
+
+_NOT_SERVED = "The API version does not allow deploy templates"
+
+#: the interfaces a deploy step may belong to (Ironic's deploy interface priorities)
+STEP_INTERFACES = ("bios", "deploy", "firmware", "management", "power", "raid", "vendor")
+_STEP_KEYS = frozenset({"interface", "step", "args", "priority"})
+
+
+def _require(call: Call) -> None:
+    require("deploy_templates", call.version, method=call.method, message=_NOT_SERVED)
+
+
+def check_name(name: str, value: Any) -> None:
+    """A template is named like the trait that selects it.  Raises InvalidInput."""
+    try:
+        check_trait(value)
+    except InvalidInput:
+        raise InvalidInput(
+            f"Invalid value for field '{name}': {describe(value)}; a deploy template is named "
+            "like a trait: a standard trait in upper case or CUSTOM_[A-Z0-9_]+, at most 255 "
+            "characters."
+        ) from None
+
+
+def check_step(index: int, step: object) -> dict[str, Any]:
+    """One deploy step, with ``priority`` as an integer.  Raises InvalidInput."""
+    where = f"steps[{index}]"
+    if not isinstance(step, dict):
+        raise InvalidInput(f"Invalid {where}: {describe(step)[:80]} is not an object.")
+    unknown = sorted(set(step) - _STEP_KEYS)
+    missing = sorted(_STEP_KEYS - set(step))
+    if unknown or missing:
+        raise InvalidInput(
+            f"Invalid {where}: a deploy step has exactly the keys args, interface, priority "
+            f"and step (unknown: {', '.join(unknown) or 'none'}; missing: "
+            f"{', '.join(missing) or 'none'})."
+        )
+    if step["interface"] not in STEP_INTERFACES:
+        raise InvalidInput(
+            f"Invalid {where}.interface {describe(step['interface'])}; acceptable values are: "
+            f"{', '.join(STEP_INTERFACES)}."
+        )
+    if not isinstance(step["step"], str) or not step["step"]:
+        raise InvalidInput(f"Invalid {where}.step: a non-empty string is required.")
+    if not isinstance(step["args"], dict):
+        raise InvalidInput(f"Invalid {where}.args: an object is required.")
+    return {**step, "priority": _priority(where, step["priority"])}
+
+
+#: the largest priority (Ironic stores it in an integer column)
+MAX_PRIORITY = 2**31 - 1
+
+
+def _priority(where: str, value: object) -> int:
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 12:
+        number = int(value)
+    if number is None or not 0 <= number <= MAX_PRIORITY:
+        raise InvalidInput(
+            f"Invalid {where}.priority {describe(value)[:40]}: an integer from 0 to "
+            f"{MAX_PRIORITY} is required."
+        )
+    return number
+
+
+def check_steps(value: object) -> list[dict[str, Any]]:
+    """At least one valid step, no interface and step twice.  Raises InvalidInput."""
+    if not isinstance(value, list) or not value:
+        raise InvalidInput("Invalid value for field 'steps': a non-empty list is required.")
+    steps = [check_step(i, s) for i, s in enumerate(value)]
+    counts = Counter((s["interface"], s["step"]) for s in steps)
+    duplicates = sorted(f"interface: {i}, step: {s}" for (i, s), n in counts.items() if n > 1)
+    if duplicates:
+        raise InvalidInput(
+            "Deploy template invalid: Duplicate deploy steps. A template cannot have multiple "
+            "deploy steps with the same interface and step. Duplicates: "
+            f"{'; '.join(duplicates)}."
+        )
+    return steps
+
+
+CREATABLE: Mapping[str, Field] = {
+    "uuid": Field(check=check_uuid),
+    "name": Field(nullable=False, check=check_name),
+    "steps": Field("list", nullable=False, max_length=None),
+    "extra": Field("object", max_length=None),
+}
+PATCHABLE = patching.Patchable(
+    fields={
+        "name": Field(nullable=False, check=check_name),
+        "steps": Field("list", nullable=False, max_length=None),
+        "extra": Field("object", nullable=False, max_length=None),
+    },
+    readonly=frozenset(view.TEMPLATE_FIELDS),
+    removed={"extra": {}},
+    mandatory=frozenset({"name", "steps"}),
+)
+_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+
+
+def _render(call: Call, template: DeployTemplate, **kw: Any) -> dict[str, Any]:
+    return view.render_template(template, base_url=call.base_url, **kw)
+
+
+@endpoint("baremetal:deploy_template:get")
+def get_templates(call: Call) -> object:
+    _require(call)
+    unknown = sorted(set(call.query) - _PAGING)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown parameter(s) for listing deploy templates: {', '.join(unknown)}."
+        )
+    listing = parse_listing(
+        call.query,
+        max_limit=call.deps.settings.api.max_limit,
+        sortable=view.TEMPLATE_SORTABLE,
+        known_fields=view.TEMPLATE_FIELDS,
+        version=call.version,
+        detail_feature="deploy_templates",
+    )
+    with call.deps.db.read() as conn:
+        found = repo_tpl.list_deploy_templates(conn, listing.page)
+    fields = None if listing.detail else (listing.fields or view.TEMPLATE_LIST_FIELDS)
+    return collection(
+        "deploy_templates",
+        [_render(call, t, fields=fields) for t in found],
+        url=call.base_url + call.path,
+        query=call.query,
+        limit=listing.page.limit,
+        last_marker=last_marker([t.uuid for t in found], listing.page.limit),
+    )
+
+
+@endpoint("baremetal:deploy_template:get")
+def get_template(call: Call) -> object:
+    _require(call)
+    fields = parse_fields(call.query.get("fields"), view.TEMPLATE_FIELDS, version=call.version)
+    with call.deps.db.read() as conn:
+        template = repo_tpl.get_deploy_template(conn, call.args["deploy_template"])
+    return _render(call, template, fields=fields)
+
+
+@endpoint("baremetal:deploy_template:create", body=True)
+def create_template(call: Call) -> object:
+    _require(call)
+    body = validate_body(
+        call.body,
+        CREATABLE,
+        what="deploy template",
+        version=call.version,
+        required=("name", "steps"),
+    )
+    body["steps"] = check_steps(body.get("steps"))
+    values = {k: v for k, v in body.items() if v is not None}
+    with call.deps.db.begin() as conn:
+        template = repo_tpl.create_deploy_template(conn, values)
+    location = call.url("v1", "deploy_templates", template.uuid)
+    return Reply(201, _render(call, template), {"Location": location})
+
+
+@endpoint("baremetal:deploy_template:update", body=True)
+def patch_template(call: Call) -> object:
+    _require(call)
+    with call.deps.db.begin() as conn:
+        template = repo_tpl.get_deploy_template(conn, call.args["deploy_template"])
+        before = {"name": template.name, "steps": template.steps, "extra": template.extra}
+        changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
+        if "steps" in changes:
+            changes["steps"] = check_steps(changes["steps"])
+        if changes:
+            repo_tpl.update_deploy_template(conn, template.id, changes)
+            template = repo_tpl.get_deploy_template_by_id(conn, template.id)
+    return _render(call, template)
+
+
+@endpoint("baremetal:deploy_template:delete")
+def delete_template(call: Call) -> object:
+    _require(call)
+    with call.deps.db.begin() as conn:
+        template = repo_tpl.get_deploy_template(conn, call.args["deploy_template"])
+        repo_tpl.destroy_deploy_template(conn, template.id)
+    return Reply(204)
+
+
+ROUTES = [
+    Route("/v1/deploy_templates", get_templates, methods=["GET"]),
+    Route("/v1/deploy_templates", create_template, methods=["POST"]),
+    Route("/v1/deploy_templates/{deploy_template}", get_template, methods=["GET"]),
+    Route("/v1/deploy_templates/{deploy_template}", patch_template, methods=["PATCH"]),
+    Route("/v1/deploy_templates/{deploy_template}", delete_template, methods=["DELETE"]),
+]
