@@ -30,6 +30,7 @@ from metalcast.api.auth import PUBLIC_PATHS
 from metalcast.api.endpoint import Call, Declaration, declaration, endpoint
 from metalcast.api.operations import (
     ANY,
+    UNTYPED,
     Named,
     Operation,
     Param,
@@ -90,6 +91,7 @@ _ERRORS: Mapping[int, str] = {
     406: "The requested microversion is not served, or is too old for what the request uses.",
     409: "The request conflicts with the resource's state: a taken name or address, a "
     "node locked by another task or in the wrong state.",
+    405: "The requested version does not have this endpoint (writes; reads are 404).",
     413: "The request body is larger than api.max_request_bytes.",
     503: "No conductor worker is free, or the server is shutting down; retry later.",
 }
@@ -122,6 +124,8 @@ _PATH_PARAMS: Mapping[str, str] = {
     "user": "A user's id or name.",
     "role": "A role name (reader, member, manager, admin, service).",
     "token": "An API token's id.",
+    "allocation": "An allocation's UUID or name.",
+    "deploy_template": "A deploy template's UUID or name.",
 }
 
 
@@ -167,7 +171,8 @@ _DESCRIPTION = (
     "headers from a trusted proxy under header. Errors have Ironic's body "
     "(components/schemas/Error). Fields, parameters and endpoints newer than "
     "the oldest version say since which version they exist (x-metalcast-min-version); "
-    "the description shows the newest version's shapes."
+    "the description shows the newest version's shapes. Every path below /v1 is served "
+    "without /v1 as well (/nodes/x is /v1/nodes/x), as the bookmark links are."
 )
 
 
@@ -364,6 +369,11 @@ class _Components:
         self._seen: dict[str, Schema] = {}
 
     def resolve(self, value: Any) -> Any:
+        if isinstance(value, Mapping) and UNTYPED in value:
+            raise Undescribed(
+                f"the field {value[UNTYPED]} has no type: it is no column of the table its "
+                "view renders; give resource(..., special=) its schema"
+            )
         if isinstance(value, Named):
             self._register(value)
             return {"$ref": f"#/components/schemas/{value.name}"}

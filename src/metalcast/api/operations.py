@@ -122,6 +122,9 @@ def version_note(feature: str) -> str:
     return f"From API version {needed}."
 
 
+#: marks a field :func:`resource` could not type (the description refuses it)
+UNTYPED = "x-metalcast-untyped"
+
 UUID = string(format="uuid")
 DATE_TIME = string(format="date-time")
 LINK = Named(
@@ -213,7 +216,12 @@ def resource(
     special = special or {}
     properties: dict[str, Doc] = {}
     for field_name, feature in fields.items():
-        schema = special.get(field_name) or column_schema(table.c[field_name])
+        schema = special.get(field_name)
+        if schema is None and field_name in table.c:
+            schema = column_schema(table.c[field_name])
+        elif schema is None:
+            # no column to type it by: describing the API fails (not the import)
+            schema = {UNTYPED: f"{name}.{field_name}"}
         properties[field_name] = since(schema, feature)
     properties["links"] = LINKS
     properties.update(extra or {})

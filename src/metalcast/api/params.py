@@ -50,18 +50,24 @@ def flag(name: str, description: str, *, feature: str | None = None) -> Param:
 
 
 def paging(
-    *, sortable: Collection[str], fields: Collection[str], detail_feature: str = "detail_param"
+    *,
+    sortable: Collection[str],
+    fields: Collection[str],
+    detail_feature: str | None = "detail_param",
 ) -> tuple[Param, ...]:
     """The collection parameters :func:`parse_listing` reads, for a collection sorted
-    by ``sortable`` whose documents have ``fields``."""
-    return (
+    by ``sortable`` whose documents have ``fields`` (``detail_feature`` None: a
+    collection without ``?detail=``)."""
+    params = (
         Param("limit", integer(minimum=0), "The page size (0: the largest, api.max_limit)."),
         Param("marker", string(format="uuid"), "The UUID of the last item of the previous page."),
         Param("sort_key", string(enum=sorted(sortable)), "Sort by this field (default id)."),
         Param("sort_dir", string(enum=["asc", "desc"]), "Sort direction (default asc)."),
         fields_param(fields),
-        flag("detail", "Show every field (not with fields).", feature=detail_feature),
     )
+    if detail_feature is None:
+        return params
+    return (*params, flag("detail", "Show every field (not with fields).", feature=detail_feature))
 
 
 def fields_param(fields: Collection[str]) -> Param:

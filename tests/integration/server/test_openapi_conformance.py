@@ -54,7 +54,7 @@ CHECKS = [
 NOAUTH_EXAMPLES = 30
 BUILTIN_EXAMPLES = 10
 SEED = 20260109
-LATEST = {"X-OpenStack-Ironic-API-Version": "1.51"}
+LATEST = {"X-OpenStack-Ironic-API-Version": "latest"}
 BUILTIN = {"METALCAST_API__AUTH_STRATEGY": "builtin"}
 
 
@@ -87,7 +87,8 @@ def _until(read: Callable[[], list[Any]], *, attempts: int = 300) -> list[Any]:
 
 def build_world(client: httpx.Client) -> World:
     """A chassis, a manageable node in it (with a trait, a VIF, a port, a portgroup, a
-    volume connector and target, BIOS settings and history), and what identifies each."""
+    volume connector and target, BIOS settings and history), an allocation, a deploy
+    template, and what identifies each."""
     chassis = _created(client.post("/v1/chassis", json={"description": "rack 1"}))["uuid"]
     node = _created(
         client.post(
@@ -127,6 +128,14 @@ def build_world(client: httpx.Client) -> World:
     settings = _until(lambda: client.get(f"/v1/nodes/{node}/bios").json()["bios"])
     event = client.get(f"/v1/nodes/{node}/history").json()["history"][0]["uuid"]
     conductor = client.get("/v1/conductors").json()["conductors"][0]["hostname"]
+    # no node has this resource class: the allocation stays, in state error
+    allocation = _created(
+        client.post("/v1/allocations", json={"name": "alloc-0", "resource_class": "none-such"})
+    )["uuid"]
+    step = {"interface": "raid", "step": "apply_configuration", "args": {}, "priority": 10}
+    template = _created(
+        client.post("/v1/deploy_templates", json={"name": "CUSTOM_RAID1", "steps": [step]})
+    )["uuid"]
     return World(
         {
             "node": (node, "node-0"),
@@ -142,6 +151,8 @@ def build_world(client: httpx.Client) -> World:
             "setting": tuple(setting["name"] for setting in settings[:3]),
             "method": ("list_bmcs",),
             "role": ("reader", "member", "admin"),
+            "allocation": (allocation, "alloc-0"),
+            "deploy_template": (template, "CUSTOM_RAID1"),
         }
     )
 

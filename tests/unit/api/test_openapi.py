@@ -100,9 +100,9 @@ def test_version_gated_fields_say_from_which_version() -> None:
     assert node["traits"]["x-metalcast-min-version"] == "1.37"
     assert "From API version 1.37." in node["traits"]["description"]
     assert "x-metalcast-min-version" not in node["uuid"]
-    # served above the maximum: accepted at every version, shown from 1.51
+    # served above the maximum: accepted at every version, shown from the maximum
     assert node["lessee"]["x-metalcast-min-version"] == "1.65"
-    assert "shows it in responses from 1.51" in node["lessee"]["description"]
+    assert f"shows it in responses from {MAX_VERSION}" in node["lessee"]["description"]
     traits = DOCUMENT["paths"]["/v1/nodes/{node}/traits"]["get"]
     assert traits["x-metalcast-min-version"] == "1.37"
 

@@ -23,8 +23,8 @@ from metalcast.api.operations import (
     nullable,
     obj,
     since,
-    string,
 )
+from metalcast.api.operations import string as text
 from metalcast.api.params import parse_bool
 from metalcast.api.schema import Field, check_choice, describe, validate_body
 from metalcast.api.versions import Version, allows, shows
@@ -61,13 +61,13 @@ def _accepted(call: Call, node: Node) -> Reply:
     return Reply(202, headers={"Location": call.url("v1", "nodes", node.uuid, "states")})
 
 
-_STATE = nullable(string())
+_STATE = nullable(text())
 STATES = Named(
     "NodeStates",
     obj(
         {
             "console_enabled": boolean(),
-            "last_error": nullable(string()),
+            "last_error": nullable(text()),
             "power_state": _STATE,
             "provision_state": _STATE,
             "provision_updated_at": nullable(DATE_TIME),
@@ -383,7 +383,7 @@ def get_console(call: Call) -> object:
 
 
 _CONSOLE_BODY = obj(
-    {"enabled": {"anyOf": [boolean(), string(enum=["true", "false"])]}},
+    {"enabled": {"anyOf": [boolean(), text(enum=["true", "false"])]}},
     required=("enabled",),
 )
 
@@ -458,7 +458,7 @@ _MAINTENANCE_BODY = {"reason": Field(max_length=None)}
         "Put a node in maintenance",
         body=body(_MAINTENANCE_BODY),
         body_required=False,
-        query=(Param("reason", string(), "Why (when the body gives none)."),),
+        query=(Param("reason", text(), "Why (when the body gives none)."),),
     ),
 )
 def set_maintenance(call: Call) -> object:
@@ -488,7 +488,7 @@ VALIDATION = Named(
     "Validation",
     obj(
         additional=obj(
-            {"result": nullable(boolean()), "reason": nullable(string())},
+            {"result": nullable(boolean()), "reason": nullable(text())},
             required=("result", "reason"),
         ),
         description="Interface name -> whether it has what it needs, and why not.",
@@ -520,7 +520,7 @@ _BOOT_DEVICE_BODY = {
 BOOT_DEVICE = Named(
     "BootDevice",
     obj(
-        {"boot_device": nullable(string()), "persistent": nullable(boolean())},
+        {"boot_device": nullable(text()), "persistent": nullable(boolean())},
         required=("boot_device", "persistent"),
     ),
 )
@@ -565,7 +565,7 @@ def set_boot_device(call: Call) -> object:
         "List the boot devices a node supports",
         answers={
             200: obj(
-                {"supported_boot_devices": array(string())}, required=("supported_boot_devices",)
+                {"supported_boot_devices": array(text())}, required=("supported_boot_devices",)
             )
         },
     ),

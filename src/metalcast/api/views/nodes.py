@@ -99,6 +99,7 @@ NODE = resource(
     table=t.nodes,
     special={
         "chassis_uuid": nullable(UUID),
+        "allocation_uuid": nullable(UUID),
         "traits": array(string()),
         "conductor": nullable(string(description="The live conductor serving the node.")),
         "provision_state": nullable(
