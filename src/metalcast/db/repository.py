@@ -214,6 +214,18 @@ def release_node(conn: sa.Connection, node_id: int, host: str) -> bool:
     return result.rowcount == 1
 
 
+def clear_power_target(conn: sa.Connection, node_id: int, *, target: str, last_error: str) -> bool:
+    """Clear the ``target_power_state`` ``target`` of an unlocked node, recording
+    ``last_error``; False when the node is locked or its target changed meanwhile."""
+    n = t.nodes.c
+    result = conn.execute(
+        sa.update(t.nodes)
+        .where(n.id == node_id, n.reservation.is_(None), n.target_power_state == target)
+        .values(target_power_state=None, last_error=last_error, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
 def reserved_by(conn: sa.Connection, host: str) -> list[Node]:
     """Every node whose lock ``host`` holds."""
     rows = conn.execute(sa.select(t.nodes).where(t.nodes.c.reservation == host)).mappings()
