@@ -69,7 +69,7 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     authenticator = auth.build_authenticator(settings, strategy, db=db)
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(ApiMiddleware, authenticator=authenticator)],
+        middleware=[Middleware(ApiMiddleware, authenticator=authenticator, settings=settings)],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.deps = Deps(settings=settings, db=db, conductor=conductor)

@@ -4,11 +4,20 @@ A handler is a plain function ``(call: Call) -> object`` that runs in a worker t
 (database reads and conductor calls block).  It returns the JSON document of a 200
 response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: checks
 the caller's role for the route's action (:func:`metalcast.api.policy.enforce`),
-parses the JSON body, runs the handler, encodes the result with orjson.
+parses the JSON body (refusing documents nested too deep or holding NUL characters,
+:mod:`metalcast.api.limits`), runs the handler, encodes the result with orjson.
+
+Links in responses start at ``api.public_url`` when it is set; else at the address
+the client connected to.  ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` are believed
+only from a peer in ``api.trusted_proxies`` (a reverse proxy in front of the API);
+from anyone else they are ignored, so nobody can make the API hand out links to a
+host of their choosing.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +28,8 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from metalcast.api import policy
+from metalcast.api import limits, policy
+from metalcast.api.auth import parse_networks
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
 from metalcast.context import RequestContext
@@ -110,14 +120,17 @@ def parse_json(raw: bytes) -> Any:
     """The JSON document in a request body; ``None`` for an empty body.
 
     Raises:
-        InvalidInput: the body is not JSON.
+        InvalidInput: the body is not JSON (UTF-8), is nested deeper than
+            :data:`~metalcast.api.limits.MAX_DEPTH` or holds a NUL character.
     """
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"The request body is not valid JSON: {exc}") from None
+    limits.check_document(document)
+    return document
 
 
 def json_response(document: object, *, status: int = 200) -> Response:
@@ -136,11 +149,32 @@ def _respond(handler: Handler, call: Call) -> Response:
 
 
 def _base_url(request: Request) -> str:
-    deps: Deps = request.app.state.deps
-    if deps.settings.api.public_url:
-        return deps.settings.api.public_url.rstrip("/")
+    """Where links point: ``api.public_url``, else where the client connected (as a
+    trusted proxy says, when the peer is one; see the module docstring)."""
+    settings = request.app.state.deps.settings.api
+    if settings.public_url:
+        return str(settings.public_url).rstrip("/")
     forwarded = request.headers.get("x-forwarded-host")
-    if forwarded:  # a relay (the boot services' HTTP server) in front of the API
-        scheme = request.headers.get("x-forwarded-proto", "http")
-        return f"{scheme}://{forwarded}"
+    if forwarded and _from_trusted_proxy(request, settings.trusted_proxies):
+        # a proxy in front of several hops lists them all; the first is the client's
+        host = forwarded.split(",")[0].strip()
+        proto = request.headers.get("x-forwarded-proto", "http").split(",")[0].strip().lower()
+        if _FORWARDED_HOST.fullmatch(host) and proto in ("http", "https"):
+            return f"{proto}://{host}"
     return str(request.base_url).rstrip("/")
+
+
+#: a host[:port] as a Host header may give it (names, IPv4, [IPv6])
+_FORWARDED_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?")
+
+
+def _from_trusted_proxy(request: Request, trusted: tuple[str, ...]) -> bool:
+    """Whether the peer is in ``api.trusted_proxies`` (loopback is not implied)."""
+    client = request.client
+    if client is None or not trusted:
+        return False
+    try:
+        address = ipaddress.ip_address(client.host)
+    except ValueError:
+        return False
+    return any(address in network for network in parse_networks(trusted))

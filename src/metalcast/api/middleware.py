@@ -1,10 +1,12 @@
-"""The ASGI layer every request crosses: identity, microversion, headers, errors, log.
+"""The ASGI layer every request crosses: identity, microversion, limits, headers,
+errors, log.
 
 For each HTTP request it authenticates the caller (:mod:`metalcast.api.auth`; a
 request without valid credentials gets 401 unless its path is public), negotiates
-the microversion, stamps the version and request-id headers on the response, turns
-any exception the app lets escape into Ironic's error body, and writes one
-access-log line.
+the microversion, enforces the limits on input (:mod:`metalcast.api.limits`: control
+characters in the path or query, 413 for a body over the limit, read no further),
+stamps the version and request-id headers on the response, turns any exception the
+app lets escape into Ironic's error body, and writes one access-log line.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from metalcast.api import errors, versions
+from metalcast.api import errors, limits, versions
 from metalcast.api.auth import PUBLIC_PATHS, Authenticator, Credentials, anonymous
+from metalcast.config import Settings
 from metalcast.context import RequestContext
 from metalcast.errors import MetalcastError, Unauthorized
 
@@ -30,9 +33,10 @@ REQUEST_ID_HEADER = b"x-openstack-request-id"
 class ApiMiddleware:
     """Wraps the Starlette app; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, settings: Settings) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,8 +51,9 @@ class ApiMiddleware:
         try:
             context = await self._identify(scope, headers, request_id)
             exchange.version = _negotiate(scope["path"], headers)
+            limit = self._check_limits(scope, headers)
             scope.setdefault("state", {}).update(context=context, version=exchange.version)
-            await self.app(scope, receive, exchange.send)
+            await self.app(scope, limits.limited(receive, limit), exchange.send)
         except Exception as exc:  # the boundary: every error becomes a response
             await exchange.fail(exc)
         finally:
@@ -62,6 +67,19 @@ class ApiMiddleware:
                 status=exchange.status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    def _check_limits(self, scope: Scope, headers: Headers) -> int:
+        """The request's body limit, once its target and declared length pass.
+
+        Raises:
+            InvalidInput: control characters in the path or query string.
+            RequestTooLarge: ``Content-Length`` is over the limit.
+        """
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        limits.check_target(raw_path, scope.get("query_string", b""))
+        limit = limits.body_limit(self.settings, method=scope["method"], path=scope["path"])
+        limits.check_declared_length(headers, limit)
+        return limit
 
     async def _identify(self, scope: Scope, headers: Headers, request_id: str) -> RequestContext:
         """The caller's context; anonymous on public paths only.

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from starlette.datastructures import QueryParams
 
 from metalcast.api.versions import Version, allows
-from metalcast.db.repository import Page, is_uuid
+from metalcast.db.repository import Page, canonical_uuid
 from metalcast.errors import InvalidInput, NotAcceptable
 
 _TRUE = frozenset({"1", "t", "true", "on", "y", "yes"})
@@ -42,7 +42,8 @@ def parse_limit(value: str | None, max_limit: int) -> int:
     try:
         limit = int(value)
     except ValueError:
-        raise InvalidInput(f"Invalid value for limit: '{value}'. It must be an integer.") from None
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise InvalidInput(f"Invalid value for limit: '{shown}'. It must be an integer.") from None
     if limit < 0:
         raise InvalidInput(f"Limit must be positive, got {limit}.")
     return min(limit, max_limit) if limit else max_limit
@@ -82,8 +83,8 @@ def parse_listing(
             f"Invalid sort direction: {sort_dir}. Acceptable values are 'asc' or 'desc'."
         )
     marker = query.get("marker")
-    if marker is not None and not is_uuid(marker):
-        raise InvalidInput(f"Invalid marker '{marker}': it must be a UUID.")
+    if marker is not None:
+        marker = canonical_uuid(marker, what="the marker to be a UUID")
     page = Page(
         limit=parse_limit(query.get("limit"), max_limit),
         marker=marker,

@@ -29,7 +29,10 @@ from metalcast.db.models import (
     from_row,
 )
 from metalcast.db.rows import Page as Page
+from metalcast.db.rows import canonical_uuid as canonical_uuid
+from metalcast.db.rows import is_logical_name as is_logical_name
 from metalcast.db.rows import is_uuid as is_uuid
+from metalcast.db.rows import is_uuid_like as is_uuid_like
 from metalcast.db.rows import new_uuid as new_uuid
 from metalcast.db.rows import utcnow as utcnow
 from metalcast.errors import Conflict, InvalidInput, NotFound
@@ -315,6 +318,8 @@ def list_history(conn: sa.Connection, node_id: int, page: Page | None = None) ->
 
 
 def get_history_event(conn: sa.Connection, node_id: int, event_uuid: str) -> HistoryEvent:
+    """Raises ``InvalidInput`` for a UUID not in canonical form, ``NotFound``."""
+    event_uuid = canonical_uuid(event_uuid)
     h = t.node_history.c
     row = (
         conn.execute(sa.select(t.node_history).where(h.node_id == node_id, h.uuid == event_uuid))

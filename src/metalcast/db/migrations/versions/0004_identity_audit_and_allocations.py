@@ -7,8 +7,13 @@ Create Date: 2026-12-06 04:03:15.860808
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import sqlalchemy as sa
 from alembic import op
+
+_log = logging.getLogger("alembic.runtime.migration")
 
 revision = "0004"
 down_revision = "0003"
@@ -155,6 +160,55 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_nodes_allocation_id"), ["allocation_id"], unique=False)
 
     # ### end Alembic commands ###
+    _canonicalise_uuids()
+
+
+#: the UUID columns of the tables older revisions created
+_UUID_COLUMNS = {
+    "chassis": ("uuid",),
+    "nodes": ("uuid", "instance_uuid"),
+    "ports": ("uuid",),
+    "portgroups": ("uuid",),
+    "volume_connectors": ("uuid",),
+    "volume_targets": ("uuid",),
+    "node_history": ("uuid",),
+}
+
+
+def _canonical(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _canonicalise_uuids() -> None:
+    """Rewrite UUIDs stored in another spelling (upper case, misplaced dashes) in
+    canonical lower case, as the API now stores and finds them.  A row whose
+    canonical UUID another row already has (a duplicate made before) is left as it
+    is and logged."""
+    conn = op.get_bind()
+    for table, columns in _UUID_COLUMNS.items():
+        for column in columns:
+            rows = conn.execute(
+                sa.text(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")
+            ).all()
+            taken = {value for _, value in rows}
+            for row_id, value in rows:
+                canonical = _canonical(value)
+                if canonical is None or canonical == value:
+                    continue
+                if canonical in taken:
+                    _log.warning(
+                        "%s %s: %s %s duplicates %s; left as it is",
+                        table, row_id, column, value, canonical,
+                    )  # fmt: skip
+                    continue
+                conn.execute(
+                    sa.text(f"UPDATE {table} SET {column} = :value WHERE id = :id"),
+                    {"value": canonical, "id": row_id},
+                )
+                taken.add(canonical)
 
 
 def downgrade() -> None:
