@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -10,9 +13,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from metalcast.api import auth, errors
+from metalcast.api.audit import AuditLog
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
+    audit,
     chassis,
     conductors,
     drivers,
@@ -44,6 +49,7 @@ def routes() -> list[BaseRoute]:
         *drivers.ROUTES,
         *conductors.ROUTES,
         *ramdisk.ROUTES,
+        *audit.ROUTES,
     ]
 
 
@@ -67,10 +73,22 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     """
     strategy = auth.check_startup(settings)
     authenticator = auth.build_authenticator(settings, strategy, db=db)
+    audit_log = AuditLog(db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        audit_log.close()  # what is queued gets written before the process goes
+
+    middleware = Middleware(
+        ApiMiddleware, authenticator=authenticator, settings=settings, audit_log=audit_log
+    )
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(ApiMiddleware, authenticator=authenticator, settings=settings)],
+        middleware=[middleware],
         exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
     )
-    app.state.deps = Deps(settings=settings, db=db, conductor=conductor)
+    app.state.deps = Deps(settings=settings, db=db, conductor=conductor, audit=audit_log)
+    app.state.audit = audit_log
     return app

@@ -2,10 +2,12 @@
 
 A handler is a plain function ``(call: Call) -> object`` that runs in a worker thread
 (database reads and conductor calls block).  It returns the JSON document of a 200
-response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: checks
-the caller's role for the route's action (:func:`metalcast.api.policy.enforce`),
-parses the JSON body (refusing documents nested too deep or holding NUL characters,
-:mod:`metalcast.api.limits`), runs the handler, encodes the result with orjson.
+response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: notes the
+route's policy action for the audit log, checks the caller's role for it
+(:func:`metalcast.api.policy.enforce`), parses the JSON body (refusing documents
+nested too deep or holding NUL characters, :mod:`metalcast.api.limits`), runs the
+handler as the caller (:func:`metalcast.context.acting_for`), encodes the result
+with orjson.
 
 Links in responses start at ``api.public_url`` when it is set; else at the address
 the client connected to.  ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` are believed
@@ -29,10 +31,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from metalcast.api import limits, policy
+from metalcast.api.audit import AuditLog, AuditNote
 from metalcast.api.auth import parse_networks
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
-from metalcast.context import RequestContext
+from metalcast.context import RequestContext, acting_for
 from metalcast.db.engine import Database
 from metalcast.errors import InvalidInput
 from metalcast.rpc.client import ConductorClient
@@ -42,11 +45,13 @@ JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class Deps:
-    """What every handler may use: settings, the database, the conductor."""
+    """What every handler may use: settings, the database, the conductor, the
+    audit log."""
 
     settings: Settings
     db: Database
     conductor: ConductorClient
+    audit: AuditLog | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class Call:
     body: Any
     #: scheme://host[:port] of the API as the client reached it (or public_url)
     base_url: str
+    #: what the audit log records of this request beside its path and status
+    audit: AuditNote = field(default_factory=AuditNote)
 
     def url(self, *parts: str) -> str:
         """An absolute URL below the API's root: ``url("v1", "nodes", uuid)``."""
@@ -94,6 +101,8 @@ def endpoint(action: str, *, body: bool = False) -> Callable[[Handler], Endpoint
         async def run(request: Request) -> Response:
             state = request.scope.get("state", {})
             context: RequestContext = state["context"]
+            note: AuditNote = state.get("audit") or AuditNote()
+            note.action = action
             policy.enforce(context, action)
             payload = parse_json(await request.body()) if body else None
             call = Call(
@@ -106,6 +115,7 @@ def endpoint(action: str, *, body: bool = False) -> Callable[[Handler], Endpoint
                 query=request.query_params,
                 body=payload,
                 base_url=_base_url(request),
+                audit=note,
             )
             return await run_in_threadpool(_respond, handler, call)
 
@@ -138,9 +148,12 @@ def json_response(document: object, *, status: int = 200) -> Response:
 
 
 def _respond(handler: Handler, call: Call) -> Response:
-    result = handler(call)
+    with acting_for(call.context):
+        result = handler(call)
     if not isinstance(result, Reply):
         return json_response(result)
+    if result.status == 201:
+        call.audit.created(result.body)
     if result.body is None:
         return Response(status_code=result.status, headers=result.headers)
     response = json_response(result.body, status=result.status)

@@ -27,6 +27,8 @@ def target(node: Node) -> policy.NodeTarget:
 def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
     """The node ``ident`` names, if the caller may perform ``action`` on it."""
     found = repo.get_node(conn, ident)
+    call.audit.node(uuid=found.uuid)
+    call.audit.resource(found.uuid)
     policy.enforce(call.context, action, node=target(found))
     return found
 
@@ -34,6 +36,7 @@ def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
 def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
     """The port ``ident`` names, if the caller may perform ``action`` on its node."""
     found = repo.get_port(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     _check_owner_node(conn, call, node_id=found.node_id, action=action, what=f"Port {ident}")
     return found
 
@@ -41,6 +44,7 @@ def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
 def portgroup(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Portgroup:
     """The portgroup ``ident`` names, if the caller may act on its node."""
     found = repo.get_portgroup(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     _check_owner_node(conn, call, node_id=found.node_id, action=action, what=f"Portgroup {ident}")
     return found
 
@@ -50,6 +54,7 @@ def volume_connector(
 ) -> VolumeConnector:
     """The volume connector ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_connector(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     what = f"Volume connector {ident}"
     _check_owner_node(conn, call, node_id=found.node_id, action=action, what=what)
     return found
@@ -58,9 +63,17 @@ def volume_connector(
 def volume_target(conn: sa.Connection, call: Call, *, ident: str, action: str) -> VolumeTarget:
     """The volume target ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_target(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     what = f"Volume target {ident}"
     _check_owner_node(conn, call, node_id=found.node_id, action=action, what=what)
     return found
+
+
+def _note(call: Call, uuid: str, *, node_id: int | None) -> None:
+    """Tell the audit log which resource (and node) the request addresses."""
+    call.audit.resource(uuid)
+    if node_id is not None:
+        call.audit.node(node_id=node_id)
 
 
 def project_node_ids(conn: sa.Connection, call: Call) -> list[int] | None:

@@ -70,6 +70,9 @@ RULES: Mapping[str, Scope] = {
     "driver:get": Scope.READ,
     "driver:vendor_passthru": Scope.ADMIN,
     "conductor:get": Scope.READ,
+    # metalcast's audit log (GET /v1/audit): meant for system readers; the closest
+    # scope here is admins only, since READ would let any project reader see it all
+    "audit:list": Scope.ADMIN,
 }
 
 _WRITERS = frozenset({"admin", "member"})

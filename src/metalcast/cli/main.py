@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import lab, nodes, ramdisk
+from metalcast.cli import audit, lab, nodes, ramdisk
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -50,6 +50,7 @@ app.add_typer(nodes.app, name="node")
 app.add_typer(db_app, name="db")
 app.add_typer(lab.app, name="lab")
 app.add_typer(ramdisk.app, name="ramdisk")
+app.add_typer(audit.app, name="audit")
 
 ConfigOpt = Annotated[
     Path | None,

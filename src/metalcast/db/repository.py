@@ -295,8 +295,10 @@ def add_history(
     severity: str = "INFO",
     conductor: str | None = None,
     user: str | None = None,
+    project: str | None = None,
 ) -> None:
-    """Record one event in the node's history."""
+    """Record one event in the node's history: ``user`` and ``project`` name the
+    caller whose request led to it."""
     conn.execute(
         sa.insert(t.node_history).values(
             uuid=new_uuid(),
@@ -307,6 +309,7 @@ def add_history(
             event=event,
             conductor=conductor,
             user=user,
+            project=project,
         )
     )
 

@@ -154,5 +154,6 @@ def build(
     service.start()
     app = create_app(settings, db, LocalConductorClient(service))
     yield Api(Client(app), db, service)
+    app.state.audit.close()
     service.stop(5)
     db.dispose()

@@ -216,6 +216,7 @@ def create_node(call: Call) -> object:
     if not allows("enroll", call.version):
         values["provision_state"] = "available"
     node = call.deps.conductor.create_node(values, context=call.context)
+    call.audit.node(uuid=node.uuid)
     with call.deps.db.read() as conn:
         doc = render_one(conn, call, node=node)
     return Reply(201, doc, {"Location": call.url("v1", "nodes", node.uuid)})
