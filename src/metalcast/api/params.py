@@ -108,12 +108,15 @@ def _detail(query: QueryParams, version: Version, *, feature: str) -> bool:
 def parse_fields(
     value: str | None, known: Collection[str], *, version: Version
 ) -> tuple[str, ...] | None:
-    """The ``fields`` parameter: a comma-separated subset of ``known``."""
+    """The ``fields`` parameter: a comma-separated subset of ``known``; one naming no
+    field (``?fields=``) is as if absent."""
     if value is None:
         return None
     if not allows("fields", version):
         raise NotAcceptable("The fields parameter requires API version 1.8 or later.")
     fields = tuple(f.strip() for f in value.split(",") if f.strip())
+    if not fields:
+        return None
     unknown = [f for f in fields if f not in known]
     if unknown:
         raise InvalidInput(f'Field(s) "{", ".join(unknown)}" are not valid')

@@ -353,3 +353,11 @@ def test_a_history_event_that_is_not_a_uuid_is_400(api: Api) -> None:
     response = api.get(f"/v1/nodes/{node['uuid']}/history/" + "A" * 36)
     assert response.status_code == 400
     assert "canonical form" in fault_of(response)
+
+
+def test_an_empty_fields_parameter_is_as_if_absent(api: Api) -> None:
+    node = api.node(name="n1")
+    shown = api.get(f"/v1/nodes/{node['uuid']}?fields=")
+    assert shown.status_code == 200
+    assert shown.json()["name"] == "n1"
+    assert api.get("/v1/nodes?fields=,").status_code == 200
