@@ -37,6 +37,8 @@ def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
         Forbidden: the caller sees it but ``action`` refuses.
     """
     found = repo.get_node(conn, ident)
+    call.audit.node(uuid=found.uuid)
+    call.audit.resource(found.uuid)
     _check(call, found, action=action, hide=f"Node {ident} could not be found.")
     return found
 
@@ -44,6 +46,7 @@ def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
 def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
     """The port ``ident`` names, if the caller may perform ``action`` on its node."""
     found = repo.get_port(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     _check(
         call, _parent(conn, found.node_id), action=action, hide=f"Port {ident} could not be found."
     )
@@ -53,6 +56,7 @@ def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
 def portgroup(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Portgroup:
     """The portgroup ``ident`` names, if the caller may act on its node."""
     found = repo.get_portgroup(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     hide = f"Portgroup {ident} could not be found."
     _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
@@ -63,6 +67,7 @@ def volume_connector(
 ) -> VolumeConnector:
     """The volume connector ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_connector(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     hide = f"Volume connector {ident} could not be found."
     _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
@@ -71,6 +76,7 @@ def volume_connector(
 def volume_target(conn: sa.Connection, call: Call, *, ident: str, action: str) -> VolumeTarget:
     """The volume target ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_target(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     hide = f"Volume target {ident} could not be found."
     _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
@@ -78,6 +84,13 @@ def volume_target(conn: sa.Connection, call: Call, *, ident: str, action: str) -
 
 def _parent(conn: sa.Connection, node_id: int) -> Node:
     return repo.get_node_by_id(conn, node_id)
+
+
+def _note(call: Call, uuid: str, *, node_id: int | None) -> None:
+    """Tell the audit log which resource (and node) the request addresses."""
+    call.audit.resource(uuid)
+    if node_id is not None:
+        call.audit.node(node_id=node_id)
 
 
 def _check(call: Call, found: Node, *, action: str, hide: str) -> None:

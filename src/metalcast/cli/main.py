@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import identity, lab, nodes, policy, ramdisk
+from metalcast.cli import audit, identity, lab, nodes, policy, ramdisk
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -61,6 +61,7 @@ app.add_typer(identity.user_app, name="user")
 app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.role_app, name="role")
 app.add_typer(identity.token_app, name="token")
+app.add_typer(audit.app, name="audit")
 app.command("whoami")(identity.whoami)
 
 ConfigOpt = Annotated[

@@ -166,6 +166,10 @@ def run_server(settings: Settings) -> None:
         log_config=None,  # metalcast.logs configured every logger already
         access_log=False,
         lifespan="auto",
+        # uvicorn would believe X-Forwarded-For/-Proto from 127.0.0.1 and rewrite the
+        # peer's address; the API decides whom to believe (api.trusted_proxies) and
+        # must see the real peer for it
+        proxy_headers=False,
     )
     service.start()
     if boot is not None:
