@@ -10,6 +10,9 @@ to *or* the system scope, and the roles held there (implied roles included: an
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -79,3 +82,32 @@ class RequestContext:
 SYSTEM = RequestContext(
     user="metalcast-conductor", roles=with_implied({"admin"}), system_scope="all"
 )
+
+
+# ------------------------------------------------------------- the acting caller
+
+_CALLER: ContextVar[RequestContext | None] = ContextVar("metalcast_caller", default=None)
+
+
+@contextmanager
+def acting_for(context: RequestContext) -> Iterator[None]:
+    """Mark ``context`` as the caller whose request this thread is serving (the
+    API's handlers run inside it), so that what the conductor writes on its behalf,
+    such as history rows, can name its project as well as its name (as Ironic reads
+    oslo.context's thread-local).  A conductor serving requests from another process
+    enters it with the context it received."""
+    token = _CALLER.set(context)
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
+
+
+def project_of(user: str | None) -> str | None:
+    """The project of the caller this thread serves, when ``user`` is that caller's
+    :attr:`RequestContext.who` (work done as someone else, e.g. the conductor's own,
+    gets None)."""
+    caller = _CALLER.get()
+    if caller is None or user is None or caller.who != user:
+        return None
+    return caller.project

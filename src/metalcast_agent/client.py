@@ -271,7 +271,8 @@ def open_download(
     transport: Transport | None = None,
 ) -> Download:
     """Start downloading ``url`` with ``headers`` through ``transport`` (default: plain
-    HTTP allowed). Raises DownloadError saying ``what`` failed and why."""
+    HTTP allowed). ``headers`` go to ``url`` only, never to where it redirects: they
+    carry the agent token. Raises DownloadError saying ``what`` failed and why."""
     shown = redact_url(url)
     transport = transport or Transport()
     if urlsplit(url).scheme not in ("http", "https"):
@@ -279,7 +280,9 @@ def open_download(
     refusal = transport.refusal(url)
     if refusal is not None:
         raise DownloadError(f"{what} from {shown} refused: {refusal}")
-    request = urllib.request.Request(url, headers=headers or {})
+    request = urllib.request.Request(url)
+    for name, value in (headers or {}).items():
+        request.add_unredirected_header(name, value)
     try:
         response: http.client.HTTPResponse = transport.opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:

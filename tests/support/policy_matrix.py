@@ -663,6 +663,7 @@ OTHER_ACTIONS: tuple[Action, ...] = (
         ("baremetal:conductor:get",),
         hides=None,
     ),
+    Action("audit log", "GET", "/v1/audit", ("audit:list",), hides=None),
     Action("root", "GET", "/", ("api:discovery",), hides=None),
     Action("v1", "GET", "/v1", ("api:discovery",), hides=None),
     Action("openapi", "GET", "/v1/openapi.json", ("api:discovery",), hides=None),

@@ -88,6 +88,8 @@ def test_keys_that_are_not_secret(key: str) -> None:
         ('{"rescue_password": 12345, "n": null}', '{"rescue_password": "******", "n": null}'),
         ("sealed fernet:gAAAAB_ab-c== here", f"sealed {MASK} here"),
         ("http://host:8080/path and user=bob", "http://host:8080/path and user=bob"),
+        # a metalcast API token pasted into a path
+        ("DELETE /v1/nodes/mct_Zm9vYmFyYmF6cXV4LWJsYWgtYmxhaF9oZWxsbw", f"DELETE /v1/nodes/{MASK}"),
     ],
 )
 def test_scrub_text(text: str, expected: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -10,11 +13,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from metalcast.api import auth, errors, openapi, policy
+from metalcast.api.audit import AuditLog
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
     allocations,
+    audit,
     chassis,
     conductors,
     deploy_templates,
@@ -56,6 +61,7 @@ def routes() -> list[BaseRoute]:
         *ramdisk.ROUTES,
         *identity.ROUTES,
         *tokens.ROUTES,
+        *audit.ROUTES,
         *openapi.ROUTES,
     ]
 
@@ -83,13 +89,21 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     rules = policy.load(settings.api.policy_file)
     cache = CredentialCache(settings.api.auth_cache_seconds)
     authenticator = auth.build_authenticator(settings, strategy, db=db, cache=cache)
+    audit_log = AuditLog(db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        audit_log.close()  # what is queued gets written before the process goes
+
+    middleware = Middleware(
+        ApiMiddleware, authenticator=authenticator, settings=settings, audit_log=audit_log
+    )
     app = Starlette(
         routes=routes(),
-        middleware=[
-            Middleware(UnversionedPaths),
-            Middleware(ApiMiddleware, authenticator=authenticator),
-        ],
+        middleware=[Middleware(UnversionedPaths), middleware],
         exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
     )
     app.state.deps = Deps(
         settings=settings,
@@ -97,6 +111,8 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
         conductor=conductor,
         policy=rules,
         credentials=cache,
+        audit=audit_log,
         openapi=openapi.DocumentCache(app.routes).document,
     )
+    app.state.audit = audit_log
     return app

@@ -3,13 +3,21 @@
 A handler is a plain function ``(call: Call) -> object`` that runs in a worker thread
 (database reads and conductor calls block).  It returns the JSON document of a 200
 response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: names
-the policy rule that guards the route, checks it at once when it looks at the caller
-alone (:class:`~metalcast.api.policy.rules.Subject`), parses the JSON body, runs the
-handler, encodes the result with orjson.  Rules about an object (a node, an
-allocation, a token) and listings are checked by the handler through
-:meth:`Call.enforce` / :meth:`Call.list_scope` once it knows the object; a handler
-that returns without any check is a bug and answers 500 rather than let the request
-through unchecked.
+the policy rule that guards the route (and notes it for the audit log), checks it at
+once when it looks at the caller alone (:class:`~metalcast.api.policy.rules.Subject`),
+parses the JSON body (refusing documents nested too deep or holding NUL characters,
+:mod:`metalcast.api.limits`), runs the handler as the caller
+(:func:`metalcast.context.acting_for`), encodes the result with orjson.  Rules about
+an object (a node, an allocation, a token) and listings are checked by the handler
+through :meth:`Call.enforce` / :meth:`Call.list_scope` once it knows the object; a
+handler that returns without any check is a bug and answers 500 rather than let the
+request through unchecked.
+
+Links in responses start at ``api.public_url`` when it is set; else at the address
+the client connected to.  ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` are believed
+only from a peer in ``api.trusted_proxies`` (a reverse proxy in front of the API);
+from anyone else they are ignored, so nobody can make the API hand out links to a
+host of their choosing.
 
 ``doc`` declares what the endpoint takes and answers (:class:`~metalcast.api.operations.
 Operation`); :func:`declaration` finds it again, with the rule, for the OpenAPI
@@ -18,6 +26,8 @@ description (:mod:`metalcast.api.openapi`).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,13 +38,15 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from metalcast.api import policy
+from metalcast.api import limits, policy
+from metalcast.api.audit import AuditLog, AuditNote
+from metalcast.api.auth import parse_networks
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.operations import Operation
 from metalcast.api.policy.rules import BY_NAME, Rule, Subject
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
-from metalcast.context import RequestContext
+from metalcast.context import RequestContext, acting_for
 from metalcast.db.engine import Database
 from metalcast.errors import InvalidInput
 from metalcast.rpc.client import ConductorClient
@@ -45,14 +57,15 @@ JSON = "application/json"
 @dataclass(frozen=True, slots=True)
 class Deps:
     """What every handler may use: settings, the database, the conductor, the policy,
-    and the cache of verified credentials (which the identity API drops revoked ones
-    from)."""
+    the cache of verified credentials (which the identity API drops revoked ones
+    from), and the audit log."""
 
     settings: Settings
     db: Database
     conductor: ConductorClient
     policy: policy.Policy
     credentials: CredentialCache
+    audit: AuditLog | None = None
     #: the OpenAPI description of the application's routes, built once
     #: (:class:`metalcast.api.openapi.DocumentCache`)
     openapi: Callable[[], Mapping[str, Any]] | None = None
@@ -76,6 +89,8 @@ class Call:
     base_url: str
     #: the policy rules checked so far for this request
     checked: list[str] = field(default_factory=list)
+    #: what the audit log records of this request beside its path and status
+    audit: AuditNote = field(default_factory=AuditNote)
 
     def url(self, *parts: str) -> str:
         """An absolute URL below the API's root: ``url("v1", "nodes", uuid)``."""
@@ -168,6 +183,8 @@ def endpoint(
             state = request.scope.get("state", {})
             context: RequestContext = state["context"]
             deps: Deps = request.app.state.deps
+            note: AuditNote = state.get("audit") or AuditNote()
+            note.action = action
             checked = [action] if upfront else []
             if upfront:
                 deps.policy.enforce(context, action)
@@ -183,6 +200,7 @@ def endpoint(
                 body=payload,
                 base_url=_base_url(request),
                 checked=checked,
+                audit=note,
             )
             return await run_in_threadpool(_respond, handler, call)
 
@@ -198,14 +216,17 @@ def parse_json(raw: bytes) -> Any:
     """The JSON document in a request body; ``None`` for an empty body.
 
     Raises:
-        InvalidInput: the body is not JSON.
+        InvalidInput: the body is not JSON (UTF-8), is nested deeper than
+            :data:`~metalcast.api.limits.MAX_DEPTH` or holds a NUL character.
     """
     if not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"The request body is not valid JSON: {exc}") from None
+    limits.check_document(document)
+    return document
 
 
 def json_response(document: object, *, status: int = 200) -> Response:
@@ -213,13 +234,16 @@ def json_response(document: object, *, status: int = 200) -> Response:
 
 
 def _respond(handler: Handler, call: Call) -> Response:
-    result = handler(call)
+    with acting_for(call.context):
+        result = handler(call)
     if not call.checked:
         # every request passes a policy check; a handler that forgot its own must
         # not answer as if it had
         raise RuntimeError(f"{handler.__name__} returned without checking any policy rule")
     if not isinstance(result, Reply):
         return json_response(result)
+    if result.status == 201:
+        call.audit.created(result.body)
     if result.body is None:
         return Response(status_code=result.status, headers=result.headers)
     response = json_response(result.body, status=result.status)
@@ -228,11 +252,32 @@ def _respond(handler: Handler, call: Call) -> Response:
 
 
 def _base_url(request: Request) -> str:
-    deps: Deps = request.app.state.deps
-    if deps.settings.api.public_url:
-        return deps.settings.api.public_url.rstrip("/")
+    """Where links point: ``api.public_url``, else where the client connected (as a
+    trusted proxy says, when the peer is one; see the module docstring)."""
+    settings = request.app.state.deps.settings.api
+    if settings.public_url:
+        return str(settings.public_url).rstrip("/")
     forwarded = request.headers.get("x-forwarded-host")
-    if forwarded:  # a relay (the boot services' HTTP server) in front of the API
-        scheme = request.headers.get("x-forwarded-proto", "http")
-        return f"{scheme}://{forwarded}"
+    if forwarded and _from_trusted_proxy(request, settings.trusted_proxies):
+        # a proxy in front of several hops lists them all; the first is the client's
+        host = forwarded.split(",")[0].strip()
+        proto = request.headers.get("x-forwarded-proto", "http").split(",")[0].strip().lower()
+        if _FORWARDED_HOST.fullmatch(host) and proto in ("http", "https"):
+            return f"{proto}://{host}"
     return str(request.base_url).rstrip("/")
+
+
+#: a host[:port] as a Host header may give it (names, IPv4, [IPv6])
+_FORWARDED_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?")
+
+
+def _from_trusted_proxy(request: Request, trusted: tuple[str, ...]) -> bool:
+    """Whether the peer is in ``api.trusted_proxies`` (loopback is not implied)."""
+    client = request.client
+    if client is None or not trusted:
+        return False
+    try:
+        address = ipaddress.ip_address(client.host)
+    except ValueError:
+        return False
+    return any(address in network for network in parse_networks(trusted))

@@ -12,6 +12,7 @@ and why.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from metalcast.errors import InvalidInput
 
 OPS = ("add", "remove", "replace")
 _MISSING = object()
+_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
 
 
 class PatchError(InvalidInput):
@@ -135,8 +137,10 @@ def _apply_to_array(parent: list[Any], key: str, *, operation: Operation) -> Non
 
 
 def _index(token: str, path: str) -> int:
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
-        raise PatchError(f"Invalid list index '{token}' in '{path}'.")
+    # ASCII digits only (str.isdigit also takes '²', which int() refuses), and few
+    # enough of them for int(): no list is that long anyway
+    if _INDEX.fullmatch(token) is None:
+        raise PatchError(f"Invalid list index '{token[:40]}' in '{path[:200]}'.")
     return int(token)
 
 

@@ -40,6 +40,8 @@ def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
         Forbidden: the caller sees it but ``action`` refuses.
     """
     found = repo.get_node(conn, ident)
+    call.audit.node(uuid=found.uuid)
+    call.audit.resource(found.uuid)
     _check(call, found, action=action, hide=f"Node {ident} could not be found.")
     return found
 
@@ -47,6 +49,7 @@ def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
 def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
     """The port ``ident`` names, if the caller may perform ``action`` on its node."""
     found = repo.get_port(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     _check(
         call, _parent(conn, found.node_id), action=action, hide=f"Port {ident} could not be found."
     )
@@ -56,6 +59,7 @@ def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
 def portgroup(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Portgroup:
     """The portgroup ``ident`` names, if the caller may act on its node."""
     found = repo.get_portgroup(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     hide = f"Portgroup {ident} could not be found."
     _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
@@ -66,6 +70,7 @@ def volume_connector(
 ) -> VolumeConnector:
     """The volume connector ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_connector(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     hide = f"Volume connector {ident} could not be found."
     _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
@@ -74,6 +79,7 @@ def volume_connector(
 def volume_target(conn: sa.Connection, call: Call, *, ident: str, action: str) -> VolumeTarget:
     """The volume target ``ident`` names, if the caller may act on its node."""
     found = volumes.get_volume_target(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     hide = f"Volume target {ident} could not be found."
     _check(call, _parent(conn, found.node_id), action=action, hide=hide)
     return found
@@ -81,6 +87,13 @@ def volume_target(conn: sa.Connection, call: Call, *, ident: str, action: str) -
 
 def _parent(conn: sa.Connection, node_id: int) -> Node:
     return repo.get_node_by_id(conn, node_id)
+
+
+def _note(call: Call, uuid: str, *, node_id: int | None) -> None:
+    """Tell the audit log which resource (and node) the request addresses."""
+    call.audit.resource(uuid)
+    if node_id is not None:
+        call.audit.node(node_id=node_id)
 
 
 def _check(call: Call, found: Node, *, action: str, hide: str) -> None:
@@ -163,6 +176,7 @@ def allocation(conn: sa.Connection, call: Call, *, ident: str, action: str) -> A
         Forbidden: the caller sees it but ``action`` refuses.
     """
     found = repo_alloc.get_allocation(conn, ident)
+    _note(call, found.uuid, node_id=found.node_id)
     allocation_target = policy.allocation_target(found.owner)
     call.enforce(ALLOCATION_GET, allocation_target, hide=f"Allocation {ident} could not be found.")
     if action != ALLOCATION_GET:

@@ -1,24 +1,30 @@
-"""The ASGI layer every request crosses: identity, microversion, headers, errors, log.
+"""The ASGI layer every request crosses: identity, microversion, limits, headers,
+errors, log, audit.
 
 For each HTTP request it authenticates the caller (:mod:`metalcast.api.auth`; a
 request without valid credentials gets 401 unless its path is public), negotiates
-the microversion, stamps the version and request-id headers on the response, turns
-any exception the app lets escape into Ironic's error body, and writes one
-access-log line.
+the microversion, enforces the limits on input (:mod:`metalcast.api.limits`: control
+characters in the path or query, 413 for a body over the limit, read no further),
+stamps the version and request-id headers on the response, turns any exception the
+app lets escape into Ironic's error body, writes one access-log line and, for writes,
+one audit row (:mod:`metalcast.api.audit`) as soon as the status is known.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from metalcast.api import errors, versions
+from metalcast.api import audit, errors, limits, versions
+from metalcast.api.audit import AuditLog, AuditNote
 from metalcast.api.auth import PUBLIC_PATHS, Authenticator, Credentials, anonymous
+from metalcast.config import Settings
 from metalcast.context import RequestContext
 from metalcast.errors import MetalcastError, Unauthorized
 
@@ -30,9 +36,18 @@ REQUEST_ID_HEADER = b"x-openstack-request-id"
 class ApiMiddleware:
     """Wraps the Starlette app; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        settings: Settings,
+        audit_log: AuditLog,
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.settings = settings
+        self.audit_log = audit_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,16 +57,23 @@ class ApiMiddleware:
         headers = Headers(scope=scope)
         request_id = f"req-{uuid.uuid4()}"
         context = anonymous(request_id)
+        note = AuditNote()
         exchange = _Exchange(send, request_id)
+        exchange.on_start = lambda status: self._audit(scope, context, note, status)
         started = time.perf_counter()
         try:
             context = await self._identify(scope, headers, request_id)
             exchange.version = _negotiate(scope["path"], headers)
-            scope.setdefault("state", {}).update(context=context, version=exchange.version)
-            await self.app(scope, receive, exchange.send)
+            limit = self._check_limits(scope, headers)
+            scope.setdefault("state", {}).update(
+                context=context, version=exchange.version, audit=note
+            )
+            await self.app(scope, limits.limited(receive, limit), exchange.send)
         except Exception as exc:  # the boundary: every error becomes a response
             await exchange.fail(exc)
         finally:
+            if not exchange.started:  # no response at all: the client went away
+                self._audit(scope, context, note, exchange.status)
             log.info(
                 "request",
                 request_id=request_id,
@@ -62,6 +84,25 @@ class ApiMiddleware:
                 status=exchange.status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    def _check_limits(self, scope: Scope, headers: Headers) -> int:
+        """The request's body limit, once its target and declared length pass.
+
+        Raises:
+            InvalidInput: control characters in the path or query string.
+            RequestTooLarge: ``Content-Length`` is over the limit.
+        """
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        limits.check_target(raw_path, scope.get("query_string", b""))
+        limit = limits.body_limit(self.settings, method=scope["method"], path=scope["path"])
+        limits.check_declared_length(headers, limit)
+        return limit
+
+    def _audit(self, scope: Scope, context: RequestContext, note: AuditNote, status: int) -> None:
+        method, path = scope["method"], scope["path"]
+        if audit.audited(method, path, status):
+            row = audit.event(context, note, method=method, path=path, status=status)
+            self.audit_log.record(row)
 
     async def _identify(self, scope: Scope, headers: Headers, request_id: str) -> RequestContext:
         """The caller's context; anonymous on public paths only.
@@ -100,11 +141,14 @@ class _Exchange:
         self.version: versions.Version | None = None
         self.status = 500
         self.started = False
+        #: called with the status as the response starts (before the client has it)
+        self.on_start: Callable[[int], None] = lambda status: None
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = message["status"]
+            self.on_start(self.status)
             extra = versions.response_headers(self.version)
             extra.append((REQUEST_ID_HEADER, self.request_id.encode()))
             message = {**message, "headers": [*message.get("headers", ()), *extra]}

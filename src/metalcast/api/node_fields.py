@@ -108,7 +108,7 @@ def to_columns(conn: sa.Connection, values: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _chassis_id(conn: sa.Connection, uuid: str) -> int:
-    row = conn.execute(sa.select(t.chassis.c.id).where(t.chassis.c.uuid == uuid)).first()
+    row = conn.execute(sa.select(t.chassis.c.id).where(t.chassis.c.uuid == uuid.lower())).first()
     if row is None:
         raise InvalidInput(f"Chassis {uuid} could not be found.")
     return int(row.id)

@@ -18,6 +18,7 @@ referred to wherever it appears.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -208,11 +209,12 @@ def resource(
     table: sa.Table,
     special: Mapping[str, Doc] | None = None,
     extra: Mapping[str, Doc] | None = None,
+    linked: bool = True,
 ) -> Named:
     """The response document of a resource whose view renders ``fields`` (field ->
     the feature that introduced it), typed by ``table``'s columns unless ``special``
     types a field; ``extra`` are the links it adds.  Only ``links`` is always there
-    (``?fields=`` and lists choose the others)."""
+    (``?fields=`` and lists choose the others); ``linked`` False: no links at all."""
     special = special or {}
     properties: dict[str, Doc] = {}
     for field_name, feature in fields.items():
@@ -223,9 +225,10 @@ def resource(
             # no column to type it by: describing the API fails (not the import)
             schema = {UNTYPED: f"{name}.{field_name}"}
         properties[field_name] = since(schema, feature)
-    properties["links"] = LINKS
+    if linked:
+        properties["links"] = LINKS
     properties.update(extra or {})
-    return Named(name, obj(properties, required=("links",)))
+    return Named(name, obj(properties, required=("links",) if linked else ()))
 
 
 def column_schema(column: sa.ColumnElement[Any]) -> Schema:
@@ -258,8 +261,7 @@ _KINDS: Mapping[str, Schema] = {
     "string": string(),
     "object": obj(),
     "boolean": boolean(),
-    # Ironic's integers are 32-bit database columns
-    "integer": integer(minimum=-(2**31), maximum=2**31 - 1),
+    "integer": integer(),
     "list": array(ANY),
     "any": ANY,
 }
@@ -282,6 +284,8 @@ def field_schema(spec: Field) -> Doc:
     schema: Schema = dict(_KINDS[spec.kind])
     if spec.kind == "string" and spec.max_length is not None:
         schema["maxLength"] = spec.max_length
+    if spec.kind == "integer":
+        schema.update(minimum=spec.minimum, maximum=spec.maximum)
     if isinstance(spec.check, Choice):
         schema["enum"] = sorted(spec.check.choices)
     elif spec.check is not None:
@@ -305,7 +309,7 @@ def body(
 
 
 def _required_value(spec: Field) -> Doc:
-    return field_schema(Field(spec.kind, False, spec.max_length, spec.feature, spec.check))
+    return field_schema(dataclasses.replace(spec, nullable=False))
 
 
 def patch(fields: Collection[str], *, name: str) -> Named:

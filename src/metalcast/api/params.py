@@ -18,7 +18,7 @@ from starlette.datastructures import QueryParams
 
 from metalcast.api.operations import Param, boolean, integer, names, string
 from metalcast.api.versions import Version, allows
-from metalcast.db.repository import Page, is_uuid
+from metalcast.db.repository import Page, canonical_uuid
 from metalcast.errors import InvalidInput, NotAcceptable
 
 _TRUE = frozenset({"1", "t", "true", "on", "y", "yes"})
@@ -103,7 +103,8 @@ def parse_limit(value: str | None, max_limit: int) -> int:
     try:
         limit = int(value)
     except ValueError:
-        raise InvalidInput(f"Invalid value for limit: '{value}'. It must be an integer.") from None
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise InvalidInput(f"Invalid value for limit: '{shown}'. It must be an integer.") from None
     if limit < 0:
         raise InvalidInput(f"Limit must be positive, got {limit}.")
     return min(limit, max_limit) if limit else max_limit
@@ -143,8 +144,8 @@ def parse_listing(
             f"Invalid sort direction: {sort_dir}. Acceptable values are 'asc' or 'desc'."
         )
     marker = query.get("marker")
-    if marker is not None and not is_uuid(marker):
-        raise InvalidInput(f"Invalid marker '{marker}': it must be a UUID.")
+    if marker is not None:
+        marker = canonical_uuid(marker, what="the marker to be a UUID")
     page = Page(
         limit=parse_limit(query.get("limit"), max_limit),
         marker=marker,
@@ -168,12 +169,15 @@ def _detail(query: QueryParams, version: Version, *, feature: str) -> bool:
 def parse_fields(
     value: str | None, known: Collection[str], *, version: Version
 ) -> tuple[str, ...] | None:
-    """The ``fields`` parameter: a comma-separated subset of ``known``."""
+    """The ``fields`` parameter: a comma-separated subset of ``known``; one naming no
+    field (``?fields=``) is as if absent."""
     if value is None:
         return None
     if not allows("fields", version):
         raise NotAcceptable("The fields parameter requires API version 1.8 or later.")
     fields = tuple(f.strip() for f in value.split(",") if f.strip())
+    if not fields:
+        return None
     unknown = [f for f in fields if f not in known]
     if unknown:
         raise InvalidInput(f'Field(s) "{", ".join(unknown)}" are not valid')

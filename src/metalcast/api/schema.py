@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 
+from metalcast.api.limits import INT32, MAX_DEPTH, nesting
 from metalcast.api.versions import FEATURES, Version, allows
-from metalcast.db.repository import is_uuid
+from metalcast.db.repository import is_logical_name, is_uuid, is_uuid_like
+from metalcast.db.rows import echo, not_canonical
 from metalcast.errors import InvalidInput, NotAcceptable
 from metalcast.secrecy import MASK, is_secret_key, mask, scrub_text
 
@@ -46,14 +48,19 @@ class Field:
     feature: str | None = None
     #: an extra check of the value's format, raising InvalidInput
     check: Check | None = None
+    #: the range of an integer (default: what an integer column holds)
+    minimum: int = INT32[0]
+    maximum: int = INT32[1]
 
 
 def describe(value: object) -> str:
-    """A value as JSON, for messages, its secrets masked (:func:`metalcast.secrecy.mask`)."""
+    """A value as JSON, for messages: its secrets masked (:func:`metalcast.secrecy.mask`),
+    cut short when long."""
     try:
-        return orjson.dumps(mask(value)).decode()
+        text = orjson.dumps(mask(value)).decode()
     except TypeError:
-        return scrub_text(repr(value))
+        text = scrub_text(repr(value))
+    return echo(text)
 
 
 def _shown(name: str, value: object) -> str:
@@ -77,8 +84,23 @@ def check_value(name: str, value: object, *, spec: Field) -> None:
         raise InvalidInput(
             f"Invalid value for field '{name}': it is longer than {spec.max_length} characters."
         )
+    _check_size(name, value, spec=spec)
     if spec.check is not None:
         spec.check(name, value)
+
+
+def _check_size(name: str, value: object, *, spec: Field) -> None:
+    """Integers within the field's range, objects and lists not too deep."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not spec.minimum <= value <= spec.maximum:
+            raise InvalidInput(
+                f"Invalid value for field '{name}': {_shown(name, value)} is out of range; "
+                f"it must be an integer from {spec.minimum} to {spec.maximum}."
+            )
+    elif isinstance(value, dict | list) and nesting(value) > MAX_DEPTH:
+        raise InvalidInput(
+            f"Invalid value for field '{name}': it is nested deeper than {MAX_DEPTH} levels."
+        )
 
 
 def validate_body(
@@ -123,7 +145,6 @@ def check_version(name: str, spec: Field, *, version: Version) -> None:
 
 # ----------------------------------------------------------------------- formats
 
-_NAME_RE = re.compile(r"[A-Za-z0-9\-._~]+")
 _MAC_RE = re.compile(r"([0-9a-fA-F]{2})([:-]?)(?:[0-9a-fA-F]{2}\2){4}[0-9a-fA-F]{2}")
 _CUSTOM_TRAIT_RE = re.compile(r"CUSTOM_[A-Z0-9_]+")
 _STANDARD_TRAIT_RE = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -131,24 +152,29 @@ MAX_TRAITS = 50
 
 
 def check_logical_name(name: str, value: Any) -> None:
-    """RFC 3986 unreserved characters only, and not a UUID (it would be ambiguous)."""
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or is_uuid(value):
+    """RFC 3986 unreserved characters only, and nothing that reads as a UUID (it
+    would be ambiguous), as Ironic's ``is_valid_node_name``."""
+    if not isinstance(value, str) or not is_logical_name(value):
         raise InvalidInput(
-            f"Invalid value for field '{name}': '{value}' is not a valid logical name; use "
-            "letters, digits and '-', '.', '_', '~' only, and not a UUID."
+            f"Invalid value for field '{name}': {describe(value)} is not a valid logical "
+            "name; use letters, digits and '-', '.', '_', '~' only, and nothing that "
+            "reads as a UUID."
         )
 
 
 def check_uuid(name: str, value: Any) -> None:
+    """A UUID in canonical form, in either case (it is stored in lower case)."""
     if not isinstance(value, str) or not is_uuid(value):
-        raise InvalidInput(f"Invalid value for field '{name}': '{value}' is not a valid UUID.")
+        raise not_canonical(str(value), what=f"field '{name}' to be a UUID")
 
 
 def check_ident(name: str, value: Any) -> None:
     """A UUID or a logical name (clients pass node names where Ironic wants UUIDs)."""
-    if not isinstance(value, str) or not (is_uuid(value) or _NAME_RE.fullmatch(value)):
+    if isinstance(value, str) and is_uuid_like(value) and not is_uuid(value):
+        raise not_canonical(value, what=f"field '{name}' to be a UUID")
+    if not isinstance(value, str) or not (is_uuid(value) or is_logical_name(value)):
         raise InvalidInput(
-            f"Invalid value for field '{name}': '{value}' is neither a UUID nor a name."
+            f"Invalid value for field '{name}': {describe(value)} is neither a UUID nor a name."
         )
 
 

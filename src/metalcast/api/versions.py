@@ -42,14 +42,17 @@ class Version(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        """Parse ``"1.31"``.  Raises ``InvalidInput`` for anything else."""
+        """Parse ``"1.31"``.  Raises ``InvalidInput`` for anything else, a number of
+        more than 9 digits included (no version has one; Python would refuse to
+        convert some)."""
         match = _VERSION_RE.fullmatch(text.strip())
         if match is None:
-            raise InvalidInput(f"Invalid value for {HEADER} header: {text}")
+            shown = text if len(text) <= 40 else text[:40] + "…"
+            raise InvalidInput(f"Invalid value for {HEADER} header: {shown}")
         return cls(int(match[1]), int(match[2]))
 
 
-_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+_VERSION_RE = re.compile(r"(\d{1,9})\.(\d{1,9})", re.ASCII)
 
 MIN_VERSION = Version(1, 1)
 #: The one place the served maximum is set.  Raise it only when every feature of

@@ -206,7 +206,9 @@ def _upstream_request(client: httpx.AsyncClient, request: Request) -> httpx.Requ
     headers = _identity_free(_relayed_headers(request.headers.items()))
     if request.client is not None:
         headers.append(("x-forwarded-for", request.client.host))
-    if "host" in request.headers:  # so that the API's links point back through here
+    # the API's links point back through here only if api.trusted_proxies lists this
+    # server (agents need no links: their download URLs are relative)
+    if "host" in request.headers:
         headers.append(("x-forwarded-host", request.headers["host"]))
         headers.append(("x-forwarded-proto", request.url.scheme))
     has_body = request.method in ("POST", "PUT", "PATCH")
@@ -384,6 +386,9 @@ class BootHttpServer:
             server_header=False,
             timeout_graceful_shutdown=5,
             **uvicorn_options(self._tls),
+            # the peer is who connected: uvicorn would take X-Forwarded-For from a
+            # loopback client for it (and the relay passes the peer on to the API)
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._failure = None

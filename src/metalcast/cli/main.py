@@ -20,7 +20,17 @@ import typer
 from typer.core import TyperGroup
 
 import metalcast
-from metalcast.cli import allocations, hosts, identity, lab, nodes, policy, ramdisk, tls
+from metalcast.cli import (
+    allocations,
+    audit,
+    hosts,
+    identity,
+    lab,
+    nodes,
+    policy,
+    ramdisk,
+    tls,
+)
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
 from metalcast.cli.session import Session, session_of
@@ -63,6 +73,7 @@ app.add_typer(identity.user_app, name="user")
 app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.role_app, name="role")
 app.add_typer(identity.token_app, name="token")
+app.add_typer(audit.app, name="audit")
 app.command("whoami")(identity.whoami)
 app.add_typer(tls.app, name="tls")
 

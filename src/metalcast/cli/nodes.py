@@ -290,7 +290,7 @@ def validate(ctx: typer.Context, node: NodeArg) -> None:
 
 
 def history_rows(events: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    """History events as rows of (time, severity, event, user)."""
+    """History events as rows of (time, severity, event, user, project)."""
     styles = {"ERROR": "bold red", "WARNING": "yellow"}
     return [
         [
@@ -298,6 +298,7 @@ def history_rows(events: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
             Text(str(e.get("severity") or ""), style=styles.get(str(e.get("severity")), "")),
             e.get("event"),
             e.get("user"),
+            e.get("project"),
         ]
         for e in events
     ]
@@ -310,14 +311,16 @@ def history(
     *,
     limit: Annotated[int, typer.Option(help="At most this many events (0: all).", min=0)] = 0,
 ) -> None:
-    """Show the node's history: every transition and failure, who asked, when."""
+    """Show the node's history: every transition and failure, who asked (user and
+    project), when."""
     session = session_of(ctx)
     path = node_path(node, "history")
     events = list(session.client.paginate(path, "history", params={"detail": "True"}, limit=limit))
     if session.as_json:
         print_json(events)
         return
-    stdout().print(table(("Time", "Severity", "Event", "User"), history_rows(events), wrap="Event"))
+    columns = ("Time", "Severity", "Event", "User", "Project")
+    stdout().print(table(columns, history_rows(events), wrap="Event"))
 
 
 @maintenance_app.command("set")

@@ -192,6 +192,10 @@ def run_server(settings: Settings) -> None:
         access_log=False,
         lifespan="auto",
         **uvicorn_options(certificate),
+        # uvicorn would believe X-Forwarded-For/-Proto from 127.0.0.1 and rewrite the
+        # peer's address; the API decides whom to believe (api.trusted_proxies) and
+        # must see the real peer for it
+        proxy_headers=False,
     )
     service.start()
     if boot is not None:

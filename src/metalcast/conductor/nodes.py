@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from metalcast.conductor import sources
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire, try_acquire
+from metalcast.context import project_of
 from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
 from metalcast.db import tables
@@ -99,6 +100,7 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False
             event_type="created",
             conductor=rt.hostname,
             user=user,
+            project=project_of(user),
         )
     return node
 
@@ -307,7 +309,13 @@ def set_maintenance(
         node = repo.get_node_by_id(conn, node_id)
         repo.update_node(conn, node.id, values)
         repo.add_history(
-            conn, node.id, event=text, event_type="maintenance", conductor=rt.hostname, user=user
+            conn,
+            node.id,
+            event=text,
+            event_type="maintenance",
+            conductor=rt.hostname,
+            user=user,
+            project=project_of(user),
         )
     if not enabled and "power_sync_failures" in node.driver_internal_info:
         _reset_power_sync_failures(rt, node_id, user=user)

@@ -218,7 +218,7 @@ def vif_attach(rt: Runtime, node_id: int, *, vif: JSONDict, user: str) -> None:
 def _free_port(ports: list[Port], vif: JSONDict, *, node_uuid: str, vif_id: str) -> Port:
     wanted = vif.get("port_uuid")
     if wanted is not None:
-        match = [p for p in ports if p.uuid == wanted]
+        match = [p for p in ports if p.uuid == str(wanted).lower()]
         if not match:
             raise InvalidInput(f"Port {wanted} does not belong to node {node_uuid}.")
         if match[0].internal_info.get(VIF_KEY):

@@ -3,15 +3,20 @@
 A conductor that died (or was stopped before its workers finished) leaves nodes locked
 by its hostname, some in a work state, some with a power action half done.  Nothing
 is running them any more: their locks are released, work states go to their failure
-state with the reason recorded, and stale ``target_power_state`` values are cleared.
-Config drives (user data) of nodes no deploy waits for any more are removed: a
-process killed at the wrong moment, or a changed secret key, can leave some behind.
+state with the reason recorded, and an interrupted power action (a
+``target_power_state`` left set) is cleared with ``last_error`` and a history row
+saying so: the node's power state is whatever the action got to, until the next
+power sync reads it.  Config drives (user data) of nodes no deploy waits for any more
+are removed: a process killed at the wrong moment, or a changed secret key, can leave
+some behind.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+
+import sqlalchemy as sa
 
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
@@ -54,26 +59,35 @@ def _sweep_config_drives(rt: Runtime) -> None:
 
 def _recover_node(rt: Runtime, node: Node) -> None:
     state = ProvisionState(node.provision_state)
+    # read before the task clears it: the task updates this very record
+    interrupted = node.target_power_state
     with NodeTask(rt, node, shared=False, user=SYSTEM.who, purpose="recovery") as task:
-        if node.target_power_state:
+        if interrupted:
             task.update(target_power_state=None)
         if state in WORK:
             task.fail(
                 f"metalcast conductor {rt.hostname} restarted while the node was in state "
                 f"'{state.value}'; the operation was interrupted"
             )
-        elif node.target_power_state:
-            task.save(
-                event=f"metalcast conductor {rt.hostname} restarted during a power action "
-                f"('{node.target_power_state}'); the action was interrupted",
-                event_type="power",
-                severity="WARNING",
-            )
+        elif interrupted:
+            reason = interrupted_power(rt.hostname, interrupted)
+            task.update(last_error=reason)
+            task.save(event=reason, event_type="power", severity="ERROR")
     _log.warning("%s: recovered from state %s", node.uuid, state.value)
 
 
+def interrupted_power(hostname: str, target: str) -> str:
+    """``last_error`` of a node whose power action a restart cut short."""
+    return (
+        f"metalcast conductor {hostname} restarted during a power action (to "
+        f"'{target}'); the action was interrupted and the node's power state may not be "
+        f"'{target}'"
+    )
+
+
 def _clear_stale_power_targets(rt: Runtime) -> None:
-    """A target_power_state on an unlocked node is a leftover: nothing is powering it."""
+    """A target_power_state on an unlocked node is a leftover: nothing is powering it.
+    It is cleared, and ``last_error`` and the history say the action was cut short."""
     filters = repo.NodeFilters(reserved=False, conductor_group=rt.settings.conductor_group)
     marker: str | None = None
     with rt.db.begin() as conn:
@@ -81,7 +95,24 @@ def _clear_stale_power_targets(rt: Runtime) -> None:
             page = repo.list_nodes(conn, filters, repo.Page(limit=500, marker=marker))
             for node in page:
                 if node.target_power_state:
-                    repo.update_node(conn, node.id, {"target_power_state": None})
+                    _clear_power_target(conn, rt, node)
             if len(page) < 500:
                 return
             marker = page[-1].uuid
+
+
+def _clear_power_target(conn: sa.Connection, rt: Runtime, node: Node) -> None:
+    target = node.target_power_state
+    assert target is not None
+    reason = interrupted_power(rt.hostname, target)
+    if not repo.clear_power_target(conn, node.id, target=target, last_error=reason):
+        return  # locked or changed meanwhile: someone is powering it now
+    repo.add_history(
+        conn,
+        node.id,
+        event=reason,
+        event_type="power",
+        severity="ERROR",
+        conductor=rt.hostname,
+        user=SYSTEM.who,
+    )

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from metalcast import states
+from metalcast.context import project_of
 from metalcast.db import repository as repo
 from metalcast.db.models import Node, Port
 from metalcast.errors import MetalcastError, NodeLocked
@@ -48,6 +49,8 @@ class NodeTask:
         self.node = node
         self.shared = shared
         self.user = user
+        #: the project of the caller whose request this task serves (history shows it)
+        self.project = project_of(user)
         self.purpose = purpose
         self.released = shared
         self.log = logging.LoggerAdapter(_log, {"node": node.uuid, "purpose": purpose})
@@ -111,6 +114,7 @@ class NodeTask:
             if self._dirty:
                 repo.save_node(conn, self.node, sorted(self._dirty))
             if event is not None:
+                who = user or self.user
                 repo.add_history(
                     conn,
                     self.node.id,
@@ -118,7 +122,8 @@ class NodeTask:
                     event_type=event_type,
                     severity=severity,
                     conductor=self.rt.hostname,
-                    user=user or self.user,
+                    user=who,
+                    project=self.project if who == self.user else project_of(who),
                 )
         self._dirty.clear()
 

@@ -32,6 +32,7 @@ from metalcast.db import tables as t
 from metalcast.db.models import JSONDict, from_row
 from metalcast.db.rows import utcnow
 from metalcast.errors import Conflict, NotFound
+from metalcast.secrecy.detect import API_TOKEN_PREFIX
 
 #: the roles a user may be given, in a project or on the system
 ROLES: tuple[str, ...] = tuple(IMPLIED_ROLES)
@@ -40,7 +41,7 @@ SYSTEM = "system"
 #: the longest project or user name (their columns' size)
 NAME_MAX = 64
 #: what every builtin token starts with, so that one pasted by mistake is recognised
-TOKEN_PREFIX = "mct_"
+TOKEN_PREFIX = API_TOKEN_PREFIX
 
 _ID_RE = re.compile(r"[0-9a-fA-F]{32}")
 

@@ -148,6 +148,7 @@ class HistoryEvent:
     event: str
     conductor: str | None = None
     user: str | None = None
+    project: str | None = None
 
 
 @dataclass(slots=True)

@@ -29,10 +29,12 @@ from metalcast.db.models import (
     from_row,
 )
 from metalcast.db.rows import Page as Page
+from metalcast.db.rows import canonical_uuid as canonical_uuid
+from metalcast.db.rows import is_logical_name as is_logical_name
 from metalcast.db.rows import is_uuid as is_uuid
+from metalcast.db.rows import is_uuid_like as is_uuid_like
 from metalcast.db.rows import new_uuid as new_uuid
 from metalcast.db.rows import utcnow as utcnow
-from metalcast.db.sealing import protect
 from metalcast.errors import Conflict, InvalidInput, NotFound
 
 # ----------------------------------------------------------------------------- nodes
@@ -219,6 +221,21 @@ def release_node(conn: sa.Connection, node_id: int, host: str) -> bool:
     return result.rowcount == 1
 
 
+def clear_power_target(conn: sa.Connection, node_id: int, *, target: str, last_error: str) -> bool:
+    """Clear the ``target_power_state`` ``target`` of an unlocked node, recording
+    ``last_error``; False when the node is locked or its target changed meanwhile."""
+    n = t.nodes.c
+    values = rows.written(
+        conn, t.nodes, {"target_power_state": None, "last_error": last_error}, row_id=node_id
+    )
+    result = conn.execute(
+        sa.update(t.nodes)
+        .where(n.id == node_id, n.reservation.is_(None), n.target_power_state == target)
+        .values(updated_at=utcnow(), **values)
+    )
+    return result.rowcount == 1
+
+
 def reserved_by(conn: sa.Connection, host: str) -> list[Node]:
     """Every node whose lock ``host`` holds."""
     rows = conn.execute(sa.select(t.nodes).where(t.nodes.c.reservation == host)).mappings()
@@ -285,22 +302,22 @@ def add_history(
     severity: str = "INFO",
     conductor: str | None = None,
     user: str | None = None,
+    project: str | None = None,
 ) -> None:
     """Record one event in the node's history, its text scrubbed of secrets (URL
-    passwords, ``password=…``, the node's own secrets)."""
+    passwords, ``password=…``, the node's own secrets): ``user`` and ``project`` name
+    the caller whose request led to it."""
     values = {
         "uuid": new_uuid(),
         "node_id": node_id,
-        "created_at": utcnow(),
         "severity": severity,
         "event_type": event_type,
         "event": event,
         "conductor": conductor,
         "user": user,
+        "project": project,
     }
-    conn.execute(
-        sa.insert(t.node_history).values(protect(conn, t.node_history, values, row_id=None))
-    )
+    rows.insert(conn, t.node_history, values)
 
 
 def list_history(conn: sa.Connection, node_id: int, page: Page | None = None) -> list[HistoryEvent]:
@@ -310,6 +327,8 @@ def list_history(conn: sa.Connection, node_id: int, page: Page | None = None) ->
 
 
 def get_history_event(conn: sa.Connection, node_id: int, event_uuid: str) -> HistoryEvent:
+    """Raises ``InvalidInput`` for a UUID not in canonical form, ``NotFound``."""
+    event_uuid = canonical_uuid(event_uuid)
     h = t.node_history.c
     row = (
         conn.execute(sa.select(t.node_history).where(h.node_id == node_id, h.uuid == event_uuid))

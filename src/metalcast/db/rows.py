@@ -1,7 +1,7 @@
 """Row mechanics every repository module shares: identifiers, timestamps, paging,
 inserts, updates and unique checks.  No table-specific knowledge lives here; every
-insert and update passes :func:`metalcast.db.sealing.protect` (secrets sealed, free
-text scrubbed).
+insert and update passes :func:`written`: UUIDs in canonical lower case, then
+:func:`metalcast.db.sealing.protect` (secrets sealed, free text scrubbed).
 
 Errors raised: ``NotFound`` (404) for a missing row, ``Conflict`` (409) for a
 duplicate unique value, ``InvalidInput`` (400) for a bad marker or sort key.
@@ -9,6 +9,7 @@ duplicate unique value, ``InvalidInput`` (400) for a bad marker or sort key.
 
 from __future__ import annotations
 
+import re
 import uuid as uuidlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,14 @@ R = TypeVar("R")
 
 #: the columns whose values must be unique wherever a table has them
 UNIQUE_KEYS = ("uuid", "name", "address", "instance_uuid")
+#: the columns holding UUIDs: always stored in lower case (canonical form)
+UUID_KEYS = ("uuid", "instance_uuid")
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+#: Ironic's logical names: RFC 3986 unreserved characters, at most 255 of them
+_LOGICAL_NAME = re.compile(r"[A-Za-z0-9\-._~]{1,255}")
+#: how much of a refused identifier a message repeats
+_ECHO = 80
 
 
 def utcnow() -> datetime:
@@ -37,11 +46,60 @@ def new_uuid() -> str:
 
 
 def is_uuid(value: str) -> bool:
+    """True for a UUID in canonical form (8-4-4-4-12 hex digits), in either case."""
+    return _CANONICAL_UUID.fullmatch(value) is not None
+
+
+def is_uuid_like(value: str) -> bool:
+    """True for anything Python reads as a UUID: canonical or not (no or misplaced
+    dashes, braces, ``urn:uuid:``).  Such a string is never a name."""
     try:
         uuidlib.UUID(value)
     except ValueError:
         return False
-    return len(value) == 36
+    return True
+
+
+def is_logical_name(value: str) -> bool:
+    """True for a valid name: unreserved characters only, and not UUID-like (it
+    would be mistaken for one)."""
+    return _LOGICAL_NAME.fullmatch(value) is not None and not is_uuid_like(value)
+
+
+def echo(value: str) -> str:
+    """``value`` as a message may repeat it: cut short when long."""
+    return value if len(value) <= _ECHO else value[:_ECHO] + "…"
+
+
+def canonical_uuid(value: str, *, what: str = "a UUID") -> str:
+    """``value`` in lower case, if it is a UUID in canonical form.
+
+    Raises:
+        InvalidInput: it is not (a misplaced dash, braces, no dashes, not hex).
+    """
+    if not is_uuid(value):
+        raise not_canonical(value, what=what)
+    return value.lower()
+
+
+def not_canonical(value: str, *, what: str = "a UUID") -> InvalidInput:
+    """The error for ``value`` where a canonical UUID was expected."""
+    return InvalidInput(
+        f"Expected {what} in canonical form (8-4-4-4-12 hexadecimal digits, e.g. "
+        f"1be26c0b-03f2-4d2e-ae87-c02d7f33c123) but received {echo(value)}."
+    )
+
+
+def normalized(values: JSONDict) -> JSONDict:
+    """``values`` with every UUID column value (:data:`UUID_KEYS`) in lower case, so
+    that two spellings of one UUID never make two rows."""
+    if not any(isinstance(values.get(key), str) for key in UUID_KEYS):
+        return values
+    out = dict(values)
+    for key in UUID_KEYS:
+        if isinstance(out.get(key), str):
+            out[key] = out[key].lower()
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +113,31 @@ class Page:
 
 
 def get_by_ident(conn: sa.Connection, table: sa.Table, ident: str, what: str) -> sa.RowMapping:
-    """The row whose UUID (or, for tables with names, name) is ``ident``.
+    """The row whose UUID (or, for tables with names, name) is ``ident``.  A UUID
+    matches whatever its case.
 
     Raises:
+        InvalidInput: ``ident`` is neither a canonical UUID nor, for tables with
+            names, a valid name (Ironic's "Expected a logical name or UUID").
         NotFound: no such row.
     """
-    col = table.c.uuid if is_uuid(ident) else table.c.get("name")
-    if col is None:
-        raise NotFound(f"{what} {ident} could not be found.")
-    row = conn.execute(sa.select(table).where(col == ident)).mappings().first()
+    col, value = _ident_column(table, ident)
+    row = conn.execute(sa.select(table).where(col == value)).mappings().first()
     if row is None:
         raise NotFound(f"{what} {ident} could not be found.")
     return row
+
+
+def _ident_column(table: sa.Table, ident: str) -> tuple[sa.Column[Any], str]:
+    """The column ``ident`` names a row by, and the value to look for."""
+    if is_uuid(ident):
+        return table.c.uuid, ident.lower()
+    named = "name" in table.c
+    if named and is_logical_name(ident):
+        return table.c.name, ident
+    if is_uuid_like(ident) or not named:
+        raise not_canonical(ident)
+    raise InvalidInput(f"Expected a logical name or UUID but received {echo(ident)}.")
 
 
 def by_id(conn: sa.Connection, table: sa.Table, cls: type[R], row_id: int, what: str) -> R:
@@ -107,7 +178,8 @@ def _after_marker(
 ) -> sa.ColumnElement[bool]:
     idcol = table.c.id
     desc = page.sort_dir == "desc"
-    marker = conn.execute(sa.select(idcol, col).where(table.c.uuid == page.marker)).first()
+    marker_uuid = page.marker.lower() if page.marker else page.marker
+    marker = conn.execute(sa.select(idcol, col).where(table.c.uuid == marker_uuid)).first()
     if marker is None:
         raise InvalidInput(f"Marker {page.marker} could not be found.")
     mid, mval = marker
@@ -120,27 +192,56 @@ def _after_marker(
     return sa.or_(after, sa.and_(col == mval, past_id))
 
 
-def insert(conn: sa.Connection, table: sa.Table, values: JSONDict) -> int:
-    """Insert a row (``created_at`` now unless given), secrets sealed; its primary key.
+def written(
+    conn: sa.Connection, table: sa.Table, values: JSONDict, *, row_id: int | None
+) -> JSONDict:
+    """``values`` as they are written into ``table`` (row ``row_id``, or a new row):
+    UUIDs in lower case (:func:`normalized`), then secrets sealed and free text
+    scrubbed (:func:`metalcast.db.sealing.protect`).  Every insert and update goes
+    through here.
 
     Raises:
         SecretsUnprotected: a secret to store and no key to seal it with.
     """
-    values = sealing.protect(conn, table, {"created_at": utcnow(), **values}, row_id=None)
+    return sealing.protect(conn, table, normalized(values), row_id=row_id)
+
+
+def insert(conn: sa.Connection, table: sa.Table, values: JSONDict) -> int:
+    """Insert a row (``created_at`` now unless given) as :func:`written` makes it;
+    its primary key.
+
+    Raises:
+        SecretsUnprotected: a secret to store and no key to seal it with.
+    """
+    values = written(conn, table, {"created_at": utcnow(), **values}, row_id=None)
     result = conn.execute(sa.insert(table).values(values))
     pk = result.inserted_primary_key
     assert pk is not None
     return int(pk[0])
 
 
-def update(conn: sa.Connection, table: sa.Table, row_id: int, values: JSONDict) -> JSONDict:
-    """Write ``values`` into row ``row_id``, stamping ``updated_at``; returns the values
-    as written (secrets sealed, masked ones kept as stored, free text scrubbed).
+def insert_many(conn: sa.Connection, table: sa.Table, values: Iterable[JSONDict]) -> None:
+    """Insert rows in one statement (``created_at`` now unless given), each as
+    :func:`written` makes it.
 
     Raises:
         SecretsUnprotected: a secret to store and no key to seal it with.
     """
-    values = sealing.protect(conn, table, values, row_id=row_id)
+    now = utcnow()
+    batch = [written(conn, table, {"created_at": now, **v}, row_id=None) for v in values]
+    if batch:
+        conn.execute(sa.insert(table), batch)
+
+
+def update(conn: sa.Connection, table: sa.Table, row_id: int, values: JSONDict) -> JSONDict:
+    """Write ``values`` into row ``row_id``, stamping ``updated_at``; returns the values
+    as written (:func:`written`: UUIDs in lower case, secrets sealed, masked ones kept
+    as stored, free text scrubbed).
+
+    Raises:
+        SecretsUnprotected: a secret to store and no key to seal it with.
+    """
+    values = written(conn, table, values, row_id=row_id)
     conn.execute(sa.update(table).where(table.c.id == row_id).values(updated_at=utcnow(), **values))
     return values
 
@@ -155,6 +256,7 @@ def check_unique(
 ) -> None:
     """Raise ``Conflict`` when a value of :data:`UNIQUE_KEYS` in ``values`` is taken
     by another row (not ``exclude_id``)."""
+    values = normalized(values)
     for key in UNIQUE_KEYS:
         value = values.get(key)
         if value is None or key not in table.c:

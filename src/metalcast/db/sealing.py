@@ -1,8 +1,8 @@
 """Secrets at rest: every row is protected on its way into the database.
 
-:func:`protect` runs on every insert and update (:mod:`metalcast.db.rows`) and on
-every history row (:func:`metalcast.db.repository.add_history`), so no caller can
-store a secret in clear, whatever it passes:
+:func:`protect` runs on every insert and update (:func:`metalcast.db.rows.written`:
+node history and audit rows included), so no caller can store a secret in clear,
+whatever it passes:
 
 - JSON columns that hold user data (:data:`SEALED_COLUMNS`) are sealed with the
   database's :class:`~metalcast.secrecy.SecretBox` (the secrets in them encrypted);

@@ -148,7 +148,10 @@ node_history = sa.Table(
     sa.Column("event_type", sa.String(255), nullable=False),
     sa.Column("event", sa.Text, nullable=False),
     sa.Column("conductor", sa.String(255)),
+    #: who asked (the caller's name, else its id): Ironic's ``user``
     sa.Column("user", sa.String(255)),
+    #: the project the caller's credentials were scoped to (Ironic's ``project``)
+    sa.Column("project", sa.String(255)),
 )
 
 #: what a volume connector's ``connector_id`` is (Ironic's list)
@@ -292,11 +295,13 @@ api_tokens = sa.Table(
 # ------------------------------------------------------------------------- audit
 
 #: every write through the API: who (user, project), what (method, path, policy
-#: action, the resource), when, and how it ended (status)
+#: action, the resource), when, and how it ended (status); never a request body
 audit_events = sa.Table(
     "audit_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
+    #: what pages of the audit log are marked with, as every collection's
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime, nullable=False, index=True),
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("user_id", sa.String(255)),
@@ -306,5 +311,8 @@ audit_events = sa.Table(
     sa.Column("path", sa.String(2048), nullable=False),
     sa.Column("action", sa.String(255)),
     sa.Column("status", sa.Integer, nullable=False),
+    #: the node the request concerned (itself, or the node of its port, ...)
     sa.Column("node_uuid", sa.String(36), index=True),
+    #: the UUID of the resource the request addressed or created
+    sa.Column("resource_uuid", sa.String(36)),
 )

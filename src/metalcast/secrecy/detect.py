@@ -44,6 +44,10 @@ _CAMEL_SECRET = re.compile(r"[a-z0-9](?:Pass|Pwd|Sig)(?:$|[A-Z_\-])")
 SEALED_PREFIX = "fernet:"
 SEALED_JSON_PREFIX = "fernet+json:"
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]+=*")
+#: how metalcast's own API tokens begin (``mct_`` + 43 URL-safe characters): a token
+#: pasted into a path or a message is a secret wherever it appears
+API_TOKEN_PREFIX = "mct_"
+_API_TOKEN = re.compile(r"mct_[A-Za-z0-9_-]{16,}")
 _SEALED_IN_TEXT = re.compile(r"fernet(?:\+json)?:[A-Za-z0-9_\-]+=*")
 
 #: ``scheme://user:password@``; the password runs to the last ``@`` before a space or
@@ -111,9 +115,11 @@ def sealed(token: str, *, holds_json: bool, shown: str | None) -> str:
 def scrub_text(text: str, known: Iterable[str] = ()) -> str:
     """``text`` with every secret it holds replaced by ``******``: URL passwords,
     values after secret keys (``password=…``, ``?token=…``, ``"ipmi_password": …``),
-    sealed values, and each of the ``known`` secret values."""
+    sealed values, metalcast API tokens, and each of the ``known`` secret values."""
     if "fernet" in text:
         text = _SEALED_IN_TEXT.sub(MASK, text)
+    if API_TOKEN_PREFIX in text:
+        text = _API_TOKEN.sub(MASK, text)
     if "://" in text and "@" in text:
         text = _USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
     if "'" in text or '"' in text:
@@ -138,7 +144,14 @@ def holds_secret(text: str) -> bool:
 
 def _might_hold_secret(text: str) -> bool:
     """A quick test that rules most strings out (rendering 1,000 nodes checks many)."""
-    return "@" in text or "=" in text or "fernet" in text or '"' in text or "'" in text
+    return (
+        "@" in text
+        or "=" in text
+        or "fernet" in text
+        or API_TOKEN_PREFIX in text
+        or '"' in text
+        or "'" in text
+    )
 
 
 def _secret_values_after_keys(

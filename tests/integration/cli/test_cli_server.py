@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from secret_scan import register
 
 VERSION = {"X-OpenStack-Ironic-API-Version": "latest"}
 
@@ -124,6 +125,42 @@ def test_validate_and_history(metalcast_url: str) -> None:
     assert events, "managing a node leaves history"
     table = cli(metalcast_url, "node", "history", "cli-d").stdout
     assert "Severity" in table and events[-1]["severity"] in table
+
+
+def test_audit_list_shows_who_wrote_what(metalcast_url: str) -> None:
+    node = create(metalcast_url, "cli-audit")
+    create(metalcast_url, "cli-other")
+    cli(metalcast_url, "node", "maintenance", "set", "cli-audit", "--reason", "cabling")
+    refused = cli(metalcast_url, "node", "create", "--driver", "no-such-driver", check=False)
+    assert refused.returncode == 1
+
+    mine = json.loads(cli(metalcast_url, "--json", "audit", "list", "--node", "cli-audit").stdout)
+    # newest first: the maintenance, then the creation (with its port-less POST)
+    assert [(e["method"], e["path"]) for e in mine] == [
+        ("PUT", "/v1/nodes/cli-audit/maintenance"),
+        ("POST", "/v1/nodes"),
+    ]
+    assert {e["node_uuid"] for e in mine} == {node["uuid"]}
+    assert all(e["request_id"].startswith("req-") for e in mine)
+    posts = json.loads(
+        cli(metalcast_url, "--json", "audit", "list", "--method", "POST", "--limit", "1").stdout
+    )
+    assert len(posts) == 1 and posts[0]["status"] == 400  # the refused create, newest
+    table = cli(metalcast_url, "audit", "list", "--since", "2000-01-01").stdout
+    assert "PUT /v1/nodes/cli-audit/maintenance" in table and "400" in table
+    bad = cli(metalcast_url, "audit", "list", "--since", "yesterday", check=False)
+    assert bad.returncode == 1 and "Invalid value for since" in bad.stderr
+
+
+def test_audit_paths_keep_no_secret(metalcast_url: str) -> None:
+    # a path is whatever the client typed; the server's database and logs are searched
+    # for the registered secret when it stops (conftest.running_server)
+    secret = "Audit-Path-Pass-8c1d"
+    register(secret)
+    refused = httpx.delete(f"{metalcast_url}/v1/nodes/password={secret}", timeout=10)
+    assert refused.status_code == 400
+    (newest,) = json.loads(cli(metalcast_url, "--json", "audit", "list", "--limit", "1").stdout)
+    assert (newest["path"], newest["status"]) == ("/v1/nodes/password=******", 400)
 
 
 def test_power_maintenance_and_boot_device(metalcast_url: str) -> None:

@@ -104,3 +104,28 @@ def test_sigterm_parks_work_that_outlives_the_grace_period(
         assert node["provision_state"] == "deploy failed"
         assert node["reservation"] is None
         assert "deploying" in node["last_error"]
+
+
+def test_a_power_action_cut_short_by_a_kill_is_recorded(
+    run_server_in: RunServerIn, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    with run_server_in(state) as server, api(server.url) as client:
+        available_node(client, "powering")
+        patch = [{"op": "add", "path": "/driver_info/fake_latency", "value": 120}]
+        assert client.patch("/v1/nodes/powering", json=patch).status_code == 200
+        response = client.put("/v1/nodes/powering/states/power", json={"target": "power off"})
+        assert response.status_code == 202, response.text
+        assert client.get("/v1/nodes/powering").json()["target_power_state"] == "power off"
+        server.process.kill()
+        server.process.wait()
+
+    with run_server_in(state) as server, api(server.url) as client:
+        node = client.get("/v1/nodes/powering").json()
+        assert node["target_power_state"] is None
+        assert node["reservation"] is None
+        assert node["provision_state"] == "available"
+        assert "restarted during a power action (to 'power off')" in node["last_error"]
+        events = client.get("/v1/nodes/powering/history").json()["history"]
+        assert events[-1]["severity"] == "ERROR"
+        assert events[-1]["event"] == node["last_error"]

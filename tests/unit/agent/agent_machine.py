@@ -86,7 +86,8 @@ class FileServer:
 
     It records every request (``requests``: path with query, headers); with ``token``
     set it answers 403 in Ironic's shape, as the boot server does, to requests that do
-    not carry it in the agent token header.
+    not carry it in the agent token header; a path in ``redirects`` is answered 302 to
+    the URL given there.
     """
 
     def __init__(self) -> None:
@@ -94,11 +95,18 @@ class FileServer:
         self.unsized: set[str] = set()  # served without Content-Length (closed at the end)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.token: str | None = None
+        self.redirects: dict[str, str] = {}
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests.append((self.path, dict(self.headers.items())))
+                if self.path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if server.token and self.headers.get(TOKEN_HEADER) != server.token:
                     self._refuse()
                     return

@@ -64,6 +64,16 @@ def test_without_a_token_no_header_is_sent(files: FileServer) -> None:
     assert TOKEN_HEADER not in files.requests[0][1]
 
 
+def test_the_token_does_not_follow_a_redirect(files: FileServer) -> None:
+    with FileServer().running() as elsewhere:
+        elsewhere.files["/y"] = b"y"
+        files.redirects["/x"] = elsewhere.url("/y")
+        with access(files).open("/x", what="Image download") as download:
+            assert download.stream.read() == b"y"  # type: ignore[attr-defined]
+    assert files.requests[0][1][TOKEN_HEADER] == TOKEN
+    assert TOKEN_HEADER not in elsewhere.requests[0][1]
+
+
 @pytest.mark.parametrize(
     ("url", "resolved"),
     [

@@ -25,16 +25,26 @@ BASE = "http://testserver"
 
 
 class Client:
-    """A synchronous client for the ASGI app (httpx's ASGITransport, one loop per call)."""
+    """A synchronous client for the ASGI app (httpx's ASGITransport, one loop per call).
 
-    def __init__(self, app: Starlette) -> None:
+    ``peer`` is the address the app sees the requests come from."""
+
+    def __init__(self, app: Starlette, peer: str = "127.0.0.1") -> None:
         self.app = app
+        self.peer = peer
 
     def request(
-        self, method: str, path: str, *, content: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None,
+        headers: dict[str, str],
     ) -> httpx.Response:
         async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            transport = httpx.ASGITransport(
+                app=self.app, raise_app_exceptions=False, client=(self.peer, 50000)
+            )
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
                 return await client.request(method, path, content=content, headers=headers)
 
@@ -118,27 +128,20 @@ def fault_of(response: httpx.Response) -> str:
 
 
 def make_settings(
-    tmp_path: Path,
-    *,
-    auth: str = "noauth",
-    host: str = "127.0.0.1",
-    policy_file: Path | None = None,
+    tmp_path: Path, *, auth: str = "noauth", host: str = "127.0.0.1", **api: Any
 ) -> Settings:
     return Settings(
         state_dir=tmp_path,
-        api=ApiSettings(host=host, auth_strategy=auth, max_limit=50, policy_file=policy_file),
+        api=ApiSettings(host=host, auth_strategy=auth, max_limit=50, **api),
         conductor=ConductorSettings(hostname="cond-1", sync_power_state_interval=0),
     )
 
 
 def build(
-    tmp_path: Path,
-    auth: str,
-    registry: DriverRegistry | None = None,
-    *,
-    policy_file: Path | None = None,
+    tmp_path: Path, auth: str, registry: DriverRegistry | None = None, **api: Any
 ) -> Iterator[Api]:
-    settings = make_settings(tmp_path, auth=auth, policy_file=policy_file)
+    """The app on a fresh database; ``api`` overrides settings of the ``api`` area."""
+    settings = make_settings(tmp_path, auth=auth, **api)
     db = Database(settings.database_url)
     db.migrate()
     service = ConductorService(
@@ -151,5 +154,6 @@ def build(
     service.start()
     app = create_app(settings, db, LocalConductorClient(service))
     yield Api(Client(app), db, service)
+    app.state.audit.close()
     service.stop(5)
     db.dispose()

@@ -172,7 +172,7 @@ def test_backfill_of_a_node_that_does_not_match_is_refused(api: Api) -> None:
         ({"resource_class": RC, "traits": ["lower"]}, 'Invalid trait "lower"'),
         ({"resource_class": RC, "traits": "CUSTOM_A"}, "is not of type 'list'"),
         ({"resource_class": RC, "name": "has space"}, "Cannot create allocation with invalid name"),
-        ({"resource_class": RC, "uuid": "nope"}, "is not a valid UUID"),
+        ({"resource_class": RC, "uuid": "nope"}, "to be a UUID in canonical form"),
         ({"resource_class": "x" * 81}, "longer than 80 characters"),
         ({"resource_class": RC, "bogus": 1}, "Unknown field(s) for allocation: bogus"),
         ({"resource_class": RC, "candidate_nodes": [1]}, "is not a list of node UUIDs"),

@@ -53,9 +53,12 @@ def test_events_are_checked_and_accepted(api: Api) -> None:
     [
         ([], "'events' must hold at least one event"),
         ([{**EVENT, "event": "network.explode"}], "Acceptable values are: network.bind_port"),
-        ([{**EVENT, "port_id": "nope"}], "'port_id': 'nope' is not a valid UUID"),
+        ([{**EVENT, "port_id": "nope"}], "Expected field 'port_id' to be a UUID in canonical form"),
         ([{**EVENT, "mac_address": "nope"}], "Expected a MAC address"),
-        ([{**EVENT, "device_id": "nope"}], "'device_id': 'nope' is not a valid UUID"),
+        (
+            [{**EVENT, "device_id": "nope"}],
+            "Expected field 'device_id' to be a UUID in canonical form",
+        ),
         ([{**EVENT, "colour": "red"}], "Unknown field(s) for event (events[0]): colour"),
         ([{k: v for k, v in EVENT.items() if k != "status"}], "'status' is a required"),
         (["bind"], "Event 0 is not an object"),

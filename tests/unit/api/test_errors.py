@@ -103,7 +103,10 @@ def test_access_log_has_one_line_per_request_without_bodies(api: Api) -> None:
     assert "s3" not in repr(logs)
 
 
-@pytest.mark.parametrize("path", ["/v1/nodes/nope", "/v1/ports/nope", "/v1/chassis/nope"])
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/nodes/nope", "/v1/ports/nope", "/v1/chassis/1be26c0b-03f2-4d2e-ae87-c02d7f33c123"],
+)
 def test_unknown_resources_are_404(api: Api, path: str) -> None:
     response = api.get(path)
     assert response.status_code == 404

@@ -13,6 +13,8 @@ API's routes are walked with builtin users in ``test_policy_identity_routes.py``
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -33,7 +35,7 @@ from policy_matrix import (
     visible_nodes,
 )
 from policy_walk import identity_headers, judge, portal_api, sender, settle, with_headers
-from policy_world import World, prepare
+from policy_world import World, fill, prepare
 from starlette.routing import Match, Route
 
 from metalcast.api.policy import REDACTED
@@ -82,6 +84,40 @@ def test_each_persona_gets_what_the_matrix_says(world: HeaderWorld, action: Acti
         if problem:
             wrong.append(f"{caller.name}: expected {expected.name}, got {problem}")
     assert not wrong, f"{action.method} {action.path}:\n" + "\n".join(wrong)
+
+
+def test_a_malformed_identifier_is_400_whoever_asks(world: HeaderWorld) -> None:
+    # Ironic checks an identifier's form before it looks the object up or asks the
+    # policy: 400 to every caller with credentials, also to those who could not see
+    # the object, which tells them nothing about it
+    leased = uuid.UUID(world.leased)
+    paths = [
+        f"/v1/nodes/{leased.hex}",
+        "/v1/nodes/not%20a%20name",
+        f"/v1/ports/{{{world.ports['leased']}}}",
+    ]
+    wrong = []
+    for caller, path in itertools.product(PERSONAS, paths):
+        response = world.as_caller(caller).get(path)
+        expected = 401 if caller.name == "anonymous" else 400
+        if response.status_code != expected:
+            wrong.append(f"{caller.name} {path}: {response.status_code} {response.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("name", ["show node", "show port", "show portgroup"])
+def test_an_upper_case_uuid_is_the_same_object_to_every_persona(
+    world: HeaderWorld, name: str
+) -> None:
+    action = next(a for a in ACTIONS if a.name == name)
+    names = {k: v.upper() for k, v in world.fresh(None).items()}
+    wrong = []
+    for caller in PERSONAS:
+        response = world.as_caller(caller).get(fill(action.path, names, world))
+        problem = judge(action, MATRIX[name][caller.name], response)
+        if problem:
+            wrong.append(f"{caller.name}: {problem}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_the_matrix_walks_every_route(world: HeaderWorld) -> None:

@@ -96,7 +96,7 @@ def test_lookup_of_macs_on_two_nodes_is_not_found(api: Api) -> None:
         ("addresses=not-a-mac", "Expected MAC addresses but received not-a-mac"),
         ("addresses=52:54:00:12:34", "Expected MAC addresses"),
         ("", "At least one of 'addresses' and 'node_uuid'"),
-        ("node_uuid=node-1", "Expected a UUID for node_uuid"),
+        ("node_uuid=node-1", "Expected node_uuid to be a UUID in canonical form"),
         (f"addresses={MAC}&mac={MAC}", "Unknown parameter(s) for a lookup: mac"),
     ],
 )

@@ -70,6 +70,40 @@ def test_recovery_fails_work_a_dead_process_left(env: Env) -> None:
     assert env.history(node.id)[-1].severity == "ERROR"
 
 
+def test_a_power_action_cut_short_by_a_restart_is_recorded(env: Env) -> None:
+    node = env.create("manageable", driver_info={"fake_latency": 1})
+    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    env.gate.wait_for_sleeper()  # the BMC call is under way
+    assert env.service.stop(timeout=0.05) is False  # the conductor goes; the task is parked
+    env.gate.open()
+    assert env.node(node.id).target_power_state == "power on"
+    env.make()  # the next start
+    after = env.node(node.id)
+    expected = (
+        "metalcast conductor conductor-1 restarted during a power action (to 'power on'); "
+        "the action was interrupted and the node's power state may not be 'power on'"
+    )
+    assert after.last_error == expected
+    assert after.target_power_state is None
+    assert after.reservation is None
+    assert after.provision_state == "manageable"
+    last = env.history(node.id)[-1]
+    assert (last.event, last.event_type, last.severity) == (expected, "power", "ERROR")
+
+
+def test_a_power_target_left_on_an_unlocked_node_is_cleared_and_recorded(env: Env) -> None:
+    node = env.create("manageable")
+    with env.db.begin() as conn:  # what a conductor that died elsewhere may leave
+        repo.update_node(conn, node.id, {"target_power_state": "power off"})
+    env.service.stop(timeout=1)
+    env.make()
+    after = env.node(node.id)
+    assert after.target_power_state is None
+    assert after.last_error is not None
+    assert "during a power action (to 'power off')" in after.last_error
+    assert env.history(node.id)[-1].event == after.last_error
+
+
 def test_graceful_stop_parks_running_work(env: Env) -> None:
     node = env.create("available", driver_info={"fake_latency": 1})
     act(env, node.id, "active")

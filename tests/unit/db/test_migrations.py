@@ -106,3 +106,40 @@ def test_downgrading_to_0001_keeps_the_nodes(tmp_path: Path) -> None:
         names = conn.execute(sa.text("SELECT name FROM nodes")).scalars().all()
     assert names == ["kept"]
     db.dispose()
+
+
+def _insert_node_with_uuid(conn: sa.Connection, name: str, uuid: str) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO nodes (uuid, name, driver, driver_info, driver_internal_info, "
+            "properties, instance_info, extra, provision_state, created_at) VALUES "
+            "(:uuid, :name, 'fake-hardware', '{}', '{}', '{}', '{}', '{}', 'enroll', "
+            "'2026-01-01')"
+        ),
+        {"uuid": uuid, "name": name},
+    )
+
+
+def test_0004_rewrites_uuids_in_canonical_lower_case(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'uuids.sqlite'}")
+    _alembic(db, "upgrade", "0003")
+    upper = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"
+    shuffled = "1111111-12222-4333-8444-555555555555"
+    lower = "abcdef99-8888-4777-8666-555555555555"
+    with db.begin() as conn:
+        _insert_node_with_uuid(conn, "upper", upper)
+        _insert_node_with_uuid(conn, "shuffled", shuffled)
+        _insert_node_with_uuid(conn, "lower", lower)
+        # a duplicate made before: the same UUID in upper case
+        _insert_node_with_uuid(conn, "twin", lower.upper())
+    db.migrate()
+    with db.begin() as conn:
+        rows = dict(conn.execute(sa.text("SELECT name, uuid FROM nodes")).all())
+        assert repo.get_node(conn, upper).name == "upper"
+    assert rows == {
+        "upper": upper.lower(),
+        "shuffled": "11111111-2222-4333-8444-555555555555",
+        "lower": lower,
+        "twin": lower.upper(),  # left as it was: its canonical UUID is taken
+    }
+    db.dispose()

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from metalcast.db import allocations as repo_alloc
+from metalcast.db import audit as audit_db
 from metalcast.db import deploy_templates as repo_tpl
 from metalcast.db import repository as repo
-from metalcast.db import sealing, volumes
+from metalcast.db import rows, sealing, volumes
 from metalcast.db import tables as t
 from metalcast.db.engine import Database
 from metalcast.secrecy import MASK, SecretBox, is_sealed
@@ -137,6 +138,47 @@ def test_history_and_last_error_are_scrubbed_of_every_secret(db: Database) -> No
         (event,) = [h.event for h in repo.list_history(conn, node_id) if h.event_type == "rescue"]
         assert repo.get_node_by_id(conn, node_id).last_error == node.last_error
     assert event == f"rescue with {MASK} and {MASK}: token={MASK}"
+
+
+def test_one_write_path_makes_uuids_canonical_and_seals_secrets(db: Database) -> None:
+    # rows.written: what the API's UUID rule and the secrets' sealing both rely on
+    upper = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"
+    with db.begin() as conn:
+        node_id = repo.create_node(
+            conn,
+            {
+                "uuid": upper,
+                "driver": "fake-hardware",
+                "provision_state": "enroll",
+                "driver_info": {"ipmi_password": BMC_PASSWORD},
+            },
+        ).id
+        written = rows.update(
+            conn,
+            t.nodes,
+            node_id,
+            {"instance_uuid": upper, "last_error": f"BMC refused {BMC_PASSWORD}"},
+        )
+        audit_db.add_events(
+            conn,
+            [
+                {
+                    "uuid": upper,
+                    "request_id": "req-1",
+                    "method": "DELETE",
+                    "path": f"/v1/nodes/password={URL_PASSWORD}",
+                    "status": 400,
+                    "node_id": node_id,
+                }
+            ],
+        )
+    assert written == {"instance_uuid": upper.lower(), "last_error": f"BMC refused {MASK}"}
+    assert upper.lower() in _raw(db, "nodes", "uuid")
+    assert BMC_PASSWORD not in _raw(db, "nodes", "driver_info") + _raw(db, "nodes", "last_error")
+    with db.read() as conn:
+        (event,) = conn.execute(sa.select(t.audit_events)).mappings().all()
+    assert (event["uuid"], event["node_uuid"]) == (upper.lower(), upper.lower())
+    assert event["path"] == f"/v1/nodes/password={MASK}"
 
 
 def test_ports_portgroups_chassis_and_volume_targets_are_sealed(db: Database) -> None:

@@ -270,7 +270,13 @@ def render_event(
         "event": scrub_text(event.event),
     }
     if detail:
-        doc.update(event_type=event.event_type, conductor=event.conductor, user=event.user)
+        # project: the caller's, as Ironic's history shows it (from 1.113 there)
+        doc.update(
+            event_type=event.event_type,
+            conductor=event.conductor,
+            user=event.user,
+            project=event.project,
+        )
     doc["links"] = links(base_url, f"nodes/{node_uuid}/history/{event.uuid}")
     return doc
 

@@ -112,9 +112,11 @@ def get_states(call: Call) -> object:
 
 # ----------------------------------------------------------------------------- power
 
+#: the longest a power action may be given to complete, in seconds
+MAX_POWER_TIMEOUT = 3600
 _POWER_BODY = {
     "target": Field(nullable=False),
-    "timeout": Field("integer", feature="soft_power"),
+    "timeout": Field("integer", feature="soft_power", minimum=1, maximum=MAX_POWER_TIMEOUT),
 }
 #: the targets :func:`_power_target` takes
 _POWER_DOC = body(
@@ -143,9 +145,7 @@ def set_power_state(call: Call) -> object:
         required=("target",),
     )
     target = _power_target(body["target"], call.version)
-    timeout = body.get("timeout")
-    if timeout is not None and timeout < 1:
-        raise InvalidInput(f"Invalid timeout {timeout}: it must be a positive number of seconds.")
+    timeout = body.get("timeout")  # 1 to MAX_POWER_TIMEOUT seconds (its Field says)
     node = _load(call, "baremetal:node:set_power_state")
     call.deps.conductor.change_power_state(node.id, target, timeout=timeout, context=call.context)
     return _accepted(call, node)

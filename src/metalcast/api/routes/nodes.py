@@ -110,6 +110,10 @@ def node_filters(
     _check_filter_names(call)
     values: dict[str, Any] = {name: query.get(name) for name in _TEXT_FILTERS}
     values.update({name: parse_bool(name, query.get(name)) for name in _BOOL_FILTERS})
+    if values["instance_uuid"] is not None:
+        values["instance_uuid"] = repo.canonical_uuid(
+            values["instance_uuid"], what="instance_uuid to be a UUID"
+        )
     if "chassis_uuid" in query:
         chassis_id = _chassis_filter(conn, query["chassis_uuid"])
     ids = None
@@ -134,6 +138,7 @@ def _check_filter_names(call: Call) -> None:
 
 
 def _chassis_filter(conn: sa.Connection, uuid: str) -> int:
+    uuid = repo.canonical_uuid(uuid, what="chassis_uuid to be a UUID")
     row = conn.execute(sa.select(t.chassis.c.id).where(t.chassis.c.uuid == uuid)).first()
     return -1 if row is None else int(row.id)
 
@@ -283,6 +288,7 @@ def create_node(call: Call) -> object:
     if not allows("enroll", call.version):
         values["provision_state"] = "available"
     node = call.deps.conductor.create_node(values, context=call.context)
+    call.audit.node(uuid=node.uuid)
     with call.deps.db.read() as conn:
         doc = render_one(conn, call, node=node)
     return Reply(201, doc, {"Location": call.url("v1", "nodes", node.uuid)})

@@ -122,8 +122,8 @@ def lookup(call: Call) -> object:
     _require(call)
     check_query(call.query, LOOKUP_QUERY, what="a lookup")
     node_uuid = call.query.get("node_uuid") or None
-    if node_uuid is not None and not repo.is_uuid(node_uuid):
-        raise InvalidInput(f"Expected a UUID for node_uuid but received {node_uuid}.")
+    if node_uuid is not None:
+        node_uuid = repo.canonical_uuid(node_uuid, what="node_uuid to be a UUID")
     macs = _macs(call.query.get("addresses") or "", node_uuid=node_uuid)
     with call.deps.db.read() as conn:
         node = _find(conn, node_uuid, macs)
