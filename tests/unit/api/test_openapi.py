@@ -184,3 +184,27 @@ def test_served_at_v1_openapi_json_without_credentials(builtin: Api) -> None:
     deps = builtin.client.app.state.deps
     assert deps.openapi() is deps.openapi()
     assert builtin.get("/v1/nodes", version=None).status_code == 401
+
+
+def _conforms(name: str, document: object) -> list[str]:
+    """What is wrong with ``document`` as components/schemas/<name> describes it."""
+    schema = {"$ref": f"#/components/schemas/{name}", "components": DOCUMENT["components"]}
+    validator = jsonschema.Draft202012Validator(schema)
+    return [error.message for error in validator.iter_errors(document)]
+
+
+def test_rendered_documents_are_as_described(api: Api) -> None:
+    """Found by schemathesis: history events with detail show the caller's project,
+    which their description lacked (it is now typed by the history table)."""
+    node = api.node(name="described")
+    assert _conforms("Node", api.get("/v1/nodes/described").json()) == []
+    assert (
+        api.put(f"/v1/nodes/{node['uuid']}/states/provision", {"target": "manage"}).status_code
+        == 202
+    )
+    assert api.service.rt.workers.wait_idle(10)
+    events = api.get("/v1/nodes/described/history?detail=true").json()["history"]
+    assert events and "project" in events[0]
+    for event in events:
+        assert _conforms("HistoryEvent", event) == []
+    assert _conforms("HistoryEvent", {**events[0], "colour": "blue"}) != []

@@ -11,7 +11,6 @@ from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.operations import (
     DATE_TIME,
     LINKS,
-    UUID,
     Named,
     Operation,
     Param,
@@ -20,6 +19,7 @@ from metalcast.api.operations import (
     no_content,
     nullable,
     obj,
+    resource,
     string,
 )
 from metalcast.api.operations import collection as collection_of
@@ -36,6 +36,7 @@ from metalcast.api.versions import allows
 from metalcast.api.views.common import iso, links
 from metalcast.db import bios
 from metalcast.db import repository as repo
+from metalcast.db import tables as t
 from metalcast.db.models import BiosSetting, HistoryEvent, Node
 from metalcast.errors import InvalidInput, NotAcceptable, NotFound
 from metalcast.secrecy import MASK, is_secret_key, scrub_text
@@ -259,6 +260,17 @@ def detach_vif(call: Call) -> object:
 # --------------------------------------------------------------------------- history
 
 
+#: what an event shows, and what it shows with ``detail`` (project: the caller's, as
+#: Ironic's history shows it from 1.113)
+EVENT_FIELDS = ("uuid", "created_at", "severity", "event")
+EVENT_DETAIL = ("event_type", "conductor", "user", "project")
+EVENT = resource(
+    "HistoryEvent",
+    dict.fromkeys((*EVENT_FIELDS, *EVENT_DETAIL)),
+    table=t.node_history,
+)
+
+
 def render_event(
     event: HistoryEvent, node_uuid: str, *, base_url: str, detail: bool
 ) -> dict[str, Any]:
@@ -270,35 +282,13 @@ def render_event(
         "event": scrub_text(event.event),
     }
     if detail:
-        # project: the caller's, as Ironic's history shows it (from 1.113 there)
-        doc.update(
-            event_type=event.event_type,
-            conductor=event.conductor,
-            user=event.user,
-            project=event.project,
-        )
+        doc.update({name: getattr(event, name) for name in EVENT_DETAIL})
     doc["links"] = links(base_url, f"nodes/{node_uuid}/history/{event.uuid}")
     return doc
 
 
-EVENT = Named(
-    "HistoryEvent",
-    obj(
-        {
-            "uuid": UUID,
-            "created_at": DATE_TIME,
-            "severity": string(),
-            "event": string(),
-            "event_type": string(description="With detail."),
-            "conductor": nullable(string(description="With detail.")),
-            "user": nullable(string(description="With detail.")),
-            "links": LINKS,
-        },
-        required=("uuid", "created_at", "severity", "event", "links"),
-    ),
-)
 HISTORY_QUERY = (
-    flag("detail", "Show each event's type, conductor and user."),
+    flag("detail", f"Show each event's {', '.join(EVENT_DETAIL)}."),
     Param("limit", integer(minimum=0), "The page size (0: the largest, api.max_limit)."),
     Param("marker", string(format="uuid"), "The UUID of the last event of the previous page."),
 )
