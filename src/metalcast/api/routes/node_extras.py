@@ -9,15 +9,11 @@ from starlette.routing import Route
 from metalcast.api import lookup, vendor
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.operations import (
-    DATE_TIME,
-    LINKS,
-    Named,
     Operation,
     Param,
     array,
     integer,
     no_content,
-    nullable,
     obj,
     resource,
     string,
@@ -146,19 +142,9 @@ def render_setting(setting: BiosSetting, node_uuid: str, *, base_url: str) -> di
     }
 
 
-BIOS_SETTING = Named(
-    "BiosSetting",
-    obj(
-        {
-            "name": string(),
-            "value": nullable(string()),
-            "created_at": DATE_TIME,
-            "updated_at": nullable(DATE_TIME),
-            "links": LINKS,
-        },
-        required=("name", "value", "created_at", "updated_at", "links"),
-    ),
-)
+#: what a BIOS setting shows (Ironic's 1.40 fields), typed by the cache's columns
+BIOS_FIELDS = ("name", "value", "created_at", "updated_at")
+BIOS_SETTING = resource("BiosSetting", dict.fromkeys(BIOS_FIELDS), table=t.bios_settings)
 
 
 @endpoint(
