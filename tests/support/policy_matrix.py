@@ -274,9 +274,9 @@ class Outcome(enum.Enum):
 Requirement = str | tuple[str, ...]
 
 #: the only paths a caller without credentials reaches (version discovery, the
-#: ramdisk agent's lookup and heartbeat, as in Ironic): everywhere else 401 comes
-#: before any rule, even a rule that lets everyone in ("@")
-PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/lookup", "/v1/heartbeat/{node}"})
+#: ramdisk agent's lookup and heartbeat, as in Ironic, and the OpenAPI description):
+#: everywhere else 401 comes before any rule, even a rule that lets everyone in ("@")
+PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/lookup", "/v1/heartbeat/{node}", "/v1/openapi.json"})
 
 
 @dataclass(frozen=True)
@@ -666,6 +666,7 @@ OTHER_ACTIONS: tuple[Action, ...] = (
     Action("audit log", "GET", "/v1/audit", ("audit:list",), hides=None),
     Action("root", "GET", "/", ("api:discovery",), hides=None),
     Action("v1", "GET", "/v1", ("api:discovery",), hides=None),
+    Action("openapi", "GET", "/v1/openapi.json", ("api:discovery",), hides=None),
 )
 
 _T = "identity:token:"

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalcast.api import auth, errors, policy
+from metalcast.api import auth, errors, openapi, policy
 from metalcast.api.audit import AuditLog
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import JSON, Deps
@@ -62,6 +62,7 @@ def routes() -> list[BaseRoute]:
         *identity.ROUTES,
         *tokens.ROUTES,
         *audit.ROUTES,
+        *openapi.ROUTES,
     ]
 
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
         policy=rules,
         credentials=cache,
         audit=audit_log,
+        openapi=openapi.DocumentCache(app.routes).document,
     )
     app.state.audit = audit_log
     return app

@@ -18,6 +18,10 @@ the client connected to.  ``X-Forwarded-Host`` and ``X-Forwarded-Proto`` are bel
 only from a peer in ``api.trusted_proxies`` (a reverse proxy in front of the API);
 from anyone else they are ignored, so nobody can make the API hand out links to a
 host of their choosing.
+
+``doc`` declares what the endpoint takes and answers (:class:`~metalcast.api.operations.
+Operation`); :func:`declaration` finds it again, with the rule, for the OpenAPI
+description (:mod:`metalcast.api.openapi`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from metalcast.api import limits, policy
 from metalcast.api.audit import AuditLog, AuditNote
 from metalcast.api.auth import parse_networks
 from metalcast.api.auth.cache import CredentialCache
-from metalcast.api.policy.rules import BY_NAME, Subject
+from metalcast.api.operations import Operation
+from metalcast.api.policy.rules import BY_NAME, Rule, Subject
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
 from metalcast.context import RequestContext, acting_for
@@ -61,6 +66,9 @@ class Deps:
     policy: policy.Policy
     credentials: CredentialCache
     audit: AuditLog | None = None
+    #: the OpenAPI description of the application's routes, built once
+    #: (:class:`metalcast.api.openapi.DocumentCache`)
+    openapi: Callable[[], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +135,40 @@ Handler = Callable[[Call], object]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """What :func:`endpoint` knows of one endpoint."""
+
+    rule: Rule
+    #: whether the endpoint reads a JSON request body
+    body: bool
+    #: what it takes and answers (None: not described yet)
+    operation: Operation | None
+
+
+#: endpoint -> its declaration, filled as route modules are imported (the routes
+#: are built at import time too: both are fixed for the life of the process)
+_DECLARED: dict[Callable[..., object], Declaration] = {}
+
+
+def declaration(route_endpoint: Callable[..., object]) -> Declaration | None:
+    """The declaration of an endpoint :func:`endpoint` made (None for any other)."""
+    return _DECLARED.get(route_endpoint)
+
+
 def endpoint(
-    action: str, *, body: bool = False, checks_itself: bool = False
+    action: str,
+    *,
+    body: bool = False,
+    checks_itself: bool = False,
+    doc: Operation | None = None,
 ) -> Callable[[Handler], Endpoint]:
     """Turn ``handler`` into a Starlette endpoint guarded by policy rule ``action``.
 
     With ``body`` the request body is parsed as JSON (empty body: ``None``).  With
     ``checks_itself`` the handler checks even a rule about the caller alone (when
     the rule to check depends on the request, e.g. creating a node for one's own
-    project).
+    project).  ``doc`` describes it (:mod:`metalcast.api.openapi`).
 
     Raises:
         UnknownRule: ``action`` is not a policy rule (when the module is imported).
@@ -173,6 +206,7 @@ def endpoint(
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__
+        _DECLARED[run] = Declaration(rule=rule, body=body, operation=doc)
         return run
 
     return wrap

@@ -1,5 +1,9 @@
 """Query parameters shared by the collections: paging, sorting, fields, detail.
 
+Each endpoint declares the parameters it accepts as :class:`~metalcast.api.operations.
+Param` tuples (:func:`paging` builds the shared ones); :func:`check_query` refuses any
+other, and the OpenAPI description lists them.
+
 Errors: ``InvalidInput`` (400) naming the parameter and what it accepts.
 """
 
@@ -12,12 +16,69 @@ from urllib.parse import quote
 
 from starlette.datastructures import QueryParams
 
+from metalcast.api.operations import Param, boolean, integer, names, string
 from metalcast.api.versions import Version, allows
 from metalcast.db.repository import Page, canonical_uuid
 from metalcast.errors import InvalidInput, NotAcceptable
 
 _TRUE = frozenset({"1", "t", "true", "on", "y", "yes"})
 _FALSE = frozenset({"0", "f", "false", "off", "n", "no"})
+
+
+def check_query(query: QueryParams, params: Collection[Param], *, what: str) -> None:
+    """Refuse a request with a query parameter not in ``params``.
+
+    Raises:
+        InvalidInput: naming the unknown parameters and the accepted ones.
+    """
+    accepted = names(params)
+    unknown = sorted(set(query) - accepted)
+    if unknown:
+        listed = ", ".join(sorted(accepted)) or "none"
+        raise InvalidInput(
+            f"Unknown parameter(s) for {what}: {', '.join(unknown)}. Accepted: {listed}."
+        )
+
+
+#: how the API spells booleans in query parameters (:func:`parse_bool`)
+BOOL_NOTE = "Also 1/0, yes/no, on/off, t/f, y/n, in any case."
+
+
+def flag(name: str, description: str, *, feature: str | None = None) -> Param:
+    """A boolean query parameter."""
+    return Param(name, boolean(), f"{description} {BOOL_NOTE}", feature)
+
+
+def paging(
+    *,
+    sortable: Collection[str],
+    fields: Collection[str],
+    detail_feature: str | None = "detail_param",
+) -> tuple[Param, ...]:
+    """The collection parameters :func:`parse_listing` reads, for a collection sorted
+    by ``sortable`` whose documents have ``fields`` (``detail_feature`` None: a
+    collection without ``?detail=``)."""
+    params = (
+        Param("limit", integer(minimum=0), "The page size (0: the largest, api.max_limit)."),
+        Param("marker", string(format="uuid"), "The UUID of the last item of the previous page."),
+        Param("sort_key", string(enum=sorted(sortable)), "Sort by this field (default id)."),
+        Param("sort_dir", string(enum=["asc", "desc"]), "Sort direction (default asc)."),
+        fields_param(fields),
+    )
+    if detail_feature is None:
+        return params
+    return (*params, flag("detail", "Show every field (not with fields).", feature=detail_feature))
+
+
+def fields_param(fields: Collection[str]) -> Param:
+    """``?fields=a,b``: only these fields (from API version 1.8)."""
+    alternatives = "|".join(sorted(fields))
+    return Param(
+        "fields",
+        string(pattern=f"^({alternatives})(,({alternatives}))*$"),
+        "Comma-separated fields to show (links always).",
+        "fields",
+    )
 
 
 def parse_bool(name: str, value: str | None) -> bool | None:

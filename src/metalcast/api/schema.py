@@ -212,14 +212,20 @@ def check_traits(traits: object) -> list[str]:
     return [check_trait(t) for t in traits]
 
 
-def check_choice(choices: Collection[str]) -> Check:
-    """A check accepting only ``choices``."""
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A check accepting only ``choices`` (the OpenAPI description lists them)."""
 
-    def check(name: str, value: Any) -> None:
-        if value not in choices:
+    choices: frozenset[str]
+
+    def __call__(self, name: str, value: Any) -> None:
+        if value not in self.choices:
             raise InvalidInput(
                 f"Invalid value for field '{name}': '{value}'. "
-                f"Acceptable values are: {', '.join(sorted(choices))}."
+                f"Acceptable values are: {', '.join(sorted(self.choices))}."
             )
 
-    return check
+
+def check_choice(choices: Collection[str]) -> Check:
+    """A check accepting only ``choices``."""
+    return Choice(frozenset(choices))

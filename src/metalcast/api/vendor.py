@@ -12,7 +12,25 @@ from __future__ import annotations
 from typing import Any
 
 from metalcast.api.endpoint import Call
+from metalcast.api.operations import ANY, Named, Operation, Param, obj, string
 from metalcast.errors import InvalidInput
+
+METHODS = Named(
+    "VendorMethods",
+    obj(
+        additional=obj(additional=True),
+        description="Method name -> its description (async, attach, description, http_methods).",
+    ),
+)
+PASSTHRU = Operation(
+    "Call a vendor passthru method",
+    answers={200: ANY, 202: ANY},
+    body=obj(additional=True, description="The method's arguments."),
+    body_required=False,
+    query=(Param("method", string(), "The method (when the path does not name it)."),),
+    description="The method's HTTP methods say which of GET, POST, PUT, PATCH, DELETE it "
+    "takes; an asynchronous one answers 202.",
+)
 
 
 def passthru_request(call: Call) -> tuple[str, dict[str, Any]]:

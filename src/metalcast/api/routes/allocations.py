@@ -27,7 +27,17 @@ from starlette.routing import Route
 
 from metalcast.api import lookup, patching, policy, versions
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.operations import Operation, Param, body, patch, string
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    last_marker,
+    paging,
+    parse_fields,
+    parse_listing,
+)
 from metalcast.api.schema import (
     MAX_TRAITS,
     Field,
@@ -75,18 +85,20 @@ def _fields(call: Call) -> tuple[str, ...] | None:
 
 # --------------------------------------------------------------------------- listing
 
-_FILTERS = frozenset({"node", "resource_class", "state", "owner"})
-_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields"})
+LIST_QUERY = (
+    Param("node", string(), "The allocation of this node (UUID or name)."),
+    Param("resource_class", string(), "Allocations for this resource class."),
+    Param("state", string(enum=list(repo_alloc.STATES)), "Allocations in this state."),
+    Param("owner", string(), "Allocations of this project.", "allocation_owner"),
+    *paging(sortable=view.ALLOCATION_SORTABLE, fields=view.ALLOCATION_FIELDS, detail_feature=None),
+)
+#: writes before 1.52 are 405, as in Ironic
+_WRITE_ERRORS = frozenset({405})
 
 
 def _filters(conn: sa.Connection, call: Call, *, owner: str | None) -> repo_alloc.AllocationFilters:
     query = call.query
-    unknown = sorted(set(query) - _FILTERS - _PAGING)
-    if unknown:
-        raise InvalidInput(
-            f"Unknown parameter(s) for listing allocations: {', '.join(unknown)}. "
-            f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
-        )
+    check_query(query, LIST_QUERY, what="listing allocations")
     state = query.get("state")
     if state is not None and state not in repo_alloc.STATES:
         raise InvalidInput(
@@ -129,7 +141,16 @@ def _check_each(call: Call, found: list[Allocation]) -> None:
         call.enforce(lookup.ALLOCATION_GET, policy.allocation_target(owner))
 
 
-@endpoint("baremetal:allocation:list")
+@endpoint(
+    "baremetal:allocation:list",
+    doc=Operation(
+        "List allocations",
+        answers={200: collection_of("allocations", view.ALLOCATION)},
+        query=LIST_QUERY,
+        feature="allocations",
+        description="A project's caller sees its project's allocations only.",
+    ),
+)
 def get_allocations(call: Call) -> object:
     require(call, "allocations")
     owner = _listed_owner(call)
@@ -162,7 +183,18 @@ def get_allocations(call: Call) -> object:
     )
 
 
-@endpoint("baremetal:allocation:get")
+_FIELDS_QUERY = (fields_param(view.ALLOCATION_FIELDS),)
+
+
+@endpoint(
+    "baremetal:allocation:get",
+    doc=Operation(
+        "Show an allocation",
+        answers={200: view.ALLOCATION},
+        query=_FIELDS_QUERY,
+        feature="allocations",
+    ),
+)
 def get_allocation(call: Call) -> object:
     require(call, "allocations")
     with call.deps.db.read() as conn:
@@ -290,7 +322,21 @@ def resolve_candidates(conn: sa.Connection, idents: list[str], *, project: str |
     return list(dict.fromkeys(mapping[ident] for ident in idents))
 
 
-@endpoint(CREATE, body=True, checks_itself=True)
+@endpoint(
+    CREATE,
+    body=True,
+    checks_itself=True,
+    doc=Operation(
+        "Ask for a node: by resource class, traits and candidates, or a given one (backfill)",
+        answers={201: view.ALLOCATION},
+        body=body(CREATABLE, name="AllocationCreate"),
+        feature="allocations",
+        errors=_WRITE_ERRORS,
+        description="The allocation is created allocating; a conductor finds it a node "
+        "right after (poll it until active or error). node needs 1.58, owner 1.60.",
+        examples=({"resource_class": "baremetal", "traits": ["CUSTOM_GPU"]},),
+    ),
+)
 def create_allocation(call: Call) -> object:
     require(call, "allocations")
     body = _body(call)
@@ -355,7 +401,17 @@ def _check_patch(body: object) -> None:
                 ) from None
 
 
-@endpoint("baremetal:allocation:update", body=True)
+@endpoint(
+    "baremetal:allocation:update",
+    body=True,
+    doc=Operation(
+        "Rename an allocation or change its extra (JSON Patch)",
+        answers={200: view.ALLOCATION},
+        body=patch(_PATCHABLE, name="AllocationPatch"),
+        feature="allocation_update",
+        errors=_WRITE_ERRORS,
+    ),
+)
 def patch_allocation(call: Call) -> object:
     require(
         call, "allocation_update", message="The API version does not allow updating allocations"
@@ -376,7 +432,15 @@ def patch_allocation(call: Call) -> object:
 # ---------------------------------------------------------------------------- delete
 
 
-@endpoint("baremetal:allocation:delete")
+@endpoint(
+    "baremetal:allocation:delete",
+    doc=Operation(
+        "Delete an allocation (its node is freed)",
+        answers={204: None},
+        feature="allocations",
+        errors=_WRITE_ERRORS,
+    ),
+)
 def delete_allocation(call: Call) -> object:
     require(call, "allocations")
     with call.deps.db.read() as conn:
@@ -415,7 +479,16 @@ def _node_allocation(call: Call, *, action: str) -> Allocation:
     return found
 
 
-@endpoint("baremetal:node:get_allocation")
+@endpoint(
+    "baremetal:node:get_allocation",
+    doc=Operation(
+        "Show a node's allocation",
+        answers={200: view.ALLOCATION},
+        query=_FIELDS_QUERY,
+        feature="allocations",
+        description="A node the caller may not see is 400, as in Ironic.",
+    ),
+)
 def get_node_allocation(call: Call) -> object:
     if not allows("allocations", call.version):
         raise NotFound(_NOT_SERVED)
@@ -424,7 +497,10 @@ def get_node_allocation(call: Call) -> object:
     return _render(call, found, fields=fields)
 
 
-@endpoint("baremetal:node:delete_allocation")
+@endpoint(
+    "baremetal:node:delete_allocation",
+    doc=Operation("Delete a node's allocation", answers={204: None}, feature="allocations"),
+)
 def delete_node_allocation(call: Call) -> object:
     if not allows("allocations", call.version):
         raise NotFound(_NOT_SERVED)

@@ -21,10 +21,20 @@ from starlette.routing import Route
 
 from metalcast.api.audit import WRITES
 from metalcast.api.endpoint import Call, endpoint
-from metalcast.api.params import collection, last_marker, parse_fields, parse_limit
+from metalcast.api.operations import Operation, Param, integer, resource, string
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    last_marker,
+    parse_fields,
+    parse_limit,
+)
 from metalcast.api.views.common import iso, only
 from metalcast.db import audit as audit_db
 from metalcast.db import repository as repo
+from metalcast.db import tables as t
 from metalcast.db.rows import echo
 from metalcast.errors import InvalidInput
 
@@ -42,9 +52,22 @@ FIELDS = (
     "node_uuid",
     "resource_uuid",
 )
-_FILTERS = frozenset({"node", "user", "project", "method", "since", "until"})
-_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields"})
 _SORTABLE = ("id", "created_at")
+EVENT = resource("AuditEvent", dict.fromkeys(FIELDS), table=t.audit_events, linked=False)
+_TIME = "An ISO 8601 date or timestamp (UTC without a zone)."
+QUERY = (
+    Param("node", string(), "Writes concerning this node (UUID, or an existing node's name)."),
+    Param("user", string(), "Writes by this user (id or name)."),
+    Param("project", string(), "Writes by callers of this project (id)."),
+    Param("method", string(enum=sorted(WRITES)), "Writes with this HTTP method."),
+    Param("since", string(), f"Writes at or after this time. {_TIME}"),
+    Param("until", string(), f"Writes before this time. {_TIME}"),
+    Param("limit", integer(minimum=0), "The page size (0: the largest, api.max_limit)."),
+    Param("marker", string(format="uuid"), "The uuid of the last event of the previous page."),
+    Param("sort_key", string(enum=list(_SORTABLE)), "Sort by this field (default id)."),
+    Param("sort_dir", string(enum=["asc", "desc"]), "Sort direction (default asc)."),
+    fields_param(FIELDS),
+)
 _UNESCAPED_PLUS = re.compile(r" (\d\d:?\d\d)$")
 
 
@@ -84,12 +107,7 @@ def filters(call: Call) -> audit_db.AuditFilters:
         NotFound: ``node`` names no node.
     """
     query = call.query
-    unknown = sorted(set(query) - _FILTERS - _PAGING)
-    if unknown:
-        raise InvalidInput(
-            f"Unknown parameter(s) for listing audit events: {', '.join(unknown)}. "
-            f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
-        )
+    check_query(query, QUERY, what="listing audit events")
     method = query.get("method")
     if method is not None:
         method = method.upper()
@@ -116,7 +134,15 @@ def _node_uuid(call: Call, ident: str | None) -> str | None:
         return repo.get_node(conn, ident).uuid
 
 
-@endpoint("audit:list")
+@endpoint(
+    "audit:list",
+    doc=Operation(
+        "The audit log: every write through the API, who made it and what it answered",
+        answers={200: collection_of("events", EVENT)},
+        query=QUERY,
+        errors=frozenset({404}),
+    ),
+)
 def get_audit(call: Call) -> object:
     the_filters = filters(call)
     limit = parse_limit(call.query.get("limit"), call.deps.settings.api.max_limit)

@@ -13,9 +13,20 @@ from starlette.routing import Route
 
 from metalcast.api import patching
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.operations import LINKS, Operation, body, patch, resource
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    last_marker,
+    paging,
+    parse_fields,
+    parse_listing,
+)
 from metalcast.api.routes import nodes as node_routes
 from metalcast.api.schema import Field, check_uuid, validate_body
+from metalcast.api.views import nodes as node_view
 from metalcast.api.views.common import iso, links, only
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
@@ -34,6 +45,9 @@ CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
 PATCHABLE = patching.Patchable(
     fields=PATCHABLE_FIELDS, readonly=frozenset(FIELDS) | {"nodes"}, removed={"extra": {}}
 )
+CHASSIS = resource("Chassis", dict.fromkeys(FIELDS), table=t.chassis, extra={"nodes": LINKS})
+LIST_QUERY = paging(sortable=SORTABLE, fields=FIELDS)
+_LIST = collection_of("chassis", CHASSIS)
 
 
 def render_chassis(
@@ -54,11 +68,7 @@ def render_chassis(
 
 
 def _list(call: Call, *, detail_path: bool) -> object:
-    unknown = sorted(
-        set(call.query) - {"limit", "marker", "sort_key", "sort_dir", "fields", "detail"}
-    )
-    if unknown:
-        raise InvalidInput(f"Unknown parameter(s) for listing chassis: {', '.join(unknown)}.")
+    check_query(call.query, LIST_QUERY, what="listing chassis")
     listing = parse_listing(
         call.query,
         max_limit=call.deps.settings.api.max_limit,
@@ -83,17 +93,26 @@ def _list(call: Call, *, detail_path: bool) -> object:
     )
 
 
-@endpoint("baremetal:chassis:get")
+@endpoint(
+    "baremetal:chassis:get",
+    doc=Operation("List chassis", answers={200: _LIST}, query=LIST_QUERY),
+)
 def get_chassis_list(call: Call) -> object:
     return _list(call, detail_path=False)
 
 
-@endpoint("baremetal:chassis:get")
+@endpoint(
+    "baremetal:chassis:get",
+    doc=Operation("List chassis with every field", answers={200: _LIST}, query=LIST_QUERY),
+)
 def get_chassis_detail(call: Call) -> object:
     return _list(call, detail_path=True)
 
 
-@endpoint("baremetal:chassis:get")
+@endpoint(
+    "baremetal:chassis:get",
+    doc=Operation("Show a chassis", answers={200: CHASSIS}, query=(fields_param(FIELDS),)),
+)
 def get_chassis(call: Call) -> object:
     fields = parse_fields(call.query.get("fields"), FIELDS, version=call.version)
     with call.deps.db.read() as conn:
@@ -101,7 +120,14 @@ def get_chassis(call: Call) -> object:
     return render_chassis(chassis, base_url=call.base_url, fields=fields, full=fields is None)
 
 
-@endpoint("baremetal:node:list")
+@endpoint(
+    "baremetal:node:list",
+    doc=Operation(
+        "List a chassis' nodes",
+        answers={200: collection_of("nodes", node_view.NODE)},
+        query=node_routes.LIST_QUERY,
+    ),
+)
 def get_chassis_nodes(call: Call) -> object:
     # the right to list nodes first, as Ironic: who may not learns nothing of chassis
     call.list_scope("node")
@@ -110,7 +136,16 @@ def get_chassis_nodes(call: Call) -> object:
     return node_routes.list_nodes(call, chassis_id=chassis.id)
 
 
-@endpoint("baremetal:chassis:create", body=True)
+@endpoint(
+    "baremetal:chassis:create",
+    body=True,
+    doc=Operation(
+        "Create a chassis",
+        answers={201: CHASSIS},
+        body=body(CREATABLE, name="ChassisCreate"),
+        examples=({"description": "rack 2"},),
+    ),
+)
 def create_chassis(call: Call) -> object:
     body = validate_body(call.body, CREATABLE, what="chassis", version=call.version)
     with call.deps.db.begin() as conn:
@@ -119,7 +154,15 @@ def create_chassis(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "chassis", chassis.uuid)})
 
 
-@endpoint("baremetal:chassis:update", body=True)
+@endpoint(
+    "baremetal:chassis:update",
+    body=True,
+    doc=Operation(
+        "Update a chassis (JSON Patch)",
+        answers={200: CHASSIS},
+        body=patch(PATCHABLE_FIELDS, name="ChassisPatch"),
+    ),
+)
 def patch_chassis(call: Call) -> object:
     with call.deps.db.begin() as conn:
         chassis = repo.get_chassis(conn, call.args["chassis"])
@@ -131,7 +174,12 @@ def patch_chassis(call: Call) -> object:
     return render_chassis(chassis, base_url=call.base_url, fields=None, full=True)
 
 
-@endpoint("baremetal:chassis:delete")
+@endpoint(
+    "baremetal:chassis:delete",
+    doc=Operation(
+        "Delete a chassis (400 while it holds nodes)", answers={204: None}, errors=frozenset({400})
+    ),
+)
 def delete_chassis(call: Call) -> object:
     with call.deps.db.begin() as conn:
         chassis = repo.get_chassis(conn, call.args["chassis"])

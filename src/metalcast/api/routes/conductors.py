@@ -5,14 +5,31 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, endpoint
-from metalcast.api.params import collection, parse_bool, parse_fields, parse_limit
+from metalcast.api.operations import Operation, Param, integer, string
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    flag,
+    parse_bool,
+    parse_fields,
+    parse_limit,
+)
 from metalcast.api.versions import allows
 from metalcast.api.views.common import only
-from metalcast.api.views.conductors import DEFAULT_FIELDS, FIELDS, render_conductor
+from metalcast.api.views.conductors import CONDUCTOR, DEFAULT_FIELDS, FIELDS, render_conductor
 from metalcast.db import repository as repo
 from metalcast.errors import InvalidInput, NotFound
 
-_PARAMS = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+LIST_QUERY = (
+    Param("limit", integer(minimum=0), "The page size (0: the largest, api.max_limit)."),
+    Param("marker", string(), "The host name of the last conductor of the previous page."),
+    Param("sort_key", string(enum=["hostname"]), "Conductors sort by host name."),
+    Param("sort_dir", string(enum=["asc", "desc"]), "Sort direction (default asc)."),
+    fields_param(FIELDS),
+    flag("detail", "Show every field (not with fields)."),
+)
 
 
 def _require_conductors(call: Call) -> None:
@@ -20,12 +37,18 @@ def _require_conductors(call: Call) -> None:
         raise NotFound("The resource could not be found.")
 
 
-@endpoint("baremetal:conductor:get")
+@endpoint(
+    "baremetal:conductor:get",
+    doc=Operation(
+        "List conductors",
+        answers={200: collection_of("conductors", CONDUCTOR)},
+        query=LIST_QUERY,
+        feature="conductors",
+    ),
+)
 def get_conductors(call: Call) -> object:
     _require_conductors(call)
-    unknown = sorted(set(call.query) - _PARAMS)
-    if unknown:
-        raise InvalidInput(f"Unknown parameter(s) for listing conductors: {', '.join(unknown)}.")
+    check_query(call.query, LIST_QUERY, what="listing conductors")
     limit = parse_limit(call.query.get("limit"), call.deps.settings.api.max_limit)
     detail = bool(parse_bool("detail", call.query.get("detail")))
     fields = parse_fields(call.query.get("fields"), FIELDS, version=call.version)
@@ -57,7 +80,15 @@ def _desc(call: Call) -> bool:
     return call.query.get("sort_dir") == "desc"
 
 
-@endpoint("baremetal:conductor:get")
+@endpoint(
+    "baremetal:conductor:get",
+    doc=Operation(
+        "Show a conductor",
+        answers={200: CONDUCTOR},
+        query=(fields_param(FIELDS),),
+        feature="conductors",
+    ),
+)
 def get_conductor(call: Call) -> object:
     _require_conductors(call)
     fields = parse_fields(call.query.get("fields"), FIELDS, version=call.version)

@@ -16,7 +16,17 @@ from starlette.routing import Route
 
 from metalcast.api import patching
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.operations import Operation, array, obj, patch, string
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    last_marker,
+    paging,
+    parse_fields,
+    parse_listing,
+)
 from metalcast.api.schema import Field, check_trait, check_uuid, describe, validate_body
 from metalcast.api.versions import require
 from metalcast.api.views import allocations as view
@@ -122,21 +132,53 @@ PATCHABLE = patching.Patchable(
     removed={"extra": {}},
     mandatory=frozenset({"name", "steps"}),
 )
-_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+LIST_QUERY = paging(
+    sortable=view.TEMPLATE_SORTABLE, fields=view.TEMPLATE_FIELDS, detail_feature="deploy_templates"
+)
+_FEATURE = "deploy_templates"
+#: writes before 1.55 are 405, as in Ironic
+_WRITE_ERRORS = frozenset({405})
+#: the request body's steps (check_steps says the rest: no interface and step twice)
+_STEPS = array(
+    obj(
+        {
+            "interface": string(enum=list(STEP_INTERFACES)),
+            "step": string(minLength=1),
+            "args": obj(),
+            "priority": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": MAX_PRIORITY},
+                    string(pattern="^[0-9]{1,10}$"),
+                ]
+            },
+        },
+        required=("interface", "step", "args", "priority"),
+    ),
+    minItems=1,
+)
+_NAME = string(
+    maxLength=255,
+    pattern="^(CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*)$",
+    description="Named like the trait that selects it.",
+)
 
 
 def _render(call: Call, template: DeployTemplate, **kw: Any) -> dict[str, Any]:
     return view.render_template(template, base_url=call.base_url, **kw)
 
 
-@endpoint("baremetal:deploy_template:get")
+@endpoint(
+    "baremetal:deploy_template:get",
+    doc=Operation(
+        "List deploy templates",
+        answers={200: collection_of("deploy_templates", view.TEMPLATE)},
+        query=LIST_QUERY,
+        feature=_FEATURE,
+    ),
+)
 def get_templates(call: Call) -> object:
     _require(call)
-    unknown = sorted(set(call.query) - _PAGING)
-    if unknown:
-        raise InvalidInput(
-            f"Unknown parameter(s) for listing deploy templates: {', '.join(unknown)}."
-        )
+    check_query(call.query, LIST_QUERY, what="listing deploy templates")
     listing = parse_listing(
         call.query,
         max_limit=call.deps.settings.api.max_limit,
@@ -158,7 +200,15 @@ def get_templates(call: Call) -> object:
     )
 
 
-@endpoint("baremetal:deploy_template:get")
+@endpoint(
+    "baremetal:deploy_template:get",
+    doc=Operation(
+        "Show a deploy template",
+        answers={200: view.TEMPLATE},
+        query=(fields_param(view.TEMPLATE_FIELDS),),
+        feature=_FEATURE,
+    ),
+)
 def get_template(call: Call) -> object:
     _require(call)
     fields = parse_fields(call.query.get("fields"), view.TEMPLATE_FIELDS, version=call.version)
@@ -167,7 +217,33 @@ def get_template(call: Call) -> object:
     return _render(call, template, fields=fields)
 
 
-@endpoint("baremetal:deploy_template:create", body=True)
+@endpoint(
+    "baremetal:deploy_template:create",
+    body=True,
+    doc=Operation(
+        "Create a deploy template",
+        answers={201: view.TEMPLATE},
+        body=obj(
+            {"uuid": string(format="uuid"), "name": _NAME, "steps": _STEPS, "extra": obj()},
+            required=("name", "steps"),
+        ),
+        feature=_FEATURE,
+        errors=_WRITE_ERRORS,
+        examples=(
+            {
+                "name": "CUSTOM_RAID1",
+                "steps": [
+                    {
+                        "interface": "raid",
+                        "step": "apply_configuration",
+                        "args": {},
+                        "priority": 10,
+                    }
+                ],
+            },
+        ),
+    ),
+)
 def create_template(call: Call) -> object:
     _require(call)
     body = validate_body(
@@ -185,7 +261,17 @@ def create_template(call: Call) -> object:
     return Reply(201, _render(call, template), {"Location": location})
 
 
-@endpoint("baremetal:deploy_template:update", body=True)
+@endpoint(
+    "baremetal:deploy_template:update",
+    body=True,
+    doc=Operation(
+        "Update a deploy template (JSON Patch)",
+        answers={200: view.TEMPLATE},
+        body=patch(PATCHABLE.fields, name="DeployTemplatePatch"),
+        feature=_FEATURE,
+        errors=_WRITE_ERRORS,
+    ),
+)
 def patch_template(call: Call) -> object:
     _require(call)
     with call.deps.db.begin() as conn:
@@ -200,7 +286,12 @@ def patch_template(call: Call) -> object:
     return _render(call, template)
 
 
-@endpoint("baremetal:deploy_template:delete")
+@endpoint(
+    "baremetal:deploy_template:delete",
+    doc=Operation(
+        "Delete a deploy template", answers={204: None}, feature=_FEATURE, errors=_WRITE_ERRORS
+    ),
+)
 def delete_template(call: Call) -> object:
     _require(call)
     with call.deps.db.begin() as conn:

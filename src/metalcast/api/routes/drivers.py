@@ -7,9 +7,20 @@ from typing import Any
 
 from starlette.routing import Route
 
+from metalcast.api import vendor
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import parse_bool
-from metalcast.api.vendor import passthru_request
+from metalcast.api.operations import (
+    LINKS,
+    Named,
+    Operation,
+    Param,
+    array,
+    nullable,
+    obj,
+    since,
+    string,
+)
+from metalcast.api.params import flag, parse_bool
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import links
 from metalcast.errors import InvalidInput, NotAcceptable, NotFound
@@ -28,6 +39,32 @@ INTERFACES: dict[str, str] = {
     "bios": "bios_interface",
     "firmware": "firmware_interface",
 }
+
+
+def _interface_fields() -> dict[str, object]:
+    fields: dict[str, object] = {}
+    for name, feature in INTERFACES.items():
+        fields[f"default_{name}_interface"] = since(nullable(string()), feature)
+        fields[f"enabled_{name}_interfaces"] = since(array(string()), feature)
+    return fields
+
+
+#: a driver document; the interfaces only in details (a driver's own, ?detail=true)
+DRIVER = Named(
+    "Driver",
+    obj(
+        {
+            "name": string(),
+            "hosts": array(string(), description="The live conductors serving it."),
+            "type": since(string(enum=["dynamic"]), "dynamic_drivers"),
+            "links": LINKS,
+            "properties": LINKS,
+            **_interface_fields(),  # type: ignore[dict-item]
+        },
+        required=("name", "hosts", "links", "properties"),
+    ),
+)
+_DESCRIBED = obj(additional=string(), description="Name -> what it means.")
 
 
 def render_driver(
@@ -52,7 +89,22 @@ def _served(call: Call) -> list[HardwareTypeInfo]:
     return [d for d in call.deps.conductor.list_hardware_types() if d.hosts]
 
 
-@endpoint("baremetal:driver:get")
+@endpoint(
+    "baremetal:driver:get",
+    doc=Operation(
+        "List the hardware types live conductors serve",
+        answers={200: obj({"drivers": array(DRIVER)}, required=("drivers",))},
+        query=(
+            Param(
+                "type",
+                string(enum=["classic", "dynamic"]),
+                "Only this type (classic: none).",
+                "dynamic_drivers",
+            ),
+            flag("detail", "Show each one's interfaces.", feature="dynamic_drivers"),
+        ),
+    ),
+)
 def get_drivers(call: Call) -> object:
     kind = call.query.get("type")
     if kind is not None and kind not in ("classic", "dynamic"):
@@ -77,17 +129,28 @@ def _find(call: Call) -> HardwareTypeInfo:
     raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
 
 
-@endpoint("baremetal:driver:get")
+@endpoint("baremetal:driver:get", doc=Operation("Show a hardware type", answers={200: DRIVER}))
 def get_driver(call: Call) -> object:
     return render_driver(_find(call), base_url=call.base_url, version=call.version, detail=True)
 
 
-@endpoint("baremetal:driver:get_properties")
+@endpoint(
+    "baremetal:driver:get_properties",
+    doc=Operation("Describe the driver_info a hardware type takes", answers={200: _DESCRIBED}),
+)
 def get_driver_properties(call: Call) -> object:
     return call.deps.conductor.driver_properties(_find(call).name)
 
 
-@endpoint("baremetal:driver:get_raid_logical_disk_properties")
+@endpoint(
+    "baremetal:driver:get_raid_logical_disk_properties",
+    doc=Operation(
+        "Describe what a logical disk of a target RAID configuration may say",
+        answers={200: _DESCRIBED},
+        errors=frozenset({406}),
+        description="Needs 1.12 (406 before).",
+    ),
+)
 def get_raid_logical_disk_properties(call: Call) -> object:
     if not allows("raid", call.version):
         raise NotAcceptable("RAID logical disk properties require API version 1.12 or later.")
@@ -97,14 +160,17 @@ def get_raid_logical_disk_properties(call: Call) -> object:
 # -------------------------------------------------------------------- vendor passthru
 
 
-@endpoint("baremetal:driver:vendor_passthru")
+@endpoint(
+    "baremetal:driver:vendor_passthru",
+    doc=Operation("List a hardware type's vendor passthru methods", answers={200: vendor.METHODS}),
+)
 def get_vendor_methods(call: Call) -> object:
     return call.deps.conductor.driver_vendor_methods(_find(call).name)
 
 
-@endpoint("baremetal:driver:vendor_passthru", body=True)
+@endpoint("baremetal:driver:vendor_passthru", body=True, doc=vendor.PASSTHRU)
 def vendor_passthru(call: Call) -> object:
-    method, args = passthru_request(call)
+    method, args = vendor.passthru_request(call)
     name = _find(call).name
     result = call.deps.conductor.driver_vendor_passthru(
         name, method, args=args, http_method=call.method

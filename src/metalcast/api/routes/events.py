@@ -15,6 +15,7 @@ from typing import Any
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.operations import array, body, no_content, obj
 from metalcast.api.schema import Field, check_choice, check_mac, check_uuid, describe, validate_body
 from metalcast.api.versions import allows
 from metalcast.errors import InvalidInput, NotFound
@@ -68,7 +69,30 @@ def parse_events(body: object, *, call: Call) -> list[dict[str, Any]]:
     return out
 
 
-@endpoint("baremetal:events:post", body=True)
+@endpoint(
+    "baremetal:events:post",
+    body=True,
+    doc=no_content(
+        "Post external events (a networking service's port events; logged)",
+        body=obj(
+            {"events": array(body(EVENT_FIELDS, required=_REQUIRED), minItems=1)},
+            required=("events",),
+        ),
+        feature="events",
+        examples=(
+            {
+                "events": [
+                    {
+                        "event": "network.bind_port",
+                        "port_id": "11111111-2222-4333-8444-555555555555",
+                        "mac_address": "52:54:00:12:34:56",
+                        "status": "ACTIVE",
+                    }
+                ]
+            },
+        ),
+    ),
+)
 def post_events(call: Call) -> object:
     if not allows("events", call.version):  # Ironic: 404, whatever the method
         raise NotFound("The API version does not allow events")

@@ -22,9 +22,29 @@ import sqlalchemy as sa
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.operations import (
+    DATE_TIME,
+    Named,
+    Operation,
+    Param,
+    array,
+    body,
+    no_content,
+    nullable,
+    obj,
+    string,
+)
+from metalcast.api.params import check_query as check_params
 from metalcast.api.schema import Field, validate_body
 from metalcast.api.views.common import iso
-from metalcast.api.views.identity import render_assignment, render_project, render_user
+from metalcast.api.views.identity import (
+    ASSIGNMENT,
+    PROJECT,
+    USER,
+    render_assignment,
+    render_project,
+    render_user,
+)
 from metalcast.db import identity, passwords
 from metalcast.db.identity import Project, User
 from metalcast.errors import Conflict, InvalidInput, NotFound
@@ -69,14 +89,9 @@ def check_role(role: str) -> str:
     return role
 
 
-def check_query(call: Call, allowed: set[str], *, what: str) -> None:
-    """Raise ``InvalidInput`` for a query parameter not in ``allowed``."""
-    unknown = sorted(set(call.query) - allowed)
-    if unknown:
-        accepted = ", ".join(sorted(allowed)) or "none"
-        raise InvalidInput(
-            f"Unknown parameter(s) for {what}: {', '.join(unknown)}. Accepted: {accepted}."
-        )
+def check_query(call: Call, params: tuple[Param, ...], *, what: str) -> None:
+    """Raise ``InvalidInput`` for a query parameter not in ``params``."""
+    check_params(call.query, params, what=what)
 
 
 _NAME = Field(nullable=False, max_length=NAME_MAX, check=check_name)
@@ -117,8 +132,35 @@ def find_project(conn: sa.Connection, ident: str, *, field: str) -> Project:
 
 # ---------------------------------------------------------------------------- whoami
 
+WHOAMI = Named(
+    "Whoami",
+    obj(
+        {
+            "user_id": nullable(string()),
+            "user_name": nullable(string()),
+            "project_id": nullable(string()),
+            "project_name": nullable(string()),
+            "system": nullable(string()),
+            "roles": array(string()),
+            "expires_at": nullable(DATE_TIME),
+        },
+        required=(
+            "user_id",
+            "user_name",
+            "project_id",
+            "project_name",
+            "system",
+            "roles",
+            "expires_at",
+        ),
+    ),
+)
 
-@endpoint("identity:whoami")
+
+@endpoint(
+    "identity:whoami",
+    doc=Operation("Who the request is authenticated as", answers={200: WHOAMI}),
+)
 def whoami(call: Call) -> object:
     """Who this request is authenticated as, in which scope, with which roles."""
     context = call.context
@@ -136,22 +178,36 @@ def whoami(call: Call) -> object:
 # -------------------------------------------------------------------------- projects
 
 
-@endpoint("identity:project:list")
+@endpoint(
+    "identity:project:list",
+    doc=Operation(
+        "List projects", answers={200: obj({"projects": array(PROJECT)}, required=("projects",))}
+    ),
+)
 def list_projects(call: Call) -> object:
-    check_query(call, set(), what="listing projects")
+    check_query(call, (), what="listing projects")
     with call.deps.db.read() as conn:
         projects = identity.list_projects(conn)
     return {"projects": [render_project(p, base_url=call.base_url) for p in projects]}
 
 
-@endpoint("identity:project:get")
+@endpoint("identity:project:get", doc=Operation("Show a project", answers={200: PROJECT}))
 def get_project(call: Call) -> object:
     with call.deps.db.read() as conn:
         project = identity.get_project(conn, call.args["project"])
     return render_project(project, base_url=call.base_url)
 
 
-@endpoint("identity:project:create", body=True)
+@endpoint(
+    "identity:project:create",
+    body=True,
+    doc=Operation(
+        "Create a project",
+        answers={201: PROJECT},
+        body=body(PROJECT_FIELDS, required=("name",), name="ProjectCreate"),
+        examples=({"name": "tenant-b", "description": "team B"},),
+    ),
+)
 def create_project(call: Call) -> object:
     body = _body(call, PROJECT_FIELDS, what="project", create=True)
     with call.deps.db.begin() as conn:
@@ -160,7 +216,15 @@ def create_project(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "auth", "projects", project.uuid)})
 
 
-@endpoint("identity:project:update", body=True)
+@endpoint(
+    "identity:project:update",
+    body=True,
+    doc=Operation(
+        "Change a project (only the fields sent)",
+        answers={200: PROJECT},
+        body=body(PROJECT_FIELDS, name="ProjectUpdate"),
+    ),
+)
 def update_project(call: Call) -> object:
     body = _body(call, PROJECT_FIELDS, what="project", create=False)
     with call.deps.db.begin() as conn:
@@ -172,7 +236,7 @@ def update_project(call: Call) -> object:
     return render_project(project, base_url=call.base_url)
 
 
-@endpoint("identity:project:delete")
+@endpoint("identity:project:delete", doc=no_content("Delete a project (409 while it owns nodes)"))
 def delete_project(call: Call) -> object:
     with call.deps.db.begin() as conn:
         identity.delete_project(conn, identity.get_project(conn, call.args["project"]))
@@ -214,9 +278,19 @@ def _hashed(body: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@endpoint("identity:user:list")
+_USERS_QUERY = (Param("project", string(), "Users with a role on this project (id or name)."),)
+
+
+@endpoint(
+    "identity:user:list",
+    doc=Operation(
+        "List users",
+        answers={200: obj({"users": array(USER)}, required=("users",))},
+        query=_USERS_QUERY,
+    ),
+)
 def list_users(call: Call) -> object:
-    check_query(call, {"project"}, what="listing users")
+    check_query(call, _USERS_QUERY, what="listing users")
     with call.deps.db.read() as conn:
         project_id = None
         if "project" in call.query:
@@ -226,13 +300,22 @@ def list_users(call: Call) -> object:
     return {"users": docs}
 
 
-@endpoint("identity:user:get")
+@endpoint("identity:user:get", doc=Operation("Show a user", answers={200: USER}))
 def get_user(call: Call) -> object:
     with call.deps.db.read() as conn:
         return _render_user(conn, identity.get_user(conn, call.args["user"]), call)
 
 
-@endpoint("identity:user:create", body=True)
+@endpoint(
+    "identity:user:create",
+    body=True,
+    doc=Operation(
+        "Create a user",
+        answers={201: USER},
+        body=body(USER_FIELDS, required=("name", "password"), name="UserCreate"),
+        examples=({"name": "bob", "password": "a long passphrase", "default_project": "tenant-a"},),
+    ),
+)
 def create_user(call: Call) -> object:
     body = _body(call, USER_FIELDS, what="user", create=True)
     hashed = _hashed(body)
@@ -250,7 +333,15 @@ def _refuse_self(call: Call, user: User, *, doing: str) -> None:
         )
 
 
-@endpoint("identity:user:update", body=True)
+@endpoint(
+    "identity:user:update",
+    body=True,
+    doc=Operation(
+        "Change a user (only the fields sent)",
+        answers={200: USER},
+        body=body(USER_FIELDS, name="UserUpdate"),
+    ),
+)
 def update_user(call: Call) -> object:
     body = _body(call, USER_FIELDS, what="user", create=False)
     hashed = _hashed(body)
@@ -265,7 +356,7 @@ def update_user(call: Call) -> object:
     return doc
 
 
-@endpoint("identity:user:delete")
+@endpoint("identity:user:delete", doc=no_content("Delete a user (not oneself: 409)"))
 def delete_user(call: Call) -> object:
     with call.deps.db.begin() as conn:
         user = identity.get_user(conn, call.args["user"])
@@ -285,7 +376,9 @@ def _grant_target(conn: sa.Connection, call: Call) -> tuple[User, Project | None
     return user, project, role
 
 
-@endpoint("identity:role:assign")
+@endpoint(
+    "identity:role:assign", doc=no_content("Give a user a role on a project or on the system")
+)
 def assign_role(call: Call) -> object:
     """Give a user a role on a project or on the system (204 whether it is new or not)."""
     with call.deps.db.begin() as conn:
@@ -295,7 +388,9 @@ def assign_role(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("identity:role:unassign")
+@endpoint(
+    "identity:role:unassign", doc=no_content("Take a user's role on a project or on the system")
+)
 def unassign_role(call: Call) -> object:
     with call.deps.db.begin() as conn:
         user, project, role = _grant_target(conn, call)
@@ -304,10 +399,24 @@ def unassign_role(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("identity:role:list")
+_ASSIGNMENTS_QUERY = (
+    Param("user", string(), "This user's assignments (id or name)."),
+    Param("project", string(), "The assignments on this project (id or name)."),
+    Param("scope", string(enum=["system", "project"]), "Only system or project roles."),
+)
+
+
+@endpoint(
+    "identity:role:list",
+    doc=Operation(
+        "List role assignments",
+        answers={200: obj({"role_assignments": array(ASSIGNMENT)}, required=("role_assignments",))},
+        query=_ASSIGNMENTS_QUERY,
+    ),
+)
 def list_assignments(call: Call) -> object:
     """``?user=``, ``?project=`` and ``?scope=system|project`` filter."""
-    check_query(call, {"user", "project", "scope"}, what="listing role assignments")
+    check_query(call, _ASSIGNMENTS_QUERY, what="listing role assignments")
     scope = call.query.get("scope")
     if scope not in (None, "system", "project"):
         raise InvalidInput(

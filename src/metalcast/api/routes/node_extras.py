@@ -6,15 +6,33 @@ from typing import Any
 
 from starlette.routing import Route
 
-from metalcast.api import lookup
+from metalcast.api import lookup, vendor
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import collection, last_marker, parse_bool, parse_limit
-from metalcast.api.schema import Field, check_trait, check_traits, validate_body
-from metalcast.api.vendor import passthru_request
+from metalcast.api.operations import (
+    Operation,
+    Param,
+    array,
+    integer,
+    no_content,
+    obj,
+    resource,
+    string,
+)
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    flag,
+    last_marker,
+    parse_bool,
+    parse_limit,
+)
+from metalcast.api.schema import MAX_TRAITS, Field, check_trait, check_traits, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import iso, links
 from metalcast.db import bios
 from metalcast.db import repository as repo
+from metalcast.db import tables as t
 from metalcast.db.models import BiosSetting, HistoryEvent, Node
 from metalcast.errors import InvalidInput, NotAcceptable, NotFound
 from metalcast.secrecy import MASK, is_secret_key, scrub_text
@@ -34,7 +52,22 @@ def _require(call: Call, feature: str) -> None:
 # ---------------------------------------------------------------------------- traits
 
 
-@endpoint("baremetal:node:traits:list")
+_TRAIT = string(
+    maxLength=255,
+    pattern="^(CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*)$",
+    description="A standard trait in upper case, or CUSTOM_[A-Z0-9_]+.",
+)
+_TRAITS_BODY = {"traits": Field("list", nullable=False, max_length=None)}
+
+
+@endpoint(
+    "baremetal:node:traits:list",
+    doc=Operation(
+        "List a node's traits",
+        answers={200: obj({"traits": array(string())}, required=("traits",))},
+        feature="traits",
+    ),
+)
 def get_traits(call: Call) -> object:
     _require(call, "traits")
     with call.deps.db.read() as conn:
@@ -42,12 +75,20 @@ def get_traits(call: Call) -> object:
         return {"traits": repo.get_traits(conn, node.id)}
 
 
-@endpoint("baremetal:node:traits:set", body=True)
+@endpoint(
+    "baremetal:node:traits:set",
+    body=True,
+    doc=no_content(
+        "Replace a node's traits",
+        body=obj({"traits": array(_TRAIT, maxItems=MAX_TRAITS)}, required=("traits",)),
+        feature="traits",
+    ),
+)
 def put_traits(call: Call) -> object:
     _require(call, "traits")
     body = validate_body(
         call.body,
-        {"traits": Field("list", nullable=False, max_length=None)},
+        _TRAITS_BODY,
         what="traits request",
         version=call.version,
         required=("traits",),
@@ -58,7 +99,7 @@ def put_traits(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("baremetal:node:traits:set")
+@endpoint("baremetal:node:traits:set", doc=no_content("Add a trait to a node", feature="traits"))
 def put_trait(call: Call) -> object:
     _require(call, "traits")
     trait = check_trait(call.args["trait"])
@@ -67,7 +108,9 @@ def put_trait(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("baremetal:node:traits:delete")
+@endpoint(
+    "baremetal:node:traits:delete", doc=no_content("Remove every trait of a node", feature="traits")
+)
 def delete_traits(call: Call) -> object:
     _require(call, "traits")
     node = _load(call, "baremetal:node:traits:delete")
@@ -75,7 +118,9 @@ def delete_traits(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("baremetal:node:traits:delete")
+@endpoint(
+    "baremetal:node:traits:delete", doc=no_content("Remove a trait of a node", feature="traits")
+)
 def delete_trait(call: Call) -> object:
     _require(call, "traits")
     node = _load(call, "baremetal:node:traits:delete")
@@ -97,7 +142,19 @@ def render_setting(setting: BiosSetting, node_uuid: str, *, base_url: str) -> di
     }
 
 
-@endpoint("baremetal:node:bios:get")
+#: what a BIOS setting shows (Ironic's 1.40 fields), typed by the cache's columns
+BIOS_FIELDS = ("name", "value", "created_at", "updated_at")
+BIOS_SETTING = resource("BiosSetting", dict.fromkeys(BIOS_FIELDS), table=t.bios_settings)
+
+
+@endpoint(
+    "baremetal:node:bios:get",
+    doc=Operation(
+        "List a node's BIOS settings (as last read)",
+        answers={200: obj({"bios": array(BIOS_SETTING)}, required=("bios",))},
+        feature="bios",
+    ),
+)
 def get_bios(call: Call) -> object:
     _require(call, "bios")
     with call.deps.db.read() as conn:
@@ -106,7 +163,21 @@ def get_bios(call: Call) -> object:
     return {"bios": [render_setting(s, node.uuid, base_url=call.base_url) for s in settings]}
 
 
-@endpoint("baremetal:node:bios:get")
+@endpoint(
+    "baremetal:node:bios:get",
+    doc=Operation(
+        "Show one BIOS setting of a node",
+        answers={
+            200: obj(
+                additional=BIOS_SETTING,
+                minProperties=1,
+                maxProperties=1,
+                description="{<name>: the setting}",
+            )
+        },
+        feature="bios",
+    ),
+)
 def get_bios_setting(call: Call) -> object:
     _require(call, "bios")
     with call.deps.db.read() as conn:
@@ -123,14 +194,35 @@ def _require_vifs(call: Call) -> None:
         raise NotAcceptable("VIF attachment requires API version 1.28 or later.")
 
 
-@endpoint("baremetal:node:vif:list")
+@endpoint(
+    "baremetal:node:vif:list",
+    doc=Operation(
+        "List the VIFs attached to a node",
+        answers={
+            200: obj(
+                {"vifs": array(obj({"id": string()}, required=("id",), additional=True))},
+                required=("vifs",),
+            )
+        },
+        errors=frozenset({406}),
+        description="Needs 1.28 (406 before).",
+    ),
+)
 def get_vifs(call: Call) -> object:
     _require_vifs(call)
     node = _load(call, "baremetal:node:vif:list")
     return {"vifs": call.deps.conductor.vif_list(node.id, context=call.context)}
 
 
-@endpoint("baremetal:node:vif:attach", body=True)
+@endpoint(
+    "baremetal:node:vif:attach",
+    body=True,
+    doc=no_content(
+        "Attach a VIF to a node",
+        body=obj({"id": string()}, required=("id",), additional=True),
+        description="Needs 1.28 (406 before).",
+    ),
+)
 def attach_vif(call: Call) -> object:
     _require_vifs(call)
     if not isinstance(call.body, dict) or not isinstance(call.body.get("id"), str):
@@ -140,7 +232,10 @@ def attach_vif(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("baremetal:node:vif:detach")
+@endpoint(
+    "baremetal:node:vif:detach",
+    doc=no_content("Detach a VIF from a node", description="Needs 1.28 (406 before)."),
+)
 def detach_vif(call: Call) -> object:
     _require_vifs(call)
     node = _load(call, "baremetal:node:vif:detach")
@@ -149,6 +244,17 @@ def detach_vif(call: Call) -> object:
 
 
 # --------------------------------------------------------------------------- history
+
+
+#: what an event shows, and what it shows with ``detail`` (project: the caller's, as
+#: Ironic's history shows it from 1.113)
+EVENT_FIELDS = ("uuid", "created_at", "severity", "event")
+EVENT_DETAIL = ("event_type", "conductor", "user", "project")
+EVENT = resource(
+    "HistoryEvent",
+    dict.fromkeys((*EVENT_FIELDS, *EVENT_DETAIL)),
+    table=t.node_history,
+)
 
 
 def render_event(
@@ -162,22 +268,28 @@ def render_event(
         "event": scrub_text(event.event),
     }
     if detail:
-        # project: the caller's, as Ironic's history shows it (from 1.113 there)
-        doc.update(
-            event_type=event.event_type,
-            conductor=event.conductor,
-            user=event.user,
-            project=event.project,
-        )
+        doc.update({name: getattr(event, name) for name in EVENT_DETAIL})
     doc["links"] = links(base_url, f"nodes/{node_uuid}/history/{event.uuid}")
     return doc
 
 
-@endpoint("baremetal:node:history:get")
+HISTORY_QUERY = (
+    flag("detail", f"Show each event's {', '.join(EVENT_DETAIL)}."),
+    Param("limit", integer(minimum=0), "The page size (0: the largest, api.max_limit)."),
+    Param("marker", string(format="uuid"), "The UUID of the last event of the previous page."),
+)
+
+
+@endpoint(
+    "baremetal:node:history:get",
+    doc=Operation(
+        "List a node's history",
+        answers={200: collection_of("history", EVENT)},
+        query=HISTORY_QUERY,
+    ),
+)
 def get_history(call: Call) -> object:
-    unknown = sorted(set(call.query) - {"detail", "limit", "marker"})
-    if unknown:
-        raise InvalidInput(f"Unknown parameter(s) for node history: {', '.join(unknown)}.")
+    check_query(call.query, HISTORY_QUERY, what="node history")
     detail = bool(parse_bool("detail", call.query.get("detail")))
     limit = parse_limit(call.query.get("limit"), call.deps.settings.api.max_limit)
     page = repo.Page(limit=limit, marker=call.query.get("marker"))
@@ -195,7 +307,7 @@ def get_history(call: Call) -> object:
     )
 
 
-@endpoint("baremetal:node:history:get")
+@endpoint("baremetal:node:history:get", doc=Operation("Show a history event", answers={200: EVENT}))
 def get_history_event(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:history:get")
@@ -206,15 +318,18 @@ def get_history_event(call: Call) -> object:
 # -------------------------------------------------------------------- vendor passthru
 
 
-@endpoint("baremetal:node:vendor_passthru")
+@endpoint(
+    "baremetal:node:vendor_passthru",
+    doc=Operation("List a node's vendor passthru methods", answers={200: vendor.METHODS}),
+)
 def get_vendor_methods(call: Call) -> object:
     node = _load(call, "baremetal:node:vendor_passthru")
     return call.deps.conductor.vendor_methods(node.id, context=call.context)
 
 
-@endpoint("baremetal:node:vendor_passthru", body=True)
+@endpoint("baremetal:node:vendor_passthru", body=True, doc=vendor.PASSTHRU)
 def vendor_passthru(call: Call) -> object:
-    method, args = passthru_request(call)
+    method, args = vendor.passthru_request(call)
     node = _load(call, "baremetal:node:vendor_passthru")
     methods = call.deps.conductor.vendor_methods(node.id, context=call.context)
     spec = methods.get(method)

@@ -10,8 +10,23 @@ from starlette.routing import Route
 
 from metalcast.api import image_sources, lookup
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.operations import (
+    DATE_TIME,
+    Named,
+    Operation,
+    Param,
+    accepted,
+    array,
+    body,
+    boolean,
+    no_content,
+    nullable,
+    obj,
+    since,
+)
+from metalcast.api.operations import string as text
 from metalcast.api.params import parse_bool
-from metalcast.api.schema import Field, describe, validate_body
+from metalcast.api.schema import Field, check_choice, describe, validate_body
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import iso
 from metalcast.api.views.nodes import provision_state
@@ -46,7 +61,38 @@ def _accepted(call: Call, node: Node) -> Reply:
     return Reply(202, headers={"Location": call.url("v1", "nodes", node.uuid, "states")})
 
 
-@endpoint("baremetal:node:get_states")
+_STATE = nullable(text())
+STATES = Named(
+    "NodeStates",
+    obj(
+        {
+            "console_enabled": boolean(),
+            "last_error": nullable(text()),
+            "power_state": _STATE,
+            "provision_state": _STATE,
+            "provision_updated_at": nullable(DATE_TIME),
+            "target_power_state": _STATE,
+            "target_provision_state": _STATE,
+            "raid_config": since(nullable(obj()), "raid_config"),
+            "target_raid_config": since(nullable(obj()), "raid_config"),
+        },
+        required=(
+            "console_enabled",
+            "last_error",
+            "power_state",
+            "provision_state",
+            "provision_updated_at",
+            "target_power_state",
+            "target_provision_state",
+        ),
+    ),
+)
+
+
+@endpoint(
+    "baremetal:node:get_states",
+    doc=Operation("Show a node's power and provision states", answers={200: STATES}),
+)
 def get_states(call: Call) -> object:
     node = _load(call, "baremetal:node:get_states")
     doc: dict[str, Any] = {
@@ -72,9 +118,24 @@ _POWER_BODY = {
     "target": Field(nullable=False),
     "timeout": Field("integer", feature="soft_power", minimum=1, maximum=MAX_POWER_TIMEOUT),
 }
+#: the targets :func:`_power_target` takes
+_POWER_DOC = body(
+    {**_POWER_BODY, "target": Field(nullable=False, check=check_choice(list(PowerTarget)))},
+    required=("target",),
+    name="PowerRequest",
+)
 
 
-@endpoint("baremetal:node:set_power_state", body=True)
+@endpoint(
+    "baremetal:node:set_power_state",
+    body=True,
+    doc=accepted(
+        "Power a node on, off or reboot it",
+        body=_POWER_DOC,
+        examples=({"target": "power on"}, {"target": "power off", "timeout": 60}),
+        description="Soft targets need 1.27 (406 before). Location: the node's states.",
+    ),
+)
 def set_power_state(call: Call) -> object:
     body = validate_body(
         call.body,
@@ -131,7 +192,24 @@ _REQUIRED_ARGUMENT = {
 }
 
 
-@endpoint("baremetal:node:set_provision_state", body=True)
+_PROVISION_DOC = body(
+    {**_PROVISION_BODY, "target": Field(nullable=False, check=check_choice(VERBS))},
+    required=("target",),
+    name="ProvisionRequest",
+)
+
+
+@endpoint(
+    "baremetal:node:set_provision_state",
+    body=True,
+    doc=accepted(
+        "Move a node through its provision states (deploy, clean, manage, ...)",
+        body=_PROVISION_DOC,
+        examples=({"target": "provide"}, {"target": "manage"}, {"target": "inspect"}),
+        description="Verbs newer than the requested version are 406; an argument the "
+        "verb does not take, or a transition the state table refuses, is 400.",
+    ),
+)
 def set_provision_state(call: Call) -> object:
     request = provision_request(call.body, call.version)
     node = _load(call, "baremetal:node:set_provision_state")
@@ -285,14 +363,36 @@ def _check_arguments(verb: str, values: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- console
 
 
-@endpoint("baremetal:node:get_console")
+CONSOLE = Named(
+    "Console",
+    obj(
+        {"console_enabled": boolean(), "console_info": nullable(obj())},
+        required=("console_enabled", "console_info"),
+    ),
+)
+
+
+@endpoint(
+    "baremetal:node:get_console",
+    doc=Operation("Show a node's console", answers={200: CONSOLE}),
+)
 def get_console(call: Call) -> object:
     node = _load(call, "baremetal:node:get_console")
     console = call.deps.conductor.get_console(node.id, context=call.context)
     return {"console_enabled": console.enabled, "console_info": mask(console.info)}
 
 
-@endpoint("baremetal:node:set_console_state", body=True)
+_CONSOLE_BODY = obj(
+    {"enabled": {"anyOf": [boolean(), text(enum=["true", "false"])]}},
+    required=("enabled",),
+)
+
+
+@endpoint(
+    "baremetal:node:set_console_state",
+    body=True,
+    doc=accepted("Enable or disable a node's console", body=_CONSOLE_BODY),
+)
 def set_console(call: Call) -> object:
     body = validate_body(
         call.body,
@@ -320,7 +420,18 @@ def _enabled(value: object) -> bool:
 # ------------------------------------------------------------------------------ RAID
 
 
-@endpoint("baremetal:node:set_raid_state", body=True)
+@endpoint(
+    "baremetal:node:set_raid_state",
+    body=True,
+    doc=no_content(
+        "Set a node's target RAID configuration",
+        body=obj(description='{"logical_disks": [...]}, or {} to clear it.'),
+        examples=(
+            {"logical_disks": [{"size_gb": 100, "raid_level": "1", "is_root_volume": True}]},
+        ),
+        feature="raid",
+    ),
+)
 def set_raid_config(call: Call) -> object:
     if not allows("raid", call.version):
         raise NotAcceptable("Setting a target RAID configuration requires API version 1.12.")
@@ -337,11 +448,23 @@ def set_raid_config(call: Call) -> object:
 # ----------------------------------------------------------------------- maintenance
 
 
-@endpoint("baremetal:node:set_maintenance", body=True)
+_MAINTENANCE_BODY = {"reason": Field(max_length=None)}
+
+
+@endpoint(
+    "baremetal:node:set_maintenance",
+    body=True,
+    doc=accepted(
+        "Put a node in maintenance",
+        body=body(_MAINTENANCE_BODY),
+        body_required=False,
+        query=(Param("reason", text(), "Why (when the body gives none)."),),
+    ),
+)
 def set_maintenance(call: Call) -> object:
     body = validate_body(
         call.body if call.body is not None else {},
-        {"reason": Field(max_length=None)},
+        _MAINTENANCE_BODY,
         what="maintenance request",
         version=call.version,
     )
@@ -351,7 +474,7 @@ def set_maintenance(call: Call) -> object:
     return _accepted(call, node)
 
 
-@endpoint("baremetal:node:clear_maintenance")
+@endpoint("baremetal:node:clear_maintenance", doc=accepted("Take a node out of maintenance"))
 def unset_maintenance(call: Call) -> object:
     node = _load(call, "baremetal:node:clear_maintenance")
     call.deps.conductor.set_maintenance(node.id, False, reason=None, context=call.context)
@@ -361,7 +484,22 @@ def unset_maintenance(call: Call) -> object:
 # -------------------------------------------------------------------------- validate
 
 
-@endpoint("baremetal:node:validate")
+VALIDATION = Named(
+    "Validation",
+    obj(
+        additional=obj(
+            {"result": nullable(boolean()), "reason": nullable(text())},
+            required=("result", "reason"),
+        ),
+        description="Interface name -> whether it has what it needs, and why not.",
+    ),
+)
+
+
+@endpoint(
+    "baremetal:node:validate",
+    doc=Operation("Validate a node's interfaces", answers={200: VALIDATION}),
+)
 def validate_node(call: Call) -> object:
     node = _load(call, "baremetal:node:validate")
     results = call.deps.conductor.validate(node.id, context=call.context)
@@ -379,13 +517,33 @@ _BOOT_DEVICE_BODY = {
 }
 
 
-@endpoint("baremetal:node:get_boot_device")
+BOOT_DEVICE = Named(
+    "BootDevice",
+    obj(
+        {"boot_device": nullable(text()), "persistent": nullable(boolean())},
+        required=("boot_device", "persistent"),
+    ),
+)
+
+
+@endpoint(
+    "baremetal:node:get_boot_device",
+    doc=Operation("Show a node's boot device", answers={200: BOOT_DEVICE}),
+)
 def get_boot_device(call: Call) -> object:
     node = _load(call, "baremetal:node:get_boot_device")
     return call.deps.conductor.get_boot_device(node.id, context=call.context)
 
 
-@endpoint("baremetal:node:set_boot_device", body=True)
+@endpoint(
+    "baremetal:node:set_boot_device",
+    body=True,
+    doc=no_content(
+        "Set a node's boot device",
+        body=body(_BOOT_DEVICE_BODY, required=("boot_device",), name="BootDeviceRequest"),
+        examples=({"boot_device": "pxe", "persistent": False},),
+    ),
+)
 def set_boot_device(call: Call) -> object:
     body = validate_body(
         call.body,
@@ -401,14 +559,30 @@ def set_boot_device(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("baremetal:node:get_boot_device")
+@endpoint(
+    "baremetal:node:get_boot_device",
+    doc=Operation(
+        "List the boot devices a node supports",
+        answers={
+            200: obj(
+                {"supported_boot_devices": array(text())}, required=("supported_boot_devices",)
+            )
+        },
+    ),
+)
 def get_supported_boot_devices(call: Call) -> object:
     node = _load(call, "baremetal:node:get_boot_device")
     devices = call.deps.conductor.get_supported_boot_devices(node.id, context=call.context)
     return {"supported_boot_devices": devices}
 
 
-@endpoint("baremetal:node:inject_nmi", body=True)
+@endpoint(
+    "baremetal:node:inject_nmi",
+    body=True,
+    doc=no_content(
+        "Inject a non-maskable interrupt", body=obj({}), body_required=False, feature="inject_nmi"
+    ),
+)
 def inject_nmi(call: Call) -> object:
     if not allows("inject_nmi", call.version):
         raise NotAcceptable("Injecting an NMI requires API version 1.29 or later.")

@@ -9,10 +9,16 @@ from starlette.routing import Route
 
 from metalcast.api import image_sources, lookup, node_fields, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.operations import Operation, Param, body, patch, string
+from metalcast.api.operations import collection as collection_of
 from metalcast.api.params import (
     Listing,
+    check_query,
     collection,
+    fields_param,
+    flag,
     last_marker,
+    paging,
     parse_bool,
     parse_fields,
     parse_listing,
@@ -44,7 +50,6 @@ FILTERS: dict[str, str | None] = {
     "description_contains": "description",
     "conductor": "conductors",
 }
-_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
 _BOOL_FILTERS = ("maintenance", "associated", "retired")
 _TEXT_FILTERS = (
     "provision_state",
@@ -57,6 +62,36 @@ _TEXT_FILTERS = (
     "instance_uuid",
     "description_contains",
 )
+
+
+#: list filter -> what it keeps
+_FILTER_TEXT = {
+    "provision_state": "Nodes in this provision state.",
+    "driver": "Nodes of this hardware type.",
+    "maintenance": "Nodes in maintenance (true) or not (false).",
+    "associated": "Nodes with an instance (true) or without (false).",
+    "resource_class": "Nodes of this resource class.",
+    "owner": "Nodes owned by this project.",
+    "lessee": "Nodes leased to this project.",
+    "conductor_group": "Nodes of this conductor group.",
+    "fault": "Nodes with this fault.",
+    "chassis_uuid": "Nodes in this chassis.",
+    "instance_uuid": "The node of this instance.",
+    "retired": "Retired nodes (true) or not (false).",
+    "description_contains": "Nodes whose description contains this text.",
+    "conductor": "Nodes the live conductor of this host name serves.",
+}
+FILTER_PARAMS = tuple(
+    flag(name, _FILTER_TEXT[name], feature=feature)
+    if name in _BOOL_FILTERS
+    else Param(name, string(), _FILTER_TEXT[name], feature)
+    for name, feature in FILTERS.items()
+)
+LIST_QUERY = (
+    *FILTER_PARAMS,
+    *paging(sortable=view.SORTABLE, fields=view.FIELDS),
+)
+_LIST = collection_of("nodes", view.NODE)
 
 
 # --------------------------------------------------------------------------- listing
@@ -93,12 +128,7 @@ def node_filters(
 
 
 def _check_filter_names(call: Call) -> None:
-    unknown = sorted(set(call.query) - set(FILTERS) - _PAGING)
-    if unknown:
-        raise InvalidInput(
-            f"Unknown parameter(s) for listing nodes: {', '.join(unknown)}. "
-            f"Accepted: {', '.join(sorted(set(FILTERS) | _PAGING))}."
-        )
+    check_query(call.query, LIST_QUERY, what="listing nodes")
     for name in call.query:
         feature = FILTERS.get(name)
         if feature is not None and not allows(feature, call.version):
@@ -174,12 +204,18 @@ def _listing(call: Call, *, detail_path: bool) -> Listing:
     )
 
 
-@endpoint("baremetal:node:list")
+@endpoint(
+    "baremetal:node:list",
+    doc=Operation("List nodes", answers={200: _LIST}, query=LIST_QUERY),
+)
 def get_nodes(call: Call) -> object:
     return list_nodes(call)
 
 
-@endpoint("baremetal:node:list")
+@endpoint(
+    "baremetal:node:list",
+    doc=Operation("List nodes with every field", answers={200: _LIST}, query=LIST_QUERY),
+)
 def get_nodes_detail(call: Call) -> object:
     return list_nodes(call, detail_path=True)
 
@@ -208,7 +244,10 @@ def render_one(
     )
 
 
-@endpoint("baremetal:node:get")
+@endpoint(
+    "baremetal:node:get",
+    doc=Operation("Show a node", answers={200: view.NODE}, query=(fields_param(view.FIELDS),)),
+)
 def get_node(call: Call) -> object:
     fields = parse_fields(
         call.query.get("fields"), view.visible_fields(call.version), version=call.version
@@ -218,7 +257,22 @@ def get_node(call: Call) -> object:
         return render_one(conn, call, node=node, fields=fields)
 
 
-@endpoint("baremetal:node:create", body=True, checks_itself=True)
+@endpoint(
+    "baremetal:node:create",
+    body=True,
+    checks_itself=True,
+    doc=Operation(
+        "Enroll a node",
+        answers={201: view.NODE},
+        body=body(node_fields.CREATABLE, required=("driver",), name="NodeCreate"),
+        examples=(
+            {"driver": "fake-hardware"},
+            {"driver": "ipmi", "name": "rack1-node7", "resource_class": "gold"},
+        ),
+        description="A project-scoped administrator's node is owned by its project "
+        "(baremetal:node:create:self_owned_node).",
+    ),
+)
 def create_node(call: Call) -> object:
     self_owned = _authorize_create(call)
     body = validate_body(
@@ -270,7 +324,7 @@ def _own(body: dict[str, Any], *, project: str | None) -> None:
     body["owner"] = project
 
 
-@endpoint("baremetal:node:delete")
+@endpoint("baremetal:node:delete", doc=Operation("Delete a node", answers={204: None}))
 def delete_node(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
@@ -297,7 +351,29 @@ PATCHABLE = patching.Patchable(
 _INTERFACE_FIELDS = frozenset(name for name in node_fields.PATCHABLE if name.endswith("_interface"))
 
 
-@endpoint("baremetal:node:update", body=True)
+_RESET = flag(
+    "reset_interfaces",
+    "With a driver change: every interface the patch does not set takes the new "
+    "hardware type's default.",
+    feature="reset_interfaces",
+)
+
+
+@endpoint(
+    "baremetal:node:update",
+    body=True,
+    doc=Operation(
+        "Update a node (JSON Patch)",
+        answers={200: view.NODE},
+        body=patch(node_fields.PATCHABLE, name="NodePatch"),
+        query=(_RESET,),
+        examples=(
+            [{"op": "add", "path": "/extra/rack", "value": "r1"}],
+            [{"op": "replace", "path": "/description", "value": "GPU box"}],
+        ),
+        description="Each path has its own rule where Ironic has one (x-policy-rules).",
+    ),
+)
 def patch_node(call: Call) -> object:
     reset = _reset_interfaces(call)
     # with reset_interfaces, an interface the patch names is kept even if unchanged

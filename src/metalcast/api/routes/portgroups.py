@@ -10,7 +10,17 @@ from starlette.routing import Route
 
 from metalcast.api import lookup, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.operations import Operation, Param, body, patch, string
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    last_marker,
+    paging,
+    parse_fields,
+    parse_listing,
+)
 from metalcast.api.schema import (
     Field,
     check_ident,
@@ -24,7 +34,7 @@ from metalcast.api.versions import allows
 from metalcast.api.views import ports as view
 from metalcast.db import repository as repo
 from metalcast.db.models import Portgroup
-from metalcast.errors import InvalidInput, NotFound
+from metalcast.errors import NotFound
 
 PATCHABLE_FIELDS: Mapping[str, Field] = {
     "address": Field(check=check_mac),
@@ -42,8 +52,13 @@ PATCHABLE = patching.Patchable(
     removed={"extra": {}, "properties": {}, "standalone_ports_supported": True},
     mandatory=frozenset({"node_uuid"}),
 )
-_FILTERS = frozenset({"node", "address"})
-_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+LIST_QUERY = (
+    Param("node", string(), "Portgroups of this node (UUID or name)."),
+    Param("address", string(), "The portgroup with this MAC address."),
+    *paging(sortable=view.PORTGROUP_SORTABLE, fields=view.PORTGROUP_FIELDS),
+)
+_LIST = collection_of("portgroups", view.PORTGROUP)
+_FEATURE = "portgroups"
 
 
 def _require_portgroups(call: Call) -> None:
@@ -52,12 +67,7 @@ def _require_portgroups(call: Call) -> None:
 
 
 def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
-    unknown = sorted(set(call.query) - _FILTERS - _PAGING)
-    if unknown:
-        raise InvalidInput(
-            f"Unknown parameter(s) for listing portgroups: {', '.join(unknown)}. "
-            f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
-        )
+    check_query(call.query, LIST_QUERY, what="listing portgroups")
     out: dict[str, Any] = {"node_ids": lookup.listed_node_ids(conn, call, "portgroup")}
     if call.query.get("node"):
         out["node_id"] = lookup.node(
@@ -99,17 +109,33 @@ def list_portgroups(call: Call, *, detail_path: bool = False, node_id: int | Non
     )
 
 
-@endpoint("baremetal:portgroup:list")
+@endpoint(
+    "baremetal:portgroup:list",
+    doc=Operation("List portgroups", answers={200: _LIST}, query=LIST_QUERY, feature=_FEATURE),
+)
 def get_portgroups(call: Call) -> object:
     return list_portgroups(call)
 
 
-@endpoint("baremetal:portgroup:list")
+@endpoint(
+    "baremetal:portgroup:list",
+    doc=Operation(
+        "List portgroups with every field",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature=_FEATURE,
+    ),
+)
 def get_portgroups_detail(call: Call) -> object:
     return list_portgroups(call, detail_path=True)
 
 
-@endpoint("baremetal:portgroup:list")
+@endpoint(
+    "baremetal:portgroup:list",
+    doc=Operation(
+        "List a node's portgroups", answers={200: _LIST}, query=LIST_QUERY, feature=_FEATURE
+    ),
+)
 def get_node_portgroups(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
@@ -126,7 +152,15 @@ def _render(
     )
 
 
-@endpoint("baremetal:portgroup:get")
+@endpoint(
+    "baremetal:portgroup:get",
+    doc=Operation(
+        "Show a portgroup",
+        answers={200: view.PORTGROUP},
+        query=(fields_param(view.PORTGROUP_FIELDS),),
+        feature=_FEATURE,
+    ),
+)
 def get_portgroup(call: Call) -> object:
     _require_portgroups(call)
     fields = parse_fields(
@@ -160,7 +194,16 @@ def to_columns(
     return columns
 
 
-@endpoint("baremetal:portgroup:create", body=True)
+@endpoint(
+    "baremetal:portgroup:create",
+    body=True,
+    doc=Operation(
+        "Create a portgroup",
+        answers={201: view.PORTGROUP},
+        body=body(CREATABLE, required=("node_uuid",), name="PortgroupCreate"),
+        feature=_FEATURE,
+    ),
+)
 def create_portgroup(call: Call) -> object:
     _require_portgroups(call)
     body = validate_body(
@@ -173,7 +216,16 @@ def create_portgroup(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "portgroups", group.uuid)})
 
 
-@endpoint("baremetal:portgroup:update", body=True)
+@endpoint(
+    "baremetal:portgroup:update",
+    body=True,
+    doc=Operation(
+        "Update a portgroup (JSON Patch)",
+        answers={200: view.PORTGROUP},
+        body=patch(PATCHABLE_FIELDS, name="PortgroupPatch"),
+        feature=_FEATURE,
+    ),
+)
 def patch_portgroup(call: Call) -> object:
     _require_portgroups(call)
     with call.deps.db.read() as conn:
@@ -189,7 +241,10 @@ def patch_portgroup(call: Call) -> object:
     return _render(call, group)
 
 
-@endpoint("baremetal:portgroup:delete")
+@endpoint(
+    "baremetal:portgroup:delete",
+    doc=Operation("Delete a portgroup", answers={204: None}, feature=_FEATURE),
+)
 def delete_portgroup(call: Call) -> object:
     _require_portgroups(call)
     with call.deps.db.read() as conn:

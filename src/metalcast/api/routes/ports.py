@@ -10,7 +10,17 @@ from starlette.routing import Route
 
 from metalcast.api import lookup, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.operations import Operation, Param, body, patch, string
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    last_marker,
+    paging,
+    parse_fields,
+    parse_listing,
+)
 from metalcast.api.schema import (
     Field,
     check_ident,
@@ -57,8 +67,17 @@ PATCHABLE = patching.Patchable(
     removed={"extra": {}, "local_link_connection": {}, "pxe_enabled": True, "is_smartnic": False},
     mandatory=frozenset({"address", "node_uuid"}),
 )
-_FILTERS = frozenset({"node", "node_uuid", "address", "portgroup"})
-_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
+LIST_QUERY = (
+    Param("node", string(), "Ports of this node (UUID or name)."),
+    Param("node_uuid", string(), "Ports of this node (UUID or name)."),
+    Param("address", string(), "The port with this MAC address."),
+    Param("portgroup", string(), "Ports of this portgroup (UUID or name).", "portgroup_uuid"),
+    *paging(sortable=view.PORT_SORTABLE, fields=view.PORT_FIELDS),
+)
+_LIST = collection_of("ports", view.PORT)
+#: a node or portgroup filter naming none is 404
+_FILTER_ERRORS = frozenset({404})
+_LIST_DOC = Operation("List ports", answers={200: _LIST}, query=LIST_QUERY, errors=_FILTER_ERRORS)
 
 
 # --------------------------------------------------------------------------- listing
@@ -66,12 +85,7 @@ _PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detai
 
 def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
     query = call.query
-    unknown = sorted(set(query) - _FILTERS - _PAGING)
-    if unknown:
-        raise InvalidInput(
-            f"Unknown parameter(s) for listing ports: {', '.join(unknown)}. "
-            f"Accepted: {', '.join(sorted(_FILTERS | _PAGING))}."
-        )
+    check_query(query, LIST_QUERY, what="listing ports")
     out: dict[str, Any] = {"node_ids": lookup.listed_node_ids(conn, call, "port")}
     node_ident = query.get("node") or query.get("node_uuid")
     if node_ident:
@@ -116,24 +130,40 @@ def list_ports(call: Call, *, detail_path: bool = False, **scope: int) -> dict[s
     )
 
 
-@endpoint("baremetal:port:list")
+@endpoint("baremetal:port:list", doc=_LIST_DOC)
 def get_ports(call: Call) -> object:
     return list_ports(call)
 
 
-@endpoint("baremetal:port:list")
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation(
+        "List ports with every field",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        errors=_FILTER_ERRORS,
+    ),
+)
 def get_ports_detail(call: Call) -> object:
     return list_ports(call, detail_path=True)
 
 
-@endpoint("baremetal:port:list")
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation("List a node's ports", answers={200: _LIST}, query=LIST_QUERY),
+)
 def get_node_ports(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
     return list_ports(call, node_id=node.id)
 
 
-@endpoint("baremetal:port:list")
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation(
+        "List a portgroup's ports", answers={200: _LIST}, query=LIST_QUERY, feature="portgroups"
+    ),
+)
 def get_portgroup_ports(call: Call) -> object:
     with call.deps.db.read() as conn:
         group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action=lookup.NODE_GET)
@@ -151,7 +181,10 @@ def _render(call: Call, port: Port, *, fields: tuple[str, ...] | None = None) ->
     )
 
 
-@endpoint("baremetal:port:get")
+@endpoint(
+    "baremetal:port:get",
+    doc=Operation("Show a port", answers={200: view.PORT}, query=(fields_param(view.PORT_FIELDS),)),
+)
 def get_port(call: Call) -> object:
     fields = parse_fields(
         call.query.get("fields"), view.visible(view.PORT_FIELDS, call.version), version=call.version
@@ -198,7 +231,15 @@ def _check_free_mac(conn: sa.Connection, address: str, *, port_id: int | None) -
         raise Conflict(f"A port with MAC address {address} already exists.")
 
 
-@endpoint("baremetal:port:create", body=True)
+@endpoint(
+    "baremetal:port:create",
+    body=True,
+    doc=Operation(
+        "Create a port",
+        answers={201: view.PORT},
+        body=body(CREATABLE, required=("address", "node_uuid"), name="PortCreate"),
+    ),
+)
 def create_port(call: Call) -> object:
     body = validate_body(
         call.body, CREATABLE, what="port", version=call.version, required=("address", "node_uuid")
@@ -210,7 +251,15 @@ def create_port(call: Call) -> object:
     return Reply(201, doc, {"Location": call.url("v1", "ports", port.uuid)})
 
 
-@endpoint("baremetal:port:update", body=True)
+@endpoint(
+    "baremetal:port:update",
+    body=True,
+    doc=Operation(
+        "Update a port (JSON Patch)",
+        answers={200: view.PORT},
+        body=patch(PATCHABLE_FIELDS, name="PortPatch"),
+    ),
+)
 def patch_port(call: Call) -> object:
     with call.deps.db.read() as conn:
         port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:update")
@@ -225,7 +274,7 @@ def patch_port(call: Call) -> object:
     return _render(call, port)
 
 
-@endpoint("baremetal:port:delete")
+@endpoint("baremetal:port:delete", doc=Operation("Delete a port", answers={204: None}))
 def delete_port(call: Call) -> object:
     with call.deps.db.read() as conn:
         port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:delete")

@@ -23,6 +23,17 @@ import sqlalchemy as sa
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.operations import (
+    LINKS,
+    UUID,
+    Named,
+    Operation,
+    Param,
+    body,
+    obj,
+    string,
+)
+from metalcast.api.params import check_query
 from metalcast.api.schema import Field, normalize_mac, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import links
@@ -50,6 +61,44 @@ _MAX_LOG_LINES = 200
 HEARTBEAT_INTERVAL = 2.0
 
 
+LOOKUP_QUERY = (
+    Param("addresses", string(), "Comma-separated MAC addresses of the node's ports."),
+    Param("node_uuid", string(format="uuid"), "The node's UUID (wins over addresses)."),
+)
+LOOKUP = Named(
+    "Lookup",
+    obj(
+        {
+            "node": obj(
+                {
+                    "uuid": UUID,
+                    "properties": obj(),
+                    "instance_info": obj(),
+                    "driver_internal_info": obj(),
+                    "links": LINKS,
+                },
+                required=("uuid", "properties", "instance_info", "driver_internal_info", "links"),
+            ),
+            "config": obj(
+                {
+                    "heartbeat_timeout": {"type": "number"},
+                    "metrics": obj(),
+                    "metalcast": obj(),
+                    "agent_token": string(description="The first lookup's only; ****** after."),
+                },
+                required=("heartbeat_timeout", "metrics", "metalcast", "agent_token"),
+            ),
+        },
+        required=("node", "config"),
+    ),
+)
+HEARTBEAT_REPLY = obj(
+    description="To a metalcast agent (with agent_token): its next command; an Ironic "
+    "agent's answer has no body.",
+    additional=True,
+)
+
+
 def _require(call: Call) -> None:
     if not allows("ramdisk_endpoints", call.version):
         raise NotFound("The resource could not be found.")
@@ -58,12 +107,20 @@ def _require(call: Call) -> None:
 # ---------------------------------------------------------------------------- lookup
 
 
-@endpoint("baremetal:driver:ipa_lookup")
+@endpoint(
+    "baremetal:driver:ipa_lookup",
+    doc=Operation(
+        "A ramdisk agent finds its node",
+        answers={200: LOOKUP},
+        query=LOOKUP_QUERY,
+        feature="ramdisk_endpoints",
+        description="Only a node waiting for an agent is found; every other lookup is the "
+        "same 404. Secrets are masked.",
+    ),
+)
 def lookup(call: Call) -> object:
     _require(call)
-    unknown = sorted(set(call.query) - {"addresses", "node_uuid"})
-    if unknown:
-        raise InvalidInput(f"Unknown parameter(s) for a lookup: {', '.join(unknown)}.")
+    check_query(call.query, LOOKUP_QUERY, what="a lookup")
     node_uuid = call.query.get("node_uuid") or None
     if node_uuid is not None:
         node_uuid = repo.canonical_uuid(node_uuid, what="node_uuid to be a UUID")
@@ -138,7 +195,25 @@ def _config(call: Call) -> dict[str, Any]:
 # ------------------------------------------------------------------------- heartbeat
 
 
-@endpoint("baremetal:node:ipa_heartbeat", body=True)
+@endpoint(
+    "baremetal:node:ipa_heartbeat",
+    body=True,
+    doc=Operation(
+        "A ramdisk agent reports in",
+        answers={202: HEARTBEAT_REPLY},
+        body=body(
+            {
+                **_HEARTBEAT_FIELDS,
+                "agent_version": Field(feature="agent_version"),
+            },
+            name="Heartbeat",
+        ),
+        feature="ramdisk_endpoints",
+        errors=frozenset({403, 409}),
+        description="callback_url (Ironic's agents) or agent_token (metalcast's) is "
+        "needed; once a token was issued, a heartbeat without it is 403.",
+    ),
+)
 def heartbeat(call: Call) -> object:
     _require(call)
     newer = isinstance(call.body, dict) and "agent_version" in call.body

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.routing import Route
 
 from metalcast.api.endpoint import Call, endpoint
+from metalcast.api.operations import LINKS, Named, Operation, array, obj, since, string
 from metalcast.api.versions import MAX_VERSION, MIN_VERSION, allows
 
 _DESCRIPTION = (
@@ -26,6 +27,49 @@ _RESOURCES: dict[str, str | None] = {
 }
 
 
+VERSION = Named(
+    "Version",
+    obj(
+        {
+            "id": string(),
+            "links": LINKS,
+            "status": string(),
+            "min_version": string(),
+            "version": string(),
+        },
+        required=("id", "links", "status", "min_version", "version"),
+    ),
+)
+ROOT = Named(
+    "Versions",
+    obj(
+        {
+            "name": string(),
+            "description": string(),
+            "versions": array(VERSION),
+            "default_version": VERSION,
+        },
+        required=("name", "description", "versions", "default_version"),
+    ),
+)
+V1 = Named(
+    "V1",
+    obj(
+        {
+            "id": string(),
+            "links": LINKS,
+            "media_types": array(obj({"base": string(), "type": string()})),
+            "version": VERSION,
+            **{
+                name: LINKS if feature is None else since(LINKS, feature)
+                for name, feature in _RESOURCES.items()
+            },
+        },
+        required=("id", "links", "media_types", "version"),
+    ),
+)
+
+
 def version_document(call: Call) -> dict[str, Any]:
     """The description of v1: its links and the served microversion range."""
     return {
@@ -37,7 +81,7 @@ def version_document(call: Call) -> dict[str, Any]:
     }
 
 
-@endpoint("api:discovery")
+@endpoint("api:discovery", doc=Operation("The API versions", answers={200: ROOT}))
 def get_root(call: Call) -> object:
     v1 = version_document(call)
     return {
@@ -48,7 +92,7 @@ def get_root(call: Call) -> object:
     }
 
 
-@endpoint("api:discovery")
+@endpoint("api:discovery", doc=Operation("The v1 resources", answers={200: V1}))
 def get_v1(call: Call) -> object:
     doc: dict[str, Any] = {
         "id": "v1",

@@ -27,9 +27,10 @@ from starlette.routing import Route
 from metalcast.api import auth, policy
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.operations import Operation, array, body, no_content, obj
 from metalcast.api.routes.identity import check_query, find_project
 from metalcast.api.schema import Field, validate_body
-from metalcast.api.views.identity import render_token
+from metalcast.api.views.identity import CREATED_TOKEN, TOKEN, render_token
 from metalcast.db import identity
 from metalcast.db.identity import ApiToken, Project, User
 from metalcast.db.rows import utcnow
@@ -121,7 +122,16 @@ def _render(conn: sa.Connection, call: Call, tokens: list[ApiToken]) -> list[dic
     return [render_token(tk, base_url=call.base_url, **names) for tk in tokens]
 
 
-@endpoint("identity:token:create", body=True)
+@endpoint(
+    "identity:token:create",
+    body=True,
+    doc=Operation(
+        "Create an API token for oneself",
+        answers={201: CREATED_TOKEN},
+        body=body(TOKEN_FIELDS, name="TokenCreate"),
+        examples=({"system": True, "expires_in": 3600}, {"project": "tenant-a"}),
+    ),
+)
 def create_token(call: Call) -> object:
     """201 with the token's secret in ``token``: the only time it is shown."""
     body = validate_body(call.body, TOKEN_FIELDS, what="token", version=call.version)
@@ -179,22 +189,28 @@ def _find(conn: sa.Connection, call: Call) -> tuple[ApiToken, policy.Target]:
     return token, target
 
 
-@endpoint("identity:token:list")
+@endpoint(
+    "identity:token:list",
+    doc=Operation(
+        "List one's API tokens (a system admin: everyone's)",
+        answers={200: obj({"tokens": array(TOKEN)}, required=("tokens",))},
+    ),
+)
 def list_tokens(call: Call) -> object:
     """The caller's tokens; a system admin's list has everyone's."""
-    check_query(call, set(), what="listing tokens")
+    check_query(call, (), what="listing tokens")
     with call.deps.db.read() as conn:
         tokens = identity.list_tokens(conn, user_id=_visible(conn, call))
         return {"tokens": _render(conn, call, tokens)}
 
 
-@endpoint("identity:token:list")
+@endpoint("identity:token:list", doc=Operation("Show an API token", answers={200: TOKEN}))
 def get_token(call: Call) -> object:
     with call.deps.db.read() as conn:
         return _render(conn, call, [_find(conn, call)[0]])[0]
 
 
-@endpoint("identity:token:delete")
+@endpoint("identity:token:delete", doc=no_content("Revoke an API token"))
 def revoke_token(call: Call) -> object:
     """Revoke a token (204, also when it was revoked already); 403 for a token the
     caller sees but may not revoke."""

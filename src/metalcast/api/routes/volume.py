@@ -17,7 +17,17 @@ from starlette.routing import BaseRoute, Route
 
 from metalcast.api import lookup, patching
 from metalcast.api.endpoint import Call, Reply, endpoint
-from metalcast.api.params import collection, last_marker, parse_fields, parse_listing
+from metalcast.api.operations import Named, Operation, Param, body, patch, string
+from metalcast.api.operations import collection as collection_of
+from metalcast.api.params import (
+    check_query,
+    collection,
+    fields_param,
+    last_marker,
+    paging,
+    parse_fields,
+    parse_listing,
+)
 from metalcast.api.schema import Field, check_choice, check_ident, check_uuid, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views import volume as view
@@ -26,10 +36,8 @@ from metalcast.db import repository as repo
 from metalcast.db import volumes
 from metalcast.db.models import JSONDict
 from metalcast.db.tables import VOLUME_CONNECTOR_TYPES
-from metalcast.errors import InvalidInput, NotFound
+from metalcast.errors import NotFound
 from metalcast.rpc.client import ConductorClient
-
-_PAGING = frozenset({"limit", "marker", "sort_key", "sort_dir", "fields", "detail"})
 
 Record = view.Record
 Lister = Callable[..., Sequence[Record]]
@@ -50,11 +58,21 @@ class Kind:
     creatable: Mapping[str, Field]
     required: tuple[str, ...]
     patchable: patching.Patchable
+    #: the response document
+    document: Named
     lister: Lister
     finder: Finder
     create: Callable[[Call, JSONDict], Record]
     update: Callable[[Call, int, JSONDict], Record]
     destroy: Callable[[Call, int], None]
+
+    @property
+    def query(self) -> tuple[Param, ...]:
+        """The parameters a list takes."""
+        return (
+            Param("node", string(), f"The {self.what}s of this node (UUID or name)."),
+            *paging(sortable=self.sortable, fields=self.fields, detail_feature="volume"),
+        )
 
 
 def _conductor(call: Call) -> ConductorClient:
@@ -84,6 +102,7 @@ CONNECTORS = Kind(
         removed={"extra": {}},
         mandatory=frozenset({"node_uuid", "type", "connector_id"}),
     ),
+    document=view.CONNECTOR,
     lister=volumes.list_volume_connectors,
     finder=lookup.volume_connector,
     create=lambda call, values: _conductor(call).create_volume_connector(
@@ -119,6 +138,7 @@ TARGETS = Kind(
         removed={"extra": {}, "properties": {}},
         mandatory=frozenset({"node_uuid", "volume_type", "boot_index", "volume_id"}),
     ),
+    document=view.TARGET,
     lister=volumes.list_volume_targets,
     finder=lookup.volume_target,
     create=lambda call, values: _conductor(call).create_volume_target(values, context=call.context),
@@ -179,12 +199,7 @@ def _render(
 
 
 def _node_filter(conn: sa.Connection, call: Call, kind: Kind) -> int | None:
-    unknown = sorted(set(call.query) - _PAGING - {"node"})
-    if unknown:
-        raise InvalidInput(
-            f"Unknown parameter(s) for listing {kind.what}s: {', '.join(unknown)}. "
-            f"Accepted: {', '.join(sorted(_PAGING | {'node'}))}."
-        )
+    check_query(call.query, kind.query, what=f"listing {kind.what}s")
     ident = call.query.get("node")
     return lookup.node(conn, call, ident=ident, action=lookup.NODE_GET).id if ident else None
 
@@ -292,14 +307,19 @@ def delete(call: Call, kind: Kind) -> Reply:
 # system readers pass; the node's existence is only told to those
 
 
-@endpoint("baremetal:volume:get")
+_LINKS_DOC = Operation(
+    "Links to the volume connectors and targets", answers={200: view.ROOT}, feature="volume"
+)
+
+
+@endpoint("baremetal:volume:get", doc=_LINKS_DOC)
 def get_volume(call: Call) -> object:
     _require_volume(call)
     call.enforce("baremetal:volume:get")
     return view.root_links(call.base_url, "")
 
 
-@endpoint("baremetal:volume:get")
+@endpoint("baremetal:volume:get", doc=_LINKS_DOC)
 def get_node_volume(call: Call) -> object:
     _require_volume(call)
     call.enforce("baremetal:volume:get")
@@ -321,26 +341,69 @@ def _node_list(kind: Kind) -> Callable[[Call], object]:
 _RULE = "baremetal:volume:"
 
 
+def _docs(kind: Kind) -> dict[str, Operation]:
+    """What each endpoint of ``kind`` takes and answers."""
+    listed = collection_of(kind.name, kind.document)
+    name = kind.document.name
+    return {
+        "list": Operation(
+            f"List {kind.what}s", answers={200: listed}, query=kind.query, feature="volume"
+        ),
+        "detail": Operation(
+            f"List {kind.what}s with every field",
+            answers={200: listed},
+            query=kind.query,
+            feature="volume",
+        ),
+        "create": Operation(
+            f"Create a {kind.what}",
+            answers={201: kind.document},
+            body=body(kind.creatable, required=kind.required, name=f"{name}Create"),
+            feature="volume",
+        ),
+        "get": Operation(
+            f"Show a {kind.what}",
+            answers={200: kind.document},
+            query=(fields_param(kind.fields),),
+            feature="volume",
+        ),
+        "update": Operation(
+            f"Update a {kind.what} (JSON Patch; its node powered off)",
+            answers={200: kind.document},
+            body=patch(kind.patchable.fields, name=f"{name}Patch"),
+            feature="volume",
+        ),
+        "delete": Operation(
+            f"Delete a {kind.what} (its node powered off)", answers={204: None}, feature="volume"
+        ),
+        "node": Operation(
+            f"List a node's {kind.what}s", answers={200: listed}, query=kind.query, feature="volume"
+        ),
+    }
+
+
 def _kind_routes(kind: Kind) -> list[BaseRoute]:
     base = f"/v1/volume/{kind.name}"
-    handlers: list[tuple[str, str, str, Callable[[Call], object], bool]] = [
-        (base, "GET", f"{_RULE}list", lambda call: list_resources(call, kind), False),
+    docs = _docs(kind)
+    handlers: list[tuple[str, str, str, Callable[[Call], object], bool, str]] = [
+        (base, "GET", "list", lambda call: list_resources(call, kind), False, "list"),
         (
             f"{base}/detail",
             "GET",
-            f"{_RULE}list",
+            "list",
             lambda call: list_resources(call, kind, detail_path=True),
             False,
+            "detail",
         ),
-        (base, "POST", f"{_RULE}create", lambda call: create(call, kind), True),
-        (f"{base}/{{ident}}", "GET", f"{_RULE}get", lambda call: show(call, kind), False),
-        (f"{base}/{{ident}}", "PATCH", f"{_RULE}update", lambda call: update(call, kind), True),
-        (f"{base}/{{ident}}", "DELETE", f"{_RULE}delete", lambda call: delete(call, kind), False),
-        (f"/v1/nodes/{{node}}/volume/{kind.name}", "GET", f"{_RULE}list", _node_list(kind), False),
+        (base, "POST", "create", lambda call: create(call, kind), True, "create"),
+        (f"{base}/{{ident}}", "GET", "get", lambda call: show(call, kind), False, "get"),
+        (f"{base}/{{ident}}", "PATCH", "update", lambda call: update(call, kind), True, "update"),
+        (f"{base}/{{ident}}", "DELETE", "delete", lambda call: delete(call, kind), False, "delete"),
+        (f"/v1/nodes/{{node}}/volume/{kind.name}", "GET", "list", _node_list(kind), False, "node"),
     ]
     return [
-        Route(path, endpoint(action, body=body)(handler), methods=[method])
-        for path, method, action, handler, body in handlers
+        Route(path, endpoint(_RULE + action, body=reads, doc=docs[doc])(handler), methods=[method])
+        for path, method, action, handler, reads, doc in handlers
     ]
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from metalcast.api.operations import UUID, array, nullable, obj, resource, string
 from metalcast.api.versions import Version
 from metalcast.api.views.common import iso, links, only
 from metalcast.api.views.ports import visible
+from metalcast.db import tables as t
+from metalcast.db.allocations import STATES
 from metalcast.db.models import Allocation, DeployTemplate
 from metalcast.secrecy import mask
 
@@ -26,6 +29,18 @@ ALLOCATION_FIELDS: dict[str, str | None] = {
     "created_at": None,
     "updated_at": None,
 }
+ALLOCATION = resource(
+    "Allocation",
+    ALLOCATION_FIELDS,
+    table=t.allocations,
+    special={
+        "node_uuid": nullable(UUID),
+        "state": string(enum=list(STATES)),
+        "traits": array(string()),
+        "candidate_nodes": array(UUID),
+    },
+)
+
 #: columns an allocation list may be sorted by (Ironic refuses the JSON ones)
 ALLOCATION_SORTABLE = frozenset(
     {
@@ -82,6 +97,21 @@ def render_allocation(
 TEMPLATE_FIELDS = ("uuid", "name", "steps", "extra", "created_at", "updated_at")
 TEMPLATE_LIST_FIELDS = ("uuid", "name")
 TEMPLATE_SORTABLE = frozenset({"id", "uuid", "name", "created_at", "updated_at"})
+STEP = obj(
+    {
+        "interface": string(),
+        "step": string(),
+        "args": obj(),
+        "priority": {"type": "integer", "minimum": 0},
+    },
+    required=("interface", "step", "args", "priority"),
+)
+TEMPLATE = resource(
+    "DeployTemplate",
+    dict.fromkeys(TEMPLATE_FIELDS),
+    table=t.deploy_templates,
+    special={"steps": array(STEP)},
+)
 
 
 def render_step(step: Mapping[str, Any]) -> dict[str, Any]:

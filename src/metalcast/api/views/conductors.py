@@ -9,13 +9,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metalcast.api.operations import array, boolean, resource, string
 from metalcast.api.views.common import iso, links
 from metalcast.db import repository as repo
+from metalcast.db import tables as t
 from metalcast.db.models import Conductor
 
 #: GET /v1/conductors without detail shows these
 DEFAULT_FIELDS = ("hostname", "conductor_group", "alive")
 FIELDS = ("hostname", "conductor_group", "alive", "drivers", "created_at", "updated_at")
+CONDUCTOR = resource(
+    "Conductor",
+    dict.fromkeys(FIELDS),
+    table=t.conductors,
+    special={
+        "alive": boolean(description="Online and heard from within its heartbeat timeout."),
+        "drivers": array(string(), description="The hardware types it serves."),
+    },
+)
 
 
 def is_alive(conductor: Conductor, *, timeout: float) -> bool:

@@ -10,8 +10,83 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from metalcast.api.operations import (
+    DATE_TIME,
+    LINKS,
+    Named,
+    array,
+    boolean,
+    nullable,
+    obj,
+    string,
+)
 from metalcast.api.views.common import iso, links
 from metalcast.db.identity import ApiToken, Assignment, Project, User
+
+_ID = string(pattern="^[0-9a-f]{32}$")
+_TIMES = {"created_at": DATE_TIME, "updated_at": nullable(DATE_TIME)}
+
+
+def _document(name: str, properties: dict[str, Any]) -> Named:
+    """A document whose every property is always there."""
+    return Named(name, obj(properties, required=properties))
+
+
+PROJECT = _document(
+    "Project",
+    {
+        "id": _ID,
+        "name": string(),
+        "description": nullable(string()),
+        "enabled": boolean(),
+        **_TIMES,
+        "links": LINKS,
+    },
+)
+ASSIGNMENT = _document(
+    "RoleAssignment",
+    {
+        "role": string(),
+        "user_id": _ID,
+        "user_name": string(),
+        "project_id": nullable(_ID),
+        "project_name": nullable(string()),
+        "system": nullable(string(enum=["all"])),
+    },
+)
+USER = _document(
+    "User",
+    {
+        "id": _ID,
+        "name": string(),
+        "description": nullable(string()),
+        "enabled": boolean(),
+        "default_project_id": nullable(_ID),
+        "default_project_name": nullable(string()),
+        "roles": array(ASSIGNMENT),
+        **_TIMES,
+        "links": LINKS,
+    },
+)
+_TOKEN = {
+    "id": _ID,
+    "user_id": nullable(_ID),
+    "user_name": nullable(string()),
+    "project_id": nullable(_ID),
+    "project_name": nullable(string()),
+    "system": nullable(string(enum=["all"])),
+    "description": nullable(string()),
+    "status": string(enum=["active", "revoked", "expired"]),
+    "created_at": DATE_TIME,
+    "expires_at": DATE_TIME,
+    "revoked_at": nullable(DATE_TIME),
+    "links": LINKS,
+}
+TOKEN = _document("Token", _TOKEN)
+#: the answer to a token's creation: the only one with its secret
+CREATED_TOKEN = _document(
+    "TokenCreated", {**_TOKEN, "token": string(description="The secret: shown this once.")}
+)
 
 
 def render_project(project: Project, *, base_url: str) -> dict[str, Any]:

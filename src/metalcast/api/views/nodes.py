@@ -11,7 +11,7 @@ secrets at any depth, sealed values and URL passwords come out as ``******``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from operator import attrgetter, itemgetter
@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metalcast.api.operations import LINKS, UUID, array, nullable, resource, since, string
 from metalcast.api.policy import NodeRedactions
 from metalcast.api.versions import Version, shows
 from metalcast.api.views.common import iso, links
@@ -28,6 +29,7 @@ from metalcast.db import tables as t
 from metalcast.db.allocations import allocation_uuids
 from metalcast.db.models import Node
 from metalcast.secrecy import mask
+from metalcast.states import ProvisionState
 
 #: field -> the feature that introduced it (None: from the first version)
 FIELDS: dict[str, str | None] = {
@@ -90,6 +92,31 @@ FIELDS: dict[str, str | None] = {
     "updated_at": None,
 }
 
+#: the response document: the columns' types, but for the fields rendered from elsewhere
+NODE = resource(
+    "Node",
+    FIELDS,
+    table=t.nodes,
+    special={
+        "chassis_uuid": nullable(UUID),
+        "allocation_uuid": nullable(UUID),
+        "traits": array(string()),
+        "conductor": nullable(string(description="The live conductor serving the node.")),
+        "provision_state": nullable(
+            string(
+                enum=[state.value for state in ProvisionState],
+                description="null means available before 1.2; inspect wait shows as "
+                "inspecting before 1.39.",
+            )
+        ),
+    },
+    extra={
+        "ports": LINKS,
+        "states": LINKS,
+        "portgroups": since(LINKS, "portgroup_uuid"),
+    },
+)
+
 #: what a list without ``detail`` shows
 LIST_FIELDS = ("uuid", "name", "instance_uuid", "power_state", "provision_state", "maintenance")
 _DATES = frozenset(
@@ -135,7 +162,7 @@ class Plan:
 
     fields: tuple[str, ...]
     plain: tuple[str, ...]
-    getter: itemgetter[Any]
+    getter: Callable[[Mapping[str, Any]], Any]
     dates: tuple[str, ...]
     masked: tuple[str, ...]
     special: frozenset[str]
@@ -143,6 +170,12 @@ class Plan:
     full: bool
     #: the columns of the nodes table rendering needs
     columns: tuple[str, ...]
+
+
+def _nothing(node: Mapping[str, Any]) -> tuple[()]:
+    """The getter of a plan with no plain field (``?fields=`` naming only dates,
+    traits, ...): nothing to copy."""
+    return ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -154,7 +187,7 @@ def plan(version: Version, fields: tuple[str, ...] | None) -> Plan:
     return Plan(
         fields=chosen,
         plain=plain,
-        getter=itemgetter(*plain) if plain else itemgetter("uuid"),
+        getter=itemgetter(*plain) if plain else _nothing,
         dates=tuple(f for f in chosen if f in _DATES),
         masked=tuple(f for f in chosen if f in _MASKED),
         special=frozenset(chosen) & _SPECIAL,
@@ -232,6 +265,7 @@ def render_node(
     """The node document; ``links`` always, sub-resource links on full documents;
     the fields ``redactions`` hides from the caller replaced by Ironic's notices."""
     values = the_plan.getter(node)
+    # one key: itemgetter gives the value itself, not a tuple of one
     if len(the_plan.plain) == 1:
         values = (values,)
     doc: dict[str, Any] = dict(zip(the_plan.plain, values, strict=True))

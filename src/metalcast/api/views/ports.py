@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metalcast.api.operations import LINKS, UUID, nullable, resource
 from metalcast.api.versions import Version, shows
 from metalcast.api.views.common import iso, links, only
 from metalcast.db import tables as t
@@ -48,6 +49,20 @@ PORTGROUP_FIELDS: dict[str, str | None] = {
     "updated_at": None,
 }
 PORTGROUP_LIST_FIELDS = ("uuid", "address", "name")
+
+PORT = resource(
+    "Port",
+    PORT_FIELDS,
+    table=t.ports,
+    special={"node_uuid": UUID, "portgroup_uuid": nullable(UUID)},
+)
+PORTGROUP = resource(
+    "Portgroup",
+    PORTGROUP_FIELDS,
+    table=t.portgroups,
+    special={"node_uuid": UUID},
+    extra={"ports": LINKS},
+)
 
 PORT_SORTABLE = frozenset(
     {

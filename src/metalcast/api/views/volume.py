@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from metalcast.api.operations import LINKS, UUID, Named, obj, resource
 from metalcast.api.views.common import iso, links
+from metalcast.db import tables as t
 from metalcast.db.models import VolumeConnector, VolumeTarget
 from metalcast.secrecy import mask
 
@@ -38,6 +40,25 @@ TARGET_SORTABLE = frozenset(
     {"id", "uuid", "volume_type", "boot_index", "volume_id", "created_at", "updated_at"}
 )
 
+CONNECTOR = resource(
+    "VolumeConnector",
+    dict.fromkeys(CONNECTOR_FIELDS),
+    table=t.volume_connectors,
+    special={"node_uuid": UUID},
+)
+TARGET = resource(
+    "VolumeTarget",
+    dict.fromkeys(TARGET_FIELDS),
+    table=t.volume_targets,
+    special={
+        "node_uuid": UUID,
+        "properties": obj(
+            description="Shown only with baremetal:volume:view_target_properties; "
+            "otherwise {'redacted_contents': ...}."
+        ),
+    },
+)
+
 Record = VolumeConnector | VolumeTarget
 
 
@@ -66,6 +87,16 @@ def render(
             doc[name] = getattr(record, name)
     doc["links"] = links(base_url, f"volume/{collection}/{record.uuid}")
     return doc
+
+
+#: the answer of :func:`root_links`
+ROOT = Named(
+    "VolumeLinks",
+    obj(
+        {"connectors": LINKS, "targets": LINKS, "links": LINKS},
+        required=("connectors", "targets", "links"),
+    ),
+)
 
 
 def root_links(base_url: str, prefix: str) -> dict[str, Any]:

@@ -151,8 +151,8 @@ METALCAST_RULES = (
     Rule(
         "api:discovery",
         PUBLIC,
-        "Version discovery: the API versions and the v1 resources",
-        (("GET", "/"), ("GET", "/v1")),
+        "Version discovery: the API versions, the v1 resources and the OpenAPI description",
+        (("GET", "/"), ("GET", "/v1"), ("GET", "/v1/openapi.json")),
     ),
     Rule(
         "identity:token:create",
