@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 
 from metalcast.api.app import create_app
 from metalcast.api.auth import Credentials, build_authenticator, check_startup
+from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.auth.keystone import (
     GROUP,
     KeystoneAuth,
@@ -254,3 +255,59 @@ def test_no_token_is_refused_before_any_thread_or_network() -> None:
     with pytest.raises(Unauthorized) as caught:
         anyio.run(authenticator.authenticate, credentials)
     assert caught.value.challenge == authenticator.challenge
+
+
+# --------------------------------------------------------------------- the cache
+
+
+class _Verdicts:
+    """Stands in for keystonemiddleware's verdict: counts the validations."""
+
+    def __init__(self, token: Any) -> None:
+        self.token = token
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any]) -> Any:
+        self.calls += 1
+        return self.token
+
+
+def _remembering(verdicts: _Verdicts) -> KeystoneAuth:
+    authenticator = KeystoneAuth(complete(), cache=CredentialCache(10))
+    authenticator._validate = verdicts  # type: ignore[method-assign]
+    return authenticator
+
+
+def _ask(authenticator: KeystoneAuth, token: str, request_id: str) -> Any:
+    headers = Headers({"X-Auth-Token": token})
+    credentials = Credentials(headers=headers, client="127.0.0.1", request_id=request_id)
+    return anyio.run(authenticator.authenticate, credentials)
+
+
+def test_a_confirmed_token_is_remembered_under_its_hash() -> None:
+    verdicts = _Verdicts(_token({"project": {"id": "p1", "name": "a", "domain": {"id": "d"}}}))
+    authenticator = _remembering(verdicts)
+    first = _ask(authenticator, "tok-a", "req-1")
+    again = _ask(authenticator, "tok-a", "req-2")
+    assert verdicts.calls == 1
+    assert (again.user, again.project, again.request_id) == ("u1", "p1", "req-2")
+    assert first.request_id == "req-1"
+    _ask(authenticator, "tok-b", "req-3")  # another token is validated on its own
+    assert verdicts.calls == 2
+    keys = list(authenticator._cache._entries)  # type: ignore[union-attr]
+    assert keys and not any("tok-" in key for key in keys)
+
+
+def test_tokens_with_access_rules_are_validated_every_time() -> None:
+    token = _token({"project": {"id": "p1", "name": "a", "domain": {"id": "d"}}})
+    token._data["token"]["application_credential"] = {
+        "id": "ac1",
+        "name": "ci",
+        "restricted": True,
+        "access_rules": [{"service": "baremetal", "method": "GET", "path": "/v1/nodes"}],
+    }
+    verdicts = _Verdicts(token)
+    authenticator = _remembering(verdicts)
+    _ask(authenticator, "tok-a", "req-1")
+    _ask(authenticator, "tok-a", "req-2")
+    assert verdicts.calls == 2

@@ -125,7 +125,7 @@ def build_authenticator(settings: Settings, strategy: str, **deps: object) -> Au
     ``deps`` are what a strategy needs beyond the settings (for "builtin": ``db``,
     the :class:`~metalcast.db.engine.Database`, and ``cache``, the
     :class:`~metalcast.api.auth.cache.CredentialCache` the identity API drops
-    revoked credentials from).
+    revoked credentials from; "keystone" remembers confirmed tokens in ``cache`` too).
     """
     if strategy == "noauth":
         from metalcast.api.auth.noauth import NoAuth
@@ -136,9 +136,13 @@ def build_authenticator(settings: Settings, strategy: str, **deps: object) -> Au
 
         return HeaderAuth(trusted=parse_networks(settings.api.trusted_proxies))
     if strategy == "keystone":
+        from metalcast.api.auth.cache import CredentialCache
         from metalcast.api.auth.keystone import KeystoneAuth
 
-        return KeystoneAuth(settings.keystone)
+        cache = deps.get("cache")
+        return KeystoneAuth(
+            settings.keystone, cache=cache if isinstance(cache, CredentialCache) else None
+        )
     if strategy == "builtin":
         from metalcast.api.auth.builtin import BuiltinAuth
         from metalcast.api.auth.cache import CredentialCache

@@ -19,6 +19,15 @@ keystonemiddleware left there (``keystone.token_auth``).  Why this way:
 - only the request's headers, method and path are needed: the request body never
   goes through it.
 
+In front of it, a token keystonemiddleware confirmed is remembered for
+``api.auth_cache_seconds`` (never past its expiry) in the server's
+:class:`~metalcast.api.auth.cache.CredentialCache`, keyed by the token's SHA-256,
+so a client's next requests are answered on the event loop without a thread hop or
+keystonemiddleware's per-request work; tokens of application credentials with
+access rules are not remembered, since their verdict depends on method and path.  A
+token revoked in Keystone is therefore refused within ``api.auth_cache_seconds`` at
+most, after keystonemiddleware's own cache (``token_cache_time``) no longer has it.
+
 Its settings come only from the ``keystone`` area (:class:`KeystoneSettings`,
 Ironic's ``[keystone_authtoken]`` keys), given to keystonemiddleware in a private
 ``oslo.config`` object that reads no file, no command line and no environment
@@ -38,10 +47,13 @@ Errors::
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -53,6 +65,7 @@ from keystonemiddleware import auth_token
 from oslo_config import cfg
 
 from metalcast.api.auth import Credentials
+from metalcast.api.auth.cache import CredentialCache
 from metalcast.config import KeystoneSettings
 from metalcast.context import RequestContext, with_implied
 from metalcast.errors import MetalcastError, ServiceUnavailable, Unauthorized
@@ -194,11 +207,14 @@ class KeystoneAuth:
 
     name = "keystone"
 
-    def __init__(self, settings: KeystoneSettings) -> None:
-        """Raises:
-        KeystoneSettingsError: see :func:`check_settings`.
+    def __init__(self, settings: KeystoneSettings, *, cache: CredentialCache | None = None) -> None:
+        """``cache`` remembers confirmed tokens (none: every request is validated).
+
+        Raises:
+            KeystoneSettingsError: see :func:`check_settings`.
         """
         check_settings(settings)
+        self._cache = cache
         self.challenge = f'Keystone uri="{settings.www_authenticate_uri}"'
         self._uri = str(settings.www_authenticate_uri)
         self._protocol = auth_token.AuthProtocol(
@@ -221,9 +237,19 @@ class KeystoneAuth:
                 f"(get one from {self._uri}).",
                 challenge=self.challenge,
             )
+        key = _cache_key(credentials)
+        generation = 0
+        if self._cache is not None:
+            known = self._cache.get(key)
+            if known is not None:
+                return dataclasses.replace(known, request_id=credentials.request_id)
+            generation = self._cache.generation
         environ = wsgi_environ(credentials)
         access = await anyio.to_thread.run_sync(self._validate, environ, limiter=self._limiter)
-        return context_of(access, request_id=credentials.request_id)
+        context = context_of(access, request_id=credentials.request_id)
+        if self._cache is not None and not access.application_credential_access_rules:
+            self._cache.put(key, context, generation=generation, seconds=_lifetime(access))
+        return context
 
     def _validate(self, environ: dict[str, Any]) -> Any:
         """keystonemiddleware's verdict on the token in ``environ`` (a worker thread).
@@ -252,6 +278,22 @@ class KeystoneAuth:
         raise ServiceUnavailable(
             "Keystone cannot be asked to validate the token now; try again later."
         )
+
+
+def _cache_key(credentials: Credentials) -> str:
+    """The cache key of the request's token: its SHA-256, never the token."""
+    token = next(v for name in TOKEN_HEADERS if (v := credentials.headers.get(name)))
+    return "keystone:" + hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _lifetime(access: Any) -> float:
+    """Seconds until the token expires (0 when it does not say)."""
+    expires = access.expires
+    if not isinstance(expires, datetime):
+        return 0.0
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return max(0.0, (expires - datetime.now(UTC)).total_seconds())
 
 
 def _let_through(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
