@@ -70,6 +70,7 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False
 
     Raises:
         InvalidInput: unknown driver, interface or field, or a bad initial state.
+        NoValidHost: no live conductor serves the node's conductor group and driver.
         Conflict: the UUID, name or instance UUID is taken.
     """
     _check_fields(values, creating=True)
@@ -87,6 +88,8 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False
         after=values.get("instance_info") or {},
         admin=admin,
     )
+    if rt.ring is not None:
+        rt.ring.check_served(group=str(values.get("conductor_group") or ""), hardware_type=driver)
     state = values.get("provision_state") or PS.ENROLL.value
     if state not in _INITIAL_STATES:
         raise InvalidInput(f"A node cannot be created in provision state '{state}'.")
@@ -126,14 +129,21 @@ def update_node(
     Raises:
         InvalidInput: unknown field, driver or interface; an interface the new driver
             does not support; ``reset_interfaces`` without a driver change.
+        NoValidHost: no live conductor serves the new conductor group and driver.
         Conflict: the node's state forbids the change; instance already associated;
             the name or instance UUID is another node's.
         NodeLocked, NotFound: from the lock.
     """
     _check_fields(values, creating=False)
-    with acquire(rt, node_id, user=user, purpose="node update") as task:
+    # anywhere: a node of a group without a live conductor can be moved to one
+    with acquire(rt, node_id, user=user, purpose="node update", anywhere=True) as task:
         node = task.node
         changes = {k: v for k, v in values.items() if getattr(node, k) != v}
+        if rt.ring is not None and {"conductor_group", "driver"} & set(changes):
+            rt.ring.check_served(
+                group=changes.get("conductor_group", node.conductor_group),
+                hardware_type=changes.get("driver", node.driver),
+            )
         if reset_interfaces and "driver" not in changes:
             raise InvalidInput(
                 "The reset_interfaces parameter can only be used when changing the node's driver."
@@ -268,7 +278,7 @@ def destroy_node(rt: Runtime, node_id: int, *, user: str) -> None:
         Conflict: its state forbids deletion.
         NodeLocked, NotFound: from the lock.
     """
-    with acquire(rt, node_id, user=user, purpose="node delete") as task:
+    with acquire(rt, node_id, user=user, purpose="node delete", anywhere=True) as task:
         node = task.node
         if node.protected:
             raise NodeProtected(node.uuid)

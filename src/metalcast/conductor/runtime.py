@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from metalcast.agent_downloads import UrlSigner
 from metalcast.conductor.clock import Clock
+from metalcast.conductor.ring import ConductorRing
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import ConductorSettings
 from metalcast.db.engine import Database
@@ -55,6 +56,8 @@ class Runtime:
     download_base: str = ""
     #: seconds a signed URL stays valid
     agent_url_ttl: float = 600.0
+    #: which live conductor serves each node (None: no check, every node is served here)
+    ring: ConductorRing | None = None
 
     @property
     def hostname(self) -> str:

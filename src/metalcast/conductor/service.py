@@ -42,6 +42,7 @@ from metalcast.conductor.allocator import Allocator
 from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.management import HardwareTypeSummary
+from metalcast.conductor.ring import ConductorRing
 from metalcast.conductor.runtime import RetryPolicy, Runtime
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import Settings
@@ -58,6 +59,7 @@ from metalcast.db.models import (
     VolumeTarget,
 )
 from metalcast.drivers.registry import DriverRegistry
+from metalcast.hashring import Member
 from metalcast.images.cache import KEY_PURPOSE as CACHE_KEYS
 from metalcast.images.cache import ImageCache
 from metalcast.images.configdrive import KEY_PURPOSE as CONFIG_DRIVE_KEYS
@@ -146,6 +148,16 @@ class ConductorService:
             retry=retry or RetryPolicy(),
             **_images(settings, secret_box),
         )
+        self.ring = self.rt.ring = ConductorRing(
+            db,
+            me=Member(
+                cs.hostname,
+                cs.conductor_group,
+                tuple(hw.name for hw in registry.hardware_types()),
+            ),
+            timeout=cs.heartbeat_timeout,
+            refresh=cs.heartbeat_interval,
+        )
         given = intervals or PeriodicIntervals()
         self.intervals = PeriodicIntervals(
             power_sync=_pick(given.power_sync, cs.sync_power_state_interval),
@@ -173,8 +185,9 @@ class ConductorService:
                 conn,
                 hostname=cs.hostname,
                 conductor_group=cs.conductor_group,
-                hardware_types=[hw.name for hw in self.rt.registry.hardware_types()],
+                hardware_types=list(self.ring.me.hardware_types),
             )
+        self.ring.reload()
         recovered = recovery.recover(self.rt)
         _log.info("conductor %s started; %d node(s) recovered", cs.hostname, recovered)
         self._stopping.clear()

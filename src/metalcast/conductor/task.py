@@ -237,29 +237,53 @@ def _target(old: ProvisionState, label: str, *, new: ProvisionState, node: Node)
 
 
 def acquire(
-    rt: Runtime, node_id: int, *, user: str, purpose: str, shared: bool = False
+    rt: Runtime,
+    node_id: int,
+    *,
+    user: str,
+    purpose: str,
+    shared: bool = False,
+    anywhere: bool = False,
 ) -> NodeTask:
     """A task on node ``node_id``; exclusive ones retry a held lock
     ``node_locked_retry_attempts`` times, ``node_locked_retry_interval`` apart.
 
+    The hash ring must give the node to this conductor (:mod:`.ring`), unless
+    ``anywhere``: the task only changes the database (a node's update or deletion),
+    which is how a node of a group without a live conductor is moved or removed.
+
     Raises:
         NotFound: no such node.
         NodeLocked: the lock stayed held by another task.
+        NoValidHost, ServiceUnavailable: the node is not this conductor's (:mod:`.ring`).
     """
     if shared:
         with rt.db.read() as conn:
             node = repo.get_node_by_id(conn, node_id)
+        if not anywhere:
+            _check_ring(rt, node)
         return NodeTask(rt, node, shared=True, user=user, purpose=purpose)
     attempts = 1 + rt.settings.node_locked_retry_attempts
     holder = ("", "")
     for attempt in range(attempts):
         got = try_acquire(rt, node_id, user=user, purpose=purpose)
         if isinstance(got, NodeTask):
+            if not anywhere:
+                try:
+                    _check_ring(rt, got.node)
+                except MetalcastError:
+                    got.release()
+                    raise
             return got
         holder = got
         if attempt + 1 < attempts:
             time.sleep(rt.settings.node_locked_retry_interval)
     raise NodeLocked(*holder)
+
+
+def _check_ring(rt: Runtime, node: Node) -> None:
+    if rt.ring is not None:
+        rt.ring.check(node.uuid, group=node.conductor_group, hardware_type=node.driver)
 
 
 def try_acquire(

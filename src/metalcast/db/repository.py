@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +37,7 @@ from metalcast.db.rows import is_uuid_like as is_uuid_like
 from metalcast.db.rows import new_uuid as new_uuid
 from metalcast.db.rows import utcnow as utcnow
 from metalcast.errors import Conflict, InvalidInput, NotFound
+from metalcast.hashring import Member, Rings
 
 # ----------------------------------------------------------------------------- nodes
 
@@ -542,3 +544,18 @@ def get_conductor(conn: sa.Connection, hostname: str) -> Conductor:
 def list_conductors(conn: sa.Connection) -> list[Conductor]:
     rows = conn.execute(sa.select(t.conductors).order_by(t.conductors.c.id)).mappings()
     return [from_row(Conductor, r) for r in rows]
+
+
+def conductor_is_alive(conductor: Conductor, *, timeout: float) -> bool:
+    """Online and heard from within ``timeout`` seconds."""
+    seen = conductor.updated_at or conductor.created_at
+    return conductor.online and seen >= utcnow() - timedelta(seconds=timeout)
+
+
+def conductor_rings(conn: sa.Connection, *, timeout: float) -> Rings:
+    """The hash rings of the conductors heard from within ``timeout`` seconds."""
+    return Rings(
+        Member(c.hostname, c.conductor_group, tuple(c.hardware_types))
+        for c in list_conductors(conn)
+        if conductor_is_alive(c, timeout=timeout)
+    )

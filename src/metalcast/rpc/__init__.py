@@ -1,1 +1,1 @@
-"""How the API reaches the conductor: one interface, in-process or over JSON-RPC."""
+"""How the API reaches the conductor: one interface, called in-process."""

@@ -2,8 +2,8 @@
 
 The API never imports the conductor; it calls a :class:`ConductorClient`.  In the
 all-in-one server that is :class:`metalcast.rpc.local.LocalConductorClient`, which
-calls the conductor in-process; in scale-out mode a JSON-RPC client with the same
-methods calls the conductor that owns the node.
+calls the conductor in-process, the only client there is: no call crosses processes
+yet.
 
 Every method may raise (see :mod:`metalcast.errors`): ``NotFound`` (404),
 ``InvalidInput`` / ``InvalidTransition`` (400), ``Conflict`` / ``NodeLocked`` (409),

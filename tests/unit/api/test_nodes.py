@@ -8,6 +8,7 @@ import pytest
 from api_harness import Api, fault_of
 
 from metalcast.api.versions import MAX_VERSION
+from metalcast.db import repository as repo
 
 # ------------------------------------------------------------------------------ create
 
@@ -204,6 +205,10 @@ def test_list_fields(api: Api) -> None:
 def test_filters(api: Api) -> None:
     api.node(name="a", owner="p1", resource_class="gold", description="rack one")
     api.node(name="b", owner="p2", lessee="p1", retired=True)
+    with api.db.begin() as conn:  # a live conductor serves group g1
+        repo.register_conductor(
+            conn, hostname="cond-g1", conductor_group="g1", hardware_types=["fake-hardware"]
+        )
     api.node(name="c", conductor_group="g1")
 
     def names(query: str) -> set[str]:

@@ -26,7 +26,6 @@ from metalcast.api.params import (
 from metalcast.api.schema import validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views import nodes as view
-from metalcast.api.views.conductors import ConductorMap
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
@@ -144,15 +143,19 @@ def _chassis_filter(conn: sa.Connection, uuid: str) -> int:
 
 
 def _conductor_filter(conn: sa.Connection, call: Call, *, hostname: str) -> list[int]:
-    """Ids of the nodes the live conductor ``hostname`` serves."""
+    """Ids of the nodes the hash ring gives the live conductor ``hostname``."""
     timeout = call.deps.settings.conductor.heartbeat_timeout
-    conductors = ConductorMap.load(conn, timeout=timeout)
-    groups = [g for g, hosts in conductors.by_group.items() if hostname in hosts]
+    rings = repo.conductor_rings(conn, timeout=timeout)
+    groups = [m.conductor_group for m in rings.members if m.hostname == hostname]
     n = t.nodes.c
     rows = conn.execute(
-        sa.select(n.id, n.uuid, n.conductor_group).where(n.conductor_group.in_(groups))
+        sa.select(n.id, n.uuid, n.conductor_group, n.driver).where(n.conductor_group.in_(groups))
     )
-    return [r.id for r in rows if conductors.for_node(r.uuid, r.conductor_group) == hostname]
+    return [
+        r.id
+        for r in rows
+        if rings.owner(r.uuid, group=r.conductor_group, hardware_type=r.driver) == hostname
+    ]
 
 
 def list_nodes(

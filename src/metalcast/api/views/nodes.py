@@ -23,11 +23,11 @@ from metalcast.api.operations import LINKS, UUID, array, nullable, resource, sin
 from metalcast.api.policy import NodeRedactions
 from metalcast.api.versions import Version, shows
 from metalcast.api.views.common import iso, links
-from metalcast.api.views.conductors import ConductorMap
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.allocations import allocation_uuids
 from metalcast.db.models import Node
+from metalcast.hashring import Rings
 from metalcast.secrecy import mask
 from metalcast.states import ProvisionState
 
@@ -200,7 +200,7 @@ def plan(version: Version, fields: tuple[str, ...] | None) -> Plan:
 _SOURCES: dict[str, tuple[str, ...]] = {
     "chassis_uuid": ("chassis_id",),
     "traits": ("id",),
-    "conductor": ("uuid", "conductor_group"),
+    "conductor": ("uuid", "conductor_group", "driver"),
     "allocation_uuid": ("allocation_id",),
 }
 
@@ -219,7 +219,8 @@ class Related:
 
     chassis: dict[int, str] = field(default_factory=dict)
     traits: dict[int, list[str]] = field(default_factory=dict)
-    conductors: ConductorMap = field(default_factory=ConductorMap)
+    #: the live conductors' hash rings, to name each node's conductor
+    conductors: Rings = field(default_factory=lambda: Rings(()))
     allocations: dict[int, str] = field(default_factory=dict)
 
 
@@ -247,7 +248,7 @@ def load_related(
     if "traits" in the_plan.special:
         related.traits = repo.traits_for(conn, [n["id"] for n in nodes])
     if "conductor" in the_plan.special:
-        related.conductors = ConductorMap.load(conn, timeout=heartbeat_timeout)
+        related.conductors = repo.conductor_rings(conn, timeout=heartbeat_timeout)
     if "allocation_uuid" in the_plan.special:
         related.allocations = allocation_uuids(conn, [n["allocation_id"] for n in nodes])
     return related
@@ -295,7 +296,9 @@ def _render_special(
     if "traits" in special:
         doc["traits"] = related.traits.get(node["id"], [])
     if "conductor" in special:
-        doc["conductor"] = related.conductors.for_node(node["uuid"], node["conductor_group"])
+        doc["conductor"] = related.conductors.owner(
+            node["uuid"], group=node["conductor_group"], hardware_type=node["driver"]
+        )
     if "allocation_uuid" in special:
         allocation_id = node["allocation_id"]
         doc["allocation_uuid"] = related.allocations.get(allocation_id) if allocation_id else None
