@@ -159,6 +159,17 @@ class Cluster:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))  # fmt: skip
 
+    def dump(self, name: str) -> str:
+        """``pg_dump`` of database ``name``: every row as PostgreSQL stores it."""
+        result = subprocess.run(
+            self._as_owner(
+                str(self.bin_dir / "pg_dump"), "-h", str(self.root), "-p", str(self.port),
+                "-U", "postgres", "--data-only", name,
+            ),
+            check=True, capture_output=True, text=True, cwd=self.root,
+        )  # fmt: skip
+        return result.stdout
+
     def stop(self) -> None:
         """Stop the server (immediately: nothing in it is kept) and remove the
         directory."""
