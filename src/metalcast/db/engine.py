@@ -27,6 +27,7 @@ import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 
 from metalcast.errors import MetalcastError
 from metalcast.secrecy import SecretBox
@@ -211,6 +212,12 @@ class Database:
                 command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as exc:
             raise DatabaseError(f"Cannot migrate database {self.safe_url}: {exc}") from exc
+        except CommandError as exc:
+            # a revision this version does not know: a newer metalcast migrated it
+            raise DatabaseError(
+                f"Cannot migrate database {self.safe_url}: {exc} (it was migrated by a "
+                "newer metalcast; run that version, docs/upgrades.md)"
+            ) from exc
 
     @property
     def safe_url(self) -> str:

@@ -4,6 +4,7 @@ upgrades (and downgrades) without losing its nodes."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -13,7 +14,7 @@ from alembic.migration import MigrationContext
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db import volumes
-from metalcast.db.engine import MIGRATIONS, Database
+from metalcast.db.engine import MIGRATIONS, Database, DatabaseError
 
 HEAD = "0004"
 
@@ -161,4 +162,14 @@ def test_0004_rewrites_uuids_in_canonical_lower_case(database_url: str) -> None:
         "lower": lower,
         "twin": lower.upper(),  # left as it was: its canonical UUID is taken
     }
+    db.dispose()
+
+
+def test_a_database_a_newer_version_migrated_is_refused_clearly(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(DatabaseError, match=r"'9999'.*migrated by a newer metalcast"):
+        db.migrate()
     db.dispose()
