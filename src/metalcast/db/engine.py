@@ -71,7 +71,7 @@ def parse_url(url: str) -> sa.URL:
     """
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         raise DatabaseError(
             "database.url is not a database URL (expected sqlite:///PATH or "
             "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE)"
@@ -81,8 +81,13 @@ def parse_url(url: str) -> sa.URL:
         raise DatabaseError(
             f"database.url: {backend} databases are not supported; use SQLite or PostgreSQL"
         )
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
     if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
-        parsed = parsed.set(drivername="postgresql+psycopg")
+        raise DatabaseError(
+            f"database.url: PostgreSQL is reached through psycopg (postgresql+psycopg://), "
+            f"not {parsed.get_driver_name()}"
+        )
     return parsed
 
 
