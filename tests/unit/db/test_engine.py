@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from postgres import PASSWORD
 
 from metalcast.db.engine import Database, DatabaseError
 
@@ -44,3 +45,16 @@ def test_sqlite_file_steps_are_refused_on_postgresql() -> None:
         db.checkpoint()  # PostgreSQL's write-ahead log is its own: nothing to do
     finally:
         db.dispose()
+
+
+def test_a_refused_login_says_so_without_the_password(postgres_url: str) -> None:
+    wrong = postgres_url.replace(f":{PASSWORD}@", f":{SECRET}@")
+    assert wrong != postgres_url
+    db = Database(wrong)
+    try:
+        with pytest.raises(DatabaseError, match="password authentication failed") as refused:
+            db.migrate()
+    finally:
+        db.dispose()
+    assert SECRET not in str(refused.value)
+    assert "metalcast:***@127.0.0.1" in str(refused.value)
