@@ -4,10 +4,12 @@
 Both databases must be migrated to the same revision first (the caller does it).
 The rows are copied as they are stored, sealed secrets included (they stay
 encrypted with the key they were sealed with), table after table in foreign-key
-order, a batch at a time, in one transaction on each side: the source is read from
-one snapshot, and a copy that fails leaves the target as empty as it was.  On
-PostgreSQL the id sequences are then moved past the copied ids, so that new rows get
-new ids; at the end the rows of every table are counted on both sides.
+order, a batch at a time, in one transaction on the target: a copy that fails leaves
+it as empty as it was.  Nothing may write to the source meanwhile (``metalcast db
+copy`` refuses while a server runs on it).  On PostgreSQL the id sequences are then
+moved past the copied ids, so that new rows get new ids.  At the end every table's
+rows are counted on the target and compared with the source's counts taken before
+the copy; a difference (the source written after all) rolls the copy back.
 
 Errors::
 
