@@ -16,7 +16,9 @@ Fixtures:
 
 Every test under ``tests/integration`` is marked ``integration``.  Every server, once
 stopped, has its logs and database files searched for the secrets the tests use
-(:mod:`secret_scan`); a secret found there fails the test that ran the server.
+(:mod:`secret_scan`; the PostgreSQL role's password, in every PostgreSQL URL the
+tests hand to servers, among them); a secret found there fails the test that ran the
+server.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from secret_scan import leaks
+from postgres import PASSWORD as POSTGRES_PASSWORD
+from secret_scan import leaks, register
 from server_process import free_port, server_command
+
+register(POSTGRES_PASSWORD)
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0

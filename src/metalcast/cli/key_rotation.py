@@ -79,11 +79,22 @@ def rotate_key(settings: Settings) -> Rotation:
 
 
 def _refuse_if_running(conn: sa.Connection, *, timeout: float) -> None:
+    refuse_if_running(
+        conn,
+        timeout=timeout,
+        command="metalcast secrets rotate-key",
+        why="A running server holds the old key only and would lose what the rotation encrypts.",
+    )
+
+
+def refuse_if_running(conn: sa.Connection, *, timeout: float, command: str, why: str) -> None:
+    """Raise ``ServerRunning`` when a conductor heartbeated on ``conn``'s database
+    less than ``timeout`` seconds ago and did not sign off; the message tells to stop
+    it and run ``command`` again, because ``why``."""
     limit = repo.utcnow() - timedelta(seconds=timeout)
     for conductor in repo.list_conductors(conn):
         if conductor.online and conductor.updated_at is not None and conductor.updated_at > limit:
             raise ServerRunning(
                 f"metalcast server (conductor {conductor.hostname}) is using this database: "
-                "stop it, then run `metalcast secrets rotate-key` again. A running server "
-                "holds the old key only and would lose what the rotation encrypts."
+                f"stop it, then run `{command}` again. {why}"
             )

@@ -2,8 +2,8 @@
 
 Every client command talks HTTP to the API at ``--url`` (with ``--token`` or a user
 name and password, when the server wants credentials); only ``server``, ``db
-upgrade``, ``user bootstrap-admin`` and ``secrets rotate-key`` work on the local
-installation.  Any
+upgrade``, ``db copy``, ``user bootstrap-admin`` and ``secrets rotate-key`` work on
+the local installation.  Any
 :class:`MetalcastError` a command raises is shown as one red line and exit code 1.
 """
 
@@ -199,6 +199,59 @@ def db_upgrade(*, config: ConfigOpt = None, state_dir: StateDirOpt = None) -> No
     finally:
         db.dispose()
     print_ok(f"database {db.safe_url} is up to date")
+
+
+@db_app.command("copy")
+def db_copy(
+    *,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The empty database to copy into: postgresql+psycopg://USER@HOST/DATABASE. "
+            "Leave the password out of it (`ps` shows command lines): PostgreSQL's client "
+            "takes it from PGPASSWORD or ~/.pgpass.",
+            show_default=False,
+        ),
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="The database to copy (default: the configured one).", show_default=False
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per batch.")] = 500,
+    config: ConfigOpt = None,
+    state_dir: StateDirOpt = None,
+) -> None:
+    """Copy every row of this installation's database into another, empty one (move an
+    all-in-one SQLite install into PostgreSQL).
+
+    Stop the server first (the command refuses while it runs).  Secrets are copied
+    sealed: the server that uses the new database needs this state directory's
+    secret.key.
+    """
+    from metalcast.cli.db_copy import copy_database
+
+    settings = settings_from(config, overrides={"METALCAST_STATE_DIR": state_dir})
+    done = copy_database(
+        settings, target_url=to, source_url=source, batch=batch_size, say=_progress_line
+    )
+    rows = sum(table.rows for table in done.tables)
+    print_ok(
+        f"copied {rows} row(s) of {len(done.tables)} tables from {done.source} to "
+        f"{done.target}; every table's rows counted on both sides"
+    )
+    print_ok(
+        f"secrets were copied sealed with {settings.state_dir / 'secret.key'}: start the "
+        "server on the new database with that key file (the same --state-dir) and "
+        "METALCAST_DATABASE__URL set to the target's URL"
+    )
+
+
+def _progress_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 @secrets_app.command("rotate-key")

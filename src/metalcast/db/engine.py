@@ -1,11 +1,14 @@
-"""The database engine: SQLite (WAL) by default, PostgreSQL to scale out.
+"""The database engine: SQLite (WAL) by default, or PostgreSQL through psycopg 3.
 
-A database may carry the :class:`~metalcast.secrecy.SecretBox` its rows are sealed
-with (:mod:`metalcast.db.sealing`); every connection sees it as the execution option
+Only these two are supported: a ``postgresql://`` URL without a driver gets psycopg
+(``postgresql+psycopg://``), any other kind of URL is refused.  A database may carry
+the :class:`~metalcast.secrecy.SecretBox` its rows are sealed with
+(:mod:`metalcast.db.sealing`); every connection sees it as the execution option
 :data:`BOX_OPTION`.  SQLite runs with ``secure_delete`` on: deleted and overwritten
 content is zeroed, so a value replaced (sealed, re-encrypted with a new key, or
 deleted) leaves no copy in free pages; :meth:`Database.checkpoint` also empties the
-write-ahead log.
+write-ahead log.  PostgreSQL has no such switch: what it keeps of replaced rows is
+described in docs/security.md, "Secrets at rest".
 
 Errors::
 
@@ -24,11 +27,17 @@ import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 
 from metalcast.errors import MetalcastError
 from metalcast.secrecy import SecretBox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: the database kinds metalcast runs on (SQLAlchemy backend names)
+BACKENDS = ("sqlite", "postgresql")
+#: the PostgreSQL advisory lock migrations hold, so that processes starting together
+#: on one database migrate it one after the other (any fixed number would do)
+_MIGRATION_LOCK = 0x6D6574616C
 #: the execution option that carries a database's SecretBox to every connection
 BOX_OPTION = "metalcast_secret_box"
 
@@ -53,12 +62,47 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def parse_url(url: str) -> sa.URL:
+    """``url`` as SQLAlchemy reads it, PostgreSQL's driver made psycopg.
+
+    Raises:
+        DatabaseError: not a URL, or not of a database metalcast runs on (the message
+            never repeats the URL: it may hold a password).
+    """
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        raise DatabaseError(
+            "database.url is not a database URL (expected sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        raise DatabaseError(
+            f"database.url: {backend} databases are not supported; use SQLite or PostgreSQL"
+        )
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise DatabaseError(
+            f"database.url: PostgreSQL is reached through psycopg (postgresql+psycopg://), "
+            f"not {parsed.get_driver_name()}"
+        )
+    return parsed
+
+
 class Database:
-    """An engine plus transaction helpers.  One per process, passed down."""
+    """An engine plus transaction helpers.  One per process, passed down.
+
+    Raises (constructor):
+        DatabaseError: see :func:`parse_url`.
+    """
 
     def __init__(self, url: str, *, secret_box: SecretBox | None = None) -> None:
-        self.url = url
-        self.is_sqlite = url.startswith("sqlite")
+        parsed = parse_url(url)
+        self.url = parsed.render_as_string(hide_password=False)
+        self.backend = parsed.get_backend_name()
+        self.is_sqlite = self.backend == "sqlite"
         kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -68,7 +112,7 @@ class Database:
             kwargs["pool_size"] = 20
             kwargs["max_overflow"] = 40
             kwargs["pool_pre_ping"] = True
-        self.engine = sa.create_engine(url, **kwargs)
+        self.engine = sa.create_engine(parsed, **kwargs)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._secret_box: SecretBox | None = None
@@ -95,31 +139,49 @@ class Database:
 
     def storage_version(self) -> int:
         """SQLite's ``user_version`` (what :mod:`metalcast.db.sealing` has done to the
-        file); 0 for other databases."""
-        if not self.is_sqlite:
-            return 0
+        file).
+
+        Raises:
+            DatabaseError: the database is not SQLite (the others have no such number).
+        """
+        self._sqlite_only("storage_version")
         with self.engine.connect() as conn:
             return int(conn.exec_driver_sql("PRAGMA user_version").scalar_one())
 
     def set_storage_version(self, version: int) -> None:
-        """Record ``version`` as SQLite's ``user_version``."""
+        """Record ``version`` as SQLite's ``user_version``.
+
+        Raises:
+            DatabaseError: the database is not SQLite.
+        """
+        self._sqlite_only("set_storage_version")
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
 
     def vacuum(self) -> None:
         """SQLite: rebuild the file (nothing deleted lingers in free space) and empty
-        the write-ahead log."""
+        the write-ahead log.
+
+        Raises:
+            DatabaseError: the database is not SQLite.
+        """
+        self._sqlite_only("vacuum")
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM")
         self.checkpoint()
 
     def checkpoint(self) -> None:
         """SQLite: copy the write-ahead log into the database file and truncate it, so
-        that no older version of a row stays in the log.  Nothing for other databases."""
+        that no older version of a row stays in the log.  Nothing for PostgreSQL, whose
+        write-ahead log is its own to recycle."""
         if not self.is_sqlite:
             return
         with self.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _sqlite_only(self, what: str) -> None:
+        if not self.is_sqlite:
+            raise DatabaseError(f"{what} is for SQLite databases only, not {self.backend}")
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
@@ -147,10 +209,20 @@ class Database:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    # held until this transaction ends: a second process waits here
+                    # and then finds every migration applied
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as exc:
             raise DatabaseError(f"Cannot migrate database {self.safe_url}: {exc}") from exc
+        except CommandError as exc:
+            # a revision this version does not know: a newer metalcast migrated it
+            raise DatabaseError(
+                f"Cannot migrate database {self.safe_url}: {exc} (it was migrated by a "
+                "newer metalcast; run that version, docs/upgrades.md)"
+            ) from exc
 
     @property
     def safe_url(self) -> str:

@@ -91,7 +91,8 @@ def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
     if f.reserved is not None:
         query = query.where(n.reservation.isnot(None) if f.reserved else n.reservation.is_(None))
     if f.description_contains is not None:
-        query = query.where(n.description.contains(f.description_contains, autoescape=True))
+        # case-insensitive on every database (SQLite's LIKE is, PostgreSQL's is not)
+        query = query.where(n.description.icontains(f.description_contains, autoescape=True))
     if f.project is not None:
         query = query.where(sa.or_(n.owner == f.project, n.lessee == f.project))
     if f.ids is not None:

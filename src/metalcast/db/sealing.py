@@ -176,17 +176,26 @@ def _revealed(box: SecretBox | None, document: Any) -> Any:
 
 
 def seal_database(db: Database) -> int:
-    """:func:`seal_stored` in one transaction, then make sure no clear copy stays in
-    the files: the write-ahead log is emptied, and a SQLite database written by a
+    """:func:`seal_stored` in one transaction, then, on SQLite, make sure no clear copy
+    stays in the files: the write-ahead log is emptied, and a database written by a
     version without ``secure_delete`` is vacuumed once (rows it deleted may linger in
     free space).  Returns the rows changed.
+
+    PostgreSQL gets the first step only.  It keeps the versions of a row that an
+    update replaced until (auto)vacuum reuses their space, and its write-ahead log and
+    backups hold them too; it has no ``secure_delete``, so there is no file-level step
+    to take here.  Every metalcast version that runs on PostgreSQL seals before it
+    writes, so a clear secret only reaches it if it was copied in unsealed, which
+    ``metalcast db copy`` prevents by sealing the source first (docs/security.md).
 
     Raises:
         SecretsUnprotected: a clear secret is stored and ``db`` has no SecretBox.
     """
     with db.begin() as conn:
         changed = seal_stored(conn)
-    if db.is_sqlite and db.storage_version() < SEALED_STORAGE:
+    if not db.is_sqlite:
+        return changed
+    if db.storage_version() < SEALED_STORAGE:
         db.vacuum()
         db.set_storage_version(SEALED_STORAGE)
     elif changed:

@@ -1,12 +1,12 @@
 """100 allocations at once against 50 matching nodes, on two `metalcast server`
-processes sharing one database: exactly 50 get a node, 50 distinct nodes, and 50
-fail saying why; no node is ever given twice, as the API and the database show."""
+processes sharing one database (SQLite, and PostgreSQL): exactly 50 get a node, 50
+distinct nodes, and 50 fail saying why; no node is ever given twice, as the API and
+the database show."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -14,6 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
+
+from metalcast.db.engine import Database
 
 StartServer = Callable[..., contextlib.AbstractContextManager[Any]]
 HEADERS = {"X-OpenStack-Ironic-API-Version": "1.60"}
@@ -63,15 +66,14 @@ def allocate_at_once(urls: list[str]) -> list[httpx.Response]:
         return list(pool.map(post, range(REQUESTS)))
 
 
-def test_100_allocations_for_50_nodes_on_two_servers(start_metalcast_server: StartServer) -> None:
-    first_env = {**QUIET, "METALCAST_CONDUCTOR__HOSTNAME": "conductor-a"}
-    with start_metalcast_server(env=first_env) as first:
-        database = first.state_dir / "metalcast.sqlite"
-        second_env = {
-            **QUIET,
-            "METALCAST_CONDUCTOR__HOSTNAME": "conductor-b",
-            "METALCAST_DATABASE_URL": f"sqlite:///{database}",
-        }
+def test_100_allocations_for_50_nodes_on_two_servers(
+    start_metalcast_server: StartServer, database_url: str
+) -> None:
+    shared = {**QUIET, "METALCAST_DATABASE__URL": database_url}
+    with start_metalcast_server(
+        env={**shared, "METALCAST_CONDUCTOR__HOSTNAME": "conductor-a"}
+    ) as first:
+        second_env = {**shared, "METALCAST_CONDUCTOR__HOSTNAME": "conductor-b"}
         with start_metalcast_server(env=second_env) as second:
             with cf.ThreadPoolExecutor(max_workers=8) as pool:
                 nodes = set(pool.map(lambda i: make_node(first.url, f"n-{i}"), range(NODES)))
@@ -89,7 +91,7 @@ def test_100_allocations_for_50_nodes_on_two_servers(start_metalcast_server: Sta
                     "every allocation to be processed",
                 )
                 check_through_the_api(client, nodes=nodes, decoy=decoy)
-        check_the_database(database, nodes=len(nodes))
+        check_the_database(database_url, nodes=len(nodes))
 
 
 def check_through_the_api(client: httpx.Client, *, nodes: set[str], decoy: str) -> None:
@@ -118,18 +120,26 @@ def check_through_the_api(client: httpx.Client, *, nodes: set[str], decoy: str) 
         assert node["instance_uuid"] == node["allocation_uuid"] == by_node[node["uuid"]]
 
 
-def check_the_database(database: Any, *, nodes: int) -> None:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        taken = db.execute(
-            "SELECT node_id, count(*) FROM allocations WHERE node_id IS NOT NULL GROUP BY node_id"
-        ).fetchall()
-        assert len(taken) == nodes
-        assert {count for _, count in taken} == {1}
-        pairs = db.execute(
-            "SELECT n.id, n.instance_uuid, a.uuid, a.node_id FROM nodes n "
-            "JOIN allocations a ON a.id = n.allocation_id"
-        ).fetchall()
-        assert len(pairs) == nodes
-        assert all(node_id == held and instance == uuid for node_id, instance, uuid, held in pairs)
-        conductors = db.execute("SELECT DISTINCT conductor_affinity FROM allocations").fetchall()
-        assert len(conductors) == 2  # both servers processed allocations
+def check_the_database(url: str, *, nodes: int) -> None:
+    db = Database(url)
+    try:
+        with db.read() as conn:
+            check_the_rows(conn, nodes=nodes)
+    finally:
+        db.dispose()
+
+
+def check_the_rows(conn: sa.Connection, *, nodes: int) -> None:
+    taken = conn.exec_driver_sql(
+        "SELECT node_id, count(*) FROM allocations WHERE node_id IS NOT NULL GROUP BY node_id"
+    ).all()
+    assert len(taken) == nodes
+    assert {count for _, count in taken} == {1}
+    pairs = conn.exec_driver_sql(
+        "SELECT n.id, n.instance_uuid, a.uuid, a.node_id FROM nodes n "
+        "JOIN allocations a ON a.id = n.allocation_id"
+    ).all()
+    assert len(pairs) == nodes
+    assert all(node_id == held and instance == uuid for node_id, instance, uuid, held in pairs)
+    conductors = conn.exec_driver_sql("SELECT DISTINCT conductor_affinity FROM allocations").all()
+    assert len(conductors) == 2  # both servers processed allocations

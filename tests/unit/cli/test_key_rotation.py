@@ -1,6 +1,6 @@
 """``metalcast secrets rotate-key``: every sealed value moves to a new key, the old
 key is gone, an interrupted rotation leaves a usable state and finishes when run
-again, and a running server is refused."""
+again, and a running server is refused; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from metalcast.cli.key_rotation import ServerRunning, rotate_key
 from metalcast.cli.main import app
-from metalcast.config import Settings
+from metalcast.config import DatabaseSettings, Settings
 from metalcast.db import repository as repo
 from metalcast.db import sealing
 from metalcast.db.engine import Database
@@ -20,9 +20,10 @@ from metalcast.secrecy import SecretBox, UndecryptableSecret, keyfile
 PASSWORDS = {"n1": "Rotate-Pass-1a", "n2": "Rotate-Pass-2b"}
 
 
-def _state(tmp_path: Path) -> tuple[Settings, bytes]:
-    """A state directory with two nodes and a port holding secrets; the key."""
-    settings = Settings(state_dir=tmp_path)
+def _state(tmp_path: Path, database_url: str | None = None) -> tuple[Settings, bytes]:
+    """A state directory with two nodes and a port holding secrets (in the database at
+    ``database_url``, else SQLite in the state directory); the key."""
+    settings = Settings(state_dir=tmp_path, database=DatabaseSettings(url=database_url or ""))
     box = keyfile.load(tmp_path / "secret.key")
     db = Database(settings.database_url, secret_box=box)
     db.migrate()
@@ -62,8 +63,10 @@ def _revealed(settings: Settings, box: SecretBox) -> dict[str, object]:
 EXPECTED = {**PASSWORDS, "port": "T-1"}
 
 
-def test_rotation_re_encrypts_everything_and_deletes_the_old_key(tmp_path: Path) -> None:
-    settings, old_key = _state(tmp_path)
+def test_rotation_re_encrypts_everything_and_deletes_the_old_key(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings, old_key = _state(tmp_path, database_url)
     done = rotate_key(settings)
     assert (done.rows, done.resumed) == (3, False)
     new_key = (tmp_path / "secret.key").read_bytes()
@@ -75,9 +78,9 @@ def test_rotation_re_encrypts_everything_and_deletes_the_old_key(tmp_path: Path)
 
 
 def test_an_interrupted_rotation_stays_usable_and_finishes_when_run_again(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    settings, old_key = _state(tmp_path)
+    settings, old_key = _state(tmp_path, database_url)
     path = tmp_path / "secret.key"
     # a rotation that stopped after re-encrypting the nodes but not the ports
     box = keyfile.begin_rotation(path)
@@ -96,8 +99,8 @@ def test_an_interrupted_rotation_stays_usable_and_finishes_when_run_again(
     assert _revealed(settings, keyfile.load(path)) == EXPECTED
 
 
-def test_a_running_server_is_refused_and_nothing_changes(tmp_path: Path) -> None:
-    settings, old_key = _state(tmp_path)
+def test_a_running_server_is_refused_and_nothing_changes(tmp_path: Path, database_url: str) -> None:
+    settings, old_key = _state(tmp_path, database_url)
     db = Database(settings.database_url)
     with db.begin() as conn:
         repo.register_conductor(conn, hostname="busy-host", conductor_group="", hardware_types=[])

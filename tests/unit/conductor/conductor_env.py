@@ -96,8 +96,9 @@ def settings_for(tmp_path: Path, **conductor: Any) -> Settings:
     return Settings(state_dir=tmp_path, conductor=ConductorSettings(**values))
 
 
-def make_env(tmp_path: Path) -> Iterator[Env]:
-    db = Database(f"sqlite:///{tmp_path / 'metalcast.sqlite'}")
+def make_env(tmp_path: Path, *, database_url: str | None = None) -> Iterator[Env]:
+    """A conductor on ``database_url`` (default: SQLite in ``tmp_path``)."""
+    db = Database(database_url or f"sqlite:///{tmp_path / 'metalcast.sqlite'}")
     db.migrate()
     bmc = FakeBmcState()
     gate = Gate()

@@ -1,10 +1,12 @@
 """Allocations in the conductor: which nodes match, why none does, that a node goes to
 one allocation only (threads and two conductors racing on one database), backfill,
-deallocation, and what undeploy and node updates do to an allocation."""
+deallocation, and what undeploy and node updates do to an allocation.  On SQLite and
+on PostgreSQL: what a node's match and its one allocation rest on is SQL."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,11 @@ from metalcast.db.models import Allocation, Node
 from metalcast.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 
 RC = "baremetal-gold"
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
+    yield from make_env(tmp_path, database_url=database_url)
 
 
 def available(env: Env, *, traits: tuple[str, ...] = (), **values: Any) -> Node:
@@ -183,8 +190,11 @@ def test_concurrent_allocations_never_share_a_node(env: Env) -> None:
         assert "is free" in failed.last_error or "could be taken" in failed.last_error
 
 
-def test_two_conductors_on_one_database_never_share_a_node(env: Env, tmp_path: Path) -> None:
-    other_env = make_env(tmp_path)  # a second engine and service on the same file
+def test_two_conductors_on_one_database_never_share_a_node(
+    env: Env, tmp_path: Path, database_url: str
+) -> None:
+    # a second engine and service on the same database
+    other_env = make_env(tmp_path, database_url=database_url)
     other = next(other_env)
     second = other.make(hostname="conductor-2")
     try:

@@ -1,10 +1,10 @@
-"""The Alembic migrations: a fresh database reaches the schema of ``tables.py``, and
-an existing one upgrades (and downgrades) without losing its nodes."""
+"""The Alembic migrations, on SQLite and on PostgreSQL: a fresh database reaches the
+schema of ``tables.py``, down to nothing and up again too, and an existing one
+upgrades (and downgrades) without losing its nodes."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db import volumes
-from metalcast.db.engine import MIGRATIONS, Database
+from metalcast.db.engine import MIGRATIONS, Database, DatabaseError
 
 HEAD = "0004"
 
@@ -54,18 +54,38 @@ def _insert_old_node(conn: sa.Connection, name: str) -> int:
     return node_id
 
 
-def test_a_fresh_database_reaches_head_with_the_declared_schema(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+def _differences(db: Database) -> list[object]:
+    """What Alembic's autogenerate finds between the database and ``tables.py``."""
+    with db.engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), t.metadata))
+
+
+def test_a_fresh_database_reaches_head_with_the_declared_schema(database_url: str) -> None:
+    db = Database(database_url)
     db.migrate()
     assert _revision(db) == HEAD
-    assert {"volume_connectors", "volume_targets", "bios_settings"} <= _tables(db)
-    with db.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), t.metadata) == []
+    assert set(t.metadata.tables) <= _tables(db)
+    assert _differences(db) == []
     db.dispose()
 
 
-def test_upgrading_from_0001_keeps_the_nodes(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'old.sqlite'}")
+def test_every_migration_goes_down_to_nothing_and_up_again(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    _alembic(db, "downgrade", "base")
+    assert _revision(db) is None
+    assert _tables(db) <= {"alembic_version"}
+    db.migrate()
+    assert _revision(db) == HEAD
+    assert _differences(db) == []
+    with db.begin() as conn:
+        node = repo.create_node(conn, {"driver": "fake-hardware", "provision_state": "enroll"})
+        assert node.maintenance is False and node.retired is False
+    db.dispose()
+
+
+def test_upgrading_from_0001_keeps_the_nodes(database_url: str) -> None:
+    db = Database(database_url)
     _alembic(db, "upgrade", "0001")
     assert "volume_connectors" not in _tables(db)
     with db.begin() as conn:
@@ -92,8 +112,8 @@ def test_upgrading_from_0001_keeps_the_nodes(tmp_path: Path) -> None:
     db.dispose()
 
 
-def test_downgrading_to_0001_keeps_the_nodes(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'down.sqlite'}")
+def test_downgrading_to_0001_keeps_the_nodes(database_url: str) -> None:
+    db = Database(database_url)
     db.migrate()
     with db.begin() as conn:
         repo.create_node(
@@ -120,8 +140,8 @@ def _insert_node_with_uuid(conn: sa.Connection, name: str, uuid: str) -> None:
     )
 
 
-def test_0004_rewrites_uuids_in_canonical_lower_case(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'uuids.sqlite'}")
+def test_0004_rewrites_uuids_in_canonical_lower_case(database_url: str) -> None:
+    db = Database(database_url)
     _alembic(db, "upgrade", "0003")
     upper = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"
     shuffled = "1111111-12222-4333-8444-555555555555"
@@ -142,4 +162,14 @@ def test_0004_rewrites_uuids_in_canonical_lower_case(tmp_path: Path) -> None:
         "lower": lower,
         "twin": lower.upper(),  # left as it was: its canonical UUID is taken
     }
+    db.dispose()
+
+
+def test_a_database_a_newer_version_migrated_is_refused_clearly(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(DatabaseError, match=r"'9999'.*migrated by a newer metalcast"):
+        db.migrate()
     db.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,8 @@ from metalcast.errors import InvalidInput
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'rows.sqlite'}")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
     database.migrate()
     yield database
     database.dispose()
@@ -55,3 +54,19 @@ def test_list_portgroups_scopes_before_paging(db: Database) -> None:
     with db.read() as conn:
         page = repo.list_portgroups(conn, repo.Page(limit=2), node_ids=[mine])
     assert [g.name for g in page] == ["m0", "m1"]
+
+
+def test_description_filter_ignores_case_and_takes_wildcards_literally(db: Database) -> None:
+    with db.begin() as conn:
+        for name, text in (("a", "Rack A, 100% ready"), ("b", "rack b"), ("c", None)):
+            values = {"driver": "fake-hardware", "name": name, "provision_state": "enroll"}
+            repo.create_node(conn, {**values, "description": text})
+    with db.read() as conn:
+
+        def found(text: str) -> list[str]:
+            nodes = repo.list_nodes(conn, repo.NodeFilters(description_contains=text), repo.Page())
+            return [node.name or "" for node in nodes]
+
+        assert found("RACK") == ["a", "b"]
+        assert found("100%") == ["a"]
+        assert found("1_0") == []

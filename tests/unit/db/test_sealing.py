@@ -52,8 +52,8 @@ def box(key: bytes) -> SecretBox:
 
 
 @pytest.fixture
-def db(tmp_path: Path, box: SecretBox) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'metalcast.sqlite'}", secret_box=box)
+def db(database_url: str, box: SecretBox) -> Iterator[Database]:
+    database = Database(database_url, secret_box=box)
     database.migrate()
     yield database
     database.dispose()
@@ -239,8 +239,8 @@ def test_allocations_and_deploy_templates_are_sealed_and_scrubbed(db: Database) 
     )
 
 
-def test_a_database_without_a_key_refuses_to_store_a_secret(tmp_path: Path) -> None:
-    plain = Database(f"sqlite:///{tmp_path / 'plain.sqlite'}")
+def test_a_database_without_a_key_refuses_to_store_a_secret(database_url: str) -> None:
+    plain = Database(database_url)
     plain.migrate()
     try:
         with plain.begin() as conn:
