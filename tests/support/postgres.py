@@ -2,7 +2,8 @@
 
 :class:`Cluster` makes a cluster in a new temporary directory, listening on
 127.0.0.1 at a free port and on a unix socket in that directory, and removes it all
-when stopped.  ``initdb`` refuses to run as root: as root the cluster belongs to the
+when stopped.  :meth:`Cluster.stop_server` and :meth:`Cluster.start_server` stop and
+start its server in between, keeping its databases (a restart under load).  ``initdb`` refuses to run as root: as root the cluster belongs to the
 ``postgres`` system user (made by Debian's ``postgresql`` package) and its commands
 run through ``runuser``.  The superuser connects over the unix socket without a
 password (trust, local only); TCP connections need a password (scram-sha-256), and
@@ -83,13 +84,23 @@ class Cluster:
         cluster = cls(root=root, port=free_port(), bin_dir=bin_dir)
         try:
             cluster._initdb()
-            cluster._pg_ctl("start", "-w", "-t", "60", "-l", str(root / "server.log"), "-o",
-                            cluster._options())  # fmt: skip
+            cluster.start_server()
             cluster._create_role()
         except BaseException:
             cluster.stop()
             raise
         return cluster
+
+    def start_server(self) -> None:
+        """Start the cluster's server (again, after :meth:`stop_server`) and wait until
+        it accepts connections."""
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o",
+                     self._options())  # fmt: skip
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server, keeping the cluster: ``fast`` (pg_ctl's ``-m fast``) ends
+        every session at once and shuts down cleanly, ``immediate`` is a crash."""
+        self._pg_ctl("stop", "-m", mode, "-w", "-t", "60")
 
     def _as_owner(self, *args: str) -> list[str]:
         if os.geteuid() == 0:
