@@ -5,8 +5,9 @@ Ironic wraps a JSON document in a JSON string::
     {"error_message": "{\\"faultstring\\": \\"Node x could not be found.\\",
                          \\"faultcode\\": \\"Client\\", \\"debuginfo\\": null}"}
 
-``faultcode`` is ``Client`` for 4xx and ``Server`` for 5xx.  Unexpected exceptions
-become a 500 with a generic message; their traceback goes to the log only.
+``faultcode`` is ``Client`` for 4xx and ``Server`` for 5xx.  A database that cannot
+be reached (restarting, down) is a 503 the client may retry; other unexpected
+exceptions become a 500 with a generic message; their traceback goes to the log only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 import structlog
 
+from metalcast.db.engine import is_unreachable
 from metalcast.errors import MetalcastError
 from metalcast.secrecy import scrub_text
 
@@ -22,6 +24,7 @@ log = structlog.get_logger("metalcast.api")
 
 CONFLICT = "The request conflicts with an existing resource: a unique value is taken."
 GENERIC_500 = "An unexpected error prevented the server from fulfilling your request."
+DATABASE_UNAVAILABLE = "The database is unavailable right now; retry the request later."
 
 #: messages for HTTP errors the router raises itself
 _HTTP_MESSAGES = {
@@ -52,6 +55,12 @@ def from_exception(exc: BaseException, *, request_id: str) -> tuple[int, bytes]:
         # a unique value taken by a concurrent request, past the checks made before
         log.warning("integrity error", request_id=request_id, error=str(exc.orig))
         return 409, error_body(409, CONFLICT)
+    if is_unreachable(exc):
+        # the first line is the driver's message (the host, never the password; the
+        # statement and its parameters follow it); no traceback: nothing is wrong here
+        first = next(iter(str(exc).splitlines()), type(exc).__name__)
+        log.warning("database unavailable", request_id=request_id, error=first)
+        return 503, error_body(503, DATABASE_UNAVAILABLE)
     log.exception("unexpected error", request_id=request_id)
     return 500, error_body(500, GENERIC_500)
 

@@ -46,6 +46,16 @@ class DatabaseError(MetalcastError):
     """The database cannot be opened or migrated."""
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (down, restarting, a
+    connection cut, no connection free in the pool, SQLite busy past its timeout):
+    a condition that passes, as opposed to a wrong statement or a violated
+    constraint."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 

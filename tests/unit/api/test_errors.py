@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import sqlalchemy as sa
 import structlog
 from api_harness import Api, Client, fault_of, make_settings
 
@@ -111,3 +112,31 @@ def test_unknown_resources_are_404(api: Api, path: str) -> None:
     response = api.get(path)
     assert response.status_code == 404
     assert "could not be found" in fault_of(response)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        sa.exc.OperationalError("SELECT 1", {"password": "p"}, Exception("connection refused")),
+        sa.exc.InterfaceError("SELECT 1", {}, Exception("connection already closed")),
+        sa.exc.DBAPIError("SELECT 1", {}, Exception("reset"), connection_invalidated=True),
+        sa.exc.TimeoutError("QueuePool limit of size 20 overflow 40 reached"),
+    ],
+    ids=["operational", "interface", "invalidated", "pool-timeout"],
+)
+def test_an_unreachable_database_is_503_without_details(exc: BaseException) -> None:
+    status, body = errors.from_exception(exc, request_id="req-1")
+    assert status == 503
+    inner = orjson.loads(orjson.loads(body)["error_message"])
+    assert inner == {
+        "faultstring": errors.DATABASE_UNAVAILABLE,
+        "faultcode": "Server",
+        "debuginfo": None,
+    }
+
+
+def test_other_database_errors_stay_500() -> None:
+    exc = sa.exc.ProgrammingError("SELEC 1", {}, Exception("syntax error"))
+    status, body = errors.from_exception(exc, request_id="req-1")
+    assert status == 500
+    assert errors.GENERIC_500.encode() in body
