@@ -9,6 +9,10 @@ saying so: the node's power state is whatever the action got to, until the next
 power sync reads it.  Config drives (user data) of nodes no deploy waits for any more
 are removed: a process killed at the wrong moment, or a changed secret key, can leave
 some behind.
+
+The same recovery runs, from the heartbeat pass, on the nodes a task of this very
+process left locked because the database went away as it tried to release them
+(:class:`~metalcast.conductor.runtime.LostLocks`): :func:`recover_lost_locks`.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from metalcast.conductor.task import NodeTask
 from metalcast.context import SYSTEM
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
+from metalcast.errors import NotFound
 from metalcast.states import WORK, ProvisionState
 
 PS = ProvisionState
 
 _log = logging.getLogger(__name__)
+RESTARTED = "restarted"
+LOST_DATABASE = "lost its database connection"
 
 
 def recover(rt: Runtime) -> int:
@@ -37,7 +44,7 @@ def recover(rt: Runtime) -> int:
         held = repo.reserved_by(conn, rt.hostname)
     for node in held:
         try:
-            _recover_node(rt, node)
+            _recover_node(rt, node, cause=RESTARTED)
         except Exception:  # boundary: one bad node must not stop the conductor starting
             _log.exception("%s: recovery failed", node.uuid)
     _clear_stale_power_targets(rt)
@@ -57,7 +64,28 @@ def _sweep_config_drives(rt: Runtime) -> None:
         _log.warning("removed %d config drive(s) that no deploy waits for", removed)
 
 
-def _recover_node(rt: Runtime, node: Node) -> None:
+def recover_lost_locks(rt: Runtime) -> int:
+    """Recover the nodes in ``rt.lost_locks`` that this conductor still holds, as a
+    start does; returns how many were recovered.  Those the database does not answer
+    for stay for the next call."""
+    lost = rt.lost_locks.take()
+    for index, node_id in enumerate(lost):
+        try:
+            with rt.db.read() as conn:
+                node = repo.get_node_by_id(conn, node_id)
+            if node.reservation == rt.hostname:
+                _recover_node(rt, node, cause=LOST_DATABASE)
+        except NotFound:
+            continue
+        except Exception as exc:  # boundary: the database is still away; next pass
+            rt.lost_locks.add(*lost[index:])
+            left = len(lost) - index
+            _log.warning("%d lost lock(s) not recovered yet (%s)", left, type(exc).__name__)
+            return index
+    return len(lost)
+
+
+def _recover_node(rt: Runtime, node: Node, *, cause: str) -> None:
     state = ProvisionState(node.provision_state)
     # read before the task clears it: the task updates this very record
     interrupted = node.target_power_state
@@ -66,20 +94,20 @@ def _recover_node(rt: Runtime, node: Node) -> None:
             task.update(target_power_state=None)
         if state in WORK:
             task.fail(
-                f"metalcast conductor {rt.hostname} restarted while the node was in state "
+                f"metalcast conductor {rt.hostname} {cause} while the node was in state "
                 f"'{state.value}'; the operation was interrupted"
             )
         elif interrupted:
-            reason = interrupted_power(rt.hostname, interrupted)
+            reason = interrupted_power(rt.hostname, interrupted, cause=cause)
             task.update(last_error=reason)
             task.save(event=reason, event_type="power", severity="ERROR")
     _log.warning("%s: recovered from state %s", node.uuid, state.value)
 
 
-def interrupted_power(hostname: str, target: str) -> str:
-    """``last_error`` of a node whose power action a restart cut short."""
+def interrupted_power(hostname: str, target: str, *, cause: str = RESTARTED) -> str:
+    """``last_error`` of a node whose power action a restart (or ``cause``) cut short."""
     return (
-        f"metalcast conductor {hostname} restarted during a power action (to "
+        f"metalcast conductor {hostname} {cause} during a power action (to "
         f"'{target}'); the action was interrupted and the node's power state may not be "
         f"'{target}'"
     )

@@ -30,6 +30,27 @@ class RetryPolicy:
     backoff: float = 0.2
 
 
+class LostLocks:
+    """Nodes whose lock a task of this process could not release (the database went
+    away as it tried): no task runs them any more, yet the lock says one does.  The
+    heartbeat pass hands them to :func:`metalcast.conductor.recovery.recover_lost_locks`
+    once the database answers again."""
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *node_ids: int) -> None:
+        with self._lock:
+            self._ids.update(node_ids)
+
+    def take(self) -> list[int]:
+        """Every node recorded so far (sorted), forgotten here."""
+        with self._lock:
+            ids, self._ids = sorted(self._ids), set()
+        return ids
+
+
 @dataclass(slots=True)
 class Runtime:
     """The shared dependencies of one conductor."""
@@ -43,6 +64,8 @@ class Runtime:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: set when shutdown stopped waiting: running tasks must not write anything more
     parked: threading.Event = field(default_factory=threading.Event)
+    #: nodes left locked by a release the database did not take
+    lost_locks: LostLocks = field(default_factory=LostLocks)
     #: images for agent-driven deploys, cached and served to agents (None: no deploys
     #: through an agent in this conductor)
     images: ImageCache | None = None

@@ -246,8 +246,10 @@ class ConductorService:
         return periodics.check_wait_timeouts(self.rt)
 
     def heartbeat(self) -> None:
-        """Say this conductor is alive; take over the allocations of dead ones."""
+        """Say this conductor is alive; recover the nodes its own tasks could not
+        release; take over the allocations of dead ones."""
         periodics.heartbeat(self.rt)
+        recovery.recover_lost_locks(self.rt)
         self.allocator.take_over_orphans()
 
     def is_accepting_work(self) -> bool:

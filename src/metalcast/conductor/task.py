@@ -203,12 +203,19 @@ class NodeTask:
     # ------------------------------------------------------------------ the lock
 
     def release(self) -> None:
-        """Release the node's lock (once; nothing for a shared task)."""
+        """Release the node's lock (once; nothing for a shared task).  When the
+        database does not take it, the node goes to ``rt.lost_locks`` and the error
+        is raised."""
         if self.released:
             return
         self.released = True
-        with self.rt.db.begin() as conn:
-            repo.release_node(conn, self.node.id, self.rt.hostname)
+        try:
+            with self.rt.db.begin() as conn:
+                repo.release_node(conn, self.node.id, self.rt.hostname)
+        except Exception:
+            # the lock outlives this task: the heartbeat pass recovers the node
+            self.rt.lost_locks.add(self.node.id)
+            raise
         self.node.reservation = None
 
     def __enter__(self) -> NodeTask:

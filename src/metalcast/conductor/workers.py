@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from metalcast.conductor.task import NodeTask, TaskParked, acquire
+from metalcast.db.engine import is_unreachable
 from metalcast.errors import MetalcastError, NoFreeWorker, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -111,6 +112,10 @@ def describe(exc: BaseException) -> str:
     """The message recorded in ``last_error`` for ``exc``."""
     if isinstance(exc, MetalcastError):
         return exc.message
+    if is_unreachable(exc):
+        # its first line is the driver's message; the statement and parameters follow
+        first = next(iter(str(exc).splitlines()), type(exc).__name__)
+        return f"The database became unreachable during the operation: {first}"
     return f"Unexpected error: {type(exc).__name__}: {exc}"
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
-from conductor_env import ALICE, Env
+import sqlalchemy as sa
+from conductor_env import ALICE, DEADLINE, Env
 
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.periodics import PowerSync
+from metalcast.conductor.recovery import recover_lost_locks
+from metalcast.conductor.workers import describe
 from metalcast.db import repository as repo
 from metalcast.errors import NodeLocked, NoFreeWorker, ServiceUnavailable
 from metalcast.states import PowerState
@@ -229,3 +233,46 @@ def test_one_slow_bmc_does_not_hold_up_the_others(env: Env) -> None:
     assert env.node(slow.id).driver_internal_info["power_sync_failures"] == 1
     env.gate.open()  # its late answer is still applied (and resets the failure count)
     sync.close()
+
+
+def _unreachable() -> contextlib.AbstractContextManager[sa.Connection]:
+    """``Database.begin`` while the database is down: every write fails."""
+    raise sa.exc.OperationalError("COMMIT", {}, Exception("connection refused"))
+
+
+def test_a_lock_the_database_did_not_release_is_recovered_by_the_heartbeat(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = env.create("manageable", driver_info={"fake_latency": 1})
+    act(env, node.id, "provide")
+    env.gate.wait_for_sleeper()  # cleaning is under way
+    with monkeypatch.context() as down:
+        down.setattr(env.db, "begin", _unreachable)
+        env.gate.open()  # its outcome, its failure and its release all fail
+        assert env.service.rt.workers.wait_idle(DEADLINE)
+        assert env.service.rt.lost_locks.take() == [node.id]
+        env.service.rt.lost_locks.add(node.id)
+        down.setattr(env.db, "read", _unreachable)
+        assert recover_lost_locks(env.service.rt) == 0  # still down: kept for next time
+    stuck = env.node(node.id)
+    assert (stuck.provision_state, stuck.reservation) == ("cleaning", env.service.hostname)
+    env.service.heartbeat()  # the database is back
+    after = env.node(node.id)
+    assert after.provision_state == "clean failed"
+    assert after.reservation is None
+    assert after.last_error == (
+        f"metalcast conductor {env.service.hostname} lost its database connection while "
+        "the node was in state 'cleaning'; the operation was interrupted"
+    )
+    assert env.history(node.id)[-1].severity == "ERROR"
+    assert env.service.rt.lost_locks.take() == []
+
+
+def test_an_unreachable_database_is_described_without_its_statement() -> None:
+    exc = sa.exc.OperationalError(
+        "UPDATE nodes SET last_error=%(e)s", {"e": "x"}, Exception("server closed the connection")
+    )
+    assert describe(exc) == (
+        "The database became unreachable during the operation: "
+        "(builtins.Exception) server closed the connection"
+    )
