@@ -213,10 +213,16 @@ class NodeTask:
             with self.rt.db.begin() as conn:
                 repo.release_node(conn, self.node.id, self.rt.hostname)
         except Exception:
-            # the lock outlives this task: the heartbeat pass recovers the node
-            self.rt.lost_locks.add(self.node.id)
+            self.abandon()
             raise
         self.node.reservation = None
+
+    def abandon(self) -> None:
+        """Leave the node locked for recovery: its outcome could not be recorded (the
+        database went away).  The heartbeat pass fails its work state with the reason
+        and releases it (``rt.lost_locks``)."""
+        self.released = True
+        self.rt.lost_locks.add(self.node.id)
 
     def __enter__(self) -> NodeTask:
         return self

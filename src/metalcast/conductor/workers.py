@@ -159,13 +159,16 @@ def _run(task: NodeTask, work: Work, *, on_error: ErrorHandler) -> None:
 
 
 def _record_failure(task: NodeTask, exc: Exception, *, on_error: ErrorHandler) -> None:
-    """Drive the node to its failure state; TaskParked passes through."""
+    """Drive the node to its failure state; TaskParked passes through.  When that
+    cannot be written either, the node keeps its lock for recovery: released, it
+    would rest in its work state with nothing to say why."""
     try:
         on_error(task, exc)
     except TaskParked:
         raise
     except Exception:
         task.log.exception("%s: could not record the failure", task.uuid)
+        task.abandon()
 
 
 def start_async(

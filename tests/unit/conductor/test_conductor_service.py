@@ -276,3 +276,27 @@ def test_an_unreachable_database_is_described_without_its_statement() -> None:
         "The database became unreachable during the operation: "
         "(builtins.Exception) server closed the connection"
     )
+
+
+def test_a_node_whose_failure_could_not_be_recorded_keeps_its_lock_for_recovery(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is back for the release but was away for the outcome: released,
+    the node would rest in its work state with nothing to say why."""
+    node = env.create("manageable", driver_info={"fake_latency": 1})
+    act(env, node.id, "provide")
+    env.gate.wait_for_sleeper()
+
+    def save_node(*args: Any, **kwargs: Any) -> None:
+        raise sa.exc.OperationalError("UPDATE nodes", {}, Exception("server closed"))
+
+    with monkeypatch.context() as down:
+        down.setattr(repo, "save_node", save_node)
+        env.gate.open()
+        assert env.service.rt.workers.wait_idle(DEADLINE)
+    held = env.node(node.id)
+    assert (held.provision_state, held.reservation) == ("cleaning", env.service.hostname)
+    env.service.heartbeat()
+    after = env.node(node.id)
+    assert (after.provision_state, after.reservation) == ("clean failed", None)
+    assert "lost its database connection" in (after.last_error or "")
