@@ -3,12 +3,13 @@
 :class:`Cluster` makes a cluster in a new temporary directory, listening on
 127.0.0.1 at a free port and on a unix socket in that directory, and removes it all
 when stopped.  :meth:`Cluster.stop_server` and :meth:`Cluster.start_server` stop and
-start its server in between, keeping its databases (a restart under load).  ``initdb`` refuses to run as root: as root the cluster belongs to the
-``postgres`` system user (made by Debian's ``postgresql`` package) and its commands
-run through ``runuser``.  The superuser connects over the unix socket without a
-password (trust, local only); TCP connections need a password (scram-sha-256), and
-the tests reach the cluster as role :data:`ROLE` with :data:`PASSWORD`, so every URL
-they hand to metalcast holds a password that must never be printed.
+start its server in between, keeping its databases (a restart under load).
+``initdb`` refuses to run as root: as root the cluster belongs to the ``postgres``
+system user (made by Debian's ``postgresql`` package) and its commands run through
+``runuser``.  The superuser connects over the unix socket without a password
+(trust, local only); TCP connections need a password (scram-sha-256), and the tests
+reach the cluster as role :data:`ROLE` with :data:`PASSWORD`, so every URL they hand
+to metalcast holds a password that must never be printed.
 
 ``scripts/install --test`` installs the ``postgresql`` package.
 """
