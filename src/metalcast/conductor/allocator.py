@@ -5,7 +5,9 @@ milliseconds, and a pool full of deploys must not refuse them (the pool answers 
 when full; this queue does not).  An allocation waits in the queue as an id; its
 state lives in the database, so a conductor that stops with allocations queued finds
 them ``allocating`` at its next start and queues them again, and a live conductor
-takes over those of a dead one (:meth:`Allocator.take_over_orphans`).
+takes over those of a dead one (:meth:`Allocator.take_over_orphans`).  An allocation
+whose processing the database cut short (it went away) is queued again by the next
+heartbeat pass (:meth:`Allocator.retry_failed`); the thread goes on.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Allocator:
         self._pending = 0
         self._idle = threading.Condition()
         self._threads: list[threading.Thread] = []
+        #: allocations a failure stopped (their state could not even be recorded)
+        self._failed: set[int] = set()
 
     def start(self, conductor_id: int) -> None:
         """Start the threads and queue the allocations this conductor left
@@ -119,8 +123,24 @@ class Allocator:
                 return
             try:
                 allocations.allocate(self.rt, allocation_id)
+            except Exception as exc:  # boundary: the database went away; the thread lives on
+                _log.warning(
+                    "allocation %s not processed (%s); queued again by the next heartbeat",
+                    allocation_id,
+                    type(exc).__name__,
+                )
+                with self._idle:
+                    self._failed.add(allocation_id)
             finally:
                 self._done()
+
+    def retry_failed(self) -> int:
+        """Queue again the allocations a failure stopped; returns how many."""
+        with self._idle:
+            failed, self._failed = sorted(self._failed), set()
+        for allocation_id in failed:
+            self.submit(allocation_id)
+        return len(failed)
 
     def _done(self) -> None:
         with self._idle:

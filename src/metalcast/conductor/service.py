@@ -247,9 +247,11 @@ class ConductorService:
 
     def heartbeat(self) -> None:
         """Say this conductor is alive; recover the nodes its own tasks could not
-        release; take over the allocations of dead ones."""
+        release and the allocations a failure stopped; take over the allocations of
+        dead ones."""
         periodics.heartbeat(self.rt)
         recovery.recover_lost_locks(self.rt)
+        self.allocator.retry_failed()
         self.allocator.take_over_orphans()
 
     def is_accepting_work(self) -> bool:

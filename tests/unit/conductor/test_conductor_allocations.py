@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from conductor_env import ALICE, Env, make_env
 
 from metalcast.conductor import allocations
+from metalcast.conductor.allocator import THREADS
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.context import SYSTEM
 from metalcast.db import allocations as repo_alloc
@@ -363,3 +365,26 @@ def test_allocations_need_a_running_conductor(env: Env) -> None:
     env.service.stop(5)
     with pytest.raises(ServiceUnavailable, match="shutting down"):
         env.service.create_allocation({"resource_class": RC}, node_id=None, context=SYSTEM)
+
+
+def test_allocations_the_database_cut_short_are_retried_by_the_heartbeat(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = THREADS + 1  # more than the threads: none of them may die of it
+    for _ in range(count):
+        available(env)
+
+    def unreachable(rt: Any, allocation_id: int) -> None:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    with monkeypatch.context() as down:
+        down.setattr(allocations, "allocate", unreachable)
+        created = [
+            env.service.create_allocation({"resource_class": RC}, node_id=None, context=ALICE)
+            for _ in range(count)
+        ]
+        assert env.service.allocator.wait_idle(10)
+    assert {reload(env, a).state for a in created} == {"allocating"}
+    env.service.heartbeat()  # the database is back
+    assert env.service.allocator.wait_idle(10)
+    assert {reload(env, a).state for a in created} == {"active"}
