@@ -31,10 +31,11 @@ class RetryPolicy:
 
 
 class LostLocks:
-    """Nodes whose lock a task of this process could not release (the database went
-    away as it tried): no task runs them any more, yet the lock says one does.  The
-    heartbeat pass hands them to :func:`metalcast.conductor.recovery.recover_lost_locks`
-    once the database answers again."""
+    """Nodes a task of this process left locked because the database went away as it
+    recorded the outcome or released the lock: no task runs them any more, yet the lock
+    says one does.  The heartbeat pass hands them to
+    :func:`metalcast.conductor.recovery.recover_lost_locks` once the database answers
+    again."""
 
     def __init__(self) -> None:
         self._ids: set[int] = set()
@@ -64,7 +65,7 @@ class Runtime:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: set when shutdown stopped waiting: running tasks must not write anything more
     parked: threading.Event = field(default_factory=threading.Event)
-    #: nodes left locked by a release the database did not take
+    #: nodes left locked by tasks that lost the database (recovered by the heartbeat)
     lost_locks: LostLocks = field(default_factory=LostLocks)
     #: images for agent-driven deploys, cached and served to agents (None: no deploys
     #: through an agent in this conductor)

@@ -64,7 +64,7 @@ def test_kill_9_at_random_moments_of_the_lifecycle(
         fleet = Fleet(holder, rounds=1)
         deadline = time.monotonic() + DEADLINE
         with operators(fleet, groups) as threads:
-            # a verb accepts per node and step: spread the kills over the first ~2/3
+            # four verbs per node: the kills fall in the first two thirds of the run
             spread = max(2, (len(names) * 4 * 2 // 3) // KILLS)
             for _ in range(KILLS):
                 fleet.wait_accepted(fleet.accepted + rng.randint(1, spread), deadline)
