@@ -69,9 +69,16 @@ def wait_until_served(api: Api, deadline: float) -> None:
         time.sleep(POLL)
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_postgresql_restart_under_load(
-    run_server_in: StartServer, postgres_cluster: Cluster, postgres_url: str, tmp_path: Path
+    run_server_in: StartServer,
+    postgres_cluster: Cluster,
+    postgres_url: str,
+    tmp_path: Path,
+    mode: str,
 ) -> None:
+    """``fast``: PostgreSQL ends every session and shuts down cleanly; ``immediate``:
+    it crashes, and recovers from its write-ahead log when started."""
     seed, rng = seeded(os.environ.get("METALCAST_FAULT_SEED"))
     holder = ServerHolder(
         run_server_in, tmp_path / "state", {"METALCAST_DATABASE__URL": postgres_url}
@@ -95,7 +102,7 @@ def test_postgresql_restart_under_load(
         deadline = time.monotonic() + DEADLINE
         with operators(fleet, groups) as threads:
             fleet.wait_accepted(rng.randint(len(names), 2 * len(names)), deadline)
-            postgres_cluster.stop_server("fast")
+            postgres_cluster.stop_server(mode)
             try:
                 wrong = probe_outage(api, victim)
             finally:
