@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fleet import (
     DEADLINE,
     POLL,
@@ -26,6 +27,7 @@ from fleet import (
     seeded,
 )
 from postgres import PASSWORD, Cluster
+from psycopg import sql
 
 pytestmark = pytest.mark.faults
 
@@ -58,6 +60,18 @@ def probe_outage(api: Api, node: str) -> list[str]:
     return wrong
 
 
+def durable(cluster: Cluster, url: str) -> None:
+    """Commit durably in this test's database: the test cluster runs with
+    ``synchronous_commit=off``, which is safe when PostgreSQL stops cleanly but lets a
+    crash lose transactions it had acknowledged (a 202's work state, a released lock)."""
+    with cluster.admin() as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
+                sql.Identifier(str(sa.make_url(url).database))
+            )
+        )
+
+
 def wait_until_served(api: Api, deadline: float) -> None:
     while True:
         try:
@@ -80,6 +94,7 @@ def test_postgresql_restart_under_load(
     """``fast``: PostgreSQL ends every session and shuts down cleanly; ``immediate``:
     it crashes, and recovers from its write-ahead log when started."""
     seed, rng = seeded(os.environ.get("METALCAST_FAULT_SEED"))
+    durable(postgres_cluster, postgres_url)
     holder = ServerHolder(
         run_server_in, tmp_path / "state", {"METALCAST_DATABASE__URL": postgres_url}
     )
