@@ -235,7 +235,9 @@ class Database:
                 command.upgrade(cfg, "head")
                 _record_compat(conn, script)
         except sa.exc.SQLAlchemyError as exc:
-            raise DatabaseError(f"Cannot migrate database {self.safe_url}: {exc}") from exc
+            raise DatabaseError(
+                f"Cannot migrate database {self.safe_url}: {describe_error(exc)}"
+            ) from exc
         except CommandError as exc:
             raise DatabaseError(f"Cannot migrate database {self.safe_url}: {exc}") from exc
 
@@ -288,3 +290,16 @@ def _record_compat(conn: sa.Connection, script: ScriptDirectory) -> None:
     table = tables.schema_compat
     conn.execute(sa.delete(table))
     conn.execute(sa.insert(table).values(id=1, revision=head, oldest_compatible=oldest))
+
+
+def describe_error(exc: sa.exc.SQLAlchemyError) -> str:
+    """The database's own words for ``exc`` (without SQLAlchemy's link to its
+    documentation), and what to do when a PostgreSQL login wanted a password."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    text = text.split("\n(Background on this error at:")[0].strip()
+    if "no password supplied" in text or "password authentication failed" in text:
+        text += (
+            " (give the password in PGPASSWORD or ~/.pgpass, or in the URL of a "
+            "settings file: never on a command line, which `ps` shows)"
+        )
+    return text
