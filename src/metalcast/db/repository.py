@@ -554,5 +554,10 @@ def get_conductor(conn: sa.Connection, hostname: str) -> Conductor:
 
 
 def list_conductors(conn: sa.Connection) -> list[Conductor]:
-    rows = conn.execute(sa.select(t.conductors).order_by(t.conductors.c.id)).mappings()
-    return [from_row(Conductor, r) for r in rows]
+    """Every registered conductor, oldest first (read for each node document shown)."""
+    found = conn.execute(rows.statement(_all_conductors)).mappings()
+    return [from_row(Conductor, r) for r in found]
+
+
+def _all_conductors() -> sa.Select[Any]:
+    return sa.select(t.conductors).order_by(t.conductors.c.id)
