@@ -19,8 +19,9 @@ Errors::
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,15 @@ class Database:
             kwargs["max_overflow"] = 40
             kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(parsed, **kwargs)
+        #: SQLite has one writer at a time.  This process's writers queue here and are
+        #: handed the turn at once, rather than in SQLite's busy handler, which sleeps
+        #: 1, 2, 5, 10 ... 100 ms between tries: under a few concurrent writers those
+        #: sleeps were most of a write request's time.  Re-entrant: a transaction may
+        #: be opened inside another in the same thread.
+        self._writer: AbstractContextManager[Any] = nullcontext()
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._writer = threading.RLock()
         self._secret_box: SecretBox | None = None
         if secret_box is not None:
             self.bind_secret_box(secret_box)
@@ -191,8 +199,9 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
-        """A connection inside a transaction, committed on success."""
-        with self.engine.begin() as conn:
+        """A connection inside a transaction, committed on success (SQLite: one
+        transaction of this process at a time)."""
+        with self._writer, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
