@@ -1,4 +1,4 @@
-"""Resident memory of a process tree, read from /proc (Linux only, stdlib only)."""
+"""Resident memory and CPU time of a process tree, read from /proc (Linux only, stdlib only)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
-def _parent_of(pid: int) -> int | None:
-    """Return the parent pid of ``pid``, or None if it is gone."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None if it is gone)."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     # The command name is in parentheses and may contain spaces: split after it.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[1])
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def _parent_of(pid: int) -> int | None:
+    """Return the parent pid of ``pid``, or None if it is gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[1])
 
 
 def descendants(root: int) -> list[int]:
@@ -50,3 +55,17 @@ def rss_bytes(pid: int) -> int:
 def tree_rss_bytes(root: int) -> int:
     """Return the summed RSS of ``root`` and all its descendants."""
     return sum(rss_bytes(pid) for pid in descendants(root))
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU seconds ``pid`` has used (0 if it is gone)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat; 12 and 13 after the name
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """Return the summed CPU seconds of ``root`` and all its live descendants."""
+    return sum(cpu_seconds(pid) for pid in descendants(root))

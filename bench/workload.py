@@ -10,7 +10,8 @@ Phases, in order:
   3. fake lifecycle on the first --lifecycle nodes, --clients workers:
      manage -> manageable, provide -> available, active -> active,
      deleted -> available, polling /v1/nodes/{uuid}/states;
-  4. RSS of the server's process tree (--server-pid).
+  4. RSS of the server's process tree (--server-pid), and the CPU seconds it
+     spent creating and in the lifecycle (per node, per transition).
 
 Needs only the stdlib and httpx. Traffic goes to --base-url only.
 """
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from proctree import tree_rss_bytes
+from proctree import tree_cpu_seconds, tree_rss_bytes
 
 DEFAULT_API_VERSION = "1.31"
 VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
@@ -91,13 +92,18 @@ class Results:
 
 
 class Tally:
-    """Thread-safe counters of errors and retries per phase."""
+    """Thread-safe counters of errors and retries per phase, and request latencies."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.errors: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
         self.samples: dict[str, str] = {}
+        self.latencies: dict[str, list[float]] = {}
+
+    def latency(self, kind: str, ms: float) -> None:
+        with self._lock:
+            self.latencies.setdefault(kind, []).append(ms)
 
     def error(self, phase: str, detail: str) -> None:
         with self._lock:
@@ -160,9 +166,11 @@ def create_one(clients: Clients, tally: Tally, run_id: str, index: int) -> str |
     """Create node ``index`` and its port; return the node's uuid (None on failure)."""
     client = clients.get()
     try:
+        start = time.perf_counter()
         response = client.post(
             "/v1/nodes", json={"name": node_name(run_id, index), "driver": "fake-hardware"}
         )
+        tally.latency("post", (time.perf_counter() - start) * 1000.0)
     except httpx.HTTPError as err:
         tally.error("create_node", repr(err))
         return None
@@ -171,9 +179,11 @@ def create_one(clients: Clients, tally: Tally, run_id: str, index: int) -> str |
         return None
     uuid: str = response.json()["uuid"]
     try:
+        start = time.perf_counter()
         port = client.post(
             "/v1/ports", json={"node_uuid": uuid, "address": mac_address(run_id, index)}
         )
+        tally.latency("post", (time.perf_counter() - start) * 1000.0)
     except httpx.HTTPError as err:
         tally.error("create_port", repr(err))
         return uuid
@@ -340,6 +350,16 @@ def server_rss_mib(pid: int | None) -> float | None:
     return None if pid is None else tree_rss_bytes(pid) / 2**20
 
 
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds the server's process tree has used so far (0 without a pid)."""
+    return 0.0 if pid is None else tree_cpu_seconds(pid)
+
+
+def per_item_ms(seconds: float, items: int, pid: int | None) -> float | None:
+    """Server CPU milliseconds per item (None without a server pid or items)."""
+    return seconds * 1000.0 / items if pid is not None and items else None
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -365,15 +385,17 @@ def creation_phase(ctx: Context) -> list[str]:
     settings, results = ctx.settings, ctx.results
     run_id = f"{random.getrandbits(24):06x}"
     uuids: list[str] = []
-    create_seconds = 0.0
+    create_seconds = create_cpu = 0.0
     previous = 0
     for checkpoint in settings.checkpoints():
         log(f"{settings.label}: creating nodes {previous}..{checkpoint - 1}")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), server_cpu(settings.server_pid)
         indices = range(previous, checkpoint)
         uuids += create_range(ctx.pool, ctx.clients, ctx.tally, run_id=run_id, indices=indices)
         segment = time.perf_counter() - start
         create_seconds += segment
+        create_cpu += server_cpu(settings.server_pid) - cpu
+        results.info.setdefault("loadavg_create", []).append(os.getloadavg())
         rates = results.info.setdefault("create_nodes_per_s_by_segment", {})
         rates[f"{previous}-{checkpoint}"] = round(len(indices) / segment, 2) if segment else None
         log(f"{settings.label}: {len(uuids)} created; timing list/detail at {checkpoint}")
@@ -383,6 +405,11 @@ def creation_phase(ctx: Context) -> list[str]:
             show_and_lifecycle(ctx, uuids)
         previous = checkpoint
     results.metrics["create_nodes_per_s"] = len(uuids) / create_seconds if create_seconds else None
+    posts = ctx.tally.latencies.get("post")
+    results.metrics["create_post_ms"] = statistics.median(posts) if posts else None
+    results.metrics["create_cpu_ms_per_node"] = per_item_ms(
+        create_cpu, len(uuids), settings.server_pid
+    )
     results.info["nodes_created"] = len(uuids)
     results.info["create_seconds"] = round(create_seconds, 3)
     return uuids
@@ -400,9 +427,13 @@ def show_and_lifecycle(ctx: Context, uuids: Sequence[str]) -> None:
     if not subset:
         return
     log(f"{settings.label}: lifecycle of {len(subset)} nodes")
+    cpu = server_cpu(settings.server_pid)
     seconds, done = measure_lifecycle(ctx.pool, ctx.clients, ctx.tally, subset, settings=settings)
+    cpu = server_cpu(settings.server_pid) - cpu
+    results.info["loadavg_lifecycle"] = os.getloadavg()
     results.metrics["lifecycle_s"] = seconds
     results.metrics["lifecycle_transitions_per_s"] = done / seconds if seconds else None
+    results.metrics["lifecycle_cpu_ms_per_transition"] = per_item_ms(cpu, done, settings.server_pid)
     results.info["lifecycle_nodes"] = len(subset)
     results.info["lifecycle_transitions"] = done
     results.info["lifecycle_transitions_expected"] = len(subset) * len(LIFECYCLE)
@@ -436,7 +467,11 @@ def run(settings: Settings, *, headers: Mapping[str, str] | None = None) -> Resu
 
 def metric_catalog(settings: Settings) -> list[Metric]:
     """The metrics reported for ``settings``, in table order."""
-    catalog = [Metric("create_nodes_per_s", "node create (+1 port)", "nodes/s", True)]
+    catalog = [
+        Metric("create_nodes_per_s", "node create (+1 port)", "nodes/s", True),
+        Metric("create_post_ms", "POST node or port, median", "ms", False),
+        Metric("create_cpu_ms_per_node", "server CPU per node (+port)", "ms", False),
+    ]
     for checkpoint in settings.checkpoints():
         catalog.append(Metric(f"list_ms_{checkpoint}", f"list {checkpoint:,} nodes", "ms", False))
         catalog.append(
@@ -446,6 +481,7 @@ def metric_catalog(settings: Settings) -> list[Metric]:
         Metric("show_ms", "show one node", "ms", False),
         Metric("lifecycle_s", f"lifecycle {settings.lifecycle:,} nodes", "s", False),
         Metric("lifecycle_transitions_per_s", "lifecycle transitions", "1/s", True),
+        Metric("lifecycle_cpu_ms_per_transition", "server CPU per transition", "ms", False),
         Metric("rss_mib", "server RSS after run", "MiB", False),
         Metric("errors", "errors", "count", False),
     ]

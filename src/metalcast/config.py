@@ -301,11 +301,27 @@ def _default_state_dir() -> Path:
     return Path(base) / "metalcast"
 
 
+#: the client's variables (``metalcast`` talking to a server), not server settings: an
+#: operator who exported them for the CLI still runs ``metalcast server`` or
+#: ``metalcast db copy`` in the same shell
+CLIENT_VARIABLES = frozenset(
+    {
+        "METALCAST_CONFIG",
+        "METALCAST_URL",
+        "METALCAST_USERNAME",
+        "METALCAST_PASSWORD",
+        "METALCAST_TOKEN",
+        "METALCAST_CACERT",
+        "METALCAST_API_VERSION",
+    }
+)
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     """Turn METALCAST_AREA__KEY=value variables into a nested dict."""
     out: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith("METALCAST_") or key == "METALCAST_CONFIG":
+        if not key.startswith("METALCAST_") or key in CLIENT_VARIABLES:
             continue
         name = key[len("METALCAST_") :].lower()
         if name == "database_url":

@@ -9,9 +9,12 @@ Request bodies are never recorded: they may hold secrets, and the path and outco
 say what happened.
 
 Recording costs the request a queue put: :class:`AuditLog` writes rows from its own
-thread, in batches of up to :data:`BATCH` per transaction.  A reader that must see
-every request answered so far (``GET /v1/audit``) calls :meth:`AuditLog.flush`
-first.  Should the queue fill (the database stalled), further events go to the log
+thread, in batches of up to :data:`BATCH` per transaction: what arrives within
+:data:`BATCH_WINDOW` of a first row goes in with it, so that a busy API writes one
+transaction every few dozen requests instead of one per request (each took the
+database's write turn from a request).  A reader that must see every request
+answered so far (``GET /v1/audit``) calls :meth:`AuditLog.flush` first, which cuts
+the window short.  Should the queue fill (the database stalled), further events go to the log
 as warnings instead of blocking requests.
 
 One exception: successful agent heartbeats (``POST /v1/heartbeat/...``, every few
@@ -38,6 +41,8 @@ _log = logging.getLogger("metalcast.api.audit")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: rows written per transaction, at most
 BATCH = 500
+#: seconds the writer gathers rows after the first one before it writes them
+BATCH_WINDOW = 0.05
 _HEARTBEAT = re.compile(r"^/v1/heartbeat/")
 _STOP = None
 
@@ -112,6 +117,8 @@ class AuditLog:
         self._handled = 0
         self._thread: threading.Thread | None = None
         self._closed = False
+        #: set by flush and close: write what is queued without waiting for more
+        self._hurry = threading.Event()
 
     def record(self, row: JSONDict) -> None:
         """Queue ``row`` for writing; never blocks (a full queue logs it instead)."""
@@ -132,6 +139,7 @@ class AuditLog:
         when ``timeout`` seconds passed first."""
         with self._done:
             target = self._recorded
+            self._hurry.set()
             return self._done.wait_for(lambda: self._handled >= target, timeout=timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -140,6 +148,7 @@ class AuditLog:
         thread = self._thread
         if thread is None:
             return
+        self._hurry.set()
         self._queue.put(_STOP)
         thread.join(timeout)
         self._thread = None
@@ -158,6 +167,8 @@ class AuditLog:
             first = self._queue.get()
             batch = [first] if first is not None else []
             stop = first is None
+            if not stop:
+                self._hurry.wait(BATCH_WINDOW)
             while not stop and len(batch) < BATCH:
                 try:
                     item = self._queue.get_nowait()
@@ -169,6 +180,8 @@ class AuditLog:
             self._write(batch)
             if stop:
                 return
+            if self._queue.empty():
+                self._hurry.clear()
 
     def _write(self, batch: list[JSONDict]) -> None:
         try:

@@ -16,6 +16,7 @@ import gc
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from metalcast.api import auth
 from metalcast.api.app import create_app
 from metalcast.boot.service import BootServices
 from metalcast.boot.supervisor import BootSupervisor
-from metalcast.cli import bootstrap
+from metalcast.cli import bootstrap, heap
 from metalcast.conductor.service import ConductorService
 from metalcast.config import Settings
 from metalcast.db.engine import Database
@@ -171,6 +172,8 @@ def run_server(settings: Settings) -> None:
         SystemExit: uvicorn could not listen (the conductor is stopped first).
     """
     strategy = auth.check_startup(settings)
+    heap_stop = threading.Event()
+    heap.tame(heap_stop)  # before any thread of the server starts
     signals = ShutdownSignals()
     signals.install()
     certificate = api_certificate(settings)
@@ -212,6 +215,7 @@ def run_server(settings: Settings) -> None:
         log.info("stopping the conductor")
         service.stop(settings.conductor.graceful_shutdown_timeout)
         db.dispose()
+        heap_stop.set()
 
 
 def _freeze_startup_objects() -> None:

@@ -13,10 +13,10 @@ Errors::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from metalcast.calls import HardwareTypeInfo
 from metalcast.conductor.interfaces import (
     OperationFailed,
     call,
@@ -211,16 +211,7 @@ def _validate_one(task: NodeTask, name: str) -> tuple[bool | None, str | None]:
 # ------------------------------------------------------------------ hardware types
 
 
-@dataclass(frozen=True, slots=True)
-class HardwareTypeSummary:
-    """A hardware type, the live conductors serving it and its implementations."""
-
-    name: str
-    hosts: list[str]
-    interfaces: dict[str, list[str]] = field(default_factory=dict)
-
-
-def list_hardware_types(rt: Runtime) -> list[HardwareTypeSummary]:
+def list_hardware_types(rt: Runtime) -> list[HardwareTypeInfo]:
     """The enabled hardware types with the online conductors that serve them."""
     horizon = repo.utcnow() - timedelta(seconds=rt.settings.heartbeat_timeout)
     with rt.db.read() as conn:
@@ -230,7 +221,7 @@ def list_hardware_types(rt: Runtime) -> list[HardwareTypeSummary]:
             if c.online and (c.updated_at or c.created_at) >= horizon
         ]
     return [
-        HardwareTypeSummary(
+        HardwareTypeInfo(
             name=hw.name,
             hosts=sorted(c.hostname for c in alive if hw.name in c.hardware_types),
             interfaces={name: hw.names(name) for name in INTERFACE_NAMES},

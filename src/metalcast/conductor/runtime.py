@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from metalcast.agent_downloads import UrlSigner
 from metalcast.conductor.clock import Clock
 from metalcast.conductor.ring import ConductorRing
+from metalcast.conductor.task import LockReleases
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import ConductorSettings
 from metalcast.db.engine import Database
@@ -67,6 +68,8 @@ class Runtime:
     parked: threading.Event = field(default_factory=threading.Event)
     #: nodes left locked by tasks that lost the database (recovered by the heartbeat)
     lost_locks: LostLocks = field(default_factory=LostLocks)
+    #: wakes tasks waiting for a node's lock when one of ours releases it
+    lock_releases: LockReleases = field(default_factory=LockReleases)
     #: images for agent-driven deploys, cached and served to agents (None: no deploys
     #: through an agent in this conductor)
     images: ImageCache | None = None

@@ -1,11 +1,12 @@
 """The conductor service: start-up recovery, periodic threads, workers, shutdown, and
-the operations the API reaches through :mod:`metalcast.rpc`.
+the one entry point, :meth:`ConductorService.execute`, that runs the requests of
+:mod:`metalcast.calls` the API sends through :mod:`metalcast.rpc`.
 
 Lifecycle::
 
     service = ConductorService(settings, db, registry, secret_box)
     service.start()       # register, recover, start periodics
-    ...                   # serve calls
+    service.execute(ChangePowerState(node_id, "power on"), context=ctx)
     service.stop(30)      # refuse new work, wait, park what still runs, go offline
 
 Errors: see :mod:`metalcast.conductor.workers` (``NoFreeWorker``,
@@ -15,33 +16,19 @@ and the module of each operation.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
-from metalcast.conductor import (
-    agent,
-    allocations,
-    console,
-    management,
-    nodes,
-    periodics,
-    ports,
-    power,
-    provision,
-    raid,
-    recovery,
-    volumes,
-)
+from metalcast.calls import Call
+from metalcast.conductor import periodics, recovery
 from metalcast.conductor.allocator import Allocator
 from metalcast.conductor.clock import Clock, SystemClock
-from metalcast.conductor.flows import ProvisionOptions
-from metalcast.conductor.management import HardwareTypeSummary
+from metalcast.conductor.handlers import HANDLERS
 from metalcast.conductor.ring import ConductorRing
 from metalcast.conductor.runtime import RetryPolicy, Runtime
 from metalcast.conductor.workers import WorkerPool
@@ -49,15 +36,6 @@ from metalcast.config import Settings
 from metalcast.context import RequestContext
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
-from metalcast.db.models import (
-    Allocation,
-    JSONDict,
-    Node,
-    Port,
-    Portgroup,
-    VolumeConnector,
-    VolumeTarget,
-)
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.hashring import Member
 from metalcast.images.cache import KEY_PURPOSE as CACHE_KEYS
@@ -65,10 +43,11 @@ from metalcast.images.cache import ImageCache
 from metalcast.images.configdrive import KEY_PURPOSE as CONFIG_DRIVE_KEYS
 from metalcast.images.configdrive import ConfigDriveStore
 from metalcast.images.download import Fetcher, private_dir
-from metalcast.reports import AgentReport
 from metalcast.secrecy import SecretBox
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +101,8 @@ def _images(settings: Settings, secret_box: SecretBox) -> dict[str, Any]:
 
 
 class ConductorService:
-    """One conductor: owns its workers and periodic threads, serves the API's calls."""
+    """One conductor: owns its workers and periodic threads, executes the API's
+    requests."""
 
     def __init__(
         self,
@@ -258,215 +238,20 @@ class ConductorService:
         """False while the conductor shuts down."""
         return self.rt.workers.accepting
 
-    # ------------------------------------------------------------------ nodes
+    # ------------------------------------------------------------------ requests
 
-    def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
-        return nodes.create_node(self.rt, values, user=context.who, admin=context.is_admin)
+    def execute(self, request: Call[T], *, context: RequestContext) -> T:
+        """Do what ``request`` asks on behalf of ``context``; its result.
 
-    def update_node(
-        self,
-        node_id: int,
-        values: JSONDict,
-        *,
-        context: RequestContext,
-        reset_interfaces: bool = False,
-    ) -> Node:
-        return nodes.update_node(
-            self.rt,
-            node_id,
-            values=values,
-            user=context.who,
-            reset_interfaces=reset_interfaces,
-            admin=context.is_admin,
-        )
-
-    def destroy_node(self, node_id: int, *, context: RequestContext) -> None:
-        nodes.destroy_node(self.rt, node_id, user=context.who)
-
-    def change_provision_state(
-        self, node_id: int, verb: str, options: ProvisionOptions, *, context: RequestContext
-    ) -> None:
-        options = dataclasses.replace(options, admin=context.is_admin)
-        provision.change_provision_state(
-            self.rt, node_id, verb=verb, options=options, user=context.who
-        )
-
-    def change_power_state(
-        self, node_id: int, target: str, *, timeout: float | None, context: RequestContext
-    ) -> None:
-        power.change_power_state(self.rt, node_id, target=target, timeout=timeout, user=context.who)
-
-    def set_maintenance(
-        self, node_id: int, enabled: bool, *, reason: str | None, context: RequestContext
-    ) -> None:
-        nodes.set_maintenance(self.rt, node_id, enabled=enabled, reason=reason, user=context.who)
-
-    def validate(
-        self, node_id: int, *, context: RequestContext
-    ) -> dict[str, tuple[bool | None, str | None]]:
-        return management.validate(self.rt, node_id, user=context.who)
-
-    # ------------------------------------------------------------------ management
-
-    def get_boot_device(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
-        return management.get_boot_device(self.rt, node_id, user=context.who)
-
-    def set_boot_device(
-        self, node_id: int, device: str, *, persistent: bool, context: RequestContext
-    ) -> None:
-        management.set_boot_device(
-            self.rt, node_id, device=device, persistent=persistent, user=context.who
-        )
-
-    def get_supported_boot_devices(self, node_id: int, *, context: RequestContext) -> list[str]:
-        return management.get_supported_boot_devices(self.rt, node_id, user=context.who)
-
-    def inject_nmi(self, node_id: int, *, context: RequestContext) -> None:
-        management.inject_nmi(self.rt, node_id, user=context.who)
-
-    def get_sensors_data(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
-        return management.get_sensors_data(self.rt, node_id, user=context.who)
-
-    # ------------------------------------------------------------------ console, RAID
-
-    def get_console(
-        self, node_id: int, *, context: RequestContext
-    ) -> tuple[bool, dict[str, Any] | None]:
-        return console.get_console(self.rt, node_id, user=context.who)
-
-    def set_console_mode(self, node_id: int, enabled: bool, *, context: RequestContext) -> None:
-        console.set_console_mode(self.rt, node_id, enabled=enabled, user=context.who)
-
-    def set_target_raid_config(
-        self, node_id: int, config: JSONDict, *, context: RequestContext
-    ) -> None:
-        raid.set_target_raid_config(self.rt, node_id, config=config, user=context.who)
-
-    # ------------------------------------------------------------------ traits, vifs, vendor
-
-    def set_traits(
-        self, node_id: int, traits: list[str], *, replace: bool, context: RequestContext
-    ) -> None:
-        nodes.set_traits(self.rt, node_id, traits=traits, replace=replace, user=context.who)
-
-    def remove_traits(
-        self, node_id: int, traits: list[str] | None, *, context: RequestContext
-    ) -> None:
-        nodes.remove_traits(self.rt, node_id, traits=traits, user=context.who)
-
-    def vif_list(self, node_id: int, *, context: RequestContext) -> list[dict[str, Any]]:
-        return ports.vif_list(self.rt, node_id)
-
-    def vif_attach(self, node_id: int, vif: JSONDict, *, context: RequestContext) -> None:
-        ports.vif_attach(self.rt, node_id, vif=vif, user=context.who)
-
-    def vif_detach(self, node_id: int, vif_id: str, *, context: RequestContext) -> None:
-        ports.vif_detach(self.rt, node_id, vif_id=vif_id, user=context.who)
-
-    def vendor_methods(self, node_id: int, *, context: RequestContext) -> dict[str, Any]:
-        return management.vendor_methods(self.rt, node_id, user=context.who)
-
-    def vendor_passthru(
-        self, node_id: int, method: str, args: JSONDict, *, context: RequestContext
-    ) -> Any:
-        return management.vendor_passthru(
-            self.rt, node_id, method=method, args=args, user=context.who
-        )
-
-    # ------------------------------------------------------------------ the agent
-
-    def agent_lookup(self, node_id: int, *, context: RequestContext) -> str:
-        return agent.issue_token(self.rt, node_id, user=context.who)
-
-    def agent_heartbeat(
-        self, node_id: int, report: AgentReport, *, context: RequestContext
-    ) -> dict[str, Any]:
-        return agent.heartbeat(self.rt, node_id, report, user=context.who)
-
-    # ------------------------------------------------------------------ ports
-
-    def create_port(self, values: JSONDict, *, context: RequestContext) -> Port:
-        return ports.create_port(self.rt, values, user=context.who)
-
-    def update_port(self, port_id: int, values: JSONDict, *, context: RequestContext) -> Port:
-        return ports.update_port(self.rt, port_id, values=values, user=context.who)
-
-    def destroy_port(self, port_id: int, *, context: RequestContext) -> None:
-        ports.destroy_port(self.rt, port_id, user=context.who)
-
-    def create_portgroup(self, values: JSONDict, *, context: RequestContext) -> Portgroup:
-        return ports.create_portgroup(self.rt, values, user=context.who)
-
-    def update_portgroup(
-        self, portgroup_id: int, values: JSONDict, *, context: RequestContext
-    ) -> Portgroup:
-        return ports.update_portgroup(self.rt, portgroup_id, values=values, user=context.who)
-
-    def destroy_portgroup(self, portgroup_id: int, *, context: RequestContext) -> None:
-        ports.destroy_portgroup(self.rt, portgroup_id, user=context.who)
-
-    # ------------------------------------------------------------------ volumes
-
-    def create_volume_connector(
-        self, values: JSONDict, *, context: RequestContext
-    ) -> VolumeConnector:
-        return volumes.create_connector(self.rt, values, user=context.who)
-
-    def update_volume_connector(
-        self, connector_id: int, values: JSONDict, *, context: RequestContext
-    ) -> VolumeConnector:
-        return volumes.update_connector(self.rt, connector_id, values=values, user=context.who)
-
-    def destroy_volume_connector(self, connector_id: int, *, context: RequestContext) -> None:
-        volumes.destroy_connector(self.rt, connector_id, user=context.who)
-
-    def create_volume_target(self, values: JSONDict, *, context: RequestContext) -> VolumeTarget:
-        return volumes.create_target(self.rt, values, user=context.who)
-
-    def update_volume_target(
-        self, target_id: int, values: JSONDict, *, context: RequestContext
-    ) -> VolumeTarget:
-        return volumes.update_target(self.rt, target_id, values=values, user=context.who)
-
-    def destroy_volume_target(self, target_id: int, *, context: RequestContext) -> None:
-        volumes.destroy_target(self.rt, target_id, user=context.who)
-
-    # ------------------------------------------------------------------ allocations
-
-    def create_allocation(
-        self, values: JSONDict, *, node_id: int | None, context: RequestContext
-    ) -> Allocation:
-        """Store an allocation and queue it (the answer says ``allocating``), or, with
-        ``node_id``, backfill it with that deployed node at once."""
-        if node_id is not None:
-            return allocations.backfill(self.rt, values, node_id=node_id, user=context.who)
-        allocation = allocations.create(self.rt, values, conductor_id=self.allocator.conductor_id)
-        self.allocator.submit(allocation.id)
-        return allocation
-
-    def destroy_allocation(self, allocation_id: int, *, context: RequestContext) -> None:
-        allocations.destroy(self.rt, allocation_id, user=context.who)
-
-    # ------------------------------------------------------------------ drivers
-
-    def list_hardware_types(self) -> list[HardwareTypeSummary]:
-        return management.list_hardware_types(self.rt)
-
-    def driver_properties(self, hardware_type: str) -> dict[str, str]:
-        return management.driver_properties(self.rt, hardware_type)
-
-    def raid_logical_disk_properties(self, hardware_type: str) -> dict[str, str]:
-        return raid.logical_disk_properties(self.rt, hardware_type)
-
-    def driver_vendor_methods(self, hardware_type: str) -> dict[str, Any]:
-        return management.driver_vendor_methods(self.rt, hardware_type)
-
-    def driver_vendor_passthru(
-        self, hardware_type: str, method: str, *, args: JSONDict, http_method: str
-    ) -> Any:
-        return management.driver_vendor_passthru(
-            self.rt, hardware_type, method=method, http_method=http_method, args=args
-        )
+        Raises:
+            TypeError: no handler for the request's type (a programming error).
+            MetalcastError: what the request's operation raises (see
+                :mod:`metalcast.calls`).
+        """
+        handler = HANDLERS.get(type(request))
+        if handler is None:
+            raise TypeError(f"the conductor has no handler for {type(request).__name__}")
+        return cast(T, handler(self, request, context))
 
 
 def _pick(given: float | None, default: float) -> float:

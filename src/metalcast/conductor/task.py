@@ -16,7 +16,7 @@ Errors::
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,50 @@ _DEPLOY_STATES = frozenset({PS.DEPLOYING, PS.DEPLOYWAIT})
 
 class TaskParked(Exception):
     """The conductor is shutting down and left this task parked: stop, write nothing."""
+
+
+class LockReleases:
+    """Wakes the tasks of this conductor that wait for a node's lock as soon as another
+    of its tasks releases it, instead of letting them sleep out the retry interval
+    (a client that asks for the next verb the moment a node settles meets the lock
+    still held for an instant).  A lock another process holds is still retried at
+    ``node_locked_retry_interval``.  Only nodes someone waits for are tracked."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        #: node id -> releases so far, for the nodes a task waits for
+        self._releases: dict[int, int] = {}
+        self._waiters: dict[int, int] = {}
+
+    def watch(self, node_id: int) -> None:
+        with self._changed:
+            self._waiters[node_id] = self._waiters.get(node_id, 0) + 1
+            self._releases.setdefault(node_id, 0)
+
+    def unwatch(self, node_id: int) -> None:
+        with self._changed:
+            left = self._waiters[node_id] - 1
+            if left:
+                self._waiters[node_id] = left
+            else:
+                del self._waiters[node_id], self._releases[node_id]
+
+    def seen(self, node_id: int) -> int:
+        """The releases of a watched node so far."""
+        with self._changed:
+            return self._releases[node_id]
+
+    def wait(self, node_id: int, seen: int, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for a release of the watched node after the
+        ``seen``-th."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._releases[node_id] != seen, timeout)
+
+    def released(self, node_id: int) -> None:
+        with self._changed:
+            if node_id in self._releases:
+                self._releases[node_id] += 1
+                self._changed.notify_all()
 
 
 class NodeTask:
@@ -216,6 +260,7 @@ class NodeTask:
             self.abandon()
             raise
         self.node.reservation = None
+        self.rt.lock_releases.released(self.node.id)
 
     def abandon(self) -> None:
         """Leave the node locked for recovery: its outcome could not be recorded (the
@@ -259,7 +304,8 @@ def acquire(
     anywhere: bool = False,
 ) -> NodeTask:
     """A task on node ``node_id``; exclusive ones retry a held lock
-    ``node_locked_retry_attempts`` times, ``node_locked_retry_interval`` apart.
+    ``node_locked_retry_attempts`` times, ``node_locked_retry_interval`` apart or as
+    soon as a task of this conductor releases it (:class:`LockReleases`).
 
     The hash ring must give the node to this conductor (:mod:`.ring`), unless
     ``anywhere``: the task only changes the database (a node's update or deletion),
@@ -278,19 +324,25 @@ def acquire(
         return NodeTask(rt, node, shared=True, user=user, purpose=purpose)
     attempts = 1 + rt.settings.node_locked_retry_attempts
     holder = ("", "")
-    for attempt in range(attempts):
-        got = try_acquire(rt, node_id, user=user, purpose=purpose)
-        if isinstance(got, NodeTask):
-            if not anywhere:
-                try:
-                    _check_ring(rt, got.node)
-                except MetalcastError:
-                    got.release()
-                    raise
-            return got
-        holder = got
-        if attempt + 1 < attempts:
-            time.sleep(rt.settings.node_locked_retry_interval)
+    releases = rt.lock_releases
+    releases.watch(node_id)
+    try:
+        for attempt in range(attempts):
+            seen = releases.seen(node_id)
+            got = try_acquire(rt, node_id, user=user, purpose=purpose)
+            if isinstance(got, NodeTask):
+                if not anywhere:
+                    try:
+                        _check_ring(rt, got.node)
+                    except MetalcastError:
+                        got.release()
+                        raise
+                return got
+            holder = got
+            if attempt + 1 < attempts:
+                releases.wait(node_id, seen, rt.settings.node_locked_retry_interval)
+    finally:
+        releases.unwatch(node_id)
     raise NodeLocked(*holder)
 
 

@@ -60,8 +60,9 @@ class Copied:
 
 
 def tables_in_order() -> list[sa.Table]:
-    """Every table, each after the tables its foreign keys point to."""
-    return list(t.metadata.sorted_tables)
+    """Every table, each after the tables its foreign keys point to; not
+    ``schema_compat``, which each database's own migrations write."""
+    return [table for table in t.metadata.sorted_tables if table is not t.schema_compat]
 
 
 def counts(conn: sa.Connection) -> dict[str, int]:

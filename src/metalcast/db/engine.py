@@ -18,8 +18,10 @@ Errors::
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,15 @@ import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from metalcast.db import tables
 from metalcast.errors import MetalcastError
 from metalcast.secrecy import SecretBox
+
+_log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the database kinds metalcast runs on (SQLAlchemy backend names)
@@ -123,8 +130,15 @@ class Database:
             kwargs["max_overflow"] = 40
             kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(parsed, **kwargs)
+        #: SQLite has one writer at a time.  This process's writers queue here and are
+        #: handed the turn at once, rather than in SQLite's busy handler, which sleeps
+        #: 1, 2, 5, 10 ... 100 ms between tries: under a few concurrent writers those
+        #: sleeps were most of a write request's time.  Re-entrant: a transaction may
+        #: be opened inside another in the same thread.
+        self._writer: AbstractContextManager[Any] = nullcontext()
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._writer = threading.RLock()
         self._secret_box: SecretBox | None = None
         if secret_box is not None:
             self.bind_secret_box(secret_box)
@@ -195,8 +209,9 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
-        """A connection inside a transaction, committed on success."""
-        with self.engine.begin() as conn:
+        """A connection inside a transaction, committed on success (SQLite: one
+        transaction of this process at a time)."""
+        with self._writer, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -205,34 +220,72 @@ class Database:
         with self.engine.connect() as conn:
             yield conn
 
-    def migrate(self) -> None:
-        """Apply every Alembic migration up to the newest.
+    def migrate(self, *, script_location: Path = MIGRATIONS) -> None:
+        """Apply every Alembic migration up to the newest, and record which older
+        revision's code may still run on the result (``schema_compat``).
+
+        A database a newer metalcast migrated is left as it is when that newer
+        version recorded this one's code as compatible (its revisions since are
+        additive: docs/upgrades.md); refused otherwise.
 
         Raises:
-            DatabaseError: the database is unreachable or a migration failed.
+            DatabaseError: the database is unreachable, a migration failed, or a
+                newer metalcast migrated it beyond what this version can run on.
         """
         if self.is_sqlite:
             path = self.url.removeprefix("sqlite:///")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("script_location", str(script_location))
+        script = ScriptDirectory.from_config(cfg)
+        known = {r.revision for r in script.walk_revisions()}
         try:
             with self.engine.begin() as conn:
                 if not self.is_sqlite:
                     # held until this transaction ends: a second process waits here
                     # and then finds every migration applied
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current is not None and current not in known:
+                    self._check_newer(conn, current, known)
+                    return
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                _record_compat(conn, script)
         except sa.exc.SQLAlchemyError as exc:
-            raise DatabaseError(f"Cannot migrate database {self.safe_url}: {exc}") from exc
-        except CommandError as exc:
-            # a revision this version does not know: a newer metalcast migrated it
             raise DatabaseError(
-                f"Cannot migrate database {self.safe_url}: {exc} (it was migrated by a "
-                "newer metalcast; run that version, docs/upgrades.md)"
+                f"Cannot migrate database {self.safe_url}: {describe_error(exc)}"
             ) from exc
+        except CommandError as exc:
+            raise DatabaseError(f"Cannot migrate database {self.safe_url}: {exc}") from exc
+
+    def _check_newer(self, conn: sa.Connection, current: str, known: set[str]) -> None:
+        """A newer metalcast migrated the database to ``current``: return if it
+        recorded a revision this version knows as still compatible, else raise."""
+        oldest = None
+        if sa.inspect(conn).has_table(tables.schema_compat.name):
+            oldest = conn.execute(
+                sa.select(tables.schema_compat.c.oldest_compatible).where(
+                    tables.schema_compat.c.revision == current
+                )
+            ).scalar()
+        if oldest is not None and oldest in known:
+            _log.warning(
+                "database %s is at revision %s, which a newer metalcast applied; this "
+                "version still runs on it (compatible from revision %s): upgrade this "
+                "process too",
+                self.safe_url,
+                current,
+                oldest,
+            )
+            return
+        needs = f"revision {oldest} or newer" if oldest else "that newer version"
+        raise DatabaseError(
+            f"Cannot use database {self.safe_url}: it was migrated by a newer metalcast "
+            f"(revision {current}), and its schema needs the code of {needs}; run that "
+            "version (docs/upgrades.md)."
+        )
 
     @property
     def safe_url(self) -> str:
@@ -242,3 +295,30 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _record_compat(conn: sa.Connection, script: ScriptDirectory) -> None:
+    """Write the head revision and the oldest revision whose code may run on it
+    (the head module's ``oldest_compatible``; the head itself when it has none)."""
+    head = script.get_current_head()
+    if head is None:
+        return
+    found = script.get_revision(head)
+    module = found.module if found is not None else None
+    oldest = str(getattr(module, "oldest_compatible", head))
+    table = tables.schema_compat
+    conn.execute(sa.delete(table))
+    conn.execute(sa.insert(table).values(id=1, revision=head, oldest_compatible=oldest))
+
+
+def describe_error(exc: sa.exc.SQLAlchemyError) -> str:
+    """The database's own words for ``exc`` (without SQLAlchemy's link to its
+    documentation), and what to do when a PostgreSQL login wanted a password."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    text = text.split("\n(Background on this error at:")[0].strip()
+    if "no password supplied" in text or "password authentication failed" in text:
+        text += (
+            " (give the password in PGPASSWORD or ~/.pgpass, or in the URL of a "
+            "settings file: never on a command line, which `ps` shows)"
+        )
+    return text

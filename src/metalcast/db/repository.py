@@ -120,10 +120,7 @@ def get_node(conn: sa.Connection, ident: str) -> Node:
 
 
 def get_node_by_id(conn: sa.Connection, node_id: int) -> Node:
-    row = conn.execute(sa.select(t.nodes).where(t.nodes.c.id == node_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"Node {node_id} could not be found.")
-    return from_row(Node, row)
+    return rows.by_id(conn, t.nodes, Node, node_id, "Node")
 
 
 def list_nodes(conn: sa.Connection, filters: NodeFilters, page: Page) -> list[Node]:
@@ -200,9 +197,7 @@ def reserve_node(conn: sa.Connection, node_id: int, host: str) -> str | None:
     Returns ``None`` on success, else the host that holds the lock.
     """
     n = t.nodes.c
-    result = conn.execute(
-        sa.update(t.nodes).where(n.id == node_id, n.reservation.is_(None)).values(reservation=host)
-    )
+    result = conn.execute(rows.statement(_reserve), {"node_id": node_id, "host": host})
     if result.rowcount == 1:
         return None
     holder = conn.execute(sa.select(n.reservation).where(n.id == node_id)).scalar()
@@ -217,11 +212,26 @@ def reserve_node(conn: sa.Connection, node_id: int, host: str) -> str | None:
 
 def release_node(conn: sa.Connection, node_id: int, host: str) -> bool:
     """Release the lock ``host`` holds on the node.  False if it did not hold it."""
-    n = t.nodes.c
-    result = conn.execute(
-        sa.update(t.nodes).where(n.id == node_id, n.reservation == host).values(reservation=None)
-    )
+    result = conn.execute(rows.statement(_release), {"node_id": node_id, "host": host})
     return result.rowcount == 1
+
+
+def _reserve() -> sa.Update:
+    n = t.nodes.c
+    return (
+        sa.update(t.nodes)
+        .where(n.id == sa.bindparam("node_id"), n.reservation.is_(None))
+        .values(reservation=sa.bindparam("host"))
+    )
+
+
+def _release() -> sa.Update:
+    n = t.nodes.c
+    return (
+        sa.update(t.nodes)
+        .where(n.id == sa.bindparam("node_id"), n.reservation == sa.bindparam("host"))
+        .values(reservation=None)
+    )
 
 
 def clear_power_target(conn: sa.Connection, node_id: int, *, target: str, last_error: str) -> bool:
@@ -266,11 +276,15 @@ def traits_for(conn: sa.Connection, node_ids: Sequence[int]) -> dict[int, list[s
     out: dict[int, list[str]] = {i: [] for i in node_ids}
     if not node_ids:
         return out
-    nt = t.node_traits.c
-    query = sa.select(nt.node_id, nt.trait).where(nt.node_id.in_(list(node_ids))).order_by(nt.trait)
-    for node_id, trait in conn.execute(query):
+    for node_id, trait in conn.execute(rows.statement(_traits_of), {"ids": list(node_ids)}):
         out[node_id].append(trait)
     return out
+
+
+def _traits_of() -> sa.Select[Any]:
+    nt = t.node_traits.c
+    ids: sa.BindParameter[int] = sa.bindparam("ids", expanding=True)
+    return sa.select(nt.node_id, nt.trait).where(nt.node_id.in_(ids)).order_by(nt.trait)
 
 
 def set_traits(conn: sa.Connection, node_id: int, traits: Iterable[str]) -> None:
@@ -543,8 +557,13 @@ def get_conductor(conn: sa.Connection, hostname: str) -> Conductor:
 
 
 def list_conductors(conn: sa.Connection) -> list[Conductor]:
-    rows = conn.execute(sa.select(t.conductors).order_by(t.conductors.c.id)).mappings()
-    return [from_row(Conductor, r) for r in rows]
+    """Every registered conductor, oldest first (read for each node document shown)."""
+    found = conn.execute(rows.statement(_all_conductors)).mappings()
+    return [from_row(Conductor, r) for r in found]
+
+
+def _all_conductors() -> sa.Select[Any]:
+    return sa.select(t.conductors).order_by(t.conductors.c.id)
 
 
 def conductor_is_alive(conductor: Conductor, *, timeout: float) -> bool:

@@ -23,6 +23,7 @@ Errors::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -154,13 +155,19 @@ def _known_secrets(
     documents = {c: given[c] for c in _NODE_SECRET_COLUMNS if given.get(c) is not None}
     missing = [c for c in _NODE_SECRET_COLUMNS if c not in documents]
     if node_id is not None and missing:
-        query = sa.select(*(t.nodes.c[c] for c in missing)).where(t.nodes.c.id == node_id)
-        row = conn.execute(query).mappings().first()
+        row = conn.execute(_node_columns(tuple(missing)), {"node_id": node_id}).mappings().first()
         documents.update({c: row[c] for c in missing} if row is not None else {})
     found: set[str] = set()
     for document in documents.values():
         found |= secret_values(_revealed(box, document))
     return found
+
+
+@functools.cache
+def _node_columns(columns: tuple[str, ...]) -> sa.Select[Any]:
+    """The query of a node's ``columns`` (built once per set of columns)."""
+    node = t.nodes.c
+    return sa.select(*(node[c] for c in columns)).where(node.id == sa.bindparam("node_id"))
 
 
 def _revealed(box: SecretBox | None, document: Any) -> Any:

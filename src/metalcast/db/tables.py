@@ -316,3 +316,16 @@ audit_events = sa.Table(
     #: the UUID of the resource the request addressed or created
     sa.Column("resource_uuid", sa.String(36)),
 )
+
+# ----------------------------------------------------------------------- schema
+
+#: one row, written by every upgrade: the newest revision applied and the oldest
+#: revision whose code may still run on this database (docs/upgrades.md); read by an
+#: older metalcast that finds a revision it does not know
+schema_compat = sa.Table(
+    "schema_compat",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("revision", sa.String(32), nullable=False),
+    sa.Column("oldest_compatible", sa.String(32), nullable=False),
+)

@@ -263,3 +263,39 @@ def test_a_stalled_database_never_blocks_requests(
         paths = conn.execute(sa.select(t.audit_events.c.path)).scalars().all()
     assert sorted(paths) == ["/v1/first", "/v1/second", "/v1/third"]
     db.dispose()
+
+
+class CountingDatabase:
+    """A real database that counts the transactions opened on it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.transactions = 0
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        self.transactions += 1
+        with self.db.begin() as conn:
+            yield conn
+
+
+def test_rows_recorded_together_are_written_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a window longer than the test: only flush ends it
+    monkeypatch.setattr(audit, "BATCH_WINDOW", 3600.0)
+    db = Database(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    db.migrate()
+    counting = CountingDatabase(db)
+    log = audit.AuditLog(counting)  # type: ignore[arg-type]
+    for n in range(5):
+        log.record(row(f"/v1/nodes/n{n}"))
+    assert log.flush(timeout=15) is True
+    assert counting.transactions == 1
+    log.record(row("/v1/nodes/late"))
+    log.close()  # writes what is queued at once, window or not
+    assert counting.transactions == 2
+    with db.read() as conn:
+        paths = conn.execute(sa.select(t.audit_events.c.path)).scalars().all()
+    assert sorted(paths) == sorted([*(f"/v1/nodes/n{n}" for n in range(5)), "/v1/nodes/late"])
+    db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 import pytest
@@ -12,11 +13,13 @@ from api_harness import Api, Client, fault_of, make_settings
 
 from metalcast.api import errors
 from metalcast.api.app import create_app
+from metalcast.calls import Call, CreateNode
 from metalcast.context import RequestContext
 from metalcast.db.engine import Database
-from metalcast.db.models import JSONDict, Node
 from metalcast.errors import Conflict, NodeLocked
 from metalcast.rpc.local import LocalConductorClient
+
+T = TypeVar("T")
 
 
 def test_error_body_is_a_json_string_inside_json() -> None:
@@ -65,8 +68,10 @@ def test_wrong_type_is_400_naming_field_and_type(api: Api) -> None:
 class ExplodingConductor(LocalConductorClient):
     """The real client, except that creating a node fails unexpectedly."""
 
-    def create_node(self, values: JSONDict, *, context: RequestContext) -> Node:
-        raise RuntimeError("ipmi_password=hunter2 leaked into an exception")
+    def call(self, request: Call[T], *, context: RequestContext) -> T:
+        if isinstance(request, CreateNode):
+            raise RuntimeError("ipmi_password=hunter2 leaked into an exception")
+        return super().call(request, context=context)
 
 
 def test_unexpected_error_is_a_generic_500_logged_with_traceback(api: Api, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from metalcast.calls import CreateNode
 from metalcast.conductor.clock import ManualClock
 from metalcast.conductor.runtime import RetryPolicy
 from metalcast.conductor.service import ConductorService, PeriodicIntervals
@@ -68,7 +69,7 @@ class Env:
     def create(self, state: str = "manageable", **values: Any) -> Node:
         values.setdefault("driver", "fake-hardware")
         values["provision_state"] = state
-        return self.service.create_node(values, context=ALICE)
+        return self.service.execute(CreateNode(values), context=ALICE)
 
     def wait_settled(self, node_id: int) -> Node:
         """Poll the database until the node rests (stable, failed or waiting, unlocked)."""

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from conductor_env import ALICE, DEADLINE, Env
 
+from metalcast.calls import AgentHeartbeat, ChangeProvisionState, CreateNode, ProvisionRequest
 from metalcast.conductor.agent import NotAgentState
-from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.service import ConductorService
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
@@ -46,13 +46,13 @@ def recording(env: Env) -> ConductorService:
 
 def beat(service: ConductorService, node_id: int, version: str | None = "9.1.0") -> None:
     report = AgentReport(callback_url=URL, agent_version=version)
-    service.agent_heartbeat(node_id, report, context=ALICE)
+    service.execute(AgentHeartbeat(node_id, report), context=ALICE)
 
 
 def create(env: Env, service: ConductorService, state: str, **columns: Any) -> int:
     """A node of the recording deploy interface, put in ``state`` behind the API's back."""
     values = {"driver": "fake-hardware", "deploy_interface": "recording"}
-    node_id = service.create_node(values, context=ALICE).id
+    node_id = service.execute(CreateNode(values), context=ALICE).id
     with env.db.begin() as conn:
         repo.update_node(conn, node_id, {"provision_state": state, **columns})
     return node_id
@@ -129,7 +129,9 @@ def test_heartbeat_in_maintenance_is_recorded_without_the_hook(
 def test_timeout_message_names_the_heartbeat_once_there_was_one(env: Env) -> None:
     def wait_with_error() -> str:
         node = env.create("available", driver_info={"fake_wait": "deploy"})
-        env.service.change_provision_state(node.id, "active", ProvisionOptions(), context=ALICE)
+        env.service.execute(
+            ChangeProvisionState(node.id, ProvisionRequest("active")), context=ALICE
+        )
         assert env.wait_settled(node.id).provision_state == "wait call-back"
         return str(node.id)
 
@@ -149,9 +151,8 @@ def test_progress_is_kept_while_a_command_runs_and_dropped_when_the_agent_idles(
 ) -> None:
     node_id = create(env, recording, "wait call-back")
     running = {"id": "c1", "name": "write_image", "done": 5 * 2**20, "total": 8 * 2**20}
-    recording.agent_heartbeat(
-        node_id, AgentReport(callback_url=URL, progress={**running, "rate": 1e6}), context=ALICE
-    )
+    report = AgentReport(callback_url=URL, progress={**running, "rate": 1e6})
+    recording.execute(AgentHeartbeat(node_id, report), context=ALICE)
     shown = env.wait_settled(node_id).driver_internal_info["agent_progress"]
     assert shown == {**running, "rate": 1e6}
 

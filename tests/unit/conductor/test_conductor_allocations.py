@@ -14,9 +14,17 @@ import pytest
 import sqlalchemy as sa
 from conductor_env import ALICE, Env, make_env
 
+from metalcast.calls import (
+    ChangeProvisionState,
+    CreateAllocation,
+    DestroyAllocation,
+    DestroyNode,
+    ProvisionRequest,
+    SetMaintenance,
+    UpdateNode,
+)
 from metalcast.conductor import allocations
 from metalcast.conductor.allocator import THREADS
-from metalcast.conductor.flows import ProvisionOptions
 from metalcast.context import SYSTEM
 from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
@@ -44,7 +52,7 @@ def available(env: Env, *, traits: tuple[str, ...] = (), **values: Any) -> Node:
 def allocate(env: Env, **values: Any) -> Allocation:
     """Create an allocation, wait for the allocator, return it as processed."""
     values.setdefault("resource_class", RC)
-    created = env.service.create_allocation(values, node_id=None, context=ALICE)
+    created = env.service.execute(CreateAllocation(values, node_id=None), context=ALICE)
     assert created.state == "allocating"
     assert env.service.allocator.wait_idle(10)
     return reload(env, created)
@@ -56,7 +64,7 @@ def reload(env: Env, allocation: Allocation) -> Allocation:
 
 
 def act(env: Env, node_id: int, verb: str) -> Node:
-    env.service.change_provision_state(node_id, verb, ProvisionOptions(), context=ALICE)
+    env.service.execute(ChangeProvisionState(node_id, ProvisionRequest(verb)), context=ALICE)
     return env.wait_settled(node_id)
 
 
@@ -173,7 +181,9 @@ def test_concurrent_allocations_never_share_a_node(env: Env) -> None:
     lock = threading.Lock()
 
     def create() -> None:
-        made = env.service.create_allocation({"resource_class": RC}, node_id=None, context=ALICE)
+        made = env.service.execute(
+            CreateAllocation({"resource_class": RC}, node_id=None), context=ALICE
+        )
         with lock:
             results.append(made)
 
@@ -205,7 +215,9 @@ def test_two_conductors_on_one_database_never_share_a_node(
         for index in range(12):
             service = env.service if index % 2 else second
             made.append(
-                service.create_allocation({"resource_class": RC}, node_id=None, context=ALICE)
+                service.execute(
+                    CreateAllocation({"resource_class": RC}, node_id=None), context=ALICE
+                )
             )
         assert env.service.allocator.wait_idle(20)
         assert second.allocator.wait_idle(20)
@@ -227,8 +239,9 @@ def deployed(env: Env, **values: Any) -> Node:
 
 def test_backfill_records_a_deployed_node_at_once(env: Env) -> None:
     node = deployed(env, traits=("CUSTOM_A",))
-    done = env.service.create_allocation(
-        {"resource_class": RC, "traits": ["CUSTOM_A"]}, node_id=node.id, context=ALICE
+    done = env.service.execute(
+        CreateAllocation({"resource_class": RC, "traits": ["CUSTOM_A"]}, node_id=node.id),
+        context=ALICE,
     )
     assert (done.state, done.node_id) == ("active", node.id)
     assert env.node(node.id).instance_uuid == done.uuid
@@ -237,9 +250,11 @@ def test_backfill_records_a_deployed_node_at_once(env: Env) -> None:
 def test_backfill_refuses_a_node_that_does_not_match_and_stores_nothing(env: Env) -> None:
     node = deployed(env)
     with pytest.raises(InvalidInput) as refused:
-        env.service.create_allocation(
-            {"resource_class": "silver", "traits": ["CUSTOM_X"], "candidate_nodes": ["x"]},
-            node_id=node.id,
+        env.service.execute(
+            CreateAllocation(
+                {"resource_class": "silver", "traits": ["CUSTOM_X"], "candidate_nodes": ["x"]},
+                node_id=node.id,
+            ),
             context=ALICE,
         )
     message = refused.value.message
@@ -251,7 +266,9 @@ def test_backfill_refuses_a_node_that_does_not_match_and_stores_nothing(env: Env
         assert repo_alloc.list_allocations(conn, repo_alloc.AllocationFilters(), repo.Page()) == []
     idle = available(env)
     with pytest.raises(InvalidInput, match='Node must be in the "active" state'):
-        env.service.create_allocation({"resource_class": RC}, node_id=idle.id, context=ALICE)
+        env.service.execute(
+            CreateAllocation({"resource_class": RC}, node_id=idle.id), context=ALICE
+        )
 
 
 def test_backfill_of_a_node_with_another_instance_is_a_conflict(env: Env) -> None:
@@ -259,7 +276,9 @@ def test_backfill_of_a_node_with_another_instance_is_a_conflict(env: Env) -> Non
     with env.db.begin() as conn:
         repo.update_node(conn, node.id, {"instance_uuid": "6f5dbd8e-7cd1-4dcf-9f2e-5b3b0b7b4bb1"})
     with pytest.raises(Conflict, match="is associated with instance"):
-        env.service.create_allocation({"resource_class": RC}, node_id=node.id, context=ALICE)
+        env.service.execute(
+            CreateAllocation({"resource_class": RC}, node_id=node.id), context=ALICE
+        )
 
 
 # ------------------------------------------------------------------- giving back
@@ -268,7 +287,7 @@ def test_backfill_of_a_node_with_another_instance_is_a_conflict(env: Env) -> Non
 def test_deleting_an_allocation_frees_its_node(env: Env) -> None:
     node = available(env, owner="p1")
     done = allocate(env, name="db-1", owner="p1")
-    env.service.destroy_allocation(done.id, context=ALICE)
+    env.service.execute(DestroyAllocation(done.id), context=ALICE)
     freed = env.node(node.id)
     assert (freed.instance_uuid, freed.allocation_id) == (None, None)
     events = [(e.event_type, e.event, e.user) for e in env.history(node.id)][-2:]
@@ -284,7 +303,7 @@ def test_the_allocation_of_an_active_node_stays_until_undeploy(env: Env) -> None
     done = allocate(env)
     act(env, node.id, "active")
     with pytest.raises(Conflict, match="because the node is active"):
-        env.service.destroy_allocation(done.id, context=ALICE)
+        env.service.execute(DestroyAllocation(done.id), context=ALICE)
     undeployed = act(env, node.id, "deleted")
     assert undeployed.provision_state == "available"
     assert (undeployed.instance_uuid, undeployed.allocation_id) == (None, None)
@@ -296,8 +315,8 @@ def test_an_active_node_in_maintenance_may_lose_its_allocation(env: Env) -> None
     node = available(env)
     done = allocate(env)
     act(env, node.id, "active")
-    env.service.set_maintenance(node.id, True, reason="broken", context=ALICE)
-    env.service.destroy_allocation(done.id, context=ALICE)
+    env.service.execute(SetMaintenance(node.id, True, reason="broken"), context=ALICE)
+    env.service.execute(DestroyAllocation(done.id), context=ALICE)
     assert env.node(node.id).instance_uuid is None
 
 
@@ -306,26 +325,26 @@ def test_removing_instance_uuid_deletes_the_allocation_where_updates_are_allowed
 ) -> None:
     node = available(env)
     allocate(env)
-    env.service.update_node(node.id, {"instance_uuid": None}, context=ALICE)
+    env.service.execute(UpdateNode(node.id, {"instance_uuid": None}), context=ALICE)
     with env.db.read() as conn:
         assert repo_alloc.allocation_of_node(conn, node.id) is None
     allocate(env)
     act(env, node.id, "active")
     with pytest.raises(Conflict, match="can not have instance_uuid removed"):
-        env.service.update_node(node.id, {"instance_uuid": None}, context=ALICE)
+        env.service.execute(UpdateNode(node.id, {"instance_uuid": None}), context=ALICE)
 
 
 def test_the_owner_of_a_node_held_by_an_owned_allocation_stays(env: Env) -> None:
     node = available(env, owner="p1")
     allocate(env, owner="p1")
     with pytest.raises(Conflict, match="allocated to an allocation with an owner"):
-        env.service.update_node(node.id, {"owner": "p2"}, context=ALICE)
+        env.service.execute(UpdateNode(node.id, {"owner": "p2"}), context=ALICE)
 
 
 def test_deleting_a_node_deletes_its_allocation(env: Env) -> None:
     node = available(env)
     done = allocate(env)
-    env.service.destroy_node(node.id, context=ALICE)
+    env.service.execute(DestroyNode(node.id), context=ALICE)
     with env.db.read() as conn, pytest.raises(NotFound, match="could not be found"):
         repo_alloc.get_allocation_by_id(conn, done.id)
 
@@ -364,7 +383,7 @@ def test_a_live_conductor_takes_over_the_allocations_of_a_dead_one(env: Env) -> 
 def test_allocations_need_a_running_conductor(env: Env) -> None:
     env.service.stop(5)
     with pytest.raises(ServiceUnavailable, match="shutting down"):
-        env.service.create_allocation({"resource_class": RC}, node_id=None, context=SYSTEM)
+        env.service.execute(CreateAllocation({"resource_class": RC}, node_id=None), context=SYSTEM)
 
 
 def test_allocations_the_database_cut_short_are_retried_by_the_heartbeat(
@@ -380,7 +399,9 @@ def test_allocations_the_database_cut_short_are_retried_by_the_heartbeat(
     with monkeypatch.context() as down:
         down.setattr(allocations, "allocate", unreachable)
         created = [
-            env.service.create_allocation({"resource_class": RC}, node_id=None, context=ALICE)
+            env.service.execute(
+                CreateAllocation({"resource_class": RC}, node_id=None), context=ALICE
+            )
             for _ in range(count)
         ]
         assert env.service.allocator.wait_idle(10)

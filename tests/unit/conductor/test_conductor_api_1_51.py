@@ -10,7 +10,23 @@ from typing import Any
 import pytest
 from conductor_env import ALICE, Env
 
-from metalcast.conductor.flows import ProvisionOptions
+from metalcast.calls import (
+    ChangePowerState,
+    ChangeProvisionState,
+    CreateNode,
+    CreatePort,
+    CreatePortgroup,
+    CreateVolumeConnector,
+    CreateVolumeTarget,
+    DestroyNode,
+    DestroyVolumeConnector,
+    DestroyVolumeTarget,
+    ProvisionRequest,
+    UpdateNode,
+    UpdatePort,
+    UpdateVolumeConnector,
+    UpdateVolumeTarget,
+)
 from metalcast.db import bios, volumes
 from metalcast.db.models import Node
 from metalcast.db.rows import Page
@@ -26,7 +42,9 @@ MAC1, MAC2 = "52:54:00:00:00:01", "52:54:00:00:00:02"
 
 
 def act(env: Env, node_id: int, verb: str, **options: Any) -> Node:
-    env.service.change_provision_state(node_id, verb, ProvisionOptions(**options), context=ALICE)
+    env.service.execute(
+        ChangeProvisionState(node_id, ProvisionRequest(verb, **options)), context=ALICE
+    )
     return env.wait_settled(node_id)
 
 
@@ -44,83 +62,96 @@ def managed(env: Env, **values: Any) -> Node:
 
 def test_volume_connector_changes_need_the_node_powered_off(env: Env) -> None:
     node = managed(env)
-    connector = env.service.create_volume_connector(
-        {"node_id": node.id, "type": "iqn", "connector_id": "iqn.2017-07.org:a"}, context=ALICE
+    connector = env.service.execute(
+        CreateVolumeConnector(
+            {"node_id": node.id, "type": "iqn", "connector_id": "iqn.2017-07.org:a"}
+        ),
+        context=ALICE,
     )
-    updated = env.service.update_volume_connector(
-        connector.id, {"extra": {"k": "v"}}, context=ALICE
+    updated = env.service.execute(
+        UpdateVolumeConnector(connector.id, {"extra": {"k": "v"}}), context=ALICE
     )
     assert updated.extra == {"k": "v"}
-    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    env.service.execute(ChangePowerState(node.id, "power on", timeout=None), context=ALICE)
     assert env.wait_settled(node.id).power_state == PowerState.ON
     with pytest.raises(InvalidInput, match="power state 'power on'; power it off first"):
-        env.service.update_volume_connector(connector.id, {"extra": {}}, context=ALICE)
+        env.service.execute(UpdateVolumeConnector(connector.id, {"extra": {}}), context=ALICE)
     with pytest.raises(InvalidInput, match="power it off first"):
-        env.service.destroy_volume_connector(connector.id, context=ALICE)
+        env.service.execute(DestroyVolumeConnector(connector.id), context=ALICE)
     # creating is not restricted (as in Ironic)
-    env.service.create_volume_connector(
-        {"node_id": node.id, "type": "wwpn", "connector_id": "50:00:00:00:00:00:00:01"},
+    env.service.execute(
+        CreateVolumeConnector(
+            {"node_id": node.id, "type": "wwpn", "connector_id": "50:00:00:00:00:00:00:01"}
+        ),
         context=ALICE,
     )
 
 
 def test_unknown_power_state_is_not_off(env: Env) -> None:
     node = env.create("manageable")  # never verified: power state unknown
-    target = env.service.create_volume_target(
-        {"node_id": node.id, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v1"},
+    target = env.service.execute(
+        CreateVolumeTarget(
+            {"node_id": node.id, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v1"}
+        ),
         context=ALICE,
     )
     with pytest.raises(InvalidInput, match="power state 'None'"):
-        env.service.destroy_volume_target(target.id, context=ALICE)
+        env.service.execute(DestroyVolumeTarget(target.id), context=ALICE)
 
 
 def test_volume_uniqueness(env: Env) -> None:
     a, b = managed(env), managed(env)
     values = {"node_id": a.id, "type": "iqn", "connector_id": "iqn.x"}
-    env.service.create_volume_connector(values, context=ALICE)
+    env.service.execute(CreateVolumeConnector(values), context=ALICE)
     with pytest.raises(Conflict, match=r"type iqn and connector ID iqn\.x already exists"):
-        env.service.create_volume_connector({**values, "node_id": b.id}, context=ALICE)
+        env.service.execute(CreateVolumeConnector({**values, "node_id": b.id}), context=ALICE)
     target = {"node_id": a.id, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v1"}
-    first = env.service.create_volume_target(target, context=ALICE)
+    first = env.service.execute(CreateVolumeTarget(target), context=ALICE)
     with pytest.raises(Conflict, match="boot index '0' for the same node"):
-        env.service.create_volume_target({**target, "volume_id": "v2"}, context=ALICE)
-    other = env.service.create_volume_target({**target, "boot_index": 1}, context=ALICE)
+        env.service.execute(CreateVolumeTarget({**target, "volume_id": "v2"}), context=ALICE)
+    other = env.service.execute(CreateVolumeTarget({**target, "boot_index": 1}), context=ALICE)
     with pytest.raises(Conflict, match="boot index '0'"):
-        env.service.update_volume_target(other.id, {"boot_index": 0}, context=ALICE)
-    moved = env.service.update_volume_target(first.id, {"node_id": b.id}, context=ALICE)
+        env.service.execute(UpdateVolumeTarget(other.id, {"boot_index": 0}), context=ALICE)
+    moved = env.service.execute(UpdateVolumeTarget(first.id, {"node_id": b.id}), context=ALICE)
     assert moved.node_id == b.id
 
 
 def test_moving_a_target_needs_the_new_node_off_too(env: Env) -> None:
     a, b = managed(env), managed(env)
-    target = env.service.create_volume_target(
-        {"node_id": a.id, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v1"},
+    target = env.service.execute(
+        CreateVolumeTarget(
+            {"node_id": a.id, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v1"}
+        ),
         context=ALICE,
     )
-    env.service.change_power_state(b.id, "power on", timeout=None, context=ALICE)
+    env.service.execute(ChangePowerState(b.id, "power on", timeout=None), context=ALICE)
     env.wait_settled(b.id)
     with pytest.raises(InvalidInput, match=f"while node {b.uuid} is in power state"):
-        env.service.update_volume_target(target.id, {"node_id": b.id}, context=ALICE)
+        env.service.execute(UpdateVolumeTarget(target.id, {"node_id": b.id}), context=ALICE)
 
 
 def test_destroying_a_node_removes_its_volume_resources_and_bios_settings(env: Env) -> None:
     node = managed(env)
-    env.service.create_volume_connector(
-        {"node_id": node.id, "type": "ip", "connector_id": "192.0.2.1"}, context=ALICE
+    env.service.execute(
+        CreateVolumeConnector({"node_id": node.id, "type": "ip", "connector_id": "192.0.2.1"}),
+        context=ALICE,
     )
-    env.service.create_volume_target(
-        {"node_id": node.id, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v1"},
+    env.service.execute(
+        CreateVolumeTarget(
+            {"node_id": node.id, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v1"}
+        ),
         context=ALICE,
     )
     with env.db.read() as conn:
         assert bios.list_settings(conn, node.id) != []
-    env.service.destroy_node(node.id, context=ALICE)
+    env.service.execute(DestroyNode(node.id), context=ALICE)
     with env.db.read() as conn:
         assert bios.list_settings(conn, node.id) == []
         assert volumes.list_volume_targets(conn, Page()) == []
     again = managed(env)  # the same connector ID is free again
-    env.service.create_volume_connector(
-        {"node_id": again.id, "type": "ip", "connector_id": "192.0.2.1"}, context=ALICE
+    env.service.execute(
+        CreateVolumeConnector({"node_id": again.id, "type": "ip", "connector_id": "192.0.2.1"}),
+        context=ALICE,
     )
 
 
@@ -164,8 +195,8 @@ def test_a_failed_bios_read_does_not_fail_verification(env: Env) -> None:
     service = env.make(
         registry=DriverRegistry([hw], factories=fake_factories(env.bmc)), hostname="conductor-2"
     )
-    node = service.create_node({"driver": "fake-hardware"}, context=ALICE)
-    service.change_provision_state(node.id, "manage", ProvisionOptions(), context=ALICE)
+    node = service.execute(CreateNode({"driver": "fake-hardware"}), context=ALICE)
+    service.execute(ChangeProvisionState(node.id, ProvisionRequest("manage")), context=ALICE)
     assert env.wait_settled(node.id).provision_state == "manageable"
     assert _settings(env, node.id) == {}
 
@@ -195,10 +226,16 @@ def test_driver_change_keeps_interfaces_and_names_an_unsupported_one(two_types: 
     node = env.create("manageable")
     assert (node.bios_interface, node.rescue_interface) == ("fake", "fake")
     with pytest.raises(InvalidInput, match="does not support bios_interface 'fake'"):
-        env.service.update_node(node.id, {"driver": "fake-minimal"}, context=ALICE)
-    updated = env.service.update_node(
-        node.id,
-        {"driver": "fake-minimal", "bios_interface": "no-bios", "rescue_interface": "no-rescue"},
+        env.service.execute(UpdateNode(node.id, {"driver": "fake-minimal"}), context=ALICE)
+    updated = env.service.execute(
+        UpdateNode(
+            node.id,
+            {
+                "driver": "fake-minimal",
+                "bios_interface": "no-bios",
+                "rescue_interface": "no-rescue",
+            },
+        ),
         context=ALICE,
     )
     assert updated.driver == "fake-minimal"
@@ -208,17 +245,19 @@ def test_driver_change_keeps_interfaces_and_names_an_unsupported_one(two_types: 
 def test_reset_interfaces_takes_the_new_defaults(two_types: Env) -> None:
     env = two_types
     node = env.create("manageable", console_interface="no-console", raid_interface="no-raid")
-    updated = env.service.update_node(
-        node.id,
-        {"driver": "fake-minimal", "raid_interface": "no-raid"},
+    updated = env.service.execute(
+        UpdateNode(
+            node.id, {"driver": "fake-minimal", "raid_interface": "no-raid"}, reset_interfaces=True
+        ),
         context=ALICE,
-        reset_interfaces=True,
     )
     assert updated.bios_interface == "no-bios"
     assert updated.console_interface == "fake"  # reset to the default
     assert updated.raid_interface == "no-raid"  # given: kept
     with pytest.raises(InvalidInput, match="only be used when changing the node's driver"):
-        env.service.update_node(node.id, {"extra": {}}, context=ALICE, reset_interfaces=True)
+        env.service.execute(
+            UpdateNode(node.id, {"extra": {}}, reset_interfaces=True), context=ALICE
+        )
 
 
 # ------------------------------------------------------------------- protected nodes
@@ -227,11 +266,13 @@ def test_reset_interfaces_takes_the_new_defaults(two_types: Env) -> None:
 def test_protected_nodes_cannot_be_undeployed_or_rebuilt(env: Env) -> None:
     node = env.create("available")
     assert act(env, node.id, "active").provision_state == "active"
-    env.service.update_node(node.id, {"protected": True}, context=ALICE)
+    env.service.execute(UpdateNode(node.id, {"protected": True}), context=ALICE)
     for verb in ("deleted", "undeploy", "rebuild"):
         with pytest.raises(NodeProtected, match="protected and cannot be undeployed"):
-            env.service.change_provision_state(node.id, verb, ProvisionOptions(), context=ALICE)
-    env.service.update_node(node.id, {"protected": False}, context=ALICE)
+            env.service.execute(
+                ChangeProvisionState(node.id, ProvisionRequest(verb)), context=ALICE
+            )
+    env.service.execute(UpdateNode(node.id, {"protected": False}), context=ALICE)
     assert act(env, node.id, "rebuild").provision_state == "active"
 
 
@@ -242,10 +283,11 @@ def test_a_taken_name_is_refused_by_the_conductor(env: Env) -> None:
     env.create("enroll", name="taken", instance_uuid="00000000-0000-0000-0000-000000000001")
     node = env.create("enroll", name="free")
     with pytest.raises(Conflict, match="A node with name taken already exists"):
-        env.service.update_node(node.id, {"name": "taken"}, context=ALICE)
+        env.service.execute(UpdateNode(node.id, {"name": "taken"}), context=ALICE)
     with pytest.raises(Conflict, match="instance_uuid"):
-        env.service.update_node(
-            node.id, {"instance_uuid": "00000000-0000-0000-0000-000000000001"}, context=ALICE
+        env.service.execute(
+            UpdateNode(node.id, {"instance_uuid": "00000000-0000-0000-0000-000000000001"}),
+            context=ALICE,
         )
     assert env.node(node.id).name == "free"
 
@@ -255,20 +297,24 @@ def test_a_taken_name_is_refused_by_the_conductor(env: Env) -> None:
 
 def test_ports_of_a_portgroup_share_a_physical_network(env: Env) -> None:
     node = env.create("manageable")
-    group = env.service.create_portgroup({"node_id": node.id, "name": "bond0"}, context=ALICE)
+    group = env.service.execute(
+        CreatePortgroup({"node_id": node.id, "name": "bond0"}), context=ALICE
+    )
     first = {"node_id": node.id, "portgroup_id": group.id, "physical_network": "physnet1"}
-    env.service.create_port({**first, "address": MAC1}, context=ALICE)
+    env.service.execute(CreatePort({**first, "address": MAC1}), context=ALICE)
     with pytest.raises(Conflict, match="physical network physnet2 cannot become a member"):
-        env.service.create_port(
-            {**first, "address": MAC2, "physical_network": "physnet2"}, context=ALICE
+        env.service.execute(
+            CreatePort({**first, "address": MAC2, "physical_network": "physnet2"}), context=ALICE
         )
-    loose = env.service.create_port(
-        {"node_id": node.id, "address": MAC2, "physical_network": "physnet2"}, context=ALICE
+    loose = env.service.execute(
+        CreatePort({"node_id": node.id, "address": MAC2, "physical_network": "physnet2"}),
+        context=ALICE,
     )
     with pytest.raises(Conflict, match="physical network physnet1"):
-        env.service.update_port(loose.id, {"portgroup_id": group.id}, context=ALICE)
-    joined = env.service.update_port(
-        loose.id, {"portgroup_id": group.id, "physical_network": "physnet1"}, context=ALICE
+        env.service.execute(UpdatePort(loose.id, {"portgroup_id": group.id}), context=ALICE)
+    joined = env.service.execute(
+        UpdatePort(loose.id, {"portgroup_id": group.id, "physical_network": "physnet1"}),
+        context=ALICE,
     )
     assert joined.portgroup_id == group.id
 
@@ -282,7 +328,7 @@ def test_deploy_step_shows_the_deploy_while_it_waits(env: Env) -> None:
     assert waiting.provision_state == "wait call-back"
     assert waiting.deploy_step is not None
     assert (waiting.deploy_step["interface"], waiting.deploy_step["step"]) == ("deploy", "deploy")
-    env.service.change_provision_state(node.id, "abort", ProvisionOptions(), context=ALICE)
+    env.service.execute(ChangeProvisionState(node.id, ProvisionRequest("abort")), context=ALICE)
     aborted = env.wait_settled(node.id)
     assert aborted.provision_state == "deploy failed"
     assert aborted.deploy_step is None

@@ -9,7 +9,18 @@ from typing import Any
 import pytest
 from conductor_env import ALICE, Env
 
-from metalcast.conductor.flows import ProvisionOptions
+from metalcast.calls import (
+    ChangePowerState,
+    ChangeProvisionState,
+    ConsoleInfo,
+    DriverVendorMethods,
+    DriverVendorPassthru,
+    GetConsole,
+    ProvisionRequest,
+    RaidLogicalDiskProperties,
+    SetConsoleMode,
+    SetTargetRaidConfig,
+)
 from metalcast.conductor.interfaces import OperationFailed
 from metalcast.db.models import Node
 from metalcast.drivers import noop
@@ -27,7 +38,7 @@ def events(env: Env, node: Node, event_type: str) -> list[str]:
 
 
 def console(env: Env, node: Node, enabled: bool) -> Node:
-    env.service.set_console_mode(node.id, enabled, context=ALICE)
+    env.service.execute(SetConsoleMode(node.id, enabled), context=ALICE)
     return env.wait_settled(node.id)
 
 
@@ -36,15 +47,15 @@ def console(env: Env, node: Node, enabled: bool) -> Node:
 
 def test_console_on_and_off(env: Env) -> None:
     node = env.create(last_error="an old failure")
-    assert env.service.get_console(node.id, context=ALICE) == (False, None)
+    assert env.service.execute(GetConsole(node.id), context=ALICE) == ConsoleInfo(False, None)
 
     done = console(env, node, True)
     assert done.console_enabled is True
     assert done.last_error is None
     assert done.reservation is None
-    enabled, info = env.service.get_console(node.id, context=ALICE)
-    assert enabled is True
-    assert info == {"type": "fake", "url": f"fake://console/{node.uuid}"}
+    shown = env.service.execute(GetConsole(node.id), context=ALICE)
+    assert shown.enabled is True
+    assert shown.info == {"type": "fake", "url": f"fake://console/{node.uuid}"}
 
     console(env, node, True)  # already enabled: nothing happens
     assert events(env, node, "console") == ["console enabled by alice"]
@@ -68,9 +79,9 @@ def test_console_failure_keeps_the_state_and_records_why(env: Env) -> None:
 def test_no_console_is_refused_before_anything_is_written(env: Env) -> None:
     node = env.create(console_interface="no-console")
     with pytest.raises(InvalidInput, match="its console_interface is 'no-console'"):
-        env.service.set_console_mode(node.id, True, context=ALICE)
+        env.service.execute(SetConsoleMode(node.id, True), context=ALICE)
     with pytest.raises(InvalidInput, match="does not support console"):
-        env.service.get_console(node.id, context=ALICE)
+        env.service.execute(GetConsole(node.id), context=ALICE)
     after = env.node(node.id)
     assert (after.reservation, after.console_enabled) == (None, False)
     assert env.service.rt.workers.busy == 0
@@ -79,7 +90,7 @@ def test_no_console_is_refused_before_anything_is_written(env: Env) -> None:
 def test_console_needs_valid_driver_info(env: Env) -> None:
     node = env.create(driver_info={"fake_latency": -1})
     with pytest.raises(OperationFailed, match="fake_latency") as info:
-        env.service.set_console_mode(node.id, True, context=ALICE)
+        env.service.execute(SetConsoleMode(node.id, True), context=ALICE)
     assert info.value.status_code == 400
     assert env.node(node.id).reservation is None
 
@@ -89,13 +100,13 @@ def test_console_needs_valid_driver_info(env: Env) -> None:
 
 def test_target_raid_config_is_checked_by_the_raid_interface(env: Env) -> None:
     node = env.create()
-    env.service.set_target_raid_config(node.id, TARGET, context=ALICE)
+    env.service.execute(SetTargetRaidConfig(node.id, TARGET), context=ALICE)
     assert env.node(node.id).target_raid_config == TARGET
     with pytest.raises(InvalidInput, match=r"logical_disks\.0\.raid_level"):
         bad = {"logical_disks": [{**ROOT, "raid_level": "10"}]}
-        env.service.set_target_raid_config(node.id, bad, context=ALICE)
+        env.service.execute(SetTargetRaidConfig(node.id, bad), context=ALICE)
     assert env.node(node.id).target_raid_config == TARGET
-    env.service.set_target_raid_config(node.id, {}, context=ALICE)
+    env.service.execute(SetTargetRaidConfig(node.id, {}), context=ALICE)
     after = env.node(node.id)
     assert (after.target_raid_config, after.reservation) == ({}, None)
     assert events(env, node, "raid") == [
@@ -108,21 +119,21 @@ def test_target_raid_config_is_checked_by_the_raid_interface(env: Env) -> None:
 def test_no_raid_is_not_found(env: Env) -> None:
     node = env.create(raid_interface="no-raid")
     with pytest.raises(NotFound, match="does not support raid"):
-        env.service.set_target_raid_config(node.id, TARGET, context=ALICE)
-    env.service.set_target_raid_config(node.id, {}, context=ALICE)
+        env.service.execute(SetTargetRaidConfig(node.id, TARGET), context=ALICE)
+    env.service.execute(SetTargetRaidConfig(node.id, {}), context=ALICE)
 
 
 def clean(env: Env, node: Node, step: str) -> Node:
     steps = [{"interface": "raid", "step": step, "args": {}}]
-    env.service.change_provision_state(
-        node.id, "clean", ProvisionOptions(clean_steps=steps), context=ALICE
+    env.service.execute(
+        ChangeProvisionState(node.id, ProvisionRequest("clean", clean_steps=steps)), context=ALICE
     )
     return env.wait_settled(node.id)
 
 
 def test_raid_steps_record_what_they_applied(env: Env) -> None:
     node = env.create(properties={"cpus": 4, "local_gb": 10})
-    env.service.set_target_raid_config(node.id, TARGET, context=ALICE)
+    env.service.execute(SetTargetRaidConfig(node.id, TARGET), context=ALICE)
 
     done = clean(env, node, "create_configuration")
     assert done.provision_state == "manageable", done.last_error
@@ -140,10 +151,10 @@ def test_raid_steps_record_what_they_applied(env: Env) -> None:
 
 
 def test_logical_disk_properties_of_the_default_raid_interface(env: Env) -> None:
-    properties = env.service.raid_logical_disk_properties("fake-hardware")
+    properties = env.service.execute(RaidLogicalDiskProperties("fake-hardware"), context=ALICE)
     assert properties["raid_level"].endswith("Required.")
     with pytest.raises(NotFound, match="Driver nope could not be found"):
-        env.service.raid_logical_disk_properties("nope")
+        env.service.execute(RaidLogicalDiskProperties("nope"), context=ALICE)
 
 
 NO_EXTRAS = dataclasses.replace(
@@ -157,10 +168,13 @@ def test_hardware_types_without_raid_or_vendor(env: Env) -> None:
     registry = DriverRegistry([NO_EXTRAS], factories=fake_factories(env.bmc))
     service = env.make(registry=registry, hostname="conductor-2")
     with pytest.raises(NotFound, match="default raid interface is 'no-raid'"):
-        service.raid_logical_disk_properties("fake-bare")
-    assert service.driver_vendor_methods("fake-bare") == {}
+        service.execute(RaidLogicalDiskProperties("fake-bare"), context=ALICE)
+    assert service.execute(DriverVendorMethods("fake-bare"), context=ALICE) == {}
     with pytest.raises(InvalidInput, match="methods: none"):
-        service.driver_vendor_passthru("fake-bare", "list_bmcs", args={}, http_method="POST")
+        service.execute(
+            DriverVendorPassthru("fake-bare", "list_bmcs", args={}, http_method="POST"),
+            context=ALICE,
+        )
 
 
 # ------------------------------------------------------------ driver vendor passthru
@@ -168,17 +182,19 @@ def test_hardware_types_without_raid_or_vendor(env: Env) -> None:
 
 def test_driver_vendor_passthru_reads_the_fake_bmc(env: Env) -> None:
     node = env.create()
-    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    env.service.execute(ChangePowerState(node.id, "power on", timeout=None), context=ALICE)
     env.wait_settled(node.id)
-    methods = env.service.driver_vendor_methods("fake-hardware")
+    methods = env.service.execute(DriverVendorMethods("fake-hardware"), context=ALICE)
     assert methods["list_bmcs"]["http_methods"] == ["GET", "POST"]
-    result = env.service.driver_vendor_passthru(
-        "fake-hardware", "list_bmcs", args={}, http_method="GET"
+    result = env.service.execute(
+        DriverVendorPassthru("fake-hardware", "list_bmcs", args={}, http_method="GET"),
+        context=ALICE,
     )
     assert result[node.uuid]["power_state"] == "power on"
     with pytest.raises(InvalidInput, match="does not support HTTP DELETE"):
-        env.service.driver_vendor_passthru(
-            "fake-hardware", "list_bmcs", args={}, http_method="DELETE"
+        env.service.execute(
+            DriverVendorPassthru("fake-hardware", "list_bmcs", args={}, http_method="DELETE"),
+            context=ALICE,
         )
     with pytest.raises(NotFound):
-        env.service.driver_vendor_methods("nope")
+        env.service.execute(DriverVendorMethods("nope"), context=ALICE)

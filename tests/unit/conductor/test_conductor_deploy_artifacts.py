@@ -19,8 +19,17 @@ from conductor_env import ALICE, DEADLINE
 from cryptography.fernet import Fernet
 
 from metalcast.agent_downloads import DownloadRefused
+from metalcast.calls import (
+    AgentHeartbeat,
+    AgentLookup,
+    ChangeProvisionState,
+    CreateNode,
+    DestroyNode,
+    ProvisionRequest,
+    SetMaintenance,
+    UpdateNode,
+)
 from metalcast.conductor.clock import ManualClock
-from metalcast.conductor.flows import ProvisionOptions
 from metalcast.conductor.runtime import RetryPolicy
 from metalcast.conductor.service import ConductorService, PeriodicIntervals
 from metalcast.config import ConductorSettings, ImagesSettings, Settings
@@ -135,17 +144,19 @@ def waiting_deploy(site: Site, *, by: RequestContext = ADMIN) -> int:
     """A node of the direct deploy, its image set by ``by``, deployed with a config
     drive by an administrator: waiting for its agent."""
     values = {"driver": "fake-hardware", "deploy_interface": "direct"}
-    node = site.service.create_node({**values, "provision_state": "available"}, context=ADMIN)
-    site.service.update_node(node.id, {"instance_info": image_info(site)}, context=by)
+    node = site.service.execute(
+        CreateNode({**values, "provision_state": "available"}), context=ADMIN
+    )
+    site.service.execute(UpdateNode(node.id, {"instance_info": image_info(site)}), context=by)
     drive = {"meta_data": {"hostname": "web-1"}, "user_data": USER_DATA}
-    options = ProvisionOptions(configdrive=drive)
-    site.service.change_provision_state(node.id, "active", options, context=ADMIN)
+    request = ProvisionRequest("active", configdrive=drive)
+    site.service.execute(ChangeProvisionState(node.id, request), context=ADMIN)
     return node.id
 
 
 def beat(site: Site, node_id: int, token: str | None, *results: dict[str, Any]) -> dict[str, Any]:
     report = AgentReport(token=token, agent_version="metalcast-agent", results=results)
-    reply = site.service.agent_heartbeat(node_id, report, context=SYSTEM)
+    reply = site.service.execute(AgentHeartbeat(node_id, report), context=SYSTEM)
     site.settled(node_id)  # what the heartbeat set going in a worker is done
     return reply
 
@@ -171,7 +182,7 @@ def test_the_config_drive_waits_privately_then_goes_once_written(site: Site) -> 
     assert stat.S_IMODE(iso.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(site.drives.stat().st_mode) == 0o700
 
-    token = site.service.agent_lookup(node_id, context=SYSTEM)
+    token = site.service.execute(AgentLookup(node_id), context=SYSTEM)
     write_image = beat(site, node_id, token)["command"]
     assert write_image["name"] == "write_image"
     write_drive = beat(site, node_id, token, succeeded(write_image, device="/dev/vda"))
@@ -186,7 +197,7 @@ def test_the_config_drive_waits_privately_then_goes_once_written(site: Site) -> 
 def test_download_urls_are_signed_for_the_node_and_its_token_only(site: Site) -> None:
     node_id = waiting_deploy(site)
     uuid = site.settled(node_id).uuid
-    token = site.service.agent_lookup(node_id, context=SYSTEM)
+    token = site.service.execute(AgentLookup(node_id), context=SYSTEM)
     command = beat(site, node_id, token)["command"]
     url = urlsplit(command["args"]["url"])
     signer = site.service.rt.signer
@@ -214,12 +225,12 @@ def test_download_urls_are_signed_for_the_node_and_its_token_only(site: Site) ->
 def test_a_token_is_handed_out_once_and_only_its_node_accepts_it(site: Site) -> None:
     first, second = waiting_deploy(site), waiting_deploy(site)
     site.settled(first), site.settled(second)
-    token_a = site.service.agent_lookup(first, context=SYSTEM)
-    assert site.service.agent_lookup(first, context=SYSTEM) == "******"
+    token_a = site.service.execute(AgentLookup(first), context=SYSTEM)
+    assert site.service.execute(AgentLookup(first), context=SYSTEM) == "******"
 
     with pytest.raises(Forbidden, match="needs the agent token"):
         beat(site, second, token_a)  # node B has no token yet: A's is no use
-    token_b = site.service.agent_lookup(second, context=SYSTEM)
+    token_b = site.service.execute(AgentLookup(second), context=SYSTEM)
     with pytest.raises(Forbidden, match="Wrong agent token"):
         beat(site, second, token_a)  # nor once it has one
     with pytest.raises(Forbidden, match="needs the agent token"):
@@ -243,7 +254,7 @@ def test_a_tokenless_heartbeat_is_refused_while_the_deploy_waits_for_its_agent(
 def test_an_agent_failure_removes_the_config_drive(site: Site) -> None:
     node_id = waiting_deploy(site)
     site.settled(node_id)
-    token = site.service.agent_lookup(node_id, context=SYSTEM)
+    token = site.service.execute(AgentLookup(node_id), context=SYSTEM)
     command = beat(site, node_id, token)["command"]
     failed = {**succeeded(command), "status": "failed", "error": "disk on fire"}
     beat(site, node_id, token, failed)
@@ -255,7 +266,7 @@ def test_an_abort_removes_the_config_drive(site: Site) -> None:
     node_id = waiting_deploy(site)
     site.settled(node_id)
     assert site.drive_files() != []
-    site.service.change_provision_state(node_id, "abort", ProvisionOptions(), context=ADMIN)
+    site.service.execute(ChangeProvisionState(node_id, ProvisionRequest("abort")), context=ADMIN)
     assert site.settled(node_id).provision_state == "deploy failed"
     assert_no_drive(site)
 
@@ -271,13 +282,15 @@ def test_a_timed_out_wait_removes_the_config_drive(site: Site) -> None:
 
 def test_a_failure_after_the_drive_was_built_removes_it(site: Site) -> None:
     values = {"driver": "fake-hardware", "deploy_interface": "direct"}
-    node = site.service.create_node({**values, "provision_state": "available"}, context=ADMIN)
-    info = {"fake_fail": "power"}  # the reboot into the ramdisk fails, after the build
-    site.service.update_node(
-        node.id, {"instance_info": image_info(site), "driver_info": info}, context=ADMIN
+    node = site.service.execute(
+        CreateNode({**values, "provision_state": "available"}), context=ADMIN
     )
-    options = ProvisionOptions(configdrive={"user_data": USER_DATA})
-    site.service.change_provision_state(node.id, "active", options, context=ADMIN)
+    info = {"fake_fail": "power"}  # the reboot into the ramdisk fails, after the build
+    site.service.execute(
+        UpdateNode(node.id, {"instance_info": image_info(site), "driver_info": info}), context=ADMIN
+    )
+    request = ProvisionRequest("active", configdrive={"user_data": USER_DATA})
+    site.service.execute(ChangeProvisionState(node.id, request), context=ADMIN)
     failed = site.settled(node.id)
     assert failed.provision_state == "deploy failed", failed.last_error
     assert_no_drive(site)
@@ -303,14 +316,14 @@ def test_a_conductor_restart_that_fails_the_deploy_removes_the_config_drive(
 def test_undeploy_removes_whatever_config_drive_is_left(site: Site) -> None:
     node_id = waiting_deploy(site)
     site.settled(node_id)
-    site.service.change_provision_state(node_id, "abort", ProvisionOptions(), context=ADMIN)
+    site.service.execute(ChangeProvisionState(node_id, ProvisionRequest("abort")), context=ADMIN)
     site.settled(node_id)
     store = site.service.rt.configdrives
     assert store is not None
     stale = store.directory(site.node(node_id).uuid)
     stale.mkdir()
     (stale / "configdrive.iso").write_bytes(USER_DATA.encode())  # say, a crash left it
-    site.service.change_provision_state(node_id, "deleted", ProvisionOptions(), context=ADMIN)
+    site.service.execute(ChangeProvisionState(node_id, ProvisionRequest("deleted")), context=ADMIN)
     site.settled(node_id)
     assert_no_drive(site)
 
@@ -318,8 +331,8 @@ def test_undeploy_removes_whatever_config_drive_is_left(site: Site) -> None:
 def test_deleting_the_node_removes_its_config_drive(site: Site) -> None:
     node_id = waiting_deploy(site)
     site.settled(node_id)
-    site.service.set_maintenance(node_id, True, reason="gone", context=ADMIN)
-    site.service.destroy_node(node_id, context=ADMIN)
+    site.service.execute(SetMaintenance(node_id, True, reason="gone"), context=ADMIN)
+    site.service.execute(DestroyNode(node_id), context=ADMIN)
     assert_no_drive(site)
 
 
@@ -337,12 +350,14 @@ def test_a_local_image_set_by_a_non_administrator_is_never_read(site: Site) -> N
 
 def test_an_administrator_setting_the_image_again_makes_it_trusted(site: Site) -> None:
     values = {"driver": "fake-hardware", "deploy_interface": "direct"}
-    node = site.service.create_node({**values, "provision_state": "available"}, context=ADMIN)
-    site.service.update_node(node.id, {"instance_info": image_info(site)}, context=ALICE)
+    node = site.service.execute(
+        CreateNode({**values, "provision_state": "available"}), context=ADMIN
+    )
+    site.service.execute(UpdateNode(node.id, {"instance_info": image_info(site)}), context=ALICE)
     changed = {**image_info(site), "image_source": (site.images / "other.raw").as_uri()}
-    site.service.update_node(node.id, {"instance_info": changed}, context=ADMIN)
+    site.service.execute(UpdateNode(node.id, {"instance_info": changed}), context=ADMIN)
     assert site.node(node.id).driver_internal_info["tenant_sources"] == ["image_checksum"]
-    site.service.update_node(node.id, {"instance_info": {}}, context=ADMIN)
+    site.service.execute(UpdateNode(node.id, {"instance_info": {}}), context=ADMIN)
     assert "tenant_sources" not in site.node(node.id).driver_internal_info
 
 
@@ -350,10 +365,12 @@ def test_a_config_drive_url_given_by_a_non_administrator_may_not_reach_loopback(
     site: Site,
 ) -> None:
     values = {"driver": "fake-hardware", "deploy_interface": "direct"}
-    node = site.service.create_node({**values, "provision_state": "available"}, context=ADMIN)
-    site.service.update_node(node.id, {"instance_info": image_info(site)}, context=ADMIN)
-    options = ProvisionOptions(configdrive="http://127.0.0.1:6385/v1/nodes")
-    site.service.change_provision_state(node.id, "active", options, context=ALICE)
+    node = site.service.execute(
+        CreateNode({**values, "provision_state": "available"}), context=ADMIN
+    )
+    site.service.execute(UpdateNode(node.id, {"instance_info": image_info(site)}), context=ADMIN)
+    request = ProvisionRequest("active", configdrive="http://127.0.0.1:6385/v1/nodes")
+    site.service.execute(ChangeProvisionState(node.id, request), context=ALICE)
     failed = site.settled(node.id)
     assert failed.provision_state == "deploy failed"
     assert "may not reach loopback" in (failed.last_error or "")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conductor_env import ALICE, Env
 
-from metalcast.conductor.flows import ProvisionOptions
+from metalcast.calls import ChangeProvisionState, CreateNode, ProvisionRequest, UpdateNode
 from metalcast.drivers.base import DriverContext, StepResult
 from metalcast.drivers.fake import FakeDeploy, fake_factories
 from metalcast.drivers.hardware import FAKE_HARDWARE
@@ -17,7 +17,9 @@ from metalcast.errors import InvalidInput
 
 
 def act(env: Env, node_id: int, verb: str, **options: Any) -> None:
-    env.service.change_provision_state(node_id, verb, ProvisionOptions(**options), context=ALICE)
+    env.service.execute(
+        ChangeProvisionState(node_id, ProvisionRequest(verb, **options)), context=ALICE
+    )
 
 
 def deployed(env: Env, **driver_info: Any) -> int:
@@ -64,7 +66,9 @@ def test_injected_failure_ends_in_failure_state(
 
 def test_undeploy_failure_goes_to_error(env: Env) -> None:
     node_id = deployed(env)
-    env.service.update_node(node_id, {"driver_info": {"fake_fail": "tear_down"}}, context=ALICE)
+    env.service.execute(
+        UpdateNode(node_id, {"driver_info": {"fake_fail": "tear_down"}}), context=ALICE
+    )
     act(env, node_id, "deleted")
     done = env.wait_settled(node_id)
     assert done.provision_state == "error"
@@ -73,10 +77,14 @@ def test_undeploy_failure_goes_to_error(env: Env) -> None:
 
 def test_rescue_and_unrescue_failures(env: Env) -> None:
     node_id = deployed(env)
-    env.service.update_node(node_id, {"driver_info": {"fake_fail": "rescue"}}, context=ALICE)
+    env.service.execute(
+        UpdateNode(node_id, {"driver_info": {"fake_fail": "rescue"}}), context=ALICE
+    )
     act(env, node_id, "rescue", rescue_password="pw")
     assert env.wait_settled(node_id).provision_state == "rescue failed"
-    env.service.update_node(node_id, {"driver_info": {"fake_fail": "unrescue"}}, context=ALICE)
+    env.service.execute(
+        UpdateNode(node_id, {"driver_info": {"fake_fail": "unrescue"}}), context=ALICE
+    )
     act(env, node_id, "unrescue")
     assert env.wait_settled(node_id).provision_state == "unrescue failed"
 
@@ -102,7 +110,7 @@ def test_new_operation_clears_last_error(env: Env) -> None:
     node = env.create("available", driver_info={"fake_fail": "deploy"})
     act(env, node.id, "active")
     env.wait_settled(node.id)
-    env.service.update_node(node.id, {"driver_info": {}}, context=ALICE)
+    env.service.execute(UpdateNode(node.id, {"driver_info": {}}), context=ALICE)
     act(env, node.id, "active")
     done = env.wait_settled(node.id)
     assert done.provision_state == "active"
@@ -247,15 +255,17 @@ def test_unexpected_error_in_worker_fails_the_node(env: Env) -> None:
     service = env.make(
         registry=DriverRegistry([hw], factories=fake_factories(env.bmc)), hostname="conductor-2"
     )
-    node = service.create_node(
-        {
-            "driver": "fake-hardware",
-            "deploy_interface": "exploding",
-            "provision_state": "available",
-        },
+    node = service.execute(
+        CreateNode(
+            {
+                "driver": "fake-hardware",
+                "deploy_interface": "exploding",
+                "provision_state": "available",
+            }
+        ),
         context=ALICE,
     )
-    service.change_provision_state(node.id, "active", ProvisionOptions(), context=ALICE)
+    service.execute(ChangeProvisionState(node.id, ProvisionRequest("active")), context=ALICE)
     done = env.wait_settled(node.id)
     assert done.provision_state == "deploy failed"
     assert done.last_error == "Unexpected error: RuntimeError: bug in the driver"

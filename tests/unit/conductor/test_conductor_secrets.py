@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from conductor_env import ALICE, Env
 
-from metalcast.conductor.flows import ProvisionOptions
+from metalcast.calls import ChangeProvisionState, CreateNode, ProvisionRequest
 from metalcast.conductor.service import ConductorService
 from metalcast.drivers.base import DriverContext, StepResult
 from metalcast.drivers.fake import FakeRescue, fake_factories
@@ -48,14 +48,16 @@ def test_rescue_decrypts_for_the_driver_only_and_records_no_secret(env: Env) -> 
     WitnessRescue.seen.clear()
     service = _service(env)
     driver_info = {"bmc": {"ipmi_password": BMC_PASSWORD}, "ipmi_username": "admin"}
-    node = service.create_node(
-        {"driver": "fake-hardware", "provision_state": "available", "driver_info": driver_info},
+    node = service.execute(
+        CreateNode(
+            {"driver": "fake-hardware", "provision_state": "available", "driver_info": driver_info}
+        ),
         context=ALICE,
     )
-    service.change_provision_state(node.id, "active", ProvisionOptions(), context=ALICE)
+    service.execute(ChangeProvisionState(node.id, ProvisionRequest("active")), context=ALICE)
     assert env.wait_settled(node.id).provision_state == "active"
-    options = ProvisionOptions(rescue_password=RESCUE_PASSWORD)
-    service.change_provision_state(node.id, "rescue", options, context=ALICE)
+    request = ProvisionRequest("rescue", rescue_password=RESCUE_PASSWORD)
+    service.execute(ChangeProvisionState(node.id, request), context=ALICE)
     done = env.wait_settled(node.id)
     assert done.provision_state == "rescue failed"
     (seen,) = WitnessRescue.seen
@@ -71,8 +73,8 @@ def test_rescue_decrypts_for_the_driver_only_and_records_no_secret(env: Env) -> 
 def test_step_arguments_are_sealed_while_staged(env: Env) -> None:
     node = env.create("manageable", driver_info={"fake_wait": "clean"})
     step = {"interface": "deploy", "step": "erase_devices", "args": {"wipe_token": "Step-Tok-1"}}
-    env.service.change_provision_state(
-        node.id, "clean", ProvisionOptions(clean_steps=[step]), context=ALICE
+    env.service.execute(
+        ChangeProvisionState(node.id, ProvisionRequest("clean", clean_steps=[step])), context=ALICE
     )
     waiting = env.wait_settled(node.id)
     assert waiting.provision_state == "clean wait"

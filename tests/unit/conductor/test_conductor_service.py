@@ -9,7 +9,15 @@ import pytest
 import sqlalchemy as sa
 from conductor_env import ALICE, DEADLINE, Env
 
-from metalcast.conductor.flows import ProvisionOptions
+from metalcast.calls import (
+    ChangePowerState,
+    ChangeProvisionState,
+    IsAcceptingWork,
+    ProvisionRequest,
+    SetMaintenance,
+    UpdateNode,
+    VendorPassthru,
+)
 from metalcast.conductor.periodics import PowerSync
 from metalcast.conductor.recovery import recover_lost_locks
 from metalcast.conductor.workers import describe
@@ -19,7 +27,9 @@ from metalcast.states import PowerState
 
 
 def act(env: Env, node_id: int, verb: str, **options: Any) -> None:
-    env.service.change_provision_state(node_id, verb, ProvisionOptions(**options), context=ALICE)
+    env.service.execute(
+        ChangeProvisionState(node_id, ProvisionRequest(verb, **options)), context=ALICE
+    )
 
 
 def test_node_locked_when_another_host_holds_the_lock(env: Env) -> None:
@@ -37,10 +47,10 @@ def test_no_free_worker_before_anything_is_written(env: Env) -> None:
     service = env.make(hostname="conductor-2", workers_pool_size=1)
     busy = env.create("available", driver_info={"fake_latency": 1})
     other = env.create("available")
-    service.change_provision_state(busy.id, "active", ProvisionOptions(), context=ALICE)
+    service.execute(ChangeProvisionState(busy.id, ProvisionRequest("active")), context=ALICE)
     env.gate.wait_for_sleeper()
     with pytest.raises(NoFreeWorker):
-        service.change_provision_state(other.id, "active", ProvisionOptions(), context=ALICE)
+        service.execute(ChangeProvisionState(other.id, ProvisionRequest("active")), context=ALICE)
     untouched = env.node(other.id)
     assert untouched.provision_state == "available"
     assert untouched.reservation is None
@@ -76,7 +86,7 @@ def test_recovery_fails_work_a_dead_process_left(env: Env) -> None:
 
 def test_a_power_action_cut_short_by_a_restart_is_recorded(env: Env) -> None:
     node = env.create("manageable", driver_info={"fake_latency": 1})
-    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    env.service.execute(ChangePowerState(node.id, "power on", timeout=None), context=ALICE)
     env.gate.wait_for_sleeper()  # the BMC call is under way
     assert env.service.stop(timeout=0.05) is False  # the conductor goes; the task is parked
     env.gate.open()
@@ -113,7 +123,7 @@ def test_graceful_stop_parks_running_work(env: Env) -> None:
     act(env, node.id, "active")
     env.gate.wait_for_sleeper()
     assert env.service.stop(timeout=0.05) is False
-    assert not env.service.is_accepting_work()
+    assert not env.service.execute(IsAcceptingWork(), context=ALICE)
     with pytest.raises(ServiceUnavailable, match="shutting down"):
         act(env, env.create("available").id, "active")
     env.gate.open()  # the parked worker wakes up and must write nothing
@@ -130,8 +140,8 @@ def test_power_sync_records_out_of_band_change(env: Env) -> None:
     node = env.create("enroll")
     act(env, node.id, "manage")
     assert env.wait_settled(node.id).power_state == "power off"
-    env.service.vendor_passthru(
-        node.id, "set_power_state", {"power_state": "power on"}, context=ALICE
+    env.service.execute(
+        VendorPassthru(node.id, "set_power_state", {"power_state": "power on"}), context=ALICE
     )
     assert env.service.sync_power_states().get("out of band") == 1
     after = env.node(node.id)
@@ -147,8 +157,8 @@ def test_power_sync_forces_the_recorded_state(env: Env) -> None:
     node = env.create("enroll")
     act(env, node.id, "manage")
     snapshot_node = env.wait_settled(node.id)
-    env.service.vendor_passthru(
-        node.id, "set_power_state", {"power_state": "power on"}, context=ALICE
+    env.service.execute(
+        VendorPassthru(node.id, "set_power_state", {"power_state": "power on"}), context=ALICE
     )
     assert service.sync_power_states().get("forced") == 1
     assert env.node(node.id).power_state == "power off"
@@ -168,7 +178,7 @@ def test_power_sync_failures_lead_to_maintenance(env: Env) -> None:
     # in maintenance it is only probed, and stays there while the BMC still fails
     assert env.service.sync_power_states() == {"still failing": 1}
     assert env.node(node.id).maintenance is True
-    env.service.set_maintenance(node.id, False, reason=None, context=ALICE)
+    env.service.execute(SetMaintenance(node.id, False, reason=None), context=ALICE)
     cleared = env.node(node.id)
     assert cleared.fault is None
     assert "power_sync_failures" not in cleared.driver_internal_info
@@ -179,7 +189,7 @@ def test_power_sync_takes_a_recovered_node_out_of_maintenance(env: Env) -> None:
     for _ in range(3):
         env.service.sync_power_states()
     assert env.node(node.id).fault == "power failure"
-    env.service.update_node(node.id, {"driver_info": {}}, context=ALICE)
+    env.service.execute(UpdateNode(node.id, {"driver_info": {}}), context=ALICE)
     assert env.service.sync_power_states() == {"recovered": 1}
     after = env.node(node.id)
     assert (after.maintenance, after.fault, after.last_error) == (False, None, None)
@@ -197,19 +207,19 @@ def test_power_sync_leaves_enrolled_and_waiting_nodes_alone(env: Env) -> None:
 
 def test_power_action(env: Env) -> None:
     node = env.create("manageable")
-    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    env.service.execute(ChangePowerState(node.id, "power on", timeout=None), context=ALICE)
     done = env.wait_settled(node.id)
     assert done.power_state == "power on"
     assert done.target_power_state is None
-    env.service.change_power_state(node.id, "rebooting", timeout=None, context=ALICE)
+    env.service.execute(ChangePowerState(node.id, "rebooting", timeout=None), context=ALICE)
     assert env.wait_settled(node.id).power_state == "power on"
     assert env.history(node.id)[-1].event_type == "power"
 
 
 def test_power_action_failure_is_recorded(env: Env) -> None:
     node = env.create("manageable", driver_info={"fake_fail": "power"})
-    env.service.set_maintenance(node.id, True, reason="x", context=ALICE)
-    env.service.change_power_state(node.id, "power on", timeout=None, context=ALICE)
+    env.service.execute(SetMaintenance(node.id, True, reason="x"), context=ALICE)
+    env.service.execute(ChangePowerState(node.id, "power on", timeout=None), context=ALICE)
     done = env.wait_settled(node.id)
     assert done.provision_state == "manageable"
     assert done.target_power_state is None
@@ -220,10 +230,10 @@ def test_power_action_failure_is_recorded(env: Env) -> None:
 def test_one_slow_bmc_does_not_hold_up_the_others(env: Env) -> None:
     slow = env.create("manageable", driver_info={"fake_latency": 1}, name="slow")
     fast = env.create("manageable", name="fast")
-    env.service.change_power_state(fast.id, "power on", timeout=None, context=ALICE)
+    env.service.execute(ChangePowerState(fast.id, "power on", timeout=None), context=ALICE)
     env.wait_settled(fast.id)
-    env.service.vendor_passthru(
-        fast.id, "set_power_state", {"power_state": "power off"}, context=ALICE
+    env.service.execute(
+        VendorPassthru(fast.id, "set_power_state", {"power_state": "power off"}), context=ALICE
     )
     sync = PowerSync(env.service.rt, call_timeout=2)
     counts = sync.run_once()  # the slow BMC blocks on the gate until the test opens it

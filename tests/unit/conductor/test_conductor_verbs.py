@@ -7,13 +7,15 @@ from typing import Any
 import pytest
 from conductor_env import ALICE, Env
 
-from metalcast.conductor.flows import ProvisionOptions
+from metalcast.calls import ChangeProvisionState, ProvisionRequest, SetMaintenance
 from metalcast.errors import InvalidInput
 from metalcast.states import InvalidTransition
 
 
 def act(env: Env, node_id: int, verb: str, **options: Any) -> None:
-    env.service.change_provision_state(node_id, verb, ProvisionOptions(**options), context=ALICE)
+    env.service.execute(
+        ChangeProvisionState(node_id, ProvisionRequest(verb, **options)), context=ALICE
+    )
 
 
 def test_manage_verifies_the_bmc_and_records_power(env: Env) -> None:
@@ -159,6 +161,6 @@ def test_unknown_verb(env: Env) -> None:
 
 def test_maintenance_blocks_deploy(env: Env) -> None:
     node = env.create("available")
-    env.service.set_maintenance(node.id, True, reason="disk swap", context=ALICE)
+    env.service.execute(SetMaintenance(node.id, True, reason="disk swap"), context=ALICE)
     with pytest.raises(InvalidInput, match="maintenance"):
         act(env, node.id, "active")

@@ -58,3 +58,18 @@ def test_a_refused_login_says_so_without_the_password(postgres_url: str) -> None
         db.dispose()
     assert SECRET not in str(refused.value)
     assert "metalcast:***@127.0.0.1" in str(refused.value)
+
+
+def test_a_login_without_a_password_says_where_to_give_it(postgres_url: str) -> None:
+    bare = postgres_url.replace(f":{PASSWORD}@", "@")
+    assert bare != postgres_url
+    db = Database(bare)
+    try:
+        with pytest.raises(DatabaseError) as refused:
+            db.migrate()
+    finally:
+        db.dispose()
+    message = str(refused.value)
+    assert "no password supplied" in message
+    assert "PGPASSWORD or ~/.pgpass" in message
+    assert "sqlalche.me" not in message

@@ -4,6 +4,10 @@ upgrades (and downgrades) without losing its nodes."""
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -16,7 +20,7 @@ from metalcast.db import tables as t
 from metalcast.db import volumes
 from metalcast.db.engine import MIGRATIONS, Database, DatabaseError
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _alembic(db: Database, action: str, revision: str) -> None:
@@ -170,6 +174,98 @@ def test_a_database_a_newer_version_migrated_is_refused_clearly(database_url: st
     db.migrate()
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
-    with pytest.raises(DatabaseError, match=r"'9999'.*migrated by a newer metalcast"):
+    with pytest.raises(DatabaseError, match=r"migrated by a newer metalcast \(revision 9999\)"):
         db.migrate()
+    db.dispose()
+
+
+FUTURE = '''"""a newer metalcast's revision: {kind}
+
+Revision ID: 9001
+Revises: {head}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+oldest_compatible = "{oldest}"
+
+
+def upgrade() -> None:
+    op.add_column("nodes", sa.Column("future_field", sa.String(64)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("nodes") as batch:
+        batch.drop_column("future_field")
+'''
+
+
+def _newer_version(tmp_path: Path, *, oldest_compatible: str) -> Path:
+    """This version's migrations plus revision 9001 of a newer one, which adds a
+    nullable column (an expand revision when ``oldest_compatible`` is this head)."""
+    root = tmp_path / "newer-migrations"
+    shutil.copytree(MIGRATIONS, root, ignore=shutil.ignore_patterns("__pycache__"))
+    kind = "expand" if oldest_compatible == HEAD else "contract"
+    text = FUTURE.format(kind=kind, head=HEAD, oldest=oldest_compatible)
+    (root / "versions" / "9001_future.py").write_text(text)
+    return root
+
+
+def test_this_version_runs_on_a_database_a_newer_one_expanded(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(database_url)
+    db.migrate(script_location=_newer_version(tmp_path, oldest_compatible=HEAD))
+    assert _revision(db) == "9001"
+    with db.read() as conn:
+        row = conn.execute(sa.select(t.schema_compat)).one()
+    assert (row.revision, row.oldest_compatible) == ("9001", HEAD)
+    with db.begin() as conn:  # the newer version writes a node with its new field
+        conn.execute(sa.text("UPDATE nodes SET future_field = 'x'"))
+    db.dispose()
+
+    older = Database(database_url)  # this version, started beside the newer one
+    with caplog.at_level(logging.WARNING, logger="metalcast.db.engine"):
+        older.migrate()
+    assert "revision 9001, which a newer metalcast applied" in caplog.text
+    assert _revision(older) == "9001"  # nothing migrated back or forth
+    with older.begin() as conn:  # and it reads and writes nodes as usual
+        node = repo.create_node(
+            conn, {"driver": "fake-hardware", "name": "from-older", "provision_state": "enroll"}
+        )
+        assert repo.get_node(conn, node.uuid).name == "from-older"
+        future = conn.execute(
+            sa.text("SELECT future_field FROM nodes WHERE name = 'from-older'")
+        ).scalar()
+    assert future is None  # the newer version copes with rows the older one wrote
+    older.dispose()
+
+
+def test_this_version_refuses_a_database_a_newer_one_contracted(
+    database_url: str, tmp_path: Path
+) -> None:
+    db = Database(database_url)
+    db.migrate(script_location=_newer_version(tmp_path, oldest_compatible="9001"))
+    with pytest.raises(
+        DatabaseError,
+        match=r"revision 9001\), and its schema needs the code of revision 9001 or newer",
+    ):
+        db.migrate()
+    db.dispose()
+
+
+def test_an_upgrade_records_which_older_code_may_run(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    with db.read() as conn:
+        row = conn.execute(sa.select(t.schema_compat)).one()
+    assert (row.revision, row.oldest_compatible) == (HEAD, "0004")
+    db.migrate()  # again: still one row
+    with db.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.schema_compat)).scalar() == 1
     db.dispose()

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from metalcast.db import repository as repo
+from metalcast.db import rows
+from metalcast.db import tables as t
 from metalcast.db.engine import Database
-from metalcast.errors import InvalidInput
+from metalcast.errors import Conflict, InvalidInput, NotFound
 
 
 @pytest.fixture
@@ -70,3 +73,26 @@ def test_description_filter_ignores_case_and_takes_wildcards_literally(db: Datab
         assert found("RACK") == ["a", "b"]
         assert found("100%") == ["a"]
         assert found("1_0") == []
+
+
+def test_inserts_and_updates_refuse_a_key_that_is_no_column(db: Database) -> None:
+    node_id = _node(db, "a")
+    unknown = pytest.raises(sa.exc.CompileError, match="Unconsumed column names: colour")
+    with unknown, db.begin() as conn:
+        rows.insert(conn, t.ports, {"uuid": rows.new_uuid(), "node_id": node_id, "colour": 1})
+    unknown = pytest.raises(sa.exc.CompileError, match="Unconsumed column names: colour")
+    with unknown, db.begin() as conn:
+        rows.update(conn, t.nodes, node_id, {"colour": "red"})
+
+
+def test_unique_checks_and_lookups_take_their_values_as_parameters(db: Database) -> None:
+    first, second = _node(db, "a"), _node(db, "b")
+    with db.begin() as conn:
+        rows.check_unique(conn, t.nodes, "node", {"name": "a"}, exclude_id=first)
+        with pytest.raises(Conflict, match="A node with name a already exists"):
+            rows.check_unique(conn, t.nodes, "node", {"name": "a"}, exclude_id=second)
+        repo.update_node(conn, second, {"name": "c"})
+        assert repo.get_node(conn, "c").id == second
+        assert repo.get_node_by_id(conn, first).name == "a"
+        with pytest.raises(NotFound):
+            repo.get_node(conn, "b")

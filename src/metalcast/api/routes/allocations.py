@@ -2,8 +2,8 @@
 1.58, owner 1.60).
 
 An allocation is created ``allocating`` and a conductor finds it a node right after
-(see :mod:`metalcast.rpc.client`); clients poll it until ``active`` or ``error``, as
-with Ironic.  A project's allocation belongs to the caller's project, which must own
+(see :class:`metalcast.calls.CreateAllocation`); clients poll it until ``active`` or
+``error``, as with Ironic.  A project's allocation belongs to the caller's project, which must own
 or lease the node it gets.
 
 The policy is applied as Ironic's allocation controller applies it:
@@ -49,6 +49,7 @@ from metalcast.api.schema import (
 )
 from metalcast.api.versions import FEATURES, allows
 from metalcast.api.views import allocations as view
+from metalcast.calls import CreateAllocation, DestroyAllocation
 from metalcast.db import allocations as repo_alloc
 from metalcast.db import tables as t
 from metalcast.db.models import Allocation
@@ -360,7 +361,7 @@ def create_allocation(call: Call) -> object:
     if not values.get("resource_class") and node_id is None:
         raise InvalidInput("The resource_class field is mandatory when not backfilling")
     conductor: ConductorClient = call.deps.conductor
-    allocation = conductor.create_allocation(values, node_id=node_id, context=call.context)
+    allocation = conductor.call(CreateAllocation(values, node_id=node_id), context=call.context)
     location = call.url("v1", "allocations", allocation.uuid)
     return Reply(201, _render(call, allocation), {"Location": location})
 
@@ -447,7 +448,7 @@ def delete_allocation(call: Call) -> object:
         found = lookup.allocation(
             conn, call, ident=call.args["allocation"], action="baremetal:allocation:delete"
         )
-    call.deps.conductor.destroy_allocation(found.id, context=call.context)
+    call.deps.conductor.call(DestroyAllocation(found.id), context=call.context)
     return Reply(204)
 
 
@@ -505,7 +506,7 @@ def delete_node_allocation(call: Call) -> object:
     if not allows("allocations", call.version):
         raise NotFound(_NOT_SERVED)
     found = _node_allocation(call, action="baremetal:node:delete_allocation")
-    call.deps.conductor.destroy_allocation(found.id, context=call.context)
+    call.deps.conductor.call(DestroyAllocation(found.id), context=call.context)
     return Reply(204)
 
 

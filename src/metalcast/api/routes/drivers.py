@@ -23,8 +23,15 @@ from metalcast.api.operations import (
 from metalcast.api.params import flag, parse_bool
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import links
+from metalcast.calls import (
+    DriverProperties,
+    DriverVendorMethods,
+    DriverVendorPassthru,
+    HardwareTypeInfo,
+    ListHardwareTypes,
+    RaidLogicalDiskProperties,
+)
 from metalcast.errors import InvalidInput, NotAcceptable, NotFound
-from metalcast.rpc.client import HardwareTypeInfo
 
 #: interface -> the feature that added it to driver documents
 INTERFACES: dict[str, str] = {
@@ -86,7 +93,9 @@ def render_driver(
 
 
 def _served(call: Call) -> list[HardwareTypeInfo]:
-    return [d for d in call.deps.conductor.list_hardware_types() if d.hosts]
+    return [
+        d for d in call.deps.conductor.call(ListHardwareTypes(), context=call.context) if d.hosts
+    ]
 
 
 @endpoint(
@@ -139,7 +148,7 @@ def get_driver(call: Call) -> object:
     doc=Operation("Describe the driver_info a hardware type takes", answers={200: _DESCRIBED}),
 )
 def get_driver_properties(call: Call) -> object:
-    return call.deps.conductor.driver_properties(_find(call).name)
+    return call.deps.conductor.call(DriverProperties(_find(call).name), context=call.context)
 
 
 @endpoint(
@@ -154,7 +163,9 @@ def get_driver_properties(call: Call) -> object:
 def get_raid_logical_disk_properties(call: Call) -> object:
     if not allows("raid", call.version):
         raise NotAcceptable("RAID logical disk properties require API version 1.12 or later.")
-    return call.deps.conductor.raid_logical_disk_properties(_find(call).name)
+    return call.deps.conductor.call(
+        RaidLogicalDiskProperties(_find(call).name), context=call.context
+    )
 
 
 # -------------------------------------------------------------------- vendor passthru
@@ -165,15 +176,15 @@ def get_raid_logical_disk_properties(call: Call) -> object:
     doc=Operation("List a hardware type's vendor passthru methods", answers={200: vendor.METHODS}),
 )
 def get_vendor_methods(call: Call) -> object:
-    return call.deps.conductor.driver_vendor_methods(_find(call).name)
+    return call.deps.conductor.call(DriverVendorMethods(_find(call).name), context=call.context)
 
 
 @endpoint("baremetal:driver:vendor_passthru", body=True, doc=vendor.PASSTHRU)
 def vendor_passthru(call: Call) -> object:
     method, args = vendor.passthru_request(call)
     name = _find(call).name
-    result = call.deps.conductor.driver_vendor_passthru(
-        name, method, args=args, http_method=call.method
+    result = call.deps.conductor.call(
+        DriverVendorPassthru(name, method, args=args, http_method=call.method), context=call.context
     )
     return Reply(200, result)
 

@@ -30,6 +30,15 @@ from metalcast.api.params import (
 from metalcast.api.schema import MAX_TRAITS, Field, check_trait, check_traits, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import iso, links
+from metalcast.calls import (
+    RemoveTraits,
+    SetTraits,
+    VendorMethods,
+    VendorPassthru,
+    VifAttach,
+    VifDetach,
+    VifList,
+)
 from metalcast.db import bios
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
@@ -95,7 +104,7 @@ def put_traits(call: Call) -> object:
     )
     traits = check_traits(body["traits"])
     node = _load(call, "baremetal:node:traits:set")
-    call.deps.conductor.set_traits(node.id, traits, replace=True, context=call.context)
+    call.deps.conductor.call(SetTraits(node.id, traits, replace=True), context=call.context)
     return Reply(204)
 
 
@@ -104,7 +113,7 @@ def put_trait(call: Call) -> object:
     _require(call, "traits")
     trait = check_trait(call.args["trait"])
     node = _load(call, "baremetal:node:traits:set")
-    call.deps.conductor.set_traits(node.id, [trait], replace=False, context=call.context)
+    call.deps.conductor.call(SetTraits(node.id, [trait], replace=False), context=call.context)
     return Reply(204)
 
 
@@ -114,7 +123,7 @@ def put_trait(call: Call) -> object:
 def delete_traits(call: Call) -> object:
     _require(call, "traits")
     node = _load(call, "baremetal:node:traits:delete")
-    call.deps.conductor.remove_traits(node.id, None, context=call.context)
+    call.deps.conductor.call(RemoveTraits(node.id, None), context=call.context)
     return Reply(204)
 
 
@@ -124,7 +133,7 @@ def delete_traits(call: Call) -> object:
 def delete_trait(call: Call) -> object:
     _require(call, "traits")
     node = _load(call, "baremetal:node:traits:delete")
-    call.deps.conductor.remove_traits(node.id, [call.args["trait"]], context=call.context)
+    call.deps.conductor.call(RemoveTraits(node.id, [call.args["trait"]]), context=call.context)
     return Reply(204)
 
 
@@ -211,7 +220,7 @@ def _require_vifs(call: Call) -> None:
 def get_vifs(call: Call) -> object:
     _require_vifs(call)
     node = _load(call, "baremetal:node:vif:list")
-    return {"vifs": call.deps.conductor.vif_list(node.id, context=call.context)}
+    return {"vifs": call.deps.conductor.call(VifList(node.id), context=call.context)}
 
 
 @endpoint(
@@ -228,7 +237,7 @@ def attach_vif(call: Call) -> object:
     if not isinstance(call.body, dict) or not isinstance(call.body.get("id"), str):
         raise InvalidInput('The request body must be an object with the VIF\'s "id" (a string).')
     node = _load(call, "baremetal:node:vif:attach")
-    call.deps.conductor.vif_attach(node.id, call.body, context=call.context)
+    call.deps.conductor.call(VifAttach(node.id, call.body), context=call.context)
     return Reply(204)
 
 
@@ -239,7 +248,7 @@ def attach_vif(call: Call) -> object:
 def detach_vif(call: Call) -> object:
     _require_vifs(call)
     node = _load(call, "baremetal:node:vif:detach")
-    call.deps.conductor.vif_detach(node.id, call.args["vif"], context=call.context)
+    call.deps.conductor.call(VifDetach(node.id, call.args["vif"]), context=call.context)
     return Reply(204)
 
 
@@ -324,14 +333,14 @@ def get_history_event(call: Call) -> object:
 )
 def get_vendor_methods(call: Call) -> object:
     node = _load(call, "baremetal:node:vendor_passthru")
-    return call.deps.conductor.vendor_methods(node.id, context=call.context)
+    return call.deps.conductor.call(VendorMethods(node.id), context=call.context)
 
 
 @endpoint("baremetal:node:vendor_passthru", body=True, doc=vendor.PASSTHRU)
 def vendor_passthru(call: Call) -> object:
     method, args = vendor.passthru_request(call)
     node = _load(call, "baremetal:node:vendor_passthru")
-    methods = call.deps.conductor.vendor_methods(node.id, context=call.context)
+    methods = call.deps.conductor.call(VendorMethods(node.id), context=call.context)
     spec = methods.get(method)
     if spec is None:
         known = ", ".join(sorted(methods)) or "none"
@@ -342,7 +351,7 @@ def vendor_passthru(call: Call) -> object:
             f"The vendor method '{method}' does not support HTTP {call.method}; "
             f"use {', '.join(allowed)}."
         )
-    result = call.deps.conductor.vendor_passthru(node.id, method, args, context=call.context)
+    result = call.deps.conductor.call(VendorPassthru(node.id, method, args), context=call.context)
     return Reply(202 if spec.get("async") else 200, result)
 
 

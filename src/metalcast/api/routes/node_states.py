@@ -30,9 +30,22 @@ from metalcast.api.schema import Field, check_choice, describe, validate_body
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import iso
 from metalcast.api.views.nodes import provision_state
+from metalcast.calls import (
+    ChangePowerState,
+    ChangeProvisionState,
+    GetBootDevice,
+    GetConsole,
+    GetSupportedBootDevices,
+    InjectNmi,
+    ProvisionRequest,
+    SetBootDevice,
+    SetConsoleMode,
+    SetMaintenance,
+    SetTargetRaidConfig,
+    Validate,
+)
 from metalcast.db.models import Node
 from metalcast.errors import InvalidInput, NotAcceptable
-from metalcast.rpc.client import ProvisionRequest
 from metalcast.secrecy import mask, scrub_text
 from metalcast.states import VERBS, PowerTarget, ProvisionState, advance
 
@@ -147,7 +160,9 @@ def set_power_state(call: Call) -> object:
     target = _power_target(body["target"], call.version)
     timeout = body.get("timeout")  # 1 to MAX_POWER_TIMEOUT seconds (its Field says)
     node = _load(call, "baremetal:node:set_power_state")
-    call.deps.conductor.change_power_state(node.id, target, timeout=timeout, context=call.context)
+    call.deps.conductor.call(
+        ChangePowerState(node.id, target, timeout=timeout), context=call.context
+    )
     return _accepted(call, node)
 
 
@@ -225,7 +240,7 @@ def set_provision_state(call: Call) -> object:
     _check_abort_inspect(request.verb, state, call.version)
     # refuse an impossible transition before anything is written
     advance(state, VERBS[request.verb])
-    call.deps.conductor.change_provision_state(node.id, request, context=call.context)
+    call.deps.conductor.call(ChangeProvisionState(node.id, request), context=call.context)
     return _accepted(call, node)
 
 
@@ -378,7 +393,7 @@ CONSOLE = Named(
 )
 def get_console(call: Call) -> object:
     node = _load(call, "baremetal:node:get_console")
-    console = call.deps.conductor.get_console(node.id, context=call.context)
+    console = call.deps.conductor.call(GetConsole(node.id), context=call.context)
     return {"console_enabled": console.enabled, "console_info": mask(console.info)}
 
 
@@ -403,7 +418,7 @@ def set_console(call: Call) -> object:
     )
     enabled = _enabled(body["enabled"])
     node = _load(call, "baremetal:node:set_console_state")
-    call.deps.conductor.set_console_mode(node.id, enabled, context=call.context)
+    call.deps.conductor.call(SetConsoleMode(node.id, enabled), context=call.context)
     location = call.url("v1", "nodes", node.uuid, "states", "console")
     return Reply(202, headers={"Location": location})
 
@@ -441,7 +456,7 @@ def set_raid_config(call: Call) -> object:
             '{"logical_disks": [...]}, or {} to clear it.'
         )
     node = _load(call, "baremetal:node:set_raid_state")
-    call.deps.conductor.set_target_raid_config(node.id, call.body, context=call.context)
+    call.deps.conductor.call(SetTargetRaidConfig(node.id, call.body), context=call.context)
     return Reply(204)
 
 
@@ -470,14 +485,14 @@ def set_maintenance(call: Call) -> object:
     )
     reason = body.get("reason") or call.query.get("reason")
     node = _load(call, "baremetal:node:set_maintenance")
-    call.deps.conductor.set_maintenance(node.id, True, reason=reason, context=call.context)
+    call.deps.conductor.call(SetMaintenance(node.id, True, reason=reason), context=call.context)
     return _accepted(call, node)
 
 
 @endpoint("baremetal:node:clear_maintenance", doc=accepted("Take a node out of maintenance"))
 def unset_maintenance(call: Call) -> object:
     node = _load(call, "baremetal:node:clear_maintenance")
-    call.deps.conductor.set_maintenance(node.id, False, reason=None, context=call.context)
+    call.deps.conductor.call(SetMaintenance(node.id, False, reason=None), context=call.context)
     return _accepted(call, node)
 
 
@@ -502,7 +517,7 @@ VALIDATION = Named(
 )
 def validate_node(call: Call) -> object:
     node = _load(call, "baremetal:node:validate")
-    results = call.deps.conductor.validate(node.id, context=call.context)
+    results = call.deps.conductor.call(Validate(node.id), context=call.context)
     return {
         name: {"result": r.result, "reason": scrub_text(r.reason) if r.reason else r.reason}
         for name, r in sorted(results.items())
@@ -532,7 +547,7 @@ BOOT_DEVICE = Named(
 )
 def get_boot_device(call: Call) -> object:
     node = _load(call, "baremetal:node:get_boot_device")
-    return call.deps.conductor.get_boot_device(node.id, context=call.context)
+    return call.deps.conductor.call(GetBootDevice(node.id), context=call.context)
 
 
 @endpoint(
@@ -553,8 +568,9 @@ def set_boot_device(call: Call) -> object:
         required=("boot_device",),
     )
     node = _load(call, "baremetal:node:set_boot_device")
-    call.deps.conductor.set_boot_device(
-        node.id, body["boot_device"], persistent=bool(body.get("persistent")), context=call.context
+    call.deps.conductor.call(
+        SetBootDevice(node.id, body["boot_device"], persistent=bool(body.get("persistent"))),
+        context=call.context,
     )
     return Reply(204)
 
@@ -572,7 +588,7 @@ def set_boot_device(call: Call) -> object:
 )
 def get_supported_boot_devices(call: Call) -> object:
     node = _load(call, "baremetal:node:get_boot_device")
-    devices = call.deps.conductor.get_supported_boot_devices(node.id, context=call.context)
+    devices = call.deps.conductor.call(GetSupportedBootDevices(node.id), context=call.context)
     return {"supported_boot_devices": devices}
 
 
@@ -590,7 +606,7 @@ def inject_nmi(call: Call) -> object:
         call.body if call.body is not None else {}, {}, what="NMI request", version=call.version
     )
     node = _load(call, "baremetal:node:inject_nmi")
-    call.deps.conductor.inject_nmi(node.id, context=call.context)
+    call.deps.conductor.call(InjectNmi(node.id), context=call.context)
     return Reply(204)
 
 

@@ -26,6 +26,7 @@ from metalcast.api.params import (
 from metalcast.api.schema import validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views import nodes as view
+from metalcast.calls import CreateNode, DestroyNode, UpdateNode
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
@@ -290,7 +291,7 @@ def create_node(call: Call) -> object:
         values = node_fields.to_columns(conn, body)
     if not allows("enroll", call.version):
         values["provision_state"] = "available"
-    node = call.deps.conductor.create_node(values, context=call.context)
+    node = call.deps.conductor.call(CreateNode(values), context=call.context)
     call.audit.node(uuid=node.uuid)
     with call.deps.db.read() as conn:
         doc = render_one(conn, call, node=node)
@@ -336,7 +337,7 @@ def delete_node(call: Call) -> object:
     # project_admin_can_manage_own_nodes, on by default)
     if not call.allows("baremetal:node:delete", target):
         call.enforce("baremetal:node:delete:self_owned_node", target)
-    call.deps.conductor.destroy_node(node.id, context=call.context)
+    call.deps.conductor.call(DestroyNode(node.id), context=call.context)
     return Reply(204)
 
 
@@ -404,8 +405,8 @@ def patch_node(call: Call) -> object:
             "The reset_interfaces parameter can only be used when changing the node's driver."
         )
     if values:
-        node = call.deps.conductor.update_node(
-            node.id, values, context=call.context, reset_interfaces=reset
+        node = call.deps.conductor.call(
+            UpdateNode(node.id, values, reset_interfaces=reset), context=call.context
         )
     with call.deps.db.read() as conn:
         return render_one(conn, call, node=node)

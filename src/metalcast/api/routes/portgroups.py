@@ -32,6 +32,7 @@ from metalcast.api.schema import (
 )
 from metalcast.api.versions import allows
 from metalcast.api.views import ports as view
+from metalcast.calls import CreatePortgroup, DestroyPortgroup, UpdatePortgroup
 from metalcast.db import repository as repo
 from metalcast.db.models import Portgroup
 from metalcast.errors import NotFound
@@ -211,7 +212,7 @@ def create_portgroup(call: Call) -> object:
     )
     with call.deps.db.read() as conn:
         values = to_columns(conn, call, values=body)
-    group = call.deps.conductor.create_portgroup(values, context=call.context)
+    group = call.deps.conductor.call(CreatePortgroup(values), context=call.context)
     doc = _render(call, group)
     return Reply(201, doc, {"Location": call.url("v1", "portgroups", group.uuid)})
 
@@ -237,7 +238,7 @@ def patch_portgroup(call: Call) -> object:
         changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
         values = to_columns(conn, call, values=changes, group=group)
     if values:
-        group = call.deps.conductor.update_portgroup(group.id, values, context=call.context)
+        group = call.deps.conductor.call(UpdatePortgroup(group.id, values), context=call.context)
     return _render(call, group)
 
 
@@ -251,7 +252,7 @@ def delete_portgroup(call: Call) -> object:
         group = lookup.portgroup(
             conn, call, ident=call.args["portgroup"], action="baremetal:portgroup:delete"
         )
-    call.deps.conductor.destroy_portgroup(group.id, context=call.context)
+    call.deps.conductor.call(DestroyPortgroup(group.id), context=call.context)
     return Reply(204)
 
 

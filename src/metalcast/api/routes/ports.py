@@ -32,6 +32,7 @@ from metalcast.api.schema import (
 )
 from metalcast.api.versions import allows
 from metalcast.api.views import ports as view
+from metalcast.calls import CreatePort, DestroyPort, UpdatePort
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Port
@@ -246,7 +247,7 @@ def create_port(call: Call) -> object:
     )
     with call.deps.db.read() as conn:
         values = to_columns(conn, call, values=body)
-    port = call.deps.conductor.create_port(values, context=call.context)
+    port = call.deps.conductor.call(CreatePort(values), context=call.context)
     doc = _render(call, port)
     return Reply(201, doc, {"Location": call.url("v1", "ports", port.uuid)})
 
@@ -270,7 +271,7 @@ def patch_port(call: Call) -> object:
         changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
         values = to_columns(conn, call, values=changes, port=port)
     if values:
-        port = call.deps.conductor.update_port(port.id, values, context=call.context)
+        port = call.deps.conductor.call(UpdatePort(port.id, values), context=call.context)
     return _render(call, port)
 
 
@@ -278,7 +279,7 @@ def patch_port(call: Call) -> object:
 def delete_port(call: Call) -> object:
     with call.deps.db.read() as conn:
         port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:delete")
-    call.deps.conductor.destroy_port(port.id, context=call.context)
+    call.deps.conductor.call(DestroyPort(port.id), context=call.context)
     return Reply(204)
 
 

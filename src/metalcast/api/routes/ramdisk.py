@@ -10,8 +10,8 @@ the boot HTTP server hands them to agents with URLs signed for the node's token
 address or ``node_uuid`` remains, as in Ironic; otherwise they are a 400.
 
 Errors: ``NotFound`` (404, also below 1.22), ``InvalidInput`` (400), and those of
-:meth:`metalcast.rpc.client.ConductorClient.agent_heartbeat` (409 when the node is
-locked or not expecting an agent).
+:class:`metalcast.calls.AgentHeartbeat` (409 when the node is locked or not
+expecting an agent).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from metalcast.api.params import check_query
 from metalcast.api.schema import Field, normalize_mac, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import links
+from metalcast.calls import AgentHeartbeat, AgentLookup
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.errors import Conflict, InvalidInput, NotFound
@@ -128,7 +129,7 @@ def lookup(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = _find(conn, node_uuid, macs)
     try:
-        token = call.deps.conductor.agent_lookup(node.id, context=call.context)
+        token = call.deps.conductor.call(AgentLookup(node.id), context=call.context)
     except Conflict:
         raise NotFound(NOT_FOUND) from None  # it stopped waiting meanwhile
     config = {**_config(call), "agent_token": token}
@@ -235,7 +236,7 @@ def heartbeat(call: Call) -> object:
         progress=_object(body.get("progress"), "progress"),
         log=tuple(str(line) for line in _list(body.get("log"), "log")[-_MAX_LOG_LINES:]),
     )
-    reply = call.deps.conductor.agent_heartbeat(node.id, report, context=call.context)
+    reply = call.deps.conductor.call(AgentHeartbeat(node.id, report), context=call.context)
     if token is None:
         return Reply(202)  # an Ironic agent: no body, as Ironic answers
     # a command's download URL is relative to the agent's API URL (the boot server's

@@ -32,6 +32,14 @@ from metalcast.api.schema import Field, check_choice, check_ident, check_uuid, v
 from metalcast.api.versions import allows
 from metalcast.api.views import volume as view
 from metalcast.api.views.ports import Uuids
+from metalcast.calls import (
+    CreateVolumeConnector,
+    CreateVolumeTarget,
+    DestroyVolumeConnector,
+    DestroyVolumeTarget,
+    UpdateVolumeConnector,
+    UpdateVolumeTarget,
+)
 from metalcast.db import repository as repo
 from metalcast.db import volumes
 from metalcast.db.models import JSONDict
@@ -105,14 +113,14 @@ CONNECTORS = Kind(
     document=view.CONNECTOR,
     lister=volumes.list_volume_connectors,
     finder=lookup.volume_connector,
-    create=lambda call, values: _conductor(call).create_volume_connector(
-        values, context=call.context
+    create=lambda call, values: _conductor(call).call(
+        CreateVolumeConnector(values), context=call.context
     ),
-    update=lambda call, row_id, values: _conductor(call).update_volume_connector(
-        row_id, values, context=call.context
+    update=lambda call, row_id, values: _conductor(call).call(
+        UpdateVolumeConnector(row_id, values), context=call.context
     ),
-    destroy=lambda call, row_id: _conductor(call).destroy_volume_connector(
-        row_id, context=call.context
+    destroy=lambda call, row_id: _conductor(call).call(
+        DestroyVolumeConnector(row_id), context=call.context
     ),
 )
 
@@ -141,12 +149,14 @@ TARGETS = Kind(
     document=view.TARGET,
     lister=volumes.list_volume_targets,
     finder=lookup.volume_target,
-    create=lambda call, values: _conductor(call).create_volume_target(values, context=call.context),
-    update=lambda call, row_id, values: _conductor(call).update_volume_target(
-        row_id, values, context=call.context
+    create=lambda call, values: _conductor(call).call(
+        CreateVolumeTarget(values), context=call.context
     ),
-    destroy=lambda call, row_id: _conductor(call).destroy_volume_target(
-        row_id, context=call.context
+    update=lambda call, row_id, values: _conductor(call).call(
+        UpdateVolumeTarget(row_id, values), context=call.context
+    ),
+    destroy=lambda call, row_id: _conductor(call).call(
+        DestroyVolumeTarget(row_id), context=call.context
     ),
 )
 

@@ -29,7 +29,7 @@ class ProvisionOptions:
     rescue_password: str | None = field(default=None, repr=False)
     disable_ramdisk: bool | None = None
     #: the caller is a system administrator: a config drive URL it gives may reach
-    #: internal hosts (set by the conductor service from the request's context)
+    #: internal hosts (set from the request's context in :mod:`metalcast.conductor.handlers`)
     admin: bool = False
 
 
