@@ -111,6 +111,11 @@ class Faults:
         self.hang = False
         self.ignore_power = False
 
+    def reseed(self, seed: int) -> None:
+        """Make the ``drop_rate`` drops repeat from run to run."""
+        with self._lock:
+            self._random.seed(seed)
+
     def swallow(self) -> bool:
         """Whether to ignore this incoming packet or request (hang, or dropped)."""
         if self.hang:
