@@ -162,6 +162,13 @@ class ConductorSettings(_Area):
     service_callback_timeout: float = Field(default=1800, ge=0)
     #: seconds between checks of wait-state timeouts
     check_timeouts_interval: float = Field(default=60.0, gt=0)
+    #: where ``metalcast conductor`` takes the API processes' requests (sealed
+    #: JSON-RPC over HTTP); port 0: any free port (it is registered with the
+    #: conductor, so the API processes find it)
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = Field(default=0, ge=0, le=65535)
+    #: seconds an API process waits for a conductor to answer one request
+    rpc_timeout: float = Field(default=120.0, gt=0)
     heartbeat_interval: float = Field(default=10.0, gt=0)
     #: a conductor silent for this long is considered dead
     heartbeat_timeout: float = Field(default=60.0, gt=0)

@@ -187,6 +187,87 @@ def server(
     run_server(settings)
 
 
+LogLevelOpt = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+LogJsonOpt = Annotated[
+    bool, typer.Option("--log-json", help="Log one JSON object per line (for log shippers).")
+]
+
+
+@app.command()
+def api(
+    *,
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.", show_default=False)] = None,
+    state_dir: StateDirOpt = None,
+    log_level: LogLevelOpt = "info",
+    log_json: LogJsonOpt = False,
+) -> None:
+    """Run an API process (no conductor of its own) on a shared PostgreSQL database.
+
+    Any number may run; each sends a node's requests to the conductor that owns it.
+    """
+    from metalcast.cli.processes import run_api
+
+    settings = settings_from(
+        config,
+        overrides={
+            "METALCAST_API__HOST": host,
+            "METALCAST_API__PORT": port,
+            "METALCAST_STATE_DIR": state_dir,
+        },
+    )
+    configure_logging(level=log_level, json=log_json)
+    run_api(settings)
+
+
+@app.command()
+def conductor(
+    *,
+    config: ConfigOpt = None,
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            help="This conductor's name (unique; default: the host's).", show_default=False
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Its conductor group (default: '').", show_default=False),
+    ] = None,
+    rpc_host: Annotated[
+        str | None,
+        typer.Option(help="Address API processes reach it at.", show_default=False),
+    ] = None,
+    rpc_port: Annotated[
+        int | None,
+        typer.Option(help="Port for API processes (default: any free one).", show_default=False),
+    ] = None,
+    state_dir: StateDirOpt = None,
+    log_level: LogLevelOpt = "info",
+    log_json: LogJsonOpt = False,
+) -> None:
+    """Run a conductor process on a shared PostgreSQL database.
+
+    Any number may run; the hash ring gives each node to one live conductor of its
+    conductor group, and the others take a dead one's nodes over.
+    """
+    from metalcast.cli.processes import run_conductor
+
+    settings = settings_from(
+        config,
+        overrides={
+            "METALCAST_CONDUCTOR__HOSTNAME": hostname,
+            "METALCAST_CONDUCTOR__CONDUCTOR_GROUP": group,
+            "METALCAST_CONDUCTOR__RPC_HOST": rpc_host,
+            "METALCAST_CONDUCTOR__RPC_PORT": rpc_port,
+            "METALCAST_STATE_DIR": state_dir,
+        },
+    )
+    configure_logging(level=log_level, json=log_json)
+    run_conductor(settings)
+
+
 @db_app.command("upgrade")
 def db_upgrade(*, config: ConfigOpt = None, state_dir: StateDirOpt = None) -> None:
     """Apply every database migration (the server also does this when it starts)."""

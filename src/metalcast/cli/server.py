@@ -64,6 +64,40 @@ def load_secret_box(settings: Settings) -> SecretBox:
     return secret_box
 
 
+def open_database(settings: Settings, secret_box: SecretBox) -> Database:
+    """The database, migrated, with the secrets older versions stored in clear sealed.
+
+    Raises:
+        DatabaseError: the database cannot be opened or migrated.
+    """
+    db = Database(settings.database_url, secret_box=secret_box)
+    db.migrate()
+    sealed = seal_database(db)
+    if sealed:
+        log.info("encrypted the secrets older versions stored in clear (%d rows)", sealed)
+    return db
+
+
+def build_conductor(
+    settings: Settings, db: Database, secret_box: SecretBox, boot: BootSupervisor | None
+) -> ConductorService:
+    """The conductor (not started); the ``ipxe`` and ``pxe`` boot interfaces write
+    node boot files through ``boot``.
+
+    Raises:
+        MetalcastError: a driver cannot be loaded.
+    """
+    cs = settings.conductor
+    policy = CallPolicy(
+        timeout=cs.bmc_call_timeout,
+        attempts=cs.bmc_call_attempts,
+        backoff=cs.bmc_retry_backoff,
+        poll_interval=cs.bmc_poll_interval,
+    )
+    registry = default_registry(bmc_policy=policy, boot_files=boot)
+    return ConductorService(settings, db, registry=registry, secret_box=secret_box)
+
+
 def build_server(
     settings: Settings,
     boot: BootSupervisor | None = None,
@@ -81,20 +115,8 @@ def build_server(
         MetalcastError: the secret key or a driver cannot be loaded.
     """
     secret_box = secret_box or load_secret_box(settings)
-    db = Database(settings.database_url, secret_box=secret_box)
-    db.migrate()
-    sealed = seal_database(db)
-    if sealed:
-        log.info("encrypted the secrets older versions stored in clear (%d rows)", sealed)
-    cs = settings.conductor
-    policy = CallPolicy(
-        timeout=cs.bmc_call_timeout,
-        attempts=cs.bmc_call_attempts,
-        backoff=cs.bmc_retry_backoff,
-        poll_interval=cs.bmc_poll_interval,
-    )
-    registry = default_registry(bmc_policy=policy, boot_files=boot)
-    service = ConductorService(settings, db, registry=registry, secret_box=secret_box)
+    db = open_database(settings, secret_box)
+    service = build_conductor(settings, db, secret_box, boot)
     app = create_app(settings, db, conductor=LocalConductorClient(service))
     return app, service, db
 
@@ -186,7 +208,29 @@ def run_server(settings: Settings) -> None:
         f"metalcast server listening on {server_url(settings)} "
         f"(database {db.safe_url}, state dir {settings.state_dir})"
     )
-    config = uvicorn.Config(
+    config = uvicorn_config(app, settings, certificate)
+    freeze_startup_objects()
+    service.start()
+    if boot is not None:
+        boot.start()
+    try:
+        if not signals.received:
+            serve_api(config, banner=banner)
+    finally:
+        if boot is not None:
+            log.info("stopping the boot services")
+            boot.stop()
+        log.info("stopping the conductor")
+        service.stop(settings.conductor.graceful_shutdown_timeout)
+        db.dispose()
+        heap_stop.set()
+
+
+def uvicorn_config(
+    app: Asgi, settings: Settings, certificate: ServerCertificate | None
+) -> uvicorn.Config:
+    """How uvicorn serves the API app."""
+    return uvicorn.Config(
         app,
         host=settings.api.host,
         port=settings.api.port,
@@ -201,24 +245,14 @@ def run_server(settings: Settings) -> None:
         # must see the real peer for it
         proxy_headers=False,
     )
-    _freeze_startup_objects()
-    service.start()
-    if boot is not None:
-        boot.start()
-    try:
-        if not signals.received:
-            _Server(config, banner=banner).run()
-    finally:
-        if boot is not None:
-            log.info("stopping the boot services")
-            boot.stop()
-        log.info("stopping the conductor")
-        service.stop(settings.conductor.graceful_shutdown_timeout)
-        db.dispose()
-        heap_stop.set()
 
 
-def _freeze_startup_objects() -> None:
+def serve_api(config: uvicorn.Config, *, banner: str) -> None:
+    """Serve until SIGTERM or SIGINT (uvicorn handles them, then this returns)."""
+    _Server(config, banner=banner).run()
+
+
+def freeze_startup_objects() -> None:
     """Keep what start-up made (modules, settings, the rule table: 120,000 objects and
     more, keystonemiddleware's included) out of every later garbage collection.
 

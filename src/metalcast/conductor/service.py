@@ -156,8 +156,9 @@ class ConductorService:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        """Register this conductor, recover what a previous process left, start the
+    def start(self, *, rpc_url: str | None = None) -> None:
+        """Register this conductor (reachable at ``rpc_url`` by API processes; None
+        in the all-in-one server), recover what a previous process left, start the
         periodic threads.  Raises DatabaseError-like errors from the database."""
         cs = self.rt.settings
         with self.rt.db.begin() as conn:
@@ -166,6 +167,7 @@ class ConductorService:
                 hostname=cs.hostname,
                 conductor_group=cs.conductor_group,
                 hardware_types=list(self.ring.me.hardware_types),
+                rpc_url=rpc_url,
             )
         self.ring.reload()
         recovered = recovery.recover(self.rt)

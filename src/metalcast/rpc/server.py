@@ -1,0 +1,210 @@
+"""A conductor's JSON-RPC endpoint: the requests of API processes, executed here.
+
+``POST /rpc`` takes one sealed JSON-RPC 2.0 request (:mod:`.wire`)::
+
+    {"jsonrpc": "2.0", "id": "...", "method": "ChangePowerState",
+     "params": {"request": <the encoded request>, "context": <the caller>}}
+
+and answers 200 with a sealed response holding ``result`` (the encoded result) or
+``error`` (``code`` -32000, ``message``, and ``data``: the error as
+:func:`.codec.encode_error` describes it, which the API turns into its usual
+response).  A body that is not sealed with this installation's key gets 401 in plain
+text and nothing is executed.  Each request runs in its own thread, inside the
+caller's context (:func:`metalcast.context.acting_for`), so history rows name whoever
+asked in the API.
+
+Lifecycle::
+
+    server = RpcServer(service, secret_box, host="127.0.0.1", port=0)
+    server.start()          # listening; server.url is what the conductor registers
+    server.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+
+from metalcast.calls import Call
+from metalcast.conductor.service import ConductorService
+from metalcast.context import RequestContext, acting_for
+from metalcast.errors import MetalcastError
+from metalcast.rpc import codec
+from metalcast.rpc.wire import REQUEST, RESPONSE, RpcRefused, Seal
+from metalcast.secrecy import SecretBox
+
+_log = logging.getLogger(__name__)
+
+#: the largest request body taken (a config drive is the largest thing one carries)
+MAX_BODY = 256 * 2**20
+PATH = "/rpc"
+#: JSON-RPC's code for an error of the application
+APPLICATION_ERROR = -32000
+
+
+class RpcServer:
+    """Serves one conductor's requests over HTTP, a thread per connection."""
+
+    def __init__(
+        self, service: ConductorService, secret_box: SecretBox, *, host: str, port: int
+    ) -> None:
+        self.service = service
+        self.seal = Seal(secret_box)
+        self._httpd = _HTTPServer((host, port), _Handler, self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Where API processes reach this conductor (registered with it)."""
+        address, port = self._httpd.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else str(address)
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.getfqdn()
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="rpc-server", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening and close every connection (the conductor stopped first, so
+        none is in the middle of a request it will finish)."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+        self._httpd.close_connections()
+
+    def answer(self, body: bytes) -> bytes:
+        """The sealed response to the sealed request ``body``.
+
+        Raises:
+            RpcRefused: ``body`` is not a request of this installation.
+        """
+        message = self.seal.open(body, direction=REQUEST)
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message.get("id")}
+        try:
+            request, context = _parse(message)
+        except MetalcastError as exc:
+            reply["error"] = _error(exc)
+            return self.seal.seal(reply, direction=RESPONSE)
+        with structlog.contextvars.bound_contextvars(request_id=context.request_id):
+            try:
+                with acting_for(context):
+                    result = self.service.execute(request, context=context)
+                reply["result"] = codec.encode(result)
+            except MetalcastError as exc:
+                reply["error"] = _error(exc)
+            except Exception:  # boundary: the caller gets a 500 naming this conductor
+                _log.exception("request %s failed", type(request).__name__)
+                reply["error"] = _error(
+                    MetalcastError(
+                        f"Internal error in conductor {self.service.hostname} while "
+                        f"executing {type(request).__name__}; its log has the details "
+                        f"(request {context.request_id})."
+                    )
+                )
+        return self.seal.seal(reply, direction=RESPONSE)
+
+
+def _parse(message: dict[str, Any]) -> tuple[Call[Any], RequestContext]:
+    params = message.get("params")
+    if not isinstance(params, dict):
+        raise codec.CodecError("an RPC request without params")
+    request = codec.decode(params.get("request"))
+    context = codec.decode(params.get("context"))
+    if not isinstance(request, Call) or type(request).__name__ != message.get("method"):
+        raise codec.CodecError(f"an RPC request for {message.get('method')!r} holds no such call")
+    if not isinstance(context, RequestContext):
+        raise codec.CodecError("an RPC request without its caller")
+    return request, context
+
+
+def _error(exc: MetalcastError) -> dict[str, Any]:
+    return {"code": APPLICATION_ERROR, "message": exc.message, "data": codec.encode_error(exc)}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[Any], rpc: RpcServer) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.rpc = rpc
+        self._connections: set[socket.socket] = set()
+        self._guard = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._guard:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._guard:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._guard:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    #: headers and body go out in two writes: without this, the body waits for the
+    #: client's delayed ACK (40 ms a request on Linux)
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def do_POST(self) -> None:
+        if self.path != PATH:
+            self._plain(HTTPStatus.NOT_FOUND, f"no such endpoint; POST {PATH}")
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._plain(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+            return
+        if not 0 < length <= MAX_BODY:
+            self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
+            return
+        body = self.rfile.read(length)
+        try:
+            reply = self.server.rpc.answer(body)
+        except RpcRefused as exc:
+            _log.warning("refused an RPC request from %s: %s", self.client_address[0], exc)
+            self._plain(HTTPStatus.UNAUTHORIZED, exc.message)
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def _plain(self, status: HTTPStatus, text: str) -> None:
+        data = (text + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the conductor logs what it does, not each exchange."""

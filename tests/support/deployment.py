@@ -1,0 +1,219 @@
+"""Several ``metalcast conductor`` and ``metalcast api`` processes on one throwaway
+PostgreSQL database and one state directory (one secret key), as the README's
+multi-process set-up runs them, which a test starts, kills and restarts one by one.
+
+Conductors heartbeat every :data:`HEARTBEAT` seconds so that a death shows within
+seconds; everything else is the defaults.  Every process, once gone, has its logs
+searched for the secrets the tests use (:mod:`secret_scan`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from secret_scan import leaks
+from server_process import free_port
+
+HEADERS = {"X-OpenStack-Ironic-API-Version": "1.60"}
+HEARTBEAT = 1.0
+HEARTBEAT_TIMEOUT = 1.5
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 90.0
+
+
+@dataclass
+class Process:
+    """One process of the deployment (running or not)."""
+
+    kind: str  # "api" or "conductor"
+    name: str
+    args: list[str]
+    log_dir: Path
+    url: str = ""
+    popen: subprocess.Popen[bytes] | None = None
+    exits: list[int] = field(default_factory=list)
+
+    @property
+    def stdout(self) -> Path:
+        return self.log_dir / f"{self.name}.stdout"
+
+    @property
+    def stderr(self) -> Path:
+        return self.log_dir / f"{self.name}.stderr"
+
+    def logs(self) -> str:
+        return (
+            f"--- {self.name} stdout ---\n{self.stdout.read_text(errors='replace')}\n"
+            f"--- {self.name} stderr ---\n{self.stderr.read_text(errors='replace')[-20000:]}"
+        )
+
+
+class Deployment:
+    """API and conductor processes sharing ``database_url`` and ``state_dir``."""
+
+    def __init__(self, database_url: str, state_dir: Path, env: Mapping[str, str] = ()) -> None:
+        self.state_dir = state_dir
+        self.log_dir = state_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+        self.env.update(
+            {
+                "METALCAST_DATABASE__URL": database_url,
+                "METALCAST_STATE_DIR": str(state_dir),
+                "METALCAST_BOOT__ENABLED": "false",
+                "METALCAST_CONDUCTOR__HEARTBEAT_INTERVAL": str(HEARTBEAT),
+                "METALCAST_CONDUCTOR__HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+                "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": "5",
+                **dict(env),
+            }
+        )
+        self.processes: dict[str, Process] = {}
+
+    # ------------------------------------------------------------------ starting
+
+    def add_conductor(self, name: str, *, group: str = "") -> Process:
+        args = ["conductor", "--hostname", name, "--group", group, "--rpc-host", "127.0.0.1"]
+        process = Process("conductor", name, args, self.log_dir)
+        self.processes[name] = process
+        self.start(name)
+        return process
+
+    def add_api(self, name: str) -> Process:
+        port = free_port()
+        args = ["api", "--host", "127.0.0.1", "--port", str(port)]
+        process = Process("api", name, args, self.log_dir, url=f"http://127.0.0.1:{port}")
+        self.processes[name] = process
+        self.start(name)
+        return process
+
+    def start(self, name: str) -> None:
+        """Start (or start again) process ``name`` and wait until it serves."""
+        process = self.processes[name]
+        with process.stdout.open("ab") as out, process.stderr.open("ab") as err:
+            process.popen = subprocess.Popen(
+                [sys.executable, "-m", "metalcast.cli.main", *process.args],
+                stdout=out,
+                stderr=err,
+                env=self.env,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise AssertionError(
+                    f"{name} exited with {process.popen.returncode}\n{process.logs()}"
+                )
+            if self._ready(process):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{name} did not start within {START_TIMEOUT}s\n{process.logs()}")
+
+    def _ready(self, process: Process) -> bool:
+        if process.kind == "conductor":
+            return (
+                self.conductor_alive(process.name)
+                and "taking requests at" in process.stdout.read_text()
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(process.url + "/v1", timeout=2).status_code == 200
+        return False
+
+    # ------------------------------------------------------------------ stopping
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no shutdown, whatever the process was doing."""
+        process = self.processes[name]
+        assert process.popen is not None
+        process.popen.kill()
+        process.exits.append(process.popen.wait())
+        process.popen = None
+
+    def stop(self, name: str) -> None:
+        """SIGTERM, and the process must exit 0 within :data:`STOP_TIMEOUT`."""
+        process = self.processes[name]
+        assert process.popen is not None
+        process.popen.send_signal(signal.SIGTERM)
+        try:
+            code = process.popen.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
+            raise AssertionError(f"{name} ignored SIGTERM\n{process.logs()}") from None
+        process.popen = None
+        process.exits.append(code)
+        assert code == 0, f"{name} exited with {code} after SIGTERM\n{process.logs()}"
+
+    def close(self) -> None:
+        """Stop what still runs (each must exit 0); no secret in any log."""
+        errors = []
+        for name, process in self.processes.items():
+            if process.popen is not None:
+                try:
+                    self.stop(name)
+                except AssertionError as exc:
+                    errors.append(str(exc))
+        found = leaks(sorted(self.log_dir.iterdir()))
+        assert not found, "a secret leaked into a log:\n  " + "\n  ".join(found)
+        assert not errors, "\n".join(errors)
+
+    # ------------------------------------------------------------------ looking
+
+    def api(self, name: str | None = None) -> str:
+        """The URL of API process ``name`` (default: the first running one)."""
+        for process in self.processes.values():
+            if process.kind == "api" and process.popen is not None and name in (None, process.name):
+                return process.url
+        raise AssertionError(f"no API process {name or ''} is running")
+
+    def conductors(self) -> dict[str, dict[str, object]]:
+        """GET /v1/conductors, by hostname."""
+        response = httpx.get(self.api() + "/v1/conductors", headers=HEADERS, timeout=30)
+        assert response.status_code == 200, response.text
+        return {c["hostname"]: c for c in response.json()["conductors"]}
+
+    def conductor_alive(self, name: str) -> bool:
+        with contextlib.suppress(AssertionError, httpx.HTTPError):
+            return bool(self.conductors().get(name, {}).get("alive"))
+        return False
+
+    def wait_conductors(self, alive: set[str], *, timeout: float = START_TIMEOUT) -> None:
+        """Block until exactly ``alive`` are the live conductors."""
+        deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            seen = {h for h, c in self.conductors().items() if c["alive"]}
+            if seen == alive:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"live conductors {sorted(seen)}, expected {sorted(alive)}")
+
+
+@contextlib.contextmanager
+def deployment(
+    database_url: str,
+    state_dir: Path,
+    *,
+    conductors: int = 3,
+    apis: int = 2,
+    env: Mapping[str, str] = (),
+) -> Iterator[Deployment]:
+    """``conductors`` conductors (c1…) and ``apis`` API processes (api1…), started; all
+    stopped at the end (each must exit 0)."""
+    deploy = Deployment(database_url, state_dir, env)
+    try:
+        # the first API process migrates the database before the conductors start
+        for index in range(1, apis + 1):
+            deploy.add_api(f"api{index}")
+        for index in range(1, conductors + 1):
+            deploy.add_conductor(f"c{index}")
+        yield deploy
+    finally:
+        deploy.close()

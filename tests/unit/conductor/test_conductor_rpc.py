@@ -1,0 +1,236 @@
+"""Requests crossing processes: the codec, the sealed messages, a conductor's RPC
+endpoint and the API side's client that routes each request to its node's owner.
+
+Real HTTP on loopback between a :class:`RemoteConductorClient` and conductors'
+:class:`RpcServer` s, on one database, as ``metalcast api`` and ``metalcast
+conductor`` use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from conductor_env import ALICE, Env
+from cryptography.fernet import Fernet
+
+from metalcast import calls as c
+from metalcast.conductor.ring import NoValidHost
+from metalcast.conductor.service import ConductorService
+from metalcast.context import RequestContext
+from metalcast.db import repository as repo
+from metalcast.errors import Conflict, InvalidInput, NodeLocked, NotFound, ServiceUnavailable
+from metalcast.hashring import Rings
+from metalcast.reports import AgentReport
+from metalcast.rpc import codec
+from metalcast.rpc.remote import RemoteConductorClient
+from metalcast.rpc.server import PATH, RpcServer
+from metalcast.rpc.wire import REQUEST, RESPONSE, WINDOW, RpcRefused, Seal
+from metalcast.secrecy import SecretBox
+
+ADMIN = RequestContext(user="admin", roles=frozenset({"admin"}), system_scope="all")
+
+# ---- the codec -----------------------------------------------------------------------
+
+
+def test_requests_and_contexts_cross_as_they_are() -> None:
+    values = [
+        c.ChangeProvisionState(
+            7,
+            c.ProvisionRequest(
+                "active", configdrive={"user_data": "#cloud-config"}, deploy_steps=[{"a": 1}]
+            ),
+        ),
+        c.AgentHeartbeat(
+            3, AgentReport(agent_version="1", token="t", results=({"id": "x"},), log=("l",))
+        ),
+        c.CreateNode({"driver": "fake-hardware", "extra": {"~dt": "not a date"}}),
+        RequestContext(
+            user="u",
+            roles=frozenset({"admin", "reader"}),
+            expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+        ),
+        [c.HardwareTypeInfo("ipmi", ["h1"], {"power": ["ipmitool"]})],
+    ]
+    for value in values:
+        assert codec.decode(codec.encode(value)) == value
+
+
+def test_only_known_types_are_built() -> None:
+    with pytest.raises(codec.CodecError, match="unknown type 'Popen'"):
+        codec.decode({"~dc": ["Popen", {"args": ["rm"]}]})
+    with pytest.raises(codec.CodecError, match="cannot be sent"):
+        codec.encode({1, 2})
+
+
+def test_errors_keep_their_class_status_and_details() -> None:
+    locked = codec.decode_error(codec.encode_error(NodeLocked("n1", "conductor-2")))
+    assert type(locked) is NodeLocked and locked.status_code == 409
+    assert (locked.node, locked.holder) == ("n1", "conductor-2")
+    assert "locked by host conductor-2" in locked.message
+    no_host = codec.decode_error(codec.encode_error(NoValidHost("no conductor in group x")))
+    assert type(no_host) is NoValidHost and no_host.status_code == 400
+    # a class this side does not know: its nearest known base, same status
+    unknown = {"lineage": ["Fancy", "Conflict", "MetalcastError"], "message": "m", "status": 409}
+    error = codec.decode_error(unknown)
+    assert type(error) is Conflict and error.message == "m"
+
+
+# ---- sealed messages -----------------------------------------------------------------
+
+
+def test_a_message_opens_only_with_the_same_key_and_direction() -> None:
+    box = SecretBox(Fernet.generate_key())
+    seal, same = Seal(box), Seal(box)
+    data = seal.seal({"id": 1}, direction=REQUEST)
+    assert b'"id"' not in data  # encrypted, not merely signed
+    assert same.open(data, direction=REQUEST) == {"id": 1}
+    with pytest.raises(RpcRefused, match="replayed"):
+        same.open(data, direction=REQUEST)
+    with pytest.raises(RpcRefused, match="secret key"):
+        Seal(SecretBox(Fernet.generate_key())).open(data, direction=REQUEST)
+    with pytest.raises(RpcRefused, match="secret key"):
+        Seal(box).open(data, direction=RESPONSE)  # a request is no response
+    with pytest.raises(RpcRefused, match="truncated"):
+        same.open(b"x", direction=REQUEST)
+
+
+def test_an_old_message_is_refused() -> None:
+    box = SecretBox(Fernet.generate_key())
+    now = [1000.0]
+    seal = Seal(box, clock=lambda: now[0])
+    data = seal.seal({"id": 1}, direction=REQUEST)
+    now[0] += WINDOW + 1
+    with pytest.raises(RpcRefused, match="window"):
+        seal.open(data, direction=REQUEST)
+
+
+# ---- conductors behind RPC servers ------------------------------------------------------
+
+Serve = Callable[[ConductorService], RpcServer]
+
+
+@pytest.fixture
+def serve(env: Env) -> Iterator[Serve]:
+    """``serve(service)``: an RPC server for the (started) service, registered."""
+    servers: list[RpcServer] = []
+
+    def start(service: ConductorService) -> RpcServer:
+        server = RpcServer(service, env.secret_box, host="127.0.0.1", port=0)
+        server.start()
+        servers.append(server)
+        me = service.ring.me
+        with env.db.begin() as conn:
+            repo.register_conductor(
+                conn,
+                hostname=me.hostname,
+                conductor_group=me.conductor_group,
+                hardware_types=list(me.hardware_types),
+                rpc_url=server.url,
+            )
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def client(env: Env) -> Iterator[RemoteConductorClient]:
+    remote = RemoteConductorClient(env.db, env.secret_box, heartbeat_timeout=60, refresh=0)
+    yield remote
+    remote.close()
+
+
+def test_a_request_runs_on_the_conductor_and_its_result_comes_back(
+    env: Env, serve: Serve, client: RemoteConductorClient
+) -> None:
+    serve(env.service)
+    node = client.call(c.CreateNode({"driver": "fake-hardware", "name": "n1"}), context=ALICE)
+    assert node == env.node(node.id)
+    client.call(c.ChangeProvisionState(node.id, c.ProvisionRequest("manage")), context=ALICE)
+    assert env.wait_settled(node.id).provision_state == "manageable"
+    # the conductor acted for the API's caller: history names alice and her project
+    created = env.history(node.id)[0]
+    assert (created.user, created.project) == ("alice", "p1")
+
+
+def test_errors_cross_with_their_class(
+    env: Env, serve: Serve, client: RemoteConductorClient
+) -> None:
+    serve(env.service)
+    node = env.create()
+    with env.db.begin() as conn:
+        repo.reserve_node(conn, node.id, "elsewhere")
+    with pytest.raises(NodeLocked, match="locked by host elsewhere"):
+        client.call(c.ChangePowerState(node.id, "power on"), context=ADMIN)
+    with pytest.raises(InvalidInput):
+        client.call(c.CreateNode({"driver": "no-such-driver"}), context=ADMIN)
+    with pytest.raises(NotFound):
+        client.call(c.ChangePowerState(999_999, "power on"), context=ADMIN)
+    with pytest.raises(NotFound, match="Port 4242"):
+        client.call(c.DestroyPort(4242), context=ADMIN)
+
+
+def test_each_node_goes_to_its_owner_and_to_another_when_the_owner_is_gone(
+    env: Env, serve: Serve, client: RemoteConductorClient
+) -> None:
+    second = env.make(hostname="conductor-2")
+    servers = {"conductor-1": serve(env.service), "conductor-2": serve(second)}
+    nodes = [env.create(name=f"n{i}") for i in range(24)]
+    rings = Rings([env.service.ring.me, second.ring.me])
+    owners = {n.id: rings.owner(n.uuid, group="", hardware_type="fake-hardware") for n in nodes}
+    assert set(owners.values()) == {"conductor-1", "conductor-2"}
+    for node in nodes:
+        client.call(c.SetMaintenance(node.id, True, "checking routing"), context=ADMIN)
+    for node in nodes:
+        assert env.history(node.id)[-1].conductor == owners[node.id]
+    servers["conductor-2"].stop()  # its process died: connections are refused
+    for node in nodes:
+        client.call(c.SetMaintenance(node.id, False), context=ADMIN)
+        assert env.history(node.id)[-1].conductor == "conductor-1"
+
+
+def test_a_stopping_conductor_hands_requests_to_the_next(
+    env: Env, serve: Serve, client: RemoteConductorClient
+) -> None:
+    second = env.make(hostname="conductor-2")
+    serve(env.service)
+    serve(second)
+    nodes = [env.create(name=f"n{i}") for i in range(12)]
+    second.rt.workers.close()  # what stop() does first: "conductor is shutting down"
+    for node in nodes:
+        client.call(c.ChangePowerState(node.id, "power on"), context=ADMIN)
+    for node in nodes:
+        assert env.wait_settled(node.id).power_state == "power on"
+        assert env.history(node.id)[-1].conductor == "conductor-1"
+
+
+def test_no_live_conductor_is_a_clear_503(env: Env, client: RemoteConductorClient) -> None:
+    node = env.create()  # env.service never registered an RPC address: unreachable
+    with pytest.raises(ServiceUnavailable, match="No conductor is alive"):
+        client.call(c.ChangePowerState(node.id, "power on"), context=ADMIN)
+
+
+def test_a_request_not_sealed_with_the_installation_key_is_refused(env: Env, serve: Serve) -> None:
+    server = serve(env.service)
+    node = env.create(name="target")
+    request = c.SetMaintenance(node.id, True, "forged")
+    message = {
+        "jsonrpc": "2.0",
+        "id": "1",
+        "method": "SetMaintenance",
+        "params": {"request": codec.encode(request), "context": codec.encode(ADMIN)},
+    }
+    forged = Seal(SecretBox(Fernet.generate_key())).seal(message, direction=REQUEST)
+    for body in (forged, b"{}" * 20, b'{"jsonrpc": "2.0"}'):
+        response = httpx.post(server.url + PATH, content=body)
+        assert response.status_code == 401, response.text
+    genuine = Seal(env.secret_box).seal(message, direction=REQUEST)
+    assert httpx.post(server.url + PATH, content=genuine).status_code == 200
+    replayed = httpx.post(server.url + PATH, content=genuine)
+    assert replayed.status_code == 401 and "replayed" in replayed.text
+    assert [e.event for e in env.history(node.id)].count("maintenance on: forged") <= 1
+    assert env.node(node.id).maintenance_reason == "forged"
