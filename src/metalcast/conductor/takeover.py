@@ -145,17 +145,18 @@ class Takeover:
         )
 
     def _recover(self, node: Node, dead: str) -> bool:
-        me = self.rt.hostname
+        with self.rt.db.begin() as conn:
+            if not repo.steal_node(conn, node.id, host=self.rt.hostname, holder=dead):
+                return False  # another conductor took it, or it was released
+            node = repo.get_node_by_id(conn, node.id)
         try:
-            with self.rt.db.begin() as conn:
-                if not repo.steal_node(conn, node.id, host=me, holder=dead):
-                    return False  # another conductor took it, or it was released
-                node = repo.get_node_by_id(conn, node.id)
             recovery.recover_node(self.rt, node, cause=STOPPED, host=dead)
         except LockLost:
             return False
         except Exception:  # boundary: one bad node must not stop the takeover
             _log.exception("%s: taking over from %s failed", node.uuid, dead)
+            # the lock is ours now: the heartbeat pass recovers it (recover_lost_locks)
+            self.rt.lost_locks.add(node.id)
             return False
         _log.warning("%s: taken over from conductor %s", node.uuid, dead)
         return True
