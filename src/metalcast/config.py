@@ -169,9 +169,12 @@ class ConductorSettings(_Area):
     rpc_port: int = Field(default=0, ge=0, le=65535)
     #: seconds an API process waits for a conductor to answer one request
     rpc_timeout: float = Field(default=120.0, gt=0)
+    #: seconds between heartbeats; a takeover check runs every quarter of it
     heartbeat_interval: float = Field(default=10.0, gt=0)
-    #: a conductor silent for this long is considered dead
-    heartbeat_timeout: float = Field(default=60.0, gt=0)
+    #: a conductor silent for this long is considered dead, and its nodes taken over;
+    #: must exceed ``heartbeat_interval`` (1.5 intervals by default, so that a takeover
+    #: starts within timeout + interval/4 < 2 intervals of the last heartbeat)
+    heartbeat_timeout: float = Field(default=15.0, gt=0)
     automated_clean: bool = True
     node_locked_retry_attempts: int = Field(default=3, ge=0)
     node_locked_retry_interval: float = Field(default=0.1, ge=0)
@@ -186,6 +189,16 @@ class ConductorSettings(_Area):
     bmc_retry_backoff: float = Field(default=0.5, ge=0)
     #: seconds between power-state reads while confirming a power change
     bmc_poll_interval: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timeout_after_interval(self) -> ConductorSettings:
+        if self.heartbeat_timeout <= self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_timeout ({self.heartbeat_timeout:g}s) must exceed "
+                f"heartbeat_interval ({self.heartbeat_interval:g}s): a conductor would be "
+                "declared dead between two of its own heartbeats"
+            )
+        return self
 
 
 class DatabaseSettings(_Area):

@@ -90,11 +90,19 @@ def phase_event(task: NodeTask, text: str, *, started: float | None = None) -> N
     task.log.info("%s: %s", task.uuid, text)
 
 
+def prepare_ramdisk_boot(task: NodeTask) -> None:
+    """Have this conductor's boot services serve the node the deploy ramdisk (its DHCP
+    host entry, its boot script) and record this conductor as the one that does
+    (``conductor_affinity``, saved with the next save).  Raises OperationFailed."""
+    call(task, BootInterface, "prepare the deploy ramdisk boot", lambda i, c: i.prepare_ramdisk(c))
+    task.update(conductor_affinity=task.rt.conductor_id)
+
+
 def boot_ramdisk(task: NodeTask, *, phase: str) -> None:
     """Make the node network-boot into the deploy ramdisk and (re)start it.  A new
     token is issued at the agent's next lookup.  Raises OperationFailed."""
     started = time.monotonic()
-    call(task, BootInterface, "prepare the deploy ramdisk boot", lambda i, c: i.prepare_ramdisk(c))
+    prepare_ramdisk_boot(task)
     call(
         task,
         ManagementInterface,

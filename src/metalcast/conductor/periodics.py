@@ -1,7 +1,10 @@
 """Periodic work: power-state sync, wait-state timeouts, the conductor's heartbeat.
 
 Each pass is bounded and never raises: a node that cannot be handled now (locked, in
-maintenance, busy) is skipped until the next pass.
+maintenance, busy) is skipped until the next pass.  The power sync and the timeout
+check look only at the nodes the hash ring gives this conductor
+(:meth:`~metalcast.conductor.ring.ConductorRing.owns`), so that conductors sharing a
+group split the nodes between them instead of each handling all of them.
 """
 
 from __future__ import annotations
@@ -46,23 +49,27 @@ _NOT_SYNCED = _BUSY | {PS.ENROLL, PS.ADOPTFAIL}
 
 
 def sync_candidates(rt: Runtime, *, recovering: bool = False) -> list[Node]:
-    """Nodes of this conductor the power sync may look at: not locked, with a power
-    interface, not in a work or wait state (the agent reboots nodes there), nor in
-    ``enroll`` or ``adopt failed``; not in maintenance, or, when ``recovering``,
-    only those in maintenance because their power state could not be read."""
+    """Nodes of this conductor (:meth:`Runtime.owned`) the power sync may look at: not
+    locked, with a power interface, not in a work or wait state (the agent reboots
+    nodes there), nor in ``enroll`` or ``adopt failed``; not in maintenance, or, when
+    ``recovering``, only those in maintenance because their power state could not be
+    read."""
     filters = repo.NodeFilters(
         maintenance=recovering,
         fault=POWER_FAULT if recovering else None,
         reserved=False,
         conductor_group=rt.settings.conductor_group,
     )
+    mine = rt.owned()
     out: list[Node] = []
     marker: str | None = None
     with rt.db.read() as conn:
         while True:
             page = repo.list_nodes(conn, filters, repo.Page(limit=_PAGE, marker=marker))
             out.extend(
-                n for n in page if PS(n.provision_state) not in _NOT_SYNCED and n.power_interface
+                n
+                for n in page
+                if PS(n.provision_state) not in _NOT_SYNCED and n.power_interface and mine(n)
             )
             if len(page) < _PAGE:
                 return out
@@ -260,13 +267,15 @@ def timeout_message(node: Node, *, setting: str, limit: float, since: datetime) 
 
 
 def check_wait_timeouts(rt: Runtime) -> int:
-    """Fail every node of this conductor that waited too long; returns how many."""
+    """Fail every node of this conductor (:meth:`Runtime.owned`) that waited too long; returns
+    how many."""
     now = rt.clock.now()
     expired = 0
+    mine = rt.owned()
     with rt.db.read() as conn:
         waiting = repo.nodes_in_states(conn, [s.value for s in WAIT_TIMEOUTS])
     for node in waiting:
-        if node.conductor_group != rt.settings.conductor_group or node.reservation:
+        if node.reservation or not mine(node):
             continue
         setting = WAIT_TIMEOUTS[PS(node.provision_state)][0]
         limit = float(getattr(rt.settings, setting))

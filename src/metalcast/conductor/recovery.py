@@ -12,13 +12,17 @@ some behind.
 
 The same recovery runs, from the heartbeat pass, on the nodes a task of this very
 process left locked because the database went away as it tried to release them
-(:class:`~metalcast.conductor.runtime.LostLocks`): :func:`recover_lost_locks`.
+(:class:`~metalcast.conductor.runtime.LostLocks`): :func:`recover_lost_locks`; and
+on the nodes of a conductor that stopped heartbeating, once another one took their
+locks over (:mod:`metalcast.conductor.takeover`): :func:`recover_node`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -44,7 +48,7 @@ def recover(rt: Runtime) -> int:
         held = repo.reserved_by(conn, rt.hostname)
     for node in held:
         try:
-            _recover_node(rt, node, cause=RESTARTED)
+            recover_node(rt, node, cause=RESTARTED)
         except Exception:  # boundary: one bad node must not stop the conductor starting
             _log.exception("%s: recovery failed", node.uuid)
     _clear_stale_power_targets(rt)
@@ -74,7 +78,7 @@ def recover_lost_locks(rt: Runtime) -> int:
             with rt.db.read() as conn:
                 node = repo.get_node_by_id(conn, node_id)
             if node.reservation == rt.hostname:
-                _recover_node(rt, node, cause=LOST_DATABASE)
+                recover_node(rt, node, cause=LOST_DATABASE)
         except NotFound:
             continue
         except Exception as exc:  # boundary: the database is still away; next pass
@@ -85,56 +89,93 @@ def recover_lost_locks(rt: Runtime) -> int:
     return len(lost)
 
 
-def _recover_node(rt: Runtime, node: Node, *, cause: str) -> None:
+def recover_node(rt: Runtime, node: Node, *, cause: str, host: str | None = None) -> None:
+    """Fail the work and clear the power action a conductor left on ``node`` (locked
+    by this one now), then release it.  ``host`` is the conductor that was running it
+    (this one by default); another one's nodes are being taken over.
+
+    Raises:
+        LockLost: another conductor took the lock meanwhile.
+    """
     state = ProvisionState(node.provision_state)
     # read before the task clears it: the task updates this very record
     interrupted = node.target_power_state
+    how = Interruption(host or rt.hostname, cause, taken_by=rt.hostname if host else None)
     with NodeTask(rt, node, shared=False, user=SYSTEM.who, purpose="recovery") as task:
         if interrupted:
             task.update(target_power_state=None)
         if state in WORK:
-            task.fail(
-                f"metalcast conductor {rt.hostname} {cause} while the node was in state "
-                f"'{state.value}'; the operation was interrupted"
-            )
+            task.fail(how.work(state))
         elif interrupted:
-            reason = interrupted_power(rt.hostname, interrupted, cause=cause)
+            reason = how.power(interrupted)
             task.update(last_error=reason)
             task.save(event=reason, event_type="power", severity="ERROR")
     _log.warning("%s: recovered from state %s", node.uuid, state.value)
 
 
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """Why a node's operation stopped: conductor ``host`` ``cause`` (restarted,
+    stopped heartbeating) and, when another conductor recovers the node, which."""
+
+    host: str
+    cause: str
+    taken_by: str | None = None
+
+    def _took_over(self) -> str:
+        return f"conductor {self.taken_by} took its nodes over; " if self.taken_by else ""
+
+    def work(self, state: ProvisionState) -> str:
+        """``last_error`` of a node whose work state was cut short."""
+        return (
+            f"metalcast conductor {self.host} {self.cause} while the node was in state "
+            f"'{state.value}'; {self._took_over()}the operation was interrupted"
+        )
+
+    def power(self, target: str) -> str:
+        """``last_error`` of a node whose power action (to ``target``) was cut short."""
+        return (
+            f"metalcast conductor {self.host} {self.cause} during a power action (to "
+            f"'{target}'); {self._took_over()}the action was interrupted and the node's "
+            f"power state may not be '{target}'"
+        )
+
+
 def interrupted_power(hostname: str, target: str, *, cause: str = RESTARTED) -> str:
     """``last_error`` of a node whose power action a restart (or ``cause``) cut short."""
-    return (
-        f"metalcast conductor {hostname} {cause} during a power action (to "
-        f"'{target}'); the action was interrupted and the node's power state may not be "
-        f"'{target}'"
-    )
+    return Interruption(hostname, cause).power(target)
 
 
 def _clear_stale_power_targets(rt: Runtime) -> None:
-    """A target_power_state on an unlocked node is a leftover: nothing is powering it.
-    It is cleared, and ``last_error`` and the history say the action was cut short."""
-    filters = repo.NodeFilters(reserved=False, conductor_group=rt.settings.conductor_group)
+    """A target_power_state on an unlocked node of this conductor is a leftover:
+    nothing is powering it."""
+    clear_stale_power_targets(rt, rt.owned(), Interruption(rt.hostname, RESTARTED))
+
+
+def clear_stale_power_targets(rt: Runtime, mine: Callable[[Node], bool], how: Interruption) -> int:
+    """Clear the target_power_state of every unlocked node ``mine`` accepts: nothing
+    is powering it.  ``last_error`` and the history say how the action was cut
+    short; returns how many were cleared."""
+    filters = repo.NodeFilters(reserved=False)
     marker: str | None = None
+    cleared = 0
     with rt.db.begin() as conn:
         while True:
             page = repo.list_nodes(conn, filters, repo.Page(limit=500, marker=marker))
             for node in page:
-                if node.target_power_state:
-                    _clear_power_target(conn, rt, node)
+                if node.target_power_state and mine(node):
+                    cleared += _clear_power_target(conn, rt, node, how)
             if len(page) < 500:
-                return
+                return cleared
             marker = page[-1].uuid
 
 
-def _clear_power_target(conn: sa.Connection, rt: Runtime, node: Node) -> None:
+def _clear_power_target(conn: sa.Connection, rt: Runtime, node: Node, how: Interruption) -> bool:
     target = node.target_power_state
     assert target is not None
-    reason = interrupted_power(rt.hostname, target)
+    reason = how.power(target)
     if not repo.clear_power_target(conn, node.id, target=target, last_error=reason):
-        return  # locked or changed meanwhile: someone is powering it now
+        return False  # locked or changed meanwhile: someone is powering it now
     repo.add_history(
         conn,
         node.id,
@@ -144,3 +185,4 @@ def _clear_power_target(conn: sa.Connection, rt: Runtime, node: Node) -> None:
         conductor=rt.hostname,
         user=SYSTEM.who,
     )
+    return True

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
+from metalcast.db.models import Conductor, Node
 from metalcast.errors import InvalidInput, ServiceUnavailable
 from metalcast.hashring import Member, Rings, no_conductor_reason
 
@@ -68,13 +69,35 @@ class ConductorRing:
 
     def reload(self) -> Rings:
         """Read the live conductors now."""
+        return self.survey()[0]
+
+    def survey(self) -> tuple[Rings, list[Conductor]]:
+        """Read the conductors now: the rings of the live ones (this one always among
+        them), and the other conductors, dead ones: offline, or silent for longer
+        than ``timeout``."""
         with self._db.read() as conn:
-            live = repo.conductor_rings(conn, timeout=self._timeout).members
-        others = [m for m in live if m.hostname != self.me.hostname]
-        rings = Rings([self.me, *others])
+            conductors = repo.list_conductors(conn)
+        live: list[Member] = [self.me]
+        dead: list[Conductor] = []
+        for c in conductors:
+            if c.hostname == self.me.hostname:
+                continue
+            if repo.conductor_is_alive(c, timeout=self._timeout):
+                live.append(Member(c.hostname, c.conductor_group, tuple(c.hardware_types)))
+            else:
+                dead.append(c)
+        rings = Rings(live)
         with self._lock:
             self._rings, self._loaded_at = rings, self._monotonic()
-        return rings
+        return rings, dead
+
+    def owns(self, node: Node, *, rings: Rings | None = None) -> bool:
+        """Whether the ring gives ``node`` to this conductor (``rings``: the current
+        ones by default)."""
+        owner = (rings or self.rings()).owner(
+            node.uuid, group=node.conductor_group, hardware_type=node.driver
+        )
+        return owner == self.me.hostname
 
     def check_served(self, *, group: str, hardware_type: str) -> None:
         """Raise :class:`NoValidHost` unless some live conductor serves nodes of

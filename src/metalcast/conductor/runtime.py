@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from metalcast.agent_downloads import UrlSigner
@@ -14,6 +15,7 @@ from metalcast.conductor.task import LockReleases
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import ConductorSettings
 from metalcast.db.engine import Database
+from metalcast.db.models import Node
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.images.cache import ImageCache
 from metalcast.images.configdrive import ConfigDriveStore
@@ -85,10 +87,23 @@ class Runtime:
     agent_url_ttl: float = 600.0
     #: which live conductor serves each node (None: no check, every node is served here)
     ring: ConductorRing | None = None
+    #: this conductor's row in the conductors table (``conductors.id``), once started:
+    #: what ``nodes.conductor_affinity`` names when this conductor prepared a boot
+    conductor_id: int | None = None
 
     @property
     def hostname(self) -> str:
         return self.settings.hostname
+
+    def owned(self) -> Callable[[Node], bool]:
+        """Whether a node is this conductor's: the ring's owner of it (the rings read
+        once, here), or, without a ring, a node of its conductor group."""
+        ring = self.ring
+        if ring is None:
+            group = self.settings.conductor_group
+            return lambda node: node.conductor_group == group
+        rings = ring.rings()
+        return lambda node: ring.owns(node, rings=rings)
 
     def discard_config_drive(self, node_uuid: str) -> None:
         """Remove ``node_uuid``'s config drive, if it has one.  A failure is logged,

@@ -5,7 +5,7 @@ the one entry point, :meth:`ConductorService.execute`, that runs the requests of
 Lifecycle::
 
     service = ConductorService(settings, db, registry, secret_box)
-    service.start()       # register, recover, start periodics
+    service.start()       # register, recover, start periodics (takeover included)
     service.execute(ChangePowerState(node_id, "power on"), context=ctx)
     service.stop(30)      # refuse new work, wait, park what still runs, go offline
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -25,7 +26,7 @@ from typing import Any, TypeVar, cast
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
 from metalcast.calls import Call
-from metalcast.conductor import periodics, recovery
+from metalcast.conductor import periodics, recovery, takeover
 from metalcast.conductor.allocator import Allocator
 from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.handlers import HANDLERS
@@ -58,6 +59,8 @@ class PeriodicIntervals:
     power_sync: float | None = None
     wait_timeouts: float | None = None
     heartbeat: float | None = None
+    #: the takeover check (:mod:`.takeover`); by default a quarter of the heartbeat's
+    takeover: float | None = None
 
 
 def _images(settings: Settings, secret_box: SecretBox) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class ConductorService:
         clock: Clock | None = None,
         intervals: PeriodicIntervals | None = None,
         retry: RetryPolicy | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         cs = settings.conductor
         self.settings = settings
@@ -137,12 +141,17 @@ class ConductorService:
             ),
             timeout=cs.heartbeat_timeout,
             refresh=cs.heartbeat_interval,
+            monotonic=monotonic,
         )
+        self.health = takeover.Health(timeout=cs.heartbeat_timeout, monotonic=monotonic)
+        self.takeover = takeover.Takeover(self.rt, self.ring, self.health)
         given = intervals or PeriodicIntervals()
+        beat = _pick(given.heartbeat, cs.heartbeat_interval)
         self.intervals = PeriodicIntervals(
             power_sync=_pick(given.power_sync, cs.sync_power_state_interval),
             wait_timeouts=_pick(given.wait_timeouts, cs.check_timeouts_interval),
-            heartbeat=_pick(given.heartbeat, cs.heartbeat_interval),
+            heartbeat=beat,
+            takeover=_pick(given.takeover, beat / takeover.CHECKS_PER_HEARTBEAT),
         )
         self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
         self.allocator = Allocator(self.rt)
@@ -169,6 +178,8 @@ class ConductorService:
                 hardware_types=list(self.ring.me.hardware_types),
                 rpc_url=rpc_url,
             )
+        self.rt.conductor_id = me.id
+        self.health.beat(ok=True)  # registering wrote the first heartbeat
         self.ring.reload()
         recovered = recovery.recover(self.rt)
         _log.info("conductor %s started; %d node(s) recovered", cs.hostname, recovered)
@@ -178,6 +189,7 @@ class ConductorService:
         self._spawn("power-sync", self.intervals.power_sync, self.power_sync.run_once)
         self._spawn("wait-timeouts", self.intervals.wait_timeouts, self.check_wait_timeouts)
         self._spawn("heartbeat", self.intervals.heartbeat, self.heartbeat)
+        self._spawn("takeover", self.intervals.takeover, self.take_over)
         self.started = True
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -197,6 +209,7 @@ class ConductorService:
         self._threads.clear()
         self.allocator.stop()
         self.power_sync.close()
+        self.health.reset()
         with self.rt.db.begin() as conn:
             repo.unregister_conductor(conn, self.rt.hostname)
         self.started = False
@@ -230,11 +243,27 @@ class ConductorService:
     def heartbeat(self) -> None:
         """Say this conductor is alive; recover the nodes its own tasks could not
         release and the allocations a failure stopped; take over the allocations of
-        dead ones."""
-        periodics.heartbeat(self.rt)
+        dead ones.
+
+        Raises:
+            DBAPIError-like errors: the heartbeat was not written; this conductor
+                declares no other dead until it has heartbeated for
+                ``heartbeat_timeout`` again (:class:`.takeover.Health`).
+        """
+        try:
+            periodics.heartbeat(self.rt)
+        except Exception:
+            self.health.beat(ok=False)
+            raise
+        self.health.beat(ok=True)
         recovery.recover_lost_locks(self.rt)
         self.allocator.retry_failed()
         self.allocator.take_over_orphans()
+
+    def take_over(self) -> takeover.Pass:
+        """One takeover pass (what the periodic thread runs): the nodes of dead
+        conductors that the ring gives this one (:mod:`.takeover`)."""
+        return self.takeover.run_once()
 
     def is_accepting_work(self) -> bool:
         """False while the conductor shuts down."""

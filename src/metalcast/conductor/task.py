@@ -8,6 +8,8 @@ writes the node row and its history row in one transaction.
 Errors::
 
     NodeLocked          (409) another task holds the lock, after the retries
+    LockLost            (409) another conductor took the lock over (it thought this one
+                        dead): the task stops and writes nothing more
     NotFound            (404) the node does not exist
     InvalidTransition   (400) the event is not allowed in the node's state
     TaskParked          the conductor stopped waiting for this task; nothing is written
@@ -20,11 +22,13 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from metalcast import states
 from metalcast.context import project_of
 from metalcast.db import repository as repo
 from metalcast.db.models import Node, Port
-from metalcast.errors import MetalcastError, NodeLocked
+from metalcast.errors import Conflict, MetalcastError, NodeLocked
 from metalcast.states import FAILURE, WAIT, WORK, Event, ProvisionState
 
 if TYPE_CHECKING:
@@ -35,6 +39,20 @@ _log = logging.getLogger(__name__)
 _PROVISION_FIELDS = ("provision_state", "target_provision_state", "provision_updated_at")
 #: the states in which a node's config drive waits for its agent
 _DEPLOY_STATES = frozenset({PS.DEPLOYING, PS.DEPLOYWAIT})
+
+
+class LockLost(Conflict):
+    """Another conductor took over the lock of an exclusive task (it found this
+    conductor silent past ``heartbeat_timeout``): the node is not this task's any more."""
+
+    def __init__(self, node_uuid: str, *, holder: str | None) -> None:
+        now = f"conductor {holder} holds it now" if holder else "nobody holds it now"
+        super().__init__(
+            f"Node {node_uuid}: this conductor lost the node's lock to a takeover ({now}); "
+            "the task stopped without writing its outcome"
+        )
+        self.node_uuid = node_uuid
+        self.holder = holder
 
 
 class TaskParked(Exception):
@@ -99,6 +117,8 @@ class NodeTask:
         self.released = shared
         self.log = logging.LoggerAdapter(_log, {"node": node.uuid, "purpose": purpose})
         self._dirty: set[str] = set()
+        #: set when a takeover took the lock: the LockLost every later write raises
+        self._lost: LockLost | None = None
         self._ports: list[Port] | None = None
 
     # ------------------------------------------------------------------ reading
@@ -148,15 +168,22 @@ class NodeTask:
         """Write the changed fields, and a history row when ``event`` is given, in one
         transaction.
 
+        An exclusive task writes only while it holds the lock (fencing: a conductor
+        thought dead may still be running).
+
         Raises:
             TaskParked: the conductor is shutting down and parked this task.
+            LockLost: another conductor took the lock over; nothing was written, and
+                the task counts as released (the lock is not this conductor's).
         """
         self._check_writable()
+        if self._lost is not None:
+            raise self._lost
         if self.rt.parked.is_set() and not self.released:
             raise TaskParked(self.uuid)
         with self.rt.db.begin() as conn:
             if self._dirty:
-                repo.save_node(conn, self.node, sorted(self._dirty))
+                self._write(conn)
             if event is not None:
                 who = user or self.user
                 repo.add_history(
@@ -170,6 +197,14 @@ class NodeTask:
                     project=self.project if who == self.user else project_of(who),
                 )
         self._dirty.clear()
+
+    def _write(self, conn: sa.Connection) -> None:
+        holder = None if self.released else self.rt.hostname
+        if repo.save_node(conn, self.node, sorted(self._dirty), holder=holder):
+            return
+        self.released = True  # nothing of ours to release: another conductor holds it
+        self._lost = LockLost(self.uuid, holder=repo.lock_holder(conn, self.node.id))
+        raise self._lost
 
     def process_event(
         self, event: Event, *, user: str | None = None, reason: str | None = None

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from metalcast.conductor.task import NodeTask, TaskParked, acquire
+from metalcast.conductor.task import LockLost, NodeTask, TaskParked, acquire
 from metalcast.db.engine import is_unreachable
 from metalcast.errors import MetalcastError, NoFreeWorker, ServiceUnavailable
 
@@ -140,7 +140,7 @@ def _run(task: NodeTask, work: Work, *, on_error: ErrorHandler) -> None:
     try:
         try:
             work(task)
-        except TaskParked:
+        except (TaskParked, LockLost):
             raise
         except MetalcastError as exc:  # an expected failure: its message says it all
             task.log.warning("%s: %s failed: %s", task.uuid, task.purpose, exc)
@@ -152,6 +152,9 @@ def _run(task: NodeTask, work: Work, *, on_error: ErrorHandler) -> None:
         # the lock and work state stay: the next start's recovery fails the node
         task.log.warning("%s: conductor shutting down; task left parked", task.uuid)
         return
+    except LockLost as exc:
+        task.log.warning("%s", exc.message)  # the node is another conductor's now
+        return
     try:
         task.release()
     except Exception:
@@ -159,12 +162,12 @@ def _run(task: NodeTask, work: Work, *, on_error: ErrorHandler) -> None:
 
 
 def _record_failure(task: NodeTask, exc: Exception, *, on_error: ErrorHandler) -> None:
-    """Drive the node to its failure state; TaskParked passes through.  When that
+    """Drive the node to its failure state; TaskParked and LockLost pass through.  When that
     cannot be written either, the node keeps its lock for recovery: released, it
     would rest in its work state with nothing to say why."""
     try:
         on_error(task, exc)
-    except TaskParked:
+    except (TaskParked, LockLost):
         raise
     except Exception:
         task.log.exception("%s: could not record the failure", task.uuid)

@@ -163,13 +163,38 @@ def update_node(conn: sa.Connection, node_id: int, values: JSONDict) -> None:
     rows.update(conn, t.nodes, node_id, values)
 
 
-def save_node(conn: sa.Connection, node: Node, fields: Iterable[str]) -> None:
+def save_node(
+    conn: sa.Connection, node: Node, fields: Iterable[str], *, holder: str | None = None
+) -> bool:
     """Write the named ``fields`` of ``node`` back to its row; ``node`` then holds
-    them as stored (secrets sealed, free text scrubbed)."""
+    them as stored (secrets sealed, free text scrubbed).  With ``holder``, only while
+    ``holder`` holds the node's lock: False (nothing written) when it does not.
+
+    Raises:
+        SecretsUnprotected: a secret to store and no key to seal it with.
+    """
     values = {name: getattr(node, name) for name in fields}
     node.updated_at = utcnow()
-    for name, value in rows.update(conn, t.nodes, node.id, values).items():
+    if holder is None:
+        written = rows.update(conn, t.nodes, node.id, values)
+    else:
+        written = rows.written(conn, t.nodes, values, row_id=node.id)
+        unknown = written.keys() - t.nodes.c.keys()
+        if unknown:  # as rows.update refuses them: they would be dropped silently
+            raise sa.exc.CompileError(f"Unconsumed column names: {', '.join(sorted(unknown))}")
+        params = {"updated_at": node.updated_at, **written, "node_id_": node.id, "holder_": holder}
+        if conn.execute(rows.statement(_update_held), params).rowcount != 1:
+            return False
+    for name, value in written.items():
         setattr(node, name, value)
+    return True
+
+
+def _update_held() -> sa.Update:
+    n = t.nodes.c
+    return sa.update(t.nodes).where(
+        n.id == sa.bindparam("node_id_"), n.reservation == sa.bindparam("holder_")
+    )
 
 
 def destroy_node(conn: sa.Connection, node_id: int) -> None:
@@ -234,6 +259,24 @@ def _release() -> sa.Update:
     )
 
 
+def steal_node(conn: sa.Connection, node_id: int, *, host: str, holder: str) -> bool:
+    """Move the node's lock from ``holder`` (a dead conductor) to ``host``; False when
+    ``holder`` does not hold it any more (another conductor took it, or it was
+    released)."""
+    n = t.nodes.c
+    result = conn.execute(
+        sa.update(t.nodes).where(n.id == node_id, n.reservation == holder).values(reservation=host)
+    )
+    return result.rowcount == 1
+
+
+def lock_holder(conn: sa.Connection, node_id: int) -> str | None:
+    """Who holds the node's lock now (None: nobody, or no such node)."""
+    n = t.nodes.c
+    holder = conn.execute(sa.select(n.reservation).where(n.id == node_id)).scalar()
+    return None if holder is None else str(holder)
+
+
 def clear_power_target(conn: sa.Connection, node_id: int, *, target: str, last_error: str) -> bool:
     """Clear the ``target_power_state`` ``target`` of an unlocked node, recording
     ``last_error``; False when the node is locked or its target changed meanwhile."""
@@ -260,6 +303,18 @@ def nodes_in_states(conn: sa.Connection, states: Iterable[str]) -> list[Node]:
         sa.select(t.nodes).where(t.nodes.c.provision_state.in_(list(states)))
     ).mappings()
     return [from_row(Node, r) for r in rows]
+
+
+def nodes_booted_by(
+    conn: sa.Connection, conductor_ids: Iterable[int], *, states: Iterable[str]
+) -> list[Node]:
+    """The nodes in ``states`` whose boot the conductors ``conductor_ids`` prepared
+    (``conductor_affinity``)."""
+    n = t.nodes.c
+    query = sa.select(t.nodes).where(
+        n.provision_state.in_(list(states)), n.conductor_affinity.in_(list(conductor_ids))
+    )
+    return [from_row(Node, r) for r in conn.execute(query).mappings()]
 
 
 # ---------------------------------------------------------------------------- traits

@@ -194,6 +194,13 @@ def test_the_config_drive_waits_privately_then_goes_once_written(site: Site) -> 
     assert_no_drive(site)
 
 
+def test_the_conductor_that_prepared_the_ramdisk_boot_is_recorded(site: Site) -> None:
+    node = site.settled(waiting_deploy(site))
+    with site.db.read() as conn:
+        me = repo.get_conductor(conn, "conductor-1")
+    assert node.conductor_affinity == me.id  # whose boot services a takeover replaces
+
+
 def test_download_urls_are_signed_for_the_node_and_its_token_only(site: Site) -> None:
     node_id = waiting_deploy(site)
     uuid = site.settled(node_id).uuid
