@@ -1,0 +1,162 @@
+"""Faults of the multi-process set-up: three ``metalcast conductor`` and two
+``metalcast api`` processes on PostgreSQL while operators drive fake-hardware nodes
+through their lifecycle (:mod:`fleet`).
+
+- ``kill -9`` of conductors at random moments: the others take the dead one's nodes
+  over (its locks released, its interrupted work failed with a reason naming it), and
+  it comes back;
+- ``kill -9`` of the API process the operators use: they carry on through the other;
+- a rolling restart (SIGTERM, start again) of every conductor: no request fails.
+
+Afterwards, as for the all-in-one server: no node lost, locked or busy, each where
+its plan ends or failed with the reason in ``last_error`` and its history.
+``METALCAST_FAULT_NODES`` (default 120), ``METALCAST_FAULT_KILLS`` (default 3) and
+``METALCAST_FAULT_SEED`` as in :mod:`test_kill_mid_lifecycle`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from deployment import HEADERS, Deployment, deployment
+from fleet import DEADLINE, Api, Fleet, check_invariants, create_nodes, operators, seeded
+
+pytestmark = [pytest.mark.faults, pytest.mark.postgres]
+
+NODES = int(os.environ.get("METALCAST_FAULT_NODES", "120"))
+KILLS = int(os.environ.get("METALCAST_FAULT_KILLS", "3"))
+OPERATORS = 3
+LATENCY = 0.05
+CONDUCTORS = ("c1", "c2", "c3")
+
+
+class ApiHolder:
+    """What :class:`fleet.Api` needs: the URL of the API process in use, and whether
+    it is up."""
+
+    def __init__(self, deploy: Deployment, name: str) -> None:
+        self.deploy = deploy
+        self.name = name
+        self.up = threading.Event()
+        self.up.set()
+
+    @property
+    def url(self) -> str:
+        return self.deploy.api(self.name)
+
+    def switch(self, name: str) -> None:
+        self.name = name
+        self.up.set()
+
+
+@pytest.fixture
+def deploy(postgres_url: str, tmp_path: Path) -> Iterator[Deployment]:
+    with deployment(postgres_url, tmp_path / "state") as running:
+        yield running
+
+
+def make_fleet(
+    holder: ApiHolder, *, rounds: int = 1
+) -> tuple[Fleet, Api, dict[str, list], set[str]]:
+    fleet = Fleet(holder, rounds=rounds)
+    api = Api(holder)
+    groups = {
+        f"split-{i}": create_nodes(
+            api,
+            prefix=f"s{i}",
+            count=NODES // OPERATORS,
+            resource_class=f"split-{i}",
+            driver_info={"fake_latency": LATENCY},
+        )
+        for i in range(OPERATORS)
+    }
+    names = {n.name for nodes in groups.values() for n in nodes}
+    return fleet, api, groups, names
+
+
+def reserved_by(url: str, host: str) -> int:
+    response = httpx.get(f"{url}/v1/nodes?fields=reservation&limit=0", headers=HEADERS)
+    return sum(1 for r in response.json()["nodes"] if r["reservation"] == host)
+
+
+def test_kill_9_of_conductors_mid_lifecycle(deploy: Deployment) -> None:
+    seed, rng = seeded(os.environ.get("METALCAST_FAULT_SEED"))
+    holder = ApiHolder(deploy, "api1")
+    # six verbs per node; the kills (and the takeovers and restarts that follow, which
+    # take seconds) fall in the first part of the run, while there is work to cut
+    fleet, api, groups, names = make_fleet(holder, rounds=2)
+    deadline = time.monotonic() + DEADLINE
+    takeovers: list[float] = []
+    try:
+        with operators(fleet, groups) as threads:
+            spread = max(2, len(names) // KILLS)
+            for _ in range(KILLS):
+                fleet.wait_accepted(fleet.accepted + rng.randint(1, spread), deadline)
+                victim = rng.choice(CONDUCTORS)
+                deploy.kill(victim)
+                killed = time.monotonic()
+                deploy.wait_conductors(set(CONDUCTORS) - {victim})
+                while reserved_by(holder.url, victim):
+                    assert time.monotonic() < deadline, f"{victim}'s locks survive (seed {seed})"
+                    time.sleep(0.05)
+                takeovers.append(time.monotonic() - killed)
+                deploy.start(victim)
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        check_invariants(api, fleet, names=names, seed=seed)
+        taken_over = [f for f in fleet.failures if "stopped heartbeating" in f[2]]
+        print(
+            f"{len(names)} nodes, {KILLS} kills, {fleet.accepted} verbs accepted, "
+            f"{len(fleet.failures)} failures ({len(taken_over)} taken over), takeover "
+            f"seen after {', '.join(f'{t:.1f}' for t in takeovers)} s, statuses {fleet.statuses}"
+        )
+    finally:
+        api.close()
+
+
+def test_kill_9_of_an_api_process_under_load(deploy: Deployment) -> None:
+    seed, rng = seeded(os.environ.get("METALCAST_FAULT_SEED"))
+    holder = ApiHolder(deploy, "api1")
+    fleet, api, groups, names = make_fleet(holder)
+    deadline = time.monotonic() + DEADLINE
+    try:
+        with operators(fleet, groups) as threads:
+            fleet.wait_accepted(fleet.accepted + rng.randint(1, len(names)), deadline)
+            holder.up.clear()
+            deploy.kill("api1")
+            holder.switch("api2")
+            deploy.start("api1")
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        check_invariants(api, fleet, names=names, seed=seed)
+        # an API process keeps no state: nothing it was doing is left half done
+        assert not fleet.failures, fleet.failures
+    finally:
+        api.close()
+
+
+def test_rolling_restart_of_every_conductor_under_load(deploy: Deployment) -> None:
+    holder = ApiHolder(deploy, "api1")
+    fleet, api, groups, names = make_fleet(holder)
+    deadline = time.monotonic() + DEADLINE
+    try:
+        with operators(fleet, groups) as threads:
+            for name in CONDUCTORS:
+                fleet.wait_accepted(fleet.accepted + 10, deadline)
+                deploy.stop(name)  # SIGTERM: exits 0 once its tasks finished
+                deploy.start(name)
+                deploy.wait_conductors(set(CONDUCTORS))
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        check_invariants(api, fleet, names=names, seed=None)
+        failed = {s: n for s, n in fleet.statuses.items() if s >= 500}
+        assert not failed, f"requests failed during the rolling restart: {fleet.statuses}"
+        assert not fleet.failures, fleet.failures
+    finally:
+        api.close()
