@@ -9,8 +9,9 @@ names its result type: ``ChangePowerState`` is a ``Call[None]``, ``CreateNode`` 
 
 Requests hold plain data only (ints, floats, strings, bools, JSON objects and lists,
 and the small frozen dataclasses below and in :mod:`metalcast.reports`), so that they
-can cross a process boundary as they are.  Today they do not: the only client calls
-the conductor in-process.  Fields that may carry secrets (node ``driver_info``, a
+cross a process boundary as they are: :mod:`metalcast.rpc.codec` encodes them for the
+conductor processes (``metalcast conductor``); the all-in-one server hands them over
+in-process.  Fields that may carry secrets (node ``driver_info``, a
 config drive, a rescue password, vendor method arguments, volume target properties)
 are left out of the repr, which a log line or a traceback may show.
 

@@ -121,7 +121,8 @@ class ConductorRing:
 
         Another live conductor of the same group may be the ring's owner of the node:
         the work is done here all the same, by a peer on the same provisioning network
-        (handing work to the owner between processes is not built yet).
+        (API processes send a request here when its owner refused it or is stopping,
+        :mod:`metalcast.rpc.remote`).
 
         Raises:
             NoValidHost: no live conductor serves the node, with what to do about it.
@@ -139,7 +140,6 @@ class ConductorRing:
         shown = f'"{self.me.conductor_group}"' if self.me.conductor_group else "'' (the default)"
         raise ServiceUnavailable(
             f"Node {node_uuid} is served by conductor {owner}, not by this one "
-            f"({self.me.hostname}, conductor group {shown}): work is not handed between "
-            "conductor processes yet; send the request to the API of that conductor's "
-            "server."
+            f"({self.me.hostname}, conductor group {shown}); the conductors changed while "
+            "the request was on its way: retry it."
         )

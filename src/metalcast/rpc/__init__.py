@@ -1,1 +1,3 @@
-"""How the API reaches the conductor: one interface, called in-process."""
+"""How the API reaches a conductor: one interface (:mod:`.client`), called in-process
+(:mod:`.local`, the all-in-one server) or over sealed JSON-RPC (:mod:`.remote` in API
+processes, :mod:`.server` in conductor processes)."""

@@ -3,7 +3,9 @@
 The API never imports the conductor; it builds a request of :mod:`metalcast.calls`
 and hands it to a :class:`ConductorClient`.  In the all-in-one server that is
 :class:`metalcast.rpc.local.LocalConductorClient`, which has the conductor execute it
-in-process, the only client there is: no call crosses processes yet.
+in-process; in an API process (``metalcast api``),
+:class:`metalcast.rpc.remote.RemoteConductorClient`, which sends it to the conductor
+process that owns the node.
 """
 
 from __future__ import annotations
