@@ -243,7 +243,8 @@ class ConductorService:
     def heartbeat(self) -> None:
         """Say this conductor is alive; recover the nodes its own tasks could not
         release and the allocations a failure stopped; take over the allocations of
-        dead ones.
+        dead ones (once :class:`.takeover.Health` trusts this conductor to judge, as
+        for their nodes).
 
         Raises:
             DBAPIError-like errors: the heartbeat was not written; this conductor
@@ -258,7 +259,8 @@ class ConductorService:
         self.health.beat(ok=True)
         recovery.recover_lost_locks(self.rt)
         self.allocator.retry_failed()
-        self.allocator.take_over_orphans()
+        if self.health.trusted():
+            self.allocator.take_over_orphans()
 
     def take_over(self) -> takeover.Pass:
         """One takeover pass (what the periodic thread runs): the nodes of dead

@@ -25,6 +25,7 @@ from metalcast.conductor.runtime import RetryPolicy
 from metalcast.conductor.service import ConductorService, PeriodicIntervals
 from metalcast.conductor.task import LockLost, try_acquire
 from metalcast.config import ConductorSettings
+from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
@@ -408,3 +409,23 @@ def test_a_worker_whose_lock_was_taken_over_stops_without_failing_the_node(
     assert (after.provision_state, after.reservation) == ("deploying", "conductor-2")
     assert after.last_error is None
     assert env.service.rt.lost_locks.take() == []
+
+
+def test_a_conductor_just_started_takes_no_allocation_over_either(cluster: Cluster) -> None:
+    survivor = cluster.live["conductor-2"]
+    with cluster.env.db.begin() as conn:
+        orphan = repo_alloc.create_allocation(
+            conn, {"resource_class": "rc", "conductor_affinity": cluster.conductor_id(DEAD)}
+        )
+    cluster.silence(DEAD)
+    survivor.heartbeat()  # not trusted yet: the dead one's allocation stays its own
+    with cluster.env.db.read() as conn:
+        assert repo_alloc.get_allocation_by_id(conn, orphan.id).conductor_affinity == (
+            cluster.conductor_id(DEAD)
+        )
+    cluster.ticks.now += TIMEOUT
+    cluster.silence(DEAD)
+    survivor.heartbeat()
+    with cluster.env.db.read() as conn:
+        taken = repo_alloc.get_allocation_by_id(conn, orphan.id)
+    assert taken.conductor_affinity == cluster.conductor_id("conductor-2")
