@@ -8,10 +8,11 @@
 and answers 200 with a sealed response holding ``result`` (the encoded result) or
 ``error`` (``code`` -32000, ``message``, and ``data``: the error as
 :func:`.codec.encode_error` describes it, which the API turns into its usual
-response).  A body that is not sealed with this installation's key gets 401 in plain
-text and nothing is executed.  Each request runs in its own thread, inside the
-caller's context (:func:`metalcast.context.acting_for`), so history rows name whoever
-asked in the API.
+response; a database that cannot be reached is a 503, a unique value taken by a
+concurrent request a 409, as in-process).  A body that is not sealed with this
+installation's key gets 401 in plain text and nothing is executed.  Each request
+runs in its own thread, inside the caller's context
+(:func:`metalcast.context.acting_for`), so history rows name whoever asked in the API.
 
 Lifecycle::
 
@@ -30,12 +31,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 
 from metalcast.calls import Call
 from metalcast.conductor.service import ConductorService
 from metalcast.context import RequestContext, acting_for
-from metalcast.errors import MetalcastError
+from metalcast.db.engine import is_unreachable
+from metalcast.errors import Conflict, MetalcastError, ServiceUnavailable
 from metalcast.rpc import codec
 from metalcast.rpc.wire import REQUEST, RESPONSE, RpcRefused, Seal
 from metalcast.secrecy import SecretBox
@@ -47,6 +50,9 @@ MAX_BODY = 256 * 2**20
 PATH = "/rpc"
 #: JSON-RPC's code for an error of the application
 APPLICATION_ERROR = -32000
+#: what the API answers in-process for the same database errors (api/errors.py)
+UNIQUE_TAKEN = "The request conflicts with an existing resource: a unique value is taken."
+DATABASE_UNAVAILABLE = "The database is unavailable right now; retry the request later."
 
 
 class RpcServer:
@@ -106,7 +112,15 @@ class RpcServer:
                 reply["result"] = codec.encode(result)
             except MetalcastError as exc:
                 reply["error"] = _error(exc)
-            except Exception:  # boundary: the caller gets a 500 naming this conductor
+            except sa.exc.IntegrityError:
+                # a unique value taken by a concurrent request, past the checks before
+                reply["error"] = _error(Conflict(UNIQUE_TAKEN))
+            except Exception as exc:  # boundary: the caller gets a 500 naming this conductor
+                if is_unreachable(exc):
+                    first = next(iter(str(exc).splitlines()), type(exc).__name__)
+                    _log.warning("database unavailable: %s", first)
+                    reply["error"] = _error(ServiceUnavailable(DATABASE_UNAVAILABLE))
+                    return self.seal.seal(reply, direction=RESPONSE)
                 _log.exception("request %s failed", type(request).__name__)
                 reply["error"] = _error(
                     MetalcastError(

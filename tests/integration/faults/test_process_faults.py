@@ -6,7 +6,9 @@ through their lifecycle (:mod:`fleet`).
   over (its locks released, its interrupted work failed with a reason naming it), and
   it comes back;
 - ``kill -9`` of the API process the operators use: they carry on through the other;
-- a rolling restart (SIGTERM, start again) of every conductor: no request fails.
+- a rolling restart (SIGTERM, start again) of every conductor: no request fails;
+- a PostgreSQL restart (clean and crash): every process lives on and serves again,
+  nobody takes over a live conductor's nodes.
 
 Afterwards, as for the all-in-one server: no node lost, locked or busy, each where
 its plan ends or failed with the reason in ``last_error`` and its history.
@@ -24,8 +26,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deployment import HEADERS, Deployment, deployment
+from deployment import HEADERS, HEARTBEAT_TIMEOUT, Deployment, deployment
 from fleet import DEADLINE, Api, Fleet, check_invariants, create_nodes, operators, seeded
+from postgres import Cluster
+from test_postgres_restart import durable, probe_outage, wait_until_served
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
@@ -160,3 +164,40 @@ def test_rolling_restart_of_every_conductor_under_load(deploy: Deployment) -> No
         assert not fleet.failures, fleet.failures
     finally:
         api.close()
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_postgresql_restart_under_the_processes(
+    postgres_cluster: Cluster, postgres_url: str, tmp_path: Path, mode: str
+) -> None:
+    seed, rng = seeded(os.environ.get("METALCAST_FAULT_SEED"))
+    durable(postgres_cluster, postgres_url)
+    with deployment(postgres_url, tmp_path / "state") as deploy:
+        holder = ApiHolder(deploy, "api1")
+        fleet, api, groups, names = make_fleet(holder)
+        deadline = time.monotonic() + DEADLINE
+        try:
+            with operators(fleet, groups) as threads:
+                fleet.wait_accepted(rng.randint(len(names), 2 * len(names)), deadline)
+                postgres_cluster.stop_server(mode)
+                try:
+                    wrong = probe_outage(api, sorted(names)[0])
+                    time.sleep(3 * HEARTBEAT_TIMEOUT)  # an outage every heartbeat row outlives
+                finally:
+                    postgres_cluster.start_server()
+                wait_until_served(api, deadline)
+                for thread in threads:
+                    thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            assert wrong == [], "answers during the outage:\n" + "\n".join(wrong)
+            died = [p.name for p in deploy.processes.values() if p.popen.poll() is not None]
+            assert not died, f"processes died with the database: {died}"
+            deploy.wait_conductors(set(CONDUCTORS))
+            check_invariants(api, fleet, names=names, seed=seed)
+            # every conductor lived through it: none took another's nodes over
+            taken = [f for f in fleet.failures if "stopped heartbeating" in f[2]]
+            assert not taken, taken
+            print(
+                f"{fleet.accepted} verbs accepted, {len(fleet.failures)} failures, {fleet.statuses}"
+            )
+        finally:
+            api.close()
