@@ -12,11 +12,15 @@ go as they are; the few other kinds are tagged objects of one key:
 =====================  =============================================
 
 Only the dataclasses named in :data:`KNOWN` are rebuilt (the requests, what they carry
-and answer, the caller's context): a message cannot make the other side build
-anything else.  An error is the class of a :class:`~metalcast.errors.MetalcastError`
-(looked up among that class's subclasses, never imported by name), its message and
-its extra attributes; a class the receiving side does not know comes back as the
-nearest base class it does know with the same HTTP status.
+and answer, the caller's context), with the fields this version knows: a message
+cannot make the other side build anything else, and one from a newer version that
+holds a type or a field this one lacks is refused, saying so, rather than half
+understood (docs/upgrades.md, "Requests between processes").
+
+An error is the class of a :class:`~metalcast.errors.MetalcastError` (looked up among
+that class's subclasses, never imported by name), its message and its extra
+attributes; a class the receiving side does not know comes back as the nearest base
+class it does know with the same HTTP status.
 
 Errors::
 
@@ -31,7 +35,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from metalcast import calls, reports
+from metalcast import __version__, calls, reports
 from metalcast.context import RequestContext
 from metalcast.db import models
 from metalcast.errors import MetalcastError
@@ -55,6 +59,10 @@ def _known() -> dict[str, type[Any]]:
 KNOWN: dict[str, type[Any]] = _known()
 
 _TAGS = ("~dc", "~dt", "~tu", "~fs", "~d")
+_OLDER = (
+    f" (this process runs metalcast {__version__}, older than the sender's: upgrade "
+    "conductors before API processes, docs/upgrades.md)"
+)
 
 
 def encode(value: Any) -> Any:
@@ -123,7 +131,10 @@ def _untag(tag: str, inner: Any) -> Any:
         name, fields = inner
         kind = KNOWN.get(name)
         if kind is None:
-            raise CodecError(f"unknown type {name!r} in a message")
+            raise CodecError(f"unknown type {name!r} in a message{_OLDER}")
+        unknown = set(fields) - {f.name for f in dataclasses.fields(kind)}
+        if unknown:
+            raise CodecError(f"unknown field(s) {', '.join(sorted(unknown))} of {name}{_OLDER}")
         return kind(**{k: decode(v) for k, v in fields.items()})
     except (TypeError, ValueError, AttributeError) as exc:
         raise CodecError(f"malformed {tag} value in a message: {exc}") from None

@@ -234,3 +234,12 @@ def test_a_request_not_sealed_with_the_installation_key_is_refused(env: Env, ser
     assert replayed.status_code == 401 and "replayed" in replayed.text
     assert [e.event for e in env.history(node.id)].count("maintenance on: forged") <= 1
     assert env.node(node.id).maintenance_reason == "forged"
+
+
+def test_a_newer_versions_request_is_refused_not_half_understood() -> None:
+    newer = codec.encode(c.ChangePowerState(1, "power on"))
+    newer["~dc"][1]["graceful_timeout_policy"] = "wait"  # a field of a later release
+    with pytest.raises(codec.CodecError, match=r"graceful_timeout_policy.*upgrade conductors"):
+        codec.decode(newer)
+    with pytest.raises(codec.CodecError, match=r"FirmwareUpdate.*older than the sender"):
+        codec.decode({"~dc": ["FirmwareUpdate", {"node_id": 1}]})
