@@ -42,7 +42,7 @@ from metalcast.cli.server import (
 from metalcast.config import Settings
 from metalcast.errors import InvalidInput
 from metalcast.rpc.remote import RemoteConductorClient
-from metalcast.rpc.server import RpcServer
+from metalcast.rpc.server import MAX_BODY, RpcServer
 
 log = logging.getLogger("metalcast.server")
 
@@ -116,7 +116,13 @@ def run_conductor(settings: Settings) -> None:
     db = open_database(settings, secret_box)
     cs = settings.conductor
     service = build_conductor(settings, db, secret_box, boot)
-    rpc = RpcServer(service, secret_box, host=cs.rpc_host, port=cs.rpc_port)
+    rpc = RpcServer(
+        service,
+        secret_box,
+        host=cs.rpc_host,
+        port=cs.rpc_port,
+        max_body=max(MAX_BODY, 4 * settings.api.max_request_bytes),
+    )
     try:
         rpc.start()
         service.start(rpc_url=rpc.url)

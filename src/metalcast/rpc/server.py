@@ -45,8 +45,9 @@ from metalcast.secrecy import SecretBox
 
 _log = logging.getLogger(__name__)
 
-#: the largest request body taken (a config drive is the largest thing one carries)
-MAX_BODY = 256 * 2**20
+#: the largest request body taken by default: a request holds at most what one API
+#: request body held (``api.max_request_bytes``), encoded and sealed
+MAX_BODY = 8 * 2**20
 PATH = "/rpc"
 #: JSON-RPC's code for an error of the application
 APPLICATION_ERROR = -32000
@@ -59,10 +60,19 @@ class RpcServer:
     """Serves one conductor's requests over HTTP, a thread per connection."""
 
     def __init__(
-        self, service: ConductorService, secret_box: SecretBox, *, host: str, port: int
+        self,
+        service: ConductorService,
+        secret_box: SecretBox,
+        *,
+        host: str,
+        port: int,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.service = service
         self.seal = Seal(secret_box)
+        #: bodies are read whole before they can be authenticated: this bounds what
+        #: anyone who reaches the port can make the conductor hold
+        self.max_body = max_body
         self._httpd = _HTTPServer((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -195,8 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._plain(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
             return
-        if not 0 < length <= MAX_BODY:
-            self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
+        limit = self.server.rpc.max_body
+        if not 0 < length <= limit:
+            self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {limit} bytes")
             return
         body = self.rfile.read(length)
         try:

@@ -243,3 +243,13 @@ def test_a_newer_versions_request_is_refused_not_half_understood() -> None:
         codec.decode(newer)
     with pytest.raises(codec.CodecError, match=r"FirmwareUpdate.*older than the sender"):
         codec.decode({"~dc": ["FirmwareUpdate", {"node_id": 1}]})
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(env: Env) -> None:
+    server = RpcServer(env.service, env.secret_box, host="127.0.0.1", port=0, max_body=4096)
+    server.start()
+    try:
+        response = httpx.post(server.url + PATH, content=b"x" * 5000)
+        assert response.status_code == 413, response.text
+    finally:
+        server.stop()
