@@ -160,21 +160,24 @@ def settings_from(config: Path | None, *, overrides: Mapping[str, object | None]
     return load_settings(config, environ)
 
 
-@app.command()
-def server(
-    *,
-    config: ConfigOpt = None,
-    host: Annotated[str | None, typer.Option(help="Listen address.", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port.", show_default=False)] = None,
-    state_dir: StateDirOpt = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    log_json: Annotated[
-        bool, typer.Option("--log-json", help="Log one JSON object per line (for log shippers).")
-    ] = False,
-) -> None:
-    """Run the all-in-one server (API + conductor) until SIGTERM or Ctrl-C."""
-    from metalcast.cli.server import run_server  # the server stack only when serving
+LogLevelOpt = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+LogJsonOpt = Annotated[
+    bool, typer.Option("--log-json", help="Log one JSON object per line (for log shippers).")
+]
+HostOpt = Annotated[str | None, typer.Option(help="Listen address.", show_default=False)]
+PortOpt = Annotated[int | None, typer.Option(help="Listen port.", show_default=False)]
 
+
+def api_settings(
+    config: Path | None,
+    *,
+    host: str | None,
+    port: int | None,
+    state_dir: Path | None,
+    log_level: str,
+    log_json: bool,
+) -> Settings:
+    """The settings of a process that serves the API, logging configured."""
     settings = settings_from(
         config,
         overrides={
@@ -184,21 +187,40 @@ def server(
         },
     )
     configure_logging(level=log_level, json=log_json)
-    run_server(settings)
+    return settings
 
 
-LogLevelOpt = Annotated[str, typer.Option(help="debug, info, warning or error.")]
-LogJsonOpt = Annotated[
-    bool, typer.Option("--log-json", help="Log one JSON object per line (for log shippers).")
-]
+@app.command()
+def server(
+    *,
+    config: ConfigOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    state_dir: StateDirOpt = None,
+    log_level: LogLevelOpt = "info",
+    log_json: LogJsonOpt = False,
+) -> None:
+    """Run the all-in-one server (API + conductor) until SIGTERM or Ctrl-C."""
+    from metalcast.cli.server import run_server  # the server stack only when serving
+
+    run_server(
+        api_settings(
+            config,
+            host=host,
+            port=port,
+            state_dir=state_dir,
+            log_level=log_level,
+            log_json=log_json,
+        )
+    )
 
 
 @app.command()
 def api(
     *,
     config: ConfigOpt = None,
-    host: Annotated[str | None, typer.Option(help="Listen address.", show_default=False)] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port.", show_default=False)] = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
     state_dir: StateDirOpt = None,
     log_level: LogLevelOpt = "info",
     log_json: LogJsonOpt = False,
@@ -209,16 +231,16 @@ def api(
     """
     from metalcast.cli.processes import run_api
 
-    settings = settings_from(
-        config,
-        overrides={
-            "METALCAST_API__HOST": host,
-            "METALCAST_API__PORT": port,
-            "METALCAST_STATE_DIR": state_dir,
-        },
+    run_api(
+        api_settings(
+            config,
+            host=host,
+            port=port,
+            state_dir=state_dir,
+            log_level=log_level,
+            log_json=log_json,
+        )
     )
-    configure_logging(level=log_level, json=log_json)
-    run_api(settings)
 
 
 @app.command()
