@@ -18,6 +18,7 @@ the same owner for every node, with nothing to exchange but the conductors table
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class Rings:
                 hosts.setdefault((member.conductor_group, hardware_type), []).append(
                     member.hostname
                 )
-        self._rings = {key: HashRing(h, partitions=partitions) for key, h in hosts.items()}
+        self._rings = {key: _ring(frozenset(h), partitions) for key, h in hosts.items()}
 
     def owner(self, node_uuid: str, *, group: str, hardware_type: str) -> str | None:
         """The conductor that serves the node, None when no live conductor of
@@ -95,6 +96,13 @@ class Rings:
     def groups(self) -> set[str]:
         """The conductor groups with a live conductor."""
         return {m.conductor_group for m in self.members}
+
+
+@functools.lru_cache(maxsize=128)
+def _ring(hosts: frozenset[str], partitions: int) -> HashRing:
+    """The ring of ``hosts``, made once: the same conductors are alive request after
+    request, and placing their points is the costly part (a blake2b each)."""
+    return HashRing(hosts, partitions=partitions)
 
 
 def no_conductor_reason(*, group: str, hardware_type: str, rings: Rings) -> str:
