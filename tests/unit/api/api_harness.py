@@ -133,7 +133,11 @@ def make_settings(
     return Settings(
         state_dir=tmp_path,
         api=ApiSettings(host=host, auth_strategy=auth, max_limit=50, **api),
-        conductor=ConductorSettings(hostname="cond-1", sync_power_state_interval=0),
+        # no heartbeat thread here (heartbeat=0): a long test module must not see its
+        # conductor die (and the hardware types it serves vanish) after the timeout
+        conductor=ConductorSettings(
+            hostname="cond-1", sync_power_state_interval=0, heartbeat_timeout=3600
+        ),
     )
 
 

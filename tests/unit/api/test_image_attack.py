@@ -73,7 +73,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
     settings = Settings(
         state_dir=state,
         api=ApiSettings(auth_strategy="header"),
-        conductor=ConductorSettings(hostname="cond-1", sync_power_state_interval=0),
+        # no heartbeat thread here (heartbeat=0): a long test module must not see its
+        # conductor die (and the hardware types it serves vanish) after the timeout
+        conductor=ConductorSettings(
+            hostname="cond-1", sync_power_state_interval=0, heartbeat_timeout=3600
+        ),
         images=ImagesSettings(file_roots=(images,)),
     )
     state.mkdir()
