@@ -41,6 +41,8 @@ class Process:
     url: str = ""
     popen: subprocess.Popen[bytes] | None = None
     exits: list[int] = field(default_factory=list)
+    #: settings of this process only, over the deployment's
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def stdout(self) -> Path:
@@ -80,9 +82,9 @@ class Deployment:
 
     # ------------------------------------------------------------------ starting
 
-    def add_conductor(self, name: str, *, group: str = "") -> Process:
+    def add_conductor(self, name: str, *, group: str = "", env: Mapping[str, str] = ()) -> Process:
         args = ["conductor", "--hostname", name, "--group", group, "--rpc-host", "127.0.0.1"]
-        process = Process("conductor", name, args, self.log_dir)
+        process = Process("conductor", name, args, self.log_dir, env=dict(env))
         self.processes[name] = process
         self.start(name)
         return process
@@ -103,7 +105,7 @@ class Deployment:
                 [sys.executable, "-m", "metalcast.cli.main", *process.args],
                 stdout=out,
                 stderr=err,
-                env=self.env,
+                env={**self.env, **process.env},
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -34,7 +34,7 @@ class BootLayout:
     @classmethod
     def from_settings(cls, settings: BootSettings, *, state_dir: Path) -> BootLayout:
         """Resolve the paths of ``settings``, defaulting into ``state_dir``."""
-        own = state_dir / "boot"
+        own = state_dir / (f"boot-{settings.network}" if settings.network else "boot")
         ramdisk_dir = state_dir / "ramdisk"
         return cls(
             state_dir=own,
@@ -56,6 +56,17 @@ class BootLayout:
     @property
     def leases(self) -> Path:
         return self.state_dir / "dnsmasq.leases"
+
+    @property
+    def leader_file(self) -> Path:
+        """Which process runs the services now (JSON), for operators and followers."""
+        return self.state_dir / "leader.json"
+
+    @property
+    def restart_request(self) -> Path:
+        """A token a process that does not run dnsmasq writes when dnsmasq must forget
+        host entries; the one that runs it restarts it when the token changes."""
+        return self.state_dir / "dnsmasq.restart"
 
     @property
     def nodes_dir(self) -> Path:

@@ -27,6 +27,12 @@ class BootSettings(BaseModel):
     #: run dnsmasq and the boot HTTP server with the API (``metalcast server``), from
     #: the moment ``interface`` exists until it goes
     enabled: bool = True
+    #: the provisioning network's name, for a machine whose conductors serve more
+    #: than one (a conductor group each): its boot state lives in
+    #: ``<state_dir>/boot-<network>`` (``<state_dir>/boot`` for the default, ""), and
+    #: of the conductors of one database that share a name, one at a time runs the
+    #: services (PostgreSQL: :mod:`metalcast.db.leadership`)
+    network: str = Field(default="", max_length=40, pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     #: the provisioning network's interface (inside ``netns`` when that is set); the
     #: default is the bridge ``metalcast lab up`` creates
     interface: str = Field(default="mcbr0", max_length=15, pattern=_NAME)
@@ -48,7 +54,7 @@ class BootSettings(BaseModel):
     #: send IPv6 router advertisements (stateless) on ``interface``: iPXE waits
     #: about 13 s for one otherwise; needs an IPv6 address on the interface
     ipv6_ra: bool = True
-    #: TFTP root and HTTP /boot root; None: <state_dir>/boot/files
+    #: TFTP root and HTTP /boot root; None: <state_dir>/boot[-<network>]/files
     boot_dir: Path | None = None
     #: served at /images/ (Range requests supported); None: <state_dir>/images
     images_dir: Path | None = None
@@ -130,6 +136,11 @@ class BootSettings(BaseModel):
         if self.tls and self.https_port == self.http_port:
             raise ValueError(f"https_port and http_port are both {self.http_port}")
         return self
+
+    @property
+    def network_label(self) -> str:
+        """The network's name in messages: ``'west'``, or ``the default network``."""
+        return f"network {self.network!r}" if self.network else "the default network"
 
     @property
     def tls(self) -> bool:

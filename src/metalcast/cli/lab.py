@@ -5,8 +5,12 @@ provisioning bridge ``mcbr0`` (192.168.77.1/24, fd77::1/64), N QEMU machines (TC
 with empty disks behind virtual IPMI BMCs on loopback (a detached daemon, ``lab
 serve``), and enrols them in the metalcast server at ``--url``; that server's boot
 services start inside the namespace by themselves.  ``metalcast lab down`` removes
-all of it; ``metalcast lab status`` shows it.  ``metalcast lab image build`` builds
-the bootable test disk to deploy onto the machines.
+all of it; ``metalcast lab status`` shows it.  ``--network N`` makes lab network N
+instead (namespace ``metalcast-labN``, bridge ``mcbr<N-1>``, 192.168.<76+N>.0/24,
+machines ``labN-0``…, lab directory ``<state_dir>/labN``), for a conductor group
+(``--conductor-group``) whose conductors run with the boot settings it prints.
+``metalcast lab image build`` builds the bootable test disk to deploy onto the
+machines.
 
 ``metalcast lab bmc`` serves virtual BMCs for simulated machines on loopback, until
 Ctrl-C or SIGTERM: IPMI (one UDP port per machine, from ``--base-port``; with
@@ -52,7 +56,16 @@ ConfigOpt = Annotated[
 ]
 LabDirOpt = Annotated[
     Path | None,
-    typer.Option(help="The lab's directory (default: <state_dir>/lab).", show_default=False),
+    typer.Option(
+        help="The lab's directory (default: <state_dir>/lab, <state_dir>/labN for --network N).",
+        show_default=False,
+    ),
+]
+NetworkOpt = Annotated[
+    int,
+    typer.Option(
+        min=1, max=9, help="Which lab network: 1, or another one for a conductor group of its own."
+    ),
 ]
 
 
@@ -78,12 +91,12 @@ def _progress(line: str) -> None:
     sys.stderr.flush()
 
 
-def _lab_dir(config: Path | None, lab_dir: Path | None) -> Path:
+def _lab_dir(config: Path | None, lab_dir: Path | None, *, network: int = 1) -> Path:
     if lab_dir is not None:
         return lab_dir.absolute()
     from metalcast.config import load_settings
 
-    return load_settings(config).state_dir / "lab"
+    return load_settings(config).state_dir / ("lab" if network == 1 else f"lab{network}")
 
 
 # -- lab up / down / status / serve -------------------------------------------------------
@@ -98,9 +111,26 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
         int, typer.Option(min=1, help="Size of each machine's empty disk, GiB.")
     ] = 2,
     base_port: Annotated[
-        int, typer.Option(min=1, max=65535, help="UDP port of the first IPMI BMC.")
-    ] = 6230,
-    netns: Annotated[str, typer.Option(help="Network namespace to create.")] = "metalcast-lab",
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="UDP port of the first IPMI BMC (default: 6230, 6330 on network 2, …).",
+            show_default=False,
+        ),
+    ] = None,
+    netns: Annotated[
+        str | None,
+        typer.Option(
+            help="Network namespace to create (default: metalcast-lab, metalcast-lab2, …).",
+            show_default=False,
+        ),
+    ] = None,
+    network: NetworkOpt = 1,
+    conductor_group: Annotated[
+        str | None,
+        typer.Option(help="Enrol the machines in this conductor group.", show_default=False),
+    ] = None,
     accel: Annotated[
         Accel, typer.Option(help="QEMU accelerator (kvm only where it really works).")
     ] = Accel.TCG,
@@ -120,7 +150,7 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
     from metalcast.lab.machine import BootMode
 
     options = LabOptions(
-        lab_dir=_lab_dir(config, lab_dir),
+        lab_dir=_lab_dir(config, lab_dir, network=network),
         api_url=session_of(ctx).url,
         api_auth=session_of(ctx).auth(),
         cacert=session_of(ctx).cacert,
@@ -128,6 +158,8 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
         disk_size_gb=disk_size,
         base_port=base_port,
         netns=netns,
+        network=network,
+        conductor_group=conductor_group,
         accel=accel.value,
         boot_mode=BootMode.UEFI if uefi else BootMode.LEGACY,
     )
@@ -156,7 +188,7 @@ def _machines_table(state: LabState) -> object:
 def _next_steps(state: LabState, *, where: str) -> str:
     first = state.nodes[0].name
     url = "" if state.api_url == _default_url() else f" --url {state.api_url}"
-    return (
+    return _boot_settings(state) + (
         f"Enrolled {len(state.nodes)} ipmi nodes in metalcast at {state.api_url} "
         f"(BMC user {state.bmc_username}, password in {state.lab_dir / 'lab.json'}).\n"
         "Next:\n"
@@ -171,6 +203,14 @@ def _next_steps(state: LabState, *, where: str) -> str:
     )
 
 
+def _boot_settings(state: LabState) -> str:
+    if state.network == 1:
+        return ""
+    env = " ".join(f"{k}={v}" for k, v in state.lab_network.boot_environment().items())
+    group = f" (conductor group {state.conductor_group})" if state.conductor_group else ""
+    return f"This network's conductors{group} run with:\n  {env}\n"
+
+
 def _default_url() -> str:
     from metalcast.cli.client import DEFAULT_URL
 
@@ -183,6 +223,22 @@ def _state_json(state: LabState) -> dict[str, object]:
     return shown
 
 
+@app.command("boot-env")
+def boot_env(
+    *,
+    network: NetworkOpt = 1,
+    netns: Annotated[
+        str | None,
+        typer.Option(help="The network's namespace, if not its default.", show_default=False),
+    ] = None,
+) -> None:
+    """Print the boot settings of lab network N's conductors (KEY=VALUE, for `env`)."""
+    from metalcast.lab.network import LabNetwork
+
+    env = LabNetwork.numbered(network, netns=netns).boot_environment()
+    sys.stdout.write(" ".join(f"{key}={value}" for key, value in env.items()) + "\n")
+
+
 @app.command("down")
 def down(
     ctx: typer.Context,
@@ -190,6 +246,7 @@ def down(
     purge: Annotated[
         bool, typer.Option("--purge", help="Remove the serial consoles and logs too.")
     ] = False,
+    network: NetworkOpt = 1,
     lab_dir: LabDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -198,7 +255,7 @@ def down(
 
     source = ctx.find_root().get_parameter_source("url")
     given = source is not None and source.name != "DEFAULT"  # --url or METALCAST_URL
-    directory = _lab_dir(config, lab_dir)
+    directory = _lab_dir(config, lab_dir, network=network)
     report = tear_down(
         directory,
         api_url=session_of(ctx).url if given else None,
@@ -234,11 +291,17 @@ def _teardown_summary(report: Teardown) -> str:
 
 
 @app.command("status")
-def status(ctx: typer.Context, *, lab_dir: LabDirOpt = None, config: ConfigOpt = None) -> None:
+def status(
+    ctx: typer.Context,
+    *,
+    network: NetworkOpt = 1,
+    lab_dir: LabDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
     """Show the lab: its daemon, namespace and machines."""
     from metalcast.lab.lifecycle import lab_status
 
-    directory = _lab_dir(config, lab_dir)
+    directory = _lab_dir(config, lab_dir, network=network)
     shown = lab_status(directory)
     if shown is None:
         print_ok(f"no lab is up (nothing in {directory})")

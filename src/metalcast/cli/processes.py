@@ -4,8 +4,10 @@ process that share one database (PostgreSQL), for several of each.
 An API process serves the REST API and sends every request that needs a conductor to
 the one that owns the node, over sealed JSON-RPC (:mod:`metalcast.rpc.remote`).  A
 conductor process runs one conductor (its workers, periodic tasks, heartbeat and,
-when ``boot.enabled``, its conductor group's boot services) and takes those requests
-at ``conductor.rpc_host``/``rpc_port`` (:mod:`metalcast.rpc.server`).  Every process
+when ``boot.enabled``, its provisioning network's boot services while it holds that
+network's lock: one conductor of ``boot.network`` at a time,
+:mod:`metalcast.db.leadership`) and takes those requests at
+``conductor.rpc_host``/``rpc_port`` (:mod:`metalcast.rpc.server`).  Every process
 of an installation must read the same ``secret.key`` (the state directory's, or a
 copy): it seals BMC passwords and the messages between them.
 
@@ -40,6 +42,7 @@ from metalcast.cli.server import (
     uvicorn_config,
 )
 from metalcast.config import Settings
+from metalcast.db.leadership import SessionLock
 from metalcast.errors import InvalidInput
 from metalcast.rpc.remote import RemoteConductorClient
 from metalcast.rpc.server import MAX_BODY, RpcServer
@@ -112,9 +115,10 @@ def run_conductor(settings: Settings) -> None:
     stop = threading.Event()
     _stop_on_signals(stop)
     secret_box = load_secret_box(settings)
-    boot = build_boot(settings, secret_box, api_tls=api_certificate(settings))
     db = open_database(settings, secret_box)
     cs = settings.conductor
+    lock = SessionLock(db, name=f"boot:{settings.boot.network}", identity=cs.hostname)
+    boot = build_boot(settings, secret_box, api_tls=api_certificate(settings), leadership=lock)
     service = build_conductor(settings, db, secret_box, boot)
     rpc = RpcServer(
         service,
@@ -144,6 +148,7 @@ def run_conductor(settings: Settings) -> None:
         rpc.stop()
         if boot is not None:
             boot.stop()
+        lock.close()
         db.dispose()
         heap_stop.set()
 

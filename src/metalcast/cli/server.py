@@ -30,7 +30,7 @@ from metalcast.agent_downloads import UrlSigner
 from metalcast.api import auth
 from metalcast.api.app import create_app
 from metalcast.boot.service import BootServices
-from metalcast.boot.supervisor import BootSupervisor
+from metalcast.boot.supervisor import BootSupervisor, Leadership
 from metalcast.cli import bootstrap, heap
 from metalcast.conductor.service import ConductorService
 from metalcast.config import Settings
@@ -278,14 +278,20 @@ def announce_first_admin(db: Database, *, url: str) -> None:
 
 
 def build_boot(
-    settings: Settings, secret_box: SecretBox, *, api_tls: ServerCertificate | None = None
+    settings: Settings,
+    secret_box: SecretBox,
+    *,
+    api_tls: ServerCertificate | None = None,
+    leadership: Leadership | None = None,
 ) -> BootSupervisor | None:
     """The boot services' supervisor (not started), unless ``boot.enabled`` is off;
     ``api_tls`` is the certificate the API serves (the relay to it trusts that one).
 
     They start once ``boot.interface`` exists: by default the lab's bridge, which
-    ``metalcast lab up`` creates.  Their HTTP server checks the agents' download URLs
-    with the key the conductor signs them with (derived from ``secret_box``).
+    ``metalcast lab up`` creates; with ``leadership``, only while this process holds
+    it (a conductor process among others of its network).  Their HTTP server checks
+    the agents' download URLs with the key the conductor signs them with (derived
+    from ``secret_box``).
 
     Raises:
         TlsError, BootSetupError: the boot server's TLS set-up is unusable.
@@ -299,4 +305,4 @@ def build_boot(
         signer=UrlSigner(secret_box.derive_key(DOWNLOAD_URLS)),
         api_certificate=api_tls,
     )
-    return BootSupervisor(services)
+    return BootSupervisor(services, leadership=leadership, identity=settings.conductor.hostname)

@@ -203,5 +203,6 @@ def node_body(state: LabState, node: LabNode, extra: Mapping[str, str]) -> JSON:
             "cpu_arch": "x86_64",
             "capabilities": f"boot_mode:{state.boot_mode.value}",
         },
+        **({"conductor_group": state.conductor_group} if state.conductor_group else {}),
         **extra,
     }

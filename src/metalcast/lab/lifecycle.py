@@ -48,7 +48,7 @@ from metalcast.lab.daemon import (
 from metalcast.lab.enrolment import ServerApi
 from metalcast.lab.errors import LabAlreadyUp, LabError, ServerUnreachable
 from metalcast.lab.machine import BootMode
-from metalcast.lab.network import BRIDGE, DEFAULT_NETNS, LabNetwork, mac_address, tap_name
+from metalcast.lab.network import LabNetwork, mac_address, tap_name
 from metalcast.lab.qemu import OVMF_CODE, OVMF_VARS, QEMU_BINARY
 from metalcast.lab.state import (
     DAEMON_LOG_FILE,
@@ -86,8 +86,14 @@ class LabOptions:
     cacert: Path | None = None
     nodes: int = 2
     disk_size_gb: int = 2
-    base_port: int = DEFAULT_BASE_PORT
-    netns: str = DEFAULT_NETNS
+    #: the first BMC's port; None: 6230 on network 1, 6330 on 2, …
+    base_port: int | None = None
+    #: the namespace to create; None: the numbered network's
+    netns: str | None = None
+    #: which numbered lab network (:meth:`LabNetwork.numbered`)
+    network: int = 1
+    #: the conductor group the nodes are enrolled in (None: the server's default)
+    conductor_group: str | None = None
     accel: str = "tcg"
     memory_mb: int = 1024
     bmc_address: str = "127.0.0.1"
@@ -95,6 +101,20 @@ class LabOptions:
     boot_mode: BootMode = BootMode.LEGACY
     #: the credentials the nodes are enrolled with (None: the server wants none)
     api_auth: httpx.Auth | None = None
+
+    @property
+    def lab_network(self) -> LabNetwork:
+        """The network to create."""
+        return LabNetwork.numbered(self.network, netns=self.netns)
+
+    @property
+    def first_bmc_port(self) -> int:
+        return self.base_port or DEFAULT_BASE_PORT + 100 * (self.network - 1)
+
+    @property
+    def node_prefix(self) -> str:
+        """``lab`` on network 1, ``labN`` on network N."""
+        return NODE_PREFIX if self.network == 1 else f"{NODE_PREFIX}{self.network}"
 
 
 # -- lab up ------------------------------------------------------------------------------
@@ -140,17 +160,18 @@ def _undo(lab_dir: Path, progress: Progress) -> None:
 def plan(options: LabOptions) -> LabState:
     """The lab ``options`` describe, nothing created yet."""
     lab_dir, runs = options.lab_dir.absolute(), run_dir(options.lab_dir.absolute())
+    network = options.lab_network
     nodes = []
     for index in range(options.nodes):
-        name = f"{NODE_PREFIX}-{index}"
-        key = f"metalcast-lab:{options.netns}:{name}"
+        name = f"{options.node_prefix}-{index}"
+        key = f"metalcast-lab:{network.netns}:{name}"
         nodes.append(
             LabNode(
                 name=name,
                 index=index,
-                mac=mac_address(index),
+                mac=mac_address(index, network=network.number),
                 tap=tap_name(index),
-                bmc_port=options.base_port + index,
+                bmc_port=options.first_bmc_port + index,
                 disk=lab_dir / f"{name}.qcow2",
                 serial_log=lab_dir / f"{name}.serial",
                 qemu_log=lab_dir / f"{name}.qemu.log",
@@ -162,8 +183,10 @@ def plan(options: LabOptions) -> LabState:
         )
     return LabState(
         lab_dir=lab_dir,
-        netns=options.netns,
-        bridge=BRIDGE,
+        netns=network.netns,
+        bridge=network.bridge,
+        network=network.number,
+        conductor_group=options.conductor_group,
         api_url=options.api_url,
         bmc_address=options.bmc_address,
         bmc_username=BMC_USERNAME,
@@ -208,12 +231,12 @@ def _refuse_existing(options: LabOptions) -> None:
             f"a lab in {options.lab_dir} is left over (its daemon is not running): "
             "run `metalcast lab down` first"
         )
-    network = LabNetwork(options.netns)
+    network = options.lab_network
     if network.exists():
         raise LabError(
-            f"network namespace {options.netns} exists but no lab in {options.lab_dir} "
+            f"network namespace {network.netns} exists but no lab in {options.lab_dir} "
             f"owns it: take down the lab that made it (`metalcast lab down --lab-dir …`), "
-            f"or `ip netns delete {options.netns}` if it is stale"
+            f"or `ip netns delete {network.netns}` if it is stale"
         )
 
 
@@ -245,7 +268,7 @@ def _build(
     state: LabState, api: ServerApi, *, extra: dict[str, str], progress: Progress
 ) -> LabState:
     taps = f"{state.nodes[0].tap}…{state.nodes[-1].tap}"
-    network = LabNetwork(state.netns)
+    network = state.lab_network
     progress(
         f"creating network namespace {state.netns}: bridge {network.bridge} "
         f"({', '.join(network.cidrs)}), taps {taps}"

@@ -1,9 +1,15 @@
-"""The lab's provisioning network: a namespace, a bridge, one tap per machine.
+"""The lab's provisioning networks: a namespace, a bridge, one tap per machine.
 
 Nothing of it is connected to the host's own namespace: the machines' taps and the
 bridge live in namespace ``metalcast-lab`` (:data:`DEFAULT_NETNS`), where the
 metalcast server's boot services answer DHCP, TFTP and HTTP on the bridge's
 addresses.  Deleting the namespace removes the bridge and the taps with it.
+
+A lab may have more networks, numbered (``lab up --network N``), one per conductor
+group: network 1 is the one above; network N has namespace ``metalcast-labN``,
+bridge ``mcbr<N-1>``, subnet 192.168.<76+N>.0/24 (and fd<76+N>::/64), machines
+``labN-0``, … with MACs ``52:54:00:6d:<0x62+N>:NN``.  The conductors of its group
+run with :meth:`LabNetwork.boot_environment`.
 
 Every function is idempotent (see :mod:`metalcast.boot.netns`, which does the work).
 
@@ -26,6 +32,8 @@ TAP_PREFIX = "mctap"
 MAC_PREFIX = "52:54:00:6d:63"
 #: one MAC byte per index, and dnsmasq's default range has room for 100 leases
 MAX_MACHINES = 64
+#: numbered lab networks: 1 (the default) … 9
+MAX_NETWORKS = 9
 
 
 def tap_name(index: int) -> str:
@@ -33,15 +41,24 @@ def tap_name(index: int) -> str:
     return f"{TAP_PREFIX}{index}"
 
 
-def mac_address(index: int) -> str:
-    """The MAC of machine ``index``, stable across labs: ``52:54:00:6d:63:NN``.
+def mac_address(index: int, *, network: int = 1) -> str:
+    """The MAC of machine ``index`` of lab network ``network``, stable across labs:
+    ``52:54:00:6d:63:NN`` on network 1, ``52:54:00:6d:64:NN`` on 2, ….
 
     Raises:
-        ValueError: ``index`` is out of range.
+        ValueError: ``index`` or ``network`` is out of range.
     """
     if not 0 <= index < MAX_MACHINES:
         raise ValueError(f"machine index {index} is outside 0..{MAX_MACHINES - 1}")
-    return f"{MAC_PREFIX}:{index:02x}"
+    _check_number(network)
+    if network == 1:
+        return f"{MAC_PREFIX}:{index:02x}"
+    return f"{MAC_PREFIX[:-3]}:{0x62 + network:02x}:{index:02x}"
+
+
+def _check_number(network: int) -> None:
+    if not 1 <= network <= MAX_NETWORKS:
+        raise ValueError(f"lab network {network} is outside 1..{MAX_NETWORKS}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +68,48 @@ class LabNetwork:
     netns: str = DEFAULT_NETNS
     bridge: str = BRIDGE
     cidrs: tuple[str, ...] = BRIDGE_CIDRS
+    #: its number (``lab up --network``)
+    number: int = 1
+
+    @classmethod
+    def numbered(cls, number: int, *, netns: str | None = None) -> LabNetwork:
+        """Lab network ``number`` (1 is the default one), in ``netns`` if given.
+
+        Raises:
+            ValueError: ``number`` is outside 1..:data:`MAX_NETWORKS`.
+        """
+        _check_number(number)
+        if number == 1:
+            return cls(netns or DEFAULT_NETNS, number=1)
+        octet = 76 + number
+        return cls(
+            netns or f"{DEFAULT_NETNS}{number}",
+            f"mcbr{number - 1}",
+            (f"192.168.{octet}.1/24", f"fd{octet}::1/64"),
+            number,
+        )
+
+    @property
+    def name(self) -> str:
+        """The network's ``boot.network`` name: "" for network 1, ``labN`` else."""
+        return "" if self.number == 1 else f"lab{self.number}"
+
+    @property
+    def address(self) -> str:
+        """The boot services' IPv4 address on the bridge."""
+        return self.cidrs[0].split("/")[0]
+
+    def boot_environment(self) -> dict[str, str]:
+        """The settings a conductor serving this network runs with (environment)."""
+        prefix = self.address.rsplit(".", 1)[0]
+        return {
+            "METALCAST_BOOT__NETWORK": self.name,
+            "METALCAST_BOOT__NETNS": self.netns,
+            "METALCAST_BOOT__INTERFACE": self.bridge,
+            "METALCAST_BOOT__ADDRESS": self.address,
+            "METALCAST_BOOT__DHCP_RANGE_START": f"{prefix}.100",
+            "METALCAST_BOOT__DHCP_RANGE_END": f"{prefix}.200",
+        }
 
     def exists(self) -> bool:
         """Whether the namespace exists."""

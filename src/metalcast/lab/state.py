@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from metalcast.lab.errors import LabError
 from metalcast.lab.machine import BootMode
+from metalcast.lab.network import LabNetwork
 from metalcast.lab.qemu import MAX_SOCKET_PATH, QemuMachineSpec, QemuSettings
 
 STATE_FILE = "lab.json"
@@ -69,6 +70,10 @@ class LabState(BaseModel):
     lab_dir: Path
     netns: str
     bridge: str
+    #: which numbered lab network (``lab up --network``; labs from before: 1)
+    network: int = 1
+    #: the conductor group its nodes were enrolled in (None: the server's default)
+    conductor_group: str | None = None
     api_url: str
     bmc_address: str
     bmc_username: str
@@ -94,6 +99,11 @@ class LabState(BaseModel):
             netns=self.netns,
             boot_mode=self.boot_mode,
         )
+
+    @property
+    def lab_network(self) -> LabNetwork:
+        """The lab's network (namespace, bridge, addresses)."""
+        return LabNetwork.numbered(self.network, netns=self.netns)
 
     def with_node(self, node: LabNode) -> LabState:
         """This state with ``node`` replacing the node of the same name."""
