@@ -100,6 +100,7 @@ class Deployment:
     def start(self, name: str) -> None:
         """Start (or start again) process ``name`` and wait until it serves."""
         process = self.processes[name]
+        banners = self._banners(process)
         with process.stdout.open("ab") as out, process.stderr.open("ab") as err:
             process.popen = subprocess.Popen(
                 [sys.executable, "-m", "metalcast.cli.main", *process.args],
@@ -113,17 +114,22 @@ class Deployment:
                 raise AssertionError(
                     f"{name} exited with {process.popen.returncode}\n{process.logs()}"
                 )
-            if self._ready(process):
+            if self._ready(process, banners):
                 return
             time.sleep(0.1)
         raise AssertionError(f"{name} did not start within {START_TIMEOUT}s\n{process.logs()}")
 
-    def _ready(self, process: Process) -> bool:
+    @staticmethod
+    def _banners(process: Process) -> int:
+        """How many times the process's log says it started (the log is appended to)."""
+        if not process.stdout.exists():
+            return 0
+        return process.stdout.read_text().count("taking requests at")
+
+    def _ready(self, process: Process, banners: int) -> bool:
         if process.kind == "conductor":
-            return (
-                self.conductor_alive(process.name)
-                and "taking requests at" in process.stdout.read_text()
-            )
+            # this start's banner: a killed one's row may still look alive
+            return self._banners(process) > banners and self.conductor_alive(process.name)
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(process.url + "/v1", timeout=2).status_code == 200
         return False

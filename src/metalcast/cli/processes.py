@@ -20,6 +20,7 @@ seconds, parks the rest, goes offline and exits 0.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -42,6 +43,7 @@ from metalcast.cli.server import (
     uvicorn_config,
 )
 from metalcast.config import Settings
+from metalcast.db.engine import Database
 from metalcast.db.leadership import SessionLock
 from metalcast.errors import InvalidInput
 from metalcast.rpc.remote import RemoteConductorClient
@@ -117,6 +119,7 @@ def run_conductor(settings: Settings) -> None:
     secret_box = load_secret_box(settings)
     db = open_database(settings, secret_box)
     cs = settings.conductor
+    name = _claim_hostname(db, cs.hostname)
     lock = SessionLock(db, name=f"boot:{settings.boot.network}", identity=cs.hostname)
     boot = build_boot(settings, secret_box, api_tls=api_certificate(settings), leadership=lock)
     service = build_conductor(settings, db, secret_box, boot)
@@ -139,8 +142,13 @@ def run_conductor(settings: Settings) -> None:
         )
         sys.stdout.flush()
         freeze_startup_objects()
-        while not stop.wait(1.0):
-            pass
+        while not stop.wait(cs.heartbeat_interval):
+            if not name.acquire():  # its session was cut and another took the name
+                log.error(
+                    "another conductor named %s runs on this database: give one of them "
+                    "another --hostname",
+                    cs.hostname,
+                )
         log.info("stopping the conductor")
     finally:
         if service.started:
@@ -149,8 +157,29 @@ def run_conductor(settings: Settings) -> None:
         if boot is not None:
             boot.stop()
         lock.close()
+        name.close()
         db.dispose()
         heap_stop.set()
+
+
+def _claim_hostname(db: Database, hostname: str) -> SessionLock:
+    """Hold the conductor's name for as long as this process's database session lives
+    (a process killed with -9 lets it go at once).
+
+    Raises:
+        InvalidInput: a live conductor process uses the name: two conductors of one
+            name would release each other's locks and answer for each other's nodes.
+    """
+    lock = SessionLock(db, name=f"conductor:{hostname}", identity=f"pid {os.getpid()}")
+    if lock.acquire():
+        return lock
+    lock.close()
+    db.dispose()
+    raise InvalidInput(
+        f"A conductor named {hostname} already runs on this database; give this one "
+        "another name (--hostname or METALCAST_CONDUCTOR__HOSTNAME), or stop that one "
+        "first."
+    )
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -2,7 +2,9 @@
 lock, held on a connection of its own.
 
 A :class:`SessionLock` named ``boot:<network>`` decides which conductor runs the
-boot services of a provisioning network (:class:`metalcast.boot.supervisor.Leadership`).
+boot services of a provisioning network (:class:`metalcast.boot.supervisor.Leadership`);
+one named ``conductor:<hostname>`` keeps two live conductor processes from taking
+the same name (``metalcast conductor``).
 The lock lives as long as the holder's database session: when the process dies,
 even by SIGKILL, its connection closes and PostgreSQL releases the lock at once, so
 the next process to try gets it.  A connection cut (a database restart, a partition

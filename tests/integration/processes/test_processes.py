@@ -115,3 +115,18 @@ def test_separate_processes_refuse_sqlite(tmp_path: Path) -> None:
         assert result.returncode == 1, result
         assert "METALCAST_DATABASE__URL=postgresql+psycopg://" in result.stderr
         assert "metalcast server" in result.stderr
+
+
+def test_a_conductor_name_is_taken_while_its_process_lives(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with deployment(postgres_url, tmp_path / "state", conductors=1, apis=1) as deploy:
+        command = [sys.executable, "-m", "metalcast.cli.main", "conductor", "--hostname", "c1"]
+        twin = subprocess.run(command, env=deploy.env, capture_output=True, text=True, timeout=120)
+        assert twin.returncode == 1, twin
+        assert "A conductor named c1 already runs on this database" in twin.stderr
+        assert deploy.conductor_alive("c1")
+        # killed, its session ends with it: the name is free again at once
+        deploy.kill("c1")
+        deploy.start("c1")
+        assert deploy.conductor_alive("c1")
