@@ -28,8 +28,11 @@ CPU seconds of each conductor and of the BMCs' process over the steady passes;
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import math
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,13 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import deployments
+import httpx
 import power_sync
 from deployments import Installation
-from server import free_port
+from server import LOOPBACK, ManagedServer, free_port, launch
 from sync_logs import PassLog, SyncPass
 from workload import log
 
 BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
 _NODES = re.compile(r"^(\d+) node\(s\)")
 
 
@@ -84,25 +89,76 @@ def pass_nodes(p: SyncPass) -> int:
     return int(match[1]) if match else -1
 
 
-def fleet_args(args: argparse.Namespace) -> argparse.Namespace:
-    """What power_sync.start_fleet reads."""
-    return argparse.Namespace(
-        lab_cmd=power_sync.DEFAULT_LAB_CMD,
-        nodes=args.nodes,
-        ipmi_base_port=args.ipmi_base_port,
-        redfish_port=free_port(),
-        shared_ipmi_address=False,
-        redfish_port_per_machine=False,
-        ready_timeout=args.ready_timeout,
-    )
+class Fleets:
+    """Several ``metalcast lab bmc`` processes of at most ``per_process`` IPMI BMCs
+    each, seen as one fleet (what power_sync.Api and mismatches use of a Fleet).
+
+    One process cannot serve more: pyghmi's I/O thread waits on its sockets with
+    ``select.select``, which refuses a file descriptor of 1024 or more, so a process
+    with more BMCs than that answers none (its log has "ValueError: filedescriptor
+    out of range in select()").  Process k serves machines ``p<k>-node-<i>`` on
+    127.<k+1>.0.1 + i, UDP port ``base_port`` + i.
+    """
+
+    def __init__(self, count: int, *, per_process: int, base_port: int) -> None:
+        self.count, self.per_process, self.base_port = count, per_process, base_port
+        self.servers: list[ManagedServer] = []
+
+    def start(self, work_dir: Path, *, timeout: float) -> None:
+        for k in range(math.ceil(self.count / self.per_process)):
+            count = min(self.per_process, self.count - k * self.per_process)
+            control = free_port()
+            command = [str(REPO_ROOT / ".venv" / "bin" / "metalcast"), "lab", "bmc"]
+            command += ["--count", str(count), "--ipmi", "--no-redfish", "--prefix", f"p{k}-node"]
+            command += ["--address", f"127.{k + 1}.0.1", "--ipmi-address-per-machine"]
+            command += ["--base-port", str(self.base_port), "--control-port", str(control)]
+            self.servers.append(
+                launch(
+                    f"bmcs{k}",
+                    command,
+                    base_url=f"http://{LOOPBACK}:{control}",
+                    log_path=work_dir / f"bmcs{k}.log",
+                )
+            )
+        log(f"{len(self.servers)} BMC processes for {self.count} machines: {' '.join(command)}")
+        for server in self.servers:
+            power_sync._wait_serving(server, timeout=timeout)
+
+    def pids(self) -> dict[str, int]:
+        return {f"bmcs{k}": s.pid for k, s in enumerate(self.servers)}
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def name(self, index: int) -> str:
+        return f"p{index // self.per_process}-node-{index % self.per_process}"
+
+    def driver_info(self, protocol: str, index: int) -> dict[str, Any]:
+        k, i = divmod(index, self.per_process)
+        assert protocol == "ipmi"
+        return {
+            "ipmi_address": str(ipaddress.ip_address(f"127.{k + 1}.0.1") + i),
+            "ipmi_port": self.base_port + i,
+            "ipmi_username": power_sync.USERNAME,
+            "ipmi_password": power_sync.PASSWORD,
+        }
+
+    def power(self) -> dict[str, str]:
+        states: dict[str, str] = {}
+        for server in self.servers:
+            response = httpx.get(server.base_url + "/power", timeout=60)
+            response.raise_for_status()
+            states.update(response.json())
+        return states
 
 
-def enrol(inst: Installation, fleet: power_sync.Fleet, args: argparse.Namespace, r: Result) -> None:
+def enrol(inst: Installation, fleet: Fleets, args: argparse.Namespace, r: Result) -> None:
     """Enrol and manage a node per machine through the API process."""
     api = power_sync.Api(inst.api_urls[0], clients=args.clients)
     try:
         started = time.monotonic()
-        uuids = api.create_nodes(fleet, "ipmi")
+        uuids = api.create_nodes(fleet, "ipmi")  # type: ignore[arg-type]
         r.enrol_s = round(time.monotonic() - started, 1)
         log(f"{len(uuids)} nodes enrolled in {r.enrol_s} s; managing")
         policy = power_sync.ManagePolicy(
@@ -166,14 +222,15 @@ def measure_passes(
         )
         for name in followers
     ]
-    return rows, round(after["bmcs"] - cpu["bmcs"], 1)
+    bmcs = sum(after[n] - cpu[n] for n in after if n.startswith("bmcs"))
+    return rows, round(bmcs, 1)
 
 
 def run(args: argparse.Namespace) -> Result:
     r = Result(args.nodes, args.workers, args.interval)
     work_dir = Path(tempfile.mkdtemp(prefix="bench-sync-ring-"))
     r.uptime["start"] = deployments.uptime()
-    fleet = power_sync.start_fleet(fleet_args(args), work_dir)
+    fleet = Fleets(args.nodes, per_process=args.per_process, base_port=args.ipmi_base_port)
     env = {
         "METALCAST_BOOT__ENABLED": "false",
         "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": "0",
@@ -181,10 +238,11 @@ def run(args: argparse.Namespace) -> Result:
         "METALCAST_CONDUCTOR__HEARTBEAT_TIMEOUT": "15",
     }
     try:
+        fleet.start(work_dir, timeout=args.ready_timeout)
         with deployments.split(
             env, apis=1, conductors=args.conductors, keep=args.keep_state
         ) as inst:
-            inst.pids["bmcs"] = fleet.server.pid
+            inst.pids.update(fleet.pids())
             enrol(inst, fleet, args, r)
             r.uptime["enrolled"] = deployments.uptime()
             followers = restart_with_sync(inst, args)
@@ -200,9 +258,15 @@ def run(args: argparse.Namespace) -> Result:
             r.single, r.bmc_cpu_s["single"] = measure_passes(inst, followers, args)
             r.uptime["single measured"] = deployments.uptime()
             log(f"single: {[(p.conductor, p.nodes, p.first_s, p.steady_s) for p in r.single]}")
-            r.mismatched = power_sync.mismatches(power_sync.Api(inst.api_urls[0], clients=2), fleet)
+            api = power_sync.Api(inst.api_urls[0], clients=2)
+            r.mismatched = power_sync.mismatches(api, fleet)  # type: ignore[arg-type]
+            api.close()
     finally:
-        fleet.server.stop()
+        fleet.stop()
+        if args.keep_state:
+            log(f"the BMCs' log kept in {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
     r.uptime["end"] = deployments.uptime()
     return r
 
@@ -221,7 +285,7 @@ def report(r: Result) -> str:
             steady = ", ".join(f"{s:.2f}" for s in p.steady_s)
             cells = [title, p.conductor, f"{p.nodes:,}", f"{p.first_s:.2f}", steady]
             lines.append("| " + " | ".join([*cells, str(p.cpu_s), str(p.failed)]) + " |")
-        lines.append(f"| {title} | BMCs' process | | | | {r.bmc_cpu_s.get(key)} | |")
+        lines.append(f"| {title} | BMCs' processes | | | | {r.bmc_cpu_s.get(key)} | |")
     lines += ["", f"mismatched power states: {len(r.mismatched)} {r.mismatched[:5]}", ""]
     lines += [f"    {k}: {v}" for k, v in r.uptime.items()]
     return "\n".join(lines)
@@ -241,6 +305,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ready-timeout", type=float, default=600)
     # below the ephemeral range (32768-), and away from power_sync.py's 23000
     parser.add_argument("--ipmi-base-port", type=int, default=12000)
+    parser.add_argument(
+        "--per-process", type=int, default=900, help="BMCs per lab process (pyghmi's select)"
+    )
     parser.add_argument("--keep-state", action="store_true")
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "sync_ring.json")
     return parser.parse_args(argv)
