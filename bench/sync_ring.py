@@ -12,7 +12,8 @@ conductor processes against one (issue 10, item 8).
    throwaway PostgreSQL (bench/deployments.py), the sync off: N ``ipmi`` nodes are
    enrolled and managed (verification reads each BMC).
 3. The conductors are restarted one by one with a sync interval of ``--interval``
-   and ``--workers`` sync workers.  Once all are up, each conductor's passes are
+   (60 s, so that all have joined the ring before any first pass) and ``--workers``
+   sync workers.  Once all are up, each conductor's passes are
    read from its own log ("power sync pass: N node(s) in S s"): the first pass that
    started after the last conductor joined (it logs in to the BMCs it now owns) and
    the ``--steady`` passes after it.  Nodes per conductor come from those lines.
@@ -296,7 +297,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--conductors", type=int, default=3)
     parser.add_argument("--workers", type=int, default=8, help="sync workers per conductor")
-    parser.add_argument("--interval", type=float, default=1.0, help="sync interval, s")
+    # a conductor's first pass comes one interval after its start and takes the ring
+    # as it is then: at 1 s, the first conductor up took all 10,000 BMCs (logging in
+    # to each) while the others started; 60 s lets all three join first
+    parser.add_argument("--interval", type=float, default=60.0, help="sync interval, s")
     parser.add_argument("--steady", type=int, default=2, help="steady passes per conductor")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--manage-window", type=int, default=200)
