@@ -117,11 +117,20 @@ class Tally:
 
 class Clients:
     """One keep-alive httpx.Client per thread; ``headers`` (credentials) go on every
-    request but never into the results."""
+    request but never into the results.  With ``base_urls`` (several API processes of
+    one installation) the threads' clients take them in turn."""
 
-    def __init__(self, settings: Settings, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        headers: Mapping[str, str] | None = None,
+        *,
+        base_urls: Sequence[str] = (),
+    ) -> None:
         self._settings = settings
         self._headers = dict(headers or {})
+        self._base_urls = list(base_urls) or [settings.base_url]
+        self._turns = 0
         self._local = threading.local()
         self._all: list[httpx.Client] = []
         self._lock = threading.Lock()
@@ -129,8 +138,11 @@ class Clients:
     def get(self) -> httpx.Client:
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
+            with self._lock:
+                base_url = self._base_urls[self._turns % len(self._base_urls)]
+                self._turns += 1
             client = httpx.Client(
-                base_url=self._settings.base_url,
+                base_url=base_url,
                 headers={VERSION_HEADER: self._settings.api_version, **self._headers},
                 timeout=self._settings.request_timeout,
             )
