@@ -143,7 +143,7 @@ def _server_env() -> dict[str, str]:
     return env
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def _wait_until_ready(process: subprocess.Popen[bytes], url: str, *, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -172,7 +172,7 @@ def running_metalcast(workdir: Path) -> Iterator[str]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_until_ready(process, url, log)
+        _wait_until_ready(process, url, log=log)
         yield url
     finally:
         _stop(process)

@@ -114,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tempest's own log says what it asked for."""
 
-    def _send(self, status: int, body: object, headers: Mapping[str, str] | None = None) -> None:
+    def _send(self, status: int, body: object, *, headers: Mapping[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/v3/auth/tokens":
             token_id = self.headers.get("X-Subject-Token", "")
             body = keystone.issued.get(token_id) or token({}, services=keystone.catalog())
-            self._send(200, body, {"X-Subject-Token": token_id})
+            self._send(200, body, headers={"X-Subject-Token": token_id})
         elif path == "/v3/auth/catalog":
             self._send(200, {"catalog": keystone.catalog()})
         else:
@@ -160,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         token_id = f"fake-{uuid.uuid4().hex}"
         body = token(request if isinstance(request, dict) else {}, services=self.server.catalog())
         self.server.issued[token_id] = body
-        self._send(201, body, {"X-Subject-Token": token_id})
+        self._send(201, body, headers={"X-Subject-Token": token_id})
 
     def do_DELETE(self) -> None:
         self.send_response(204)
