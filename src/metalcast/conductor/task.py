@@ -135,7 +135,7 @@ class NodeTask:
         """The node's ports (read once per task)."""
         if self._ports is None:
             with self.rt.db.read() as conn:
-                self._ports = repo.list_ports(conn, repo.Page(limit=10_000), node_id=self.node.id)
+                self._ports = repo.ports_of_node(conn, self.node.id)
         return self._ports
 
     # ------------------------------------------------------------------ writing
@@ -188,7 +188,7 @@ class NodeTask:
                 who = user or self.user
                 repo.add_history(
                     conn,
-                    self.node.id,
+                    self.node,
                     event=event,
                     event_type=event_type,
                     severity=severity,
@@ -395,8 +395,7 @@ def try_acquire(
         NotFound: no such node.
     """
     with rt.db.begin() as conn:
-        holder = repo.reserve_node(conn, node_id, rt.hostname)
-        node = repo.get_node_by_id(conn, node_id)
-    if holder is not None:
-        return node.uuid, holder
-    return NodeTask(rt, node, shared=False, user=user, purpose=purpose)
+        got = repo.lock_node(conn, node_id, rt.hostname)
+        if isinstance(got, str):
+            return repo.get_node_by_id(conn, node_id).uuid, got
+    return NodeTask(rt, node=got, shared=False, user=user, purpose=purpose)

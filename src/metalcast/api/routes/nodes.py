@@ -228,8 +228,14 @@ def get_nodes_detail(call: Call) -> object:
 
 
 def render_one(
-    conn: sa.Connection, call: Call, *, node: Node, fields: tuple[str, ...] | None = None
+    conn: sa.Connection,
+    call: Call,
+    *,
+    node: Node,
+    fields: tuple[str, ...] | None = None,
+    new: bool = False,
 ) -> dict[str, Any]:
+    """The node's document; ``new``: the node was just created."""
     the_plan = view.plan(call.version, fields)
     row = view.row_of(node)
     related = view.load_related(
@@ -237,6 +243,7 @@ def render_one(
         [row],
         the_plan=the_plan,
         heartbeat_timeout=call.deps.settings.conductor.heartbeat_timeout,
+        new=new,
     )
     return view.render_node(
         row,
@@ -294,7 +301,7 @@ def create_node(call: Call) -> object:
     node = call.deps.conductor.call(CreateNode(values), context=call.context)
     call.audit.node(uuid=node.uuid)
     with call.deps.db.read() as conn:
-        doc = render_one(conn, call, node=node)
+        doc = render_one(conn, call, node=node, new=True)
     return Reply(201, doc, {"Location": call.url("v1", "nodes", node.uuid)})
 
 

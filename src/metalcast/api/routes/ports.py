@@ -174,9 +174,19 @@ def get_portgroup_ports(call: Call) -> object:
 # ------------------------------------------------------------------------- one port
 
 
-def _render(call: Call, port: Port, *, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
-    with call.deps.db.read() as conn:
-        uuids = view.port_uuids(conn, [port])
+def _render(
+    call: Call,
+    port: Port,
+    *,
+    fields: tuple[str, ...] | None = None,
+    known: view.Uuids | None = None,
+) -> dict[str, Any]:
+    """The port's document; ``known``: the UUIDs of its node and portgroup, when the
+    caller has them (else they are read)."""
+    uuids = known
+    if uuids is None or not uuids.cover(port):
+        with call.deps.db.read() as conn:
+            uuids = view.port_uuids(conn, [port])
     return view.render_port(
         port, uuids, base_url=call.base_url, version=call.version, fields=fields
     )
@@ -196,15 +206,24 @@ def get_port(call: Call) -> object:
 
 
 def to_columns(
-    conn: sa.Connection, call: Call, *, values: Mapping[str, Any], port: Port | None = None
+    conn: sa.Connection,
+    call: Call,
+    *,
+    values: Mapping[str, Any],
+    port: Port | None = None,
+    uuids: view.Uuids | None = None,
 ) -> dict[str, Any]:
-    """API attributes as column values, checking the named node, portgroup and MAC;
-    ``port`` is the port a PATCH changes (None: a new port)."""
+    """API attributes as column values, checking the named node, portgroup and, on a
+    PATCH, the MAC (a new port's is checked by its insert); ``port`` is the port a
+    PATCH changes (None: a new port); ``uuids`` collects the UUIDs of the node and
+    portgroup named."""
     columns = {k: v for k, v in values.items() if k not in ("node_uuid", "portgroup_uuid")}
     ident = values.get("node_uuid")
     if ident is not None and port is None:
         node = lookup.node_to_create_on(conn, call, ident=ident, action="baremetal:port:create")
         columns["node_id"] = node.id
+        if uuids is not None:
+            uuids.nodes[node.id] = node.uuid
     elif ident is not None and port is not None:
         current = repo.get_node_by_id(conn, port.node_id)
         node = lookup.node_to_link(conn, call, ident=ident, current=current, field="node_uuid")
@@ -214,7 +233,8 @@ def to_columns(
         columns["portgroup_id"] = None if ident is None else _portgroup_id(conn, ident)
     if "address" in values:
         columns["address"] = normalize_mac(values["address"])
-        _check_free_mac(conn, columns["address"], port_id=port.id if port else None)
+        if port is not None:
+            _check_free_mac(conn, columns["address"], port_id=port.id)
     return columns
 
 
@@ -225,9 +245,9 @@ def _portgroup_id(conn: sa.Connection, ident: str) -> int:
         raise InvalidInput(exc.message) from None
 
 
-def _check_free_mac(conn: sa.Connection, address: str, *, port_id: int | None) -> None:
+def _check_free_mac(conn: sa.Connection, address: str, *, port_id: int) -> None:
     p = t.ports.c
-    query = sa.select(p.id).where(p.address == address, p.id != (port_id or 0))
+    query = sa.select(p.id).where(p.address == address, p.id != port_id)
     if conn.execute(query).first() is not None:
         raise Conflict(f"A port with MAC address {address} already exists.")
 
@@ -245,10 +265,11 @@ def create_port(call: Call) -> object:
     body = validate_body(
         call.body, CREATABLE, what="port", version=call.version, required=("address", "node_uuid")
     )
+    known = view.Uuids()
     with call.deps.db.read() as conn:
-        values = to_columns(conn, call, values=body)
+        values = to_columns(conn, call, values=body, uuids=known)
     port = call.deps.conductor.call(CreatePort(values), context=call.context)
-    doc = _render(call, port)
+    doc = _render(call, port, known=known)
     return Reply(201, doc, {"Location": call.url("v1", "ports", port.uuid)})
 
 
