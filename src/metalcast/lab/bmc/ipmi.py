@@ -228,7 +228,8 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         handlers.pop(self.serversocket, None)
         for peer, by_port in list(handlers.items()):
             session = by_port.get(self.port) if isinstance(by_port, dict) else None
-            if isinstance(session, LabSession) and session.bmc is self:
+            # a client session's ``bmc`` is an address: only this BMC's sessions match
+            if getattr(session, "bmc", None) is self:
                 del by_port[self.port]
                 if not by_port:
                     handlers.pop(peer, None)

@@ -1,0 +1,126 @@
+"""``ipmi_cipher_suite`` against a BMC that answers every proposal with suite 3.
+
+pyghmi's own BMC server (``pyghmi.ipmi.bmc.Bmc`` with its stock server session)
+answers an RMCP+ Open Session Request proposing suite 17 with the algorithms of
+suite 3, as some old BMCs do; ``ipmitool -C 3`` and Ironic with
+``ipmi_cipher_suite=3`` work with it.  metalcast must propose suite 3 from its first
+message when told to, and, when not told, name the mismatch at once instead of
+waiting for its deadline (issue 12, item 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from bmclab import PASSWORD, USERNAME, ipmitool
+
+from metalcast.drivers.base import DriverContext, NodeSnapshot
+from metalcast.drivers.bmc_call import CallPolicy, NoAnswerInTime
+from metalcast.drivers.ipmi import IPMIManagement, IPMIPower, IpmiSessions
+from metalcast.errors import FatalDriverError
+from metalcast.lab.bmc.fleet import ServedBmc
+from metalcast.lab.bmc.ipmi import IpmiBmc
+from metalcast.lab.machine import BootDevice, Power, SimulatedMachine
+from metalcast.states import PowerState, PowerTarget
+
+#: a login that waited for its deadline would fail with NoAnswerInTime, not succeed
+POLICY = CallPolicy(timeout=3.0, attempts=3, backoff=0.1, poll_interval=0.1)
+LOG = logging.getLogger("test")
+
+
+class PyghmiLoginBmc(IpmiBmc):
+    """A lab BMC whose logins are pyghmi's own: its stock ``IpmiServer`` answers the
+    Open Session Request and its stock ``ServerSession`` the RAKP exchange, with the
+    algorithms of suite 3 whatever was proposed (the lab's own session negotiates)."""
+
+    def handle_sessionless(self, data: bytes, sockaddr: Any) -> None:
+        super(IpmiBmc, self).sessionless_data(data, sockaddr)
+
+    def send_cipher_suites(self, *args: Any) -> None:
+        super(IpmiBmc, self).send_cipher_suites(*args)  # lists suite 3 only
+
+
+@pytest.fixture(scope="module")
+def _bmc() -> Iterator[ServedBmc]:
+    machine = SimulatedMachine("suite3")
+    bmc = PyghmiLoginBmc(machine, username=USERNAME, password=PASSWORD)
+    try:
+        yield ServedBmc(machine, "ipmi", bmc.address, bmc.port)
+    finally:
+        bmc.close()
+
+
+@pytest.fixture
+def bmc(_bmc: ServedBmc) -> Iterator[ServedBmc]:
+    yield _bmc
+    assert isinstance(_bmc.machine, SimulatedMachine)
+    _bmc.machine.faults.clear()
+
+
+@pytest.fixture
+def ipmi() -> Iterator[tuple[IPMIPower, IPMIManagement]]:
+    pool = IpmiSessions(policy=POLICY)
+    yield IPMIPower(pool), IPMIManagement(pool)
+    pool.close()
+
+
+def context(bmc: ServedBmc, **settings: Any) -> DriverContext:
+    node = NodeSnapshot(
+        uuid="00000000-0000-4000-8000-000000000003",
+        name="suite3",
+        driver="ipmi",
+        provision_state="manageable",
+        power_state=None,
+        properties={"capabilities": "boot_mode:uefi"},
+        instance_info={},
+        driver_internal_info={},
+    )
+    info = {**bmc.driver_info(username=USERNAME, password=PASSWORD), **settings}
+    return DriverContext(node=node, driver_info=info, logger=LOG)
+
+
+def test_the_bmc_answers_ipmitool_with_suite_3(bmc: ServedBmc) -> None:
+    assert ipmitool(bmc, "-C", "3", "power", "status").stdout.startswith("Chassis Power is")
+
+
+def test_ipmi_cipher_suite_3_logs_in_and_drives_the_node(
+    bmc: ServedBmc, ipmi: tuple[IPMIPower, IPMIManagement]
+) -> None:
+    power, management = ipmi
+    ctx = context(bmc, ipmi_cipher_suite="3")  # as `baremetal node set` writes it
+
+    power.set_power_state(ctx, PowerTarget.OFF, timeout=5)
+    assert power.get_power_state(ctx) is PowerState.OFF
+    power.set_power_state(ctx, PowerTarget.ON, timeout=5)
+    assert bmc.machine.power() is Power.ON
+    management.set_boot_device(ctx, "pxe", persistent=False)
+    assert bmc.machine.boot_override().device is BootDevice.PXE
+
+
+@pytest.mark.parametrize("settings", [{}, {"ipmi_cipher_suite": 17}])
+def test_a_suite_3_answer_to_a_suite_17_proposal_is_named_not_waited_for(
+    bmc: ServedBmc, ipmi: tuple[IPMIPower, IPMIManagement], settings: dict[str, Any]
+) -> None:
+    with pytest.raises(FatalDriverError) as err:
+        ipmi[0].get_power_state(context(bmc, **settings))
+
+    assert not isinstance(err.value, NoAnswerInTime)
+    assert str(err.value) == (
+        f"IPMI get power state of BMC 127.0.0.1:{bmc.port} failed: the BMC answered a "
+        "proposal of cipher suite 17 with cipher suite 3; set ipmi_cipher_suite=3 to "
+        "log in with it"
+    )
+
+
+def test_a_wrong_password_with_suite_3_is_an_authentication_error(
+    bmc: ServedBmc, ipmi: tuple[IPMIPower, IPMIManagement]
+) -> None:
+    ctx = context(bmc, ipmi_cipher_suite=3, ipmi_password="not-the-password")
+
+    with pytest.raises(FatalDriverError, match="authentication rejected") as err:
+        ipmi[0].get_power_state(ctx)
+
+    assert not isinstance(err.value, NoAnswerInTime)
