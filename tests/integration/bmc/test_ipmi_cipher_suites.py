@@ -1,11 +1,12 @@
-"""``ipmi_cipher_suite`` against a BMC that answers every proposal with suite 3.
+"""``ipmi_cipher_suite`` against BMCs that do not speak every suite.
 
 pyghmi's own BMC server (``pyghmi.ipmi.bmc.Bmc`` with its stock server session)
 answers an RMCP+ Open Session Request proposing suite 17 with the algorithms of
 suite 3, as some old BMCs do; ``ipmitool -C 3`` and Ironic with
 ``ipmi_cipher_suite=3`` work with it.  metalcast must propose suite 3 from its first
 message when told to, and, when not told, name the mismatch at once instead of
-waiting for its deadline (issue 12, item 2).
+waiting for its deadline (issue 12, item 2).  The lab's BMCs offering one suite
+refuse the other, as a BMC should: a pinned suite is the only one proposed.
 """
 
 from __future__ import annotations
@@ -58,6 +59,23 @@ def bmc(_bmc: ServedBmc) -> Iterator[ServedBmc]:
     yield _bmc
     assert isinstance(_bmc.machine, SimulatedMachine)
     _bmc.machine.faults.clear()
+
+
+@pytest.fixture(scope="module")
+def offering() -> Iterator[dict[int, ServedBmc]]:
+    """Lab BMCs offering one cipher suite each, by suite."""
+    served: dict[int, ServedBmc] = {}
+    bmcs: list[IpmiBmc] = []
+    try:
+        for suite in (3, 17):
+            machine = SimulatedMachine(f"suite{suite}-only")
+            bmc = IpmiBmc(machine, username=USERNAME, password=PASSWORD, suites=(suite,))
+            bmcs.append(bmc)
+            served[suite] = ServedBmc(machine, "ipmi", bmc.address, bmc.port)
+        yield served
+    finally:
+        for bmc in bmcs:
+            bmc.close()
 
 
 @pytest.fixture
@@ -124,3 +142,36 @@ def test_a_wrong_password_with_suite_3_is_an_authentication_error(
         ipmi[0].get_power_state(ctx)
 
     assert not isinstance(err.value, NoAnswerInTime)
+
+
+@pytest.mark.parametrize(("offered", "pinned"), [(3, 17), (17, 3)])
+def test_a_pinned_suite_the_bmc_refuses_is_the_only_one_proposed(
+    offering: dict[int, ServedBmc],
+    ipmi: tuple[IPMIPower, IPMIManagement],
+    offered: int,
+    pinned: int,
+) -> None:
+    bmc = offering[offered]
+    refused = ipmitool(bmc, "-C", str(pinned), "power", "status", check=False)
+    assert refused.returncode != 0 and "no matching cipher suite" in refused.stderr
+
+    with pytest.raises(FatalDriverError) as err:
+        ipmi[0].get_power_state(context(bmc, ipmi_cipher_suite=pinned))
+
+    assert str(err.value).endswith(
+        f"failed: the BMC refused cipher suite {pinned} (No Cipher suite match with "
+        "proposed security algorithms); set ipmi_cipher_suite to a suite the BMC offers "
+        "(metalcast speaks 3, 17), or leave it unset"
+    )
+
+
+@pytest.mark.parametrize("offered", [3, 17])
+def test_without_a_pinned_suite_the_bmc_gets_17_or_else_3(
+    offering: dict[int, ServedBmc], ipmi: tuple[IPMIPower, IPMIManagement], offered: int
+) -> None:
+    power, _ = ipmi
+    ctx = context(offering[offered])
+
+    power.set_power_state(ctx, PowerTarget.ON, timeout=5)
+
+    assert power.get_power_state(ctx) is PowerState.ON

@@ -4,7 +4,8 @@ pyghmi's server session speaks only cipher suite 3 and answers every proposal as
 if it had been suite 3, which a client proposing suite 17 (pyghmi's own client, for
 one) cannot decode.  :class:`LabSession` negotiates properly: it accepts suite 17
 (RAKP-HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128) and suite 3 (the SHA-1 variants),
-answers anything else with "no cipher suite match", answers an unknown user or a
+answers anything else, or a suite its BMC was told not to offer, with "no cipher
+suite match", answers an unknown user or a
 refused login with "unauthorized name" as a real BMC does, and drops the packets
 its machine's :class:`~metalcast.lab.machine.Faults` say to drop.
 
@@ -90,7 +91,7 @@ class LabSession(serversession.ServerSession):  # type: ignore[misc]
         self.clientsessionid = request[4:8]
         self.managedsessionid = os.urandom(4)
         suite = suite_for(request[12], request[20], request[28]) if len(request) >= 32 else None
-        if suite is None:
+        if suite is None or suite not in self.bmc.suites:
             return bytearray([request[0], NO_CIPHER_SUITE_MATCH, 0, 0]) + self.clientsessionid
         self.suite = suite
         self.currhashlib = suite.digest
