@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 from bmclab import PASSWORD, USERNAME, ipmitool
+from pyghmi.ipmi.private import serversession
 
 from metalcast.drivers.base import DriverContext, NodeSnapshot
 from metalcast.drivers.bmc_call import CallPolicy, NoAnswerInTime
 from metalcast.drivers.ipmi import IPMIManagement, IPMIPower, IpmiSessions
-from metalcast.errors import FatalDriverError
+from metalcast.errors import FatalDriverError, RetryableDriverError
 from metalcast.lab.bmc.fleet import ServedBmc
 from metalcast.lab.bmc.ipmi import IpmiBmc
 from metalcast.lab.machine import BootDevice, Power, SimulatedMachine
@@ -42,6 +43,27 @@ class PyghmiLoginBmc(IpmiBmc):
 
     def send_cipher_suites(self, *args: Any) -> None:
         super(IpmiBmc, self).send_cipher_suites(*args)  # lists suite 3 only
+
+
+class _AlgorithmlessSession(serversession.ServerSession):  # type: ignore[misc]
+    """pyghmi's server session, its Open Session Response cut after the session IDs."""
+
+    def create_open_session_response(self, request: bytearray) -> bytearray:
+        return bytearray(super().create_open_session_response(request)[:12])
+
+
+class AlgorithmlessBmc(PyghmiLoginBmc):
+    """Accepts any proposal without saying which algorithms it chose, then signs its
+    RAKP 2 message with SHA-1 whatever was proposed: pyghmi cannot read that answer."""
+
+    def handle_sessionless(self, data: bytes, sockaddr: Any) -> None:
+        packet = bytearray(data)
+        if len(packet) > 16 and packet[4] == 0x06 and packet[5] & 0x3F == 0x10:
+            _AlgorithmlessSession(
+                self.authdata, self.kg, sockaddr, self.serversocket, packet[16:], self.uuid, self
+            )
+            return
+        super().handle_sessionless(data, sockaddr)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +197,20 @@ def test_without_a_pinned_suite_the_bmc_gets_17_or_else_3(
     power.set_power_state(ctx, PowerTarget.ON, timeout=5)
 
     assert power.get_power_state(ctx) is PowerState.ON
+
+
+def test_a_login_answer_pyghmi_cannot_read_is_reported_not_waited_for(
+    ipmi: tuple[IPMIPower, IPMIManagement],
+) -> None:
+    machine = SimulatedMachine("algorithmless")
+    bmc = AlgorithmlessBmc(machine, username=USERNAME, password=PASSWORD)
+    try:
+        served = ServedBmc(machine, "ipmi", bmc.address, bmc.port)
+        with pytest.raises(RetryableDriverError) as err:
+            ipmi[0].get_power_state(context(served))
+    finally:
+        bmc.close()
+
+    assert not isinstance(err.value, NoAnswerInTime)
+    assert "the BMC's answer during login with cipher suite 17 could not be read" in str(err.value)
+    assert "set ipmi_cipher_suite to the suite it uses" in str(err.value)

@@ -206,12 +206,23 @@ def _fail_logins_on_unreadable_answers(session_class: Any) -> None:
         except Exception as exc:
             if getattr(self, "servermode", True) or not getattr(self, "logging", False):
                 raise
-            # pyghmi indexes into login messages without checking their length
-            cause = f"the BMC's answer during login could not be read: {exc!r}"
-            _fail_login(self, BmcFailure(FailureKind.CLIENT, cause))
+            _fail_login(self, _unreadable(self, exc))
             return -9
 
     session_class._handle_ipmi_packet = _handle_ipmi_packet
+
+
+def _unreadable(session: Any, exc: Exception) -> BmcFailure:
+    # pyghmi indexes into login messages without checking their length; a BMC that
+    # signs with another digest than agreed (a 20-byte SHA-1 HMAC where SHA-256's 32
+    # bytes were due) is the usual cause
+    proposed = _SUITE_OF_HASH.get(getattr(session, "attemptedhash", 0), "?")
+    return BmcFailure(
+        FailureKind.CLIENT,
+        f"the BMC's answer during login with cipher suite {proposed} could not be read "
+        f"({exc!r}); a BMC that uses other algorithms than it agreed to does this: set "
+        "ipmi_cipher_suite to the suite it uses",
+    )
 
 
 def _fail_login(session: Any, failure: BmcFailure) -> None:
