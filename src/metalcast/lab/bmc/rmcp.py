@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from pyghmi.ipmi.private import constants, serversession
 
+from metalcast.drivers.ipmi import cipher_suites
+
 if TYPE_CHECKING:
     from metalcast.lab.bmc.ipmi import IpmiBmc
 
@@ -34,33 +36,30 @@ NO_CIPHER_SUITE_MATCH = 0x11
 
 
 @dataclass(frozen=True, slots=True)
-class CipherSuite:
+class CipherSuite(cipher_suites.CipherSuite):
     """The algorithms of one cipher suite, and how to compute them."""
 
-    number: int
-    auth: int  # authentication algorithm number
-    integrity: int  # integrity algorithm number
-    confidentiality: int
     digest: Callable[..., Any]
     icv_length: int  # truncated integrity check value length
 
 
-SUITES: tuple[CipherSuite, ...] = (
-    CipherSuite(17, auth=3, integrity=4, confidentiality=1, digest=hashlib.sha256, icv_length=16),
-    CipherSuite(3, auth=1, integrity=1, confidentiality=1, digest=hashlib.sha1, icv_length=12),
+#: the digest and integrity check length of each suite the lab BMC speaks
+_DIGESTS: dict[int, tuple[Callable[..., Any], int]] = {
+    17: (hashlib.sha256, 16),
+    3: (hashlib.sha1, 12),
+}
+
+#: the suites of the drivers' table (:mod:`metalcast.drivers.ipmi.cipher_suites`)
+SUITES: tuple[CipherSuite, ...] = tuple(
+    CipherSuite(s.number, s.auth, s.integrity, s.confidentiality, *_DIGESTS[s.number])
+    for s in cipher_suites.SUITES
 )
 
 
 def suite_for(auth: int, integrity: int, confidentiality: int) -> CipherSuite | None:
     """The suite proposing exactly these algorithms, if the lab BMC speaks it."""
-    for suite in SUITES:
-        if (suite.auth, suite.integrity, suite.confidentiality) == (
-            auth,
-            integrity,
-            confidentiality,
-        ):
-            return suite
-    return None
+    wanted = (auth, integrity, confidentiality)
+    return next((s for s in SUITES if s.algorithms == wanted), None)
 
 
 def _starts_session(data: bytearray) -> bool:
