@@ -12,11 +12,11 @@ refuse the other, as a BMC should: a pinned suite is the only one proposed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from bmclab import PASSWORD, USERNAME, ipmitool
+from bmclab import PASSWORD, USERNAME, baremetal, enroll, ipmitool, settled
 from pyghmi.ipmi.private import serversession
 
 from metalcast.drivers.base import DriverContext, NodeSnapshot
@@ -214,3 +214,31 @@ def test_a_login_answer_pyghmi_cannot_read_is_reported_not_waited_for(
     assert not isinstance(err.value, NoAnswerInTime)
     assert "the BMC's answer during login with cipher suite 17 could not be read" in str(err.value)
     assert "set ipmi_cipher_suite to the suite it uses" in str(err.value)
+
+
+def test_ironic_clients_set_ipmi_cipher_suite_3_and_the_node_is_driven(
+    bmc: ServedBmc, start_metalcast_server: Callable[..., Any]
+) -> None:
+    info = bmc.driver_info(username=USERNAME, password=PASSWORD)
+    env = {"METALCAST_CONDUCTOR__BMC_CALL_TIMEOUT": "2"}
+    with start_metalcast_server(env=env) as server:
+        url = server.url
+        enroll(url, "old-bmc", "ipmi", info)
+        baremetal(url, "node", "manage", "old-bmc", "--wait", "60", check=False)
+        shown = settled(url, "old-bmc")
+        assert shown["provision_state"] == "enroll"
+        assert shown["last_error"].endswith(
+            "the BMC answered a proposal of cipher suite 17 with cipher suite 3; "
+            "set ipmi_cipher_suite=3 to log in with it"
+        )
+
+        baremetal(url, "node", "set", "old-bmc", "--driver-info", "ipmi_cipher_suite=2")
+        refused = baremetal(url, "node", "boot", "device", "set", "old-bmc", "pxe", check=False)
+        assert "cipher suite 2 is not supported; supported cipher suites: 3, 17" in refused.stderr
+        assert "(HTTP 400)" in refused.stderr
+
+        baremetal(url, "node", "set", "old-bmc", "--driver-info", "ipmi_cipher_suite=3")
+        baremetal(url, "node", "manage", "old-bmc", "--wait", "60")
+        baremetal(url, "node", "power", "on", "old-bmc")
+        assert bmc.machine.power() is Power.ON
+        assert settled(url, "old-bmc")["power_state"] == "power on"
