@@ -240,4 +240,5 @@ def start_async(
         slot.cancel()
         task.release()
         raise
+    task.release_at_rest = True  # the work's last write brings the node to rest
     run_in_worker(rt, task, slot=slot, work=work, on_error=on_error)
