@@ -175,12 +175,38 @@ def test_traits(api: Api) -> None:
 
 def test_traits_follow_their_microversion(api: Api) -> None:
     api.node(name="t")
-    assert api.put("/v1/nodes/t/traits/CUSTOM_A", version="1.36").status_code == 404
-    assert api.get("/v1/nodes/t/traits", version="1.36").status_code == 404
     assert api.put("/v1/nodes/t/traits/CUSTOM_A", version="1.37").status_code == 204
     assert api.get("/v1/nodes/t/traits", version="1.37").json() == {"traits": ["CUSTOM_A"]}
     assert "traits" not in api.get("/v1/nodes/t", version="1.36").json()
     assert api.get("/v1/nodes/t", version="1.37").json()["traits"] == ["CUSTOM_A"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        # Ironic below 1.37: a GET asks the node for a field it lacks (406), a PUT
+        # finds no method (405), a DELETE no resource (404); ironic-tempest-plugin's
+        # TestNodeTraitsMicroversions expects the same
+        ("GET", "/v1/nodes/t/traits", 406),
+        ("PUT", "/v1/nodes/t/traits", 405),
+        ("PUT", "/v1/nodes/t/traits/CUSTOM_B", 405),
+        ("DELETE", "/v1/nodes/t/traits", 404),
+        ("DELETE", "/v1/nodes/t/traits/CUSTOM_A", 404),
+    ],
+)
+def test_traits_below_1_37_answer_as_ironic(
+    api: Api, method: str, path: str, status: int
+) -> None:
+    api.node(name="t")
+    assert api.put("/v1/nodes/t/traits/CUSTOM_A").status_code == 204
+    body = {"traits": ["CUSTOM_B"]} if path.endswith("/traits") and method == "PUT" else None
+    for version in ("1.36", "1.27"):
+        response = api.request(method, path, body, version=version)
+        assert response.status_code == status, (version, response.text)
+        assert fault_of(response) == (
+            f"Node traits need API version 1.37 or later (requested {version})."
+        )
+    assert api.get("/v1/nodes/t/traits").json() == {"traits": ["CUSTOM_A"]}
 
 
 @pytest.mark.parametrize("trait", ["lower_case", "CUSTOM_lower", "CUSTOM_", "1ABC", "A" * 256])
@@ -211,7 +237,23 @@ def test_vifs(api: Api) -> None:
     assert api.post("/v1/nodes/v/vifs", {"vif": "x"}).status_code == 400
     assert api.delete("/v1/nodes/v/vifs/vif-1").status_code == 204
     assert api.get("/v1/nodes/v/vifs").json() == {"vifs": []}
-    assert api.get("/v1/nodes/v/vifs", version="1.27").status_code == 406
+
+
+def test_vifs_below_1_28_are_not_found(api: Api) -> None:
+    # Ironic (and ironic-tempest-plugin's TestNodeVIFsMicroversions): 404 for every
+    # method, not 406
+    node = api.node(name="v")
+    api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:aa:bb:cc"})
+    calls = [("GET", "/v1/nodes/v/vifs", None), ("POST", "/v1/nodes/v/vifs", {"id": "vif-1"})]
+    calls.append(("DELETE", "/v1/nodes/v/vifs/vif-1", None))
+    for method, path, body in calls:
+        for version in ("1.27", "1.18"):
+            response = api.request(method, path, body, version=version)
+            assert response.status_code == 404, (method, version, response.text)
+            assert fault_of(response) == (
+                f"Node VIFs need API version 1.28 or later (requested {version})."
+            )
+    assert api.get("/v1/nodes/v/vifs", version="1.28").json() == {"vifs": []}
 
 
 # --------------------------------------------------------------------------- history
