@@ -194,9 +194,7 @@ def test_traits_follow_their_microversion(api: Api) -> None:
         ("DELETE", "/v1/nodes/t/traits/CUSTOM_A", 404),
     ],
 )
-def test_traits_below_1_37_answer_as_ironic(
-    api: Api, method: str, path: str, status: int
-) -> None:
+def test_traits_below_1_37_answer_as_ironic(api: Api, method: str, path: str, status: int) -> None:
     api.node(name="t")
     assert api.put("/v1/nodes/t/traits/CUSTOM_A").status_code == 204
     body = {"traits": ["CUSTOM_B"]} if path.endswith("/traits") and method == "PUT" else None

@@ -161,6 +161,49 @@ def test_portgroups_need_1_23(api: Api, node: dict[str, object]) -> None:
     assert api.get("/v1/portgroups", version="1.23").status_code == 200
 
 
+def test_portgroup_subresources_need_1_24(api: Api, node: dict[str, object]) -> None:
+    # a version after portgroups themselves, as Ironic (and ironic-tempest-plugin's
+    # TestPortgroupByNodeMicroversions) has it
+    group = api.post("/v1/portgroups", {"node_uuid": "pn", "name": "bond0"}).json()
+    paths = (
+        "/v1/nodes/pn/portgroups",
+        "/v1/nodes/pn/portgroups/detail",
+        "/v1/portgroups/bond0/ports",
+        "/v1/portgroups/bond0/ports/detail",
+    )
+    for path in paths:
+        for version in ("1.23", "1.14"):
+            response = api.get(path, version=version)
+            assert response.status_code == 404, (path, version)
+            assert fault_of(response) == (
+                f"This portgroup resource needs API version 1.24 or later (requested {version})."
+            )
+        assert api.get(path, version="1.24").status_code == 200, path
+    detail = api.get("/v1/nodes/pn/portgroups/detail", version="1.24").json()["portgroups"]
+    assert [g["uuid"] for g in detail] == [group["uuid"]]
+    assert detail[0]["node_uuid"] == node["uuid"]
+    assert "extra" in detail[0]
+
+
+def test_node_and_portgroup_ports_detail(api: Api, node: dict[str, object]) -> None:
+    api.post("/v1/portgroups", {"node_uuid": "pn", "name": "bond0"})
+    body = {"node_uuid": "pn", "address": "52:54:00:00:00:01", "portgroup_uuid": "bond0"}
+    port = api.post("/v1/ports", body).json()
+    api.post(
+        "/v1/ports", {"node_uuid": api.node(name="other")["uuid"], "address": "52:54:00:00:00:02"}
+    )
+    for path in ("/v1/nodes/pn/ports/detail", "/v1/portgroups/bond0/ports/detail"):
+        response = api.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json() == {"ports": [api.get(f"/v1/ports/{port['uuid']}").json()]}
+    page = api.get("/v1/nodes/pn/ports/detail?limit=1").json()
+    assert page["next"] == (
+        f"http://testserver/v1/nodes/pn/ports/detail?limit=1&marker={port['uuid']}"
+    )
+    assert api.get("/v1/nodes/pn/ports/detail?fields=uuid").status_code == 400
+    assert api.get("/v1/nodes/nope/ports/detail").status_code == 404
+
+
 def test_portgroup_validation(api: Api, node: dict[str, object]) -> None:
     assert api.post("/v1/portgroups", {"name": "x"}).status_code == 400
     assert api.post("/v1/portgroups", {"node_uuid": "pn", "address": "zz"}).status_code == 400

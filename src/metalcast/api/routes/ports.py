@@ -21,6 +21,7 @@ from metalcast.api.params import (
     parse_fields,
     parse_listing,
 )
+from metalcast.api.routes.portgroups import require_subresources
 from metalcast.api.schema import (
     Field,
     check_ident,
@@ -154,21 +155,54 @@ def get_ports_detail(call: Call) -> object:
     doc=Operation("List a node's ports", answers={200: _LIST}, query=LIST_QUERY),
 )
 def get_node_ports(call: Call) -> object:
+    return _node_ports(call)
+
+
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation("List a node's ports with every field", answers={200: _LIST}, query=LIST_QUERY),
+)
+def get_node_ports_detail(call: Call) -> object:
+    return _node_ports(call, detail_path=True)
+
+
+def _node_ports(call: Call, *, detail_path: bool = False) -> dict[str, Any]:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
-    return list_ports(call, node_id=node.id)
+    return list_ports(call, detail_path=detail_path, node_id=node.id)
 
 
 @endpoint(
     "baremetal:port:list",
     doc=Operation(
-        "List a portgroup's ports", answers={200: _LIST}, query=LIST_QUERY, feature="portgroups"
+        "List a portgroup's ports",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
     ),
 )
 def get_portgroup_ports(call: Call) -> object:
+    return _portgroup_ports(call)
+
+
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation(
+        "List a portgroup's ports with every field",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
+    ),
+)
+def get_portgroup_ports_detail(call: Call) -> object:
+    return _portgroup_ports(call, detail_path=True)
+
+
+def _portgroup_ports(call: Call, *, detail_path: bool = False) -> dict[str, Any]:
+    require_subresources(call)
     with call.deps.db.read() as conn:
         group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action=lookup.NODE_GET)
-    return list_ports(call, portgroup_id=group.id)
+    return list_ports(call, detail_path=detail_path, portgroup_id=group.id)
 
 
 # ------------------------------------------------------------------------- one port
@@ -291,5 +325,7 @@ ROUTES = [
     Route("/v1/ports/{port}", patch_port, methods=["PATCH"]),
     Route("/v1/ports/{port}", delete_port, methods=["DELETE"]),
     Route("/v1/nodes/{node}/ports", get_node_ports, methods=["GET"]),
+    Route("/v1/nodes/{node}/ports/detail", get_node_ports_detail, methods=["GET"]),
     Route("/v1/portgroups/{portgroup}/ports", get_portgroup_ports, methods=["GET"]),
+    Route("/v1/portgroups/{portgroup}/ports/detail", get_portgroup_ports_detail, methods=["GET"]),
 ]
