@@ -51,6 +51,45 @@ def _check_llc(name: str, value: Any) -> None:
         )
 
 
+def reads_as_mac(text: str) -> bool:
+    """Whether ``text`` is a MAC address written with separators (bare hexadecimal
+    digits may well be a name)."""
+    try:
+        normalize_mac(text)
+    except InvalidInput:
+        return False
+    return not text.isalnum()
+
+
+def _check_name(name: str, value: Any) -> None:
+    """A logical name that does not read as a MAC address: a port path never names a
+    port by its MAC (:func:`_ident`), so such a name could not be used."""
+    check_logical_name(name, value)
+    if reads_as_mac(value):
+        raise InvalidInput(
+            f"Invalid value for field '{name}': {value} reads as a MAC address; a port's "
+            "name must not."
+        )
+
+
+def _ident(call: Call) -> str:
+    """The port the path names: by UUID or name, never by MAC address (400, as in
+    Ironic); a DELETE only by UUID, as Ironic's.
+
+    Raises:
+        InvalidInput: a MAC address; for a DELETE, anything but a UUID.
+    """
+    ident: str = call.args["port"]
+    if call.method == "DELETE":
+        return repo.canonical_uuid(ident, what="a port UUID")
+    if reads_as_mac(ident):
+        raise InvalidInput(
+            f"Expected a logical name or UUID but received {ident}. A port is not named by "
+            f"its MAC address: list /v1/ports?address={ident} to find it."
+        )
+    return ident
+
+
 PATCHABLE_FIELDS: Mapping[str, Field] = {
     "address": Field(nullable=False, check=check_mac),
     "node_uuid": Field(nullable=False, check=check_ident),
@@ -60,7 +99,7 @@ PATCHABLE_FIELDS: Mapping[str, Field] = {
     "physical_network": Field(max_length=64, feature="physical_network"),
     "extra": Field("object", nullable=False, max_length=None),
     "is_smartnic": Field("boolean", nullable=False, feature="is_smartnic"),
-    "name": Field(feature="port_name", check=check_logical_name),
+    "name": Field(feature="port_name", check=_check_name),
 }
 CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
 PATCHABLE = patching.Patchable(
@@ -225,7 +264,7 @@ def get_port(call: Call) -> object:
         call.query.get("fields"), view.visible(view.PORT_FIELDS, call.version), version=call.version
     )
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:get")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:get")
     return _render(call, port, fields=fields)
 
 
@@ -297,7 +336,7 @@ def create_port(call: Call) -> object:
 )
 def patch_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:update")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:update")
         uuids = view.port_uuids(conn, [port])
         before = {name: getattr(port, name) for name in PATCHABLE_FIELDS if hasattr(port, name)}
         before["node_uuid"] = uuids.nodes.get(port.node_id)
@@ -312,7 +351,7 @@ def patch_port(call: Call) -> object:
 @endpoint("baremetal:port:delete", doc=Operation("Delete a port", answers={204: None}))
 def delete_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:delete")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:delete")
     call.deps.conductor.call(DestroyPort(port.id), context=call.context)
     return Reply(204)
 
