@@ -134,6 +134,12 @@ def test_validate(api: Api) -> None:
 
 def test_boot_device(api: Api) -> None:
     api.node(name="b")
+    # a string and a boolean before anything was set, as Ironic's fake management
+    # answers (ironic-tempest-plugin's test_get_node_boot_device checks the types)
+    assert api.get("/v1/nodes/b/management/boot_device").json() == {
+        "boot_device": "pxe",
+        "persistent": False,
+    }
     supported = api.get("/v1/nodes/b/management/boot_device/supported").json()
     assert "pxe" in supported["supported_boot_devices"]
     response = api.put(
