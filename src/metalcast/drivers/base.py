@@ -336,7 +336,8 @@ class ConsoleInterface(Interface):
 
     @abc.abstractmethod
     def get_console(self, ctx: DriverContext) -> dict[str, Any]:
-        """How to reach the console: ``{"type": ..., "url": ...}``."""
+        """How to reach the console: ``{"type": ..., "url": ...}`` (``{}``: nothing
+        to reach, as a fake console)."""
 
 
 class RAIDInterface(Interface):

@@ -189,8 +189,8 @@ class FakeVendor(FakeOperations, VendorInterface):
 
 
 class FakeConsole(FakeOperations, ConsoleInterface):
-    """A console that starts and stops at once and points nowhere real.  Operation
-    name: ``console`` (starting and stopping)."""
+    """A console that starts and stops at once and has no connection details, as
+    Ironic's fake console.  Operation name: ``console`` (starting and stopping)."""
 
     name = "fake"
 
@@ -205,5 +205,6 @@ class FakeConsole(FakeOperations, ConsoleInterface):
         self._begin(ctx, "console")
 
     def get_console(self, ctx: DriverContext) -> dict[str, Any]:
+        """``{}``: nothing to connect to, as Ironic's fake console answers."""
         self._begin(ctx)
-        return {"type": "fake", "url": f"fake://console/{ctx.node.uuid}"}
+        return {}
