@@ -233,7 +233,7 @@ def test_too_many_traits(api: Api) -> None:
 
 
 def test_vifs(api: Api) -> None:
-    node = api.node(name="v")
+    node = api.node(name="v", network_interface="fake")  # records VIFs on free ports
     api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:aa:bb:cc"})
     assert api.post("/v1/nodes/v/vifs", {"id": "vif-1"}).status_code == 204
     assert api.get("/v1/nodes/v/vifs").json() == {"vifs": [{"id": "vif-1"}]}
@@ -241,6 +241,25 @@ def test_vifs(api: Api) -> None:
     assert api.post("/v1/nodes/v/vifs", {"vif": "x"}).status_code == 400
     assert api.delete("/v1/nodes/v/vifs/vif-1").status_code == 204
     assert api.get("/v1/nodes/v/vifs").json() == {"vifs": []}
+
+
+def test_vifs_on_a_noop_network_need_no_port(api: Api) -> None:
+    # Ironic's noop network interface attaches and detaches without a trace: no free
+    # port needed, nothing listed, detaching what was never attached is no error
+    api.node(name="n")
+    assert api.get("/v1/nodes/n").json()["network_interface"] == "noop"
+    assert api.post("/v1/nodes/n/vifs", {"id": "vif-1"}).status_code == 204
+    assert api.post("/v1/nodes/n/vifs", {"id": "vif-2"}).status_code == 204
+    assert api.get("/v1/nodes/n/vifs").json() == {"vifs": []}
+    assert api.delete("/v1/nodes/n/vifs/vif-1").status_code == 204
+    assert api.delete("/v1/nodes/n/vifs/never-attached").status_code == 204
+    response = api.post("/v1/nodes/n/vifs", {"vif": "x"})
+    assert response.status_code == 400
+    # a network interface that records VIFs still needs a free port
+    api.patch("/v1/nodes/n", [{"op": "replace", "path": "/network_interface", "value": "fake"}])
+    response = api.post("/v1/nodes/n/vifs", {"id": "vif-3"})
+    assert response.status_code == 409
+    assert "not enough free physical ports" in fault_of(response)
 
 
 def test_vifs_below_1_28_are_not_found(api: Api) -> None:
