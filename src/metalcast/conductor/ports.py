@@ -9,8 +9,9 @@ All ports of a portgroup share one physical network (API 1.34).
 
 Errors::
 
-    InvalidInput   (400) missing node, port of another node's portgroup, VIF not attached
-    Conflict       (409) duplicate MAC; active node; no free port; VIF already attached;
+    InvalidInput   (400) missing node, port of another node's portgroup, no free port for
+                         a VIF, VIF not attached
+    Conflict       (409) duplicate MAC; active node; VIF already attached;
                          a port whose physical network differs from its portgroup's
     NotFound       (404) no such node, port or portgroup
     NodeLocked     (409) another task holds the node's lock
@@ -207,8 +208,9 @@ def vif_attach(rt: Runtime, node_id: int, *, vif: JSONDict, user: str) -> None:
     one); with a network interface that records no VIFs, only check the id.
 
     Raises:
-        InvalidInput: no VIF id, or the named port is not the node's.
-        Conflict: already attached, or no free port (interfaces that record VIFs).
+        InvalidInput: no VIF id, the named port is not the node's, or no port is free
+            (interfaces that record VIFs).
+        Conflict: already attached (interfaces that record VIFs).
         NodeLocked, NotFound: from the lock.
     """
     vif_id = vif.get("id")
@@ -238,8 +240,8 @@ def _free_port(ports: list[Port], vif: JSONDict, *, node_uuid: str, vif_id: str)
             raise Conflict(f"Port {wanted} of node {node_uuid} already has a VIF attached.")
         return match[0]
     free = [p for p in ports if not p.internal_info.get(VIF_KEY)]
-    if not free:
-        raise Conflict(
+    if not free:  # Ironic's NoFreePhysicalPorts: 400
+        raise InvalidInput(
             f"Unable to attach VIF {vif_id}, not enough free physical ports on node {node_uuid}."
         )
     free.sort(key=lambda p: (not p.pxe_enabled, p.id))

@@ -246,7 +246,7 @@ def test_vifs(api: Api) -> None:
 def test_vifs_on_a_noop_network_need_no_port(api: Api) -> None:
     # Ironic's noop network interface attaches and detaches without a trace: no free
     # port needed, nothing listed, detaching what was never attached is no error
-    api.node(name="n")
+    node = api.node(name="n")
     assert api.get("/v1/nodes/n").json()["network_interface"] == "noop"
     assert api.post("/v1/nodes/n/vifs", {"id": "vif-1"}).status_code == 204
     assert api.post("/v1/nodes/n/vifs", {"id": "vif-2"}).status_code == 204
@@ -258,8 +258,10 @@ def test_vifs_on_a_noop_network_need_no_port(api: Api) -> None:
     # a network interface that records VIFs still needs a free port
     api.patch("/v1/nodes/n", [{"op": "replace", "path": "/network_interface", "value": "fake"}])
     response = api.post("/v1/nodes/n/vifs", {"id": "vif-3"})
-    assert response.status_code == 409
-    assert "not enough free physical ports" in fault_of(response)
+    assert response.status_code == 400  # Ironic's NoFreePhysicalPorts
+    assert fault_of(response) == (
+        f"Unable to attach VIF vif-3, not enough free physical ports on node {node['uuid']}."
+    )
 
 
 def test_vifs_below_1_28_are_not_found(api: Api) -> None:

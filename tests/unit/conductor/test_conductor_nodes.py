@@ -114,7 +114,7 @@ def test_ports_vifs_and_active_nodes(env: Env) -> None:
         env.service.execute(CreatePort({"node_id": node.id, "address": MAC1}), context=ALICE)
     env.service.execute(VifAttach(node.id, {"id": "vif-1"}), context=ALICE)
     assert env.service.execute(VifList(node.id), context=ALICE) == [{"id": "vif-1"}]
-    with pytest.raises(Conflict, match="not enough free physical ports"):
+    with pytest.raises(InvalidInput, match="not enough free physical ports"):
         env.service.execute(VifAttach(node.id, {"id": "vif-2"}), context=ALICE)
     env.service.execute(ChangeProvisionState(node.id, ProvisionRequest("active")), context=ALICE)
     env.wait_settled(node.id)
