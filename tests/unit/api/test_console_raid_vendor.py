@@ -242,6 +242,30 @@ def test_logical_disk_properties(two_types: Api) -> None:
     assert "does not support RAID" in fault_of(response)
 
 
+def test_driver_properties_and_raid_disk_properties_by_version(two_types: Api) -> None:
+    # as Ironic (ironic-tempest-plugin's TestDriverMicroversions): a hardware type's
+    # properties at every version, 404 for an unknown one; RAID logical disk
+    # properties 406 below 1.12, before the driver is looked up
+    api = two_types
+    for version in ("1.1", "1.11", "1.60"):
+        response = api.get("/v1/drivers/fake-hardware/properties", version=version)
+        assert response.status_code == 200, version
+        assert "fake_fail" in response.json()
+        response = api.get("/v1/drivers/testdriver/properties", version=version)
+        assert response.status_code == 404
+        assert fault_of(response) == (
+            "Could not find the following driver(s) or hardware type(s): testdriver."
+        )
+    raid = "raid/logical_disk_properties"
+    for driver in ("fake-hardware", "testdriver"):
+        for version in ("1.2", "1.11"):
+            response = api.get(f"/v1/drivers/{driver}/{raid}", version=version)
+            assert response.status_code == 406, (driver, version)
+            assert "1.12" in fault_of(response)
+    assert api.get(f"/v1/drivers/fake-hardware/{raid}", version="1.12").status_code == 200
+    assert api.get(f"/v1/drivers/testdriver/{raid}", version="1.12").status_code == 404
+
+
 # ------------------------------------------------------------ driver vendor passthru
 
 
