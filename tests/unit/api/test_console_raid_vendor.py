@@ -81,15 +81,18 @@ def test_console_request_validation(api: Api, body: Any, expected: str) -> None:
 
 def test_a_node_without_console_says_so(api: Api) -> None:
     api.node(name="nc", console_interface="no-console")
-    for response in (
-        api.put("/v1/nodes/nc/states/console", {"enabled": True}),
-        api.get("/v1/nodes/nc/states/console"),
-    ):
+    for enabled in (True, False):
+        response = api.put("/v1/nodes/nc/states/console", {"enabled": enabled})
         assert response.status_code == 400
         message = fault_of(response)
         assert "does not support console: its console_interface is 'no-console'" in message
         assert "(fake-hardware: fake)" in message
     assert api.get("/v1/nodes/nc").json()["reservation"] is None
+    # a disabled console is not checked on GET: Ironic looks at console_enabled first
+    assert api.get("/v1/nodes/nc/states/console").json() == {
+        "console_enabled": False,
+        "console_info": None,
+    }
 
 
 def test_a_console_failure_is_recorded_in_last_error(api: Api) -> None:
