@@ -28,6 +28,7 @@ from metalcast.states import (
     WAIT,
     WAIT_TIMEOUT_SETTING,
     WORK,
+    Fault,
     PowerState,
     PowerTarget,
     ProvisionState,
@@ -38,7 +39,7 @@ _log = logging.getLogger(__name__)
 
 #: consecutive failed syncs before a node goes to maintenance (Ironic's default)
 POWER_SYNC_MAX_FAILURES = 3
-POWER_FAULT = "power failure"
+POWER_FAULT = Fault.POWER_FAILURE
 _PAGE = 500
 _BUSY = WORK | WAIT
 

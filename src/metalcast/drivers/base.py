@@ -346,7 +346,8 @@ class ConsoleInterface(Interface):
 
     @abc.abstractmethod
     def get_console(self, ctx: DriverContext) -> dict[str, Any]:
-        """How to reach the console: ``{"type": ..., "url": ...}``."""
+        """How to reach the console: ``{"type": ..., "url": ...}`` (``{}``: nothing
+        to reach, as a fake console)."""
 
 
 class RAIDInterface(Interface):
@@ -396,6 +397,11 @@ class FirmwareInterface(Interface):
 
 class NetworkInterface(Interface):
     interface_type = "network"
+
+    #: whether a VIF attached to the node is recorded on one of its free ports (as by
+    #: Ironic's flat and neutron interfaces: no free port, no attachment); False:
+    #: attaching and detaching change nothing and no VIF is listed (Ironic's noop)
+    records_vifs: ClassVar[bool] = True
 
     @abc.abstractmethod
     def add_provisioning_network(self, ctx: DriverContext) -> None: ...

@@ -31,7 +31,7 @@ from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
 from metalcast.errors import Conflict, InvalidInput, NotAcceptable
-from metalcast.states import ProvisionState
+from metalcast.states import Fault, ProvisionState
 
 #: list filter -> the feature that introduced it
 FILTERS: dict[str, str | None] = {
@@ -81,10 +81,12 @@ _FILTER_TEXT = {
     "description_contains": "Nodes whose description contains this text.",
     "conductor": "Nodes the live conductor of this host name serves.",
 }
+#: filters whose values are one of a few
+_CHOICES = {"fault": string(enum=[str(fault) for fault in Fault])}
 FILTER_PARAMS = tuple(
     flag(name, _FILTER_TEXT[name], feature=feature)
     if name in _BOOL_FILTERS
-    else Param(name, string(), _FILTER_TEXT[name], feature)
+    else Param(name, _CHOICES.get(name, string()), _FILTER_TEXT[name], feature)
     for name, feature in FILTERS.items()
 )
 LIST_QUERY = (
@@ -110,6 +112,11 @@ def node_filters(
     _check_filter_names(call)
     values: dict[str, Any] = {name: query.get(name) for name in _TEXT_FILTERS}
     values.update({name: parse_bool(name, query.get(name)) for name in _BOOL_FILTERS})
+    if values["fault"] is not None and values["fault"] not in set(Fault):
+        faults = ", ".join(f'"{fault}"' for fault in Fault)
+        raise InvalidInput(
+            f'Unrecognized fault "{values["fault"]}" is specified, allowed faults are {faults}.'
+        )
     if values["instance_uuid"] is not None:
         values["instance_uuid"] = repo.canonical_uuid(
             values["instance_uuid"], what="instance_uuid to be a UUID"
@@ -193,7 +200,10 @@ def list_nodes(
         url=call.base_url + call.path,
         query=call.query,
         limit=listing.page.limit,
-        last_marker=last_marker([n["uuid"] for n in nodes], listing.page.limit),
+        # one node at most has an instance: no next page, as in Ironic
+        last_marker=None
+        if filters.instance_uuid
+        else last_marker([n["uuid"] for n in nodes], listing.page.limit),
     )
 
 

@@ -21,6 +21,7 @@ from metalcast.api.params import (
     parse_fields,
     parse_listing,
 )
+from metalcast.api.routes.portgroups import require_subresources
 from metalcast.api.schema import (
     Field,
     check_ident,
@@ -50,6 +51,45 @@ def _check_llc(name: str, value: Any) -> None:
         )
 
 
+def reads_as_mac(text: str) -> bool:
+    """Whether ``text`` is a MAC address written with separators (bare hexadecimal
+    digits may well be a name)."""
+    try:
+        normalize_mac(text)
+    except InvalidInput:
+        return False
+    return not text.isalnum()
+
+
+def _check_name(name: str, value: Any) -> None:
+    """A logical name that does not read as a MAC address: a port path never names a
+    port by its MAC (:func:`_ident`), so such a name could not be used."""
+    check_logical_name(name, value)
+    if reads_as_mac(value):
+        raise InvalidInput(
+            f"Invalid value for field '{name}': {value} reads as a MAC address; a port's "
+            "name must not."
+        )
+
+
+def _ident(call: Call) -> str:
+    """The port the path names: by UUID or name, never by MAC address (400, as in
+    Ironic); a DELETE only by UUID, as Ironic's.
+
+    Raises:
+        InvalidInput: a MAC address; for a DELETE, anything but a UUID.
+    """
+    ident: str = call.args["port"]
+    if call.method == "DELETE":
+        return repo.canonical_uuid(ident, what="a port UUID")
+    if reads_as_mac(ident):
+        raise InvalidInput(
+            f"Expected a logical name or UUID but received {ident}. A port is not named by "
+            f"its MAC address: list /v1/ports?address={ident} to find it."
+        )
+    return ident
+
+
 PATCHABLE_FIELDS: Mapping[str, Field] = {
     "address": Field(nullable=False, check=check_mac),
     "node_uuid": Field(nullable=False, check=check_ident),
@@ -59,7 +99,7 @@ PATCHABLE_FIELDS: Mapping[str, Field] = {
     "physical_network": Field(max_length=64, feature="physical_network"),
     "extra": Field("object", nullable=False, max_length=None),
     "is_smartnic": Field("boolean", nullable=False, feature="is_smartnic"),
-    "name": Field(feature="port_name", check=check_logical_name),
+    "name": Field(feature="port_name", check=_check_name),
 }
 CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
 PATCHABLE = patching.Patchable(
@@ -154,21 +194,54 @@ def get_ports_detail(call: Call) -> object:
     doc=Operation("List a node's ports", answers={200: _LIST}, query=LIST_QUERY),
 )
 def get_node_ports(call: Call) -> object:
+    return _node_ports(call)
+
+
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation("List a node's ports with every field", answers={200: _LIST}, query=LIST_QUERY),
+)
+def get_node_ports_detail(call: Call) -> object:
+    return _node_ports(call, detail_path=True)
+
+
+def _node_ports(call: Call, *, detail_path: bool = False) -> dict[str, Any]:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
-    return list_ports(call, node_id=node.id)
+    return list_ports(call, detail_path=detail_path, node_id=node.id)
 
 
 @endpoint(
     "baremetal:port:list",
     doc=Operation(
-        "List a portgroup's ports", answers={200: _LIST}, query=LIST_QUERY, feature="portgroups"
+        "List a portgroup's ports",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
     ),
 )
 def get_portgroup_ports(call: Call) -> object:
+    return _portgroup_ports(call)
+
+
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation(
+        "List a portgroup's ports with every field",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
+    ),
+)
+def get_portgroup_ports_detail(call: Call) -> object:
+    return _portgroup_ports(call, detail_path=True)
+
+
+def _portgroup_ports(call: Call, *, detail_path: bool = False) -> dict[str, Any]:
+    require_subresources(call)
     with call.deps.db.read() as conn:
         group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action=lookup.NODE_GET)
-    return list_ports(call, portgroup_id=group.id)
+    return list_ports(call, detail_path=detail_path, portgroup_id=group.id)
 
 
 # ------------------------------------------------------------------------- one port
@@ -201,7 +274,7 @@ def get_port(call: Call) -> object:
         call.query.get("fields"), view.visible(view.PORT_FIELDS, call.version), version=call.version
     )
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:get")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:get")
     return _render(call, port, fields=fields)
 
 
@@ -284,7 +357,7 @@ def create_port(call: Call) -> object:
 )
 def patch_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:update")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:update")
         uuids = view.port_uuids(conn, [port])
         before = {name: getattr(port, name) for name in PATCHABLE_FIELDS if hasattr(port, name)}
         before["node_uuid"] = uuids.nodes.get(port.node_id)
@@ -299,7 +372,7 @@ def patch_port(call: Call) -> object:
 @endpoint("baremetal:port:delete", doc=Operation("Delete a port", answers={204: None}))
 def delete_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:delete")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:delete")
     call.deps.conductor.call(DestroyPort(port.id), context=call.context)
     return Reply(204)
 
@@ -312,5 +385,7 @@ ROUTES = [
     Route("/v1/ports/{port}", patch_port, methods=["PATCH"]),
     Route("/v1/ports/{port}", delete_port, methods=["DELETE"]),
     Route("/v1/nodes/{node}/ports", get_node_ports, methods=["GET"]),
+    Route("/v1/nodes/{node}/ports/detail", get_node_ports_detail, methods=["GET"]),
     Route("/v1/portgroups/{portgroup}/ports", get_portgroup_ports, methods=["GET"]),
+    Route("/v1/portgroups/{portgroup}/ports/detail", get_portgroup_ports_detail, methods=["GET"]),
 ]
