@@ -67,6 +67,8 @@ class NodeFilters:
     #: policy scoping: only nodes this project owns or leases
     project: str | None = None
     ids: Sequence[int] | None = field(default=None)
+    #: leave out the nodes in these provision states (the power sync's)
+    not_in_states: frozenset[str] | None = None
 
 
 def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
@@ -99,6 +101,8 @@ def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
         query = query.where(n.description.icontains(f.description_contains, autoescape=True))
     if f.project is not None:
         query = query.where(sa.or_(n.owner == f.project, n.lessee == f.project))
+    if f.not_in_states:
+        query = query.where(n.provision_state.notin_(sorted(f.not_in_states)))
     if f.ids is not None:
         query = query.where(n.id.in_(list(f.ids)))
     return query
