@@ -15,8 +15,12 @@ its plan ends or failed with the reason in ``last_error`` and its history; after
 conductor kills, every failure names a killed conductor and says it stopped
 heartbeating.
 
-``METALCAST_FAULT_NODES`` (default 120), ``METALCAST_FAULT_KILLS`` (default 3) and
-``METALCAST_FAULT_SEED`` as in :mod:`test_kill_mid_lifecycle`.
+``METALCAST_FAULT_NODES`` sets the number of nodes: 1,000 by default for the conductor
+kills (issue 10; 115 to 140 s on two shared cores at load 7 to 17), 120 for the
+others; ``METALCAST_FAULT_KILLS`` (default 3) and ``METALCAST_FAULT_SEED`` as in
+:mod:`test_kill_mid_lifecycle`.  The conductor kills alone, at 1,000 nodes::
+
+    pytest tests/integration/faults/test_process_faults.py -k conductors_mid_lifecycle
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from test_postgres_restart import durable, probe_outage, wait_until_served
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
 NODES = int(os.environ.get("METALCAST_FAULT_NODES", "120"))
+#: the conductor kills' nodes: issue 10 asks for 1,000
+KILL_NODES = int(os.environ.get("METALCAST_FAULT_NODES", "1000"))
 KILLS = int(os.environ.get("METALCAST_FAULT_KILLS", "3"))
 OPERATORS = 3
 LATENCY = 0.05
@@ -72,7 +78,7 @@ def deploy(postgres_url: str, tmp_path: Path) -> Iterator[Deployment]:
 
 
 def make_fleet(
-    holder: ApiHolder, *, rounds: int = 1
+    holder: ApiHolder, *, rounds: int = 1, nodes: int = NODES
 ) -> tuple[Fleet, Api, dict[str, list], set[str]]:
     fleet = Fleet(holder, rounds=rounds)
     api = Api(holder)
@@ -80,7 +86,7 @@ def make_fleet(
         f"split-{i}": create_nodes(
             api,
             prefix=f"s{i}",
-            count=NODES // OPERATORS,
+            count=nodes // OPERATORS,
             resource_class=f"split-{i}",
             driver_info={"fake_latency": LATENCY},
         )
@@ -108,7 +114,7 @@ def kill_moments(rng: random.Random, nodes: int) -> list[tuple[str, int]]:
 def test_kill_9_of_conductors_mid_lifecycle(deploy: Deployment) -> None:
     seed, rng = seeded(os.environ.get("METALCAST_FAULT_SEED"))
     holder = ApiHolder(deploy, "api1")
-    fleet, api, groups, names = make_fleet(holder, rounds=2)
+    fleet, api, groups, names = make_fleet(holder, rounds=2, nodes=KILL_NODES)
     deadline = time.monotonic() + DEADLINE
     victims: list[str] = []
     takeovers: list[float] = []
