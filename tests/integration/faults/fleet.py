@@ -168,6 +168,8 @@ class Fleet:
     accepted: int = 0
     #: verb -> how many times it was accepted
     accepted_verbs: dict[str, int] = field(default_factory=dict)
+    #: operators still driving their nodes
+    running: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -182,17 +184,23 @@ class Fleet:
 
     def wait_accepted(self, count: int, deadline: float, *, verb: str | None = None) -> None:
         """Block until operators have had ``count`` verbs accepted in all (or ``count``
-        of ``verb``)."""
+        of ``verb``), or have all finished their plans."""
 
         def seen() -> int:
             return self.accepted if verb is None else self.accepted_verbs.get(verb, 0)
 
         with self._cond:
             ok = self._cond.wait_for(
-                lambda: seen() >= count or self.stop.is_set(),
+                lambda: seen() >= count or self.stop.is_set() or not self.running,
                 timeout=max(0.0, deadline - time.monotonic()),
             )
         assert ok, f"operators stalled at {seen()} accepted {verb or 'verbs'}"
+
+    def finished(self) -> None:
+        """One operator is done with its nodes."""
+        with self._cond:
+            self.running -= 1
+            self._cond.notify_all()
 
     def violation(self, text: str) -> None:
         with self._cond:
@@ -239,6 +247,7 @@ class Operator(threading.Thread):
             self.fleet.violation(f"{self.name}: {type(exc).__name__}: {exc}")
         finally:
             self.api.close()
+            self.fleet.finished()
 
     def _loop(self, deadline: float) -> None:
         while not all(n.done for n in self.nodes.values()):
@@ -340,6 +349,7 @@ class Operator(threading.Thread):
 def operators(fleet: Fleet, groups: Mapping[str, list[NodeRecord]]) -> Iterator[list[Operator]]:
     """Operator threads for ``groups`` (resource class -> nodes), joined on exit."""
     threads = [Operator(fleet, rc, nodes) for rc, nodes in groups.items()]
+    fleet.running = len(threads)
     for thread in threads:
         thread.start()
     try:

@@ -188,12 +188,16 @@ def test_kill_9_of_an_api_process_under_load(deploy: Deployment) -> None:
 
 def test_rolling_restart_of_every_conductor_under_load(deploy: Deployment) -> None:
     holder = ApiHolder(deploy, "api1")
-    fleet, api, groups, names = make_fleet(holder)
+    # three rounds: a conductor's stop takes seconds (its tasks, then its connections),
+    # and the operators should still be at work when the last one restarts
+    fleet, api, groups, names = make_fleet(holder, rounds=3)
     deadline = time.monotonic() + DEADLINE
+    under_load = []
     try:
         with operators(fleet, groups) as threads:
             for name in CONDUCTORS:
                 fleet.wait_accepted(fleet.accepted + 10, deadline)
+                under_load.append(fleet.running)
                 deploy.stop(name)  # SIGTERM: exits 0 once its tasks finished
                 deploy.start(name)
                 deploy.wait_conductors(set(CONDUCTORS))
@@ -203,6 +207,10 @@ def test_rolling_restart_of_every_conductor_under_load(deploy: Deployment) -> No
         failed = {s: n for s, n in fleet.statuses.items() if s >= 500}
         assert not failed, f"requests failed during the rolling restart: {fleet.statuses}"
         assert not fleet.failures, fleet.failures
+        print(
+            f"operators at work at each restart: {under_load}, {fleet.accepted} verbs "
+            f"accepted, statuses {fleet.statuses}"
+        )
     finally:
         api.close()
 
