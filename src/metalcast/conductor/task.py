@@ -299,8 +299,8 @@ class NodeTask:
 
     def abandon(self) -> None:
         """Leave the node locked for recovery: its outcome could not be recorded (the
-        database went away).  The heartbeat pass fails its work state with the reason
-        and releases it (``rt.lost_locks``)."""
+        database went away).  The catch-up pass after a heartbeat fails its work state
+        with the reason and releases it (``rt.lost_locks``)."""
         self.released = True
         self.rt.lost_locks.add(self.node.id)
 
