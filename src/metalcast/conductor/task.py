@@ -312,8 +312,8 @@ class NodeTask:
 
     def abandon(self) -> None:
         """Leave the node locked for recovery: its outcome could not be recorded (the
-        database went away).  The heartbeat pass fails its work state with the reason
-        and releases it (``rt.lost_locks``)."""
+        database went away).  The catch-up pass after a heartbeat fails its work state
+        with the reason and releases it (``rt.lost_locks``)."""
         if self._rested:
             return  # released with the state it rests in: nothing to recover
         self.released = True
