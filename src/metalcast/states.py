@@ -93,6 +93,16 @@ class PowerTarget(enum.StrEnum):
     SOFT_REBOOT = "soft rebooting"
 
 
+class Fault(enum.StrEnum):
+    """Why the conductor put a node in maintenance (its ``fault``): Ironic's faults,
+    the only values of the node list's ``fault`` filter."""
+
+    POWER_FAILURE = "power failure"
+    CLEAN_FAILURE = "clean failure"
+    RESCUE_ABORT_FAILURE = "rescue abort failure"
+    SERVICE_FAILURE = "service failure"
+
+
 PS = ProvisionState
 
 #: Verbs accepted in the API's ``target`` and the event each one raises.

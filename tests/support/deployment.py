@@ -5,6 +5,12 @@ multi-process set-up runs them, which a test starts, kills and restarts one by o
 Conductors heartbeat every :data:`HEARTBEAT` seconds so that a death shows within
 seconds; everything else is the defaults.  Every process, once gone, has its logs
 searched for the secrets the tests use (:mod:`secret_scan`).
+
+A start is awaited as an event (the process's banner, then its conductor row alive or
+its ``GET /v1`` answered), however slow a loaded machine makes it; :data:`HANG` only
+bounds a hang, and when it expires the failure says what the process printed, the CPU
+time it had and the machine's load, so that a stuck process and a starved one can be
+told apart.  :attr:`Process.starts` keeps how long each start took.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from server_process import free_port
 HEADERS = {"X-OpenStack-Ironic-API-Version": "1.60"}
 HEARTBEAT = 1.0
 HEARTBEAT_TIMEOUT = 1.5
-START_TIMEOUT = 60.0
+#: how long a process may go without showing it serves, or the conductors without
+#: reaching the expected set, before the test calls it hung: a bound on a hang, not
+#: on a start (1.4 to 3.2 s at load 7 to 17 on two cores; once past 60 s at load
+#: 22), below pytest's 300 s so that the failure says what the process printed
+HANG = 180.0
 STOP_TIMEOUT = 90.0
 
 
@@ -43,6 +53,8 @@ class Process:
     exits: list[int] = field(default_factory=list)
     #: settings of this process only, over the deployment's
     env: dict[str, str] = field(default_factory=dict)
+    #: seconds each start took, from the fork to serving
+    starts: list[float] = field(default_factory=list)
 
     @property
     def stdout(self) -> Path:
@@ -98,7 +110,12 @@ class Deployment:
         return process
 
     def start(self, name: str) -> None:
-        """Start (or start again) process ``name`` and wait until it serves."""
+        """Start (or start again) process ``name`` and wait until it serves.
+
+        Raises:
+            AssertionError: it exited, or showed no sign of serving for :data:`HANG`
+                seconds (it is killed; the message has its output).
+        """
         process = self.processes[name]
         banners = self._banners(process)
         with process.stdout.open("ab") as out, process.stderr.open("ab") as err:
@@ -108,16 +125,28 @@ class Deployment:
                 stderr=err,
                 env={**self.env, **process.env},
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while not self._ready(process, banners):
             if process.popen.poll() is not None:
                 raise AssertionError(
                     f"{name} exited with {process.popen.returncode}\n{process.logs()}"
                 )
-            if self._ready(process, banners):
-                return
+            if time.monotonic() - started > HANG:
+                self._hung(process)
             time.sleep(0.1)
-        raise AssertionError(f"{name} did not start within {START_TIMEOUT}s\n{process.logs()}")
+        process.starts.append(time.monotonic() - started)
+
+    def _hung(self, process: Process) -> None:
+        assert process.popen is not None
+        cpu = _cpu_seconds(process.popen.pid)
+        process.popen.kill()
+        process.exits.append(process.popen.wait())
+        process.popen = None
+        raise AssertionError(
+            f"{process.name} showed no sign of serving {HANG:.0f} s after it was started "
+            f"(it had {cpu} of CPU; load average {_load()}); what it printed:\n"
+            f"{process.logs()}"
+        )
 
     @staticmethod
     def _banners(process: Process) -> int:
@@ -192,16 +221,35 @@ class Deployment:
             return bool(self.conductors().get(name, {}).get("alive"))
         return False
 
-    def wait_conductors(self, alive: set[str], *, timeout: float = START_TIMEOUT) -> None:
-        """Block until exactly ``alive`` are the live conductors."""
-        deadline = time.monotonic() + timeout
+    def wait_conductors(self, alive: set[str]) -> None:
+        """Block until exactly ``alive`` are the live conductors (AssertionError after
+        :data:`HANG` seconds)."""
+        deadline = time.monotonic() + HANG
         seen: set[str] = set()
         while time.monotonic() < deadline:
             seen = {h for h, c in self.conductors().items() if c["alive"]}
             if seen == alive:
                 return
             time.sleep(0.1)
-        raise AssertionError(f"live conductors {sorted(seen)}, expected {sorted(alive)}")
+        raise AssertionError(
+            f"live conductors {sorted(seen)}, expected {sorted(alive)}, after {HANG:.0f} s "
+            f"(load average {_load()})"
+        )
+
+
+def _cpu_seconds(pid: int) -> str:
+    """The CPU time process ``pid`` has used, from /proc (Linux), as text."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return "an unknown amount"
+    # utime and stime, fields 14 and 15 of proc(5), counted after the command's ")"
+    ticks = int(fields[11]) + int(fields[12])
+    return f"{ticks / os.sysconf('SC_CLK_TCK'):.1f} s"
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 @contextlib.contextmanager

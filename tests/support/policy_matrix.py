@@ -481,7 +481,14 @@ PORT_ACTIONS: tuple[Action, ...] = (
     Action("list ports", "GET", "/v1/ports", (_LIST["port"],), hides=None),
     Action("list ports detail", "GET", "/v1/ports/detail", (_LIST["port"],), hides=None),
     Action("node ports", "GET", "/v1/nodes/{node}/ports", (_LIST["port"],)),
+    Action("node ports detail", "GET", "/v1/nodes/{node}/ports/detail", (_LIST["port"],)),
     Action("portgroup ports", "GET", "/v1/portgroups/{portgroup}/ports", (_LIST["port"],)),
+    Action(
+        "portgroup ports detail",
+        "GET",
+        "/v1/portgroups/{portgroup}/ports/detail",
+        (_LIST["port"],),
+    ),
     Action("show port", "GET", "/v1/ports/{port}", ("baremetal:port:get",)),
     Action(
         "create port",
@@ -516,6 +523,12 @@ PORT_ACTIONS: tuple[Action, ...] = (
         hides=None,
     ),
     Action("node portgroups", "GET", "/v1/nodes/{node}/portgroups", (_LIST["portgroup"],)),
+    Action(
+        "node portgroups detail",
+        "GET",
+        "/v1/nodes/{node}/portgroups/detail",
+        (_LIST["portgroup"],),
+    ),
     Action("show portgroup", "GET", "/v1/portgroups/{portgroup}", ("baremetal:portgroup:get",)),
     Action(
         "create portgroup",

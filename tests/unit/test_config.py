@@ -26,3 +26,14 @@ def test_the_clients_variables_do_not_break_server_settings() -> None:
 def test_an_unknown_setting_is_still_refused() -> None:
     with pytest.raises(InvalidInput, match="no_such_thing"):
         load_settings(environ={"METALCAST_NO_SUCH_THING": "1"})
+
+
+def test_an_empty_boot_netns_means_this_network_namespace() -> None:
+    # README: "On real hardware set boot.interface, boot.netns (empty) and boot.address"
+    settings = load_settings(
+        environ={"METALCAST_BOOT__NETNS": "", "METALCAST_BOOT__INTERFACE": "eth1"}
+    )
+    assert settings.boot.netns is None
+    assert settings.boot.interface == "eth1"
+    with pytest.raises(InvalidInput, match="netns"):
+        load_settings(environ={"METALCAST_BOOT__NETNS": "a b"})

@@ -37,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from metalcast.api import limits, policy
 from metalcast.api.audit import AuditLog, AuditNote
@@ -194,7 +195,7 @@ def endpoint(
                 context=context,
                 version=state.get("version") or MIN_VERSION,
                 method=request.method,
-                path=request.url.path,
+                path=request.scope.get("root_path", "") + request.scope["path"],
                 args=request.path_params,
                 query=request.query_params,
                 body=payload,
@@ -264,7 +265,26 @@ def _base_url(request: Request) -> str:
         proto = request.headers.get("x-forwarded-proto", "http").split(",")[0].strip().lower()
         if _FORWARDED_HOST.fullmatch(host) and proto in ("http", "https"):
             return f"{proto}://{host}"
-    return str(request.base_url).rstrip("/")
+    return _own_base_url(request.scope, request.headers.get("host"))
+
+
+def _own_base_url(scope: Scope, host: str | None) -> str:
+    """The URL the client connected to, as Starlette's ``request.base_url`` makes it
+    (the Host header, else the server's address), without parsing a URL object on
+    every request."""
+    scheme: str = scope.get("scheme", "http")
+    root: str = scope.get("root_path", "").rstrip("/")
+    if not host:
+        server = scope.get("server")
+        if server is None:
+            return root
+        name, port = server
+        default = _DEFAULT_PORTS.get(scheme)
+        host = name if port == default else f"{name}:{port}"
+    return f"{scheme}://{host}{root}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 #: a host[:port] as a Host header may give it (names, IPv4, [IPv6])

@@ -90,6 +90,7 @@ FEATURES: Mapping[str, Version] = {
     "ramdisk_endpoints": _v(22),
     "portgroups": _v(23),
     "portgroup_uuid": _v(24),
+    "portgroup_subresources": _v(24),
     "portgroup_mode": _v(26),
     "soft_power": _v(27),
     "vifs": _v(28),

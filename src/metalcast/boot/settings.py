@@ -36,8 +36,8 @@ class BootSettings(BaseModel):
     #: the provisioning network's interface (inside ``netns`` when that is set); the
     #: default is the bridge ``metalcast lab up`` creates
     interface: str = Field(default="mcbr0", max_length=15, pattern=_NAME)
-    #: network namespace holding ``interface`` (``ip netns`` name); None: this one.
-    #: The default is the lab's
+    #: network namespace holding ``interface`` (``ip netns`` name); None or "": this
+    #: one (real hardware).  The default is the lab's
     netns: str | None = Field(default="metalcast-lab", pattern=_NAME)
     #: this host's IPv4 address on ``interface``: TFTP, HTTP and the nodes' API
     address: IPv4Address = IPv4Address("192.168.77.1")
@@ -105,6 +105,12 @@ class BootSettings(BaseModel):
     dnsmasq_user: str | None = None
     #: log every DHCP exchange in detail (dnsmasq's log-dhcp)
     log_dhcp: bool = True
+
+    @field_validator("netns", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """``METALCAST_BOOT__NETNS=`` (as README says for real hardware) means none."""
+        return None if value == "" else value
 
     @field_validator("bios_bootfile", "uefi_bootfile")
     @classmethod

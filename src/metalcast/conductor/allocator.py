@@ -7,7 +7,7 @@ state lives in the database, so a conductor that stops with allocations queued f
 them ``allocating`` at its next start and queues them again, and a live conductor
 takes over those of a dead one (:meth:`Allocator.take_over_orphans`).  An allocation
 whose processing the database cut short (it went away) is queued again by the next
-heartbeat pass (:meth:`Allocator.retry_failed`); the thread goes on.
+catch-up pass after a heartbeat (:meth:`Allocator.retry_failed`); the thread goes on.
 """
 
 from __future__ import annotations

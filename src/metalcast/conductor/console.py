@@ -31,16 +31,17 @@ from metalcast.errors import InvalidInput
 
 def get_console(rt: Runtime, node_id: int, *, user: str) -> tuple[bool, dict[str, Any] | None]:
     """Whether the node's console is enabled and, if it is, how to reach it
-    (``{"type": ..., "url": ...}``).
+    (``{"type": ..., "url": ...}``).  A disabled console is not checked, whatever the
+    console interface, as in Ironic.
 
     Raises:
-        InvalidInput: the node has no console interface.
+        InvalidInput: the console is enabled but the node has no console interface.
         OperationFailed: the console interface failed.
     """
     task = acquire(rt, node_id, user=user, purpose="get console", shared=True)
-    _check(task)
     if not task.node.console_enabled:
         return False, None
+    _check(task)
     info = call(task, ConsoleInterface, "get console", lambda i, ctx: i.get_console(ctx))
     return True, info
 

@@ -98,7 +98,7 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False
         node = repo.create_node(conn, values)
         repo.add_history(
             conn,
-            node.id,
+            node,
             event=f"created in state '{state}' with driver {driver} by {user}",
             event_type="created",
             conductor=rt.hostname,

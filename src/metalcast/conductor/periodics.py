@@ -28,6 +28,7 @@ from metalcast.states import (
     WAIT,
     WAIT_TIMEOUT_SETTING,
     WORK,
+    Fault,
     PowerState,
     PowerTarget,
     ProvisionState,
@@ -38,7 +39,7 @@ _log = logging.getLogger(__name__)
 
 #: consecutive failed syncs before a node goes to maintenance (Ironic's default)
 POWER_SYNC_MAX_FAILURES = 3
-POWER_FAULT = "power failure"
+POWER_FAULT = Fault.POWER_FAILURE
 _PAGE = 500
 _BUSY = WORK | WAIT
 
@@ -46,6 +47,7 @@ _BUSY = WORK | WAIT
 #: states the sync leaves alone besides work and wait states (Ironic's): an enrolled
 #: node's BMC is not verified yet, an adoption failure is the operator's to look at
 _NOT_SYNCED = _BUSY | {PS.ENROLL, PS.ADOPTFAIL}
+_NOT_SYNCED_NAMES = frozenset(state.value for state in _NOT_SYNCED)
 
 
 def sync_candidates(rt: Runtime, *, recovering: bool = False) -> list[Node]:
@@ -59,6 +61,7 @@ def sync_candidates(rt: Runtime, *, recovering: bool = False) -> list[Node]:
         fault=POWER_FAULT if recovering else None,
         reserved=False,
         conductor_group=rt.settings.conductor_group,
+        not_in_states=_NOT_SYNCED_NAMES,  # read only the rows that may be synced
     )
     mine = rt.owned()
     out: list[Node] = []

@@ -1,14 +1,17 @@
 """Ports, portgroups and VIFs: what a node network-boots from and is attached to.
 
 A VIF attached to a node is recorded on one of its free ports, in
-``internal_info["tenant_vif_port_id"]``, as Ironic does.  Ports cannot be added to,
+``internal_info["tenant_vif_port_id"]``, as Ironic does, when the node's network
+interface records VIFs; with one that does not (``noop``), attaching and detaching
+change nothing and no VIF is listed, as with Ironic's noop interface.  Ports cannot be added to,
 moved to or from, or re-addressed on an active node unless it is in maintenance.
 All ports of a portgroup share one physical network (API 1.34).
 
 Errors::
 
-    InvalidInput   (400) missing node, port of another node's portgroup, VIF not attached
-    Conflict       (409) duplicate MAC; active node; no free port; VIF already attached;
+    InvalidInput   (400) missing node, port of another node's portgroup, no free port for
+                         a VIF, VIF not attached
+    Conflict       (409) duplicate MAC; active node; VIF already attached;
                          a port whose physical network differs from its portgroup's
     NotFound       (404) no such node, port or portgroup
     NodeLocked     (409) another task holds the node's lock
@@ -18,10 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from metalcast.conductor.interfaces import interface_of
 from metalcast.conductor.runtime import Runtime
-from metalcast.conductor.task import acquire
+from metalcast.conductor.task import NodeTask, acquire
 from metalcast.db import repository as repo
 from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.drivers.base import NetworkInterface
 from metalcast.errors import Conflict, InvalidInput
 from metalcast.states import ProvisionState
 
@@ -184,27 +189,37 @@ def destroy_portgroup(rt: Runtime, portgroup_id: int, *, user: str) -> None:
 # ---------------------------------------------------------------------------- VIFs
 
 
+def _records_vifs(rt: Runtime, node: Node) -> bool:
+    return interface_of(rt, node, cls=NetworkInterface).records_vifs
+
+
 def vif_list(rt: Runtime, node_id: int) -> list[dict[str, Any]]:
     """The VIFs attached to the node: ``[{"id": ...}]``.  Raises NotFound."""
     with rt.db.read() as conn:
-        repo.get_node_by_id(conn, node_id)
+        node = repo.get_node_by_id(conn, node_id)
+        if not _records_vifs(rt, node):
+            return []
         ports = repo.list_ports(conn, repo.Page(limit=10_000), node_id=node_id)
     return [{"id": p.internal_info[VIF_KEY]} for p in ports if p.internal_info.get(VIF_KEY)]
 
 
 def vif_attach(rt: Runtime, node_id: int, *, vif: JSONDict, user: str) -> None:
     """Attach VIF ``vif["id"]`` to a free port of the node (``vif["port_uuid"]`` picks
-    one).
+    one); with a network interface that records no VIFs, only check the id.
 
     Raises:
-        InvalidInput: no VIF id, or the named port is not the node's.
-        Conflict: already attached, or no free port.
+        InvalidInput: no VIF id, the named port is not the node's, or no port is free
+            (interfaces that record VIFs).
+        Conflict: already attached (interfaces that record VIFs).
         NodeLocked, NotFound: from the lock.
     """
     vif_id = vif.get("id")
     if not isinstance(vif_id, str) or not vif_id:
         raise InvalidInput("A VIF to attach needs an 'id'.")
     with acquire(rt, node_id, user=user, purpose="vif attach") as task:
+        if not _records_vifs(rt, task.node):
+            _log_unrecorded(task, f"VIF {vif_id} attached")
+            return
         ports = task.ports()
         if any(p.internal_info.get(VIF_KEY) == vif_id for p in ports):
             raise Conflict(f"VIF {vif_id} is already attached to node {task.uuid}.")
@@ -225,22 +240,31 @@ def _free_port(ports: list[Port], vif: JSONDict, *, node_uuid: str, vif_id: str)
             raise Conflict(f"Port {wanted} of node {node_uuid} already has a VIF attached.")
         return match[0]
     free = [p for p in ports if not p.internal_info.get(VIF_KEY)]
-    if not free:
-        raise Conflict(
+    if not free:  # Ironic's NoFreePhysicalPorts: 400
+        raise InvalidInput(
             f"Unable to attach VIF {vif_id}, not enough free physical ports on node {node_uuid}."
         )
     free.sort(key=lambda p: (not p.pxe_enabled, p.id))
     return free[0]
 
 
+def _log_unrecorded(task: NodeTask, what: str) -> None:
+    interface = task.node.interface("network")
+    task.log.info("%s: %s; its network interface %r records no VIFs", task.uuid, what, interface)
+
+
 def vif_detach(rt: Runtime, node_id: int, *, vif_id: str, user: str) -> None:
     """Detach a VIF from the node.
 
     Raises:
-        InvalidInput: the VIF is not attached to this node.
+        InvalidInput: the VIF is not attached to this node (interfaces that record
+            VIFs; with the others, detaching changes nothing).
         NodeLocked, NotFound: from the lock.
     """
     with acquire(rt, node_id, user=user, purpose="vif detach") as task:
+        if not _records_vifs(rt, task.node):
+            _log_unrecorded(task, f"VIF {vif_id} detached")
+            return
         for port in task.ports():
             if port.internal_info.get(VIF_KEY) == vif_id:
                 info = {k: v for k, v in port.internal_info.items() if k != VIF_KEY}

@@ -92,6 +92,7 @@ def change_provision_state(
     flow = FLOWS.get(target)
     if flow is None:  # a move between stable states: no driver involved
         with acquire(rt, node_id, user=user, purpose=verb) as task:
+            task.release_at_rest = True
             task.process_event(event)
         return
 

@@ -10,7 +10,7 @@ power sync reads it.  Config drives (user data) of nodes no deploy waits for any
 are removed: a process killed at the wrong moment, or a changed secret key, can leave
 some behind.
 
-The same recovery runs, from the heartbeat pass, on the nodes a task of this very
+The same recovery runs, from the catch-up pass after a heartbeat, on the nodes a task of this very
 process left locked because the database went away as it tried to release them
 (:class:`~metalcast.conductor.runtime.LostLocks`): :func:`recover_lost_locks`; and
 on the nodes of a conductor that stopped heartbeating, once another one took their

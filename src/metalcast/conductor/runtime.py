@@ -36,7 +36,7 @@ class RetryPolicy:
 class LostLocks:
     """Nodes a task of this process left locked because the database went away as it
     recorded the outcome or released the lock: no task runs them any more, yet the lock
-    says one does.  The heartbeat pass hands them to
+    says one does.  The catch-up pass after a heartbeat hands them to
     :func:`metalcast.conductor.recovery.recover_lost_locks` once the database answers
     again."""
 

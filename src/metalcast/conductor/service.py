@@ -188,7 +188,8 @@ class ConductorService:
         self.allocator.start(me.id)
         self._spawn("power-sync", self.intervals.power_sync, self.power_sync.run_once)
         self._spawn("wait-timeouts", self.intervals.wait_timeouts, self.check_wait_timeouts)
-        self._spawn("heartbeat", self.intervals.heartbeat, self.heartbeat)
+        self._spawn("heartbeat", self.intervals.heartbeat, self.beat)
+        self._spawn("catch-up", self.intervals.heartbeat, self.catch_up)
         self._spawn("takeover", self.intervals.takeover, self.take_over)
         self.started = True
 
@@ -241,10 +242,17 @@ class ConductorService:
         return periodics.check_wait_timeouts(self.rt)
 
     def heartbeat(self) -> None:
-        """Say this conductor is alive; recover the nodes its own tasks could not
-        release and the allocations a failure stopped; take over the allocations of
-        dead ones (once :class:`.takeover.Health` trusts this conductor to judge, as
-        for their nodes).
+        """:meth:`beat`, then :meth:`catch_up` (the periodic threads run them apart).
+
+        Raises:
+            DBAPIError-like errors: as :meth:`beat` and :meth:`catch_up`.
+        """
+        self.beat()
+        self.catch_up()
+
+    def beat(self) -> None:
+        """Say this conductor is alive, and nothing else: its own thread, so that no
+        other work delays it past a peer's ``heartbeat_timeout``.
 
         Raises:
             DBAPIError-like errors: the heartbeat was not written; this conductor
@@ -257,6 +265,19 @@ class ConductorService:
             self.health.beat(ok=False)
             raise
         self.health.beat(ok=True)
+
+    def catch_up(self) -> None:
+        """Once the last heartbeat was written: recover the nodes this conductor's own
+        tasks could not release and the allocations a failure stopped; take over the
+        allocations of dead ones (once :class:`.takeover.Health` trusts this conductor
+        to judge, as for their nodes).
+
+        Raises:
+            DBAPIError-like errors: the database went away again (the next pass
+                retries).
+        """
+        if not self.health.reaching():
+            return
         recovery.recover_lost_locks(self.rt)
         self.allocator.retry_failed()
         if self.health.trusted():

@@ -78,6 +78,11 @@ class Health:
         """Forget the heartbeats so far (the conductor stopped)."""
         self.beat(ok=False)
 
+    def reaching(self) -> bool:
+        """True when the last heartbeat reached the database."""
+        with self._lock:
+            return self._since is not None
+
     def trusted(self) -> bool:
         """True after ``timeout`` seconds of heartbeats without a failure."""
         with self._lock:
@@ -155,7 +160,7 @@ class Takeover:
             return False
         except Exception:  # boundary: one bad node must not stop the takeover
             _log.exception("%s: taking over from %s failed", node.uuid, dead)
-            # the lock is ours now: the heartbeat pass recovers it (recover_lost_locks)
+            # the lock is ours now: the catch-up pass recovers it (recover_lost_locks)
             self.rt.lost_locks.add(node.id)
             return False
         _log.warning("%s: taken over from conductor %s", node.uuid, dead)

@@ -117,6 +117,11 @@ class NodeTask:
         self.released = shared
         self.log = logging.LoggerAdapter(_log, {"node": node.uuid, "purpose": purpose})
         self._dirty: set[str] = set()
+        #: release the lock with the save that brings the node to rest (a stable or
+        #: failure state): one transaction fewer at the end of every operation.  Set
+        #: for work whose last write is that save (:func:`~.workers.start_async`).
+        self.release_at_rest = False
+        self._rested = False
         #: set when a takeover took the lock: the LockLost every later write raises
         self._lost: LockLost | None = None
         self._ports: list[Port] | None = None
@@ -135,7 +140,7 @@ class NodeTask:
         """The node's ports (read once per task)."""
         if self._ports is None:
             with self.rt.db.read() as conn:
-                self._ports = repo.list_ports(conn, repo.Page(limit=10_000), node_id=self.node.id)
+                self._ports = repo.ports_of_node(conn, self.node.id)
         return self._ports
 
     # ------------------------------------------------------------------ writing
@@ -188,7 +193,7 @@ class NodeTask:
                 who = user or self.user
                 repo.add_history(
                     conn,
-                    self.node.id,
+                    self.node,
                     event=event,
                     event_type=event_type,
                     severity=severity,
@@ -254,7 +259,13 @@ class NodeTask:
         text = f"{old.value} → {new_state.value} ({label}) by {who}"
         if reason:
             text += f": {reason}"
+        at_rest = self.release_at_rest and new_state not in WORK | WAIT
+        if at_rest:
+            self.update(reservation=None)  # written only while this conductor holds it
         self.save(event=text, severity="ERROR" if failed else "INFO", user=who)
+        if at_rest:
+            self.released = self._rested = True
+            self.rt.lock_releases.released(self.node.id)
         self.log.info("%s: %s", self.uuid, text)
         if old in _DEPLOY_STATES and new_state not in _DEPLOY_STATES:
             # done, failed, aborted, timed out or interrupted: the user data goes now
@@ -278,6 +289,8 @@ class NodeTask:
     def _check_writable(self) -> None:
         if self.shared:
             raise MetalcastError(f"Node {self.uuid}: a shared task cannot change the node")
+        if self._rested:
+            raise MetalcastError(f"Node {self.uuid}: the task released its lock at rest")
 
     # ------------------------------------------------------------------ the lock
 
@@ -299,8 +312,10 @@ class NodeTask:
 
     def abandon(self) -> None:
         """Leave the node locked for recovery: its outcome could not be recorded (the
-        database went away).  The heartbeat pass fails its work state with the reason
-        and releases it (``rt.lost_locks``)."""
+        database went away).  The catch-up pass after a heartbeat fails its work state
+        with the reason and releases it (``rt.lost_locks``)."""
+        if self._rested:
+            return  # released with the state it rests in: nothing to recover
         self.released = True
         self.rt.lost_locks.add(self.node.id)
 
@@ -395,8 +410,7 @@ def try_acquire(
         NotFound: no such node.
     """
     with rt.db.begin() as conn:
-        holder = repo.reserve_node(conn, node_id, rt.hostname)
-        node = repo.get_node_by_id(conn, node_id)
-    if holder is not None:
-        return node.uuid, holder
-    return NodeTask(rt, node, shared=False, user=user, purpose=purpose)
+        got = repo.lock_node(conn, node_id, rt.hostname)
+        if isinstance(got, str):
+            return repo.get_node_by_id(conn, node_id).uuid, got
+    return NodeTask(rt, node=got, shared=False, user=user, purpose=purpose)

@@ -15,6 +15,7 @@ Errors::
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 Work = Callable[[NodeTask], None]
+#: how long a worker thread waits for another task before it ends
+IDLE_SECONDS = 60.0
 ErrorHandler = Callable[[NodeTask, Exception], None]
 
 
@@ -46,13 +49,20 @@ class WorkerSlot:
 
 
 class WorkerPool:
-    """At most ``size`` worker threads at once; refuses instead of queueing."""
+    """At most ``size`` tasks at once; refuses instead of queueing.
+
+    The threads that run them are kept for :data:`IDLE_SECONDS` after their task and
+    given the next one: starting a thread for every transition cost more than the
+    transition's own work."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._busy = 0
         self._accepting = True
         self._cond = threading.Condition()
+        #: tasks handed to idle threads, and how many threads wait for one
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], str]] = queue.SimpleQueue()
+        self._idle = 0
 
     @property
     def accepting(self) -> bool:
@@ -86,7 +96,33 @@ class WorkerPool:
             finally:
                 slot.cancel()
 
-        threading.Thread(target=run, name=name, daemon=True).start()
+        with self._cond:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put((run, name))
+                return
+        threading.Thread(target=self._serve, args=(run,), name=name, daemon=True).start()
+
+    def _serve(self, job: Callable[[], None]) -> None:
+        """Run ``job``, then the tasks handed over while idle, until none comes for
+        :data:`IDLE_SECONDS`."""
+        me = threading.current_thread()
+        while True:
+            job()
+            me.name = "task-idle"
+            with self._cond:
+                self._idle += 1
+            try:
+                job, me.name = self._jobs.get(timeout=IDLE_SECONDS)
+                continue
+            except queue.Empty:
+                pass
+            with self._cond:  # a task handed over as the wait ended is still ours
+                try:
+                    job, me.name = self._jobs.get_nowait()
+                except queue.Empty:
+                    self._idle -= 1
+                    return
 
     def close(self) -> None:
         """Refuse every new reservation from now on."""
@@ -204,4 +240,5 @@ def start_async(
         slot.cancel()
         task.release()
         raise
+    task.release_at_rest = True  # the work's last write brings the node to rest
     run_in_worker(rt, task, slot=slot, work=work, on_error=on_error)

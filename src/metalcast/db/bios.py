@@ -9,20 +9,25 @@ Errors raised: ``NotFound`` (404) for a setting the node does not have.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
 from metalcast.db import rows
 from metalcast.db import tables as t
-from metalcast.db.models import BiosSetting
+from metalcast.db.models import BiosSetting, from_row
 from metalcast.errors import NotFound
 
 
 def list_settings(conn: sa.Connection, node_id: int) -> list[BiosSetting]:
     """The node's cached settings, by name."""
+    found = conn.execute(rows.statement(_settings_of_node), {"node_id": node_id}).mappings()
+    return [from_row(BiosSetting, r) for r in found]
+
+
+def _settings_of_node() -> sa.Select[Any]:
     b = t.bios_settings.c
-    query = sa.select(t.bios_settings).where(b.node_id == node_id).order_by(b.name)
-    return rows.records(conn, BiosSetting, query)
+    return sa.select(t.bios_settings).where(b.node_id == sa.bindparam("node_id")).order_by(b.name)
 
 
 def get_setting(conn: sa.Connection, node_id: int, name: str) -> BiosSetting:
@@ -44,11 +49,15 @@ def replace_settings(conn: sa.Connection, node_id: int, settings: Mapping[str, s
     if gone:
         conn.execute(sa.delete(t.bios_settings).where(b.node_id == node_id, b.name.in_(gone)))
     now = rows.utcnow()
+    new = [
+        {"node_id": node_id, "name": name, "value": value, "created_at": now}
+        for name, value in settings.items()
+        if name not in current
+    ]
+    if new:
+        conn.execute(rows.statement(sa.insert, t.bios_settings), new)
     for name, value in settings.items():
-        if name not in current:
-            values = {"node_id": node_id, "name": name, "value": value, "created_at": now}
-            conn.execute(sa.insert(t.bios_settings).values(values))
-        elif current[name] != value:
+        if name in current and current[name] != value:
             conn.execute(
                 sa.update(t.bios_settings)
                 .where(b.node_id == node_id, b.name == name)

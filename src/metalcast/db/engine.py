@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -47,6 +48,9 @@ BACKENDS = ("sqlite", "postgresql")
 _MIGRATION_LOCK = 0x6D6574616C
 #: the execution option that carries a database's SecretBox to every connection
 BOX_OPTION = "metalcast_secret_box"
+#: seconds a pooled PostgreSQL connection may sit idle before it is tested on checkout
+PING_AFTER_IDLE = 1.0
+_IDLE_SINCE = "metalcast_idle_since"
 
 
 class DatabaseError(MetalcastError):
@@ -65,6 +69,10 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _note_idle(_dbapi_conn: Any, record: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -128,8 +136,15 @@ class Database:
         else:
             kwargs["pool_size"] = 20
             kwargs["max_overflow"] = 40
-            kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(parsed, **kwargs)
+        if not self.is_sqlite:
+            # a pooled connection idle for a while is tested before use (not every
+            # one, as pool_pre_ping does: a round trip on every checkout was a third
+            # of an API process's CPU); one broken in use invalidates the whole pool
+            # (SQLAlchemy's disconnect handling), so a restarted server costs at most
+            # the request that found out
+            sa.event.listen(self.engine, "checkin", _note_idle)
+            sa.event.listen(self.engine, "checkout", self._ping_if_idle)
         #: SQLite has one writer at a time.  This process's writers queue here and are
         #: handed the turn at once, rather than in SQLite's busy handler, which sleeps
         #: 1, 2, 5, 10 ... 100 ms between tries: under a few concurrent writers those
@@ -142,6 +157,22 @@ class Database:
         self._secret_box: SecretBox | None = None
         if secret_box is not None:
             self.bind_secret_box(secret_box)
+
+    def _ping_if_idle(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        """Test a connection idle for :data:`PING_AFTER_IDLE` seconds or more.
+
+        Raises:
+            DisconnectionError: it is broken (the pool connects anew and retries).
+        """
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            alive = self.engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # any failure of the ping: the connection is not usable
+            raise sa.exc.DisconnectionError(f"stale pooled connection: {exc}") from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("stale pooled connection")
 
     @property
     def secret_box(self) -> SecretBox | None:

@@ -36,8 +36,12 @@ from metalcast.db.rows import is_uuid as is_uuid
 from metalcast.db.rows import is_uuid_like as is_uuid_like
 from metalcast.db.rows import new_uuid as new_uuid
 from metalcast.db.rows import utcnow as utcnow
+from metalcast.db.sealing import SEALED_COLUMNS
 from metalcast.errors import Conflict, InvalidInput, NotFound
 from metalcast.hashring import Member, Rings
+
+#: the node columns holding secrets (sealed), which history texts are scrubbed of
+SEALED_NODE_COLUMNS = SEALED_COLUMNS["nodes"]
 
 # ----------------------------------------------------------------------------- nodes
 
@@ -63,6 +67,8 @@ class NodeFilters:
     #: policy scoping: only nodes this project owns or leases
     project: str | None = None
     ids: Sequence[int] | None = field(default=None)
+    #: leave out the nodes in these provision states (the power sync's)
+    not_in_states: frozenset[str] | None = None
 
 
 def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
@@ -95,6 +101,8 @@ def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
         query = query.where(n.description.icontains(f.description_contains, autoescape=True))
     if f.project is not None:
         query = query.where(sa.or_(n.owner == f.project, n.lessee == f.project))
+    if f.not_in_states:
+        query = query.where(n.provision_state.notin_(sorted(f.not_in_states)))
     if f.ids is not None:
         query = query.where(n.id.in_(list(f.ids)))
     return query
@@ -109,9 +117,7 @@ def create_node(conn: sa.Connection, values: JSONDict) -> Node:
     values = {"uuid": new_uuid(), **values}
     for key in ("driver_info", "driver_internal_info", "properties", "instance_info", "extra"):
         values.setdefault(key, {})
-    rows.check_unique(conn, t.nodes, "node", values)
-    node_id = rows.insert(conn, t.nodes, values)
-    return get_node_by_id(conn, node_id)
+    return from_row(Node, rows.insert_unique(conn, t.nodes, "node", values))
 
 
 def get_node(conn: sa.Connection, ident: str) -> Node:
@@ -221,17 +227,29 @@ def reserve_node(conn: sa.Connection, node_id: int, host: str) -> str | None:
 
     Returns ``None`` on success, else the host that holds the lock.
     """
+    got = lock_node(conn, node_id, host)
+    return None if isinstance(got, Node) else got
+
+
+def lock_node(conn: sa.Connection, node_id: int, host: str) -> Node | str:
+    """Take the node's exclusive lock for ``host``: the node as locked (one statement,
+    ``UPDATE … RETURNING``), else the host that holds the lock.
+
+    Raises:
+        NotFound: no such node.
+    """
     n = t.nodes.c
-    result = conn.execute(rows.statement(_reserve), {"node_id": node_id, "host": host})
-    if result.rowcount == 1:
-        return None
+    row = conn.execute(rows.statement(_reserve), {"node_id": node_id, "host": host})
+    locked = row.mappings().first()
+    if locked is not None:
+        return from_row(Node, locked)
     holder = conn.execute(sa.select(n.reservation).where(n.id == node_id)).scalar()
     if holder is None:
         # the lock was released between the two statements, or the node is gone
         exists = conn.execute(sa.select(n.id).where(n.id == node_id)).first()
         if exists is None:
             raise NotFound(f"Node {node_id} could not be found.")
-        return reserve_node(conn, node_id, host)
+        return lock_node(conn, node_id, host)
     return str(holder)
 
 
@@ -247,6 +265,7 @@ def _reserve() -> sa.Update:
         sa.update(t.nodes)
         .where(n.id == sa.bindparam("node_id"), n.reservation.is_(None))
         .values(reservation=sa.bindparam("host"))
+        .returning(*t.nodes.c)
     )
 
 
@@ -367,7 +386,7 @@ def remove_trait(conn: sa.Connection, node_id: int, trait: str) -> None:
 
 def add_history(
     conn: sa.Connection,
-    node_id: int,
+    node: Node | int,
     *,
     event: str,
     event_type: str,
@@ -378,7 +397,13 @@ def add_history(
 ) -> None:
     """Record one event in the node's history, its text scrubbed of secrets (URL
     passwords, ``password=…``, the node's own secrets): ``user`` and ``project`` name
-    the caller whose request led to it."""
+    the caller whose request led to it.  ``node``: the node as the caller holds it
+    (its secrets are then not read again), or its id."""
+    known = None
+    if isinstance(node, Node):
+        node_id, known = node.id, {c: getattr(node, c) for c in SEALED_NODE_COLUMNS}
+    else:
+        node_id = node
     values = {
         "uuid": new_uuid(),
         "node_id": node_id,
@@ -389,7 +414,7 @@ def add_history(
         "user": user,
         "project": project,
     }
-    rows.insert(conn, t.node_history, values)
+    rows.insert(conn, t.node_history, values, node=known)
 
 
 def list_history(conn: sa.Connection, node_id: int, page: Page | None = None) -> list[HistoryEvent]:
@@ -426,8 +451,7 @@ def create_port(conn: sa.Connection, values: JSONDict) -> Port:
     }
     if "address" in values:
         values["address"] = str(values["address"]).lower()
-    rows.check_unique(conn, t.ports, "port", values)
-    return get_port_by_id(conn, rows.insert(conn, t.ports, values))
+    return from_row(Port, rows.insert_unique(conn, t.ports, "port", values))
 
 
 def get_port(conn: sa.Connection, ident: str) -> Port:
@@ -458,6 +482,17 @@ def list_ports(
     if node_ids is not None:
         query = query.where(p.node_id.in_(list(node_ids)))
     return rows.records(conn, Port, rows.paginate(conn, t.ports, query, page))
+
+
+def ports_of_node(conn: sa.Connection, node_id: int) -> list[Port]:
+    """Every port of the node, oldest first (what each of its tasks reads)."""
+    found = conn.execute(rows.statement(_ports_of_node), {"node_id": node_id}).mappings()
+    return [from_row(Port, r) for r in found]
+
+
+def _ports_of_node() -> sa.Select[Any]:
+    p = t.ports.c
+    return sa.select(t.ports).where(p.node_id == sa.bindparam("node_id")).order_by(p.id)
 
 
 def update_port(conn: sa.Connection, port_id: int, values: JSONDict) -> None:

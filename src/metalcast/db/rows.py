@@ -66,6 +66,10 @@ def _update_by_id(table: sa.Table) -> sa.Update:
     return sa.update(table).where(table.c.id == sa.bindparam(_ROW_ID))
 
 
+def _insert_returning(table: sa.Table) -> sa.Insert:
+    return sa.insert(table).returning(*table.c)
+
+
 def _taken(table: sa.Table, keys: tuple[str, ...], exclude: bool) -> sa.Select[Any]:
     query = sa.select(table.c.id).where(*(table.c[k] == sa.bindparam(f"{k}_") for k in keys))
     if exclude:
@@ -243,32 +247,93 @@ def _after_marker(
 
 
 def written(
-    conn: sa.Connection, table: sa.Table, values: JSONDict, *, row_id: int | None
+    conn: sa.Connection,
+    table: sa.Table,
+    values: JSONDict,
+    *,
+    row_id: int | None,
+    node: JSONDict | None = None,
 ) -> JSONDict:
     """``values`` as they are written into ``table`` (row ``row_id``, or a new row):
     UUIDs in lower case (:func:`normalized`), then secrets sealed and free text
     scrubbed (:func:`metalcast.db.sealing.protect`).  Every insert and update goes
-    through here.
+    through here.  ``node``: the sealed columns of the node a history row is about,
+    when the caller has them (the node's secrets are not read again to scrub it).
 
     Raises:
         SecretsUnprotected: a secret to store and no key to seal it with.
     """
-    return sealing.protect(conn, table, normalized(values), row_id=row_id)
+    return sealing.protect(conn, table, normalized(values), row_id=row_id, node=node)
 
 
-def insert(conn: sa.Connection, table: sa.Table, values: JSONDict) -> int:
+def insert(
+    conn: sa.Connection, table: sa.Table, values: JSONDict, *, node: JSONDict | None = None
+) -> int:
     """Insert a row (``created_at`` now unless given) as :func:`written` makes it;
     its primary key.
 
     Raises:
         SecretsUnprotected: a secret to store and no key to seal it with.
     """
-    values = written(conn, table, {"created_at": utcnow(), **values}, row_id=None)
+    values = written(conn, table, {"created_at": utcnow(), **values}, row_id=None, node=node)
     _check_columns(table, values)
     result = conn.execute(statement(sa.insert, table), values)
     pk = result.inserted_primary_key
     assert pk is not None
     return int(pk[0])
+
+
+def insert_unique(
+    conn: sa.Connection,
+    table: sa.Table,
+    what: str,
+    values: JSONDict,
+    *,
+    node: JSONDict | None = None,
+) -> sa.RowMapping:
+    """Insert a row as :func:`insert` does and return it as stored (``RETURNING``: no
+    second read).  A value of :data:`UNIQUE_KEYS` another row has is refused by the
+    table's own unique constraint, as :func:`check_unique` would: one statement instead
+    of a look-up per key, and no race between the look-up and the insert.  ``node``:
+    the node's sealed columns, when the caller has them (:func:`written`).
+
+    Raises:
+        Conflict: a unique value is taken ("A node with name x already exists.").
+        SecretsUnprotected: a secret to store and no key to seal it with.
+    """
+    values = written(conn, table, {"created_at": utcnow(), **values}, row_id=None, node=node)
+    _check_columns(table, values)
+    try:
+        return conn.execute(statement(_insert_returning, table), values).mappings().one()
+    except sa.exc.IntegrityError as exc:
+        duplicate = _duplicate_key(exc)
+        if duplicate is None or duplicate not in UNIQUE_KEYS or duplicate not in values:
+            raise
+        raise _taken_error(what, duplicate, values[duplicate]) from None
+
+
+#: what a message calls a unique column
+_KEY_LABELS = {"uuid": "UUID", "address": "MAC address"}
+#: the column a unique violation names: SQLite's message, PostgreSQL's detail
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: \w+\.(\w+)")
+_POSTGRES_UNIQUE = re.compile(r"Key \((\w+)\)=")
+
+
+def _duplicate_key(exc: sa.exc.IntegrityError) -> str | None:
+    """The column whose unique constraint ``exc`` reports (None: another integrity
+    error, a foreign key or NOT NULL one)."""
+    diag = getattr(exc.orig, "diag", None)
+    detail = getattr(diag, "message_detail", None)
+    if isinstance(detail, str):
+        found = _POSTGRES_UNIQUE.search(detail)
+    else:
+        found = _SQLITE_UNIQUE.search(str(exc.orig))
+    return found.group(1) if found else None
+
+
+def _taken_error(what: str, key: str, value: Any) -> Conflict:
+    article = "An" if what[0] in "aeiou" else "A"
+    return Conflict(f"{article} {what} with {_KEY_LABELS.get(key, key)} {value} already exists.")
 
 
 def insert_many(conn: sa.Connection, table: sa.Table, values: Iterable[JSONDict]) -> None:
@@ -314,7 +379,8 @@ def check_unique(
         value = values.get(key)
         if value is None or key not in table.c:
             continue
-        check_free(conn, table, {key: value}, exclude_id=exclude_id, message=None, what=what)
+        message = _taken_error(what, key, value).message
+        check_free(conn, table, {key: value}, exclude_id=exclude_id, message=message)
 
 
 def check_free(

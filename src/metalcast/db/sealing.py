@@ -76,10 +76,17 @@ def box_of(conn: sa.Connection) -> SecretBox | None:
 
 
 def protect(
-    conn: sa.Connection, table: sa.Table, values: dict[str, Any], *, row_id: int | None
+    conn: sa.Connection,
+    table: sa.Table,
+    values: dict[str, Any],
+    *,
+    row_id: int | None,
+    node: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``values`` as they may be written into ``table`` (row ``row_id``, or a new
-    row): secrets of JSON columns sealed, free text scrubbed.
+    row): secrets of JSON columns sealed, free text scrubbed.  ``node``: the sealed
+    columns of the node a history row is about, as the caller holds them (else they
+    are read to find the node's secrets).
 
     Raises:
         SecretsUnprotected: a secret to seal and no SecretBox bound to ``conn``.
@@ -96,7 +103,7 @@ def protect(
             value = keep_masked(stored.get(column), values[column])
             out[column] = _seal(box, value, where=f"{table.name}.{column}")
     if text_columns:
-        known = _known_secrets(conn, table, box, row_id=row_id, values=out)
+        known = _known_secrets(conn, table, box, row_id=row_id, values=out, node=node)
         for column in text_columns:
             out[column] = scrub_text(str(out[column]), known)
     return out
@@ -144,16 +151,17 @@ def _known_secrets(
     *,
     row_id: int | None,
     values: dict[str, Any],
+    node: dict[str, Any] | None,
 ) -> set[str]:
     """The cleartext secrets of the node a text about ``table``'s row may mention."""
     if table.name == "node_history":
-        node_id, given = values.get("node_id"), {}
+        node_id, given = values.get("node_id"), node or {}
     elif table.name == "nodes":
         node_id, given = row_id, values
     else:
         return set()
     documents = {c: given[c] for c in _NODE_SECRET_COLUMNS if given.get(c) is not None}
-    missing = [c for c in _NODE_SECRET_COLUMNS if c not in documents]
+    missing = [] if node is not None else [c for c in _NODE_SECRET_COLUMNS if c not in documents]
     if node_id is not None and missing:
         row = conn.execute(_node_columns(tuple(missing)), {"node_id": node_id}).mappings().first()
         documents.update({c: row[c] for c in missing} if row is not None else {})

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,20 @@ class StepSpec:
 
 
 _STEP_ATTR = "_metalcast_step"
+
+
+@functools.cache
+def _declared_steps(cls: type, interface_type: str) -> tuple[StepSpec, ...]:
+    """The steps ``cls`` declares with :func:`step` (looked for once per class: a
+    class's methods do not change, and every step listing of a cleaning asks)."""
+    out = []
+    for attr in dir(cls):
+        marker = getattr(getattr(cls, attr, None), _STEP_ATTR, None)
+        if marker is not None:
+            out.append(StepSpec(name=attr, interface=interface_type, **marker))
+    return tuple(out)
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -187,12 +202,7 @@ class Interface(abc.ABC):
 
     def steps(self) -> list[StepSpec]:
         """Every step this implementation declares with :func:`step`."""
-        out = []
-        for attr in dir(type(self)):
-            marker = getattr(getattr(type(self), attr, None), _STEP_ATTR, None)
-            if marker is not None:
-                out.append(StepSpec(name=attr, interface=self.interface_type, **marker))
-        return out
+        return list(_declared_steps(type(self), self.interface_type))
 
     def perform_step(self, ctx: DriverContext, name: str) -> StepOutcome:
         """Run the declared step ``name`` with ``ctx.args``; what it returned (a
@@ -336,7 +346,8 @@ class ConsoleInterface(Interface):
 
     @abc.abstractmethod
     def get_console(self, ctx: DriverContext) -> dict[str, Any]:
-        """How to reach the console: ``{"type": ..., "url": ...}``."""
+        """How to reach the console: ``{"type": ..., "url": ...}`` (``{}``: nothing
+        to reach, as a fake console)."""
 
 
 class RAIDInterface(Interface):
@@ -386,6 +397,11 @@ class FirmwareInterface(Interface):
 
 class NetworkInterface(Interface):
     interface_type = "network"
+
+    #: whether a VIF attached to the node is recorded on one of its free ports (as by
+    #: Ironic's flat and neutron interfaces: no free port, no attachment); False:
+    #: attaching and detaching change nothing and no VIF is listed (Ironic's noop)
+    records_vifs: ClassVar[bool] = True
 
     @abc.abstractmethod
     def add_provisioning_network(self, ctx: DriverContext) -> None: ...

@@ -32,7 +32,7 @@ from metalcast.errors import MetalcastError, ServiceUnavailable
 from metalcast.rpc import codec
 from metalcast.rpc.client import ConductorClient
 from metalcast.rpc.routing import Peer, Router
-from metalcast.rpc.server import PATH
+from metalcast.rpc.server import KEEPALIVE_EXPIRY, PATH
 from metalcast.rpc.wire import REQUEST, RESPONSE, RpcRefused, Seal
 from metalcast.secrecy import SecretBox
 
@@ -59,7 +59,11 @@ class RemoteConductorClient:
         self.seal = Seal(secret_box)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=5.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            limits=httpx.Limits(
+                max_connections=256,
+                max_keepalive_connections=64,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
+            ),
         )
 
     def close(self) -> None:

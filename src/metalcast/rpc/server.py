@@ -19,6 +19,13 @@ Lifecycle::
     server = RpcServer(service, secret_box, host="127.0.0.1", port=0)
     server.start()          # listening; server.url is what the conductor registers
     server.stop()
+
+:meth:`RpcServer.stop` answers every request "shutting down" with ``Connection: close``
+(the API sends it to another conductor), lets the requests in flight finish, waits
+until every connection left has been idle for longer than an API process keeps one
+for reuse (:data:`KEEPALIVE_EXPIRY`), and only then stops listening and closes them:
+no request is sent on a connection this side is closing, nor left unaccepted in the
+listening socket's queue.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,6 +62,14 @@ APPLICATION_ERROR = -32000
 #: what the API answers in-process for the same database errors (api/errors.py)
 UNIQUE_TAKEN = "The request conflicts with an existing resource: a unique value is taken."
 DATABASE_UNAVAILABLE = "The database is unavailable right now; retry the request later."
+#: what a stopping RPC server answers (the API's client sends the request elsewhere)
+SHUTTING_DOWN = "The conductor is shutting down; retry on another one."
+#: how long an API process keeps an idle connection to a conductor for reuse
+KEEPALIVE_EXPIRY = 1.0
+#: how long a stopping server leaves an idle connection open: past the API's reuse
+LINGER = KEEPALIVE_EXPIRY + 2.0
+#: how long a stopping server waits for the requests in flight
+STOP_GRACE = 10.0
 
 
 class RpcServer:
@@ -92,9 +108,17 @@ class RpcServer:
         )
         self._thread.start()
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` began: every request is answered "shutting down"."""
+        return self._httpd.stopping.is_set()
+
     def stop(self) -> None:
-        """Stop listening and close every connection (the conductor stopped first, so
-        none is in the middle of a request it will finish)."""
+        """Answer every request "shutting down", let those in flight finish and the
+        idle connections outlive the API's reuse (at most :data:`LINGER` +
+        :data:`STOP_GRACE` seconds), then stop listening and close every connection."""
+        self._httpd.stopping.set()
+        self._httpd.wait_unused(STOP_GRACE)
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
@@ -110,6 +134,9 @@ class RpcServer:
         """
         message = self.seal.open(body, direction=REQUEST)
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": message.get("id")}
+        if self._httpd.stopping.is_set():
+            reply["error"] = _error(ServiceUnavailable(SHUTTING_DOWN))
+            return self.seal.seal(reply, direction=RESPONSE)
         try:
             request, context = _parse(message)
         except MetalcastError as exc:
@@ -167,23 +194,44 @@ class _HTTPServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.rpc = rpc
-        self._connections: set[socket.socket] = set()
+        self.stopping = threading.Event()
+        #: connection -> since when it is idle (monotonic), None while a request is in
+        #: it (a new connection is opened to send one)
+        self._connections: dict[socket.socket, float | None] = {}
         self._guard = threading.Lock()
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._guard:
-            self._connections.add(request)
+            self._connections[request] = None
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self._guard:
-            self._connections.discard(request)
+            self._connections.pop(request, None)
         super().shutdown_request(request)
+
+    def mark(self, connection: socket.socket, *, busy: bool) -> None:
+        """Record that a request started (``busy``) or was answered on ``connection``."""
+        with self._guard:
+            if connection in self._connections:
+                self._connections[connection] = None if busy else time.monotonic()
+
+    def wait_unused(self, grace: float) -> None:
+        """Block until no request is in flight and every connection left has been idle
+        for :data:`LINGER` seconds, or for ``grace`` seconds beyond ``LINGER``."""
+        deadline = time.monotonic() + LINGER + grace
+        while time.monotonic() < deadline:
+            with self._guard:
+                since = list(self._connections.values())
+            now = time.monotonic()
+            if all(s is not None and now - s >= LINGER for s in since):
+                return
+            time.sleep(0.05)
 
     def close_connections(self) -> None:
         with self._guard:
-            connections, self._connections = self._connections, set()
+            connections, self._connections = list(self._connections), {}
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
@@ -195,6 +243,14 @@ class _Handler(BaseHTTPRequestHandler):
     #: client's delayed ACK (40 ms a request on Linux)
     disable_nagle_algorithm = True
     server: _HTTPServer
+
+    def parse_request(self) -> bool:
+        self.server.mark(self.connection, busy=True)  # the request line was read
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        self.server.mark(self.connection, busy=False)
 
     def do_POST(self) -> None:
         if self.path != PATH:
@@ -219,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(reply)))
+        if self.server.stopping.is_set():
+            self.send_header("Connection", "close")  # sets close_connection
         self.end_headers()
         self.wfile.write(reply)
 

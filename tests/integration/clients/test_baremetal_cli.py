@@ -191,7 +191,7 @@ def test_console_raid_and_driver_passthru_through_the_cli(metalcast_url: str) ->
         baremetal(metalcast_url, "node", "console", "show", "cli-extras", "-f", "json").stdout
     )
     assert console["console_enabled"] is True
-    assert console["console_info"] == {"type": "fake", "url": f"fake://console/{uuid}"}
+    assert console["console_info"] == {}  # as Ironic's fake console
     baremetal(metalcast_url, "node", "console", "disable", "cli-extras")
     assert wait_for(lambda: show(metalcast_url, "cli-extras")["console_enabled"] is False)
 
@@ -232,3 +232,53 @@ def test_console_raid_and_driver_passthru_through_the_cli(metalcast_url: str) ->
     )
     called = client.driver.vendor_passthru("fake-hardware", "list_bmcs", http_method="GET")
     assert called.to_dict()[uuid]["power_state"] == "power off"
+
+
+def test_lookups_sub_lists_vifs_and_boot_device_as_ironic(metalcast_url: str) -> None:
+    url = metalcast_url
+    node = create(url, "cli-parity")
+    # a fresh fake node's boot device: a string and a boolean, as Ironic's fake says
+    device = json.loads(baremetal(url, "node", "boot", "device", "show", node, "-f", "json").stdout)
+    assert device == {"boot_device": "pxe", "persistent": False}
+    # a noop network interface attaches a VIF without any port, as Ironic's
+    baremetal(url, "node", "vif", "attach", node, "vif-1")
+    assert json.loads(baremetal(url, "node", "vif", "list", node, "-f", "json").stdout) == []
+    baremetal(url, "node", "vif", "detach", node, "vif-1")
+
+    group = json.loads(
+        baremetal(
+            url, "port", "group", "create", "--node", node, "--name", "cli-bond", "-f", "json"
+        ).stdout
+    )
+    args = ("port", "create", "52:54:00:aa:00:21", "--node", node, "--port-group", "cli-bond")
+    port = json.loads(baremetal(url, *args, "-f", "json").stdout)
+    # `port show --address` asks /v1/ports/detail?address=
+    found = json.loads(
+        baremetal(url, "port", "show", "--address", "52:54:00:AA:00:21", "-f", "json").stdout
+    )
+    assert found["uuid"] == port["uuid"]
+    # python-ironicclient's node.list_ports and portgroup.list_ports with detail ask
+    # /v1/nodes/{node}/ports/detail and /v1/portgroups/{group}/ports/detail
+    client = ironic_client.get_client(
+        1, endpoint=url, auth_type="none", os_ironic_api_version="1.60"
+    )
+    by_node = client.node.list_ports(node, detail=True)
+    by_group = client.portgroup.list_ports("cli-bond", detail=True)
+    for listed in (by_node, by_group):
+        assert [(p.uuid, p.portgroup_uuid) for p in listed] == [(port["uuid"], group["uuid"])]
+        assert listed[0].node_uuid == node
+    # a port is not named by its MAC address in a path
+    shown = baremetal(url, "port", "show", "52:54:00:aa:00:21", check=False)
+    assert shown.returncode != 0
+    assert "Expected a logical name or UUID" in shown.stderr
+
+    # nova's way to the node of an instance: /v1/nodes/detail?instance_uuid=
+    instance = "a6bd4c8d-8f6d-4e8f-a2b4-4bbd7c5ca04a"
+    baremetal(url, "node", "set", node, "--instance-uuid", instance)
+    by_instance = json.loads(
+        baremetal(url, "node", "show", "--instance", instance, "-f", "json").stdout
+    )
+    assert by_instance["uuid"] == node
+    refused = baremetal(url, "node", "list", "--fault", "bogus", check=False)
+    assert refused.returncode != 0
+    assert 'Unrecognized fault "bogus"' in refused.stderr

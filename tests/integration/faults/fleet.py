@@ -166,24 +166,41 @@ class Fleet:
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     accepted: int = 0
+    #: verb -> how many times it was accepted
+    accepted_verbs: dict[str, int] = field(default_factory=dict)
+    #: operators still driving their nodes
+    running: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def note(self, status: int) -> None:
+    def note(self, status: int, verb: str | None = None) -> None:
         with self._cond:
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if status == 202:
                 self.accepted += 1
+                if verb is not None:
+                    self.accepted_verbs[verb] = self.accepted_verbs.get(verb, 0) + 1
                 self._cond.notify_all()
 
-    def wait_accepted(self, count: int, deadline: float) -> None:
-        """Block until operators have had ``count`` verbs accepted in all."""
+    def wait_accepted(self, count: int, deadline: float, *, verb: str | None = None) -> None:
+        """Block until operators have had ``count`` verbs accepted in all (or ``count``
+        of ``verb``), or have all finished their plans."""
+
+        def seen() -> int:
+            return self.accepted if verb is None else self.accepted_verbs.get(verb, 0)
+
         with self._cond:
             ok = self._cond.wait_for(
-                lambda: self.accepted >= count or self.stop.is_set(),
+                lambda: seen() >= count or self.stop.is_set() or not self.running,
                 timeout=max(0.0, deadline - time.monotonic()),
             )
-        assert ok, f"operators stalled at {self.accepted} accepted verbs"
+        assert ok, f"operators stalled at {seen()} accepted {verb or 'verbs'}"
+
+    def finished(self) -> None:
+        """One operator is done with its nodes."""
+        with self._cond:
+            self.running -= 1
+            self._cond.notify_all()
 
     def violation(self, text: str) -> None:
         with self._cond:
@@ -230,6 +247,7 @@ class Operator(threading.Thread):
             self.fleet.violation(f"{self.name}: {type(exc).__name__}: {exc}")
         finally:
             self.api.close()
+            self.fleet.finished()
 
     def _loop(self, deadline: float) -> None:
         while not all(n.done for n in self.nodes.values()):
@@ -318,7 +336,7 @@ class Operator(threading.Thread):
             node.pending = Pending(verb, origin, accepted=False)
             self.api.wait_for_server(deadline)
             return
-        self.fleet.note(response.status_code)
+        self.fleet.note(response.status_code, verb)
         if response.status_code == 202:
             node.pending = Pending(verb, origin, accepted=True)
         elif response.status_code in (409, 503):
@@ -331,6 +349,7 @@ class Operator(threading.Thread):
 def operators(fleet: Fleet, groups: Mapping[str, list[NodeRecord]]) -> Iterator[list[Operator]]:
     """Operator threads for ``groups`` (resource class -> nodes), joined on exit."""
     threads = [Operator(fleet, rc, nodes) for rc, nodes in groups.items()]
+    fleet.running = len(threads)
     for thread in threads:
         thread.start()
     try:

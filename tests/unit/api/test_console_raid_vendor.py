@@ -49,7 +49,7 @@ def test_console_is_enabled_and_disabled_asynchronously(api: Api) -> None:
     console = api.get("/v1/nodes/c/states/console").json()
     assert console == {
         "console_enabled": True,
-        "console_info": {"type": "fake", "url": f"fake://console/{node['uuid']}"},
+        "console_info": {},  # as Ironic's fake console
     }
     assert api.get("/v1/nodes/c").json()["console_enabled"] is True
     assert api.get("/v1/nodes/c/states").json()["console_enabled"] is True
@@ -81,15 +81,18 @@ def test_console_request_validation(api: Api, body: Any, expected: str) -> None:
 
 def test_a_node_without_console_says_so(api: Api) -> None:
     api.node(name="nc", console_interface="no-console")
-    for response in (
-        api.put("/v1/nodes/nc/states/console", {"enabled": True}),
-        api.get("/v1/nodes/nc/states/console"),
-    ):
+    for enabled in (True, False):
+        response = api.put("/v1/nodes/nc/states/console", {"enabled": enabled})
         assert response.status_code == 400
         message = fault_of(response)
         assert "does not support console: its console_interface is 'no-console'" in message
         assert "(fake-hardware: fake)" in message
     assert api.get("/v1/nodes/nc").json()["reservation"] is None
+    # a disabled console is not checked on GET: Ironic looks at console_enabled first
+    assert api.get("/v1/nodes/nc/states/console").json() == {
+        "console_enabled": False,
+        "console_info": None,
+    }
 
 
 def test_a_console_failure_is_recorded_in_last_error(api: Api) -> None:
@@ -240,6 +243,30 @@ def test_logical_disk_properties(two_types: Api) -> None:
     response = api.get("/v1/drivers/fake-no-raid/raid/logical_disk_properties")
     assert response.status_code == 404
     assert "does not support RAID" in fault_of(response)
+
+
+def test_driver_properties_and_raid_disk_properties_by_version(two_types: Api) -> None:
+    # as Ironic (ironic-tempest-plugin's TestDriverMicroversions): a hardware type's
+    # properties at every version, 404 for an unknown one; RAID logical disk
+    # properties 406 below 1.12, before the driver is looked up
+    api = two_types
+    for version in ("1.1", "1.11", "1.60"):
+        response = api.get("/v1/drivers/fake-hardware/properties", version=version)
+        assert response.status_code == 200, version
+        assert "fake_fail" in response.json()
+        response = api.get("/v1/drivers/testdriver/properties", version=version)
+        assert response.status_code == 404
+        assert fault_of(response) == (
+            "Could not find the following driver(s) or hardware type(s): testdriver."
+        )
+    raid = "raid/logical_disk_properties"
+    for driver in ("fake-hardware", "testdriver"):
+        for version in ("1.2", "1.11"):
+            response = api.get(f"/v1/drivers/{driver}/{raid}", version=version)
+            assert response.status_code == 406, (driver, version)
+            assert "1.12" in fault_of(response)
+    assert api.get(f"/v1/drivers/fake-hardware/{raid}", version="1.12").status_code == 200
+    assert api.get(f"/v1/drivers/testdriver/{raid}", version="1.12").status_code == 404
 
 
 # ------------------------------------------------------------ driver vendor passthru

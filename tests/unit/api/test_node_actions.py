@@ -134,6 +134,12 @@ def test_validate(api: Api) -> None:
 
 def test_boot_device(api: Api) -> None:
     api.node(name="b")
+    # a string and a boolean before anything was set, as Ironic's fake management
+    # answers (ironic-tempest-plugin's test_get_node_boot_device checks the types)
+    assert api.get("/v1/nodes/b/management/boot_device").json() == {
+        "boot_device": "pxe",
+        "persistent": False,
+    }
     supported = api.get("/v1/nodes/b/management/boot_device/supported").json()
     assert "pxe" in supported["supported_boot_devices"]
     response = api.put(
@@ -175,12 +181,36 @@ def test_traits(api: Api) -> None:
 
 def test_traits_follow_their_microversion(api: Api) -> None:
     api.node(name="t")
-    assert api.put("/v1/nodes/t/traits/CUSTOM_A", version="1.36").status_code == 404
-    assert api.get("/v1/nodes/t/traits", version="1.36").status_code == 404
     assert api.put("/v1/nodes/t/traits/CUSTOM_A", version="1.37").status_code == 204
     assert api.get("/v1/nodes/t/traits", version="1.37").json() == {"traits": ["CUSTOM_A"]}
     assert "traits" not in api.get("/v1/nodes/t", version="1.36").json()
     assert api.get("/v1/nodes/t", version="1.37").json()["traits"] == ["CUSTOM_A"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        # Ironic below 1.37: a GET asks the node for a field it lacks (406), a PUT
+        # finds no method (405), a DELETE no resource (404); ironic-tempest-plugin's
+        # TestNodeTraitsMicroversions expects the same
+        ("GET", "/v1/nodes/t/traits", 406),
+        ("PUT", "/v1/nodes/t/traits", 405),
+        ("PUT", "/v1/nodes/t/traits/CUSTOM_B", 405),
+        ("DELETE", "/v1/nodes/t/traits", 404),
+        ("DELETE", "/v1/nodes/t/traits/CUSTOM_A", 404),
+    ],
+)
+def test_traits_below_1_37_answer_as_ironic(api: Api, method: str, path: str, status: int) -> None:
+    api.node(name="t")
+    assert api.put("/v1/nodes/t/traits/CUSTOM_A").status_code == 204
+    body = {"traits": ["CUSTOM_B"]} if path.endswith("/traits") and method == "PUT" else None
+    for version in ("1.36", "1.27"):
+        response = api.request(method, path, body, version=version)
+        assert response.status_code == status, (version, response.text)
+        assert fault_of(response) == (
+            f"Node traits need API version 1.37 or later (requested {version})."
+        )
+    assert api.get("/v1/nodes/t/traits").json() == {"traits": ["CUSTOM_A"]}
 
 
 @pytest.mark.parametrize("trait", ["lower_case", "CUSTOM_lower", "CUSTOM_", "1ABC", "A" * 256])
@@ -203,7 +233,7 @@ def test_too_many_traits(api: Api) -> None:
 
 
 def test_vifs(api: Api) -> None:
-    node = api.node(name="v")
+    node = api.node(name="v", network_interface="fake")  # records VIFs on free ports
     api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:aa:bb:cc"})
     assert api.post("/v1/nodes/v/vifs", {"id": "vif-1"}).status_code == 204
     assert api.get("/v1/nodes/v/vifs").json() == {"vifs": [{"id": "vif-1"}]}
@@ -211,7 +241,44 @@ def test_vifs(api: Api) -> None:
     assert api.post("/v1/nodes/v/vifs", {"vif": "x"}).status_code == 400
     assert api.delete("/v1/nodes/v/vifs/vif-1").status_code == 204
     assert api.get("/v1/nodes/v/vifs").json() == {"vifs": []}
-    assert api.get("/v1/nodes/v/vifs", version="1.27").status_code == 406
+
+
+def test_vifs_on_a_noop_network_need_no_port(api: Api) -> None:
+    # Ironic's noop network interface attaches and detaches without a trace: no free
+    # port needed, nothing listed, detaching what was never attached is no error
+    node = api.node(name="n")
+    assert api.get("/v1/nodes/n").json()["network_interface"] == "noop"
+    assert api.post("/v1/nodes/n/vifs", {"id": "vif-1"}).status_code == 204
+    assert api.post("/v1/nodes/n/vifs", {"id": "vif-2"}).status_code == 204
+    assert api.get("/v1/nodes/n/vifs").json() == {"vifs": []}
+    assert api.delete("/v1/nodes/n/vifs/vif-1").status_code == 204
+    assert api.delete("/v1/nodes/n/vifs/never-attached").status_code == 204
+    response = api.post("/v1/nodes/n/vifs", {"vif": "x"})
+    assert response.status_code == 400
+    # a network interface that records VIFs still needs a free port
+    api.patch("/v1/nodes/n", [{"op": "replace", "path": "/network_interface", "value": "fake"}])
+    response = api.post("/v1/nodes/n/vifs", {"id": "vif-3"})
+    assert response.status_code == 400  # Ironic's NoFreePhysicalPorts
+    assert fault_of(response) == (
+        f"Unable to attach VIF vif-3, not enough free physical ports on node {node['uuid']}."
+    )
+
+
+def test_vifs_below_1_28_are_not_found(api: Api) -> None:
+    # Ironic (and ironic-tempest-plugin's TestNodeVIFsMicroversions): 404 for every
+    # method, not 406
+    node = api.node(name="v")
+    api.post("/v1/ports", {"node_uuid": node["uuid"], "address": "52:54:00:aa:bb:cc"})
+    calls = [("GET", "/v1/nodes/v/vifs", None), ("POST", "/v1/nodes/v/vifs", {"id": "vif-1"})]
+    calls.append(("DELETE", "/v1/nodes/v/vifs/vif-1", None))
+    for method, path, body in calls:
+        for version in ("1.27", "1.18"):
+            response = api.request(method, path, body, version=version)
+            assert response.status_code == 404, (method, version, response.text)
+            assert fault_of(response) == (
+                f"Node VIFs need API version 1.28 or later (requested {version})."
+            )
+    assert api.get("/v1/nodes/v/vifs", version="1.28").json() == {"vifs": []}
 
 
 # --------------------------------------------------------------------------- history

@@ -241,6 +241,40 @@ def test_bad_filter_values(api: Api) -> None:
     assert api.get("/v1/nodes?driver=x", version="1.15").status_code == 406
 
 
+@pytest.mark.parametrize("path", ["/v1/nodes", "/v1/nodes/detail"])
+def test_an_unknown_fault_is_400(api: Api, path: str) -> None:
+    api.node(name="f")
+    response = api.get(f"{path}?fault=bogus")
+    assert response.status_code == 400
+    assert fault_of(response) == (
+        'Unrecognized fault "bogus" is specified, allowed faults are "power failure", '
+        '"clean failure", "rescue abort failure", "service failure".'
+    )
+    for fault in ("power failure", "clean failure", "rescue abort failure", "service failure"):
+        assert api.get(f"{path}?fault={fault}").json() == {"nodes": []}
+    # the version comes first, as in Ironic
+    assert api.get(f"{path}?fault=bogus", version="1.41").status_code == 406
+
+
+def test_the_node_of_an_instance(api: Api) -> None:
+    # ironic-tempest-plugin's test_get_node_by_instance_uuid, and nova's lookup
+    instance = str(uuid.uuid4())
+    node = api.node(name="i", instance_uuid=instance)
+    api.node(name="other", instance_uuid=str(uuid.uuid4()))
+    api.node(name="free")
+    for version in ("1.1", "1.60"):
+        found = api.get(f"/v1/nodes/detail?instance_uuid={instance}", version=version).json()
+        assert [n["uuid"] for n in found["nodes"]] == [node["uuid"]]
+        assert found["nodes"][0]["instance_uuid"] == instance
+        assert "driver_info" in found["nodes"][0]
+    listed = api.get(f"/v1/nodes?instance_uuid={instance.upper()}").json()
+    assert [n["uuid"] for n in listed["nodes"]] == [node["uuid"]]
+    # one node at most: no next page even when the page is full, as in Ironic
+    assert "next" not in api.get(f"/v1/nodes/detail?instance_uuid={instance}&limit=1").json()
+    assert api.get(f"/v1/nodes/detail?instance_uuid={uuid.uuid4()}").json() == {"nodes": []}
+    assert api.get("/v1/nodes/detail?instance_uuid=i").status_code == 400
+
+
 def test_pagination_with_next_links(api: Api) -> None:
     made = [api.node(name=f"n{i}")["uuid"] for i in range(5)]
     first = api.get("/v1/nodes?limit=2").json()

@@ -161,7 +161,116 @@ def test_portgroups_need_1_23(api: Api, node: dict[str, object]) -> None:
     assert api.get("/v1/portgroups", version="1.23").status_code == 200
 
 
+def test_portgroup_subresources_need_1_24(api: Api, node: dict[str, object]) -> None:
+    # a version after portgroups themselves, as Ironic (and ironic-tempest-plugin's
+    # TestPortgroupByNodeMicroversions) has it
+    group = api.post("/v1/portgroups", {"node_uuid": "pn", "name": "bond0"}).json()
+    paths = (
+        "/v1/nodes/pn/portgroups",
+        "/v1/nodes/pn/portgroups/detail",
+        "/v1/portgroups/bond0/ports",
+        "/v1/portgroups/bond0/ports/detail",
+    )
+    for path in paths:
+        for version in ("1.23", "1.14"):
+            response = api.get(path, version=version)
+            assert response.status_code == 404, (path, version)
+            assert fault_of(response) == (
+                f"This portgroup resource needs API version 1.24 or later (requested {version})."
+            )
+        assert api.get(path, version="1.24").status_code == 200, path
+    detail = api.get("/v1/nodes/pn/portgroups/detail", version="1.24").json()["portgroups"]
+    assert [g["uuid"] for g in detail] == [group["uuid"]]
+    assert detail[0]["node_uuid"] == node["uuid"]
+    assert "extra" in detail[0]
+
+
+def test_node_and_portgroup_ports_detail(api: Api, node: dict[str, object]) -> None:
+    api.post("/v1/portgroups", {"node_uuid": "pn", "name": "bond0"})
+    body = {"node_uuid": "pn", "address": "52:54:00:00:00:01", "portgroup_uuid": "bond0"}
+    port = api.post("/v1/ports", body).json()
+    api.post(
+        "/v1/ports", {"node_uuid": api.node(name="other")["uuid"], "address": "52:54:00:00:00:02"}
+    )
+    for path in ("/v1/nodes/pn/ports/detail", "/v1/portgroups/bond0/ports/detail"):
+        response = api.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json() == {"ports": [api.get(f"/v1/ports/{port['uuid']}").json()]}
+    page = api.get("/v1/nodes/pn/ports/detail?limit=1").json()
+    assert page["next"] == (
+        f"http://testserver/v1/nodes/pn/ports/detail?limit=1&marker={port['uuid']}"
+    )
+    assert api.get("/v1/nodes/pn/ports/detail?fields=uuid").status_code == 400
+    assert api.get("/v1/nodes/nope/ports/detail").status_code == 404
+
+
 def test_portgroup_validation(api: Api, node: dict[str, object]) -> None:
     assert api.post("/v1/portgroups", {"name": "x"}).status_code == 400
     assert api.post("/v1/portgroups", {"node_uuid": "pn", "address": "zz"}).status_code == 400
     assert api.post("/v1/portgroups", {"node_uuid": "pn", "name": "a b"}).status_code == 400
+
+
+# ------------------------------------------------------------- ports by address
+
+
+def test_ports_are_looked_up_by_address(api: Api, node: dict[str, object]) -> None:
+    # python-ironicclient's `baremetal port show --address` and ironic-tempest-plugin's
+    # test_list_ports_details_with_address ask /v1/ports/detail?address=
+    port = api.post("/v1/ports", {"node_uuid": "pn", "address": "52:54:00:00:00:01"}).json()
+    api.post("/v1/ports", {"node_uuid": "pn", "address": "52:54:00:00:00:02"})
+    for spelling in ("52:54:00:00:00:01", "52:54:00:00:00:01".upper(), "52-54-00-00-00-01"):
+        found = api.get(f"/v1/ports/detail?address={spelling}").json()["ports"]
+        assert found == [api.get(f"/v1/ports/{port['uuid']}").json()], spelling
+    assert api.get("/v1/ports/detail?address=52:54:00:00:00:09").json() == {"ports": []}
+    response = api.get("/v1/ports/detail?address=not-a-mac")
+    assert response.status_code == 400
+    assert fault_of(response) == "Expected a MAC address but received not-a-mac."
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+@pytest.mark.parametrize("address", ["52:54:00:00:00:01", "52-54-00-00-00-01"])
+def test_a_mac_in_a_port_path_is_400(
+    api: Api, node: dict[str, object], method: str, address: str
+) -> None:
+    # Ironic (ironic-tempest-plugin's test_*_port_by_mac_not_allowed): a port is never
+    # named by its MAC address in a path
+    port = api.post("/v1/ports", {"node_uuid": "pn", "address": "52:54:00:00:00:01"}).json()
+    body = [{"op": "add", "path": "/extra/a", "value": 1}] if method == "PATCH" else None
+    response = api.request(method, f"/v1/ports/{address}", body)
+    assert response.status_code == 400
+    assert address in fault_of(response)
+    assert api.get(f"/v1/ports/{port['uuid']}").json()["extra"] == {}
+
+
+@pytest.mark.parametrize(
+    "ident",
+    [
+        "1234-abcd",
+        "c0ffee00-1234-4321-8888-00000000000",  # a digit short
+        "c0ffee00-1234-4321-8888-0000000000000",  # a digit long
+        "{c0ffee00-1234-4321-8888-000000000000}",
+        "port-1",
+    ],
+)
+def test_a_port_is_deleted_by_its_uuid_only(api: Api, node: dict[str, object], ident: str) -> None:
+    # Ironic's DELETE /v1/ports/{port_uuid} takes a UUID and nothing else (400)
+    body = {"node_uuid": "pn", "address": "52:54:00:00:00:01", "name": "port-1"}
+    port = api.post("/v1/ports", body).json()
+    response = api.delete(f"/v1/ports/{ident}")
+    assert response.status_code == 400
+    assert fault_of(response).startswith("Expected a port UUID in canonical form")
+    assert ident in fault_of(response)
+    assert api.get("/v1/ports/port-1").json()["uuid"] == port["uuid"]
+    assert api.delete(f"/v1/ports/{port['uuid'].upper()}").status_code == 204
+
+
+def test_a_port_name_may_not_read_as_a_mac(api: Api, node: dict[str, object]) -> None:
+    body = {"node_uuid": "pn", "address": "52:54:00:00:00:01", "name": "52-54-00-00-00-02"}
+    response = api.post("/v1/ports", body)
+    assert response.status_code == 400
+    assert "reads as a MAC address" in fault_of(response)
+    body["name"] = "525400000002"  # bare digits may be a name
+    port = api.post("/v1/ports", body).json()
+    assert api.get("/v1/ports/525400000002").json()["uuid"] == port["uuid"]
+    patch = [{"op": "replace", "path": "/name", "value": "52:54:00:00:00:02"}]
+    assert api.patch(f"/v1/ports/{port['uuid']}", patch).status_code == 400

@@ -228,6 +228,27 @@ def test_heartbeat_version_gating(api: Api) -> None:
     assert api.post(f"/v1/heartbeat/{uuid}", versioned, version="1.36").status_code == 202
 
 
+def test_an_agent_speaking_1_22_is_served(api: Api) -> None:
+    # ironic-tempest-plugin's TestUtilityMicroversions heartbeats at 1.22 with a
+    # callback URL and a token: the endpoint exists there (only agent_version is too
+    # new, a 400 as in Ironic), and 404 below it
+    uuid = agent_node(api)
+    found = api.get(f"/v1/lookup?addresses={MAC}", version="1.22").json()
+    token = found["config"]["agent_token"]
+    beat = {"callback_url": URL, "agent_token": token}
+    for version in ("1.21", "1.12"):
+        response = api.post(f"/v1/heartbeat/{uuid}", beat, version=version)
+        assert response.status_code == 404
+        assert fault_of(response) == "The resource could not be found."
+    with_version = {**beat, "agent_version": "1.0"}
+    response = api.post(f"/v1/heartbeat/{uuid}", with_version, version="1.22")
+    assert response.status_code == 400
+    assert fault_of(response) == 'Field "agent_version" not recognised.'
+    assert api.post(f"/v1/heartbeat/{uuid}", beat, version="1.22").status_code == 202
+    node = settle(api, uuid)
+    assert node["driver_internal_info"]["agent_url"] == URL
+
+
 # ---------------------------------------------------------------------------- policy
 
 

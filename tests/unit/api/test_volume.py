@@ -62,6 +62,26 @@ def test_volume_needs_1_32(api: Api) -> None:
     assert "volume" not in api.get("/v1", version="1.31").json()
 
 
+@pytest.mark.parametrize("kind", ["connectors", "targets"])
+def test_volume_resources_by_uuid_are_not_found_below_1_32(api: Api, kind: str) -> None:
+    # ironic-tempest-plugin's TestVolume{Connector,Target}Microversions: 404 for every
+    # method below 1.32, whatever the identifier, before it is checked
+    managed(api, "n")
+    made = connector(api, "n") if kind == "connectors" else target(api, "n")
+    patch = [{"op": "add", "path": "/extra/a", "value": "b"}]
+    for ident in (made["uuid"], made["uuid"].upper(), f"fake_volume_{kind[:-1]}"):
+        path = f"/v1/volume/{kind}/{ident}"
+        for version in ("1.31", "1.22"):
+            for method, body in (("GET", None), ("PATCH", patch), ("DELETE", None)):
+                response = api.request(method, path, body, version=version)
+                assert response.status_code == 404, (method, path, version, response.text)
+                assert fault_of(response) == "The resource could not be found."
+        assert api.get(f"/v1/nodes/n/volume/{kind}", version="1.31").status_code == 404
+    assert api.get(f"/v1/volume/{kind}/{made['uuid']}", version="1.32").json()["extra"] == {}
+    response = api.get(f"/v1/volume/{kind}/fake_volume_{kind[:-1]}", version="1.32")
+    assert response.status_code == 400
+
+
 def test_connector_create_show_list(api: Api) -> None:
     node = api.node(name="n")
     created = connector(api, "n", extra={"rack": "r1"})

@@ -108,13 +108,13 @@ def test_destroy_rules(env: Env) -> None:
 
 
 def test_ports_vifs_and_active_nodes(env: Env) -> None:
-    node = env.create("available")
+    node = env.create("available", network_interface="fake")  # records VIFs on ports
     port = env.service.execute(CreatePort({"node_id": node.id, "address": MAC1}), context=ALICE)
     with pytest.raises(Conflict, match="already exists"):
         env.service.execute(CreatePort({"node_id": node.id, "address": MAC1}), context=ALICE)
     env.service.execute(VifAttach(node.id, {"id": "vif-1"}), context=ALICE)
     assert env.service.execute(VifList(node.id), context=ALICE) == [{"id": "vif-1"}]
-    with pytest.raises(Conflict, match="not enough free physical ports"):
+    with pytest.raises(InvalidInput, match="not enough free physical ports"):
         env.service.execute(VifAttach(node.id, {"id": "vif-2"}), context=ALICE)
     env.service.execute(ChangeProvisionState(node.id, ProvisionRequest("active")), context=ALICE)
     env.wait_settled(node.id)
@@ -126,6 +126,18 @@ def test_ports_vifs_and_active_nodes(env: Env) -> None:
     with pytest.raises(InvalidInput, match="not attached"):
         env.service.execute(VifDetach(node.id, "vif-1"), context=ALICE)
     env.service.execute(DestroyPort(port.id), context=ALICE)
+
+
+def test_a_noop_network_records_no_vifs(env: Env) -> None:
+    node = env.create("available", network_interface="noop")  # no port at all
+    env.service.execute(VifAttach(node.id, {"id": "vif-1"}), context=ALICE)
+    env.service.execute(VifAttach(node.id, {"id": "vif-1"}), context=ALICE)
+    assert env.service.execute(VifList(node.id), context=ALICE) == []
+    env.service.execute(VifDetach(node.id, "vif-1"), context=ALICE)
+    env.service.execute(VifDetach(node.id, "never-attached"), context=ALICE)
+    with pytest.raises(InvalidInput, match="needs an 'id'"):
+        env.service.execute(VifAttach(node.id, {"vif": "x"}), context=ALICE)
+    assert env.node(node.id).reservation is None
 
 
 def test_port_in_portgroup_of_another_node(env: Env) -> None:

@@ -8,8 +8,11 @@ conductor`` use them.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar, cast
 
 import httpx
 import pytest
@@ -30,6 +33,7 @@ from metalcast.rpc.server import PATH, RpcServer
 from metalcast.rpc.wire import REQUEST, RESPONSE, WINDOW, RpcRefused, Seal
 from metalcast.secrecy import SecretBox
 
+T = TypeVar("T")
 ADMIN = RequestContext(user="admin", roles=frozenset({"admin"}), system_scope="all")
 
 # ---- the codec -----------------------------------------------------------------------
@@ -253,3 +257,64 @@ def test_an_oversized_body_is_refused_before_it_is_read(env: Env) -> None:
         assert response.status_code == 413, response.text
     finally:
         server.stop()
+
+
+class _HeldConductor:
+    """A conductor whose requests wait until the test releases them."""
+
+    def __init__(self, service: ConductorService) -> None:
+        self.service = service
+        self.hostname = service.hostname
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def execute(self, request: c.Call[T], *, context: RequestContext) -> T:
+        self.started.set()
+        self.release.wait(timeout=30)
+        return self.service.execute(request, context=context)
+
+
+def test_a_stopping_server_answers_the_request_in_flight_and_refuses_later_ones(
+    env: Env,
+) -> None:
+    held = _HeldConductor(env.service)
+    server = RpcServer(cast(ConductorService, held), env.secret_box, host="127.0.0.1", port=0)
+    server.start()
+    node = env.create(name="n1")
+    seal = Seal(env.secret_box)
+
+    def sealed(reason: str) -> bytes:
+        request = codec.encode(c.SetMaintenance(node.id, True, reason))
+        message = {"jsonrpc": "2.0", "id": reason, "method": "SetMaintenance",
+                   "params": {"request": request, "context": codec.encode(ADMIN)}}  # fmt: skip
+        return seal.seal(message, direction=REQUEST)
+
+    answers: list[httpx.Response] = []
+    with httpx.Client() as in_flight, httpx.Client() as kept_alive:
+        held.release.set()
+        assert kept_alive.post(server.url + PATH, content=sealed("before")).status_code == 200
+        held.release.clear()
+        held.started.clear()
+        sender = threading.Thread(
+            target=lambda: answers.append(in_flight.post(server.url + PATH, content=sealed("in")))
+        )
+        sender.start()
+        assert held.started.wait(timeout=10)
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        while not server.stopping:
+            time.sleep(0.01)
+        held.release.set()
+        sender.join(timeout=30)
+        # a request on a connection kept alive from before, or on a new one, is
+        # answered "shutting down", not cut
+        later = kept_alive.post(server.url + PATH, content=sealed("later"))
+        new = httpx.post(server.url + PATH, content=sealed("new"))
+        stopper.join(timeout=30)
+    assert answers[0].status_code == 200, answers[0].text
+    assert "result" in seal.open(answers[0].content, direction=RESPONSE)
+    assert answers[0].headers["connection"] == "close"
+    for response in (later, new):
+        error = seal.open(response.content, direction=RESPONSE)["error"]
+        assert "shutting down" in error["message"]
+    assert env.node(node.id).maintenance_reason == "in"

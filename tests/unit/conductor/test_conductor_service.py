@@ -268,7 +268,16 @@ def test_a_lock_the_database_did_not_release_is_recovered_by_the_heartbeat(
         assert recover_lost_locks(env.service.rt) == 0  # still down: kept for next time
     stuck = env.node(node.id)
     assert (stuck.provision_state, stuck.reservation) == ("cleaning", env.service.hostname)
-    env.service.heartbeat()  # the database is back
+    with monkeypatch.context() as down:
+        down.setattr(env.db, "begin", _unreachable)
+        with pytest.raises(sa.exc.OperationalError):
+            env.service.beat()
+    env.service.catch_up()  # no heartbeat reached the database: nothing tried
+    assert env.service.rt.lost_locks.take() == [node.id]
+    env.service.rt.lost_locks.add(node.id)
+    env.service.beat()  # the database is back; the heartbeat alone, on its own thread
+    assert env.node(node.id).reservation == env.service.hostname
+    env.service.catch_up()  # the pass beside it recovers the node
     after = env.node(node.id)
     assert after.provision_state == "clean failed"
     assert after.reservation is None

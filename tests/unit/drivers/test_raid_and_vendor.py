@@ -168,7 +168,7 @@ def test_fake_vendor_lists_the_bmcs_it_holds() -> None:
     assert vendor.driver_methods()["list_bmcs"].http_methods == ("GET", "POST")
     assert vendor.driver_passthru("list_bmcs", {}) == {
         "n-1": {"power_state": "power off", "boot_device": "pxe", "persistent": True},
-        "n-2": {"power_state": "power on", "boot_device": None, "persistent": None},
+        "n-2": {"power_state": "power on", "boot_device": "pxe", "persistent": False},
     }
     with pytest.raises(InvalidInput, match="supported: list_bmcs"):
         vendor.driver_passthru("nope", {})

@@ -28,7 +28,7 @@ from metalcast.api.params import (
     parse_limit,
 )
 from metalcast.api.schema import MAX_TRAITS, Field, check_trait, check_traits, validate_body
-from metalcast.api.versions import allows
+from metalcast.api.versions import MethodNotAllowed, allows
 from metalcast.api.views.common import iso, links
 from metalcast.calls import (
     RemoveTraits,
@@ -61,6 +61,28 @@ def _require(call: Call, feature: str) -> None:
 # ---------------------------------------------------------------------------- traits
 
 
+def _require_traits(call: Call) -> None:
+    """Refuse the traits endpoints below 1.37 as Ironic does: there, a GET reads
+    ``traits`` as a node field the version lacks (406), a PUT finds no method (405)
+    and a DELETE no resource (404).
+
+    Raises:
+        NotAcceptable, MethodNotAllowed, NotFound: below 1.37, by method.
+    """
+    if allows("traits", call.version):
+        return
+    message = f"Node traits need API version 1.37 or later (requested {call.version})."
+    if call.method == "GET":
+        raise NotAcceptable(message)
+    if call.method == "PUT":
+        raise MethodNotAllowed(message)
+    raise NotFound(message)
+
+
+#: a PUT of traits below 1.37 is 405, as in Ironic
+_PUT_ERRORS = frozenset({405})
+
+
 _TRAIT = string(
     maxLength=255,
     pattern="^(CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*)$",
@@ -78,7 +100,7 @@ _TRAITS_BODY = {"traits": Field("list", nullable=False, max_length=None)}
     ),
 )
 def get_traits(call: Call) -> object:
-    _require(call, "traits")
+    _require_traits(call)
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:traits:list")
         return {"traits": repo.get_traits(conn, node.id)}
@@ -91,10 +113,11 @@ def get_traits(call: Call) -> object:
         "Replace a node's traits",
         body=obj({"traits": array(_TRAIT, maxItems=MAX_TRAITS)}, required=("traits",)),
         feature="traits",
+        errors=_PUT_ERRORS,
     ),
 )
 def put_traits(call: Call) -> object:
-    _require(call, "traits")
+    _require_traits(call)
     body = validate_body(
         call.body,
         _TRAITS_BODY,
@@ -108,9 +131,12 @@ def put_traits(call: Call) -> object:
     return Reply(204)
 
 
-@endpoint("baremetal:node:traits:set", doc=no_content("Add a trait to a node", feature="traits"))
+@endpoint(
+    "baremetal:node:traits:set",
+    doc=no_content("Add a trait to a node", feature="traits", errors=_PUT_ERRORS),
+)
 def put_trait(call: Call) -> object:
-    _require(call, "traits")
+    _require_traits(call)
     trait = check_trait(call.args["trait"])
     node = _load(call, "baremetal:node:traits:set")
     call.deps.conductor.call(SetTraits(node.id, [trait], replace=False), context=call.context)
@@ -121,7 +147,7 @@ def put_trait(call: Call) -> object:
     "baremetal:node:traits:delete", doc=no_content("Remove every trait of a node", feature="traits")
 )
 def delete_traits(call: Call) -> object:
-    _require(call, "traits")
+    _require_traits(call)
     node = _load(call, "baremetal:node:traits:delete")
     call.deps.conductor.call(RemoveTraits(node.id, None), context=call.context)
     return Reply(204)
@@ -131,7 +157,7 @@ def delete_traits(call: Call) -> object:
     "baremetal:node:traits:delete", doc=no_content("Remove a trait of a node", feature="traits")
 )
 def delete_trait(call: Call) -> object:
-    _require(call, "traits")
+    _require_traits(call)
     node = _load(call, "baremetal:node:traits:delete")
     call.deps.conductor.call(RemoveTraits(node.id, [call.args["trait"]]), context=call.context)
     return Reply(204)
@@ -199,8 +225,10 @@ def get_bios_setting(call: Call) -> object:
 
 
 def _require_vifs(call: Call) -> None:
+    """Below 1.28 a node has no ``vifs`` resource: 404 whatever the method, as in
+    Ironic."""
     if not allows("vifs", call.version):
-        raise NotAcceptable("VIF attachment requires API version 1.28 or later.")
+        raise NotFound(f"Node VIFs need API version 1.28 or later (requested {call.version}).")
 
 
 @endpoint(
@@ -213,8 +241,7 @@ def _require_vifs(call: Call) -> None:
                 required=("vifs",),
             )
         },
-        errors=frozenset({406}),
-        description="Needs 1.28 (406 before).",
+        feature="vifs",
     ),
 )
 def get_vifs(call: Call) -> object:
@@ -229,7 +256,7 @@ def get_vifs(call: Call) -> object:
     doc=no_content(
         "Attach a VIF to a node",
         body=obj({"id": string()}, required=("id",), additional=True),
-        description="Needs 1.28 (406 before).",
+        feature="vifs",
     ),
 )
 def attach_vif(call: Call) -> object:
@@ -243,7 +270,7 @@ def attach_vif(call: Call) -> object:
 
 @endpoint(
     "baremetal:node:vif:detach",
-    doc=no_content("Detach a VIF from a node", description="Needs 1.28 (406 before)."),
+    doc=no_content("Detach a VIF from a node", feature="vifs"),
 )
 def detach_vif(call: Call) -> object:
     _require_vifs(call)

@@ -31,7 +31,7 @@ from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
 from metalcast.errors import Conflict, InvalidInput, NotAcceptable
-from metalcast.states import ProvisionState
+from metalcast.states import Fault, ProvisionState
 
 #: list filter -> the feature that introduced it
 FILTERS: dict[str, str | None] = {
@@ -81,10 +81,12 @@ _FILTER_TEXT = {
     "description_contains": "Nodes whose description contains this text.",
     "conductor": "Nodes the live conductor of this host name serves.",
 }
+#: filters whose values are one of a few
+_CHOICES = {"fault": string(enum=[str(fault) for fault in Fault])}
 FILTER_PARAMS = tuple(
     flag(name, _FILTER_TEXT[name], feature=feature)
     if name in _BOOL_FILTERS
-    else Param(name, string(), _FILTER_TEXT[name], feature)
+    else Param(name, _CHOICES.get(name, string()), _FILTER_TEXT[name], feature)
     for name, feature in FILTERS.items()
 )
 LIST_QUERY = (
@@ -110,6 +112,11 @@ def node_filters(
     _check_filter_names(call)
     values: dict[str, Any] = {name: query.get(name) for name in _TEXT_FILTERS}
     values.update({name: parse_bool(name, query.get(name)) for name in _BOOL_FILTERS})
+    if values["fault"] is not None and values["fault"] not in set(Fault):
+        faults = ", ".join(f'"{fault}"' for fault in Fault)
+        raise InvalidInput(
+            f'Unrecognized fault "{values["fault"]}" is specified, allowed faults are {faults}.'
+        )
     if values["instance_uuid"] is not None:
         values["instance_uuid"] = repo.canonical_uuid(
             values["instance_uuid"], what="instance_uuid to be a UUID"
@@ -193,7 +200,10 @@ def list_nodes(
         url=call.base_url + call.path,
         query=call.query,
         limit=listing.page.limit,
-        last_marker=last_marker([n["uuid"] for n in nodes], listing.page.limit),
+        # one node at most has an instance: no next page, as in Ironic
+        last_marker=None
+        if filters.instance_uuid
+        else last_marker([n["uuid"] for n in nodes], listing.page.limit),
     )
 
 
@@ -228,8 +238,14 @@ def get_nodes_detail(call: Call) -> object:
 
 
 def render_one(
-    conn: sa.Connection, call: Call, *, node: Node, fields: tuple[str, ...] | None = None
+    conn: sa.Connection,
+    call: Call,
+    *,
+    node: Node,
+    fields: tuple[str, ...] | None = None,
+    new: bool = False,
 ) -> dict[str, Any]:
+    """The node's document; ``new``: the node was just created."""
     the_plan = view.plan(call.version, fields)
     row = view.row_of(node)
     related = view.load_related(
@@ -237,6 +253,7 @@ def render_one(
         [row],
         the_plan=the_plan,
         heartbeat_timeout=call.deps.settings.conductor.heartbeat_timeout,
+        new=new,
     )
     return view.render_node(
         row,
@@ -294,7 +311,7 @@ def create_node(call: Call) -> object:
     node = call.deps.conductor.call(CreateNode(values), context=call.context)
     call.audit.node(uuid=node.uuid)
     with call.deps.db.read() as conn:
-        doc = render_one(conn, call, node=node)
+        doc = render_one(conn, call, node=node, new=True)
     return Reply(201, doc, {"Location": call.url("v1", "nodes", node.uuid)})
 
 

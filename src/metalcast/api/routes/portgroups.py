@@ -67,6 +67,15 @@ def _require_portgroups(call: Call) -> None:
         raise NotFound("The resource could not be found.")
 
 
+def require_subresources(call: Call) -> None:
+    """``/nodes/{node}/portgroups`` and ``/portgroups/{portgroup}/ports`` came in
+    1.24, a version after portgroups: 404 before it, as in Ironic."""
+    if not allows("portgroup_subresources", call.version):
+        raise NotFound(
+            f"This portgroup resource needs API version 1.24 or later (requested {call.version})."
+        )
+
+
 def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
     check_query(call.query, LIST_QUERY, what="listing portgroups")
     out: dict[str, Any] = {"node_ids": lookup.listed_node_ids(conn, call, "portgroup")}
@@ -134,13 +143,34 @@ def get_portgroups_detail(call: Call) -> object:
 @endpoint(
     "baremetal:portgroup:list",
     doc=Operation(
-        "List a node's portgroups", answers={200: _LIST}, query=LIST_QUERY, feature=_FEATURE
+        "List a node's portgroups",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
     ),
 )
 def get_node_portgroups(call: Call) -> object:
+    return _node_portgroups(call)
+
+
+@endpoint(
+    "baremetal:portgroup:list",
+    doc=Operation(
+        "List a node's portgroups with every field",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
+    ),
+)
+def get_node_portgroups_detail(call: Call) -> object:
+    return _node_portgroups(call, detail_path=True)
+
+
+def _node_portgroups(call: Call, *, detail_path: bool = False) -> object:
+    require_subresources(call)
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
-    return list_portgroups(call, node_id=node.id)
+    return list_portgroups(call, detail_path=detail_path, node_id=node.id)
 
 
 def _render(
@@ -264,4 +294,5 @@ ROUTES = [
     Route("/v1/portgroups/{portgroup}", patch_portgroup, methods=["PATCH"]),
     Route("/v1/portgroups/{portgroup}", delete_portgroup, methods=["DELETE"]),
     Route("/v1/nodes/{node}/portgroups", get_node_portgroups, methods=["GET"]),
+    Route("/v1/nodes/{node}/portgroups/detail", get_node_portgroups_detail, methods=["GET"]),
 ]

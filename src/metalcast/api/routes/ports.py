@@ -21,6 +21,7 @@ from metalcast.api.params import (
     parse_fields,
     parse_listing,
 )
+from metalcast.api.routes.portgroups import require_subresources
 from metalcast.api.schema import (
     Field,
     check_ident,
@@ -50,6 +51,45 @@ def _check_llc(name: str, value: Any) -> None:
         )
 
 
+def reads_as_mac(text: str) -> bool:
+    """Whether ``text`` is a MAC address written with separators (bare hexadecimal
+    digits may well be a name)."""
+    try:
+        normalize_mac(text)
+    except InvalidInput:
+        return False
+    return not text.isalnum()
+
+
+def _check_name(name: str, value: Any) -> None:
+    """A logical name that does not read as a MAC address: a port path never names a
+    port by its MAC (:func:`_ident`), so such a name could not be used."""
+    check_logical_name(name, value)
+    if reads_as_mac(value):
+        raise InvalidInput(
+            f"Invalid value for field '{name}': {value} reads as a MAC address; a port's "
+            "name must not."
+        )
+
+
+def _ident(call: Call) -> str:
+    """The port the path names: by UUID or name, never by MAC address (400, as in
+    Ironic); a DELETE only by UUID, as Ironic's.
+
+    Raises:
+        InvalidInput: a MAC address; for a DELETE, anything but a UUID.
+    """
+    ident: str = call.args["port"]
+    if call.method == "DELETE":
+        return repo.canonical_uuid(ident, what="a port UUID")
+    if reads_as_mac(ident):
+        raise InvalidInput(
+            f"Expected a logical name or UUID but received {ident}. A port is not named by "
+            f"its MAC address: list /v1/ports?address={ident} to find it."
+        )
+    return ident
+
+
 PATCHABLE_FIELDS: Mapping[str, Field] = {
     "address": Field(nullable=False, check=check_mac),
     "node_uuid": Field(nullable=False, check=check_ident),
@@ -59,7 +99,7 @@ PATCHABLE_FIELDS: Mapping[str, Field] = {
     "physical_network": Field(max_length=64, feature="physical_network"),
     "extra": Field("object", nullable=False, max_length=None),
     "is_smartnic": Field("boolean", nullable=False, feature="is_smartnic"),
-    "name": Field(feature="port_name", check=check_logical_name),
+    "name": Field(feature="port_name", check=_check_name),
 }
 CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
 PATCHABLE = patching.Patchable(
@@ -154,29 +194,72 @@ def get_ports_detail(call: Call) -> object:
     doc=Operation("List a node's ports", answers={200: _LIST}, query=LIST_QUERY),
 )
 def get_node_ports(call: Call) -> object:
+    return _node_ports(call)
+
+
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation("List a node's ports with every field", answers={200: _LIST}, query=LIST_QUERY),
+)
+def get_node_ports_detail(call: Call) -> object:
+    return _node_ports(call, detail_path=True)
+
+
+def _node_ports(call: Call, *, detail_path: bool = False) -> dict[str, Any]:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
-    return list_ports(call, node_id=node.id)
+    return list_ports(call, detail_path=detail_path, node_id=node.id)
 
 
 @endpoint(
     "baremetal:port:list",
     doc=Operation(
-        "List a portgroup's ports", answers={200: _LIST}, query=LIST_QUERY, feature="portgroups"
+        "List a portgroup's ports",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
     ),
 )
 def get_portgroup_ports(call: Call) -> object:
+    return _portgroup_ports(call)
+
+
+@endpoint(
+    "baremetal:port:list",
+    doc=Operation(
+        "List a portgroup's ports with every field",
+        answers={200: _LIST},
+        query=LIST_QUERY,
+        feature="portgroup_subresources",
+    ),
+)
+def get_portgroup_ports_detail(call: Call) -> object:
+    return _portgroup_ports(call, detail_path=True)
+
+
+def _portgroup_ports(call: Call, *, detail_path: bool = False) -> dict[str, Any]:
+    require_subresources(call)
     with call.deps.db.read() as conn:
         group = lookup.portgroup(conn, call, ident=call.args["portgroup"], action=lookup.NODE_GET)
-    return list_ports(call, portgroup_id=group.id)
+    return list_ports(call, detail_path=detail_path, portgroup_id=group.id)
 
 
 # ------------------------------------------------------------------------- one port
 
 
-def _render(call: Call, port: Port, *, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
-    with call.deps.db.read() as conn:
-        uuids = view.port_uuids(conn, [port])
+def _render(
+    call: Call,
+    port: Port,
+    *,
+    fields: tuple[str, ...] | None = None,
+    known: view.Uuids | None = None,
+) -> dict[str, Any]:
+    """The port's document; ``known``: the UUIDs of its node and portgroup, when the
+    caller has them (else they are read)."""
+    uuids = known
+    if uuids is None or not uuids.cover(port):
+        with call.deps.db.read() as conn:
+            uuids = view.port_uuids(conn, [port])
     return view.render_port(
         port, uuids, base_url=call.base_url, version=call.version, fields=fields
     )
@@ -191,20 +274,29 @@ def get_port(call: Call) -> object:
         call.query.get("fields"), view.visible(view.PORT_FIELDS, call.version), version=call.version
     )
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:get")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:get")
     return _render(call, port, fields=fields)
 
 
 def to_columns(
-    conn: sa.Connection, call: Call, *, values: Mapping[str, Any], port: Port | None = None
+    conn: sa.Connection,
+    call: Call,
+    *,
+    values: Mapping[str, Any],
+    port: Port | None = None,
+    uuids: view.Uuids | None = None,
 ) -> dict[str, Any]:
-    """API attributes as column values, checking the named node, portgroup and MAC;
-    ``port`` is the port a PATCH changes (None: a new port)."""
+    """API attributes as column values, checking the named node, portgroup and, on a
+    PATCH, the MAC (a new port's is checked by its insert); ``port`` is the port a
+    PATCH changes (None: a new port); ``uuids`` collects the UUIDs of the node and
+    portgroup named."""
     columns = {k: v for k, v in values.items() if k not in ("node_uuid", "portgroup_uuid")}
     ident = values.get("node_uuid")
     if ident is not None and port is None:
         node = lookup.node_to_create_on(conn, call, ident=ident, action="baremetal:port:create")
         columns["node_id"] = node.id
+        if uuids is not None:
+            uuids.nodes[node.id] = node.uuid
     elif ident is not None and port is not None:
         current = repo.get_node_by_id(conn, port.node_id)
         node = lookup.node_to_link(conn, call, ident=ident, current=current, field="node_uuid")
@@ -214,7 +306,8 @@ def to_columns(
         columns["portgroup_id"] = None if ident is None else _portgroup_id(conn, ident)
     if "address" in values:
         columns["address"] = normalize_mac(values["address"])
-        _check_free_mac(conn, columns["address"], port_id=port.id if port else None)
+        if port is not None:
+            _check_free_mac(conn, columns["address"], port_id=port.id)
     return columns
 
 
@@ -225,9 +318,9 @@ def _portgroup_id(conn: sa.Connection, ident: str) -> int:
         raise InvalidInput(exc.message) from None
 
 
-def _check_free_mac(conn: sa.Connection, address: str, *, port_id: int | None) -> None:
+def _check_free_mac(conn: sa.Connection, address: str, *, port_id: int) -> None:
     p = t.ports.c
-    query = sa.select(p.id).where(p.address == address, p.id != (port_id or 0))
+    query = sa.select(p.id).where(p.address == address, p.id != port_id)
     if conn.execute(query).first() is not None:
         raise Conflict(f"A port with MAC address {address} already exists.")
 
@@ -245,10 +338,11 @@ def create_port(call: Call) -> object:
     body = validate_body(
         call.body, CREATABLE, what="port", version=call.version, required=("address", "node_uuid")
     )
+    known = view.Uuids()
     with call.deps.db.read() as conn:
-        values = to_columns(conn, call, values=body)
+        values = to_columns(conn, call, values=body, uuids=known)
     port = call.deps.conductor.call(CreatePort(values), context=call.context)
-    doc = _render(call, port)
+    doc = _render(call, port, known=known)
     return Reply(201, doc, {"Location": call.url("v1", "ports", port.uuid)})
 
 
@@ -263,7 +357,7 @@ def create_port(call: Call) -> object:
 )
 def patch_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:update")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:update")
         uuids = view.port_uuids(conn, [port])
         before = {name: getattr(port, name) for name in PATCHABLE_FIELDS if hasattr(port, name)}
         before["node_uuid"] = uuids.nodes.get(port.node_id)
@@ -278,7 +372,7 @@ def patch_port(call: Call) -> object:
 @endpoint("baremetal:port:delete", doc=Operation("Delete a port", answers={204: None}))
 def delete_port(call: Call) -> object:
     with call.deps.db.read() as conn:
-        port = lookup.port(conn, call, ident=call.args["port"], action="baremetal:port:delete")
+        port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:delete")
     call.deps.conductor.call(DestroyPort(port.id), context=call.context)
     return Reply(204)
 
@@ -291,5 +385,7 @@ ROUTES = [
     Route("/v1/ports/{port}", patch_port, methods=["PATCH"]),
     Route("/v1/ports/{port}", delete_port, methods=["DELETE"]),
     Route("/v1/nodes/{node}/ports", get_node_ports, methods=["GET"]),
+    Route("/v1/nodes/{node}/ports/detail", get_node_ports_detail, methods=["GET"]),
     Route("/v1/portgroups/{portgroup}/ports", get_portgroup_ports, methods=["GET"]),
+    Route("/v1/portgroups/{portgroup}/ports/detail", get_portgroup_ports_detail, methods=["GET"]),
 ]

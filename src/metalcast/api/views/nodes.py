@@ -235,9 +235,15 @@ def row_of(node: Node) -> dict[str, Any]:
 
 
 def load_related(
-    conn: sa.Connection, nodes: Sequence[Row], *, the_plan: Plan, heartbeat_timeout: float
+    conn: sa.Connection,
+    nodes: Sequence[Row],
+    *,
+    the_plan: Plan,
+    heartbeat_timeout: float,
+    new: bool = False,
 ) -> Related:
-    """Fetch, in one query each, what ``the_plan`` needs beyond the node rows."""
+    """Fetch, in one query each, what ``the_plan`` needs beyond the node rows; ``new``:
+    the nodes were just created (they have no traits yet)."""
     related = Related()
     if "chassis_uuid" in the_plan.special:
         ids = {n["chassis_id"] for n in nodes if n["chassis_id"] is not None}
@@ -245,7 +251,7 @@ def load_related(
             c = t.chassis.c
             rows = conn.execute(sa.select(c.id, c.uuid).where(c.id.in_(ids)))
             related.chassis = {row.id: row.uuid for row in rows}
-    if "traits" in the_plan.special:
+    if "traits" in the_plan.special and not new:
         related.traits = repo.traits_for(conn, [n["id"] for n in nodes])
     if "conductor" in the_plan.special:
         related.conductors = repo.conductor_rings(conn, timeout=heartbeat_timeout)

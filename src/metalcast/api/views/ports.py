@@ -103,6 +103,11 @@ class Uuids:
     nodes: dict[int, str] = field(default_factory=dict)
     portgroups: dict[int, str] = field(default_factory=dict)
 
+    def cover(self, port: Port) -> bool:
+        """Whether these are all the UUIDs ``port``'s document needs."""
+        group = port.portgroup_id
+        return port.node_id in self.nodes and (group is None or group in self.portgroups)
+
     @classmethod
     def load(
         cls, conn: sa.Connection, *, node_ids: Iterable[int], portgroup_ids: Iterable[int | None]

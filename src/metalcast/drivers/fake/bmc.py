@@ -23,13 +23,18 @@ DEFAULT_BIOS_SETTINGS: Mapping[str, str] = MappingProxyType(
 )
 
 
+#: where a fake machine boots until told otherwise (network, once): what Ironic's
+#: fake management interface always reports
+DEFAULT_BOOT_DEVICE = "pxe"
+
+
 @dataclass(frozen=True, slots=True)
 class FakeBmcRecord:
     """What the fake BMC holds for one node."""
 
     power_state: PowerState
-    boot_device: str | None = None
-    persistent: bool | None = None
+    boot_device: str = DEFAULT_BOOT_DEVICE
+    persistent: bool = False
     bios_settings: Mapping[str, str] = field(default_factory=lambda: DEFAULT_BIOS_SETTINGS)
 
 
@@ -53,9 +58,9 @@ class FakeBmcState:
             return updated
 
     def set_boot_device(
-        self, node: NodeSnapshot, device: str | None, *, persistent: bool | None
+        self, node: NodeSnapshot, device: str, *, persistent: bool
     ) -> FakeBmcRecord:
-        """Set the node's boot device (None: cleared); returns the new record."""
+        """Set the node's boot device; returns the new record."""
         with self._lock:
             current = self._record(node)
             updated = dataclasses.replace(current, boot_device=device, persistent=persistent)

@@ -16,7 +16,7 @@ from metalcast.drivers.base import (
     VendorMethod,
     step,
 )
-from metalcast.drivers.fake.bmc import FakeBmcState
+from metalcast.drivers.fake.bmc import DEFAULT_BOOT_DEVICE, FakeBmcState
 from metalcast.drivers.fake.injection import FakeOperations, Sleep
 from metalcast.errors import InvalidInput
 from metalcast.states import PowerState, PowerTarget
@@ -82,8 +82,9 @@ class FakeManagement(FakeOperations, ManagementInterface):
         self._begin(ctx, "boot_device")
         self._bmc.set_boot_device(ctx.node, device, persistent=persistent)
 
-    def get_boot_device(self, ctx: DriverContext) -> tuple[str | None, bool | None]:
-        """The boot device last set (None, None before any)."""
+    def get_boot_device(self, ctx: DriverContext) -> tuple[str, bool]:
+        """The boot device last set; before any (or after ``reset_bmc``), ``pxe``, not
+        persistent, as Ironic's fake reports."""
         self._begin(ctx)
         record = self._bmc.record(ctx.node)
         return record.boot_device, record.persistent
@@ -98,10 +99,11 @@ class FakeManagement(FakeOperations, ManagementInterface):
 
     @step(priority=0)
     def reset_bmc(self, ctx: DriverContext) -> StepResult:
-        """Manual clean step: clear the boot device.  Operation name: ``clean``."""
+        """Manual clean step: back to the default boot device.  Operation name:
+        ``clean``."""
         if self._begin_waitable(ctx, "clean"):
             return StepResult.WAIT
-        self._bmc.set_boot_device(ctx.node, None, persistent=None)
+        self._bmc.set_boot_device(ctx.node, DEFAULT_BOOT_DEVICE, persistent=False)
         return StepResult.DONE
 
 
@@ -187,8 +189,8 @@ class FakeVendor(FakeOperations, VendorInterface):
 
 
 class FakeConsole(FakeOperations, ConsoleInterface):
-    """A console that starts and stops at once and points nowhere real.  Operation
-    name: ``console`` (starting and stopping)."""
+    """A console that starts and stops at once and has no connection details, as
+    Ironic's fake console.  Operation name: ``console`` (starting and stopping)."""
 
     name = "fake"
 
@@ -203,5 +205,6 @@ class FakeConsole(FakeOperations, ConsoleInterface):
         self._begin(ctx, "console")
 
     def get_console(self, ctx: DriverContext) -> dict[str, Any]:
+        """``{}``: nothing to connect to, as Ironic's fake console answers."""
         self._begin(ctx)
-        return {"type": "fake", "url": f"fake://console/{ctx.node.uuid}"}
+        return {}

@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-#: cipher suites pyghmi speaks: 17 (SHA-256, preferred) and 3 (SHA-1)
-CIPHER_SUITES: frozenset[int] = frozenset({3, 17})
+from metalcast.drivers.ipmi.cipher_suites import SUITE_NUMBERS, SUPPORTED_TEXT
 
 
 class PrivilegeLevel(enum.StrEnum):
@@ -34,8 +33,8 @@ class IpmiInfo(BaseModel):
     ipmi_password: SecretStr = Field(SecretStr(""), description="BMC password.")
     ipmi_cipher_suite: int | None = Field(
         None,
-        description="Required cipher suite, 3 or 17. metalcast negotiates 17, else 3; "
-        "with 17 here, a BMC that only offers 3 is refused.",
+        description="Cipher suite to log in with, 3 or 17: the only one proposed. "
+        "Unset: 17, then 3 if the BMC refuses 17.",
     )
     ipmi_priv_level: PrivilegeLevel = Field(
         PrivilegeLevel.ADMINISTRATOR,
@@ -45,12 +44,7 @@ class IpmiInfo(BaseModel):
     @field_validator("ipmi_cipher_suite", mode="before")
     @classmethod
     def _suite(cls, value: Any) -> Any:
-        if value in (None, ""):
-            return None
-        suite = int(value)
-        if suite not in CIPHER_SUITES:
-            raise ValueError(f"cipher suite {suite} is not supported; use 3 or 17")
-        return suite
+        return parse_cipher_suite(value)
 
     @field_validator("ipmi_priv_level", mode="before")
     @classmethod
@@ -61,3 +55,27 @@ class IpmiInfo(BaseModel):
     @classmethod
     def _address(cls, value: str) -> str:
         return value.strip().strip("[]")
+
+
+def parse_cipher_suite(value: object) -> int | None:
+    """``ipmi_cipher_suite`` as Ironic's clients send it: a number, or its digits.
+
+    Raises:
+        ValueError: not a cipher suite number, or one metalcast does not speak.
+    """
+    if value is None or value == "":
+        return None
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.isascii() and text.isdigit():
+        number = int(text)
+    elif isinstance(text, int) and not isinstance(text, bool):
+        number = text
+    else:
+        raise ValueError(
+            f"{value!r} is not a cipher suite number; supported cipher suites: {SUPPORTED_TEXT}"
+        )
+    if number not in SUITE_NUMBERS:
+        raise ValueError(
+            f"cipher suite {number} is not supported; supported cipher suites: {SUPPORTED_TEXT}"
+        )
+    return number

@@ -4,7 +4,7 @@ pyghmi reports login failures only as message text, drawn from its own tables of
 RMCP+ status codes; :func:`classify` is the one place that reads that text, and it
 matches it against those same tables.
 
-Two pyghmi habits are worked around here:
+These pyghmi habits are worked around here:
 
 * pyghmi shares sessions process-wide by (address, user, password, port), and
   never forgets a session it once started logging in with: after that session
@@ -21,12 +21,14 @@ Two pyghmi habits are worked around here:
   it knows an OEM handler for the manufacturer: for one it has none for (the lab's
   BMCs, many white-box ones) every read took two commands.  :func:`connect` asks
   once per session (:func:`_identify_once`).
+
+The cipher suite a login proposes, and the Open Session answer checked against it,
+are :mod:`.negotiation`'s.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import socket
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -40,6 +42,7 @@ from pyghmi.ipmi.private import util as pyghmi_util
 from metalcast.drivers.bmc_sessions import BmcFailure, FailureKind
 from metalcast.drivers.ipmi.client import BootFlags, ChassisCommand, IpmiTarget, SensorReading
 from metalcast.drivers.ipmi.eventloop import ensure_event_pump
+from metalcast.drivers.ipmi.negotiation import negotiating
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -114,22 +117,29 @@ def connect(target: IpmiTarget) -> PyghmiClient:
     _forget_leftovers(target)
     command = _login(target)
     _identify_once(command)
-    client = PyghmiClient(command)
-    client.require_suite(target.cipher_suite)
-    return client
+    return PyghmiClient(command)
 
 
 def _login(target: IpmiTarget) -> Any:
-    try:
-        return pyghmi_command.Command(
-            bmc=target.address,
-            userid=target.username,
-            password=target.password,
-            port=target.port,
-            privlevel=target.priv_level,
-        )
-    except socket.gaierror as exc:
-        raise BmcFailure(FailureKind.SETTINGS, f"cannot resolve the address: {exc}") from exc
+    """A logged-in pyghmi Command, proposing ``target.cipher_suite`` if set.
+
+    Raises BmcFailure for what :mod:`.negotiation` caught, else what pyghmi raises.
+    """
+    with negotiating(target.cipher_suite) as negotiation:
+        try:
+            return pyghmi_command.Command(
+                bmc=target.address,
+                userid=target.username,
+                password=target.password,
+                port=target.port,
+                privlevel=target.priv_level,
+            )
+        except socket.gaierror as exc:
+            raise BmcFailure(FailureKind.SETTINGS, f"cannot resolve the address: {exc}") from exc
+        except pyghmi_exc.PyghmiException as exc:
+            if negotiation.failure is not None:
+                raise negotiation.failure from exc
+            raise
 
 
 def _identify_once(command: Any) -> None:
@@ -195,16 +205,6 @@ class PyghmiClient:
 
     def __init__(self, command: Any) -> None:
         self._command = command
-
-    def require_suite(self, suite: int | None) -> None:
-        """Refuse a session weaker than ``suite`` (17: SHA-256).  Raises BmcFailure."""
-        digest = getattr(self._command.ipmi_session, "currhashlib", None)
-        if suite == 17 and digest is not None and digest is not hashlib.sha256:
-            self.close()
-            raise BmcFailure(
-                FailureKind.SETTINGS,
-                "the BMC only agreed to cipher suite 3, but ipmi_cipher_suite is 17",
-            )
 
     @_translated
     def power_is_on(self) -> bool:

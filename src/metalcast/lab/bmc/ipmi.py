@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid as uuidlib
+from collections.abc import Collection
 from typing import Any
 
 from pyghmi.ipmi import bmc as pyghmi_bmc
@@ -74,7 +75,10 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         password: str,
         port: int = 0,
         address: str = "127.0.0.1",
+        suites: Collection[int] | None = None,
     ) -> None:
+        """``suites``: the cipher suite numbers offered (default: every one in
+        :data:`~metalcast.lab.bmc.rmcp.SUITES`); a proposal of another is refused."""
         ensure_event_pump()
         super().__init__({username: password}, port=port, address=address)
         # pyghmi routes session packets by this port: make it the bound one.
@@ -83,6 +87,7 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         self.machine = machine
         self.uuid = uuidlib.UUID(machine.uuid)
         self.sdr = ipmi_sdr.SensorRepository(machine)
+        self.suites = tuple(s for s in SUITES if suites is None or s.number in suites)
 
     def password_for(self, username: bytes) -> bytes | None:
         """The password of ``username``; None if unknown or logins are refused."""
@@ -204,7 +209,7 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
     ) -> None:
         """Answer Get Channel Cipher Suites with the suites :mod:`.rmcp` speaks."""
         records = bytearray()
-        for suite in SUITES:
+        for suite in self.suites:
             records += bytearray([0xC0, suite.number, suite.auth, 0x40 | suite.integrity, 0x80 | 1])
         index = data[22] & 0x3F if len(data) > 22 else 0
         chunk = records[16 * index : 16 * (index + 1)]
@@ -228,7 +233,8 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         handlers.pop(self.serversocket, None)
         for peer, by_port in list(handlers.items()):
             session = by_port.get(self.port) if isinstance(by_port, dict) else None
-            if isinstance(session, LabSession) and session.bmc is self:
+            # a client session's ``bmc`` is an address: only this BMC's sessions match
+            if getattr(session, "bmc", None) is self:
                 del by_port[self.port]
                 if not by_port:
                     handlers.pop(peer, None)

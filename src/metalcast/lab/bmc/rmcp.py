@@ -4,7 +4,8 @@ pyghmi's server session speaks only cipher suite 3 and answers every proposal as
 if it had been suite 3, which a client proposing suite 17 (pyghmi's own client, for
 one) cannot decode.  :class:`LabSession` negotiates properly: it accepts suite 17
 (RAKP-HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128) and suite 3 (the SHA-1 variants),
-answers anything else with "no cipher suite match", answers an unknown user or a
+answers anything else, or a suite its BMC was told not to offer, with "no cipher
+suite match", answers an unknown user or a
 refused login with "unauthorized name" as a real BMC does, and drops the packets
 its machine's :class:`~metalcast.lab.machine.Faults` say to drop.
 
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from pyghmi.ipmi.private import constants, serversession
 
+from metalcast.drivers.ipmi import cipher_suites
+
 if TYPE_CHECKING:
     from metalcast.lab.bmc.ipmi import IpmiBmc
 
@@ -33,33 +36,30 @@ NO_CIPHER_SUITE_MATCH = 0x11
 
 
 @dataclass(frozen=True, slots=True)
-class CipherSuite:
+class CipherSuite(cipher_suites.CipherSuite):
     """The algorithms of one cipher suite, and how to compute them."""
 
-    number: int
-    auth: int  # authentication algorithm number
-    integrity: int  # integrity algorithm number
-    confidentiality: int
     digest: Callable[..., Any]
     icv_length: int  # truncated integrity check value length
 
 
-SUITES: tuple[CipherSuite, ...] = (
-    CipherSuite(17, auth=3, integrity=4, confidentiality=1, digest=hashlib.sha256, icv_length=16),
-    CipherSuite(3, auth=1, integrity=1, confidentiality=1, digest=hashlib.sha1, icv_length=12),
+#: the digest and integrity check length of each suite the lab BMC speaks
+_DIGESTS: dict[int, tuple[Callable[..., Any], int]] = {
+    17: (hashlib.sha256, 16),
+    3: (hashlib.sha1, 12),
+}
+
+#: the suites of the drivers' table (:mod:`metalcast.drivers.ipmi.cipher_suites`)
+SUITES: tuple[CipherSuite, ...] = tuple(
+    CipherSuite(s.number, s.auth, s.integrity, s.confidentiality, *_DIGESTS[s.number])
+    for s in cipher_suites.SUITES
 )
 
 
 def suite_for(auth: int, integrity: int, confidentiality: int) -> CipherSuite | None:
     """The suite proposing exactly these algorithms, if the lab BMC speaks it."""
-    for suite in SUITES:
-        if (suite.auth, suite.integrity, suite.confidentiality) == (
-            auth,
-            integrity,
-            confidentiality,
-        ):
-            return suite
-    return None
+    wanted = (auth, integrity, confidentiality)
+    return next((s for s in SUITES if s.algorithms == wanted), None)
 
 
 def _starts_session(data: bytearray) -> bool:
@@ -90,7 +90,7 @@ class LabSession(serversession.ServerSession):  # type: ignore[misc]
         self.clientsessionid = request[4:8]
         self.managedsessionid = os.urandom(4)
         suite = suite_for(request[12], request[20], request[28]) if len(request) >= 32 else None
-        if suite is None:
+        if suite is None or suite not in self.bmc.suites:
             return bytearray([request[0], NO_CIPHER_SUITE_MATCH, 0, 0]) + self.clientsessionid
         self.suite = suite
         self.currhashlib = suite.digest
