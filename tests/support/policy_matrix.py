@@ -276,7 +276,9 @@ Requirement = str | tuple[str, ...]
 #: the only paths a caller without credentials reaches (version discovery, the
 #: ramdisk agent's lookup and heartbeat, as in Ironic, and the OpenAPI description):
 #: everywhere else 401 comes before any rule, even a rule that lets everyone in ("@")
-PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/lookup", "/v1/heartbeat/{node}", "/v1/openapi.json"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/v1", "/v1/lookup", "/v1/heartbeat", "/v1/heartbeat/{node}", "/v1/openapi.json"}
+)
 
 
 @dataclass(frozen=True)
@@ -382,6 +384,12 @@ NODE_ACTIONS: tuple[Action, ...] = (
         fresh="node",
     ),
     _node("get console", "GET", "/states/console", f"{_N}get_console"),
+    Action(
+        "get console (tempest's path)",
+        "GET",
+        "/v1/nodes/states/console/{node}",
+        (f"{_N}get_console",),
+    ),
     _node(
         "set console",
         "PUT",
@@ -947,7 +955,9 @@ ACTIONS: tuple[Action, ...] = (*BAREMETAL_ACTIONS, *IDENTITY_ACTIONS)
 BY_ACTION: dict[str, Action] = {action.name: action for action in ACTIONS}
 #: routes the matrix leaves to their own tests (tests/unit/api/test_ramdisk.py):
 #: the agent's, which take its token, and the image files
-NOT_WALKED = frozenset({"/v1/lookup", "/v1/heartbeat/{node}", "/images/{path:path}"})
+NOT_WALKED = frozenset(
+    {"/v1/lookup", "/v1/heartbeat", "/v1/heartbeat/{node}", "/images/{path:path}"}
+)
 
 
 def admits(requirement: Requirement, persona: str) -> bool:

@@ -32,19 +32,21 @@ def _node_of(rt: Runtime, values: JSONDict) -> Node:
         return repo.get_node_by_id(conn, node_id)
 
 
-def _check_powered_off(node: Node, action: str) -> None:
+def _check_powered_off(node: Node, action: str, *, what: str) -> None:
+    """``action`` ("volume connector deletion", as Ironic names it) on ``what`` needs
+    the node powered off.  Raises InvalidInput with Ironic's message, and what to do."""
     if node.power_state != PowerState.OFF:
         raise InvalidInput(
-            f"Cannot {action} while node {node.uuid} is in power state "
-            f"'{node.power_state}'; power it off first."
+            f'The requested action "{action}" can not be performed on node "{node.uuid}" '
+            f'while it is in state "{node.power_state}": power it off first ({what}).'
         )
 
 
-def _check_new_node(rt: Runtime, values: JSONDict, *, current: int, action: str) -> None:
+def _check_new_node(rt: Runtime, values: JSONDict, *, current: int, action: str, what: str) -> None:
     """A connector or target moved to another node: that node must be off too."""
     new_id = values.get("node_id", current)
     if new_id != current:
-        _check_powered_off(_node_of(rt, values), action)
+        _check_powered_off(_node_of(rt, values), action, what=what)
 
 
 # ------------------------------------------------------------------------ connectors
@@ -73,10 +75,10 @@ def update_connector(
     """
     with rt.db.read() as conn:
         connector = volumes.get_volume_connector_by_id(conn, connector_id)
-    action = f"update volume connector {connector.uuid}"
+    action, what = "volume connector update", f"volume connector {connector.uuid}"
     with acquire(rt, connector.node_id, user=user, purpose="volume connector update") as task:
-        _check_powered_off(task.node, action)
-        _check_new_node(rt, values, current=connector.node_id, action=action)
+        _check_powered_off(task.node, action, what=what)
+        _check_new_node(rt, values, current=connector.node_id, action=action, what=what)
         with rt.db.begin() as conn:
             volumes.update_volume_connector(conn, connector.id, values)
             return volumes.get_volume_connector_by_id(conn, connector.id)
@@ -92,7 +94,8 @@ def destroy_connector(rt: Runtime, connector_id: int, *, user: str) -> None:
     with rt.db.read() as conn:
         connector = volumes.get_volume_connector_by_id(conn, connector_id)
     with acquire(rt, connector.node_id, user=user, purpose="volume connector delete") as task:
-        _check_powered_off(task.node, f"delete volume connector {connector.uuid}")
+        what = f"volume connector {connector.uuid}"
+        _check_powered_off(task.node, "volume connector deletion", what=what)
         with rt.db.begin() as conn:
             volumes.destroy_volume_connector(conn, connector.id)
 
@@ -121,10 +124,10 @@ def update_target(rt: Runtime, target_id: int, *, values: JSONDict, user: str) -
     """
     with rt.db.read() as conn:
         target = volumes.get_volume_target_by_id(conn, target_id)
-    action = f"update volume target {target.uuid}"
+    action, what = "volume target update", f"volume target {target.uuid}"
     with acquire(rt, target.node_id, user=user, purpose="volume target update") as task:
-        _check_powered_off(task.node, action)
-        _check_new_node(rt, values, current=target.node_id, action=action)
+        _check_powered_off(task.node, action, what=what)
+        _check_new_node(rt, values, current=target.node_id, action=action, what=what)
         with rt.db.begin() as conn:
             volumes.update_volume_target(conn, target.id, values)
             return volumes.get_volume_target_by_id(conn, target.id)
@@ -140,6 +143,7 @@ def destroy_target(rt: Runtime, target_id: int, *, user: str) -> None:
     with rt.db.read() as conn:
         target = volumes.get_volume_target_by_id(conn, target_id)
     with acquire(rt, target.node_id, user=user, purpose="volume target delete") as task:
-        _check_powered_off(task.node, f"delete volume target {target.uuid}")
+        what = f"volume target {target.uuid}"
+        _check_powered_off(task.node, "volume target deletion", what=what)
         with rt.db.begin() as conn:
             volumes.destroy_volume_target(conn, target.id)

@@ -166,6 +166,20 @@ def test_heartbeat_by_name(api: Api) -> None:
     assert settle(api, uuid)["driver_internal_info"]["agent_version"] == "3.0.0"
 
 
+def test_heartbeat_naming_its_node_in_the_body(api: Api) -> None:
+    # Ironic takes POST /v1/heartbeat with node_ident in the body too (its tempest
+    # plugin's client heartbeats that way)
+    uuid = agent_node(api, name="node-8")
+    body = {"node_ident": "node-8", "callback_url": URL, "agent_version": "9.2.0"}
+    assert api.post("/v1/heartbeat", body).status_code == 202
+    assert settle(api, uuid)["driver_internal_info"]["agent_version"] == "9.2.0"
+    missing = api.post("/v1/heartbeat", {"callback_url": URL})
+    assert missing.status_code == 400
+    assert "node_ident" in fault_of(missing)
+    assert api.post("/v1/heartbeat", {"node_ident": "nope", "callback_url": URL}).status_code == 404
+    assert api.post("/v1/heartbeat", body, version="1.21").status_code == 404
+
+
 def test_heartbeat_on_a_locked_node_is_409(api: Api) -> None:
     uuid = agent_node(api)
     with api.db.begin() as conn:

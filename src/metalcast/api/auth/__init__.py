@@ -41,7 +41,7 @@ from metalcast.errors import MetalcastError
 
 #: paths anyone may call without credentials (Ironic's public_api_routes, plus the
 #: OpenAPI description)
-PUBLIC_PATHS = re.compile(r"^/(v1(/lookup|/heartbeat/[^/]+|/openapi\.json)?)?$")
+PUBLIC_PATHS = re.compile(r"^/(v1(/lookup|/heartbeat(/[^/]+)?|/openapi\.json)?)?$")
 
 ANONYMOUS_ROLES: frozenset[str] = frozenset()
 

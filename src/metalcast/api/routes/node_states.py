@@ -616,6 +616,8 @@ ROUTES = [
     Route(f"{_NODE}/states/power", set_power_state, methods=["PUT"]),
     Route(f"{_NODE}/states/provision", set_provision_state, methods=["PUT"]),
     Route(f"{_NODE}/states/console", get_console, methods=["GET"]),
+    # the same, where ironic-tempest-plugin's client asks (Ironic's router takes it)
+    Route("/v1/nodes/states/console/{node}", get_console, methods=["GET"]),
     Route(f"{_NODE}/states/console", set_console, methods=["PUT"]),
     Route(f"{_NODE}/states/raid", set_raid_config, methods=["PUT"]),
     Route(f"{_NODE}/maintenance", set_maintenance, methods=["PUT"]),

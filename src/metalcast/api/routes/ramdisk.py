@@ -216,18 +216,56 @@ def _config(call: Call) -> dict[str, Any]:
     ),
 )
 def heartbeat(call: Call) -> object:
+    return _heartbeat(call, call.args["node"], call.body)
+
+
+@endpoint(
+    "baremetal:node:ipa_heartbeat",
+    body=True,
+    doc=Operation(
+        "A ramdisk agent reports in, naming its node in the body",
+        answers={202: HEARTBEAT_REPLY},
+        body=body(
+            {
+                "node_ident": Field(nullable=False, max_length=255),
+                **_HEARTBEAT_FIELDS,
+                "agent_version": Field(feature="agent_version"),
+            },
+            required=("node_ident",),
+            name="HeartbeatWithNode",
+        ),
+        feature="ramdisk_endpoints",
+        errors=frozenset({403, 409}),
+        description="POST /v1/heartbeat/{node} with the node's UUID or name in the body "
+        "as node_ident, which Ironic accepts too.",
+    ),
+)
+def heartbeat_naming_node(call: Call) -> object:
+    document = call.body if isinstance(call.body, dict) else {}
+    ident = document.get("node_ident")
+    if not isinstance(ident, str) or not ident:
+        _require(call)
+        raise InvalidInput(
+            "A heartbeat to /v1/heartbeat names its node: node_ident (UUID or name) in "
+            "the body, or POST /v1/heartbeat/{node}."
+        )
+    rest = {key: value for key, value in document.items() if key != "node_ident"}
+    return _heartbeat(call, ident, rest)
+
+
+def _heartbeat(call: Call, ident: str, document: object) -> object:
     _require(call)
-    newer = isinstance(call.body, dict) and "agent_version" in call.body
+    newer = isinstance(document, dict) and "agent_version" in document
     if newer and not allows("agent_version", call.version):
         raise InvalidInput('Field "agent_version" not recognised.')  # Ironic's 400
-    body = validate_body(call.body, _HEARTBEAT_FIELDS, what="heartbeat", version=call.version)
+    body = validate_body(document, _HEARTBEAT_FIELDS, what="heartbeat", version=call.version)
     token = body.get("agent_token")
     if body.get("callback_url") is None and token is None:
         raise InvalidInput("A heartbeat needs callback_url (Ironic agents) or agent_token.")
     if body.get("callback_url") is not None:
         _check_callback_url(body["callback_url"])
     with call.deps.db.read() as conn:
-        node = repo.get_node(conn, call.args["node"])
+        node = repo.get_node(conn, ident)
     report = AgentReport(
         callback_url=body.get("callback_url"),
         agent_version=body.get("agent_version"),
@@ -281,5 +319,6 @@ def _check_callback_url(url: str) -> None:
 
 ROUTES = [
     Route("/v1/lookup", lookup, methods=["GET"]),
+    Route("/v1/heartbeat", heartbeat_naming_node, methods=["POST"]),
     Route("/v1/heartbeat/{node}", heartbeat, methods=["POST"]),
 ]
