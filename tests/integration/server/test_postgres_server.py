@@ -30,15 +30,26 @@ BMC_PASSWORD = "Pg-Bmc-Pass-3f7a2e"
 register(BMC_PASSWORD)
 
 
-def baremetal(url: str, *args: str) -> str:
+def run_baremetal(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OS_ENDPOINT": url, "OS_AUTH_TYPE": "none"}
     for var in ("OS_CLOUD", "OS_AUTH_URL", "OS_TOKEN"):
         env.pop(var, None)
-    result = subprocess.run(
+    return subprocess.run(
         [BAREMETAL, *args], env=env, capture_output=True, text=True, timeout=180, check=False
     )
+
+
+def baremetal(url: str, *args: str) -> str:
+    result = run_baremetal(url, *args)
     assert result.returncode == 0, f"baremetal {' '.join(args)} failed:\n{result.stderr}"
     return result.stdout
+
+
+def refused(url: str, *args: str) -> str:
+    """What ``baremetal`` says when the server refuses the command."""
+    result = run_baremetal(url, *args)
+    assert result.returncode != 0, f"baremetal {' '.join(args)} was not refused"
+    return result.stderr
 
 
 def show(url: str, node: str) -> dict[str, Any]:
@@ -77,6 +88,12 @@ def drive_a_node_through_its_lifecycle(url: str) -> None:
         )
     )  # fmt: skip
     baremetal(url, "port", "create", "52:54:00:70:67:01", "--node", created["uuid"])
+    # taken unique values are told by PostgreSQL's unique constraints, named as on SQLite
+    again = refused(url, "node", "create", "--driver", "fake-hardware", "--name", "pg-1")
+    assert "A node with name pg-1 already exists" in again
+    mac = "52:54:00:70:67:01"
+    again = refused(url, "port", "create", mac, "--node", created["uuid"])
+    assert f"A port with MAC address {mac} already exists" in again
     for verb, state in (("manage", "manageable"), ("provide", "available"), ("deploy", "active")):
         baremetal(url, "node", verb, "pg-1", "--wait", "60")
         assert show(url, "pg-1")["provision_state"] == state
