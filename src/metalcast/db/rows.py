@@ -284,24 +284,18 @@ def insert(
 
 
 def insert_unique(
-    conn: sa.Connection,
-    table: sa.Table,
-    what: str,
-    values: JSONDict,
-    *,
-    node: JSONDict | None = None,
+    conn: sa.Connection, table: sa.Table, what: str, values: JSONDict
 ) -> sa.RowMapping:
     """Insert a row as :func:`insert` does and return it as stored (``RETURNING``: no
     second read).  A value of :data:`UNIQUE_KEYS` another row has is refused by the
     table's own unique constraint, as :func:`check_unique` would: one statement instead
-    of a look-up per key, and no race between the look-up and the insert.  ``node``:
-    the node's sealed columns, when the caller has them (:func:`written`).
+    of a look-up per key, and no race between the look-up and the insert.
 
     Raises:
         Conflict: a unique value is taken ("A node with name x already exists.").
         SecretsUnprotected: a secret to store and no key to seal it with.
     """
-    values = written(conn, table, {"created_at": utcnow(), **values}, row_id=None, node=node)
+    values = written(conn, table, {"created_at": utcnow(), **values}, row_id=None)
     _check_columns(table, values)
     try:
         return conn.execute(statement(_insert_returning, table), values).mappings().one()
