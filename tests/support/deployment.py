@@ -101,10 +101,11 @@ class Deployment:
         self.start(name)
         return process
 
-    def add_api(self, name: str) -> Process:
+    def add_api(self, name: str, *, env: Mapping[str, str] = ()) -> Process:
         port = free_port()
         args = ["api", "--host", "127.0.0.1", "--port", str(port)]
-        process = Process("api", name, args, self.log_dir, url=f"http://127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}"
+        process = Process("api", name, args, self.log_dir, url=url, env=dict(env))
         self.processes[name] = process
         self.start(name)
         return process

@@ -77,8 +77,14 @@ def recover_lost_locks(rt: Runtime) -> int:
         try:
             with rt.db.read() as conn:
                 node = repo.get_node_by_id(conn, node_id)
-            if node.reservation == rt.hostname:
-                recover_node(rt, node, cause=LOST_DATABASE)
+            if node.reservation != rt.hostname:
+                continue  # released after all (a commit whose answer was lost)
+            if rt.lost_locks.claimed(node_id):
+                # a task of ours locked it again after the lost answer: it runs the
+                # node (its claim came before its lock, so before this read)
+                rt.lost_locks.add(node_id)
+                continue
+            recover_node(rt, node, cause=LOST_DATABASE)
         except NotFound:
             continue
         except Exception as exc:  # boundary: the database is still away; next pass

@@ -35,23 +35,51 @@ class RetryPolicy:
 
 class LostLocks:
     """Nodes a task of this process left locked because the database went away as it
-    recorded the outcome or released the lock: no task runs them any more, yet the lock
-    says one does.  The catch-up pass after a heartbeat hands them to
-    :func:`metalcast.conductor.recovery.recover_lost_locks` once the database answers
-    again."""
+    took the lock, recorded the outcome or released the lock: no task runs them any
+    more, yet the lock says one does.  The catch-up pass after a heartbeat hands them
+    to :func:`metalcast.conductor.recovery.recover_lost_locks` once the database
+    answers again.
+
+    A commit whose answer was lost may have been applied or not, so a node may be
+    recorded here that a live task of this process holds after all (its release went
+    through; a later request locked it again).  Every exclusive task therefore
+    *claims* its node from just before it asks for the lock until it lets it go, and
+    :meth:`take` holds claimed nodes back for a later pass: recovery never fails the
+    work of a task that is running."""
 
     def __init__(self) -> None:
         self._ids: set[int] = set()
+        self._claims: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def add(self, *node_ids: int) -> None:
         with self._lock:
             self._ids.update(node_ids)
 
-    def take(self) -> list[int]:
-        """Every node recorded so far (sorted), forgotten here."""
+    def claim(self, node_id: int) -> None:
+        """A task of this process holds the node's lock, or is about to ask for it."""
         with self._lock:
-            ids, self._ids = sorted(self._ids), set()
+            self._claims[node_id] = self._claims.get(node_id, 0) + 1
+
+    def unclaim(self, node_id: int) -> None:
+        """The task that claimed the node let it go (or did not get the lock)."""
+        with self._lock:
+            left = self._claims.get(node_id, 0) - 1
+            if left > 0:
+                self._claims[node_id] = left
+            else:
+                self._claims.pop(node_id, None)
+
+    def claimed(self, node_id: int) -> bool:
+        with self._lock:
+            return node_id in self._claims
+
+    def take(self) -> list[int]:
+        """Every node recorded so far that no task of this process claims (sorted),
+        forgotten here; claimed ones stay for a later call."""
+        with self._lock:
+            ids = sorted(i for i in self._ids if i not in self._claims)
+            self._ids.difference_update(ids)
         return ids
 
 

@@ -46,6 +46,7 @@ from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import LockLost, NodeTask, try_acquire
 from metalcast.context import SYSTEM
 from metalcast.db import repository as repo
+from metalcast.db.engine import is_unreachable
 from metalcast.db.models import Conductor, Node
 from metalcast.hashring import Rings
 from metalcast.states import WAIT
@@ -150,10 +151,15 @@ class Takeover:
         )
 
     def _recover(self, node: Node, dead: str) -> bool:
-        with self.rt.db.begin() as conn:
-            if not repo.steal_node(conn, node.id, host=self.rt.hostname, holder=dead):
-                return False  # another conductor took it, or it was released
-            node = repo.get_node_by_id(conn, node.id)
+        try:
+            with self.rt.db.begin() as conn:
+                if not repo.steal_node(conn, node.id, host=self.rt.hostname, holder=dead):
+                    return False  # another conductor took it, or it was released
+                node = repo.get_node_by_id(conn, node.id)
+        except Exception as exc:
+            if is_unreachable(exc):  # the commit may have been applied: ours, then
+                self.rt.lost_locks.add(node.id)
+            raise
         try:
             recovery.recover_node(self.rt, node, cause=STOPPED, host=dead)
         except LockLost:

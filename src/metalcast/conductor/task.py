@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from metalcast import states
 from metalcast.context import project_of
 from metalcast.db import repository as repo
+from metalcast.db.engine import is_unreachable
 from metalcast.db.models import Node, Port
 from metalcast.errors import Conflict, MetalcastError, NodeLocked
 from metalcast.states import FAILURE, WAIT, WORK, Event, ProvisionState
@@ -125,6 +126,10 @@ class NodeTask:
         #: set when a takeover took the lock: the LockLost every later write raises
         self._lost: LockLost | None = None
         self._ports: list[Port] | None = None
+        #: whether this task still claims its node in ``rt.lost_locks``
+        self._claimed = not shared
+        if self._claimed:
+            rt.lost_locks.claim(node.id)
 
     # ------------------------------------------------------------------ reading
 
@@ -208,6 +213,7 @@ class NodeTask:
         if repo.save_node(conn, self.node, sorted(self._dirty), holder=holder):
             return
         self.released = True  # nothing of ours to release: another conductor holds it
+        self._let_go()
         self._lost = LockLost(self.uuid, holder=repo.lock_holder(conn, self.node.id))
         raise self._lost
 
@@ -265,6 +271,7 @@ class NodeTask:
         self.save(event=text, severity="ERROR" if failed else "INFO", user=who)
         if at_rest:
             self.released = self._rested = True
+            self._let_go()
             self.rt.lock_releases.released(self.node.id)
         self.log.info("%s: %s", self.uuid, text)
         if old in _DEPLOY_STATES and new_state not in _DEPLOY_STATES:
@@ -307,6 +314,7 @@ class NodeTask:
         except Exception:
             self.abandon()
             raise
+        self._let_go()
         self.node.reservation = None
         self.rt.lock_releases.released(self.node.id)
 
@@ -318,6 +326,13 @@ class NodeTask:
             return  # released with the state it rests in: nothing to recover
         self.released = True
         self.rt.lost_locks.add(self.node.id)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """This task no longer runs the node (:class:`~.runtime.LostLocks`)."""
+        if self._claimed:
+            self._claimed = False
+            self.rt.lost_locks.unclaim(self.node.id)
 
     def __enter__(self) -> NodeTask:
         return self
@@ -406,11 +421,25 @@ def try_acquire(
 ) -> NodeTask | tuple[str, str]:
     """One attempt at the exclusive lock: the task, or ``(node uuid, holder)``.
 
+    When the database goes away as the lock is committed, the commit may have been
+    applied: the node is recorded in ``rt.lost_locks``, where the catch-up pass finds
+    out and releases a lock that is this conductor's with no task to run it.
+
     Raises:
         NotFound: no such node.
+        DBAPIError-like errors: the database went away.
     """
-    with rt.db.begin() as conn:
-        got = repo.lock_node(conn, node_id, rt.hostname)
-        if isinstance(got, str):
-            return repo.get_node_by_id(conn, node_id).uuid, got
-    return NodeTask(rt, node=got, shared=False, user=user, purpose=purpose)
+    rt.lost_locks.claim(node_id)  # until the task claims it itself
+    try:
+        try:
+            with rt.db.begin() as conn:
+                got = repo.lock_node(conn, node_id, rt.hostname)
+                if isinstance(got, str):
+                    return repo.get_node_by_id(conn, node_id).uuid, got
+        except Exception as exc:
+            if is_unreachable(exc):
+                rt.lost_locks.add(node_id)
+            raise
+        return NodeTask(rt, node=got, shared=False, user=user, purpose=purpose)
+    finally:
+        rt.lost_locks.unclaim(node_id)

@@ -22,8 +22,9 @@ Lifecycle::
 
 :meth:`RpcServer.stop` answers every request "shutting down" with ``Connection: close``
 (the API sends it to another conductor), lets the requests in flight finish, waits
-until every connection left has been idle for longer than an API process keeps one
-for reuse (:data:`KEEPALIVE_EXPIRY`), and only then stops listening and closes them:
+until every connection left, and the server itself, has been idle for longer than an
+API process keeps a connection for reuse (:data:`KEEPALIVE_EXPIRY`), and only then
+stops listening and closes them:
 no request is sent on a connection this side is closing, nor left unaccepted in the
 listening socket's queue.
 """
@@ -198,6 +199,9 @@ class _HTTPServer(ThreadingHTTPServer):
         #: connection -> since when it is idle (monotonic), None while a request is in
         #: it (a new connection is opened to send one)
         self._connections: dict[socket.socket, float | None] = {}
+        #: when the last request was answered (monotonic), on any connection, closed
+        #: ones included: whoever sent it may send the next on a new connection
+        self._last_answer = float("-inf")
         self._guard = threading.Lock()
         super().__init__(address, handler)
 
@@ -214,16 +218,21 @@ class _HTTPServer(ThreadingHTTPServer):
     def mark(self, connection: socket.socket, *, busy: bool) -> None:
         """Record that a request started (``busy``) or was answered on ``connection``."""
         with self._guard:
+            now = time.monotonic()
+            if not busy:
+                self._last_answer = now
             if connection in self._connections:
-                self._connections[connection] = None if busy else time.monotonic()
+                self._connections[connection] = None if busy else now
 
     def wait_unused(self, grace: float) -> None:
-        """Block until no request is in flight and every connection left has been idle
-        for :data:`LINGER` seconds, or for ``grace`` seconds beyond ``LINGER``."""
+        """Block until no request is in flight, every connection left has been idle
+        for :data:`LINGER` seconds and so has the server (a request answered on a
+        connection closed since counts: its sender may open a new one), or for
+        ``grace`` seconds beyond ``LINGER``."""
         deadline = time.monotonic() + LINGER + grace
         while time.monotonic() < deadline:
             with self._guard:
-                since = list(self._connections.values())
+                since = [*self._connections.values(), self._last_answer]
             now = time.monotonic()
             if all(s is not None and now - s >= LINGER for s in since):
                 return

@@ -239,6 +239,8 @@ class Operator(threading.Thread):
         self.resource_class = resource_class
         self.nodes = {n.uuid: n for n in nodes}
         self.api = Api(fleet.holder)
+        #: node uuid -> the row of the last listing (what a stuck node looked like)
+        self.last_rows: dict[str, dict[str, Any]] = {}
 
     def run(self) -> None:
         try:
@@ -252,13 +254,28 @@ class Operator(threading.Thread):
     def _loop(self, deadline: float) -> None:
         while not all(n.done for n in self.nodes.values()):
             if time.monotonic() > deadline:
-                stuck = [n.name for n in self.nodes.values() if not n.done][:10]
-                raise AssertionError(f"nodes still not done: {stuck}")
+                stuck = [n for n in self.nodes.values() if not n.done]
+                raise AssertionError(
+                    f"nodes still not done: {[n.name for n in stuck][:10]}\n"
+                    + "\n".join(self._describe(n) for n in stuck[:3])
+                )
             rows = self._list(deadline)
             if rows is not None:
                 for row in rows:
+                    self.last_rows[row["uuid"]] = row
                     self._step(row, deadline)
             time.sleep(POLL)
+
+    def _describe(self, node: NodeRecord) -> str:
+        """What a node that did not finish looked like last, and its latest history."""
+        text = f"{node.name}: last seen {self.last_rows.get(node.uuid)}, pending {node.pending}"
+        try:
+            response = self.api.request("GET", f"/v1/nodes/{node.uuid}/history")
+            events = response.json()["history"][-6:] if response.status_code == 200 else []
+        except httpx.TransportError as exc:
+            return f"{text}; history unreadable: {exc}"
+        lines = [f"  {e['created_at']} {e['severity']} {e['event']}" for e in events]
+        return "\n".join([text, *lines])
 
     def _list(self, deadline: float) -> list[dict[str, Any]] | None:
         fields = "uuid,name,provision_state,last_error,reservation"

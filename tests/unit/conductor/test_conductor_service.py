@@ -321,3 +321,60 @@ def test_a_node_whose_failure_could_not_be_recorded_keeps_its_lock_for_recovery(
     after = env.node(node.id)
     assert (after.provision_state, after.reservation) == ("clean failed", None)
     assert "lost its database connection" in (after.last_error or "")
+
+
+def _answer_lost(
+    begin: Any,
+) -> Any:
+    """``Database.begin`` whose commit is applied but whose answer never comes back,
+    as when the database stops the moment it commits."""
+
+    @contextlib.contextmanager
+    def lost() -> Any:
+        with begin() as conn:
+            yield conn
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    return lost
+
+
+def test_a_lock_whose_commit_answer_was_lost_is_released_by_the_heartbeat(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock was taken, but the request that took it saw an error: no task runs
+    the node, and nothing but the catch-up pass would ever release it."""
+    node = env.create("manageable")
+    with monkeypatch.context() as flaky:
+        flaky.setattr(env.db, "begin", _answer_lost(env.db.begin))
+        with pytest.raises(sa.exc.OperationalError):
+            act(env, node.id, "provide")
+    held = env.node(node.id)
+    assert (held.provision_state, held.reservation) == ("manageable", env.service.hostname)
+    env.service.heartbeat()
+    after = env.node(node.id)
+    assert (after.provision_state, after.reservation) == ("manageable", None)
+    assert after.last_error is None  # nothing was interrupted: there is nothing to say
+    act(env, node.id, "provide")  # and the node takes requests again
+    assert env.service.rt.workers.wait_idle(DEADLINE)
+    assert env.node(node.id).provision_state == "available"
+
+
+def test_a_lost_lock_a_running_task_took_again_is_left_to_that_task(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release's commit was applied though its answer was lost, and a new request
+    locked the node again: recovery must not fail the work that now runs."""
+    node = env.create("manageable", driver_info={"fake_latency": 1})
+    env.service.rt.lost_locks.add(node.id)  # what the lost answer left recorded
+    act(env, node.id, "provide")
+    env.gate.wait_for_sleeper()  # cleaning is under way, under this conductor's lock
+    env.service.heartbeat()
+    running = env.node(node.id)
+    assert (running.provision_state, running.reservation) == ("cleaning", env.service.hostname)
+    assert running.last_error is None
+    env.gate.open()
+    assert env.service.rt.workers.wait_idle(DEADLINE)
+    assert env.node(node.id).provision_state == "available"
+    env.service.heartbeat()  # the task let the node go: the record goes too
+    assert env.service.rt.lost_locks.take() == []
+    assert env.node(node.id).reservation is None
