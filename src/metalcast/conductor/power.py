@@ -75,11 +75,16 @@ def change_power_state(
 
     Raises:
         InvalidInput: unknown target or bad timeout.
+        OperationFailed: the power interface refuses the node's ``driver_info``
+            (status 400).
         NoFreeWorker, ServiceUnavailable, NodeLocked, NotFound: see start_async.
     """
     wanted = parse_target(target, timeout)
 
     def begin(task: NodeTask) -> None:
+        # as Ironic: driver_info the power interface cannot use is the request's
+        # 400, not a failure found later in last_error
+        call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
         task.update(target_power_state=RESULT_OF[wanted].value, last_error=None)
         task.save()
 

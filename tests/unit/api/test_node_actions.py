@@ -114,6 +114,19 @@ def test_power_validation(api: Api, body: dict[str, object], version: str, statu
     assert api.put("/v1/nodes/p/states/power", body, version=version).status_code == status
 
 
+def test_power_of_a_node_its_power_interface_cannot_reach_is_400(api: Api) -> None:
+    """As Ironic: the power interface validates driver_info before the 202."""
+    admin = {"X-Roles": "admin", "OpenStack-System-Scope": "all"}
+    assert api.post("/v1/nodes", {"driver": "ipmi", "name": "i"}, headers=admin).status_code == 201
+    response = api.put("/v1/nodes/i/states/power", {"target": "power on"})
+    assert response.status_code == 400
+    assert "ipmi_address" in fault_of(response)
+    states = api.get("/v1/nodes/i/states").json()
+    assert (states["target_power_state"], states["last_error"]) == (None, None)
+    node = api.get("/v1/nodes/i").json()
+    assert node["reservation"] is None
+
+
 def test_maintenance(api: Api) -> None:
     api.node(name="m")
     assert api.put("/v1/nodes/m/maintenance", {"reason": "fan"}).status_code == 202
