@@ -142,6 +142,22 @@ class ChangePowerState(Call[None]):
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeBootMode(Call[None]):
+    """Set the boot mode ("uefi" or "bios") through the BMC.  Asynchronous."""
+
+    node_id: int
+    mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSecureBoot(Call[None]):
+    """Turn UEFI secure boot on or off through the BMC.  Asynchronous."""
+
+    node_id: int
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SetMaintenance(Call[None]):
     """Put a node in maintenance (with a reason) or take it out."""
 

@@ -15,6 +15,7 @@ from metalcast import calls as c
 from metalcast.conductor import (
     agent,
     allocations,
+    boot_mode,
     console,
     management,
     nodes,
@@ -95,6 +96,16 @@ def _change_provision_state(
 @handles(c.ChangePowerState)
 def _change_power_state(s: ConductorService, r: c.ChangePowerState, ctx: RequestContext) -> None:
     power.change_power_state(s.rt, r.node_id, target=r.target, timeout=r.timeout, user=ctx.who)
+
+
+@handles(c.ChangeBootMode)
+def _change_boot_mode(s: ConductorService, r: c.ChangeBootMode, ctx: RequestContext) -> None:
+    boot_mode.change_boot_mode(s.rt, r.node_id, mode=r.mode, user=ctx.who)
+
+
+@handles(c.ChangeSecureBoot)
+def _change_secure_boot(s: ConductorService, r: c.ChangeSecureBoot, ctx: RequestContext) -> None:
+    boot_mode.change_secure_boot(s.rt, r.node_id, enabled=r.enabled, user=ctx.who)
 
 
 @handles(c.SetMaintenance)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from metalcast.conductor import boot_mode
 from metalcast.conductor.interfaces import OperationFailed
 from metalcast.conductor.power import RESULT_OF, get_power, set_power
 from metalcast.conductor.runtime import Runtime
@@ -141,7 +142,12 @@ class PowerSync:
             self._record_failure(node, exc.message)
             return "failed"
         failures = node.driver_internal_info.get("power_sync_failures")
-        if node.power_state == actual.value and not failures:
+        # the boot mode when never read, or when the machine was handled out of band
+        moved = node.power_state != actual.value
+        unread = node.boot_mode is None and node.secure_boot is None
+        observed = boot_mode.observe(probe) if moved or unread else None
+        modes = observed is not None and observed != (node.boot_mode, node.secure_boot)
+        if not moved and not failures and not modes:
             return "in sync"
         task = try_acquire(self.rt, node.id, user=SYSTEM.who, purpose="power sync")
         if not isinstance(task, NodeTask):
@@ -153,6 +159,8 @@ class PowerSync:
             if current.power_state != node.power_state:
                 return "changed"  # someone else recorded a new state meanwhile
             task.set_internal(power_sync_failures=None)
+            if observed is not None:
+                boot_mode.read(task, observed)
             return self._apply(task, actual)
 
     def _apply(self, task: NodeTask, actual: PowerState) -> str:

@@ -271,6 +271,45 @@ class ManagementInterface(Interface):
         """Send a non-maskable interrupt.  Raises FatalDriverError if unsupported."""
         raise FatalDriverError(f"{self.name} management cannot inject NMI", operation="inject nmi")
 
+    #: whether :meth:`get_boot_mode` and :meth:`set_boot_mode` reach the BMC
+    supports_boot_mode: ClassVar[bool] = False
+    #: whether :meth:`get_secure_boot_state` and :meth:`set_secure_boot_state` do
+    supports_secure_boot: ClassVar[bool] = False
+
+    def get_boot_mode(self, ctx: DriverContext) -> str | None:
+        """The boot mode the node boots in ("uefi", "bios"; None: the BMC does not
+        say).  Raises FatalDriverError if unsupported, DriverError."""
+        raise FatalDriverError(
+            f"{self.name} management cannot read the boot mode", operation="get boot mode"
+        )
+
+    def set_boot_mode(self, ctx: DriverContext, mode: str) -> None:
+        """Boot in ``mode`` ("uefi" or "bios") from now on.
+
+        Raises:
+            InvalidInput: an unknown mode.
+            FatalDriverError: unsupported.  DriverError: the BMC failed.
+        """
+        raise FatalDriverError(
+            f"{self.name} management cannot change the boot mode", operation="set boot mode"
+        )
+
+    def get_secure_boot_state(self, ctx: DriverContext) -> bool | None:
+        """Whether UEFI secure boot is on (None: the BMC does not say).  Raises
+        FatalDriverError if unsupported, DriverError."""
+        raise FatalDriverError(
+            f"{self.name} management cannot read the secure boot state",
+            operation="get secure boot state",
+        )
+
+    def set_secure_boot_state(self, ctx: DriverContext, enabled: bool) -> None:
+        """Turn UEFI secure boot on or off.  Raises FatalDriverError if unsupported,
+        DriverError."""
+        raise FatalDriverError(
+            f"{self.name} management cannot change the secure boot state",
+            operation="set secure boot state",
+        )
+
     def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
         return {}
 

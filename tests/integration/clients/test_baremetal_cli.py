@@ -282,3 +282,20 @@ def test_lookups_sub_lists_vifs_and_boot_device_as_ironic(metalcast_url: str) ->
     refused = baremetal(url, "node", "list", "--fault", "bogus", check=False)
     assert refused.returncode != 0
     assert 'Unrecognized fault "bogus"' in refused.stderr
+
+
+def test_boot_mode_and_secure_boot_through_the_baremetal_cli(metalcast_url: str) -> None:
+    """`baremetal node boot mode set` and `node secure boot on|off` (Ironic 1.76)."""
+    create(metalcast_url, "cli-boot-mode")
+    baremetal(metalcast_url, "node", "manage", "cli-boot-mode", "--wait", "60")
+    assert show(metalcast_url, "cli-boot-mode")["boot_mode"] == "uefi"
+    baremetal(metalcast_url, "node", "secure", "boot", "on", "cli-boot-mode")
+    assert wait_for(lambda: show(metalcast_url, "cli-boot-mode")["secure_boot"] is True)
+    baremetal(metalcast_url, "node", "secure", "boot", "off", "cli-boot-mode")
+    assert wait_for(lambda: show(metalcast_url, "cli-boot-mode")["secure_boot"] is False)
+    baremetal(metalcast_url, "node", "boot", "mode", "set", "cli-boot-mode", "bios")
+    assert wait_for(lambda: show(metalcast_url, "cli-boot-mode")["boot_mode"] == "bios")
+    refused = baremetal(
+        metalcast_url, "node", "boot", "mode", "set", "cli-boot-mode", "efi", check=False
+    )
+    assert refused.returncode != 0

@@ -332,3 +332,81 @@ def test_vendor_passthru(api: Api) -> None:
     assert api.post("/v1/nodes/v/vendor_passthru?method=nope", {}).status_code == 400
     assert api.post("/v1/nodes/v/vendor_passthru", {}).status_code == 400
     assert api.get("/v1/nodes/v/vendor_passthru?method=get_state").status_code == 400
+
+
+def test_boot_mode_and_secure_boot_are_read_and_set_through_the_bmc(api: Api) -> None:
+    api.node(name="b")
+    states = api.get("/v1/nodes/b/states").json()
+    assert (states["boot_mode"], states["secure_boot"]) == (None, None)  # never read yet
+    assert api.put("/v1/nodes/b/states/provision", {"target": "manage"}).status_code == 202
+    wait_for(api, "b", "manageable")
+    node = api.get("/v1/nodes/b").json()
+    assert (node["boot_mode"], node["secure_boot"]) == ("uefi", False)  # read when managed
+
+    response = api.put("/v1/nodes/b/states/secure_boot", {"target": True})
+    assert response.status_code == 202
+    assert response.headers["Location"].endswith(f"/v1/nodes/{node['uuid']}/states")
+    assert api.service.rt.workers.wait_idle(10)
+    assert api.get("/v1/nodes/b/states").json()["secure_boot"] is True
+
+    assert api.put("/v1/nodes/b/states/secure_boot", {"target": "off"}).status_code == 202
+    assert api.service.rt.workers.wait_idle(10)
+    assert api.put("/v1/nodes/b/states/boot_mode", {"target": "bios"}).status_code == 202
+    assert api.service.rt.workers.wait_idle(10)
+    states = api.get("/v1/nodes/b/states").json()
+    assert (states["boot_mode"], states["secure_boot"], states["last_error"]) == (
+        "bios",
+        False,
+        None,
+    )
+    events = [e["event"] for e in api.get("/v1/nodes/b/history").json()["history"]]
+    assert any(e.startswith("Boot mode uefi → bios") for e in events)
+
+    # secure boot is UEFI's: the BMC refuses it in BIOS mode, and last_error says so
+    assert api.put("/v1/nodes/b/states/secure_boot", {"target": True}).status_code == 202
+    assert api.service.rt.workers.wait_idle(10)
+    states = api.get("/v1/nodes/b/states").json()
+    assert states["secure_boot"] is False
+    assert "Failed to change secure_boot state to 'True'" in states["last_error"]
+    assert "needs UEFI boot mode" in states["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("boot_mode", {"target": "efi"}, "Allowed boot modes are: uefi, bios"),
+        ("boot_mode", {}, "'target' is a required property"),
+        ("secure_boot", {"target": "maybe"}, "Invalid value for target"),
+        ("secure_boot", {"target": None}, "target"),
+        ("secure_boot", {"target": 1}, "Allowed secure_boot states are: true, false"),
+    ],
+)
+def test_boot_mode_requests_are_validated(
+    api: Api, path: str, body: dict[str, object], expected: str
+) -> None:
+    api.node(name="b")
+    response = api.put(f"/v1/nodes/b/states/{path}", body)
+    assert response.status_code == 400
+    assert expected in fault_of(response)
+
+
+def test_boot_mode_is_not_changed_while_the_node_is_worked_on(api: Api) -> None:
+    api.node(name="b", driver_info={"fake_wait": ["clean"]})
+    assert api.put("/v1/nodes/b/states/provision", {"target": "manage"}).status_code == 202
+    wait_for(api, "b", "manageable")
+    assert api.put("/v1/nodes/b/states/provision", {"target": "provide"}).status_code == 202
+    assert api.service.rt.workers.wait_idle(10)
+    assert api.get("/v1/nodes/b/states").json()["provision_state"] == "clean wait"
+    response = api.put("/v1/nodes/b/states/boot_mode", {"target": "bios"})
+    assert response.status_code == 409
+    assert "clean wait" in fault_of(response)
+
+
+def test_boot_mode_of_a_node_whose_bmc_cannot_change_it_is_400(api: Api) -> None:
+    admin = {"X-Roles": "admin", "OpenStack-System-Scope": "all"}
+    info = {"ipmi_address": "127.0.0.1"}
+    body = {"driver": "ipmi", "name": "i", "driver_info": info}
+    assert api.post("/v1/nodes", body, headers=admin).status_code == 201
+    response = api.put("/v1/nodes/i/states/boot_mode", {"target": "uefi"})
+    assert response.status_code == 400
+    assert "cannot change the boot mode" in fault_of(response)

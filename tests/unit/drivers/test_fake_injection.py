@@ -46,6 +46,8 @@ OPERATIONS: dict[str, Call] = {
     "validate": lambda r, c: fake(r, FakePower).validate(c),
     "power": lambda r, c: fake(r, FakePower).set_power_state(c, PowerTarget.ON, 30),
     "boot_device": lambda r, c: fake(r, FakeManagement).set_boot_device(c, "pxe", persistent=False),
+    "boot_mode": lambda r, c: fake(r, FakeManagement).set_boot_mode(c, "bios"),
+    "secure_boot": lambda r, c: fake(r, FakeManagement).set_secure_boot_state(c, False),
     "deploy": lambda r, c: fake(r, FakeDeploy).deploy(c),
     "tear_down": lambda r, c: fake(r, FakeDeploy).tear_down(c),
     "clean": lambda r, c: fake(r, FakeDeploy).run_step(c, "erase_devices_metadata"),

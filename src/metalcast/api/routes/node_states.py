@@ -31,8 +31,10 @@ from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import iso
 from metalcast.api.views.nodes import provision_state
 from metalcast.calls import (
+    ChangeBootMode,
     ChangePowerState,
     ChangeProvisionState,
+    ChangeSecureBoot,
     GetBootDevice,
     GetConsole,
     GetSupportedBootDevices,
@@ -88,6 +90,8 @@ STATES = Named(
             "target_provision_state": _STATE,
             "raid_config": since(nullable(obj()), "raid_config"),
             "target_raid_config": since(nullable(obj()), "raid_config"),
+            "boot_mode": since(nullable(text()), "boot_mode"),
+            "secure_boot": since(nullable(boolean()), "boot_mode"),
         },
         required=(
             "console_enabled",
@@ -120,6 +124,9 @@ def get_states(call: Call) -> object:
     if shows("raid_config", call.version):
         doc["raid_config"] = mask(node.raid_config)
         doc["target_raid_config"] = mask(node.target_raid_config)
+    if shows("boot_mode", call.version):
+        doc["boot_mode"] = node.boot_mode
+        doc["secure_boot"] = node.secure_boot
     return doc
 
 
@@ -177,6 +184,76 @@ def _power_target(value: str, version: Version) -> str:
     if target in _SOFT and not allows("soft_power", version):
         raise NotAcceptable(f"Power target '{value}' requires API version 1.27 or later.")
     return target.value
+
+
+# ------------------------------------------------------------ boot mode, secure boot
+
+_BOOT_MODE_DOC = body(
+    {"target": Field(nullable=False, check=check_choice(["uefi", "bios"]))},
+    required=("target",),
+    name="BootModeRequest",
+)
+_SECURE_BOOT_DOC = body(
+    {"target": Field("boolean", nullable=False)},
+    required=("target",),
+    name="SecureBootRequest",
+)
+
+
+@endpoint(
+    "baremetal:node:set_boot_mode",
+    body=True,
+    doc=accepted(
+        "Set a node's boot mode through its BMC",
+        body=_BOOT_MODE_DOC,
+        examples=({"target": "uefi"},),
+        description="Ironic 1.76. 409 while the node is being worked on. Location: the "
+        "node's states, whose boot_mode shows the outcome (or last_error).",
+    ),
+)
+def set_boot_mode(call: Call) -> object:
+    body = validate_body(
+        call.body,
+        {"target": Field(nullable=False)},
+        what="boot mode request",
+        version=call.version,
+        required=("target",),
+    )
+    node = _load(call, "baremetal:node:set_boot_mode")
+    call.deps.conductor.call(ChangeBootMode(node.id, body["target"]), context=call.context)
+    return _accepted(call, node)
+
+
+@endpoint(
+    "baremetal:node:set_secure_boot",
+    body=True,
+    doc=accepted(
+        "Turn a node's UEFI secure boot on or off through its BMC",
+        body=_SECURE_BOOT_DOC,
+        examples=({"target": True},),
+        description="Ironic 1.76. 409 while the node is being worked on. Location: the "
+        "node's states, whose secure_boot shows the outcome (or last_error).",
+    ),
+)
+def set_secure_boot(call: Call) -> object:
+    body = validate_body(
+        call.body,
+        {"target": Field("any", nullable=False)},
+        what="secure boot request",
+        version=call.version,
+        required=("target",),
+    )
+    target = body["target"]
+    if isinstance(target, str):
+        target = parse_bool("target", target)
+    if not isinstance(target, bool):
+        raise InvalidInput(
+            f"Invalid secure_boot {target!r} requested for node. Allowed secure_boot "
+            "states are: true, false."
+        )
+    node = _load(call, "baremetal:node:set_secure_boot")
+    call.deps.conductor.call(ChangeSecureBoot(node.id, target), context=call.context)
+    return _accepted(call, node)
 
 
 # ------------------------------------------------------------------------- provision
@@ -615,6 +692,8 @@ ROUTES = [
     Route(f"{_NODE}/states", get_states, methods=["GET"]),
     Route(f"{_NODE}/states/power", set_power_state, methods=["PUT"]),
     Route(f"{_NODE}/states/provision", set_provision_state, methods=["PUT"]),
+    Route(f"{_NODE}/states/boot_mode", set_boot_mode, methods=["PUT"]),
+    Route(f"{_NODE}/states/secure_boot", set_secure_boot, methods=["PUT"]),
     Route(f"{_NODE}/states/console", get_console, methods=["GET"]),
     # the same, where ironic-tempest-plugin's client asks (Ironic's router takes it)
     Route("/v1/nodes/states/console/{node}", get_console, methods=["GET"]),

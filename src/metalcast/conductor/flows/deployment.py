@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import allocations, bios, direct, sources
+from metalcast.conductor import allocations, bios, boot_mode, direct, sources
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -20,12 +20,13 @@ from metalcast.states import Event, PowerTarget
 
 def verify(task: NodeTask) -> None:
     """enroll → verifying → manageable: the BMC is reachable with these credentials;
-    the BIOS settings are cached.  Raises OperationFailed (the node goes back to
-    enroll)."""
+    the BIOS settings, boot mode and secure boot state are cached.  Raises
+    OperationFailed (the node goes back to enroll)."""
     call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
     call(task, ManagementInterface, "validate", lambda i, ctx: i.validate(ctx))
     task.update(power_state=get_power(task).value)
     bios.refresh(task)
+    boot_mode.read(task)
     task.process_event(Event.DONE)
 
 

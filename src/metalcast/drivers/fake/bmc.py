@@ -35,6 +35,9 @@ class FakeBmcRecord:
     power_state: PowerState
     boot_device: str = DEFAULT_BOOT_DEVICE
     persistent: bool = False
+    #: what a fake machine boots in, as Ironic's default boot mode: UEFI, no secure boot
+    boot_mode: str = "uefi"
+    secure_boot: bool = False
     bios_settings: Mapping[str, str] = field(default_factory=lambda: DEFAULT_BIOS_SETTINGS)
 
 
@@ -64,6 +67,19 @@ class FakeBmcState:
         with self._lock:
             current = self._record(node)
             updated = dataclasses.replace(current, boot_device=device, persistent=persistent)
+            self._records[node.uuid] = updated
+            return updated
+
+    def set_boot_mode(
+        self, node: NodeSnapshot, *, mode: str | None = None, secure_boot: bool | None = None
+    ) -> FakeBmcRecord:
+        """Change the node's boot mode or secure boot state; returns the new record."""
+        with self._lock:
+            updated = self._record(node)
+            if mode is not None:
+                updated = dataclasses.replace(updated, boot_mode=mode)
+            if secure_boot is not None:
+                updated = dataclasses.replace(updated, secure_boot=secure_boot)
             self._records[node.uuid] = updated
             return updated
 

@@ -18,7 +18,7 @@ from metalcast.drivers.base import (
 )
 from metalcast.drivers.fake.bmc import DEFAULT_BOOT_DEVICE, FakeBmcState
 from metalcast.drivers.fake.injection import FakeOperations, Sleep
-from metalcast.errors import InvalidInput
+from metalcast.errors import FatalDriverError, InvalidInput
 from metalcast.states import PowerState, PowerTarget
 
 #: the power state each target leaves a well-behaved machine in
@@ -31,6 +31,7 @@ _TARGET_STATE: Mapping[PowerTarget, PowerState] = {
 }
 
 BOOT_DEVICES: tuple[str, ...] = ("pxe", "disk", "cdrom", "bios", "safe")
+BOOT_MODES: tuple[str, ...] = ("uefi", "bios")
 
 
 class FakePower(FakeOperations, PowerInterface):
@@ -57,7 +58,8 @@ class FakePower(FakeOperations, PowerInterface):
 
 
 class FakeManagement(FakeOperations, ManagementInterface):
-    """Boot devices through the shared fake BMC.  Operations: ``boot_device``, ``nmi``."""
+    """Boot devices, boot mode and secure boot through the shared fake BMC.
+    Operations: ``boot_device``, ``boot_mode``, ``secure_boot``, ``nmi``."""
 
     name = "fake"
 
@@ -92,6 +94,38 @@ class FakeManagement(FakeOperations, ManagementInterface):
     def inject_nmi(self, ctx: DriverContext) -> None:
         """Pretend to send an NMI.  Raises DriverError when ``nmi`` is injected."""
         self._begin(ctx, "nmi")
+
+    supports_boot_mode = True
+    supports_secure_boot = True
+
+    def get_boot_mode(self, ctx: DriverContext) -> str:
+        """UEFI until told otherwise."""
+        self._begin(ctx)
+        return self._bmc.record(ctx.node).boot_mode
+
+    def set_boot_mode(self, ctx: DriverContext, mode: str) -> None:
+        """Record ``mode``.  Raises InvalidInput (not uefi or bios), DriverError when
+        ``boot_mode`` is injected."""
+        if mode not in BOOT_MODES:
+            raise InvalidInput(f"Invalid boot mode {mode!r}; supported: {', '.join(BOOT_MODES)}")
+        self._begin(ctx, "boot_mode")
+        self._bmc.set_boot_mode(ctx.node, mode=mode)
+
+    def get_secure_boot_state(self, ctx: DriverContext) -> bool:
+        """Off until told otherwise."""
+        self._begin(ctx)
+        return self._bmc.record(ctx.node).secure_boot
+
+    def set_secure_boot_state(self, ctx: DriverContext, enabled: bool) -> None:
+        """Record the state.  Raises DriverError when ``secure_boot`` is injected, or
+        when turned on in BIOS boot mode (secure boot is UEFI's)."""
+        self._begin(ctx, "secure_boot")
+        if enabled and self._bmc.record(ctx.node).boot_mode != "uefi":
+            raise FatalDriverError(
+                "secure boot needs UEFI boot mode; set the boot mode to uefi first",
+                operation="set secure boot state",
+            )
+        self._bmc.set_boot_mode(ctx.node, secure_boot=enabled)
 
     def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
         self._begin(ctx)

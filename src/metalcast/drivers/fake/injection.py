@@ -29,6 +29,8 @@ FAKE_OPERATIONS: frozenset[str] = frozenset(
         "validate",
         "power",
         "boot_device",
+        "boot_mode",
+        "secure_boot",
         "deploy",
         "tear_down",
         "clean",

@@ -55,6 +55,12 @@ class RedfishClient(Protocol):
     ) -> None:
         """PATCH the Boot object; None leaves a property as it is."""
 
+    def secure_boot(self, system: str | None) -> bool | None:
+        """SecureBootEnable of the system's SecureBoot resource (None: not reported)."""
+
+    def set_secure_boot(self, system: str | None, enabled: bool) -> None:
+        """PATCH SecureBootEnable."""
+
     def bios_attributes(self, system: str | None) -> dict[str, Any]: ...
 
     def stage_bios_attributes(self, system: str | None, attributes: Mapping[str, Any]) -> None:

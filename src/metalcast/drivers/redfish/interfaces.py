@@ -157,9 +157,11 @@ class RedfishPower(_RedfishBase, PowerInterface):
 
 
 class RedfishManagement(_RedfishBase, ManagementInterface):
-    """Boot override, boot mode and NMI through the ComputerSystem."""
+    """Boot override, boot mode, secure boot and NMI through the ComputerSystem."""
 
     name = "redfish"
+    supports_boot_mode = True
+    supports_secure_boot = True
 
     def get_supported_boot_devices(self, ctx: DriverContext) -> list[str]:
         """The devices the BMC lists as override targets.  Raises DriverError."""
@@ -223,6 +225,15 @@ class RedfishManagement(_RedfishBase, ManagementInterface):
             raise InvalidInput(f"Invalid boot mode {mode!r}; supported: uefi, bios")
         wanted = BOOT_MODES[BootMode(mode)]
         self._call(ctx, "set boot mode", lambda c, s: c.set_boot(s, mode=wanted))
+
+    def get_secure_boot_state(self, ctx: DriverContext) -> bool | None:
+        """SecureBootEnable of the system's SecureBoot resource.  Raises DriverError
+        (also when the BMC has no such resource)."""
+        return self._call(ctx, "get secure boot state", lambda c, s: c.secure_boot(s))
+
+    def set_secure_boot_state(self, ctx: DriverContext, enabled: bool) -> None:
+        """Turn secure boot on or off (applied at the next boot).  Raises DriverError."""
+        self._call(ctx, "set secure boot state", lambda c, s: c.set_secure_boot(s, enabled))
 
     def inject_nmi(self, ctx: DriverContext) -> None:
         """Send an NMI, once (not safe to repeat).  Raises DriverError."""

@@ -166,6 +166,15 @@ class SushyClient:
         )
 
     @_translated
+    def secure_boot(self, system: str | None) -> bool | None:
+        enabled = self._system(system).secure_boot.enabled
+        return None if enabled is None else bool(enabled)
+
+    @_translated
+    def set_secure_boot(self, system: str | None, enabled: bool) -> None:
+        self._system(system).secure_boot.set_enabled(enabled)
+
+    @_translated
     def bios_attributes(self, system: str | None) -> dict[str, Any]:
         return dict(self._system(system).bios.attributes or {})
 

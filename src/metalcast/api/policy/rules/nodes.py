@@ -201,6 +201,18 @@ NODE_RULES: tuple[Rule, ...] = (
         ("PUT", f"{_N}/states/power"),
     ),
     _node(
+        "set_boot_mode",
+        SYSTEM_OR_PROJECT_MEMBER,
+        "Change Node boot mode",
+        ("PUT", f"{_N}/states/boot_mode"),
+    ),
+    _node(
+        "set_secure_boot",
+        SYSTEM_OR_PROJECT_MEMBER,
+        "Change Node secure boot state",
+        ("PUT", f"{_N}/states/secure_boot"),
+    ),
+    _node(
         "set_provision_state",
         SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
         "Change Node provision status",
