@@ -57,7 +57,8 @@ class FakePower(FakeOperations, PowerInterface):
 
 
 class FakeManagement(FakeOperations, ManagementInterface):
-    """Boot devices through the shared fake BMC.  Operations: ``boot_device``, ``nmi``."""
+    """Boot devices through the shared fake BMC, and sensor readings.  Operations:
+    ``boot_device``, ``nmi``, ``sensors``."""
 
     name = "fake"
 
@@ -94,7 +95,9 @@ class FakeManagement(FakeOperations, ManagementInterface):
         self._begin(ctx, "nmi")
 
     def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
-        self._begin(ctx)
+        """One temperature, in IPMI's layout.  Raises DriverError when ``sensors`` is
+        injected."""
+        self._begin(ctx, "sensors")
         return {"Temperature": {"CPU1 Temp": {"Sensor Reading": "40 degrees C"}}}
 
     @step(priority=0)
