@@ -150,14 +150,17 @@ class SensorBoard(Collector):
         self._readings: dict[str, tuple[SensorValue, ...]] = {}
 
     def put(self, node: str, readings: Iterable[SensorValue]) -> None:
-        """Replace ``node``'s readings (a node UUID)."""
-        kept = tuple(
-            SensorValue(r.metric, r.sensor[:MAX_SENSOR_NAME], r.value)
-            for r in readings
-            if r.metric in SENSOR_METRICS
-        )[:MAX_SENSORS_PER_NODE]
+        """Replace ``node``'s readings (a node UUID); of two readings of one metric
+        and sensor name, the first is kept."""
+        kept: dict[tuple[str, str], SensorValue] = {}
+        for r in readings:
+            key = (r.metric, r.sensor[:MAX_SENSOR_NAME])
+            if r.metric in SENSOR_METRICS and key not in kept:  # one series per name
+                kept[key] = SensorValue(*key, r.value)
+            if len(kept) >= MAX_SENSORS_PER_NODE:
+                break
         with self._lock:
-            self._readings[node] = kept
+            self._readings[node] = tuple(kept.values())
 
     def keep_only(self, nodes: Iterable[str]) -> None:
         """Forget the readings of every node not in ``nodes`` (deleted, in maintenance,

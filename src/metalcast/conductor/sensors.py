@@ -9,7 +9,8 @@ node whose BMC fails is counted (``metalcast_sensor_collections_total{result=
 "failed"}``) and loses its readings until it answers again; nothing is raised, no
 node is changed.  Readings come in either of Ironic's layouts, which the drivers
 return: IPMI's ``{type: {name: {"Sensor Reading": "45 °C"}}}`` and Redfish's
-``{"Temperature": {name: {"reading_celsius": 45}}, "Fan": ..., "Power": ...}``.
+``{"Temperature": {"<member>@<chassis>": {"name": ..., "reading_celsius": 45}},
+"Fan": ..., "Power": ...}`` (the sensor's ``name``, when given, labels it).
 """
 
 from __future__ import annotations
@@ -68,9 +69,11 @@ def _readings(data: Mapping[str, Any]) -> Iterator[SensorValue]:
     for sensors in data.values():
         if not isinstance(sensors, Mapping):
             continue
-        for name, fields in sensors.items():
+        for key, fields in sensors.items():
             if isinstance(fields, Mapping):
-                yield from _reading(str(name), fields)
+                # Redfish's keys are "<member>@<chassis>"; its sensors' names read better
+                name = fields.get("name")
+                yield from _reading(name if isinstance(name, str) and name else str(key), fields)
 
 
 def _reading(name: str, fields: Mapping[str, Any]) -> Iterator[SensorValue]:
