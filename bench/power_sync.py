@@ -185,6 +185,9 @@ def start_server(
     env = {
         "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": str(interval),
         "METALCAST_CONDUCTOR__SYNC_POWER_STATE_WORKERS": str(workers),
+        # the sensor collection would read the same BMCs during the passes measured;
+        # Ironic's send_sensor_data is off by default, so both measure the sync alone
+        "METALCAST_SENSORS__ENABLED": "false",
     }
     server = compare.start_metalcast(
         args.metalcast_cmd, state_dir, port=port, timeout=args.ready_timeout, env=env

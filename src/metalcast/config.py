@@ -247,6 +247,25 @@ class ImagesSettings(_Area):
         return networks
 
 
+class MetricsSettings(_Area):
+    """Prometheus metrics (docs/metrics.md)."""
+
+    #: serve the API's ``/metrics`` to anyone; otherwise, with authentication on, only
+    #: to callers the policy rule ``metrics:get`` allows (system readers by default)
+    public: bool = False
+
+
+class SensorsSettings(_Area):
+    """The periodic collection of the nodes' sensor readings (Ironic's
+    ``send_sensor_data``), exported as metrics."""
+
+    enabled: bool = True
+    #: seconds between two passes over this conductor's nodes
+    interval: float = Field(default=60.0, gt=0)
+    #: how many BMCs are read at once
+    workers: int = Field(default=4, ge=1, le=64)
+
+
 class Settings(_Area):
     state_dir: Path = Path("/var/lib/metalcast")
     api: ApiSettings = ApiSettings()
@@ -257,6 +276,8 @@ class Settings(_Area):
     #: ``metalcast lab up`` creates it, and stop when it goes
     boot: BootSettings = BootSettings()
     images: ImagesSettings = ImagesSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    sensors: SensorsSettings = SensorsSettings()
 
     @property
     def boot_services(self) -> BootSettings:

@@ -236,6 +236,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "identity:role:assign": SYSTEM_ADMIN,
     "identity:role:unassign": SYSTEM_ADMIN,
     "audit:list": SYSTEM_READER,
+    "metrics:get": SYSTEM_READER,
 }
 #: token rules on someone else's token
 EXPECTED_ON_OTHERS_TOKEN = {
@@ -705,6 +706,7 @@ OTHER_ACTIONS: tuple[Action, ...] = (
         hides=None,
     ),
     Action("audit log", "GET", "/v1/audit", ("audit:list",), hides=None),
+    Action("metrics", "GET", "/metrics", ("metrics:get",), hides=None),
     Action("root", "GET", "/", ("api:discovery",), hides=None),
     Action("v1", "GET", "/v1", ("api:discovery",), hides=None),
     Action("openapi", "GET", "/v1/openapi.json", ("api:discovery",), hides=None),

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from metalcast.api import auth, errors, openapi, policy
+from metalcast.api import auth, errors, metrics, openapi, policy
 from metalcast.api.audit import AuditLog
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.endpoint import JSON, Deps
@@ -99,8 +99,9 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     middleware = Middleware(
         ApiMiddleware, authenticator=authenticator, settings=settings, audit_log=audit_log
     )
+    api_routes = routes()
     app = Starlette(
-        routes=routes(),
+        routes=[*api_routes, metrics.route(metrics.registry_for(db))],
         middleware=[Middleware(UnversionedPaths), middleware],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
@@ -112,7 +113,7 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
         policy=rules,
         credentials=cache,
         audit=audit_log,
-        openapi=openapi.DocumentCache(app.routes).document,
+        openapi=openapi.DocumentCache(api_routes).document,
     )
     app.state.audit = audit_log
     return app

@@ -21,9 +21,11 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from metalcast import metrics
 from metalcast.api import audit, errors, limits, versions
 from metalcast.api.audit import AuditLog, AuditNote
 from metalcast.api.auth import PUBLIC_PATHS, Authenticator, Credentials, anonymous
+from metalcast.api.metrics import PATH as METRICS_PATH
 from metalcast.config import Settings
 from metalcast.context import RequestContext
 from metalcast.errors import MetalcastError, Unauthorized
@@ -31,6 +33,8 @@ from metalcast.errors import MetalcastError, Unauthorized
 log = structlog.get_logger("metalcast.api.access")
 
 REQUEST_ID_HEADER = b"x-openstack-request-id"
+#: the methods the metrics name; any other is "other" (the client chooses the method)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ApiMiddleware:
@@ -48,6 +52,8 @@ class ApiMiddleware:
         self.authenticator = authenticator
         self.settings = settings
         self.audit_log = audit_log
+        #: ``/metrics`` needs no credentials (``metrics.public``)
+        self.public_metrics = settings.metrics.public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,6 +80,10 @@ class ApiMiddleware:
         finally:
             if not exchange.started:  # no response at all: the client went away
                 self._audit(scope, context, note, exchange.status)
+            seconds = time.perf_counter() - started
+            metrics.API_REQUESTS.labels(
+                _method_of(scope), route_of(scope), str(exchange.status)
+            ).observe(seconds)
             log.info(
                 "request",
                 request_id=request_id,
@@ -82,7 +92,7 @@ class ApiMiddleware:
                 method=scope["method"],
                 path=scope["path"],
                 status=exchange.status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
             )
 
     def _check_limits(self, scope: Scope, headers: Headers) -> int:
@@ -118,7 +128,10 @@ class ApiMiddleware:
             method=scope["method"],
             path=scope["path"],
         )
-        public = PUBLIC_PATHS.match(scope["path"]) is not None
+        path = scope["path"]
+        public = PUBLIC_PATHS.match(path) is not None or (
+            self.public_metrics and path == METRICS_PATH
+        )
         try:
             context = await self.authenticator.authenticate(credentials)
         except Unauthorized:
@@ -130,6 +143,20 @@ class ApiMiddleware:
         if not public:
             raise Unauthorized("Authentication required: this request carries no credentials.")
         return anonymous(request_id)
+
+
+def route_of(scope: Scope) -> str:
+    """The route template that served the request (``/v1/nodes/{node}``), never the
+    path itself: metrics labels stay a bounded set.  "unmatched" when none did (an
+    unknown path, or a request refused before routing)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def _method_of(scope: Scope) -> str:
+    method: str = scope["method"]
+    return method if method in _METHODS else "other"
 
 
 class _Exchange:

@@ -13,11 +13,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: paths served as they are: the root document, the API, the images the boot relay serves
 _AS_IS = ("/v1/", "/images/")
+#: single paths served as they are: the root documents and the Prometheus metrics
+_EXACT = ("", "/", "/v1", "/metrics")
 
 
 def versioned(path: str) -> str:
-    """``path`` with ``/v1`` in front unless it is ``/``, ``/v1`` or served as is."""
-    if path in ("", "/", "/v1") or path.startswith(_AS_IS):
+    """``path`` with ``/v1`` in front unless it is ``/``, ``/v1``, ``/metrics`` or served
+    as is."""
+    if path in _EXACT or path.startswith(_AS_IS):
         return path
     return "/v1" + path
 

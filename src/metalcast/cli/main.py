@@ -263,7 +263,10 @@ def conductor(
     ] = None,
     rpc_port: Annotated[
         int | None,
-        typer.Option(help="Port for API processes (default: any free one).", show_default=False),
+        typer.Option(
+            help="Port for API processes and for scraping its /metrics (default: any free one).",
+            show_default=False,
+        ),
     ] = None,
     state_dir: StateDirOpt = None,
     log_level: LogLevelOpt = "info",

@@ -33,6 +33,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from metalcast import metrics
 from metalcast.conductor import direct
 from metalcast.conductor.flows.cleaning import run_cleaning
 from metalcast.conductor.interfaces import call
@@ -191,6 +192,7 @@ def _with_root_device(
 
 def _outcome(task: NodeTask, command: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
     name = command["name"]
+    _count(name, result)
     if result.get("status") == "succeeded":
         summary = _summary(name, result.get("result") or {})
         task.save(event=f"Agent: {name} succeeded{summary}", event_type="deploy")
@@ -199,6 +201,25 @@ def _outcome(task: NodeTask, command: Mapping[str, Any], result: Mapping[str, An
         return None
     error = str(result.get("error") or "no error message")
     return f"The agent's {name} failed: {error}"
+
+
+def _count(name: str, result: Mapping[str, Any]) -> None:
+    """Add an agent command's result to the metrics; ``name`` is the conductor's own
+    (from its queue), the numbers the agent's."""
+    succeeded = result.get("status") == "succeeded"
+    metrics.AGENT_COMMANDS.labels(name, "succeeded" if succeeded else "failed").inc()
+    if name != "write_image" or not succeeded:
+        return
+    done = result.get("result") or {}
+    try:
+        seconds, written = float(done.get("seconds") or 0), int(done.get("bytes") or 0)
+    except (TypeError, ValueError):
+        return  # an agent's report without numbers: nothing to add
+    if seconds <= 0 or written < 0:
+        return
+    metrics.IMAGE_WRITE_BYTES.inc(written)
+    metrics.IMAGE_WRITE_SECONDS.observe(seconds)
+    metrics.IMAGE_WRITE_RATE.observe(written / seconds)
 
 
 def _summary(name: str, result: Mapping[str, Any]) -> str:

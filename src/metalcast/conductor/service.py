@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
 from metalcast.calls import Call
-from metalcast.conductor import periodics, recovery, takeover
+from metalcast.conductor import periodics, recovery, sensors, takeover
 from metalcast.conductor.allocator import Allocator
 from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.handlers import HANDLERS
@@ -61,6 +61,9 @@ class PeriodicIntervals:
     heartbeat: float | None = None
     #: the takeover check (:mod:`.takeover`); by default a quarter of the heartbeat's
     takeover: float | None = None
+    #: the sensor collection (:mod:`.sensors`); by default ``sensors.interval``, or 0
+    #: when ``sensors.enabled`` is off
+    sensors: float | None = None
 
 
 def _images(settings: Settings, secret_box: SecretBox) -> dict[str, Any]:
@@ -152,8 +155,12 @@ class ConductorService:
             wait_timeouts=_pick(given.wait_timeouts, cs.check_timeouts_interval),
             heartbeat=beat,
             takeover=_pick(given.takeover, beat / takeover.CHECKS_PER_HEARTBEAT),
+            sensors=_pick(
+                given.sensors, settings.sensors.interval if settings.sensors.enabled else 0
+            ),
         )
         self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
+        self.sensors = sensors.SensorCollector(self.rt, settings.sensors)
         self.allocator = Allocator(self.rt)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -191,6 +198,7 @@ class ConductorService:
         self._spawn("heartbeat", self.intervals.heartbeat, self.beat)
         self._spawn("catch-up", self.intervals.heartbeat, self.catch_up)
         self._spawn("takeover", self.intervals.takeover, self.take_over)
+        self._spawn("sensors", self.intervals.sensors, self.collect_sensors)
         self.started = True
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -210,6 +218,7 @@ class ConductorService:
         self._threads.clear()
         self.allocator.stop()
         self.power_sync.close()
+        self.sensors.close()
         self.health.reset()
         with self.rt.db.begin() as conn:
             repo.unregister_conductor(conn, self.rt.hostname)
@@ -236,6 +245,10 @@ class ConductorService:
     def sync_power_states(self) -> dict[str, int]:
         """One power-state sync pass (what the periodic thread runs)."""
         return self.power_sync.run_once()
+
+    def collect_sensors(self) -> dict[str, int]:
+        """One pass of the sensor collection (what the periodic thread runs)."""
+        return self.sensors.run_once()
 
     def check_wait_timeouts(self) -> int:
         """Fail the nodes that waited too long; returns how many."""

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from metalcast import states
+from metalcast import metrics, states
+from metalcast.conductor import transition_metrics
 from metalcast.context import project_of
 from metalcast.db import repository as repo
 from metalcast.db.engine import is_unreachable
@@ -116,6 +117,8 @@ class NodeTask:
         self.project = project_of(user)
         self.purpose = purpose
         self.released = shared
+        if not shared:
+            metrics.LOCKS_HELD.inc()
         self.log = logging.LoggerAdapter(_log, {"node": node.uuid, "purpose": purpose})
         self._dirty: set[str] = set()
         #: release the lock with the save that brings the node to rest (a stable or
@@ -212,8 +215,8 @@ class NodeTask:
         holder = None if self.released else self.rt.hostname
         if repo.save_node(conn, self.node, sorted(self._dirty), holder=holder):
             return
-        self.released = True  # nothing of ours to release: another conductor holds it
-        self._let_go()
+        self._let_go()  # nothing of ours to release: another conductor holds it
+        self._unclaim()
         self._lost = LockLost(self.uuid, holder=repo.lock_holder(conn, self.node.id))
         raise self._lost
 
@@ -250,12 +253,18 @@ class NodeTask:
     ) -> ProvisionState:
         old = self.state
         now = self.rt.clock.now()
+        move = transition_metrics.Move(
+            label, old, new_state, entered=self.node.provision_updated_at, now=now
+        )
+        info_before = self.node.driver_internal_info
         self.update(
             provision_state=new_state.value,
             target_provision_state=_target(old, label, new=new_state, node=self.node),
             provision_updated_at=now,
         )
         self._track_wait(old, new_state, now.isoformat())
+        if verb := transition_metrics.verb_keys(move):
+            self.set_internal(**verb)
         failed = reason is not None and (new_state in FAILURE or label == Event.FAIL.value)
         if failed:
             self.update(last_error=reason)
@@ -269,9 +278,11 @@ class NodeTask:
         if at_rest:
             self.update(reservation=None)  # written only while this conductor holds it
         self.save(event=text, severity="ERROR" if failed else "INFO", user=who)
+        transition_metrics.record(move, info_before)
         if at_rest:
-            self.released = self._rested = True
             self._let_go()
+            self._unclaim()
+            self._rested = True
             self.rt.lock_releases.released(self.node.id)
         self.log.info("%s: %s", self.uuid, text)
         if old in _DEPLOY_STATES and new_state not in _DEPLOY_STATES:
@@ -307,16 +318,22 @@ class NodeTask:
         is raised."""
         if self.released:
             return
-        self.released = True
+        self._let_go()
         try:
             with self.rt.db.begin() as conn:
                 repo.release_node(conn, self.node.id, self.rt.hostname)
         except Exception:
             self.abandon()
             raise
-        self._let_go()
+        self._unclaim()
         self.node.reservation = None
         self.rt.lock_releases.released(self.node.id)
+
+    def _let_go(self) -> None:
+        """Count the lock as no longer this task's (released, lost or left for recovery)."""
+        if not self.released:
+            self.released = True
+            metrics.LOCKS_HELD.dec()
 
     def abandon(self) -> None:
         """Leave the node locked for recovery: its outcome could not be recorded (the
@@ -324,11 +341,11 @@ class NodeTask:
         with the reason and releases it (``rt.lost_locks``)."""
         if self._rested:
             return  # released with the state it rests in: nothing to recover
-        self.released = True
-        self.rt.lost_locks.add(self.node.id)
         self._let_go()
+        self.rt.lost_locks.add(self.node.id)
+        self._unclaim()
 
-    def _let_go(self) -> None:
+    def _unclaim(self) -> None:
         """This task no longer runs the node (:class:`~.runtime.LostLocks`)."""
         if self._claimed:
             self._claimed = False
@@ -435,11 +452,13 @@ def try_acquire(
             with rt.db.begin() as conn:
                 got = repo.lock_node(conn, node_id, rt.hostname)
                 if isinstance(got, str):
+                    metrics.LOCK_ATTEMPTS.labels("held").inc()
                     return repo.get_node_by_id(conn, node_id).uuid, got
         except Exception as exc:
             if is_unreachable(exc):
                 rt.lost_locks.add(node_id)
             raise
+        metrics.LOCK_ATTEMPTS.labels("acquired").inc()
         return NodeTask(rt, node=got, shared=False, user=user, purpose=purpose)
     finally:
         rt.lost_locks.unclaim(node_id)

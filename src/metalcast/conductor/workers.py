@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from metalcast import metrics
 from metalcast.conductor.task import LockLost, NodeTask, TaskParked, acquire
 from metalcast.db.engine import is_unreachable
 from metalcast.errors import MetalcastError, NoFreeWorker, ServiceUnavailable
@@ -57,6 +58,7 @@ class WorkerPool:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        metrics.WORKERS_SIZE.set(size)
         self._busy = 0
         self._accepting = True
         self._cond = threading.Condition()
@@ -83,8 +85,10 @@ class WorkerPool:
             if not self._accepting:
                 raise ServiceUnavailable("The conductor is shutting down; retry on another one.")
             if self._busy >= self.size:
+                metrics.WORKERS_REFUSED.inc()
                 raise NoFreeWorker()
             self._busy += 1
+            metrics.WORKERS_BUSY.inc()
         return WorkerSlot(self)
 
     def start(self, slot: WorkerSlot, func: Callable[[], None], *, name: str) -> None:
@@ -141,6 +145,7 @@ class WorkerPool:
     def _free(self) -> None:
         with self._cond:
             self._busy -= 1
+            metrics.WORKERS_BUSY.dec()
             self._cond.notify_all()
 
 

@@ -317,6 +317,15 @@ def reserved_by(conn: sa.Connection, host: str) -> list[Node]:
     return [from_row(Node, r) for r in rows]
 
 
+def count_nodes_by_state(conn: sa.Connection) -> list[tuple[str, str | None, bool, int]]:
+    """How many nodes there are of each (provision state, power state, maintenance):
+    one grouped query, for the metrics."""
+    n = t.nodes.c
+    columns = (n.provision_state, n.power_state, n.maintenance)
+    query = sa.select(*columns, sa.func.count()).group_by(*columns)
+    return [(str(p), w, bool(m), int(c)) for p, w, m, c in conn.execute(query)]
+
+
 def nodes_in_states(conn: sa.Connection, states: Iterable[str]) -> list[Node]:
     rows = conn.execute(
         sa.select(t.nodes).where(t.nodes.c.provision_state.in_(list(states)))

@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from metalcast import metrics
 from metalcast.drivers.bmc_call import (
     BmcRef,
     CallPolicy,
@@ -187,21 +188,27 @@ class SessionPool(Generic[TargetT, ClientT]):
             used.append(slot.client or self._connect(target))
             return action(used[0])
 
+        driver = target.ref.protocol.lower()  # "ipmi", "redfish"
+        started = time.perf_counter()
         try:
             result = self._runner(work, self.policy.timeout)
         except CallTimedOut as exc:
+            metrics.BMC_ERRORS.labels(driver, operation, "timeout").inc()
             self._discard(slot, logout=False)
             for client in used:
                 client.abandon()
             cause = f"no answer from the BMC within {exc.timeout:g} s ({self._hint})"
             raise bmc_error(target.ref, operation, cause, retryable=True, timed_out=True) from None
         except BmcFailure as exc:
+            metrics.BMC_ERRORS.labels(driver, operation, exc.kind.value).inc()
             self._discard(slot, logout=False)
             # no answer: the library already retransmitted, so not retried here either
             silent = exc.kind is FailureKind.NO_ANSWER
             raise bmc_error(
                 target.ref, operation, exc.cause, retryable=exc.retryable, timed_out=silent
             ) from exc
+        finally:
+            metrics.BMC_CALLS.labels(driver, operation).observe(time.perf_counter() - started)
         slot.client, slot.login = used[0], target.login
         return result
 

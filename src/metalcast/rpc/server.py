@@ -14,6 +14,10 @@ installation's key gets 401 in plain text and nothing is executed.  Each request
 runs in its own thread, inside the caller's context
 (:func:`metalcast.context.acting_for`), so history rows name whoever asked in the API.
 
+``GET /metrics`` answers the conductor's Prometheus metrics (:mod:`metalcast.metrics`)
+without credentials: numbers and node UUIDs, no secret; the RPC address is one only
+the API processes need to reach.
+
 Lifecycle::
 
     server = RpcServer(service, secret_box, host="127.0.0.1", port=0)
@@ -42,6 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from metalcast.calls import Call
 from metalcast.conductor.service import ConductorService
@@ -58,6 +63,8 @@ _log = logging.getLogger(__name__)
 #: request body held (``api.max_request_bytes``), encoded and sealed
 MAX_BODY = 8 * 2**20
 PATH = "/rpc"
+#: the conductor's Prometheus metrics (docs/metrics.md), for anyone who reaches the port
+METRICS_PATH = "/metrics"
 #: JSON-RPC's code for an error of the application
 APPLICATION_ERROR = -32000
 #: what the API answers in-process for the same database errors (api/errors.py)
@@ -260,6 +267,19 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         super().handle_one_request()
         self.server.mark(self.connection, busy=False)
+
+    def do_GET(self) -> None:
+        """The conductor's own metrics (its transitions, BMC calls, workers, locks and
+        its nodes' sensor readings); nothing else answers GET."""
+        if self.path != METRICS_PATH:
+            self._plain(HTTPStatus.NOT_FOUND, f"no such endpoint; GET {METRICS_PATH}")
+            return
+        body = generate_latest(REGISTRY)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:
         if self.path != PATH:

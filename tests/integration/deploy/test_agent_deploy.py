@@ -31,6 +31,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "agent"))
 from agent_machine import FakeMachine, write
+from prometheus_client.parser import text_string_to_metric_families
 
 from metalcast.agent_downloads import PURPOSE, UrlSigner
 from metalcast.boot import netns
@@ -49,6 +50,8 @@ SERVER_ENV = {
     "METALCAST_BOOT__NETNS": "mc-none-test",
     "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": "0",
     "METALCAST_CONDUCTOR__BMC_POLL_INTERVAL": "0.1",
+    # the BMC's sensors in /metrics soon after the deploy (test_provide_deploy_...)
+    "METALCAST_SENSORS__INTERVAL": "0.5",
 }
 
 
@@ -156,6 +159,55 @@ def image(directory: Path) -> tuple[Path, str]:
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def scrape(server: Any) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``curl /metrics``, parsed by prometheus_client's parser."""
+    response = httpx.get(f"{server.url}/metrics", verify=TRUST.get(server.url, True))
+    assert response.status_code == 200, response.text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def check_deploy_metrics(server: Any, uuid: str, *, image_bytes: int) -> None:
+    """The issue's "done when": the deploy shows in the transition and agent-phase
+    metrics, and the lab BMC's sensor readings in /metrics (read within seconds)."""
+
+    def got(name: str, **labels: str) -> float:
+        return scrape(server).get((name, frozenset(labels.items())), 0.0)
+
+    steps = [
+        ("deploy", "available", "deploying"),
+        ("wait", "deploying", "wait call-back"),
+        ("resume", "wait call-back", "deploying"),
+        ("done", "deploying", "active"),
+    ]
+    for event, old, new in steps:
+        labels = {"event": event, "from_state": old, "to_state": new}
+        assert got("metalcast_provision_transitions_total", **labels) >= 1, labels
+    for state in ("deploying", "wait call-back", "clean wait"):
+        assert got("metalcast_provision_state_duration_seconds_count", state=state) >= 1, state
+    deployed = {"verb": "deploy", "result": "succeeded"}
+    assert got("metalcast_provision_verb_duration_seconds_count", **deployed) == 1
+    for command in ("erase_metadata", "write_image", "write_configdrive"):
+        done = {"command": command, "status": "succeeded"}
+        assert got("metalcast_agent_commands_total", **done) >= 1, command
+    assert got("metalcast_image_write_bytes_total") >= image_bytes
+    assert got("metalcast_image_write_rate_bytes_per_second_count") == 1
+    sensor = {"node": uuid, "sensor": "CPU Temp"}
+    assert wait_until(lambda: got("metalcast_sensor_temperature_celsius", **sensor) > 0)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_provide_deploy_undeploy_through_the_agent(
     server: Any, bmc: Fleet, boot_url: str, images: Path, tmp_path: Path
 ) -> None:
@@ -210,6 +262,8 @@ def test_provide_deploy_undeploy_through_the_agent(
         assert not list((server.state_dir / "boot").rglob(f"*{uuid}*"))  # boot files gone
         drives = server.state_dir / "images" / "configdrive"
         assert list(drives.rglob("*")) == []  # the user data is gone too
+
+        check_deploy_metrics(server, uuid, image_bytes=len(written))
 
         # undeploy: cleaning erases the disk's metadata again
         api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "deleted"})

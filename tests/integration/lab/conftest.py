@@ -162,6 +162,8 @@ def _lab_env(
         "METALCAST_BOOT__KERNEL": str(ramdisk.kernel),
         "METALCAST_BOOT__RAMDISK": str(ramdisk.initramfs),
         "METALCAST_CONDUCTOR__SYNC_POWER_STATE_INTERVAL": "0",
+        # the machines' sensors reach /metrics within seconds (test_lab_deploy_e2e)
+        "METALCAST_SENSORS__INTERVAL": "2",
         **tls,
     }
     with start(env=env, cacert=cacert) as server:

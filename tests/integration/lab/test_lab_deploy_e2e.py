@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from lablib import DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, undeploy
+from prometheus_client.parser import text_string_to_metric_families
 
 # a whole deploy under TCG on a loaded CI machine outlasts the suite's 300 s default
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -30,8 +32,46 @@ def test_deploy_a_lab_machine_from_its_own_disk_then_undeploy(
 
     console = deploy_and_boot(lab, lab_disk_image, tmp_path, hostname="e2e-node.lab")
     assert "METALCAST-DISK-FIRMWARE bios" in console
+    check_metrics(lab, lab.node("lab-0")["uuid"])
 
     undeploy(lab, tmp_path)  # partition table and boot code erased
+
+
+def check_metrics(lab: Lab, uuid: str) -> None:
+    """``curl /metrics`` after the deploy: the deploy in the transition and agent-phase
+    metrics, and the machine's sensors read from its virtual IPMI BMC."""
+
+    def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        response = httpx.get(f"{lab.url}/metrics", verify=lab.verify)
+        assert response.status_code == 200, response.text
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples
+        }
+
+    def got(name: str, **labels: str) -> float:
+        return scrape().get((name, frozenset(labels.items())), 0.0)
+
+    for event, old, new in [
+        ("deploy", "available", "deploying"),
+        ("wait", "deploying", "wait call-back"),
+        ("done", "deploying", "active"),
+    ]:
+        labels = {"event": event, "from_state": old, "to_state": new}
+        assert got("metalcast_provision_transitions_total", **labels) == 1, labels
+    assert got("metalcast_provision_state_duration_seconds_count", state="wait call-back") == 1
+    deployed = {"verb": "deploy", "result": "succeeded"}
+    assert got("metalcast_provision_verb_duration_seconds_count", **deployed) == 1
+    wrote = {"command": "write_image", "status": "succeeded"}
+    assert got("metalcast_agent_commands_total", **wrote) == 1
+    assert got("metalcast_image_write_bytes_total") > 0
+    # the machine runs its deployed system: its BMC reports it powered
+    sensor = {"node": uuid, "sensor": "CPU Temp"}
+    deadline = time.monotonic() + 60
+    while got("metalcast_sensor_temperature_celsius", **sensor) != 45.0:
+        assert time.monotonic() < deadline, "no CPU temperature of the running machine"
+        time.sleep(1)
 
 
 class _NotFound(http.server.BaseHTTPRequestHandler):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from deployment import HEADERS, deployment
+from deployment import HEADERS, Deployment, deployment
+from prometheus_client.parser import text_string_to_metric_families
 from secret_scan import register
 
 pytestmark = pytest.mark.postgres
@@ -100,6 +102,40 @@ def test_three_conductors_and_two_api_processes_share_the_nodes(
         shown = baremetal(api2, "node", "show", first["uuid"])
         assert shown["provision_state"] == "active"
         assert shown["driver_info"]["ipmi_password"] == "******"
+        check_metrics(deploy, api1, api2, owners)
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sample ``name{labels}`` in ``url``'s /metrics (0 when absent)."""
+    response = httpx.get(f"{url}/metrics", timeout=30)
+    assert response.status_code == 200, response.text
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+def rpc_url(deploy: Deployment, conductor: str) -> str:
+    """Where ``conductor`` takes requests (and serves its /metrics): its banner says."""
+    banner = deploy.processes[conductor].stdout.read_text()
+    found = re.findall(r"taking requests at (http://\S+)", banner)
+    assert found, banner
+    return found[-1]
+
+
+def check_metrics(deploy: Deployment, api1: str, api2: str, owners: dict[str, str]) -> None:
+    """Each API process counts the whole fleet (from the database); each conductor
+    serves its own transitions at /metrics on its RPC address."""
+    active = {"provision_state": "active", "power_state": "power on", "maintenance": "false"}
+    for api in (api1, api2):
+        assert metric(api, "metalcast_nodes", **active) == len(owners)
+    deploys = {"event": "deploy", "from_state": "available", "to_state": "deploying"}
+    for conductor in ("c1", "c2", "c3"):
+        done = metric(
+            rpc_url(deploy, conductor), "metalcast_provision_transitions_total", **deploys
+        )
+        assert done == list(owners.values()).count(conductor), conductor
 
 
 def test_separate_processes_refuse_sqlite(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from conductor_env import ALICE, Env
 from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 
 from metalcast import calls as c
 from metalcast.conductor.ring import NoValidHost
@@ -29,7 +30,7 @@ from metalcast.hashring import Rings
 from metalcast.reports import AgentReport
 from metalcast.rpc import codec
 from metalcast.rpc.remote import RemoteConductorClient
-from metalcast.rpc.server import PATH, RpcServer
+from metalcast.rpc.server import METRICS_PATH, PATH, RpcServer
 from metalcast.rpc.wire import REQUEST, RESPONSE, WINDOW, RpcRefused, Seal
 from metalcast.secrecy import SecretBox
 
@@ -318,3 +319,29 @@ def test_a_stopping_server_answers_the_request_in_flight_and_refuses_later_ones(
         error = seal.open(response.content, direction=RESPONSE)["error"]
         assert "shutting down" in error["message"]
     assert env.node(node.id).maintenance_reason == "in"
+
+
+def test_the_conductor_serves_its_own_metrics_beside_its_rpc(env: Env, serve: Serve) -> None:
+    server = serve(env.service)
+    node = env.create("enroll", name="measured")
+    labels = {"event": "manage", "from_state": "enroll", "to_state": "verifying"}
+
+    def manages() -> float:
+        response = httpx.get(server.url + METRICS_PATH)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/plain; version=")
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name == "metalcast_provision_transitions_total" and (
+                    sample.labels == labels
+                ):
+                    return sample.value
+        return 0.0
+
+    before = manages()
+    env.service.execute(
+        c.ChangeProvisionState(node.id, c.ProvisionRequest("manage")), context=ALICE
+    )
+    assert env.wait_settled(node.id).provision_state == "manageable"
+    assert manages() == before + 1
+    assert httpx.get(server.url + "/rpc").status_code == 404

@@ -59,6 +59,7 @@ OPERATIONS: dict[str, Call] = {
     "nmi": lambda r, c: fake(r, FakeManagement).inject_nmi(c),
     "vendor": lambda r, c: fake(r, FakeVendor).passthru(c, "get_state", {}),
     "console": lambda r, c: fake(r, FakeConsole).start_console(c),
+    "sensors": lambda r, c: fake(r, FakeManagement).get_sensors_data(c),
 }
 
 #: the result each waitable operation returns when told to wait

@@ -58,8 +58,9 @@ class FakePower(FakeOperations, PowerInterface):
 
 
 class FakeManagement(FakeOperations, ManagementInterface):
-    """Boot devices, boot mode and secure boot through the shared fake BMC.
-    Operations: ``boot_device``, ``boot_mode``, ``secure_boot``, ``nmi``."""
+    """Boot devices, boot mode and secure boot through the shared fake BMC, and
+    sensor readings.  Operations: ``boot_device``, ``boot_mode``, ``secure_boot``,
+    ``nmi``, ``sensors``."""
 
     name = "fake"
 
@@ -128,7 +129,9 @@ class FakeManagement(FakeOperations, ManagementInterface):
         self._bmc.set_boot_mode(ctx.node, secure_boot=enabled)
 
     def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
-        self._begin(ctx)
+        """One temperature, in IPMI's layout.  Raises DriverError when ``sensors`` is
+        injected."""
+        self._begin(ctx, "sensors")
         return {"Temperature": {"CPU1 Temp": {"Sensor Reading": "40 degrees C"}}}
 
     @step(priority=0)

@@ -42,6 +42,7 @@ FAKE_OPERATIONS: frozenset[str] = frozenset(
         "nmi",
         "vendor",
         "console",
+        "sensors",
     }
 )
 #: the operations fake_wait accepts: those that may wait for an agent

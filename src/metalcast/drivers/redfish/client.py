@@ -31,6 +31,21 @@ class BootSettings:
     allowed_modes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ChassisSensor:
+    """One reading of a chassis's Thermal or Power resource."""
+
+    #: "Temperature", "Fan" or "Power" (the sections of Ironic's sensor data)
+    kind: str
+    #: ``<MemberId>@<chassis Id>``, as Ironic names Redfish sensors
+    identity: str
+    name: str
+    #: degrees Celsius, RPM (or the fan's own unit), watts; None: no reading
+    reading: float | None
+    unit: str
+    health: str | None = None
+
+
 class RedfishClient(Protocol):
     """A connection to one Redfish service.  ``system`` None: its only system.
 
@@ -65,6 +80,9 @@ class RedfishClient(Protocol):
 
     def stage_bios_attributes(self, system: str | None, attributes: Mapping[str, Any]) -> None:
         """Set BIOS attributes, applied by the BMC at the next boot."""
+
+    def sensors(self, system: str | None) -> list[ChassisSensor]:
+        """The temperatures, fans and power supplies of the system's chassis."""
 
     def close(self) -> None: ...
 

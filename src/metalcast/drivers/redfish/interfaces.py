@@ -37,7 +37,12 @@ from metalcast.drivers.power_sequence import (
     PowerCommand,
     carry_out,
 )
-from metalcast.drivers.redfish.client import RedfishClient, RedfishSessions, RedfishTarget
+from metalcast.drivers.redfish.client import (
+    ChassisSensor,
+    RedfishClient,
+    RedfishSessions,
+    RedfishTarget,
+)
 from metalcast.drivers.redfish.info import RedfishInfo
 from metalcast.errors import InvalidInput
 from metalcast.states import PowerState, PowerTarget
@@ -238,6 +243,40 @@ class RedfishManagement(_RedfishBase, ManagementInterface):
     def inject_nmi(self, ctx: DriverContext) -> None:
         """Send an NMI, once (not safe to repeat).  Raises DriverError."""
         self._call(ctx, "inject nmi", lambda c, s: c.reset(s, "Nmi"), repeatable=False)
+
+    def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
+        """The chassis's temperatures, fans and power supplies in Ironic's Redfish
+        layout (``{"Temperature": {"<id>@<chassis>": {"reading_celsius": ...}}}``).
+
+        Raises DriverError.
+        """
+        readings = self._call(ctx, "get sensors", lambda c, s: c.sensors(s))
+        return sensors_by_kind(readings)
+
+
+#: the key of a reading in each section of Ironic's Redfish sensor data
+_READING_KEY = {
+    "Temperature": "reading_celsius",
+    "Fan": "reading",
+    "Power": "last_power_output_watts",
+}
+
+
+def sensors_by_kind(readings: list[ChassisSensor]) -> dict[str, Any]:
+    """``{"Temperature"|"Fan"|"Power": {identity: {...}}}`` as Ironic's redfish
+    management returns it, with each sensor's ``name`` besides."""
+    found: dict[str, dict[str, Any]] = {}
+    for r in readings:
+        fields: dict[str, Any] = {
+            "identity": r.identity,
+            "name": r.name,
+            _READING_KEY[r.kind]: r.reading,
+            "health": r.health,
+        }
+        if r.kind == "Fan":
+            fields["reading_units"] = r.unit
+        found.setdefault(r.kind, {})[r.identity] = fields
+    return found
 
 
 class RedfishBIOS(_RedfishBase, BIOSInterface):

@@ -18,7 +18,7 @@ from sushy import auth as sushy_auth
 from sushy import exceptions as sushy_exc
 
 from metalcast.drivers.bmc_sessions import BmcFailure, FailureKind
-from metalcast.drivers.redfish.client import BootSettings, RedfishTarget
+from metalcast.drivers.redfish.client import BootSettings, ChassisSensor, RedfishTarget
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -183,6 +183,13 @@ class SushyClient:
         self._system(system).bios.set_attributes(dict(attributes))
 
     @_translated
+    def sensors(self, system: str | None) -> list[ChassisSensor]:
+        found: list[ChassisSensor] = []
+        for chassis in self._system(system).chassis:
+            found += _thermal(chassis) + _power(chassis)
+        return found
+
+    @_translated
     def close(self) -> None:
         auth, self._root._auth = self._root._auth, None
         if auth is not None:
@@ -194,3 +201,66 @@ class SushyClient:
         self._root._auth = None
         with contextlib.suppress(Exception):
             self._root._conn.close()
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _health(sensor: Any) -> str | None:
+    status = getattr(sensor, "status", None)
+    health = getattr(status, "health", None)
+    return None if health is None else str(getattr(health, "value", health))
+
+
+def _thermal(chassis: Any) -> list[ChassisSensor]:
+    """A chassis's temperatures and fans; none when it has no Thermal resource."""
+    try:
+        thermal = chassis.thermal
+    except sushy_exc.MissingAttributeError:
+        return []
+    where = chassis.identity
+    found = [
+        ChassisSensor(
+            "Temperature",
+            f"{t.identity}@{where}",
+            str(t.name or t.identity),
+            _number(t.reading_celsius),
+            "C",
+            _health(t),
+        )
+        for t in thermal.temperatures
+    ]
+    for fan in thermal.fans:
+        unit = getattr(fan.reading_units, "value", fan.reading_units) or "RPM"
+        found.append(
+            ChassisSensor(
+                "Fan",
+                f"{fan.identity}@{where}",
+                str(fan.name or fan.identity),
+                _number(fan.reading),
+                str(unit),
+                _health(fan),
+            )
+        )
+    return found
+
+
+def _power(chassis: Any) -> list[ChassisSensor]:
+    """A chassis's power supplies' output; none when it has no Power resource."""
+    try:
+        supplies = chassis.power.power_supplies
+    except sushy_exc.MissingAttributeError:
+        return []
+    where = chassis.identity
+    return [
+        ChassisSensor(
+            "Power",
+            f"{p.identity}@{where}",
+            str(p.name or p.identity),
+            _number(p.last_power_output_watts),
+            "W",
+            _health(p),
+        )
+        for p in supplies
+    ]

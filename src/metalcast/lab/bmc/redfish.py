@@ -3,7 +3,9 @@
 :func:`redfish_app` is a Starlette application serving the ServiceRoot, a
 SessionService (sessions with ``X-Auth-Token``; HTTP basic auth works too), the
 Systems collection, each machine as a ComputerSystem (power state, boot override,
-``ComputerSystem.Reset``) and its Bios with a pending-settings resource.
+``ComputerSystem.Reset``) and its Bios with a pending-settings resource, and the
+Chassis collection: each machine in a chassis of its own name, whose Thermal and
+Power resources hold its sensor readings.
 :class:`RedfishBmc` runs it with uvicorn in a background thread, so a test or
 the lab CLI can serve one machine, or a thousand behind one port.
 
@@ -123,6 +125,16 @@ def _routes(svc: _Service) -> list[Route]:
     def system(handler: Callable[[Request, Machine], Awaitable[Response]]) -> Handler:
         return _system_route(svc, handler)
 
+    def document(render: Callable[[Machine], dict[str, Any]]) -> Handler:
+        async def show(request: Request, machine: Machine) -> Response:
+            return _json(render(machine))
+
+        return _system_route(svc, show)
+
+    async def chassis_collection(request: Request) -> Response:
+        members = [f"{rf.CHASSIS}/{name}" for name in svc.machines]
+        return _json(rf.collection(rf.CHASSIS, "Chassis", members))
+
     async def root(request: Request) -> Response:
         return _json(rf.service_root(svc.uuid))
 
@@ -141,6 +153,10 @@ def _routes(svc: _Service) -> list[Route]:
             methods=["POST"],
         ),
         Route(rf.SYSTEMS + "/{system}/Bios", system(_bios)),
+        Route(rf.CHASSIS, authed(chassis_collection)),
+        Route(rf.CHASSIS + "/{system}", document(rf.chassis)),
+        Route(rf.CHASSIS + "/{system}/Thermal", document(rf.thermal)),
+        Route(rf.CHASSIS + "/{system}/Power", document(rf.power)),
         Route(
             rf.SYSTEMS + "/{system}/Bios/Settings", system(_bios_settings), methods=["GET", "PATCH"]
         ),

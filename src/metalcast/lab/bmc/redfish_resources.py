@@ -1,8 +1,9 @@
 """The Redfish documents of the virtual Redfish BMC, and the requests they accept.
 
 Pure functions between :mod:`metalcast.lab.machine` and the JSON of the DMTF
-Redfish schemas (ServiceRoot, ComputerSystem, Bios, Session): rendering a machine
-as a ComputerSystem, and reading a Boot patch or a ResetType back.
+Redfish schemas (ServiceRoot, ComputerSystem, Chassis with Thermal and Power, Bios,
+Session): rendering a machine as a ComputerSystem in a Chassis of its own (named
+like it) with its sensors, and reading a Boot patch or a ResetType back.
 
 Errors::
 
@@ -19,6 +20,7 @@ from metalcast.lab.machine import BootDevice, BootMode, BootOverride, Machine, P
 ROOT = "/redfish/v1"
 SYSTEMS = f"{ROOT}/Systems"
 SESSIONS = f"{ROOT}/SessionService/Sessions"
+CHASSIS = f"{ROOT}/Chassis"
 
 #: ResetType values and what they ask of the machine (None: depends on power)
 RESET_ACTIONS: Mapping[str, PowerAction | None] = {
@@ -58,6 +60,7 @@ def service_root(uuid: str) -> dict[str, Any]:
         "RedfishVersion": "1.11.0",
         "UUID": uuid,
         "Systems": {"@odata.id": SYSTEMS},
+        "Chassis": {"@odata.id": CHASSIS},
         "SessionService": {"@odata.id": f"{ROOT}/SessionService"},
         "Links": {"Sessions": {"@odata.id": SESSIONS}},
     }
@@ -111,12 +114,75 @@ def computer_system(machine: Machine) -> dict[str, Any]:
         "Status": {"State": "Enabled", "Health": "OK"},
         "Boot": _boot(override),
         "Bios": {"@odata.id": f"{path}/Bios"},
+        "Links": {"Chassis": [{"@odata.id": f"{CHASSIS}/{machine.name}"}]},
         "Actions": {
             "#ComputerSystem.Reset": {
                 "target": f"{path}/Actions/ComputerSystem.Reset",
                 "ResetType@Redfish.AllowableValues": list(RESET_ACTIONS),
             }
         },
+    }
+
+
+def chassis(machine: Machine) -> dict[str, Any]:
+    """The Chassis ``machine`` is in: its own, with its Thermal and Power."""
+    path = f"{CHASSIS}/{machine.name}"
+    return {
+        "@odata.id": path,
+        "@odata.type": "#Chassis.v1_10_0.Chassis",
+        "Id": machine.name,
+        "Name": f"{machine.name} chassis",
+        "ChassisType": "RackMount",
+        "PowerState": "On" if machine.power() is Power.ON else "Off",
+        "Status": {"State": "Enabled", "Health": "OK"},
+        "Thermal": {"@odata.id": f"{path}/Thermal"},
+        "Power": {"@odata.id": f"{path}/Power"},
+        "Links": {"ComputerSystems": [{"@odata.id": f"{SYSTEMS}/{machine.name}"}]},
+    }
+
+
+_OK = {"State": "Enabled", "Health": "OK"}
+
+
+def thermal(machine: Machine) -> dict[str, Any]:
+    """The machine's temperatures and fans, as a Thermal resource."""
+    sensors = machine.sensors()
+    temperatures = [s for s in sensors if s.kind == "temperature"]
+    fans = [s for s in sensors if s.kind == "fan"]
+    return {
+        "@odata.id": f"{CHASSIS}/{machine.name}/Thermal",
+        "@odata.type": "#Thermal.v1_7_0.Thermal",
+        "Id": "Thermal",
+        "Name": "Thermal",
+        "Temperatures": [
+            {"MemberId": str(i), "Name": s.name, "ReadingCelsius": s.value, "Status": _OK}
+            for i, s in enumerate(temperatures)
+        ],
+        "Fans": [
+            {
+                "MemberId": str(i),
+                "Name": s.name,
+                "Reading": round(s.value),
+                "ReadingUnits": "RPM",
+                "Status": _OK,
+            }
+            for i, s in enumerate(fans)
+        ],
+    }
+
+
+def power(machine: Machine) -> dict[str, Any]:
+    """The machine's power readings, as a Power resource (one supply per reading)."""
+    supplies = [s for s in machine.sensors() if s.kind == "power"]
+    return {
+        "@odata.id": f"{CHASSIS}/{machine.name}/Power",
+        "@odata.type": "#Power.v1_6_0.Power",
+        "Id": "Power",
+        "Name": "Power",
+        "PowerSupplies": [
+            {"MemberId": str(i), "Name": s.name, "LastPowerOutputWatts": s.value, "Status": _OK}
+            for i, s in enumerate(supplies)
+        ],
     }
 
 

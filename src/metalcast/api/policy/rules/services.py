@@ -203,6 +203,12 @@ METALCAST_RULES = (
         tuple(("DELETE", path) for path in _ROLES),
     ),
     Rule("audit:list", SYSTEM_READER, "Read the audit log", (("GET", "/v1/audit"),)),
+    Rule(
+        "metrics:get",
+        SYSTEM_READER,
+        "Read the Prometheus metrics (unless metrics.public serves them to anyone)",
+        (("GET", "/metrics"),),
+    ),
 )
 
 #: every rule an endpoint may enforce, in the order the docs list them
