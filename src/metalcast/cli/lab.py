@@ -210,7 +210,7 @@ def _machines_table(state: LabState) -> object:
     rows = [
         (
             n.name,
-            " ".join(n.macs),
+            "\n".join(n.macs),
             n.serial,
             f"{state.bmc_address}:{n.bmc_port}",
             _enrolment(n),
@@ -367,7 +367,7 @@ def _status_table(shown: LabStatus) -> object:
             m.node.name,
             "on" if m.qemu_pid else "off",
             m.qemu_pid,
-            " ".join(m.node.macs),
+            "\n".join(m.node.macs),
             m.node.serial,
             f"{state.bmc_address}:{m.node.bmc_port}",
             _enrolment(m.node),
