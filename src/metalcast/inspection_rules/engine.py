@@ -436,7 +436,7 @@ def _apply_to_view(change: Change, data: _Data) -> None:
     except TypeError as exc:
         raise RuleFailed(change.rule, str(exc)) from None
     if isinstance(change, PluginData):
-        _apply_plugin_data(change, data.plugin_data)
+        apply_plugin_data(change, data.plugin_data)
 
 
 def _apply_node_change(change: Change, node: dict[str, Any]) -> None:
@@ -460,7 +460,9 @@ def _apply_node_change(change: Change, node: dict[str, Any]) -> None:
         node["traits"] = [*traits, change.name] if isinstance(change, AddTrait) else traits
 
 
-def _apply_plugin_data(change: PluginData, plugin_data: dict[str, Any]) -> None:
+def apply_plugin_data(change: PluginData, plugin_data: dict[str, Any]) -> None:
+    """Apply a plugin-data change to ``plugin_data``.  Raises RuleFailed (extending a
+    value that is not a list)."""
     if change.action == "set":
         set_path(plugin_data, change.path, change.value)
     elif change.action == "extend":
