@@ -46,6 +46,12 @@ def test_a_rule_round_trips(api: Api) -> None:
     assert set(only) == {"uuid", "priority", "links"}
 
 
+def test_a_priority_may_be_a_digit_string(api: Api) -> None:
+    assert create(api, priority="20")["priority"] == 20
+    refused = api.post("/v1/inspection_rules", {"actions": [TRAIT], "priority": "high"})
+    assert refused.status_code == 400
+
+
 def test_defaults_and_a_given_uuid(api: Api) -> None:
     uuid = "5b9c1c44-43d5-4c5f-8a0b-1df3c3c1a2b3"
     made = create(api, uuid=uuid.upper())

@@ -89,6 +89,16 @@ _BODY = obj(
 )
 
 
+def _digits_as_integer(body: object) -> object:
+    """A ``priority`` sent as a digit string as an integer (python-ironicclient sends
+    ``--priority 20`` as ``"20"``)."""
+    if isinstance(body, dict):
+        priority = body.get("priority")
+        if isinstance(priority, str) and priority.isascii() and priority.isdigit():
+            return {**body, "priority": int(priority[:9])}
+    return body
+
+
 def _render(call: Call, rule: InspectionRule, **kw: Any) -> dict[str, Any]:
     return view.render_rule(rule, base_url=call.base_url, **kw)
 
@@ -192,7 +202,11 @@ def get_rule(call: Call) -> object:
 def create_rule(call: Call) -> object:
     _require(call)
     body = validate_body(
-        call.body, CREATABLE, what="inspection rule", version=call.version, required=("actions",)
+        _digits_as_integer(call.body),
+        CREATABLE,
+        what="inspection rule",
+        version=call.version,
+        required=("actions",),
     )
     values = _check_rule({k: v for k, v in body.items() if v is not None})
     with call.deps.db.begin() as conn:
