@@ -35,6 +35,7 @@ from typing import Any
 from metalcast.conductor.task import NodeTask
 from metalcast.db import inspection_rules as rules_repo
 from metalcast.db import repository as repo
+from metalcast.db import rows
 from metalcast.errors import MetalcastError
 from metalcast.inspection_rules import engine
 from metalcast.inspection_rules.engine import Change, Rule, RuleFailed
@@ -184,8 +185,17 @@ def _top_level(change: Change, current: Any) -> Any:
 def _check_interfaces(task: NodeTask, fields: dict[str, Any]) -> None:
     """A driver or interface a rule set must exist (and fit the hardware type)."""
     for name in ("name", "description", "resource_class", "owner", "lessee", "driver"):
-        if name in fields and fields[name] is not None and not isinstance(fields[name], str):
-            raise RuleFailed("(set-attribute)", f"node field {name} must be a string")
+        value = fields.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > 255 or not value.isprintable():
+            raise RuleFailed(
+                "(set-attribute)", f"node field {name} must be printable text of at most 255"
+            )
+    if fields.get("name") is not None and not rows.is_logical_name(fields["name"]):
+        raise RuleFailed("(set-attribute)", f"{fields['name']!r} is not a valid node name")
+    if "automated_clean" in fields and not isinstance(fields["automated_clean"], bool | None):
+        raise RuleFailed("(set-attribute)", "node field automated_clean must be true or false")
     if "driver" not in fields and not _INTERFACE_FIELDS & set(fields):
         return
     node = task.node

@@ -138,3 +138,16 @@ def test_plugin_data_comes_back_changed(env: Env) -> None:
     with acquire(env.service.rt, node.id, user="alice", purpose="inspect") as task:
         outcome = apply_rules(task, INVENTORY, {"given": 1})
     assert outcome.plugin_data == {"given": 1, "ruled": True}
+
+
+def test_hostile_inventory_text_cannot_become_a_node_name(env: Env) -> None:
+    node = _node(env)
+    _rule(
+        env,
+        [{"op": "set-attribute", "args": ["/name", "{inventory[system_vendor][product_name]}"]}],
+    )
+    hostile = {**INVENTORY, "system_vendor": {"product_name": "evil\x1b[2J name"}}
+    with acquire(env.service.rt, node.id, user="alice", purpose="inspect") as task:
+        outcome = apply_rules(task, hostile, {})
+    assert outcome.failure is not None and "printable" in outcome.failure
+    assert env.node(node.id).name is None
