@@ -222,7 +222,7 @@ def _disk_arguments(spec: QemuMachineSpec, *, boot_disk_options: str) -> list[st
         options = boot_disk_options if number == 0 else ""
         arguments += [
             "-drive", f"file={_escape(path)},if=none,id=disk{number},format=qcow2",
-            "-device", f"virtio-blk-pci,drive=disk{number}{serial}{options}",
+            "-device", f"virtio-blk-pci,drive=disk{number}{options}{serial}",
         ]  # fmt: skip
     return arguments
 

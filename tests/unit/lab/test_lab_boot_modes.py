@@ -65,5 +65,5 @@ def test_uefi_boots_ovmf_with_the_machines_own_nvram(tmp_path: Path) -> None:
     assert f"if=pflash,format=raw,unit=1,file={spec.nvram_file}" in args
     assert spec.hardware is not None
     serial = spec.hardware.disks[0].serial
-    assert f"virtio-blk-pci,drive=disk0,serial={serial},bootindex=0" in args
+    assert f"virtio-blk-pci,drive=disk0,bootindex=0,serial={serial}" in args
     assert "-boot" not in args

@@ -86,9 +86,9 @@ def test_qemu_gets_both_disks_with_serials(tmp_path: Path, mode: BootMode) -> No
         f"file={node.second_disk},if=none,id=disk1,format=qcow2",
     ]
     blocks = [d for d in _option_values(args, "-device") if d.startswith("virtio-blk-pci")]
-    assert blocks[0].startswith(f"virtio-blk-pci,drive=disk0,serial={node.serial}-D0")
+    boot = ",bootindex=0" if mode is BootMode.UEFI else ""
+    assert blocks[0] == f"virtio-blk-pci,drive=disk0{boot},serial={node.serial}-D0"
     assert blocks[1] == f"virtio-blk-pci,drive=disk1,serial={node.serial}-D1"
-    assert ("bootindex=0" in blocks[0]) is (mode is BootMode.UEFI)
 
 
 def test_qemu_gets_smbios_type_1(tmp_path: Path) -> None:
