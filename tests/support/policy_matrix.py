@@ -216,6 +216,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:deploy_template:create": SYSTEM_ADMIN,
     "baremetal:deploy_template:update": SYSTEM_ADMIN,
     "baremetal:deploy_template:delete": SYSTEM_ADMIN,
+    "baremetal:inspection_rule:get": SYSTEM_READER,
+    "baremetal:inspection_rule:create": SYSTEM_ADMIN,
+    "baremetal:inspection_rule:update": SYSTEM_ADMIN,
+    "baremetal:inspection_rule:delete": SYSTEM_ADMIN,
     "api:discovery": EVERYONE,
     # "@": the API answers 401 to a caller without credentials before any rule
     "identity:token:create": EVERYONE,
@@ -293,6 +297,7 @@ class Action:
     #: with placeholders: {node}, {port}, {portgroup}, {connector}, {target},
     #: {chassis}, {event}, {conductor}, {user}, {project}, {token} (someone else's),
     #: {own_token}, {allocation}, {allocated} (a node with an allocation), {template},
+    #: {rule} (an inspection rule),
     #: {unique} (a value of its own for every request); in a body also
     #: {owner_project}, {unique_int}, {unique_mac}, {unique_uuid}
     path: str
@@ -908,6 +913,7 @@ ALLOCATION_ACTIONS: tuple[Action, ...] = (
 )
 
 _DT = "baremetal:deploy_template:"
+_IR = "baremetal:inspection_rule:"
 _STEP = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 150}
 SERVICE_ACTIONS: tuple[Action, ...] = (
     Action(
@@ -961,6 +967,45 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         hides=None,
         status=204,
         fresh="template",
+    ),
+    Action("list inspection rules", "GET", "/v1/inspection_rules", (f"{_IR}get",), hides=None),
+    Action(
+        "create inspection rule",
+        "POST",
+        "/v1/inspection_rules",
+        (f"{_IR}create",),
+        body={"actions": [{"op": "add-trait", "args": {"name": "CUSTOM_MATRIX_{unique}"}}]},
+        hides=None,
+        status=201,
+    ),
+    Action(
+        "show inspection rule", "GET", "/v1/inspection_rules/{rule}", (f"{_IR}get",), hides=None
+    ),
+    Action(
+        "update inspection rule",
+        "PATCH",
+        "/v1/inspection_rules/{rule}",
+        (f"{_IR}update",),
+        body=[{"op": "replace", "path": "/description", "value": "matrix"}],
+        hides=None,
+    ),
+    Action(
+        "delete inspection rule",
+        "DELETE",
+        "/v1/inspection_rules/{rule}",
+        (f"{_IR}delete",),
+        hides=None,
+        status=204,
+        fresh="rule",
+    ),
+    # last: it deletes the world's rule too
+    Action(
+        "delete all inspection rules",
+        "DELETE",
+        "/v1/inspection_rules",
+        (f"{_IR}delete",),
+        hides=None,
+        status=204,
     ),
 )
 

@@ -81,6 +81,7 @@ class World:
         self.allocations = {label: self.allocation(owner) for label, owner in ALLOCATIONS.items()}
         self.allocated = self.allocated_node()
         self.template = self.deploy_template()
+        self.rule = self.inspection_rule()
         self.identity: dict[str, str] = self._identity() if identity else {}
 
     # ----------------------------------------------------------------- requests
@@ -193,6 +194,10 @@ class World:
         body = {"name": f"CUSTOM_T{self.unique()}", "steps": [step]}
         return str(self.create("/v1/deploy_templates", body)["uuid"])
 
+    def inspection_rule(self) -> str:
+        body = {"actions": [{"op": "add-trait", "args": {"name": f"CUSTOM_R{self.unique()}"}}]}
+        return str(self.create("/v1/inspection_rules", body)["uuid"])
+
     # ----------------------------------------------------------------- identity
 
     def _identity(self) -> dict[str, str]:
@@ -228,6 +233,7 @@ class World:
             "allocation": self.allocations["owner's"],
             "allocated": self.allocated,
             "template": self.template,
+            "rule": self.rule,
             **self.identity,
         }
         if kind == "own token":
@@ -256,6 +262,7 @@ class World:
             "allocation": lambda: {"allocation": self.allocation()},
             "allocated node": lambda: {"allocated": self.allocated_node()},
             "template": lambda: {"template": self.deploy_template()},
+            "rule": lambda: {"rule": self.inspection_rule()},
         }
         return makers[kind]()
 

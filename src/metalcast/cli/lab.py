@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from metalcast.lab.bmc.control import PowerControl
     from metalcast.lab.bmc.fleet import Fleet, ServedBmc
     from metalcast.lab.lifecycle import LabStatus, Teardown
-    from metalcast.lab.state import LabState
+    from metalcast.lab.state import LabNode, LabState
 
 app = typer.Typer(help="The virtual lab: QEMU machines and their BMCs.", no_args_is_help=True)
 image_app = typer.Typer(help="The lab's bootable test disk image.", no_args_is_help=True)
@@ -107,9 +107,25 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
     ctx: typer.Context,
     *,
     nodes: Annotated[int, typer.Option(min=1, max=64, help="How many machines.")] = 2,
+    unenrolled: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=63,
+            help="How many more machines to start without enrolling them (for discovery).",
+        ),
+    ] = 0,
     disk_size: Annotated[
-        int, typer.Option(min=1, help="Size of each machine's empty disk, GiB.")
+        int, typer.Option(min=1, help="Size of each machine's first (boot) disk, GiB.")
     ] = 2,
+    second_disk_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Size of each machine's second disk, GiB (default: one more than the first).",
+            show_default=False,
+        ),
+    ] = None,
     base_port: Annotated[
         int | None,
         typer.Option(
@@ -148,14 +164,23 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
     from metalcast.lab.errors import LabAlreadyUp
     from metalcast.lab.lifecycle import LabOptions, bring_up
     from metalcast.lab.machine import BootMode
+    from metalcast.lab.network import MAX_MACHINES
 
+    if nodes + unenrolled > MAX_MACHINES:
+        print_error(
+            f"--nodes {nodes} plus --unenrolled {unenrolled} is more than a lab network's "
+            f"{MAX_MACHINES} machines: ask for fewer"
+        )
+        raise typer.Exit(2)
     options = LabOptions(
         lab_dir=_lab_dir(config, lab_dir, network=network),
         api_url=session_of(ctx).url,
         api_auth=session_of(ctx).auth(),
         cacert=session_of(ctx).cacert,
         nodes=nodes,
+        unenrolled=unenrolled,
         disk_size_gb=disk_size,
+        second_disk_size_gb=second_disk_size,
         base_port=base_port,
         netns=netns,
         network=network,
@@ -176,12 +201,24 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
     stdout().print(_next_steps(state, where=where), soft_wrap=True, highlight=False)
 
 
+def _enrolment(node: LabNode) -> str | None:
+    """The node UUID column: the node, or that the lab did not enrol the machine."""
+    return node.node_uuid if node.enrolled else "unenrolled"
+
+
 def _machines_table(state: LabState) -> object:
     rows = [
-        (n.name, n.mac, f"{state.bmc_address}:{n.bmc_port}", n.node_uuid, str(n.serial_log))
+        (
+            n.name,
+            "\n".join(n.macs),
+            n.serial,
+            f"{state.bmc_address}:{n.bmc_port}",
+            _enrolment(n),
+            str(n.serial_log),
+        )
         for n in state.nodes
     ]
-    columns = ("node", "MAC", "IPMI BMC", "node UUID", "serial log")
+    columns = ("node", "MACs", "serial", "IPMI BMC", "node UUID", "serial log")
     return table(columns, rows, title=f"Lab machines (namespace {state.netns})")
 
 
@@ -189,7 +226,7 @@ def _next_steps(state: LabState, *, where: str) -> str:
     first = state.nodes[0].name
     url = "" if state.api_url == _default_url() else f" --url {state.api_url}"
     return _boot_settings(state) + (
-        f"Enrolled {len(state.nodes)} ipmi nodes in metalcast at {state.api_url} "
+        f"Enrolled {len(state.enrolled_nodes)} ipmi nodes in metalcast at {state.api_url} "
         f"(BMC user {state.bmc_username}, password in {state.lab_dir / 'lab.json'}).\n"
         "Next:\n"
         f"  metalcast{url} node manage {first} --wait      # IPMI to the QEMU machine\n"
@@ -330,14 +367,17 @@ def _status_table(shown: LabStatus) -> object:
             m.node.name,
             "on" if m.qemu_pid else "off",
             m.qemu_pid,
-            m.node.mac,
+            "\n".join(m.node.macs),
+            m.node.serial,
             f"{state.bmc_address}:{m.node.bmc_port}",
-            m.node.node_uuid,
+            _enrolment(m.node),
             str(m.node.serial_log),
         )
         for m in shown.machines
     ]
-    columns = ("node", "power", "QEMU pid", "MAC", "IPMI BMC", "node UUID", "serial log")
+    columns = (
+        "node", "power", "QEMU pid", "MACs", "serial", "IPMI BMC", "node UUID", "serial log"
+    )  # fmt: skip
     title = f"Lab in {state.lab_dir}: {daemon}, {state.netns} {netns}, metalcast {state.api_url}"
     return table(columns, rows, title=title)
 

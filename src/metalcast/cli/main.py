@@ -25,6 +25,7 @@ from metalcast.cli import (
     audit,
     hosts,
     identity,
+    inspection_rules,
     lab,
     nodes,
     policy,
@@ -63,6 +64,7 @@ secrets_app = typer.Typer(
 )
 app.add_typer(nodes.app, name="node")
 app.add_typer(allocations.app, name="allocation")
+app.add_typer(inspection_rules.app, name="inspection-rule")
 app.add_typer(hosts.app, name="host")
 app.add_typer(db_app, name="db")
 app.add_typer(secrets_app, name="secrets")

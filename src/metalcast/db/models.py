@@ -228,6 +228,22 @@ class DeployTemplate:
     updated_at: datetime | None = None
 
 
+@dataclass(slots=True)
+class InspectionRule:
+    """Conditions on inspection data and actions to take (API 1.96)."""
+
+    id: int
+    uuid: str
+    priority: int
+    phase: str
+    sensitive: bool
+    created_at: datetime
+    description: str | None = None
+    conditions: list[JSONDict] = field(default_factory=list)
+    actions: list[JSONDict] = field(default_factory=list)
+    updated_at: datetime | None = None
+
+
 T = TypeVar("T")
 
 

@@ -230,6 +230,23 @@ deploy_templates = sa.Table(
     *_timestamps(),
 )
 
+#: an inspection rule (API 1.96): conditions on a node's inspection data and the
+#: actions to take when they hold (:mod:`metalcast.inspection_rules`); higher
+#: ``priority`` runs first; ``sensitive`` rules see secrets and are shown masked
+inspection_rules = sa.Table(
+    "inspection_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("description", sa.String(255)),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("sensitive", sa.Boolean, nullable=False),
+    sa.Column("conditions", sa.JSON, nullable=False),
+    sa.Column("actions", sa.JSON, nullable=False),
+    *_timestamps(),
+)
+
 # ---------------------------------------------------------------------- identity
 # metalcast's own users, projects, role assignments and API tokens
 # (api.auth_strategy "builtin"); ids are 32 hex digits, as Keystone's

@@ -2,9 +2,17 @@
 
 ``bring_up`` checks everything it can before it changes anything (root, tools, a
 metalcast API answering, free node names and BMC ports), records the plan in
-``lab.json``, then creates the network namespace with its bridge and taps, one empty
-qcow2 disk per machine, starts the lab daemon (QEMU machines behind virtual IPMI
-BMCs) and enrols the machines as nodes.  The machines' firmware boots legacy BIOS
+``lab.json``, then creates the network namespace with its bridge and taps (two per
+machine), two empty qcow2 disks per machine, starts the lab daemon (QEMU machines
+behind virtual IPMI BMCs) and enrols the machines as nodes, except the
+``--unenrolled`` ones, which metalcast is not told about (for auto-discovery).
+
+Every machine looks like a small server to inspection: two disks of different
+sizes (the first, the boot disk, is the smaller, so the agent's default root-disk
+choice, the smallest disk that holds the image, is the first disk, as before), two
+NICs on the lab bridge with MACs the lab chose (the first the provisioning NIC,
+the only one with a boot ROM), and SMBIOS type-1 manufacturer, product and a serial
+number unique per machine, all recorded in ``lab.json``.  The machines' firmware boots legacy BIOS
 (SeaBIOS) or UEFI (OVMF), as ``LabOptions.boot_mode`` says and later as their BMC
 is told (see :mod:`metalcast.lab.qemu`); their nodes are enrolled with that boot
 mode (``properties/capabilities`` ``boot_mode:bios`` or ``boot_mode:uefi``).  If any
@@ -85,7 +93,12 @@ class LabOptions:
     #: the CA certificate to verify an https ``api_url`` with (None: the system's)
     cacert: Path | None = None
     nodes: int = 2
+    #: machines started but not enrolled in metalcast (``lab up --unenrolled``)
+    unenrolled: int = 0
+    #: the first (boot) disk's size
     disk_size_gb: int = 2
+    #: the second disk's size; None: one GiB more than the first
+    second_disk_size_gb: int | None = None
     #: the first BMC's port; None: 6230 on network 1, 6330 on 2, …
     base_port: int | None = None
     #: the namespace to create; None: the numbered network's
@@ -101,6 +114,11 @@ class LabOptions:
     boot_mode: BootMode = BootMode.LEGACY
     #: the credentials the nodes are enrolled with (None: the server wants none)
     api_auth: httpx.Auth | None = None
+
+    @property
+    def disk_sizes_gb(self) -> tuple[int, int]:
+        second = self.second_disk_size_gb or self.disk_size_gb + 1
+        return (self.disk_size_gb, second)
 
     @property
     def lab_network(self) -> LabNetwork:
@@ -162,9 +180,10 @@ def plan(options: LabOptions) -> LabState:
     lab_dir, runs = options.lab_dir.absolute(), run_dir(options.lab_dir.absolute())
     network = options.lab_network
     nodes = []
-    for index in range(options.nodes):
+    for index in range(options.nodes + options.unenrolled):
         name = f"{options.node_prefix}-{index}"
         key = f"metalcast-lab:{network.netns}:{name}"
+        machine_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, key))
         nodes.append(
             LabNode(
                 name=name,
@@ -178,7 +197,13 @@ def plan(options: LabOptions) -> LabState:
                 qmp_socket=runs / f"{name}.qmp",
                 pid_file=runs / f"{name}.pid",
                 nvram=lab_dir / f"{name}.nvram.fd",
-                machine_uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, key)),
+                machine_uuid=machine_uuid,
+                enrolled=index < options.nodes,
+                serial=serial_number(network.number, index, machine_uuid),
+                disk_sizes_gb=options.disk_sizes_gb,
+                second_disk=lab_dir / f"{name}-1.qcow2",
+                second_mac=mac_address(index, network=network.number, nic=1),
+                second_tap=tap_name(index, nic=1),
             )
         )
     return LabState(
@@ -198,6 +223,12 @@ def plan(options: LabOptions) -> LabState:
         boot_mode=options.boot_mode,
         nodes=tuple(nodes),
     )
+
+
+def serial_number(network: int, index: int, machine_uuid: str) -> str:
+    """Machine ``index``'s SMBIOS serial number: ``MCL<network><index>-<8 hex of its
+    UUID>`` (15 characters; a disk's serial adds ``-D<n>``, within virtio's 20)."""
+    return f"MCL{network}{index:02d}-{machine_uuid.replace('-', '')[:8].upper()}"
 
 
 def _require_root(command: str, why: str) -> None:
@@ -273,16 +304,18 @@ def _build(
         f"creating network namespace {state.netns}: bridge {network.bridge} "
         f"({', '.join(network.cidrs)}), taps {taps}"
     )
-    network.create(len(state.nodes))
-    progress(f"creating {len(state.nodes)} empty {state.disk_size_gb} GiB disks (qcow2)")
+    network.create(len(state.nodes), nics=2)
+    sizes = " and ".join(f"{size} GiB" for size in state.nodes[0].disk_sizes_gb)
+    progress(f"creating empty disks (qcow2) of {sizes} for each of {len(state.nodes)} machines")
     run_dir(state.lab_dir).mkdir(parents=True, exist_ok=True)
     for node in state.nodes:
-        create_disk(node.disk, size_gb=state.disk_size_gb)
+        for path, size in zip(node.disks, node.disk_sizes_gb, strict=True):
+            create_disk(path, size_gb=size)
     ports = f"{state.nodes[0].bmc_port}-{state.nodes[-1].bmc_port}"
     progress(f"starting the lab daemon: IPMI BMCs on {state.bmc_address} UDP {ports}")
     state = state.model_copy(update={"pid": start_daemon(state.lab_dir)})
     write_state(state)
-    for node in state.nodes:
+    for node in state.enrolled_nodes:
         progress(f"enrolling {node.name} in metalcast at {api.url} (ipmi, port {node.mac})")
         # recorded first: the UUID was checked free, so lab down may delete it
         state = state.with_node(node.model_copy(update={"node_uuid": node.machine_uuid}))
@@ -400,7 +433,8 @@ def _remove_files(state: LabState, *, purge: bool, keep_state: bool) -> list[Pat
     logs = [state.lab_dir / DAEMON_LOG_FILE]
     for node in state.nodes:
         logs += [node.serial_log, node.qemu_log]
-        for path in (node.disk, machine_spec(node).nvram_file, node.qmp_socket, node.pid_file):
+        files = (*node.disks, machine_spec(node).nvram_file, node.qmp_socket, node.pid_file)
+        for path in files:
             path.unlink(missing_ok=True)
     for directory in {node.qmp_socket.parent for node in state.nodes}:
         with contextlib.suppress(OSError):

@@ -88,6 +88,32 @@ class Sensor:
     unit: str
 
 
+@dataclass(frozen=True, slots=True)
+class Disk:
+    """One disk of a machine, as its firmware and BMC describe it."""
+
+    name: str
+    size_gb: int
+    serial: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hardware:
+    """What a machine consists of, as SMBIOS and its BMC tell: for inspection.
+
+    ``nics`` are MAC addresses, the first the provisioning NIC; ``disks`` are in
+    the order the firmware (and the guest kernel) sees them.
+    """
+
+    manufacturer: str = "metalcast"
+    product: str = "lab machine"
+    serial: str = ""
+    cpus: int = 1
+    memory_mb: int = 1024
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[str, ...] = ()
+
+
 DEFAULT_BIOS: Mapping[str, str] = MappingProxyType(
     {"BootMode": "Uefi", "ProcTurboMode": "Enabled", "SecureBoot": "Disabled"}
 )
@@ -140,6 +166,8 @@ class Machine(Protocol):
     name: str
     uuid: str
     faults: Faults
+    #: what the machine is made of (fixed for its life)
+    hardware: Hardware
 
     def power(self) -> Power:
         """The machine's power state now."""
@@ -206,10 +234,12 @@ class SimulatedMachine:
         power_latency: float = 0.0,
         faults: Faults | None = None,
         clock: Clock = time.monotonic,
+        hardware: Hardware | None = None,
     ) -> None:
         self.name = name
         self.uuid = uuid or str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"metalcast-lab:{name}"))
         self.faults = faults or Faults()
+        self.hardware = hardware or simulated_hardware(self.uuid)
         self.power_latency = power_latency
         self.boots: list[Boot] = []
         self.nmis = 0
@@ -289,6 +319,18 @@ class SimulatedMachine:
             state.override = replace(override, device=None)
         state.bios.update(state.staged_bios)
         state.staged_bios.clear()
+
+
+def simulated_hardware(uuid: str) -> Hardware:
+    """A small server's hardware, its serial number and MACs derived from ``uuid``:
+    two disks (2 and 3 GiB) and two NICs."""
+    tag = uuid.replace("-", "")
+    serial = f"SIM-{tag[:8].upper()}"
+    return Hardware(
+        serial=serial,
+        disks=(Disk("disk0", 2, f"{serial}-D0"), Disk("disk1", 3, f"{serial}-D1")),
+        nics=tuple(f"52:54:01:{tag[0:2]}:{tag[2:4]}:{tag[4:5]}{nic}" for nic in (0, 1)),
+    )
 
 
 def _change_for(action: PowerAction, now: Power) -> tuple[Power, bool] | None:

@@ -36,24 +36,34 @@ MAX_MACHINES = 64
 MAX_NETWORKS = 9
 
 
-def tap_name(index: int) -> str:
-    """The tap of machine ``index`` (``mctap0``, ``mctap1``, …)."""
-    return f"{TAP_PREFIX}{index}"
+#: the last MAC byte of a machine's second NIC: its index plus this
+SECOND_NIC_OFFSET = 0x80
 
 
-def mac_address(index: int, *, network: int = 1) -> str:
-    """The MAC of machine ``index`` of lab network ``network``, stable across labs:
-    ``52:54:00:6d:63:NN`` on network 1, ``52:54:00:6d:64:NN`` on 2, ….
+def tap_name(index: int, *, nic: int = 0) -> str:
+    """The tap of NIC ``nic`` of machine ``index``: ``mctap0``, ``mctap1``, … for the
+    provisioning NICs, ``mctap0n1``, … for the second ones."""
+    return f"{TAP_PREFIX}{index}" if nic == 0 else f"{TAP_PREFIX}{index}n{nic}"
+
+
+def mac_address(index: int, *, network: int = 1, nic: int = 0) -> str:
+    """The MAC of NIC ``nic`` (0: the provisioning NIC, 1: the second) of machine
+    ``index`` of lab network ``network``, stable across labs: ``52:54:00:6d:63:NN``
+    on network 1, ``52:54:00:6d:64:NN`` on 2, …; a second NIC's last byte is
+    ``0x80 + NN``.
 
     Raises:
-        ValueError: ``index`` or ``network`` is out of range.
+        ValueError: ``index``, ``network`` or ``nic`` is out of range.
     """
     if not 0 <= index < MAX_MACHINES:
         raise ValueError(f"machine index {index} is outside 0..{MAX_MACHINES - 1}")
+    if nic not in (0, 1):
+        raise ValueError(f"NIC {nic} is not 0 (provisioning) or 1 (second)")
     _check_number(network)
+    last = index + SECOND_NIC_OFFSET * nic
     if network == 1:
-        return f"{MAC_PREFIX}:{index:02x}"
-    return f"{MAC_PREFIX[:-3]}:{0x62 + network:02x}:{index:02x}"
+        return f"{MAC_PREFIX}:{last:02x}"
+    return f"{MAC_PREFIX[:-3]}:{0x62 + network:02x}:{last:02x}"
 
 
 def _check_number(network: int) -> None:
@@ -115,9 +125,10 @@ class LabNetwork:
         """Whether the namespace exists."""
         return netns.netns_exists(self.netns)
 
-    def create(self, taps: int) -> None:
+    def create(self, taps: int, *, nics: int = 1) -> None:
         """Create the namespace, the bridge (up, with its addresses) and taps
-        ``mctap0`` … ``mctap<taps-1>`` on it; what exists already is kept.
+        ``mctap0`` … ``mctap<taps-1>`` on it (with ``nics=2`` also each machine's
+        second tap, ``mctap<i>n1``, on the same bridge); what exists already is kept.
 
         Raises:
             NetnsError: an ``ip`` command failed (not root, no ``ip``, …).
@@ -125,7 +136,8 @@ class LabNetwork:
         netns.create_netns(self.netns)
         netns.add_bridge(self.netns, self.bridge, cidrs=self.cidrs)
         for index in range(taps):
-            netns.add_tap(self.netns, tap_name(index), bridge=self.bridge)
+            for nic in range(nics):
+                netns.add_tap(self.netns, tap_name(index, nic=nic), bridge=self.bridge)
 
     def delete(self) -> None:
         """Delete the namespace (and with it the bridge and the taps), if it exists.

@@ -54,6 +54,7 @@ from metalcast.lab.machine import (
     BootMode,
     BootOverride,
     Faults,
+    Hardware,
     MachineError,
     Power,
     PowerAction,
@@ -99,8 +100,23 @@ class QemuSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class QemuNic:
+    """A NIC beyond the first: its MAC and the tap it is plugged into."""
+
+    mac: str
+    tap: str
+
+
+@dataclass(frozen=True, slots=True)
 class QemuMachineSpec:
-    """One machine: its identity, NIC and files."""
+    """One machine: its identity, NICs, disks and files.
+
+    The first NIC (``mac`` on ``tap``) is the provisioning NIC, the only one with a
+    boot ROM; ``extra_nics`` have none, so the firmware never network-boots from them.
+    ``disk`` is the first disk (the boot disk, ``/dev/vda`` in the guest);
+    ``extra_disks`` follow it.  ``hardware`` sets SMBIOS type 1 (manufacturer,
+    product, serial) and the disks' serial numbers.
+    """
 
     name: str
     uuid: str
@@ -117,6 +133,9 @@ class QemuMachineSpec:
     #: the UEFI variable store (created from ``QemuSettings.ovmf_vars`` at the first
     #: UEFI boot); None: next to the disk, ``<disk>.nvram.fd``
     nvram: Path | None = None
+    extra_nics: tuple[QemuNic, ...] = ()
+    extra_disks: tuple[Path, ...] = ()
+    hardware: Hardware | None = None
 
     @property
     def nvram_file(self) -> Path:
@@ -156,16 +175,56 @@ def qemu_command(
         "-m", str(settings.memory_mb), "-smp", str(settings.cpus),
         "-nographic", "-monitor", "none",
         *(_firmware_arguments(spec, settings) if uefi else []),
+        *_smbios_arguments(spec.hardware),
         "-chardev", f"file,id=serial0,path={_escape(spec.serial_log)},append=on",
         "-serial", "chardev:serial0",
         "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac}{nic}",
-        "-drive", f"file={_escape(spec.disk)},if=none,id=disk0,format=qcow2",
-        "-device", f"virtio-blk-pci,drive=disk0{disk}",
+        *_extra_nic_arguments(spec.extra_nics),
+        *_disk_arguments(spec, boot_disk_options=disk),
         "-qmp", f"unix:{_escape(spec.qmp_socket)},server=on,wait=off",
         "-pidfile", str(spec.pid_file),
         *([] if uefi else ["-boot", boot]),
     ]  # fmt: skip
+
+
+def _smbios_arguments(hardware: Hardware | None) -> list[str]:
+    """SMBIOS type 1 (system information): what inspection reads as vendor, product
+    and serial number."""
+    if hardware is None:
+        return []
+    fields = {
+        "manufacturer": hardware.manufacturer,
+        "product": hardware.product,
+        "serial": hardware.serial,
+    }
+    values = ",".join(f"{key}={_escape(value)}" for key, value in fields.items() if value)
+    return ["-smbios", f"type=1,{values}"]
+
+
+def _extra_nic_arguments(nics: tuple[QemuNic, ...]) -> list[str]:
+    """The NICs beyond the first: no boot ROM (``romfile=``), no boot index."""
+    arguments = []
+    for number, nic in enumerate(nics, start=1):
+        arguments += [
+            "-netdev", f"tap,id=net{number},ifname={nic.tap},script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=net{number},mac={nic.mac},romfile=",
+        ]  # fmt: skip
+    return arguments
+
+
+def _disk_arguments(spec: QemuMachineSpec, *, boot_disk_options: str) -> list[str]:
+    """The disks, the boot disk first (with ``boot_disk_options``, its boot index)."""
+    disks = spec.hardware.disks if spec.hardware else ()
+    arguments = []
+    for number, path in enumerate((spec.disk, *spec.extra_disks)):
+        serial = f",serial={_escape(disks[number].serial)}" if number < len(disks) else ""
+        options = boot_disk_options if number == 0 else ""
+        arguments += [
+            "-drive", f"file={_escape(path)},if=none,id=disk{number},format=qcow2",
+            "-device", f"virtio-blk-pci,drive=disk{number}{options}{serial}",
+        ]  # fmt: skip
+    return arguments
 
 
 def _firmware_arguments(spec: QemuMachineSpec, settings: QemuSettings) -> list[str]:
@@ -263,6 +322,11 @@ class QemuMachine:
         self.name = spec.name
         self.uuid = spec.uuid
         self.faults = faults or Faults()
+        self.hardware = replace(
+            spec.hardware or Hardware(nics=(spec.mac,)),
+            cpus=settings.cpus,
+            memory_mb=settings.memory_mb,
+        )
         self._lock = threading.RLock()
         self._firmware = _Firmware.in_mode(settings.boot_mode)
         self._process: subprocess.Popen[bytes] | None = None

@@ -9,7 +9,8 @@ Files of a lab directory (defaults)::
 
     lab.json                 this state
     daemon.pid, daemon.log   the lab daemon (``metalcast lab serve``)
-    <node>.qcow2             the machine's disk
+    <node>.qcow2             the machine's first disk (the boot disk)
+    <node>-1.qcow2           its second disk (larger)
     <node>.nvram.fd          its UEFI variable store (from its first UEFI boot on)
     <node>.serial            its serial console (kept by ``lab down`` unless --purge)
     <node>.qemu.log          QEMU's own output (kept likewise)
@@ -28,9 +29,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from metalcast.lab.errors import LabError
-from metalcast.lab.machine import BootMode
+from metalcast.lab.machine import BootMode, Disk, Hardware
 from metalcast.lab.network import LabNetwork
-from metalcast.lab.qemu import MAX_SOCKET_PATH, QemuMachineSpec, QemuSettings
+from metalcast.lab.qemu import MAX_SOCKET_PATH, QemuMachineSpec, QemuNic, QemuSettings
+
+#: SMBIOS type 1 of every lab machine (the serial number is each machine's own)
+MANUFACTURER = "metalcast"
+PRODUCT = "lab-q35"
 
 STATE_FILE = "lab.json"
 DAEMON_PID_FILE = "daemon.pid"
@@ -59,6 +64,45 @@ class LabNode(BaseModel):
     machine_uuid: str
     #: set once the node is enrolled in metalcast
     node_uuid: str | None = None
+    #: False: ``lab up --unenrolled``, a machine metalcast is not told about (for
+    #: auto-discovery); ``lab up`` does not enrol it and ``lab down`` deletes no node
+    enrolled: bool = True
+    #: SMBIOS serial number, unique per machine (None: a lab from before)
+    serial: str | None = None
+    #: the sizes of ``disk`` and ``second_disk``, in GiB
+    disk_sizes_gb: tuple[int, ...] = ()
+    #: the second disk (None: a lab from before, with one disk)
+    second_disk: Path | None = None
+    #: the second NIC's MAC and tap (None: a lab from before, with one NIC)
+    second_mac: str | None = None
+    second_tap: str | None = None
+
+    @property
+    def macs(self) -> tuple[str, ...]:
+        """The machine's MACs, the provisioning NIC's first."""
+        return (self.mac,) if self.second_mac is None else (self.mac, self.second_mac)
+
+    @property
+    def disks(self) -> tuple[Path, ...]:
+        """The machine's disk files, the boot disk first."""
+        return (self.disk,) if self.second_disk is None else (self.disk, self.second_disk)
+
+    @property
+    def hardware(self) -> Hardware | None:
+        """What the machine's SMBIOS and BMC report (None: a lab from before)."""
+        if self.serial is None:
+            return None
+        disks = tuple(
+            Disk(name=path.name, size_gb=size, serial=f"{self.serial}-D{number}")
+            for number, (path, size) in enumerate(zip(self.disks, self.disk_sizes_gb, strict=False))
+        )
+        return Hardware(
+            manufacturer=MANUFACTURER,
+            product=PRODUCT,
+            serial=self.serial,
+            disks=disks,
+            nics=self.macs,
+        )
 
 
 class LabState(BaseModel):
@@ -105,6 +149,11 @@ class LabState(BaseModel):
         """The lab's network (namespace, bridge, addresses)."""
         return LabNetwork.numbered(self.network, netns=self.netns)
 
+    @property
+    def enrolled_nodes(self) -> tuple[LabNode, ...]:
+        """The machines ``lab up`` enrols in metalcast."""
+        return tuple(node for node in self.nodes if node.enrolled)
+
     def with_node(self, node: LabNode) -> LabState:
         """This state with ``node`` replacing the node of the same name."""
         nodes = tuple(node if n.name == node.name else n for n in self.nodes)
@@ -124,6 +173,13 @@ def machine_spec(node: LabNode) -> QemuMachineSpec:
         qmp_socket=node.qmp_socket,
         pid_file=node.pid_file,
         nvram=node.nvram,
+        extra_nics=(
+            (QemuNic(node.second_mac, node.second_tap),)
+            if node.second_mac and node.second_tap
+            else ()
+        ),
+        extra_disks=(node.second_disk,) if node.second_disk else (),
+        hardware=node.hardware,
     )
 
 

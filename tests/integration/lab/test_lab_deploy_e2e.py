@@ -107,7 +107,9 @@ def test_an_image_url_that_404s_and_a_disk_too_small_fail_the_deploy(
 
     big = tmp_path / "big.raw"
     with big.open("wb") as handle:
-        handle.truncate(2 * 2**30)  # 2 GiB of holes for a 1 GiB disk
+        # holes larger than both disks (1 GiB and the second's 2 GiB): the agent
+        # would write an image that fits the second disk onto it
+        handle.truncate(3 * 2**30)
         handle.write(b"x")
     url, checksum = lab.deployable(big)
     baremetal(lab, "node", "undeploy", "lab-0", "--wait", DEPLOY_TIMEOUT)

@@ -213,3 +213,49 @@ def test_lab_up_and_down_need_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert "lab up needs root to create network namespaces" in " ".join(up.output.split())
     assert nothing.exit_code == 0
     assert "no lab is up" in nothing.output
+
+
+@pytest.mark.e2e
+def test_lab_up_starts_realistic_and_unenrolled_machines(lab: Lab) -> None:
+    lab.up(1, "--unenrolled", "1")
+
+    state = lab.state()
+    enrolled, unknown = state["nodes"]
+    assert (enrolled["enrolled"], unknown["enrolled"]) == (True, False)
+    assert lab.node_names() == ["lab-0"]  # metalcast is not told about lab-1
+    assert unknown["node_uuid"] is None
+    assert "unenrolled" in lab.run("status").stdout
+
+    # two taps per machine on the bridge, two disks of different sizes
+    for tap in ("mctap0", "mctap0n1", "mctap1", "mctap1n1"):
+        link = subprocess.run(
+            ["ip", "-n", lab.netns, "-j", "link", "show", "dev", tap],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert json.loads(link.stdout)[0]["master"] == "mcbr0"
+    sizes = []
+    for disk in (unknown["disk"], unknown["second_disk"]):
+        info = subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", disk],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        sizes.append(json.loads(info.stdout)["virtual-size"] // 2**30)
+    assert sizes == unknown["disk_sizes_gb"] == [2, 3]
+
+    # its BMC powers it on, with both NICs, both disks and its SMBIOS serial
+    password = state["bmc_password"]
+    subprocess.run(
+        ["ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", str(unknown["bmc_port"]),
+         "-U", "admin", "-P", password, "power", "on"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    wait_for(lambda: len(pids_in(lab.netns)) == 1, timeout=60, what="QEMU in the namespace")
+    cmdline = ",".join(Path(f"/proc/{pids_in(lab.netns)[0]}/cmdline").read_text().split("\0"))
+    assert f"serial={unknown['serial']}" in cmdline
+    for mac in (unknown["mac"], unknown["second_mac"]):
+        assert f"mac={mac}" in cmdline
+    assert "ifname=mctap1n1" in cmdline and "lab-1-1.qcow2" in cmdline
+
+    gone = lab.down().stdout
+    assert "lab-0" in gone
+    assert not Path(unknown["second_disk"]).exists()

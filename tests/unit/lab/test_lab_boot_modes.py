@@ -51,7 +51,8 @@ def test_bios_boots_by_boot_option_with_the_nics_ipxe_rom(tmp_path: Path) -> Non
 
     assert args[args.index("-boot") + 1] == "once=n"
     assert f"virtio-net-pci,netdev=net0,mac={spec.mac}" in args
-    assert "virtio-blk-pci,drive=disk0" in args
+    assert spec.hardware is not None
+    assert f"virtio-blk-pci,drive=disk0,serial={spec.hardware.disks[0].serial}" in args
     assert not any("pflash" in arg for arg in args)
 
 
@@ -62,5 +63,7 @@ def test_uefi_boots_ovmf_with_the_machines_own_nvram(tmp_path: Path) -> None:
 
     assert f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on" in args
     assert f"if=pflash,format=raw,unit=1,file={spec.nvram_file}" in args
-    assert "virtio-blk-pci,drive=disk0,bootindex=0" in args
+    assert spec.hardware is not None
+    serial = spec.hardware.disks[0].serial
+    assert f"virtio-blk-pci,drive=disk0,bootindex=0,serial={serial}" in args
     assert "-boot" not in args

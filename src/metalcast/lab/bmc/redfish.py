@@ -3,7 +3,8 @@
 :func:`redfish_app` is a Starlette application serving the ServiceRoot, a
 SessionService (sessions with ``X-Auth-Token``; HTTP basic auth works too), the
 Systems collection, each machine as a ComputerSystem (power state, boot override,
-``ComputerSystem.Reset``) and its Bios with a pending-settings resource, and the
+``ComputerSystem.Reset``), its Bios with a pending-settings resource and its
+hardware (processors, memory, storage, NICs: :mod:`.redfish_inventory`), and the
 Chassis collection: each machine in a chassis of its own name, whose Thermal and
 Power resources hold its sensor readings.
 :class:`RedfishBmc` runs it with uvicorn in a background thread, so a test or
@@ -35,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from metalcast.lab.bmc import redfish_inventory
 from metalcast.lab.bmc import redfish_resources as rf
 from metalcast.lab.machine import Machine, MachineError
 
@@ -160,6 +162,8 @@ def _routes(svc: _Service) -> list[Route]:
         Route(
             rf.SYSTEMS + "/{system}/Bios/Settings", system(_bios_settings), methods=["GET", "PATCH"]
         ),
+        # last: processors, memory, storage, NICs (read only)
+        Route(rf.SYSTEMS + "/{system}/{rest:path}", system(_hardware)),
     ]
 
 
@@ -246,6 +250,14 @@ async def _reset(request: Request, machine: Machine) -> Response:
     body = await _body(request)
     machine.act(rf.power_action(body.get("ResetType"), machine.power()))
     return Response(status_code=204)
+
+
+async def _hardware(request: Request, machine: Machine) -> Response:
+    path = f"{rf.SYSTEMS}/{machine.name}"
+    found = redfish_inventory.document(path, machine.hardware, request.path_params["rest"])
+    if found is None:
+        return _fail(404, f"no resource {request.url.path!r}")
+    return _json(found)
 
 
 async def _bios(request: Request, machine: Machine) -> Response:

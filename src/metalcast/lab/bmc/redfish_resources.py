@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from metalcast.lab.bmc.redfish_inventory import system_fields
 from metalcast.lab.machine import BootDevice, BootMode, BootOverride, Machine, Power, PowerAction
 
 ROOT = "/redfish/v1"
@@ -108,7 +109,7 @@ def computer_system(machine: Machine) -> dict[str, Any]:
         "Id": machine.name,
         "Name": machine.name,
         "UUID": machine.uuid,
-        "Manufacturer": "metalcast lab",
+        **system_fields(path, machine.hardware),
         "SystemType": "Physical",
         "PowerState": "On" if machine.power() is Power.ON else "Off",
         "Status": {"State": "Enabled", "Health": "OK"},

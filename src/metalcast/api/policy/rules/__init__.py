@@ -24,6 +24,7 @@ from metalcast.api.policy.rules.services import (
     ALLOCATION_RULES,
     DEPLOY_TEMPLATE_RULES,
     EVENT_RULES,
+    INSPECTION_RULE_RULES,
     METALCAST_RULES,
 )
 
@@ -40,6 +41,7 @@ RULES: tuple[Rule, ...] = (
     *ALLOCATION_RULES,
     *EVENT_RULES,
     *DEPLOY_TEMPLATE_RULES,
+    *INSPECTION_RULE_RULES,
     *METALCAST_RULES,
 )
 

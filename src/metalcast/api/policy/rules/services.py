@@ -1,4 +1,4 @@
-"""Allocations, events and deploy templates (Ironic's rules), and metalcast's own:
+"""Allocations, events, deploy templates and inspection rules (Ironic's rules), and metalcast's own:
 identity, audit, version discovery."""
 
 from __future__ import annotations
@@ -124,6 +124,33 @@ DEPLOY_TEMPLATE_RULES = group(
         SYSTEM_ADMIN,
         "Update Deploy Template records",
         (("PATCH", f"{_T}/{{deploy_template}}"),),
+        _CALLER,
+    ),
+)
+
+_R = "/v1/inspection_rules"
+INSPECTION_RULE_RULES = group(
+    "inspection_rule",
+    (
+        "get",
+        SYSTEM_READER,
+        "Retrieve Inspection Rule records",
+        (("GET", _R), ("GET", f"{_R}/{{rule}}")),
+        _CALLER,
+    ),
+    ("create", SYSTEM_ADMIN, "Create Inspection Rule records", (("POST", _R),), _CALLER),
+    (
+        "delete",
+        SYSTEM_ADMIN,
+        "Delete Inspection Rule records",
+        (("DELETE", _R), ("DELETE", f"{_R}/{{rule}}")),
+        _CALLER,
+    ),
+    (
+        "update",
+        SYSTEM_ADMIN,
+        "Update Inspection Rule records",
+        (("PATCH", f"{_R}/{{rule}}"),),
         _CALLER,
     ),
 )
