@@ -206,6 +206,26 @@ class DatabaseSettings(_Area):
     url: str = ""
 
 
+class EventsSettings(_Area):
+    """The node event stream (GET /v1/events) and its log (docs/events.md)."""
+
+    #: seconds between an API process's looks at the event log (one query per
+    #: process, shared by all its subscribers)
+    poll_interval: float = Field(default=0.5, gt=0, le=60)
+    #: seconds between the comments that keep an idle stream open through proxies
+    heartbeat_interval: float = Field(default=15.0, gt=0)
+    #: streams one API process serves at once; more are refused with 503
+    max_subscribers: int = Field(default=100, ge=1)
+    #: seconds a stream lasts at most: the client reconnects with Last-Event-ID and
+    #: its credentials are checked again (a revoked token stops seeing events)
+    max_stream_seconds: float = Field(default=3600.0, gt=0)
+    #: events kept: none older than this many seconds, at most ``keep_events``
+    retention_seconds: float = Field(default=24 * 3600, gt=0)
+    keep_events: int = Field(default=100_000, ge=100)
+    #: seconds between prunings of the log (by the conductor)
+    prune_interval: float = Field(default=600.0, gt=0)
+
+
 class ImagesSettings(_Area):
     #: where images are cached and served to agents from; None: <state_dir>/images
     cache_dir: Path | None = None
@@ -257,6 +277,7 @@ class Settings(_Area):
     #: ``metalcast lab up`` creates it, and stop when it goes
     boot: BootSettings = BootSettings()
     images: ImagesSettings = ImagesSettings()
+    events: EventsSettings = EventsSettings()
 
     @property
     def boot_services(self) -> BootSettings:

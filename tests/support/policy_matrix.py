@@ -210,6 +210,9 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:node:get_allocation": ALLOCATION_READER,
     "baremetal:node:delete_allocation": ALLOCATION_MEMBER,
     "baremetal:events:post": SYSTEM_ADMIN,
+    # metalcast's node event stream: any reader; each event then only for a node the
+    # caller may get (tests/unit/api/test_node_events.py)
+    "baremetal:events:get": API_READER,
     "baremetal:deploy_template:get": SYSTEM_READER,
     "baremetal:deploy_template:create": SYSTEM_ADMIN,
     "baremetal:deploy_template:update": SYSTEM_ADMIN,
@@ -906,6 +909,7 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         hides=None,
         status=204,
     ),
+    Action("node events", "GET", "/v1/events", ("baremetal:events:get",), hides=None),
     Action("list deploy templates", "GET", "/v1/deploy_templates", (f"{_DT}get",), hides=None),
     Action(
         "create deploy template",

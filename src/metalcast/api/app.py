@@ -26,6 +26,7 @@ from metalcast.api.routes import (
     drivers,
     events,
     identity,
+    node_events,
     node_extras,
     node_states,
     nodes,
@@ -36,6 +37,7 @@ from metalcast.api.routes import (
     tokens,
     volume,
 )
+from metalcast.api.stream import EventHub
 from metalcast.api.unversioned import UnversionedPaths
 from metalcast.config import Settings
 from metalcast.db.engine import Database
@@ -58,6 +60,7 @@ def routes() -> list[BaseRoute]:
         *allocations.ROUTES,
         *deploy_templates.ROUTES,
         *events.ROUTES,
+        *node_events.ROUTES,
         *ramdisk.ROUTES,
         *identity.ROUTES,
         *tokens.ROUTES,
@@ -113,6 +116,7 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
         credentials=cache,
         audit=audit_log,
         openapi=openapi.DocumentCache(app.routes).document,
+        events=EventHub(db, settings.events),
     )
     app.state.audit = audit_log
     return app

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
@@ -35,8 +36,10 @@ from metalcast.conductor.runtime import RetryPolicy, Runtime
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import Settings
 from metalcast.context import RequestContext
+from metalcast.db import events
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
+from metalcast.db.rows import utcnow
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.hashring import Member
 from metalcast.images.cache import KEY_PURPOSE as CACHE_KEYS
@@ -191,6 +194,7 @@ class ConductorService:
         self._spawn("heartbeat", self.intervals.heartbeat, self.beat)
         self._spawn("catch-up", self.intervals.heartbeat, self.catch_up)
         self._spawn("takeover", self.intervals.takeover, self.take_over)
+        self._spawn("prune-events", self.settings.events.prune_interval, self.prune_events)
         self.started = True
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -240,6 +244,15 @@ class ConductorService:
     def check_wait_timeouts(self) -> int:
         """Fail the nodes that waited too long; returns how many."""
         return periodics.check_wait_timeouts(self.rt)
+
+    def prune_events(self) -> int:
+        """Drop the node events past ``events.retention_seconds`` or beyond the
+        newest ``events.keep_events``; returns how many went (every conductor may
+        run it: deleting what another already deleted is nothing)."""
+        es = self.settings.events
+        before = utcnow() - timedelta(seconds=es.retention_seconds)
+        with self.rt.db.begin() as conn:
+            return events.prune(conn, before=before, keep=es.keep_events)
 
     def heartbeat(self) -> None:
         """:meth:`beat`, then :meth:`catch_up` (the periodic threads run them apart).

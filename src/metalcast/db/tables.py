@@ -317,6 +317,30 @@ audit_events = sa.Table(
     sa.Column("resource_uuid", sa.String(36)),
 )
 
+# ------------------------------------------------------------------------ events
+
+#: the node event log: one row per committed change of a node that clients watch
+#: (provision and power state, maintenance, last error, progress, creation,
+#: deletion), written in the transaction that makes the change; tailed by the API's
+#: event stream (GET /v1/events) in id order, pruned by age and count.  No foreign
+#: key: a node's deletion is itself an event.  Never a secret: only the watched
+#: fields' values, as stored (scrubbed).
+node_events = sa.Table(
+    "node_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("node_uuid", sa.String(36), nullable=False),
+    #: the node's owner and lessee when the event happened: who may see it
+    sa.Column("owner", sa.String(255)),
+    sa.Column("lessee", sa.String(255)),
+    #: "created", "updated" or "deleted"
+    sa.Column("type", sa.String(16), nullable=False),
+    #: watched field -> {"old": ..., "new": ...}
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Column("request_id", sa.String(64)),
+)
+
 # ----------------------------------------------------------------------- schema
 
 #: one row, written by every upgrade: the newest revision applied and the oldest

@@ -99,6 +99,12 @@ ALLOCATION_RULES = (
 
 EVENT_RULES = (
     Rule("baremetal:events:post", SYSTEM_ADMIN, "Post events", (("POST", "/v1/events"),)),
+    Rule(
+        "baremetal:events:get",
+        API_READER,
+        "Watch or list node events (each only for a node the caller may get: baremetal:node:get)",
+        (("GET", "/v1/events"),),
+    ),
 )
 
 _T = "/v1/deploy_templates"

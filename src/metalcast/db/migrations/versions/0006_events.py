@@ -1,0 +1,43 @@
+"""expand: node_events, the log of node changes the event stream tails
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-06 18:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+#: a new table, which older code neither reads nor needs (it writes no events while
+#: it runs: streams miss its changes until it is upgraded)
+oldest_compatible = "0004"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "node_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("node_uuid", sa.String(length=36), nullable=False),
+        sa.Column("owner", sa.String(length=255), nullable=True),
+        sa.Column("lessee", sa.String(length=255), nullable=True),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column("changes", sa.JSON(), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_node_events")),
+    )
+    with op.batch_alter_table("node_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_node_events_created_at"), ["created_at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("node_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_node_events_created_at"))
+    op.drop_table("node_events")
