@@ -23,6 +23,7 @@ import metalcast
 from metalcast.cli import (
     allocations,
     audit,
+    events,
     hosts,
     identity,
     lab,
@@ -75,6 +76,7 @@ app.add_typer(identity.role_app, name="role")
 app.add_typer(identity.token_app, name="token")
 app.add_typer(audit.app, name="audit")
 app.command("whoami")(identity.whoami)
+app.command("events")(events.tail)
 app.add_typer(tls.app, name="tls")
 
 ConfigOpt = Annotated[

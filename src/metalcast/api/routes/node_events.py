@@ -19,6 +19,7 @@ for a node the caller cannot see, ``TooManySubscribers`` (503).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -42,6 +43,8 @@ from metalcast.db.engine import Database
 from metalcast.db.events import NodeEvent
 from metalcast.db.rows import echo
 from metalcast.errors import InvalidInput
+
+_log = logging.getLogger(__name__)
 
 SSE = "text/event-stream"
 #: events one JSON page looks at most
@@ -216,6 +219,7 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # TooManySubscribers propagates: nothing is sent yet, the middleware answers 503
         live_from = await self.hub.subscribe(self.subscriber)
+        _log.info("node event stream opened (%d open in this process)", len(self.hub.subscribers))
         try:
             await send(
                 {
