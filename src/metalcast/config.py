@@ -224,6 +224,30 @@ class EventsSettings(_Area):
     keep_events: int = Field(default=100_000, ge=100)
     #: seconds between prunings of the log (by the conductor)
     prune_interval: float = Field(default=600.0, gt=0)
+    #: seconds between a conductor's passes over the webhooks (0: it sends none)
+    webhook_interval: float = Field(default=1.0, ge=0)
+    #: seconds one POST to a webhook may take
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)
+    #: tries of one delivery before it is marked failed
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    #: seconds before the first retry; doubled for each next one, up to the cap
+    webhook_retry_base: float = Field(default=5.0, ge=0)
+    webhook_retry_cap: float = Field(default=600.0, ge=0)
+    #: the networks (CIDR) webhook URLs may point into; empty: anywhere (webhooks
+    #: are an administrator's, who is trusted; see docs/events.md on SSRF)
+    webhook_destinations: tuple[str, ...] = ()
+    #: seconds finished deliveries are kept for GET /v1/webhooks/{id}/deliveries
+    webhook_keep_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+
+    @field_validator("webhook_destinations")
+    @classmethod
+    def _destinations(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network (CIDR)") from None
+        return networks
 
 
 class ImagesSettings(_Area):

@@ -213,6 +213,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     # metalcast's node event stream: any reader; each event then only for a node the
     # caller may get (tests/unit/api/test_node_events.py)
     "baremetal:events:get": API_READER,
+    # metalcast's webhooks: system administrators only
+    "baremetal:webhook:get": SYSTEM_ADMIN,
+    "baremetal:webhook:create": SYSTEM_ADMIN,
+    "baremetal:webhook:delete": SYSTEM_ADMIN,
     "baremetal:deploy_template:get": SYSTEM_READER,
     "baremetal:deploy_template:create": SYSTEM_ADMIN,
     "baremetal:deploy_template:update": SYSTEM_ADMIN,
@@ -943,6 +947,33 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         hides=None,
         status=204,
         fresh="template",
+    ),
+    Action(
+        "create webhook",
+        "POST",
+        "/v1/webhooks",
+        ("baremetal:webhook:create",),
+        body={"url": "http://127.0.0.1:9/{unique}", "secret": "matrix-secret-0123456789"},
+        hides=None,
+        status=201,
+    ),
+    Action("list webhooks", "GET", "/v1/webhooks", ("baremetal:webhook:get",), hides=None),
+    Action("show webhook", "GET", "/v1/webhooks/{webhook}", ("baremetal:webhook:get",), hides=None),
+    Action(
+        "webhook deliveries",
+        "GET",
+        "/v1/webhooks/{webhook}/deliveries",
+        ("baremetal:webhook:get",),
+        hides=None,
+    ),
+    Action(
+        "delete webhook",
+        "DELETE",
+        "/v1/webhooks/{webhook}",
+        ("baremetal:webhook:delete",),
+        hides=None,
+        status=204,
+        fresh="webhook",
     ),
 )
 

@@ -81,6 +81,7 @@ class World:
         self.allocations = {label: self.allocation(owner) for label, owner in ALLOCATIONS.items()}
         self.allocated = self.allocated_node()
         self.template = self.deploy_template()
+        self.webhook = self.make_webhook()
         self.identity: dict[str, str] = self._identity() if identity else {}
 
     # ----------------------------------------------------------------- requests
@@ -193,6 +194,10 @@ class World:
         body = {"name": f"CUSTOM_T{self.unique()}", "steps": [step]}
         return str(self.create("/v1/deploy_templates", body)["uuid"])
 
+    def make_webhook(self) -> str:
+        body = {"url": f"http://127.0.0.1:9/{self.unique()}", "secret": "world-secret-0123456789"}
+        return str(self.create("/v1/webhooks", body)["uuid"])
+
     # ----------------------------------------------------------------- identity
 
     def _identity(self) -> dict[str, str]:
@@ -228,6 +233,7 @@ class World:
             "allocation": self.allocations["owner's"],
             "allocated": self.allocated,
             "template": self.template,
+            "webhook": self.webhook,
             **self.identity,
         }
         if kind == "own token":
@@ -256,6 +262,7 @@ class World:
             "allocation": lambda: {"allocation": self.allocation()},
             "allocated node": lambda: {"allocated": self.allocated_node()},
             "template": lambda: {"template": self.deploy_template()},
+            "webhook": lambda: {"webhook": self.make_webhook()},
         }
         return makers[kind]()
 

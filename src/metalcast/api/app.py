@@ -36,6 +36,7 @@ from metalcast.api.routes import (
     root,
     tokens,
     volume,
+    webhooks,
 )
 from metalcast.api.stream import EventHub
 from metalcast.api.unversioned import UnversionedPaths
@@ -61,6 +62,7 @@ def routes() -> list[BaseRoute]:
         *deploy_templates.ROUTES,
         *events.ROUTES,
         *node_events.ROUTES,
+        *webhooks.ROUTES,
         *ramdisk.ROUTES,
         *identity.ROUTES,
         *tokens.ROUTES,

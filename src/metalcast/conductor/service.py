@@ -33,6 +33,7 @@ from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.handlers import HANDLERS
 from metalcast.conductor.ring import ConductorRing
 from metalcast.conductor.runtime import RetryPolicy, Runtime
+from metalcast.conductor.webhooks import WebhookSender
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import Settings
 from metalcast.context import RequestContext
@@ -158,6 +159,7 @@ class ConductorService:
         )
         self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
         self.allocator = Allocator(self.rt)
+        self.webhooks = WebhookSender(db, secret_box, settings.events, hostname=cs.hostname)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = False
@@ -195,6 +197,7 @@ class ConductorService:
         self._spawn("catch-up", self.intervals.heartbeat, self.catch_up)
         self._spawn("takeover", self.intervals.takeover, self.take_over)
         self._spawn("prune-events", self.settings.events.prune_interval, self.prune_events)
+        self._spawn("webhooks", self.settings.events.webhook_interval, self.webhooks.run_once)
         self.started = True
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -252,7 +255,9 @@ class ConductorService:
         es = self.settings.events
         before = utcnow() - timedelta(seconds=es.retention_seconds)
         with self.rt.db.begin() as conn:
-            return events.prune(conn, before=before, keep=es.keep_events)
+            gone = events.prune(conn, before=before, keep=es.keep_events)
+        self.webhooks.prune()
+        return gone
 
     def heartbeat(self) -> None:
         """:meth:`beat`, then :meth:`catch_up` (the periodic threads run them apart).

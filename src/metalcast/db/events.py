@@ -79,6 +79,19 @@ class NodeEvent:
         return frozenset(self.changes)
 
 
+def document(event: NodeEvent) -> JSONDict:
+    """An event as clients read it (the stream, the JSON page, webhook bodies)."""
+    return {
+        "id": event.id,
+        "node_uuid": event.node_uuid,
+        "type": event.type,
+        "kinds": sorted(event.kinds),
+        "changes": event.changes,
+        "created_at": event.created_at.isoformat() + "+00:00",
+        "request_id": event.request_id,
+    }
+
+
 def watched(node: Node) -> JSONDict:
     """The watched values of ``node`` (and its progress), to compare with later."""
     values = {name: getattr(node, name) for name in WATCHED}

@@ -341,6 +341,45 @@ node_events = sa.Table(
     sa.Column("request_id", sa.String(64)),
 )
 
+#: where node events are POSTed (admins' webhooks): the URL, its signing secret
+#: (``signing`` = {"secret": ...}, sealed at rest), which events (kinds, nodes: empty
+#: for all) and the last event id fanned out into deliveries (``cursor``)
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("signing", sa.JSON, nullable=False),
+    sa.Column("kinds", sa.JSON, nullable=False),
+    sa.Column("nodes", sa.JSON, nullable=False),
+    sa.Column("description", sa.String(255)),
+    sa.Column("cursor", sa.Integer, nullable=False),
+    *_timestamps(),
+)
+
+#: one event to deliver to one webhook: its state, tries, and how the last one went;
+#: a conductor claims it (``claimed_by`` until ``claimed_until``) while it sends
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("webhook_id", sa.Integer, sa.ForeignKey("webhooks.id"), nullable=False, index=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    #: the event as sent (the log may be pruned before the last try)
+    sa.Column("payload", sa.JSON, nullable=False),
+    #: pending, delivered or failed
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("response_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("claimed_by", sa.String(255)),
+    sa.Column("claimed_until", sa.DateTime),
+    *_timestamps(),
+)
+
 # ----------------------------------------------------------------------- schema
 
 #: one row, written by every upgrade: the newest revision applied and the oldest

@@ -36,7 +36,6 @@ from metalcast.api.operations import Operation, Param, array, integer, obj, stri
 from metalcast.api.params import check_query, parse_limit
 from metalcast.api.policy import Policy
 from metalcast.api.stream import EventHub, Subscriber, backlog, oldest_kept
-from metalcast.api.views.common import iso
 from metalcast.context import RequestContext
 from metalcast.db import events
 from metalcast.db.engine import Database
@@ -83,17 +82,7 @@ PAGE_DOC = obj(
 )
 
 
-def render(event: NodeEvent) -> dict[str, Any]:
-    """An event as clients read it."""
-    return {
-        "id": event.id,
-        "node_uuid": event.node_uuid,
-        "type": event.type,
-        "kinds": sorted(event.kinds),
-        "changes": event.changes,
-        "created_at": iso(event.created_at),
-        "request_id": event.request_id,
-    }
+render = events.document
 
 
 def _kinds(value: str | None) -> frozenset[str]:

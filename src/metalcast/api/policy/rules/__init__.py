@@ -25,6 +25,7 @@ from metalcast.api.policy.rules.services import (
     DEPLOY_TEMPLATE_RULES,
     EVENT_RULES,
     METALCAST_RULES,
+    WEBHOOK_RULES,
 )
 
 __all__ = ["BASE_RULES", "BY_NAME", "RULES", "Rule", "Subject"]
@@ -39,6 +40,7 @@ RULES: tuple[Rule, ...] = (
     *CONDUCTOR_RULES,
     *ALLOCATION_RULES,
     *EVENT_RULES,
+    *WEBHOOK_RULES,
     *DEPLOY_TEMPLATE_RULES,
     *METALCAST_RULES,
 )

@@ -107,6 +107,23 @@ EVENT_RULES = (
     ),
 )
 
+_W = "/v1/webhooks"
+WEBHOOK_RULES = (
+    Rule(
+        "baremetal:webhook:get",
+        SYSTEM_ADMIN,
+        "Retrieve webhooks and their deliveries",
+        (("GET", _W), ("GET", f"{_W}/{{webhook}}"), ("GET", f"{_W}/{{webhook}}/deliveries")),
+    ),
+    Rule("baremetal:webhook:create", SYSTEM_ADMIN, "Create a webhook", (("POST", _W),)),
+    Rule(
+        "baremetal:webhook:delete",
+        SYSTEM_ADMIN,
+        "Delete a webhook",
+        (("DELETE", f"{_W}/{{webhook}}"),),
+    ),
+)
+
 _T = "/v1/deploy_templates"
 DEPLOY_TEMPLATE_RULES = group(
     "deploy_template",
