@@ -86,3 +86,32 @@ def test_wait_follows_the_node_on_the_event_stream(metalcast_server: Any) -> Non
     assert shown["provision_state"] == "manageable"
     # the wait held a stream of that node (the server logs each one it opens)
     assert "node event stream opened" in metalcast_server.logs()
+
+
+def test_webhook_commands_create_list_show_deliveries_delete(metalcast_url: str) -> None:
+    def run(*args: str, secret: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = _env() if secret is None else {**_env(), "METALCAST_WEBHOOK_SECRET": secret}
+        result = subprocess.run(
+            _command(metalcast_url, *args),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result
+
+    url = "http://127.0.0.1:9/hook"
+    secret = "Cli-Webhook-Secret-77a1"
+    created = json.loads(
+        run("--json", "webhook", "create", url, "--kind", "maintenance", secret=secret).stdout
+    )
+    uuid = created["uuid"]
+    assert created["kinds"] == ["maintenance"]
+    listed = run("webhook", "list").stdout
+    assert uuid in listed and url in listed and secret not in listed
+    assert secret not in run("webhook", "show", uuid).stdout
+    assert json.loads(run("--json", "webhook", "deliveries", uuid).stdout) == []
+    assert "deleted webhook" in run("webhook", "delete", uuid).stdout
+    assert json.loads(run("--json", "webhook", "list").stdout) == []
