@@ -178,7 +178,7 @@ def _check_destination(call: Call, url: str) -> None:
             },
             required=_REQUIRED,
         ),
-        examples=({"url": "https://hooks.example.com/metalcast", "secret": "x" * 32},),
+        examples=({"url": "http://127.0.0.1:9/metalcast", "secret": "x" * 32},),
     ),
 )
 def create_webhook(call: Call) -> object:
