@@ -137,8 +137,9 @@ class EventHub:
         if len(self.subscribers) >= self.settings.max_subscribers:
             raise TooManySubscribers(self.settings.max_subscribers)
         self.subscribers.add(subscriber)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._tail())
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._tail())
         return self.cursor
 
     def unsubscribe(self, subscriber: Subscriber) -> None:

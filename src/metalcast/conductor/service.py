@@ -159,7 +159,9 @@ class ConductorService:
         )
         self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
         self.allocator = Allocator(self.rt)
-        self.webhooks = WebhookSender(db, secret_box, settings.events, hostname=cs.hostname)
+        self.webhooks = WebhookSender(
+            db, secret_box, settings=settings.events, hostname=cs.hostname
+        )
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = False

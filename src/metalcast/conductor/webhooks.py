@@ -53,7 +53,7 @@ BATCH = 200
 _ERROR_CHARS = 500
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
+def sign(secret: str, timestamp: int, *, body: bytes) -> str:
     """The signature header's value: ``sha256=`` and the hex HMAC-SHA256 with
     ``secret`` of ``"<timestamp>."`` followed by the body."""
     mac = hmac.new(secret.encode(), b"%d." % timestamp + body, hashlib.sha256)
@@ -91,7 +91,7 @@ class WebhookSender:
     """One conductor's webhook pass."""
 
     def __init__(
-        self, db: Database, box: SecretBox, settings: EventsSettings, *, hostname: str
+        self, db: Database, box: SecretBox, *, settings: EventsSettings, hostname: str
     ) -> None:
         self.db = db
         self.box = box
@@ -145,7 +145,7 @@ class WebhookSender:
             EVENT_HEADER: f"node.{delivery.payload.get('type', 'updated')}",
             DELIVERY_HEADER: delivery.uuid,
             TIMESTAMP_HEADER: str(stamp),
-            SIGNATURE_HEADER: sign(secret, stamp, body),
+            SIGNATURE_HEADER: sign(secret, stamp, body=body),
         }
         code: int | None = None
         try:

@@ -17,7 +17,7 @@ from metalcast.db import webhooks
 
 def test_the_signature_is_an_hmac_of_the_timestamp_and_body() -> None:
     expected = hmac.new(b"k" * 16, b"1700000000.{}", hashlib.sha256).hexdigest()
-    assert sign("k" * 16, 1700000000, b"{}") == f"sha256={expected}"
+    assert sign("k" * 16, 1700000000, body=b"{}") == f"sha256={expected}"
 
 
 def test_retries_back_off_exponentially_up_to_the_cap() -> None:
