@@ -77,6 +77,10 @@ def test_bad_filters_say_what_to_fix(api: Api) -> None:
     assert response.status_code == 400
     assert "since must be an event id" in fault_of(response)
     assert api.get("/v1/events?node=nowhere").status_code == 404
+    assert api.get("/v1/events?since=%C2%B2").status_code == 400  # a superscript 2
+    many = ",".join(f"n{i}" for i in range(101))
+    response = api.get(f"/v1/events?node={many}")
+    assert response.status_code == 400 and "at most 100" in fault_of(response)
     assert api.get("/v1/events?colour=red").status_code == 400
 
 

@@ -46,6 +46,8 @@ from metalcast.errors import InvalidInput
 _log = logging.getLogger(__name__)
 
 SSE = "text/event-stream"
+#: nodes one ``node`` filter may name
+MAX_NODES = 100
 #: events one JSON page looks at most
 SCAN = 5000
 #: how soon a client reconnects after the stream ends (milliseconds, SSE ``retry``)
@@ -101,6 +103,11 @@ def _nodes(call: Call, value: str | None) -> frozenset[str]:
     names = [n.strip() for n in (value or "").split(",") if n.strip()]
     if not names:
         return frozenset()
+    if len(names) > MAX_NODES:
+        raise InvalidInput(
+            f"The node filter names {len(names)} nodes; it may name at most {MAX_NODES} "
+            "(leave node out to follow every node you may see)."
+        )
     with call.deps.db.read() as conn:
         return frozenset(
             lookup.node(conn, call, ident=name, action=lookup.NODE_GET).uuid for name in names
@@ -110,7 +117,7 @@ def _nodes(call: Call, value: str | None) -> frozenset[str]:
 def _event_id(name: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidInput(f"{name} must be an event id (a whole number), not '{echo(value)}'.")
     return int(value)
 
