@@ -118,3 +118,15 @@ def test_moving_a_node_to_another_owner_hides_its_later_events(secured: Api) -> 
 def test_without_a_role_there_is_no_event_listing(secured: Api) -> None:
     headers = {"X-User-Id": "x", "X-Project-Id": "p1", "X-Roles": ""}
     assert secured.get("/v1/events", headers=headers).status_code == 403
+
+
+def test_webhook_bodies_of_the_wrong_shape_are_400(api: Api) -> None:
+    base = {"url": "http://127.0.0.1:9/", "secret": "s" * 16}
+    for extra in ({"kinds": [{}]}, {"kinds": "maintenance"}, {"nodes": ["not-a-uuid"]}):
+        response = api.post("/v1/webhooks", {**base, **extra})
+        assert response.status_code == 400, (extra, response.text)
+    created = api.post("/v1/webhooks", {**base, "kinds": ["deleted"]})
+    assert created.status_code == 201 and "secret" not in created.json()
+    assert api.get("/v1/webhooks/nope").status_code == 400
+    missing = "11111111-2222-4333-8444-555555555555"
+    assert api.get(f"/v1/webhooks/{missing}/deliveries").status_code == 404

@@ -63,8 +63,10 @@ def _check_secret(name: str, value: Any) -> None:
 
 
 def _check_kinds(name: str, value: Any) -> None:
-    unknown = sorted(str(k) for k in value if k not in events.KINDS)
-    if unknown or not all(isinstance(k, str) for k in value):
+    if not all(isinstance(k, str) for k in value):
+        raise InvalidInput(f"{name} must be a list of event kinds (strings).")
+    unknown = sorted(k for k in value if k not in events.KINDS)
+    if unknown:
         raise InvalidInput(
             f"{name}: unknown event kind(s) {', '.join(echo(k) for k in unknown)}. "
             f"Known kinds: {', '.join(sorted(events.KINDS))}."
