@@ -206,6 +206,50 @@ class DatabaseSettings(_Area):
     url: str = ""
 
 
+class EventsSettings(_Area):
+    """The node event stream (GET /v1/events) and its log (docs/events.md)."""
+
+    #: seconds between an API process's looks at the event log (one query per
+    #: process, shared by all its subscribers)
+    poll_interval: float = Field(default=0.5, gt=0, le=60)
+    #: seconds between the comments that keep an idle stream open through proxies
+    heartbeat_interval: float = Field(default=15.0, gt=0)
+    #: streams one API process serves at once; more are refused with 503
+    max_subscribers: int = Field(default=100, ge=1)
+    #: seconds a stream lasts at most: the client reconnects with Last-Event-ID and
+    #: its credentials are checked again (a revoked token stops seeing events)
+    max_stream_seconds: float = Field(default=3600.0, gt=0)
+    #: events kept: none older than this many seconds, at most ``keep_events``
+    retention_seconds: float = Field(default=24 * 3600, gt=0)
+    keep_events: int = Field(default=100_000, ge=100)
+    #: seconds between prunings of the log (by the conductor)
+    prune_interval: float = Field(default=600.0, gt=0)
+    #: seconds between a conductor's passes over the webhooks (0: it sends none)
+    webhook_interval: float = Field(default=1.0, ge=0)
+    #: seconds one POST to a webhook may take
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)
+    #: tries of one delivery before it is marked failed
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    #: seconds before the first retry; doubled for each next one, up to the cap
+    webhook_retry_base: float = Field(default=5.0, ge=0)
+    webhook_retry_cap: float = Field(default=600.0, ge=0)
+    #: the networks (CIDR) webhook URLs may point into; empty: anywhere (webhooks
+    #: are an administrator's, who is trusted; see docs/events.md on SSRF)
+    webhook_destinations: tuple[str, ...] = ()
+    #: seconds finished deliveries are kept for GET /v1/webhooks/{id}/deliveries
+    webhook_keep_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+
+    @field_validator("webhook_destinations")
+    @classmethod
+    def _destinations(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network (CIDR)") from None
+        return networks
+
+
 class ImagesSettings(_Area):
     #: where images are cached and served to agents from; None: <state_dir>/images
     cache_dir: Path | None = None
@@ -278,6 +322,7 @@ class Settings(_Area):
     images: ImagesSettings = ImagesSettings()
     metrics: MetricsSettings = MetricsSettings()
     sensors: SensorsSettings = SensorsSettings()
+    events: EventsSettings = EventsSettings()
 
     @property
     def boot_services(self) -> BootSettings:

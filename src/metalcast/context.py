@@ -111,3 +111,9 @@ def project_of(user: str | None) -> str | None:
     if caller is None or user is None or caller.who != user:
         return None
     return caller.project
+
+
+def current_request_id() -> str | None:
+    """The request id of the caller this thread serves (None outside a request)."""
+    caller = _CALLER.get()
+    return None if caller is None else caller.request_id

@@ -212,6 +212,13 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:node:get_allocation": ALLOCATION_READER,
     "baremetal:node:delete_allocation": ALLOCATION_MEMBER,
     "baremetal:events:post": SYSTEM_ADMIN,
+    # metalcast's node event stream: any reader; each event then only for a node the
+    # caller may get (tests/unit/api/test_node_events.py)
+    "baremetal:events:get": API_READER,
+    # metalcast's webhooks: system administrators only
+    "baremetal:webhook:get": SYSTEM_ADMIN,
+    "baremetal:webhook:create": SYSTEM_ADMIN,
+    "baremetal:webhook:delete": SYSTEM_ADMIN,
     "baremetal:deploy_template:get": SYSTEM_READER,
     "baremetal:deploy_template:create": SYSTEM_ADMIN,
     "baremetal:deploy_template:update": SYSTEM_ADMIN,
@@ -934,6 +941,7 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         hides=None,
         status=204,
     ),
+    Action("node events", "GET", "/v1/events", ("baremetal:events:get",), hides=None),
     Action("list deploy templates", "GET", "/v1/deploy_templates", (f"{_DT}get",), hides=None),
     Action(
         "create deploy template",
@@ -967,6 +975,33 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         hides=None,
         status=204,
         fresh="template",
+    ),
+    Action(
+        "create webhook",
+        "POST",
+        "/v1/webhooks",
+        ("baremetal:webhook:create",),
+        body={"url": "http://127.0.0.1:9/{unique}", "secret": "matrix-secret-0123456789"},
+        hides=None,
+        status=201,
+    ),
+    Action("list webhooks", "GET", "/v1/webhooks", ("baremetal:webhook:get",), hides=None),
+    Action("show webhook", "GET", "/v1/webhooks/{webhook}", ("baremetal:webhook:get",), hides=None),
+    Action(
+        "webhook deliveries",
+        "GET",
+        "/v1/webhooks/{webhook}/deliveries",
+        ("baremetal:webhook:get",),
+        hides=None,
+    ),
+    Action(
+        "delete webhook",
+        "DELETE",
+        "/v1/webhooks/{webhook}",
+        ("baremetal:webhook:delete",),
+        hides=None,
+        status=204,
+        fresh="webhook",
     ),
     Action("list inspection rules", "GET", "/v1/inspection_rules", (f"{_IR}get",), hides=None),
     Action(

@@ -82,6 +82,7 @@ class World:
         self.allocated = self.allocated_node()
         self.template = self.deploy_template()
         self.rule = self.inspection_rule()
+        self.webhook = self.make_webhook()
         self.identity: dict[str, str] = self._identity() if identity else {}
 
     # ----------------------------------------------------------------- requests
@@ -198,6 +199,10 @@ class World:
         body = {"actions": [{"op": "add-trait", "args": {"name": f"CUSTOM_R{self.unique()}"}}]}
         return str(self.create("/v1/inspection_rules", body)["uuid"])
 
+    def make_webhook(self) -> str:
+        body = {"url": f"http://127.0.0.1:9/{self.unique()}", "secret": "world-secret-0123456789"}
+        return str(self.create("/v1/webhooks", body)["uuid"])
+
     # ----------------------------------------------------------------- identity
 
     def _identity(self) -> dict[str, str]:
@@ -234,6 +239,7 @@ class World:
             "allocated": self.allocated,
             "template": self.template,
             "rule": self.rule,
+            "webhook": self.webhook,
             **self.identity,
         }
         if kind == "own token":
@@ -263,6 +269,7 @@ class World:
             "allocated node": lambda: {"allocated": self.allocated_node()},
             "template": lambda: {"template": self.deploy_template()},
             "rule": lambda: {"rule": self.inspection_rule()},
+            "webhook": lambda: {"webhook": self.make_webhook()},
         }
         return makers[kind]()
 

@@ -27,6 +27,7 @@ from metalcast.api.routes import (
     events,
     identity,
     inspection_rules,
+    node_events,
     node_extras,
     node_states,
     nodes,
@@ -36,7 +37,9 @@ from metalcast.api.routes import (
     root,
     tokens,
     volume,
+    webhooks,
 )
+from metalcast.api.stream import EventHub
 from metalcast.api.unversioned import UnversionedPaths
 from metalcast.config import Settings
 from metalcast.db.engine import Database
@@ -60,6 +63,8 @@ def routes() -> list[BaseRoute]:
         *deploy_templates.ROUTES,
         *inspection_rules.ROUTES,
         *events.ROUTES,
+        *node_events.ROUTES,
+        *webhooks.ROUTES,
         *ramdisk.ROUTES,
         *identity.ROUTES,
         *tokens.ROUTES,
@@ -116,6 +121,7 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
         credentials=cache,
         audit=audit_log,
         openapi=openapi.DocumentCache(api_routes).document,
+        events=EventHub(db, settings.events),
     )
     app.state.audit = audit_log
     return app

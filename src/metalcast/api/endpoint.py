@@ -2,7 +2,8 @@
 
 A handler is a plain function ``(call: Call) -> object`` that runs in a worker thread
 (database reads and conductor calls block).  It returns the JSON document of a 200
-response, or a :class:`Reply` for anything else.  :func:`endpoint` wraps it: names
+response, a :class:`Reply` for anything else, or a Starlette ``Response`` for what is
+not JSON (the event stream).  :func:`endpoint` wraps it: names
 the policy rule that guards the route (and notes it for the audit log), checks it at
 once when it looks at the caller alone (:class:`~metalcast.api.policy.rules.Subject`),
 parses the JSON body (refusing documents nested too deep or holding NUL characters,
@@ -45,6 +46,7 @@ from metalcast.api.auth import parse_networks
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.operations import Operation
 from metalcast.api.policy.rules import BY_NAME, Rule, Subject
+from metalcast.api.stream import EventHub
 from metalcast.api.versions import MIN_VERSION, Version
 from metalcast.config import Settings
 from metalcast.context import RequestContext, acting_for
@@ -70,6 +72,8 @@ class Deps:
     #: the OpenAPI description of the application's routes, built once
     #: (:class:`metalcast.api.openapi.DocumentCache`)
     openapi: Callable[[], Mapping[str, Any]] | None = None
+    #: this process's tail of the node event log (GET /v1/events)
+    events: EventHub | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,8 @@ class Call:
     checked: list[str] = field(default_factory=list)
     #: what the audit log records of this request beside its path and status
     audit: AuditNote = field(default_factory=AuditNote)
+    #: the request's headers (lower-case names)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def url(self, *parts: str) -> str:
         """An absolute URL below the API's root: ``url("v1", "nodes", uuid)``."""
@@ -202,6 +208,7 @@ def endpoint(
                 base_url=_base_url(request),
                 checked=checked,
                 audit=note,
+                headers=request.headers,
             )
             return await run_in_threadpool(_respond, handler, call)
 
@@ -241,6 +248,8 @@ def _respond(handler: Handler, call: Call) -> Response:
         # every request passes a policy check; a handler that forgot its own must
         # not answer as if it had
         raise RuntimeError(f"{handler.__name__} returned without checking any policy rule")
+    if isinstance(result, Response):  # one that is not JSON: a stream of events
+        return result
     if not isinstance(result, Reply):
         return json_response(result)
     if result.status == 201:

@@ -141,6 +141,11 @@ class ApiClient:
         """Close the connection pool."""
         self._http.close()
 
+    def http(self) -> httpx.Client:
+        """The underlying HTTP client (for what is not a JSON request: the event
+        stream, :mod:`metalcast.cli.events`)."""
+        return self._http
+
     @property
     def api_version(self) -> str:
         """The microversion in use, negotiated on first use.

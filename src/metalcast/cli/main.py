@@ -23,6 +23,7 @@ import metalcast
 from metalcast.cli import (
     allocations,
     audit,
+    events,
     hosts,
     identity,
     inspection_rules,
@@ -31,6 +32,7 @@ from metalcast.cli import (
     policy,
     ramdisk,
     tls,
+    webhooks,
 )
 from metalcast.cli.client import DEFAULT_URL
 from metalcast.cli.output import print_error, print_json, print_ok
@@ -76,7 +78,9 @@ app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.role_app, name="role")
 app.add_typer(identity.token_app, name="token")
 app.add_typer(audit.app, name="audit")
+app.add_typer(webhooks.app, name="webhook")
 app.command("whoami")(identity.whoami)
+app.command("events")(events.tail)
 app.add_typer(tls.app, name="tls")
 
 ConfigOpt = Annotated[

@@ -95,7 +95,11 @@ def run_api(settings: Settings) -> None:
             announce_first_admin(db, url=settings.api.public_url or server_url(settings))
         banner = f"metalcast api listening on {server_url(settings)} (database {db.safe_url})"
         freeze_startup_objects()
-        serve_api(uvicorn_config(app, settings, certificate), banner=banner)
+        serve_api(
+            uvicorn_config(app, settings, certificate),
+            banner=banner,
+            closing=app.state.deps.events.close,
+        )
     finally:
         client.close()
         db.dispose()

@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
@@ -103,7 +104,7 @@ def build_server(
     boot: BootSupervisor | None = None,
     *,
     secret_box: SecretBox | None = None,
-) -> tuple[Asgi, ConductorService, Database]:
+) -> tuple[Starlette, ConductorService, Database]:
     """Build the app, the conductor (not started) and the migrated database; the
     ``ipxe`` and ``pxe`` boot interfaces write node boot files through ``boot``.
 
@@ -144,9 +145,19 @@ class ShutdownSignals:
 class _Server(uvicorn.Server):
     """uvicorn's server, saying where it listens once it does."""
 
-    def __init__(self, config: uvicorn.Config, *, banner: str) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, banner: str, closing: Callable[[], None] | None
+    ) -> None:
         super().__init__(config)
         self._banner = banner
+        self._closing = closing
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        # before uvicorn waits for the requests in flight: end the event streams,
+        # which would never finish on their own
+        if self._closing is not None:
+            self._closing()
+        await super().shutdown(sockets=sockets)
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets=sockets)
@@ -215,7 +226,7 @@ def run_server(settings: Settings) -> None:
         boot.start()
     try:
         if not signals.received:
-            serve_api(config, banner=banner)
+            serve_api(config, banner=banner, closing=app.state.deps.events.close)
     finally:
         if boot is not None:
             log.info("stopping the boot services")
@@ -247,9 +258,12 @@ def uvicorn_config(
     )
 
 
-def serve_api(config: uvicorn.Config, *, banner: str) -> None:
-    """Serve until SIGTERM or SIGINT (uvicorn handles them, then this returns)."""
-    _Server(config, banner=banner).run()
+def serve_api(
+    config: uvicorn.Config, *, banner: str, closing: Callable[[], None] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT (uvicorn handles them, then this returns);
+    ``closing`` is called first when it stops (it ends the event streams)."""
+    _Server(config, banner=banner, closing=closing).run()
 
 
 def freeze_startup_objects() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from rich.text import Text
 
 from metalcast.cli.client import JSON, ApiClient, ApiError, CliError, node_path
+from metalcast.cli.events import ChangeWatch
 from metalcast.cli.output import stderr
 from metalcast.states import FAILURE, WAIT, WORK
 
@@ -273,8 +274,11 @@ def wait_for(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Verdict, JSON]:
-    """Poll ``node`` until ``judge`` says it finished; show progress on stderr: the
-    status line every poll, a printed line when :func:`worth_printing` says so.
+    """Look at ``node`` until ``judge`` says it finished; show progress on stderr:
+    the status line every look, a printed line when :func:`worth_printing` says so.
+    The node is looked at again when the server's event stream says it changed
+    (:class:`~metalcast.cli.events.ChangeWatch`), or every :data:`POLL_INTERVAL`
+    seconds from a server without one.
 
     Returns the verdict and the node as last seen.  ``timeout`` 0 waits forever.
 
@@ -285,7 +289,8 @@ def wait_for(
     deadline = clock() + timeout if timeout > 0 else None
     printed: ProgressLine | None = None
     printed_at = 0.0
-    with console.status(f"waiting for {node}") as status:
+    watch = ChangeWatch(client, node, poll_interval=POLL_INTERVAL)
+    with console.status(f"waiting for {node}") as status, watch:
         while True:
             current: JSON = client.get(node_path(node))
             verdict = judge(current)
@@ -299,7 +304,7 @@ def wait_for(
                 raise WaitTimeout(_timeout_message(node, current, timeout))
             event = latest_event(client, node)
             status.update(f"{node}: {line.text}" + (f" · {event}" if event else ""))
-            time.sleep(POLL_INTERVAL)
+            watch.wait(deadline - clock() if deadline is not None else float("inf"))
 
 
 def _timeout_message(node: str, current: Mapping[str, Any], timeout: float) -> str:

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from metalcast.conductor import sources
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire, try_acquire
-from metalcast.context import project_of
+from metalcast.context import current_request_id, project_of
 from metalcast.db import allocations as repo_alloc
+from metalcast.db import events, tables
 from metalcast.db import repository as repo
-from metalcast.db import tables
 from metalcast.db.models import JSONDict, Node
 from metalcast.errors import Conflict, InvalidInput, NodeProtected
 from metalcast.interfaces import INTERFACE_NAMES
@@ -105,6 +105,14 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False
             user=user,
             project=project_of(user),
         )
+        created = {k: v for k, v in events.watched(node).items() if v is not None}
+        events.record(
+            conn,
+            node,
+            type=events.CREATED,
+            changes=events.diff(dict.fromkeys(created), created),
+            request_id=current_request_id(),
+        )
     return node
 
 
@@ -171,7 +179,18 @@ def update_node(
         with rt.db.begin() as conn:
             _check_allocation(conn, node, changes)
             repo.update_node(conn, node.id, changes)  # checks the unique name, instance UUID
-            return repo.get_node_by_id(conn, node.id)
+            updated = repo.get_node_by_id(conn, node.id)
+            _record_update(conn, before=node, after=updated)
+            return updated
+
+
+def _record_update(conn: sa.Connection, *, before: Node, after: Node) -> None:
+    """An event for the watched fields a node update changed (owner, lessee, ...)."""
+    changes = events.diff(events.watched(before), events.watched(after))
+    if changes:
+        events.record(
+            conn, after, type=events.UPDATED, changes=changes, request_id=current_request_id()
+        )
 
 
 def _object(name: str, value: Any) -> JSONDict:
@@ -290,6 +309,13 @@ def destroy_node(rt: Runtime, node_id: int, *, user: str) -> None:
             )
         with rt.db.begin() as conn:
             repo.destroy_node(conn, node.id)
+            events.record(
+                conn,
+                node,
+                type=events.DELETED,
+                changes={"provision_state": {"old": node.provision_state, "new": None}},
+                request_id=current_request_id(),
+            )
         task.released = True  # the row, and with it the lock, is gone
     rt.discard_config_drive(node.uuid)
 
@@ -317,7 +343,13 @@ def set_maintenance(
         text += f": {reason}"
     with rt.db.begin() as conn:
         node = repo.get_node_by_id(conn, node_id)
-        repo.update_node(conn, node.id, values)
+        stored = repo.update_node(conn, node.id, values)  # the reason scrubbed
+        before = events.watched(node)
+        changes = events.diff(before, {**before, **stored})
+        if changes:
+            events.record(
+                conn, node, type=events.UPDATED, changes=changes, request_id=current_request_id()
+            )
         repo.add_history(
             conn,
             node.id,

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.context import SYSTEM
+from metalcast.db import events
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.errors import NotFound
@@ -182,6 +183,12 @@ def _clear_power_target(conn: sa.Connection, rt: Runtime, node: Node, how: Inter
     reason = how.power(target)
     if not repo.clear_power_target(conn, node.id, target=target, last_error=reason):
         return False  # locked or changed meanwhile: someone is powering it now
+    events.record(
+        conn,
+        node,
+        type=events.UPDATED,
+        changes={"target_power_state": {"old": target, "new": None}},
+    )
     repo.add_history(
         conn,
         node.id,

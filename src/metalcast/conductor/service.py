@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
@@ -32,11 +33,14 @@ from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.handlers import HANDLERS
 from metalcast.conductor.ring import ConductorRing
 from metalcast.conductor.runtime import RetryPolicy, Runtime
+from metalcast.conductor.webhooks import WebhookSender
 from metalcast.conductor.workers import WorkerPool
 from metalcast.config import Settings
 from metalcast.context import RequestContext
+from metalcast.db import events
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
+from metalcast.db.rows import utcnow
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.hashring import Member
 from metalcast.images.cache import KEY_PURPOSE as CACHE_KEYS
@@ -162,6 +166,9 @@ class ConductorService:
         self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
         self.sensors = sensors.SensorCollector(self.rt, settings.sensors)
         self.allocator = Allocator(self.rt)
+        self.webhooks = WebhookSender(
+            db, secret_box, settings=settings.events, hostname=cs.hostname
+        )
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.started = False
@@ -199,6 +206,8 @@ class ConductorService:
         self._spawn("catch-up", self.intervals.heartbeat, self.catch_up)
         self._spawn("takeover", self.intervals.takeover, self.take_over)
         self._spawn("sensors", self.intervals.sensors, self.collect_sensors)
+        self._spawn("prune-events", self.settings.events.prune_interval, self.prune_events)
+        self._spawn("webhooks", self.settings.events.webhook_interval, self.webhooks.run_once)
         self.started = True
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -253,6 +262,17 @@ class ConductorService:
     def check_wait_timeouts(self) -> int:
         """Fail the nodes that waited too long; returns how many."""
         return periodics.check_wait_timeouts(self.rt)
+
+    def prune_events(self) -> int:
+        """Drop the node events past ``events.retention_seconds`` or beyond the
+        newest ``events.keep_events``; returns how many went (every conductor may
+        run it: deleting what another already deleted is nothing)."""
+        es = self.settings.events
+        before = utcnow() - timedelta(seconds=es.retention_seconds)
+        with self.rt.db.begin() as conn:
+            gone = events.prune(conn, before=before, keep=es.keep_events)
+        self.webhooks.prune()
+        return gone
 
     def heartbeat(self) -> None:
         """:meth:`beat`, then :meth:`catch_up` (the periodic threads run them apart).

@@ -26,7 +26,8 @@ import sqlalchemy as sa
 
 from metalcast import metrics, states
 from metalcast.conductor import transition_metrics
-from metalcast.context import project_of
+from metalcast.context import current_request_id, project_of
+from metalcast.db import events
 from metalcast.db import repository as repo
 from metalcast.db.engine import is_unreachable
 from metalcast.db.models import Node, Port
@@ -121,6 +122,9 @@ class NodeTask:
             metrics.LOCKS_HELD.inc()
         self.log = logging.LoggerAdapter(_log, {"node": node.uuid, "purpose": purpose})
         self._dirty: set[str] = set()
+        #: the watched values (:mod:`metalcast.db.events`) before the changes the
+        #: next save writes: what its event row compares with
+        self._before: dict[str, Any] | None = None
         #: release the lock with the save that brings the node to rest (a stable or
         #: failure state): one transaction fewer at the end of every operation.  Set
         #: for work whose last write is that save (:func:`~.workers.start_async`).
@@ -156,6 +160,8 @@ class NodeTask:
     def update(self, **fields: Any) -> None:
         """Change fields of the node; they are written by the next save."""
         self._check_writable()
+        if self._before is None:
+            self._before = events.watched(self.node)
         for name, value in fields.items():
             setattr(self.node, name, value)
             self._dirty.add(name)
@@ -179,7 +185,8 @@ class NodeTask:
         user: str | None = None,
     ) -> None:
         """Write the changed fields, and a history row when ``event`` is given, in one
-        transaction.
+        transaction; with them a row of the event log when a watched field changed
+        (:mod:`metalcast.db.events`).
 
         An exclusive task writes only while it holds the lock (fencing: a conductor
         thought dead may still be running).
@@ -197,6 +204,7 @@ class NodeTask:
         with self.rt.db.begin() as conn:
             if self._dirty:
                 self._write(conn)
+                self._record_changes(conn)
             if event is not None:
                 who = user or self.user
                 repo.add_history(
@@ -210,6 +218,21 @@ class NodeTask:
                     project=self.project if who == self.user else project_of(who),
                 )
         self._dirty.clear()
+        self._before = None
+
+    def _record_changes(self, conn: sa.Connection) -> None:
+        """One event row for the watched fields this save changes, if any."""
+        if self._before is None:
+            return
+        changes = events.diff(self._before, events.watched(self.node))
+        if changes:
+            events.record(
+                conn,
+                self.node,
+                type=events.UPDATED,
+                changes=changes,
+                request_id=current_request_id(),
+            )
 
     def _write(self, conn: sa.Connection) -> None:
         holder = None if self.released else self.rt.hostname

@@ -159,14 +159,15 @@ def count_nodes(conn: sa.Connection, filters: NodeFilters) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def update_node(conn: sa.Connection, node_id: int, values: JSONDict) -> None:
-    """Write ``values`` into the node's row.
+def update_node(conn: sa.Connection, node_id: int, values: JSONDict) -> JSONDict:
+    """Write ``values`` into the node's row; the values as written (free text
+    scrubbed, secrets sealed).
 
     Raises:
         Conflict: a new name or instance UUID is taken.
     """
     rows.check_unique(conn, t.nodes, "node", values, exclude_id=node_id)
-    rows.update(conn, t.nodes, node_id, values)
+    return rows.update(conn, t.nodes, node_id, values)
 
 
 def save_node(

@@ -334,6 +334,69 @@ audit_events = sa.Table(
     sa.Column("resource_uuid", sa.String(36)),
 )
 
+# ------------------------------------------------------------------------ events
+
+#: the node event log: one row per committed change of a node that clients watch
+#: (provision and power state, maintenance, last error, progress, creation,
+#: deletion), written in the transaction that makes the change; tailed by the API's
+#: event stream (GET /v1/events) in id order, pruned by age and count.  No foreign
+#: key: a node's deletion is itself an event.  Never a secret: only the watched
+#: fields' values, as stored (scrubbed).
+node_events = sa.Table(
+    "node_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("node_uuid", sa.String(36), nullable=False),
+    #: the node's owner and lessee when the event happened: who may see it
+    sa.Column("owner", sa.String(255)),
+    sa.Column("lessee", sa.String(255)),
+    #: "created", "updated" or "deleted"
+    sa.Column("type", sa.String(16), nullable=False),
+    #: watched field -> {"old": ..., "new": ...}
+    sa.Column("changes", sa.JSON, nullable=False),
+    sa.Column("request_id", sa.String(64)),
+)
+
+#: where node events are POSTed (admins' webhooks): the URL, its signing secret
+#: (``signing`` = {"secret": ...}, sealed at rest), which events (kinds, nodes: empty
+#: for all) and the last event id fanned out into deliveries (``cursor``)
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("signing", sa.JSON, nullable=False),
+    sa.Column("kinds", sa.JSON, nullable=False),
+    sa.Column("nodes", sa.JSON, nullable=False),
+    sa.Column("description", sa.String(255)),
+    sa.Column("cursor", sa.Integer, nullable=False),
+    *_timestamps(),
+)
+
+#: one event to deliver to one webhook: its state, tries, and how the last one went;
+#: a conductor claims it (``claimed_by`` until ``claimed_until``) while it sends
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("webhook_id", sa.Integer, sa.ForeignKey("webhooks.id"), nullable=False, index=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    #: the event as sent (the log may be pruned before the last try)
+    sa.Column("payload", sa.JSON, nullable=False),
+    #: pending, delivered or failed
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("response_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("claimed_by", sa.String(255)),
+    sa.Column("claimed_until", sa.DateTime),
+    *_timestamps(),
+)
+
 # ----------------------------------------------------------------------- schema
 
 #: one row, written by every upgrade: the newest revision applied and the oldest

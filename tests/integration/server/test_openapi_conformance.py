@@ -55,7 +55,9 @@ NOAUTH_EXAMPLES = 30
 BUILTIN_EXAMPLES = 10
 SEED = 20260109
 LATEST = {"X-OpenStack-Ironic-API-Version": "latest"}
-BUILTIN = {"METALCAST_API__AUTH_STRATEGY": "builtin"}
+#: generated webhooks (any URL the description allows) are stored but never sent to
+NO_WEBHOOKS = {"METALCAST_EVENTS__WEBHOOK_INTERVAL": "0"}
+BUILTIN = {"METALCAST_API__AUTH_STRATEGY": "builtin", **NO_WEBHOOKS}
 
 
 # --------------------------------------------------------------------- the objects
@@ -272,7 +274,7 @@ def _report(problems: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def noauth_server(start_metalcast_server: StartServer) -> Iterator[MetalcastServer]:
-    with start_metalcast_server() as server:
+    with start_metalcast_server(env=NO_WEBHOOKS) as server:
         yield server
 
 

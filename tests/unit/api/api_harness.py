@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from metalcast.api.app import create_app
 from metalcast.conductor.service import ConductorService, PeriodicIntervals
-from metalcast.config import ApiSettings, ConductorSettings, Settings
+from metalcast.config import ApiSettings, ConductorSettings, EventsSettings, Settings
 from metalcast.db.engine import Database
 from metalcast.drivers.registry import DriverRegistry, default_registry
 from metalcast.rpc.local import LocalConductorClient
@@ -138,6 +138,7 @@ def make_settings(
         conductor=ConductorSettings(
             hostname="cond-1", sync_power_state_interval=0, heartbeat_timeout=3600
         ),
+        events=EventsSettings(webhook_interval=0),  # webhooks made here are never sent
     )
 
 

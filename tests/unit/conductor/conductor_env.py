@@ -16,7 +16,7 @@ from metalcast.calls import CreateNode
 from metalcast.conductor.clock import ManualClock
 from metalcast.conductor.runtime import RetryPolicy
 from metalcast.conductor.service import ConductorService, PeriodicIntervals
-from metalcast.config import ConductorSettings, Settings
+from metalcast.config import ConductorSettings, EventsSettings, Settings
 from metalcast.context import RequestContext
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
@@ -94,7 +94,9 @@ def settings_for(tmp_path: Path, **conductor: Any) -> Settings:
         "workers_pool_size": 8,
     }
     values.update(conductor)
-    return Settings(state_dir=tmp_path, conductor=ConductorSettings(**values))
+    # no webhook pass in the background: tests run it by hand
+    events = EventsSettings(webhook_interval=0)
+    return Settings(state_dir=tmp_path, conductor=ConductorSettings(**values), events=events)
 
 
 def make_env(tmp_path: Path, *, database_url: str | None = None) -> Iterator[Env]:

@@ -26,6 +26,7 @@ from metalcast.api.policy.rules.services import (
     EVENT_RULES,
     INSPECTION_RULE_RULES,
     METALCAST_RULES,
+    WEBHOOK_RULES,
 )
 
 __all__ = ["BASE_RULES", "BY_NAME", "RULES", "Rule", "Subject"]
@@ -40,6 +41,7 @@ RULES: tuple[Rule, ...] = (
     *CONDUCTOR_RULES,
     *ALLOCATION_RULES,
     *EVENT_RULES,
+    *WEBHOOK_RULES,
     *DEPLOY_TEMPLATE_RULES,
     *INSPECTION_RULE_RULES,
     *METALCAST_RULES,

@@ -99,6 +99,29 @@ ALLOCATION_RULES = (
 
 EVENT_RULES = (
     Rule("baremetal:events:post", SYSTEM_ADMIN, "Post events", (("POST", "/v1/events"),)),
+    Rule(
+        "baremetal:events:get",
+        API_READER,
+        "Watch or list node events (each only for a node the caller may get: baremetal:node:get)",
+        (("GET", "/v1/events"),),
+    ),
+)
+
+_W = "/v1/webhooks"
+WEBHOOK_RULES = (
+    Rule(
+        "baremetal:webhook:get",
+        SYSTEM_ADMIN,
+        "Retrieve webhooks and their deliveries",
+        (("GET", _W), ("GET", f"{_W}/{{webhook}}"), ("GET", f"{_W}/{{webhook}}/deliveries")),
+    ),
+    Rule("baremetal:webhook:create", SYSTEM_ADMIN, "Create a webhook", (("POST", _W),)),
+    Rule(
+        "baremetal:webhook:delete",
+        SYSTEM_ADMIN,
+        "Delete a webhook",
+        (("DELETE", f"{_W}/{{webhook}}"),),
+    ),
 )
 
 _T = "/v1/deploy_templates"
