@@ -1,8 +1,10 @@
 """The wire types of docs/agent-protocol.md: what the agent sends and understands.
 
-The conductor may import this module (it is standard library only) to share the
-TypedDicts of a heartbeat. Parsing an answer raises
-:class:`~metalcast_agent.errors.ApiError` when metalcast sent something malformed.
+Both sides use this module: the conductor imports it (the one import of the agent
+package that pyproject.toml's import contracts allow, as it is standard library only)
+for the TypedDicts of a command, a result, a progress report, a heartbeat reply and
+an inventory. Parsing an answer raises :class:`~metalcast_agent.errors.ApiError` when
+metalcast sent something malformed.
 """
 
 from __future__ import annotations
@@ -59,6 +61,14 @@ class HeartbeatBody(TypedDict, total=False):
     results: list[CommandResult]
     progress: ProgressReport
     log: list[str]
+
+
+class HeartbeatReply(TypedDict):
+    """The JSON body of a ``202`` heartbeat answer to a metalcast agent."""
+
+    ack: list[str]
+    command: CommandSpec | None
+    heartbeat_interval: float
 
 
 @dataclass(frozen=True, slots=True)

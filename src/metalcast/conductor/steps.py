@@ -136,9 +136,8 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
             args=step.get("args") or {},
         )
         _apply(task, outcome)
-        if outcome.agent_command is not None:
-            name, command_args = outcome.agent_command
-            direct.queue(task, direct.command(name, command_args))
+        if outcome.agent is not None:
+            direct.hand_over(task, outcome.agent)
         if outcome.result == StepResult.WAIT:
             return StepResult.WAIT
     finish(task, kind=kind)

@@ -13,6 +13,7 @@ from metalcast.drivers.base import (
     DeployInterface,
     ManagementInterface,
     PowerInterface,
+    StepOutcome,
     StepResult,
 )
 from metalcast.states import Event, PowerTarget
@@ -51,12 +52,10 @@ def deploy(task: NodeTask) -> None:
     call(task, BootInterface, "prepare the instance boot", lambda i, ctx: i.prepare_instance(ctx))
     task.update(deploy_step=dict(DEPLOY_STEP))
     task.save()
-    if direct.agent_driven(task):
-        direct.start_deploy(task)
-        task.process_event(Event.WAIT)
-        return
-    result = call(task, DeployInterface, "deploy", lambda i, ctx: i.deploy(ctx))
-    if result == StepResult.WAIT:
+    outcome = StepOutcome.of(call(task, DeployInterface, "deploy", lambda i, ctx: i.deploy(ctx)))
+    if outcome.agent is not None:
+        direct.hand_over(task, outcome.agent)
+    if outcome.result == StepResult.WAIT:
         task.process_event(Event.WAIT)
         return
     set_power(task, PowerTarget.ON)
