@@ -13,7 +13,7 @@ from metalcast_agent.imagewrite import write_image
 
 def get_inventory(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
     """The ``get_inventory`` command: CPUs, memory, disks, NICs, boot mode, DMI."""
-    return collect_inventory(ctx.env)
+    return dict(collect_inventory(ctx.env))
 
 
 def erase_disk_metadata(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:

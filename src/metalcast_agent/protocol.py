@@ -71,6 +71,80 @@ class HeartbeatReply(TypedDict):
     heartbeat_interval: float
 
 
+class InventoryCpu(TypedDict):
+    """The CPUs (Ironic's ``inventory.cpu``)."""
+
+    count: int
+    model_name: str | None
+    architecture: str
+    flags: list[str]
+    frequency: str | None
+
+
+class InventoryMemory(TypedDict):
+    """The memory (Ironic's ``inventory.memory``): ``total`` bytes the kernel sees,
+    ``physical_mb`` installed."""
+
+    total: int | None
+    physical_mb: int | None
+
+
+class InventoryDisk(TypedDict):
+    """A whole disk (an item of Ironic's ``inventory.disks``)."""
+
+    name: str
+    size: int
+    model: str | None
+    serial: str | None
+    wwn: str | None
+    vendor: str | None
+    rotational: bool
+    by_path: str | None
+
+
+class InventoryInterface(TypedDict):
+    """A NIC (an item of Ironic's ``inventory.interfaces``)."""
+
+    name: str
+    mac_address: str
+    ipv4_address: str | None
+    ipv6_address: str | None
+    has_carrier: bool
+    speed_mbps: int | None
+    #: LLDP TLVs as [type, hex value] pairs, when the agent heard any
+    lldp: list[list[object]] | None
+
+
+class InventorySystem(TypedDict):
+    """The DMI system information (Ironic's ``inventory.system_vendor``)."""
+
+    manufacturer: str | None
+    product_name: str | None
+    serial_number: str | None
+    uuid: str | None
+    firmware: dict[str, str | None]
+
+
+class InventoryBoot(TypedDict):
+    """How the machine booted (Ironic's ``inventory.boot``)."""
+
+    current_boot_mode: str
+    pxe_interface: str | None
+
+
+class Inventory(TypedDict):
+    """The ``get_inventory`` result: Ironic's inventory format."""
+
+    cpu: InventoryCpu
+    memory: InventoryMemory
+    disks: list[InventoryDisk]
+    interfaces: list[InventoryInterface]
+    system_vendor: InventorySystem
+    boot: InventoryBoot
+    bmc_address: str | None
+    hostname: str
+
+
 @dataclass(frozen=True, slots=True)
 class LookupAnswer:
     """What the agent keeps of a ``200`` lookup answer."""

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from metalcast.conductor import agent_state, direct
+from metalcast.conductor import agent_state, direct, inspection
 from metalcast.conductor.agent_state import AgentState
 from metalcast.conductor.flows.cleaning import run_cleaning
 from metalcast.conductor.interfaces import call
@@ -213,6 +213,8 @@ def _outcome(task: NodeTask, command: CommandSpec, result: CommandResult) -> str
     name = command["name"]
     if result.get("status") == "succeeded":
         found = result.get("result") or {}
+        if name == "get_inventory":
+            return inspection.receive(task, found)
         task.save(event=f"Agent: {name} succeeded{_summary(name, found)}", event_type="deploy")
         return None
     error = str(result.get("error") or "no error message")
@@ -242,6 +244,8 @@ def _continue(task: NodeTask, *, beat: _Heartbeat) -> None:
             _finish_deploy(task)
         elif phase is AgentPhase.CLEAN:
             _resume_cleaning(task)
+        elif phase is AgentPhase.INSPECT:
+            _finish_inspection(task)
 
 
 def _ironic_hook(task: NodeTask) -> None:
@@ -274,3 +278,9 @@ def _resume_cleaning(task: NodeTask) -> None:
     agent_state.store(task, replace(agent_state.of(task), resumed=True))
     task.process_event(Event.RESUME)
     run_cleaning(task)
+
+
+def _finish_inspection(task: NodeTask) -> None:
+    if task.state != PS.INSPECTWAIT:
+        return
+    inspection.finish(task)
