@@ -84,10 +84,13 @@ def hand_over(task: NodeTask, work: AgentWork) -> None:
     commands = [command(c.name, c.args) for c in work.commands]
     if work.phase is AgentPhase.DEPLOY:
         commands = [*_deploy_commands(task), *commands]
-    queue(task, *commands)
     state = agent_state.of(task)
-    if not (state.phase is work.phase and state.resumed):
-        boot_ramdisk(task, phase=work.phase)
+    if state.phase is work.phase and state.resumed:
+        queue(task, *commands)
+        return
+    # a new boot: whatever an aborted or timed-out phase left queued is dropped
+    agent_state.store(task, replace(state, commands=tuple(commands)))
+    boot_ramdisk(task, phase=work.phase)
 
 
 # ---------------------------------------------------------------------- phases

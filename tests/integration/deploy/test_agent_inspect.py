@@ -9,6 +9,9 @@ node's MAC is refused and changes nothing."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -111,6 +114,14 @@ def test_inspect_stores_the_inventory_sets_properties_and_creates_ports(
     ]  # fmt: skip
     events = [e["event"] for e in api(server, "GET", f"/v1/nodes/{uuid}/history")["history"]]
     assert any(f"ports created: {SECOND_MAC}" in e for e in events), events
+    # python-ironicclient's `baremetal node inventory save` reads the same
+    saved = subprocess.run(
+        [str(Path(sys.executable).parent / "baremetal"), "node", "inventory", "save", uuid],
+        env={**os.environ, "OS_ENDPOINT": server.url, "OS_AUTH_TYPE": "none"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout) == stored
 
 
 class HostileAgent:
