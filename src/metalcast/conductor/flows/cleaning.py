@@ -42,9 +42,8 @@ def run_cleaning(task: NodeTask) -> None:
     then ``available`` (automated) or ``manageable`` (manual).  Raises
     OperationFailed."""
     manual = task.node.target_provision_state == ProvisionState.MANAGEABLE.value
-    info = task.node.driver_internal_info
-    planned = info.get("clean_steps") or []
-    started = int(info.get("clean_step_index", -1)) >= 0
+    staged = steps.staged(task.node.driver_internal_info, kind="clean")
+    planned, started = staged.steps, staged.started
     agent = agent_state.of(task)
     # an interface that prepared by booting the agent: it is up now
     agent_up = agent.phase is AgentPhase.CLEAN and agent.resumed
