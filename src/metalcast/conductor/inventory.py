@@ -36,6 +36,8 @@ _SECTIONS: Mapping[str, type] = {
     "interfaces": list,
 }
 GIB = 2**30
+#: the longest cpu_arch taken from an inventory ("x86_64", "aarch64", "ppc64le", …)
+_MAX_ARCH = 32
 
 
 class InvalidInventory(InvalidInput):
@@ -153,8 +155,9 @@ def properties(inventory: Inventory, *, hints: object) -> dict[str, Any]:
     cpu, memory = inventory["cpu"], inventory["memory"]
     if _natural(cpu.get("count")) and cpu["count"] > 0:
         out["cpus"] = cpu["count"]
-    if isinstance(cpu.get("architecture"), str) and cpu["architecture"]:
-        out["cpu_arch"] = cpu["architecture"]
+    arch = cpu.get("architecture")
+    if isinstance(arch, str) and 0 < len(arch) <= _MAX_ARCH:
+        out["cpu_arch"] = arch
     physical, total = memory.get("physical_mb"), memory.get("total")
     if _natural(physical) and physical:
         out["memory_mb"] = physical

@@ -47,6 +47,13 @@ def test_root_device_hints_choose_the_disk_of_local_gb() -> None:
     assert "local_gb" not in inv.properties(checked, hints={"serial": "NONE"})
 
 
+def test_an_absurd_architecture_does_not_become_cpu_arch() -> None:
+    found = good()
+    found["cpu"]["architecture"] = "x" * 1000
+
+    assert "cpu_arch" not in inv.properties(inv.check(found), hints=None)
+
+
 def test_a_ten_megabyte_inventory_is_refused() -> None:
     huge = good()
     huge["disks"][0]["model"] = "x" * (10 * 2**20)
