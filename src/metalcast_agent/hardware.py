@@ -3,9 +3,9 @@
 
 Everything here reads files under the :class:`~metalcast_agent.environment.Environment`
 roots, so it works on a fake tree. A file that cannot be read is a missing value
-(``None``), never an error: firmware and drivers differ in what they expose. Not
-reported: LLDP (it needs listening on every NIC for up to 30 seconds) and the BMC
-address (it needs ipmitool and the IPMI kernel driver); both are ``None``.
+(``None``), never an error: firmware and drivers differ in what they expose. LLDP is
+heard only when the conductor allows listening for it (:mod:`metalcast_agent.lldp`).
+Not reported: the BMC address (it needs ipmitool and the IPMI kernel driver): ``None``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalcast_agent import lldp
 from metalcast_agent.environment import Environment
 from metalcast_agent.protocol import (
     Inventory,
@@ -70,7 +71,7 @@ class Interface:
     has_carrier: bool
     speed_mbps: int | None = None
 
-    def to_json(self) -> InventoryInterface:
+    def to_json(self, *, lldp: list[list[object]] | None = None) -> InventoryInterface:
         """The interface as the inventory reports it."""
         return InventoryInterface(
             name=self.name,
@@ -79,7 +80,7 @@ class Interface:
             ipv6_address=None,
             has_carrier=self.has_carrier,
             speed_mbps=self.speed_mbps,
-            lldp=None,
+            lldp=lldp,
         )
 
 
@@ -189,15 +190,18 @@ def mac_addresses(env: Environment, *, bootif: str | None = None) -> list[str]:
     return macs
 
 
-def collect_inventory(env: Environment) -> Inventory:
-    """The ``get_inventory`` result of docs/agent-protocol.md (Ironic's format)."""
+def collect_inventory(env: Environment, *, lldp_seconds: float = 0.0) -> Inventory:
+    """The ``get_inventory`` result of docs/agent-protocol.md (Ironic's format), with
+    the LLDP heard on each NIC within ``lldp_seconds``."""
     paths = _by_path(env)
+    nics = list_interfaces(env)
+    heard = lldp.listen([nic.name for nic in nics], lldp_seconds)
     efi = (env.sys_root / "firmware" / "efi").is_dir()
     return Inventory(
         cpu=_cpu(env),
         memory=_memory(env),
         disks=[disk.to_json(by_path=paths.get(disk.name)) for disk in list_disks(env)],
-        interfaces=[nic.to_json() for nic in list_interfaces(env)],
+        interfaces=[nic.to_json(lldp=heard.get(nic.name)) for nic in nics],
         system_vendor=_system(env),
         boot={"current_boot_mode": "uefi" if efi else "bios", "pxe_interface": _bootif(env)},
         bmc_address=None,
