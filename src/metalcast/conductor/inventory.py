@@ -36,6 +36,10 @@ _SECTIONS: Mapping[str, type] = {
     "interfaces": list,
 }
 GIB = 2**30
+#: the most NICs and disks an inventory may list: each NIC may become a port, and no
+#: server has more (a hostile one would otherwise create thousands)
+MAX_INTERFACES = 64
+MAX_DISKS = 256
 #: the longest cpu_arch taken from an inventory ("x86_64", "aarch64", "ppc64le", …)
 _MAX_ARCH = 32
 
@@ -53,7 +57,8 @@ def check(found: object) -> Inventory:
 
     Raises:
         InvalidInventory: too large, not an object with Ironic's sections, a control
-            character in a string, a NIC without a valid MAC, a disk without a size.
+            character in a string, too many NICs or disks, a NIC without a valid MAC,
+            a disk without a size.
     """
     size = len(json.dumps(found, separators=(",", ":")))
     if size > MAX_BYTES:
@@ -64,6 +69,8 @@ def check(found: object) -> Inventory:
         if not isinstance(found.get(key), kind):
             raise InvalidInventory(f"'{key}' is missing or not a {kind.__name__}")
     _check_strings(found, "inventory")
+    if len(found["interfaces"]) > MAX_INTERFACES or len(found["disks"]) > MAX_DISKS:
+        raise InvalidInventory(f"it lists more than {MAX_INTERFACES} NICs or {MAX_DISKS} disks")
     for index, nic in enumerate(found["interfaces"]):
         mac = nic.get("mac_address") if isinstance(nic, dict) else None
         if not isinstance(mac, str) or not _MAC.match(mac.lower()):

@@ -71,6 +71,12 @@ def test_a_ten_megabyte_inventory_is_refused() -> None:
         (lambda i: i["disks"][0].update(size=-1), "disk 0 has no name or no size"),
         (lambda i: i["system_vendor"].update(serial_number="S\x1b[2J"), "control character"),
         (lambda i: i["disks"][2].update(model="a\x00b"), "control character"),
+        (
+            lambda i: i.update(
+                interfaces=[{"mac_address": f"52:54:00:00:01:{n:02x}"} for n in range(65)]
+            ),
+            "more than 64 NICs",
+        ),
     ],
 )
 def test_malformed_or_hostile_inventories_are_refused(change: Any, message: str) -> None:
