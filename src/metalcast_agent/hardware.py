@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -256,7 +257,46 @@ def _physical_mb(env: Environment) -> int | None:
 
 
 def _by_path(env: Environment) -> dict[str, str]:
-    """udev's /dev/disk/by-path links of the whole disks: disk name -> link."""
+    """The /dev/disk/by-path name of each whole disk: disk name -> link.  udev's links
+    when it made them; else (the ramdisk runs no udev) the name udev's ``path_id``
+    gives, derived from sysfs, for the buses whose naming is simple: virtio-blk,
+    NVMe and virtio-scsi."""
+    found = _udev_by_path(env)
+    for disk in list_disks(env):
+        if disk.name not in found:
+            derived = _sysfs_path_id(env.sys_root / "block" / disk.name.removeprefix("/dev/"))
+            if derived is not None:
+                found[disk.name] = f"/dev/disk/by-path/{derived}"
+    return found
+
+
+_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_HCTL = re.compile(r"^\d+:\d+:\d+:\d+$")
+_NVME_NAMESPACE = re.compile(r"^nvme\d+(?:c\d+)?n(\d+)$")
+
+
+def _sysfs_path_id(block: Path) -> str | None:
+    """What udev's path_id (systemd 252) calls the disk at sysfs ``block``, for
+    virtio-blk (``virtio-pci-ADDR``), NVMe (``pci-ADDR-nvme-NS``) and virtio-scsi
+    (``pci-ADDR-scsi-H:C:T:L``); ``None`` for other buses."""
+    try:
+        parts = block.resolve(strict=True).parts
+    except OSError:
+        return None
+    pci = [i for i, part in enumerate(parts) if _PCI.match(part)]
+    if not pci:
+        return None
+    address, rest = parts[pci[-1]], parts[pci[-1] + 1 :]
+    namespace = _NVME_NAMESPACE.match(block.name)
+    if namespace is not None and any(p.startswith("nvme") for p in rest[:-1]):
+        return f"pci-{address}-nvme-{namespace.group(1)}"
+    hctl = [p for p in rest if _HCTL.match(p)]
+    if rest and rest[0].startswith("virtio"):
+        return f"pci-{address}-scsi-{hctl[-1]}" if hctl else f"virtio-pci-{address}"
+    return None
+
+
+def _udev_by_path(env: Environment) -> dict[str, str]:
     root = env.dev_root / "disk" / "by-path"
     try:
         links = sorted(root.iterdir())

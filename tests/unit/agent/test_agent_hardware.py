@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from agent_machine import MIB, FakeMachine, write
 
 from metalcast_agent.hardware import collect_inventory, interface_ipv4, list_disks, mac_addresses
@@ -156,3 +157,28 @@ def test_a_missing_sys_tree_means_no_disks(machine: FakeMachine) -> None:
     (machine.env.sys_root / "block").rmdir()
 
     assert list_disks(machine.env) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "expected"),
+    [
+        ("vdb", "pci0000:00/0000:00:05.0/virtio2/block", "virtio-pci-0000:00:05.0"),
+        ("nvme0n1", "pci0000:00/0000:00:06.0/nvme/nvme0", "pci-0000:00:06.0-nvme-1"),
+        ("sdb", "pci0000:00/0000:00:07.0/virtio3/host2/target2:0:1/2:0:1:0/block",
+         "pci-0000:00:07.0-scsi-2:0:1:0"),
+        ("sda", "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block", None),
+    ],
+)  # fmt: skip
+def test_without_udev_by_path_is_derived_from_sysfs(
+    machine: FakeMachine, name: str, device: str, expected: str | None
+) -> None:
+    """The ramdisk runs no udev: the name udev's path_id would give, from sysfs."""
+    real = machine.env.sys_root / "devices" / device / name
+    write(real / "size", f"{8 * 1024 * 2}\n")  # 8 MiB in sectors
+    (machine.env.sys_root / "block" / name).symlink_to(real)
+
+    disks = collect_inventory(machine.env)["disks"]
+
+    assert [(d["name"], d["by_path"]) for d in disks] == [
+        (f"/dev/{name}", f"/dev/disk/by-path/{expected}" if expected else None)
+    ]
