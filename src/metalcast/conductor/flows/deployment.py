@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import allocations, bios, direct, sources
+from dataclasses import replace
+
+from metalcast.conductor import agent_state, allocations, bios, direct, sources
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -76,9 +78,8 @@ def undeploy(task: NodeTask) -> None:
     # the allocation goes with the instance, as in Ironic (it clears instance_uuid)
     allocations.free_node(task)
     task.update(instance_info={}, instance_uuid=None, allocation_id=None, deploy_step=None)
-    task.set_internal(
-        agent_last_heartbeat=None, deploy_steps=None, **{sources.TENANT_SOURCES: None}
-    )
+    agent_state.store(task, replace(agent_state.of(task), last_heartbeat=None))
+    task.set_internal(deploy_steps=None, **{sources.TENANT_SOURCES: None})
     task.rt.discard_config_drive(task.uuid)
     task.process_event(Event.CLEAN)
     run_cleaning(task)
