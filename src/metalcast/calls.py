@@ -38,6 +38,7 @@ from metalcast.db.models import (
     VolumeTarget,
 )
 from metalcast.reports import AgentReport
+from metalcast_agent.protocol import HeartbeatReply
 
 T = TypeVar("T", covariant=True)
 
@@ -314,7 +315,7 @@ class AgentLookup(Call[str]):
 
 
 @dataclass(frozen=True, slots=True)
-class AgentHeartbeat(Call[dict[str, Any]]):
+class AgentHeartbeat(Call[HeartbeatReply]):
     """Record the agent's heartbeat; the reply for the agent (``ack``, its next
     ``command``, ``heartbeat_interval``).  Conflict (409) when the node is not in a
     state where an agent is expected, or is locked; Forbidden (403) for a bad token."""

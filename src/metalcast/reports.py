@@ -3,9 +3,9 @@ API hands it to the conductor."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from metalcast_agent.protocol import CommandResult, ProgressReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,9 +17,9 @@ class AgentReport:
     agent_version: str | None = None
     #: the token the lookup gave; never logged
     token: str | None = field(default=None, repr=False)
-    #: finished commands: {"id", "name", "status", "result", "error"}
-    results: tuple[Mapping[str, Any], ...] = ()
-    #: the running command's progress: {"id", "name", "done", "total", "rate"}
-    progress: Mapping[str, Any] | None = None
+    #: finished commands (the API checked only that each is an object with an id)
+    results: tuple[CommandResult, ...] = ()
+    #: the running command's progress (an object; its fields unchecked)
+    progress: ProgressReport | None = None
     #: log lines since the last accepted heartbeat
     log: tuple[str, ...] = ()

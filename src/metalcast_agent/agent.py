@@ -171,7 +171,14 @@ class Agent:
 
     def _heartbeat_failed(self, exc: ApiError) -> None:
         self._not_found = self._not_found + 1 if exc.status == 404 else 0
-        if exc.status in (401, 403):
+        if exc.status == 413:
+            # a result the server will never take: report the failure instead, so that
+            # the node learns why rather than waiting for a heartbeat that never fits
+            _log.error("%s: reporting the results as failed instead", exc.message)
+            self.runner.fail_results(
+                "the result is larger than metalcast accepts in a heartbeat (HTTP 413)"
+            )
+        elif exc.status in (401, 403):
             _log.warning("%s: the agent token was refused; looking the node up again", exc.message)
             self.node_uuid = None
         elif self._not_found >= NOT_FOUND_LIMIT:

@@ -159,6 +159,19 @@ class CommandRunner:
         with self._lock:
             return list(self._results.values())
 
+    def fail_results(self, error: str) -> None:
+        """Replace every unacknowledged result by a failure saying ``error`` (for results
+        the conductor refused to take)."""
+        with self._lock:
+            for command_id, outcome in list(self._results.items()):
+                self._results[command_id] = CommandResult(
+                    id=outcome["id"],
+                    name=outcome["name"],
+                    status="failed",
+                    result={},
+                    error=f"{outcome['name']}: {error}",
+                )
+
     def acknowledge(self, ids: Sequence[str]) -> None:
         """Forget the results the conductor stored."""
         with self._lock:

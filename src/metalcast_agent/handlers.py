@@ -7,13 +7,18 @@ from collections.abc import Mapping
 from metalcast_agent.commands import CommandContext, Handler, arg_str_list
 from metalcast_agent.configdrive import write_configdrive
 from metalcast_agent.disks import disks_named, erase_metadata
+from metalcast_agent.errors import InvalidArguments
 from metalcast_agent.hardware import collect_inventory
 from metalcast_agent.imagewrite import write_image
 
 
 def get_inventory(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
-    """The ``get_inventory`` command: CPUs, memory, disks, NICs, boot mode, DMI."""
-    return collect_inventory(ctx.env)
+    """The ``get_inventory`` command: CPUs, memory, disks, NICs (with the LLDP heard
+    within ``lldp_seconds``, at most 60), boot mode, DMI."""
+    seconds = args.get("lldp_seconds") or 0
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 60:
+        raise InvalidArguments("get_inventory argument 'lldp_seconds' must be 0 to 60 seconds")
+    return dict(collect_inventory(ctx.env, lldp_seconds=float(seconds)))
 
 
 def erase_disk_metadata(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:

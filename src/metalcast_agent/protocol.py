@@ -1,8 +1,10 @@
 """The wire types of docs/agent-protocol.md: what the agent sends and understands.
 
-The conductor may import this module (it is standard library only) to share the
-TypedDicts of a heartbeat. Parsing an answer raises
-:class:`~metalcast_agent.errors.ApiError` when metalcast sent something malformed.
+Both sides use this module: the conductor imports it (the one import of the agent
+package that pyproject.toml's import contracts allow, as it is standard library only)
+for the TypedDicts of a command, a result, a progress report, a heartbeat reply and
+an inventory. Parsing an answer raises :class:`~metalcast_agent.errors.ApiError` when
+metalcast sent something malformed.
 """
 
 from __future__ import annotations
@@ -59,6 +61,88 @@ class HeartbeatBody(TypedDict, total=False):
     results: list[CommandResult]
     progress: ProgressReport
     log: list[str]
+
+
+class HeartbeatReply(TypedDict):
+    """The JSON body of a ``202`` heartbeat answer to a metalcast agent."""
+
+    ack: list[str]
+    command: CommandSpec | None
+    heartbeat_interval: float
+
+
+class InventoryCpu(TypedDict):
+    """The CPUs (Ironic's ``inventory.cpu``)."""
+
+    count: int
+    model_name: str | None
+    architecture: str
+    flags: list[str]
+    frequency: str | None
+
+
+class InventoryMemory(TypedDict):
+    """The memory (Ironic's ``inventory.memory``): ``total`` bytes the kernel sees,
+    ``physical_mb`` installed."""
+
+    total: int | None
+    physical_mb: int | None
+
+
+class InventoryDisk(TypedDict):
+    """A whole disk (an item of Ironic's ``inventory.disks``)."""
+
+    name: str
+    size: int
+    model: str | None
+    serial: str | None
+    wwn: str | None
+    vendor: str | None
+    rotational: bool
+    by_path: str | None
+
+
+class InventoryInterface(TypedDict):
+    """A NIC (an item of Ironic's ``inventory.interfaces``)."""
+
+    name: str
+    mac_address: str
+    ipv4_address: str | None
+    ipv6_address: str | None
+    has_carrier: bool
+    speed_mbps: int | None
+    #: LLDP TLVs as [type, hex value] pairs, when the agent heard any
+    lldp: list[list[object]] | None
+
+
+class InventorySystem(TypedDict):
+    """The DMI system information (Ironic's ``inventory.system_vendor``)."""
+
+    manufacturer: str | None
+    product_name: str | None
+    serial_number: str | None
+    uuid: str | None
+    firmware: dict[str, str | None]
+
+
+class InventoryBoot(TypedDict):
+    """How the machine booted (Ironic's ``inventory.boot``)."""
+
+    current_boot_mode: str
+    pxe_interface: str | None
+
+
+class Inventory(TypedDict):
+    """The ``get_inventory`` result: Ironic's inventory format."""
+
+    cpu: InventoryCpu
+    memory: InventoryMemory
+    disks: list[InventoryDisk]
+    interfaces: list[InventoryInterface]
+    system_vendor: InventorySystem
+    boot: InventoryBoot
+    bmc_address: str | None
+    hostname: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -500,6 +500,8 @@ NODE_ACTIONS: tuple[Action, ...] = (
         fresh="node with vif",
     ),
     _node("history", "GET", "/history", f"{_N}history:get"),
+    # the walked node was never inspected: whoever may read it gets Ironic's 404
+    _node("inventory", "GET", "/inventory", f"{_N}inventory:get", status=404),
     _node("history event", "GET", "/history/{event}", f"{_N}history:get"),
     _node("node vendor methods", "GET", "/vendor_passthru/methods", f"{_N}vendor_passthru"),
     _node(

@@ -136,6 +136,7 @@ FEATURES: Mapping[str, Version] = {
     "deploy_verbs": _v(73),
     "boot_mode": _v(75),
     "history": _v(78),
+    "inventory": _v(81),
     "firmware_interface": _v(86),
     "service": _v(87),
     "port_name": _v(88),

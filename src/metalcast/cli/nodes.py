@@ -323,6 +323,48 @@ def history(
     stdout().print(table(columns, history_rows(events), wrap="Event"))
 
 
+def inventory_summary(inventory: Mapping[str, Any]) -> dict[str, Any]:
+    """The lines of ``node inventory`` about the machine as a whole."""
+    cpu, memory = inventory.get("cpu") or {}, inventory.get("memory") or {}
+    system, boot = inventory.get("system_vendor") or {}, inventory.get("boot") or {}
+    return {
+        "system": " ".join(str(system.get(k) or "") for k in ("manufacturer", "product_name")),
+        "serial": system.get("serial_number"),
+        "cpus": f"{cpu.get('count')} x {cpu.get('model_name')} ({cpu.get('architecture')})",
+        "memory_mb": memory.get("physical_mb") or (memory.get("total") or 0) // 2**20,
+        "boot_mode": boot.get("current_boot_mode"),
+        "pxe_interface": boot.get("pxe_interface"),
+        "bmc_address": inventory.get("bmc_address"),
+    }
+
+
+@app.command()
+def inventory(ctx: typer.Context, node: NodeArg) -> None:
+    """Show the hardware the node's agent reported at its last inspection (`--json`:
+    the inventory and plugin data as the API returns them)."""
+    session = session_of(ctx)
+    found = session.client.get(node_path(node, "inventory"))
+    if session.as_json:
+        print_json(found)
+        return
+    data = found.get("inventory") or {}
+    summary = inventory_summary(data)
+    out = stdout()
+    out.print(fields_table(summary, list(summary), title=f"Inventory of {node}"))
+    disks = [
+        [d.get("name"), d.get("size"), d.get("model"), d.get("serial"), d.get("wwn"),
+         d.get("rotational"), d.get("by_path")]
+        for d in data.get("disks") or []
+    ]  # fmt: skip
+    out.print(table(("Disk", "Bytes", "Model", "Serial", "WWN", "Rotational", "By path"), disks))
+    nics = [
+        [n.get("name"), n.get("mac_address"), n.get("ipv4_address"), n.get("speed_mbps"),
+         n.get("has_carrier")]
+        for n in data.get("interfaces") or []
+    ]  # fmt: skip
+    out.print(table(("NIC", "MAC", "IPv4", "Mb/s", "Carrier"), nics))
+
+
 @maintenance_app.command("set")
 def maintenance_set(ctx: typer.Context, node: NodeArg, *, reason: Text_ = None) -> None:
     """Put the node in maintenance: metalcast stops acting on it."""

@@ -27,23 +27,27 @@ Errors::
 
 from __future__ import annotations
 
+import enum
 import functools
 import hmac
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from metalcast import metrics
-from metalcast.conductor import direct
+from metalcast.conductor import agent_state, direct, inspection
+from metalcast.conductor.agent_state import AgentState
 from metalcast.conductor.flows.cleaning import run_cleaning
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
 from metalcast.conductor.workers import start_async
-from metalcast.drivers.base import DeployInterface
+from metalcast.drivers.base import AgentPhase, DeployInterface
 from metalcast.errors import Conflict, Forbidden
 from metalcast.reports import AgentReport
 from metalcast.states import AGENT_STATES, Event, ProvisionState
+from metalcast_agent.protocol import CommandResult, CommandSpec, HeartbeatReply
 
 PS = ProvisionState
 
@@ -79,10 +83,11 @@ def issue_token(rt: Runtime, node_id: int, *, user: str) -> str:
     with acquire(rt, node_id, user=user, purpose="agent lookup") as task:
         if task.state not in AGENT_STATES:
             raise NotAgentState(task.uuid)
-        if task.node.driver_internal_info.get("agent_token_hash"):
+        state = agent_state.of(task)
+        if state.up:
             return MASKED_TOKEN
         token = secrets.token_urlsafe(32)
-        task.set_internal(agent_token_hash=direct.token_hash(token))
+        agent_state.store(task, replace(state, token_hash=direct.token_hash(token)))
         task.save()
         return token
 
@@ -90,77 +95,90 @@ def issue_token(rt: Runtime, node_id: int, *, user: str) -> str:
 # ------------------------------------------------------------------- heartbeat
 
 
-def heartbeat(rt: Runtime, node_id: int, report: AgentReport, *, user: str) -> dict[str, Any]:
+class Then(enum.Enum):
+    """What the worker does after a heartbeat was recorded."""
+
+    NOTHING = enum.auto()
+    FAIL = enum.auto()  #: a command failed: the node goes to its failure state
+    CONTINUE = enum.auto()  #: the queue is done: the agent's phase goes on
+    IRONIC_HOOK = enum.auto()  #: not metalcast's agent: the deploy interface's hook
+
+
+@dataclass(slots=True)
+class _Heartbeat:
+    """What recording a heartbeat decided, for the reply and for the worker."""
+
+    reply: HeartbeatReply | None = None
+    then: Then = Then.NOTHING
+    failure: str = ""
+
+
+def heartbeat(rt: Runtime, node_id: int, report: AgentReport, *, user: str) -> HeartbeatReply:
     """Record ``report``; the reply for the agent.
 
     Raises:
         NotAgentState, Forbidden, NodeLocked, NotFound, NoFreeWorker.
     """
-    reply: dict[str, Any] = {}
+    beat = _Heartbeat()
     start_async(
         rt,
         node_id,
         user=user,
         purpose="agent heartbeat",
-        begin=functools.partial(_record, report=report, reply=reply),
-        work=functools.partial(_continue, reply=reply),
+        begin=functools.partial(_record, report=report, beat=beat),
+        work=functools.partial(_continue, beat=beat),
     )
-    return {k: v for k, v in reply.items() if not k.startswith("_")}
+    assert beat.reply is not None  # _record set it or raised
+    return beat.reply
 
 
-def _record(task: NodeTask, *, report: AgentReport, reply: dict[str, Any]) -> None:
+def _record(task: NodeTask, *, report: AgentReport, beat: _Heartbeat) -> None:
     if task.state not in AGENT_STATES:
         raise NotAgentState(task.uuid)
-    info = task.node.driver_internal_info
-    _check_token(task, report.token)
-    task.set_internal(
-        agent_url=report.callback_url,
-        agent_version=report.agent_version or LEGACY_AGENT_VERSION,
-        agent_last_heartbeat=task.rt.clock.now().isoformat(),
-    )
+    before = agent_state.of(task)
+    _check_token(task, before, report.token)
+    log = before.log
     if report.log:
-        kept = [*list(info.get("agent_log") or []), *report.log][-direct.AGENT_LOG_LINES :]
-        task.set_internal(agent_log=kept)
-    # the agent reports progress only while a command runs: none means it is idle
-    progress = dict(report.progress) if report.progress is not None else None
-    if progress != info.get("agent_progress"):
-        task.set_internal(agent_progress=progress)
+        log = (*before.log, *report.log)[-direct.AGENT_LOG_LINES :]
+    state = replace(
+        before,
+        url=report.callback_url,
+        version=report.agent_version or LEGACY_AGENT_VERSION,
+        last_heartbeat=task.rt.clock.now().isoformat(),
+        log=log,
+        # the agent reports progress only while a command runs: none means it is idle
+        progress=report.progress,
+    )
+    agent_state.store(task, state)
     acked, failure = _take_results(task, report.results)
-    pending = list(task.node.driver_internal_info.get("agent_commands") or [])
-    reply.update(ack=acked, command=direct.signed(task, pending[0]) if pending else None)
-    reply["heartbeat_interval"] = HEARTBEAT_INTERVAL
+    pending = agent_state.of(task).commands
+    command = direct.signed(task, pending[0]) if pending and failure is None else None
+    beat.reply = HeartbeatReply(ack=acked, command=command, heartbeat_interval=HEARTBEAT_INTERVAL)
     if failure is not None:
-        reply["command"] = None
-        reply["_next"] = functools.partial(_fail, reason=failure)
-    elif not pending and info.get("agent_phase") and _agent_up(task):
-        reply["_next"] = _next_step_of(task)
-    elif not info.get("agent_phase"):
-        reply["_next"] = _ironic_hook
+        beat.then, beat.failure = Then.FAIL, failure
+    elif not pending and state.phase is not None and state.up:
+        beat.then = Then.CONTINUE
+    elif state.phase is None:
+        beat.then = Then.IRONIC_HOOK
     task.save()
 
 
-def _check_token(task: NodeTask, token: str | None) -> None:
-    info = task.node.driver_internal_info
-    expected = info.get("agent_token_hash")
-    if expected is None and token is None and not info.get("agent_phase"):
+def _check_token(task: NodeTask, state: AgentState, token: str | None) -> None:
+    expected = state.token_hash
+    if expected is None and token is None and state.phase is None:
         return  # an Ironic agent before its lookup
     if token is None or expected is None:
         raise Forbidden("This heartbeat needs the agent token given by the lookup.")
-    if not hmac.compare_digest(str(expected).encode(), direct.token_hash(token).encode()):
+    if not hmac.compare_digest(expected.encode(), direct.token_hash(token).encode()):
         raise Forbidden("Wrong agent token: look the node up again.")
 
 
-def _agent_up(task: NodeTask) -> bool:
-    """Whether the agent of a node waiting for one has heartbeated with a token."""
-    return bool(task.node.driver_internal_info.get("agent_token_hash"))
-
-
 def _take_results(
-    task: NodeTask, results: tuple[Mapping[str, Any], ...]
+    task: NodeTask, results: tuple[CommandResult, ...]
 ) -> tuple[list[str], str | None]:
     """Store the results of queued commands; the ids acknowledged, and the failure
     message when one failed."""
-    pending = list(task.node.driver_internal_info.get("agent_commands") or [])
+    pending = list(agent_state.of(task).commands)
     acked: list[str] = []
     failure: str | None = None
     for result in results:
@@ -172,32 +190,34 @@ def _take_results(
         pending.remove(current)
         failure = failure or _outcome(task, current, result)
         pending = _with_root_device(pending, current, result)
-    task.set_internal(agent_commands=pending or None)
+    agent_state.store(task, replace(agent_state.of(task), commands=tuple(pending)))
     return acked, failure
 
 
 def _with_root_device(
-    pending: list[dict[str, Any]], done: Mapping[str, Any], result: Mapping[str, Any]
-) -> list[dict[str, Any]]:
+    pending: list[CommandSpec], done: CommandSpec, result: CommandResult
+) -> list[CommandSpec]:
     """The config drive goes on the disk the image was written to, which the agent
     chose: pass its name on to the write_configdrive still queued."""
     device = (result.get("result") or {}).get("device")
     if done["name"] != "write_image" or not device:
         return pending
     return [
-        {**c, "args": {**c["args"], "device": device}} if c["name"] == "write_configdrive" else c
+        CommandSpec(id=c["id"], name=c["name"], args={**c["args"], "device": device})
+        if c["name"] == "write_configdrive"
+        else c
         for c in pending
     ]
 
 
-def _outcome(task: NodeTask, command: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
+def _outcome(task: NodeTask, command: CommandSpec, result: CommandResult) -> str | None:
     name = command["name"]
     _count(name, result)
     if result.get("status") == "succeeded":
-        summary = _summary(name, result.get("result") or {})
-        task.save(event=f"Agent: {name} succeeded{summary}", event_type="deploy")
+        found = result.get("result") or {}
         if name == "get_inventory":
-            task.set_internal(agent_inventory=result.get("result"))
+            return inspection.receive(task, found)
+        task.save(event=f"Agent: {name} succeeded{_summary(name, found)}", event_type="deploy")
         return None
     error = str(result.get("error") or "no error message")
     return f"The agent's {name} failed: {error}"
@@ -234,19 +254,19 @@ def _summary(name: str, result: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------ continuing
 
 
-Next = Callable[[NodeTask], None]
-
-
-def _next_step_of(task: NodeTask) -> Next:
-    if task.node.driver_internal_info.get("agent_phase") == "deploy":
-        return _finish_deploy
-    return _resume_cleaning
-
-
-def _continue(task: NodeTask, *, reply: dict[str, Any]) -> None:
-    step: Next | None = reply.get("_next")
-    if step is not None:
-        step(task)
+def _continue(task: NodeTask, *, beat: _Heartbeat) -> None:
+    if beat.then is Then.FAIL:
+        _fail(task, reason=beat.failure)
+    elif beat.then is Then.IRONIC_HOOK:
+        _ironic_hook(task)
+    elif beat.then is Then.CONTINUE:
+        phase = agent_state.of(task).phase
+        if phase is AgentPhase.DEPLOY:
+            _finish_deploy(task)
+        elif phase is AgentPhase.CLEAN:
+            _resume_cleaning(task)
+        elif phase is AgentPhase.INSPECT:
+            _finish_inspection(task)
 
 
 def _ironic_hook(task: NodeTask) -> None:
@@ -257,8 +277,7 @@ def _ironic_hook(task: NodeTask) -> None:
 
 
 def _fail(task: NodeTask, *, reason: str) -> None:
-    lines = task.node.driver_internal_info.get("agent_log") or []
-    tail = "\n".join(str(line) for line in lines[-20:])
+    tail = "\n".join(agent_state.of(task).log[-20:])
     direct.forget(task)
     if tail:
         task.save(event=f"Agent log before the failure:\n{tail}", event_type="deploy")
@@ -277,6 +296,12 @@ def _finish_deploy(task: NodeTask) -> None:
 def _resume_cleaning(task: NodeTask) -> None:
     if task.state != PS.CLEANWAIT:
         return
-    task.set_internal(agent_phase="clean-running")
+    agent_state.store(task, replace(agent_state.of(task), resumed=True))
     task.process_event(Event.RESUME)
     run_cleaning(task)
+
+
+def _finish_inspection(task: NodeTask) -> None:
+    if task.state != PS.INSPECTWAIT:
+        return
+    inspection.finish(task)

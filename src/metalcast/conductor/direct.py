@@ -13,15 +13,11 @@ in a worker:
 
 Every phase's start, end and duration lands in the node's history.
 
-Keys in ``driver_internal_info``::
-
-    agent_commands        the queue: [{"id", "name", "args"}], the first one current
-    agent_phase           "deploy" or "clean": what an empty queue continues
-    agent_token_hash      sha256 of the token the agent was given at lookup
-    agent_phase_started   ISO time the current phase began (for durations)
-    agent_progress        the agent's last progress report
-    agent_log             the last lines of the agent's log
-    tenant_sources        fetched instance_info keys a non-administrator set (.sources)
+Every interface asks for the agent the same way: it returns a
+:class:`~metalcast.drivers.base.StepOutcome` carrying
+:class:`~metalcast.drivers.base.AgentWork` (from ``deploy``, ``prepare_cleaning``, a
+clean step or ``inspect_hardware``), which :func:`hand_over` carries out.  What the
+conductor keeps of the agent is an :class:`~metalcast.conductor.agent_state.AgentState`.
 
 The queued ``url`` of a download is a path under the boot HTTP server's /images/;
 each heartbeat reply carries it signed for the node and its agent token, valid for
@@ -35,16 +31,22 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from metalcast.agent_downloads import token_hash as token_hash
-from metalcast.conductor import sources
-from metalcast.conductor.interfaces import OperationFailed, call, interface_of
+from metalcast.conductor import agent_state, sources
+from metalcast.conductor.interfaces import OperationFailed, call
 from metalcast.conductor.power import set_power
 from metalcast.conductor.task import NodeTask
-from metalcast.drivers.base import BootInterface, DeployInterface, ManagementInterface
+from metalcast.drivers.base import (
+    AgentPhase,
+    AgentWork,
+    BootInterface,
+    ManagementInterface,
+)
 from metalcast.errors import InvalidInput, MetalcastError
 from metalcast.images.configdrive import (
     ConfigDriveImage,
@@ -55,6 +57,7 @@ from metalcast.images.configdrive import (
 )
 from metalcast.images.source import parse_image_source
 from metalcast.states import PowerTarget
+from metalcast_agent.protocol import CommandSpec
 
 #: how many of the agent's log lines a node keeps
 AGENT_LOG_LINES = 200
@@ -62,21 +65,32 @@ AGENT_LOG_LINES = 200
 DOWNLOADS = "/images/"
 
 
-def agent_driven(task: NodeTask) -> bool:
-    """Whether the node's deploy interface hands its work to the agent."""
-    deploy = interface_of(task.rt, task.node, cls=DeployInterface)
-    return bool(getattr(deploy, "agent_driven", False))
-
-
-def command(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+def command(name: str, args: Mapping[str, Any]) -> CommandSpec:
     """A queued agent command with a fresh id."""
-    return {"id": uuidlib.uuid4().hex, "name": name, "args": dict(args)}
+    return CommandSpec(id=uuidlib.uuid4().hex, name=name, args=dict(args))
 
 
-def queue(task: NodeTask, *commands: dict[str, Any]) -> None:
+def queue(task: NodeTask, *commands: CommandSpec) -> None:
     """Append ``commands`` to the node's agent queue (saved with the next save)."""
-    pending = list(task.node.driver_internal_info.get("agent_commands") or [])
-    task.set_internal(agent_commands=[*pending, *commands])
+    state = agent_state.of(task)
+    agent_state.store(task, replace(state, commands=(*state.commands, *commands)))
+
+
+def hand_over(task: NodeTask, work: AgentWork) -> None:
+    """Carry out what an interface asked of the agent: queue its commands (for a
+    deploy, first those that write the instance) and, unless the agent is already up
+    for ``work.phase``, boot the node into the deploy ramdisk.  The caller moves the
+    node to its wait state.  Raises OperationFailed."""
+    commands = [command(c.name, c.args) for c in work.commands]
+    if work.phase is AgentPhase.DEPLOY:
+        commands = [*_deploy_commands(task), *commands]
+    state = agent_state.of(task)
+    if state.phase is work.phase and state.resumed:
+        queue(task, *commands)
+        return
+    # a new boot: whatever an aborted or timed-out phase left queued is dropped
+    agent_state.store(task, replace(state, commands=tuple(commands)))
+    boot_ramdisk(task, phase=work.phase)
 
 
 # ---------------------------------------------------------------------- phases
@@ -98,7 +112,7 @@ def prepare_ramdisk_boot(task: NodeTask) -> None:
     task.update(conductor_affinity=task.rt.conductor_id)
 
 
-def boot_ramdisk(task: NodeTask, *, phase: str) -> None:
+def boot_ramdisk(task: NodeTask, *, phase: AgentPhase) -> None:
     """Make the node network-boot into the deploy ramdisk and (re)start it.  A new
     token is issued at the agent's next lookup.  Raises OperationFailed."""
     started = time.monotonic()
@@ -110,18 +124,23 @@ def boot_ramdisk(task: NodeTask, *, phase: str) -> None:
         lambda i, c: i.set_boot_device(c, "pxe", persistent=False),
     )
     set_power(task, PowerTarget.REBOOT)
-    task.set_internal(
-        agent_phase=phase,
-        agent_token_hash=None,
-        agent_phase_started=task.rt.clock.now().isoformat(),
-        agent_progress=None,
+    state = agent_state.of(task)
+    agent_state.store(
+        task,
+        replace(
+            state,
+            phase=phase,
+            resumed=False,
+            token_hash=None,
+            phase_started=task.rt.clock.now().isoformat(),
+            progress=None,
+        ),
     )
     phase_event(task, "Deploy ramdisk booting; waiting for the agent", started=started)
 
 
-def start_deploy(task: NodeTask) -> None:
-    """Cache the image, build the config drive, queue the agent's commands and boot
-    the ramdisk.  The caller moves the node to ``wait call-back``.
+def _deploy_commands(task: NodeTask) -> list[CommandSpec]:
+    """Cache the image, build the config drive: the agent's commands that write them.
 
     Raises:
         OperationFailed: a bad image description, a download or checksum failure, a
@@ -163,8 +182,7 @@ def start_deploy(task: NodeTask) -> None:
     drive = _config_drive(task)
     if drive is not None:
         commands.append(command("write_configdrive", drive))
-    task.set_internal(agent_commands=commands)
-    boot_ramdisk(task, phase="deploy")
+    return commands
 
 
 def _revealed(task: NodeTask) -> dict[str, Any]:
@@ -216,21 +234,25 @@ def _fetch_config_drive(
     )
 
 
-def signed(task: NodeTask, command: Mapping[str, Any]) -> dict[str, Any]:
+def signed(task: NodeTask, command: CommandSpec) -> CommandSpec:
     """``command`` as handed to the agent: a download ``url`` signed for this node and
     its agent token (unchanged without a token or a signer: the boot server refuses
     it then)."""
-    url = command.get("args", {}).get("url")
-    expected = task.node.driver_internal_info.get("agent_token_hash")
+    url = command["args"].get("url")
+    expected = agent_state.of(task).token_hash
     signer = task.rt.signer
     if not isinstance(url, str) or not url.startswith(DOWNLOADS) or signer is None:
-        return dict(command)
-    if not isinstance(expected, str):
-        return dict(command)
+        return command
+    if expected is None:
+        return command
     now = task.rt.clock.now().replace(tzinfo=UTC)  # the clock's time is naive UTC
     expires = int(now.timestamp() + task.rt.agent_url_ttl)
     path = signer.sign(url, node=task.uuid, token_sha256=expected, expires=expires)
-    return {**command, "args": {**command["args"], "url": task.rt.download_base + path}}
+    return CommandSpec(
+        id=command["id"],
+        name=command["name"],
+        args={**command["args"], "url": task.rt.download_base + path},
+    )
 
 
 def finish_deploy(task: NodeTask) -> None:
@@ -259,21 +281,15 @@ def end_cleaning(task: NodeTask) -> None:
 
 def forget(task: NodeTask) -> None:
     """Drop the agent's queue, token, phase and progress; unpin the node's image."""
-    task.set_internal(
-        agent_commands=None,
-        agent_phase=None,
-        agent_token_hash=None,
-        agent_phase_started=None,
-        agent_progress=None,
-    )
+    agent_state.forget(task)
     if task.rt.images is not None:
         task.rt.images.unpin_all(task.uuid)
     task.rt.discard_config_drive(task.uuid)
 
 
 def phase_seconds(task: NodeTask) -> float | None:
-    started = task.node.driver_internal_info.get("agent_phase_started")
-    if not isinstance(started, str):
+    started = agent_state.of(task).phase_started
+    if started is None:
         return None
     try:
         return (task.rt.clock.now() - datetime.fromisoformat(started)).total_seconds()

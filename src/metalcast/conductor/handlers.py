@@ -28,6 +28,7 @@ from metalcast.conductor import (
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.context import RequestContext
 from metalcast.db.models import Allocation, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast_agent.protocol import HeartbeatReply
 
 if TYPE_CHECKING:
     from metalcast.conductor.service import ConductorService
@@ -230,7 +231,7 @@ def _agent_lookup(s: ConductorService, r: c.AgentLookup, ctx: RequestContext) ->
 @handles(c.AgentHeartbeat)
 def _agent_heartbeat(
     s: ConductorService, r: c.AgentHeartbeat, ctx: RequestContext
-) -> dict[str, Any]:
+) -> HeartbeatReply:
     return agent.heartbeat(s.rt, r.node_id, r.report, user=ctx.who)
 
 

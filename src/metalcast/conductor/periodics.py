@@ -15,9 +15,8 @@ import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from metalcast.conductor import boot_mode
+from metalcast.conductor import agent_state, boot_mode
 from metalcast.conductor.interfaces import OperationFailed
 from metalcast.conductor.power import RESULT_OF, get_power, set_power
 from metalcast.conductor.runtime import Runtime
@@ -268,7 +267,7 @@ def timeout_message(node: Node, *, setting: str, limit: float, since: datetime) 
     """The ``last_error`` of a node whose wait timed out: who went silent, since when."""
     state = PS(node.provision_state)
     what = WAIT_TIMEOUTS[state][1]
-    last: Any = node.driver_internal_info.get("agent_last_heartbeat")
+    last = agent_state.read(node.driver_internal_info).last_heartbeat
     side = f"the last agent heartbeat was at {last}" if last else "the agent never heartbeated"
     return (
         f"Timeout reached while waiting for {what} for node {node.uuid} in state "

@@ -2,7 +2,9 @@
 
 A node's step list lives in ``driver_internal_info["<kind>_steps"]`` with the index of
 the last step started in ``"<kind>_step_index"``, so that a step that waits for the
-agent can be resumed where it stopped.  While a step runs, the node's ``clean_step``
+agent can be resumed where it stopped; :func:`staged` reads them as one
+:class:`StagedSteps`, and only this module writes them (and the node task, which
+drops them when an operation fails).  While a step runs, the node's ``clean_step``
 (or ``service_step``) field shows it, as Ironic's does.  What a step reports it
 changed (a :class:`~metalcast.drivers.base.StepOutcome`, e.g. the RAID configuration it
 applied) is recorded as soon as it returns.
@@ -16,6 +18,7 @@ Errors::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from metalcast.conductor import direct, raid
@@ -38,6 +41,37 @@ STEP_FIELD: Mapping[str, str] = {
     "service": "service_step",
     "deploy": "deploy_step",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class StagedSteps:
+    """The steps an operation of one kind runs, and the index of the last started."""
+
+    steps: tuple[dict[str, Any], ...] = ()
+    index: int = -1
+
+    @property
+    def started(self) -> bool:
+        """Whether a step was started."""
+        return self.index >= 0
+
+
+def staged(info: Mapping[str, Any], *, kind: str) -> StagedSteps:
+    """The ``kind`` steps staged in ``info`` (a node's ``driver_internal_info``)."""
+    listed = info.get(f"{kind}_steps")
+    index = info.get(f"{kind}_step_index")
+    return StagedSteps(
+        steps=tuple(s for s in listed if isinstance(s, dict)) if isinstance(listed, list) else (),
+        index=index if isinstance(index, int) and not isinstance(index, bool) else -1,
+    )
+
+
+def _store(task: NodeTask, *, kind: str, steps: StagedSteps | None) -> None:
+    """Write (or with ``None`` remove) the ``kind`` steps (saved with the next save)."""
+    if steps is None:
+        task.set_internal(**{f"{kind}_steps": None, f"{kind}_step_index": None})
+    else:
+        task.set_internal(**{f"{kind}_steps": list(steps.steps), f"{kind}_step_index": steps.index})
 
 
 def node_interfaces(node: Node) -> dict[str, str]:
@@ -109,7 +143,7 @@ def requested(
 
 def stage(task: NodeTask, steps: list[dict[str, Any]], *, kind: str) -> None:
     """Record the steps the task will run (saved with the next save)."""
-    task.set_internal(**{f"{kind}_steps": steps, f"{kind}_step_index": -1})
+    _store(task, kind=kind, steps=StagedSteps(tuple(steps)))
 
 
 def run(task: NodeTask, *, kind: str) -> StepResult:
@@ -118,13 +152,12 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
     Raises:
         OperationFailed: a step failed.
     """
-    info = task.node.driver_internal_info
-    steps: list[dict[str, Any]] = list(info.get(f"{kind}_steps") or [])
+    planned = staged(task.node.driver_internal_info, kind=kind)
     field = STEP_FIELD[kind]
-    for index in range(int(info.get(f"{kind}_step_index", -1)) + 1, len(steps)):
-        step = steps[index]
+    for index in range(planned.index + 1, len(planned.steps)):
+        step = planned.steps[index]
         task.update(**{field: step})
-        task.set_internal(**{f"{kind}_step_index": index})
+        _store(task, kind=kind, steps=StagedSteps(planned.steps, index))
         task.save()
         cls = INTERFACE_CLASSES[step["interface"]]
         name = str(step["step"])
@@ -136,9 +169,8 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
             args=step.get("args") or {},
         )
         _apply(task, outcome)
-        if outcome.agent_command is not None:
-            name, command_args = outcome.agent_command
-            direct.queue(task, direct.command(name, command_args))
+        if outcome.agent is not None:
+            direct.hand_over(task, outcome.agent)
         if outcome.result == StepResult.WAIT:
             return StepResult.WAIT
     finish(task, kind=kind)
@@ -154,4 +186,4 @@ def _apply(task: NodeTask, outcome: StepOutcome) -> None:
 def finish(task: NodeTask, *, kind: str) -> None:
     """Forget the step list and the running step (saved with the next save)."""
     task.update(**{STEP_FIELD[kind]: None})
-    task.set_internal(**{f"{kind}_steps": None, f"{kind}_step_index": None})
+    _store(task, kind=kind, steps=None)

@@ -215,6 +215,7 @@ def destroy_node(conn: sa.Connection, node_id: int) -> None:
         t.volume_connectors,
         t.volume_targets,
         t.bios_settings,
+        t.node_inventories,
         t.node_traits,
         t.node_history,
     )

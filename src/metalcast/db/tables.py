@@ -196,6 +196,19 @@ bios_settings = sa.Table(
     *_timestamps(),
 )
 
+#: the last inventory each node's agent reported at inspection (API 1.81)
+node_inventories = sa.Table(
+    "node_inventories",
+    metadata,
+    # cascade: code older than this table deletes nodes without knowing it
+    sa.Column(
+        "node_id", sa.Integer, sa.ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("inventory", sa.JSON, nullable=False),
+    sa.Column("plugin_data", sa.JSON, nullable=False),
+    *_timestamps(),
+)
+
 # ------------------------------------------------------------------- allocations
 
 #: a request for a node (API 1.52): found by resource class, traits and candidates

@@ -109,6 +109,35 @@ class StepResult(enum.StrEnum):
     WAIT = "wait"
 
 
+class AgentPhase(enum.StrEnum):
+    """What the node's ramdisk agent is booted for: what the conductor continues once
+    the agent has run every command it was handed."""
+
+    DEPLOY = "deploy"
+    CLEAN = "clean"
+    INSPECT = "inspect"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCommand:
+    """A command of ``docs/agent-protocol.md`` for the node's agent."""
+
+    name: str
+    args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class AgentWork:
+    """Work an interface hands to the node's ramdisk agent: the one way a driver asks
+    for the agent.  The conductor boots the deploy ramdisk for ``phase`` unless the
+    agent is already up for it, queues ``commands`` and waits for their results; for
+    :attr:`AgentPhase.DEPLOY` it adds the commands that write the instance (it owns
+    the image cache and the config drive)."""
+
+    phase: AgentPhase
+    commands: tuple[AgentCommand, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class StepOutcome:
     """What a step may return instead of a bare :class:`StepResult`: the result, and
@@ -118,9 +147,19 @@ class StepOutcome:
     result: StepResult = StepResult.DONE
     #: the RAID configuration now on the node (``{}``: none)
     raid_config: Mapping[str, Any] | None = None
-    #: a command for the node's agent (``docs/agent-protocol.md``): name and
-    #: arguments; the step waits (``result`` WAIT) until the agent reports back
-    agent_command: tuple[str, Mapping[str, Any]] | None = None
+    #: work for the node's agent; the operation waits (``result`` WAIT) until the
+    #: agent reports back
+    agent: AgentWork | None = None
+
+    @classmethod
+    def of(cls, value: StepResult | StepOutcome) -> StepOutcome:
+        """``value`` as an outcome (a bare result changed nothing)."""
+        return value if isinstance(value, StepOutcome) else cls(value)
+
+    @classmethod
+    def for_agent(cls, phase: AgentPhase, *commands: AgentCommand) -> StepOutcome:
+        """Wait for the agent booted for ``phase`` to run ``commands``."""
+        return cls(StepResult.WAIT, agent=AgentWork(phase, commands))
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,15 +377,17 @@ class DeployInterface(Interface):
     interface_type = "deploy"
 
     @abc.abstractmethod
-    def deploy(self, ctx: DriverContext) -> StepResult:
-        """Write the instance; WAIT when an agent will call back later."""
+    def deploy(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Write the instance; WAIT when an agent will call back later (a
+        :class:`StepOutcome` with :class:`AgentWork` when the agent writes it)."""
 
     @abc.abstractmethod
     def tear_down(self, ctx: DriverContext) -> None:
         """Undo a deployment (power off, forget the instance)."""
 
-    def prepare_cleaning(self, ctx: DriverContext) -> StepResult:
-        """Get ready to run clean steps; WAIT when an agent must boot first."""
+    def prepare_cleaning(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Get ready to run clean steps; a :class:`StepOutcome` with
+        :class:`AgentWork` when the clean steps need the agent booted first."""
         return StepResult.DONE
 
     def tear_down_cleaning(self, ctx: DriverContext) -> None:
@@ -370,8 +411,11 @@ class InspectInterface(Interface):
     interface_type = "inspect"
 
     @abc.abstractmethod
-    def inspect_hardware(self, ctx: DriverContext) -> tuple[StepResult, dict[str, Any]]:
-        """Discover the hardware; returns properties to merge into the node's."""
+    def inspect_hardware(
+        self, ctx: DriverContext
+    ) -> tuple[StepResult, dict[str, Any]] | StepOutcome:
+        """Discover the hardware; returns properties to merge into the node's, or a
+        :class:`StepOutcome` with :class:`AgentWork` when the agent reports it."""
 
 
 class ConsoleInterface(Interface):

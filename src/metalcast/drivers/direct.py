@@ -14,13 +14,12 @@ Errors::
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from metalcast.drivers.base import (
+    AgentCommand,
+    AgentPhase,
     DeployInterface,
     DriverContext,
     StepOutcome,
-    StepResult,
     step,
 )
 from metalcast.images.source import parse_image_source
@@ -30,8 +29,6 @@ class DirectDeploy(DeployInterface):
     """Deploy whole-disk images (raw, qcow2) through metalcast-agent."""
 
     name = "direct"
-    #: the conductor hands this interface's work to the node's agent
-    agent_driven: ClassVar[bool] = True
 
     def validate(self, ctx: DriverContext) -> None:
         """When an instance is described, it must name an image and its checksum.
@@ -42,19 +39,22 @@ class DirectDeploy(DeployInterface):
         if ctx.node.instance_info.get("image_source") is not None:
             parse_image_source(ctx.node.instance_info)
 
-    def deploy(self, ctx: DriverContext) -> StepResult:
-        """The agent writes the instance; the conductor waits for its call-back."""
-        return StepResult.WAIT
+    def deploy(self, ctx: DriverContext) -> StepOutcome:
+        """The agent writes the instance (the conductor adds the commands that do:
+        it owns the image cache); the conductor waits for its call-back."""
+        return StepOutcome.for_agent(AgentPhase.DEPLOY)
 
     def tear_down(self, ctx: DriverContext) -> None:
         """Nothing on the node to undo: cleaning erases the disk."""
 
-    def prepare_cleaning(self, ctx: DriverContext) -> StepResult:
+    def prepare_cleaning(self, ctx: DriverContext) -> StepOutcome:
         """The agent must boot before any clean step runs."""
-        return StepResult.WAIT
+        return StepOutcome.for_agent(AgentPhase.CLEAN)
 
     @step(priority=10)
     def erase_devices_metadata(self, ctx: DriverContext) -> StepOutcome:
         """Automated clean step: the agent wipes partition tables and filesystem
         signatures at both ends of every disk."""
-        return StepOutcome(StepResult.WAIT, agent_command=("erase_metadata", {"devices": None}))
+        return StepOutcome.for_agent(
+            AgentPhase.CLEAN, AgentCommand("erase_metadata", {"devices": None})
+        )

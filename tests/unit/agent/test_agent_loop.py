@@ -323,3 +323,19 @@ def test_at_most_200_log_lines_per_heartbeat_kept_until_accepted(harness: Harnes
     assert second[-1].endswith("line 198")
     assert third[0].endswith("line 199")
     assert third[-1].endswith("line 299") or "WARNING" in third[-1]
+
+
+def test_a_result_too_large_for_the_server_is_reported_as_failed(harness: Harness) -> None:
+    too_large = ApiError("Heartbeat failed: HTTP 413 Request Entity Too Large", status=413)
+    harness.api.heartbeats = [command("echo", "c1", blob="x" * 100), too_large, ack("c1")]
+
+    harness.step()  # lookup
+    harness.step()  # the command arrives
+    harness.finish()
+    harness.step()  # its result: refused as too large
+    harness.step()  # reported again, as a failure
+
+    sent = harness.api.sent[-1]["results"]
+    assert [(r["id"], r["status"], r["result"]) for r in sent] == [("c1", "failed", {})]
+    assert "larger than metalcast accepts" in str(sent[0]["error"])
+    assert harness.runner.results() == []  # acknowledged

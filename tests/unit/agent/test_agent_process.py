@@ -285,7 +285,7 @@ def test_a_whole_deployment_under_the_system_python(
     }, {cid: r["error"] for cid, r in conductor.results.items()}
     inventory = conductor.results["c1"]["result"]
     assert [d["name"] for d in inventory["disks"]] == ["/dev/vda"]
-    assert [n["mac"] for n in inventory["interfaces"]] == ["52:54:00:aa:bb:01", BOOT_MAC]
+    assert [n["mac_address"] for n in inventory["interfaces"]] == ["52:54:00:aa:bb:01", BOOT_MAC]
     assert conductor.results["c3"]["result"]["bytes"] == len(image)
     offset = conductor.results["c4"]["result"]["offset"]
     content = disk.read_bytes()

@@ -40,6 +40,8 @@ class FakeIronic:
     page_size: int = 1000
     requests: list[str] = field(default_factory=list)
     clock: int = 0
+    #: per node name: the inventory its GET .../inventory answers (else 404)
+    inventories: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: provision requests never finish
     stuck: bool = False
     #: per node UUID: the changes its next GETs apply, one each (see :meth:`play`)
@@ -193,10 +195,18 @@ class FakeIronic:
             node["provision_state"] = FINAL[verb]
 
     def history(self, request: httpx.Request, parts: list[str]) -> httpx.Response:
+        if parts[3] == "inventory":
+            return self.inventory(parts[2])
         if parts[3] != "history":
             return fault(404, "not found")
         event = {"created_at": "2026-01-01T00:00:00", "severity": "INFO", "event": "hello"}
         return httpx.Response(200, json={"history": [{**event, "user": "admin"}]})
+
+    def inventory(self, ident: str) -> httpx.Response:
+        found = self.inventories.get(ident)
+        if found is None:
+            return fault(404, f"Node inventory for node {ident} could not be found.")
+        return httpx.Response(200, json={"inventory": found, "plugin_data": {}})
 
 
 @dataclass

@@ -263,6 +263,34 @@ def test_history_table(run_cli: Run) -> None:
     assert "hello" in result.stdout and "admin" in result.stdout
 
 
+def test_inventory_shows_the_machine_its_disks_and_nics(run_cli: Run, fake_api: FakeIronic) -> None:
+    fake_api.inventories["n1"] = {
+        "cpu": {"count": 2, "model_name": "Lab CPU", "architecture": "x86_64"},
+        "memory": {"total": 2**31, "physical_mb": 2048},
+        "disks": [{"name": "/dev/vda", "size": 6 * 2**30, "serial": "SMALL-1"}],
+        "interfaces": [{"name": "eth0", "mac_address": "52:54:00:6d:63:f0"}],
+        "system_vendor": {"manufacturer": "QEMU", "serial_number": "LAB-SERIAL-0"},
+        "boot": {"current_boot_mode": "uefi"},
+    }
+
+    shown = run_cli("node", "inventory", "n1")
+    as_json = run_cli("--json", "node", "inventory", "n1")
+    missing = run_cli("node", "inventory", "n2")
+
+    for text in (
+        "LAB-SERIAL-0",
+        "2 x Lab CPU (x86_64)",
+        "2048",
+        "uefi",
+        "SMALL-1",
+        "52:54:00:6d:63:f0",
+    ):
+        assert text in shown.stdout, shown.stdout
+    assert json.loads(as_json.stdout)["inventory"]["disks"][0]["serial"] == "SMALL-1"
+    assert missing.exit_code != 0
+    assert "Node inventory for node n2 could not be found." in missing.stderr
+
+
 CSV = """name,driver,bmc_address,bmc_username,bmc_password,mac,cpus,memory_mb
 good1,ipmi,10.0.0.1,admin,pw,aa:bb:cc:dd:ee:01,4,4096
 bad,ipmi,10.0.0.2,admin,pw,zz:zz,4,4096

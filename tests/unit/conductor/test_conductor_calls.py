@@ -31,12 +31,17 @@ _PRIMITIVES = (int, float, str, bool, type(None))
 
 def _plain(hint: object, *, in_json: bool = False) -> bool:
     """Whether a field of this type holds only plain data: primitives, JSON objects and
-    lists (``Any`` only as a value inside them), and frozen dataclasses of such fields."""
+    lists (``Any`` only as a value inside them), the agent protocol's TypedDicts, and
+    frozen dataclasses of such fields."""
     if hint in _PRIMITIVES:
         return True
-    if hint is Any:
+    if hint is Any or hint is object:
         return in_json
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return all(type(arg) in _PRIMITIVES for arg in args)
+    if typing.is_typeddict(hint):
+        return all(_plain(h, in_json=True) for h in typing.get_type_hints(hint).values())
     if origin in (typing.Union, types.UnionType):
         return all(_plain(arg, in_json=in_json) for arg in args)
     if origin in (list, tuple):

@@ -39,7 +39,7 @@ from metalcast.calls import (
     VifDetach,
     VifList,
 )
-from metalcast.db import bios
+from metalcast.db import bios, inventories
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import BiosSetting, HistoryEvent, Node
@@ -180,6 +180,26 @@ def render_setting(setting: BiosSetting, node_uuid: str, *, base_url: str) -> di
 #: what a BIOS setting shows (Ironic's 1.40 fields), typed by the cache's columns
 BIOS_FIELDS = ("name", "value", "created_at", "updated_at")
 BIOS_SETTING = resource("BiosSetting", dict.fromkeys(BIOS_FIELDS), table=t.bios_settings)
+
+
+@endpoint(
+    "baremetal:node:inventory:get",
+    doc=Operation(
+        "Show the inventory the node's agent reported at its last inspection",
+        answers={
+            200: obj(
+                {"inventory": obj(additional=True), "plugin_data": obj(additional=True)},
+                required=("inventory", "plugin_data"),
+            )
+        },
+        feature="inventory",
+    ),
+)
+def get_inventory(call: Call) -> object:
+    with call.deps.db.read() as conn:
+        action = "baremetal:node:inventory:get"
+        node = lookup.node(conn, call, ident=call.args["node"], action=action)
+        return inventories.get_inventory(conn, node.id, node=call.args["node"])
 
 
 @endpoint(
@@ -391,6 +411,7 @@ ROUTES = [
     Route(f"{_NODE}/traits/{{trait}}", put_trait, methods=["PUT"]),
     Route(f"{_NODE}/traits/{{trait}}", delete_trait, methods=["DELETE"]),
     Route(f"{_NODE}/bios", get_bios, methods=["GET"]),
+    Route(f"{_NODE}/inventory", get_inventory, methods=["GET"]),
     Route(f"{_NODE}/bios/{{setting}}", get_bios_setting, methods=["GET"]),
     Route(f"{_NODE}/vifs", get_vifs, methods=["GET"]),
     Route(f"{_NODE}/vifs", attach_vif, methods=["POST"]),

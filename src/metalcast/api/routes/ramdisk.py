@@ -16,7 +16,7 @@ expecting an agent).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -44,6 +44,7 @@ from metalcast.errors import Conflict, InvalidInput, NotFound
 from metalcast.reports import AgentReport
 from metalcast.secrecy import mask
 from metalcast.states import AGENT_STATES
+from metalcast_agent.protocol import CommandResult, ProgressReport
 
 #: the one answer to every lookup that finds nothing an agent may have
 NOT_FOUND = "No node matching the lookup is waiting for an agent."
@@ -270,8 +271,9 @@ def _heartbeat(call: Call, ident: str, document: object) -> object:
         callback_url=body.get("callback_url"),
         agent_version=body.get("agent_version"),
         token=token,
-        results=tuple(_objects(body.get("results"), "results")),
-        progress=_object(body.get("progress"), "progress"),
+        # objects with an id: the conductor reads every other field with .get
+        results=tuple(cast("list[CommandResult]", _objects(body.get("results"), "results"))),
+        progress=cast("ProgressReport | None", _object(body.get("progress"), "progress")),
         log=tuple(str(line) for line in _list(body.get("log"), "log")[-_MAX_LOG_LINES:]),
     )
     reply = call.deps.conductor.call(AgentHeartbeat(node.id, report), context=call.context)

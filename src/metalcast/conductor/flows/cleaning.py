@@ -8,11 +8,11 @@ it ends in ``available``.  Manual cleaning runs the requested steps and ends in
 
 from __future__ import annotations
 
-from metalcast.conductor import bios, direct, steps
+from metalcast.conductor import agent_state, bios, direct, steps
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
-from metalcast.drivers.base import DeployInterface, StepResult
+from metalcast.drivers.base import AgentPhase, DeployInterface, StepOutcome, StepResult
 from metalcast.states import Event, ProvisionState
 
 
@@ -42,18 +42,18 @@ def run_cleaning(task: NodeTask) -> None:
     then ``available`` (automated) or ``manageable`` (manual).  Raises
     OperationFailed."""
     manual = task.node.target_provision_state == ProvisionState.MANAGEABLE.value
-    info = task.node.driver_internal_info
-    planned = info.get("clean_steps") or []
-    started = int(info.get("clean_step_index", -1)) >= 0
-    # an agent-driven interface prepared by booting the agent, which is up now
-    agent_up = info.get("agent_phase") == "clean-running"
+    staged = steps.staged(task.node.driver_internal_info, kind="clean")
+    planned, started = staged.steps, staged.started
+    agent = agent_state.of(task)
+    # an interface that prepared by booting the agent: it is up now
+    agent_up = agent.phase is AgentPhase.CLEAN and agent.resumed
     if planned and not started and not agent_up:
-        prepared = call(
-            task, DeployInterface, "prepare cleaning", lambda i, ctx: i.prepare_cleaning(ctx)
+        prepared = StepOutcome.of(
+            call(task, DeployInterface, "prepare cleaning", lambda i, ctx: i.prepare_cleaning(ctx))
         )
-        if prepared == StepResult.WAIT:
-            if direct.agent_driven(task):
-                direct.boot_ramdisk(task, phase="clean")
+        if prepared.agent is not None:
+            direct.hand_over(task, prepared.agent)
+        if prepared.result == StepResult.WAIT:
             task.process_event(Event.WAIT)
             return
     if steps.run(task, kind="clean") == StepResult.WAIT:
@@ -61,7 +61,7 @@ def run_cleaning(task: NodeTask) -> None:
         return
     if planned:
         call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
-        if direct.agent_driven(task):
+        if agent_state.of(task).phase is AgentPhase.CLEAN:
             direct.end_cleaning(task)
     bios.refresh(task)  # clean steps may have changed them
     task.process_event(Event.MANAGE if manual else Event.DONE)

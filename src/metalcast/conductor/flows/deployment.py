@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import allocations, bios, boot_mode, direct, sources
+from dataclasses import replace
+
+from metalcast.conductor import agent_state, allocations, bios, boot_mode, direct, sources
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -13,6 +15,7 @@ from metalcast.drivers.base import (
     DeployInterface,
     ManagementInterface,
     PowerInterface,
+    StepOutcome,
     StepResult,
 )
 from metalcast.states import Event, PowerTarget
@@ -52,12 +55,10 @@ def deploy(task: NodeTask) -> None:
     call(task, BootInterface, "prepare the instance boot", lambda i, ctx: i.prepare_instance(ctx))
     task.update(deploy_step=dict(DEPLOY_STEP))
     task.save()
-    if direct.agent_driven(task):
-        direct.start_deploy(task)
-        task.process_event(Event.WAIT)
-        return
-    result = call(task, DeployInterface, "deploy", lambda i, ctx: i.deploy(ctx))
-    if result == StepResult.WAIT:
+    outcome = StepOutcome.of(call(task, DeployInterface, "deploy", lambda i, ctx: i.deploy(ctx)))
+    if outcome.agent is not None:
+        direct.hand_over(task, outcome.agent)
+    if outcome.result == StepResult.WAIT:
         task.process_event(Event.WAIT)
         return
     set_power(task, PowerTarget.ON)
@@ -78,9 +79,8 @@ def undeploy(task: NodeTask) -> None:
     # the allocation goes with the instance, as in Ironic (it clears instance_uuid)
     allocations.free_node(task)
     task.update(instance_info={}, instance_uuid=None, allocation_id=None, deploy_step=None)
-    task.set_internal(
-        agent_last_heartbeat=None, deploy_steps=None, **{sources.TENANT_SOURCES: None}
-    )
+    agent_state.store(task, replace(agent_state.of(task), last_heartbeat=None))
+    task.set_internal(deploy_steps=None, **{sources.TENANT_SOURCES: None})
     task.rt.discard_config_drive(task.uuid)
     task.process_event(Event.CLEAN)
     run_cleaning(task)

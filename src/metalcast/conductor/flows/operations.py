@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import steps
+from metalcast.conductor import direct, steps
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
-from metalcast.drivers.base import InspectInterface, RescueInterface, StepResult
+from metalcast.drivers.base import InspectInterface, RescueInterface, StepOutcome, StepResult
 from metalcast.errors import InvalidInput
 from metalcast.states import Event
 
@@ -18,9 +18,14 @@ def _stage_inspect(task: NodeTask, event: Event, options: ProvisionOptions) -> N
 def inspect(task: NodeTask) -> None:
     """inspecting → manageable, merging what was found into the node's properties
     (or inspect wait when an agent will report).  Raises OperationFailed."""
-    result, found = call(
+    inspected = call(
         task, InspectInterface, "inspect hardware", lambda i, ctx: i.inspect_hardware(ctx)
     )
+    if isinstance(inspected, StepOutcome):
+        if inspected.agent is not None:
+            direct.hand_over(task, inspected.agent)
+        inspected = (inspected.result, {})
+    result, found = inspected
     if result == StepResult.WAIT:
         task.process_event(Event.WAIT)
         return

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from types import MappingProxyType
 
-from metalcast.drivers import direct, fake, netboot, noop
+from metalcast.drivers import direct, fake, inspect_agent, netboot, noop
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.ipmi.client import IpmiSessions
 from metalcast.drivers.ipmi.interfaces import IPMIManagement, IPMIPower
@@ -28,7 +28,7 @@ IPMI_HARDWARE = HardwareType(
             "console": (noop.NoConsole, fake.FakeConsole),
             "deploy": (direct.DirectDeploy, fake.FakeDeploy),
             "firmware": (noop.NoFirmware, fake.FakeFirmware),
-            "inspect": (noop.NoInspect, fake.FakeInspect),
+            "inspect": (inspect_agent.AgentInspect, noop.NoInspect, fake.FakeInspect),
             "management": (IPMIManagement,),
             "network": (noop.NoopNetwork, fake.FakeNetwork),
             "power": (IPMIPower,),

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from types import MappingProxyType
 
-from metalcast.drivers import direct, fake, netboot, noop
+from metalcast.drivers import direct, fake, inspect_agent, netboot, noop
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.redfish.client import RedfishSessions
 from metalcast.drivers.redfish.interfaces import RedfishBIOS, RedfishManagement, RedfishPower
@@ -26,7 +26,7 @@ REDFISH_HARDWARE = HardwareType(
             "console": (noop.NoConsole, fake.FakeConsole),
             "deploy": (direct.DirectDeploy, fake.FakeDeploy),
             "firmware": (noop.NoFirmware, fake.FakeFirmware),
-            "inspect": (noop.NoInspect, fake.FakeInspect),
+            "inspect": (inspect_agent.AgentInspect, noop.NoInspect, fake.FakeInspect),
             "management": (RedfishManagement,),
             "network": (noop.NoopNetwork, fake.FakeNetwork),
             "power": (RedfishPower,),

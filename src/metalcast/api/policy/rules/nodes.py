@@ -292,13 +292,11 @@ NODE_RULES: tuple[Rule, ...] = (
         ("GET", f"{_N}/history"),
         ("GET", f"{_N}/history/{{event}}"),
     ),
-    Rule(
-        "baremetal:node:inventory:get",
+    _node(
+        "inventory:get",
         SYSTEM_OR_OWNER_READER,
         "Retrieve introspection data for a node.",
-        (("GET", f"{_N}/inventory"),),
-        _NODE,
-        note="not served yet: metalcast keeps inventories but has no inventory endpoint",
+        ("GET", f"{_N}/inventory"),
     ),
     _node(
         "vendor_passthru",
