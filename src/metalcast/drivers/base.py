@@ -150,6 +150,9 @@ class StepOutcome:
     #: work for the node's agent; the operation waits (``result`` WAIT) until the
     #: agent reports back
     agent: AgentWork | None = None
+    #: an inventory in Ironic's format found out of band (an inspect interface that
+    #: reads the BMC): the conductor checks, stores and acts on it as on an agent's
+    inventory: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, value: StepResult | StepOutcome) -> StepOutcome:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from bmclab import (
     PASSWORD,
@@ -142,6 +143,47 @@ def test_redfish_power_boot_device_and_bios_through_the_api(url: str, fleet: Fle
     baremetal(url, "node", "power", "off", "--soft", "rf-0")
     assert machine.power() is Power.OFF
     assert settled(url, "rf-0")["power_state"] == "power off"
+
+
+def test_redfish_out_of_band_inspection_reads_the_machine_through_its_bmc(
+    url: str, fleet: Fleet
+) -> None:
+    """inspect_interface redfish: the inventory, properties and ports come from the
+    virtual Redfish BMC's description of the machine, and nothing boots."""
+    bmc = bmc_of(fleet, "redfish", 2)
+    machine = machine_of(bmc)
+    hardware = bmc.machine.hardware
+    uuid = _managed(url, "rf-inspect", bmc)
+    boots = len(machine.boots)
+    baremetal(url, "node", "set", "rf-inspect", "--inspect-interface", "redfish")
+    baremetal(url, "node", "inspect", "rf-inspect", "--wait", "60")
+    inspected = node(url, uuid)
+    assert inspected["provision_state"] == "manageable", inspected["last_error"]
+    assert len(machine.boots) == boots  # read out of band: the machine never booted
+    props = inspected["properties"]
+    assert props["cpus"] == hardware.cpus
+    assert props["memory_mb"] == hardware.memory_mb
+    assert props["cpu_arch"] == "x86_64"
+    sizes = [disk.size_gb for disk in hardware.disks]
+    # the root disk: the smallest of 4 GiB or more, else the largest; less 1 GiB
+    root = min((g for g in sizes if g >= 4), default=max(sizes))
+    assert props["local_gb"] == root - 1
+    headers = {"X-OpenStack-Ironic-API-Version": "1.51"}
+    stored = httpx_get(f"{url}/v1/nodes/{uuid}/inventory", headers)
+    inventory = stored["inventory"]
+    assert inventory["system_vendor"]["serial_number"] == hardware.serial
+    assert [d["serial"] for d in inventory["disks"]] == [d.serial for d in hardware.disks]
+    macs = sorted(mac.lower() for mac in hardware.nics)
+    assert sorted(i["mac_address"] for i in inventory["interfaces"]) == macs
+    ports = httpx_get(f"{url}/v1/ports?node_uuid={uuid}&detail=true", headers)["ports"]
+    assert sorted(p["address"] for p in ports) == macs
+    assert [p["pxe_enabled"] for p in ports].count(True) == 1
+
+
+def httpx_get(address: str, headers: dict[str, str]) -> Any:
+    answer = httpx.get(address, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 # ------------------------------------------------------------------ failures

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metalcast.conductor import direct, steps
+from metalcast.conductor import direct, inspection, steps
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
@@ -24,6 +24,11 @@ def inspect(task: NodeTask) -> None:
     if isinstance(inspected, StepOutcome):
         if inspected.agent is not None:
             direct.hand_over(task, inspected.agent)
+        if inspected.inventory is not None:  # read out of band: as an agent's
+            refused = inspection.receive(task, inspected.inventory)
+            if refused is not None:
+                task.fail(refused)
+                return
         inspected = (inspected.result, {})
     result, found = inspected
     if result == StepResult.WAIT:

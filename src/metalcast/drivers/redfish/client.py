@@ -46,6 +46,45 @@ class ChassisSensor:
     health: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Disk:
+    """A drive a ComputerSystem's Storage lists."""
+
+    name: str
+    size: int
+    model: str | None = None
+    serial: str | None = None
+    rotational: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Nic:
+    """An EthernetInterface of a ComputerSystem."""
+
+    name: str
+    mac: str
+    speed_mbps: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SystemHardware:
+    """What a ComputerSystem and the resources below it say of the machine."""
+
+    manufacturer: str | None
+    model: str | None
+    serial: str | None
+    uuid: str | None
+    cpu_count: int | None
+    cpu_model: str | None
+    #: ProcessorArchitecture/InstructionSet as sushy reads it ("x86", "x86-64", …)
+    cpu_arch: str | None
+    memory_bytes: int | None
+    disks: tuple[Disk, ...]
+    nics: tuple[Nic, ...]
+    #: BootSourceOverrideMode ("UEFI", "Legacy"; None: not reported)
+    boot_mode: str | None
+
+
 class RedfishClient(Protocol):
     """A connection to one Redfish service.  ``system`` None: its only system.
 
@@ -75,6 +114,10 @@ class RedfishClient(Protocol):
 
     def set_secure_boot(self, system: str | None, enabled: bool) -> None:
         """PATCH SecureBootEnable."""
+
+    def hardware(self, system: str | None) -> SystemHardware:
+        """Processors, memory, drives (Storage, else SimpleStorage), NICs and the
+        system's identity (out-of-band inspection)."""
 
     def bios_attributes(self, system: str | None) -> dict[str, Any]: ...
 

@@ -1,6 +1,6 @@
 """The ``redfish`` hardware type.  Definitions only: nothing is instantiated here.
 
-Redfish power, management and BIOS, iPXE/PXE network boot and the agent's
+Redfish power, management, BIOS and out-of-band inspection, iPXE/PXE network boot and the agent's
 ``direct`` deploy; the fake interfaces stay selectable for rehearsals.  Register it
 with :func:`redfish_factories`, so that the three share one connection pool.
 """
@@ -14,7 +14,12 @@ from types import MappingProxyType
 from metalcast.drivers import direct, fake, inspect_agent, netboot, noop
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.redfish.client import RedfishSessions
-from metalcast.drivers.redfish.interfaces import RedfishBIOS, RedfishManagement, RedfishPower
+from metalcast.drivers.redfish.interfaces import (
+    RedfishBIOS,
+    RedfishInspect,
+    RedfishManagement,
+    RedfishPower,
+)
 
 REDFISH_HARDWARE = HardwareType(
     name="redfish",
@@ -26,7 +31,12 @@ REDFISH_HARDWARE = HardwareType(
             "console": (noop.NoConsole, fake.FakeConsole),
             "deploy": (direct.DirectDeploy, fake.FakeDeploy),
             "firmware": (noop.NoFirmware, fake.FakeFirmware),
-            "inspect": (inspect_agent.AgentInspect, noop.NoInspect, fake.FakeInspect),
+            "inspect": (
+                inspect_agent.AgentInspect,
+                RedfishInspect,
+                noop.NoInspect,
+                fake.FakeInspect,
+            ),
             "management": (RedfishManagement,),
             "network": (noop.NoopNetwork, fake.FakeNetwork),
             "power": (RedfishPower,),
@@ -48,4 +58,5 @@ def redfish_factories(
         RedfishPower: functools.partial(RedfishPower, pool),
         RedfishManagement: functools.partial(RedfishManagement, pool),
         RedfishBIOS: functools.partial(RedfishBIOS, pool),
+        RedfishInspect: functools.partial(RedfishInspect, pool),
     }

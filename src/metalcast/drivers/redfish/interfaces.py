@@ -24,8 +24,10 @@ from pydantic import BaseModel
 from metalcast.drivers.base import (
     BIOSInterface,
     DriverContext,
+    InspectInterface,
     ManagementInterface,
     PowerInterface,
+    StepOutcome,
     StepResult,
     step,
 )
@@ -42,6 +44,7 @@ from metalcast.drivers.redfish.client import (
     RedfishClient,
     RedfishSessions,
     RedfishTarget,
+    SystemHardware,
 )
 from metalcast.drivers.redfish.info import RedfishInfo
 from metalcast.errors import InvalidInput
@@ -314,3 +317,88 @@ def _settings(args: Mapping[str, Any]) -> dict[str, Any]:
             'apply_configuration needs "settings": a list of {"name": ..., "value": ...}'
         )
     return {str(item["name"]): item["value"] for item in settings}
+
+
+#: ProcessorArchitecture values -> the ``cpu_arch`` Ironic's redfish inspection sets
+_ARCHITECTURES: Mapping[str, str] = {
+    "x86": "x86_64",
+    "IA-64": "ia64",
+    "ARM": "aarch64",
+    "MIPS": "mips",
+    "Power": "ppc64le",
+    "OEM": "oem",
+}
+
+
+class RedfishInspect(_RedfishBase, InspectInterface):
+    """Out-of-band inspection: the ComputerSystem's processors, memory, drives and
+    NICs read through the BMC, as an inventory in Ironic's format that the conductor
+    checks and stores as an agent's (properties, ports, inspection rules).  The
+    machine stays as it is: nothing boots.  What only the running machine knows
+    (CPU flags, the disks' WWNs and by-path names, LLDP, IP addresses) is left out;
+    the first EthernetInterface the BMC lists counts as the one the machine
+    network-boots from."""
+
+    name = "redfish"
+
+    def inspect_hardware(self, ctx: DriverContext) -> StepOutcome:
+        """Raises DriverError: the BMC failed to answer."""
+        hardware = self._call(ctx, "inspect hardware", lambda c, s: c.hardware(s))
+        return StepOutcome(StepResult.DONE, inventory=inventory_of(hardware))
+
+
+def inventory_of(hw: SystemHardware) -> dict[str, Any]:
+    """``hw`` as an inventory in Ironic's format (the agent's ``get_inventory``)."""
+    mode = _MODE_OF.get(hw.boot_mode or "")
+    return {
+        "cpu": {
+            "count": hw.cpu_count or 0,
+            "model_name": hw.cpu_model,
+            "architecture": _ARCHITECTURES.get(hw.cpu_arch or "", hw.cpu_arch or ""),
+            "flags": [],
+            "frequency": None,
+        },
+        "memory": {
+            "total": hw.memory_bytes,
+            "physical_mb": None if hw.memory_bytes is None else hw.memory_bytes // 1024**2,
+        },
+        "disks": [
+            {
+                "name": d.name,
+                "size": d.size,
+                "model": d.model,
+                "serial": d.serial,
+                "wwn": None,
+                "vendor": None,
+                "rotational": d.rotational,
+                "by_path": None,
+            }
+            for d in hw.disks
+        ],
+        "interfaces": [
+            {
+                "name": n.name,
+                "mac_address": n.mac,
+                "ipv4_address": None,
+                "ipv6_address": None,
+                "has_carrier": True,
+                "speed_mbps": n.speed_mbps,
+                "lldp": None,
+            }
+            for n in hw.nics
+        ],
+        "system_vendor": {
+            "manufacturer": hw.manufacturer,
+            "product_name": hw.model,
+            "serial_number": hw.serial,
+            "uuid": hw.uuid,
+            "firmware": {},
+        },
+        "boot": {
+            # not reported: "unknown", which sets no boot_mode capability
+            "current_boot_mode": "unknown" if mode is None else mode.value,
+            "pxe_interface": hw.nics[0].mac if hw.nics else None,
+        },
+        "bmc_address": None,
+        "hostname": "",
+    }

@@ -18,7 +18,14 @@ from sushy import auth as sushy_auth
 from sushy import exceptions as sushy_exc
 
 from metalcast.drivers.bmc_sessions import BmcFailure, FailureKind
-from metalcast.drivers.redfish.client import BootSettings, ChassisSensor, RedfishTarget
+from metalcast.drivers.redfish.client import (
+    BootSettings,
+    ChassisSensor,
+    Disk,
+    Nic,
+    RedfishTarget,
+    SystemHardware,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -121,6 +128,38 @@ def connect(target: RedfishTarget) -> SushyClient:
     return SushyClient(root)
 
 
+def _disks(system: Any) -> tuple[Disk, ...]:
+    """The drives of the system's Storage, else the devices of its SimpleStorage."""
+    try:
+        storages = system.storage.get_members()
+    except sushy_exc.MissingAttributeError:
+        storages = []
+    found = [
+        Disk(
+            name=str(d.name or d.identity),
+            size=int(d.capacity_bytes),
+            model=d.model,
+            serial=d.serial_number,
+            rotational=str(getattr(d.media_type, "value", d.media_type)) == "HDD",
+        )
+        for storage in storages
+        for d in storage.drives
+        if d.capacity_bytes
+    ]
+    if found:
+        return tuple(found)
+    try:
+        simple = system.simple_storage.get_members()
+    except sushy_exc.MissingAttributeError:
+        return ()
+    return tuple(
+        Disk(name=str(device.name), size=int(device.capacity_bytes))
+        for controller in simple
+        for device in controller.devices
+        if device.capacity_bytes
+    )
+
+
 class SushyClient:
     """A :class:`~metalcast.drivers.redfish.client.RedfishClient` over one sushy root."""
 
@@ -173,6 +212,33 @@ class SushyClient:
     @_translated
     def set_secure_boot(self, system: str | None, enabled: bool) -> None:
         self._system(system).secure_boot.set_enabled(enabled)
+
+    @_translated
+    def hardware(self, system: str | None) -> SystemHardware:
+        sys = self._system(system)
+        processors = sys.processors
+        count, arch = processors.summary
+        members = processors.get_members()
+        memory = sys.memory_summary
+        size_gib = getattr(memory, "size_gib", None) if memory is not None else None
+        boot = sys.json.get("Boot") or {}
+        return SystemHardware(
+            manufacturer=sys.manufacturer,
+            model=sys.model,
+            serial=sys.serial_number,
+            uuid=sys.uuid,
+            cpu_count=count or None,
+            cpu_model=members[0].model if members else None,
+            cpu_arch=None if arch is None else str(getattr(arch, "value", arch)),
+            memory_bytes=None if size_gib is None else int(float(size_gib) * 1024**3),
+            disks=_disks(sys),
+            nics=tuple(
+                Nic(name=str(n.identity), mac=str(n.mac_address).lower(), speed_mbps=n.speed_mbps)
+                for n in sys.ethernet_interfaces.get_members()
+                if n.mac_address
+            ),
+            boot_mode=boot.get("BootSourceOverrideMode"),
+        )
 
     @_translated
     def bios_attributes(self, system: str | None) -> dict[str, Any]:
