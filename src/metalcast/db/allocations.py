@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from metalcast.db import rows, sealing
+from metalcast.db import events, rows, sealing
 from metalcast.db import tables as t
 from metalcast.db.models import Allocation, JSONDict, from_row
 from metalcast.db.rows import Page, new_uuid, utcnow
@@ -147,12 +147,19 @@ def destroy_allocation(conn: sa.Connection, allocation_id: int) -> None:
     """Delete the allocation and free its node: the node loses its ``allocation_id``
     and ``instance_uuid`` in the same transaction."""
     n = t.nodes.c
-    conn.execute(
+    freed = conn.execute(
         sa.update(t.nodes)
         .where(n.allocation_id == allocation_id)
         .values(allocation_id=None, instance_uuid=None, updated_at=utcnow())
-    )
-    conn.execute(sa.delete(t.allocations).where(t.allocations.c.id == allocation_id))
+        .returning(n.uuid, n.owner, n.lessee)
+    ).all()
+    gone = conn.execute(
+        sa.delete(t.allocations)
+        .where(t.allocations.c.id == allocation_id)
+        .returning(t.allocations.c.uuid)
+    ).scalar()
+    for node in freed:
+        _instance_changed(conn, node, old=gone, new=None)
 
 
 def take_over_allocations(
@@ -311,9 +318,11 @@ def take_node(
         sa.update(t.nodes)
         .where(n.id == node_id, n.reservation.is_(None), *matching(request))
         .values(instance_uuid=allocation.uuid, allocation_id=allocation.id, updated_at=now)
-    )
-    if taken.rowcount != 1:
+        .returning(n.uuid, n.owner, n.lessee)
+    ).all()
+    if len(taken) != 1:
         return False
+    _instance_changed(conn, taken[0], old=None, new=allocation.uuid)
     a = t.allocations.c
     marked = conn.execute(
         sa.update(t.allocations)
@@ -339,6 +348,7 @@ def associate(conn: sa.Connection, allocation: Allocation, *, node_id: int) -> N
         Conflict: the node has another instance or allocation after all.
     """
     n = t.nodes.c
+    before = conn.execute(sa.select(n.instance_uuid).where(n.id == node_id)).scalar()
     result = conn.execute(
         sa.update(t.nodes)
         .where(
@@ -347,10 +357,26 @@ def associate(conn: sa.Connection, allocation: Allocation, *, node_id: int) -> N
             sa.or_(n.instance_uuid.is_(None), n.instance_uuid == allocation.uuid),
         )
         .values(instance_uuid=allocation.uuid, allocation_id=allocation.id, updated_at=utcnow())
-    )
-    if result.rowcount != 1:
+        .returning(n.uuid, n.owner, n.lessee)
+    ).all()
+    if len(result) != 1:
         raise Conflict(f"Node {node_id} is associated with another instance or allocation.")
+    if before != allocation.uuid:
+        _instance_changed(conn, result[0], old=before, new=allocation.uuid)
     rows.update(conn, t.allocations, allocation.id, {"node_id": node_id, "state": ACTIVE})
+
+
+def _instance_changed(conn: sa.Connection, node: Any, *, old: str | None, new: str | None) -> None:
+    """The event log's row for a node whose ``instance_uuid`` an allocation changed
+    (``node``: its uuid, owner and lessee as the UPDATE returned them)."""
+    events.record_row(
+        conn,
+        node_uuid=node.uuid,
+        owner=node.owner,
+        lessee=node.lessee,
+        type=events.UPDATED,
+        changes={"instance_uuid": {"old": old, "new": new}},
+    )
 
 
 class AllocationGone(NotFound):

@@ -119,11 +119,34 @@ def record(
 ) -> None:
     """Insert one event about ``node`` (as stored: its owner and lessee decide who
     sees it) in the caller's transaction: one statement."""
+    record_row(
+        conn,
+        node_uuid=node.uuid,
+        owner=node.owner,
+        lessee=node.lessee,
+        type=type,
+        changes=changes,
+        request_id=request_id,
+    )
+
+
+def record_row(
+    conn: sa.Connection,
+    *,
+    node_uuid: str,
+    owner: str | None,
+    lessee: str | None,
+    type: str,
+    changes: JSONDict,
+    request_id: str | None = None,
+) -> None:
+    """:func:`record` for a writer that changed the node's row in SQL and holds only
+    what the row said (an allocation taking or freeing its node)."""
     values = {
         "created_at": rows.utcnow(),
-        "node_uuid": node.uuid,
-        "owner": node.owner,
-        "lessee": node.lessee,
+        "node_uuid": node_uuid,
+        "owner": owner,
+        "lessee": lessee,
         "type": type,
         "changes": changes,
         "request_id": request_id,

@@ -27,6 +27,7 @@ from metalcast.conductor import allocations
 from metalcast.conductor.allocator import THREADS
 from metalcast.context import SYSTEM
 from metalcast.db import allocations as repo_alloc
+from metalcast.db import events
 from metalcast.db import repository as repo
 from metalcast.db.models import Allocation, Node
 from metalcast.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
@@ -409,3 +410,14 @@ def test_allocations_the_database_cut_short_are_retried_by_the_heartbeat(
     env.service.heartbeat()  # the database is back
     assert env.service.allocator.wait_idle(10)
     assert {reload(env, a).state for a in created} == {"active"}
+
+
+def test_an_allocation_taking_and_freeing_a_node_is_in_the_event_log(env: Env) -> None:
+    """instance_uuid changes made by allocations reach event stream subscribers too."""
+    node = available(env)
+    done = allocate(env)
+    env.service.execute(DestroyAllocation(done.id), context=ALICE)
+    with env.db.read() as conn:
+        logged = [e for e in events.after(conn, 0, limit=1000) if e.node_uuid == node.uuid]
+    changes = [e.changes.get("instance_uuid") for e in logged if "instance_uuid" in e.kinds]
+    assert changes == [{"old": None, "new": done.uuid}, {"old": done.uuid, "new": None}]
