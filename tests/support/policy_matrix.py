@@ -1015,8 +1015,14 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         hides=None,
         status=201,
     ),
+    # each on a rule of its own: an earlier persona's "delete all" removed the world's
     Action(
-        "show inspection rule", "GET", "/v1/inspection_rules/{rule}", (f"{_IR}get",), hides=None
+        "show inspection rule",
+        "GET",
+        "/v1/inspection_rules/{rule}",
+        (f"{_IR}get",),
+        hides=None,
+        fresh="rule",
     ),
     Action(
         "update inspection rule",
@@ -1025,6 +1031,7 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         (f"{_IR}update",),
         body=[{"op": "replace", "path": "/description", "value": "matrix"}],
         hides=None,
+        fresh="rule",
     ),
     Action(
         "delete inspection rule",
@@ -1035,7 +1042,7 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         status=204,
         fresh="rule",
     ),
-    # last: it deletes the world's rule too
+    # last: it deletes the world's rule too (the walks above make their own)
     Action(
         "delete all inspection rules",
         "DELETE",
