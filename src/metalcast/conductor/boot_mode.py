@@ -132,7 +132,7 @@ def _begin(task: NodeTask, *, what: str, needs: str) -> None:
         raise InvalidInput(
             f"The {iface.name} management interface of node {task.uuid} cannot change the {what}."
         )
-    call(task, ManagementInterface, "validate", lambda i, ctx: i.validate(ctx))
+    call(task, ManagementInterface, "validate", lambda i, ctx: i.check_info(ctx))
     task.update(last_error=None)
     task.save()
 

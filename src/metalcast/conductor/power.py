@@ -84,7 +84,7 @@ def change_power_state(
     def begin(task: NodeTask) -> None:
         # as Ironic: driver_info the power interface cannot use is the request's
         # 400, not a failure found later in last_error
-        call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
+        call(task, PowerInterface, "validate", lambda i, ctx: i.check_info(ctx))
         task.update(target_power_state=RESULT_OF[wanted].value, last_error=None)
         task.save()
 

@@ -240,6 +240,16 @@ class Interface(abc.ABC):
         Raises:
             MissingDriverInfo: a setting is missing or invalid.
         """
+        self.check_info(ctx)
+
+    def check_info(self, ctx: DriverContext) -> None:
+        """Check only that the node's ``driver_info`` holds the settings this
+        implementation reads: no BMC, no fake latency or injected failure; what a
+        request checks before it is accepted.
+
+        Raises:
+            MissingDriverInfo: a setting is missing or invalid.
+        """
         parse_info(self.info_model, ctx.driver_info, interface=self.interface_type)
 
     def steps(self) -> list[StepSpec]:
