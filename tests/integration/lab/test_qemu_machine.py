@@ -101,7 +101,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     try:
         LabNetwork(NETNS).create(1)
         state.nodes[0].qmp_socket.parent.mkdir(parents=True, exist_ok=True)
-        create_disk(state.nodes[0].disk, size_gb=1)
+        for disk in state.nodes[0].disks:  # the boot disk and the second one
+            create_disk(disk, size_gb=1)
         state = state.model_copy(update={"pid": start_daemon(lab_dir)})
         write_state(state)
         yield Served(state)
@@ -154,7 +155,7 @@ def test_bootdev_with_the_efi_flag_boots_ovmf_and_the_mode_sticks(served: Served
     served.ipmi("power", "on")
     args = served.qemu_args()
     assert f"if=pflash,format=raw,unit=1,file={served.node.nvram}" in args
-    assert "virtio-blk-pci,drive=disk0,bootindex=0" in args
+    assert any(a.startswith("virtio-blk-pci,drive=disk0,bootindex=0") for a in args)
 
     # a legacy override: SeaBIOS again
     served.ipmi("chassis", "bootdev", "disk")
