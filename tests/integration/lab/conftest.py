@@ -30,16 +30,16 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lab_qemu import LookupServer, QemuRun
+from lab_ramdisk import FAKE_AGENT, BuiltRamdisk, build
 from lablib import Lab, free_udp_base, remove_lab
 
 from metalcast.lab.diskimage import build_test_image
-from metalcast.ramdisk import RamdiskError, RamdiskManifest, build_ramdisk
+from metalcast.ramdisk import RamdiskError
 from metalcast.ramdisk.build import default_agent_source
 
 QEMU = "qemu-system-x86_64"
@@ -96,32 +96,6 @@ def lookup_server() -> Iterator[LookupServer]:
             thread.join(10)
 
 
-FAKE_AGENT = Path(__file__).parent / "fake_agent" / "metalcast_agent"
-
-
-@dataclass(frozen=True)
-class BuiltRamdisk:
-    out_dir: Path
-    manifest: RamdiskManifest
-    progress: list[str]
-
-    @property
-    def kernel(self) -> Path:
-        return self.out_dir / self.manifest.kernel.name
-
-    @property
-    def initramfs(self) -> Path:
-        return self.out_dir / self.manifest.initramfs.name
-
-
-def _build(out_dir: Path, cache: Path, agent_source: Path | None) -> BuiltRamdisk:
-    lines: list[str] = []
-    manifest = build_ramdisk(
-        out_dir, cache_dir=cache, progress=lines.append, agent_source=agent_source
-    )
-    return BuiltRamdisk(out_dir, manifest, lines)
-
-
 @pytest.fixture(scope="session")
 def agent_ramdisk(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> BuiltRamdisk:
     """The deploy ramdisk with the real metalcast-agent (skips if it is not there)."""
@@ -129,13 +103,13 @@ def agent_ramdisk(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> 
         source = default_agent_source()
     except RamdiskError as exc:
         pytest.skip(str(exc))
-    return _build(tmp_path_factory.mktemp("ramdisk"), lab_cache, source)
+    return build(tmp_path_factory.mktemp("ramdisk"), lab_cache, source)
 
 
 @pytest.fixture(scope="session")
 def fake_agent_ramdisk(tmp_path_factory: pytest.TempPathFactory, lab_cache: Path) -> BuiltRamdisk:
     """The deploy ramdisk with a stand-in agent that looks up once and exits 3."""
-    return _build(tmp_path_factory.mktemp("fake-ramdisk"), lab_cache, FAKE_AGENT)
+    return build(tmp_path_factory.mktemp("fake-ramdisk"), lab_cache, FAKE_AGENT)
 
 
 @pytest.fixture(scope="session")

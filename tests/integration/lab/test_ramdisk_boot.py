@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import FAKE_AGENT, BuiltRamdisk
 from lab_qemu import GUEST_ADDRESS, HOST_FROM_GUEST, LookupServer, QemuRun
+from lab_ramdisk import FAKE_AGENT, BuiltRamdisk
 
 from metalcast.lab.diskimage import DISK_INIT
 from metalcast.ramdisk import build_ramdisk

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import MakeCtx
+from driver_ctx import MakeCtx
 
 from metalcast.drivers.base import MissingDriverInfo
 from metalcast.drivers.ipmi import IpmiInfo, IpmiTarget

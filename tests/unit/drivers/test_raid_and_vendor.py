@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from conftest import MakeCtx, node
+from driver_ctx import MakeCtx, node
 
 from metalcast.drivers import noop, raid
 from metalcast.drivers.base import (
