@@ -4,6 +4,7 @@ split by phase, and the agent's image write against a plain ``dd`` (as root).
 
     sudo .venv/bin/python bench/deploy.py                    # 4 machines, 256 MiB image
     sudo .venv/bin/python bench/deploy.py --nodes 2 --image-mib 128 --runs 1
+    sudo .venv/bin/python bench/deploy.py --nodes 1 --inspect-only    # inspection alone
 
 1. Builds (or reuses, in ``--cache-dir``) the deploy ramdisk and the lab's bootable
    test disk; pads the disk to ``--image-mib`` with random bytes (zeros would let the
@@ -12,8 +13,10 @@ split by phase, and the agent's image write against a plain ``dd`` (as root).
    HTTP server for ``dd``, which fetches it with a URL signed as the conductor signs
    the agent's, and a token.
 2. Starts its own ``metalcast server`` (fresh state dir, free port, boot services in
-   namespace ``mcbench<pid>``), ``lab up --nodes N``, manage + provide all (provide is
-   cleaning through the agent: timed).
+   namespace ``mcbench<pid>``), ``lab up --nodes N``, manage all, inspect the first
+   machine alone (in-band: the ramdisk boots, the agent reports its inventory: timed,
+   to the first heartbeat and after it; ``--inspect-only`` stops here), provide all
+   (cleaning through the agent: timed).
 3. ``--runs`` times in turn: deploys one machine alone (with a config drive),
    undeploys it, runs a plain ``wget -O - URL | dd of=/dev/vda bs=1M conv=fsync`` in
    the same kind of guest (TCG, q35, 1 GiB, virtio disk on a fresh 2 GiB qcow2, the deploy ramdisk
@@ -354,6 +357,17 @@ def deploy_phases(op: Operation) -> dict[str, float | None]:
     }
 
 
+def inspect_phases(op: Operation) -> dict[str, float | None]:
+    """Seconds of an inspection: to the agent's first heartbeat (the ramdisk's boot),
+    from it to manageable (the inventory, its checks, the rules, the power off)."""
+    beat = epoch(op.first_heartbeat) if op.first_heartbeat else None
+    done = op.started + op.wall if op.wall is not None else None
+    return {
+        "to_first_heartbeat": beat - op.started if beat is not None else None,
+        "heartbeat_to_manageable": done - beat if done is not None and beat is not None else None,
+    }
+
+
 def timeline(op: Operation) -> list[str]:
     return [f"+{epoch(e['created_at']) - op.started:6.1f} s  {e['event']}" for e in op.events]
 
@@ -422,8 +436,25 @@ def phase_table(single: dict[str, Any], many: list[dict[str, Any]]) -> list[str]
     return lines
 
 
+def inspect_report(result: dict[str, Any]) -> list[str]:
+    inspect = result.get("inspect_1")
+    if not inspect:
+        return []
+    return [
+        "",
+        "| inspect 1 machine at load | wall, s | → first heartbeat | heartbeat → manageable |",
+        "| --- | ---: | ---: | ---: |",
+        f"| {result.get('uptime_before', '').split('load average:')[-1].strip()} | "
+        f"{fmt(inspect['wall'])} | "
+        f"{fmt(inspect['to_first_heartbeat'])} | {fmt(inspect['heartbeat_to_manageable'])} |",
+    ]
+
+
 def report(result: dict[str, Any]) -> str:
+    if "deploy_1" not in result:
+        return "\n".join(inspect_report(result))
     lines = ["", *phase_table(result["deploy_1"], result["deploy_n"]), ""]
+    lines += inspect_report(result)
     for what in ("provide", "undeploy"):
         walls = [fmt(w) for w in result[f"{what}_walls"]]
         lines.append(f"{what} (cleaning through the agent), wall s per node: {', '.join(walls)}")
@@ -475,8 +506,14 @@ def scenario(
 ) -> None:
     """Fills ``result`` as it goes (a failure keeps what was measured)."""
     nodes = [f"lab-{i}" for i in range(args.nodes)]
-    log(f"manage + provide {len(nodes)} nodes")
+    log(f"manage + inspect + provide {len(nodes)} nodes")
     act(lab, nodes, ["manage"], "manageable", args.timeout)
+    # in-band inspection of one machine alone: ramdisk boot, the agent's inventory
+    inspect = act(lab, nodes[:1], ["inspect"], "manageable", args.timeout)[0]
+    result["inspect_1"] = {"wall": inspect.wall, **inspect_phases(inspect)}
+    result["inspect_1_timeline"] = timeline(inspect)
+    if args.inspect_only:
+        return
     provide = act(lab, nodes, ["provide"], "available", args.timeout)
     result["provide_walls"] = [op.wall for op in provide]
     result["provide_timeline"] = timeline(provide[0])
@@ -518,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/metalcast-bench-cache"))
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "deploy.json")
     parser.add_argument("--keep-state", action="store_true")
+    parser.add_argument(
+        "--inspect-only", action="store_true", help="stop after inspecting one machine"
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (network namespace, taps)")
