@@ -32,6 +32,12 @@ def refresh(task: NodeTask) -> bool:
         return False
     if task.rt.parked.is_set():
         raise TaskParked(task.uuid)  # shutting down: write nothing more
-    with task.rt.db.begin() as conn:
-        bios.replace_settings(conn, task.node.id, settings)
+    # read first: the settings rarely change, and a write transaction (SQLite's
+    # BEGIN IMMEDIATE, the database's one writer) is not worth taking for nothing;
+    # the node's lock keeps other writers of its cache away in between
+    with task.rt.db.read() as conn:
+        current = bios.cached_values(conn, task.node.id)
+    if current != dict(settings):
+        with task.rt.db.begin() as conn:
+            bios.replace_settings(conn, task.node.id, settings, current=current)
     return True

@@ -40,11 +40,25 @@ def get_setting(conn: sa.Connection, node_id: int, name: str) -> BiosSetting:
     return found[0]
 
 
-def replace_settings(conn: sa.Connection, node_id: int, settings: Mapping[str, str]) -> None:
+def cached_values(conn: sa.Connection, node_id: int) -> dict[str, str]:
+    """The node's cached settings as name -> value."""
+    return {s.name: s.value for s in list_settings(conn, node_id)}
+
+
+def replace_settings(
+    conn: sa.Connection,
+    node_id: int,
+    settings: Mapping[str, str],
+    *,
+    current: Mapping[str, str] | None = None,
+) -> None:
     """Make the node's cache hold exactly ``settings``: new names are inserted,
-    changed values updated (keeping ``created_at``), vanished names deleted."""
+    changed values updated (keeping ``created_at``), vanished names deleted.
+    ``current`` is the cache as the caller read it (under the node's lock), else it
+    is read here."""
     b = t.bios_settings.c
-    current = {s.name: s.value for s in list_settings(conn, node_id)}
+    if current is None:
+        current = cached_values(conn, node_id)
     gone = sorted(set(current) - set(settings))
     if gone:
         conn.execute(sa.delete(t.bios_settings).where(b.node_id == node_id, b.name.in_(gone)))
