@@ -40,7 +40,7 @@ def get_setting(conn: sa.Connection, node_id: int, name: str) -> BiosSetting:
     return found[0]
 
 
-def cached_values(conn: sa.Connection, node_id: int) -> dict[str, str]:
+def cached_values(conn: sa.Connection, node_id: int) -> dict[str, str | None]:
     """The node's cached settings as name -> value."""
     return {s.name: s.value for s in list_settings(conn, node_id)}
 
@@ -50,7 +50,7 @@ def replace_settings(
     node_id: int,
     settings: Mapping[str, str],
     *,
-    current: Mapping[str, str] | None = None,
+    current: Mapping[str, str | None] | None = None,
 ) -> None:
     """Make the node's cache hold exactly ``settings``: new names are inserted,
     changed values updated (keeping ``created_at``), vanished names deleted.
