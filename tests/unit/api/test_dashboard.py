@@ -213,3 +213,47 @@ def test_timeline_durations() -> None:
     assert html.index(">a<") < html.index(">b<")
     assert "lasted 10 s" in html and "2 min 0 s so far" in html
     assert duration(0.25) == "0.2 s" and duration(7300) == "2 h 1 min"
+
+
+def test_under_noauth_there_is_no_login_but_posts_still_need_the_csrf_token(api: Api) -> None:
+    node = api.node(name="n-1")
+    browser = Browser(api)
+    page = browser.get("/dashboard")
+    assert page.status_code == 200 and node["uuid"] in page.text
+    assert "Log out" not in page.text  # no session to end
+    assert browser.get("/dashboard/login").headers["location"] == "/dashboard"
+    # a hostile page on the operator's machine cannot post to the loopback dashboard
+    forged = Browser(api).post(
+        "/dashboard/actions", form={"action": "delete", "node": node["uuid"]}
+    )
+    assert forged.status_code == 403
+    assert api.get(f"/v1/nodes/{node['uuid']}").status_code == 200
+
+
+def test_under_header_auth_the_proxys_identity_decides(secured: Api) -> None:
+    ours = secured.node(name="ours-1", owner="p1")
+    other = secured.node(name="other-1", owner="p2")
+    browser = Browser(secured)
+    tenant = {"X-Roles": "member", "X-User-Id": "someone", "X-Project-Id": "p1"}
+    page = browser.get("/dashboard", headers=tenant)
+    assert page.status_code == 200
+    assert ours["uuid"] in page.text and other["uuid"] not in page.text
+    assert browser.get(f"/dashboard/nodes/{other['uuid']}", headers=tenant).status_code == 404
+    # without the proxy's headers: the login page, which says where to log in
+    assert browser.get("/dashboard").status_code == 303
+    assert "authenticating proxy" in browser.get("/dashboard/login").text
+
+
+def test_pages_follow_the_apis_marker(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from metalcast.api.dashboard import table
+
+    monkeypatch.setattr(table, "PAGE_SIZE", 2)
+    uuids = [api.node(name=f"n-{i}")["uuid"] for i in range(3)]
+    browser = Browser(api)
+    first = browser.get("/dashboard").text
+    assert uuids[0] in first and uuids[1] in first and uuids[2] not in first
+    found = re.search(r'href="(/dashboard\?marker=[^"]+)" rel="next"', first)
+    assert found, first
+    second = browser.get(found.group(1).replace("&amp;", "&")).text
+    assert uuids[2] in second and uuids[0] not in second
+    assert 'rel="next"' not in second and "First page" in second

@@ -12,6 +12,17 @@
     event.detail.headers["X-CSRF-Token"] = csrf();
   });
 
+  // a changed filter starts again at the first page (capture: before htmx reads the form)
+  function firstPage(event) {
+    const field = event.target;
+    if (field.form && field.form.id === "filters" && field.name !== "marker") {
+      const marker = field.form.querySelector('input[name="marker"]');
+      if (marker) { marker.value = ""; }
+    }
+  }
+  document.addEventListener("change", firstPage, true);
+  document.addEventListener("input", firstPage, true);
+
   // selection survives a row's redraw
   const picked = new Set();
   document.addEventListener("change", function (event) {
