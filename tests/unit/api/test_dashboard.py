@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from api_harness import Api
+from api_harness import Api, build
 from identity_harness import ADMIN_PASSWORD, PASSWORD, admin, make_node, project, user
 
 from metalcast.api.dashboard.markup import Html, render
@@ -257,3 +258,36 @@ def test_pages_follow_the_apis_marker(api: Api, monkeypatch: pytest.MonkeyPatch)
     second = browser.get(found.group(1).replace("&amp;", "&")).text
     assert uuids[2] in second and uuids[0] not in second
     assert 'rel="next"' not in second and "First page" in second
+
+
+def test_a_working_nodes_row_shows_the_agents_progress_as_wait_does() -> None:
+    from metalcast.api.dashboard.table import row
+
+    report = {"name": "write_image", "done": 3 * 2**20, "total": 4 * 2**20, "rate": 2**20}
+    node = {
+        "uuid": "u-1",
+        "name": "n-1",
+        "provision_state": "deploying",
+        "target_provision_state": "active",
+        "driver_internal_info": {"agent_progress": report},
+    }
+    html = row(node)
+    assert '<progress max="100" value="75">' in html
+    assert "write_image 3.0 MiB of 4.0 MiB (75%), 1.0 MiB/s" in html
+    assert "deploying → active" in html
+    # a resting node's last report is a leftover, not progress
+    rested = {**node, "provision_state": "active", "target_provision_state": None}
+    assert "<progress" not in row(rested) and "write_image" not in row(rested)
+
+
+def test_origin_of_api_public_url_is_this_server(tmp_path: Path) -> None:
+    # a TLS-terminating proxy in front: the browser's origin is api.public_url's
+    for app in build(tmp_path, "noauth", public_url="https://metal.example.com"):
+        node = app.node(name="n-1")
+        browser = Browser(app)
+        first = browser.get("/dashboard")
+        assert "Secure" in first.headers["set-cookie"]
+        proxied = browser.act(
+            "maintenance on", node["uuid"], headers={"Origin": "https://metal.example.com"}
+        )
+        assert proxied.status_code == 200 and "1 accepted" in proxied.text

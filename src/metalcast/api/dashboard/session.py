@@ -3,15 +3,17 @@
 A login (:mod:`.login`, ``builtin`` authentication) makes an API token for the user
 and keeps it in the ``metalcast_session`` cookie: ``HttpOnly`` (no script reads it),
 ``SameSite=Strict`` (no other site's page sends it), ``Path=/dashboard`` and
-``Secure`` over HTTPS.  :class:`SessionCookie` hands it to the API's authentication
-as ``X-Auth-Token`` for dashboard paths only: the ``/v1`` API itself never takes
-cookies, so no other site can make a browser call it.
+``Secure`` over HTTPS (or when ``api.public_url`` is an ``https`` one).
+:class:`SessionCookie` hands it to the API's authentication as ``X-Auth-Token`` for
+dashboard paths only: the ``/v1`` API itself never takes cookies, so no other site
+can make a browser call it.
 
 Every dashboard POST must carry the ``metalcast_csrf`` cookie's value (a random
 string the dashboard sets; double submit) in the ``X-CSRF-Token`` header or a
 ``csrf`` form field, and an ``Origin`` header, when the browser sends one, naming
-this server.  That holds under ``noauth`` too, where no session cookie exists and a
-hostile page on the operator's machine could otherwise post to the loopback API.
+this server (as the browser reached it, or ``api.public_url``).  That holds under
+``noauth`` too, where no session cookie exists and a hostile page on the operator's
+machine could otherwise post to the loopback API.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -109,7 +112,7 @@ def check_post(request: Request, form: dict[str, list[str]] | None = None) -> No
         Forbidden: the Origin is another site's, or the CSRF token is missing or wrong.
     """
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if origin is not None and origin not in _origins(request):
         raise Forbidden(f"This request comes from another site ({origin[:100]}); refused.")
     expected = request.cookies.get(CSRF_COOKIE, "")
     given = request.headers.get(CSRF_HEADER) or ((form or {}).get("csrf") or [""])[0]
@@ -119,6 +122,28 @@ def check_post(request: Request, form: dict[str, list[str]] | None = None) -> No
         )
 
 
+def _public_url(request: Request) -> str | None:
+    deps = getattr(request.app.state, "deps", None)
+    url = getattr(getattr(getattr(deps, "settings", None), "api", None), "public_url", None)
+    return str(url) if url else None
+
+
+def _origins(request: Request) -> set[str]:
+    """This server's origins: where the browser reached it, and ``api.public_url``
+    (a TLS-terminating proxy in front)."""
+    found = {f"{request.url.scheme}://{request.url.netloc}"}
+    public = _public_url(request)
+    if public:
+        parts = urlsplit(public)
+        found.add(f"{parts.scheme}://{parts.netloc}")
+    return found
+
+
+def _https(request: Request) -> bool:
+    public = _public_url(request)
+    return request.url.scheme == "https" or bool(public and public.startswith("https:"))
+
+
 def set_cookie(request: Request, response: Response, name: str, value: str, **kw: int) -> None:
     response.set_cookie(
         name,
@@ -126,7 +151,7 @@ def set_cookie(request: Request, response: Response, name: str, value: str, **kw
         path=PREFIX,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_https(request),
         **kw,  # type: ignore[arg-type]
     )
 
