@@ -97,7 +97,10 @@
       document.body.dataset.live = "on";
     };
     source.onerror = function () {
-      badge.textContent = "reconnecting";
+      // the browser reconnects by itself unless the server refused the stream
+      // (a session that ended): then only a reload helps
+      const closed = source.readyState === EventSource.CLOSED;
+      badge.textContent = closed ? "not live: reload the page" : "reconnecting";
       badge.classList.remove("on");
       document.body.dataset.live = "off";
     };
