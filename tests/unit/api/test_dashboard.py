@@ -149,8 +149,10 @@ def test_a_tenant_sees_its_own_nodes_only(world: dict) -> None:
     # nor act on it: the API's refusal, per node
     result = browser.act("maintenance on", mine["uuid"], theirs["uuid"])
     assert result.status_code == 200
-    assert re.search(rf'class="ok" data-node="{mine["uuid"]}"', result.text)
-    assert re.search(rf'class="failed" data-node="{theirs["uuid"]}"', result.text)
+    assert re.search(rf'class="ok" data-node="{mine["uuid"]}"><strong>a-1</strong>', result.text)
+    # a node the caller may not see is named as the form named it, not by its name
+    assert re.search(rf'class="failed" data-node="{theirs["uuid"]}"><strong></strong>', result.text)
+    assert "b-1" not in result.text
     assert "could not be found" in result.text
 
 

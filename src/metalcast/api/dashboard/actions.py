@@ -58,13 +58,27 @@ def parse(form: Mapping[str, list[str]]) -> tuple[str, list[str]]:
     return action, nodes
 
 
-async def run(api: Api, action: str, nodes: list[str]) -> list[tuple[str, Answer]]:
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One node's answer to an action."""
+
+    #: as the form named it (a UUID)
+    node: str
+    #: its name, when the caller may see the node and it has one
+    name: str | None
+    answer: Answer
+
+
+async def run(api: Api, action: str, nodes: list[str]) -> list[Outcome]:
     """Each node's answer to ``action``, in order."""
     spec = ACTIONS[action]
     out = []
     for node in nodes:
-        path = "/v1/nodes/" + quote(node, safe="") + spec.suffix
-        out.append((node, await api.send(spec.method, path, body=spec.body)))
+        path = "/v1/nodes/" + quote(node, safe="")
+        found = await api.get(path, fields="uuid,name")
+        name = found.document.get("name") if found.ok else None
+        answer = await api.send(spec.method, path + spec.suffix, body=spec.body)
+        out.append(Outcome(node, name if isinstance(name, str) else None, answer))
     return out
 
 
@@ -74,19 +88,21 @@ _RESULTS = """<div class="results">
 </div>"""
 
 
-def results(action: str, answers: list[tuple[str, Answer]]) -> Html:
-    failed = sum(not answer.ok for _, answer in answers)
-    summary = f"{action}: {len(answers) - failed} accepted"
+def results(action: str, outcomes: list[Outcome]) -> Html:
+    failed = sum(not outcome.answer.ok for outcome in outcomes)
+    summary = f"{action}: {len(outcomes) - failed} accepted"
     if failed:
         summary += f", {failed} refused"
     items = [
         render(
-            '<li class="{kind}" data-node="{node}"><span class="uuid">{node}</span> {text}</li>',
-            kind="ok" if answer.ok else "failed",
-            node=node,
-            text="accepted" if answer.ok else answer.error,
+            '<li class="{kind}" data-node="{node}"><strong>{name}</strong> '
+            '<span class="uuid">{node}</span> {text}</li>',
+            kind="ok" if outcome.answer.ok else "failed",
+            node=outcome.node,
+            name=outcome.name or "",
+            text="accepted" if outcome.answer.ok else outcome.answer.error,
         )
-        for node, answer in answers
+        for outcome in outcomes
     ]
     return render(_RESULTS, summary=summary, items=join(items))
 
