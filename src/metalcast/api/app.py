@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute
 from metalcast.api import auth, errors, metrics, openapi, policy
 from metalcast.api.audit import AuditLog
 from metalcast.api.auth.cache import CredentialCache
+from metalcast.api.dashboard import routes as dashboard
+from metalcast.api.dashboard.session import SessionCookie
 from metalcast.api.endpoint import JSON, Deps
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
@@ -108,8 +110,8 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     )
     api_routes = routes()
     app = Starlette(
-        routes=[*api_routes, metrics.route(metrics.registry_for(db))],
-        middleware=[Middleware(UnversionedPaths), middleware],
+        routes=[*api_routes, metrics.route(metrics.registry_for(db)), *dashboard.ROUTES],
+        middleware=[Middleware(SessionCookie), Middleware(UnversionedPaths), middleware],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )

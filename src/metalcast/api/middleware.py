@@ -25,6 +25,7 @@ from metalcast import metrics
 from metalcast.api import audit, errors, limits, versions
 from metalcast.api.audit import AuditLog, AuditNote
 from metalcast.api.auth import PUBLIC_PATHS, Authenticator, Credentials, anonymous
+from metalcast.api.dashboard.session import is_dashboard
 from metalcast.api.metrics import PATH as METRICS_PATH
 from metalcast.config import Settings
 from metalcast.context import RequestContext
@@ -129,8 +130,12 @@ class ApiMiddleware:
             path=scope["path"],
         )
         path = scope["path"]
-        public = PUBLIC_PATHS.match(path) is not None or (
-            self.public_metrics and path == METRICS_PATH
+        # the dashboard's pages decide themselves: a caller without valid credentials
+        # gets the login page, not a 401 document (metalcast.api.dashboard)
+        public = (
+            PUBLIC_PATHS.match(path) is not None
+            or (self.public_metrics and path == METRICS_PATH)
+            or is_dashboard(path)
         )
         try:
             context = await self.authenticator.authenticate(credentials)

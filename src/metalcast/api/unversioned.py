@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-#: paths served as they are: the root document, the API, the images the boot relay serves
-_AS_IS = ("/v1/", "/images/")
-#: single paths served as they are: the root documents and the Prometheus metrics
-_EXACT = ("", "/", "/v1", "/metrics")
+#: paths served as they are: the root document, the API, the images the boot relay
+#: serves, the dashboard
+_AS_IS = ("/v1/", "/images/", "/dashboard/")
+#: single paths served as they are: the root documents, the Prometheus metrics, the
+#: dashboard
+_EXACT = ("", "/", "/v1", "/metrics", "/dashboard")
 
 
 def versioned(path: str) -> str:
-    """``path`` with ``/v1`` in front unless it is ``/``, ``/v1``, ``/metrics`` or served
-    as is."""
+    """``path`` with ``/v1`` in front unless it is ``/``, ``/v1``, ``/metrics``, the
+    dashboard's or served as is."""
     if path in _EXACT or path.startswith(_AS_IS):
         return path
     return "/v1" + path

@@ -21,8 +21,9 @@ from metalcast.cli.output import (
     table,
 )
 from metalcast.cli.session import session_of
-from metalcast.cli.waiting import AgentProgress, Mark, Verdict, failure_message, is_busy, judge_rest
+from metalcast.cli.waiting import Mark, Verdict, failure_message, is_busy, judge_rest
 from metalcast.interfaces import INTERFACE_NAMES
+from metalcast.reports import AgentProgress
 
 app = typer.Typer(help="Enrol, inspect, deploy and power bare-metal nodes.", no_args_is_help=True)
 maintenance_app = typer.Typer(help="Put a node in or out of maintenance.", no_args_is_help=True)

@@ -130,7 +130,9 @@ def test_the_matrix_walks_every_route(world: HeaderWorld) -> None:
         walked.add((route.path, action.method))
     missing = []
     for route in routes:
-        if route.path in NOT_WALKED:
+        # the dashboard's routes have no rule of their own: they call the API routes
+        # walked here, as their caller (tests/unit/api/test_dashboard.py)
+        if route.path in NOT_WALKED or route.path.startswith("/dashboard"):
             continue
         methods = (route.methods or set()) - {"HEAD"}
         # a vendor passthru route takes every method: one of them is enough
