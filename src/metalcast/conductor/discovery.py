@@ -8,7 +8,7 @@ then, in this order:
 
 1. checks the inventory exactly as in-band inspection does
    (:func:`metalcast.conductor.inventory.check`: size, shape, control characters,
-   at most 64 NICs) and that it names at least one NIC;
+   at most 64 NICs) and that it names at least one NIC, each MAC once;
 2. takes one of the ``discovery.max_per_minute`` discoveries this conductor accepts;
 3. in one transaction, refuses a machine any of whose MACs is a port already (a
    known machine, or a second report of one just discovered: nothing is changed,
@@ -127,6 +127,8 @@ def discover(
     macs = inv.macs(inventory)
     if not macs:
         raise inv.InvalidInventory("it lists no NIC, so the machine cannot be told apart")
+    if len(set(macs)) != len(macs):
+        raise inv.InvalidInventory("it lists one MAC address for two NICs")
     if rt.ring is not None:
         rt.ring.check_served(group=rt.settings.conductor_group, hardware_type=settings.driver)
     limit.take()

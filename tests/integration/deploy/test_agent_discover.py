@@ -164,6 +164,8 @@ def hostile_report(inventory: dict[str, Any], hostile: str) -> Any:
         report["disks"] = {"sda": 1}
     elif hostile == "no NIC":
         report["interfaces"] = []
+    elif hostile == "one MAC twice":
+        report["interfaces"] = [report["interfaces"][0]] * 2
     return {"inventory": report}
 
 
@@ -189,6 +191,7 @@ def test_hostile_and_repeated_reports_are_refused_and_change_nothing(
             ("control characters", 400, "control character"),
             ("malformed", 400, "'disks' is missing"),
             ("no NIC", 400, "no NIC"),
+            ("one MAC twice", 400, "one MAC address for two NICs"),
         ):
             answer = post(hostile_report(inventory, hostile))
             assert (answer.status_code, says in answer.text) == (status, True), answer.text
