@@ -324,6 +324,17 @@ class AgentHeartbeat(Call[HeartbeatReply]):
     report: AgentReport
 
 
+@dataclass(frozen=True, slots=True)
+class DiscoverMachine(Call[Node]):
+    """Enroll the machine whose agent sent ``report`` (``POST
+    /v1/continue_inspection``: its inventory) as a new node
+    (:mod:`metalcast.conductor.discovery`).  NotFound (404) while discovery is off;
+    InvalidInput (400) for a refused inventory; Conflict (409) for a machine a node
+    has a NIC of; ServiceUnavailable (503) when too many machines report at once."""
+
+    report: JSONDict
+
+
 # ---- ports and portgroups (they change what the node boots from) ------------------
 
 

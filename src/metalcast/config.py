@@ -310,6 +310,26 @@ class SensorsSettings(_Area):
     workers: int = Field(default=4, ge=1, le=64)
 
 
+class DiscoverySettings(_Area):
+    """How a machine found by auto-discovery (``boot.discovery``) is enrolled
+    (docs/discovery.md)."""
+
+    #: the hardware type of a discovered node (its interfaces: the type's defaults)
+    driver: str = Field(default="ipmi", min_length=1, max_length=255)
+    #: BMC credentials given to every discovered node, as the driver's
+    #: ``<prefix>_username``/``_password`` (``ipmi_``, ``redfish_``); None: none
+    #: (an inspection rule may set them)
+    bmc_username: str | None = Field(default=None, max_length=255)
+    bmc_password: SecretStr | None = None
+    #: where a discovered node ends: ``enroll``, or ``manageable`` (through
+    #: ``verifying``, which needs its BMC to answer; else it stays in ``enroll``)
+    state: str = Field(default="enroll", pattern="^(enroll|manageable)$")
+    #: discoveries accepted per minute by one conductor; more are refused (503)
+    max_per_minute: int = Field(default=30, ge=1, le=10_000)
+    #: the resource class of a discovered node; None: none
+    resource_class: str | None = Field(default=None, max_length=80)
+
+
 class Settings(_Area):
     state_dir: Path = Path("/var/lib/metalcast")
     api: ApiSettings = ApiSettings()
@@ -323,6 +343,7 @@ class Settings(_Area):
     metrics: MetricsSettings = MetricsSettings()
     sensors: SensorsSettings = SensorsSettings()
     events: EventsSettings = EventsSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
 
     @property
     def boot_services(self) -> BootSettings:

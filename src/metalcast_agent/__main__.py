@@ -12,10 +12,11 @@ from metalcast_agent import AGENT_VERSION
 from metalcast_agent.agent import Agent
 from metalcast_agent.client import ApiClient, DownloadAccess, Transport
 from metalcast_agent.commands import CommandRunner
-from metalcast_agent.config import load_config
+from metalcast_agent.config import AgentConfig, load_config
+from metalcast_agent.discovery import Discovery
 from metalcast_agent.errors import ConfigError
 from metalcast_agent.handlers import default_handlers
-from metalcast_agent.hardware import mac_addresses
+from metalcast_agent.hardware import collect_inventory, mac_addresses
 from metalcast_agent.log import LogBuffer, redact_url, setup_logging
 
 EXIT_CONFIG = 2
@@ -46,19 +47,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         downloads=DownloadAccess(config.api_url, transport=transport),
         on_finish=wake.set,
     )
+    api = ApiClient(config.api_url, transport=transport)
     agent = Agent(
         config,
-        ApiClient(config.api_url, transport=transport),
+        api,
         runner,
         buffer,
         macs=lambda: mac_addresses(config.env, bootif=config.bootif),
         wake=wake,
     )
+    if config.discovery:
+        agent.discovery = _discovery(config, api)
     try:
         return agent.run()
     except KeyboardInterrupt:
         log.info("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _discovery(config: AgentConfig, api: ApiClient) -> Discovery:
+    """Reports the machine's inventory (no LLDP wait: nothing asked for it)."""
+    return Discovery(api, lambda: collect_inventory(config.env))
 
 
 def _trust(api_url: str, cacert: Path | None) -> str:

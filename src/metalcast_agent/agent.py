@@ -6,6 +6,10 @@
       ▲ 404/error: retry        │                        command finishes)
       └── 401/403, 10 x 404 ────┘   409, 5xx, no answer: retry at the interval
 
+Booted for discovery (``metalcast.discovery=1``), a lookup that finds nothing makes
+the agent report the machine's inventory once (:mod:`metalcast_agent.discovery`);
+once metalcast enrolled it, the agent powers the machine off.
+
 The loop never dies of a conductor error. The token lives in this object only and is
 never logged. After a ``power_off``/``reboot`` result has been acknowledged (or three
 heartbeats tried), the loop performs the power action and stops; should the power
@@ -22,6 +26,7 @@ from metalcast_agent import AGENT_VERSION
 from metalcast_agent.client import ConductorApi
 from metalcast_agent.commands import CommandRunner
 from metalcast_agent.config import AgentConfig
+from metalcast_agent.discovery import Discovery, Outcome
 from metalcast_agent.errors import ApiError
 from metalcast_agent.log import LogBuffer, get_logger
 from metalcast_agent.power import perform
@@ -86,6 +91,8 @@ class Agent:
         self._lookup_throttle = _Throttle(clock)
         self._heartbeat_throttle = _Throttle(clock)
         self.wake = wake if wake is not None else threading.Event()
+        #: set when the ramdisk was booted for discovery (``metalcast.discovery=1``)
+        self.discovery: Discovery | None = None
 
     @property
     def has_token(self) -> bool:
@@ -113,7 +120,7 @@ class Agent:
 
     # ------------------------------------------------------------------------ lookup
 
-    def _lookup(self) -> float:
+    def _lookup(self) -> float | None:
         macs = self.macs()
         if not macs:
             self._lookup_throttle.warn("lookup: no network interface with a MAC address")
@@ -121,6 +128,8 @@ class Agent:
         try:
             answer = self.api.lookup(macs)
         except ApiError as exc:
+            if exc.status == 404 and self._discovered():
+                return self._after_discovery()
             self._lookup_throttle.warn(f"{exc.message} (MACs {', '.join(macs)}); retrying")
             return self.interval
         self._lookup_throttle.reset()
@@ -134,6 +143,16 @@ class Agent:
         if self._token is None:
             _log.warning("lookup: no agent token given (it is given once per deployment)")
         return 0.0
+
+    def _discovered(self) -> bool:
+        return self.discovery is not None and self.discovery.report() is Outcome.ENROLLED
+
+    def _after_discovery(self) -> float | None:
+        """The machine was enrolled: power it off (its node is told by metalcast)."""
+        if self.power("power_off"):
+            return None
+        _log.error("power_off failed after discovery: power the machine off through its BMC")
+        return self.interval
 
     # --------------------------------------------------------------------- heartbeat
 

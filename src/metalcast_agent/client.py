@@ -21,7 +21,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Protocol
@@ -36,6 +36,7 @@ from metalcast_agent.protocol import (
     HeartbeatAnswer,
     HeartbeatBody,
     LookupAnswer,
+    parse_discovered,
     parse_heartbeat,
     parse_lookup,
 )
@@ -136,7 +137,8 @@ class Transport:
 
 
 class ApiClient:
-    """metalcast's ``/v1/lookup`` and ``/v1/heartbeat`` at ``base_url``."""
+    """metalcast's ``/v1/lookup``, ``/v1/heartbeat`` and ``/v1/continue_inspection`` at
+    ``base_url``."""
 
     def __init__(
         self, base_url: str, *, timeout: float = API_TIMEOUT, transport: Transport | None = None
@@ -154,6 +156,13 @@ class ApiClient:
         """Send ``body``; the conductor's answer. Raises ApiError or ApiUnreachable."""
         path = f"/v1/heartbeat/{quote(node_uuid, safe='')}"
         return parse_heartbeat(self._call("Heartbeat", "POST", path, dict(body)))
+
+    def continue_inspection(self, report: Mapping[str, object]) -> str:
+        """Report an unknown machine's inventory for discovery (``{"inventory": ...}``);
+        the UUID of the node it was enrolled as.  Raises ApiError (404: discovery is
+        off; 409: the machine is known) or ApiUnreachable."""
+        data = self._call("Discovery", "POST", "/v1/continue_inspection", dict(report))
+        return parse_discovered(data)
 
     def _call(self, what: str, method: str, path: str, body: object) -> object:
         data = json.dumps(body).encode() if body is not None else None

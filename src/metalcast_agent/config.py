@@ -45,6 +45,9 @@ class AgentConfig:
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     power_action: str = "system"
     env: Environment = field(default_factory=Environment)
+    #: booted for discovery (``metalcast.discovery=1``): a machine no node knows,
+    #: whose inventory is reported when the lookup finds nothing
+    discovery: bool = False
 
 
 def parse_cmdline(text: str) -> dict[str, str]:
@@ -96,6 +99,7 @@ def load_config(
         heartbeat_interval=_check_interval(heartbeat),
         power_action=_check_power_action(pick("power_action") or "system"),
         env=env,
+        discovery=_flag(pick("discovery") or kernel.get("metalcast.discovery")),
     )
 
 
@@ -111,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cacert", help=f"CA certificate to verify metalcast with (default: {DEFAULT_CACERT})"
     )
+    parser.add_argument(
+        "--discovery", help="1: report the inventory when no node is found (metalcast.discovery=)"
+    )
     parser.add_argument("--sys-root", help="where /sys is (tests)")
     parser.add_argument("--proc-root", help="where /proc is (tests)")
     parser.add_argument("--dev-root", help="where /dev is (tests)")
@@ -120,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
         help="'exit' makes power_off/reboot exit the agent instead (tests)",
     )
     return parser
+
+
+def _flag(value: str | None) -> bool:
+    """A kernel flag: ``1``, ``true``, ``yes`` or ``on`` (and a bare ``metalcast.discovery``)."""
+    return value is not None and value.strip().lower() in ("", "1", "true", "yes", "on")
 
 
 def _read_cmdline(path: Path) -> str:

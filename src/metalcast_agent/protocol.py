@@ -179,6 +179,16 @@ def parse_lookup(data: object) -> LookupAnswer:
     return LookupAnswer(uuid, token, _interval(metalcast.get("heartbeat_interval")))
 
 
+def parse_discovered(data: object) -> str:
+    """The UUID of the node a discovery report enrolled (``{"uuid": ...}``)."""
+    uuid = data.get("uuid") if isinstance(data, dict) else None
+    if not isinstance(uuid, str) or not uuid:
+        raise ApiError(
+            "Discovery answer has no uuid; is metalcast.api a metalcast API?", status=202
+        )
+    return uuid
+
+
 def parse_heartbeat(data: object) -> HeartbeatAnswer:
     """The acknowledged result ids, next command and interval of a heartbeat answer."""
     if not isinstance(data, dict):

@@ -194,6 +194,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:driver:get_raid_logical_disk_properties": SYSTEM_READER,
     "baremetal:driver:vendor_passthru": SYSTEM_ADMIN,
     "baremetal:driver:ipa_lookup": EVERYONE,
+    "baremetal:driver:ipa_continue_inspection": EVERYONE,
     "baremetal:volume:list_all": SYSTEM_READER,
     "baremetal:volume:list": API_READER,
     "baremetal:volume:get": SYSTEM_OR_PROJECT_READER,
@@ -1067,7 +1068,13 @@ BY_ACTION: dict[str, Action] = {action.name: action for action in ACTIONS}
 #: routes the matrix leaves to their own tests (tests/unit/api/test_ramdisk.py):
 #: the agent's, which take its token, and the image files
 NOT_WALKED = frozenset(
-    {"/v1/lookup", "/v1/heartbeat", "/v1/heartbeat/{node}", "/images/{path:path}"}
+    {
+        "/v1/lookup",
+        "/v1/heartbeat",
+        "/v1/heartbeat/{node}",
+        "/v1/continue_inspection",
+        "/images/{path:path}",
+    }
 )
 
 

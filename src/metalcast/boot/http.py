@@ -9,7 +9,8 @@ Routes:
     Range requests (206) for agents that resume or split a download; only with a URL
     the conductor signed for one node and that node's agent token in the
     ``X-Metalcast-Agent-Token`` header (:mod:`metalcast.agent_downloads`), else 403;
-``GET /``, ``GET /v1``, ``GET /v1/lookup``, ``POST /v1/heartbeat/<node>``
+``GET /``, ``GET /v1``, ``GET /v1/lookup``, ``POST /v1/heartbeat/<node>``,
+``POST /v1/continue_inspection`` (a discovered machine's inventory)
     relayed, streaming both ways, to the API (``api_url``): the agent on the
     provisioning network reaches an API that listens only on loopback elsewhere.
     Identity and credential headers (``X-Roles``, ``Authorization``, ``Cookie``, …)
@@ -300,6 +301,7 @@ def create_app(
             Route("/v1", _relay, methods=["GET"]),
             Route("/v1/lookup", _relay, methods=["GET"]),
             Route("/v1/heartbeat/{node}", _relay, methods=["POST"]),
+            Route("/v1/continue_inspection", _relay, methods=["POST"]),
         ],
         middleware=[Middleware(AccessLog)],
         lifespan=lifespan,

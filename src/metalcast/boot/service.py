@@ -25,7 +25,13 @@ from metalcast.boot.dnsmasq import command, dhcp_port_in_use, render_config
 from metalcast.boot.dnsmasq_process import Dnsmasq, DnsmasqHealth, Timing
 from metalcast.boot.errors import BootSetupError, DnsmasqError
 from metalcast.boot.http import BootHttpServer, create_app, create_files_app
-from metalcast.boot.ipxe import NodeBoot, install_boot_files, remove_node_files, write_node_files
+from metalcast.boot.ipxe import (
+    NodeBoot,
+    install_boot_files,
+    remove_node_files,
+    write_discovery_script,
+    write_node_files,
+)
 from metalcast.boot.layout import BootLayout, write_atomic
 from metalcast.boot.settings import BootSettings
 from metalcast.boot.trust import agent_ca, check_agents_accept, relay_trust
@@ -204,6 +210,13 @@ class BootServices:
 
     def _install(self) -> list[str]:
         warnings = install_boot_files(self.layout, self.settings, agent_ca=self.agent_ca)
+        write_discovery_script(self.layout, self.settings, api_url=self.node_api_url)
+        if self.settings.discovery and self.settings.ignore_unknown:
+            warnings.append(
+                "boot.discovery with boot.ignore_unknown: dnsmasq answers no unknown "
+                "machine, so only machines the other DHCP server sends to "
+                f"{self.settings.http_url}/boot/boot.ipxe are discovered (docs/discovery.md)"
+            )
         if self.tls is not None:
             warnings += self.tls.warnings(now=datetime.now(UTC))
         return warnings

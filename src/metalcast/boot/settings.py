@@ -51,6 +51,12 @@ class BootSettings(BaseModel):
     #: answer DHCP only for MACs of enrolled nodes being provisioned, so that
     #: metalcast can share a network with another DHCP server
     ignore_unknown: bool = False
+    #: auto-discovery: a machine whose MAC no node has that network-boots here gets
+    #: the deploy ramdisk (instead of its local disk), whose agent reports its
+    #: inventory to ``POST /v1/continue_inspection``, and is enrolled as a node
+    #: (``[discovery]`` says how); with ``ignore_unknown`` only machines the other
+    #: DHCP server sends here are discovered (docs/discovery.md)
+    discovery: bool = False
     #: send IPv6 router advertisements (stateless) on ``interface``: iPXE waits
     #: about 13 s for one otherwise; needs an IPv6 address on the interface
     ipv6_ra: bool = True

@@ -17,6 +17,7 @@ from metalcast.conductor import (
     allocations,
     boot_mode,
     console,
+    discovery,
     management,
     nodes,
     ports,
@@ -28,6 +29,7 @@ from metalcast.conductor import (
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.context import RequestContext
 from metalcast.db.models import Allocation, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.errors import NotFound
 from metalcast_agent.protocol import HeartbeatReply
 
 if TYPE_CHECKING:
@@ -233,6 +235,13 @@ def _agent_heartbeat(
     s: ConductorService, r: c.AgentHeartbeat, ctx: RequestContext
 ) -> HeartbeatReply:
     return agent.heartbeat(s.rt, r.node_id, r.report, user=ctx.who)
+
+
+@handles(c.DiscoverMachine)
+def _discover_machine(s: ConductorService, r: c.DiscoverMachine, ctx: RequestContext) -> Node:
+    if not s.settings.boot.discovery:
+        raise NotFound(discovery.DISCOVERY_OFF)
+    return discovery.discover(s.rt, s.settings.discovery, s.discovery_limit, r.report, user=ctx.who)
 
 
 # ---- ports and portgroups ----------------------------------------------------------

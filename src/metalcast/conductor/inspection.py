@@ -56,22 +56,24 @@ def receive(task: NodeTask, found: object) -> str | None:
                 )
     except Conflict as exc:  # a port created meanwhile
         return f"The agent's inventory was refused: {exc.message}"
-    _set_properties(task, inventory)
+    set_properties(task, inventory)
     ports = ", ".join(created) or "none"
     task.save(
         event=f"Inspection: inventory stored; ports created: {ports}", event_type="inspection"
     )
-    return _apply_rules(task, inventory)
+    return apply_rules(task, inventory)
 
 
-def _apply_rules(task: NodeTask, inventory: inv.Inventory) -> str | None:
-    """Run the inspection rules (:mod:`.inspection_rules`) on what was stored: their
-    changes, or the reason inspection fails (a ``fail`` action, a rule that cannot
-    apply: none of its changes is written)."""
-    outcome = inspection_rules.apply_rules(task, inventory, PLUGIN_DATA)
+def apply_rules(
+    task: NodeTask, inventory: inv.Inventory, plugin_data: dict[str, object] = PLUGIN_DATA
+) -> str | None:
+    """Run the inspection rules (:mod:`.inspection_rules`) on what was stored (with
+    ``plugin_data``): their changes, or the reason inspection fails (a ``fail``
+    action, a rule that cannot apply: none of its changes is written)."""
+    outcome = inspection_rules.apply_rules(task, inventory, plugin_data)
     if outcome.failure is not None:
         return f"Inspection rules: {outcome.failure}"
-    if outcome.plugin_data != PLUGIN_DATA:
+    if outcome.plugin_data != plugin_data:
         with task.rt.db.begin() as conn:
             inventories.replace_inventory(
                 conn, task.node.id, inventory, plugin_data=outcome.plugin_data
@@ -79,7 +81,9 @@ def _apply_rules(task: NodeTask, inventory: inv.Inventory) -> str | None:
     return None
 
 
-def _set_properties(task: NodeTask, inventory: inv.Inventory) -> None:
+def set_properties(task: NodeTask, inventory: inv.Inventory) -> None:
+    """``cpus``, ``memory_mb``, ``local_gb``, ``cpu_arch`` and the ``boot_mode``
+    capability from ``inventory`` (written by the task's next save)."""
     props = dict(task.node.properties)
     props.update(inv.properties(inventory, hints=props.get("root_device")))
     mode = inv.boot_mode(inventory)

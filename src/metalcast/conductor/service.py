@@ -27,7 +27,7 @@ from typing import Any, TypeVar, cast
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
 from metalcast.calls import Call
-from metalcast.conductor import periodics, recovery, sensors, takeover
+from metalcast.conductor import discovery, periodics, recovery, sensors, takeover
 from metalcast.conductor.allocator import Allocator
 from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.handlers import HANDLERS
@@ -166,6 +166,7 @@ class ConductorService:
         self.power_sync = periodics.PowerSync(self.rt, call_timeout=cs.power_state_change_timeout)
         self.sensors = sensors.SensorCollector(self.rt, settings.sensors)
         self.allocator = Allocator(self.rt)
+        self.discovery_limit = discovery.RateLimit(settings.discovery.max_per_minute)
         self.webhooks = WebhookSender(
             db, secret_box, settings=settings.events, hostname=cs.hostname
         )

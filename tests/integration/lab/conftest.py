@@ -125,6 +125,7 @@ def _lab_env(
     *,
     tls: dict[str, str],
     cacert: Path | None,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[Lab]:
     netns = f"mce2e{os.getpid() % 100000}"
     images = tmp_path / "images"  # deploys read local images from here only
@@ -139,6 +140,7 @@ def _lab_env(
         # the machines' sensors reach /metrics within seconds (test_lab_deploy_e2e)
         "METALCAST_SENSORS__INTERVAL": "2",
         **tls,
+        **(extra or {}),
     }
     with start(env=env, cacert=cacert) as server:
         lab = Lab(
@@ -158,6 +160,22 @@ def lab_env(
 ) -> Iterator[Lab]:
     """A server whose boot services follow a lab namespace of this test's own."""
     yield from _lab_env(start_metalcast_server, agent_ramdisk, tmp_path, tls={}, cacert=None)
+
+
+@pytest.fixture
+def lab_env_discovery(
+    start_metalcast_server: Callable[..., Any], agent_ramdisk: BuiltRamdisk, tmp_path: Path
+) -> Iterator[Lab]:
+    """Like ``lab_env``, with auto-discovery on (``boot.discovery``): discovered
+    machines end ``manageable`` with the lab BMCs' user name (the password: a rule)."""
+    extra = {
+        "METALCAST_BOOT__DISCOVERY": "true",
+        "METALCAST_DISCOVERY__STATE": "manageable",
+        "METALCAST_DISCOVERY__BMC_USERNAME": "admin",
+    }
+    yield from _lab_env(
+        start_metalcast_server, agent_ramdisk, tmp_path, tls={}, cacert=None, extra=extra
+    )
 
 
 @pytest.fixture

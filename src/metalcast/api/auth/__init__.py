@@ -3,9 +3,9 @@
 Every request passes :class:`~metalcast.api.middleware.ApiMiddleware`, which asks the
 server's one :class:`Authenticator` for the caller's
 :class:`~metalcast.context.RequestContext`.  Routes in :data:`PUBLIC_PATHS` (version
-discovery, the ramdisk agent's lookup and heartbeat, as in Ironic) need no
-credentials; every other request without valid ones is answered 401 before it
-reaches a route.  What the caller may then do is the policy's business
+discovery, the ramdisk agent's lookup, heartbeat and inspection data, as in Ironic)
+need no credentials; every other request without valid ones is answered 401 before
+it reaches a route.  What the caller may then do is the policy's business
 (:mod:`metalcast.api.policy`).
 
 Strategies (``api.auth_strategy``):
@@ -41,7 +41,9 @@ from metalcast.errors import MetalcastError
 
 #: paths anyone may call without credentials (Ironic's public_api_routes, plus the
 #: OpenAPI description)
-PUBLIC_PATHS = re.compile(r"^/(v1(/lookup|/heartbeat(/[^/]+)?|/openapi\.json)?)?$")
+PUBLIC_PATHS = re.compile(
+    r"^/(v1(/lookup|/heartbeat(/[^/]+)?|/continue_inspection|/openapi\.json)?)?$"
+)
 
 ANONYMOUS_ROLES: frozenset[str] = frozenset()
 

@@ -37,7 +37,7 @@ from metalcast.api.params import check_query
 from metalcast.api.schema import Field, normalize_mac, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import links
-from metalcast.calls import AgentHeartbeat, AgentLookup
+from metalcast.calls import AgentHeartbeat, AgentLookup, DiscoverMachine
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.errors import Conflict, InvalidInput, NotFound
@@ -319,8 +319,53 @@ def _check_callback_url(url: str) -> None:
         )
 
 
+# ----------------------------------------------------------------- discovery
+
+DISCOVERED = obj(
+    {"uuid": UUID},
+    required=("uuid",),
+    description="The node the machine was enrolled as (ironic-inspector's answer).",
+)
+
+
+@endpoint(
+    "baremetal:driver:ipa_continue_inspection",
+    body=True,
+    doc=Operation(
+        "An unknown machine's agent reports its inventory to be enrolled (discovery)",
+        answers={202: DISCOVERED},
+        body=obj(
+            {"inventory": obj(additional=True)},
+            required=("inventory",),
+            additional=True,
+            description="Ironic's inspection data: the inventory and plugin data (ignored).",
+        ),
+        errors=frozenset({404, 409, 503}),
+        description="Only with boot.discovery on (404 otherwise). The machine is enrolled "
+        "as a new node from its inventory; a machine a node has a NIC of is refused (409) "
+        "and nothing changes. No credentials are needed: the ramdisk has none "
+        "(docs/discovery.md).",
+    ),
+)
+def continue_inspection(call: Call) -> object:
+    if not call.deps.settings.boot.discovery:
+        raise NotFound("The resource could not be found.")
+    report = call.body if isinstance(call.body, dict) else None
+    if report is None or not isinstance(report.get("inventory"), dict):
+        raise InvalidInput(
+            'A discovery report is a JSON object with the machine\'s "inventory" object.'
+        )
+    node = call.deps.conductor.call(
+        DiscoverMachine({"inventory": report["inventory"]}), context=call.context
+    )
+    call.audit.node(uuid=node.uuid)
+    call.audit.resource(node.uuid)
+    return Reply(202, {"uuid": node.uuid})
+
+
 ROUTES = [
     Route("/v1/lookup", lookup, methods=["GET"]),
+    Route("/v1/continue_inspection", continue_inspection, methods=["POST"]),
     Route("/v1/heartbeat", heartbeat_naming_node, methods=["POST"]),
     Route("/v1/heartbeat/{node}", heartbeat, methods=["POST"]),
 ]

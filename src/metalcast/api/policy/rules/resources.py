@@ -204,6 +204,13 @@ DRIVER_RULES = group(
         (("GET", "/v1/lookup"),),
         _CALLER,
     ),
+    (
+        "ipa_continue_inspection",
+        PUBLIC,
+        "Receive inspection data from the ramdisk",
+        (("POST", "/v1/continue_inspection"),),
+        _CALLER,
+    ),
 )
 
 _VC = "/v1/volume/connectors"
