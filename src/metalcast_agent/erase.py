@@ -322,7 +322,8 @@ def _zeroout(fd: int, size: int, *, disk: Disk, progress: Progress) -> bool:
             if done == 0 and exc.errno in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
                 return False
             raise DiskError(
-                f"Zeroing {disk.name} failed at {format_size(done)}: {exc.strerror}"
+                f"Zeroing {disk.name} failed after {format_size(done)} of {format_size(size)}: "
+                f"{exc.strerror}"
             ) from None
         done += length
         progress(done)
@@ -345,7 +346,8 @@ def _write_zeros(env: Environment, fd: int, size: int, *, disk: Disk, progress: 
                 progress(done)
     except OSError as exc:
         raise DiskError(
-            f"Overwriting {disk.name} failed at {format_size(done)}: {exc.strerror}"
+            f"Overwriting {disk.name} failed after {format_size(done)} of {format_size(size)}: "
+            f"{exc.strerror}"
         ) from None
     finally:
         zeros.close()

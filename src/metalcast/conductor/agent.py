@@ -267,7 +267,8 @@ def _erased(result: Mapping[str, Any]) -> str:
         except (TypeError, ValueError):
             size, seconds = 0, 0.0
         device, method = _printable(item.get("device"), 64), _printable(item.get("method"), 32)
-        parts.append(f"{device}: {method}, {size / 2**30:.1f} GiB in {seconds:.1f} s")
+        amount = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
+        parts.append(f"{device}: {method}, {amount} in {seconds:.1f} s")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
