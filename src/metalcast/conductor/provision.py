@@ -23,7 +23,7 @@ from metalcast.conductor.workers import start_async
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.errors import InvalidInput, NodeProtected
-from metalcast.states import WAIT, WORK, Event, ProvisionState
+from metalcast.states import HOLD, WAIT, WORK, Event, ProvisionState
 
 PS = ProvisionState
 
@@ -138,7 +138,7 @@ def abort(rt: Runtime, node: Node, *, user: str) -> None:
         if task.state in WORK:
             raise InvalidInput(_running_message(task.node, task.state))
         reason = None
-        if task.state in WAIT:
+        if task.state in WAIT | HOLD:
             reason = f"{_OPERATION.get(task.state, 'Operation')} aborted by {user}."
         for kind in ("clean", "deploy", "service"):
             steps.finish(task, kind=kind)
@@ -203,6 +203,7 @@ _OPERATION: Mapping[ProvisionState, str] = {
     PS.DEPLOYWAIT: "Deployment",
     PS.RESCUEWAIT: "Rescue",
     PS.SERVICEWAIT: "Servicing",
+    PS.SERVICEHOLD: "Servicing",
 }
 
 

@@ -8,8 +8,10 @@ import pytest
 from conductor_env import ALICE, Env
 
 from metalcast.calls import ChangeProvisionState, ProvisionRequest
+from metalcast.conductor.flows.cleaning import run_cleaning
+from metalcast.conductor.task import acquire
 from metalcast.errors import InvalidInput
-from metalcast.states import InvalidTransition
+from metalcast.states import Event, InvalidTransition
 
 METADATA = {"interface": "deploy", "step": "erase_devices_metadata"}
 ERASE = {"interface": "deploy", "step": "erase_devices"}
@@ -91,3 +93,45 @@ def test_a_service_hold_step_holds_servicing_until_unhold(env: Env) -> None:
     act(env, node.id, "unhold")
     done = env.wait_settled(node.id)
     assert (done.provision_state, done.service_step) == ("active", None)
+
+
+def test_abort_during_a_step_that_cannot_be_interrupted_waits_for_it(env: Env) -> None:
+    node = env.create(
+        "manageable",
+        driver_info={"fake_wait": "clean"},
+        target_raid_config={"logical_disks": [{"size_gb": 10, "raid_level": "1"}]},
+    )
+    raid = {"interface": "raid", "step": "create_configuration"}
+    act(env, node.id, "clean", clean_steps=[raid, ERASE])
+    assert env.wait_settled(node.id).provision_state == "clean wait"
+
+    act(env, node.id, "abort")
+    marked = env.wait_settled(node.id)
+    assert marked.provision_state == "clean wait", "the RAID step may not be cut short"
+    assert marked.clean_step is not None and marked.clean_step["abort_after"] is True
+    assert any("cannot be interrupted" in e for e in history(env, node.id))
+
+    # the step reports done (the conductor resumes cleaning): cleaning ends as aborted
+    with acquire(env.service.rt, node.id, user="alice", purpose="resume") as task:
+        task.process_event(Event.RESUME)
+        run_cleaning(task)
+    done = env.wait_settled(node.id)
+    assert done.provision_state == "clean failed"
+    assert done.last_error == (
+        "By request, the clean operation was aborted during or after the completion "
+        "of step 'raid.create_configuration'."
+    )
+    assert done.clean_step is None and "clean_steps" not in done.driver_internal_info
+
+
+def test_abort_from_service_hold_fails_servicing_saying_who(env: Env) -> None:
+    node = env.create("available")
+    act(env, node.id, "active")
+    assert env.wait_settled(node.id).provision_state == "active"
+    act(env, node.id, "service", service_steps=[HOLD])
+    assert env.wait_settled(node.id).provision_state == "service hold"
+
+    act(env, node.id, "abort")
+    done = env.wait_settled(node.id)
+    assert done.provision_state == "service failed"
+    assert done.last_error == "Servicing aborted by alice."
