@@ -201,6 +201,27 @@ class ConductorSettings(_Area):
         return self
 
 
+class CleaningSettings(_Area):
+    """What cleaning erases, and how (Ironic's ``[deploy]`` erase options).
+
+    Automated cleaning erases only the disks' metadata by default; the full erase
+    (``erase_devices``) runs in automated cleaning with ``erase_devices_priority``
+    above 0, and whenever manual cleaning asks for it."""
+
+    #: priority of ``deploy.erase_devices`` in automated cleaning (0: manual only)
+    erase_devices_priority: int = Field(default=0, ge=0, le=1000)
+    #: priority of ``deploy.erase_devices_metadata`` (0: manual only)
+    erase_devices_metadata_priority: int = Field(default=99, ge=0, le=1000)
+    #: format NVMe namespaces with a secure erase setting (needs nvme-cli)
+    enable_nvme_secure_erase: bool = True
+    #: ATA Secure Erase where the disk supports it (needs hdparm)
+    enable_ata_secure_erase: bool = True
+    #: zero the disks that have no secure erase; off: only their metadata is erased
+    shred_final_overwrite_with_zeros: bool = True
+    #: overwrite a disk whose secure erase failed instead of failing the cleaning
+    continue_if_disk_secure_erase_fails: bool = False
+
+
 class DatabaseSettings(_Area):
     #: SQLAlchemy URL; empty means SQLite at <state_dir>/metalcast.sqlite
     url: str = ""
@@ -335,6 +356,7 @@ class Settings(_Area):
     api: ApiSettings = ApiSettings()
     keystone: KeystoneSettings = KeystoneSettings()
     conductor: ConductorSettings = ConductorSettings()
+    cleaning: CleaningSettings = CleaningSettings()
     database: DatabaseSettings = DatabaseSettings()
     #: by default the lab's network: the boot services start inside it as soon as
     #: ``metalcast lab up`` creates it, and stop when it goes

@@ -34,6 +34,7 @@ class ProvisionState(enum.StrEnum):
     CLEANING = "cleaning"
     CLEANWAIT = "clean wait"
     CLEANFAIL = "clean failed"
+    CLEANHOLD = "clean hold"
     INSPECTING = "inspecting"
     INSPECTWAIT = "inspect wait"
     INSPECTFAIL = "inspect failed"
@@ -48,6 +49,7 @@ class ProvisionState(enum.StrEnum):
     SERVICING = "servicing"
     SERVICEWAIT = "service wait"
     SERVICEFAIL = "service failed"
+    SERVICEHOLD = "service hold"
     ERROR = "error"
 
 
@@ -67,12 +69,14 @@ class Event(enum.StrEnum):
     RESCUE = "rescue"
     UNRESCUE = "unrescue"
     SERVICE = "service"
+    UNHOLD = "unhold"
     # internal outcomes, raised by the conductor only
     DONE = "done"
     FAIL = "fail"
     WAIT = "wait"
     RESUME = "resume"
     ERROR = "error"
+    HOLD = "hold"  #: a ``hold`` step: the node waits for the operator's unhold
 
 
 class PowerState(enum.StrEnum):
@@ -121,6 +125,7 @@ VERBS: Mapping[str, Event] = {
     "rescue": Event.RESCUE,
     "unrescue": Event.UNRESCUE,
     "service": Event.SERVICE,
+    "unhold": Event.UNHOLD,
 }
 
 STABLE: frozenset[ProvisionState] = frozenset(
@@ -154,10 +159,13 @@ FAILURE: frozenset[ProvisionState] = frozenset(
         PS.ERROR,
     }
 )
+#: States a ``hold`` step leaves a node in until the operator's ``unhold`` (or
+#: ``abort``); they have no timeout.
+HOLD: frozenset[ProvisionState] = frozenset({PS.CLEANHOLD, PS.SERVICEHOLD})
 #: States in which a ramdisk agent may look its node up and heartbeat (Ironic's
 #: lookup-allowed states): the wait states and the work states that boot an agent.
-AGENT_STATES: frozenset[ProvisionState] = WAIT | frozenset(
-    {PS.DEPLOYING, PS.CLEANING, PS.INSPECTING, PS.RESCUING, PS.SERVICING}
+AGENT_STATES: frozenset[ProvisionState] = (
+    WAIT | HOLD | frozenset({PS.DEPLOYING, PS.CLEANING, PS.INSPECTING, PS.RESCUING, PS.SERVICING})
 )
 #: States in which a node may be deleted from the inventory.
 DELETE_ALLOWED: frozenset[ProvisionState] = frozenset(
@@ -201,6 +209,11 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(PS.CLEANWAIT, E.FAIL, PS.CLEANFAIL),
     _t(PS.CLEANWAIT, E.ABORT, PS.CLEANFAIL),
     _t(PS.CLEANFAIL, E.MANAGE, PS.MANAGEABLE),
+    # a hold step: the operator looks, then lets cleaning go on or aborts it
+    _t(PS.CLEANING, E.HOLD, PS.CLEANHOLD),
+    _t(PS.CLEANWAIT, E.HOLD, PS.CLEANHOLD),
+    _t(PS.CLEANHOLD, E.UNHOLD, PS.CLEANWAIT),
+    _t(PS.CLEANHOLD, E.ABORT, PS.CLEANFAIL),
     # inspection
     _t(PS.MANAGEABLE, E.INSPECT, PS.INSPECTING),
     _t(PS.INSPECTING, E.DONE, PS.MANAGEABLE),
@@ -267,6 +280,11 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(PS.SERVICEFAIL, E.SERVICE, PS.SERVICING),
     _t(PS.SERVICEFAIL, E.RESCUE, PS.RESCUING),
     _t(PS.SERVICEFAIL, E.ABORT, PS.ACTIVE),
+    _t(PS.SERVICING, E.HOLD, PS.SERVICEHOLD),
+    _t(PS.SERVICEWAIT, E.HOLD, PS.SERVICEHOLD),
+    _t(PS.SERVICEHOLD, E.UNHOLD, PS.SERVICEWAIT),
+    _t(PS.SERVICEHOLD, E.ABORT, PS.SERVICEFAIL),
+    _t(PS.SERVICEHOLD, E.FAIL, PS.SERVICEFAIL),
 )
 
 _TABLE: Mapping[tuple[ProvisionState, Event], ProvisionState] = {
@@ -289,6 +307,8 @@ FAILURE_OF: Mapping[ProvisionState, ProvisionState] = {
     PS.UNRESCUING: PS.UNRESCUEFAIL,
     PS.SERVICING: PS.SERVICEFAIL,
     PS.SERVICEWAIT: PS.SERVICEFAIL,
+    PS.CLEANHOLD: PS.CLEANFAIL,
+    PS.SERVICEHOLD: PS.SERVICEFAIL,
 }
 
 
@@ -354,6 +374,7 @@ _TARGETS: Mapping[ProvisionState, ProvisionState] = {
     PS.UNRESCUING: PS.ACTIVE,
     PS.SERVICING: PS.ACTIVE,
     PS.SERVICEWAIT: PS.ACTIVE,
+    PS.SERVICEHOLD: PS.ACTIVE,
 }
 
 

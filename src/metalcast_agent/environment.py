@@ -26,6 +26,8 @@ class Environment:
     power_commands: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_POWER_COMMANDS)
     )
+    #: where the agent looks for the tools it runs (``nvme``, ``hdparm``); None: $PATH
+    tools_path: str | None = None
 
     def device_path(self, name: str) -> Path:
         """The path of device ``name`` (``"vda"`` or ``"/dev/vda"``) under ``dev_root``."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from metalcast_agent.commands import CommandContext, Handler, arg_str_list
 from metalcast_agent.configdrive import write_configdrive
 from metalcast_agent.disks import disks_named, erase_metadata
+from metalcast_agent.erase import erase_devices
 from metalcast_agent.errors import InvalidArguments
 from metalcast_agent.hardware import collect_inventory
 from metalcast_agent.imagewrite import write_image
@@ -47,6 +48,7 @@ def default_handlers() -> dict[str, Handler]:
     return {
         "get_inventory": get_inventory,
         "erase_metadata": erase_disk_metadata,
+        "erase_devices": erase_devices,
         "write_image": write_image,
         "write_configdrive": write_configdrive,
         "power_off": power_off,

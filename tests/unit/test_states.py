@@ -11,6 +11,7 @@ from metalcast.config import ConductorSettings
 from metalcast.states import (
     FAILURE,
     FAILURE_OF,
+    HOLD,
     STABLE,
     TRANSITIONS,
     WAIT,
@@ -31,7 +32,7 @@ def test_every_state_is_reachable_from_enroll() -> None:
 
 
 def test_state_sets_partition_the_states() -> None:
-    groups = [STABLE - {PS.ERROR}, WORK, WAIT, FAILURE]
+    groups = [STABLE - {PS.ERROR}, WORK, WAIT, HOLD, FAILURE]
     assert sum(len(g) for g in groups) == len(ProvisionState)
     assert set().union(*groups) == set(ProvisionState)
 
@@ -49,6 +50,12 @@ def test_every_wait_state_has_a_timeout_setting_and_can_fail_or_abort(
     setting = states.WAIT_TIMEOUT_SETTING[state]
     assert setting in ConductorSettings.model_fields
     assert advance(state, Event.FAIL) == FAILURE_OF[state]
+    assert advance(state, Event.ABORT) == FAILURE_OF[state]
+
+
+@pytest.mark.parametrize("state", sorted(HOLD))
+def test_every_hold_state_can_be_unheld_or_aborted(state: ProvisionState) -> None:
+    assert advance(state, Event.UNHOLD) in WAIT
     assert advance(state, Event.ABORT) == FAILURE_OF[state]
 
 

@@ -137,6 +137,7 @@ FEATURES: Mapping[str, Version] = {
     "boot_mode": _v(75),
     "history": _v(78),
     "inventory": _v(81),
+    "unhold": _v(85),
     "firmware_interface": _v(86),
     "service": _v(87),
     "port_name": _v(88),

@@ -52,7 +52,8 @@ SIMPLE_VERBS: tuple[tuple[str, str, str], ...] = (
     ("provide", "provide", "Clean the node and make it available."),
     ("undeploy", "deleted", "Tear down the instance, clean, make the node available."),
     ("inspect", "inspect", "Inspect the node's hardware."),
-    ("abort", "abort", "Abort the node's current wait state."),
+    ("abort", "abort", "Abort the node's current wait or hold state."),
+    ("unhold", "unhold", "Let cleaning or servicing held by a hold step go on."),
     ("unrescue", "unrescue", "Leave rescue mode and boot the instance again."),
     ("adopt", "adopt", "Take over a node that already runs its workload."),
 )

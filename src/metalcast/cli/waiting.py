@@ -27,7 +27,7 @@ from metalcast.cli.client import JSON, ApiClient, ApiError, CliError, node_path
 from metalcast.cli.events import ChangeWatch
 from metalcast.cli.output import stderr
 from metalcast.reports import AgentProgress, size_text  # noqa: F401 (re-exported)
-from metalcast.states import FAILURE, WAIT, WORK
+from metalcast.states import FAILURE, HOLD, WAIT, WORK
 
 #: the stable state each provision verb (as the API spells it) ends in
 EXPECTED_STATES: Mapping[str, str] = {
@@ -58,6 +58,8 @@ POLL_INTERVAL = 1.0
 PRINT_INTERVAL = 5.0
 _BUSY = frozenset(s.value for s in WORK | WAIT)
 _FAILED = frozenset(s.value for s in FAILURE)
+#: held by a hold step: the request has gone as far as it goes until an unhold
+_HELD = frozenset(s.value for s in HOLD)
 
 
 class Verdict(enum.Enum):
@@ -94,7 +96,8 @@ class Mark:
 
 def judge_provision(node: Mapping[str, Any], *, expected: str | None, before: Mark) -> Verdict:
     """Whether a provision request has finished: reached ``expected``, failed, or
-    still going.  ``expected`` None (abort) accepts any state the node rests in."""
+    still going.  ``expected`` None (abort, unhold) accepts any state the node rests
+    in; a hold state (``clean hold``) ends the wait too: the operator's turn."""
     state = node.get("provision_state")
     now = Mark.of(node)
     moved = (now.provision_state, now.provision_updated_at, now.last_error) != (
@@ -102,9 +105,11 @@ def judge_provision(node: Mapping[str, Any], *, expected: str | None, before: Ma
         before.provision_updated_at,
         before.last_error,
     )
-    if not moved or state in _BUSY or node.get("target_provision_state"):
+    if not moved or state in _BUSY:
         return Verdict.WAITING
-    if expected is None:
+    if node.get("target_provision_state") and state not in _HELD:
+        return Verdict.WAITING
+    if expected is None or state in _HELD:
         return Verdict.REACHED
     if state == expected:
         return Verdict.REACHED
@@ -139,9 +144,10 @@ def judge_rest(node: Mapping[str, Any], *, before: Mark) -> Verdict:
 def is_busy(node: Mapping[str, Any]) -> bool:
     """Whether ``node`` is on its way somewhere: a working or waiting state (deploying,
     wait call-back, cleaning, clean wait…) or a provision or power target."""
+    state = node.get("provision_state")
     return bool(
-        node.get("provision_state") in _BUSY
-        or node.get("target_provision_state")
+        state in _BUSY
+        or (node.get("target_provision_state") and state not in _HELD)
         or node.get("target_power_state")
     )
 

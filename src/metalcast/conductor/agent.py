@@ -243,12 +243,37 @@ def _count(name: str, result: Mapping[str, Any]) -> None:
 
 
 def _summary(name: str, result: Mapping[str, Any]) -> str:
+    if name == "erase_devices":
+        return _erased(result)
     if name != "write_image":
         return ""
     seconds = float(result.get("seconds") or 0)
     written = int(result.get("bytes") or 0)
     rate = written / seconds / 2**20 if seconds > 0 else 0.0
     return f" ({written} bytes to {result.get('device')} in {seconds:.1f} s, {rate:.1f} MiB/s)"
+
+
+def _erased(result: Mapping[str, Any]) -> str:
+    """`` (/dev/vda: zeroout, 2.0 GiB in 3.1 s; ...)``: how the agent erased each disk."""
+    devices = result.get("devices")
+    if not isinstance(devices, list):
+        return ""
+    parts = []
+    for item in devices[:64]:  # the agent's numbers: shown, never trusted further
+        if not isinstance(item, dict):
+            continue
+        try:
+            size, seconds = int(item.get("bytes") or 0), float(item.get("seconds") or 0)
+        except (TypeError, ValueError):
+            size, seconds = 0, 0.0
+        device, method = _printable(item.get("device"), 64), _printable(item.get("method"), 32)
+        amount = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
+        parts.append(f"{device}: {method}, {amount} in {seconds:.1f} s")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _printable(value: object, limit: int) -> str:
+    return "".join(c for c in str(value)[:limit] if c.isprintable())
 
 
 # ------------------------------------------------------------------ continuing

@@ -23,7 +23,7 @@ from metalcast.conductor.workers import start_async
 from metalcast.db import repository as repo
 from metalcast.db.models import Node
 from metalcast.errors import InvalidInput, NodeProtected
-from metalcast.states import WAIT, WORK, Event, ProvisionState
+from metalcast.states import HOLD, WAIT, WORK, Event, ProvisionState
 
 PS = ProvisionState
 
@@ -87,6 +87,9 @@ def change_provision_state(
     if event == Event.ABORT:
         abort(rt, node, user=user)
         return
+    if event == Event.UNHOLD:
+        unhold(rt, node, user=user)
+        return
     _check_allowed(node, event)
     target = states.advance(PS(node.provision_state), event)
     flow = FLOWS.get(target)
@@ -128,15 +131,70 @@ def abort(rt: Runtime, node: Node, *, user: str) -> None:
     if state in WORK:
         raise InvalidInput(_running_message(node, state))
     states.advance(state, Event.ABORT)
+    if state in _CLEANING_PAUSED:
+        _abort_cleaning(rt, node.id, user=user)
+        return
     with acquire(rt, node.id, user=user, purpose="abort") as task:
         if task.state in WORK:
             raise InvalidInput(_running_message(task.node, task.state))
         reason = None
-        if task.state in WAIT:
+        if task.state in WAIT | HOLD:
             reason = f"{_OPERATION.get(task.state, 'Operation')} aborted by {user}."
         for kind in ("clean", "deploy", "service"):
             steps.finish(task, kind=kind)
         task.process_event(Event.ABORT, reason=reason)
+
+
+#: where cleaning waits for the agent or the operator: an abort tears it down
+_CLEANING_PAUSED = frozenset({PS.CLEANWAIT, PS.CLEANHOLD})
+
+
+def _abort_cleaning(rt: Runtime, node_id: int, *, user: str) -> None:
+    """Abort cleaning as Ironic does: a step that cannot be interrupted is marked to
+    end cleaning once it is done (``abort_after``); otherwise the node goes to
+    ``clean failed`` at once and a worker tears cleaning down (ramdisk boot removed,
+    power off).  Raises InvalidTransition, NoFreeWorker, NodeLocked, NotFound."""
+    with acquire(rt, node_id, user=user, purpose="abort") as task:
+        step = task.node.clean_step
+        if task.state == PS.CLEANWAIT and step and not step.get("abortable"):
+            task.update(clean_step={**step, "abort_after": True})
+            task.save(
+                event=f"Abort requested by {user}: step '{step.get('interface')}."
+                f"{step.get('step')}' cannot be interrupted; cleaning ends when it is done",
+                user=user,
+            )
+            return
+
+    def begin(task: NodeTask) -> None:
+        states.advance(task.state, Event.ABORT)  # the state may have moved since
+        reason = cleaning.abort_message(task).replace("By request", f"By request of {user}")
+        task.process_event(Event.ABORT, reason=reason)
+
+    start_async(rt, node_id, user=user, purpose="abort", begin=begin, work=cleaning.abort_cleaning)
+
+
+def unhold(rt: Runtime, node: Node, *, user: str) -> None:
+    """Release a node from ``clean hold`` or ``service hold``: back to its wait
+    state, and a worker goes on with the step after the hold at once (Ironic waits
+    for the agent's next heartbeat; metalcast need not, and a hold before any agent
+    step has no agent to wait for).
+
+    Raises:
+        InvalidTransition: the node is not held.
+        NoFreeWorker, ServiceUnavailable, NodeLocked, NotFound: see start_async.
+    """
+    states.advance(PS(node.provision_state), Event.UNHOLD)
+
+    def begin(task: NodeTask) -> None:
+        states.advance(task.state, Event.UNHOLD)
+        task.process_event(Event.UNHOLD)
+
+    resume = (
+        cleaning.resume_cleaning
+        if node.provision_state == PS.CLEANHOLD
+        else operations.resume_service
+    )
+    start_async(rt, node.id, user=user, purpose="unhold", begin=begin, work=resume)
 
 
 _OPERATION: Mapping[ProvisionState, str] = {
@@ -145,6 +203,7 @@ _OPERATION: Mapping[ProvisionState, str] = {
     PS.DEPLOYWAIT: "Deployment",
     PS.RESCUEWAIT: "Rescue",
     PS.SERVICEWAIT: "Servicing",
+    PS.SERVICEHOLD: "Servicing",
 }
 
 

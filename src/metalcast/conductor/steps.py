@@ -17,6 +17,7 @@ Errors::
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,20 @@ from metalcast.drivers.base import (
 )
 from metalcast.errors import InvalidInput
 from metalcast.interfaces import INTERFACE_NAMES
+from metalcast.states import Event
+
+#: the reserved step that stops an operation in its hold state until the operator's
+#: ``unhold`` (Ironic's, API 1.85); any interface may name it, it takes no arguments
+HOLD_STEP = "hold"
+
+
+class Ran(enum.Enum):
+    """How :func:`run` left the staged steps."""
+
+    DONE = "done"  #: all ran
+    WAIT = "wait"  #: one waits for the agent or the BMC
+    HELD = "held"  #: a hold step: the node is in its hold state
+
 
 #: the node field that shows the running step, per kind of step
 STEP_FIELD: Mapping[str, str] = {
@@ -129,6 +144,9 @@ def requested(
                 f"Invalid {kind} step number {len(out) + 1}: expected "
                 '{"interface": <name>, "step": <name>, "args": {...}}.'
             )
+        if name == HOLD_STEP and kind in ("clean", "service"):
+            out.append(_hold(iface, args, number=len(out) + 1, kind=kind))
+            continue
         spec = known.get((iface, name))
         if spec is None:
             names = ", ".join(sorted(f"{i}.{n}" for i, n in known)) or "none"
@@ -141,13 +159,24 @@ def requested(
     return out
 
 
+def _hold(iface: str, args: Mapping[str, Any], *, number: int, kind: str) -> dict[str, Any]:
+    """The reserved hold step as staged.  Raises InvalidInput."""
+    if iface not in INTERFACE_NAMES or args:
+        raise InvalidInput(
+            f"Invalid {kind} step number {number}: the reserved step 'hold' takes no "
+            f"arguments and an interface among {', '.join(INTERFACE_NAMES)}."
+        )
+    return {"interface": iface, "step": HOLD_STEP, "priority": 0, "abortable": True, "args": {}}
+
+
 def stage(task: NodeTask, steps: list[dict[str, Any]], *, kind: str) -> None:
     """Record the steps the task will run (saved with the next save)."""
     _store(task, kind=kind, steps=StagedSteps(tuple(steps)))
 
 
-def run(task: NodeTask, *, kind: str) -> StepResult:
-    """Run the staged steps after the last one started; WAIT when one waits.
+def run(task: NodeTask, *, kind: str) -> Ran:
+    """Run the staged steps after the last one started; WAIT when one waits, HELD
+    when a hold step moved the node to its hold state.
 
     Raises:
         OperationFailed: a step failed.
@@ -159,6 +188,9 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
         task.update(**{field: step})
         _store(task, kind=kind, steps=StagedSteps(planned.steps, index))
         task.save()
+        if step["step"] == HOLD_STEP:
+            task.process_event(Event.HOLD)
+            return Ran.HELD
         cls = INTERFACE_CLASSES[step["interface"]]
         name = str(step["step"])
         outcome = call(
@@ -172,9 +204,9 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
         if outcome.agent is not None:
             direct.hand_over(task, outcome.agent)
         if outcome.result == StepResult.WAIT:
-            return StepResult.WAIT
+            return Ran.WAIT
     finish(task, kind=kind)
-    return StepResult.DONE
+    return Ran.DONE
 
 
 def _apply(task: NodeTask, outcome: StepOutcome) -> None:

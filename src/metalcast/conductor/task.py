@@ -389,7 +389,7 @@ class NodeTask:
 
 def _target(old: ProvisionState, label: str, *, new: ProvisionState, node: Node) -> str | None:
     """``target_provision_state`` for a node entering ``new``."""
-    if new in (PS.CLEANING, PS.CLEANWAIT):
+    if new in (PS.CLEANING, PS.CLEANWAIT, PS.CLEANHOLD):
         if label == Event.CLEAN.value and old == PS.MANAGEABLE:
             return PS.MANAGEABLE.value  # manual cleaning returns to manageable
         if label in (Event.PROVIDE.value, Event.CLEAN.value):

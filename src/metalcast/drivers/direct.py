@@ -4,8 +4,13 @@ The conductor drives the sequence (:mod:`metalcast.conductor.direct`): it caches
 image, boots the node into the deploy ramdisk, hands the agent ``write_image`` and
 ``write_configdrive`` commands in its heartbeat replies, then sets the boot device to
 disk and reboots.  This interface says what the agent must do: the image to write
-(:meth:`DirectDeploy.validate` checks ``instance_info`` for it) and the clean step
-that erases disk metadata through the agent.
+(:meth:`DirectDeploy.validate` checks ``instance_info`` for it) and the clean steps
+that erase the disks through the agent: ``erase_devices_metadata`` (their partition
+tables and signatures) and ``erase_devices`` (all of every disk, by NVMe format, ATA
+Secure Erase, write-zeroes or an overwrite: ``metalcast_agent.erase``).  Their
+priorities and how the agent erases come from the ``cleaning`` settings
+(:class:`~metalcast.config.CleaningSettings`), as Ironic's ``[deploy]`` options
+drive its agent.
 
 Errors::
 
@@ -14,12 +19,16 @@ Errors::
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from metalcast.config import CleaningSettings
 from metalcast.drivers.base import (
     AgentCommand,
     AgentPhase,
     DeployInterface,
     DriverContext,
     StepOutcome,
+    StepSpec,
     step,
 )
 from metalcast.images.source import parse_image_source
@@ -29,6 +38,20 @@ class DirectDeploy(DeployInterface):
     """Deploy whole-disk images (raw, qcow2) through metalcast-agent."""
 
     name = "direct"
+
+    def __init__(self, cleaning: CleaningSettings | None = None) -> None:
+        self.cleaning = cleaning or CleaningSettings()
+
+    def steps(self) -> list[StepSpec]:
+        """The declared steps, the erase steps at the priorities the settings give."""
+        priorities = {
+            "erase_devices": self.cleaning.erase_devices_priority,
+            "erase_devices_metadata": self.cleaning.erase_devices_metadata_priority,
+        }
+        return [
+            replace(s, priority=priorities[s.name]) if s.name in priorities else s
+            for s in super().steps()
+        ]
 
     def validate(self, ctx: DriverContext) -> None:
         """When an instance is described, it must name an image and its checksum.
@@ -51,10 +74,29 @@ class DirectDeploy(DeployInterface):
         """The agent must boot before any clean step runs."""
         return StepOutcome.for_agent(AgentPhase.CLEAN)
 
-    @step(priority=10)
+    @step(priority=99, abortable=True)
     def erase_devices_metadata(self, ctx: DriverContext) -> StepOutcome:
         """Automated clean step: the agent wipes partition tables and filesystem
         signatures at both ends of every disk."""
         return StepOutcome.for_agent(
             AgentPhase.CLEAN, AgentCommand("erase_metadata", {"devices": None})
+        )
+
+    @step(priority=0, abortable=True)
+    def erase_devices(self, ctx: DriverContext) -> StepOutcome:
+        """Clean step (manual unless ``cleaning.erase_devices_priority``): the agent
+        erases every disk whole, reporting its progress."""
+        options = self.cleaning
+        return StepOutcome.for_agent(
+            AgentPhase.CLEAN,
+            AgentCommand(
+                "erase_devices",
+                {
+                    "devices": None,
+                    "nvme_secure_erase": options.enable_nvme_secure_erase,
+                    "ata_secure_erase": options.enable_ata_secure_erase,
+                    "zeros": options.shred_final_overwrite_with_zeros,
+                    "continue_if_secure_erase_fails": options.continue_if_disk_secure_erase_fails,
+                },
+            ),
         )

@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 
 from pydantic.fields import FieldInfo
 
+from metalcast.config import CleaningSettings
 from metalcast.drivers import fake
 from metalcast.drivers.base import (
     INTERFACE_CLASSES,
@@ -29,6 +30,7 @@ from metalcast.drivers.base import (
     StepSpec,
 )
 from metalcast.drivers.bmc_call import CallPolicy
+from metalcast.drivers.direct import DirectDeploy
 from metalcast.drivers.fake.injection import Sleep
 from metalcast.drivers.hardware import BUILTIN_HARDWARE_TYPES
 from metalcast.drivers.ipmi.client import IpmiSessions
@@ -222,6 +224,7 @@ def default_registry(
     sleep: Sleep = time.sleep,
     bmc_policy: CallPolicy | None = None,
     boot_files: BootFiles | None = None,
+    cleaning: CleaningSettings | None = None,
 ) -> DriverRegistry:
     """The built-in hardware types plus those of the ``metalcast.hardware_types`` group.
 
@@ -230,6 +233,8 @@ def default_registry(
     ``bmc_policy`` bounds every IPMI and Redfish call (deadline, retries).
     ``boot_files`` is where the ``ipxe`` and ``pxe`` boot interfaces write node boot
     files (the boot services); without it they fail with a clear error.
+    ``cleaning`` sets the ``direct`` deploy's erase steps (their priorities, how the
+    agent erases).
 
     Raises:
         MetalcastError: an entry point is not a HardwareType or reuses a name.
@@ -248,5 +253,6 @@ def default_registry(
         **redfish_factories(RedfishSessions(policy=bmc_policy)),
         IPXEBoot: functools.partial(IPXEBoot, boot_files),
         PXEBoot: functools.partial(PXEBoot, boot_files),
+        DirectDeploy: functools.partial(DirectDeploy, cleaning),
     }
     return DriverRegistry(types, factories=factories)

@@ -299,3 +299,29 @@ def test_boot_mode_and_secure_boot_through_the_baremetal_cli(metalcast_url: str)
         metalcast_url, "node", "boot", "mode", "set", "cli-boot-mode", "efi", check=False
     )
     assert refused.returncode != 0
+
+
+def test_clean_hold_unhold_and_abort_through_the_cli(metalcast_url: str) -> None:
+    create(metalcast_url, "cli-hold")
+    baremetal(metalcast_url, "node", "manage", "cli-hold", "--wait", "60")
+    steps = json.dumps(
+        [
+            {"interface": "deploy", "step": "hold"},
+            {"interface": "deploy", "step": "erase_devices"},
+        ]
+    )
+    baremetal(metalcast_url, "node", "clean", "cli-hold", "--clean-steps", steps)
+    assert wait_for(lambda: show(metalcast_url, "cli-hold")["provision_state"] == "clean hold")
+    assert show(metalcast_url, "cli-hold")["clean_step"]["step"] == "hold"
+
+    baremetal(metalcast_url, "node", "unhold", "cli-hold")
+    assert wait_for(lambda: show(metalcast_url, "cli-hold")["provision_state"] == "manageable")
+
+    baremetal(metalcast_url, "node", "clean", "cli-hold", "--clean-steps", steps)
+    assert wait_for(lambda: show(metalcast_url, "cli-hold")["provision_state"] == "clean hold")
+    baremetal(metalcast_url, "node", "abort", "cli-hold")
+    assert wait_for(lambda: show(metalcast_url, "cli-hold")["provision_state"] == "clean failed")
+    node = show(metalcast_url, "cli-hold")
+    assert "the clean operation was aborted" in node["last_error"]
+    refused = baremetal(metalcast_url, "node", "unhold", "cli-hold", check=False)
+    assert refused.returncode != 0 and "unhold" in refused.stderr

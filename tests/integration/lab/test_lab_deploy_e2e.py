@@ -1,7 +1,8 @@
 """The first end-to-end deploy, in the virtual lab: a QEMU machine network-boots into
 metalcast's agent, which writes a real bootable disk image and a config drive; the
 machine then boots from its own disk and reads the config drive.  Undeploy erases the
-disk again.  All through the real CLIs, the real server with its boot services
+disk's metadata again; manual cleaning with ``erase_devices`` then zeroes both its
+disks, checked from the host.  All through the real CLIs, the real server with its boot services
 (dnsmasq, iPXE, HTTP) inside the lab's network namespace, and IPMI to the machine.
 
 Also the failures an operator meets: an image URL that 404s, and a disk too small
@@ -10,6 +11,8 @@ for the image (reported by the agent)."""
 from __future__ import annotations
 
 import http.server
+import json
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from lablib import DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, undeploy
+from lablib import API_HEADERS, DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, undeploy
 from prometheus_client.parser import text_string_to_metric_families
 
 # a whole deploy under TCG on a loaded CI machine outlasts the suite's 300 s default
@@ -35,6 +38,48 @@ def test_deploy_a_lab_machine_from_its_own_disk_then_undeploy(
     check_metrics(lab, lab.node("lab-0")["uuid"])
 
     undeploy(lab, tmp_path)  # partition table and boot code erased
+    erase_both_disks(lab, tmp_path)
+
+
+def erase_both_disks(lab: Lab, scratch: Path) -> None:
+    """Manual cleaning with ``erase_devices``: undeploy left the image's data past the
+    first MiB of the boot disk; afterwards both disks read as zeros, compared from the
+    host with blank qcow2 images of their size (the guest-visible contents, whatever
+    clusters QEMU allocated)."""
+    node = next(n for n in lab.state()["nodes"] if n["name"] == "lab-0")
+    disks = [Path(node["disk"]), Path(node["second_disk"])]
+    assert not zeroed(disks[0], scratch), "the deployed image should still be on the disk"
+    baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
+    steps = json.dumps([{"interface": "deploy", "step": "erase_devices"}])
+    baremetal(lab, "node", "clean", "lab-0", "--clean-steps", steps, "--wait", DEPLOY_TIMEOUT)
+    cleaned = lab.node("lab-0")
+    assert (cleaned["provision_state"], cleaned["last_error"]) == ("manageable", None)
+    for disk in disks:
+        assert zeroed(disk, scratch), f"{disk.name} is not zeroed"
+    answer = httpx.get(f"{lab.url}/v1/nodes/lab-0/history", headers=API_HEADERS, verify=lab.verify)
+    events = [e["event"] for e in answer.json()["history"]]
+    erased = [e for e in events if e.startswith("Agent: erase_devices succeeded")]
+    assert len(erased) == 1 and "(/dev/vda: zeroout, 2.0 GiB in" in erased[0], events[-5:]
+    assert "/dev/vdb: zeroout, 3.0 GiB in" in erased[0], erased
+
+
+def zeroed(disk: Path, scratch: Path) -> bool:
+    """Whether a qcow2 disk reads as zeros all through (``qemu-img compare`` with a
+    blank image of its size; ``-U``: the machine may hold it open)."""
+    info = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(disk)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    blank = scratch / f"blank-{disk.name}"
+    size = str(json.loads(info.stdout)["virtual-size"])
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(blank), size], check=True,
+                   capture_output=True)  # fmt: skip
+    compared = subprocess.run(
+        ["qemu-img", "compare", "-U", str(disk), str(blank)], capture_output=True, text=True
+    )
+    blank.unlink()
+    assert compared.returncode in (0, 1), compared.stderr
+    return compared.returncode == 0
 
 
 def check_metrics(lab: Lab, uuid: str) -> None:

@@ -71,6 +71,16 @@ BEFORE = Mark.of(node())
             Verdict.FAILED,
         ),
         ({"provision_state": "clean failed", "provision_updated_at": "t2"}, None, Verdict.REACHED),
+        # a hold step: the request has gone as far as it goes until the operator's unhold
+        (
+            {
+                "provision_state": "clean hold",
+                "target_provision_state": "manageable",
+                "provision_updated_at": "t2",
+            },
+            "manageable",
+            Verdict.REACHED,
+        ),
     ],
 )
 def test_judge_provision(fields: dict[str, Any], expected: str | None, verdict: Verdict) -> None:
@@ -294,3 +304,9 @@ def test_wait_for_prints_new_numbers_after_a_while(
         "write_configdrive 1.0 MiB",
         "n1: active",
     ]
+
+
+def test_a_held_node_is_not_busy() -> None:
+    held = node(provision_state="clean hold", target_provision_state="manageable")
+    assert not is_busy(held)
+    assert judge_rest(held, before=BEFORE) is Verdict.REACHED

@@ -24,7 +24,7 @@ from metalcast.db.models import HistoryEvent, Node
 from metalcast.drivers.fake import FakeBmcState
 from metalcast.drivers.registry import DriverRegistry, default_registry
 from metalcast.secrecy import SecretBox
-from metalcast.states import STABLE, WAIT, ProvisionState
+from metalcast.states import HOLD, STABLE, WAIT, ProvisionState
 
 ALICE = RequestContext(user="alice", project="p1")
 DEADLINE = 15.0
@@ -73,7 +73,7 @@ class Env:
 
     def wait_settled(self, node_id: int) -> Node:
         """Poll the database until the node rests (stable, failed or waiting, unlocked)."""
-        settled = {s.value for s in STABLE | WAIT} | {
+        settled = {s.value for s in STABLE | WAIT | HOLD} | {
             s.value for s in ProvisionState if s.value.endswith("failed")
         }
         end = time.monotonic() + DEADLINE

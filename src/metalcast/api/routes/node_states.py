@@ -62,6 +62,7 @@ _VERB_FEATURES: dict[str, str] = {
     "rescue": "rescue",
     "unrescue": "rescue",
     "service": "service",
+    "unhold": "unhold",
     "undeploy": "deploy_verbs",
 }
 _SOFT = frozenset({PowerTarget.SOFT_OFF, PowerTarget.SOFT_REBOOT})

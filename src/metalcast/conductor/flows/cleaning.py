@@ -3,7 +3,8 @@
 Automated cleaning runs every clean step with a priority above 0, highest first,
 unless it is disabled (the node's ``automated_clean``, else the conductor's setting);
 it ends in ``available``.  Manual cleaning runs the requested steps and ends in
-``manageable``.
+``manageable``.  A requested ``hold`` step stops cleaning in ``clean hold`` until the
+operator's ``unhold`` (:func:`resume_cleaning`) or ``abort`` (:func:`abort_cleaning`).
 """
 
 from __future__ import annotations
@@ -56,8 +57,13 @@ def run_cleaning(task: NodeTask) -> None:
         if prepared.result == StepResult.WAIT:
             task.process_event(Event.WAIT)
             return
-    if steps.run(task, kind="clean") == StepResult.WAIT:
+    if started and (task.node.clean_step or {}).get("abort_after"):
+        _abort_after_step(task)
+        return
+    ran = steps.run(task, kind="clean")
+    if ran is steps.Ran.WAIT:
         task.process_event(Event.WAIT)
+    if ran is not steps.Ran.DONE:
         return
     if planned:
         call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
@@ -65,6 +71,43 @@ def run_cleaning(task: NodeTask) -> None:
             direct.end_cleaning(task)
     bios.refresh(task)  # clean steps may have changed them
     task.process_event(Event.MANAGE if manual else Event.DONE)
+
+
+def resume_cleaning(task: NodeTask) -> None:
+    """clean wait (after an unhold) → cleaning, and on with the step after the hold.
+    Raises OperationFailed."""
+    if task.state == ProvisionState.CLEANWAIT:
+        task.process_event(Event.RESUME)
+        run_cleaning(task)
+
+
+def abort_message(task: NodeTask) -> str:
+    """Ironic's ``last_error`` of an aborted cleaning, naming the step it stopped at."""
+    message = "By request, the clean operation was aborted"
+    step = task.node.clean_step
+    if step:
+        name = f"{step.get('interface')}.{step.get('step')}"
+        message += f" during or after the completion of step '{name}'"
+    return message + "."
+
+
+def abort_cleaning(task: NodeTask) -> None:
+    """After ``abort`` (the node is in ``clean failed``): tear cleaning down, power
+    off, forget the agent and the steps, as a finished cleaning does.  Raises
+    OperationFailed."""
+    call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
+    if agent_state.of(task).phase is AgentPhase.CLEAN:
+        direct.end_cleaning(task)
+    steps.finish(task, kind="clean")
+    task.save(event="Cleaning torn down after the abort")
+
+
+def _abort_after_step(task: NodeTask) -> None:
+    """The step an abort waited for is done: cleaning ends as aborted (torn down
+    first: once at rest in ``clean failed`` the task may write nothing more)."""
+    reason = abort_message(task)
+    abort_cleaning(task)
+    task.process_event(Event.FAIL, reason=reason)
 
 
 CLEANING = Flow(work=run_cleaning, stage=_stage)

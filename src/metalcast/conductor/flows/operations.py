@@ -8,7 +8,7 @@ from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
 from metalcast.drivers.base import InspectInterface, RescueInterface, StepOutcome, StepResult
 from metalcast.errors import InvalidInput
-from metalcast.states import Event
+from metalcast.states import Event, ProvisionState
 
 
 def _stage_inspect(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
@@ -74,10 +74,19 @@ def _stage_service(task: NodeTask, event: Event, options: ProvisionOptions) -> N
 def service(task: NodeTask) -> None:
     """servicing → active after the requested service steps (or service wait).
     Raises OperationFailed."""
-    if steps.run(task, kind="service") == StepResult.WAIT:
+    ran = steps.run(task, kind="service")
+    if ran is steps.Ran.WAIT:
         task.process_event(Event.WAIT)
-        return
-    task.process_event(Event.DONE)
+    elif ran is steps.Ran.DONE:
+        task.process_event(Event.DONE)
+
+
+def resume_service(task: NodeTask) -> None:
+    """service wait (after an unhold) → servicing, and on with the next step.
+    Raises OperationFailed."""
+    if task.state == ProvisionState.SERVICEWAIT:
+        task.process_event(Event.RESUME)
+        service(task)
 
 
 INSPECTING = Flow(work=inspect, stage=_stage_inspect)

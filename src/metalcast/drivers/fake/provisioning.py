@@ -64,13 +64,14 @@ class FakeDeploy(FakeOperations, DeployInterface):
     def tear_down_cleaning(self, ctx: DriverContext) -> None:
         self._begin(ctx)
 
-    @step(priority=10)
+    @step(priority=10, abortable=True)
     def erase_devices_metadata(self, ctx: DriverContext) -> StepResult:
         """Automated clean step.  Honours ``clean`` in fake_fail/fake_wait."""
         return self._step(ctx, "clean")
 
     @step(
         priority=0,
+        abortable=True,
         argsinfo={
             "erase_pattern": "How to erase: 'zeros' or 'random' (optional, default zeros).",
         },
