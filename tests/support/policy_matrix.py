@@ -292,7 +292,15 @@ Requirement = str | tuple[str, ...]
 #: ramdisk agent's lookup and heartbeat, as in Ironic, and the OpenAPI description):
 #: everywhere else 401 comes before any rule, even a rule that lets everyone in ("@")
 PUBLIC_PATHS = frozenset(
-    {"/", "/v1", "/v1/lookup", "/v1/heartbeat", "/v1/heartbeat/{node}", "/v1/openapi.json"}
+    {
+        "/",
+        "/v1",
+        "/v1/lookup",
+        "/v1/heartbeat",
+        "/v1/heartbeat/{node}",
+        "/v1/continue_inspection",
+        "/v1/openapi.json",
+    }
 )
 
 
