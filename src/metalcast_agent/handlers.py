@@ -10,6 +10,7 @@ from metalcast_agent.disks import disks_named, erase_metadata
 from metalcast_agent.errors import InvalidArguments
 from metalcast_agent.hardware import collect_inventory
 from metalcast_agent.imagewrite import write_image
+from metalcast_agent.raid import create_configuration, delete_configuration
 
 
 def get_inventory(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
@@ -49,6 +50,8 @@ def default_handlers() -> dict[str, Handler]:
         "erase_metadata": erase_disk_metadata,
         "write_image": write_image,
         "write_configdrive": write_configdrive,
+        "create_raid_configuration": create_configuration,
+        "delete_raid_configuration": delete_configuration,
         "power_off": power_off,
         "reboot": reboot,
     }
