@@ -180,11 +180,14 @@ class AgentRAID(RAIDInterface):
         argsinfo={
             "create_root_volume": "Whether to create the root volume (default true).",
             "create_nonroot_volumes": "Whether to create the other volumes (default true).",
+            "delete_existing": "Whether to delete every md array first (default true, as "
+            "Ironic's agent RAID).",
         },
     )
     def create_configuration(self, ctx: DriverContext) -> StepOutcome:
         """Manual clean step: the agent builds the node's target_raid_config (the
-        logical disks the arguments select) with mdadm.
+        logical disks the arguments select) with mdadm, after deleting every md array
+        unless ``delete_existing`` is false.
 
         Raises:
             InvalidInput: no target configuration, nothing left to create, bad args.
@@ -202,8 +205,10 @@ class AgentRAID(RAIDInterface):
             nonroot=_flag(ctx.args, "create_nonroot_volumes", default=True),
         )
         logical = [dict(disk) for disk in disks]
-        command = AgentCommand("create_raid_configuration", {"logical_disks": logical})
-        return StepOutcome.for_agent(AgentPhase.CLEAN, command)
+        commands = [AgentCommand("create_raid_configuration", {"logical_disks": logical})]
+        if _flag(ctx.args, "delete_existing", default=True):
+            commands.insert(0, AgentCommand("delete_raid_configuration"))
+        return StepOutcome.for_agent(AgentPhase.CLEAN, *commands)
 
     @step(priority=0)
     def delete_configuration(self, ctx: DriverContext) -> StepOutcome:

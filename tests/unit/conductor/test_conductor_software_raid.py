@@ -52,7 +52,7 @@ ROOT: dict[str, Any] = {
 UUID = "0a1b2c3d:4e5f6071:8293a4b5:c6d7e8f9"
 STEPS = [
     {"interface": "raid", "step": "delete_configuration", "args": {}},
-    {"interface": "raid", "step": "create_configuration", "args": {}},
+    {"interface": "raid", "step": "create_configuration", "args": {"delete_existing": False}},
 ]
 
 

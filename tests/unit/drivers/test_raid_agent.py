@@ -114,8 +114,17 @@ def test_create_hands_the_agent_the_selected_logical_disks(make_ctx: MakeCtx) ->
     assert outcome.agent is not None
     assert outcome.agent.phase is AgentPhase.CLEAN
     assert outcome.agent.commands == (
+        AgentCommand("delete_raid_configuration"),
         AgentCommand("create_raid_configuration", {"logical_disks": [ROOT]}),
     )
+    kept = dataclasses.replace(ctx, args={"delete_existing": False})
+    outcome = AgentRAID().perform_step(kept, "create_configuration")
+    assert outcome.agent is not None
+    assert [c.name for c in outcome.agent.commands] == ["create_raid_configuration"]
+    with pytest.raises(InvalidInput, match="'delete_existing' must be true or false"):
+        AgentRAID().perform_step(
+            dataclasses.replace(ctx, args={"delete_existing": 1}), "create_configuration"
+        )
 
 
 def test_create_without_a_target_says_how_to_set_one(make_ctx: MakeCtx) -> None:
