@@ -185,9 +185,9 @@ def _member_kib(size_gb: object, level: str, count: int, index: int) -> int | No
 
 def assemble(env: Environment) -> None:
     """Assemble the arrays whose superblocks are on the disks (the ramdisk runs no
-    udev to do it); finding none is no error."""
+    udev to do it), whatever host they were made on; finding none is no error."""
     try:
-        env.mdadm(["--assemble", "--scan"])
+        env.mdadm(["--assemble", "--scan", "--homehost=any"])
     except RaidError as exc:
         _log.info("raid: nothing assembled (%s)", exc.message)
 

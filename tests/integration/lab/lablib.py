@@ -241,10 +241,13 @@ def qemu_command_line(lab: Lab) -> list[str]:
     return qemus[0]
 
 
-def deploy_and_boot(lab: Lab, image: Path, scratch: Path, *, hostname: str) -> str:
-    """manage, provide, deploy with a config drive: the node is active and its
-    machine booted its disk; the serial console then."""
-    baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
+def deploy_and_boot(
+    lab: Lab, image: Path, scratch: Path, *, hostname: str, managed: bool = False
+) -> str:
+    """manage (unless ``managed`` already), provide, deploy with a config drive: the
+    node is active and its machine booted its disk; the serial console then."""
+    if not managed:
+        baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
     baremetal(lab, "node", "provide", "lab-0", "--wait", DEPLOY_TIMEOUT)
     assert lab.node("lab-0")["provision_state"] == "available"
     url, checksum = lab.deployable(image)

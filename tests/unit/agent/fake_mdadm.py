@@ -48,6 +48,7 @@ class FakeMdadm:
         if verb == "--create":
             return self._create(argv)
         if verb == "--assemble":
+            assert argv == ["--assemble", "--scan", "--homehost=any"], argv
             return self._assemble()
         if verb == "--detail":
             return self._detail(Path(argv[-1]).name)

@@ -127,7 +127,7 @@ def test_create_builds_a_mirror_with_metadata_1_0_over_whole_disks(
 ) -> None:
     two_disks(machine)
     result = create(ctx, ROOT)
-    assert mdadm.calls[0] == ["--assemble", "--scan"]
+    assert mdadm.calls[0] == ["--assemble", "--scan", "--homehost=any"]
     assert mdadm.calls[1] == [
         "--create", "/dev/md0", "--run", "--metadata=1.0", "--level=1", "--raid-devices=2",
         "--name=root", "--homehost=any", "/dev/vda", "/dev/vdb",
