@@ -31,10 +31,9 @@ def test_cleaning_builds_a_raid_1_the_deploy_goes_onto_it_and_the_machine_boots(
     lab = lab_env
     lab.up(nodes=1)
     # automated cleaning erases every disk's metadata, md superblocks included
-    baremetal(lab,
-        "node", "set", "lab-0", "--raid-interface", "agent", "--no-automated-clean",
-        "--target-raid-config", json.dumps(TARGET),
-    )  # fmt: skip
+    baremetal(lab, "node", "set", "lab-0", "--raid-interface", "agent", "--no-automated-clean")
+    # a separate call: the client sets the target before it changes the interface
+    baremetal(lab, "node", "set", "lab-0", "--target-raid-config", json.dumps(TARGET))
     baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
     baremetal(lab,
         "node", "clean", "lab-0", "--clean-steps", json.dumps(STEPS), "--wait", DEPLOY_TIMEOUT,
