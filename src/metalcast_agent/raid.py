@@ -231,6 +231,16 @@ def _detail(env: Environment, device: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, sep, value in pairs if sep}
 
 
+def running_array(env: Environment, name: str) -> Disk | None:
+    """The running md array called ``name`` (``/dev/md127``) as a disk, or None:
+    where write_image put the image, for the config drive to go next to it."""
+    device = "/dev/" + name.removeprefix("/dev/")
+    if not device.startswith("/dev/md"):
+        return None
+    found = next((a for a in arrays(env) if a.device == device), None)
+    return None if found is None else Disk(name=found.device, size=found.size)
+
+
 def root_array(env: Environment, uuid: str) -> Disk:
     """The md array ``uuid`` (the node's RAID root volume) as a disk to write to,
     assembled first if it is not running.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_machine import MIB, FakeMachine, FileServer, sha256
+from agent_machine import MIB, FakeMachine, FileServer, make_iso, sha256
 from fake_mdadm import FakeMdadm
 
 from metalcast_agent import tools
@@ -223,6 +223,29 @@ def test_the_image_goes_onto_the_root_array_assembled_after_a_reboot(
     assert result["device"] == "/dev/md127"
     assert machine.disk_bytes("md127")[: len(image)] == image
     assert machine.disk_bytes("vdb")[:MIB] == bytes(MIB)  # not written past the array
+
+
+def test_the_config_drive_goes_onto_the_root_array_too(
+    machine: FakeMachine, mdadm: FakeMdadm, ctx: CommandContext, files: FileServer, tmp_path: Path
+) -> None:
+    machine.add_disk("vda", 128 * MIB)
+    machine.add_disk("vdb", 160 * MIB)
+    uuid = create(ctx, ROOT)["logical_disks"][0]["md_uuid"]  # type: ignore[index]
+    mbr = bytearray(4 * MIB)
+    mbr[510:512] = b"\x55\xaa"  # an MBR with no partition yet
+    image = bytes(mbr)
+    written = write_image(image_args(files, image, raid_root=uuid), ctx)
+    iso = make_iso(tmp_path, {"openstack/latest/meta_data.json": "{}"})
+    files.files["/drive.iso"] = iso
+    drive = {
+        "url": files.url("/drive.iso"),
+        "checksum_algo": "sha256",
+        "checksum": sha256(iso),
+        "device": written["device"],
+    }
+    result = default_handlers()["write_configdrive"](drive, ctx)
+    assert (result["device"], result["partition"]) == ("/dev/md0", "/dev/md0p1")
+    assert iso in machine.disk_bytes("md0")
 
 
 def test_a_missing_root_array_is_a_clear_failure(
