@@ -14,6 +14,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from metalcast_agent import raid
 from metalcast_agent.client import Download, Readable
 from metalcast_agent.commands import CommandContext, arg_str
 from metalcast_agent.disks import (
@@ -76,7 +77,8 @@ def write_configdrive(args: Mapping[str, object], ctx: CommandContext) -> dict[s
     """The ``write_configdrive`` command of docs/agent-protocol.md."""
     spec = ConfigDriveArgs.parse(args)
     url = redact_url(ctx.downloads.resolve(spec.url))
-    disk = disks_named(ctx.env, [spec.device])[0]
+    # the disk write_image chose: a whole disk, or the software RAID root volume
+    disk = raid.running_array(ctx.env, spec.device) or disks_named(ctx.env, [spec.device])[0]
     with ctx.downloads.open(spec.url, what=_WHAT) as download:
         stream, length = _sized(download, url)
         size = partition_size(length)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metalcast_agent.tools import Tool, run_mdadm
+
 #: what the agent runs when writing to /proc/sysrq-trigger fails
 DEFAULT_POWER_COMMANDS: dict[str, tuple[str, ...]] = {
     "power_off": ("poweroff", "-f"),
@@ -18,7 +20,7 @@ DEFAULT_POWER_COMMANDS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class Environment:
-    """The filesystem roots and power commands of the machine the agent runs on."""
+    """The filesystem roots, power commands and tools of the machine the agent runs on."""
 
     sys_root: Path = Path("/sys")
     proc_root: Path = Path("/proc")
@@ -28,6 +30,8 @@ class Environment:
     )
     #: where the agent looks for the tools it runs (``nvme``, ``hdparm``); None: $PATH
     tools_path: str | None = None
+    #: runs mdadm (software RAID): arguments in, standard output out
+    mdadm: Tool = run_mdadm
 
     def device_path(self, name: str) -> Path:
         """The path of device ``name`` (``"vda"`` or ``"/dev/vda"``) under ``dev_root``."""

@@ -9,6 +9,7 @@
     ├── ChecksumMismatch        the bytes written are not the bytes expected
     ├── DiskError               no suitable disk, a disk too small, an I/O error
     ├── PartitionTableError     the config drive partition cannot be added
+    ├── RaidError               mdadm failed, or a software RAID cannot be laid out
     └── ApiError                metalcast answered a lookup or heartbeat with an error
         └── ApiUnreachable      no answer at all: connection refused, timeout, DNS
 """
@@ -46,6 +47,10 @@ class DiskError(AgentError):
 
 class PartitionTableError(AgentError):
     """The disk's partition table cannot take the config drive partition."""
+
+
+class RaidError(AgentError):
+    """mdadm failed, or the disks cannot hold the software RAID asked for."""
 
 
 class ApiError(AgentError):

@@ -11,6 +11,7 @@ from metalcast_agent.erase import erase_devices
 from metalcast_agent.errors import InvalidArguments
 from metalcast_agent.hardware import collect_inventory
 from metalcast_agent.imagewrite import write_image
+from metalcast_agent.raid import create_configuration, delete_configuration
 
 
 def get_inventory(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
@@ -51,6 +52,8 @@ def default_handlers() -> dict[str, Handler]:
         "erase_devices": erase_devices,
         "write_image": write_image,
         "write_configdrive": write_configdrive,
+        "create_raid_configuration": create_configuration,
+        "delete_raid_configuration": delete_configuration,
         "power_off": power_off,
         "reboot": reboot,
     }

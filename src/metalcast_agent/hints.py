@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 from metalcast_agent.errors import DiskError, InvalidArguments
 from metalcast_agent.hardware import Disk
+from metalcast_agent.protocol import DEVICE_HINTS
 
 GIB = 1024**3
 MIB = 1024**2
-SUPPORTED_HINTS = ("name", "size", "model", "vendor", "serial", "wwn", "rotational")
+SUPPORTED_HINTS = DEVICE_HINTS
 _STRING_HINTS = ("model", "vendor", "serial", "wwn")
 _NUMBER_OPERATORS: dict[str, Callable[[int, int], bool]] = {
     "==": operator.eq,

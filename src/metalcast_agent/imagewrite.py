@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from metalcast_agent import raid
 from metalcast_agent.client import Readable
 from metalcast_agent.commands import CommandContext, arg_int, arg_mapping, arg_str
 from metalcast_agent.disks import (
@@ -337,6 +338,8 @@ class ImageArgs:
     checksum: str
     size: int | None
     root_device: dict[str, object] | None
+    #: the md UUID of the node's software RAID root volume: the image goes there
+    raid_root: str | None = None
 
     @classmethod
     def parse(cls, args: Mapping[str, object]) -> ImageArgs:
@@ -350,6 +353,9 @@ class ImageArgs:
             checksum=arg_str(args, "checksum", command=command),
             size=arg_int(args, "size", command=command),
             root_device=arg_mapping(args, "root_device", command=command),
+            raid_root=arg_str(args, "raid_root", command=command)
+            if args.get("raid_root") is not None
+            else None,
         )
 
 
@@ -360,7 +366,7 @@ def write_image(args: Mapping[str, object], ctx: CommandContext) -> dict[str, ob
     started = time.monotonic()
     with ctx.downloads.open(spec.url, what=_WHAT) as download:
         size = _image_size(spec.size, download.length, url=url)
-        disk = select_root_device(list_disks(ctx.env), spec.root_device, image_size=size)
+        disk = _root_device(ctx, spec, size)
         _log.info("write_image: %s chosen (%s)", disk.name, format_size(disk.size))
         source = Source(download.stream, url, _WHAT, size)
         streamed = _write_disk(ctx, disk, source, algorithm=spec.algorithm)
@@ -382,6 +388,17 @@ def write_image(args: Mapping[str, object], ctx: CommandContext) -> dict[str, ob
         "seconds": round(seconds, 3),
         "checksum": streamed.checksum,
     }
+
+
+def _root_device(ctx: CommandContext, spec: ImageArgs, size: int | None) -> Disk:
+    """The RAID root volume when the node has one (root-device hints do not apply
+    then, as in Ironic), else the disk the hints and the image size choose."""
+    if spec.raid_root is None:
+        return select_root_device(list_disks(ctx.env), spec.root_device, image_size=size)
+    disk = raid.root_array(ctx.env, spec.raid_root)
+    if size is not None and disk.size < size:
+        raise too_small(disk, size)
+    return disk
 
 
 def _image_size(size: int | None, length: int | None, *, url: str) -> int | None:

@@ -24,6 +24,14 @@ TOKEN_HEADER = "X-Metalcast-Agent-Token"
 
 Status = Literal["succeeded", "failed"]
 
+#: Ironic's root-device hints, which also pick the physical disks of a software RAID
+#: logical disk (``physical_disks``)
+DEVICE_HINTS = ("name", "size", "model", "vendor", "serial", "wwn", "rotational")
+#: the ``controller`` of a software RAID logical disk, as Ironic spells it
+SOFTWARE_RAID = "software"
+#: the RAID levels software RAID builds: Ironic's name -> (mdadm's level, fewest disks)
+SOFTWARE_RAID_LEVELS: dict[str, tuple[str, int]] = {"0": ("0", 2), "1": ("1", 2), "1+0": ("10", 4)}
+
 
 class CommandSpec(TypedDict):
     """A command handed out in a heartbeat answer."""

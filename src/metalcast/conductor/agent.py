@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from metalcast import metrics
-from metalcast.conductor import agent_state, direct, inspection
+from metalcast.conductor import agent_state, direct, inspection, raid
 from metalcast.conductor.agent_state import AgentState
 from metalcast.conductor.flows.cleaning import run_cleaning
 from metalcast.conductor.interfaces import call
@@ -217,6 +217,8 @@ def _outcome(task: NodeTask, command: CommandSpec, result: CommandResult) -> str
         found = result.get("result") or {}
         if name == "get_inventory":
             return inspection.receive(task, found)
+        if name in raid.AGENT_COMMANDS:
+            return raid.record_from_agent(task, command, found, summary=_summary(name, found))
         task.save(event=f"Agent: {name} succeeded{_summary(name, found)}", event_type="deploy")
         return None
     error = str(result.get("error") or "no error message")

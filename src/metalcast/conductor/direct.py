@@ -41,6 +41,7 @@ from metalcast.conductor import agent_state, sources
 from metalcast.conductor.interfaces import OperationFailed, call
 from metalcast.conductor.power import set_power
 from metalcast.conductor.task import NodeTask
+from metalcast.drivers import raid_agent
 from metalcast.drivers.base import (
     AgentPhase,
     AgentWork,
@@ -176,6 +177,8 @@ def _deploy_commands(task: NodeTask) -> list[CommandSpec]:
                 "checksum": image.raw_sha256,
                 "size": image.raw_size,
                 "root_device": task.node.properties.get("root_device"),
+                # the software RAID root volume, when the node has one (docs/raid.md)
+                "raid_root": raid_agent.raid_root(task.node.raid_config or {}),
             },
         )
     ]

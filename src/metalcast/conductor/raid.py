@@ -23,9 +23,17 @@ from metalcast.conductor.interfaces import default_interface, interface_of, unsu
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
 from metalcast.db.models import JSONDict
-from metalcast.drivers import raid
+from metalcast.drivers import raid, raid_agent
 from metalcast.drivers.base import RAIDInterface
-from metalcast.errors import NotFound
+from metalcast.errors import InvalidInput, NotFound
+from metalcast_agent.protocol import SOFTWARE_RAID, CommandSpec
+
+#: the agent's commands whose result is the node's software RAID configuration (or
+#: that destroy it: erase_metadata and erase_devices wipe the md superblocks at the
+#: end of every disk)
+AGENT_COMMANDS = frozenset(
+    {"create_raid_configuration", "delete_raid_configuration", "erase_metadata", "erase_devices"}
+)
 
 
 def set_target_raid_config(rt: Runtime, node_id: int, *, config: JSONDict, user: str) -> None:
@@ -82,6 +90,43 @@ def record_applied(task: NodeTask, config: Mapping[str, Any]) -> None:
         task.update(properties={**task.node.properties, "local_gb": size})
     what = f"is {_summary(applied)}" if applied else "was deleted"
     task.save(event=f"RAID configuration {what}", event_type="raid")
+
+
+def record_from_agent(
+    task: NodeTask, command: CommandSpec, result: Mapping[str, Any], *, summary: str = ""
+) -> str | None:
+    """Record what the agent's software RAID command ``command`` did to the node's
+    RAID configuration, with ``summary`` after the history line's "succeeded"; the
+    failure message when its report is malformed.
+
+    Raises:
+        TaskParked: the conductor is shutting down and parked this task.
+    """
+    name = command["name"]
+    if name == "create_raid_configuration":
+        try:
+            applied = raid_agent.applied_config(command["args"], result)
+        except InvalidInput as exc:
+            return f"The agent's {name} report is not usable: {exc.message}"
+        record_applied(task, applied)
+    elif _wiped(task, command):
+        record_applied(task, {})
+    task.save(event=f"Agent: {name} succeeded{summary}", event_type="deploy")
+    return None
+
+
+def _wiped(task: NodeTask, command: CommandSpec) -> bool:
+    """Whether ``command`` removed the node's software RAID: deleting it, or wiping
+    the md superblocks at the end of every disk (erase_metadata or erase_devices of
+    all disks)."""
+    if command["name"] == "delete_raid_configuration":
+        return True
+    return command["args"].get("devices") is None and _software(task.node.raid_config)
+
+
+def _software(config: Mapping[str, Any] | None) -> bool:
+    disks = (config or {}).get("logical_disks") or []
+    return any(isinstance(d, dict) and d.get("controller") == SOFTWARE_RAID for d in disks)
 
 
 def _summary(config: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import metalcast
 from metalcast import cpio
-from metalcast.ramdisk import debs, initscripts, kmod, python_runtime
+from metalcast.ramdisk import debs, initscripts, kmod, mdadm, python_runtime
 from metalcast.ramdisk.commands import run_tool
 from metalcast.ramdisk.debs import AptPackages, DebPackage, PackageSource, Progress
 from metalcast.ramdisk.errors import RamdiskError
@@ -40,8 +40,8 @@ KERNEL_FILE = "deploy.kernel"
 INITRAMFS_FILE = "deploy.initramfs"
 BUSYBOX_PACKAGE = "busybox-static"
 #: what the ramdisk loads (with their dependencies): NICs and disks of the lab's VMs,
-#: and the ACPI power button (a soft power off) through evdev
-MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "e1000", "button", "evdev")
+#: the ACPI power button (a soft power off) through evdev, and software RAID
+MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "e1000", "button", "evdev", *mdadm.MODULES)
 OPTIONAL_MODULES = frozenset({"e1000", "button", "evdev"})
 ZSTD_LEVEL = 19
 #: directories every initramfs has, whatever is staged into it
@@ -100,7 +100,9 @@ def plan_ramdisk(
     if not (agent_dir / "__init__.py").is_file():
         raise RamdiskError(f"{agent_dir} is not a Python package (no __init__.py)")
     packages = debs.resolve_with_kernel(
-        source, [BUSYBOX_PACKAGE, *python_runtime.PACKAGES], kernel_hint=kernel_hint
+        source,
+        [BUSYBOX_PACKAGE, *python_runtime.PACKAGES, *mdadm.PACKAGES],
+        kernel_hint=kernel_hint,
     )
     kernel = packages[0]
     digest = inputs_hash(
@@ -169,6 +171,9 @@ def _build(
             [trees[n] for n in python_runtime.PACKAGES], Path(tmp) / "python"
         )
         staged = python_runtime.stage_python(python, stage, plan.agent_dir)
+        progress("staging mdadm (software RAID)")
+        mdadm_trees = [trees[n] for n in (*mdadm.PACKAGES, "libc6")]
+        mdadm.stage_mdadm(mdadm_trees, stage, Path(tmp) / "mdadm")
         progress(f"compressing the initramfs (zstd -{ZSTD_LEVEL})")
         initramfs = pack_initramfs(stage, out_dir / INITRAMFS_FILE, Path(tmp))
     kernel_file = _install(kernel.vmlinuz.read_bytes(), out_dir / KERNEL_FILE)

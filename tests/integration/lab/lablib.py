@@ -241,10 +241,20 @@ def qemu_command_line(lab: Lab) -> list[str]:
     return qemus[0]
 
 
-def deploy_and_boot(lab: Lab, image: Path, scratch: Path, *, hostname: str) -> str:
-    """manage, provide, deploy with a config drive: the node is active and its
-    machine booted its disk; the serial console then."""
-    baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
+def deploy_and_boot(
+    lab: Lab,
+    image: Path,
+    scratch: Path,
+    *,
+    hostname: str,
+    managed: bool = False,
+    roots: tuple[str, ...] = ("/dev/vda",),
+) -> str:
+    """manage (unless ``managed`` already), provide, deploy with a config drive: the
+    node is active and its machine booted its disk (one of ``roots``: the members of
+    a RAID-1 carry the same labels); the serial console then."""
+    if not managed:
+        baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
     baremetal(lab, "node", "provide", "lab-0", "--wait", DEPLOY_TIMEOUT)
     assert lab.node("lab-0")["provision_state"] == "available"
     url, checksum = lab.deployable(image)
@@ -261,7 +271,7 @@ def deploy_and_boot(lab: Lab, image: Path, scratch: Path, *, hostname: str) -> s
     node = lab.node("lab-0")
     assert (node["provision_state"], node["last_error"]) == ("active", None)
     console = lab.wait_for_serial("METALCAST-USERDATA")
-    assert "METALCAST-DISK-BOOTED root=/dev/vda" in console
+    assert any(f"METALCAST-DISK-BOOTED root={root}" in console for root in roots), roots
     assert f"METALCAST-CONFIGDRIVE hostname={hostname} uuid=e2e keys=1" in console
     assert f"METALCAST-USERDATA #cloud-config {hostname}" in console
     return console

@@ -25,6 +25,8 @@ OTHERS = [
         ("zlib1g", "1:1.2.13.dfsg-1"),
         ("libexpat1", "2.5.0-1+deb12u5"),
         ("libssl3", "3.0.17-1~deb12u2"),
+        ("mdadm", "4.2-5"),
+        ("libudev1", "252.39-1~deb12u2"),
     ]
 ]
 

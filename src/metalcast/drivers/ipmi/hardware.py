@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from types import MappingProxyType
 
-from metalcast.drivers import direct, fake, inspect_agent, netboot, noop
+from metalcast.drivers import direct, fake, inspect_agent, netboot, noop, raid_agent
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.ipmi.client import IpmiSessions
 from metalcast.drivers.ipmi.interfaces import IPMIManagement, IPMIPower
@@ -32,7 +32,7 @@ IPMI_HARDWARE = HardwareType(
             "management": (IPMIManagement,),
             "network": (noop.NoopNetwork, fake.FakeNetwork),
             "power": (IPMIPower,),
-            "raid": (noop.NoRAID, fake.FakeRAID),
+            "raid": (noop.NoRAID, raid_agent.AgentRAID, fake.FakeRAID),
             "rescue": (noop.NoRescue, fake.FakeRescue),
             "storage": (noop.NoopStorage, fake.FakeStorage),
             "vendor": (noop.NoVendor,),
