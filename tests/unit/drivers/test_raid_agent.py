@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from conftest import MakeCtx
+from driver_ctx import MakeCtx
 
 from metalcast.drivers.base import AgentCommand, AgentPhase, StepResult
 from metalcast.drivers.raid_agent import AgentRAID, applied_config, check_software, raid_root
