@@ -9,6 +9,7 @@
     ├── ChecksumMismatch        the bytes written are not the bytes expected
     ├── DiskError               no suitable disk, a disk too small, an I/O error
     ├── PartitionTableError     the config drive partition cannot be added
+    ├── RescueFailed            the rescue user or the SSH server could not be set up
     └── ApiError                metalcast answered a lookup or heartbeat with an error
         └── ApiUnreachable      no answer at all: connection refused, timeout, DNS
 """
@@ -46,6 +47,10 @@ class DiskError(AgentError):
 
 class PartitionTableError(AgentError):
     """The disk's partition table cannot take the config drive partition."""
+
+
+class RescueFailed(AgentError):
+    """Setting up the rescue system failed; the message says which step."""
 
 
 class ApiError(AgentError):

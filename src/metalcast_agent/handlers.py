@@ -10,6 +10,7 @@ from metalcast_agent.disks import disks_named, erase_metadata
 from metalcast_agent.errors import InvalidArguments
 from metalcast_agent.hardware import collect_inventory
 from metalcast_agent.imagewrite import write_image
+from metalcast_agent.rescue import rescue
 
 
 def get_inventory(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
@@ -51,4 +52,5 @@ def default_handlers() -> dict[str, Handler]:
         "write_configdrive": write_configdrive,
         "power_off": power_off,
         "reboot": reboot,
+        "rescue": rescue,
     }

@@ -25,6 +25,11 @@ OTHERS = [
         ("zlib1g", "1:1.2.13.dfsg-1"),
         ("libexpat1", "2.5.0-1+deb12u5"),
         ("libssl3", "3.0.17-1~deb12u2"),
+        ("dropbear-bin", "2022.83-1+deb12u3"),
+        ("libcrypt1", "1:4.4.33-2"),
+        ("libtomcrypt1", "1.18.2+dfsg-7+b1"),
+        ("libtommath1", "1.2.0-6+deb12u1"),
+        ("libgmp10", "2:6.2.1+dfsg1-1.1"),
     ]
 ]
 
