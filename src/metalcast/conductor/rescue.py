@@ -99,7 +99,7 @@ def finish(task: NodeTask) -> None:
     if task.state != ProvisionState.RESCUEWAIT:
         return
     agent_state.forget(task)
-    direct.phase_event(task, "Rescue: the agent set the rescue password and started SSH")
+    direct.phase_event(task, "Rescue: the agent started SSH for the user rescue")
     task.process_event(Event.DONE)
 
 
