@@ -104,17 +104,17 @@ def finish(task: NodeTask) -> None:
 
 
 def end_ramdisk(task: NodeTask) -> None:
-    """After an aborted rescue: forget the agent (its token too), remove the ramdisk
-    boot and power the node off.  A BMC that fails is recorded on the node, not
-    raised: the abort itself is done."""
+    """After a rescue aborted or timed out: forget the agent (its token too), remove
+    the ramdisk boot and power the node off.  A BMC that fails is recorded on the
+    node, not raised: the abort itself is done."""
     agent_state.forget(task)
     try:
         call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
         set_power(task, PowerTarget.OFF)
     except OperationFailed as exc:
-        task.save(event=f"Rescue abort: {exc.message}", severity="ERROR")
+        task.save(event=f"Rescue ended: {exc.message}", severity="ERROR")
         return
-    task.save(event="Rescue abort: the node is powered off")
+    task.save(event="Rescue ended: the node is powered off")
 
 
 def boot_instance(task: NodeTask) -> None:

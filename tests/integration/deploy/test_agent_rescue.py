@@ -9,7 +9,7 @@ with status 3 (the ramdisk stays up); the node is in ``rescue``.  The password i
 nowhere metalcast writes (API, history, agent log, server logs, database: the
 conftest's secret scan), the hash only sealed.  ``unrescue`` boots it from its disk:
 ``active``.  Before that, a rescue whose agent never answers is aborted from
-``rescue wait`` (powered off, the hash gone), and another one times out."""
+``rescue wait`` (powered off, the hash gone), and another one times out (the same)."""
 
 from __future__ import annotations
 
@@ -224,3 +224,6 @@ def test_a_rescue_whose_agent_never_calls_back_times_out(impatient_server: Any, 
     assert "rescue_callback_timeout=1s" in failed["last_error"], failed["last_error"]
     assert "the agent never heartbeated" in failed["last_error"]
     assert "hashed_rescue_password" not in failed["instance_info"]
+    events = [e["event"] for e in api(server, "GET", f"/v1/nodes/{uuid}/history")["history"]]
+    assert "Rescue ended: the node is powered off" in events  # as Ironic does
+    assert bmc.machines[0].power() is Power.OFF
