@@ -13,7 +13,9 @@ once metalcast enrolled it, the agent powers the machine off.
 The loop never dies of a conductor error. The token lives in this object only and is
 never logged. After a ``power_off``/``reboot`` result has been acknowledged (or three
 heartbeats tried), the loop performs the power action and stops; should the power
-action fail, the agent logs it and keeps heartbeating.
+action fail, the agent logs it and keeps heartbeating.  After a ``rescue`` result has
+been acknowledged the loop stops and the agent exits with :data:`EXIT_RESCUE`: the
+machine stays up as a rescue system, heartbeating no more (Ironic's agent does the same).
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ from metalcast_agent.errors import ApiError
 from metalcast_agent.log import LogBuffer, get_logger
 from metalcast_agent.power import perform
 from metalcast_agent.protocol import HeartbeatAnswer, HeartbeatBody
+from metalcast_agent.rescue import RESCUE_MODE
 
 NOT_FOUND_LIMIT = 10  # consecutive heartbeat 404s before looking the node up again
 POWER_REPORT_ATTEMPTS = 3  # heartbeats to report a power action's result before acting
 LOG_EVERY = 60.0  # seconds between two log lines about the same repeated failure
+#: the exit status once ``rescue`` is reported: the ramdisk's /init keeps the machine up
+EXIT_RESCUE = 3
 _log = get_logger("agent")
 
 PowerFn = Callable[[str], bool]
@@ -93,6 +98,8 @@ class Agent:
         self.wake = wake if wake is not None else threading.Event()
         #: set when the ramdisk was booted for discovery (``metalcast.discovery=1``)
         self.discovery: Discovery | None = None
+        #: what :meth:`run` returns once the loop stops
+        self.exit_status = 0
 
     @property
     def has_token(self) -> bool:
@@ -109,7 +116,7 @@ class Agent:
                 _log.exception("protocol loop error; retrying in %.1f s", self.interval)
                 delay = self.interval
             if delay is None:
-                return 0
+                return self.exit_status
             self.wake.wait(delay)
 
     def step(self) -> float | None:
@@ -214,6 +221,12 @@ class Agent:
             return self.interval
         self._power_attempts += 1
         reported = not self.runner.pending_ids()
+        if action == RESCUE_MODE:  # no hurry: until the conductor has the result
+            if not reported:
+                return self.interval
+            _log.info("rescue: reported; heartbeats stop, the machine stays up for the rescue user")
+            self.exit_status = EXIT_RESCUE
+            return None
         if not reported and self._power_attempts < POWER_REPORT_ATTEMPTS:
             return self.interval
         if self.power(action):

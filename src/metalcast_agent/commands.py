@@ -34,7 +34,8 @@ class CommandContext:
     #: how the command downloads what its arguments name (with the agent token; HTTPS
     #: only, verified, once the API is HTTPS)
     downloads: DownloadAccess = field(default_factory=DownloadAccess)
-    #: set by power_off/reboot: the power action to perform once the result is reported
+    #: set by power_off/reboot (and rescue): the action to perform once the result is
+    #: reported
     power_request: list[str] = field(default_factory=list)
 
 
@@ -194,7 +195,8 @@ class CommandRunner:
             )
 
     def power_pending(self) -> str | None:
-        """``power_off`` or ``reboot`` once such a command succeeded, else ``None``."""
+        """``power_off``, ``reboot`` or ``rescue`` once such a command succeeded, else
+        ``None``."""
         with self._lock:
             return self._power
 

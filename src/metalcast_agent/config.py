@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from metalcast_agent.environment import Environment
+from metalcast_agent.environment import DEFAULT_SSH_COMMANDS, Environment
 from metalcast_agent.errors import ConfigError
 
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
@@ -86,6 +87,8 @@ def load_config(
         sys_root=Path(pick("sys_root") or "/sys"),
         proc_root=Path(pick("proc_root") or "/proc"),
         dev_root=Path(pick("dev_root") or "/dev"),
+        etc_root=Path(pick("etc_root") or "/etc"),
+        ssh_commands=_ssh_commands(flags.ssh_command) or DEFAULT_SSH_COMMANDS,
     )
     kernel = parse_cmdline(_read_cmdline(env.proc_root / "cmdline"))
     api = pick("api") or kernel.get("metalcast.api")
@@ -121,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sys-root", help="where /sys is (tests)")
     parser.add_argument("--proc-root", help="where /proc is (tests)")
     parser.add_argument("--dev-root", help="where /dev is (tests)")
+    parser.add_argument("--etc-root", help="where /etc is (tests)")
+    parser.add_argument(
+        "--ssh-command",
+        action="append",
+        help="a command (shell words) rescue runs instead of starting dropbear; repeat "
+        "for several, run in order (tests)",
+    )
     parser.add_argument(
         "--power-action",
         choices=POWER_ACTIONS,
@@ -132,6 +142,16 @@ def _parser() -> argparse.ArgumentParser:
 def _flag(value: str | None) -> bool:
     """A kernel flag: ``1``, ``true``, ``yes`` or ``on`` (and a bare ``metalcast.discovery``)."""
     return value is not None and value.strip().lower() in ("", "1", "true", "yes", "on")
+
+
+def _ssh_commands(given: list[str] | None) -> tuple[tuple[str, ...], ...]:
+    try:
+        commands = tuple(tuple(shlex.split(text)) for text in given or ())
+    except ValueError as exc:
+        raise ConfigError(f"--ssh-command: {exc}") from None
+    if any(not command for command in commands):
+        raise ConfigError("--ssh-command needs a command, not an empty string")
+    return commands
 
 
 def _read_cmdline(path: Path) -> str:

@@ -10,6 +10,7 @@
     ├── DiskError               no suitable disk, a disk too small, an I/O error
     ├── PartitionTableError     the config drive partition cannot be added
     ├── RaidError               mdadm failed, or a software RAID cannot be laid out
+    ├── RescueFailed            the rescue user or the SSH server could not be set up
     └── ApiError                metalcast answered a lookup or heartbeat with an error
         └── ApiUnreachable      no answer at all: connection refused, timeout, DNS
 """
@@ -51,6 +52,10 @@ class PartitionTableError(AgentError):
 
 class RaidError(AgentError):
     """mdadm failed, or the disks cannot hold the software RAID asked for."""
+
+
+class RescueFailed(AgentError):
+    """Setting up the rescue system failed; the message says which step."""
 
 
 class ApiError(AgentError):

@@ -12,6 +12,7 @@ from metalcast_agent.errors import InvalidArguments
 from metalcast_agent.hardware import collect_inventory
 from metalcast_agent.imagewrite import write_image
 from metalcast_agent.raid import create_configuration, delete_configuration
+from metalcast_agent.rescue import rescue
 
 
 def get_inventory(args: Mapping[str, object], ctx: CommandContext) -> dict[str, object]:
@@ -56,4 +57,5 @@ def default_handlers() -> dict[str, Handler]:
         "delete_raid_configuration": delete_configuration,
         "power_off": power_off,
         "reboot": reboot,
+        "rescue": rescue,
     }

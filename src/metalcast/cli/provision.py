@@ -290,11 +290,20 @@ def rescue(
     ctx: typer.Context,
     node: NodeArg,
     *,
-    rescue_password: Annotated[str, typer.Option(help="Password for the rescue ramdisk.")],
+    rescue_password: Annotated[
+        str,
+        typer.Option(
+            help="Password of the rescue user (ssh rescue@NODE); asked for, unechoed, "
+            "when not given (a command line shows in the process list).",
+            prompt="Rescue password",
+            hide_input=True,
+            confirmation_prompt=True,
+        ),
+    ],
     wait: WaitOpt = False,
     wait_timeout: TimeoutOpt = 0,
 ) -> None:
-    """Boot an active node into the rescue ramdisk."""
+    """Boot an active node into the rescue ramdisk: SSH as user rescue with the password."""
     extra: JSON = {"rescue_password": rescue_password}
     request_provision(ctx, node, verb="rescue", wait=wait, timeout=wait_timeout, extra=extra)
 

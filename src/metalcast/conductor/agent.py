@@ -3,7 +3,8 @@
 A heartbeat is handled under the node's exclusive lock in the caller's thread: the
 token is checked, the agent's results, progress and log are recorded, and the reply
 says which results were stored (``ack``) and what the agent does next (``command``,
-its download URL signed for this node and token: :func:`metalcast.conductor.direct.signed`).
+its download URL signed for this node and token: :func:`metalcast.conductor.direct.signed`;
+a ``rescue`` with the rescue password's hash: :func:`metalcast.conductor.rescue.handed_out`).
 
 Tokens: a lookup hands a node's token out once per deployment.  A heartbeat must then
 carry that node's token (compared in constant time); a heartbeat without one is
@@ -12,7 +13,8 @@ waits for its agent (which looks up first); an Ironic agent heartbeating before 
 lookup is recorded as before.
 When a result completes the node's queue of agent commands, the operation continues
 in a worker that still holds the lock (:mod:`metalcast.conductor.direct`): the
-deploy reboots the node from its disk, cleaning runs its next step.  Ironic agents
+deploy reboots the node from its disk, cleaning runs its next step, rescue ends in
+``rescue``.  Ironic agents
 (no token, no results) are recorded as before and the deploy interface's
 :meth:`~metalcast.drivers.base.DeployInterface.heartbeat` hook runs.
 
@@ -36,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from metalcast import metrics
-from metalcast.conductor import agent_state, direct, inspection, raid
+from metalcast.conductor import agent_state, direct, inspection, raid, rescue
 from metalcast.conductor.agent_state import AgentState
 from metalcast.conductor.flows.cleaning import run_cleaning
 from metalcast.conductor.interfaces import call
@@ -152,7 +154,9 @@ def _record(task: NodeTask, *, report: AgentReport, beat: _Heartbeat) -> None:
     agent_state.store(task, state)
     acked, failure = _take_results(task, report.results)
     pending = agent_state.of(task).commands
-    command = direct.signed(task, pending[0]) if pending and failure is None else None
+    command = None
+    if pending and failure is None:
+        command = rescue.handed_out(task, direct.signed(task, pending[0]))
     beat.reply = HeartbeatReply(ack=acked, command=command, heartbeat_interval=HEARTBEAT_INTERVAL)
     if failure is not None:
         beat.then, beat.failure = Then.FAIL, failure
@@ -294,6 +298,8 @@ def _continue(task: NodeTask, *, beat: _Heartbeat) -> None:
             _resume_cleaning(task)
         elif phase is AgentPhase.INSPECT:
             _finish_inspection(task)
+        elif phase is AgentPhase.RESCUE:
+            rescue.finish(task)
 
 
 def _ironic_hook(task: NodeTask) -> None:

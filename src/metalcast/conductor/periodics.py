@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 
-from metalcast.conductor import agent_state, boot_mode
+from metalcast.conductor import agent_state, boot_mode, rescue
 from metalcast.conductor.interfaces import OperationFailed
 from metalcast.conductor.power import RESULT_OF, get_power, set_power
 from metalcast.conductor.runtime import Runtime
@@ -305,6 +305,8 @@ def _expire(rt: Runtime, node: Node, *, message: str) -> int:
         if task.node.provision_state != node.provision_state:
             return 0  # the agent called back meanwhile
         task.fail(message)
+        if node.provision_state == PS.RESCUEWAIT:
+            rescue.end_ramdisk(task)  # as Ironic: powered off, no ramdisk boot
     return 1
 
 

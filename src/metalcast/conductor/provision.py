@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from metalcast import states
-from metalcast.conductor import steps
+from metalcast.conductor import rescue, steps
 from metalcast.conductor.flows import Flow, ProvisionOptions, cleaning, deployment, operations
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
@@ -120,7 +120,8 @@ def _check_allowed(node: Node, event: Event) -> None:
 
 def abort(rt: Runtime, node: Node, *, user: str) -> None:
     """Abort what the node waits for: it goes to the failure state of its wait state
-    (``service failed`` goes back to ``active``).
+    (``service failed`` goes back to ``active``).  A rescue is also undone on the
+    node's side, as Ironic does: powered off, no ramdisk boot, the password's hash gone.
 
     Raises:
         InvalidInput: the node is running work that cannot be aborted.
@@ -142,7 +143,10 @@ def abort(rt: Runtime, node: Node, *, user: str) -> None:
             reason = f"{_OPERATION.get(task.state, 'Operation')} aborted by {user}."
         for kind in ("clean", "deploy", "service"):
             steps.finish(task, kind=kind)
+        waited = task.state
         task.process_event(Event.ABORT, reason=reason)
+        if waited == PS.RESCUEWAIT:
+            rescue.end_ramdisk(task)
 
 
 #: where cleaning waits for the agent or the operator: an abort tears it down

@@ -32,6 +32,7 @@ from metalcast.db import repository as repo
 from metalcast.db.engine import is_unreachable
 from metalcast.db.models import Node, Port
 from metalcast.errors import Conflict, MetalcastError, NodeLocked
+from metalcast.secrecy.detect import scrub_text
 from metalcast.states import FAILURE, WAIT, WORK, Event, ProvisionState
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ _log = logging.getLogger(__name__)
 _PROVISION_FIELDS = ("provision_state", "target_provision_state", "provision_updated_at")
 #: the states in which a node's config drive waits for its agent
 _DEPLOY_STATES = frozenset({PS.DEPLOYING, PS.DEPLOYWAIT})
+#: where a node keeps its rescue password's hash (Ironic's key), and where older
+#: versions kept the password itself: gone once the node leaves rescue
+RESCUE_PASSWORD_KEYS = ("hashed_rescue_password", "rescue_password")
+#: the states in which a rescue password is still in use (or about to be)
+_RESCUE_STATES = frozenset({PS.RESCUING, PS.RESCUEWAIT, PS.RESCUE, PS.UNRESCUING, PS.UNRESCUEFAIL})
 
 
 class LockLost(Conflict):
@@ -288,6 +294,10 @@ class NodeTask:
         self._track_wait(old, new_state, now.isoformat())
         if verb := transition_metrics.verb_keys(move):
             self.set_internal(**verb)
+        if old in _RESCUE_STATES | {PS.RESCUEFAIL} and new_state not in _RESCUE_STATES:
+            dropped = self.forget_rescue_password()  # failed, aborted, timed out, undeployed
+            if reason:  # scrubbed of it here: history is scrubbed of what the node keeps
+                reason = scrub_text(reason, known=dropped)
         failed = reason is not None and (new_state in FAILURE or label == Event.FAIL.value)
         if failed:
             self.update(last_error=reason)
@@ -312,6 +322,20 @@ class NodeTask:
             # done, failed, aborted, timed out or interrupted: the user data goes now
             self.rt.discard_config_drive(self.uuid)
         return new_state
+
+    def forget_rescue_password(self) -> list[str]:
+        """Drop the node's rescue password hash, if it has one (saved with the next
+        save); what was dropped, decrypted.  Raises UndecryptableSecret."""
+        info = self.node.instance_info
+        dropped = [
+            str(self.rt.secret_box.reveal(info[key], where=key))
+            for key in RESCUE_PASSWORD_KEYS
+            if info.get(key)
+        ]
+        if any(key in info for key in RESCUE_PASSWORD_KEYS):
+            kept = {k: v for k, v in info.items() if k not in RESCUE_PASSWORD_KEYS}
+            self.update(instance_info=kept)
+        return dropped
 
     def _forget_steps(self) -> None:
         """A failed operation's steps are done with (the message names the step)."""

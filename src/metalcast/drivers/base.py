@@ -116,6 +116,7 @@ class AgentPhase(enum.StrEnum):
     DEPLOY = "deploy"
     CLEAN = "clean"
     INSPECT = "inspect"
+    RESCUE = "rescue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,12 +527,17 @@ class RescueInterface(Interface):
     interface_type = "rescue"
 
     @abc.abstractmethod
-    def rescue(self, ctx: DriverContext) -> StepResult:
-        """Boot the node into a rescue system; WAIT when an agent must call back."""
+    def rescue(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Boot the node into a rescue system; WAIT (or a :class:`StepOutcome` with
+        work for the agent, booted for :attr:`AgentPhase.RESCUE`) when an agent must
+        call back.  The hash of the tenant's rescue password is in the node's
+        ``instance_info`` (``hashed_rescue_password``); the plain password is never
+        kept."""
 
     @abc.abstractmethod
     def unrescue(self, ctx: DriverContext) -> None:
-        """Boot the node back into its instance."""
+        """Undo what :meth:`rescue` set up on the node's side; the conductor then
+        boots the node back into its instance (power off, boot from disk, power on)."""
 
 
 @dataclass(frozen=True, slots=True)

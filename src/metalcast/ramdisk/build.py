@@ -2,7 +2,8 @@
 
 Steps (each reported through ``progress``): resolve package versions with apt, stop
 if the output is current, download and unpack what is missing, stage the initramfs
-(busybox, kernel modules in load order, the slim Python with the agent, ``/init``),
+(busybox, kernel modules in load order, the slim Python with the agent, dropbear for
+rescue, ``/init``),
 pack it as a newc cpio compressed with zstd, copy the kernel (the package's bzImage,
 unchanged: SYSLINUX, iPXE and QEMU all boot it), write the manifest last.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import metalcast
 from metalcast import cpio
-from metalcast.ramdisk import debs, initscripts, kmod, mdadm, python_runtime
+from metalcast.ramdisk import debs, initscripts, kmod, mdadm, python_runtime, rescue_ssh
 from metalcast.ramdisk.commands import run_tool
 from metalcast.ramdisk.debs import AptPackages, DebPackage, PackageSource, Progress
 from metalcast.ramdisk.errors import RamdiskError
@@ -101,7 +102,7 @@ def plan_ramdisk(
         raise RamdiskError(f"{agent_dir} is not a Python package (no __init__.py)")
     packages = debs.resolve_with_kernel(
         source,
-        [BUSYBOX_PACKAGE, *python_runtime.PACKAGES, *mdadm.PACKAGES],
+        [BUSYBOX_PACKAGE, *python_runtime.PACKAGES, *mdadm.PACKAGES, *rescue_ssh.PACKAGES],
         kernel_hint=kernel_hint,
     )
     kernel = packages[0]
@@ -174,6 +175,8 @@ def _build(
         progress("staging mdadm (software RAID)")
         mdadm_trees = [trees[n] for n in (*mdadm.PACKAGES, "libc6")]
         mdadm.stage_mdadm(mdadm_trees, stage, Path(tmp) / "mdadm")
+        progress("staging dropbear (the rescue SSH server)")
+        rescue_ssh.stage_dropbear(trees, stage, Path(tmp))
         progress(f"compressing the initramfs (zstd -{ZSTD_LEVEL})")
         initramfs = pack_initramfs(stage, out_dir / INITRAMFS_FILE, Path(tmp))
     kernel_file = _install(kernel.vmlinuz.read_bytes(), out_dir / KERNEL_FILE)

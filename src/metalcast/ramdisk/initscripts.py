@@ -4,7 +4,9 @@ Both run under busybox ``sh``.  ``/init`` loads the modules listed (in load orde
 ``/etc/metalcast/modules``, brings up every Ethernet NIC that has carrier with
 ``udhcpc``, prints ``METALCAST-RAMDISK: net up <ip/prefix> dev=<nic> mac=<mac>``, runs
 ``python3 -I -S -m metalcast_agent`` and powers off when the agent exits (or the ACPI
-power button is pressed: busybox ``acpid`` runs :data:`POWER_BUTTON_SCRIPT`).  With
+power button is pressed: busybox ``acpid`` runs :data:`POWER_BUTTON_SCRIPT`), unless
+it exits with status 3 after ``rescue``: then the machine stays up (dropbear serves
+the rescue user) and prints ``METALCAST-RAMDISK: rescue mode``.  With
 ``metalcast.shell`` on the kernel command line it opens a console shell before powering
 off (for debugging in the lab).  With ``metalcast.bench=dd:<url>`` (and
 ``metalcast.bench_token=<token>``, sent as the agent sends its token) it runs a plain
@@ -120,6 +122,12 @@ else
     status=$?
 fi
 say "metalcast-agent exited with status $status"
+# status 3: the agent set up rescue (a user, dropbear); the machine stays up for the
+# tenant until metalcast powers it off through its BMC (unrescue)
+if [ "$status" = 3 ]; then
+    say "rescue mode: SSH is open for the rescue user"
+    while :; do sleep 3600; done
+fi
 if cmdline_has metalcast.shell; then
     say "metalcast.shell: console shell, exit it to power off"
     setsid cttyhack sh

@@ -170,7 +170,8 @@ def _fake_node_with_nested_credentials_and_a_rescue(api: Recorder) -> None:
         api.move("nested", target)
     rescued = api.move("nested", "rescue", rescue_password=RESCUE_PASSWORD)
     assert rescued["provision_state"] == "rescue"
-    assert rescued["instance_info"]["rescue_password"] == "******"
+    assert rescued["instance_info"]["hashed_rescue_password"] == "******"
+    assert "rescue_password" not in rescued["instance_info"]
     api.read_everything("nested")
     assert api.move("nested", "unrescue")["provision_state"] == "active"
 

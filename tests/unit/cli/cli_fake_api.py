@@ -16,12 +16,14 @@ FINAL = {
     "provide": "available",
     "active": "active",
     "deleted": "available",
+    "rescue": "rescue",
 }
 WORKING = {
     "manage": "verifying",
     "provide": "cleaning",
     "active": "deploying",
     "deleted": "deleting",
+    "rescue": "rescuing",
 }
 
 
@@ -39,6 +41,8 @@ class FakeIronic:
     refuse_macs: set[str] = field(default_factory=set)
     page_size: int = 1000
     requests: list[str] = field(default_factory=list)
+    #: the bodies of PUT .../states/provision, in order
+    provision_bodies: list[dict[str, Any]] = field(default_factory=list)
     clock: int = 0
     #: per node name: the inventory its GET .../inventory answers (else 404)
     inventories: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -156,7 +160,9 @@ class FakeIronic:
         node = self.find(parts[2])
         if node is None:
             return fault(404, f"Node {parts[2]} could not be found.")
-        target = json.loads(request.content)["target"]
+        body = json.loads(request.content)
+        target = body["target"]
+        self.provision_bodies.append(body)
         self.clock += 1
         node["provision_state"] = WORKING[target]
         node["target_provision_state"] = FINAL[target]

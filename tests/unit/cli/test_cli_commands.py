@@ -325,3 +325,25 @@ def test_import_dry_run_creates_nothing(run_cli: Run, fake_api: FakeIronic, tmp_
         "valid", "rejected: mac 'zz:zz' is not a valid MAC address", "valid", "valid",
     ]  # fmt: skip
     assert fake_api.requests == []
+
+
+def test_rescue_asks_for_the_password_unechoed_when_not_given(
+    run_cli: Run, fake_api: FakeIronic
+) -> None:
+    from typer.testing import CliRunner
+
+    from metalcast.cli.main import app
+    from metalcast.cli.session import Session
+
+    run_cli("node", "create", "--driver", "ipmi", "--name", "n1")
+    given = run_cli("node", "rescue", "n1", "--rescue-password", "Given-Pass-1")
+    assert given.exit_code == 0, given.stderr
+
+    argv = normalize_argv(["--url", "http://metalcast.test", "node", "rescue", "n1"])
+    session = Session("http://metalcast.test", transport=fake_api.transport())
+    asked = CliRunner().invoke(app, argv, obj=session, input="Asked-Pass-2\nAsked-Pass-2\n")
+
+    assert asked.exit_code == 0, asked.output
+    assert "Rescue password" in asked.output and "Asked-Pass-2" not in asked.output
+    passwords = [body["rescue_password"] for body in fake_api.provision_bodies]
+    assert passwords == ["Given-Pass-1", "Asked-Pass-2"]

@@ -16,7 +16,7 @@ from metalcast.drivers.fake import FakeRescue, fake_factories
 from metalcast.drivers.hardware import FAKE_HARDWARE
 from metalcast.drivers.registry import DriverRegistry
 from metalcast.errors import FatalDriverError
-from metalcast.secrecy import is_sealed
+from metalcast.secrecy import is_sealed, shadow
 
 RESCUE_PASSWORD = "Rescue-Pass-5f6e7d"
 BMC_PASSWORD = 123498765432
@@ -32,8 +32,8 @@ class WitnessRescue(FakeRescue):
         WitnessRescue.seen.append(
             {"instance_info": dict(ctx.node.instance_info), "driver_info": dict(ctx.driver_info)}
         )
-        password = ctx.node.instance_info["rescue_password"]
-        raise FatalDriverError(f"the ramdisk refused password {password}", operation="rescue")
+        hashed = ctx.node.instance_info["hashed_rescue_password"]
+        raise FatalDriverError(f"the ramdisk refused hash {hashed}", operation="rescue")
 
 
 def _service(env: Env) -> ConductorService:
@@ -61,12 +61,18 @@ def test_rescue_decrypts_for_the_driver_only_and_records_no_secret(env: Env) -> 
     done = env.wait_settled(node.id)
     assert done.provision_state == "rescue failed"
     (seen,) = WitnessRescue.seen
-    assert seen["instance_info"]["rescue_password"] == RESCUE_PASSWORD
+    # the driver gets the password's SHA-512 crypt hash, never the password
+    hashed = seen["instance_info"]["hashed_rescue_password"]
+    assert shadow.verify(RESCUE_PASSWORD, hashed)
+    assert RESCUE_PASSWORD not in repr(seen["instance_info"])
     assert seen["driver_info"] == driver_info  # nested, an int stays an int
-    assert is_sealed(done.instance_info["rescue_password"])
+    # the rescue failed: the hash is gone with it
+    assert "hashed_rescue_password" not in done.instance_info
+    assert "rescue_password" not in done.instance_info
     assert is_sealed(done.driver_info["bmc"]["ipmi_password"])
     recorded = " ".join([done.last_error or "", *(h.event for h in env.history(node.id))])
-    assert "the ramdisk refused password ******" in recorded
+    assert "the ramdisk refused hash ******" in recorded
+    assert hashed not in recorded
     assert RESCUE_PASSWORD not in recorded and str(BMC_PASSWORD) not in recorded
 
 

@@ -9,6 +9,7 @@ from conductor_env import ALICE, Env
 
 from metalcast.calls import ChangeProvisionState, ProvisionRequest, SetMaintenance
 from metalcast.errors import InvalidInput
+from metalcast.secrecy import shadow
 from metalcast.states import InvalidTransition
 
 
@@ -120,11 +121,17 @@ def test_rescue_and_unrescue(env: Env) -> None:
     with pytest.raises(InvalidInput, match="rescue_password"):
         act(env, node.id, "rescue")
     act(env, node.id, "rescue", rescue_password="s3cret")
-    assert env.wait_settled(node.id).provision_state == "rescue"
+    rescued = env.wait_settled(node.id)
+    assert rescued.provision_state == "rescue"
+    # only the hash is kept (sealed), never the password
+    assert "rescue_password" not in rescued.instance_info
+    hashed = env.secret_box.reveal(rescued.instance_info["hashed_rescue_password"])
+    assert shadow.verify("s3cret", hashed)
     act(env, node.id, "unrescue")
     done = env.wait_settled(node.id)
     assert done.provision_state == "active"
     assert "rescue_password" not in done.instance_info
+    assert "hashed_rescue_password" not in done.instance_info
 
 
 def test_service_runs_service_steps(env: Env) -> None:

@@ -27,6 +27,11 @@ OTHERS = [
         ("libssl3", "3.0.17-1~deb12u2"),
         ("mdadm", "4.2-5"),
         ("libudev1", "252.39-1~deb12u2"),
+        ("dropbear-bin", "2022.83-1+deb12u3"),
+        ("libcrypt1", "1:4.4.33-2"),
+        ("libtomcrypt1", "1.18.2+dfsg-7+b1"),
+        ("libtommath1", "1.2.0-6+deb12u1"),
+        ("libgmp10", "2:6.2.1+dfsg1-1.1"),
     ]
 ]
 

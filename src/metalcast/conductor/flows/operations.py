@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from metalcast.conductor import direct, inspection, steps
+from metalcast.conductor import rescue as rescue_mode
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
@@ -42,27 +43,29 @@ def inspect(task: NodeTask) -> None:
 
 
 def _stage_rescue(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
-    if not options.rescue_password:
-        raise InvalidInput("A non-empty 'rescue_password' is required to rescue a node.")
-    task.update(
-        instance_info={**task.node.instance_info, "rescue_password": options.rescue_password}
-    )
+    # hashed here: the plain password is never written anywhere
+    rescue_mode.stage_password(task, options.rescue_password)
 
 
 def rescue(task: NodeTask) -> None:
-    """rescuing → rescue (or rescue wait).  Raises OperationFailed."""
-    if call(task, RescueInterface, "rescue", lambda i, ctx: i.rescue(ctx)) == StepResult.WAIT:
+    """rescuing → rescue (or rescue wait, the agent booted to set the password and
+    start SSH).  Raises OperationFailed."""
+    done = call(task, RescueInterface, "rescue", lambda i, ctx: i.rescue(ctx))
+    if isinstance(done, StepOutcome):
+        if done.agent is not None:
+            direct.hand_over(task, done.agent)
+        done = done.result
+    if done == StepResult.WAIT:
         task.process_event(Event.WAIT)
         return
     task.process_event(Event.DONE)
 
 
 def unrescue(task: NodeTask) -> None:
-    """unrescuing → active.  Raises OperationFailed."""
+    """unrescuing → active: the rescue system ends, the node boots its instance again.
+    Raises OperationFailed."""
     call(task, RescueInterface, "unrescue", lambda i, ctx: i.unrescue(ctx))
-    info = dict(task.node.instance_info)
-    info.pop("rescue_password", None)
-    task.update(instance_info=info)
+    rescue_mode.boot_instance(task)  # the password's hash goes with the transition
     task.process_event(Event.DONE)
 
 

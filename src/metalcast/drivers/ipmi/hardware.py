@@ -13,7 +13,15 @@ import functools
 from collections.abc import Callable
 from types import MappingProxyType
 
-from metalcast.drivers import direct, fake, inspect_agent, netboot, noop, raid_agent
+from metalcast.drivers import (
+    direct,
+    fake,
+    inspect_agent,
+    netboot,
+    noop,
+    raid_agent,
+    rescue_agent,
+)
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.ipmi.client import IpmiSessions
 from metalcast.drivers.ipmi.interfaces import IPMIManagement, IPMIPower
@@ -33,7 +41,7 @@ IPMI_HARDWARE = HardwareType(
             "network": (noop.NoopNetwork, fake.FakeNetwork),
             "power": (IPMIPower,),
             "raid": (noop.NoRAID, raid_agent.AgentRAID, fake.FakeRAID),
-            "rescue": (noop.NoRescue, fake.FakeRescue),
+            "rescue": (rescue_agent.AgentRescue, noop.NoRescue, fake.FakeRescue),
             "storage": (noop.NoopStorage, fake.FakeStorage),
             "vendor": (noop.NoVendor,),
         }

@@ -11,7 +11,15 @@ import functools
 from collections.abc import Callable
 from types import MappingProxyType
 
-from metalcast.drivers import direct, fake, inspect_agent, netboot, noop, raid_agent
+from metalcast.drivers import (
+    direct,
+    fake,
+    inspect_agent,
+    netboot,
+    noop,
+    raid_agent,
+    rescue_agent,
+)
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.redfish.client import RedfishSessions
 from metalcast.drivers.redfish.interfaces import (
@@ -41,7 +49,7 @@ REDFISH_HARDWARE = HardwareType(
             "network": (noop.NoopNetwork, fake.FakeNetwork),
             "power": (RedfishPower,),
             "raid": (noop.NoRAID, raid_agent.AgentRAID, fake.FakeRAID),
-            "rescue": (noop.NoRescue, fake.FakeRescue),
+            "rescue": (rescue_agent.AgentRescue, noop.NoRescue, fake.FakeRescue),
             "storage": (noop.NoopStorage, fake.FakeStorage),
             "vendor": (noop.NoVendor,),
         }
