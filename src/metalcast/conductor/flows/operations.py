@@ -8,7 +8,6 @@ from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
 from metalcast.drivers.base import InspectInterface, RescueInterface, StepOutcome, StepResult
-from metalcast.errors import InvalidInput
 from metalcast.states import Event, ProvisionState
 
 
