@@ -8,13 +8,12 @@ steps needs step-based deploys, which metalcast does not have yet
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.routing import Route
 
-from metalcast.api import patching
+from metalcast.api import patching, step_sets
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.operations import Operation, array, obj, patch, string
 from metalcast.api.operations import collection as collection_of
@@ -27,93 +26,22 @@ from metalcast.api.params import (
     parse_fields,
     parse_listing,
 )
-from metalcast.api.schema import Field, check_trait, check_uuid, describe, validate_body
+from metalcast.api.schema import Field, check_uuid, validate_body
 from metalcast.api.versions import require
 from metalcast.api.views import allocations as view
 from metalcast.db import deploy_templates as repo_tpl
 from metalcast.db.models import DeployTemplate
-from metalcast.errors import InvalidInput
 
 _NOT_SERVED = "The API version does not allow deploy templates"
 
-#: the interfaces a deploy step may belong to (Ironic's deploy interface priorities)
-STEP_INTERFACES = ("bios", "deploy", "firmware", "management", "power", "raid", "vendor")
-_STEP_KEYS = frozenset({"interface", "step", "args", "priority"})
+STEP_INTERFACES = step_sets.STEP_INTERFACES
+MAX_PRIORITY = step_sets.MAX_RANK
+check_name = step_sets.DEPLOY_TEMPLATE.check_name
+check_steps = step_sets.DEPLOY_TEMPLATE.check_steps
 
 
 def _require(call: Call) -> None:
     require("deploy_templates", call.version, method=call.method, message=_NOT_SERVED)
-
-
-def check_name(name: str, value: Any) -> None:
-    """A template is named like the trait that selects it.  Raises InvalidInput."""
-    try:
-        check_trait(value)
-    except InvalidInput:
-        raise InvalidInput(
-            f"Invalid value for field '{name}': {describe(value)}; a deploy template is named "
-            "like a trait: a standard trait in upper case or CUSTOM_[A-Z0-9_]+, at most 255 "
-            "characters."
-        ) from None
-
-
-def check_step(index: int, step: object) -> dict[str, Any]:
-    """One deploy step, with ``priority`` as an integer.  Raises InvalidInput."""
-    where = f"steps[{index}]"
-    if not isinstance(step, dict):
-        raise InvalidInput(f"Invalid {where}: {describe(step)[:80]} is not an object.")
-    unknown = sorted(set(step) - _STEP_KEYS)
-    missing = sorted(_STEP_KEYS - set(step))
-    if unknown or missing:
-        raise InvalidInput(
-            f"Invalid {where}: a deploy step has exactly the keys args, interface, priority "
-            f"and step (unknown: {', '.join(unknown) or 'none'}; missing: "
-            f"{', '.join(missing) or 'none'})."
-        )
-    if step["interface"] not in STEP_INTERFACES:
-        raise InvalidInput(
-            f"Invalid {where}.interface {describe(step['interface'])}; acceptable values are: "
-            f"{', '.join(STEP_INTERFACES)}."
-        )
-    if not isinstance(step["step"], str) or not step["step"]:
-        raise InvalidInput(f"Invalid {where}.step: a non-empty string is required.")
-    if not isinstance(step["args"], dict):
-        raise InvalidInput(f"Invalid {where}.args: an object is required.")
-    return {**step, "priority": _priority(where, step["priority"])}
-
-
-#: the largest priority (Ironic stores it in an integer column)
-MAX_PRIORITY = 2**31 - 1
-
-
-def _priority(where: str, value: object) -> int:
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 12:
-        number = int(value)
-    if number is None or not 0 <= number <= MAX_PRIORITY:
-        raise InvalidInput(
-            f"Invalid {where}.priority {describe(value)[:40]}: an integer from 0 to "
-            f"{MAX_PRIORITY} is required."
-        )
-    return number
-
-
-def check_steps(value: object) -> list[dict[str, Any]]:
-    """At least one valid step, no interface and step twice.  Raises InvalidInput."""
-    if not isinstance(value, list) or not value:
-        raise InvalidInput("Invalid value for field 'steps': a non-empty list is required.")
-    steps = [check_step(i, s) for i, s in enumerate(value)]
-    counts = Counter((s["interface"], s["step"]) for s in steps)
-    duplicates = sorted(f"interface: {i}, step: {s}" for (i, s), n in counts.items() if n > 1)
-    if duplicates:
-        raise InvalidInput(
-            "Deploy template invalid: Duplicate deploy steps. A template cannot have multiple "
-            "deploy steps with the same interface and step. Duplicates: "
-            f"{'; '.join(duplicates)}."
-        )
-    return steps
 
 
 CREATABLE: Mapping[str, Field] = {
