@@ -319,7 +319,6 @@ class Action:
     #: {chassis}, {event}, {conductor}, {user}, {project}, {token} (someone else's),
     #: {own_token}, {allocation}, {allocated} (a node with an allocation), {template},
     #: {rule} (an inspection rule), {runbook} (the owner project's runbook),
-    #: {runbook_node} (a manageable node of the owner project with its trait),
     #: {unique} (a value of its own for every request); in a body also
     #: {owner_project}, {unique_int}, {unique_mac}, {unique_uuid}
     path: str
@@ -1046,7 +1045,7 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
     Action(
         "clean with runbook",
         "PUT",
-        "/v1/nodes/{runbook_node}/states/provision",
+        "/v1/nodes/{node}/states/provision",
         (f"{_N}set_provision_state", f"{_RB}use"),
         body={"target": "clean", "runbook": "{runbook}"},
         status=202,

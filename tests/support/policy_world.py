@@ -206,11 +206,11 @@ class World:
 
     def runbook_node(self) -> dict[str, str]:
         """A manageable node of the owner project, leased to the lessee, with the
-        trait of a new runbook of the owner project."""
+        trait of a new runbook of the owner project (``{node}`` and ``{runbook}``)."""
         node, runbook = self.node(), self.make_runbook()
         self.manage(node)
         self._with(node, f"traits/{runbook}")
-        return {"runbook_node": node, "runbook": runbook}
+        return {"node": node, "runbook": runbook}
 
     def inspection_rule(self) -> str:
         body = {"actions": [{"op": "add-trait", "args": {"name": f"CUSTOM_R{self.unique()}"}}]}

@@ -165,6 +165,14 @@ def test_a_project_manager_owns_what_it_creates(secured: Api) -> None:
     )
 
 
+def test_a_caller_scoped_to_nothing_creates_no_runbook(secured: Api) -> None:
+    unscoped = secured.as_("manager")
+    unscoped.headers = {"X-Roles": "manager", "X-User-Id": "someone"}
+    response = unscoped.post("/v1/runbooks", {"name": "CUSTOM_X", "steps": [RESET]})
+    assert response.status_code == 403
+    assert "a runbook needs a project" in fault_of(response)
+
+
 def test_projects_see_their_own_and_public_runbooks(secured: Api) -> None:
     admin = secured.as_("admin")
     runbook(secured.as_("manager", "p1"), "CUSTOM_P1")

@@ -45,7 +45,7 @@ from metalcast.api.views import runbooks as view
 from metalcast.db import repository as repo_nodes
 from metalcast.db import runbooks as repo
 from metalcast.db.models import Node, Runbook
-from metalcast.errors import InvalidInput
+from metalcast.errors import Forbidden, InvalidInput
 
 _FEATURE = "runbooks"
 _NOT_SERVED = "The API version does not allow runbooks"
@@ -204,10 +204,17 @@ def _owner(call: Call, body: dict[str, Any]) -> str | None:
     Raises:
         InvalidInput: an owner a project's caller may not give, or a public runbook
             with an owner.
+        Forbidden: a caller scoped to neither the system nor a project.
     """
     asked = body.get("owner")
     if call.context.system_scope != "all":
         project = call.context.project
+        if not project:
+            # Ironic would make it a runbook of nobody, which only the system may make
+            raise Forbidden(
+                f"{policy.forbidden(f'{_RB}create').message}: a runbook needs a project; "
+                "use credentials scoped to one."
+            )
         if asked and asked != project:
             raise InvalidInput(
                 "Cannot create a runbook as a project scoped admin with an owner other than "
