@@ -15,17 +15,10 @@ from starlette.routing import Route
 
 from metalcast.api import patching, step_sets
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.listing import Listed
 from metalcast.api.operations import Operation, array, obj, patch, string
 from metalcast.api.operations import collection as collection_of
-from metalcast.api.params import (
-    check_query,
-    collection,
-    fields_param,
-    last_marker,
-    paging,
-    parse_fields,
-    parse_listing,
-)
+from metalcast.api.params import fields_param, parse_fields
 from metalcast.api.schema import Field, check_uuid, validate_body
 from metalcast.api.versions import require
 from metalcast.api.views import allocations as view
@@ -60,8 +53,12 @@ PATCHABLE = patching.Patchable(
     removed={"extra": {}},
     mandatory=frozenset({"name", "steps"}),
 )
-LIST_QUERY = paging(
-    sortable=view.TEMPLATE_SORTABLE, fields=view.TEMPLATE_FIELDS, detail_feature="deploy_templates"
+LISTED = Listed(
+    "deploy_templates",
+    view.TEMPLATE_FIELDS,
+    view.TEMPLATE_LIST_FIELDS,
+    view.TEMPLATE_SORTABLE,
+    "deploy_templates",
 )
 _FEATURE = "deploy_templates"
 #: writes before 1.55 are 405, as in Ironic
@@ -100,31 +97,16 @@ def _render(call: Call, template: DeployTemplate, **kw: Any) -> dict[str, Any]:
     doc=Operation(
         "List deploy templates",
         answers={200: collection_of("deploy_templates", view.TEMPLATE)},
-        query=LIST_QUERY,
+        query=LISTED.query,
         feature=_FEATURE,
     ),
 )
 def get_templates(call: Call) -> object:
     _require(call)
-    check_query(call.query, LIST_QUERY, what="listing deploy templates")
-    listing = parse_listing(
-        call.query,
-        max_limit=call.deps.settings.api.max_limit,
-        sortable=view.TEMPLATE_SORTABLE,
-        known_fields=view.TEMPLATE_FIELDS,
-        version=call.version,
-        detail_feature="deploy_templates",
-    )
-    with call.deps.db.read() as conn:
-        found = repo_tpl.list_deploy_templates(conn, listing.page)
-    fields = None if listing.detail else (listing.fields or view.TEMPLATE_LIST_FIELDS)
-    return collection(
-        "deploy_templates",
-        [_render(call, t, fields=fields) for t in found],
-        url=call.base_url + call.path,
-        query=call.query,
-        limit=listing.page.limit,
-        last_marker=last_marker([t.uuid for t in found], listing.page.limit),
+    return LISTED.page(
+        call,
+        repo_tpl.list_deploy_templates,
+        lambda template, fields: _render(call, template, fields=fields),
     )
 
 

@@ -28,17 +28,10 @@ from starlette.routing import Route
 
 from metalcast.api import jsonpatch, patching, policy, step_sets
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.listing import Listed
 from metalcast.api.operations import Operation, array, boolean, obj, patch, string
 from metalcast.api.operations import collection as collection_of
-from metalcast.api.params import (
-    check_query,
-    collection,
-    fields_param,
-    last_marker,
-    paging,
-    parse_fields,
-    parse_listing,
-)
+from metalcast.api.params import fields_param, parse_fields
 from metalcast.api.schema import Field, check_uuid, validate_body
 from metalcast.api.versions import require
 from metalcast.api.views import runbooks as view
@@ -84,7 +77,7 @@ PATCHABLE = patching.Patchable(
     removed={"extra": {}, "disable_ramdisk": False, "public": False},
     mandatory=frozenset({"name", "steps"}),
 )
-LIST_QUERY = paging(sortable=view.SORTABLE, fields=view.FIELDS, detail_feature=_FEATURE)
+LISTED = Listed("runbooks", view.FIELDS, view.LIST_FIELDS, view.SORTABLE, _FEATURE)
 _STEPS = array(
     obj(
         {
@@ -150,33 +143,18 @@ def load(conn: sa.Connection, call: Call, *, ident: str, actions: tuple[str, ...
     doc=Operation(
         "List runbooks",
         answers={200: collection_of("runbooks", view.RUNBOOK)},
-        query=LIST_QUERY,
+        query=LISTED.query,
         feature=_FEATURE,
         description="A project's caller sees its project's runbooks and the public ones.",
     ),
 )
 def get_runbooks(call: Call) -> object:
     _require(call)
-    check_query(call.query, LIST_QUERY, what="listing runbooks")
     project = call.list_scope("runbook")
-    listing = parse_listing(
-        call.query,
-        max_limit=call.deps.settings.api.max_limit,
-        sortable=view.SORTABLE,
-        known_fields=view.FIELDS,
-        version=call.version,
-        detail_feature=_FEATURE,
-    )
-    with call.deps.db.read() as conn:
-        found = repo.list_runbooks(conn, listing.page, project=project)
-    fields = None if listing.detail else (listing.fields or view.LIST_FIELDS)
-    return collection(
-        "runbooks",
-        [_render(call, r, fields=fields) for r in found],
-        url=call.base_url + call.path,
-        query=call.query,
-        limit=listing.page.limit,
-        last_marker=last_marker([r.uuid for r in found], listing.page.limit),
+    return LISTED.page(
+        call,
+        lambda conn, page: repo.list_runbooks(conn, page, project=project),
+        lambda runbook, fields: _render(call, runbook, fields=fields),
     )
 
 
