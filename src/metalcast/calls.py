@@ -63,6 +63,9 @@ class ProvisionRequest:
     service_steps: list[dict[str, Any]] | None = None
     rescue_password: str | None = field(default=None, repr=False)
     disable_ramdisk: bool | None = None
+    #: the runbook asked for (its name or UUID); once the API has put its steps in
+    #: ``clean_steps`` or ``service_steps``: its name and UUID, for the node's history
+    runbook: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

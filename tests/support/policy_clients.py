@@ -135,6 +135,11 @@ def _other_calls() -> dict[str, SdkCall]:
         ),
         "list conductors": lambda c, n, b: list(_bm(c).conductors()),
         "show conductor": lambda c, n, b: _bm(c).get_conductor(n["conductor"]),
+        "list runbooks": lambda c, n, b: list(_bm(c).runbooks()),
+        "show runbook": lambda c, n, b: _bm(c).get_runbook(n["runbook"]),
+        "create runbook": lambda c, n, b: _bm(c).create_runbook(**b),
+        "update runbook": lambda c, n, b: _bm(c).patch_runbook(n["runbook"], b),
+        "delete runbook": lambda c, n, b: _bm(c).delete_runbook(n["runbook"], ignore_missing=False),
     }
 
 
@@ -199,6 +204,8 @@ CLI_COMMANDS: dict[str, tuple[str, ...]] = {
     "list chassis": ("chassis", "list", "-f", "json"),
     "show driver": ("driver", "show", "fake-hardware", "-f", "json"),
     "list conductors": ("conductor", "list", "-f", "json"),
+    "show runbook": ("runbook", "show", "{runbook}", "-f", "json"),
+    "clean with runbook": ("node", "clean", "{node}", "--runbook", "{runbook}"),
 }
 _HTTP_STATUS = re.compile(r"\(HTTP (\d{3})\)")
 

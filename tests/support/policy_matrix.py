@@ -114,6 +114,11 @@ SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN = (
 API_READER = ANY_READER | ANY_SERVICE
 ALLOCATION_READER = SYSTEM_READER | OWNER_READER
 ALLOCATION_MEMBER = SYSTEM_MEMBER | OWNER_MEMBER
+ANY_MANAGER = frozenset(p for p in NAMES if p.split(" ")[-1] in ("admin", "manager"))
+# a runbook owned by the owner project; any service, in any scope, passes these
+RUNBOOK_READER = SYSTEM_READER | OWNER_READER | ANY_SERVICE
+RUNBOOK_ADMIN = SYSTEM_MEMBER | OWNER_MANAGER | ANY_SERVICE
+RUNBOOK_CREATOR = SYSTEM_MEMBER | ANY_MANAGER | ANY_SERVICE
 
 #: rule -> the personas it lets in (node owned by the owner project and leased to
 #: the lessee project; allocation owned by the owner project; the caller's own token)
@@ -224,6 +229,15 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:deploy_template:create": SYSTEM_ADMIN,
     "baremetal:deploy_template:update": SYSTEM_ADMIN,
     "baremetal:deploy_template:delete": SYSTEM_ADMIN,
+    "baremetal:runbook:get": RUNBOOK_READER,
+    "baremetal:runbook:list": API_READER,
+    "baremetal:runbook:list_all": SYSTEM_READER,
+    "baremetal:runbook:create": RUNBOOK_CREATOR,
+    "baremetal:runbook:update": RUNBOOK_ADMIN,
+    "baremetal:runbook:update:public": SYSTEM_MEMBER,
+    "baremetal:runbook:update:owner": SYSTEM_MEMBER,
+    "baremetal:runbook:delete": RUNBOOK_ADMIN,
+    "baremetal:runbook:use": RUNBOOK_ADMIN,
     "baremetal:inspection_rule:get": SYSTEM_READER,
     "baremetal:inspection_rule:create": SYSTEM_ADMIN,
     "baremetal:inspection_rule:update": SYSTEM_ADMIN,
@@ -313,7 +327,7 @@ class Action:
     #: with placeholders: {node}, {port}, {portgroup}, {connector}, {target},
     #: {chassis}, {event}, {conductor}, {user}, {project}, {token} (someone else's),
     #: {own_token}, {allocation}, {allocated} (a node with an allocation), {template},
-    #: {rule} (an inspection rule),
+    #: {rule} (an inspection rule), {runbook} (the owner project's runbook),
     #: {unique} (a value of its own for every request); in a body also
     #: {owner_project}, {unique_int}, {unique_mac}, {unique_uuid}
     path: str
@@ -347,7 +361,7 @@ def _patch(field_path: str, value: Any, rule: str, op: str = "add") -> Action:
 
 _LIST = {
     kind: (f"baremetal:{kind}:list_all", f"baremetal:{kind}:list")
-    for kind in ("node", "port", "portgroup", "volume", "allocation")
+    for kind in ("node", "port", "portgroup", "volume", "allocation", "runbook")
 }
 _N = "baremetal:node:"
 
@@ -932,6 +946,8 @@ ALLOCATION_ACTIONS: tuple[Action, ...] = (
 
 _DT = "baremetal:deploy_template:"
 _IR = "baremetal:inspection_rule:"
+_RB = "baremetal:runbook:"
+_RESET = {"interface": "management", "step": "reset_bmc", "args": {}, "order": 1}
 _STEP = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 150}
 SERVICE_ACTIONS: tuple[Action, ...] = (
     Action(
@@ -986,6 +1002,63 @@ SERVICE_ACTIONS: tuple[Action, ...] = (
         hides=None,
         status=204,
         fresh="template",
+    ),
+    Action("list runbooks", "GET", "/v1/runbooks", (_LIST["runbook"],), hides=None),
+    Action(
+        "create runbook",
+        "POST",
+        "/v1/runbooks",
+        (f"{_RB}create",),
+        body={"name": "CUSTOM_MATRIX_{unique}", "steps": [_RESET]},
+        hides=None,
+        status=201,
+    ),
+    Action("show runbook", "GET", "/v1/runbooks/{runbook}", (f"{_RB}get",), hides=f"{_RB}get"),
+    Action(
+        "update runbook",
+        "PATCH",
+        "/v1/runbooks/{runbook}",
+        (f"{_RB}update",),
+        body=_EXTRA,
+        hides=f"{_RB}get",
+    ),
+    # each on a runbook of its own: a public runbook has no owner any more
+    Action(
+        "make runbook public",
+        "PATCH",
+        "/v1/runbooks/{runbook}",
+        (f"{_RB}update:public",),
+        body=[{"op": "replace", "path": "/public", "value": True}],
+        hides=f"{_RB}get",
+        fresh="runbook",
+    ),
+    Action(
+        "give runbook away",
+        "PATCH",
+        "/v1/runbooks/{runbook}",
+        (f"{_RB}update:owner",),
+        body=[{"op": "replace", "path": "/owner", "value": "someone-else"}],
+        hides=f"{_RB}get",
+        fresh="runbook",
+    ),
+    Action(
+        "delete runbook",
+        "DELETE",
+        "/v1/runbooks/{runbook}",
+        (f"{_RB}delete",),
+        hides=f"{_RB}get",
+        status=204,
+        fresh="runbook",
+    ),
+    # Ironic checks baremetal:runbook:use alone (403), not whether the caller may read it
+    Action(
+        "clean with runbook",
+        "PUT",
+        "/v1/nodes/{node}/states/provision",
+        (f"{_N}set_provision_state", f"{_RB}use"),
+        body={"target": "clean", "runbook": "{runbook}"},
+        status=202,
+        fresh="node with runbook",
     ),
     Action(
         "create webhook",

@@ -5,8 +5,9 @@ work on: the :data:`policy_matrix.NODES` (one owned by the owner project and lea
 to the lessee project, the others for the listings) with a port, a portgroup, a
 volume connector and target each, a chassis, the leased node's trait and history, an
 allocation of each project in :data:`policy_matrix.ALLOCATIONS`, a node the owner
-project's allocation took, a deploy template; with ``identity``, a user, a project and
-a token of metalcast's ``builtin`` strategy that belong to none of the personas.
+project's allocation took, a deploy template, a runbook of the owner project; with
+``identity``, a user, a project and a token of metalcast's ``builtin`` strategy that
+belong to none of the personas.
 Actions that change or delete something get fresh objects of their own
 (:meth:`World.fresh`); :func:`fill` puts their names into an action's path and body.
 
@@ -81,6 +82,7 @@ class World:
         self.allocations = {label: self.allocation(owner) for label, owner in ALLOCATIONS.items()}
         self.allocated = self.allocated_node()
         self.template = self.deploy_template()
+        self.runbook = self.make_runbook()
         self.rule = self.inspection_rule()
         self.webhook = self.make_webhook()
         self.identity: dict[str, str] = self._identity() if identity else {}
@@ -195,6 +197,21 @@ class World:
         body = {"name": f"CUSTOM_T{self.unique()}", "steps": [step]}
         return str(self.create("/v1/deploy_templates", body)["uuid"])
 
+    def make_runbook(self, owner: str | None = OWNER_PROJECT) -> str:
+        """A runbook of ``owner`` that resets the (fake) BMC; its name."""
+        step = {"interface": "management", "step": "reset_bmc", "order": 1}
+        body = {"name": f"CUSTOM_RB{self.unique()}", "steps": [step]}
+        body["owner"] = self.project_id(owner)
+        return str(self.create("/v1/runbooks", body)["name"])
+
+    def runbook_node(self) -> dict[str, str]:
+        """A manageable node of the owner project, leased to the lessee, with the
+        trait of a new runbook of the owner project (``{node}`` and ``{runbook}``)."""
+        node, runbook = self.node(), self.make_runbook()
+        self.manage(node)
+        self._with(node, f"traits/{runbook}")
+        return {"node": node, "runbook": runbook}
+
     def inspection_rule(self) -> str:
         body = {"actions": [{"op": "add-trait", "args": {"name": f"CUSTOM_R{self.unique()}"}}]}
         return str(self.create("/v1/inspection_rules", body)["uuid"])
@@ -238,6 +255,7 @@ class World:
             "allocation": self.allocations["owner's"],
             "allocated": self.allocated,
             "template": self.template,
+            "runbook": self.runbook,
             "rule": self.rule,
             "webhook": self.webhook,
             **self.identity,
@@ -269,6 +287,8 @@ class World:
             "allocated node": lambda: {"allocated": self.allocated_node()},
             "template": lambda: {"template": self.deploy_template()},
             "rule": lambda: {"rule": self.inspection_rule()},
+            "runbook": lambda: {"runbook": self.make_runbook()},
+            "node with runbook": self.runbook_node,
             "webhook": lambda: {"webhook": self.make_webhook()},
         }
         return makers[kind]()

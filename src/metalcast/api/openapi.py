@@ -126,6 +126,7 @@ _PATH_PARAMS: Mapping[str, str] = {
     "token": "An API token's id.",
     "allocation": "An allocation's UUID or name.",
     "deploy_template": "A deploy template's UUID or name.",
+    "runbook": "A runbook's UUID or name.",
 }
 
 

@@ -141,6 +141,7 @@ FEATURES: Mapping[str, Version] = {
     "firmware_interface": _v(86),
     "service": _v(87),
     "port_name": _v(88),
+    "runbooks": _v(92),
     "inspection_rules": _v(96),
 }
 

@@ -275,14 +275,24 @@ def clean(
     node: NodeArg,
     *,
     clean_steps: Annotated[
-        str,
+        str | None,
         typer.Option(help="JSON list of steps, a file holding it, or '-' for stdin."),
-    ],
+    ] = None,
+    runbook: Annotated[
+        str | None,
+        typer.Option(help="Run this runbook's steps (its name or UUID) instead."),
+    ] = None,
     wait: WaitOpt = False,
     wait_timeout: TimeoutOpt = 0,
 ) -> None:
-    """Run manual clean steps on a manageable node."""
-    extra: JSON = {"clean_steps": load_steps(clean_steps, option="--clean-steps")}
+    """Run manual clean steps, or a runbook's, on a manageable node."""
+    if (clean_steps is None) == (runbook is None):
+        raise CliError("give either --clean-steps or --runbook")
+    extra: JSON = (
+        {"runbook": runbook}
+        if runbook is not None
+        else {"clean_steps": load_steps(clean_steps or "", option="--clean-steps")}
+    )
     request_provision(ctx, node, verb="clean", wait=wait, timeout=wait_timeout, extra=extra)
 
 

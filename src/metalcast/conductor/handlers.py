@@ -89,6 +89,7 @@ def _change_provision_state(
         service_steps=asked.service_steps,
         rescue_password=asked.rescue_password,
         disable_ramdisk=asked.disable_ramdisk,
+        runbook=asked.runbook,
         admin=ctx.is_admin,
     )
     provision.change_provision_state(

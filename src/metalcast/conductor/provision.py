@@ -104,8 +104,17 @@ def change_provision_state(
         states.advance(task.state, event)  # the state may have moved since we looked
         flow.stage(task, event, options)
         task.process_event(event)
+        if options.runbook is not None:
+            _record_runbook(task, options)
 
     start_async(rt, node_id, user=user, purpose=verb, begin=begin, work=flow.work)
+
+
+def _record_runbook(task: NodeTask, options: ProvisionOptions) -> None:
+    """A history row naming the runbook whose steps the node runs, and the steps."""
+    asked = options.clean_steps or options.service_steps or []
+    names = ", ".join(f"{s.get('interface')}.{s.get('step')}" for s in asked)
+    task.save(event=f"{task.state.value}: running runbook {options.runbook}: {names}")
 
 
 def _check_allowed(node: Node, event: Event) -> None:

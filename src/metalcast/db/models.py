@@ -229,6 +229,23 @@ class DeployTemplate:
 
 
 @dataclass(slots=True)
+class Runbook:
+    """A named list of clean or service steps (API 1.92)."""
+
+    id: int
+    uuid: str
+    name: str
+    created_at: datetime
+    steps: list[JSONDict] = field(default_factory=list)
+    disable_ramdisk: bool = False
+    public: bool = False
+    #: the project it belongs to; None for the system's (and every public) runbook
+    owner: str | None = None
+    extra: JSONDict = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
 class InspectionRule:
     """Conditions on inspection data and actions to take (API 1.96)."""
 

@@ -44,6 +44,7 @@ SEALED_COLUMNS: dict[str, tuple[str, ...]] = {
     "volume_targets": ("properties", "extra"),
     "allocations": ("extra",),
     "deploy_templates": ("steps", "extra"),
+    "runbooks": ("steps", "extra"),
     "webhooks": ("signing",),
 }
 #: free-text columns scrubbed of secrets before they are stored

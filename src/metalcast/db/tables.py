@@ -243,6 +243,23 @@ deploy_templates = sa.Table(
     *_timestamps(),
 )
 
+#: a runbook (API 1.92): a named list of clean or service steps, run on a node whose
+#: traits include its name; ``steps`` is a list of ``{interface, step, args, order}``.
+#: A project's runbook has that project as ``owner``; a ``public`` one has none
+runbooks = sa.Table(
+    "runbooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("disable_ramdisk", sa.Boolean, nullable=False),
+    sa.Column("public", sa.Boolean, nullable=False),
+    sa.Column("owner", sa.String(255), index=True),
+    sa.Column("extra", sa.JSON, nullable=False),
+    *_timestamps(),
+)
+
 #: an inspection rule (API 1.96): conditions on a node's inspection data and the
 #: actions to take when they hold (:mod:`metalcast.inspection_rules`); higher
 #: ``priority`` runs first; ``sensitive`` rules see secrets and are shown masked

@@ -384,12 +384,14 @@ def test_the_baremetal_cli_gets_what_the_matrix_says(site: Site, name: str) -> N
 
 def test_the_clients_tables_name_the_matrix_actions() -> None:
     """The CLI's share of the matrix covers nodes and their traits and history,
-    ports, portgroups, volume connectors and targets, chassis, drivers and
-    conductors, listed, shown, created, updated, deleted and a node's state changed;
+    ports, portgroups, volume connectors and targets, chassis, drivers, conductors
+    and runbooks, listed, shown, created, updated, deleted and a node's state changed;
     every SDK call stands for an action of the matrix (a misspelt one would quietly
     go through the session instead)."""
     paths = {BY_ACTION[name].path.split("/")[2] for name in CLI_COMMANDS}
-    assert paths == {"nodes", "ports", "portgroups", "volume", "chassis", "drivers", "conductors"}
+    assert paths == {
+        "nodes", "ports", "portgroups", "volume", "chassis", "drivers", "conductors", "runbooks"
+    }  # fmt: skip
     methods = {BY_ACTION[name].method for name in CLI_COMMANDS}
     assert methods == {"GET", "POST", "PATCH", "PUT", "DELETE"}
     assert set(SDK_CALLS) - {"PATCH node"} <= set(BY_ACTION)

@@ -138,6 +138,8 @@ def build_world(client: httpx.Client) -> World:
     template = _created(
         client.post("/v1/deploy_templates", json={"name": "CUSTOM_RAID1", "steps": [step]})
     )["uuid"]
+    reset = {"interface": "management", "step": "reset_bmc", "args": {}, "order": 1}
+    runbook = _created(client.post("/v1/runbooks", json={"name": "CUSTOM_RB", "steps": [reset]}))
     return World(
         {
             "node": (node, "node-0"),
@@ -155,6 +157,7 @@ def build_world(client: httpx.Client) -> World:
             "role": ("reader", "member", "admin"),
             "allocation": (allocation, "alloc-0"),
             "deploy_template": (template, "CUSTOM_RAID1"),
+            "runbook": (runbook["uuid"], "CUSTOM_RB"),
         }
     )
 

@@ -188,6 +188,10 @@ def _allocation_and_deploy_template_with_secrets(api: Recorder) -> None:
     template = api("POST", "/v1/deploy_templates", {"name": "CUSTOM_BIOS", "steps": [step]})
     assert template["steps"][0]["args"]["admin_password"] == "******"
     api("GET", "/v1/deploy_templates?detail=True")
+    runbook_step = {k: v for k, v in step.items() if k != "priority"} | {"order": 1}
+    runbook = api("POST", "/v1/runbooks", {"name": "CUSTOM_BIOS_RB", "steps": [runbook_step]})
+    assert runbook["steps"][0]["args"]["admin_password"] == "******"
+    api("GET", "/v1/runbooks?detail=True")
 
 
 def _ipmi_deploy_failing_on_an_image_url_with_a_password(api: Recorder, bmc: Fleet) -> None:

@@ -40,6 +40,8 @@ def target_for(rule: Rule, caller: Caller) -> dict[str, str] | None:
         return NODE
     if rule.subject is Subject.ALLOCATION:
         return {**policy.allocation_target(OWNER_PROJECT), **NODE}
+    if rule.subject is Subject.RUNBOOK:
+        return policy.runbook_target(OWNER_PROJECT)
     if rule.subject is Subject.TOKEN:
         return policy.token_target(caller.user)
     return None
@@ -255,10 +257,10 @@ def test_the_app_refuses_to_start_with_a_broken_policy_file(tmp_path: Path) -> N
 def test_unknown_baremetal_rules_in_a_file_are_named(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = write(tmp_path, '"baremetal:runbook:get": "@"\n"my_alias": "role:x"\n')
+    path = write(tmp_path, '"baremetal:shard:get": "@"\n"my_alias": "role:x"\n')
     with caplog.at_level(logging.WARNING, logger="metalcast.api.policy"):
         policy.load(path)
-    assert "baremetal:runbook:get" in caplog.text
+    assert "baremetal:shard:get" in caplog.text
     assert "my_alias" not in caplog.text
 
 

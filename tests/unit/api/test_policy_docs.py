@@ -76,6 +76,7 @@ _SCOPES = {
     "owner and lessee project": ("owner", "lessee"),
     "owner project": ("owner",),
     "allocation owner project": ("owner",),
+    "runbook owner project": ("owner",),
     "lessee project": ("lessee",),
     "any other project": ("other",),
 }

@@ -9,11 +9,11 @@ A check reads nothing from disk.
 :meth:`Policy.enforce` is the one check.  The caller's credentials are
 :meth:`RequestContext.policy_credentials <metalcast.context.RequestContext.policy_credentials>`;
 the target carries Ironic's keys (``node.owner``, ``node.lessee``,
-``allocation.owner``, ``token.user_id``; :func:`node_target` and friends) on top of
-the credentials, as Ironic's ``check_owner_policy`` builds it.  Endpoints reach it
-through :meth:`metalcast.api.endpoint.Call.enforce`; rules that look at the caller
-alone are checked by the endpoint decorator before the handler runs, the others once
-the object is loaded (:mod:`metalcast.api.lookup`).
+``allocation.owner``, ``runbook.owner``, ``token.user_id``; :func:`node_target` and
+friends) on top of the credentials, as Ironic's ``check_owner_policy`` builds it.
+Endpoints reach it through :meth:`metalcast.api.endpoint.Call.enforce`; rules that
+look at the caller alone are checked by the endpoint decorator before the handler
+runs, the others once the object is loaded (:mod:`metalcast.api.lookup`).
 
 403 or 404, exactly as Ironic answers: whoever may not ``baremetal:node:get`` a node
 is told it does not exist (404, the ``hide`` message), whatever they asked to do with
@@ -75,6 +75,11 @@ def allocation_target(
     return _without_none(
         {"allocation.owner": owner, "node.owner": node_owner, "node.lessee": node_lessee}
     )
+
+
+def runbook_target(owner: str | None) -> dict[str, str]:
+    """The target of a runbook rule (Ironic's ``runbook.owner``)."""
+    return _without_none({"runbook.owner": owner})
 
 
 def token_target(user_id: str | None) -> dict[str, str]:

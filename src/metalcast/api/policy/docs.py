@@ -13,7 +13,13 @@ import textwrap
 from collections.abc import Iterable
 
 from metalcast.api.auth import PUBLIC_PATHS
-from metalcast.api.policy import Policy, allocation_target, node_target, token_target
+from metalcast.api.policy import (
+    Policy,
+    allocation_target,
+    node_target,
+    runbook_target,
+    token_target,
+)
 from metalcast.api.policy.callers import (
     CALLERS,
     LESSEE_PROJECT,
@@ -25,6 +31,7 @@ from metalcast.api.policy.rules import BASE_RULES, RULES, Rule, Subject
 
 _NODE = node_target(OWNER_PROJECT, LESSEE_PROJECT)
 _ALLOCATION = allocation_target(OWNER_PROJECT)
+_RUNBOOK = runbook_target(OWNER_PROJECT)
 _SAMPLE_HEADER = """\
 # metalcast policy file (oslo.policy YAML): every rule, commented out, with its
 # default. Uncomment a rule and change its check string to override it, then point
@@ -43,6 +50,7 @@ _FAMILIES = (
     ("baremetal:allocation:", "Allocations"),
     ("baremetal:events:", "Events"),
     ("baremetal:deploy_template:", "Deploy templates"),
+    ("baremetal:runbook:", "Runbooks"),
     ("", "metalcast's own"),
 )
 _ALLOCATION_RULES = ("baremetal:node:get_allocation", "baremetal:node:delete_allocation")
@@ -65,6 +73,8 @@ def _target(rule: Rule, caller: Caller, *, own: bool) -> dict[str, str] | None:
         return _NODE
     if rule.subject is Subject.ALLOCATION:
         return {**_ALLOCATION, **_NODE}
+    if rule.subject is Subject.RUNBOOK:
+        return _RUNBOOK
     if rule.subject is Subject.TOKEN:
         return token_target(caller.user if own else "someone-else")
     return None
@@ -106,15 +116,19 @@ def _projects(roles: dict[Scope, list[str | None]], rule: Rule) -> list[str]:
     owner, lessee, other = (roles[s] for s in (Scope.OWNER, Scope.LESSEE, Scope.OTHER))
     if owner == lessee == other and owner:
         return [f"any project's {', '.join(map(str, owner))}"]
-    owner_name = "allocation owner" if rule.subject is Subject.ALLOCATION else "owner"
-    named = [(f"{owner_name} project", owner), ("lessee project", lessee)]
-    if rule.subject is Subject.ALLOCATION:
-        named = [(f"{owner_name} project", owner)]
+    owned = _OWNED.get(rule.subject)
+    named = [("owner project", owner), ("lessee project", lessee)]
+    if owned is not None:
+        named = [(f"{owned} owner project", owner)]
     if other:
         named.append(("any other project", other))
-    if owner and owner == lessee and rule.subject is not Subject.ALLOCATION:
+    if owner and owner == lessee and owned is None:
         named[:2] = [("owner and lessee project", owner)]
     return [f"{name} {', '.join(map(str, found))}" for name, found in named if found]
+
+
+#: objects other than nodes that an owner project owns (no lessee)
+_OWNED = {Subject.ALLOCATION: "allocation", Subject.RUNBOOK: "runbook"}
 
 
 def _family(name: str) -> str:

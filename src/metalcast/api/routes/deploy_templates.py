@@ -8,112 +8,33 @@ steps needs step-based deploys, which metalcast does not have yet
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.routing import Route
 
-from metalcast.api import patching
+from metalcast.api import patching, step_sets
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.listing import Listed
 from metalcast.api.operations import Operation, array, obj, patch, string
 from metalcast.api.operations import collection as collection_of
-from metalcast.api.params import (
-    check_query,
-    collection,
-    fields_param,
-    last_marker,
-    paging,
-    parse_fields,
-    parse_listing,
-)
-from metalcast.api.schema import Field, check_trait, check_uuid, describe, validate_body
+from metalcast.api.params import fields_param, parse_fields
+from metalcast.api.schema import Field, check_uuid, validate_body
 from metalcast.api.versions import require
 from metalcast.api.views import allocations as view
 from metalcast.db import deploy_templates as repo_tpl
 from metalcast.db.models import DeployTemplate
-from metalcast.errors import InvalidInput
 
 _NOT_SERVED = "The API version does not allow deploy templates"
 
-#: the interfaces a deploy step may belong to (Ironic's deploy interface priorities)
-STEP_INTERFACES = ("bios", "deploy", "firmware", "management", "power", "raid", "vendor")
-_STEP_KEYS = frozenset({"interface", "step", "args", "priority"})
+STEP_INTERFACES = step_sets.STEP_INTERFACES
+MAX_PRIORITY = step_sets.MAX_RANK
+check_name = step_sets.DEPLOY_TEMPLATE.check_name
+check_steps = step_sets.DEPLOY_TEMPLATE.check_steps
 
 
 def _require(call: Call) -> None:
     require("deploy_templates", call.version, method=call.method, message=_NOT_SERVED)
-
-
-def check_name(name: str, value: Any) -> None:
-    """A template is named like the trait that selects it.  Raises InvalidInput."""
-    try:
-        check_trait(value)
-    except InvalidInput:
-        raise InvalidInput(
-            f"Invalid value for field '{name}': {describe(value)}; a deploy template is named "
-            "like a trait: a standard trait in upper case or CUSTOM_[A-Z0-9_]+, at most 255 "
-            "characters."
-        ) from None
-
-
-def check_step(index: int, step: object) -> dict[str, Any]:
-    """One deploy step, with ``priority`` as an integer.  Raises InvalidInput."""
-    where = f"steps[{index}]"
-    if not isinstance(step, dict):
-        raise InvalidInput(f"Invalid {where}: {describe(step)[:80]} is not an object.")
-    unknown = sorted(set(step) - _STEP_KEYS)
-    missing = sorted(_STEP_KEYS - set(step))
-    if unknown or missing:
-        raise InvalidInput(
-            f"Invalid {where}: a deploy step has exactly the keys args, interface, priority "
-            f"and step (unknown: {', '.join(unknown) or 'none'}; missing: "
-            f"{', '.join(missing) or 'none'})."
-        )
-    if step["interface"] not in STEP_INTERFACES:
-        raise InvalidInput(
-            f"Invalid {where}.interface {describe(step['interface'])}; acceptable values are: "
-            f"{', '.join(STEP_INTERFACES)}."
-        )
-    if not isinstance(step["step"], str) or not step["step"]:
-        raise InvalidInput(f"Invalid {where}.step: a non-empty string is required.")
-    if not isinstance(step["args"], dict):
-        raise InvalidInput(f"Invalid {where}.args: an object is required.")
-    return {**step, "priority": _priority(where, step["priority"])}
-
-
-#: the largest priority (Ironic stores it in an integer column)
-MAX_PRIORITY = 2**31 - 1
-
-
-def _priority(where: str, value: object) -> int:
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 12:
-        number = int(value)
-    if number is None or not 0 <= number <= MAX_PRIORITY:
-        raise InvalidInput(
-            f"Invalid {where}.priority {describe(value)[:40]}: an integer from 0 to "
-            f"{MAX_PRIORITY} is required."
-        )
-    return number
-
-
-def check_steps(value: object) -> list[dict[str, Any]]:
-    """At least one valid step, no interface and step twice.  Raises InvalidInput."""
-    if not isinstance(value, list) or not value:
-        raise InvalidInput("Invalid value for field 'steps': a non-empty list is required.")
-    steps = [check_step(i, s) for i, s in enumerate(value)]
-    counts = Counter((s["interface"], s["step"]) for s in steps)
-    duplicates = sorted(f"interface: {i}, step: {s}" for (i, s), n in counts.items() if n > 1)
-    if duplicates:
-        raise InvalidInput(
-            "Deploy template invalid: Duplicate deploy steps. A template cannot have multiple "
-            "deploy steps with the same interface and step. Duplicates: "
-            f"{'; '.join(duplicates)}."
-        )
-    return steps
 
 
 CREATABLE: Mapping[str, Field] = {
@@ -132,8 +53,12 @@ PATCHABLE = patching.Patchable(
     removed={"extra": {}},
     mandatory=frozenset({"name", "steps"}),
 )
-LIST_QUERY = paging(
-    sortable=view.TEMPLATE_SORTABLE, fields=view.TEMPLATE_FIELDS, detail_feature="deploy_templates"
+LISTED = Listed(
+    "deploy_templates",
+    view.TEMPLATE_FIELDS,
+    view.TEMPLATE_LIST_FIELDS,
+    view.TEMPLATE_SORTABLE,
+    "deploy_templates",
 )
 _FEATURE = "deploy_templates"
 #: writes before 1.55 are 405, as in Ironic
@@ -172,31 +97,16 @@ def _render(call: Call, template: DeployTemplate, **kw: Any) -> dict[str, Any]:
     doc=Operation(
         "List deploy templates",
         answers={200: collection_of("deploy_templates", view.TEMPLATE)},
-        query=LIST_QUERY,
+        query=LISTED.query,
         feature=_FEATURE,
     ),
 )
 def get_templates(call: Call) -> object:
     _require(call)
-    check_query(call.query, LIST_QUERY, what="listing deploy templates")
-    listing = parse_listing(
-        call.query,
-        max_limit=call.deps.settings.api.max_limit,
-        sortable=view.TEMPLATE_SORTABLE,
-        known_fields=view.TEMPLATE_FIELDS,
-        version=call.version,
-        detail_feature="deploy_templates",
-    )
-    with call.deps.db.read() as conn:
-        found = repo_tpl.list_deploy_templates(conn, listing.page)
-    fields = None if listing.detail else (listing.fields or view.TEMPLATE_LIST_FIELDS)
-    return collection(
-        "deploy_templates",
-        [_render(call, t, fields=fields) for t in found],
-        url=call.base_url + call.path,
-        query=call.query,
-        limit=listing.page.limit,
-        last_marker=last_marker([t.uuid for t in found], listing.page.limit),
+    return LISTED.page(
+        call,
+        repo_tpl.list_deploy_templates,
+        lambda template, fields: _render(call, template, fields=fields),
     )
 
 

@@ -19,17 +19,10 @@ from starlette.routing import Route
 
 from metalcast.api import patching
 from metalcast.api.endpoint import Call, Reply, endpoint
+from metalcast.api.listing import Listed
 from metalcast.api.operations import Operation, array, obj, patch, string
 from metalcast.api.operations import collection as collection_of
-from metalcast.api.params import (
-    check_query,
-    collection,
-    fields_param,
-    last_marker,
-    paging,
-    parse_fields,
-    parse_listing,
-)
+from metalcast.api.params import fields_param, parse_fields
 from metalcast.api.schema import Field, check_uuid, validate_body
 from metalcast.api.versions import require
 from metalcast.api.views import inspection_rules as view
@@ -71,7 +64,7 @@ PATCHABLE = patching.Patchable(
     removed={"conditions": [], "priority": 0, "phase": "main", "sensitive": False},
     mandatory=frozenset({"actions"}),
 )
-LIST_QUERY = paging(sortable=view.SORTABLE, fields=view.FIELDS, detail_feature=_FEATURE)
+LISTED = Listed("inspection_rules", view.FIELDS, view.LIST_FIELDS, view.SORTABLE, _FEATURE)
 _OPERATIONS = array(
     obj({"op": string(), "args": {"type": ["object", "array"]}}, required=("op", "args"))
 )
@@ -128,31 +121,14 @@ def _check_rule(values: dict[str, Any]) -> dict[str, Any]:
     doc=Operation(
         "List inspection rules",
         answers={200: collection_of("inspection_rules", view.RULE)},
-        query=LIST_QUERY,
+        query=LISTED.query,
         feature=_FEATURE,
     ),
 )
 def get_rules(call: Call) -> object:
     _require(call)
-    check_query(call.query, LIST_QUERY, what="listing inspection rules")
-    listing = parse_listing(
-        call.query,
-        max_limit=call.deps.settings.api.max_limit,
-        sortable=view.SORTABLE,
-        known_fields=view.FIELDS,
-        version=call.version,
-        detail_feature=_FEATURE,
-    )
-    with call.deps.db.read() as conn:
-        found = repo.list_inspection_rules(conn, listing.page)
-    fields = None if listing.detail else (listing.fields or view.LIST_FIELDS)
-    return collection(
-        "inspection_rules",
-        [_render(call, r, fields=fields) for r in found],
-        url=call.base_url + call.path,
-        query=call.query,
-        limit=listing.page.limit,
-        last_marker=last_marker([r.uuid for r in found], listing.page.limit),
+    return LISTED.page(
+        call, repo.list_inspection_rules, lambda rule, fields: _render(call, rule, fields=fields)
     )
 
 

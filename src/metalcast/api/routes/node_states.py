@@ -3,6 +3,7 @@ management: acting on a node."""
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from typing import Any
 
@@ -26,6 +27,7 @@ from metalcast.api.operations import (
 )
 from metalcast.api.operations import string as text
 from metalcast.api.params import parse_bool
+from metalcast.api.routes import runbooks
 from metalcast.api.schema import Field, check_choice, describe, validate_body
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import iso
@@ -268,6 +270,7 @@ _PROVISION_BODY = {
     "service_steps": Field("list", max_length=None, feature="service"),
     "rescue_password": Field(feature="rescue"),
     "disable_ramdisk": Field("boolean", feature="disable_ramdisk"),
+    "runbook": Field(feature="runbooks"),
 }
 #: argument -> the verbs it goes with
 _ARGUMENT_VERBS: dict[str, frozenset[str]] = {
@@ -277,7 +280,10 @@ _ARGUMENT_VERBS: dict[str, frozenset[str]] = {
     "service_steps": frozenset({"service"}),
     "rescue_password": frozenset({"rescue"}),
     "disable_ramdisk": frozenset({"clean", "service"}),
+    "runbook": frozenset({"clean", "service"}),
 }
+#: the step lists a runbook gives instead
+_RUNBOOK_STEPS = frozenset({"clean_steps", "service_steps"})
 _REQUIRED_ARGUMENT = {
     "clean": "clean_steps",
     "service": "service_steps",
@@ -306,12 +312,15 @@ _PROVISION_DOC = body(
 def set_provision_state(call: Call) -> object:
     request = provision_request(call.body, call.version)
     node = _load(call, "baremetal:node:set_provision_state")
-    # running steps of one's own choosing is a right of its own (Ironic)
+    if request.runbook is not None:
+        request = _with_runbook(call, node, request)
+    # running steps of one's own choosing is a right of its own (Ironic); a runbook's
+    # are checked by baremetal:runbook:use instead
     for steps, rule in (
         (request.clean_steps, "baremetal:node:set_provision_state:clean_steps"),
         (request.service_steps, "baremetal:node:set_provision_state:service_steps"),
     ):
-        if steps:
+        if steps and request.runbook is None:
             call.enforce(rule, lookup.target(node))
     image_sources.check_configdrive(call.context, call.deps.settings, request.configdrive)
     state = ProvisionState(node.provision_state)
@@ -320,6 +329,21 @@ def set_provision_state(call: Call) -> object:
     advance(state, VERBS[request.verb])
     call.deps.conductor.call(ChangeProvisionState(node.id, request), context=call.context)
     return _accepted(call, node)
+
+
+def _with_runbook(call: Call, node: Node, request: ProvisionRequest) -> ProvisionRequest:
+    """``request`` with the runbook's steps as its clean or service steps (and its
+    ``disable_ramdisk``).  Raises as :func:`runbooks.steps_for_node`."""
+    assert request.runbook is not None
+    runbook, steps = runbooks.steps_for_node(call, node, request.runbook)
+    clean = request.verb == "clean"
+    return dataclasses.replace(
+        request,
+        clean_steps=steps if clean else None,
+        service_steps=None if clean else steps,
+        disable_ramdisk=runbook.disable_ramdisk,
+        runbook=f"{runbook.name} ({runbook.uuid})",
+    )
 
 
 def _check_abort_inspect(verb: str, state: ProvisionState, version: Version) -> None:
@@ -369,6 +393,7 @@ def provision_request(body: object, version: Version) -> ProvisionRequest:
         service_steps=values.get("service_steps"),
         rescue_password=values.get("rescue_password"),
         disable_ramdisk=values.get("disable_ramdisk"),
+        runbook=values.get("runbook"),
     )
 
 
@@ -441,7 +466,10 @@ def _check_arguments(verb: str, values: dict[str, Any]) -> None:
                 f"{' or '.join(sorted(verbs))}, not {verb}."
             )
     required = _REQUIRED_ARGUMENT.get(verb)
-    if required is not None and not values.get(required):
+    if values.get("runbook") is not None and required in _RUNBOOK_STEPS:
+        if values.get(required):
+            raise InvalidInput(f'Please provide either "{required}" or a runbook, but not both.')
+    elif required is not None and not values.get(required):
         raise InvalidInput(
             f'A non-empty "{required}" is required when setting target provision state to {verb}.'
         )

@@ -28,6 +28,8 @@ class ProvisionOptions:
     service_steps: list[dict[str, Any]] | None = None
     rescue_password: str | None = field(default=None, repr=False)
     disable_ramdisk: bool | None = None
+    #: the runbook the steps come from (its name and UUID), for the node's history
+    runbook: str | None = None
     #: the caller is a system administrator: a config drive URL it gives may reach
     #: internal hosts (set from the request's context in :mod:`metalcast.conductor.handlers`)
     admin: bool = False

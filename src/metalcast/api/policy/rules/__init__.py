@@ -26,6 +26,7 @@ from metalcast.api.policy.rules.services import (
     EVENT_RULES,
     INSPECTION_RULE_RULES,
     METALCAST_RULES,
+    RUNBOOK_RULES,
     WEBHOOK_RULES,
 )
 
@@ -43,6 +44,7 @@ RULES: tuple[Rule, ...] = (
     *EVENT_RULES,
     *WEBHOOK_RULES,
     *DEPLOY_TEMPLATE_RULES,
+    *RUNBOOK_RULES,
     *INSPECTION_RULE_RULES,
     *METALCAST_RULES,
 )

@@ -26,6 +26,8 @@ class Subject(enum.Enum):
     ALLOCATION = "allocation"
     #: an API token (``token.user_id``)
     TOKEN = "token"
+    #: a runbook (``runbook.owner``)
+    RUNBOOK = "runbook"
     #: a listing: ``...:list_all`` or else ``...:list`` filtered to the caller's project
     LIST = "list"
 
@@ -100,6 +102,16 @@ BASE_RULES: tuple[Rule, ...] = (
         "role:reader and project_id:%(allocation.owner)s",
         "Readers of the allocation's owner.",
     ),
+    Rule(
+        "runbook_owner_manager",
+        "role:manager and project_id:%(runbook.owner)s",
+        "Managers of the runbook's owner.",
+    ),
+    Rule(
+        "runbook_owner_reader",
+        "role:reader and project_id:%(runbook.owner)s",
+        "Readers of the runbook's owner.",
+    ),
     Rule("api_reader", "role:reader or role:service", "Any reader or service, in any scope."),
 )
 
@@ -135,6 +147,10 @@ ALLOCATION_MEMBER = "rule:system_member or rule:allocation_owner_member"
 ALLOCATION_READER = "rule:system_reader or rule:allocation_owner_reader"
 ALLOCATION_CREATOR = "rule:system_member or role:member"
 API_READER = "rule:api_reader"
+# Ironic's runbook composites: any service, in any scope, passes them
+RUNBOOK_ADMIN = "rule:system_member or rule:runbook_owner_manager or role:service"
+RUNBOOK_READER = "rule:system_reader or rule:runbook_owner_reader or role:service"
+RUNBOOK_CREATOR = "rule:system_member or role:manager or role:service"
 #: an empty check string lets everyone in, even without credentials
 PUBLIC = ""
 #: the path of one node, which most rules guard something below

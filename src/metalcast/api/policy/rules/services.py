@@ -1,4 +1,5 @@
-"""Allocations, events, deploy templates and inspection rules (Ironic's rules), and metalcast's own:
+"""Allocations, events, deploy templates, runbooks and inspection rules (Ironic's rules), and
+metalcast's own:
 identity, audit, version discovery."""
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from metalcast.api.policy.rules.base import (
     API_READER,
     NODE_PATH,
     PUBLIC,
+    RUNBOOK_ADMIN,
+    RUNBOOK_CREATOR,
+    RUNBOOK_READER,
     SYSTEM_ADMIN,
     SYSTEM_MEMBER,
     SYSTEM_READER,
@@ -148,6 +152,65 @@ DEPLOY_TEMPLATE_RULES = group(
         "Update Deploy Template records",
         (("PATCH", f"{_T}/{{deploy_template}}"),),
         _CALLER,
+    ),
+)
+
+_RB = "/v1/runbooks"
+_RUNBOOK = Subject.RUNBOOK
+RUNBOOK_RULES = group(
+    "runbook",
+    (
+        "get",
+        RUNBOOK_READER,
+        "Retrieve a single runbook record (a public runbook: anyone who may list)",
+        (("GET", f"{_RB}/{{runbook}}"),),
+        _RUNBOOK,
+    ),
+    (
+        "list",
+        API_READER,
+        "Retrieve multiple runbook records, filtered by the caller's project "
+        "(its own and the public ones)",
+        (("GET", _RB),),
+        _LISTED,
+    ),
+    ("list_all", SYSTEM_READER, "Retrieve all runbook records", (("GET", _RB),), _LISTED),
+    ("create", RUNBOOK_CREATOR, "Create Runbook records", (("POST", _RB),), _CALLER),
+    (
+        "delete",
+        RUNBOOK_ADMIN,
+        "Delete a runbook record",
+        (("DELETE", f"{_RB}/{{runbook}}"),),
+        _RUNBOOK,
+    ),
+    (
+        "update",
+        RUNBOOK_ADMIN,
+        "Update a runbook record",
+        (("PATCH", f"{_RB}/{{runbook}}"),),
+        _RUNBOOK,
+    ),
+    (
+        "update:public",
+        SYSTEM_MEMBER,
+        "Set and unset a runbook as public",
+        (("PATCH", f"{_RB}/{{runbook}}"),),
+        _RUNBOOK,
+    ),
+    (
+        "update:owner",
+        SYSTEM_MEMBER,
+        "Set and unset the owner of a runbook",
+        (("PATCH", f"{_RB}/{{runbook}}"),),
+        _RUNBOOK,
+    ),
+    (
+        "use",
+        RUNBOOK_ADMIN,
+        "Allowed to use a runbook for node operations (clean, service; after "
+        "baremetal:node:set_provision_state on the node)",
+        (("PUT", f"{_N}/states/provision"),),
+        _RUNBOOK,
     ),
 )
 
