@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metalcast.conductor import direct, raid
-from metalcast.conductor.interfaces import call
+from metalcast.conductor.interfaces import OperationFailed, call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.db.models import Node
@@ -141,6 +141,10 @@ def requested(
     return out
 
 
+#: kind -> the driver_internal_info key set while its steps run without the ramdisk
+NO_RAMDISK = {"clean": "cleaning_disable_ramdisk"}
+
+
 def stage(task: NodeTask, steps: list[dict[str, Any]], *, kind: str) -> None:
     """Record the steps the task will run (saved with the next save)."""
     _store(task, kind=kind, steps=StagedSteps(tuple(steps)))
@@ -169,6 +173,14 @@ def run(task: NodeTask, *, kind: str) -> StepResult:
             args=step.get("args") or {},
         )
         _apply(task, outcome)
+        no_ramdisk = NO_RAMDISK.get(kind)
+        if outcome.agent is not None and no_ramdisk in task.node.driver_internal_info:
+            raise OperationFailed(
+                cls.interface_type,
+                task.node.interface(cls.interface_type),
+                f"run {kind} step '{name}'",
+                "the step needs the ramdisk agent, which disable_ramdisk turned off",
+            )
         if outcome.agent is not None:
             direct.hand_over(task, outcome.agent)
         if outcome.result == StepResult.WAIT:

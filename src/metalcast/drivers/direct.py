@@ -51,7 +51,7 @@ class DirectDeploy(DeployInterface):
         """The agent must boot before any clean step runs."""
         return StepOutcome.for_agent(AgentPhase.CLEAN)
 
-    @step(priority=10)
+    @step(priority=10, requires_ramdisk=True)
     def erase_devices_metadata(self, ctx: DriverContext) -> StepOutcome:
         """Automated clean step: the agent wipes partition tables and filesystem
         signatures at both ends of every disk."""
