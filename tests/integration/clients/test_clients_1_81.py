@@ -32,8 +32,8 @@ def test_the_cli_negotiates_1_81_and_uses_its_features(metalcast_url: str) -> No
     assert refused.returncode != 0
     assert "because it is retired" in refused.stderr
     retired = _json(url, "node", "list", "--retired", "--fields", "name")
-    assert [n["Name"] for n in retired] == ["cli-81"]
-    baremetal(url, "node", "set", "cli-81", "--no-retired")
+    assert [n["name"] for n in retired] == ["cli-81"]
+    baremetal(url, "node", "unset", "cli-81", "--retired")
     assert show(url, "cli-81")["retired_reason"] is None
     # 1.65, 1.66: lessee, network_data
     network = {"links": [{"id": "eth0", "type": "phy"}], "networks": [], "services": []}
@@ -42,9 +42,9 @@ def test_the_cli_negotiates_1_81_and_uses_its_features(metalcast_url: str) -> No
     assert (node["lessee"], node["network_data"]) == ("p2", network)
     # 1.74: BIOS settings with the registry's fields (null: no registry is read)
     settings = _json(url, "node", "bios", "setting", "list", "cli-81", "--long")
-    hyper = next(s for s in settings if s["Name"] == "hyperthreading")
-    assert hyper["Value"] == "enabled"
-    assert "Read Only" in hyper and hyper["Read Only"] is None
+    hyper = next(s for s in settings if s["name"] == "hyperthreading")
+    assert hyper["value"] == "enabled"
+    assert "read_only" in hyper and hyper["read_only"] is None
     # 1.76: boot mode and secure boot
     baremetal(url, "node", "boot", "mode", "set", "cli-81", "bios")
     assert show(url, "cli-81")["boot_mode"] == "bios"

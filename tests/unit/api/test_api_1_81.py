@@ -446,3 +446,17 @@ def test_the_maximum_is_1_81(api: Api) -> None:
     assert (
         api.get("/v1/nodes", version="latest").headers["X-OpenStack-Ironic-API-Version"] == "1.81"
     )
+
+
+@pytest.mark.parametrize("field", ["retired", "protected", "maintenance", "automated_clean"])
+def test_node_flags_take_ironics_string_spellings(api: Api, field: str) -> None:
+    # python-ironicclient's `node set --retired` sends "True", which Ironic takes
+    node = api.node(name="f")
+    set_state(api, node["uuid"], "active" if field == "protected" else "manageable")
+    response = patch(api, "f", f"/{field}", "True")
+    assert response.status_code == 200, response.text
+    assert response.json()[field] is True
+    assert patch(api, "f", f"/{field}", "off").json()[field] is False
+    response = patch(api, "f", f"/{field}", "maybe")
+    assert response.status_code == 400
+    assert "is not a boolean" in fault_of(response)
