@@ -211,6 +211,32 @@ class InjectNmi(Call[None]):
 
 
 @dataclass(frozen=True, slots=True)
+class ListIndicators(Call[dict[str, dict[str, dict[str, Any]]]]):
+    """The node's indicators: component -> name -> ``{"readonly", "states"}``."""
+
+    node_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetIndicatorState(Call[str]):
+    """The state of the node's indicator ``name`` of ``component``."""
+
+    node_id: int
+    component: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetIndicatorState(Call[None]):
+    """Set the node's indicator ``name`` of ``component`` to ``state``."""
+
+    node_id: int
+    component: str
+    name: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class GetSensorsData(Call[dict[str, Any]]):
     """The node's sensor readings, by sensor type."""
 

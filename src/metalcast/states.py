@@ -111,12 +111,16 @@ PS = ProvisionState
 
 #: Verbs accepted in the API's ``target`` and the event each one raises.
 #: ``active`` and ``undeploy`` are the API spellings of deploy and deleted.
+#: the states an indicator (LED) may be in: Ironic's ``indicator_states`` (1.63)
+INDICATOR_STATES: tuple[str, ...] = ("on", "off", "blinking", "unknown")
+
 VERBS: Mapping[str, Event] = {
     "manage": Event.MANAGE,
     "provide": Event.PROVIDE,
     "inspect": Event.INSPECT,
     "clean": Event.CLEAN,
     "active": Event.DEPLOY,
+    "deploy": Event.DEPLOY,
     "rebuild": Event.REBUILD,
     "deleted": Event.DELETE,
     "undeploy": Event.DELETE,

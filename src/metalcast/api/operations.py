@@ -290,6 +290,12 @@ def field_schema(spec: Field) -> Doc:
         schema["enum"] = sorted(spec.check.choices)
     elif spec.check is not None:
         schema.update(_CHECKS.get(spec.check, {}))
+    if spec.strings:
+        spelled = string(
+            description="A boolean's spelling: true/false, 1/0, yes/no, on/off, t/f, y/n, "
+            "in any case."
+        )
+        schema = {"anyOf": [schema, spelled]}
     if spec.nullable and spec.kind != "any":
         schema = nullable(schema)
     return since(schema, spec.feature)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metalcast.api import jsonpatch
-from metalcast.api.schema import Field, check_value, check_version
+from metalcast.api.schema import Field, check_value, check_version, coerce
 from metalcast.api.versions import Version
 from metalcast.errors import InvalidInput
 from metalcast.secrecy import mask
@@ -74,6 +74,7 @@ def changes(
         if value == document.get(name) and name not in named:
             continue
         check_version(name, field_spec, version=version)
+        value = coerce(name, value, spec=field_spec)
         check_value(name, value, spec=field_spec)
         changed[name] = value
     return changed

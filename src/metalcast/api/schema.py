@@ -51,6 +51,28 @@ class Field:
     #: the range of an integer (default: what an integer column holds)
     minimum: int = INT32[0]
     maximum: int = INT32[1]
+    #: a boolean also given as a string ("True", "false", "1", "no"...), as Ironic
+    #: takes node flags and python-ironicclient's ``node set --retired`` sends them
+    strings: bool = False
+
+
+#: the string spellings of a boolean Ironic accepts (oslo's bool_from_string)
+_TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
+_FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
+
+
+def coerce(name: str, value: object, *, spec: Field) -> object:
+    """``value`` as the field stores it: a boolean given as one of its string
+    spellings (fields with ``strings``) becomes a boolean.  Raises InvalidInput for
+    another string."""
+    if not (spec.strings and spec.kind == "boolean" and isinstance(value, str)):
+        return value
+    word = value.strip().lower()
+    if word in _TRUE_WORDS or word in _FALSE_WORDS:
+        return word in _TRUE_WORDS
+    raise InvalidInput(
+        f"Invalid value for field '{name}': {_shown(name, value)} is not a boolean (true or false)."
+    )
 
 
 def describe(value: object) -> str:
@@ -128,10 +150,12 @@ def validate_body(
     for name in required:
         if body.get(name) is None:
             raise InvalidInput(f"'{name}' is a required property of a {what}.")
+    checked: dict[str, Any] = {}
     for name, value in body.items():
         check_version(name, fields[name], version=version)
-        check_value(name, value, spec=fields[name])
-    return dict(body)
+        checked[name] = coerce(name, value, spec=fields[name])
+        check_value(name, checked[name], spec=fields[name])
+    return checked
 
 
 def check_version(name: str, spec: Field, *, version: Version) -> None:

@@ -157,6 +157,27 @@ def _inject_nmi(s: ConductorService, r: c.InjectNmi, ctx: RequestContext) -> Non
     management.inject_nmi(s.rt, r.node_id, user=ctx.who)
 
 
+@handles(c.ListIndicators)
+def _list_indicators(
+    s: ConductorService, r: c.ListIndicators, ctx: RequestContext
+) -> dict[str, dict[str, Any]]:
+    return management.list_indicators(s.rt, r.node_id, user=ctx.who)
+
+
+@handles(c.GetIndicatorState)
+def _get_indicator_state(s: ConductorService, r: c.GetIndicatorState, ctx: RequestContext) -> str:
+    return management.get_indicator_state(
+        s.rt, r.node_id, component=r.component, name=r.name, user=ctx.who
+    )
+
+
+@handles(c.SetIndicatorState)
+def _set_indicator_state(s: ConductorService, r: c.SetIndicatorState, ctx: RequestContext) -> None:
+    management.set_indicator_state(
+        s.rt, r.node_id, component=r.component, name=r.name, state=r.state, user=ctx.who
+    )
+
+
 @handles(c.GetSensorsData)
 def _get_sensors_data(
     s: ConductorService, r: c.GetSensorsData, ctx: RequestContext

@@ -1,4 +1,4 @@
-"""Synchronous driver calls: boot device, NMI, sensors, vendor passthru (on a node or
+"""Synchronous driver calls: boot device, NMI, sensors, indicators, vendor passthru (on a node or
 on a hardware type), validation, and what the conductor tells of its hardware types.
 
 Reads run under a shared task, changes under the exclusive lock.
@@ -29,6 +29,7 @@ from metalcast.conductor.task import NodeTask, acquire
 from metalcast.db import repository as repo
 from metalcast.drivers.base import (
     INTERFACE_CLASSES,
+    Indicator,
     ManagementInterface,
     VendorInterface,
 )
@@ -83,6 +84,73 @@ def set_boot_device(rt: Runtime, node_id: int, *, device: str, persistent: bool,
 def inject_nmi(rt: Runtime, node_id: int, *, user: str) -> None:
     with acquire(rt, node_id, user=user, purpose="inject nmi") as task:
         call(task, ManagementInterface, "inject NMI", lambda i, ctx: i.inject_nmi(ctx))
+
+
+def list_indicators(rt: Runtime, node_id: int, *, user: str) -> dict[str, dict[str, Any]]:
+    """The node's indicators (Ironic 1.63): component -> name -> ``{"readonly",
+    "states"}``.  Raises OperationFailed (400 when the interface has none)."""
+    task = acquire(rt, node_id, user=user, purpose="list indicators", shared=True)
+    return {
+        component: {
+            name: {"readonly": spec.readonly, "states": list(spec.states)}
+            for name, spec in names.items()
+        }
+        for component, names in _indicators(task).items()
+    }
+
+
+def _indicators(task: NodeTask) -> dict[str, dict[str, Indicator]]:
+    return call(
+        task,
+        ManagementInterface,
+        "list indicators",
+        lambda i, ctx: i.get_supported_indicators(ctx),
+    )
+
+
+def _indicator(task: NodeTask, component: str, name: str) -> Indicator:
+    spec = _indicators(task).get(component, {}).get(name)
+    if spec is None:
+        raise InvalidInput(
+            f"Node {task.uuid} has no indicator {name}@{component}; list them with GET "
+            f"/v1/nodes/{task.uuid}/management/indicators."
+        )
+    return spec
+
+
+def get_indicator_state(rt: Runtime, node_id: int, *, component: str, name: str, user: str) -> str:
+    """One indicator's state.  Raises InvalidInput (no such indicator),
+    OperationFailed."""
+    task = acquire(rt, node_id, user=user, purpose="get indicator state", shared=True)
+    _indicator(task, component, name)
+    return call(
+        task,
+        ManagementInterface,
+        "get indicator state",
+        lambda i, ctx: i.get_indicator_state(ctx, component, name),
+    )
+
+
+def set_indicator_state(
+    rt: Runtime, node_id: int, *, component: str, name: str, state: str, user: str
+) -> None:
+    """Set one indicator.  Raises InvalidInput (no such indicator, a read-only one,
+    a state it does not take), OperationFailed, NodeLocked."""
+    with acquire(rt, node_id, user=user, purpose="set indicator state") as task:
+        spec = _indicator(task, component, name)
+        if spec.readonly:
+            raise InvalidInput(f"Indicator {name}@{component} of node {task.uuid} is read-only.")
+        if state not in spec.states:
+            raise InvalidInput(
+                f"Indicator {name}@{component} cannot be {state!r}; it can be "
+                f"{', '.join(spec.states)}."
+            )
+        call(
+            task,
+            ManagementInterface,
+            "set indicator state",
+            lambda i, ctx: i.set_indicator_state(ctx, component, name, state),
+        )
 
 
 def get_sensors_data(rt: Runtime, node_id: int, *, user: str) -> dict[str, Any]:

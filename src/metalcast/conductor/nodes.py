@@ -166,6 +166,7 @@ def update_node(
             )
         _check_associated(node, changes)
         _check_protected(node, changes)
+        _check_retired(node, changes)
         if "instance_info" in changes:
             changes["driver_internal_info"] = sources.track(
                 changes.get("driver_internal_info", node.driver_internal_info),
@@ -287,6 +288,21 @@ def _check_protected(node: Node, changes: JSONDict) -> None:
         raise InvalidInput("protected_reason can only be set on a protected node.")
     if changes.get("protected") is False:
         changes["protected_reason"] = None
+
+
+def _check_retired(node: Node, changes: JSONDict) -> None:
+    """Ironic's rules (1.61): an ``available`` node cannot be retired (it could be
+    allocated meanwhile: move it to ``manageable`` first); a reason needs the flag;
+    clearing the flag clears the reason."""
+    if changes.get("retired") and not node.retired and node.provision_state == PS.AVAILABLE:
+        raise Conflict(
+            f"Node {node.uuid} can not have 'retired' set in provision state 'available'; "
+            "move it to manageable first (target 'manage')."
+        )
+    if changes.get("retired_reason") and not changes.get("retired", node.retired):
+        raise InvalidInput("The retired_reason field can only be set when retired is True.")
+    if changes.get("retired") is False:
+        changes["retired_reason"] = None
 
 
 def destroy_node(rt: Runtime, node_id: int, *, user: str) -> None:

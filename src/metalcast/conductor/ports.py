@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from metalcast.conductor.interfaces import interface_of
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
@@ -200,12 +202,19 @@ def vif_list(rt: Runtime, node_id: int) -> list[dict[str, Any]]:
         if not _records_vifs(rt, node):
             return []
         ports = repo.list_ports(conn, repo.Page(limit=10_000), node_id=node_id)
-    return [{"id": p.internal_info[VIF_KEY]} for p in ports if p.internal_info.get(VIF_KEY)]
+        groups = _portgroups(conn, node_id)
+    holders: list[Port | Portgroup] = [*groups, *ports]
+    return [{"id": h.internal_info[VIF_KEY]} for h in holders if h.internal_info.get(VIF_KEY)]
+
+
+def _portgroups(conn: sa.Connection, node_id: int) -> list[Portgroup]:
+    return repo.list_portgroups(conn, repo.Page(limit=10_000), node_id=node_id)
 
 
 def vif_attach(rt: Runtime, node_id: int, *, vif: JSONDict, user: str) -> None:
     """Attach VIF ``vif["id"]`` to a free port of the node (``vif["port_uuid"]`` picks
-    one); with a network interface that records no VIFs, only check the id.
+    one, ``vif["portgroup_uuid"]`` a portgroup instead: Ironic 1.67); with a network
+    interface that records no VIFs, only check the id.
 
     Raises:
         InvalidInput: no VIF id, the named port is not the node's, or no port is free
@@ -221,13 +230,33 @@ def vif_attach(rt: Runtime, node_id: int, *, vif: JSONDict, user: str) -> None:
             _log_unrecorded(task, f"VIF {vif_id} attached")
             return
         ports = task.ports()
-        if any(p.internal_info.get(VIF_KEY) == vif_id for p in ports):
+        with rt.db.read() as conn:
+            groups = _portgroups(conn, node_id)
+        holders: list[Port | Portgroup] = [*ports, *groups]
+        if any(h.internal_info.get(VIF_KEY) == vif_id for h in holders):
             raise Conflict(f"VIF {vif_id} is already attached to node {task.uuid}.")
+        if vif.get("portgroup_uuid") is not None and vif.get("port_uuid") is None:
+            group = _named_portgroup(groups, vif["portgroup_uuid"], node_uuid=task.uuid)
+            with rt.db.begin() as conn:
+                repo.update_portgroup(
+                    conn, group.id, {"internal_info": {**group.internal_info, VIF_KEY: vif_id}}
+                )
+            return
         port = _free_port(ports, vif, node_uuid=task.uuid, vif_id=vif_id)
         with rt.db.begin() as conn:
             repo.update_port(
                 conn, port.id, {"internal_info": {**port.internal_info, VIF_KEY: vif_id}}
             )
+
+
+def _named_portgroup(groups: list[Portgroup], wanted: object, *, node_uuid: str) -> Portgroup:
+    """The node's portgroup ``wanted`` (Ironic 1.67's ``portgroup_uuid``), free."""
+    match = [g for g in groups if g.uuid == str(wanted).lower()]
+    if not match:
+        raise InvalidInput(f"Portgroup {wanted} does not belong to node {node_uuid}.")
+    if match[0].internal_info.get(VIF_KEY):
+        raise Conflict(f"Portgroup {wanted} of node {node_uuid} already has a VIF attached.")
+    return match[0]
 
 
 def _free_port(ports: list[Port], vif: JSONDict, *, node_uuid: str, vif_id: str) -> Port:
@@ -270,5 +299,13 @@ def vif_detach(rt: Runtime, node_id: int, *, vif_id: str, user: str) -> None:
                 info = {k: v for k, v in port.internal_info.items() if k != VIF_KEY}
                 with rt.db.begin() as conn:
                     repo.update_port(conn, port.id, {"internal_info": info})
+                return
+        with rt.db.read() as conn:
+            groups = _portgroups(conn, node_id)
+        for group in groups:
+            if group.internal_info.get(VIF_KEY) == vif_id:
+                info = {k: v for k, v in group.internal_info.items() if k != VIF_KEY}
+                with rt.db.begin() as conn:
+                    repo.update_portgroup(conn, group.id, {"internal_info": info})
                 return
         raise InvalidInput(f"VIF {vif_id} is not attached to node {task.uuid}.")

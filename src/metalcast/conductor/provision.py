@@ -120,6 +120,11 @@ def _record_runbook(task: NodeTask, options: ProvisionOptions) -> None:
 def _check_allowed(node: Node, event: Event) -> None:
     if node.protected and event in _NOT_WHEN_PROTECTED:
         raise NodeProtected(node.uuid)
+    if node.retired and event == Event.PROVIDE:  # Ironic's NodeIsRetired (1.61)
+        raise InvalidInput(
+            f"The providing operation can't be performed on node {node.uuid} because it "
+            "is retired. Set retired to false first."
+        )
     if node.maintenance and event in _NOT_IN_MAINTENANCE:
         raise InvalidInput(
             f"Node {node.uuid} is in maintenance mode; the '{event.value}' action is not "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metalcast.conductor import direct, raid
-from metalcast.conductor.interfaces import call
+from metalcast.conductor.interfaces import OperationFailed, call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.db.models import Node
@@ -159,6 +159,10 @@ def requested(
     return out
 
 
+#: kind -> the driver_internal_info key set while its steps run without the ramdisk
+NO_RAMDISK = {"clean": "cleaning_disable_ramdisk"}
+
+
 def _hold(iface: str, args: Mapping[str, Any], *, number: int, kind: str) -> dict[str, Any]:
     """The reserved hold step as staged.  Raises InvalidInput."""
     if iface not in INTERFACE_NAMES or args:
@@ -201,6 +205,14 @@ def run(task: NodeTask, *, kind: str) -> Ran:
             args=step.get("args") or {},
         )
         _apply(task, outcome)
+        no_ramdisk = NO_RAMDISK.get(kind)
+        if outcome.agent is not None and no_ramdisk in task.node.driver_internal_info:
+            raise OperationFailed(
+                cls.interface_type,
+                task.node.interface(cls.interface_type),
+                f"run {kind} step '{name}'",
+                "the step needs the ramdisk agent, which disable_ramdisk turned off",
+            )
         if outcome.agent is not None:
             direct.hand_over(task, outcome.agent)
         if outcome.result == StepResult.WAIT:

@@ -177,6 +177,9 @@ class StepSpec:
     argsinfo: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: which kinds of step this is: "clean", "deploy", "service"
     kinds: frozenset[str] = frozenset({"clean"})
+    #: whether the step runs in the ramdisk agent (Ironic's ``requires_ramdisk``):
+    #: such a step cannot run in a cleaning asked with ``disable_ramdisk``
+    requires_ramdisk: bool = False
 
 
 _STEP_ATTR = "_metalcast_step"
@@ -203,8 +206,10 @@ def step(
     kinds: frozenset[str] = frozenset({"clean"}),
     abortable: bool = False,
     argsinfo: Mapping[str, str] | None = None,
+    requires_ramdisk: bool = False,
 ) -> Callable[[F], F]:
-    """Declare an interface method as a step.  Priority 0: manual only."""
+    """Declare an interface method as a step.  Priority 0: manual only;
+    ``requires_ramdisk``: the step is run by the ramdisk agent."""
 
     def mark(func: F) -> F:
         setattr(
@@ -215,6 +220,7 @@ def step(
                 "kinds": kinds,
                 "abortable": abortable,
                 "argsinfo": MappingProxyType(dict(argsinfo or {})),
+                "requires_ramdisk": requires_ramdisk,
             },
         )
         return func
@@ -301,6 +307,15 @@ class PowerInterface(Interface):
         return [PowerTarget.ON, PowerTarget.OFF, PowerTarget.REBOOT]
 
 
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """One indicator a management interface offers (Ironic 1.63)."""
+
+    readonly: bool
+    #: the states it can be set to (or shows)
+    states: tuple[str, ...]
+
+
 class ManagementInterface(Interface):
     interface_type = "management"
 
@@ -365,6 +380,27 @@ class ManagementInterface(Interface):
 
     def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
         return {}
+
+    def get_supported_indicators(self, ctx: DriverContext) -> dict[str, dict[str, Indicator]]:
+        """The node's indicators (LEDs) by component (``system``, ``chassis``,
+        ``disk``, ``power``, ``nic``), then name (Ironic 1.63).
+
+        Raises:
+            InvalidInput: the interface has none (Ironic's ipmi has none either).
+        """
+        raise InvalidInput(f"{self.name} management has no indicators.")
+
+    def get_indicator_state(self, ctx: DriverContext, component: str, name: str) -> str:
+        """The state of one indicator, one of ``states.INDICATOR_STATES``.  Raises
+        InvalidInput (no such indicator), DriverError."""
+        raise InvalidInput(f"{self.name} management has no indicators.")
+
+    def set_indicator_state(
+        self, ctx: DriverContext, component: str, name: str, state: str
+    ) -> None:
+        """Set one indicator (the conductor checked it exists, is writable and takes
+        ``state``).  Raises DriverError."""
+        raise InvalidInput(f"{self.name} management has no indicators.")
 
 
 class BootInterface(Interface):

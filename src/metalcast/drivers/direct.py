@@ -74,7 +74,7 @@ class DirectDeploy(DeployInterface):
         """The agent must boot before any clean step runs."""
         return StepOutcome.for_agent(AgentPhase.CLEAN)
 
-    @step(priority=99, abortable=True)
+    @step(priority=99, abortable=True, requires_ramdisk=True)
     def erase_devices_metadata(self, ctx: DriverContext) -> StepOutcome:
         """Automated clean step: the agent wipes partition tables and filesystem
         signatures at both ends of every disk."""
@@ -82,7 +82,7 @@ class DirectDeploy(DeployInterface):
             AgentPhase.CLEAN, AgentCommand("erase_metadata", {"devices": None})
         )
 
-    @step(priority=0, abortable=True)
+    @step(priority=0, abortable=True, requires_ramdisk=True)
     def erase_devices(self, ctx: DriverContext) -> StepOutcome:
         """Clean step (manual unless ``cleaning.erase_devices_priority``): the agent
         erases every disk whole, reporting its progress."""

@@ -177,6 +177,7 @@ class AgentRAID(RAIDInterface):
 
     @step(
         priority=0,
+        requires_ramdisk=True,
         argsinfo={
             "create_root_volume": "Whether to create the root volume (default true).",
             "create_nonroot_volumes": "Whether to create the other volumes (default true).",
@@ -210,7 +211,7 @@ class AgentRAID(RAIDInterface):
             commands.insert(0, AgentCommand("delete_raid_configuration"))
         return StepOutcome.for_agent(AgentPhase.CLEAN, *commands)
 
-    @step(priority=0)
+    @step(priority=0, requires_ramdisk=True)
     def delete_configuration(self, ctx: DriverContext) -> StepOutcome:
         """Manual clean step: the agent stops every md array and wipes its members."""
         return StepOutcome.for_agent(AgentPhase.CLEAN, AgentCommand("delete_raid_configuration"))

@@ -20,7 +20,7 @@ from metalcast.drivers.registry import DriverRegistry, default_registry
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import SecretBox
 
-LATEST = "1.60"
+LATEST = "1.81"
 BASE = "http://testserver"
 
 

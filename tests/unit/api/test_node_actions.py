@@ -82,8 +82,16 @@ def test_verbs_follow_their_microversion(api: Api) -> None:
     response = api.put("/v1/nodes/p/states/provision", rescue, version="1.38")
     assert response.status_code == 400  # refused by the state machine, not the version
     assert "enroll" in fault_of(response)
-    # undeploy (Ironic 1.73) is a metalcast addition: accepted at any version
-    response = api.put("/v1/nodes/p/states/provision", {"target": "undeploy"}, version="1.1")
+    # deploy and undeploy (1.73) follow Ironic too now
+    for verb in ("deploy", "undeploy"):
+        body = {"target": verb}
+        assert api.put("/v1/nodes/p/states/provision", body, version="1.72").status_code == 406
+        response = api.put("/v1/nodes/p/states/provision", body, version="1.73")
+        assert response.status_code == 400
+        assert "enroll" in fault_of(response)
+    # service (Ironic 1.87) is a metalcast addition: accepted at any version
+    service = {"target": "service", "service_steps": [{"interface": "deploy", "step": "x"}]}
+    response = api.put("/v1/nodes/p/states/provision", service, version="1.1")
     assert response.status_code == 400
     assert "enroll" in fault_of(response)
 

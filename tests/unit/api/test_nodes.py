@@ -395,7 +395,7 @@ def test_patch_errors(api: Api) -> None:
     assert "list of operations" in fails({"op": "add"})
     assert "not of type 'object'" in fails([{"op": "replace", "path": "/extra", "value": 3}])
     assert "logical name" in fails([{"op": "replace", "path": "/name", "value": "a b"}])
-    assert "not of type 'boolean'" in fails([{"op": "replace", "path": "/retired", "value": "yes"}])
+    assert "not of type 'boolean'" in fails([{"op": "replace", "path": "/retired", "value": 1}])
 
 
 def test_patch_duplicate_name_is_409(api: Api) -> None:

@@ -105,7 +105,9 @@ def test_version_gated_fields_say_from_which_version() -> None:
     assert "x-metalcast-min-version" not in node["uuid"]
     # served above the maximum: accepted at every version, shown from the maximum
     assert node["lessee"]["x-metalcast-min-version"] == "1.65"
-    assert f"shows it in responses from {MAX_VERSION}" in node["lessee"]["description"]
+    assert "From API version 1.65." in node["lessee"]["description"]
+    assert node["firmware_interface"]["x-metalcast-min-version"] == "1.86"
+    assert f"shows it in responses from {MAX_VERSION}" in node["firmware_interface"]["description"]
     traits = DOCUMENT["paths"]["/v1/nodes/{node}/traits"]["get"]
     assert traits["x-metalcast-min-version"] == "1.37"
 

@@ -107,16 +107,16 @@ def test_negotiate_parses_and_bounds() -> None:
     assert versions.negotiate({"x-openstack-ironic-api-version": "1.5"}) == Version(1, 5)
     assert versions.negotiate({"x-openstack-ironic-api-version": " LATEST "}) == MAX_VERSION
     with pytest.raises(NotAcceptable):
-        versions.negotiate({"x-openstack-ironic-api-version": "1.61"})
+        versions.negotiate({"x-openstack-ironic-api-version": "1.82"})
     with pytest.raises(InvalidInput):
         versions.negotiate({"x-openstack-ironic-api-version": "1"})
 
 
 def test_features_above_max_are_allowed_and_shown_at_max() -> None:
-    assert versions.FEATURES["lessee"] > MAX_VERSION
-    assert versions.allows("lessee", MIN_VERSION)
-    assert versions.shows("lessee", MAX_VERSION)
-    assert not versions.shows("lessee", Version(1, 50))
+    assert versions.FEATURES["firmware_interface"] > MAX_VERSION
+    assert versions.allows("firmware_interface", MIN_VERSION)
+    assert versions.shows("firmware_interface", MAX_VERSION)
+    assert not versions.shows("firmware_interface", Version(1, 80))
 
 
 def test_features_up_to_max_follow_ironic() -> None:
@@ -124,13 +124,17 @@ def test_features_up_to_max_follow_ironic() -> None:
     assert versions.allows("soft_power", Version(1, 27))
     assert not versions.shows("node_name", Version(1, 4))
     assert versions.shows("node_name", Version(1, 5))
+    assert not versions.allows("history", Version(1, 77))
+    assert versions.allows("history", Version(1, 78))
+    assert not versions.shows("retired", Version(1, 60))
+    assert versions.shows("retired", Version(1, 61))
 
 
-def test_max_version_is_below_every_unserved_feature() -> None:
-    # 1.62 is agent tokens in Ironic's lookup/heartbeat form, 1.63 indicators: the
-    # maximum stays at 1.60, whose every feature is served
-    assert str(MAX_VERSION) == "1.60"
-    for feature in ("allocations", "events", "deploy_templates", "allocation_owner"):
+def test_max_version_is_the_last_before_shards() -> None:
+    # 1.82 (shards) is the first version whose feature is not served; every version
+    # up to 1.81 is served or left out for a reason docs/api-compat.md gives
+    assert str(MAX_VERSION) == "1.81"
+    for feature in ("allocation_owner", "retired", "indicators", "inventory"):
         assert versions.FEATURES[feature] <= MAX_VERSION
 
 

@@ -60,6 +60,7 @@ OPERATIONS: dict[str, Call] = {
     "vendor": lambda r, c: fake(r, FakeVendor).passthru(c, "get_state", {}),
     "console": lambda r, c: fake(r, FakeConsole).start_console(c),
     "sensors": lambda r, c: fake(r, FakeManagement).get_sensors_data(c),
+    "indicator": lambda r, c: fake(r, FakeManagement).set_indicator_state(c, "system", "led", "on"),
 }
 
 #: the result each waitable operation returns when told to wait

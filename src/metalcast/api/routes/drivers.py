@@ -92,6 +92,32 @@ def render_driver(
     return doc
 
 
+def _fields(call: Call) -> tuple[str, ...] | None:
+    """``?fields=`` of a driver or the list (Ironic 1.77; 406 before)."""
+    value = call.query.get("fields")
+    if value is None:
+        return None
+    if not allows("driver_fields", call.version):
+        raise NotAcceptable("The fields parameter of drivers requires API version 1.77.")
+    return tuple(f.strip() for f in value.split(",") if f.strip()) or None
+
+
+def _select(doc: dict[str, Any], fields: tuple[str, ...] | None) -> dict[str, Any]:
+    """Only ``fields`` of a driver document, and its links.  Raises InvalidInput
+    for a field the document does not have, as Ironic."""
+    if fields is None:
+        return doc
+    unknown = [f for f in fields if f not in doc]
+    if unknown:
+        raise InvalidInput(f'Field(s) "{", ".join(unknown)}" are not valid')
+    return {k: v for k, v in doc.items() if k in fields or k == "links"}
+
+
+_FIELDS_PARAM = Param(
+    "fields", string(), "Comma-separated fields to show (links always).", "driver_fields"
+)
+
+
 def _served(call: Call) -> list[HardwareTypeInfo]:
     return [
         d for d in call.deps.conductor.call(ListHardwareTypes(), context=call.context) if d.hosts
@@ -111,6 +137,7 @@ def _served(call: Call) -> list[HardwareTypeInfo]:
                 "dynamic_drivers",
             ),
             flag("detail", "Show each one's interfaces.", feature="dynamic_drivers"),
+            _FIELDS_PARAM,
         ),
     ),
 )
@@ -121,10 +148,18 @@ def get_drivers(call: Call) -> object:
     detail = bool(parse_bool("detail", call.query.get("detail")))
     if (kind or detail) and not allows("dynamic_drivers", call.version):
         raise InvalidInput("The type and detail parameters require API version 1.30.")
+    fields = _fields(call)
+    if fields and detail:
+        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
     drivers = [] if kind == "classic" else _served(call)
     return {
         "drivers": [
-            render_driver(d, base_url=call.base_url, version=call.version, detail=detail)
+            _select(
+                render_driver(
+                    d, base_url=call.base_url, version=call.version, detail=detail or bool(fields)
+                ),
+                fields,
+            )
             for d in drivers
         ]
     }
@@ -138,9 +173,14 @@ def _find(call: Call) -> HardwareTypeInfo:
     raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
 
 
-@endpoint("baremetal:driver:get", doc=Operation("Show a hardware type", answers={200: DRIVER}))
+@endpoint(
+    "baremetal:driver:get",
+    doc=Operation("Show a hardware type", answers={200: DRIVER}, query=(_FIELDS_PARAM,)),
+)
 def get_driver(call: Call) -> object:
-    return render_driver(_find(call), base_url=call.base_url, version=call.version, detail=True)
+    fields = _fields(call)
+    doc = render_driver(_find(call), base_url=call.base_url, version=call.version, detail=True)
+    return _select(doc, fields)
 
 
 @endpoint(

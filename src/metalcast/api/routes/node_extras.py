@@ -25,6 +25,7 @@ from metalcast.api.params import (
     flag,
     last_marker,
     parse_bool,
+    parse_fields,
     parse_limit,
 )
 from metalcast.api.schema import MAX_TRAITS, Field, check_trait, check_traits, validate_body
@@ -166,20 +167,62 @@ def delete_trait(call: Call) -> object:
 # ------------------------------------------------------------------------------ BIOS
 
 
-def render_setting(setting: BiosSetting, node_uuid: str, *, base_url: str) -> dict[str, Any]:
-    """One cached BIOS setting as Ironic shows it (the 1.40 fields)."""
-    return {
+#: the BIOS attribute registry's fields of a setting (Ironic 1.74): null here, as
+#: metalcast does not read a registry (docs/api-compat.md)
+BIOS_REGISTRY_FIELDS = (
+    "attribute_type",
+    "allowable_values",
+    "lower_bound",
+    "max_length",
+    "min_length",
+    "read_only",
+    "reset_required",
+    "unique",
+    "upper_bound",
+)
+
+
+def render_setting(
+    setting: BiosSetting,
+    node_uuid: str,
+    *,
+    base_url: str,
+    registry: bool = False,
+    fields: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """One cached BIOS setting as Ironic shows it: the 1.40 fields, the registry's
+    with ``registry`` (1.74), or only ``fields`` (and links)."""
+    doc: dict[str, Any] = {
         "name": setting.name,
         "value": MASK if setting.value and is_secret_key(setting.name) else setting.value,
         "created_at": iso(setting.created_at),
         "updated_at": iso(setting.updated_at),
-        "links": links(base_url, f"nodes/{node_uuid}/bios/{setting.name}"),
     }
+    if registry or fields:
+        doc.update(dict.fromkeys(BIOS_REGISTRY_FIELDS))
+    if fields:
+        doc = {name: doc[name] for name in fields}
+    doc["links"] = links(base_url, f"nodes/{node_uuid}/bios/{setting.name}")
+    return doc
 
 
 #: what a BIOS setting shows (Ironic's 1.40 fields), typed by the cache's columns
 BIOS_FIELDS = ("name", "value", "created_at", "updated_at")
-BIOS_SETTING = resource("BiosSetting", dict.fromkeys(BIOS_FIELDS), table=t.bios_settings)
+BIOS_SETTING = resource(
+    "BiosSetting",
+    {**dict.fromkeys(BIOS_FIELDS), **dict.fromkeys(BIOS_REGISTRY_FIELDS, "bios_registry")},
+    table=t.bios_settings,
+    special={key: {"type": "null"} for key in BIOS_REGISTRY_FIELDS},
+)
+BIOS_QUERY = (
+    flag("detail", "Show the attribute registry's fields too.", feature="bios_registry"),
+    Param(
+        "fields",
+        string(),
+        "Comma-separated fields to show (links always).",
+        "bios_registry",
+    ),
+)
 
 
 @endpoint(
@@ -196,6 +239,7 @@ BIOS_SETTING = resource("BiosSetting", dict.fromkeys(BIOS_FIELDS), table=t.bios_
     ),
 )
 def get_inventory(call: Call) -> object:
+    _require(call, "inventory")
     with call.deps.db.read() as conn:
         action = "baremetal:node:inventory:get"
         node = lookup.node(conn, call, ident=call.args["node"], action=action)
@@ -207,15 +251,33 @@ def get_inventory(call: Call) -> object:
     doc=Operation(
         "List a node's BIOS settings (as last read)",
         answers={200: obj({"bios": array(BIOS_SETTING)}, required=("bios",))},
+        query=BIOS_QUERY,
         feature="bios",
     ),
 )
 def get_bios(call: Call) -> object:
     _require(call, "bios")
+    check_query(call.query, BIOS_QUERY, what="BIOS settings")
+    detail = parse_bool("detail", call.query.get("detail"))
+    raw_fields = call.query.get("fields")
+    if (detail is not None or raw_fields is not None) and not allows("bios_registry", call.version):
+        raise NotAcceptable(  # Ironic's answer below 1.74
+            "The detail and fields parameters of BIOS settings require API version 1.74."
+        )
+    fields = None
+    if raw_fields is not None:
+        known = (*BIOS_FIELDS, *BIOS_REGISTRY_FIELDS)
+        fields = parse_fields(raw_fields, known, version=call.version)
+    if detail and fields:
+        raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:bios:get")
         settings = bios.list_settings(conn, node.id)
-    return {"bios": [render_setting(s, node.uuid, base_url=call.base_url) for s in settings]}
+    docs = [
+        render_setting(s, node.uuid, base_url=call.base_url, registry=bool(detail), fields=fields)
+        for s in settings
+    ]
+    return {"bios": docs}
 
 
 @endpoint(
@@ -238,7 +300,9 @@ def get_bios_setting(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:bios:get")
         setting = bios.get_setting(conn, node.id, call.args["setting"])
-    return {setting.name: render_setting(setting, node.uuid, base_url=call.base_url)}
+    registry = allows("bios_registry", call.version)
+    doc = render_setting(setting, node.uuid, base_url=call.base_url, registry=registry)
+    return {setting.name: doc}
 
 
 # ------------------------------------------------------------------------------ VIFs
@@ -283,8 +347,13 @@ def attach_vif(call: Call) -> object:
     _require_vifs(call)
     if not isinstance(call.body, dict) or not isinstance(call.body.get("id"), str):
         raise InvalidInput('The request body must be an object with the VIF\'s "id" (a string).')
+    vif = dict(call.body)
+    if "port_uuid" in vif and "portgroup_uuid" in vif:
+        if allows("vif_port_choice", call.version):  # Ironic 1.67
+            raise InvalidInput("Cannot specify both port_uuid and portgroup_uuid.")
+        del vif["portgroup_uuid"]  # older versions: the port wins, as in Ironic
     node = _load(call, "baremetal:node:vif:attach")
-    call.deps.conductor.call(VifAttach(node.id, call.body), context=call.context)
+    call.deps.conductor.call(VifAttach(node.id, vif), context=call.context)
     return Reply(204)
 
 
@@ -342,9 +411,11 @@ HISTORY_QUERY = (
         "List a node's history",
         answers={200: collection_of("history", EVENT)},
         query=HISTORY_QUERY,
+        feature="history",
     ),
 )
 def get_history(call: Call) -> object:
+    _require(call, "history")
     check_query(call.query, HISTORY_QUERY, what="node history")
     detail = bool(parse_bool("detail", call.query.get("detail")))
     limit = parse_limit(call.query.get("limit"), call.deps.settings.api.max_limit)
@@ -363,8 +434,12 @@ def get_history(call: Call) -> object:
     )
 
 
-@endpoint("baremetal:node:history:get", doc=Operation("Show a history event", answers={200: EVENT}))
+@endpoint(
+    "baremetal:node:history:get",
+    doc=Operation("Show a history event", answers={200: EVENT}, feature="history"),
+)
 def get_history_event(call: Call) -> object:
+    _require(call, "history")
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:history:get")
         event = repo.get_history_event(conn, node.id, call.args["event"])

@@ -31,7 +31,7 @@ from metalcast.api.schema import (
     normalize_mac,
     validate_body,
 )
-from metalcast.api.versions import allows
+from metalcast.api.versions import Version, allows
 from metalcast.api.views import ports as view
 from metalcast.calls import CreatePort, DestroyPort, UpdatePort
 from metalcast.db import repository as repo
@@ -42,12 +42,35 @@ from metalcast.errors import Conflict, InvalidInput, NotAcceptable, NotFound
 _LLC_KEYS = frozenset({"switch_id", "port_id", "switch_info", "network_type", "hostname"})
 
 
+#: what ``local_link_connection.network_type`` may be (Ironic 1.64)
+_NETWORK_TYPES = ("managed", "unmanaged")
+
+
 def _check_llc(name: str, value: Any) -> None:
     unknown = sorted(set(value) - _LLC_KEYS)
     if unknown:
         raise InvalidInput(
             f"Invalid {name}: unknown key(s) {', '.join(unknown)}; accepted keys: "
             f"{', '.join(sorted(_LLC_KEYS))}."
+        )
+    if "network_type" in value and value["network_type"] not in _NETWORK_TYPES:
+        raise InvalidInput(
+            f"Invalid {name}: network_type must be one of {', '.join(_NETWORK_TYPES)}, "
+            f"not {value['network_type']!r}."
+        )
+
+
+def _check_network_type(values: Mapping[str, Any], version: Version, before: Any = None) -> None:
+    """A ``network_type`` in ``local_link_connection`` newer than the request is 406,
+    as in Ironic (1.64), unless it is the one the port has."""
+    llc = values.get("local_link_connection")
+    if not isinstance(llc, dict) or "network_type" not in llc:
+        return
+    kept = isinstance(before, dict) and before.get("network_type") == llc["network_type"]
+    if not kept and not allows("llc_network_type", version):
+        raise NotAcceptable(
+            "local_link_connection.network_type requires API version 1.64 or later; "
+            f"this request asked for {version}."
         )
 
 
@@ -338,6 +361,7 @@ def create_port(call: Call) -> object:
     body = validate_body(
         call.body, CREATABLE, what="port", version=call.version, required=("address", "node_uuid")
     )
+    _check_network_type(body, call.version)
     known = view.Uuids()
     with call.deps.db.read() as conn:
         values = to_columns(conn, call, values=body, uuids=known)
@@ -363,6 +387,7 @@ def patch_port(call: Call) -> object:
         before["node_uuid"] = uuids.nodes.get(port.node_id)
         before["portgroup_uuid"] = uuids.portgroups.get(port.portgroup_id or 0)
         changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
+        _check_network_type(changes, call.version, before.get("local_link_connection"))
         values = to_columns(conn, call, values=changes, port=port)
     if values:
         port = call.deps.conductor.call(UpdatePort(port.id, values), context=call.context)

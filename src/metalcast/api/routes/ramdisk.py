@@ -34,7 +34,7 @@ from metalcast.api.operations import (
     string,
 )
 from metalcast.api.params import check_query
-from metalcast.api.schema import Field, normalize_mac, validate_body
+from metalcast.api.schema import Field, check_choice, normalize_mac, validate_body
 from metalcast.api.versions import allows
 from metalcast.api.views.common import links
 from metalcast.calls import AgentHeartbeat, AgentLookup, DiscoverMachine
@@ -48,15 +48,38 @@ from metalcast_agent.protocol import CommandResult, ProgressReport
 
 #: the one answer to every lookup that finds nothing an agent may have
 NOT_FOUND = "No node matching the lookup is waiting for an agent."
+#: Ironic's valid agent_status values (1.72)
+AGENT_STATUSES = ("start", "end", "error")
 _HEARTBEAT_FIELDS = {
     "callback_url": Field(nullable=False, max_length=2048),
     "agent_version": Field(),
     # metalcast agents (docs/agent-protocol.md)
     "agent_token": Field(nullable=False, max_length=256),
+    # Ironic 1.68: the CA to verify the agent's TLS certificate with; metalcast never
+    # connects to an agent, so it is checked and not kept
+    "agent_verify_ca": Field(max_length=65536, feature="agent_verify_ca"),
+    # Ironic 1.72: what an installer ramdisk reports to Ironic's anaconda deploy
+    # interface, its only reader; metalcast has none, so it is checked, not kept
+    "agent_status": Field(check=check_choice(AGENT_STATUSES), feature="agent_status"),
+    "agent_status_message": Field(max_length=1024, feature="agent_status"),
     "results": Field(kind="list"),
     "progress": Field(kind="object"),
     "log": Field(kind="list"),
 }
+#: heartbeat fields newer than 1.36, and Ironic's 400 for each below its version
+_NEWER_FIELDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("agent_version",), "agent_version", 'Field "agent_version" not recognised.'),
+    (
+        ("agent_status", "agent_status_message"),
+        "agent_status",
+        'Fields "agent_status" and "agent_status_message" not recognised.',
+    ),
+    (
+        ("agent_verify_ca",),
+        "agent_verify_ca",
+        'Field "agent_verify_ca" not recognised in this version.',
+    ),
+)
 #: log lines taken from one heartbeat
 _MAX_LOG_LINES = 200
 #: seconds between a metalcast agent's heartbeats
@@ -256,9 +279,10 @@ def heartbeat_naming_node(call: Call) -> object:
 
 def _heartbeat(call: Call, ident: str, document: object) -> object:
     _require(call)
-    newer = isinstance(document, dict) and "agent_version" in document
-    if newer and not allows("agent_version", call.version):
-        raise InvalidInput('Field "agent_version" not recognised.')  # Ironic's 400
+    given = document if isinstance(document, dict) else {}
+    for names, feature, message in _NEWER_FIELDS:
+        if any(name in given for name in names) and not allows(feature, call.version):
+            raise InvalidInput(message)  # Ironic's 400
     body = validate_body(document, _HEARTBEAT_FIELDS, what="heartbeat", version=call.version)
     token = body.get("agent_token")
     if body.get("callback_url") is None and token is None:

@@ -2,9 +2,12 @@
 
 Automated cleaning runs every clean step with a priority above 0, highest first,
 unless it is disabled (the node's ``automated_clean``, else the conductor's setting);
-it ends in ``available``.  Manual cleaning runs the requested steps and ends in
-``manageable``.  A requested ``hold`` step stops cleaning in ``clean hold`` until the
-operator's ``unhold`` (:func:`resume_cleaning`) or ``abort`` (:func:`abort_cleaning`).
+it ends in ``available``, or ``manageable`` for a retired node (Ironic 1.61).  Manual
+cleaning runs the requested steps and ends in ``manageable``; asked with
+``disable_ramdisk`` (Ironic 1.70), it runs them without booting the ramdisk agent,
+so every step must be one that runs without it.  A requested ``hold`` step stops
+cleaning in ``clean hold`` until the operator's ``unhold`` (:func:`resume_cleaning`)
+or ``abort`` (:func:`abort_cleaning`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
 from metalcast.drivers.base import AgentPhase, DeployInterface, StepOutcome, StepResult
+from metalcast.errors import InvalidInput
 from metalcast.states import Event, ProvisionState
 
 
@@ -30,12 +34,37 @@ def stage_automated(task: NodeTask) -> None:
     steps.stage(task, planned, kind="clean")
 
 
+#: driver_internal_info key: this cleaning runs without the ramdisk (Ironic's name)
+NO_RAMDISK = steps.NO_RAMDISK["clean"]
+
+
 def _stage(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
+    """Raises InvalidInput: a requested step does not exist, or needs the ramdisk
+    that ``disable_ramdisk`` turns off."""
+    no_ramdisk = event == Event.CLEAN and bool(options.disable_ramdisk)
     if event == Event.CLEAN:
         planned = steps.requested(task.rt, task.node, steps=options.clean_steps, kind="clean")
+        if no_ramdisk:
+            _check_without_ramdisk(task, planned)
         steps.stage(task, planned, kind="clean")
     else:
         stage_automated(task)
+    task.set_internal(**{NO_RAMDISK: True if no_ramdisk else None})
+
+
+def _check_without_ramdisk(task: NodeTask, planned: list[dict[str, object]]) -> None:
+    specs = {(s.interface, s.name): s for s in steps.available(task.rt, task.node, kind="clean")}
+    needing = [
+        f"{item['interface']}.{item['step']}"
+        for item in planned
+        if specs[(str(item["interface"]), str(item["step"]))].requires_ramdisk
+    ]
+    if needing:
+        raise InvalidInput(
+            f"Clean step(s) {', '.join(needing)} of node {task.uuid} run in the ramdisk "
+            "agent, which disable_ramdisk turns off; clean without disable_ramdisk, or ask "
+            "only for steps that run without the ramdisk."
+        )
 
 
 def run_cleaning(task: NodeTask) -> None:
@@ -48,7 +77,8 @@ def run_cleaning(task: NodeTask) -> None:
     agent = agent_state.of(task)
     # an interface that prepared by booting the agent: it is up now
     agent_up = agent.phase is AgentPhase.CLEAN and agent.resumed
-    if planned and not started and not agent_up:
+    no_ramdisk = bool(task.node.driver_internal_info.get(NO_RAMDISK))
+    if planned and not started and not agent_up and not no_ramdisk:
         prepared = StepOutcome.of(
             call(task, DeployInterface, "prepare cleaning", lambda i, ctx: i.prepare_cleaning(ctx))
         )
@@ -65,12 +95,14 @@ def run_cleaning(task: NodeTask) -> None:
         task.process_event(Event.WAIT)
     if ran is not steps.Ran.DONE:
         return
-    if planned:
+    if planned and not no_ramdisk:
         call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
         if agent_state.of(task).phase is AgentPhase.CLEAN:
             direct.end_cleaning(task)
+    task.set_internal(**{NO_RAMDISK: None})
     bios.refresh(task)  # clean steps may have changed them
-    task.process_event(Event.MANAGE if manual else Event.DONE)
+    # a retired node is never made available again (Ironic 1.61)
+    task.process_event(Event.MANAGE if manual or task.node.retired else Event.DONE)
 
 
 def resume_cleaning(task: NodeTask) -> None:

@@ -39,6 +39,9 @@ class FakeBmcRecord:
     boot_mode: str = "uefi"
     secure_boot: bool = False
     bios_settings: Mapping[str, str] = field(default_factory=lambda: DEFAULT_BIOS_SETTINGS)
+    #: indicator states set, by (component, name); unset ones are on, as Ironic's
+    #: fake management reports every indicator
+    indicators: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class FakeBmcState:
@@ -89,6 +92,17 @@ class FakeBmcState:
             current = self._record(node)
             merged = MappingProxyType({**current.bios_settings, **settings})
             updated = dataclasses.replace(current, bios_settings=merged)
+            self._records[node.uuid] = updated
+            return updated
+
+    def set_indicator(
+        self, node: NodeSnapshot, component: str, name: str, state: str
+    ) -> FakeBmcRecord:
+        """Set one indicator's state; returns the new record."""
+        with self._lock:
+            current = self._record(node)
+            states = MappingProxyType({**current.indicators, (component, name): state})
+            updated = dataclasses.replace(current, indicators=states)
             self._records[node.uuid] = updated
             return updated
 

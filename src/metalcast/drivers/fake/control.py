@@ -9,6 +9,7 @@ from typing import Any
 from metalcast.drivers.base import (
     ConsoleInterface,
     DriverContext,
+    Indicator,
     ManagementInterface,
     PowerInterface,
     StepResult,
@@ -32,6 +33,11 @@ _TARGET_STATE: Mapping[PowerTarget, PowerState] = {
 
 BOOT_DEVICES: tuple[str, ...] = ("pxe", "disk", "cdrom", "bios", "safe")
 BOOT_MODES: tuple[str, ...] = ("uefi", "bios")
+#: the fake's indicators, Ironic's fake management's
+FAKE_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
+    "chassis": {"led-0": Indicator(readonly=True, states=("off", "on"))},
+    "system": {"led": Indicator(readonly=False, states=("blinking", "off", "on"))},
+}
 
 
 class FakePower(FakeOperations, PowerInterface):
@@ -59,8 +65,8 @@ class FakePower(FakeOperations, PowerInterface):
 
 class FakeManagement(FakeOperations, ManagementInterface):
     """Boot devices, boot mode and secure boot through the shared fake BMC, and
-    sensor readings.  Operations: ``boot_device``, ``boot_mode``, ``secure_boot``,
-    ``nmi``, ``sensors``."""
+    sensor readings, indicators.  Operations: ``boot_device``, ``boot_mode``,
+    ``secure_boot``, ``nmi``, ``sensors``, ``indicator``."""
 
     name = "fake"
 
@@ -133,6 +139,27 @@ class FakeManagement(FakeOperations, ManagementInterface):
         injected."""
         self._begin(ctx, "sensors")
         return {"Temperature": {"CPU1 Temp": {"Sensor Reading": "40 degrees C"}}}
+
+    def get_supported_indicators(self, ctx: DriverContext) -> dict[str, dict[str, Indicator]]:
+        """Ironic's fake indicators: the chassis's read-only ``led-0`` and the
+        system's ``led``, which may blink."""
+        self._begin(ctx)
+        return {component: dict(names) for component, names in FAKE_INDICATORS.items()}
+
+    def get_indicator_state(self, ctx: DriverContext, component: str, name: str) -> str:
+        """What the fake BMC holds; on until set.  Raises InvalidInput for an
+        indicator it does not have, DriverError when ``indicator`` is injected."""
+        self._begin(ctx, "indicator")
+        if name not in FAKE_INDICATORS.get(component, {}):
+            raise InvalidInput(f"Node has no indicator {name}@{component}.")
+        return self._bmc.record(ctx.node).indicators.get((component, name), "on")
+
+    def set_indicator_state(
+        self, ctx: DriverContext, component: str, name: str, state: str
+    ) -> None:
+        """Record ``state``.  Raises DriverError when ``indicator`` is injected."""
+        self._begin(ctx, "indicator")
+        self._bmc.set_indicator(ctx.node, component, name, state)
 
     @step(priority=0)
     def reset_bmc(self, ctx: DriverContext) -> StepResult:

@@ -43,6 +43,7 @@ FAKE_OPERATIONS: frozenset[str] = frozenset(
         "vendor",
         "console",
         "sensors",
+        "indicator",
     }
 )
 #: the operations fake_wait accepts: those that may wait for an agent

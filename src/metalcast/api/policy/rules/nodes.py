@@ -189,6 +189,19 @@ NODE_RULES: tuple[Rule, ...] = (
         ("PUT", f"{_N}/management/inject_nmi"),
     ),
     _node(
+        "get_indicator_state",
+        SYSTEM_OR_PROJECT_READER,
+        "Retrieve Node indicators and their states",
+        ("GET", f"{_N}/management/indicators"),
+        ("GET", f"{_N}/management/indicators/{{indicator}}"),
+    ),
+    _node(
+        "set_indicator_state",
+        SYSTEM_MEMBER_OR_OWNER_MEMBER,
+        "Change Node indicator state",
+        ("PUT", f"{_N}/management/indicators/{{indicator}}"),
+    ),
+    _node(
         "get_states",
         SYSTEM_OR_PROJECT_READER,
         "View Node power and provision state",
