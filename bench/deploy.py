@@ -59,7 +59,7 @@ from metalcast.secrecy import SecretBox
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
-API = {"X-OpenStack-Ironic-API-Version": "1.51"}
+API = {"X-OpenStack-Ironic-API-Version": "1.81"}
 BOOT_HTTP = "http://192.168.77.1:8080"
 #: the agent token the dd baseline shows the boot server with its signed URL
 DD_TOKEN = "bench-dd-token"

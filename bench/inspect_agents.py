@@ -63,7 +63,7 @@ from agent_machine import FakeMachine, write  # noqa: E402
 from metalcast_agent.hardware import collect_inventory  # noqa: E402
 
 log = workload.log
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.60"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
 AGENT_HEADERS = {"X-OpenStack-Ironic-API-Version": "1.36"}
 GIB = 2**30
 TRAIT = "CUSTOM_BENCH_INSPECTED"

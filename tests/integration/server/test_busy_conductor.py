@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 StartServer = Callable[..., contextlib.AbstractContextManager[Any]]
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.51"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
 
 
 def settle(client: httpx.Client, node: str, state: str) -> None:
