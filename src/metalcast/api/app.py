@@ -27,6 +27,7 @@ from metalcast.api.routes import (
     events,
     identity,
     inspection_rules,
+    node_console,
     node_events,
     node_extras,
     node_states,
@@ -52,6 +53,7 @@ def routes() -> list[BaseRoute]:
         *root.ROUTES,
         *nodes.ROUTES,
         *node_states.ROUTES,
+        *node_console.ROUTES,
         *node_extras.ROUTES,
         *ports.ROUTES,
         *portgroups.ROUTES,
@@ -108,7 +110,11 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     )
     api_routes = routes()
     app = Starlette(
-        routes=[*api_routes, metrics.route(metrics.registry_for(db))],
+        routes=[
+            *api_routes,
+            *node_console.WEBSOCKET_ROUTES,
+            metrics.route(metrics.registry_for(db)),
+        ],
         middleware=[Middleware(UnversionedPaths), middleware],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
