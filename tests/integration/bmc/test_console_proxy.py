@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -139,12 +144,69 @@ def test_the_console_through_the_websocket_proxy(
             assert refused.value.response.status_code == 403
 
 
-def test_baremetal_console_enable_and_show(
-    start_metalcast_server: Callable[..., contextlib.AbstractContextManager[Any]],
+def _metalcast(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "metalcast.cli.main", "--url", url, *args],
+        env=clean, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _read_until(fd: int, text: bytes, seen: bytearray) -> bytes:
+    while text not in seen:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return bytes(seen)
+
+
+def _metalcast_console(url: str, pipe: SerialPipe) -> None:
+    """``metalcast node console`` on a terminal: output shown, keys typed, ``~.``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+    command = [sys.executable, "-m", "metalcast.cli.main", "--url", url, "node", "console"]
+    terminal, tty = pty.openpty()
+    with subprocess.Popen(
+        [*command, "con-cli"], stdin=tty, stdout=tty, stderr=tty, env=clean
+    ) as proc:
+        os.close(tty)
+        seen = bytearray()
+        try:
+            assert b"Connected" in _read_until(terminal, b"to leave", seen)
+            pipe.feed(b"con-cli login: ")
+            assert b"con-cli login: " in _read_until(terminal, b"login: ", seen)
+            os.write(terminal, b"root\r")
+            assert pipe.typed(wait_for=b"root\r").endswith(b"root\r")
+            os.write(terminal, b"~.")
+            assert proc.wait(timeout=60) == 0, bytes(seen)
+            assert b"~" not in pipe.typed()  # the escape is not typed at the node
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(terminal)
+
+
+def _log(url: str, ident: str) -> dict[str, Any]:
+    answer = httpx.get(f"{url}/v1/nodes/{ident}/console/log", headers=VERSION)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def test_baremetal_console_enable_show_and_a_restart(
+    run_server_in: Callable[..., contextlib.AbstractContextManager[Any]],
+    tmp_path: Path,
     bmcs: tuple[list[ServedBmc], list[SerialPipe]],
 ) -> None:
     served, pipes = bmcs
-    with start_metalcast_server() as server:
+    env = {
+        "METALCAST_CONDUCTOR__HEARTBEAT_INTERVAL": "1",
+        "METALCAST_CONDUCTOR__HEARTBEAT_TIMEOUT": "2",
+    }
+    with run_server_in(tmp_path / "state", env=env) as server:
         url = server.url
         uuid = _create(url, "con-cli", served[1], VERSION)
         baremetal(url, "node", "console", "enable", "con-cli")
@@ -156,18 +218,27 @@ def test_baremetal_console_enable_and_show(
             return bool(shown["console_enabled"])
 
         assert wait_for(enabled, timeout=60), shown
-        assert shown["console_info"]["url"].startswith(
-            f"ws://{url.split('://')[1]}/v1/nodes/{uuid}/"
-        )
+        host = url.split("://")[1]
+        assert shown["console_info"]["url"].startswith(f"ws://{host}/v1/nodes/{uuid}/")
         with connect(shown["console_info"]["url"]) as ws:
             pipes[1].feed(b"Debian GNU/Linux 12 con-cli ttyS0\r\n")
             assert b"con-cli ttyS0" in _received(ws, b"ttyS0")
+        _metalcast_console(url, pipes[1])
+        log = _metalcast(url, "node", "console-log", "con-cli")
+        assert log.returncode == 0, log.stderr
+        assert "con-cli ttyS0" in log.stdout and "con-cli login:" in log.stdout
+
+    # a new conductor process opens the console again (the BMC's payload, still
+    # held by the session of the one that stopped, is taken over)
+    with run_server_in(tmp_path / "state", env=env) as server:
+        url = server.url
+        assert wait_for(lambda: _log(url, "con-cli")["open"], timeout=60)
+        info = _console(url, "con-cli", VERSION).json()["console_info"]
+        with connect(info["url"]) as ws:
+            pipes[1].feed(b"after the restart\r\n")
+            assert b"after the restart" in _received(ws, b"restart")
         baremetal(url, "node", "console", "disable", "con-cli")
         assert wait_for(
-            lambda: (
-                not json.loads(
-                    baremetal(url, "node", "console", "show", "con-cli", "-f", "json").stdout
-                )["console_enabled"]
-            ),
-            timeout=60,
+            lambda: not _console(url, "con-cli", VERSION).json()["console_enabled"], timeout=60
         )
+        assert not _log(url, "con-cli")["open"]
