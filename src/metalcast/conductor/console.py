@@ -209,7 +209,7 @@ def reopen_consoles(rt: Runtime) -> int:
 
 def _enabled_consoles(rt: Runtime) -> list[Node]:
     mine = rt.owned()
-    filters = repo.NodeFilters(conductor_group=rt.settings.conductor_group)
+    filters = repo.NodeFilters(conductor_group=rt.settings.conductor_group, console_enabled=True)
     out: list[Node] = []
     marker: str | None = None
     with rt.db.read() as conn:

@@ -61,11 +61,13 @@ class ConsoleLog:
 
     def read(self, offset: int | None = None, *, wait: float = 0.0) -> ConsoleOutput:
         """Output from ``offset`` (None: the oldest kept), waiting up to ``wait``
-        seconds for some if there is none yet and the console is open."""
+        seconds for some, or for the console to open or close."""
         with self._changed:
             if offset is not None and wait > 0:
+                was_open = self.open
                 self._changed.wait_for(
-                    lambda: self._start + len(self._buffer) > offset or not self.open, wait
+                    lambda: self._start + len(self._buffer) > offset or self.open != was_open,
+                    wait,
                 )
             end = self._start + len(self._buffer)
             asked = self._start if offset is None else min(max(offset, 0), end)

@@ -10,7 +10,6 @@ for the image (reported by the agent)."""
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import ssl
 import threading
@@ -41,6 +40,8 @@ def test_deploy_a_lab_machine_from_its_own_disk_then_undeploy(
     check_metrics(lab, lab.node("lab-0")["uuid"])
     # the same boot, seen through the BMC's SOL and metalcast's websocket proxy
     seen = watcher.wait_for(b"METALCAST-USERDATA")
+    log = httpx.get(f"{lab.url}/v1/nodes/lab-0/console/log", verify=lab.verify).json()
+    assert b"METALCAST-USERDATA" in seen, (log, watcher.ended)
     for text in (
         b"iPXE",
         b"metalcast-agent",
@@ -58,18 +59,25 @@ class ConsoleWatcher:
 
     def __init__(self, url: str, ssl_context: ssl.SSLContext | None) -> None:
         options: dict[str, Any] = {"ssl": ssl_context} if ssl_context else {}
-        self._ws = connect(url, open_timeout=60, **options)
+        # no keepalive pings: a loaded TCG host may keep the server from answering
+        # one in time, and a quiet console is no reason to hang up
+        self._ws = connect(url, open_timeout=60, ping_interval=None, **options)
         self._changed = threading.Condition()
         self.data = bytearray()
+        self.ended = ""
         self._thread = threading.Thread(target=self._gather, daemon=True)
         self._thread.start()
 
     def _gather(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
+        try:
             for frame in self._ws:
                 with self._changed:
                     self.data += frame if isinstance(frame, bytes) else frame.encode()
                     self._changed.notify_all()
+        except ConnectionClosed as exc:
+            self.ended = repr(exc)
+        else:
+            self.ended = f"closed: {self._ws.close_code} {self._ws.close_reason}"
 
     def wait_for(self, text: bytes, timeout: float = 120) -> bytes:
         with self._changed:

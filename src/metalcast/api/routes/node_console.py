@@ -12,7 +12,9 @@ with a websocket, so the URL carries them: the ``token`` that
 callers the ``get_console`` rule lets see this node, valid for this node only and
 for ``conductor.console_token_ttl`` seconds (a connection made in time stays open).
 A connection without a valid token is refused before the handshake completes (403).
-The websocket closes (1000) when the console is disabled or its session ends.
+The websocket closes (1000) when the console is disabled; while a console that is
+enabled is being opened again (its conductor restarted, or another took the node
+over) it stays open and waits.
 """
 
 from __future__ import annotations
@@ -146,8 +148,22 @@ async def _print_from(
         if data:
             await websocket.send_bytes(data)
         offset = chunk.next_offset
-        if not chunk.open and not data:
+        if not chunk.open and not data and not await _still_enabled(deps, node_id):
             return
+
+
+async def _still_enabled(deps: Any, node_id: int) -> bool:
+    """Whether the node's console is still enabled: a console enabled but not open
+    is being opened again (a conductor restarted or took the node over)."""
+
+    def read() -> bool:
+        with deps.db.read() as conn:
+            return bool(repo.get_node_by_id(conn, node_id).console_enabled)
+
+    try:
+        return await anyio.to_thread.run_sync(read, limiter=_READERS)
+    except NotFound:
+        return False
 
 
 async def _read(deps: Any, request: ReadConsole, context: RequestContext) -> ConsoleChunk:
