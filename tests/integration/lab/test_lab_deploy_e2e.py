@@ -59,8 +59,8 @@ class ConsoleWatcher:
 
     def __init__(self, url: str, ssl_context: ssl.SSLContext | None) -> None:
         options: dict[str, Any] = {"ssl": ssl_context} if ssl_context else {}
-        # no keepalive pings: a loaded TCG host may keep the server from answering
-        # one in time, and a quiet console is no reason to hang up
+        # it only listens: a quiet console is no reason to hang up, whatever the
+        # pong times on a loaded TCG host
         self._ws = connect(url, open_timeout=60, ping_interval=None, **options)
         self._changed = threading.Condition()
         self.data = bytearray()
@@ -70,10 +70,11 @@ class ConsoleWatcher:
 
     def _gather(self) -> None:
         try:
-            for frame in self._ws:
-                with self._changed:
-                    self.data += frame if isinstance(frame, bytes) else frame.encode()
-                    self._changed.notify_all()
+            with self._ws:  # websockets wants its connections used as context managers
+                for frame in self._ws:
+                    with self._changed:
+                        self.data += frame if isinstance(frame, bytes) else frame.encode()
+                        self._changed.notify_all()
         except ConnectionClosed as exc:
             self.ended = repr(exc)
         else:
