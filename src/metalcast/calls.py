@@ -264,6 +264,47 @@ class SetConsoleMode(Call[None]):
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleChunk:
+    """Console output from ``offset`` on (``data`` base64-encoded), where the next
+    read starts, how many bytes before ``offset`` are no longer kept, and whether a
+    console still feeds the log."""
+
+    data: str
+    offset: int
+    next_offset: int
+    missed: int = 0
+    open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReadConsole(Call[ConsoleChunk]):
+    """The node's console output from ``offset`` (None: all the log keeps), waiting
+    up to ``wait`` seconds for some.  InvalidInput (400) without a console interface."""
+
+    node_id: int
+    offset: int | None = None
+    wait: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WriteConsole(Call[None]):
+    """Type ``data`` (base64) at the node's console.  InvalidInput (400) when it is not
+    enabled or takes no input."""
+
+    node_id: int
+    data: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConsoleToken(Call[bool]):
+    """Whether ``token`` (from GET .../states/console) opens this node's websocket
+    console now."""
+
+    node_id: int
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SetTargetRaidConfig(Call[None]):
     """Store the node's target RAID configuration once its RAID interface accepts it
     (InvalidInput, 400); ``{}`` clears it.  NotFound (404) when the node's RAID

@@ -176,6 +176,12 @@ class ConductorSettings(_Area):
     #: starts within timeout + interval/4 < 2 intervals of the last heartbeat)
     heartbeat_timeout: float = Field(default=15.0, gt=0)
     automated_clean: bool = True
+    #: bytes of each node's console output kept (the last ones), readable with
+    #: ``metalcast node console-log``
+    console_log_bytes: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024)
+    #: seconds the URL of a websocket console (GET .../states/console) may be used
+    #: to connect; a connection made in time stays open
+    console_token_ttl: float = Field(default=300.0, gt=0, le=86400)
     node_locked_retry_attempts: int = Field(default=3, ge=0)
     node_locked_retry_interval: float = Field(default=0.1, ge=0)
     #: seconds SIGTERM waits for in-flight work before parking it

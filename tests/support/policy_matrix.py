@@ -442,6 +442,7 @@ NODE_ACTIONS: tuple[Action, ...] = (
         fresh="node",
     ),
     _node("get console", "GET", "/states/console", f"{_N}get_console"),
+    _node("console log", "GET", "/console/log", f"{_N}get_console"),
     Action(
         "get console (tempest's path)",
         "GET",

@@ -30,6 +30,7 @@ from metalcast.api.routes import (
     identity,
     indicators,
     inspection_rules,
+    node_console,
     node_events,
     node_extras,
     node_states,
@@ -57,6 +58,7 @@ def routes() -> list[BaseRoute]:
         *nodes.ROUTES,
         *node_states.ROUTES,
         *indicators.ROUTES,
+        *node_console.ROUTES,
         *node_extras.ROUTES,
         *ports.ROUTES,
         *portgroups.ROUTES,
@@ -114,7 +116,12 @@ def create_app(settings: Settings, db: Database, conductor: ConductorClient) -> 
     )
     api_routes = routes()
     app = Starlette(
-        routes=[*api_routes, metrics.route(metrics.registry_for(db)), *dashboard.ROUTES],
+        routes=[
+            *api_routes,
+            *node_console.WEBSOCKET_ROUTES,
+            metrics.route(metrics.registry_for(db)),
+            *dashboard.ROUTES,
+        ],
         middleware=[Middleware(SessionCookie), Middleware(UnversionedPaths), middleware],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,

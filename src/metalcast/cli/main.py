@@ -23,6 +23,7 @@ import metalcast
 from metalcast.cli import (
     allocations,
     audit,
+    console,
     events,
     hosts,
     identity,
@@ -80,6 +81,8 @@ app.add_typer(identity.token_app, name="token")
 app.add_typer(audit.app, name="audit")
 app.add_typer(webhooks.app, name="webhook")
 app.command("whoami")(identity.whoami)
+nodes.app.command("console")(console.console)
+nodes.app.command("console-log")(console.console_log)
 app.command("events")(events.tail)
 app.add_typer(tls.app, name="tls")
 

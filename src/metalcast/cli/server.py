@@ -95,7 +95,12 @@ def build_conductor(
         backoff=cs.bmc_retry_backoff,
         poll_interval=cs.bmc_poll_interval,
     )
-    registry = default_registry(bmc_policy=policy, boot_files=boot, cleaning=settings.cleaning)
+    registry = default_registry(
+        bmc_policy=policy,
+        boot_files=boot,
+        cleaning=settings.cleaning,
+        console_log_bytes=cs.console_log_bytes,
+    )
     return ConductorService(settings, db, registry=registry, secret_box=secret_box)
 
 

@@ -8,6 +8,8 @@ returns the request's result; it raises what its operation raises.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,7 +31,7 @@ from metalcast.conductor import (
 from metalcast.conductor.flows import ProvisionOptions
 from metalcast.context import RequestContext
 from metalcast.db.models import Allocation, Node, Port, Portgroup, VolumeConnector, VolumeTarget
-from metalcast.errors import NotFound
+from metalcast.errors import InvalidInput, NotFound
 from metalcast_agent.protocol import HeartbeatReply
 
 if TYPE_CHECKING:
@@ -197,6 +199,27 @@ def _get_console(s: ConductorService, r: c.GetConsole, ctx: RequestContext) -> c
 @handles(c.SetConsoleMode)
 def _set_console_mode(s: ConductorService, r: c.SetConsoleMode, ctx: RequestContext) -> None:
     console.set_console_mode(s.rt, r.node_id, enabled=r.enabled, user=ctx.who)
+
+
+@handles(c.ReadConsole)
+def _read_console(s: ConductorService, r: c.ReadConsole, ctx: RequestContext) -> c.ConsoleChunk:
+    out = console.read_output(s.rt, r.node_id, offset=r.offset, wait=r.wait, user=ctx.who)
+    data = base64.b64encode(out.data).decode("ascii")
+    return c.ConsoleChunk(data, out.offset, out.next_offset, out.missed, out.open)
+
+
+@handles(c.CheckConsoleToken)
+def _check_console_token(s: ConductorService, r: c.CheckConsoleToken, ctx: RequestContext) -> bool:
+    return console.check_token(s.rt, r.node_id, r.token)
+
+
+@handles(c.WriteConsole)
+def _write_console(s: ConductorService, r: c.WriteConsole, ctx: RequestContext) -> None:
+    try:
+        data = base64.b64decode(r.data, validate=True)
+    except binascii.Error as exc:
+        raise InvalidInput("console input must be base64") from exc
+    console.send_input(s.rt, r.node_id, data, user=ctx.who)
 
 
 @handles(c.SetTargetRaidConfig)

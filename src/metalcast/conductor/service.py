@@ -27,7 +27,7 @@ from typing import Any, TypeVar, cast
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
 from metalcast.calls import Call
-from metalcast.conductor import discovery, periodics, recovery, sensors, takeover
+from metalcast.conductor import console, discovery, periodics, recovery, sensors, takeover
 from metalcast.conductor.allocator import Allocator
 from metalcast.conductor.clock import Clock, SystemClock
 from metalcast.conductor.handlers import HANDLERS
@@ -207,6 +207,7 @@ class ConductorService:
         self._spawn("catch-up", self.intervals.heartbeat, self.catch_up)
         self._spawn("takeover", self.intervals.takeover, self.take_over)
         self._spawn("sensors", self.intervals.sensors, self.collect_sensors)
+        self._spawn("consoles", self.intervals.heartbeat, self.reopen_consoles)
         self._spawn("prune-events", self.settings.events.prune_interval, self.prune_events)
         self._spawn("webhooks", self.settings.events.webhook_interval, self.webhooks.run_once)
         self.started = True
@@ -259,6 +260,11 @@ class ConductorService:
     def collect_sensors(self) -> dict[str, int]:
         """One pass of the sensor collection (what the periodic thread runs)."""
         return self.sensors.run_once()
+
+    def reopen_consoles(self) -> int:
+        """Open the enabled consoles of this conductor's nodes that are not open here
+        (after a restart or a takeover); returns how many."""
+        return console.reopen_consoles(self.rt)
 
     def check_wait_timeouts(self) -> int:
         """Fail the nodes that waited too long; returns how many."""

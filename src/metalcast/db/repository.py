@@ -69,6 +69,8 @@ class NodeFilters:
     ids: Sequence[int] | None = field(default=None)
     #: leave out the nodes in these provision states (the power sync's)
     not_in_states: frozenset[str] | None = None
+    #: only nodes whose console is (not) enabled (the conductor's console reopening)
+    console_enabled: bool | None = None
 
 
 def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
@@ -85,6 +87,7 @@ def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
         "chassis_id": n.chassis_id,
         "retired": n.retired,
         "instance_uuid": n.instance_uuid,
+        "console_enabled": n.console_enabled,
     }
     for name, col in equal.items():
         value = getattr(f, name)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from metalcast.drivers import raid
+from metalcast.drivers.console_log import ConsoleOutput
 from metalcast.errors import FatalDriverError, InvalidInput
 from metalcast.states import PowerState, PowerTarget
 
@@ -480,7 +481,30 @@ class ConsoleInterface(Interface):
     @abc.abstractmethod
     def get_console(self, ctx: DriverContext) -> dict[str, Any]:
         """How to reach the console: ``{"type": ..., "url": ...}`` (``{}``: nothing
-        to reach, as a fake console)."""
+        to reach, as a fake console).  ``{"type": "websocket"}``: through metalcast's
+        own websocket proxy, which then reads :meth:`console_output` and writes
+        :meth:`console_input`; the API fills in its URL."""
+
+    def console_output(
+        self, ctx: DriverContext, *, offset: int | None, wait: float
+    ) -> ConsoleOutput:
+        """The console's output from ``offset`` on (None: all the log keeps), waiting
+        up to ``wait`` seconds for some.  By default there is none."""
+        return ConsoleOutput(data=b"", offset=0, next_offset=0, open=False)
+
+    def console_input(self, ctx: DriverContext, data: bytes) -> None:
+        """Type ``data`` at the console.
+
+        Raises:
+            InvalidInput: this console takes no input, or it is not open.
+            DriverError: the BMC did not take it.
+        """
+        raise InvalidInput(f"the {self.name} console takes no input")
+
+    def console_alive(self, ctx: DriverContext) -> bool:
+        """Whether an enabled console is still connected here (False: the conductor
+        opens it again, after a restart or a takeover).  By default always."""
+        return True
 
 
 class RAIDInterface(Interface):

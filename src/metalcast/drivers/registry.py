@@ -30,11 +30,13 @@ from metalcast.drivers.base import (
     StepSpec,
 )
 from metalcast.drivers.bmc_call import CallPolicy
+from metalcast.drivers.console_log import DEFAULT_LIMIT
 from metalcast.drivers.direct import DirectDeploy
 from metalcast.drivers.fake.injection import Sleep
 from metalcast.drivers.hardware import BUILTIN_HARDWARE_TYPES
 from metalcast.drivers.ipmi.client import IpmiSessions
 from metalcast.drivers.ipmi.hardware import IPMI_HARDWARE, ipmi_factories
+from metalcast.drivers.ipmi.sol import SolConsoles
 from metalcast.drivers.netboot import BootFiles, IPXEBoot, PXEBoot
 from metalcast.drivers.redfish.client import RedfishSessions
 from metalcast.drivers.redfish.hardware import REDFISH_HARDWARE, redfish_factories
@@ -225,6 +227,7 @@ def default_registry(
     bmc_policy: CallPolicy | None = None,
     boot_files: BootFiles | None = None,
     cleaning: CleaningSettings | None = None,
+    console_log_bytes: int = DEFAULT_LIMIT,
 ) -> DriverRegistry:
     """The built-in hardware types plus those of the ``metalcast.hardware_types`` group.
 
@@ -235,6 +238,7 @@ def default_registry(
     files (the boot services); without it they fail with a clear error.
     ``cleaning`` sets the ``direct`` deploy's erase steps (their priorities, how the
     agent erases).
+    ``console_log_bytes`` bounds each node's console log.
 
     Raises:
         MetalcastError: an entry point is not a HardwareType or reuses a name.
@@ -249,7 +253,7 @@ def default_registry(
         types.append(loaded)
     factories: dict[type[Interface], InterfaceFactory] = {
         **fake.fake_factories(fake_bmc or fake.FakeBmcState(), sleep=sleep),
-        **ipmi_factories(IpmiSessions(policy=bmc_policy)),
+        **ipmi_factories(IpmiSessions(policy=bmc_policy), SolConsoles(log_bytes=console_log_bytes)),
         **redfish_factories(RedfishSessions(policy=bmc_policy)),
         IPXEBoot: functools.partial(IPXEBoot, boot_files),
         PXEBoot: functools.partial(PXEBoot, boot_files),

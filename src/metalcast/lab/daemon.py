@@ -56,6 +56,7 @@ def serve(lab_dir: Path) -> int:
         LabError: there is no lab state in ``lab_dir``.
     """
     from metalcast.lab.bmc.fleet import Fleet, Layout  # pyghmi: only in the daemon
+    from metalcast.lab.bmc.sol import SerialLogTail
 
     state = read_state(lab_dir)
     if state is None:
@@ -63,7 +64,15 @@ def serve(lab_dir: Path) -> int:
     stop = _stop_on_signals()
     machines = [QemuMachine(machine_spec(node), state.qemu_settings) for node in state.nodes]
     layout = Layout(address=state.bmc_address, ipmi_base_port=state.nodes[0].bmc_port)
-    fleet = Fleet(machines, username=state.bmc_username, password=state.bmc_password, layout=layout)
+    # each BMC serves its machine's serial port (the file QEMU writes it to) over SOL
+    serials = {node.name: SerialLogTail(node.serial_log) for node in state.nodes}
+    fleet = Fleet(
+        machines,
+        username=state.bmc_username,
+        password=state.bmc_password,
+        layout=layout,
+        serials=serials,
+    )
     try:
         fleet.start()
     except OSError as exc:

@@ -1,7 +1,8 @@
 """The first end-to-end deploy, in the virtual lab: a QEMU machine network-boots into
 metalcast's agent, which writes a real bootable disk image and a config drive; the
-machine then boots from its own disk and reads the config drive.  Undeploy erases the
-disk's metadata again; manual cleaning with ``erase_devices`` then zeroes both its
+machine then boots from its own disk and reads the config drive, all of it seen on
+its serial console through IPMI SOL and metalcast's websocket proxy.  Undeploy erases
+the disk's metadata again; manual cleaning with ``erase_devices`` then zeroes both its
 disks, checked from the host.  All through the real CLIs, the real server with its boot services
 (dnsmasq, iPXE, HTTP) inside the lab's network namespace, and IPMI to the machine.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import ssl
 import subprocess
 import threading
 import time
@@ -22,6 +24,8 @@ import httpx
 import pytest
 from lablib import API_HEADERS, DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, undeploy
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 # a whole deploy under TCG on a loaded CI machine outlasts the suite's 300 s default
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -32,10 +36,23 @@ def test_deploy_a_lab_machine_from_its_own_disk_then_undeploy(
 ) -> None:
     lab = lab_env
     lab.up(nodes=1)
+    watcher = watch_console(lab)
 
     console = deploy_and_boot(lab, lab_disk_image, tmp_path, hostname="e2e-node.lab")
     assert "METALCAST-DISK-FIRMWARE bios" in console
     check_metrics(lab, lab.node("lab-0")["uuid"])
+    # the same boot, seen through the BMC's SOL and metalcast's websocket proxy
+    seen = watcher.wait_for(b"METALCAST-USERDATA")
+    log = httpx.get(f"{lab.url}/v1/nodes/lab-0/console/log", verify=lab.verify).json()
+    assert b"METALCAST-USERDATA" in seen, (log, watcher.ended)
+    for text in (
+        b"iPXE",
+        b"metalcast-agent",
+        b"METALCAST-DISK-FIRMWARE bios",
+        b"METALCAST-USERDATA",
+    ):
+        assert text in seen, text
+    watcher.stop()
 
     undeploy(lab, tmp_path)  # partition table and boot code erased
     erase_both_disks(lab, tmp_path)
@@ -80,6 +97,61 @@ def zeroed(disk: Path, scratch: Path) -> bool:
     blank.unlink()
     assert compared.returncode in (0, 1), compared.stderr
     return compared.returncode == 0
+
+
+class ConsoleWatcher:
+    """Everything a websocket console connection receives, gathered by a thread."""
+
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None) -> None:
+        options: dict[str, Any] = {"ssl": ssl_context} if ssl_context else {}
+        # it only listens: a quiet console is no reason to hang up, whatever the
+        # pong times on a loaded TCG host
+        self._ws = connect(url, open_timeout=60, ping_interval=None, **options)
+        self._changed = threading.Condition()
+        self.data = bytearray()
+        self.ended = ""
+        self._thread = threading.Thread(target=self._gather, daemon=True)
+        self._thread.start()
+
+    def _gather(self) -> None:
+        try:
+            with self._ws:  # websockets wants its connections used as context managers
+                for frame in self._ws:
+                    with self._changed:
+                        self.data += frame if isinstance(frame, bytes) else frame.encode()
+                        self._changed.notify_all()
+        except ConnectionClosed as exc:
+            self.ended = repr(exc)
+        else:
+            self.ended = f"closed: {self._ws.close_code} {self._ws.close_reason}"
+
+    def wait_for(self, text: bytes, timeout: float = 120) -> bytes:
+        with self._changed:
+            self._changed.wait_for(lambda: text in self.data, timeout)
+            return bytes(self.data)
+
+    def stop(self) -> None:
+        self._ws.close()
+        self._thread.join(timeout=30)
+
+
+def watch_console(lab: Lab) -> ConsoleWatcher:
+    """Enable lab-0's ``ipmi-sol`` console and connect to it through the proxy."""
+    baremetal(lab, "node", "set", "lab-0", "--console-interface", "ipmi-sol")
+    baremetal(lab, "node", "console", "enable", "lab-0")
+    deadline = time.monotonic() + 120
+    while True:
+        shown = httpx.get(
+            f"{lab.url}/v1/nodes/lab-0/states/console",
+            headers={"X-OpenStack-Ironic-API-Version": "1.60"},
+            verify=lab.verify,
+        ).json()
+        if shown["console_enabled"]:
+            break
+        assert time.monotonic() < deadline, f"console not enabled: {lab.node('lab-0')}"
+        time.sleep(0.5)
+    verify = lab.verify
+    return ConsoleWatcher(shown["console_info"]["url"], verify if verify is not True else None)
 
 
 def check_metrics(lab: Lab, uuid: str) -> None:

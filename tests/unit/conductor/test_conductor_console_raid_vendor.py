@@ -204,3 +204,29 @@ def test_driver_vendor_passthru_reads_the_fake_bmc(env: Env) -> None:
         )
     with pytest.raises(NotFound):
         env.service.execute(DriverVendorMethods("nope"), context=ALICE)
+
+
+def test_console_tokens_open_one_node_until_they_expire(env: Env) -> None:
+    from metalcast.conductor.console import check_token, issue_token
+
+    one, other = env.create(), env.create()
+    token = issue_token(env.service.rt, one.uuid, expires=4102444800)  # 2100
+    assert check_token(env.service.rt, one.id, token)
+    assert not check_token(env.service.rt, other.id, token)
+    stale = issue_token(env.service.rt, one.uuid, expires=1)
+    assert not check_token(env.service.rt, one.id, stale)
+    stamp, _, signature = token.partition(".")
+    assert not check_token(env.service.rt, one.id, f"{int(stamp) + 1}.{signature}")
+    assert not check_token(env.service.rt, one.id, "garbage")
+
+
+def test_console_output_and_input_of_a_console_without_a_log(env: Env) -> None:
+    from metalcast.calls import ReadConsole, WriteConsole
+
+    node = console(env, env.create(), True)
+    chunk = env.service.execute(ReadConsole(node.id), context=ALICE)
+    assert (chunk.data, chunk.open) == ("", False)
+    with pytest.raises(OperationFailed, match="takes no input"):
+        env.service.execute(WriteConsole(node.id, "eA=="), context=ALICE)
+    with pytest.raises(InvalidInput, match="base64"):
+        env.service.execute(WriteConsole(node.id, "not base64!"), context=ALICE)

@@ -27,7 +27,7 @@ from metalcast.api.operations import (
 )
 from metalcast.api.operations import string as text
 from metalcast.api.params import parse_bool
-from metalcast.api.routes import runbooks
+from metalcast.api.routes import node_console, runbooks
 from metalcast.api.schema import Field, check_choice, describe, validate_body
 from metalcast.api.versions import Version, allows, shows
 from metalcast.api.views.common import iso
@@ -520,7 +520,11 @@ CONSOLE = Named(
 def get_console(call: Call) -> object:
     node = _load(call, "baremetal:node:get_console")
     console = call.deps.conductor.call(GetConsole(node.id), context=call.context)
-    return {"console_enabled": console.enabled, "console_info": mask(console.info)}
+    info = console.info
+    if info is not None and info.get("type") == "websocket":
+        info = node_console.websocket_url(call, node.uuid, info)
+        return {"console_enabled": console.enabled, "console_info": info}
+    return {"console_enabled": console.enabled, "console_info": mask(info)}
 
 
 _CONSOLE_BODY = obj(

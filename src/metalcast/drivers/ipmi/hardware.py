@@ -24,7 +24,9 @@ from metalcast.drivers import (
 )
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.ipmi.client import IpmiSessions
+from metalcast.drivers.ipmi.console import IPMISolConsole
 from metalcast.drivers.ipmi.interfaces import IPMIManagement, IPMIPower
+from metalcast.drivers.ipmi.sol import SolConsoles
 
 IPMI_HARDWARE = HardwareType(
     name="ipmi",
@@ -33,7 +35,7 @@ IPMI_HARDWARE = HardwareType(
         {
             "bios": (noop.NoBIOS, fake.FakeBIOS),
             "boot": (netboot.IPXEBoot, netboot.PXEBoot, fake.FakeBoot),
-            "console": (noop.NoConsole, fake.FakeConsole),
+            "console": (noop.NoConsole, IPMISolConsole, fake.FakeConsole),
             "deploy": (direct.DirectDeploy, fake.FakeDeploy),
             "firmware": (noop.NoFirmware, fake.FakeFirmware),
             "inspect": (inspect_agent.AgentInspect, noop.NoInspect, fake.FakeInspect),
@@ -51,10 +53,14 @@ IPMI_HARDWARE = HardwareType(
 
 def ipmi_factories(
     sessions: IpmiSessions | None = None,
+    consoles: SolConsoles | None = None,
 ) -> dict[type[Interface], Callable[[], Interface]]:
-    """Constructors for the IPMI interfaces, sharing ``sessions`` (a new pool by default)."""
+    """Constructors for the IPMI interfaces, sharing ``sessions`` (a new pool by
+    default) and the SOL ``consoles`` this conductor holds."""
     pool = sessions or IpmiSessions()
+    held = consoles or SolConsoles()
     return {
         IPMIPower: functools.partial(IPMIPower, pool),
         IPMIManagement: functools.partial(IPMIManagement, pool),
+        IPMISolConsole: functools.partial(IPMISolConsole, held),
     }

@@ -173,10 +173,10 @@ def _forget_leftovers(target: IpmiTarget) -> None:
                 and (session.bmc, session.port, session.userid)
                 == (target.address, target.port, username)
             ):
-                _silence(session)
+                silence(session)
 
 
-def _silence(session: Any) -> None:
+def silence(session: Any) -> None:
     """Stop a pyghmi session for good, without a packet to the BMC.
 
     Marked broken, pyghmi hands it to no later ``Command``; with nothing to resend
@@ -247,7 +247,7 @@ class PyghmiClient:
         Another thread may still be waiting on it (a call that outlived its
         deadline); marked broken, pyghmi hands it to no later ``Command``.
         """
-        _silence(self._command.ipmi_session)
+        silence(self._command.ipmi_session)
 
 
 def _reading(raw: Any) -> SensorReading:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
 from metalcast.drivers.ipmi.eventloop import wake_io_thread
 from metalcast.lab.bmc.ipmi import DETACH_GRACE, IpmiBmc
 from metalcast.lab.bmc.redfish import RedfishBmc
+from metalcast.lab.bmc.sol import SerialSource
 from metalcast.lab.machine import Machine, SimulatedMachine
 
 
@@ -92,8 +93,11 @@ class Fleet:
         username: str = "admin",
         password: str = "password",
         layout: Layout | None = None,
+        serials: Mapping[str, SerialSource] | None = None,
     ) -> None:
+        """``serials``: the serial ports of machines by name, served over IPMI SOL."""
         self.machines = list(machines)
+        self.serials = dict(serials or {})
         self.username = username
         self.password = password
         self.layout = layout or Layout()
@@ -120,6 +124,7 @@ class Fleet:
     def stop(self) -> None:
         """Close every port."""
         for ipmi in self._ipmi:
+            ipmi.stop_sol()
             ipmi.detach()
         if self._ipmi:
             wake_io_thread()
@@ -158,6 +163,7 @@ class Fleet:
                 password=self.password,
                 port=base + i if base else 0,
                 address=address,
+                serial=self.serials.get(machine.name),
             )
             self._ipmi.append(bmc)
             self.bmcs.append(ServedBmc(machine, "ipmi", address, bmc.port))

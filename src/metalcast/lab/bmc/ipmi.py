@@ -2,7 +2,9 @@
 
 :class:`IpmiBmc` is a ``pyghmi.ipmi.bmc.Bmc`` serving chassis power control and
 status, boot options (device, persistence, UEFI flag: IPMI v2.0 boot flags
-parameter 5), NMI, the system GUID, and sensors through an SDR repository.  Any
+parameter 5), NMI, the system GUID, sensors through an SDR repository, and
+Serial-over-LAN from the machine's serial port when it is given one
+(:mod:`metalcast.lab.bmc.sol`).  Any
 number of them run in one process: pyghmi serves every BMC socket from one event
 loop (see :mod:`metalcast.drivers.ipmi.eventloop`), so handlers never block: they
 only read and change the machine.
@@ -26,6 +28,7 @@ from pyghmi.ipmi.private import session as pyghmi_session
 from metalcast.drivers.ipmi.eventloop import ensure_event_pump, wake_io_thread
 from metalcast.lab.bmc import ipmi_sdr
 from metalcast.lab.bmc.rmcp import SUITES, LabSession
+from metalcast.lab.bmc.sol import PACKET_BYTES, SerialSource, SolRelay
 from metalcast.lab.machine import (
     BootDevice,
     BootMode,
@@ -42,6 +45,9 @@ LOG = logging.getLogger(__name__)
 CC_OK = 0x00
 CC_PARAMETER_NOT_SUPPORTED = 0x80
 CC_INVALID_COMMAND = 0xC1
+#: Activate Payload: "payload already active on another session" / "disabled"
+CC_PAYLOAD_ACTIVE = 0x80
+CC_PAYLOAD_DISABLED = 0x81
 CC_INVALID_DATA = 0xCC
 CC_NOT_IN_PRESENT_STATE = 0xD5
 
@@ -76,9 +82,11 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         port: int = 0,
         address: str = "127.0.0.1",
         suites: Collection[int] | None = None,
+        serial: SerialSource | None = None,
     ) -> None:
         """``suites``: the cipher suite numbers offered (default: every one in
-        :data:`~metalcast.lab.bmc.rmcp.SUITES`); a proposal of another is refused."""
+        :data:`~metalcast.lab.bmc.rmcp.SUITES`); a proposal of another is refused.
+        ``serial``: the machine's serial port, served as SOL (none: SOL disabled)."""
         ensure_event_pump()
         super().__init__({username: password}, port=port, address=address)
         # pyghmi routes session packets by this port: make it the bound one.
@@ -88,6 +96,7 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         self.uuid = uuidlib.UUID(machine.uuid)
         self.sdr = ipmi_sdr.SensorRepository(machine)
         self.suites = tuple(s for s in SUITES if suites is None or s.number in suites)
+        self.relay = None if serial is None else SolRelay(serial, name=machine.name)
 
     def password_for(self, username: bytes) -> bytes | None:
         """The password of ``username``; None if unknown or logins are refused."""
@@ -171,10 +180,65 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
     # -- requests ----------------------------------------------------------------
 
     def handle_raw_request(self, request: dict[str, Any], session: Any) -> Any:
-        if self.sdr.handles(request["netfn"], request["command"]):
-            code, data = self.sdr.answer(request["netfn"], request["command"], request["data"])
+        netfn, command = request["netfn"], request["command"]
+        if self.sdr.handles(netfn, command):
+            code, data = self.sdr.answer(netfn, command, request["data"])
             return session.send_ipmi_response(code=code, data=data)
+        if (netfn, command) == (0x06, 0x4B):
+            return self._payload_instance_info(session)
+        if (netfn, command) == (0x0C, 0x22):
+            return self._sol_parameter(request["data"], session)
         return super().handle_raw_request(request, session)
+
+    # -- serial over LAN ---------------------------------------------------------
+
+    def activate_payload(self, request: dict[str, Any], session: Any) -> None:
+        """Activate Payload (IPMI v2.0 24.1): the SOL payload, instance 1."""
+        if self.relay is None:
+            session.send_ipmi_response(code=CC_PAYLOAD_DISABLED)
+            return
+        if not self.relay.activate(session):
+            session.send_ipmi_response(code=CC_PAYLOAD_ACTIVE)
+            return
+        self.sol = session  # pyghmi's Bmc reads these; the relay holds the console
+        self.activated = True
+        size = [PACKET_BYTES & 0xFF, PACKET_BYTES >> 8]
+        port = [self.port & 0xFF, self.port >> 8]
+        session.send_ipmi_response(data=[0, 0, 0, 0, *size, *size, *port, 0xFF, 0xFF])
+
+    def deactivate_payload(self, request: dict[str, Any], session: Any) -> None:
+        """Deactivate Payload (IPMI v2.0 24.2), from the session holding it or any
+        other (``sol deactivate`` frees a payload its client left behind)."""
+        if self.relay is None:
+            session.send_ipmi_response(code=CC_PAYLOAD_DISABLED)
+            return
+        if not self.relay.deactivate():
+            session.send_ipmi_response(code=CC_PAYLOAD_ACTIVE)
+            return
+        self.sol, self.activated = None, False
+        session.send_ipmi_response()
+
+    def _payload_instance_info(self, session: Any) -> None:
+        """Get Payload Instance Info (IPMI v2.0 24.5): who holds the SOL payload."""
+        holder = self.relay.holder() if self.relay is not None else None
+        owner = bytes(4) if holder is None else bytes(holder.managedsessionid)
+        session.send_ipmi_response(data=[*owner, *bytes(8)])
+
+    def _sol_parameter(self, data: list[int], session: Any) -> None:
+        """Get SOL Configuration Parameters (IPMI v2.0 26.3), as ipmitool reads them."""
+        revision = 0x11
+        if not data or len(data) < 2:
+            session.send_ipmi_response(code=CC_INVALID_DATA)
+            return
+        if data[0] & 0x80:  # the revision only
+            session.send_ipmi_response(data=[revision])
+            return
+        values = _sol_parameters(enabled=self.relay is not None, port=self.port)
+        value = values.get(data[1])
+        if value is None:
+            session.send_ipmi_response(code=CC_PARAMETER_NOT_SUPPORTED)
+            return
+        session.send_ipmi_response(data=[revision, *value])
 
     def sessionless_data(self, data: bytes, sockaddr: Any) -> None:
         if self.machine.faults.swallow():
@@ -221,10 +285,16 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
 
     def close(self) -> None:
         """Stop answering and release the UDP port."""
+        self.stop_sol()
         self.detach()
         wake_io_thread()
         time.sleep(DETACH_GRACE)
         self.serversocket.close()
+
+    def stop_sol(self) -> None:
+        """Stop relaying the serial port (and close it)."""
+        if self.relay is not None:
+            self.relay.stop()
 
     def detach(self) -> None:
         """Stop answering.  The socket stays open until :meth:`close` (or the caller)
@@ -240,6 +310,21 @@ class IpmiBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
                     handlers.pop(peer, None)
         if self.serversocket in pyghmi_session.iosockets:
             pyghmi_session.iosockets.remove(self.serversocket)
+
+
+def _sol_parameters(*, enabled: bool, port: int) -> dict[int, list[int]]:
+    """The SOL configuration parameters by number (IPMI v2.0 table 26-5)."""
+    return {
+        0: [0],  # set complete
+        1: [1 if enabled else 0],
+        2: [0x02],  # user privilege suffices; encryption and authentication optional
+        3: [0x0C, 0x60],  # accumulate 60 ms, send at 96 characters
+        4: [0x07, 0x32],  # 7 retries, 500 ms apart
+        5: [0x0A],  # 115200 bit/s, non-volatile
+        6: [0x0A],  # and volatile
+        7: [0x01],  # the LAN channel
+        8: [port & 0xFF, port >> 8],
+    }
 
 
 def _override_from_flags(flags: int, device_bits: int) -> BootOverride | None:

@@ -166,6 +166,22 @@ class LabSession(serversession.ServerSession):  # type: ignore[misc]
             return None
         return super()._handle_ipmi_packet(data, sockaddr=sockaddr, qent=qent)
 
+    def send_payload(
+        self,
+        payload: Any = (),
+        payload_type: Any = None,
+        retry: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Send without keeping the packet to retry: a BMC answers, it never retries.
+
+        pyghmi's server sessions send their answers as a client sends requests:
+        kept as the payload in flight, which holds back every later packet with
+        data until the peer acknowledges it.  Only an SOL packet ever is, so once
+        an answer had been sent, the console's next output waited for nothing.
+        """
+        return super().send_payload(payload, payload_type, retry=False, **kwargs)
+
     def sessionless_data(self, data: bytes, sockaddr: Any) -> None:
         """A packet routed here that turned out to be sessionless: the BMC's."""
         self.bmc.handle_sessionless(data, sockaddr)

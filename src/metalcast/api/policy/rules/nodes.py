@@ -254,6 +254,7 @@ NODE_RULES: tuple[Rule, ...] = (
         SYSTEM_MEMBER_OR_OWNER_MEMBER,
         "Get Node console connection information",
         ("GET", f"{_N}/states/console"),
+        ("GET", f"{_N}/console/log"),
     ),
     _node(
         "set_console_state",
