@@ -17,9 +17,10 @@ from pathlib import Path
 
 from metalcast_agent.environment import Environment
 from metalcast_agent.errors import DiskError
-from metalcast_agent.hardware import Disk, list_disks
+from metalcast_agent.hardware import list_disks
 from metalcast_agent.hints import describe
 from metalcast_agent.log import get_logger
+from metalcast_agent.protocol import Disk
 
 MIB = 1024**2
 BLKGETSIZE64 = 0x80081272

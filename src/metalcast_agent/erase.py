@@ -54,9 +54,9 @@ from metalcast_agent.disks import (
 )
 from metalcast_agent.environment import Environment
 from metalcast_agent.errors import DiskError, InvalidArguments
-from metalcast_agent.hardware import Disk
 from metalcast_agent.hints import format_size
 from metalcast_agent.log import get_logger
+from metalcast_agent.protocol import Disk
 
 BLKZEROOUT = 0x127F  # _IO(0x12, 127): zero a byte range {start, length}
 #: bytes per BLKZEROOUT call: progress is reported after each

@@ -21,9 +21,9 @@ from pathlib import Path
 from metalcast_agent import lldp
 from metalcast_agent.environment import Environment
 from metalcast_agent.protocol import (
+    Disk,
     Inventory,
     InventoryCpu,
-    InventoryDisk,
     InventoryInterface,
     InventoryMemory,
     InventorySystem,
@@ -34,32 +34,6 @@ SECTOR = 512  # /sys/block/*/size counts 512-byte sectors whatever the disk's se
 _NOT_DISKS = ("loop", "ram", "zram", "sr", "fd", "dm-", "md", "nbd", "zd")
 _ARPHRD_LOOPBACK = "772"
 _SIOCGIFADDR = 0x8915
-
-
-@dataclass(frozen=True, slots=True)
-class Disk:
-    """A whole disk the agent may write to."""
-
-    name: str  # "/dev/vda"
-    size: int  # bytes
-    model: str | None = None
-    serial: str | None = None
-    wwn: str | None = None
-    vendor: str | None = None
-    rotational: bool = False
-
-    def to_json(self, *, by_path: str | None = None) -> InventoryDisk:
-        """The disk as the inventory reports it."""
-        return InventoryDisk(
-            name=self.name,
-            size=self.size,
-            model=self.model,
-            serial=self.serial,
-            wwn=self.wwn,
-            vendor=self.vendor,
-            rotational=self.rotational,
-            by_path=by_path,
-        )
 
 
 @dataclass(frozen=True, slots=True)

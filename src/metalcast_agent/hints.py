@@ -17,8 +17,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 
 from metalcast_agent.errors import DiskError, InvalidArguments
-from metalcast_agent.hardware import Disk
-from metalcast_agent.protocol import DEVICE_HINTS
+from metalcast_agent.protocol import DEVICE_HINTS, Disk
 
 GIB = 1024**3
 MIB = 1024**2

@@ -41,9 +41,10 @@ from metalcast_agent.disks import (
     reread_partitions,
 )
 from metalcast_agent.errors import ChecksumMismatch, DiskError, DownloadError, InvalidArguments
-from metalcast_agent.hardware import Disk, list_disks
+from metalcast_agent.hardware import list_disks
 from metalcast_agent.hints import format_size, select_root_device, too_small
 from metalcast_agent.log import get_logger, redact_url
+from metalcast_agent.protocol import Disk
 
 BLOCK = 1024**2
 #: blocks in flight between the reading, hashing and writing threads

@@ -110,6 +110,32 @@ class InventoryDisk(TypedDict):
     by_path: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Disk:
+    """A whole disk the agent may write to."""
+
+    name: str  # "/dev/vda"
+    size: int  # bytes
+    model: str | None = None
+    serial: str | None = None
+    wwn: str | None = None
+    vendor: str | None = None
+    rotational: bool = False
+
+    def to_json(self, *, by_path: str | None = None) -> InventoryDisk:
+        """The disk as the inventory reports it."""
+        return InventoryDisk(
+            name=self.name,
+            size=self.size,
+            model=self.model,
+            serial=self.serial,
+            wwn=self.wwn,
+            vendor=self.vendor,
+            rotational=self.rotational,
+            by_path=by_path,
+        )
+
+
 class InventoryInterface(TypedDict):
     """A NIC (an item of Ironic's ``inventory.interfaces``)."""
 

@@ -31,10 +31,10 @@ from metalcast_agent.commands import CommandContext
 from metalcast_agent.disks import erase_metadata
 from metalcast_agent.environment import Environment
 from metalcast_agent.errors import InvalidArguments, RaidError
-from metalcast_agent.hardware import SECTOR, Disk, list_disks, read_attr
+from metalcast_agent.hardware import SECTOR, list_disks, read_attr
 from metalcast_agent.hints import GIB, MIB, check_hints, describe, format_size, matches
 from metalcast_agent.log import get_logger
-from metalcast_agent.protocol import SOFTWARE_RAID, SOFTWARE_RAID_LEVELS
+from metalcast_agent.protocol import SOFTWARE_RAID, SOFTWARE_RAID_LEVELS, Disk
 
 #: the md superblock format: version 1.0 lives at the end of each member
 METADATA = "1.0"

@@ -21,9 +21,8 @@ from typing import Any, cast
 from metalcast.errors import InvalidInput
 from metalcast_agent import hints as agent_hints
 from metalcast_agent.errors import AgentError
-from metalcast_agent.hardware import Disk
+from metalcast_agent.protocol import Disk, InventoryDisk
 from metalcast_agent.protocol import Inventory as Inventory
-from metalcast_agent.protocol import InventoryDisk
 
 #: the largest inventory stored, as compact JSON
 MAX_BYTES = 1024 * 1024

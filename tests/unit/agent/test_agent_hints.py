@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from metalcast_agent.errors import DiskError, InvalidArguments
-from metalcast_agent.hardware import Disk
 from metalcast_agent.hints import GIB, select_root_device
+from metalcast_agent.protocol import Disk
 
 DISKS = [
     Disk(

@@ -17,8 +17,8 @@ from metalcast_agent import tools
 from metalcast_agent.commands import CommandContext
 from metalcast_agent.errors import InvalidArguments, RaidError
 from metalcast_agent.handlers import default_handlers
-from metalcast_agent.hardware import Disk
 from metalcast_agent.imagewrite import write_image
+from metalcast_agent.protocol import Disk
 from metalcast_agent.raid import plan_arrays
 
 GIB = 1024**3

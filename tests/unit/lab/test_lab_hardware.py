@@ -13,8 +13,8 @@ from metalcast.lab.machine import BootMode
 from metalcast.lab.network import mac_address, tap_name
 from metalcast.lab.qemu import QemuSettings, qemu_command
 from metalcast.lab.state import MANUFACTURER, PRODUCT, LabState, machine_spec
-from metalcast_agent.hardware import Disk as AgentDisk
 from metalcast_agent.hints import GIB, select_root_device
+from metalcast_agent.protocol import Disk as AgentDisk
 
 
 def _option_values(args: list[str], option: str) -> list[str]:
