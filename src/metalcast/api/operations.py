@@ -117,8 +117,8 @@ def version_note(feature: str) -> str:
     needed = FEATURES[feature]
     if needed > MAX_VERSION:
         return (
-            f"Ironic {needed}; metalcast accepts it at every version and shows it in "
-            f"responses from {MAX_VERSION}."
+            f"Ironic {needed}; metalcast serves it from its maximum, {MAX_VERSION} "
+            "(what 'latest' gets)."
         )
     return f"From API version {needed}."
 

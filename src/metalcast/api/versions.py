@@ -7,8 +7,10 @@ Ironic versions its v1 API with microversions ``1.Y`` requested through the
 :data:`MAX_VERSION` is the highest version whose every feature metalcast serves (see
 ``docs/api-compat.md``).  :data:`FEATURES` maps each feature to the Ironic version
 that introduced it.  Features Ironic introduced *above* our maximum are metalcast
-additions here: their endpoints, filters and request fields are accepted whatever the
-requested version, and their response fields show from :data:`MAX_VERSION` on.
+additions here, served at :data:`MAX_VERSION` (what ``latest`` and a negotiating
+client get): their endpoints, filters, request fields and response fields are there
+from :data:`MAX_VERSION` on, and an older request meets them as Ironic's would an
+endpoint newer than the request (404, 405 for a write).
 
 Errors: ``NotAcceptable`` (406) for a version outside the range, ``InvalidInput``
 (400) for a header that is not a version; :func:`require` raises ``NotFound`` (404)
@@ -158,9 +160,8 @@ FEATURES: Mapping[str, Version] = {
 
 def allows(feature: str, version: Version) -> bool:
     """Whether a request at ``version`` may use ``feature`` (an endpoint, filter,
-    request field or verb).  Features above :data:`MAX_VERSION` always may."""
-    needed = FEATURES[feature]
-    return needed > MAX_VERSION or version >= needed
+    request field or verb).  Features above :data:`MAX_VERSION` may at it."""
+    return version >= min(FEATURES[feature], MAX_VERSION)
 
 
 class MethodNotAllowed(MetalcastError):
