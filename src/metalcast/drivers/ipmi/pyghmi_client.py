@@ -125,6 +125,17 @@ def _login(target: IpmiTarget) -> Any:
 
     Raises BmcFailure for what :mod:`.negotiation` caught, else what pyghmi raises.
     """
+    return login(target)
+
+
+def login(target: IpmiTarget, *, kg: str | None = None) -> Any:
+    """A logged-in pyghmi Command, proposing ``target.cipher_suite`` if set; ``kg``
+    (pyghmi's key for session integrity, the password when not given) also keeps
+    sessions apart, as pyghmi shares one per address, user, password, port and kg.
+
+    Raises BmcFailure for what :mod:`.negotiation` caught, else what pyghmi raises.
+    """
+    options = {} if kg is None else {"kg": kg}
     with negotiating(target.cipher_suite) as negotiation:
         try:
             return pyghmi_command.Command(
@@ -133,6 +144,7 @@ def _login(target: IpmiTarget) -> Any:
                 password=target.password,
                 port=target.port,
                 privlevel=target.priv_level,
+                **options,
             )
         except socket.gaierror as exc:
             raise BmcFailure(FailureKind.SETTINGS, f"cannot resolve the address: {exc}") from exc

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pyghmi import exceptions as pyghmi_exc
-from pyghmi.ipmi import command as pyghmi_command
 from pyghmi.ipmi import console as pyghmi_console
 from pyghmi.ipmi.private import session as pyghmi_session
 
@@ -32,8 +31,7 @@ from metalcast.drivers.bmc_sessions import BmcFailure, FailureKind
 from metalcast.drivers.console_log import DEFAULT_LIMIT, ConsoleLog
 from metalcast.drivers.ipmi.client import IpmiTarget
 from metalcast.drivers.ipmi.eventloop import ensure_event_pump
-from metalcast.drivers.ipmi.negotiation import negotiating
-from metalcast.drivers.ipmi.pyghmi_client import classify, silence
+from metalcast.drivers.ipmi.pyghmi_client import classify, login, silence
 
 #: called with what the machine printed
 Output = Callable[[bytes], None]
@@ -106,20 +104,8 @@ def _login(target: IpmiTarget) -> Any:
     # would be handed back half-dead: start from a new one
     key = (target.address, target.username, target.password, target.port, target.password)
     pyghmi_session.Session.initting_sessions.pop(key, None)
-    with negotiating(target.cipher_suite) as negotiation:
-        try:
-            return pyghmi_command.Command(
-                bmc=target.address,
-                userid=target.username,
-                password=target.password,
-                port=target.port,
-                privlevel=target.priv_level,
-                kg=target.password,
-            )
-        except pyghmi_exc.PyghmiException as exc:
-            if negotiation.failure is not None:
-                raise negotiation.failure from exc
-            raise
+    # the password as kg: a pyghmi session of its own, apart from the power pool's
+    return login(target, kg=target.password)
 
 
 class _Console(pyghmi_console.Console):  # type: ignore[misc]
