@@ -200,14 +200,7 @@ def _enroll(
             conductor=rt.hostname,
             user=user,
         )
-        created = {k: v for k, v in events.watched(node).items() if v is not None}
-        events.record(
-            conn,
-            node,
-            type=events.CREATED,
-            changes=events.diff(dict.fromkeys(created), created),
-            request_id=current_request_id(),
-        )
+        events.record_created(conn, node, request_id=current_request_id())
     return node
 
 

@@ -105,14 +105,7 @@ def create_node(rt: Runtime, values: JSONDict, *, user: str, admin: bool = False
             user=user,
             project=project_of(user),
         )
-        created = {k: v for k, v in events.watched(node).items() if v is not None}
-        events.record(
-            conn,
-            node,
-            type=events.CREATED,
-            changes=events.diff(dict.fromkeys(created), created),
-            request_id=current_request_id(),
-        )
+        events.record_created(conn, node, request_id=current_request_id())
     return node
 
 

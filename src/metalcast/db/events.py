@@ -130,6 +130,19 @@ def record(
     )
 
 
+def record_created(conn: sa.Connection, node: Node, *, request_id: str | None) -> None:
+    """Insert the ``created`` event of a node just inserted: its watched fields that
+    have a value, each from nothing."""
+    created = {k: v for k, v in watched(node).items() if v is not None}
+    record(
+        conn,
+        node,
+        type=CREATED,
+        changes=diff(dict.fromkeys(created), created),
+        request_id=request_id,
+    )
+
+
 def record_row(
     conn: sa.Connection,
     *,
