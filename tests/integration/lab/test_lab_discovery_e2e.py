@@ -61,6 +61,7 @@ def test_an_unenrolled_lab_machine_is_discovered_and_enrolled(lab_env_discovery:
         "conditions": [{"op": "eq", "args": {"values": [serial, machine["serial"]]}}],
         "actions": [
             {"op": "set-attribute", "args": {"path": "/name", "value": "found-1"}},
+            {"op": "add-trait", "args": {"name": "CUSTOM_DISCOVERED"}},
             {"op": "set-attribute",
              "args": {"path": "/driver_info/ipmi_address", "value": "127.0.0.1"}},
             {"op": "set-attribute",
@@ -78,6 +79,7 @@ def test_an_unenrolled_lab_machine_is_discovered_and_enrolled(lab_env_discovery:
     assert node["name"] == "found-1"
     assert node["driver"] == "ipmi"
     assert node["driver_info"]["ipmi_password"] == "******"
+    assert api(lab, "GET", f"/v1/nodes/{node['uuid']}/traits")["traits"] == ["CUSTOM_DISCOVERED"]
     ports = api(lab, "GET", f"/v1/ports?node_uuid={node['uuid']}&detail=true")["ports"]
     assert sorted((p["address"], p["pxe_enabled"]) for p in ports) == [
         (machine["mac"], True), (machine["second_mac"], False),
