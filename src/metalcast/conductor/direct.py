@@ -302,3 +302,18 @@ def phase_seconds(task: NodeTask) -> float | None:
 
 def _failed(operation: str, cause: str, *, status: int = 500) -> OperationFailed:
     return OperationFailed("deploy", "direct", operation, cause, status=status)
+
+
+def end_ramdisk(task: NodeTask, *, operation: str) -> None:
+    """After ``operation`` (a rescue, an inspection) that waited for the ramdisk's
+    agent was aborted or timed out: forget the agent (its token too), remove the
+    ramdisk boot and power the node off, as Ironic does.  A BMC that fails is recorded
+    on the node, not raised: the abort itself is done."""
+    agent_state.forget(task)
+    try:
+        call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
+        set_power(task, PowerTarget.OFF)
+    except OperationFailed as exc:
+        task.save(event=f"{operation} ended: {exc.message}", severity="ERROR")
+        return
+    task.save(event=f"{operation} ended: the node is powered off")

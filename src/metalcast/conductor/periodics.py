@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 
-from metalcast.conductor import agent_state, boot_mode, rescue
+from metalcast.conductor import agent_state, boot_mode, direct
 from metalcast.conductor.interfaces import OperationFailed
 from metalcast.conductor.power import RESULT_OF, get_power, set_power
 from metalcast.conductor.runtime import Runtime
@@ -305,8 +305,10 @@ def _expire(rt: Runtime, node: Node, *, message: str) -> int:
         if task.node.provision_state != node.provision_state:
             return 0  # the agent called back meanwhile
         task.fail(message)
-        if node.provision_state == PS.RESCUEWAIT:
-            rescue.end_ramdisk(task)  # as Ironic: powered off, no ramdisk boot
+        if node.provision_state in (PS.RESCUEWAIT, PS.INSPECTWAIT):
+            # as Ironic: powered off, no ramdisk boot
+            operation = "Rescue" if node.provision_state == PS.RESCUEWAIT else "Inspection"
+            direct.end_ramdisk(task, operation=operation)
     return 1
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from metalcast import states
-from metalcast.conductor import rescue, steps
+from metalcast.conductor import direct, steps
 from metalcast.conductor.flows import Flow, ProvisionOptions, cleaning, deployment, operations
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
@@ -159,10 +159,15 @@ def abort(rt: Runtime, node: Node, *, user: str) -> None:
             steps.finish(task, kind=kind)
         waited = task.state
         task.process_event(Event.ABORT, reason=reason)
-        if waited == PS.RESCUEWAIT:
-            rescue.end_ramdisk(task)
+        if waited in _RAMDISK_WAITS:
+            direct.end_ramdisk(task, operation=_RAMDISK_WAITS[waited])
 
 
+#: waits of the ramdisk's agent whose abort or timeout also ends the ramdisk boot
+_RAMDISK_WAITS: Mapping[ProvisionState, str] = {
+    PS.RESCUEWAIT: "Rescue",
+    PS.INSPECTWAIT: "Inspection",
+}
 #: where cleaning waits for the agent or the operator: an abort tears it down
 _CLEANING_PAUSED = frozenset({PS.CLEANWAIT, PS.CLEANHOLD})
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 
 from metalcast.conductor import agent_state, direct
-from metalcast.conductor.interfaces import OperationFailed, call
+from metalcast.conductor.interfaces import call
 from metalcast.conductor.power import set_power
 from metalcast.conductor.task import RESCUE_PASSWORD_KEYS, NodeTask
 from metalcast.drivers.base import BootInterface, ManagementInterface
@@ -101,20 +101,6 @@ def finish(task: NodeTask) -> None:
     agent_state.forget(task)
     direct.phase_event(task, "Rescue: the agent started SSH for the user rescue")
     task.process_event(Event.DONE)
-
-
-def end_ramdisk(task: NodeTask) -> None:
-    """After a rescue aborted or timed out: forget the agent (its token too), remove
-    the ramdisk boot and power the node off.  A BMC that fails is recorded on the
-    node, not raised: the abort itself is done."""
-    agent_state.forget(task)
-    try:
-        call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
-        set_power(task, PowerTarget.OFF)
-    except OperationFailed as exc:
-        task.save(event=f"Rescue ended: {exc.message}", severity="ERROR")
-        return
-    task.save(event="Rescue ended: the node is powered off")
 
 
 def boot_instance(task: NodeTask) -> None:

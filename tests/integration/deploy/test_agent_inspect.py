@@ -254,3 +254,19 @@ def test_an_inventory_too_large_to_send_fails_the_inspection_with_a_clear_messag
     assert "larger than metalcast accepts" in failed["last_error"]
     missing = httpx.get(f"{server.url}/v1/nodes/{uuid}/inventory", headers=HEADERS)
     assert missing.status_code == 404
+
+
+def test_an_aborted_inspection_powers_the_machine_off(server: Any, bmc: Fleet) -> None:
+    """As Ironic does: the ramdisk's boot removed and the machine off, not left running
+    the agent for nothing."""
+    uuid = enroll(server, bmc, "inspect-4")
+    inspect_until_waiting(server, uuid)
+    assert bmc.machines[0].power() is Power.ON
+
+    api(server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "abort"})
+    failed = wait_for_failure(server, uuid)
+
+    assert "Inspection aborted by" in failed["last_error"], failed["last_error"]
+    assert bmc.machines[0].power() is Power.OFF
+    events = [e["event"] for e in api(server, "GET", f"/v1/nodes/{uuid}/history")["history"]]
+    assert "Inspection ended: the node is powered off" in events, events[-4:]
