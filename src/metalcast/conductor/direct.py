@@ -275,11 +275,16 @@ def finish_deploy(task: NodeTask) -> None:
     phase_event(task, "Instance written; rebooted from its disk", started=started)
 
 
-def end_cleaning(task: NodeTask) -> None:
-    """Cleaning through the agent is over: no more ramdisk boot, power off."""
+def leave_ramdisk(task: NodeTask) -> None:
+    """Work through the agent is over (cleaning, inspection): no more ramdisk boot,
+    power off, the agent forgotten.  Raises OperationFailed."""
+    _ramdisk_off(task)
+    forget(task)
+
+
+def _ramdisk_off(task: NodeTask) -> None:
     call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
     set_power(task, PowerTarget.OFF)
-    forget(task)
 
 
 def forget(task: NodeTask) -> None:
@@ -309,10 +314,9 @@ def end_ramdisk(task: NodeTask, *, operation: str) -> None:
     agent was aborted or timed out: forget the agent (its token too), remove the
     ramdisk boot and power the node off, as Ironic does.  A BMC that fails is recorded
     on the node, not raised: the abort itself is done."""
-    agent_state.forget(task)
+    forget(task)
     try:
-        call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
-        set_power(task, PowerTarget.OFF)
+        _ramdisk_off(task)
     except OperationFailed as exc:
         task.save(event=f"{operation} ended: {exc.message}", severity="ERROR")
         return

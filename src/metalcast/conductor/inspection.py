@@ -17,14 +17,11 @@ from __future__ import annotations
 
 from metalcast.conductor import direct, inspection_rules
 from metalcast.conductor import inventory as inv
-from metalcast.conductor.interfaces import call
-from metalcast.conductor.power import set_power
 from metalcast.conductor.task import NodeTask
 from metalcast.db import inventories
 from metalcast.db import repository as repo
-from metalcast.drivers.base import BootInterface
 from metalcast.errors import Conflict
-from metalcast.states import Event, PowerTarget
+from metalcast.states import Event
 
 #: what metalcast records as the plugin data of an inventory (Ironic's inspector
 #: plugins' output; metalcast has none yet)
@@ -95,8 +92,6 @@ def set_properties(task: NodeTask, inventory: inv.Inventory) -> None:
 def finish(task: NodeTask) -> None:
     """inspect wait → manageable: no more ramdisk boot, power off.
     Raises OperationFailed."""
-    call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
-    set_power(task, PowerTarget.OFF)
-    direct.forget(task)
+    direct.leave_ramdisk(task)
     task.update(inspection_finished_at=task.rt.clock.now())
     task.process_event(Event.DONE)

@@ -98,7 +98,7 @@ def run_cleaning(task: NodeTask) -> None:
     if planned and not no_ramdisk:
         call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
         if agent_state.of(task).phase is AgentPhase.CLEAN:
-            direct.end_cleaning(task)
+            direct.leave_ramdisk(task)
     task.set_internal(**{NO_RAMDISK: None})
     bios.refresh(task)  # clean steps may have changed them
     # a retired node is never made available again (Ironic 1.61)
@@ -129,7 +129,7 @@ def abort_cleaning(task: NodeTask) -> None:
     OperationFailed."""
     call(task, DeployInterface, "tear down cleaning", lambda i, ctx: i.tear_down_cleaning(ctx))
     if agent_state.of(task).phase is AgentPhase.CLEAN:
-        direct.end_cleaning(task)
+        direct.leave_ramdisk(task)
     steps.finish(task, kind="clean")
     task.save(event="Cleaning torn down after the abort")
 
