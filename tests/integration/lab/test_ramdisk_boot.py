@@ -75,7 +75,7 @@ def test_the_ramdisk_powers_off_when_the_agent_exits(
     log = qemu.log()
     assert "FAKE-AGENT python 3.11" in log
     assert f"/v1/lookup?addresses={MAC} -> 404" in log
-    assert "METALCAST-RAMDISK: metalcast-agent exited with status 3" in log
+    assert "METALCAST-RAMDISK: metalcast-agent exited with status 5" in log
     assert "METALCAST-RAMDISK: powering off" in log
 
 

@@ -7,7 +7,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-EXIT_STATUS = 3
+#: not 0, to show /init powers off whatever the status; not 3, which is the real
+#: agent's "rescue: stay up" (metalcast_agent.agent.EXIT_RESCUE)
+EXIT_STATUS = 5
 
 
 def kernel_parameters() -> dict[str, str]:
