@@ -13,9 +13,11 @@ go as they are; the few other kinds are tagged objects of one key:
 
 Only the dataclasses named in :data:`KNOWN` are rebuilt (the requests, what they carry
 and answer, the caller's context), with the fields this version knows: a message
-cannot make the other side build anything else, and one from a newer version that
-holds a type or a field this one lacks is refused, saying so, rather than half
-understood (docs/upgrades.md, "Requests between processes").
+cannot make the other side build anything else.  A field at its default is not sent
+(the receiver fills it in), so a request from a newer version that uses none of its
+new fields reads as it did before them; one that holds a type or a field this
+version lacks is refused, saying so, rather than half understood (docs/upgrades.md,
+"Requests between processes").
 
 An error is the class of a :class:`~metalcast.errors.MetalcastError` (looked up among
 that class's subclasses, never imported by name), its message and its extra
@@ -88,9 +90,26 @@ def encode(value: Any) -> Any:
         return {"~dt": value.isoformat()}
     name = type(value).__name__
     if dataclasses.is_dataclass(value) and KNOWN.get(name) is type(value):
-        fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = {
+            f.name: encode(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not _at_default(f, getattr(value, f.name))
+        }
         return {"~dc": [name, fields]}
     raise CodecError(f"a value of type {name} cannot be sent to another process")
+
+
+def _at_default(field: dataclasses.Field[Any], value: Any) -> bool:
+    """Whether ``value`` is ``field``'s default: such a field is not sent, so that a
+    process of the version before, which lacks a field added since, still reads a
+    request that does not use it (docs/upgrades.md, rule 2)."""
+    if field.default is not dataclasses.MISSING:
+        default = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        return False
+    return type(value) is type(default) and bool(value == default)
 
 
 def _key(key: object) -> str:

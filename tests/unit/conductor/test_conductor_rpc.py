@@ -250,6 +250,17 @@ def test_a_newer_versions_request_is_refused_not_half_understood() -> None:
         codec.decode({"~dc": ["FirmwareUpdate", {"node_id": 1}]})
 
 
+def test_a_newer_versions_request_that_uses_nothing_new_is_understood() -> None:
+    """A field at its default is not sent: an older conductor, which lacks a field
+    added since (here ``runbook``), takes a request that does not use it."""
+    manage = c.ProvisionRequest("manage")
+    sent = codec.encode(manage)
+    assert sent == {"~dc": ["ProvisionRequest", {"verb": "manage"}]}
+    assert codec.decode(sent) == manage
+    clean = c.ProvisionRequest("clean", clean_steps=[], runbook="CUSTOM_X")
+    assert codec.decode(codec.encode(clean)) == clean
+
+
 def test_an_oversized_body_is_refused_before_it_is_read(env: Env) -> None:
     server = RpcServer(env.service, env.secret_box, host="127.0.0.1", port=0, max_body=4096)
     server.start()
