@@ -23,6 +23,7 @@ from bmclab import PASSWORD, USERNAME, baremetal, wait_for
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from metalcast.api.routes.node_console import PER_NODE
 from metalcast.lab.bmc.fleet import Fleet, ServedBmc
 from metalcast.lab.bmc.sol import SerialPipe
 from metalcast.lab.machine import SimulatedMachine
@@ -105,6 +106,14 @@ def test_the_console_through_the_websocket_proxy(
         with connect(info["url"]) as ws:
             pipes[0].feed(b"iPXE 1.21 -- Open Source Network Boot Firmware\r\n")
             assert b"Open Source Network Boot Firmware" in _received(ws, b"Firmware")
+            # one node's token does not take every console reader of the process
+            with contextlib.ExitStack() as more:
+                for _ in range(PER_NODE - 1):
+                    more.enter_context(connect(info["url"]))
+                with pytest.raises(InvalidStatus) as refused:
+                    connect(info["url"]).close()
+                assert refused.value.response.status_code == 429
+                assert b"connections open already" in refused.value.response.body
             ws.send(b"root\r")
             assert pipes[0].typed(wait_for=b"root\r") == b"root\r"
             ws.send("ls\r")  # text frames are typed too

@@ -249,10 +249,17 @@ def deploy_and_boot(
     hostname: str,
     managed: bool = False,
     roots: tuple[str, ...] = ("/dev/vda",),
+    automated_clean: bool = True,
 ) -> str:
     """manage (unless ``managed`` already), provide, deploy with a config drive: the
     node is active and its machine booted its disk (one of ``roots``: the members of
-    a RAID-1 carry the same labels); the serial console then."""
+    a RAID-1 carry the same labels); the serial console then.
+
+    ``automated_clean=False`` turns the node's automated cleaning off first, so that
+    ``provide`` does not boot the ramdisk: one TCG boot fewer for the tests whose
+    subject is not cleaning."""
+    if not automated_clean:
+        baremetal(lab, "node", "set", "lab-0", "--no-automated-clean")
     if not managed:
         baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
     baremetal(lab, "node", "provide", "lab-0", "--wait", DEPLOY_TIMEOUT)
@@ -277,7 +284,10 @@ def deploy_and_boot(
     return console
 
 
-def undeploy(lab: Lab, scratch: Path) -> None:
+def undeploy(lab: Lab, scratch: Path, *, cleaned: bool = True) -> None:
+    """``undeploy``: the node is available again and, when automated cleaning is on
+    (``cleaned``), the first MiB of its disk is erased (partition table, boot code)."""
     baremetal(lab, "node", "undeploy", "lab-0", "--wait", DEPLOY_TIMEOUT)
     assert lab.node("lab-0")["provision_state"] == "available"
-    assert disk_head(lab.lab_dir / "lab-0.qcow2", scratch) == bytes(2**20)
+    head = disk_head(lab.lab_dir / "lab-0.qcow2", scratch)
+    assert (head == bytes(2**20)) is cleaned

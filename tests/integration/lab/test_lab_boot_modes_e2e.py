@@ -28,7 +28,10 @@ def test_a_uefi_machine_deploys_and_boots_its_disk_under_ovmf(
     # the EFI flag, and the lab machine's firmware follows it
     baremetal(lab, "node", "set", "lab-0", "--property", "capabilities=boot_mode:uefi")
 
-    console = deploy_and_boot(lab, lab_disk_image, tmp_path, hostname="uefi-node.lab")
+    # (no automated cleaning: the deploy's ramdisk boot is the one under test)
+    console = deploy_and_boot(
+        lab, lab_disk_image, tmp_path, hostname="uefi-node.lab", automated_clean=False
+    )
 
     assert "METALCAST-DISK-FIRMWARE uefi" in console
     # OVMF's own PXE client loaded iPXE for UEFI, which booted the deploy ramdisk
@@ -38,7 +41,7 @@ def test_a_uefi_machine_deploys_and_boots_its_disk_under_ovmf(
     assert f"if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on" in args
     assert any(arg.startswith("virtio-blk-pci,drive=disk0,bootindex=0") for arg in args)
 
-    undeploy(lab, tmp_path)
+    undeploy(lab, tmp_path, cleaned=False)
 
 
 def test_the_pxe_boot_interface_deploys_over_tftp_only(
@@ -49,7 +52,10 @@ def test_the_pxe_boot_interface_deploys_over_tftp_only(
     baremetal(lab, "node", "set", "lab-0", "--boot-interface", "pxe")
     assert lab.node("lab-0")["boot_interface"] == "pxe"
 
-    console = deploy_and_boot(lab, lab_disk_image, tmp_path, hostname="pxe-node.lab")
+    # (no automated cleaning: the deploy's ramdisk boot is the one under test)
+    console = deploy_and_boot(
+        lab, lab_disk_image, tmp_path, hostname="pxe-node.lab", automated_clean=False
+    )
 
     assert "METALCAST-DISK-FIRMWARE bios" in console
     # the NIC's iPXE ROM only ran PXELINUX, which loaded the deploy ramdisk over TFTP
@@ -61,4 +67,4 @@ def test_the_pxe_boot_interface_deploys_over_tftp_only(
     assert lab.server_logs is not None
     assert "GET /boot/" not in lab.server_logs()  # nothing of the boot over HTTP
 
-    undeploy(lab, tmp_path)
+    undeploy(lab, tmp_path, cleaned=False)

@@ -1,7 +1,10 @@
 """The first end-to-end deploy, in the virtual lab: a QEMU machine network-boots into
 metalcast's agent, which writes a real bootable disk image and a config drive; the
 machine then boots from its own disk and reads the config drive, all of it seen on
-its serial console through IPMI SOL and metalcast's websocket proxy.  Undeploy erases
+its serial console through IPMI SOL and metalcast's websocket proxy.  The deployed
+machine is then rescued (the ramdisk with an SSH login, checked from inside the lab's
+namespace) and unrescued (its disk boots again): one machine carries the deploy
+through rescue, undeploy and erase, so the lab boots it as few times as it can.  Undeploy erases
 the disk's metadata again; manual cleaning with ``erase_devices`` then zeroes both its
 disks, checked from the host.  All through the real CLIs, the real server with its boot services
 (dnsmasq, iPXE, HTTP) inside the lab's network namespace, and IPMI to the machine.
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import re
 import ssl
 import subprocess
 import threading
@@ -24,14 +29,21 @@ import httpx
 import pytest
 from lablib import API_HEADERS, DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, undeploy
 from prometheus_client.parser import text_string_to_metric_families
+from secret_scan import register
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 # a whole deploy under TCG on a loaded CI machine outlasts the suite's 300 s default
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+# (deploy, rescue and unrescue, undeploy and a full erase: eight boots of one machine)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
+
+RESCUE_PASSWORD = "Lab-Rescue-Pass-93be"
+register(RESCUE_PASSWORD)
+RESCUE_MODE = "METALCAST-RAMDISK: rescue mode"
+_NET_UP = re.compile(r"METALCAST-RAMDISK: net up ([0-9.]+)/[0-9]+ ")
 
 
-def test_deploy_a_lab_machine_from_its_own_disk_then_undeploy(
+def test_deploy_a_lab_machine_rescue_it_then_undeploy_and_erase(
     lab_env: Lab, lab_disk_image: Path, tmp_path: Path
 ) -> None:
     lab = lab_env
@@ -54,8 +66,60 @@ def test_deploy_a_lab_machine_from_its_own_disk_then_undeploy(
         assert text in seen, text
     watcher.stop()
 
+    rescue_over_ssh_then_unrescue(lab, tmp_path)
     undeploy(lab, tmp_path)  # partition table and boot code erased
     erase_both_disks(lab, tmp_path)
+
+
+def rescue_over_ssh_then_unrescue(lab: Lab, scratch: Path) -> None:
+    """``baremetal node rescue --rescue-password``: the machine network-boots the deploy
+    ramdisk, whose agent sets the rescue user's password (its hash) and starts
+    dropbear; an SSH login with the password from inside the lab's namespace gets a
+    shell (a wrong password does not).  ``unrescue`` boots the deployed system from its
+    disk again."""
+    assert lab.node("lab-0")["rescue_interface"] == "agent"
+    booted = lab.serial().count("METALCAST-DISK-BOOTED root=/dev/vda")
+    baremetal(lab, "node", "rescue", "lab-0", "--rescue-password", RESCUE_PASSWORD,
+              "--wait", DEPLOY_TIMEOUT)  # fmt: skip
+    rescued = lab.node("lab-0")
+    assert (rescued["provision_state"], rescued["last_error"]) == ("rescue", None)
+    console = lab.wait_for_serial(RESCUE_MODE, timeout=120)
+    addresses = _NET_UP.findall(console[: console.rindex(RESCUE_MODE)])
+    assert addresses, console[-3000:]
+
+    askpass = scratch / "askpass"
+    askpass.write_text('#!/bin/sh\nprintf "%s\\n" "$RESCUE_PASSWORD"\n')
+    askpass.chmod(0o700)
+    login = ssh(lab, addresses[-1], RESCUE_PASSWORD, askpass)
+    assert login.returncode == 0, login.stderr
+    assert "RESCUE-SHELL 0 " in login.stdout
+    refused = ssh(lab, addresses[-1], RESCUE_PASSWORD + "-wrong", askpass)
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr
+
+    baremetal(lab, "node", "unrescue", "lab-0", "--wait", DEPLOY_TIMEOUT)
+    node = lab.node("lab-0")
+    assert (node["provision_state"], node["last_error"]) == ("active", None)
+    assert "hashed_rescue_password" not in node["instance_info"]
+    # the deployed system boots from its disk once more
+    deadline = time.monotonic() + float(DEPLOY_TIMEOUT)
+    while lab.serial().count("METALCAST-DISK-BOOTED root=/dev/vda") <= booted:
+        assert time.monotonic() < deadline, lab.serial()[-3000:]
+        time.sleep(1)
+
+
+def ssh(lab: Lab, address: str, password: str, askpass: Path) -> subprocess.CompletedProcess[str]:
+    """``ssh rescue@address`` from inside the lab's namespace, the password given by
+    an askpass program (OpenSSH reads it from no other place without a terminal)."""
+    return subprocess.run(
+        ["ip", "netns", "exec", lab.netns, "ssh", "-F", "/dev/null",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no",
+         "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=30",
+         f"rescue@{address}", "echo RESCUE-SHELL $(id -u) $(hostname)"],
+        env={**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
+             "RESCUE_PASSWORD": password},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
 def erase_both_disks(lab: Lab, scratch: Path) -> None:

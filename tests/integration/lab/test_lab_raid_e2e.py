@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
-from lablib import API_HEADERS, DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, disk_head
+from lablib import DEPLOY_TIMEOUT, Lab, baremetal, deploy_and_boot, disk_head
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -31,17 +30,9 @@ def test_cleaning_builds_a_raid_1_the_deploy_goes_onto_it_and_the_machine_boots(
 ) -> None:
     lab = lab_env
     lab.up(nodes=1)
-    # automated cleaning erases every disk's metadata, md superblocks included
     baremetal(lab, "node", "set", "lab-0", "--raid-interface", "agent")
-    # the client's --no-automated-clean sends the string "False", which metalcast's
-    # API refuses (Ironic converts it): a boolean through the API instead
-    answer = httpx.patch(
-        f"{lab.url}/v1/nodes/lab-0",
-        json=[{"op": "replace", "path": "/automated_clean", "value": False}],
-        headers=API_HEADERS,
-        verify=lab.verify,
-    )
-    assert answer.status_code == 200, answer.text
+    # automated cleaning erases every disk's metadata, md superblocks included
+    baremetal(lab, "node", "set", "lab-0", "--no-automated-clean")
     # a separate call: the client sets the target before it changes the interface
     baremetal(lab, "node", "set", "lab-0", "--target-raid-config", json.dumps(TARGET))
     baremetal(lab, "node", "manage", "lab-0", "--wait", "120")

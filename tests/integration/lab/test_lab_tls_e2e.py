@@ -26,7 +26,10 @@ def test_a_lab_machine_deploys_over_https(
     assert lab.url.startswith("https://")
     lab.up(nodes=1)
 
-    console = deploy_and_boot(lab, lab_disk_image, tmp_path, hostname="tls-node.lab")
+    # (no automated cleaning: the deploy's own ramdisk boot is the one under test)
+    console = deploy_and_boot(
+        lab, lab_disk_image, tmp_path, hostname="tls-node.lab", automated_clean=False
+    )
 
     # the agent in the ramdisk found the CA the CA initrd put there, and used it
     trusted = f"metalcast API https://{BOOT}:8443, verified with /etc/metalcast/ca.pem"

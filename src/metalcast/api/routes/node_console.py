@@ -12,6 +12,9 @@ with a websocket, so the URL carries them: the ``token`` that
 callers the ``get_console`` rule lets see this node, valid for this node only and
 for ``conductor.console_token_ttl`` seconds (a connection made in time stays open).
 A connection without a valid token is refused before the handshake completes (403).
+One node has at most ``PER_NODE`` connections open through one API process; another
+is refused with 429 until one closes, so that the holder of one node's token cannot
+take every console reader of the process (``_READERS``) from the other nodes.
 The websocket closes (1000) when the console is disabled; while a console that is
 enabled is being opened again (its conductor restarted, or another took the node
 over) it stays open and waits.
@@ -22,11 +25,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
 import anyio
 import anyio.to_thread
+from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -48,6 +53,10 @@ READ_WAIT = 10.0
 MAX_FRAME = 4096
 #: websocket consoles read at once by this process (each waits in a thread)
 _READERS = anyio.CapacityLimiter(64)
+#: most websocket connections open to one node's console through this process
+PER_NODE = 4
+#: connections open per node id (changed only on the event loop)
+_OPEN: Counter[int] = Counter()
 
 CONSOLE_LOG = Named(
     "ConsoleLog",
@@ -117,15 +126,28 @@ async def console_stream(websocket: WebSocket) -> None:
     if not allowed:
         await websocket.close(code=1008, reason="a valid console token is needed")
         return
+    if _OPEN[node.id] >= PER_NODE:
+        await websocket.send_denial_response(
+            PlainTextResponse(
+                f"this node's console has {PER_NODE} connections open already: close one",
+                status_code=429,
+            )
+        )
+        return
     history = _history(websocket.query_params.get("history"))
-    await websocket.accept()
+    _OPEN[node.id] += 1
     try:
+        await websocket.accept()
         async with anyio.create_task_group() as group:
             group.start_soon(_type_into, websocket, deps, node.id, context)
             await _print_from(websocket, deps, node.id, context, history)
             group.cancel_scope.cancel()
     except (WebSocketDisconnect, anyio.ClosedResourceError):
         return
+    finally:
+        _OPEN[node.id] -= 1
+        if not _OPEN[node.id]:
+            del _OPEN[node.id]
     with contextlib.suppress(RuntimeError):
         await websocket.close(code=1000, reason="the console is closed")
 
