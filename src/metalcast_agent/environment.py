@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metalcast_agent.tools import Tool, run_mdadm
+from metalcast_agent.tools import SEARCH_PATH, Tool, run_mdadm
 
 #: what the agent runs when writing to /proc/sysrq-trigger fails
 DEFAULT_POWER_COMMANDS: dict[str, tuple[str, ...]] = {
@@ -40,8 +40,8 @@ class Environment:
     power_commands: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_POWER_COMMANDS)
     )
-    #: where the agent looks for the tools it runs (``nvme``, ``hdparm``); None: $PATH
-    tools_path: str | None = None
+    #: where the agent looks for the tools it runs (``nvme``, ``hdparm``)
+    tools_path: str = SEARCH_PATH
     #: runs mdadm (software RAID): arguments in, standard output out
     mdadm: Tool = run_mdadm
     ssh_commands: tuple[tuple[str, ...], ...] = DEFAULT_SSH_COMMANDS

@@ -20,7 +20,9 @@ from metalcast_agent.errors import RaidError
 Tool = Callable[[Sequence[str]], str]
 #: seconds a tool may take (mdadm returns at once: resync runs in the kernel)
 TIMEOUT = 600
-_SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/sbin", "/usr/sbin"])
+#: where the tools are looked for: $PATH, and the sbin directories the ramdisk's
+#: /init leaves out of it (Debian puts mdadm, nvme and hdparm there)
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/sbin", "/usr/sbin"])
 
 
 def run_mdadm(args: Sequence[str]) -> str:
@@ -29,7 +31,7 @@ def run_mdadm(args: Sequence[str]) -> str:
     Raises:
         RaidError: mdadm is missing, timed out or exited non-zero.
     """
-    program = shutil.which("mdadm", path=_SEARCH)
+    program = shutil.which("mdadm", path=SEARCH_PATH)
     if program is None:
         raise RaidError(
             "mdadm is not installed in this ramdisk: rebuild it (metalcast ramdisk build)"

@@ -2,8 +2,8 @@
 
 Steps (each reported through ``progress``): resolve package versions with apt, stop
 if the output is current, download and unpack what is missing, stage the initramfs
-(busybox, kernel modules in load order, the slim Python with the agent, dropbear for
-rescue, ``/init``),
+(busybox, kernel modules in load order, the slim Python with the agent, the tools it
+runs: mdadm, dropbear for rescue, nvme-cli and hdparm for erasing disks; ``/init``),
 pack it as a newc cpio compressed with zstd, copy the kernel (the package's bzImage,
 unchanged: SYSLINUX, iPXE and QEMU all boot it), write the manifest last.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import metalcast
 from metalcast import cpio
-from metalcast.ramdisk import debs, initscripts, kmod, mdadm, python_runtime, rescue_ssh
+from metalcast.ramdisk import debs, initscripts, kmod, python_runtime, tools
 from metalcast.ramdisk.commands import run_tool
 from metalcast.ramdisk.debs import AptPackages, DebPackage, PackageSource, Progress
 from metalcast.ramdisk.errors import RamdiskError
@@ -42,8 +42,20 @@ INITRAMFS_FILE = "deploy.initramfs"
 BUSYBOX_PACKAGE = "busybox-static"
 #: what the ramdisk loads (with their dependencies): NICs and disks of the lab's VMs,
 #: the ACPI power button (a soft power off) through evdev, and software RAID
-MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "e1000", "button", "evdev", *mdadm.MODULES)
-OPTIONAL_MODULES = frozenset({"e1000", "button", "evdev"})
+#: the md RAID levels the agent builds with mdadm: 0, 1 and 1+0 (md_mod comes as their dependency)
+MD_MODULES = ("raid0", "raid1", "raid10")
+#: the disks and NICs of real servers: NVMe and SATA/AHCI disks (nvme-cli and hdparm
+#: erase them), the common SAS/RAID HBAs, and the common server NICs; a kernel without
+#: one of them builds a ramdisk all the same
+HARDWARE_MODULES = (
+    "nvme", "ahci", "sd_mod", "virtio_scsi", "megaraid_sas", "mpt3sas",
+    "e1000e", "igb", "ixgbe", "i40e", "bnxt_en", "tg3", "mlx5_core",
+)  # fmt: skip
+MODULES = (
+    "virtio_pci", "virtio_net", "virtio_blk", "e1000", "button", "evdev",
+    *MD_MODULES, *HARDWARE_MODULES,
+)  # fmt: skip
+OPTIONAL_MODULES = frozenset({"e1000", "button", "evdev", *HARDWARE_MODULES})
 ZSTD_LEVEL = 19
 #: directories every initramfs has, whatever is staged into it
 BASE_DIRS = ("dev", "proc", "sys", "run", "tmp", "root", "mnt", "etc/metalcast", "lib/modules")
@@ -102,7 +114,7 @@ def plan_ramdisk(
         raise RamdiskError(f"{agent_dir} is not a Python package (no __init__.py)")
     packages = debs.resolve_with_kernel(
         source,
-        [BUSYBOX_PACKAGE, *python_runtime.PACKAGES, *mdadm.PACKAGES, *rescue_ssh.PACKAGES],
+        [BUSYBOX_PACKAGE, *python_runtime.PACKAGES, *tools.packages()],
         kernel_hint=kernel_hint,
     )
     kernel = packages[0]
@@ -172,11 +184,9 @@ def _build(
             [trees[n] for n in python_runtime.PACKAGES], Path(tmp) / "python"
         )
         staged = python_runtime.stage_python(python, stage, plan.agent_dir)
-        progress("staging mdadm (software RAID)")
-        mdadm_trees = [trees[n] for n in (*mdadm.PACKAGES, "libc6")]
-        mdadm.stage_mdadm(mdadm_trees, stage, Path(tmp) / "mdadm")
-        progress("staging dropbear (the rescue SSH server)")
-        rescue_ssh.stage_dropbear(trees, stage, Path(tmp))
+        progress(f"staging {', '.join(tool.name for tool in tools.TOOLS)}")
+        for tool in tools.TOOLS:
+            tools.stage_tool(tool, trees, stage, Path(tmp) / "tools")
         progress(f"compressing the initramfs (zstd -{ZSTD_LEVEL})")
         initramfs = pack_initramfs(stage, out_dir / INITRAMFS_FILE, Path(tmp))
     kernel_file = _install(kernel.vmlinuz.read_bytes(), out_dir / KERNEL_FILE)

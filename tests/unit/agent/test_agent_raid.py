@@ -283,7 +283,7 @@ def test_the_runner_gives_mdadms_last_error_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_program(tmp_path, 'echo "mdadm: first" >&2; echo "mdadm: /dev/vda is busy" >&2; exit 1')
-    monkeypatch.setattr(tools, "_SEARCH", str(tmp_path))
+    monkeypatch.setattr(tools, "SEARCH_PATH", str(tmp_path))
     with pytest.raises(RaidError) as caught:
         tools.run_mdadm(["--stop", "/dev/md0"])
     assert caught.value.message == "mdadm --stop /dev/md0 failed: mdadm: /dev/vda is busy"
@@ -293,13 +293,13 @@ def test_the_runner_returns_stdout_and_never_waits_at_a_prompt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_program(tmp_path, 'read answer; echo "MD_UUID=x:$answer:$1"')
-    monkeypatch.setattr(tools, "_SEARCH", str(tmp_path))
+    monkeypatch.setattr(tools, "SEARCH_PATH", str(tmp_path))
     assert tools.run_mdadm(["--detail"]) == "MD_UUID=x::--detail\n"
 
 
 def test_without_mdadm_the_ramdisk_needs_a_rebuild(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tools, "_SEARCH", str(tmp_path))
+    monkeypatch.setattr(tools, "SEARCH_PATH", str(tmp_path))
     with pytest.raises(RaidError, match="mdadm is not installed in this ramdisk"):
         tools.run_mdadm(["--assemble", "--scan"])

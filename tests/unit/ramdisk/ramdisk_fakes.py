@@ -32,6 +32,10 @@ OTHERS = [
         ("libtomcrypt1", "1.18.2+dfsg-7+b1"),
         ("libtommath1", "1.2.0-6+deb12u1"),
         ("libgmp10", "2:6.2.1+dfsg1-1.1"),
+        ("nvme-cli", "2.4+really2.3-3"),
+        ("libnvme1", "1.3-1+deb12u1"),
+        ("libjson-c5", "0.16-2"),
+        ("hdparm", "9.65+ds-1"),
     ]
 ]
 
