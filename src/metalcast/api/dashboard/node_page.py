@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 import orjson
 
+from metalcast.api.dashboard import deploy
 from metalcast.api.dashboard.api_calls import Api
-from metalcast.api.dashboard.markup import Html, join, render
+from metalcast.api.dashboard.markup import Html, join, path, render
 from metalcast.api.dashboard.table import progress
 
 #: history events shown (the newest)
@@ -49,9 +50,12 @@ async def fetch(api: Api, ident: str) -> NodeView | None:
     )
 
 
-_PAGE = """<p><a href="/dashboard">← Nodes</a></p>
-<h1>{name}</h1>
+_PAGE = """<p><a href="/dashboard">← Nodes</a> · <a href="{console}">Console</a></p>
+<h1>{name} <span class="live" id="node-live-badge">not live</span></h1>
 <p class="uuid">{uuid}</p>
+<section><h2>Now</h2>
+<div id="node-live" data-node="{uuid}" data-panel="{panel_url}">{panel}</div></section>
+<section><h2>Deploy</h2><div id="deploy">{deploy}</div></section>
 <section><h2>State</h2>{summary}</section>
 <section><h2>Last error</h2>{error}</section>
 <section><h2>Properties</h2>{properties}</section>
@@ -63,12 +67,17 @@ _PAGE = """<p><a href="/dashboard">← Nodes</a></p>
 <section><h2>History</h2>{history}</section>"""
 
 
-def page(view: NodeView, *, now: datetime | None = None) -> Html:
+def page(view: NodeView, *, csrf: str, now: datetime | None = None) -> Html:
     node = view.node
+    uuid = str(node["uuid"])
     return render(
         _PAGE,
-        name=node.get("name") or node["uuid"],
-        uuid=node["uuid"],
+        name=node.get("name") or uuid,
+        uuid=uuid,
+        console=path("nodes", uuid, "console"),
+        panel_url=path("nodes", uuid, "panel"),
+        panel=deploy.panel(node),
+        deploy=deploy.form(node, csrf=csrf),
         summary=_summary(node),
         error=_last_error(node),
         properties=key_values(node.get("properties") or {}),
