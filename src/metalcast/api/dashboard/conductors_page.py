@@ -52,6 +52,12 @@ def page(fleet: Fleet, *, now: datetime | None = None) -> Html:
         parts.append(_group(group, groups[group], now=moment))
     parts.append(Html("<h2>Hardware types and boot interfaces</h2>"))
     parts.append(_drivers(fleet.drivers))
+    parts.append(
+        Html(
+            '<p class="hint">Each conductor group\'s boot services (DHCP, TFTP, HTTP boot '
+            "files) run beside its conductors; the API does not report their state yet.</p>"
+        )
+    )
     return join(parts, "\n")
 
 
@@ -61,7 +67,7 @@ def _group(group: str, conductors: Sequence[Mapping[str, Any]], *, now: datetime
         render(
             '<tr class="{kind}" data-hostname="{host}"><td>{host}</td>'
             '<td class="alive">{alive}</td><td>{types}</td><td>{beat}</td></tr>',
-            kind="ok" if c.get("alive") else "failed",
+            kind="alive" if c.get("alive") else "dead",
             host=c.get("hostname"),
             alive="alive" if c.get("alive") else "dead",
             types=", ".join(c.get("drivers") or []) or "none",

@@ -180,12 +180,12 @@ def panel(node: Mapping[str, Any]) -> Html:
         done = "Failed: " + str(node.get("last_error"))
     return render(
         '<div id="live-state" data-state="{state}" data-target="{target}">'
-        '<span class="state">{text}</span> · power {power}{agent}'
+        '<span class="state">{text}</span> · {power}{agent}'
         '<p class="outcome">{done}</p></div>',
         state=state,
         target=target or "",
         text=f"{state} → {target}" if target else state,
-        power=node.get("power_state") or "unknown",
+        power=node.get("power_state") or "power unknown",
         agent=agent,
         done=done,
     )

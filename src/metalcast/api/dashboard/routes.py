@@ -120,17 +120,20 @@ async def node_panel(request: Request) -> Response:
         found = await api.get("/v1/nodes/" + quote(request.path_params["node"], safe=""))
     if not found.ok:
         return _partial(request, Html(""), 404)
-    return _partial(request, deploy.panel(found.document))
+    return _partial(request, node_page.live(found.document))
 
 
 async def node_deploy(request: Request) -> Response:
-    """The deploy form's submission: the form again with the error, or accepted."""
+    """The deploy form's submission: the form again with the error, or accepted.
+
+    A refused form is 400, but 200 for htmx, which swaps only successful answers."""
     if (refused := _login_required(request)) is not None:
         return refused
     form = await _form(request, limit=deploy.MAX_FORM)
     session.check_post(request, form)
     csrf, _ = session.csrf_token(request)
     given = deploy.DeployForm.of(form)
+    refusal = 200 if request.headers.get("hx-request") else 400
     async with Api(request) as api:
         found = await api.get("/v1/nodes/" + quote(request.path_params["node"], safe=""))
         if not found.ok:
@@ -139,12 +142,11 @@ async def node_deploy(request: Request) -> Response:
         try:
             answer = await deploy.start(api, node, given)
         except InvalidInput as exc:
-            return _partial(
-                request, deploy.form(node, csrf=csrf, given=given, error=exc.message), 400
-            )
+            body = deploy.form(node, csrf=csrf, given=given, error=exc.message)
+            return _partial(request, body, refusal)
     if not answer.ok:
         body = deploy.form(node, csrf=csrf, given=given, error=answer.error)
-        return _partial(request, body, 200)
+        return _partial(request, body, refusal)
     return _partial(request, deploy.accepted(node))
 
 
