@@ -15,7 +15,7 @@ from api_harness import Api
 from identity_harness import ADMIN_PASSWORD, PASSWORD, admin, make_node, project, user
 
 from metalcast import cloud_init
-from metalcast.api.dashboard.enrolment import MAX_CSV_BYTES
+from metalcast.api.dashboard.enrolment import MAX_CSV_BYTES, MAX_UPLOAD_BYTES
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0Yx1uVwYm0dJ3J2x1k7q7c1jY2o4aN0dE9w7g4aN0d me@laptop"
@@ -173,6 +173,9 @@ def test_uploads_are_refused_without_csrf_from_another_site_or_too_large(world: 
     refused = alice.upload(big)
     assert refused.status_code in (400, 413)
     assert "larger than 1024 KiB" in refused.text
+    # a body past the upload's limit is refused on its declared length, unread
+    huge = alice.upload(HEADER.encode() + b"x" * (MAX_UPLOAD_BYTES + 1))
+    assert huge.status_code == 413 and "larger than 1024 KiB" in huge.text
     assert _names(root) == {"a-1", "b-1"}
 
 

@@ -32,7 +32,10 @@
           if (!doc) { return; }
           const info = doc.console_info || {};
           if (!doc.console_enabled || typeof info.url !== "string") {
-            say(doc.error ? "refused: " + doc.error : "console disabled", false);
+            let text = "console disabled";
+            if (doc.error) { text = "refused: " + doc.error; }
+            else if (doc.console_enabled) { text = "enabled, but this console has no websocket"; }
+            say(text, false);
             later();
             return;
           }
