@@ -171,10 +171,10 @@ async def import_submit(request: Request) -> Response:
         return _page(request, "Import nodes", enrolment.page(csrf=csrf, outcome=upload), 413)
     session.check_post(request, {"csrf": [upload[0]]})
     checked = enrolment.check_text(upload[1])
-    async with Api(request) as api:
-        outcome = checked if isinstance(checked, enrolment.Outcome) else None
-        if outcome is None:
-            assert not isinstance(checked, enrolment.Outcome)
+    if isinstance(checked, enrolment.Outcome):
+        outcome = checked
+    else:
+        async with Api(request) as api:
             outcome = await enrolment.enrol(api, checked)
     status = 200 if outcome.created else 400
     return _page(request, "Import nodes", enrolment.page(csrf=csrf, outcome=outcome), status)
