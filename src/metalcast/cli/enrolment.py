@@ -20,9 +20,9 @@ import typer
 from rich.text import Text
 
 from metalcast.cli.client import JSON, ApiClient, ApiError, CliError, node_path
-from metalcast.cli.inventory import NodeSpec, Rejected, check_rows, read_rows
 from metalcast.cli.output import print_error, print_json, stdout, table
 from metalcast.cli.session import session_of
+from metalcast.enrolment_rows import NodeSpec, Rejected, check_rows, read_rows
 
 
 class EnrolmentFailed(CliError):

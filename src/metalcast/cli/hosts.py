@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from metalcast import cloud_init
 from metalcast.cli import allocations
 from metalcast.cli.allocations import allocation_path, note, wait_for_allocation
 from metalcast.cli.client import JSON, ApiClient, ApiError, CliError, node_path
@@ -40,8 +40,6 @@ app = typer.Typer(help="Create and delete bare-metal hosts in one call.", no_arg
 HostArg = Annotated[str, typer.Argument(help="Host (allocation) name or UUID.", show_default=False)]
 #: seconds ``host create`` waits for its allocation when --wait-timeout is not given
 ALLOCATION_TIMEOUT = 120.0
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-_KEY_TYPES = ("ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-")
 #: the ``instance_info`` keys ``host create`` sets, removed again if it gives up
 _IMAGE_KEYS = ("image_source", "image_checksum")
 
@@ -50,14 +48,8 @@ _IMAGE_KEYS = ("image_source", "image_checksum")
 
 
 def check_hostname(hostname: str) -> str:
-    """A DNS host name (RFC 1123 labels).  Raises CliError."""
-    labels = hostname.rstrip(".").split(".")
-    if len(hostname) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise CliError(
-            f"--hostname {hostname!r} is not a valid host name: use labels of letters, "
-            "digits and '-' (not at either end), at most 63 characters each, joined by '.'"
-        )
-    return hostname.rstrip(".")
+    """A DNS host name (RFC 1123 labels).  Raises InvalidInput."""
+    return cloud_init.check_hostname(hostname, label="--hostname")
 
 
 def read_ssh_key(value: str) -> str:
@@ -68,9 +60,9 @@ def read_ssh_key(value: str) -> str:
     """
     path = Path(value).expanduser()
     text = path.read_text(errors="replace").strip() if path.is_file() else value.strip()
-    if "PRIVATE KEY" in text:
+    if cloud_init.is_private_key(text):
         raise CliError(f"--ssh-key {value!r} is a private key: give the public one (.pub)")
-    if not text.startswith(_KEY_TYPES) or len(text.split()) < 2:
+    if not cloud_init.is_public_key(text):
         if "/" in value or value.endswith(".pub"):
             raise CliError(f"--ssh-key {value!r}: no such file, or not an OpenSSH public key")
         raise CliError(
@@ -92,10 +84,7 @@ def read_user_data(path: Path | None) -> str | None:
 
 def config_drive(*, hostname: str, ssh_key: str, user_data: str | None) -> JSON:
     """The config drive object the server builds the ISO from (API 1.56)."""
-    drive: JSON = {"meta_data": {"hostname": hostname, "public_keys": {"default": ssh_key}}}
-    if user_data is not None:
-        drive["user_data"] = user_data
-    return drive
+    return cloud_init.config_drive(hostname=hostname, ssh_keys=[ssh_key], user_data=user_data)
 
 
 # ------------------------------------------------------------------------- create

@@ -1,6 +1,8 @@
 """The dashboard in a real browser: Debian's chromium driven by playwright-core
 (``dashboard_flow.mjs``) against a real ``metalcast server`` on loopback with
-``builtin`` authentication and fake-hardware nodes.
+``builtin`` authentication and fake-hardware nodes, plus an ``ipmi`` node whose
+virtual IPMI BMC (in this process) serves Serial-over-LAN from a serial port in
+memory, for the console page.
 
 ``scripts/install --test`` installs chromium (apt) and playwright-core (npm); no
 browser is downloaded.  The screenshots in docs/ come from this test: set
@@ -14,12 +16,17 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from metalcast.lab.bmc.fleet import Fleet
+from metalcast.lab.bmc.sol import SerialPipe
+from metalcast.lab.machine import SimulatedMachine
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +37,8 @@ ENV = {
     "METALCAST_API__AUTH_STRATEGY": "builtin",
     "METALCAST_EVENTS__POLL_INTERVAL": "0.05",
 }
-FLOW_TIMEOUT = 240
+FLOW_TIMEOUT = 300
+BMC_USER, BMC_PASSWORD = "admin", "lab-pass-1"
 
 
 def _needs() -> None:
@@ -61,8 +69,40 @@ def _describe(api: httpx.Client, node: str) -> None:
     assert api.put(f"/v1/nodes/{node}/traits/CUSTOM_GPU").status_code == 204
 
 
-def test_the_dashboard_in_chromium(start_metalcast_server: Callable[..., Any]) -> None:
+@pytest.fixture
+def console_bmc() -> Iterator[tuple[dict[str, object], SerialPipe]]:
+    """A virtual IPMI BMC whose machine prints a login prompt every second on its
+    serial port (SOL) until someone types ``root`` and Enter, then asks for the
+    password; its driver_info, and the port (what was typed at it)."""
+    pipe = SerialPipe()
+    machine = SimulatedMachine("con-0")
+    stop = threading.Event()
+
+    def prompt() -> None:
+        while not stop.is_set():
+            if b"root\r" in pipe.typed(wait_for=b"root\r", timeout=1.0):
+                pipe.feed(b"root\r\nPassword: ")
+                return
+            pipe.feed(b"\r\nDebian GNU/Linux 12 con-0 ttyS0\r\n\r\ncon-0 login: ")
+
+    with Fleet(
+        [machine], username=BMC_USER, password=BMC_PASSWORD, serials={"con-0": pipe}
+    ) as fleet:
+        printer = threading.Thread(target=prompt, daemon=True)
+        printer.start()
+        try:
+            yield fleet.bmcs[0].driver_info(username=BMC_USER, password=BMC_PASSWORD), pipe
+        finally:
+            stop.set()
+            printer.join(5)
+
+
+def test_the_dashboard_in_chromium(
+    start_metalcast_server: Callable[..., Any],
+    console_bmc: tuple[dict[str, object], SerialPipe],
+) -> None:
     _needs()
+    bmc_info, serial = console_bmc
     with start_metalcast_server(env=ENV) as server:
         password = _first_password(server.stdout_path)
         headers = {"X-OpenStack-Ironic-API-Version": "latest"}
@@ -80,6 +120,7 @@ def test_the_dashboard_in_chromium(start_metalcast_server: Callable[..., Any]) -
             "PASSWORD": password,
             "NODES": json.dumps(nodes),
             "SHOTS": os.environ.get("METALCAST_DASHBOARD_SHOTS", ""),
+            "CONSOLE_DRIVER_INFO": json.dumps(bmc_info),
         }
         result = subprocess.run(
             ["node", str(FLOW)],
@@ -94,3 +135,5 @@ def test_the_dashboard_in_chromium(start_metalcast_server: Callable[..., Any]) -
             f"{result.stdout}\n{result.stderr}\n--- server ---\n{server.logs()[-4000:]}"
         )
         assert "dashboard_flow: done" in result.stdout
+        # what was typed in the browser's terminal reached the machine's serial port
+        assert b"root\r" in serial.typed(wait_for=b"root\r")

@@ -12,6 +12,7 @@ import pytest
 from metalcast.cli.allocations import create_body
 from metalcast.cli.client import MAX_VERSION_HEADER, ApiClient, CliError
 from metalcast.cli.hosts import Host, check_hostname, config_drive, read_ssh_key, read_user_data
+from metalcast.errors import MetalcastError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0Yx1uVwYm0dJ3J2x1k7q7c1jY2o4aN0dE9w7g4aN0d me@laptop"
 
@@ -23,7 +24,7 @@ def test_valid_host_names(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["-web", "web-", "we_b", "a" * 64, "a..b", "", "web 1"])
 def test_invalid_host_names_say_what_a_host_name_is(name: str) -> None:
-    with pytest.raises(CliError, match="is not a valid host name: use labels of letters"):
+    with pytest.raises(MetalcastError, match="is not a valid host name: use labels of letters"):
         check_hostname(name)
 
 

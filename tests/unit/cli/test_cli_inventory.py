@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from metalcast.cli.inventory import (
+from metalcast.enrolment_rows import (
     BMC_KEYS,
     InventoryError,
     NodeSpec,

@@ -13,6 +13,10 @@ Modules::
     table       the node table: filters, paging, rows
     actions     bulk actions on selected nodes
     node_page   one node: properties, ports, driver info, inventory, history
+    deploy      the deploy form and a node's live state and progress
+    enrolment   bulk enrolment from a CSV upload, all or nothing
+    console_page  a node's serial console (xterm.js, ``static/console.js``)
+    conductors_page  the conductors and the hardware types they run
     layout      the page frame
     markup      escaped HTML templates
     api_calls   the API as the caller of a dashboard request

@@ -17,11 +17,13 @@ _PAGE = """<!doctype html>
 <link rel="stylesheet" href="/dashboard/static/app.css">
 <script src="/dashboard/static/vendor/htmx.min.js" defer></script>
 <script src="/dashboard/static/app.js" defer></script>
+{extra}
 </head>
 <body>
 <header>
 <a class="brand" href="/dashboard">metalcast</a>
-<nav><a href="/dashboard">Nodes</a></nav>
+<nav><a href="/dashboard">Nodes</a> <a href="/dashboard/import">Import</a>
+<a href="/dashboard/conductors">Conductors</a></nav>
 <span class="who">{who}</span>
 {logout}
 </header>
@@ -31,6 +33,12 @@ _PAGE = """<!doctype html>
 </body>
 </html>
 """
+
+TERMINAL = Html(
+    '<link rel="stylesheet" href="/dashboard/static/vendor/xterm.css">\n'
+    '<script src="/dashboard/static/vendor/xterm.js" defer></script>\n'
+    '<script src="/dashboard/static/console.js" defer></script>'
+)
 
 _LOGOUT = """<form method="post" action="/dashboard/logout" class="logout">
 <input type="hidden" name="csrf" value="{csrf}">
@@ -45,13 +53,16 @@ def page(
     csrf: str,
     context: RequestContext | None,
     session: bool,
+    terminal: bool = False,
 ) -> Html:
-    """A whole page; ``session``: the caller logged in here (they may log out)."""
+    """A whole page; ``session``: the caller logged in here (they may log out);
+    ``terminal``: the page holds a console (xterm.js and its script)."""
     who = ""
     if context is not None and context.authenticated:
         who = who_is(context)
     logout = render(_LOGOUT, csrf=csrf) if session else Html("")
-    return render(_PAGE, title=title, body=body, csrf=csrf, who=who, logout=logout)
+    extra = TERMINAL if terminal else Html("")
+    return render(_PAGE, title=title, body=body, csrf=csrf, who=who, logout=logout, extra=extra)
 
 
 def who_is(context: RequestContext) -> str:

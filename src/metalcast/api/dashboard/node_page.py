@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 import orjson
 
+from metalcast.api.dashboard import deploy
 from metalcast.api.dashboard.api_calls import Api
-from metalcast.api.dashboard.markup import Html, join, render
-from metalcast.api.dashboard.table import progress
+from metalcast.api.dashboard.markup import Html, join, path, render
 
 #: history events shown (the newest)
 HISTORY_LIMIT = 200
@@ -49,10 +49,12 @@ async def fetch(api: Api, ident: str) -> NodeView | None:
     )
 
 
-_PAGE = """<p><a href="/dashboard">← Nodes</a></p>
-<h1>{name}</h1>
+_PAGE = """<p><a href="/dashboard">← Nodes</a> · <a href="{console}">Console</a></p>
+<h1>{name} <span class="live" id="node-live-badge">not live</span></h1>
 <p class="uuid">{uuid}</p>
-<section><h2>State</h2>{summary}</section>
+<section><h2>State</h2>
+<div id="node-live" data-node="{uuid}" data-panel="{panel_url}">{panel}</div></section>
+<section><h2>Deploy</h2><div id="deploy">{deploy}</div></section>
 <section><h2>Last error</h2>{error}</section>
 <section><h2>Properties</h2>{properties}</section>
 <section><h2>Driver info</h2>
@@ -63,13 +65,17 @@ _PAGE = """<p><a href="/dashboard">← Nodes</a></p>
 <section><h2>History</h2>{history}</section>"""
 
 
-def page(view: NodeView, *, now: datetime | None = None) -> Html:
+def page(view: NodeView, *, csrf: str, now: datetime | None = None) -> Html:
     node = view.node
+    uuid = str(node["uuid"])
     return render(
         _PAGE,
-        name=node.get("name") or node["uuid"],
-        uuid=node["uuid"],
-        summary=_summary(node),
+        name=node.get("name") or uuid,
+        uuid=uuid,
+        console=path("nodes", uuid, "console"),
+        panel_url=path("nodes", uuid, "panel"),
+        panel=live(node),
+        deploy=deploy.form(node, csrf=csrf),
         error=_last_error(node),
         properties=key_values(node.get("properties") or {}),
         driver_info=key_values(node.get("driver_info") or {}),
@@ -96,11 +102,12 @@ _SUMMARY_FIELDS = (
 )
 
 
-def _summary(node: Mapping[str, Any]) -> Html:
+def live(node: Mapping[str, Any]) -> Html:
+    """The node's state, the agent's progress and its fields: what the page's event
+    stream redraws (``/dashboard/nodes/{node}/panel``)."""
     values = {label: node.get(name) for label, name in _SUMMARY_FIELDS}
     table = key_values({k: v for k, v in values.items() if v not in (None, "")}, ordered=True)
-    bar = progress(node)
-    return render("{table}{bar}", table=table, bar=render("<p>{bar}</p>", bar=bar) if bar else "")
+    return render("{panel}{table}", panel=deploy.panel(node), table=table)
 
 
 def _last_error(node: Mapping[str, Any]) -> Html:

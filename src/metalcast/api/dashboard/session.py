@@ -49,6 +49,14 @@ SECURITY_HEADERS = {
 }
 
 
+#: the console page's policy: xterm.js draws the terminal's dimensions and colours
+#: with ``<style>`` elements it makes itself, which ``style-src 'self'`` blocks; that
+#: page alone lets inline styles apply (scripts stay this server's files only)
+TERMINAL_CSP = SECURITY_HEADERS["content-security-policy"].replace(
+    "style-src 'self';", "style-src 'self' 'unsafe-inline';"
+)
+
+
 def is_dashboard(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
@@ -156,10 +164,12 @@ def set_cookie(request: Request, response: Response, name: str, value: str, **kw
     )
 
 
-def finish(request: Request, response: Response) -> Response:
+def finish(request: Request, response: Response, *, terminal: bool = False) -> Response:
     """``response`` with the security headers and, when the browser has none yet,
-    the CSRF cookie."""
+    the CSRF cookie; ``terminal``: the console page's policy (:data:`TERMINAL_CSP`)."""
     response.headers.update(SECURITY_HEADERS)
+    if terminal:
+        response.headers["content-security-policy"] = TERMINAL_CSP
     token, new = csrf_token(request)
     if new:
         set_cookie(request, response, CSRF_COOKIE, token)

@@ -115,4 +115,44 @@
     };
   }
   document.addEventListener("DOMContentLoaded", live);
+
+  // a node's page: its state and the agent's progress redrawn on each of its events
+  function nodeLive() {
+    const panel = document.getElementById("node-live");
+    const badge = document.getElementById("node-live-badge");
+    if (!panel || !badge || !window.EventSource) { return; }
+    let again = false;
+    let running = false;
+    function redraw() {
+      if (running) { again = true; return; }
+      running = true;
+      fetch(panel.dataset.panel, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (response.status === 401) { window.location.assign("/dashboard/login"); }
+          return response.ok ? response.text() : null;
+        })
+        .then(function (html) {
+          if (html !== null) { panel.innerHTML = html; }  // the server's escaped HTML
+        })
+        .catch(function () { /* the next event tries again */ })
+        .finally(function () {
+          running = false;
+          if (again) { again = false; redraw(); }
+        });
+    }
+    const source = new EventSource("/dashboard/events?node=" + encodeURIComponent(panel.dataset.node));
+    source.onopen = function () {
+      badge.textContent = "live";
+      badge.classList.add("on");
+      document.body.dataset.live = "on";
+      redraw();  // what changed while the stream was not open
+    };
+    source.onerror = function () {
+      badge.textContent = source.readyState === EventSource.CLOSED ? "not live: reload the page" : "reconnecting";
+      badge.classList.remove("on");
+      document.body.dataset.live = "off";
+    };
+    source.onmessage = redraw;
+  }
+  document.addEventListener("DOMContentLoaded", nodeLive);
 })();

@@ -1,13 +1,16 @@
-"""Inventory files for ``node import``: CSV or YAML rows checked into node specs.
+"""Bulk enrolment files (``metalcast node import``, the dashboard's CSV upload): CSV
+or YAML rows checked into node specs.
 
 Everything here is pure (no network), so that a whole file is checked before the
-first node is created.  A CSV row is numbered by its line (the header is line 1); a
-YAML row by its position in the list (the first is 1).
+first node is created; the CLI and the dashboard share it.  A CSV row is numbered by
+its line (the header is line 1); a YAML row by its position in the list (the first
+is 1).
 
 Errors::
 
-    CliError
-    └── InventoryError    the file as a whole cannot be used (format, columns)
+    InvalidInput
+    ├── InventoryError    the file as a whole cannot be used (format, columns)
+    └── RowError          one row is invalid
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from metalcast.cli.client import JSON, CliError
+from metalcast.errors import InvalidInput
+
+JSON = dict[str, Any]
 
 FIELDS = (
     "name", "driver", "bmc_address", "bmc_username", "bmc_password", "bmc_port",
@@ -57,11 +62,11 @@ BMC_KEYS: Mapping[str, BmcKeys] = {
 }
 
 
-class InventoryError(CliError):
+class InventoryError(InvalidInput):
     """The inventory file cannot be read as a list of rows."""
 
 
-class RowError(CliError):
+class RowError(InvalidInput):
     """One row is invalid; ``message`` says why, without the row number."""
 
 
