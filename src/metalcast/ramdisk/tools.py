@@ -44,9 +44,13 @@ DROPBEAR = RamdiskTool(
     ("dropbear-bin", "libcrypt1", "libtomcrypt1", "libtommath1", "libgmp10"),
     (("usr/sbin/dropbear",), ("usr/bin/dropbearkey",)),
 )
+#: nvme-cli's libnvme-mi links D-Bus, which links libsystemd and its compressors
 NVME = RamdiskTool(
-    "nvme-cli", ("nvme-cli", "libnvme1", "libjson-c5"), (("usr/sbin/nvme", "sbin/nvme"),)
-)
+    "nvme-cli",
+    ("nvme-cli", "libnvme1", "libjson-c5", "libdbus-1-3", "libsystemd0", "libcap2",
+     "libgcrypt20", "libgpg-error0", "liblzma5", "libzstd1", "liblz4-1"),
+    (("usr/sbin/nvme", "sbin/nvme"),),
+)  # fmt: skip
 HDPARM = RamdiskTool("hdparm", ("hdparm",), (("sbin/hdparm", "usr/sbin/hdparm"),))
 #: every tool a ramdisk carries, in the order they are staged
 TOOLS = (MDADM, DROPBEAR, NVME, HDPARM)

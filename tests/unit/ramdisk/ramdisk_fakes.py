@@ -36,6 +36,14 @@ OTHERS = [
         ("libnvme1", "1.3-1+deb12u1"),
         ("libjson-c5", "0.16-2"),
         ("hdparm", "9.65+ds-1"),
+        ("libdbus-1-3", "1.14.10-1~deb12u1"),
+        ("libsystemd0", "252.39-1~deb12u2"),
+        ("libcap2", "1:2.66-4"),
+        ("libgcrypt20", "1.10.1-3"),
+        ("libgpg-error0", "1.46-1"),
+        ("liblzma5", "5.4.1-1"),
+        ("libzstd1", "1.5.4+dfsg2-5"),
+        ("liblz4-1", "1.9.4-1"),
     ]
 ]
 
