@@ -12,6 +12,8 @@ in a request body that does not exist, or that the caller may not link to).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from metalcast.api import policy
@@ -20,14 +22,22 @@ from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db import volumes
-from metalcast.db.models import Allocation, Node, Port, Portgroup, VolumeConnector, VolumeTarget
+from metalcast.db.models import (
+    Allocation,
+    Node,
+    NodeBrief,
+    Port,
+    Portgroup,
+    VolumeConnector,
+    VolumeTarget,
+)
 from metalcast.errors import InvalidInput, NotFound
 
 NODE_GET = "baremetal:node:get"
 ALLOCATION_GET = "baremetal:allocation:get"
 
 
-def target(node: Node) -> dict[str, str]:
+def target(node: Node | NodeBrief | NodeOwners) -> dict[str, str]:
     """The policy target of ``node``."""
     return policy.node_target(node.owner, node.lessee)
 
@@ -40,10 +50,45 @@ def node(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
         Forbidden: the caller sees it but ``action`` refuses.
     """
     found = repo.get_node(conn, ident)
+    _checked(call, found, ident, action)
+    return found
+
+
+def node_brief(conn: sa.Connection, call: Call, *, ident: str, action: str) -> NodeBrief:
+    """:func:`node` for an action that needs only a :class:`NodeBrief` of it (its
+    id, UUID, state and flags).  Raises as :func:`node`."""
+    found = repo.get_node_brief(conn, ident)
+    _checked(call, found, ident, action)
+    return found
+
+
+def node_columns(
+    conn: sa.Connection, call: Call, *, ident: str, action: str, columns: tuple[str, ...]
+) -> sa.RowMapping:
+    """:func:`node` for a view that shows a few columns: those (with ``uuid``,
+    ``owner`` and ``lessee``, which the checks need).  Raises as :func:`node`."""
+    found = repo.get_node_columns(conn, ident, (*columns, *_CHECKED))
+    _checked(call, NodeOwners(found["uuid"], found["owner"], found["lessee"]), ident, action)
+    return found
+
+
+#: what the checks of a node need of it
+_CHECKED = ("uuid", "owner", "lessee")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOwners:
+    """Who a node is for: what its checks need."""
+
+    uuid: str
+    owner: str | None
+    lessee: str | None
+
+
+def _checked(call: Call, found: Node | NodeBrief | NodeOwners, ident: str, action: str) -> None:
     call.audit.node(uuid=found.uuid)
     call.audit.resource(found.uuid)
     _check(call, found, action=action, hide=f"Node {ident} could not be found.")
-    return found
 
 
 def port(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Port:
@@ -96,7 +141,7 @@ def _note(call: Call, uuid: str, *, node_id: int | None) -> None:
         call.audit.node(node_id=node_id)
 
 
-def _check(call: Call, found: Node, *, action: str, hide: str) -> None:
+def _check(call: Call, found: Node | NodeBrief | NodeOwners, *, action: str, hide: str) -> None:
     # always the right to see the node first: who may not see it learns nothing more
     node_target = target(found)
     call.enforce(NODE_GET, node_target, hide=hide)
@@ -120,7 +165,7 @@ def listed_node_ids(conn: sa.Connection, call: Call, kind: str) -> list[int] | N
     return [r.id for r in rows]
 
 
-def node_to_create_on(conn: sa.Connection, call: Call, *, ident: str, action: str) -> Node:
+def node_to_create_on(conn: sa.Connection, call: Call, *, ident: str, action: str) -> NodeBrief:
     """The node named in a create request's body, if ``action`` (a create rule) lets
     the caller create things on it.
 
@@ -133,7 +178,7 @@ def node_to_create_on(conn: sa.Connection, call: Call, *, ident: str, action: st
         InvalidInput: the node does not exist.
     """
     try:
-        found: Node | None = repo.get_node(conn, ident)
+        found: NodeBrief | None = repo.get_node_brief(conn, ident)
     except NotFound as exc:
         found, missing = None, exc.message
     call.enforce(action, target(found) if found else policy.node_target(None, None))

@@ -27,7 +27,7 @@ from metalcast.conductor.interfaces import interface_of
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
 from metalcast.db import repository as repo
-from metalcast.db.models import JSONDict, Node, Port, Portgroup
+from metalcast.db.models import JSONDict, Node, NodeBrief, Port, Portgroup
 from metalcast.drivers.base import NetworkInterface
 from metalcast.errors import Conflict, InvalidInput
 from metalcast.states import ProvisionState
@@ -42,7 +42,7 @@ def _node_id(values: JSONDict) -> int:
     return node_id
 
 
-def _check_changeable(node: Node, what: str) -> None:
+def _check_changeable(node: Node | NodeBrief, what: str) -> None:
     if node.provision_state == ProvisionState.ACTIVE and not node.maintenance:
         raise Conflict(
             f"Cannot {what} node {node.uuid} while it is active; put it in maintenance first."
@@ -88,7 +88,7 @@ def create_port(rt: Runtime, values: JSONDict, *, user: str) -> Port:
         Conflict: the MAC is taken, or the node is active.
     """
     with rt.db.read() as conn:
-        node = repo.get_node_by_id(conn, _node_id(values))
+        node = repo.get_node_brief_by_id(conn, _node_id(values))
     _check_changeable(node, "add a port to")
     _check_portgroup(rt, values.get("portgroup_id"), node_id=node.id)
     _check_physnet(
@@ -151,7 +151,7 @@ def create_portgroup(rt: Runtime, values: JSONDict, *, user: str) -> Portgroup:
         InvalidInput, NotFound: no or unknown node.  Conflict: name/address taken.
     """
     with rt.db.read() as conn:
-        repo.get_node_by_id(conn, _node_id(values))
+        repo.get_node_brief_by_id(conn, _node_id(values))
     with rt.db.begin() as conn:
         return repo.create_portgroup(conn, values)
 

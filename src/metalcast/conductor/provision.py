@@ -21,7 +21,7 @@ from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
 from metalcast.conductor.workers import start_async
 from metalcast.db import repository as repo
-from metalcast.db.models import Node
+from metalcast.db.models import Node, NodeBrief
 from metalcast.errors import InvalidInput, NodeProtected
 from metalcast.states import HOLD, WAIT, WORK, Event, ProvisionState
 
@@ -82,16 +82,18 @@ def change_provision_state(
         NoFreeWorker, ServiceUnavailable, NodeLocked, NotFound: see start_async.
     """
     event = parse_verb(verb)
-    with rt.db.read() as conn:
-        node = repo.get_node_by_id(conn, node_id)
-    if event == Event.ABORT:
-        abort(rt, node, user=user)
+    if event in (Event.ABORT, Event.UNHOLD):
+        with rt.db.read() as conn:
+            node = repo.get_node_by_id(conn, node_id)
+        if event == Event.ABORT:
+            abort(rt, node, user=user)
+        else:
+            unhold(rt, node, user=user)
         return
-    if event == Event.UNHOLD:
-        unhold(rt, node, user=user)
-        return
-    _check_allowed(node, event)
-    target = states.advance(PS(node.provision_state), event)
+    with rt.db.read() as conn:  # the few columns the checks before the lock need
+        brief = repo.get_node_brief_by_id(conn, node_id)
+    _check_allowed(brief, event)
+    target = states.advance(PS(brief.provision_state), event)
     flow = FLOWS.get(target)
     if flow is None:  # a move between stable states: no driver involved
         with acquire(rt, node_id, user=user, purpose=verb) as task:
@@ -117,7 +119,7 @@ def _record_runbook(task: NodeTask, options: ProvisionOptions) -> None:
     task.save(event=f"{task.state.value}: running runbook {options.runbook}: {names}")
 
 
-def _check_allowed(node: Node, event: Event) -> None:
+def _check_allowed(node: Node | NodeBrief, event: Event) -> None:
     if node.protected and event in _NOT_WHEN_PROTECTED:
         raise NodeProtected(node.uuid)
     if node.retired and event == Event.PROVIDE:  # Ironic's NodeIsRetired (1.61)

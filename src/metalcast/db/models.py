@@ -81,6 +81,23 @@ class Node:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class NodeBrief:
+    """What checks need of a node (who may act on it, whether its state allows an
+    action), read without the JSON and date columns a whole :class:`Node` decodes:
+    a create on a node, a verb refused before its lock is taken."""
+
+    id: int
+    uuid: str
+    name: str | None
+    provision_state: str
+    maintenance: bool
+    protected: bool
+    retired: bool
+    owner: str | None
+    lessee: str | None
+
+
 @dataclass(slots=True)
 class Port:
     id: int

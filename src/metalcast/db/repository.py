@@ -11,7 +11,7 @@ duplicate name, UUID or MAC, ``InvalidInput`` (400) for a bad marker or sort key
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from metalcast.db.models import (
     HistoryEvent,
     JSONDict,
     Node,
+    NodeBrief,
     Port,
     Portgroup,
     from_row,
@@ -130,6 +131,27 @@ def get_node(conn: sa.Connection, ident: str) -> Node:
 
 def get_node_by_id(conn: sa.Connection, node_id: int) -> Node:
     return rows.by_id(conn, t.nodes, Node, node_id, "Node")
+
+
+#: the columns of a :class:`NodeBrief`
+_BRIEF = tuple(f.name for f in fields(NodeBrief))
+
+
+def get_node_brief(conn: sa.Connection, ident: str) -> NodeBrief:
+    """:func:`get_node`, for checks: the few columns of a :class:`NodeBrief`.
+    Raises ``NotFound``."""
+    return NodeBrief(**rows.get_columns_by_ident(conn, t.nodes, ident, "Node", columns=_BRIEF))
+
+
+def get_node_columns(conn: sa.Connection, ident: str, columns: tuple[str, ...]) -> sa.RowMapping:
+    """:func:`get_node`, only ``columns`` of it (for a view that shows a few).
+    Raises ``NotFound``."""
+    return rows.get_columns_by_ident(conn, t.nodes, ident, "Node", columns=columns)
+
+
+def get_node_brief_by_id(conn: sa.Connection, node_id: int) -> NodeBrief:
+    """:func:`get_node_by_id`, for checks.  Raises ``NotFound``."""
+    return rows.by_id(conn, t.nodes, NodeBrief, node_id, "Node", columns=_BRIEF)
 
 
 def list_nodes(conn: sa.Connection, filters: NodeFilters, page: Page) -> list[Node]:

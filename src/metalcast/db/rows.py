@@ -58,8 +58,11 @@ def statement(build: Callable[..., E], *shape: Any) -> E:
     return build(*shape)
 
 
-def _select_where(table: sa.Table, column: str) -> sa.Select[Any]:
-    return sa.select(table).where(table.c[column] == sa.bindparam(_VALUE))
+def _select_where(
+    table: sa.Table, column: str, columns: tuple[str, ...] | None = None
+) -> sa.Select[Any]:
+    chosen = table.c if columns is None else [table.c[name] for name in columns]
+    return sa.select(*chosen).where(table.c[column] == sa.bindparam(_VALUE))
 
 
 def _update_by_id(table: sa.Table) -> sa.Update:
@@ -174,8 +177,21 @@ def get_by_ident(conn: sa.Connection, table: sa.Table, ident: str, what: str) ->
             names, a valid name (Ironic's "Expected a logical name or UUID").
         NotFound: no such row.
     """
+    return get_columns_by_ident(conn, table, ident, what, columns=None)
+
+
+def get_columns_by_ident(
+    conn: sa.Connection,
+    table: sa.Table,
+    ident: str,
+    what: str,
+    *,
+    columns: tuple[str, ...] | None,
+) -> sa.RowMapping:
+    """:func:`get_by_ident` reading only ``columns`` (None: all of them).  Raises
+    as it does."""
     col, value = _ident_column(table, ident)
-    query = statement(_select_where, table, col.key)
+    query = statement(_select_where, table, col.key, columns)
     row = conn.execute(query, {_VALUE: value}).mappings().first()
     if row is None:
         raise NotFound(f"{what} {ident} could not be found.")
@@ -194,9 +210,19 @@ def _ident_column(table: sa.Table, ident: str) -> tuple[sa.Column[Any], str]:
     raise InvalidInput(f"Expected a logical name or UUID but received {echo(ident)}.")
 
 
-def by_id(conn: sa.Connection, table: sa.Table, cls: type[R], row_id: int, what: str) -> R:
-    """The record of the row with primary key ``row_id``.  Raises ``NotFound``."""
-    row = conn.execute(statement(_select_where, table, "id"), {_VALUE: row_id}).mappings().first()
+def by_id(
+    conn: sa.Connection,
+    table: sa.Table,
+    cls: type[R],
+    row_id: int,
+    what: str,
+    *,
+    columns: tuple[str, ...] | None = None,
+) -> R:
+    """The record of the row with primary key ``row_id``, built from ``columns``
+    only when given (``cls`` then has exactly those fields).  Raises ``NotFound``."""
+    query = statement(_select_where, table, "id", columns)
+    row = conn.execute(query, {_VALUE: row_id}).mappings().first()
     if row is None:
         raise NotFound(f"{what} {row_id} could not be found.")
     return from_row(cls, row)

@@ -48,7 +48,7 @@ from metalcast.calls import (
     SetTargetRaidConfig,
     Validate,
 )
-from metalcast.db.models import Node
+from metalcast.db.models import Node, NodeBrief
 from metalcast.errors import InvalidInput, NotAcceptable, NotFound
 from metalcast.secrecy import mask, scrub_text
 from metalcast.states import VERBS, PowerTarget, ProvisionState, advance
@@ -76,10 +76,24 @@ def _load(call: Call, action: str) -> Node:
         return lookup.node(conn, call, ident=call.args["node"], action=action)
 
 
-def _accepted(call: Call, node: Node) -> Reply:
+def _accepted(call: Call, node: Node | NodeBrief) -> Reply:
     return Reply(202, headers={"Location": call.url("v1", "nodes", node.uuid, "states")})
 
 
+#: the columns GET .../states shows
+_STATES = (
+    "console_enabled",
+    "last_error",
+    "power_state",
+    "provision_state",
+    "provision_updated_at",
+    "target_power_state",
+    "target_provision_state",
+    "raid_config",
+    "target_raid_config",
+    "boot_mode",
+    "secure_boot",
+)
 _STATE = nullable(text())
 STATES = Named(
     "NodeStates",
@@ -115,22 +129,25 @@ STATES = Named(
     doc=Operation("Show a node's power and provision states", answers={200: STATES}),
 )
 def get_states(call: Call) -> object:
-    node = _load(call, "baremetal:node:get_states")
+    with call.deps.db.read() as conn:
+        node = lookup.node_columns(
+            conn, call, ident=call.args["node"], action="baremetal:node:get_states", columns=_STATES
+        )
     doc: dict[str, Any] = {
-        "console_enabled": node.console_enabled,
-        "last_error": scrub_text(node.last_error) if node.last_error else None,
-        "power_state": node.power_state,
-        "provision_state": provision_state(node.provision_state, call.version),
-        "provision_updated_at": iso(node.provision_updated_at),
-        "target_power_state": node.target_power_state,
-        "target_provision_state": node.target_provision_state,
+        "console_enabled": node["console_enabled"],
+        "last_error": scrub_text(node["last_error"]) if node["last_error"] else None,
+        "power_state": node["power_state"],
+        "provision_state": provision_state(node["provision_state"], call.version),
+        "provision_updated_at": iso(node["provision_updated_at"]),
+        "target_power_state": node["target_power_state"],
+        "target_provision_state": node["target_provision_state"],
     }
     if shows("raid_config", call.version):
-        doc["raid_config"] = mask(node.raid_config)
-        doc["target_raid_config"] = mask(node.target_raid_config)
+        doc["raid_config"] = mask(node["raid_config"])
+        doc["target_raid_config"] = mask(node["target_raid_config"])
     if shows("boot_mode", call.version):
-        doc["boot_mode"] = node.boot_mode
-        doc["secure_boot"] = node.secure_boot
+        doc["boot_mode"] = node["boot_mode"]
+        doc["secure_boot"] = node["secure_boot"]
     return doc
 
 
@@ -323,7 +340,10 @@ _PROVISION_DOC = body(
 )
 def set_provision_state(call: Call) -> object:
     request = provision_request(call.body, call.version)
-    node = _load(call, "baremetal:node:set_provision_state")
+    with call.deps.db.read() as conn:
+        node = lookup.node_brief(
+            conn, call, ident=call.args["node"], action="baremetal:node:set_provision_state"
+        )
     if request.runbook is not None:
         request = _with_runbook(call, node, request)
     # running steps of one's own choosing is a right of its own (Ironic); a runbook's
@@ -343,7 +363,9 @@ def set_provision_state(call: Call) -> object:
     return _accepted(call, node)
 
 
-def _with_runbook(call: Call, node: Node, request: ProvisionRequest) -> ProvisionRequest:
+def _with_runbook(
+    call: Call, node: Node | NodeBrief, request: ProvisionRequest
+) -> ProvisionRequest:
     """``request`` with the runbook's steps as its clean or service steps (and its
     ``disable_ramdisk``).  Raises as :func:`runbooks.steps_for_node`."""
     assert request.runbook is not None

@@ -316,10 +316,10 @@ def to_columns(
     columns = {k: v for k, v in values.items() if k not in ("node_uuid", "portgroup_uuid")}
     ident = values.get("node_uuid")
     if ident is not None and port is None:
-        node = lookup.node_to_create_on(conn, call, ident=ident, action="baremetal:port:create")
-        columns["node_id"] = node.id
+        on = lookup.node_to_create_on(conn, call, ident=ident, action="baremetal:port:create")
+        columns["node_id"] = on.id
         if uuids is not None:
-            uuids.nodes[node.id] = node.uuid
+            uuids.nodes[on.id] = on.uuid
     elif ident is not None and port is not None:
         current = repo.get_node_by_id(conn, port.node_id)
         node = lookup.node_to_link(conn, call, ident=ident, current=current, field="node_uuid")

@@ -37,7 +37,7 @@ from metalcast.api.versions import require
 from metalcast.api.views import runbooks as view
 from metalcast.db import repository as repo_nodes
 from metalcast.db import runbooks as repo
-from metalcast.db.models import Node, Runbook
+from metalcast.db.models import Node, NodeBrief, Runbook
 from metalcast.errors import Forbidden, InvalidInput
 
 _FEATURE = "runbooks"
@@ -309,7 +309,9 @@ def delete_runbook(call: Call) -> object:
 # ------------------------------------------------------------- running one on a node
 
 
-def steps_for_node(call: Call, node: Node, ident: str) -> tuple[Runbook, list[dict[str, Any]]]:
+def steps_for_node(
+    call: Call, node: Node | NodeBrief, ident: str
+) -> tuple[Runbook, list[dict[str, Any]]]:
     """The runbook ``ident`` names and its steps in their ``order``, as the clean or
     service steps of ``node``, if the caller may use it there (Ironic's rule: the
     node has a trait equal to the runbook's name).
