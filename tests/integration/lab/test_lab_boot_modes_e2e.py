@@ -60,9 +60,13 @@ def test_the_pxe_boot_interface_deploys_over_tftp_only(
     assert "METALCAST-DISK-FIRMWARE bios" in console
     # the NIC's iPXE ROM only ran PXELINUX, which loaded the deploy ramdisk over TFTP
     assert "Filename: pxelinux.0" in console
-    assert "PXELINUX 6.04" in console
     assert "BOOTIF=01-52-54-00-6d-63-00" in console  # IPAPPEND 2
+    # PXELINUX ran: it fetched its core module over TFTP. (Its "PXELINUX 6.04" banner
+    # was missing from the serial file once, on a host at load 10, though it booted:
+    # the banner reaches the serial port only through SeaBIOS's screen-to-serial
+    # emulation; the TFTP log is the record that does not depend on it.)
     tftp = lab.dnsmasq_log()
+    assert "/pxelinux.0 to " in tftp and "/ldlinux.c32 to " in tftp, tftp[-3000:]
     assert "/deploy.kernel to " in tftp and "/deploy.initramfs to " in tftp
     assert lab.server_logs is not None
     assert "GET /boot/" not in lab.server_logs()  # nothing of the boot over HTTP
