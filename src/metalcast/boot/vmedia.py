@@ -41,13 +41,19 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import uuid as uuidlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metalcast import cpio
+from metalcast.boot.dnsmasq import normalize_mac
 from metalcast.boot.errors import BootSetupError
-from metalcast.boot.trust import CA_PATH
+from metalcast.boot.ipxe import NodeBoot, NodePort, kernel_command_line
+from metalcast.boot.layout import BootLayout, write_atomic
+from metalcast.boot.settings import BootSettings
+from metalcast.boot.trust import CA_INITRD, CA_PATH
 
 VMEDIA_DIR = "vmedia"
 STATIC_NET_PATH = "etc/metalcast/static-net"
@@ -363,3 +369,79 @@ def remove_iso(boot_dir: Path, name: str | None) -> None:
         iso_path(boot_dir, name).unlink(missing_ok=True)
     except OSError as exc:
         raise BootSetupError(f"cannot remove the virtual media ISO {name}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class VmediaNode:
+    """What the conductor asks for: a virtual media ISO booting node ``uuid``'s
+    deploy ramdisk, its agent told the MAC of its first port (``BOOTIF``), with the
+    node's ``network_data`` (empty: the ramdisk asks DHCP)."""
+
+    uuid: str
+    macs: tuple[str, ...]
+    network_data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if str(uuidlib.UUID(self.uuid)) != self.uuid:
+            raise ValueError(f"{self.uuid!r} is not a lower-case UUID")
+        if not self.macs:
+            raise ValueError(f"node {self.uuid} has no port")
+
+
+def _index(layout: BootLayout, node_uuid: str) -> Path:
+    """Where the name of the node's ISO is kept: outside the served boot directory."""
+    return layout.state_dir / VMEDIA_DIR / node_uuid
+
+
+def publish_node_iso(
+    layout: BootLayout, settings: BootSettings, node: VmediaNode, *, api_url: str
+) -> str:
+    """Build ``node``'s ISO under a fresh random name, remove its previous one, and
+    return the URL the BMC fetches it from (the boot HTTP server, plain HTTP: a BMC
+    need not trust metalcast's CA).
+
+    Raises:
+        BootSetupError: the ISO cannot be built, or ``network_data`` cannot be used.
+    """
+    bootif = normalize_mac(node.macs[0]).replace(":", "-")
+    boot = NodeBoot(node.uuid, tuple(NodePort(mac) for mac in node.macs))
+    cmdline = kernel_command_line(settings, boot, api_url=api_url, initrds=(), bootif=False)
+    cmdline = f"{cmdline} BOOTIF=01-{bootif}"
+    initrds: list[Path | bytes] = [layout.ramdisk]
+    if settings.tls:
+        initrds.append(layout.boot_dir / CA_INITRD)
+    initrds.append(node_overlay(network_data=node.network_data or None))
+    name = iso_name()
+    build_iso(
+        iso_path(layout.boot_dir, name), kernel=layout.kernel, initrds=initrds, cmdline=cmdline
+    )
+    index = _index(layout, node.uuid)
+    previous = _read_index(index)
+    try:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(index, name.encode(), mode=0o600)
+    except OSError as exc:
+        remove_iso(layout.boot_dir, name)
+        raise BootSetupError(f"cannot record the virtual media of node {node.uuid}: {exc}") from exc
+    if previous != name:
+        remove_iso(layout.boot_dir, previous)
+    return f"{settings.http_url}/boot/{VMEDIA_DIR}/{name}"
+
+
+def withdraw_node_iso(layout: BootLayout, node_uuid: str) -> None:
+    """Remove the node's ISO (none: nothing happens).  Raises BootSetupError."""
+    index = _index(layout, node_uuid)
+    remove_iso(layout.boot_dir, _read_index(index))
+    try:
+        index.unlink(missing_ok=True)
+    except OSError as exc:
+        raise BootSetupError(f"cannot remove {index}: {exc}") from exc
+
+
+def _read_index(index: Path) -> str | None:
+    try:
+        return index.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BootSetupError(f"cannot read {index}: {exc}") from exc

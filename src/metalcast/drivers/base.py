@@ -64,6 +64,8 @@ class NodeSnapshot:
     target_raid_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: the RAID configuration last applied (``{}``: none known)
     raid_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: the node's ``network_data`` (Ironic's network_data.json shape; ``{}``: none)
+    network_data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +408,8 @@ class ManagementInterface(Interface):
 
 class BootInterface(Interface):
     interface_type = "boot"
+    #: the boot device the conductor sets (once) to boot what prepare_ramdisk prepared
+    ramdisk_boot_device: ClassVar[str] = "pxe"
 
     @abc.abstractmethod
     def prepare_ramdisk(self, ctx: DriverContext) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from metalcast.boot import vmedia
+from metalcast.boot.layout import BootLayout
+from metalcast.boot.settings import BootSettings
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["which", "isoinfo", "mtype"], capture_output=True).returncode != 0,
@@ -82,3 +84,35 @@ def test_build_failure_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(vmedia.BootSetupError):
         vmedia.build_iso(iso, kernel=tmp_path / "absent", initrds=[], cmdline=CMDLINE)
     assert list(iso.parent.iterdir()) == []
+
+
+def test_publish_serves_one_unguessable_iso_per_node_and_withdraw_removes_it(
+    tmp_path: Path,
+) -> None:
+    settings = BootSettings(console="ttyS0")
+    layout = BootLayout.from_settings(settings, state_dir=tmp_path)
+    layout.kernel.parent.mkdir(parents=True)
+    layout.kernel.write_bytes(b"K" * 1000)
+    layout.ramdisk.write_bytes(b"R" * 1000)
+    node = vmedia.VmediaNode(
+        "5c3e2a8e-41a0-4d8b-9f0e-0d4c1c8a7b21", ("52:54:00:AA:BB:01", "52:54:00:aa:bb:02")
+    )
+    api = "http://192.168.77.1:6385"
+
+    first = vmedia.publish_node_iso(layout, settings, node, api_url=api)
+    second = vmedia.publish_node_iso(layout, settings, node, api_url=api)
+
+    prefix = f"{settings.http_url}/boot/{vmedia.VMEDIA_DIR}/"
+    assert first.startswith(prefix) and second.startswith(prefix) and first != second
+    served = sorted(p.name for p in (layout.boot_dir / vmedia.VMEDIA_DIR).iterdir())
+    assert served == [second.removeprefix(prefix)]  # the first is gone
+    assert node.uuid not in second
+    efi = _extract(layout.boot_dir / vmedia.VMEDIA_DIR / served[0], "/boot/efi.img", tmp_path / "e")
+    config = _fat_file(efi, "syslinux.cfg").decode()
+    assert f"metalcast.api={api}" in config and "BOOTIF=01-52-54-00-aa-bb-01" in config
+    assert "console=ttyS0" in config
+    assert _fat_file(efi, "initrd").startswith(b"R" * 1000)
+
+    vmedia.withdraw_node_iso(layout, node.uuid)
+    assert list((layout.boot_dir / vmedia.VMEDIA_DIR).iterdir()) == []
+    vmedia.withdraw_node_iso(layout, node.uuid)  # gone already: no error
