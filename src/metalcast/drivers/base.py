@@ -19,7 +19,7 @@ import abc
 import enum
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
@@ -404,6 +404,26 @@ class ManagementInterface(Interface):
         """Set one indicator (the conductor checked it exists, is writable and takes
         ``state``).  Raises DriverError."""
         raise InvalidInput(f"{self.name} management has no indicators.")
+
+    def get_virtual_media(self, ctx: DriverContext) -> list[dict[str, Any]]:
+        """The BMC's virtual CDs and DVDs (Ironic 1.93): ``media_types``,
+        ``inserted``, ``image`` each.
+
+        Raises:
+            InvalidInput: the interface has no virtual media.
+            DriverError: the BMC failed.
+        """
+        raise InvalidInput(f"{self.name} management has no virtual media.")
+
+    def attach_virtual_media(self, ctx: DriverContext, device_type: str, image_url: str) -> None:
+        """Insert ``image_url`` (http or https) into the virtual ``device_type``
+        (``cdrom``; Ironic 1.89).  Raises InvalidInput (no such device), DriverError."""
+        raise InvalidInput(f"{self.name} management has no virtual media.")
+
+    def detach_virtual_media(self, ctx: DriverContext, device_types: Sequence[str]) -> None:
+        """Eject the virtual ``device_types`` (empty: all).  Raises InvalidInput,
+        DriverError."""
+        raise InvalidInput(f"{self.name} management has no virtual media.")
 
 
 class BootInterface(Interface):
