@@ -211,6 +211,31 @@ class InjectNmi(Call[None]):
 
 
 @dataclass(frozen=True, slots=True)
+class GetVirtualMedia(Call[list[dict[str, Any]]]):
+    """The node's virtual CDs and DVDs (``media_types``, ``inserted``, ``image``)."""
+
+    node_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttachVirtualMedia(Call[None]):
+    """Insert ``image_url`` (http/https, no credentials: the API checked) into the
+    node's virtual ``device_type``."""
+
+    node_id: int
+    device_type: str
+    image_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetachVirtualMedia(Call[None]):
+    """Eject the node's virtual ``device_types`` (empty: all)."""
+
+    node_id: int
+    device_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ListIndicators(Call[dict[str, dict[str, dict[str, Any]]]]):
     """The node's indicators: component -> name -> ``{"readonly", "states"}``."""
 

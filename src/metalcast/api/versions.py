@@ -153,7 +153,9 @@ FEATURES: Mapping[str, Version] = {
     "firmware_interface": _v(86),
     "service": _v(87),
     "port_name": _v(88),
+    "vmedia": _v(89),
     "runbooks": _v(92),
+    "vmedia_get": _v(93),
     "inspection_rules": _v(96),
 }
 

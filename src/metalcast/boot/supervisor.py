@@ -41,6 +41,7 @@ from metalcast.boot.ipxe import NodeBoot, remove_node_files, write_node_files
 from metalcast.boot.layout import write_atomic
 from metalcast.boot.service import BootHealth, BootServices
 from metalcast.boot.settings import BootSettings
+from metalcast.boot.vmedia import VmediaNode, publish_node_iso, withdraw_node_iso
 
 log = logging.getLogger("metalcast.boot")
 
@@ -161,6 +162,16 @@ class BootSupervisor:
                 return
             if remove_node_files(self.services.layout, node_uuid):
                 self._request_restart()
+
+    def publish_vmedia(self, node: VmediaNode) -> str:
+        """Build ``node``'s virtual media ISO; the URL it is served at.  Raises BootError."""
+        return publish_node_iso(
+            self.services.layout, self.settings, node, api_url=self.services.node_api_url
+        )
+
+    def withdraw_vmedia(self, node_uuid: str) -> None:
+        """Remove ``node_uuid``'s virtual media ISO.  Raises BootError."""
+        withdraw_node_iso(self.services.layout, node_uuid)
 
     def check_once(self) -> None:
         """One look: start the services, restart them, or stop them, as needed."""

@@ -69,6 +69,11 @@ NetworkOpt = Annotated[
 ]
 
 
+class BmcProtocol(enum.StrEnum):
+    IPMI = "ipmi"
+    REDFISH = "redfish"
+
+
 class Accel(enum.StrEnum):
     """QEMU accelerators: TCG everywhere; KVM only where it really works (not on
     nested PVM hosts such as the project's CI machines)."""
@@ -157,6 +162,15 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
             help="UEFI machines (OVMF) enrolled with boot_mode:uefi (default: BIOS).",
         ),
     ] = False,
+    bmc_protocol: Annotated[
+        BmcProtocol,
+        typer.Option(
+            "--bmc",
+            help="How metalcast drives the machines: ipmi (network boot through DHCP, "
+            "TFTP, iPXE), or redfish (a Redfish BMC; virtual media boot with static "
+            "addresses from network_data: no DHCP or TFTP).",
+        ),
+    ] = BmcProtocol.IPMI,
     lab_dir: LabDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -187,6 +201,7 @@ def up(  # noqa: PLR0913 - one parameter per command-line option
         conductor_group=conductor_group,
         accel=accel.value,
         boot_mode=BootMode.UEFI if uefi else BootMode.LEGACY,
+        bmc="redfish" if bmc_protocol is BmcProtocol.REDFISH else "ipmi",
     )
     try:
         state = bring_up(options, progress=_progress)

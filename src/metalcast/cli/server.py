@@ -98,6 +98,7 @@ def build_conductor(
     registry = default_registry(
         bmc_policy=policy,
         boot_files=boot,
+        vmedia_files=boot,
         cleaning=settings.cleaning,
         console_log_bytes=cs.console_log_bytes,
     )

@@ -38,7 +38,7 @@ from typing import Any
 
 from metalcast.agent_downloads import token_hash as token_hash
 from metalcast.conductor import agent_state, sources
-from metalcast.conductor.interfaces import OperationFailed, call
+from metalcast.conductor.interfaces import OperationFailed, call, interface_of
 from metalcast.conductor.power import set_power
 from metalcast.conductor.task import NodeTask
 from metalcast.drivers import raid_agent
@@ -118,11 +118,12 @@ def boot_ramdisk(task: NodeTask, *, phase: AgentPhase) -> None:
     token is issued at the agent's next lookup.  Raises OperationFailed."""
     started = time.monotonic()
     prepare_ramdisk_boot(task)
+    device = interface_of(task.rt, task.node, cls=BootInterface).ramdisk_boot_device
     call(
         task,
         ManagementInterface,
         "set the boot device",
-        lambda i, c: i.set_boot_device(c, "pxe", persistent=False),
+        lambda i, c: i.set_boot_device(c, device, persistent=False),
     )
     set_power(task, PowerTarget.REBOOT)
     state = agent_state.of(task)

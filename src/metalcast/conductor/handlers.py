@@ -159,6 +159,29 @@ def _inject_nmi(s: ConductorService, r: c.InjectNmi, ctx: RequestContext) -> Non
     management.inject_nmi(s.rt, r.node_id, user=ctx.who)
 
 
+@handles(c.GetVirtualMedia)
+def _get_virtual_media(
+    s: ConductorService, r: c.GetVirtualMedia, ctx: RequestContext
+) -> list[dict[str, Any]]:
+    return management.get_virtual_media(s.rt, r.node_id, user=ctx.who)
+
+
+@handles(c.AttachVirtualMedia)
+def _attach_virtual_media(
+    s: ConductorService, r: c.AttachVirtualMedia, ctx: RequestContext
+) -> None:
+    management.attach_virtual_media(
+        s.rt, r.node_id, device_type=r.device_type, image_url=r.image_url, user=ctx.who
+    )
+
+
+@handles(c.DetachVirtualMedia)
+def _detach_virtual_media(
+    s: ConductorService, r: c.DetachVirtualMedia, ctx: RequestContext
+) -> None:
+    management.detach_virtual_media(s.rt, r.node_id, device_types=r.device_types, user=ctx.who)
+
+
 @handles(c.ListIndicators)
 def _list_indicators(
     s: ConductorService, r: c.ListIndicators, ctx: RequestContext

@@ -132,6 +132,7 @@ def snapshot(node: Node, macs: tuple[str, ...] = (), *, box: SecretBox) -> NodeS
         mac_addresses=macs,
         target_raid_config=MappingProxyType(dict(node.target_raid_config or {})),
         raid_config=MappingProxyType(dict(node.raid_config or {})),
+        network_data=MappingProxyType(box.reveal(node.network_data or {}, where="network_data")),
     )
 
 

@@ -86,6 +86,40 @@ def inject_nmi(rt: Runtime, node_id: int, *, user: str) -> None:
         call(task, ManagementInterface, "inject NMI", lambda i, ctx: i.inject_nmi(ctx))
 
 
+def get_virtual_media(rt: Runtime, node_id: int, *, user: str) -> list[dict[str, Any]]:
+    """The node's virtual CDs and DVDs.  Raises OperationFailed (400 when the
+    management interface has none)."""
+    task = acquire(rt, node_id, user=user, purpose="get virtual media", shared=True)
+    return call(task, ManagementInterface, "get virtual media", lambda i, c: i.get_virtual_media(c))
+
+
+def attach_virtual_media(
+    rt: Runtime, node_id: int, *, device_type: str, image_url: str, user: str
+) -> None:
+    """Insert ``image_url`` into the node's virtual ``device_type``.  Raises
+    OperationFailed."""
+    with acquire(rt, node_id, user=user, purpose="attach virtual media") as task:
+        call(
+            task,
+            ManagementInterface,
+            "attach virtual media",
+            lambda i, c: i.attach_virtual_media(c, device_type, image_url),
+        )
+
+
+def detach_virtual_media(
+    rt: Runtime, node_id: int, *, device_types: tuple[str, ...], user: str
+) -> None:
+    """Eject the node's virtual ``device_types`` (empty: all).  Raises OperationFailed."""
+    with acquire(rt, node_id, user=user, purpose="detach virtual media") as task:
+        call(
+            task,
+            ManagementInterface,
+            "detach virtual media",
+            lambda i, c: i.detach_virtual_media(c, device_types),
+        )
+
+
 def list_indicators(rt: Runtime, node_id: int, *, user: str) -> dict[str, dict[str, Any]]:
     """The node's indicators (Ironic 1.63): component -> name -> ``{"readonly",
     "states"}``.  Raises OperationFailed (400 when the interface has none)."""

@@ -19,7 +19,7 @@ import abc
 import enum
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
@@ -64,6 +64,8 @@ class NodeSnapshot:
     target_raid_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: the RAID configuration last applied (``{}``: none known)
     raid_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: the node's ``network_data`` (Ironic's network_data.json shape; ``{}``: none)
+    network_data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,9 +405,31 @@ class ManagementInterface(Interface):
         ``state``).  Raises DriverError."""
         raise InvalidInput(f"{self.name} management has no indicators.")
 
+    def get_virtual_media(self, ctx: DriverContext) -> list[dict[str, Any]]:
+        """The BMC's virtual CDs and DVDs (Ironic 1.93): ``media_types``,
+        ``inserted``, ``image`` each.
+
+        Raises:
+            InvalidInput: the interface has no virtual media.
+            DriverError: the BMC failed.
+        """
+        raise InvalidInput(f"{self.name} management has no virtual media.")
+
+    def attach_virtual_media(self, ctx: DriverContext, device_type: str, image_url: str) -> None:
+        """Insert ``image_url`` (http or https) into the virtual ``device_type``
+        (``cdrom``; Ironic 1.89).  Raises InvalidInput (no such device), DriverError."""
+        raise InvalidInput(f"{self.name} management has no virtual media.")
+
+    def detach_virtual_media(self, ctx: DriverContext, device_types: Sequence[str]) -> None:
+        """Eject the virtual ``device_types`` (empty: all).  Raises InvalidInput,
+        DriverError."""
+        raise InvalidInput(f"{self.name} management has no virtual media.")
+
 
 class BootInterface(Interface):
     interface_type = "boot"
+    #: the boot device the conductor sets (once) to boot what prepare_ramdisk prepared
+    ramdisk_boot_device: ClassVar[str] = "pxe"
 
     @abc.abstractmethod
     def prepare_ramdisk(self, ctx: DriverContext) -> None:

@@ -40,6 +40,7 @@ from metalcast.drivers.ipmi.sol import SolConsoles
 from metalcast.drivers.netboot import BootFiles, IPXEBoot, PXEBoot
 from metalcast.drivers.redfish.client import RedfishSessions
 from metalcast.drivers.redfish.hardware import REDFISH_HARDWARE, redfish_factories
+from metalcast.drivers.redfish.vmedia import VirtualMediaFiles
 from metalcast.errors import InvalidInput, MetalcastError
 from metalcast.interfaces import INTERFACE_NAMES
 
@@ -226,6 +227,7 @@ def default_registry(
     sleep: Sleep = time.sleep,
     bmc_policy: CallPolicy | None = None,
     boot_files: BootFiles | None = None,
+    vmedia_files: VirtualMediaFiles | None = None,
     cleaning: CleaningSettings | None = None,
     console_log_bytes: int = DEFAULT_LIMIT,
 ) -> DriverRegistry:
@@ -236,6 +238,8 @@ def default_registry(
     ``bmc_policy`` bounds every IPMI and Redfish call (deadline, retries).
     ``boot_files`` is where the ``ipxe`` and ``pxe`` boot interfaces write node boot
     files (the boot services); without it they fail with a clear error.
+    ``vmedia_files`` builds and serves the ``redfish-virtual-media`` boot's ISOs (the
+    boot services too).
     ``cleaning`` sets the ``direct`` deploy's erase steps (their priorities, how the
     agent erases).
     ``console_log_bytes`` bounds each node's console log.
@@ -254,7 +258,7 @@ def default_registry(
     factories: dict[type[Interface], InterfaceFactory] = {
         **fake.fake_factories(fake_bmc or fake.FakeBmcState(), sleep=sleep),
         **ipmi_factories(IpmiSessions(policy=bmc_policy), SolConsoles(log_bytes=console_log_bytes)),
-        **redfish_factories(RedfishSessions(policy=bmc_policy)),
+        **redfish_factories(RedfishSessions(policy=bmc_policy), vmedia_files),
         IPXEBoot: functools.partial(IPXEBoot, boot_files),
         PXEBoot: functools.partial(PXEBoot, boot_files),
         DirectDeploy: functools.partial(DirectDeploy, cleaning),

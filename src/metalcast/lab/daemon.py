@@ -2,7 +2,8 @@
 
 ``metalcast lab up`` starts it detached (``metalcast lab serve --lab-dir DIR``, in its
 own session, output to ``<lab-dir>/daemon.log``).  It reads ``lab.json``, serves one
-virtual IPMI BMC per machine on loopback (:class:`~metalcast.lab.bmc.fleet.Fleet`),
+virtual IPMI BMC per machine on loopback (:class:`~metalcast.lab.bmc.fleet.Fleet`)
+and, for a ``--bmc redfish`` lab, one Redfish service for them all,
 each powering a :class:`~metalcast.lab.qemu.QemuMachine`, writes ``daemon.pid`` once
 it answers, and on SIGTERM or SIGINT powers every machine off (QMP ``quit``), closes
 the BMCs, removes ``daemon.pid`` and exits 0.
@@ -32,6 +33,7 @@ from metalcast.lab.qemu import QemuMachine
 from metalcast.lab.state import (
     DAEMON_LOG_FILE,
     DAEMON_PID_FILE,
+    MEDIA_DIR,
     LabState,
     machine_spec,
     read_state,
@@ -63,7 +65,11 @@ def serve(lab_dir: Path) -> int:
         raise LabError(f"no lab in {lab_dir}: bring one up with `metalcast lab up`")
     stop = _stop_on_signals()
     machines = [QemuMachine(machine_spec(node), state.qemu_settings) for node in state.nodes]
-    layout = Layout(address=state.bmc_address, ipmi_base_port=state.nodes[0].bmc_port)
+    layout = Layout(
+        address=state.bmc_address,
+        ipmi_base_port=state.nodes[0].bmc_port,
+        redfish_port=state.redfish_port or 0,
+    )
     # each BMC serves its machine's serial port (the file QEMU writes it to) over SOL
     serials = {node.name: SerialLogTail(node.serial_log) for node in state.nodes}
     fleet = Fleet(
@@ -72,6 +78,8 @@ def serve(lab_dir: Path) -> int:
         password=state.bmc_password,
         layout=layout,
         serials=serials,
+        redfish=state.bmc == "redfish",
+        media_dir=lab_dir / MEDIA_DIR,
     )
     try:
         fleet.start()

@@ -6,6 +6,10 @@ points at the machine's virtual BMC, with one port for its MAC.  The node's UUID
 the machine's SMBIOS UUID (what an inspection would find); its boot mode, as Ironic
 keeps it, is the lab's firmware mode: ``properties/capabilities`` ``boot_mode:bios``
 or ``boot_mode:uefi`` (which the IPMI driver turns into the boot flags' EFI bit).
+In a ``lab up --bmc redfish`` lab a machine is a ``redfish`` node instead (its
+system on the lab's Redfish service), booting with ``redfish-virtual-media``, with
+``network_data`` giving its first NIC a static address (:func:`static_network_data`):
+its deploy ramdisk asks no DHCP server, and the boot services answer it none.
 
 Errors: :class:`~metalcast.lab.errors.ServerUnreachable`,
 :class:`~metalcast.lab.errors.ServerRefused`.
@@ -30,9 +34,14 @@ VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
 #: a version recent enough to show the drivers' default and enabled interfaces
 API_VERSION = "latest"
 HARDWARE_TYPE = "ipmi"
-#: the interfaces that really network-boot and deploy a machine, when the server
-#: has them; otherwise the hardware type's defaults
-WANTED_INTERFACES = {"boot": "ipxe", "deploy": "direct"}
+#: the interfaces that really boot and deploy a machine (by hardware type), when the
+#: server has them; otherwise the hardware type's defaults
+WANTED_INTERFACES = {
+    "ipmi": {"boot": "ipxe", "deploy": "direct"},
+    "redfish": {"boot": "redfish-virtual-media", "deploy": "direct"},
+}
+#: a ``--bmc redfish`` machine's static address on the lab network: this plus its index
+STATIC_HOST_BASE = 10
 #: how long ``lab down`` retries deleting a node that is locked by running work
 DELETE_PATIENCE = 60.0
 _CONFLICT = 409
@@ -127,7 +136,7 @@ class ServerApi:
         does not default to, as node fields (``{"boot_interface": "ipxe"}``)."""
         driver = self.request("GET", f"/v1/drivers/{quote(hardware_type, safe='')}")
         fields: dict[str, str] = {}
-        for kind, wanted in WANTED_INTERFACES.items():
+        for kind, wanted in WANTED_INTERFACES.get(hardware_type, {}).items():
             enabled = driver.get(f"enabled_{kind}_interfaces") or []
             if wanted in enabled and driver.get(f"default_{kind}_interface") != wanted:
                 fields[f"{kind}_interface"] = wanted
@@ -184,18 +193,60 @@ def _node_path(ident: str, *parts: str) -> str:
     return "/".join(["/v1/nodes", quote(ident, safe=""), *parts])
 
 
+def hardware_type(state: LabState) -> str:
+    """The hardware type the lab's nodes are enrolled with."""
+    return "redfish" if state.bmc == "redfish" else HARDWARE_TYPE
+
+
+def _driver_info(state: LabState, node: LabNode) -> JSON:
+    if state.bmc == "redfish":
+        return {
+            "redfish_address": f"http://{state.bmc_address}:{state.redfish_port}",
+            "redfish_system_id": f"/redfish/v1/Systems/{node.name}",
+            "redfish_username": state.bmc_username,
+            "redfish_password": state.bmc_password,
+        }
+    return {
+        "ipmi_address": state.bmc_address,
+        "ipmi_port": node.bmc_port,
+        "ipmi_username": state.bmc_username,
+        "ipmi_password": state.bmc_password,
+    }
+
+
+def static_network_data(state: LabState, node: LabNode) -> JSON:
+    """A ``--bmc redfish`` machine's ``network_data`` (Ironic's shape): a static
+    address on the lab network for its first NIC (below the DHCP range), the boot
+    services' address as its gateway and DNS server."""
+    network = state.lab_network
+    prefix = network.address.rsplit(".", 1)[0]
+    return {
+        "links": [{"id": "port0", "type": "phy", "ethernet_mac_address": node.mac}],
+        "networks": [
+            {
+                "id": "provisioning",
+                "link": "port0",
+                "type": "ipv4",
+                "ip_address": f"{prefix}.{STATIC_HOST_BASE + node.index}",
+                "netmask": "255.255.255.0",
+                "routes": [
+                    {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": network.address}
+                ],
+            }
+        ],
+        "services": [{"type": "dns", "address": network.address}],
+    }
+
+
 def node_body(state: LabState, node: LabNode, extra: Mapping[str, str]) -> JSON:
     """The ``POST /v1/nodes`` body of a lab machine."""
+    static = {"network_data": static_network_data(state, node)} if state.bmc == "redfish" else {}
     return {
         "name": node.name,
         "uuid": node.machine_uuid,
-        "driver": HARDWARE_TYPE,
-        "driver_info": {
-            "ipmi_address": state.bmc_address,
-            "ipmi_port": node.bmc_port,
-            "ipmi_username": state.bmc_username,
-            "ipmi_password": state.bmc_password,
-        },
+        "driver": hardware_type(state),
+        "driver_info": _driver_info(state, node),
+        **static,
         "properties": {
             "cpus": state.cpus,
             "memory_mb": state.memory_mb,

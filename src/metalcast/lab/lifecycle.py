@@ -41,6 +41,7 @@ import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
@@ -53,7 +54,7 @@ from metalcast.lab.daemon import (
     stop_daemon,
     terminate,
 )
-from metalcast.lab.enrolment import ServerApi
+from metalcast.lab.enrolment import ServerApi, hardware_type
 from metalcast.lab.errors import LabAlreadyUp, LabError, ServerUnreachable
 from metalcast.lab.machine import BootMode
 from metalcast.lab.network import LabNetwork, mac_address, tap_name
@@ -114,6 +115,9 @@ class LabOptions:
     boot_mode: BootMode = BootMode.LEGACY
     #: the credentials the nodes are enrolled with (None: the server wants none)
     api_auth: httpx.Auth | None = None
+    #: ``redfish``: the nodes are driven through a Redfish BMC and boot from virtual
+    #: media (``lab up --bmc redfish``); ``ipmi``: IPMI and network boot
+    bmc: Literal["ipmi", "redfish"] = "ipmi"
 
     @property
     def disk_sizes_gb(self) -> tuple[int, int]:
@@ -154,7 +158,7 @@ def bring_up(options: LabOptions, *, progress: Progress = _silent) -> LabState:
         api.check()
         state = plan(options)
         _require_free(api, state)
-        extra = api.interfaces()
+        extra = api.interfaces(hardware_type(state))
         options.lab_dir.mkdir(parents=True, exist_ok=True)
         write_state(state)
         try:
@@ -222,6 +226,9 @@ def plan(options: LabOptions) -> LabState:
         cpus=1,
         boot_mode=options.boot_mode,
         nodes=tuple(nodes),
+        bmc=options.bmc,
+        # TCP: beside the IPMI BMCs' UDP ports, the first one's number
+        redfish_port=options.first_bmc_port if options.bmc == "redfish" else None,
     )
 
 
@@ -282,15 +289,18 @@ def _require_free(api: ServerApi, state: LabState) -> None:
                     f"({taken.get('uuid')}, {taken.get('provision_state')}): delete it first"
                 )
         _require_free_port(state.bmc_address, node.bmc_port)
+    if state.redfish_port is not None:
+        _require_free_port(state.bmc_address, state.redfish_port, kind=socket.SOCK_STREAM)
 
 
-def _require_free_port(address: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+def _require_free_port(address: str, port: int, *, kind: int = socket.SOCK_DGRAM) -> None:
+    with socket.socket(socket.AF_INET, kind) as sock:
         try:
             sock.bind((address, port))
         except OSError as exc:
+            protocol = "UDP" if kind == socket.SOCK_DGRAM else "TCP"
             raise LabError(
-                f"UDP port {port} on {address} is taken ({exc.strerror}): "
+                f"{protocol} port {port} on {address} is taken ({exc.strerror}): "
                 "choose other BMC ports with --base-port"
             ) from exc
 
@@ -312,11 +322,15 @@ def _build(
         for path, size in zip(node.disks, node.disk_sizes_gb, strict=True):
             create_disk(path, size_gb=size)
     ports = f"{state.nodes[0].bmc_port}-{state.nodes[-1].bmc_port}"
-    progress(f"starting the lab daemon: IPMI BMCs on {state.bmc_address} UDP {ports}")
+    redfish = f", Redfish on TCP {state.redfish_port}" if state.redfish_port else ""
+    progress(f"starting the lab daemon: IPMI BMCs on {state.bmc_address} UDP {ports}{redfish}")
     state = state.model_copy(update={"pid": start_daemon(state.lab_dir)})
     write_state(state)
     for node in state.enrolled_nodes:
-        progress(f"enrolling {node.name} in metalcast at {api.url} (ipmi, port {node.mac})")
+        progress(
+            f"enrolling {node.name} in metalcast at {api.url} "
+            f"({hardware_type(state)}, port {node.mac})"
+        )
         # recorded first: the UUID was checked free, so lab down may delete it
         state = state.with_node(node.model_copy(update={"node_uuid": node.machine_uuid}))
         write_state(state)

@@ -23,6 +23,7 @@ import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
@@ -76,6 +77,15 @@ class Boot:
 
     device: BootDevice
     mode: BootMode
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """What is in a machine's virtual CD drive: the image URL its BMC was given and
+    the BMC's local copy of it."""
+
+    image: str
+    path: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +178,9 @@ class Machine(Protocol):
     faults: Faults
     #: what the machine is made of (fixed for its life)
     hardware: Hardware
+    #: the network namespace its NICs are in, where its BMC fetches virtual media
+    #: from (None: this process's)
+    network_namespace: str | None
 
     def power(self) -> Power:
         """The machine's power state now."""
@@ -197,6 +210,23 @@ class Machine(Protocol):
     def sensors(self) -> list[Sensor]:
         """Current sensor readings."""
 
+    def media(self) -> Media | None:
+        """What is in the virtual CD drive (None: it is empty)."""
+
+    def insert_media(self, media: Media) -> None:
+        """Put ``media`` in the virtual CD drive (a running machine sees it at once).
+
+        Raises:
+            MachineError: the machine cannot do it.
+        """
+
+    def eject_media(self) -> None:
+        """Empty the virtual CD drive (already empty: nothing happens).
+
+        Raises:
+            MachineError: the machine cannot do it.
+        """
+
 
 Clock = Callable[[], float]
 
@@ -215,6 +245,7 @@ class _State:
     bios: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BIOS))
     staged_bios: dict[str, str] = field(default_factory=dict)
     pending: _Pending | None = None
+    media: Media | None = None
 
 
 class SimulatedMachine:
@@ -246,6 +277,7 @@ class SimulatedMachine:
         self._clock = clock
         self._lock = threading.Lock()
         self._state = _State(power=power)
+        self.network_namespace: str | None = None
 
     def power(self) -> Power:
         with self._lock:
@@ -295,6 +327,18 @@ class SimulatedMachine:
             Sensor("Fan 1", "fan", 6000.0 if on else 0.0, "RPM"),
             Sensor("PSU Power", "power", 180.0 if on else 8.0, "W"),
         ]
+
+    def media(self) -> Media | None:
+        with self._lock:
+            return self._state.media
+
+    def insert_media(self, media: Media) -> None:
+        with self._lock:
+            self._state.media = media
+
+    def eject_media(self) -> None:
+        with self._lock:
+            self._state.media = None
 
     def _schedule(self, target: Power, boots: bool) -> None:
         pending = _Pending(target, self._clock() + self.power_latency, boots)

@@ -26,6 +26,14 @@ PXE client asks DHCP as a UEFI machine (client architecture 7) and loads iPXE
 needs another boot order or boot mode than the running process has restarts QEMU
 instead.
 
+Virtual media (the Redfish BMC's InsertMedia, :mod:`metalcast.lab.bmc.redfish_vmedia`)
+is a read-only SATA CD drive (qdev id :data:`CD_DEVICE`) that a QEMU started with
+media in it has: QMP ``blockdev-change-medium`` and ``eject`` change the media of a
+running one, and a machine started with none gets the drive at its next power on
+(the media stays in across power cycles, as a BMC keeps it).  A boot override to the
+CD is ``-boot once=d`` (or ``order=d``) under SeaBIOS, the CD's ``bootindex`` 0 under
+OVMF; a reset with that override restarts QEMU.
+
 Acceleration is TCG unless :class:`QemuSettings` says otherwise: KVM nested in a
 PVM host (the project's machines) is unusably slow, and ``-cpu host`` aborts there.
 
@@ -56,6 +64,7 @@ from metalcast.lab.machine import (
     Faults,
     Hardware,
     MachineError,
+    Media,
     Power,
     PowerAction,
     Sensor,
@@ -76,6 +85,10 @@ _POLL = 0.02
 _TAIL_LINES = 15
 #: starts the line the log gets at every power on
 _POWER_ON_MARK = "--- power on "
+#: the qdev id of the virtual CD drive (QMP ``blockdev-change-medium``, ``eject``)
+CD_DEVICE = "vcd0"
+#: the UEFI boot order (NIC n, disk c, CD d) for each first device
+_UEFI_ORDERS = {"n": "ncd", "c": "cnd", "d": "dcn"}
 #: OVMF from Debian's ``ovmf`` package: the firmware and the empty NVRAM every
 #: machine's own variable store starts as
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -146,6 +159,8 @@ def boot_argument(override: BootOverride) -> str:
     """QEMU's ``-boot`` value for a power on with ``override``."""
     if override.device is BootDevice.PXE:
         return "order=n" if override.persistent else "once=n"
+    if override.device is BootDevice.CDROM:
+        return "order=d" if override.persistent else "once=d"
     return "order=c"
 
 
@@ -155,19 +170,25 @@ def _escape(value: object) -> str:
 
 
 def qemu_command(
-    spec: QemuMachineSpec, settings: QemuSettings, *, boot: str, mode: BootMode = BootMode.LEGACY
+    spec: QemuMachineSpec,
+    settings: QemuSettings,
+    *,
+    boot: str,
+    mode: BootMode = BootMode.LEGACY,
+    media: Path | None = None,
 ) -> list[str]:
     """The command line that powers ``spec`` on with ``-boot boot`` in boot ``mode``
-    (under UEFI, ``boot`` picks which of the NIC and the disk comes first)."""
+    (under UEFI, ``boot`` picks which of the NIC, the CD and the disk comes first),
+    with ``media`` in a CD drive (:data:`CD_DEVICE`; None: no CD drive)."""
     prefix = ["ip", "netns", "exec", settings.netns] if settings.netns else []
     uefi = mode is BootMode.UEFI
-    net_first = "n" in boot
-    nic, disk = ("", "")
+    nic, disk, cd = ("", "", "")
     if uefi:
         # no option ROM: OVMF's own PXE boots the NIC, as a server's UEFI does, and
         # loads iPXE (snponly.efi) over TFTP rather than QEMU's iPXE ROM booting itself
-        first, second = (",bootindex=0", ",bootindex=1")
-        nic, disk = (f",romfile={first}", second) if net_first else (f",romfile={second}", first)
+        first = boot.partition("=")[2][:1] or "c"  # "once=n" -> "n"
+        index = {device: f",bootindex={i}" for i, device in enumerate(_UEFI_ORDERS[first])}
+        nic, disk, cd = (f",romfile={index['n']}", index["c"], index["d"])
     return [
         *prefix, settings.binary,
         "-name", _escape(spec.name), "-uuid", spec.uuid,
@@ -182,6 +203,7 @@ def qemu_command(
         "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac}{nic}",
         *_extra_nic_arguments(spec.extra_nics),
         *_disk_arguments(spec, boot_disk_options=disk),
+        *_cd_arguments(media, options=cd),
         "-qmp", f"unix:{_escape(spec.qmp_socket)},server=on,wait=off",
         "-pidfile", str(spec.pid_file),
         *([] if uefi else ["-boot", boot]),
@@ -225,6 +247,16 @@ def _disk_arguments(spec: QemuMachineSpec, *, boot_disk_options: str) -> list[st
             "-device", f"virtio-blk-pci,drive=disk{number}{options}{serial}",
         ]  # fmt: skip
     return arguments
+
+
+def _cd_arguments(media: Path | None, *, options: str) -> list[str]:
+    """A SATA CD drive holding ``media`` (read-only), none without media."""
+    if media is None:
+        return []
+    return [
+        "-drive", f"if=none,id={CD_DEVICE}-drive,media=cdrom,readonly=on,file={_escape(media)}",
+        "-device", f"ide-cd,drive={CD_DEVICE}-drive,id={CD_DEVICE},bus=ide.2{options}",
+    ]  # fmt: skip
 
 
 def _firmware_arguments(spec: QemuMachineSpec, settings: QemuSettings) -> list[str]:
@@ -334,6 +366,11 @@ class QemuMachine:
         self._reset_order = "c"
         #: the firmware the running QEMU has
         self._running_mode = settings.boot_mode
+        self.network_namespace = settings.netns
+        #: what is in the virtual CD drive (kept across power cycles, as a BMC keeps it)
+        self._media: Media | None = None
+        #: whether the running QEMU has the CD drive (it has one only with media in it)
+        self._running_cd = False
 
     # -- Machine ------------------------------------------------------------------
 
@@ -381,6 +418,28 @@ class QemuMachine:
         with self._lock:
             return dict(self._firmware.staged_bios)
 
+    def media(self) -> Media | None:
+        with self._lock:
+            return self._media
+
+    def insert_media(self, media: Media) -> None:
+        with self._lock:
+            self._media = media
+            if self._alive() and self._running_cd:
+                arguments = {
+                    "id": CD_DEVICE,
+                    "filename": str(media.path),
+                    "format": "raw",
+                    "read-only-mode": "read-only",
+                }
+                self._qmp("blockdev-change-medium", arguments)
+
+    def eject_media(self) -> None:
+        with self._lock:
+            self._media = None
+            if self._alive() and self._running_cd:
+                self._qmp("eject", {"id": CD_DEVICE, "force": True})
+
     def sensors(self) -> list[Sensor]:
         on = self.power() is Power.ON
         return [
@@ -421,7 +480,8 @@ class QemuMachine:
         firmware = self._firmware
         boot = boot_argument(firmware.override)
         mode = firmware.next_boot_mode()
-        command = qemu_command(self.spec, self.settings, boot=boot, mode=mode)
+        media = self._media.path if self._media else None
+        command = qemu_command(self.spec, self.settings, boot=boot, mode=mode, media=media)
         self._check_binaries(command)
         if mode is BootMode.UEFI:
             self._prepare_nvram()
@@ -430,9 +490,10 @@ class QemuMachine:
         self._process = self._spawn(command)
         self._wait_until_ready()
         # OVMF keeps its boot order across resets: a PXE boot stays first
-        pxe_sticks = boot == "order=n" or (mode is BootMode.UEFI and "n" in boot)
+        pxe_sticks = boot == "order=n" or (mode is BootMode.UEFI and boot.endswith("=n"))
         self._reset_order = "n" if pxe_sticks else "c"
         self._running_mode = mode
+        self._running_cd = media is not None
         self._booted()
         LOG.info(
             "QEMU of %s started (pid %s, %s, -boot %s)", self.name, self._process.pid, mode, boot
@@ -515,6 +576,13 @@ class QemuMachine:
 
     def _reset(self) -> None:
         override = self._firmware.override
+        if override.device is BootDevice.CDROM:
+            # the firmware only boots the CD with -boot once=d (SeaBIOS) or its boot
+            # index (OVMF): a new QEMU, with the media in its CD drive
+            LOG.info("reset of %s boots the virtual CD: restarting QEMU", self.name)
+            self._quit()
+            self._start()
+            return
         if override.device is not None:
             order = "n" if override.device is BootDevice.PXE else "c"
             if (order, override.mode) != (self._reset_order, self._running_mode):
@@ -549,8 +617,8 @@ class QemuMachine:
         process.kill()
         process.wait()
 
-    def _qmp(self, command: str) -> Any:
+    def _qmp(self, command: str, arguments: Mapping[str, object] | None = None) -> Any:
         try:
-            return qmp(self.spec.qmp_socket, command)
+            return qmp(self.spec.qmp_socket, command, arguments)
         except OSError as exc:
             raise MachineError(f"QMP {command} of {self.name} failed: {exc}") from exc

@@ -14,6 +14,7 @@ Files of a lab directory (defaults)::
     <node>.nvram.fd          its UEFI variable store (from its first UEFI boot on)
     <node>.serial            its serial console (kept by ``lab down`` unless --purge)
     <node>.qemu.log          QEMU's own output (kept likewise)
+    vmedia/<node>.iso        the virtual media its Redfish BMC was given (``--bmc redfish``)
     run/<node>.qmp, .pid     QEMU's QMP socket and pid file while it runs
 
 Errors: :class:`~metalcast.lab.errors.LabError` (the file is unreadable or invalid).
@@ -25,6 +26,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -41,6 +43,7 @@ STATE_FILE = "lab.json"
 DAEMON_PID_FILE = "daemon.pid"
 DAEMON_LOG_FILE = "daemon.log"
 RUN_DIR = "run"
+MEDIA_DIR = "vmedia"
 
 
 class LabNode(BaseModel):
@@ -132,6 +135,11 @@ class LabState(BaseModel):
     nodes: tuple[LabNode, ...]
     #: the lab daemon's process id, once it serves
     pid: int | None = None
+    #: how metalcast drives the machines: ``ipmi`` (network boot), or ``redfish``
+    #: (``lab up --bmc redfish``: virtual media boot, static addresses, no DHCP)
+    bmc: Literal["ipmi", "redfish"] = "ipmi"
+    #: the TCP port of the Redfish service of every machine (``bmc`` redfish)
+    redfish_port: int | None = None
 
     @property
     def qemu_settings(self) -> QemuSettings:

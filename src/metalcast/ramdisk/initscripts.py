@@ -2,7 +2,9 @@
 
 Both run under busybox ``sh``.  ``/init`` loads the modules listed (in load order) in
 ``/etc/metalcast/modules``, brings up every Ethernet NIC that has carrier with
-``udhcpc``, prints ``METALCAST-RAMDISK: net up <ip/prefix> dev=<nic> mac=<mac>``, runs
+``udhcpc`` (or, booted from virtual media with the node's ``network_data``, sets the
+static addresses of ``/etc/metalcast/static-net``), prints
+``METALCAST-RAMDISK: net up <ip/prefix> dev=<nic> mac=<mac>``, runs
 ``python3 -I -S -m metalcast_agent`` and powers off when the agent exits (or the ACPI
 power button is pressed: busybox ``acpid`` runs :data:`POWER_BUTTON_SCRIPT`), unless
 it exits with status 3 after ``rescue``: then the machine stays up (dropbear serves
@@ -94,12 +96,54 @@ start_network() {
     done
 }
 
+nic_of_mac() {
+    for dev in /sys/class/net/*; do
+        [ "$(cat "$dev/address" 2>/dev/null)" = "$1" ] && echo "${dev##*/}" && return 0
+    done
+    return 1
+}
+
+# Virtual media with the node's network_data: its static addresses, routes and DNS
+# servers (one per line, metalcast.boot.vmedia.static_network), no DHCP except on the
+# NICs it says "dhcp" for.
+start_static_network() {
+    ip link set lo up
+    : >/etc/resolv.conf
+    while read -r kind what rest; do
+        if [ "$kind" = dns ]; then
+            echo "nameserver $what" >>/etc/resolv.conf
+            continue
+        fi
+        nic=$(nic_of_mac "$what") || { say "net: no NIC has the MAC $what"; continue; }
+        ip link set "$nic" up
+        case "$kind" in
+        addr)
+            ip addr replace "$rest" dev "$nic"
+            echo "$rest" >"/run/metalcast/net/$nic"
+            say "net up $rest dev=$nic mac=$what (static)"
+            ;;
+        route)
+            set -- $rest
+            ip route replace "$1" via "$2" dev "$nic"
+            ;;
+        dhcp)
+            udhcpc -i "$nic" -s /etc/metalcast/udhcpc.script -p "/run/udhcpc.$nic.pid" \
+                -t 5 -T 2 -b >"/run/udhcpc.$nic.log" 2>&1
+            ;;
+        esac
+    done <"$1"
+}
+
 say "init started, kernel $(uname -r)"
 load_modules
 # the ACPI power button (QEMU system_powerdown, IPMI "power soft") powers off cleanly
 ls /dev/input/event* >/dev/null 2>&1 && acpid -c /etc/acpi -l /run/acpid.log -p /run/acpid.pid
 hostname metalcast-ramdisk
-start_network
+if [ -f /etc/metalcast/static-net ]; then
+    start_static_network /etc/metalcast/static-net
+else
+    start_network
+fi
 # metalcast.bench=dd:<url>: time a plain wget | dd onto /dev/vda instead of the agent
 # (metalcast.bench_token=<token>: the token the boot server wants with the signed url)
 bench_dd() {

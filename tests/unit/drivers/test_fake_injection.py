@@ -61,6 +61,7 @@ OPERATIONS: dict[str, Call] = {
     "console": lambda r, c: fake(r, FakeConsole).start_console(c),
     "sensors": lambda r, c: fake(r, FakeManagement).get_sensors_data(c),
     "indicator": lambda r, c: fake(r, FakeManagement).set_indicator_state(c, "system", "led", "on"),
+    "vmedia": lambda r, c: fake(r, FakeManagement).attach_virtual_media(c, "cdrom", "http://a/b"),
 }
 
 #: the result each waitable operation returns when told to wait

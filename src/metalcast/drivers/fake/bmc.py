@@ -42,6 +42,8 @@ class FakeBmcRecord:
     #: indicator states set, by (component, name); unset ones are on, as Ironic's
     #: fake management reports every indicator
     indicators: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
+    #: the image URL in the virtual CD (None: empty)
+    vmedia_image: str | None = None
 
 
 class FakeBmcState:
@@ -83,6 +85,13 @@ class FakeBmcState:
                 updated = dataclasses.replace(updated, boot_mode=mode)
             if secure_boot is not None:
                 updated = dataclasses.replace(updated, secure_boot=secure_boot)
+            self._records[node.uuid] = updated
+            return updated
+
+    def set_vmedia(self, node: NodeSnapshot, image: str | None) -> FakeBmcRecord:
+        """Put ``image`` in the node's virtual CD (None: eject); returns the new record."""
+        with self._lock:
+            updated = dataclasses.replace(self._record(node), vmedia_image=image)
             self._records[node.uuid] = updated
             return updated
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from metalcast.drivers.base import (
@@ -65,8 +65,8 @@ class FakePower(FakeOperations, PowerInterface):
 
 class FakeManagement(FakeOperations, ManagementInterface):
     """Boot devices, boot mode and secure boot through the shared fake BMC, and
-    sensor readings, indicators.  Operations: ``boot_device``, ``boot_mode``,
-    ``secure_boot``, ``nmi``, ``sensors``, ``indicator``."""
+    sensor readings, indicators, a virtual CD.  Operations: ``boot_device``,
+    ``boot_mode``, ``secure_boot``, ``nmi``, ``sensors``, ``indicator``, ``vmedia``."""
 
     name = "fake"
 
@@ -101,6 +101,25 @@ class FakeManagement(FakeOperations, ManagementInterface):
     def inject_nmi(self, ctx: DriverContext) -> None:
         """Pretend to send an NMI.  Raises DriverError when ``nmi`` is injected."""
         self._begin(ctx, "nmi")
+
+    def get_virtual_media(self, ctx: DriverContext) -> list[dict[str, Any]]:
+        """The fake BMC's one virtual CD.  Raises DriverError when ``vmedia`` is injected."""
+        self._begin(ctx, "vmedia")
+        image = self._bmc.record(ctx.node).vmedia_image
+        return [{"media_types": ["CD", "DVD"], "inserted": image is not None, "image": image}]
+
+    def attach_virtual_media(self, ctx: DriverContext, device_type: str, image_url: str) -> None:
+        """Record ``image_url`` in the virtual CD.  Raises InvalidInput (not ``cdrom``),
+        DriverError (``vmedia`` injected)."""
+        _check_cdrom((device_type,))
+        self._begin(ctx, "vmedia")
+        self._bmc.set_vmedia(ctx.node, image_url)
+
+    def detach_virtual_media(self, ctx: DriverContext, device_types: Sequence[str]) -> None:
+        """Empty the virtual CD.  Raises InvalidInput, DriverError (``vmedia`` injected)."""
+        _check_cdrom(device_types)
+        self._begin(ctx, "vmedia")
+        self._bmc.set_vmedia(ctx.node, None)
 
     supports_boot_mode = True
     supports_secure_boot = True
@@ -272,3 +291,11 @@ class FakeConsole(FakeOperations, ConsoleInterface):
         """``{}``: nothing to connect to, as Ironic's fake console answers."""
         self._begin(ctx)
         return {}
+
+
+def _check_cdrom(device_types: Sequence[str]) -> None:
+    invalid = [t for t in device_types if t != "cdrom"]
+    if invalid:
+        raise InvalidInput(
+            f"Invalid virtual media device type(s) {', '.join(invalid)}: the fake BMC has cdrom"
+        )

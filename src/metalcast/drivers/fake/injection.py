@@ -44,6 +44,7 @@ FAKE_OPERATIONS: frozenset[str] = frozenset(
         "console",
         "sensors",
         "indicator",
+        "vmedia",
     }
 )
 #: the operations fake_wait accepts: those that may wait for an agent

@@ -85,6 +85,20 @@ class SystemHardware:
     boot_mode: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class VirtualMedia:
+    """One virtual media device of a BMC."""
+
+    identity: str
+    media_types: tuple[str, ...]
+    inserted: bool
+    image: str | None
+
+    @property
+    def is_cd(self) -> bool:
+        return any(kind in ("CD", "DVD") for kind in self.media_types)
+
+
 class RedfishClient(Protocol):
     """A connection to one Redfish service.  ``system`` None: its only system.
 
@@ -126,6 +140,16 @@ class RedfishClient(Protocol):
 
     def sensors(self, system: str | None) -> list[ChassisSensor]:
         """The temperatures, fans and power supplies of the system's chassis."""
+
+    def virtual_media(self, system: str | None) -> list[VirtualMedia]:
+        """The system's virtual media devices (the system's own VirtualMedia, else
+        its managers')."""
+
+    def insert_media(self, system: str | None, device: str, image: str) -> None:
+        """InsertMedia of virtual media ``device`` (its Id) with ``image`` (a URL)."""
+
+    def eject_media(self, system: str | None, device: str) -> None:
+        """EjectMedia of virtual media ``device`` (its Id)."""
 
     def close(self) -> None: ...
 

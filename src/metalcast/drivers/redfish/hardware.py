@@ -1,6 +1,7 @@
 """The ``redfish`` hardware type.  Definitions only: nothing is instantiated here.
 
-Redfish power, management, BIOS and out-of-band inspection, iPXE/PXE network boot and the agent's
+Redfish power, management, BIOS and out-of-band inspection, iPXE/PXE network boot,
+virtual media boot (``redfish-virtual-media``) and the agent's
 ``direct`` deploy; the fake interfaces stay selectable for rehearsals.  Register it
 with :func:`redfish_factories`, so that the three share one connection pool.
 """
@@ -28,6 +29,7 @@ from metalcast.drivers.redfish.interfaces import (
     RedfishManagement,
     RedfishPower,
 )
+from metalcast.drivers.redfish.vmedia import RedfishVirtualMediaBoot, VirtualMediaFiles
 
 REDFISH_HARDWARE = HardwareType(
     name="redfish",
@@ -35,7 +37,12 @@ REDFISH_HARDWARE = HardwareType(
     supported=MappingProxyType(
         {
             "bios": (RedfishBIOS, noop.NoBIOS),
-            "boot": (netboot.IPXEBoot, netboot.PXEBoot, fake.FakeBoot),
+            "boot": (
+                netboot.IPXEBoot,
+                netboot.PXEBoot,
+                RedfishVirtualMediaBoot,
+                fake.FakeBoot,
+            ),
             "console": (noop.NoConsole, fake.FakeConsole),
             "deploy": (direct.DirectDeploy, fake.FakeDeploy),
             "firmware": (noop.NoFirmware, fake.FakeFirmware),
@@ -59,10 +66,14 @@ REDFISH_HARDWARE = HardwareType(
 
 def redfish_factories(
     sessions: RedfishSessions | None = None,
+    vmedia_files: VirtualMediaFiles | None = None,
 ) -> dict[type[Interface], Callable[[], Interface]]:
-    """Constructors for the Redfish interfaces, sharing ``sessions`` (a new pool by default)."""
+    """Constructors for the Redfish interfaces, sharing ``sessions`` (a new pool by
+    default); ``vmedia_files`` builds and serves virtual media ISOs (the boot
+    services; None: ``redfish-virtual-media`` fails with a clear error)."""
     pool = sessions or RedfishSessions()
     return {
+        RedfishVirtualMediaBoot: functools.partial(RedfishVirtualMediaBoot, pool, vmedia_files),
         RedfishPower: functools.partial(RedfishPower, pool),
         RedfishManagement: functools.partial(RedfishManagement, pool),
         RedfishBIOS: functools.partial(RedfishBIOS, pool),

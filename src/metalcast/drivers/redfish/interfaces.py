@@ -16,7 +16,7 @@ Errors::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
@@ -47,7 +47,7 @@ from metalcast.drivers.redfish.client import (
     SystemHardware,
 )
 from metalcast.drivers.redfish.info import RedfishInfo
-from metalcast.errors import InvalidInput
+from metalcast.errors import FatalDriverError, InvalidInput
 from metalcast.states import PowerState, PowerTarget
 
 T = TypeVar("T")
@@ -247,6 +247,48 @@ class RedfishManagement(_RedfishBase, ManagementInterface):
         """Send an NMI, once (not safe to repeat).  Raises DriverError."""
         self._call(ctx, "inject nmi", lambda c, s: c.reset(s, "Nmi"), repeatable=False)
 
+    def get_virtual_media(self, ctx: DriverContext) -> list[dict[str, Any]]:
+        """The system's virtual CDs and DVDs, as Ironic lists them.  Raises DriverError."""
+        devices = self._call(ctx, "get virtual media", lambda c, s: c.virtual_media(s))
+        return [
+            {"media_types": list(d.media_types), "inserted": d.inserted, "image": d.image}
+            for d in devices
+            if d.is_cd
+        ]
+
+    def attach_virtual_media(self, ctx: DriverContext, device_type: str, image_url: str) -> None:
+        """Eject the system's virtual CD, then insert ``image_url``.
+
+        Raises:
+            InvalidInput: ``device_type`` is not ``cdrom``.
+            DriverError: the BMC has no virtual CD, or failed.
+        """
+        _check_vmedia_types((device_type,))
+
+        def insert(client: RedfishClient, system: str | None) -> None:
+            devices = [d for d in client.virtual_media(system) if d.is_cd]
+            if not devices:
+                raise FatalDriverError(
+                    "the BMC has no virtual CD (no VirtualMedia with MediaTypes CD or DVD)",
+                    operation="attach virtual media",
+                )
+            if devices[0].inserted:
+                client.eject_media(system, devices[0].identity)
+            client.insert_media(system, devices[0].identity, image_url)
+
+        self._call(ctx, "attach virtual media", insert, repeatable=False)
+
+    def detach_virtual_media(self, ctx: DriverContext, device_types: Sequence[str]) -> None:
+        """Eject every inserted virtual CD.  Raises InvalidInput, DriverError."""
+        _check_vmedia_types(device_types)
+
+        def eject(client: RedfishClient, system: str | None) -> None:
+            for device in client.virtual_media(system):
+                if device.is_cd and device.inserted:
+                    client.eject_media(system, device.identity)
+
+        self._call(ctx, "detach virtual media", eject)
+
     def get_sensors_data(self, ctx: DriverContext) -> dict[str, Any]:
         """The chassis's temperatures, fans and power supplies in Ironic's Redfish
         layout (``{"Temperature": {"<id>@<chassis>": {"reading_celsius": ...}}}``).
@@ -263,6 +305,19 @@ _READING_KEY = {
     "Fan": "reading",
     "Power": "last_power_output_watts",
 }
+
+
+#: the virtual media device types of the API (Ironic's VMEDIA_DEVICES) this BMC has
+VMEDIA_DEVICE_TYPES = ("cdrom",)
+
+
+def _check_vmedia_types(device_types: Sequence[str]) -> None:
+    invalid = [t for t in device_types if t not in VMEDIA_DEVICE_TYPES]
+    if invalid:
+        raise InvalidInput(
+            f"Invalid virtual media device type(s) {', '.join(invalid)}: "
+            f"this BMC has {', '.join(VMEDIA_DEVICE_TYPES)}"
+        )
 
 
 def sensors_by_kind(readings: list[ChassisSensor]) -> dict[str, Any]:

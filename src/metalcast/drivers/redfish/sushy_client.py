@@ -25,6 +25,7 @@ from metalcast.drivers.redfish.client import (
     Nic,
     RedfishTarget,
     SystemHardware,
+    VirtualMedia,
 )
 
 P = ParamSpec("P")
@@ -203,6 +204,44 @@ class SushyClient:
             enabled=None if enabled is None else sushy.BootSourceOverrideEnabled(enabled),
             mode=None if mode is None else sushy.BootSourceOverrideMode(mode),
         )
+
+    def _media_resources(self, system: str | None) -> list[Any]:
+        """The VirtualMedia resources of the system, else of its managers."""
+        owner = self._system(system)
+        with contextlib.suppress(sushy_exc.MissingAttributeError):
+            return list(owner.virtual_media.get_members())
+        found: list[Any] = []
+        with contextlib.suppress(sushy_exc.MissingAttributeError):
+            for manager in owner.managers:
+                with contextlib.suppress(sushy_exc.MissingAttributeError):
+                    found += list(manager.virtual_media.get_members())
+        return found
+
+    def _media(self, system: str | None, device: str) -> Any:
+        for media in self._media_resources(system):
+            if media.identity == device:
+                return media
+        raise sushy_exc.ResourceNotFoundError(resource=f"VirtualMedia {device}")
+
+    @_translated
+    def virtual_media(self, system: str | None) -> list[VirtualMedia]:
+        return [
+            VirtualMedia(
+                identity=str(media.identity),
+                media_types=tuple(str(kind.value) for kind in media.media_types or ()),
+                inserted=bool(media.inserted),
+                image=media.image or None,
+            )
+            for media in self._media_resources(system)
+        ]
+
+    @_translated
+    def insert_media(self, system: str | None, device: str, image: str) -> None:
+        self._media(system, device).insert_media(image, inserted=True, write_protected=True)
+
+    @_translated
+    def eject_media(self, system: str | None, device: str) -> None:
+        self._media(system, device).eject_media()
 
     @_translated
     def secure_boot(self, system: str | None) -> bool | None:

@@ -22,6 +22,7 @@ import ipaddress
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from metalcast.drivers.ipmi.eventloop import wake_io_thread
@@ -94,9 +95,13 @@ class Fleet:
         password: str = "password",
         layout: Layout | None = None,
         serials: Mapping[str, SerialSource] | None = None,
+        media_dir: Path | None = None,
     ) -> None:
-        """``serials``: the serial ports of machines by name, served over IPMI SOL."""
+        """``serials``: the serial ports of machines by name, served over IPMI SOL;
+        ``media_dir``: where the Redfish BMCs keep virtual media (None: a temporary
+        directory each)."""
         self.machines = list(machines)
+        self.media_dir = media_dir
         self.serials = dict(serials or {})
         self.username = username
         self.password = password
@@ -180,6 +185,7 @@ class Fleet:
                 password=self.password,
                 port=layout.redfish_port + i if layout.redfish_port else 0,
                 address=layout.address,
+                media_dir=self.media_dir,
             )
             server.start()
             self._redfish.append(server)

@@ -6,7 +6,8 @@ Systems collection, each machine as a ComputerSystem (power state, boot override
 ``ComputerSystem.Reset``), its Bios with a pending-settings resource and its
 hardware (processors, memory, storage, NICs: :mod:`.redfish_inventory`), and the
 Chassis collection: each machine in a chassis of its own name, whose Thermal and
-Power resources hold its sensor readings.
+Power resources hold its sensor readings, and each system's VirtualMedia: a virtual
+CD that InsertMedia fills from a URL (:mod:`.redfish_vmedia`).
 :class:`RedfishBmc` runs it with uvicorn in a background thread, so a test or
 the lab CLI can serve one machine, or a thousand behind one port.
 
@@ -24,10 +25,12 @@ import hmac
 import json
 import secrets
 import socket
+import tempfile
 import threading
 import time
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -38,6 +41,7 @@ from starlette.routing import Route
 
 from metalcast.lab.bmc import redfish_inventory
 from metalcast.lab.bmc import redfish_resources as rf
+from metalcast.lab.bmc import redfish_vmedia as vmedia
 from metalcast.lab.machine import Machine, MachineError
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -46,8 +50,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 class _Service:
     """The state behind one Redfish endpoint: machines, credentials, sessions."""
 
-    def __init__(self, machines: Sequence[Machine], username: str, password: str) -> None:
+    def __init__(
+        self, machines: Sequence[Machine], username: str, password: str, media_dir: Path
+    ) -> None:
         self.machines = {m.name: m for m in machines}
+        #: where InsertMedia downloads images to (``<machine>.iso``)
+        self.media_dir = media_dir
         self.username = username
         self.password = password
         self.sessions: dict[str, tuple[str, str]] = {}  # token -> (id, user)
@@ -114,6 +122,8 @@ def _system_route(
             return await handler(request, machine)
         except rf.BadRequest as exc:
             return _fail(400, str(exc))
+        except vmedia.Conflict as exc:
+            return _fail(409, str(exc))
         except MachineError as exc:
             return _fail(500, f"the machine could not do it: {exc}")
 
@@ -155,6 +165,18 @@ def _routes(svc: _Service) -> list[Route]:
             methods=["POST"],
         ),
         Route(rf.SYSTEMS + "/{system}/Bios", system(_bios)),
+        Route(rf.SYSTEMS + "/{system}/VirtualMedia", system(_media_collection)),
+        Route(rf.SYSTEMS + "/{system}/VirtualMedia/Cd", system(_cd)),
+        Route(
+            rf.SYSTEMS + "/{system}/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia",
+            system(_insert_handler(svc)),
+            methods=["POST"],
+        ),
+        Route(
+            rf.SYSTEMS + "/{system}/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia",
+            system(_eject),
+            methods=["POST"],
+        ),
         Route(rf.CHASSIS, authed(chassis_collection)),
         Route(rf.CHASSIS + "/{system}", document(rf.chassis)),
         Route(rf.CHASSIS + "/{system}/Thermal", document(rf.thermal)),
@@ -260,6 +282,28 @@ async def _hardware(request: Request, machine: Machine) -> Response:
     return _json(found)
 
 
+async def _media_collection(request: Request, machine: Machine) -> Response:
+    return _json(vmedia.collection(f"{rf.SYSTEMS}/{machine.name}"))
+
+
+async def _cd(request: Request, machine: Machine) -> Response:
+    return _json(vmedia.cd(f"{rf.SYSTEMS}/{machine.name}", machine))
+
+
+def _insert_handler(svc: _Service) -> Callable[[Request, Machine], Awaitable[Response]]:
+    async def insert(request: Request, machine: Machine) -> Response:
+        await vmedia.insert(machine, await _body(request), media_dir=svc.media_dir)
+        return Response(status_code=204)
+
+    return insert
+
+
+async def _eject(request: Request, machine: Machine) -> Response:
+    await request.body()  # an empty body, {} or none: all mean eject
+    vmedia.eject(machine)
+    return Response(status_code=204)
+
+
 async def _bios(request: Request, machine: Machine) -> Response:
     return _json(rf.bios(machine))
 
@@ -274,9 +318,12 @@ async def _bios_settings(request: Request, machine: Machine) -> Response:
     return _json(rf.bios_settings(machine, machine.staged_bios_settings()))
 
 
-def redfish_app(machines: Sequence[Machine], *, username: str, password: str) -> Starlette:
-    """The Redfish service of ``machines`` (each a ComputerSystem named by its name)."""
-    service = _Service(machines, username, password)
+def redfish_app(
+    machines: Sequence[Machine], *, username: str, password: str, media_dir: Path
+) -> Starlette:
+    """The Redfish service of ``machines`` (each a ComputerSystem named by its name),
+    downloading virtual media into ``media_dir``."""
+    service = _Service(machines, username, password, media_dir)
     app = Starlette(routes=_routes(service))
     app.state.service = service
     return app
@@ -293,9 +340,15 @@ class RedfishBmc:
         password: str,
         port: int = 0,
         address: str = "127.0.0.1",
+        media_dir: Path | None = None,
     ) -> None:
         self.machines = list(machines)
-        self.app = redfish_app(self.machines, username=username, password=password)
+        #: without a ``media_dir``, a temporary one removed by :meth:`stop`
+        self._scratch = None if media_dir else tempfile.TemporaryDirectory(prefix="redfish-media-")
+        self.media_dir = media_dir or Path(self._scratch.name if self._scratch else ".")
+        self.app = redfish_app(
+            self.machines, username=username, password=password, media_dir=self.media_dir
+        )
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((address, port))
@@ -344,3 +397,5 @@ class RedfishBmc:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._socket.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()

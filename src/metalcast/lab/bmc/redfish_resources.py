@@ -115,6 +115,7 @@ def computer_system(machine: Machine) -> dict[str, Any]:
         "Status": {"State": "Enabled", "Health": "OK"},
         "Boot": _boot(override),
         "Bios": {"@odata.id": f"{path}/Bios"},
+        "VirtualMedia": {"@odata.id": f"{path}/VirtualMedia"},
         "Links": {"Chassis": [{"@odata.id": f"{CHASSIS}/{machine.name}"}]},
         "Actions": {
             "#ComputerSystem.Reset": {

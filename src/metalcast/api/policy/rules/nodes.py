@@ -202,6 +202,24 @@ NODE_RULES: tuple[Rule, ...] = (
         ("PUT", f"{_N}/management/indicators/{{indicator}}"),
     ),
     _node(
+        "vmedia:attach",
+        SYSTEM_OR_PROJECT_MEMBER,
+        "Attach a virtual media device to a node",
+        ("POST", f"{_N}/vmedia"),
+    ),
+    _node(
+        "vmedia:detach",
+        SYSTEM_OR_PROJECT_MEMBER,
+        "Detach a virtual media device from a node",
+        ("DELETE", f"{_N}/vmedia"),
+    ),
+    _node(
+        "vmedia:get",
+        SYSTEM_OR_PROJECT_READER,
+        "Get virtual media device details from a node",
+        ("GET", f"{_N}/vmedia"),
+    ),
+    _node(
         "get_states",
         SYSTEM_OR_PROJECT_READER,
         "View Node power and provision state",
