@@ -56,6 +56,7 @@ def _stage_deploy(task: NodeTask, event: Event, options: ProvisionOptions) -> No
         )
         task.update(driver_internal_info=info)
     steps.finish(task, kind="deploy")  # what an earlier deploy left is not resumed
+    agent_state.store(task, replace(agent_state.of(task), prepared=()))
     task.set_internal(**{deploy_steps.USER_STEPS: user or None})
 
 
@@ -64,13 +65,13 @@ def deploy(task: NodeTask) -> None:
     in order, waiting (wait call-back) while one waits for the agent, holding (deploy
     hold) at a hold step.  ``deploy_step`` shows the step running or waited for.
     Raises OperationFailed (a template's step the node cannot run included)."""
-    set_power(task, PowerTarget.OFF)
-    call(task, BootInterface, "prepare the instance boot", lambda i, ctx: i.prepare_instance(ctx))
     user = task.node.driver_internal_info.get(deploy_steps.USER_STEPS) or []
-    try:
+    try:  # planned first: a template the node cannot run fails before the node is touched
         planned = deploy_steps.plan(task, user)
     except InvalidInput as exc:
         raise OperationFailed("deploy", task.node.interface("deploy"), "plan", exc.message) from exc
+    set_power(task, PowerTarget.OFF)
+    call(task, BootInterface, "prepare the instance boot", lambda i, ctx: i.prepare_instance(ctx))
     steps.stage(task, planned, kind="deploy")
     task.set_internal(**{deploy_steps.USER_STEPS: None})
     task.save(event=f"Deploy steps: {deploy_steps.summary(planned)}", event_type="deploy")
