@@ -1,11 +1,16 @@
-"""Clean and service steps: choosing them, checking requested ones, running them.
+"""Clean, service and deploy steps: choosing them, checking requested ones (deploy
+steps: :mod:`metalcast.conductor.deploy_steps`), running them.
 
 A node's step list lives in ``driver_internal_info["<kind>_steps"]`` with the index of
 the last step started in ``"<kind>_step_index"``, so that a step that waits for the
 agent can be resumed where it stopped; :func:`staged` reads them as one
 :class:`StagedSteps`, and only this module writes them (and the node task, which
 drops them when an operation fails).  While a step runs, the node's ``clean_step``
-(or ``service_step``) field shows it, as Ironic's does.  What a step reports it
+(``service_step``, ``deploy_step``) field shows it, as Ironic's does; a deploy step
+also gets a history row as it starts.  Work a step hands to the agent goes to the
+agent booted for the operation (for a deploy step, the deploy's); work it asks of
+the conductor (the end of a ``direct`` deploy) is carried out by
+:func:`metalcast.conductor.direct.carry_out`.  What a step reports it
 changed (a :class:`~metalcast.drivers.base.StepOutcome`, e.g. the RAID configuration it
 applied) is recorded as soon as it returns.
 
@@ -194,9 +199,10 @@ def run(task: NodeTask, *, kind: str) -> Ran:
         step = planned.steps[index]
         task.update(**{field: step})
         _store(task, kind=kind, steps=StagedSteps(planned.steps, index))
-        task.save()
         if kind == "deploy":  # the history shows each deploy step as it starts
             task.save(event=f"Deploy step {_named(step)} started", event_type="deploy")
+        else:
+            task.save()
         if step["step"] == HOLD_STEP:
             task.process_event(Event.HOLD)
             return Ran.HELD
