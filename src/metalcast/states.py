@@ -30,6 +30,7 @@ class ProvisionState(enum.StrEnum):
     DEPLOYING = "deploying"
     DEPLOYWAIT = "wait call-back"
     DEPLOYFAIL = "deploy failed"
+    DEPLOYHOLD = "deploy hold"
     DELETING = "deleting"
     CLEANING = "cleaning"
     CLEANWAIT = "clean wait"
@@ -165,7 +166,7 @@ FAILURE: frozenset[ProvisionState] = frozenset(
 )
 #: States a ``hold`` step leaves a node in until the operator's ``unhold`` (or
 #: ``abort``); they have no timeout.
-HOLD: frozenset[ProvisionState] = frozenset({PS.CLEANHOLD, PS.SERVICEHOLD})
+HOLD: frozenset[ProvisionState] = frozenset({PS.DEPLOYHOLD, PS.CLEANHOLD, PS.SERVICEHOLD})
 #: States in which a ramdisk agent may look its node up and heartbeat (Ironic's
 #: lookup-allowed states): the wait states and the work states that boot an agent.
 AGENT_STATES: frozenset[ProvisionState] = (
@@ -237,6 +238,11 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(PS.DEPLOYWAIT, E.FAIL, PS.DEPLOYFAIL),
     _t(PS.DEPLOYWAIT, E.ABORT, PS.DEPLOYFAIL),
     _t(PS.DEPLOYWAIT, E.DELETE, PS.DELETING),
+    # a hold deploy step (API 1.85): the operator looks, then unholds or aborts
+    _t(PS.DEPLOYING, E.HOLD, PS.DEPLOYHOLD),
+    _t(PS.DEPLOYWAIT, E.HOLD, PS.DEPLOYHOLD),
+    _t(PS.DEPLOYHOLD, E.UNHOLD, PS.DEPLOYWAIT),
+    _t(PS.DEPLOYHOLD, E.ABORT, PS.DEPLOYFAIL),
     _t(PS.DEPLOYFAIL, E.DEPLOY, PS.DEPLOYING),
     _t(PS.DEPLOYFAIL, E.REBUILD, PS.DEPLOYING),
     _t(PS.DEPLOYFAIL, E.DELETE, PS.DELETING),
@@ -311,6 +317,7 @@ FAILURE_OF: Mapping[ProvisionState, ProvisionState] = {
     PS.UNRESCUING: PS.UNRESCUEFAIL,
     PS.SERVICING: PS.SERVICEFAIL,
     PS.SERVICEWAIT: PS.SERVICEFAIL,
+    PS.DEPLOYHOLD: PS.DEPLOYFAIL,
     PS.CLEANHOLD: PS.CLEANFAIL,
     PS.SERVICEHOLD: PS.SERVICEFAIL,
 }
@@ -369,6 +376,7 @@ _TARGETS: Mapping[ProvisionState, ProvisionState] = {
     PS.VERIFYING: PS.MANAGEABLE,
     PS.DEPLOYING: PS.ACTIVE,
     PS.DEPLOYWAIT: PS.ACTIVE,
+    PS.DEPLOYHOLD: PS.ACTIVE,
     PS.DELETING: PS.AVAILABLE,
     PS.INSPECTING: PS.MANAGEABLE,
     PS.INSPECTWAIT: PS.MANAGEABLE,

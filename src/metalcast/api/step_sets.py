@@ -35,6 +35,8 @@ class StepSet:
     args_required: bool
     #: the first words of the duplicate-steps message
     duplicates_message: str
+    #: the request field that holds the steps
+    field: str = "steps"
 
     def check_name(self, name: str, value: Any) -> None:
         """A set is named like the trait that selects it.  Raises InvalidInput."""
@@ -49,7 +51,7 @@ class StepSet:
 
     def check_step(self, index: int, step: object) -> dict[str, Any]:
         """One step, its rank as an integer, ``args`` filled in.  Raises InvalidInput."""
-        where = f"steps[{index}]"
+        where = f"{self.field}[{index}]"
         if not isinstance(step, dict):
             raise InvalidInput(f"Invalid {where}: {describe(step)[:80]} is not an object.")
         required = {"interface", "step", self.rank} | ({"args"} if self.args_required else set())
@@ -91,7 +93,9 @@ class StepSet:
     def check_steps(self, value: object) -> list[dict[str, Any]]:
         """At least one valid step, no interface and step twice.  Raises InvalidInput."""
         if not isinstance(value, list) or not value:
-            raise InvalidInput("Invalid value for field 'steps': a non-empty list is required.")
+            raise InvalidInput(
+                f"Invalid value for field '{self.field}': a non-empty list is required."
+            )
         steps = [self.check_step(i, s) for i, s in enumerate(value)]
         counts = Counter((s["interface"], s["step"]) for s in steps)
         duplicates = sorted(f"interface: {i}, step: {s}" for (i, s), n in counts.items() if n > 1)
@@ -107,6 +111,16 @@ DEPLOY_TEMPLATE = StepSet(
     args_required=True,
     duplicates_message="Deploy template invalid: Duplicate deploy steps. A template cannot "
     "have multiple deploy steps with the same interface and step.",
+)
+#: the ``deploy_steps`` of a deploy request (Ironic 1.69): a deploy template's steps
+DEPLOY_STEPS = StepSet(
+    what="deploy request",
+    step_name="deploy step",
+    rank="priority",
+    args_required=True,
+    duplicates_message="Invalid deploy_steps: a deploy cannot run the same interface and "
+    "step twice.",
+    field="deploy_steps",
 )
 RUNBOOK = StepSet(
     what="runbook",

@@ -248,16 +248,28 @@ def _simple_verb(verb: str) -> Callable[..., None]:
     return command
 
 
+DeployStepsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="JSON list of deploy steps ({interface, step, args, priority}) to run with "
+        "the driver's and the deploy templates', a file holding it, or '-' for stdin."
+    ),
+]
+
+
 def _config_drive_verb(verb: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
         node: NodeArg,
         *,
         config_drive: ConfigDriveOpt = None,
+        deploy_steps: DeployStepsOpt = None,
         wait: WaitOpt = False,
         wait_timeout: TimeoutOpt = 0,
     ) -> None:
         extra: JSON = {"configdrive": load_config_drive(config_drive)} if config_drive else {}
+        if deploy_steps is not None:
+            extra["deploy_steps"] = load_steps(deploy_steps, option="--deploy-steps")
         request_provision(ctx, node, verb=verb, wait=wait, timeout=wait_timeout, extra=extra)
 
     return command

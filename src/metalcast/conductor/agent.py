@@ -13,7 +13,7 @@ waits for its agent (which looks up first); an Ironic agent heartbeating before 
 lookup is recorded as before.
 When a result completes the node's queue of agent commands, the operation continues
 in a worker that still holds the lock (:mod:`metalcast.conductor.direct`): the
-deploy reboots the node from its disk, cleaning runs its next step, rescue ends in
+deploy and cleaning run their next step, rescue ends in
 ``rescue``.  Ironic agents
 (no token, no results) are recorded as before and the deploy interface's
 :meth:`~metalcast.drivers.base.DeployInterface.heartbeat` hook runs.
@@ -41,6 +41,7 @@ from metalcast import metrics
 from metalcast.conductor import agent_state, direct, inspection, raid, rescue
 from metalcast.conductor.agent_state import AgentState
 from metalcast.conductor.flows.cleaning import run_cleaning
+from metalcast.conductor.flows.deployment import resume_deploy
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, acquire
@@ -57,6 +58,9 @@ PS = ProvisionState
 LEGACY_AGENT_VERSION = "3.0.0"
 #: seconds between heartbeats asked of metalcast agents
 HEARTBEAT_INTERVAL = 2.0
+#: seconds until the next heartbeat asked of an agent whose phase goes on (its next
+#: commands are being queued)
+CONTINUE_INTERVAL = 0.5
 #: what a lookup answers once the token was handed out
 MASKED_TOKEN = "******"
 
@@ -157,13 +161,16 @@ def _record(task: NodeTask, *, report: AgentReport, beat: _Heartbeat) -> None:
     command = None
     if pending and failure is None:
         command = rescue.handed_out(task, direct.signed(task, pending[0]))
-    beat.reply = HeartbeatReply(ack=acked, command=command, heartbeat_interval=HEARTBEAT_INTERVAL)
     if failure is not None:
         beat.then, beat.failure = Then.FAIL, failure
     elif not pending and state.phase is not None and state.up:
         beat.then = Then.CONTINUE
     elif state.phase is None:
         beat.then = Then.IRONIC_HOOK
+    # continuing, the conductor is about to queue the next step's commands: the agent
+    # asks for them soon rather than a whole interval later
+    interval = CONTINUE_INTERVAL if beat.then is Then.CONTINUE else HEARTBEAT_INTERVAL
+    beat.reply = HeartbeatReply(ack=acked, command=command, heartbeat_interval=interval)
     task.save()
 
 
@@ -293,7 +300,7 @@ def _continue(task: NodeTask, *, beat: _Heartbeat) -> None:
     elif beat.then is Then.CONTINUE:
         phase = agent_state.of(task).phase
         if phase is AgentPhase.DEPLOY:
-            _finish_deploy(task)
+            resume_deploy(task)
         elif phase is AgentPhase.CLEAN:
             _resume_cleaning(task)
         elif phase is AgentPhase.INSPECT:
@@ -315,15 +322,6 @@ def _fail(task: NodeTask, *, reason: str) -> None:
     if tail:
         task.save(event=f"Agent log before the failure:\n{tail}", event_type="deploy")
     task.fail(reason)
-
-
-def _finish_deploy(task: NodeTask) -> None:
-    if task.state != PS.DEPLOYWAIT:
-        return
-    task.process_event(Event.RESUME)
-    direct.finish_deploy(task)
-    task.update(deploy_step=None)
-    task.process_event(Event.DONE)
 
 
 def _resume_cleaning(task: NodeTask) -> None:

@@ -4,6 +4,8 @@ The state is stored in the node's ``driver_internal_info`` (the API shows it, an
 node waiting for its agent across an upgrade keeps it), under these keys::
 
     agent_commands        the queue: [{"id", "name", "args"}], the first one current
+    agent_prepared        commands that write the instance, prepared before the
+                          ramdisk boot and queued by the deploy's write_image step
     agent_phase           what the agent was booted for (``AgentPhase``); with
                           "-running" appended once the agent is up and the phase's
                           operation runs again ("clean-running")
@@ -40,6 +42,8 @@ class AgentState:
     #: the agent came up for ``phase`` and the operation runs again
     resumed: bool = False
     commands: tuple[CommandSpec, ...] = ()
+    #: the commands that write the instance, prepared, not yet queued
+    prepared: tuple[CommandSpec, ...] = ()
     token_hash: str | None = None
     phase_started: str | None = None
     progress: ProgressReport | None = None
@@ -58,6 +62,7 @@ class AgentState:
 _KEYS: Mapping[str, str] = {
     "phase": "agent_phase",
     "commands": "agent_commands",
+    "prepared": "agent_prepared",
     "token_hash": "agent_token_hash",
     "phase_started": "agent_phase_started",
     "progress": "agent_progress",
@@ -79,6 +84,7 @@ def read(info: Mapping[str, Any]) -> AgentState:
         phase=phase,
         resumed=resumed,
         commands=tuple(_commands(info.get(_KEYS["commands"]))),
+        prepared=tuple(_commands(info.get(_KEYS["prepared"]))),
         token_hash=_text(info.get(_KEYS["token_hash"])),
         phase_started=_text(info.get(_KEYS["phase_started"])),
         # stored as the agent sent it: an object whose fields the API did not check
@@ -105,7 +111,7 @@ def store(task: NodeTask, state: AgentState) -> None:
         value = getattr(state, item.name)
         if item.name == "phase" and value is not None:
             value = f"{value.value}{_RUNNING if state.resumed else ''}"
-        elif item.name in ("commands", "log"):
+        elif item.name in ("commands", "prepared", "log"):
             value = [dict(c) if isinstance(c, dict) else c for c in value] or None
         values[_KEYS[item.name]] = value
     task.set_internal(**values)

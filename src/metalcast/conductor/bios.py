@@ -1,11 +1,11 @@
 """The BIOS settings cache: what GET /v1/nodes/{node}/bios serves.
 
 Like Ironic, metalcast reads a node's BIOS settings from its BIOS interface when
-the node is verified (``manage``) and after every cleaning (where BIOS steps change
-them), stores them in the database and serves reads from there, so that listing
-settings never waits for, or fails with, the BMC.  Refreshing is best effort: a
-failed read is logged and leaves the previous cache in place; it never fails the
-operation that triggered it.
+the node is verified (``manage``), after every cleaning (where BIOS steps change
+them) and after a deploy that ran a BIOS deploy step, stores them in the database
+and serves reads from there, so that listing settings never waits for, or fails
+with, the BMC.  Refreshing is best effort: a failed read is logged and leaves the
+previous cache in place; it never fails the operation that triggered it.
 """
 
 from __future__ import annotations

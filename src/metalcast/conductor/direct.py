@@ -6,8 +6,11 @@ picks them up from its heartbeat replies and reports their results
 (:mod:`metalcast.conductor.agent`).  When the queue is empty the conductor carries on
 in a worker:
 
-    deploy:   deploying ─ image cached, ramdisk booted ─▶ wait call-back
-              ─ write_image, write_configdrive ─▶ boot device disk, reboot ─▶ active
+    deploy:   deploying ─ deploy.deploy: ramdisk booted ─▶ wait call-back ─ (agent up)
+              ─▶ deploying ─ in-band steps (software RAID) ─▶ wait call-back ─▶ …
+              ─ deploy.write_image: image cached; write_image, write_configdrive ─▶
+              wait call-back ─▶ deploying ─ boot device disk, ramdisk off, power on
+              (:func:`carry_out`) ─▶ active
     cleaning: cleaning ─ ramdisk booted ─▶ clean wait ─ (agent up) ─▶ cleaning
               ─ each agent step (erase_metadata) ─▶ clean wait ─▶ … ─▶ available
 
@@ -46,7 +49,9 @@ from metalcast.drivers.base import (
     AgentPhase,
     AgentWork,
     BootInterface,
+    InstanceAction,
     ManagementInterface,
+    NetworkInterface,
 )
 from metalcast.errors import InvalidInput, MetalcastError
 from metalcast.images.configdrive import (
@@ -77,16 +82,24 @@ def queue(task: NodeTask, *commands: CommandSpec) -> None:
     agent_state.store(task, replace(state, commands=(*state.commands, *commands)))
 
 
-def hand_over(task: NodeTask, work: AgentWork) -> None:
-    """Carry out what an interface asked of the agent: queue its commands (for a
-    deploy, first those that write the instance) and, unless the agent is already up
-    for ``work.phase``, boot the node into the deploy ramdisk.  The caller moves the
-    node to its wait state.  Raises OperationFailed."""
+def hand_over(task: NodeTask, work: AgentWork, *, booting: bool = False) -> None:
+    """Carry out what an interface asked of the agent: prepare the instance's
+    commands (``prepare_instance``), queue its commands (with ``write_instance``,
+    first those that write the instance) and, unless the agent is already up for
+    ``work.phase`` (or, ``booting``, was just booted for it by the step before),
+    boot the node into the deploy ramdisk.  The caller moves the node to its wait
+    state.  Raises OperationFailed."""
     commands = [command(c.name, c.args) for c in work.commands]
-    if work.phase is AgentPhase.DEPLOY:
-        commands = [*_deploy_commands(task), *commands]
+    if work.prepare_instance:
+        prepared = tuple(_deploy_commands(task))
+        agent_state.store(task, replace(agent_state.of(task), prepared=prepared))
+    if work.write_instance:
+        state = agent_state.of(task)
+        written = [_onto_raid_root(task, c) for c in state.prepared] or _deploy_commands(task)
+        commands = [*written, *commands]
+        agent_state.store(task, replace(state, prepared=()))
     state = agent_state.of(task)
-    if state.phase is work.phase and state.resumed:
+    if state.phase is work.phase and (state.resumed or booting):
         queue(task, *commands)
         return
     # a new boot: whatever an aborted or timed-out phase left queued is dropped
@@ -179,7 +192,7 @@ def _deploy_commands(task: NodeTask) -> list[CommandSpec]:
                 "size": image.raw_size,
                 "root_device": task.node.properties.get("root_device"),
                 # the software RAID root volume, when the node has one (docs/raid.md)
-                "raid_root": raid_agent.raid_root(task.node.raid_config or {}),
+                "raid_root": _raid_root(task),
             },
         )
     ]
@@ -187,6 +200,19 @@ def _deploy_commands(task: NodeTask) -> list[CommandSpec]:
     if drive is not None:
         commands.append(command("write_configdrive", drive))
     return commands
+
+
+def _raid_root(task: NodeTask) -> str | None:
+    return raid_agent.raid_root(task.node.raid_config or {})
+
+
+def _onto_raid_root(task: NodeTask, prepared: CommandSpec) -> CommandSpec:
+    """A prepared ``write_image`` aimed at the RAID root volume the node has now (an
+    in-band deploy step may have built it since the command was prepared)."""
+    if prepared["name"] != "write_image":
+        return prepared
+    args = {**prepared["args"], "raid_root": _raid_root(task)}
+    return CommandSpec(id=prepared["id"], name=prepared["name"], args=args)
 
 
 def _revealed(task: NodeTask) -> dict[str, Any]:
@@ -259,21 +285,38 @@ def signed(task: NodeTask, command: CommandSpec) -> CommandSpec:
     )
 
 
-def finish_deploy(task: NodeTask) -> None:
-    """The agent wrote the image: boot from disk from now on, reboot, active.
-    Raises OperationFailed."""
-    started = time.monotonic()
-    call(
-        task,
-        ManagementInterface,
-        "set the boot device",
-        lambda i, c: i.set_boot_device(c, "disk", persistent=True),
-    )
-    call(task, BootInterface, "remove the ramdisk boot", lambda i, c: i.clean_up_ramdisk(c))
-    set_power(task, PowerTarget.REBOOT)
-    call(task, BootInterface, "prepare the instance boot", lambda i, c: i.prepare_instance(c))
-    forget(task)
-    phase_event(task, "Instance written; rebooted from its disk", started=started)
+def carry_out(task: NodeTask, action: InstanceAction) -> None:
+    """Do what a deploy step asked of the node's other interfaces (the end of an
+    agent-driven deploy).  Raises OperationFailed."""
+    if action is InstanceAction.PREPARE_INSTANCE_BOOT:
+        call(
+            task,
+            ManagementInterface,
+            "set the boot device",
+            lambda i, c: i.set_boot_device(c, "disk", persistent=True),
+        )
+        call(task, BootInterface, "prepare the instance boot", lambda i, c: i.prepare_instance(c))
+    elif action is InstanceAction.TEAR_DOWN_AGENT:
+        _ramdisk_off(task)
+        forget(task)
+        phase_event(task, "Deploy ramdisk ended; the node is powered off")
+    elif action is InstanceAction.SWITCH_TO_TENANT_NETWORK:
+        call(
+            task,
+            NetworkInterface,
+            "remove the provisioning network",
+            lambda i, c: i.remove_provisioning_network(c),
+        )
+        call(
+            task,
+            NetworkInterface,
+            "configure the tenant networks",
+            lambda i, c: i.configure_tenant_networks(c),
+        )
+    elif action is InstanceAction.BOOT_INSTANCE:
+        started = time.monotonic()
+        set_power(task, PowerTarget.ON)
+        phase_event(task, "Instance written; rebooted from its disk", started=started)
 
 
 def leave_ramdisk(task: NodeTask) -> None:

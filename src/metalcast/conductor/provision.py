@@ -12,7 +12,7 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from metalcast import states
 from metalcast.conductor import direct, steps
@@ -167,6 +167,7 @@ def abort(rt: Runtime, node: Node, *, user: str) -> None:
 
 #: waits of the ramdisk's agent whose abort or timeout also ends the ramdisk boot
 _RAMDISK_WAITS: Mapping[ProvisionState, str] = {
+    PS.DEPLOYHOLD: "Deployment",
     PS.RESCUEWAIT: "Rescue",
     PS.INSPECTWAIT: "Inspection",
 }
@@ -199,7 +200,7 @@ def _abort_cleaning(rt: Runtime, node_id: int, *, user: str) -> None:
 
 
 def unhold(rt: Runtime, node: Node, *, user: str) -> None:
-    """Release a node from ``clean hold`` or ``service hold``: back to its wait
+    """Release a node from ``deploy hold``, ``clean hold`` or ``service hold``: back to its wait
     state, and a worker goes on with the step after the hold at once (Ironic waits
     for the agent's next heartbeat; metalcast need not, and a hold before any agent
     step has no agent to wait for).
@@ -214,18 +215,22 @@ def unhold(rt: Runtime, node: Node, *, user: str) -> None:
         states.advance(task.state, Event.UNHOLD)
         task.process_event(Event.UNHOLD)
 
-    resume = (
-        cleaning.resume_cleaning
-        if node.provision_state == PS.CLEANHOLD
-        else operations.resume_service
-    )
+    resume = _RESUME_AFTER_HOLD.get(PS(node.provision_state), operations.resume_service)
     start_async(rt, node.id, user=user, purpose="unhold", begin=begin, work=resume)
 
+
+#: what goes on after an unhold, per hold state
+_RESUME_AFTER_HOLD: Mapping[ProvisionState, Callable[[NodeTask], None]] = {
+    PS.CLEANHOLD: cleaning.resume_cleaning,
+    PS.DEPLOYHOLD: deployment.resume_deploy,
+    PS.SERVICEHOLD: operations.resume_service,
+}
 
 _OPERATION: Mapping[ProvisionState, str] = {
     PS.CLEANWAIT: "Cleaning",
     PS.INSPECTWAIT: "Inspection",
     PS.DEPLOYWAIT: "Deployment",
+    PS.DEPLOYHOLD: "Deployment",
     PS.RESCUEWAIT: "Rescue",
     PS.SERVICEWAIT: "Servicing",
     PS.SERVICEHOLD: "Servicing",

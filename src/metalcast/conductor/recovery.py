@@ -63,7 +63,9 @@ def _sweep_config_drives(rt: Runtime) -> None:
         return
     started = time.time()
     with rt.db.read() as conn:
-        deploying = repo.nodes_in_states(conn, [PS.DEPLOYING.value, PS.DEPLOYWAIT.value])
+        deploying = repo.nodes_in_states(
+            conn, [PS.DEPLOYING.value, PS.DEPLOYWAIT.value, PS.DEPLOYHOLD.value]
+        )
     removed = rt.configdrives.sweep(keep=[n.uuid for n in deploying], older_than=started)
     if removed:
         _log.warning("removed %d config drive(s) that no deploy waits for", removed)

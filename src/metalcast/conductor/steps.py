@@ -1,11 +1,16 @@
-"""Clean and service steps: choosing them, checking requested ones, running them.
+"""Clean, service and deploy steps: choosing them, checking requested ones (deploy
+steps: :mod:`metalcast.conductor.deploy_steps`), running them.
 
 A node's step list lives in ``driver_internal_info["<kind>_steps"]`` with the index of
 the last step started in ``"<kind>_step_index"``, so that a step that waits for the
 agent can be resumed where it stopped; :func:`staged` reads them as one
 :class:`StagedSteps`, and only this module writes them (and the node task, which
 drops them when an operation fails).  While a step runs, the node's ``clean_step``
-(or ``service_step``) field shows it, as Ironic's does.  What a step reports it
+(``service_step``, ``deploy_step``) field shows it, as Ironic's does; a deploy step
+also gets a history row as it starts.  Work a step hands to the agent goes to the
+agent booted for the operation (for a deploy step, the deploy's); work it asks of
+the conductor (the end of a ``direct`` deploy) is carried out by
+:func:`metalcast.conductor.direct.carry_out`.  What a step reports it
 changed (a :class:`~metalcast.drivers.base.StepOutcome`, e.g. the RAID configuration it
 applied) is recorded as soon as it returns.
 
@@ -19,16 +24,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from metalcast.conductor import direct, raid
+from metalcast.conductor import agent_state, direct, raid
 from metalcast.conductor.interfaces import OperationFailed, call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.db.models import Node
 from metalcast.drivers.base import (
     INTERFACE_CLASSES,
+    AgentPhase,
     StepOutcome,
     StepResult,
     StepSpec,
@@ -127,7 +133,8 @@ def automated(rt: Runtime, node: Node, *, kind: str = "clean") -> list[dict[str,
 def requested(
     rt: Runtime, node: Node, *, steps: list[dict[str, Any]] | None, kind: str
 ) -> list[dict[str, Any]]:
-    """Check the steps an operator asked for, in the order asked.
+    """Check the clean or service steps an operator asked for, in the order asked
+    (deploy steps: :mod:`metalcast.conductor.deploy_steps`).
 
     Raises:
         InvalidInput: no steps, a malformed step, or one the node's interfaces lack.
@@ -145,7 +152,7 @@ def requested(
                 '{"interface": <name>, "step": <name>, "args": {...}}.'
             )
         if name == HOLD_STEP and kind in ("clean", "service"):
-            out.append(_hold(iface, args, number=len(out) + 1, kind=kind))
+            out.append(hold_step(iface, args, number=len(out) + 1, kind=kind))
             continue
         spec = known.get((iface, name))
         if spec is None:
@@ -163,7 +170,7 @@ def requested(
 NO_RAMDISK = {"clean": "cleaning_disable_ramdisk"}
 
 
-def _hold(iface: str, args: Mapping[str, Any], *, number: int, kind: str) -> dict[str, Any]:
+def hold_step(iface: str, args: Mapping[str, Any], *, number: int, kind: str) -> dict[str, Any]:
     """The reserved hold step as staged.  Raises InvalidInput."""
     if iface not in INTERFACE_NAMES or args:
         raise InvalidInput(
@@ -187,38 +194,116 @@ def run(task: NodeTask, *, kind: str) -> Ran:
     """
     planned = staged(task.node.driver_internal_info, kind=kind)
     field = STEP_FIELD[kind]
+    booting = False
     for index in range(planned.index + 1, len(planned.steps)):
         step = planned.steps[index]
         task.update(**{field: step})
         _store(task, kind=kind, steps=StagedSteps(planned.steps, index))
-        task.save()
+        if kind == "deploy":  # the history shows each deploy step as it starts
+            task.save(event=f"Deploy step {_named(step)} started", event_type="deploy")
+        else:
+            task.save()
         if step["step"] == HOLD_STEP:
             task.process_event(Event.HOLD)
             return Ran.HELD
-        cls = INTERFACE_CLASSES[step["interface"]]
-        name = str(step["step"])
-        outcome = call(
-            task,
-            cls,
-            f"run {kind} step '{name}'",
-            lambda i, ctx, name=name: i.perform_step(ctx, name),  # type: ignore[misc]
-            args=step.get("args") or {},
-        )
-        _apply(task, outcome)
-        no_ramdisk = NO_RAMDISK.get(kind)
-        if outcome.agent is not None and no_ramdisk in task.node.driver_internal_info:
-            raise OperationFailed(
-                cls.interface_type,
-                task.node.interface(cls.interface_type),
-                f"run {kind} step '{name}'",
-                "the step needs the ramdisk agent, which disable_ramdisk turned off",
-            )
-        if outcome.agent is not None:
-            direct.hand_over(task, outcome.agent)
-        if outcome.result == StepResult.WAIT:
+        outcome = _perform(task, step, kind=kind, booting=booting)
+        # a deploy step that only boots the agent goes on with the next step when that
+        # one runs in the agent: its commands wait for the agent in its queue (the
+        # default deploy hands the image write to the agent's first heartbeat)
+        booting = kind == "deploy" and _only_boots(outcome) and _in_band(task, planned, index + 1)
+        if outcome.result == StepResult.WAIT and not booting:
             return Ran.WAIT
     finish(task, kind=kind)
     return Ran.DONE
+
+
+def _only_boots(outcome: StepOutcome) -> bool:
+    """Whether a step waits only for the agent it boots (no command for it)."""
+    work = outcome.agent
+    return (
+        outcome.result == StepResult.WAIT
+        and work is not None
+        and not work.commands
+        and not work.write_instance
+    )
+
+
+def _in_band(task: NodeTask, planned: StagedSteps, index: int) -> bool:
+    """Whether the staged deploy step at ``index`` runs in the ramdisk agent."""
+    if index >= len(planned.steps):
+        return False
+    return _spec_requires_ramdisk(task, planned.steps[index])
+
+
+def _spec_requires_ramdisk(task: NodeTask, step: Mapping[str, Any]) -> bool:
+    specs = {(s.interface, s.name): s for s in available(task.rt, task.node, kind="deploy")}
+    spec = specs.get((str(step["interface"]), str(step["step"])))
+    return spec is not None and spec.requires_ramdisk
+
+
+def _perform(
+    task: NodeTask, step: Mapping[str, Any], *, kind: str, booting: bool = False
+) -> StepOutcome:
+    """Run one step and carry out what it asks of the agent or of the conductor.
+    Raises OperationFailed."""
+    cls = INTERFACE_CLASSES[step["interface"]]
+    name = str(step["step"])
+    operation = f"run {kind} step '{name}'"
+    if kind == "deploy" and (cls.interface_type, name) == ("deploy", "deploy"):
+        operation = "deploy"  # the core step: "failed to deploy", as before steps
+    outcome: StepOutcome = call(
+        task,
+        cls,
+        operation,
+        lambda i, ctx, name=name: i.perform_step(ctx, name),  # type: ignore[misc]
+        args=step.get("args") or {},
+    )
+    _apply(task, outcome)
+    impl = task.node.interface(cls.interface_type)
+    no_ramdisk = NO_RAMDISK.get(kind)
+    if outcome.agent is not None and no_ramdisk in task.node.driver_internal_info:
+        raise OperationFailed(
+            cls.interface_type,
+            impl,
+            operation,
+            "the step needs the ramdisk agent, which disable_ramdisk turned off",
+        )
+    if outcome.agent is not None:
+        work = outcome.agent
+        if kind == "deploy":
+            # an in-band step runs in the agent the deploy booted, whatever phase the
+            # interface names (its clean steps' own)
+            work = replace(work, phase=AgentPhase.DEPLOY)
+            _check_agent_up(task, step, interface=cls.interface_type, impl=impl, booting=booting)
+        direct.hand_over(task, work, booting=booting)
+    if outcome.instance is not None:
+        direct.carry_out(task, outcome.instance)
+    return outcome
+
+
+def _check_agent_up(
+    task: NodeTask, step: Mapping[str, Any], *, interface: str, impl: str | None, booting: bool
+) -> None:
+    """An in-band deploy step needs the agent the deploy booted (after the core
+    ``deploy.deploy`` step, before ``deploy.tear_down_agent``).  Raises OperationFailed."""
+    if not _spec_requires_ramdisk(task, step):
+        return
+    agent = agent_state.of(task)
+    if agent.phase is AgentPhase.DEPLOY and (agent.resumed or booting):
+        return
+    raise OperationFailed(
+        interface,
+        impl,
+        f"run deploy step '{step['step']}'",
+        f"the step runs in the ramdisk agent, which is not running at its priority "
+        f"{step.get('priority')}: give it a priority below the step that boots the ramdisk "
+        "(deploy.deploy, 100) and above deploy.tear_down_agent (40)",
+    )
+
+
+def _named(step: Mapping[str, Any]) -> str:
+    """``interface.step (priority N)``, as the history names a step."""
+    return f"{step.get('interface')}.{step.get('step')} (priority {step.get('priority')})"
 
 
 def _apply(task: NodeTask, outcome: StepOutcome) -> None:

@@ -42,7 +42,7 @@ PS = ProvisionState
 _log = logging.getLogger(__name__)
 _PROVISION_FIELDS = ("provision_state", "target_provision_state", "provision_updated_at")
 #: the states in which a node's config drive waits for its agent
-_DEPLOY_STATES = frozenset({PS.DEPLOYING, PS.DEPLOYWAIT})
+_DEPLOY_STATES = frozenset({PS.DEPLOYING, PS.DEPLOYWAIT, PS.DEPLOYHOLD})
 #: where a node keeps its rescue password's hash (Ironic's key), and where older
 #: versions kept the password itself: gone once the node leaves rescue
 RESCUE_PASSWORD_KEYS = ("hashed_rescue_password", "rescue_password")

@@ -69,3 +69,16 @@ def update_deploy_template(conn: sa.Connection, template_id: int, values: JSONDi
 
 def destroy_deploy_template(conn: sa.Connection, template_id: int) -> None:
     conn.execute(sa.delete(t.deploy_templates).where(t.deploy_templates.c.id == template_id))
+
+
+def deploy_templates_named(conn: sa.Connection, names: list[str]) -> list[DeployTemplate]:
+    """The templates whose names are among ``names`` (a node's instance traits), by
+    name."""
+    if not names:
+        return []
+    query = (
+        sa.select(t.deploy_templates)
+        .where(t.deploy_templates.c.name.in_(sorted(set(names))))
+        .order_by(t.deploy_templates.c.name)
+    )
+    return rows.records(conn, DeployTemplate, query)

@@ -135,11 +135,33 @@ class AgentWork:
     """Work an interface hands to the node's ramdisk agent: the one way a driver asks
     for the agent.  The conductor boots the deploy ramdisk for ``phase`` unless the
     agent is already up for it, queues ``commands`` and waits for their results; for
-    :attr:`AgentPhase.DEPLOY` it adds the commands that write the instance (it owns
-    the image cache and the config drive)."""
+    ``write_instance`` it adds the commands that write the instance (it owns the
+    image cache and the config drive)."""
 
     phase: AgentPhase
     commands: tuple[AgentCommand, ...] = ()
+    #: the conductor fetches the image into its cache and builds the config drive now
+    #: (before the ramdisk boots: a bad image fails the deploy at once); the commands
+    #: that write them wait for ``write_instance``
+    prepare_instance: bool = False
+    #: the conductor queues the commands that write the instance (the image and the
+    #: config drive) before ``commands``: it owns the image cache and the config drive
+    write_instance: bool = False
+
+
+class InstanceAction(enum.StrEnum):
+    """What a deploy step asks the conductor to do with the node's other interfaces
+    (a driver never calls another interface): the end of an agent-driven deploy, as
+    Ironic's deploy steps of the same names do it."""
+
+    #: boot from the disk from now on; the boot interface prepares the instance boot
+    PREPARE_INSTANCE_BOOT = "prepare_instance_boot"
+    #: no more ramdisk boot, power off, the agent forgotten
+    TEAR_DOWN_AGENT = "tear_down_agent"
+    #: the network interface moves the node to its tenant networks
+    SWITCH_TO_TENANT_NETWORK = "switch_to_tenant_network"
+    #: power the node on into its instance
+    BOOT_INSTANCE = "boot_instance"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +179,8 @@ class StepOutcome:
     #: an inventory in Ironic's format found out of band (an inspect interface that
     #: reads the BMC): the conductor checks, stores and acts on it as on an agent's
     inventory: Mapping[str, Any] | None = None
+    #: work on the node's other interfaces for the conductor (a deploy step)
+    instance: InstanceAction | None = None
 
     @classmethod
     def of(cls, value: StepResult | StepOutcome) -> StepOutcome:
@@ -184,6 +208,13 @@ class StepSpec:
     #: such a step cannot run in a cleaning asked with ``disable_ramdisk``
     requires_ramdisk: bool = False
 
+
+#: the kinds of a deploy step, and of a step that is a clean step and a deploy step
+DEPLOY_STEP = frozenset({"deploy"})
+CLEAN_OR_DEPLOY_STEP = frozenset({"clean", "deploy"})
+
+#: the core deploy step every deploy interface has: :meth:`DeployInterface.deploy`
+CORE_DEPLOY_STEP = StepSpec(name="deploy", interface="deploy", priority=100, kinds=DEPLOY_STEP)
 
 _STEP_ATTR = "_metalcast_step"
 
@@ -451,10 +482,19 @@ class BootInterface(Interface):
 class DeployInterface(Interface):
     interface_type = "deploy"
 
+    def steps(self) -> list[StepSpec]:
+        """The declared steps and the core deploy step, :meth:`deploy`."""
+        declared = super().steps()
+        if any(s.name == CORE_DEPLOY_STEP.name for s in declared):
+            return declared
+        return [CORE_DEPLOY_STEP, *declared]
+
     @abc.abstractmethod
     def deploy(self, ctx: DriverContext) -> StepResult | StepOutcome:
-        """Write the instance; WAIT when an agent will call back later (a
-        :class:`StepOutcome` with :class:`AgentWork` when the agent writes it)."""
+        """The core deploy step (``deploy.deploy``, priority 100, every deploy
+        interface's): write the instance, or start what writes it; WAIT when an agent
+        will call back later (a :class:`StepOutcome` with :class:`AgentWork` when the
+        agent must boot)."""
 
     @abc.abstractmethod
     def tear_down(self, ctx: DriverContext) -> None:

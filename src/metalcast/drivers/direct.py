@@ -1,9 +1,13 @@
 """Deploy interface ``direct``: the agent in the deploy ramdisk writes the image.
 
-The conductor drives the sequence (:mod:`metalcast.conductor.direct`): it caches the
-image, boots the node into the deploy ramdisk, hands the agent ``write_image`` and
-``write_configdrive`` commands in its heartbeat replies, then sets the boot device to
-disk and reboots.  This interface says what the agent must do: the image to write
+A deploy runs this interface's deploy steps, Ironic's: ``deploy`` (100) boots the
+node into the deploy ramdisk; once the agent is up, in-band steps of other interfaces
+(software RAID) run; ``write_image`` (80) has the conductor cache the image and hand
+the agent ``write_image`` and ``write_configdrive`` commands in its heartbeat
+replies (:mod:`metalcast.conductor.direct`); ``prepare_instance_boot`` (60),
+``tear_down_agent`` (40), ``switch_to_tenant_network`` (30) and ``boot_instance``
+(20) ask the conductor to make the node boot its disk, end the ramdisk, move it to
+its tenant networks and power it on.  This interface says what the agent must do: the image to write
 (:meth:`DirectDeploy.validate` checks ``instance_info`` for it) and the clean steps
 that erase the disks through the agent: ``erase_devices_metadata`` (their partition
 tables and signatures) and ``erase_devices`` (all of every disk, by NVMe format, ATA
@@ -23,11 +27,15 @@ from dataclasses import replace
 
 from metalcast.config import CleaningSettings
 from metalcast.drivers.base import (
+    DEPLOY_STEP,
     AgentCommand,
     AgentPhase,
+    AgentWork,
     DeployInterface,
     DriverContext,
+    InstanceAction,
     StepOutcome,
+    StepResult,
     StepSpec,
     step,
 )
@@ -63,9 +71,38 @@ class DirectDeploy(DeployInterface):
             parse_image_source(ctx.node.instance_info)
 
     def deploy(self, ctx: DriverContext) -> StepOutcome:
-        """The agent writes the instance (the conductor adds the commands that do:
-        it owns the image cache); the conductor waits for its call-back."""
-        return StepOutcome.for_agent(AgentPhase.DEPLOY)
+        """Core deploy step: the conductor caches the image and builds the config
+        drive, then the node boots the deploy ramdisk; the deploy goes on with the
+        agent (in-band steps, then :meth:`write_image`)."""
+        work = AgentWork(AgentPhase.DEPLOY, prepare_instance=True)
+        return StepOutcome(StepResult.WAIT, agent=work)
+
+    @step(priority=80, kinds=DEPLOY_STEP, requires_ramdisk=True)
+    def write_image(self, ctx: DriverContext) -> StepOutcome:
+        """Deploy step: the agent writes the image and the config drive (the
+        conductor adds the commands that do: it owns the image cache)."""
+        work = AgentWork(AgentPhase.DEPLOY, write_instance=True)
+        return StepOutcome(StepResult.WAIT, agent=work)
+
+    @step(priority=60, kinds=DEPLOY_STEP)
+    def prepare_instance_boot(self, ctx: DriverContext) -> StepOutcome:
+        """Deploy step: the node boots from its disk from now on."""
+        return StepOutcome(instance=InstanceAction.PREPARE_INSTANCE_BOOT)
+
+    @step(priority=40, kinds=DEPLOY_STEP)
+    def tear_down_agent(self, ctx: DriverContext) -> StepOutcome:
+        """Deploy step: no more ramdisk boot; the node is powered off."""
+        return StepOutcome(instance=InstanceAction.TEAR_DOWN_AGENT)
+
+    @step(priority=30, kinds=DEPLOY_STEP)
+    def switch_to_tenant_network(self, ctx: DriverContext) -> StepOutcome:
+        """Deploy step: the network interface moves the node to its tenant networks."""
+        return StepOutcome(instance=InstanceAction.SWITCH_TO_TENANT_NETWORK)
+
+    @step(priority=20, kinds=DEPLOY_STEP)
+    def boot_instance(self, ctx: DriverContext) -> StepOutcome:
+        """Deploy step: the node is powered on into its instance."""
+        return StepOutcome(instance=InstanceAction.BOOT_INSTANCE)
 
     def tear_down(self, ctx: DriverContext) -> None:
         """Nothing on the node to undo: cleaning erases the disk."""

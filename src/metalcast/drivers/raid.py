@@ -162,3 +162,25 @@ def select_disks(
         what = f" after skipping the {' and '.join(skipped)} volumes" if skipped else ""
         raise InvalidInput(f"The target RAID configuration has no logical disk to create{what}.")
     return disks
+
+
+#: the arguments of a RAID interface's ``apply_configuration`` deploy step (Ironic's)
+APPLY_ARGSINFO: Mapping[str, str] = {
+    "raid_config": "The RAID configuration to apply: {'logical_disks': [...]} (required).",
+    "delete_existing": "Whether to delete the existing configuration first (default true).",
+}
+
+
+def apply_argument(args: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``raid_config`` argument of ``apply_configuration``, an object.
+
+    Raises:
+        InvalidInput: it is missing or not an object.
+    """
+    config = args.get("raid_config")
+    if not isinstance(config, Mapping) or not config:
+        raise InvalidInput(
+            'apply_configuration needs "raid_config": a RAID configuration '
+            '{"logical_disks": [...]} to apply.'
+        )
+    return config

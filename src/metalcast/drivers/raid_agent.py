@@ -20,6 +20,7 @@ from typing import Any
 
 from metalcast.drivers import raid
 from metalcast.drivers.base import (
+    DEPLOY_STEP,
     AgentCommand,
     AgentPhase,
     DriverContext,
@@ -210,6 +211,24 @@ class AgentRAID(RAIDInterface):
         if _flag(ctx.args, "delete_existing", default=True):
             commands.insert(0, AgentCommand("delete_raid_configuration"))
         return StepOutcome.for_agent(AgentPhase.CLEAN, *commands)
+
+    @step(priority=0, kinds=DEPLOY_STEP, requires_ramdisk=True, argsinfo=raid.APPLY_ARGSINFO)
+    def apply_configuration(self, ctx: DriverContext) -> StepOutcome:
+        """Deploy step (Ironic's): the agent builds ``raid_config`` with mdadm, after
+        deleting every md array unless ``delete_existing`` is false.  Run before
+        ``deploy.write_image`` (a priority above 80), the image goes onto its root.
+
+        Raises:
+            InvalidInput: ``raid_config`` missing, not software RAID, bad args.
+        """
+        config = raid.apply_argument(ctx.args)
+        check_software(config)
+        disks = raid.select_disks(config, root=True, nonroot=True)
+        logical = [dict(disk) for disk in disks]
+        commands = [AgentCommand("create_raid_configuration", {"logical_disks": logical})]
+        if _flag(ctx.args, "delete_existing", default=True):
+            commands.insert(0, AgentCommand("delete_raid_configuration"))
+        return StepOutcome.for_agent(AgentPhase.DEPLOY, *commands)
 
     @step(priority=0, requires_ramdisk=True)
     def delete_configuration(self, ctx: DriverContext) -> StepOutcome:

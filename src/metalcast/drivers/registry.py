@@ -52,7 +52,7 @@ InterfaceFactory = Callable[[], Interface]
 #: when two steps share a priority, the one whose interface comes first runs first
 #: (Ironic's order: vendor, power, management, deploy, firmware, bios, raid)
 _TIE_BREAK_FIRST = ("vendor", "power", "management", "deploy", "firmware", "bios", "raid")
-_STEP_INTERFACE_ORDER: tuple[str, ...] = _TIE_BREAK_FIRST + tuple(
+STEP_INTERFACE_ORDER: tuple[str, ...] = _TIE_BREAK_FIRST + tuple(
     name for name in INTERFACE_NAMES if name not in _TIE_BREAK_FIRST
 )
 
@@ -207,7 +207,7 @@ class DriverRegistry:
             found.extend(s for s in instance.steps() if kind in s.kinds)
         return sorted(
             found,
-            key=lambda s: (-s.priority, _STEP_INTERFACE_ORDER.index(s.interface), s.name),
+            key=lambda s: (-s.priority, STEP_INTERFACE_ORDER.index(s.interface), s.name),
         )
 
 

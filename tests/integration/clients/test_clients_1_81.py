@@ -95,11 +95,19 @@ def test_openstacksdk_uses_the_features_of_1_61_to_1_81(
         conn.baremetal.set_node_provision_state(node, "provide")
     node = conn.baremetal.update_node(node, is_retired=False)
     assert node.retired_reason is None
-    # 1.69: deploy steps are refused, not skipped
+    # 1.69: deploy steps run in the deploy; an unknown one is refused
     node = conn.baremetal.set_node_provision_state(node, "provide", wait=True, timeout=60)
-    step = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 90}
-    with pytest.raises(exceptions.BadRequestException, match="does not run deploy_steps"):
-        conn.baremetal.set_node_provision_state(node, "active", deploy_steps=[step])
+    settings = [{"name": "hyperthreading", "value": "disabled"}]
+    step = {
+        "interface": "bios",
+        "step": "apply_configuration",
+        "args": {"settings": settings},
+        "priority": 90,
+    }
+    with pytest.raises(exceptions.BadRequestException, match=r"no deploy step 'bios\.flash'"):
+        conn.baremetal.set_node_provision_state(
+            node, "active", deploy_steps=[{**step, "step": "flash"}]
+        )
     assert conn.baremetal.get_node("sdk-81").provision_state == "available"
     # 1.76
     conn.baremetal.set_node_boot_mode(node, "bios")
@@ -107,3 +115,8 @@ def test_openstacksdk_uses_the_features_of_1_61_to_1_81(
     # 1.81: the endpoint exists; nothing was inspected
     with pytest.raises(exceptions.NotFoundException):
         conn.baremetal.get_node_inventory(node)
+    # 1.69 again: the deploy runs the step asked for
+    node = conn.baremetal.set_node_provision_state(
+        node, "active", deploy_steps=[step], wait=True, timeout=60
+    )
+    assert node.provision_state == "active"

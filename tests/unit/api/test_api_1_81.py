@@ -284,17 +284,32 @@ def test_newer_heartbeat_fields_are_taken_from_their_version(api: Api) -> None:
 # ------------------------------------------- 1.69 deploy_steps, 1.73 deploy verb
 
 
-def test_deploy_steps_need_1_69_and_are_refused_while_deploys_are_not_step_based(
-    api: Api,
-) -> None:
+def test_deploy_steps_need_1_69_and_run_in_the_deploy(api: Api) -> None:
     manageable(api, "m")
     provision(api, "m", "provide")
-    steps = [{"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 90}]
+    settings = [{"name": "hyperthreading", "value": "disabled"}]
+    steps = [
+        {
+            "interface": "bios",
+            "step": "apply_configuration",
+            "args": {"settings": settings},
+            "priority": 90,
+        }
+    ]
     body = {"target": "active", "deploy_steps": steps}
     assert api.put("/v1/nodes/m/states/provision", body, version="1.68").status_code == 406
-    response = api.put("/v1/nodes/m/states/provision", body, version="1.69")
+    unknown = {**body, "deploy_steps": [{**steps[0], "step": "flash"}]}
+    response = api.put("/v1/nodes/m/states/provision", unknown, version="1.69")
     assert response.status_code == 400
-    assert "does not run deploy_steps yet" in fault_of(response)
+    assert "has no deploy step 'bios.flash'" in fault_of(response)
+    assert state_of(api, "m") == "available"
+    response = api.put("/v1/nodes/m/states/provision", body, version="1.69")
+    assert response.status_code == 202, response.text
+    settle(api)
+    assert state_of(api, "m") == "active"
+    bios = api.get("/v1/nodes/m/bios/hyperthreading", version="1.69").json()
+    assert bios["hyperthreading"]["value"] == "disabled"
+    provision(api, "m", "undeploy")
     assert state_of(api, "m") == "available"
     # the 1.73 verb deploys, with an empty list of steps
     provision(api, "m", "deploy", deploy_steps=[])

@@ -1,9 +1,8 @@
 """/v1/deploy_templates (API 1.55): named sets of deploy steps, Ironic's validation.
 
-Templates carry no node state, so their writes go straight to the repository.  They
-are stored and served, but not yet applied: a deploy that should run a template's
-steps needs step-based deploys, which metalcast does not have yet
-(docs/api-compat.md).
+Templates carry no node state, so their writes go straight to the repository.  A
+deploy runs the steps of the templates named like the node's instance traits
+(:mod:`metalcast.conductor.deploy_steps`).
 """
 
 from __future__ import annotations

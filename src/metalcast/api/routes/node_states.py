@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from metalcast.api import image_sources, lookup
+from metalcast.api import image_sources, lookup, step_sets
 from metalcast.api.endpoint import Call, Reply, endpoint
 from metalcast.api.operations import (
     DATE_TIME,
@@ -417,13 +417,9 @@ def provision_request(body: object, version: Version) -> ProvisionRequest:
         raise NotAcceptable(f'The action "{verb}" is not supported in API version {version}.')
     _check_arguments(verb, values)
     if values.get("deploy_steps"):
-        # Ironic 1.69 runs them during the deploy; metalcast's deploys are not
-        # step-based yet (issue 11), and a step silently skipped would be worse
-        raise InvalidInput(
-            "metalcast does not run deploy_steps yet: its deploys are not step-based "
-            "(docs/api-compat.md). Deploy without deploy_steps; a BIOS or RAID step can "
-            "run as a manual clean step (target 'clean') before the deploy."
-        )
+        # their shape here (Ironic's schema); the conductor checks them against the
+        # node's interfaces
+        step_sets.DEPLOY_STEPS.check_steps(values["deploy_steps"])
     _check_rebuild_configdrive(verb, values, version)
     if values.get("configdrive"):
         check_configdrive(values["configdrive"], version)

@@ -8,6 +8,8 @@ from typing import Any
 
 from metalcast.drivers import raid
 from metalcast.drivers.base import (
+    CLEAN_OR_DEPLOY_STEP,
+    DEPLOY_STEP,
     BIOSInterface,
     DriverContext,
     FirmwareInterface,
@@ -60,13 +62,29 @@ class FakeRAID(FakeOperations, RAIDInterface):
         _flag(ctx.args, "delete_existing", default=False)  # the fake always starts afresh
         return StepOutcome(raid_config={"logical_disks": [dict(disk) for disk in disks]})
 
-    @step(priority=0)
+    @step(priority=0, kinds=CLEAN_OR_DEPLOY_STEP)
     def delete_configuration(self, ctx: DriverContext) -> StepResult | StepOutcome:
-        """Manual clean step: remove every logical disk.  Honours ``clean`` in
-        fake_fail/fake_wait."""
+        """Manual clean step and deploy step: remove every logical disk.  Honours
+        ``clean`` in fake_fail/fake_wait."""
         if self._begin_waitable(ctx, "clean"):
             return StepResult.WAIT
         return StepOutcome(raid_config={})
+
+    @step(priority=0, kinds=DEPLOY_STEP, argsinfo=raid.APPLY_ARGSINFO)
+    def apply_configuration(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Deploy step: "create" the logical disks of ``raid_config`` at once (Ironic's
+        RAID ``apply_configuration``).  Honours ``clean`` in fake_fail/fake_wait.
+
+        Raises:
+            InvalidInput: ``raid_config`` missing or malformed.
+        """
+        config = raid.apply_argument(ctx.args)
+        self.validate_raid_config(config)
+        _flag(ctx.args, "delete_existing", default=True)  # the fake always starts afresh
+        if self._begin_waitable(ctx, "clean"):
+            return StepResult.WAIT
+        disks = raid.select_disks(config, root=True, nonroot=True)
+        return StepOutcome(raid_config={"logical_disks": [dict(disk) for disk in disks]})
 
 
 def _target(ctx: DriverContext) -> Mapping[str, Any]:
@@ -105,10 +123,11 @@ class FakeBIOS(FakeOperations, BIOSInterface):
 
     @step(
         priority=0,
+        kinds=CLEAN_OR_DEPLOY_STEP,
         argsinfo={"settings": 'A list of {"name": ..., "value": ...} to apply (required).'},
     )
     def apply_configuration(self, ctx: DriverContext) -> StepResult:
-        """Manual clean step: merge ``settings`` into the BIOS settings.
+        """Manual clean step and deploy step: merge ``settings`` into the BIOS settings.
 
         Raises:
             InvalidInput: ``settings`` missing or malformed.

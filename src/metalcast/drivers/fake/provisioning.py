@@ -46,7 +46,8 @@ class FakeDeploy(FakeOperations, DeployInterface):
     name = "fake"
 
     def deploy(self, ctx: DriverContext) -> StepResult:
-        """DONE, or WAIT when ``deploy`` is in fake_wait.  Raises DriverError if injected."""
+        """Core deploy step: DONE, or WAIT when ``deploy`` is in fake_wait.  Raises
+        DriverError if injected."""
         return StepResult.WAIT if self._begin_waitable(ctx, "deploy") else StepResult.DONE
 
     def tear_down(self, ctx: DriverContext) -> None:

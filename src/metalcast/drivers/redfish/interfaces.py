@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel
 
 from metalcast.drivers.base import (
+    CLEAN_OR_DEPLOY_STEP,
     BIOSInterface,
     DriverContext,
     InspectInterface,
@@ -349,10 +350,12 @@ class RedfishBIOS(_RedfishBase, BIOSInterface):
 
     @step(
         priority=0,
+        kinds=CLEAN_OR_DEPLOY_STEP,
         argsinfo={"settings": 'A list of {"name": ..., "value": ...} to apply (required).'},
     )
     def apply_configuration(self, ctx: DriverContext) -> StepResult:
-        """Manual clean step: stage ``settings``; the BMC applies them at the next boot.
+        """Manual clean step and deploy step: stage ``settings``; the BMC applies them
+        at the next boot.
 
         Raises:
             InvalidInput: ``settings`` missing or malformed.
