@@ -428,7 +428,6 @@ def test_a_conductor_just_started_takes_no_allocation_over_either(cluster: Clust
             cluster.conductor_id(DEAD)
         )
     cluster.ticks.now += TIMEOUT
-    import time; time.sleep(2)
     cluster.silence(DEAD)
     survivor.heartbeat()
     with cluster.env.db.read() as conn:
