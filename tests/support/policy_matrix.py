@@ -176,6 +176,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:node:traits:set": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:node:traits:delete": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:node:bios:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:firmware:get": SYSTEM_OR_PROJECT_READER,
     "baremetal:node:history:get": SYSTEM_OR_OWNER_READER,
     "baremetal:node:inventory:get": SYSTEM_OR_OWNER_READER,
     "baremetal:node:vendor_passthru": SYSTEM_ADMIN,

@@ -151,10 +151,12 @@ FEATURES: Mapping[str, Version] = {
     # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
     "unhold": _v(85),
     "firmware_interface": _v(86),
+    "firmware": _v(86),
     "service": _v(87),
     "port_name": _v(88),
     "runbooks": _v(92),
     "inspection_rules": _v(96),
+    "firmware_identity": _v(114),
 }
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from metalcast.conductor import agent_state, allocations, bios, boot_mode, direct, sources
+from metalcast.conductor import (
+    agent_state,
+    allocations,
+    bios,
+    boot_mode,
+    direct,
+    firmware,
+    sources,
+)
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.flows.cleaning import run_cleaning, stage_automated
 from metalcast.conductor.interfaces import call
@@ -23,12 +31,13 @@ from metalcast.states import Event, PowerTarget
 
 def verify(task: NodeTask) -> None:
     """enroll → verifying → manageable: the BMC is reachable with these credentials;
-    the BIOS settings, boot mode and secure boot state are cached.  Raises
+    the BIOS settings, firmware components, boot mode and secure boot state are cached.  Raises
     OperationFailed (the node goes back to enroll)."""
     call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
     call(task, ManagementInterface, "validate", lambda i, ctx: i.validate(ctx))
     task.update(power_state=get_power(task).value)
     bios.refresh(task)
+    firmware.refresh(task)
     boot_mode.read(task)
     task.process_event(Event.DONE)
 

@@ -10,6 +10,7 @@ from metalcast.drivers import raid
 from metalcast.drivers.base import (
     BIOSInterface,
     DriverContext,
+    FirmwareComponent,
     FirmwareInterface,
     RAIDInterface,
     StepOutcome,
@@ -126,9 +127,6 @@ class FakeFirmware(FakeOperations, FirmwareInterface):
 
     name = "fake"
 
-    def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
+    def get_components(self, ctx: DriverContext) -> list[FirmwareComponent]:
         self._begin(ctx)
-        return [
-            {"component": "bios", "initial_version": "1.0.0", "current_version": "1.0.0"},
-            {"component": "bmc", "initial_version": "1.0.0", "current_version": "1.0.0"},
-        ]
+        return [FirmwareComponent("bios", "1.0.0"), FirmwareComponent("bmc", "1.0.0")]

@@ -22,9 +22,11 @@ from metalcast.drivers.redfish.client import (
     BootSettings,
     ChassisSensor,
     Disk,
+    FirmwareItem,
     Nic,
     RedfishTarget,
     SystemHardware,
+    UpdateTaskStatus,
 )
 
 P = ParamSpec("P")
@@ -254,6 +256,47 @@ class SushyClient:
         for chassis in self._system(system).chassis:
             found += _thermal(chassis) + _power(chassis)
         return found
+
+    @_translated
+    def firmware_inventory(self) -> list[FirmwareItem]:
+        members = self._root.get_update_service().firmware_inventory.get_members()
+        return [
+            FirmwareItem(
+                path=str(m.path),
+                identity=str(m.identity),
+                name=m.name,
+                version=None if m.version is None else str(m.version),
+                manufacturer=m.manufacturer,
+                related=tuple(
+                    str(r.get("@odata.id"))
+                    for r in (m.related_item or ())
+                    if isinstance(r, dict) and r.get("@odata.id")
+                ),
+                updateable=m.updateable is not False,
+            )
+            for m in members
+        ]
+
+    @_translated
+    def simple_update(self, image_uri: str, targets: list[str]) -> str:
+        monitor = self._root.get_update_service().simple_update(image_uri, targets=targets)
+        return str(monitor.task_monitor_uri)
+
+    @_translated
+    def update_task(self, monitor: str) -> UpdateTaskStatus:
+        watched = self._root.get_task_monitor(monitor)
+        task = watched.task if watched.is_processing else None
+        if task is None:
+            # over (or a monitor that gives no task while it runs): the task itself
+            task = watched.get_task()
+        state, health = task.task_state, task.task_status
+        return UpdateTaskStatus(
+            processing=bool(watched.is_processing),
+            state=None if state is None else str(getattr(state, "value", state)),
+            percent=task.percent_complete,
+            health=None if health is None else str(getattr(health, "value", health)),
+            messages=tuple(str(m.message) for m in task.messages or () if m.message),
+        )
 
     @_translated
     def close(self) -> None:
