@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -72,12 +73,25 @@ def _firmware_list(url: str, uuid: str) -> dict[str, dict[str, Any]]:
     return {c["component"]: c for c in shown}
 
 
-def _clean(url: str, uuid: str, settings: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+def _clean(
+    url: str, uuid: str, settings: list[dict[str, Any]], *, wait: bool = True
+) -> subprocess.CompletedProcess[str]:
     steps = [{"interface": "firmware", "step": "update", "args": {"settings": settings}}]
+    waiting = ["--wait", "120"] if wait else []
     return baremetal(
-        url, "node", "clean", uuid, "--clean-steps", json.dumps(steps), "--wait", "120",
-        check=False,
-    )  # fmt: skip
+        url, "node", "clean", uuid, "--clean-steps", json.dumps(steps), *waiting, check=False
+    )
+
+
+def _while_updating(url: str, uuid: str) -> dict[str, Any]:
+    """The node as shown while its firmware update reports progress."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = httpx.get(f"{url}/v1/nodes/{uuid}", headers=LATEST).json()
+        if "step_progress" in shown["driver_internal_info"]:
+            return dict(shown)
+        time.sleep(0.05)
+    raise AssertionError("no progress was shown while the firmware was updated")
 
 
 def test_clean_step_updates_firmware_and_the_list_shows_before_and_after(
@@ -100,9 +114,19 @@ def test_clean_step_updates_firmware_and_the_list_shows_before_and_after(
         {"component": "bios", "url": images.url("/bios-2.4.0.bin")},
         {"component": "bmc", "url": images.url("/bmc-1.20.0.bin"), "wait": 1},
     ]
-    done = _clean(url, uuid, settings)
-    assert done.returncode == 0, done.stderr
-    assert settled(url, uuid)["provision_state"] == "manageable"
+    started = _clean(url, uuid, settings, wait=False)
+    assert started.returncode == 0, started.stderr
+    during = _while_updating(url, uuid)
+    progress = during["driver_internal_info"]["step_progress"]
+    assert progress["step"] == "firmware.update"
+    assert progress["target"] in ("bios", "bmc")
+    assert 0 <= progress["percent"] <= 100
+    # the step is shown with the URL's password masked
+    shown_url = during["clean_step"]["args"]["settings"][0]["url"]
+    assert shown_url == f"http://fwuser:******@127.0.0.1:{images.port}/bios-2.4.0.bin"
+    done = settled(url, uuid, timeout=120)
+    assert done["provision_state"] == "manageable", done["last_error"]
+    assert "step_progress" not in node(url, uuid)["driver_internal_info"]
 
     after = _firmware_list(url, uuid)
     assert after["bios"]["initial_version"] == "1.0.0"
