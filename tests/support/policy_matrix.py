@@ -518,6 +518,7 @@ NODE_ACTIONS: tuple[Action, ...] = (
     ),
     _node("bios", "GET", "/bios", f"{_N}bios:get"),
     _node("bios setting", "GET", "/bios/hyperthreading", f"{_N}bios:get"),
+    _node("firmware", "GET", "/firmware", f"{_N}firmware:get"),
     _node("list vifs", "GET", "/vifs", f"{_N}vif:list"),
     _node(
         "attach vif",
