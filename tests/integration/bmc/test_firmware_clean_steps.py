@@ -34,7 +34,7 @@ LATEST = {"X-OpenStack-Ironic-API-Version": "latest"}
 
 @pytest.fixture(scope="module")
 def bmc() -> Iterator[RedfishBmc]:
-    served = RedfishBmc(simulated_machines(2, prefix="fwc"), username=USER, password=PASSWORD)
+    served = RedfishBmc(simulated_machines(3, prefix="fwc"), username=USER, password=PASSWORD)
     served.firmware.flash_seconds = 1.0
     served.start()
     yield served
@@ -196,6 +196,35 @@ def test_refusals_leave_the_node_and_its_firmware_as_they_were(
     assert IMAGE_PASSWORD not in shown["last_error"]
     assert "fwuser:******@" in shown["last_error"]
     assert _firmware_list(url, uuid)["bios"]["current_version"] == "1.0.0"
+
+
+def test_without_the_ramdisk_and_as_a_service_step(
+    server: Any, bmc: RedfishBmc, images: ImageServer
+) -> None:
+    url = server.url
+    uuid = _managed(url, bmc, 2, "fw-service")
+    images.files["/nic-15.1.0.bin"] = image("15.1.0")
+    images.files["/bios-3.0.0.bin"] = image("3.0.0")
+    # the step runs on the BMC: cleaning without the ramdisk may run it
+    nic = [{"component": "NIC-fwc-2", "url": images.url("/nic-15.1.0.bin")}]
+    steps = [{"interface": "firmware", "step": "update", "args": {"settings": nic}}]
+    baremetal(
+        url, "node", "clean", uuid, "--clean-steps", json.dumps(steps), "--disable-ramdisk",
+        "--wait", "120",
+    )  # fmt: skip
+    assert _firmware_list(url, uuid)["NIC-fwc-2"]["current_version"] == "15.1.0"
+
+    baremetal(url, "node", "provide", uuid, "--wait", "120")
+    baremetal(url, "node", "deploy", uuid, "--wait", "120")
+    assert settled(url, uuid)["provision_state"] == "active"
+    bios = [{"component": "bios", "url": images.url("/bios-3.0.0.bin")}]
+    steps = [{"interface": "firmware", "step": "update", "args": {"settings": bios}}]
+    baremetal(url, "node", "service", uuid, "--service-steps", json.dumps(steps), "--wait", "120")
+    shown = settled(url, uuid)
+    assert shown["provision_state"] == "active", shown["last_error"]
+    listed = _firmware_list(url, uuid)
+    assert listed["bios"]["current_version"] == "3.0.0"
+    assert listed["bios"]["last_version_flashed"] == "3.0.0"
 
 
 def _at(version: int) -> dict[str, str]:

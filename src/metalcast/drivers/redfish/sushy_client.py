@@ -285,18 +285,17 @@ class SushyClient:
     @_translated
     def update_task(self, monitor: str) -> UpdateTaskStatus:
         watched = self._root.get_task_monitor(monitor)
-        task = watched.task if watched.is_processing else None
-        if task is None:
-            # over (or a monitor that gives no task while it runs): the task itself
-            task = watched.get_task()
-        state, health = task.task_state, task.task_status
-        return UpdateTaskStatus(
-            processing=bool(watched.is_processing),
-            state=None if state is None else str(getattr(state, "value", state)),
-            percent=task.percent_complete,
-            health=None if health is None else str(getattr(health, "value", health)),
-            messages=tuple(str(m.message) for m in task.messages or () if m.message),
-        )
+        task = watched.task
+        if task is not None:
+            return _task_status(task, processing=bool(watched.is_processing))
+        if watched.is_processing:  # a monitor that shows no task while it runs
+            return UpdateTaskStatus(processing=True, state=None, percent=None, health=None)
+        # over: the monitor answers with the task, or with the operation's own result
+        response = watched.response
+        body = response.json() if response is not None and response.content else {}
+        if isinstance(body, dict) and body.get("Id") and "TaskState" in body:
+            return _task_status(watched.get_task(), processing=False)
+        return UpdateTaskStatus(processing=False, state=None, percent=None, health=None)
 
     @_translated
     def close(self) -> None:
@@ -310,6 +309,17 @@ class SushyClient:
         self._root._auth = None
         with contextlib.suppress(Exception):
             self._root._conn.close()
+
+
+def _task_status(task: Any, *, processing: bool) -> UpdateTaskStatus:
+    state, health = task.task_state, task.task_status
+    return UpdateTaskStatus(
+        processing=processing,
+        state=None if state is None else str(getattr(state, "value", state)),
+        percent=task.percent_complete,
+        health=None if health is None else str(getattr(health, "value", health)),
+        messages=tuple(str(m.message) for m in task.messages or () if m.message),
+    )
 
 
 def _number(value: object) -> float | None:

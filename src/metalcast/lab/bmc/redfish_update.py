@@ -190,6 +190,9 @@ class Firmware:
         except _Refused as exc:
             task.messages.append(str(exc))
             task.state, task.health = "Exception", "Critical"
+        except Exception as exc:  # the task's boundary: a BMC's task never hangs on a bug
+            task.messages.append(f"the BMC failed: {type(exc).__name__}")
+            task.state, task.health = "Exception", "Critical"
         finally:
             task.end = _now()
 
