@@ -179,6 +179,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "baremetal:node:traits:set": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:node:traits:delete": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:node:bios:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:firmware:get": SYSTEM_OR_PROJECT_READER,
     "baremetal:node:history:get": SYSTEM_OR_OWNER_READER,
     "baremetal:node:inventory:get": SYSTEM_OR_OWNER_READER,
     "baremetal:node:vendor_passthru": SYSTEM_ADMIN,
@@ -530,6 +531,7 @@ NODE_ACTIONS: tuple[Action, ...] = (
     ),
     _node("bios", "GET", "/bios", f"{_N}bios:get"),
     _node("bios setting", "GET", "/bios/hyperthreading", f"{_N}bios:get"),
+    _node("firmware", "GET", "/firmware", f"{_N}firmware:get"),
     _node("list vifs", "GET", "/vifs", f"{_N}vif:list"),
     _node(
         "attach vif",

@@ -151,12 +151,14 @@ FEATURES: Mapping[str, Version] = {
     # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
     "unhold": _v(85),
     "firmware_interface": _v(86),
+    "firmware": _v(86),
     "service": _v(87),
     "port_name": _v(88),
     "vmedia": _v(89),
     "runbooks": _v(92),
     "vmedia_get": _v(93),
     "inspection_rules": _v(96),
+    "firmware_identity": _v(114),
 }
 
 

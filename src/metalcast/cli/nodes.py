@@ -366,6 +366,27 @@ def inventory(ctx: typer.Context, node: NodeArg) -> None:
     out.print(table(("NIC", "MAC", "IPv4", "Mb/s", "Carrier"), nics))
 
 
+def firmware_row(component: Mapping[str, Any]) -> list[Any]:
+    """One firmware component as a row of ``node firmware``."""
+    keys = ("component", "initial_version", "current_version", "last_version_flashed", "vendor")
+    return [component.get(k) for k in keys] + [
+        component.get("updated_at") or component.get("created_at")
+    ]
+
+
+@app.command()
+def firmware(ctx: typer.Context, node: NodeArg) -> None:
+    """Show the node's firmware components and their versions, as last read from its
+    BMC (update them with the clean or service step ``firmware.update``)."""
+    session = session_of(ctx)
+    found = session.client.get(node_path(node, "firmware")).get("firmware") or []
+    if session.as_json:
+        print_json(found)
+        return
+    headers = ("Component", "Initial", "Current", "Last flashed", "Vendor", "Read at")
+    stdout().print(table(headers, [firmware_row(c) for c in found]))
+
+
 @maintenance_app.command("set")
 def maintenance_set(ctx: typer.Context, node: NodeArg, *, reason: Text_ = None) -> None:
     """Put the node in maintenance: metalcast stops acting on it."""

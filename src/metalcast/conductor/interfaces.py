@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.db.models import Node
-from metalcast.drivers.base import DriverContext, Interface, NodeSnapshot
+from metalcast.drivers.base import DriverContext, Interface, NodeSnapshot, ProgressSink
 from metalcast.errors import (
     DriverError,
     InvalidInput,
@@ -136,7 +136,12 @@ def snapshot(node: Node, macs: tuple[str, ...] = (), *, box: SecretBox) -> NodeS
     )
 
 
-def context_for(task: NodeTask, args: Mapping[str, Any] | None = None) -> DriverContext:
+def context_for(
+    task: NodeTask,
+    args: Mapping[str, Any] | None = None,
+    *,
+    progress: ProgressSink | None = None,
+) -> DriverContext:
     """The driver context for one call on the task's node (secrets decrypted).
 
     Raises:
@@ -149,6 +154,7 @@ def context_for(task: NodeTask, args: Mapping[str, Any] | None = None) -> Driver
         driver_info=MappingProxyType(box.reveal(task.node.driver_info, where="driver_info")),
         logger=task.log,
         args=MappingProxyType(box.reveal(dict(args or {}), where="args")),
+        **({} if progress is None else {"progress": progress}),
     )
 
 
@@ -159,6 +165,7 @@ def call(
     func: Callable[[I, DriverContext], R],
     *,
     args: Mapping[str, Any] | None = None,
+    progress: ProgressSink | None = None,
 ) -> R:
     """Call ``func(interface, context)`` on the node's ``cls`` interface, retrying
     ``RetryableDriverError`` with the runtime's bounded policy.
@@ -171,7 +178,7 @@ def call(
     policy = task.rt.retry
     for attempt in range(1, policy.attempts + 1):
         try:
-            return func(iface, context_for(task, args))
+            return func(iface, context_for(task, args, progress=progress))
         except RetryableDriverError as exc:
             if attempt >= policy.attempts:
                 cause = f"{exc.message} (gave up after {attempt} attempts)"

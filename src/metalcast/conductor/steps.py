@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from metalcast.conductor import agent_state, direct, raid
+from metalcast.conductor import agent_state, direct, firmware, raid
 from metalcast.conductor.interfaces import OperationFailed, call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
@@ -36,6 +36,7 @@ from metalcast.drivers.base import (
     INTERFACE_CLASSES,
     AgentPhase,
     StepOutcome,
+    StepProgress,
     StepResult,
     StepSpec,
 )
@@ -161,9 +162,17 @@ def requested(
                 f"Node {node.uuid} has no {kind} step '{iface}.{name}' for its interfaces. "
                 f"Available {kind} steps: {names}."
             )
+        _check_args(rt, node, spec, args)
         # the args stay sealed while staged; the driver gets them in clear
         out.append(as_dict(spec, rt.secret_box.seal(args)))
     return out
+
+
+def _check_args(rt: Runtime, node: Node, spec: StepSpec, args: Mapping[str, Any]) -> None:
+    """Let the step's interface check its arguments' shape.  Raises InvalidInput."""
+    impl = node.interface(spec.interface)
+    if impl is not None:
+        rt.registry.interface(node.driver, spec.interface, impl).check_step_args(spec.name, args)
 
 
 #: kind -> the driver_internal_info key set while its steps run without the ramdisk
@@ -257,7 +266,10 @@ def _perform(
         operation,
         lambda i, ctx, name=name: i.perform_step(ctx, name),  # type: ignore[misc]
         args=step.get("args") or {},
+        progress=lambda report: record_progress(task, report),
     )
+    if PROGRESS_KEY in task.node.driver_internal_info:
+        task.set_internal(**{PROGRESS_KEY: None})
     _apply(task, outcome)
     impl = task.node.interface(cls.interface_type)
     no_ramdisk = NO_RAMDISK.get(kind)
@@ -306,10 +318,31 @@ def _named(step: Mapping[str, Any]) -> str:
     return f"{step.get('interface')}.{step.get('step')} (priority {step.get('priority')})"
 
 
+#: driver_internal_info key: the running step's last progress report (a step the BMC
+#: carries out: a firmware update), ``{"step", "target", "percent", "state"}``
+PROGRESS_KEY = "step_progress"
+
+
+def record_progress(task: NodeTask, report: StepProgress) -> None:
+    """Save a running step's progress on the node (the API shows it in
+    ``driver_internal_info.step_progress``).  Raises TaskParked."""
+    shown = {
+        "step": report.step,
+        "target": report.target,
+        "percent": report.percent,
+        "state": report.state,
+    }
+    if task.node.driver_internal_info.get(PROGRESS_KEY) != shown:
+        task.set_internal(**{PROGRESS_KEY: shown})
+        task.save()
+
+
 def _apply(task: NodeTask, outcome: StepOutcome) -> None:
     """Record what a step reports it changed on the node."""
     if outcome.raid_config is not None:
         raid.record_applied(task, outcome.raid_config)
+    if outcome.firmware is not None:
+        firmware.record_update(task, outcome.firmware)
 
 
 def finish(task: NodeTask, *, kind: str) -> None:

@@ -199,6 +199,22 @@ class VolumeTarget:
 
 
 @dataclass(slots=True)
+class FirmwareRecord:
+    """One firmware component of a node, as its firmware interface last read it."""
+
+    node_id: int
+    component: str
+    created_at: datetime
+    initial_version: str | None = None
+    current_version: str | None = None
+    last_version_flashed: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
 class BiosSetting:
     """One BIOS setting of a node, as its BIOS interface last reported it."""
 

@@ -231,8 +231,9 @@ def _update_held() -> sa.Update:
 
 def destroy_node(conn: sa.Connection, node_id: int) -> None:
     """Delete a node with everything that belongs to it: ports, portgroups, volume
-    connectors and targets, BIOS settings, traits, history and its allocation (as
-    Ironic does; the API allows this only outside active states or in maintenance)."""
+    connectors and targets, BIOS settings, firmware components, traits, history and
+    its allocation (as Ironic does; the API allows this only outside active states or
+    in maintenance)."""
     owned = (
         t.allocations,
         t.ports,
@@ -240,6 +241,7 @@ def destroy_node(conn: sa.Connection, node_id: int) -> None:
         t.volume_connectors,
         t.volume_targets,
         t.bios_settings,
+        t.firmware_components,
         t.node_inventories,
         t.node_traits,
         t.node_history,

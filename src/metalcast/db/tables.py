@@ -196,6 +196,24 @@ bios_settings = sa.Table(
     *_timestamps(),
 )
 
+#: each node's firmware components as its firmware interface last read them (API
+#: 1.86; vendor, model and serial number 1.114): refreshed around a firmware update
+firmware_components = sa.Table(
+    "firmware_components",
+    metadata,
+    sa.Column(
+        "node_id", sa.Integer, sa.ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("component", sa.String(255), primary_key=True),
+    sa.Column("initial_version", sa.String(255)),
+    sa.Column("current_version", sa.String(255)),
+    sa.Column("last_version_flashed", sa.String(255)),
+    sa.Column("vendor", sa.String(255)),
+    sa.Column("model", sa.String(255)),
+    sa.Column("serial_number", sa.String(255)),
+    *_timestamps(),
+)
+
 #: the last inventory each node's agent reported at inspection (API 1.81)
 node_inventories = sa.Table(
     "node_inventories",

@@ -69,6 +69,27 @@ class NodeSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class StepProgress:
+    """How far a long step carried out by the BMC has come (a firmware update)."""
+
+    #: ``<interface>.<step>``
+    step: str
+    #: what the step works on now (a firmware component)
+    target: str
+    #: 0 to 100; None: the BMC does not say
+    percent: int | None
+    #: the BMC's own word for the state ("Running"; None: not said)
+    state: str | None
+
+
+ProgressSink = Callable[[StepProgress], None]
+
+
+def _ignore_progress(progress: StepProgress) -> None:
+    """The progress sink of calls that are not steps: nobody records it."""
+
+
+@dataclass(frozen=True, slots=True)
 class DriverContext:
     """Everything one interface call may use.  Built by the conductor per call.
 
@@ -80,6 +101,8 @@ class DriverContext:
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
     #: arguments of the operation (clean step args, deploy options, …)
     args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: where a long step reports its progress; the conductor records it on the node
+    progress: ProgressSink = _ignore_progress
 
     def info(self, model: type[M]) -> M:
         """``driver_info`` parsed by ``model``.
@@ -165,6 +188,28 @@ class InstanceAction(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class FirmwareComponent:
+    """A firmware component of a node and its version (Ironic's firmware components)."""
+
+    #: "bios", "bmc", or the BMC's own name for another component
+    component: str
+    current_version: str | None
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareChange:
+    """What a firmware update step did: the node's components read before and after,
+    and the components it updated."""
+
+    before: tuple[FirmwareComponent, ...]
+    after: tuple[FirmwareComponent, ...]
+    updated: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StepOutcome:
     """What a step may return instead of a bare :class:`StepResult`: the result, and
     what the step changed on the node, for the conductor to record (drivers never
@@ -181,6 +226,9 @@ class StepOutcome:
     inventory: Mapping[str, Any] | None = None
     #: work on the node's other interfaces for the conductor (a deploy step)
     instance: InstanceAction | None = None
+    #: the firmware components before and after an update (the conductor stores
+    #: ``after`` and records the versions in the node's history)
+    firmware: FirmwareChange | None = None
 
     @classmethod
     def of(cls, value: StepResult | StepOutcome) -> StepOutcome:
@@ -311,6 +359,15 @@ class Interface(abc.ABC):
         if isinstance(result, StepOutcome):
             return result
         return StepOutcome(StepResult.WAIT if result == StepResult.WAIT else StepResult.DONE)
+
+    def check_step_args(self, name: str, args: Mapping[str, Any]) -> None:
+        """Check the arguments of step ``name`` when the step is asked for, before
+        anything runs (what needs no BMC: their shape).  By default nothing.
+
+        Raises:
+            InvalidInput: the arguments are malformed; the message says what to fix.
+        """
+        return None
 
     def run_step(self, ctx: DriverContext, name: str) -> StepResult:
         """Run the declared step ``name``; only whether it is done or waits.
@@ -612,8 +669,9 @@ class FirmwareInterface(Interface):
     interface_type = "firmware"
 
     @abc.abstractmethod
-    def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
-        """Firmware components and their versions."""
+    def get_components(self, ctx: DriverContext) -> list[FirmwareComponent]:
+        """The node's firmware components and their versions, as the hardware
+        reports them now.  Raises DriverError."""
 
 
 class NetworkInterface(Interface):

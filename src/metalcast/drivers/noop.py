@@ -17,6 +17,7 @@ from metalcast.drivers.base import (
     BIOSInterface,
     ConsoleInterface,
     DriverContext,
+    FirmwareComponent,
     FirmwareInterface,
     InspectInterface,
     NetworkInterface,
@@ -70,7 +71,7 @@ class NoFirmware(FirmwareInterface):
     name = "no-firmware"
     implemented = False
 
-    def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
+    def get_components(self, ctx: DriverContext) -> list[FirmwareComponent]:
         """No components known."""
         return []
 

@@ -213,6 +213,7 @@ def test_clean_steps_are_sorted_by_priority_then_interface(registry: DriverRegis
         ("deploy", "erase_devices_metadata", 10),
         ("management", "reset_bmc", 0),
         ("deploy", "erase_devices", 0),
+        ("firmware", "update", 0),
         ("bios", "apply_configuration", 0),
         ("raid", "create_configuration", 0),
         ("raid", "delete_configuration", 0),

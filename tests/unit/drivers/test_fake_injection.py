@@ -154,7 +154,7 @@ def test_every_step_honours_its_operation(
 ) -> None:
     bios_args: dict[str, Any] = {"settings": [{"name": "boot_mode", "value": "bios"}]}
     steps = clean_and_service_steps(registry)
-    assert len(steps) == 7
+    assert len(steps) == 8
 
     for interface, name, kind in steps:
         instance = registry.interface("fake-hardware", interface, "fake")

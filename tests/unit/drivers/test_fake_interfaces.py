@@ -256,7 +256,7 @@ def test_bios_apply_configuration_rejects_malformed_settings(
 def test_firmware_lists_components(registry: DriverRegistry, make_ctx: MakeCtx) -> None:
     components = fake(registry, FakeFirmware).get_components(make_ctx())
 
-    assert {c["component"] for c in components} == {"bios", "bmc"}
+    assert {c.component for c in components} == {"bios", "bmc"}
 
 
 def test_network_and_storage_succeed(registry: DriverRegistry, make_ctx: MakeCtx) -> None:

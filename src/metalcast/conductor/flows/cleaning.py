@@ -12,7 +12,7 @@ or ``abort`` (:func:`abort_cleaning`).
 
 from __future__ import annotations
 
-from metalcast.conductor import agent_state, bios, direct, steps
+from metalcast.conductor import agent_state, bios, direct, firmware, steps
 from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
@@ -101,6 +101,7 @@ def run_cleaning(task: NodeTask) -> None:
             direct.leave_ramdisk(task)
     task.set_internal(**{NO_RAMDISK: None})
     bios.refresh(task)  # clean steps may have changed them
+    firmware.refresh(task)
     # a retired node is never made available again (Ironic 1.61)
     task.process_event(Event.MANAGE if manual or task.node.retired else Event.DONE)
 

@@ -11,6 +11,7 @@ from metalcast.conductor import (
     boot_mode,
     deploy_steps,
     direct,
+    firmware,
     sources,
     steps,
 )
@@ -32,12 +33,13 @@ from metalcast.states import Event, PowerTarget, ProvisionState
 
 def verify(task: NodeTask) -> None:
     """enroll → verifying → manageable: the BMC is reachable with these credentials;
-    the BIOS settings, boot mode and secure boot state are cached.  Raises
+    the BIOS settings, firmware components, boot mode and secure boot state are cached.  Raises
     OperationFailed (the node goes back to enroll)."""
     call(task, PowerInterface, "validate", lambda i, ctx: i.validate(ctx))
     call(task, ManagementInterface, "validate", lambda i, ctx: i.validate(ctx))
     task.update(power_state=get_power(task).value)
     bios.refresh(task)
+    firmware.refresh(task)
     boot_mode.read(task)
     task.process_event(Event.DONE)
 

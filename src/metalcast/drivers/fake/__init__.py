@@ -65,14 +65,13 @@ _STATELESS = (
     FakeBoot,
     FakeConsole,
     FakeDeploy,
-    FakeFirmware,
     FakeInspect,
     FakeNetwork,
     FakeRAID,
     FakeRescue,
     FakeStorage,
 )
-_BMC_BACKED = (FakeBIOS, FakeManagement, FakePower, FakeVendor)
+_BMC_BACKED = (FakeBIOS, FakeFirmware, FakeManagement, FakePower, FakeVendor)
 
 
 def fake_factories(

@@ -23,6 +23,9 @@ DEFAULT_BIOS_SETTINGS: Mapping[str, str] = MappingProxyType(
 )
 
 
+#: the firmware of every fake machine until a firmware update changes it
+DEFAULT_FIRMWARE: Mapping[str, str] = MappingProxyType({"bios": "1.0.0", "bmc": "1.0.0"})
+
 #: where a fake machine boots until told otherwise (network, once): what Ironic's
 #: fake management interface always reports
 DEFAULT_BOOT_DEVICE = "pxe"
@@ -44,6 +47,8 @@ class FakeBmcRecord:
     indicators: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
     #: the image URL in the virtual CD (None: empty)
     vmedia_image: str | None = None
+    #: firmware component -> version
+    firmware: Mapping[str, str] = field(default_factory=lambda: DEFAULT_FIRMWARE)
 
 
 class FakeBmcState:
@@ -101,6 +106,15 @@ class FakeBmcState:
             current = self._record(node)
             merged = MappingProxyType({**current.bios_settings, **settings})
             updated = dataclasses.replace(current, bios_settings=merged)
+            self._records[node.uuid] = updated
+            return updated
+
+    def set_firmware(self, node: NodeSnapshot, versions: Mapping[str, str]) -> FakeBmcRecord:
+        """Merge ``versions`` into the node's firmware versions; returns the new record."""
+        with self._lock:
+            current = self._record(node)
+            merged = MappingProxyType({**current.firmware, **versions})
+            updated = dataclasses.replace(current, firmware=merged)
             self._records[node.uuid] = updated
             return updated
 

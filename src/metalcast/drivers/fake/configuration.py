@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from metalcast.drivers import raid
 from metalcast.drivers.base import (
@@ -12,14 +14,18 @@ from metalcast.drivers.base import (
     DEPLOY_STEP,
     BIOSInterface,
     DriverContext,
+    FirmwareChange,
+    FirmwareComponent,
     FirmwareInterface,
     RAIDInterface,
     StepOutcome,
+    StepProgress,
     StepResult,
     step,
 )
 from metalcast.drivers.fake.bmc import FakeBmcState
 from metalcast.drivers.fake.injection import FakeOperations, Sleep
+from metalcast.drivers.firmware import STEP_ARGSINFO, STEP_NAME, parse_settings
 from metalcast.errors import InvalidInput
 
 
@@ -140,14 +146,58 @@ class FakeBIOS(FakeOperations, BIOSInterface):
         return StepResult.DONE
 
 
+#: the version a fake update installs: the last version-like part of the image's file
+#: name (``bios-2.4.0.bin``: 2.4.0)
+_VERSION_IN_NAME = re.compile(r"\d+(?:\.\d+)+")
+
+
 class FakeFirmware(FakeOperations, FirmwareInterface):
-    """Firmware components at fixed versions."""
+    """Firmware components kept in the fake BMC (``bios`` and ``bmc``, 1.0.0), and
+    the ``update`` clean step (as Ironic's fake, clean only), which fetches nothing:
+    it installs the version the image's file name ends with (``…/bios-2.4.0.bin``:
+    2.4.0; none: the version stays).  Operation name: ``clean``."""
 
     name = "fake"
 
-    def get_components(self, ctx: DriverContext) -> list[dict[str, Any]]:
+    def __init__(self, bmc: FakeBmcState, *, sleep: Sleep = time.sleep) -> None:
+        super().__init__(sleep=sleep)
+        self._bmc = bmc
+
+    def get_components(self, ctx: DriverContext) -> list[FirmwareComponent]:
         self._begin(ctx)
-        return [
-            {"component": "bios", "initial_version": "1.0.0", "current_version": "1.0.0"},
-            {"component": "bmc", "initial_version": "1.0.0", "current_version": "1.0.0"},
-        ]
+        versions = self._bmc.record(ctx.node).firmware
+        return [FirmwareComponent(name, version) for name, version in sorted(versions.items())]
+
+    def check_step_args(self, name: str, args: Mapping[str, Any]) -> None:
+        """Raises InvalidInput: ``update``'s settings are malformed."""
+        if name == "update":
+            parse_settings(args)
+
+    @step(priority=0, argsinfo=STEP_ARGSINFO)
+    def update(self, ctx: DriverContext) -> StepResult | StepOutcome:
+        """Update the settings' components at once.
+
+        Raises:
+            InvalidInput: malformed settings, or a component the node does not have.
+            DriverError: ``clean`` is injected.
+        """
+        if self._begin_waitable(ctx, "clean"):
+            return StepResult.WAIT
+        settings = parse_settings(ctx.args)
+        before = self.get_components(ctx)
+        unknown = sorted({s.component for s in settings} - {c.component for c in before})
+        if unknown:
+            raise InvalidInput(
+                f"Node {ctx.node.uuid} has no firmware component(s) {', '.join(unknown)}; "
+                f"its components: {', '.join(c.component for c in before)}."
+            )
+        versions = {}
+        for setting in settings:
+            found = _VERSION_IN_NAME.findall(urlsplit(setting.url).path.rsplit("/", 1)[-1])
+            if found:
+                versions[setting.component] = found[-1]
+            ctx.progress(StepProgress(STEP_NAME, setting.component, 100, "Completed"))
+        self._bmc.set_firmware(ctx.node, versions)
+        after = tuple(self.get_components(ctx))
+        updated = tuple(dict.fromkeys(s.component for s in settings))
+        return StepOutcome(firmware=FirmwareChange(tuple(before), after, updated))

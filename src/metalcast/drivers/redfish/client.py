@@ -99,6 +99,35 @@ class VirtualMedia:
         return any(kind in ("CD", "DVD") for kind in self.media_types)
 
 
+@dataclass(frozen=True, slots=True)
+class FirmwareItem:
+    """One member of the UpdateService's FirmwareInventory."""
+
+    #: the member's path (what SimpleUpdate's ``Targets`` names)
+    path: str
+    identity: str
+    name: str | None
+    version: str | None
+    manufacturer: str | None
+    #: the paths of the resources it is the firmware of (RelatedItem)
+    related: tuple[str, ...] = ()
+    updateable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTaskStatus:
+    """What a SimpleUpdate's task monitor says of it."""
+
+    #: the task is still running (the monitor answered 202)
+    processing: bool
+    #: TaskState ("New", "Running", "Completed", "Exception", …; None: not said)
+    state: str | None
+    percent: int | None
+    #: TaskStatus ("OK", "Warning", "Critical"; None: not said)
+    health: str | None
+    messages: tuple[str, ...] = ()
+
+
 class RedfishClient(Protocol):
     """A connection to one Redfish service.  ``system`` None: its only system.
 
@@ -150,6 +179,16 @@ class RedfishClient(Protocol):
 
     def eject_media(self, system: str | None, device: str) -> None:
         """EjectMedia of virtual media ``device`` (its Id)."""
+
+    def firmware_inventory(self) -> list[FirmwareItem]:
+        """The members of the UpdateService's FirmwareInventory."""
+
+    def simple_update(self, image_uri: str, targets: list[str]) -> str:
+        """POST UpdateService.SimpleUpdate (the BMC fetches ``image_uri`` itself);
+        the task monitor's URI."""
+
+    def update_task(self, monitor: str) -> UpdateTaskStatus:
+        """The state of the update task behind ``monitor``."""
 
     def close(self) -> None: ...
 

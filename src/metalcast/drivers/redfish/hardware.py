@@ -1,9 +1,9 @@
 """The ``redfish`` hardware type.  Definitions only: nothing is instantiated here.
 
-Redfish power, management, BIOS and out-of-band inspection, iPXE/PXE network boot,
-virtual media boot (``redfish-virtual-media``) and the agent's
+Redfish power, management, BIOS, firmware and out-of-band inspection, iPXE/PXE
+network boot, virtual media boot (``redfish-virtual-media``) and the agent's
 ``direct`` deploy; the fake interfaces stay selectable for rehearsals.  Register it
-with :func:`redfish_factories`, so that the three share one connection pool.
+with :func:`redfish_factories`, so that they share one connection pool.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from metalcast.drivers import (
 )
 from metalcast.drivers.base import HardwareType, Interface
 from metalcast.drivers.redfish.client import RedfishSessions
+from metalcast.drivers.redfish.firmware import RedfishFirmware
 from metalcast.drivers.redfish.interfaces import (
     RedfishBIOS,
     RedfishInspect,
@@ -45,7 +46,7 @@ REDFISH_HARDWARE = HardwareType(
             ),
             "console": (noop.NoConsole, fake.FakeConsole),
             "deploy": (direct.DirectDeploy, fake.FakeDeploy),
-            "firmware": (noop.NoFirmware, fake.FakeFirmware),
+            "firmware": (RedfishFirmware, noop.NoFirmware, fake.FakeFirmware),
             "inspect": (
                 inspect_agent.AgentInspect,
                 RedfishInspect,
@@ -78,4 +79,5 @@ def redfish_factories(
         RedfishManagement: functools.partial(RedfishManagement, pool),
         RedfishBIOS: functools.partial(RedfishBIOS, pool),
         RedfishInspect: functools.partial(RedfishInspect, pool),
+        RedfishFirmware: functools.partial(RedfishFirmware, pool),
     }

@@ -22,9 +22,11 @@ from metalcast.drivers.redfish.client import (
     BootSettings,
     ChassisSensor,
     Disk,
+    FirmwareItem,
     Nic,
     RedfishTarget,
     SystemHardware,
+    UpdateTaskStatus,
     VirtualMedia,
 )
 
@@ -295,6 +297,46 @@ class SushyClient:
         return found
 
     @_translated
+    def firmware_inventory(self) -> list[FirmwareItem]:
+        members = self._root.get_update_service().firmware_inventory.get_members()
+        return [
+            FirmwareItem(
+                path=str(m.path),
+                identity=str(m.identity),
+                name=m.name,
+                version=None if m.version is None else str(m.version),
+                manufacturer=m.manufacturer,
+                related=tuple(
+                    str(r.get("@odata.id"))
+                    for r in (m.related_item or ())
+                    if isinstance(r, dict) and r.get("@odata.id")
+                ),
+                updateable=m.updateable is not False,
+            )
+            for m in members
+        ]
+
+    @_translated
+    def simple_update(self, image_uri: str, targets: list[str]) -> str:
+        monitor = self._root.get_update_service().simple_update(image_uri, targets=targets)
+        return str(monitor.task_monitor_uri)
+
+    @_translated
+    def update_task(self, monitor: str) -> UpdateTaskStatus:
+        watched = self._root.get_task_monitor(monitor)
+        task = watched.task
+        if task is not None:
+            return _task_status(task, processing=bool(watched.is_processing))
+        if watched.is_processing:  # a monitor that shows no task while it runs
+            return UpdateTaskStatus(processing=True, state=None, percent=None, health=None)
+        # over: the monitor answers with the task, or with the operation's own result
+        response = watched.response
+        body = response.json() if response is not None and response.content else {}
+        if isinstance(body, dict) and body.get("Id") and "TaskState" in body:
+            return _task_status(watched.get_task(), processing=False)
+        return UpdateTaskStatus(processing=False, state=None, percent=None, health=None)
+
+    @_translated
     def close(self) -> None:
         auth, self._root._auth = self._root._auth, None
         if auth is not None:
@@ -306,6 +348,17 @@ class SushyClient:
         self._root._auth = None
         with contextlib.suppress(Exception):
             self._root._conn.close()
+
+
+def _task_status(task: Any, *, processing: bool) -> UpdateTaskStatus:
+    state, health = task.task_state, task.task_status
+    return UpdateTaskStatus(
+        processing=processing,
+        state=None if state is None else str(getattr(state, "value", state)),
+        percent=task.percent_complete,
+        health=None if health is None else str(getattr(health, "value", health)),
+        messages=tuple(str(m.message) for m in task.messages or () if m.message),
+    )
 
 
 def _number(value: object) -> float | None:

@@ -4,10 +4,12 @@
 SessionService (sessions with ``X-Auth-Token``; HTTP basic auth works too), the
 Systems collection, each machine as a ComputerSystem (power state, boot override,
 ``ComputerSystem.Reset``), its Bios with a pending-settings resource and its
-hardware (processors, memory, storage, NICs: :mod:`.redfish_inventory`), and the
+hardware (processors, memory, storage, NICs: :mod:`.redfish_inventory`), the
 Chassis collection: each machine in a chassis of its own name, whose Thermal and
-Power resources hold its sensor readings, and each system's VirtualMedia: a virtual
-CD that InsertMedia fills from a URL (:mod:`.redfish_vmedia`).
+Power resources hold its sensor readings, each system's VirtualMedia: a virtual
+CD that InsertMedia fills from a URL (:mod:`.redfish_vmedia`), and an UpdateService
+whose SimpleUpdate fetches a firmware image and updates the FirmwareInventory
+(:mod:`.redfish_update`).
 :class:`RedfishBmc` runs it with uvicorn in a background thread, so a test or
 the lab CLI can serve one machine, or a thousand behind one port.
 
@@ -39,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from metalcast.lab.bmc import redfish_inventory
+from metalcast.lab.bmc import redfish_inventory, redfish_update
 from metalcast.lab.bmc import redfish_resources as rf
 from metalcast.lab.bmc import redfish_vmedia as vmedia
 from metalcast.lab.machine import Machine, MachineError
@@ -61,6 +63,7 @@ class _Service:
         self.sessions: dict[str, tuple[str, str]] = {}  # token -> (id, user)
         self.uuid = str(uuidlib.uuid4())
         self.stopped = False
+        self.firmware = redfish_update.Firmware(list(self.machines))
 
     def authorized(self, request: Request) -> bool:
         token = request.headers.get("x-auth-token")
@@ -177,6 +180,10 @@ def _routes(svc: _Service) -> list[Route]:
             system(_eject),
             methods=["POST"],
         ),
+        *[
+            Route(path, authed(handler), methods=methods)
+            for path, (handler, methods) in redfish_update.routes_of(svc.firmware).items()
+        ],
         Route(rf.CHASSIS, authed(chassis_collection)),
         Route(rf.CHASSIS + "/{system}", document(rf.chassis)),
         Route(rf.CHASSIS + "/{system}/Thermal", document(rf.thermal)),
@@ -366,6 +373,12 @@ class RedfishBmc:
     @property
     def url(self) -> str:
         return f"http://{self.address}:{self.port}"
+
+    @property
+    def firmware(self) -> redfish_update.Firmware:
+        """The firmware of this BMC and its machines (its UpdateService's state)."""
+        service: _Service = self.app.state.service
+        return service.firmware
 
     def system_path(self, machine: Machine) -> str:
         """The ComputerSystem path of ``machine`` (``redfish_system_id``)."""

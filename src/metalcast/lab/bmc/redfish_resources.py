@@ -63,6 +63,7 @@ def service_root(uuid: str) -> dict[str, Any]:
         "Systems": {"@odata.id": SYSTEMS},
         "Chassis": {"@odata.id": CHASSIS},
         "SessionService": {"@odata.id": f"{ROOT}/SessionService"},
+        "UpdateService": {"@odata.id": f"{ROOT}/UpdateService"},
         "Links": {"Sessions": {"@odata.id": SESSIONS}},
     }
 

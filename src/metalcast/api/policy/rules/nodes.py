@@ -318,6 +318,12 @@ NODE_RULES: tuple[Rule, ...] = (
         ("GET", f"{_N}/bios/{{setting}}"),
     ),
     _node(
+        "firmware:get",
+        SYSTEM_OR_PROJECT_READER,
+        "Retrieve Node Firmware components information",
+        ("GET", f"{_N}/firmware"),
+    ),
+    _node(
         "history:get",
         SYSTEM_OR_OWNER_READER,
         "Retrieve Node history records",
