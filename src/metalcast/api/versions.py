@@ -61,7 +61,7 @@ MIN_VERSION = Version(1, 1)
 #: every version up to the new maximum is served, or left out for a reason
 #: docs/api-compat.md gives (its table has a row for every version).  1.82 (shards)
 #: is the first that is not.
-MAX_VERSION = Version(1, 81)
+MAX_VERSION = Version(1, 115)
 
 
 def _v(minor: int) -> Version:
@@ -148,13 +148,34 @@ FEATURES: Mapping[str, Version] = {
     "driver_fields": _v(77),
     "history": _v(78),
     "inventory": _v(81),
-    # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
+    "shards": _v(82),
+    "child_nodes": _v(83),
     "unhold": _v(85),
     "firmware_interface": _v(86),
     "service": _v(87),
     "port_name": _v(88),
+    "ovn_vtep": _v(90),
+    "json_suffix_plain": _v(91),
     "runbooks": _v(92),
+    "disable_power_off": _v(95),
     "inspection_rules": _v(96),
+    "port_description": _v(97),
+    "patch_pointer_escapes": _v(98),
+    "port_conductor_groups": _v(99),
+    "port_vendor": _v(100),
+    "port_category": _v(101),
+    "portgroup_physical_network": _v(102),
+    "portgroup_category": _v(103),
+    "instance_name": _v(104),
+    "ovn_vtep_removed": _v(105),
+    "portgroup_shard": _v(106),
+    "service_disable_ramdisk": _v(108),
+    "health": _v(109),
+    "deploy_wait_abort": _v(110),
+    "dynamic_portgroups": _v(111),
+    "runbook_traits": _v(112),
+    "history_project": _v(113),
+    "history_states": _v(115),
 }
 
 

@@ -76,11 +76,12 @@ def test_a_runbook_round_trips(api: Api) -> None:
     assert api.get("/v1/runbooks/CUSTOM_TUNED").status_code == 404
 
 
-def test_runbooks_answer_at_the_maximum_and_not_below(api: Api) -> None:
-    """1.92 is above metalcast's maximum: served at it (``latest``), not below, as
+def test_runbooks_answer_from_1_92_and_not_below(api: Api) -> None:
+    """Runbooks are Ironic's 1.92: served from it, not below (404), as
     ironic-tempest-plugin's old-API tests expect (docs/api-compat.md)."""
     runbook(api)
-    assert api.get("/v1/runbooks", version="1.81").status_code == 200
+    assert api.get("/v1/runbooks", version="1.92").status_code == 200
+    assert api.get("/v1/runbooks", version="1.91").status_code == 404
     assert api.get("/v1/runbooks", version="1.1").status_code == 404
 
 
