@@ -291,3 +291,59 @@ def test_history_details_carry_states_from_1_115(api: Api) -> None:
     assert "project" in old
     older = api.get("/v1/nodes/hist/history?detail=true", version="1.112").json()["history"][-1]
     assert "project" not in older
+
+
+# ------------------------------------------------ 1.112 runbook traits, description
+
+STEP = {"interface": "management", "step": "reset_bmc", "order": 1}
+
+
+def test_runbook_description_traits_and_names(api: Api) -> None:
+    body = {"name": "erase-fast", "description": "quick", "steps": [STEP]}
+    assert api.post("/v1/runbooks", body, version="1.111").status_code == 406
+    legacy = {"name": "erase-fast", "steps": [STEP]}
+    assert api.post("/v1/runbooks", legacy, version="1.111").status_code == 400
+    made = api.post("/v1/runbooks", body).json()
+    assert (made["description"], made["traits"]) == ("quick", [])
+    old = api.get("/v1/runbooks/erase-fast", version="1.111").json()
+    assert {"description", "traits"}.isdisjoint(old)
+    assert api.get("/v1/runbooks/erase-fast/traits", version="1.111").status_code == 404
+    url = "/v1/runbooks/erase-fast/traits"
+    assert api.put(url, {"traits": ["CUSTOM_A", "CUSTOM_B"]}).status_code == 204
+    added = api.put(url + "/CUSTOM_C")
+    assert added.status_code == 204
+    assert added.headers["Location"].endswith(url + "/CUSTOM_C")
+    assert api.get(url).json() == {"traits": ["CUSTOM_A", "CUSTOM_B", "CUSTOM_C"]}
+    assert api.delete(url + "/CUSTOM_A").status_code == 204
+    assert api.delete(url + "/CUSTOM_MISSING").status_code == 204
+    assert api.get("/v1/runbooks/erase-fast").json()["traits"] == ["CUSTOM_B", "CUSTOM_C"]
+    assert api.put(url, {"traits": ["not a trait"]}).status_code == 400
+    assert api.delete(url).status_code == 204
+    assert api.get(url).json() == {"traits": []}
+
+
+def test_a_runbook_runs_on_a_node_sharing_a_trait(api: Api) -> None:
+    api.post("/v1/runbooks", {"name": "reset", "steps": [STEP]})
+    api.node(name="rb")
+    assert api.put("/v1/nodes/rb/states/provision", {"target": "manage"}).status_code == 202
+    settle(api)
+    clean = {"target": "clean", "runbook": "reset"}
+    response = api.put("/v1/nodes/rb/states/provision", clean)
+    assert response.status_code == 400
+    assert "has no traits configured" in fault_of(response)
+    assert api.put("/v1/runbooks/reset/traits/CUSTOM_OK").status_code == 204
+    response = api.put("/v1/nodes/rb/states/provision", clean)
+    assert response.status_code == 400
+    assert "CUSTOM_OK" in fault_of(response)
+    assert api.put("/v1/nodes/rb/traits/CUSTOM_OK").status_code == 204
+    assert api.put("/v1/nodes/rb/states/provision", clean).status_code == 202
+    settle(api)
+    assert api.get("/v1/nodes/rb").json()["provision_state"] == "manageable"
+
+
+def test_runbook_traits_need_update_rights(secured: Api) -> None:
+    admin = secured.as_("admin")
+    assert admin.post("/v1/runbooks", {"name": "sys", "steps": [STEP]}).status_code == 201
+    reader = secured.as_("reader")
+    assert reader.get("/v1/runbooks/sys/traits").status_code == 200
+    assert reader.put("/v1/runbooks/sys/traits/CUSTOM_X").status_code == 403

@@ -439,12 +439,12 @@ def test_history_and_inventory_are_not_found_before_their_version(api: Api) -> N
     assert "inventory" in fault_of(response).lower()
 
 
-def test_the_maximum_is_1_81(api: Api) -> None:
-    response = api.get("/v1/nodes", version="1.82")
+def test_the_maximum_is_ironic_39s_1_115(api: Api) -> None:
+    response = api.get("/v1/nodes", version="1.116")
     assert response.status_code == 406
-    assert response.headers["X-OpenStack-Ironic-API-Maximum-Version"] == "1.81"
+    assert response.headers["X-OpenStack-Ironic-API-Maximum-Version"] == "1.115"
     assert (
-        api.get("/v1/nodes", version="latest").headers["X-OpenStack-Ironic-API-Version"] == "1.81"
+        api.get("/v1/nodes", version="latest").headers["X-OpenStack-Ironic-API-Version"] == "1.115"
     )
 
 
