@@ -157,8 +157,7 @@ def test_secrets_in_rules_are_never_shown(api: Api) -> None:
     assert made["actions"][1]["args"] == ["driver_info.redfish_password", "******"]
     assert made["actions"][2] == TRAIT
     hidden = create(api, sensitive=True, conditions=[CONDITION])
-    assert hidden["conditions"][0]["args"] == "******"
-    assert hidden["actions"][0] == {"op": "add-trait", "args": "******"}
+    assert (hidden["conditions"], hidden["actions"]) == (None, None)
     text = api.get("/v1/inspection_rules?detail=True").text
     assert "s3cret" not in text
     # a patch of another action keeps the stored secret
