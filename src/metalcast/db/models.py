@@ -240,6 +240,7 @@ class DeployTemplate:
     created_at: datetime
     steps: list[JSONDict] = field(default_factory=list)
     extra: JSONDict = field(default_factory=dict)
+    description: str | None = None
     updated_at: datetime | None = None
 
 

@@ -264,6 +264,7 @@ deploy_templates = sa.Table(
     sa.Column("name", sa.String(255), nullable=False, unique=True),
     sa.Column("steps", sa.JSON, nullable=False),
     sa.Column("extra", sa.JSON, nullable=False),
+    sa.Column("description", sa.String(255)),
     *_timestamps(),
 )
 

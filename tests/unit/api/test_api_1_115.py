@@ -347,3 +347,16 @@ def test_runbook_traits_need_update_rights(secured: Api) -> None:
     reader = secured.as_("reader")
     assert reader.get("/v1/runbooks/sys/traits").status_code == 200
     assert reader.put("/v1/runbooks/sys/traits/CUSTOM_X").status_code == 403
+
+
+def test_deploy_templates_have_a_description(api: Api) -> None:
+    step = {"interface": "bios", "step": "apply_configuration", "args": {}, "priority": 10}
+    body = {"name": "CUSTOM_TPL", "description": "BIOS tuned", "steps": [step]}
+    made = api.post("/v1/deploy_templates", body)
+    assert made.status_code == 201, made.text
+    assert made.json()["description"] == "BIOS tuned"
+    changed = api.patch(
+        "/v1/deploy_templates/CUSTOM_TPL",
+        [{"op": "replace", "path": "/description", "value": "x" * 256}],
+    )
+    assert changed.status_code == 400
