@@ -2,11 +2,11 @@
 
 A runbook runs on a node through ``PUT /v1/nodes/{node}/states/provision`` with
 ``{"target": "clean" | "service", "runbook": <name or UUID>}``
-(:func:`steps_for_node`), and only on a node with a trait equal to its name.
-Runbooks carry no node state, so their writes go straight to the repository.  1.92
-is above metalcast's maximum version, so, as for every such feature
-(:mod:`metalcast.api.versions`), the endpoints answer whatever version a request
-asks for (docs/api-compat.md).
+(:func:`steps_for_node`): before 1.112 only on a node with a trait equal to its
+name, from 1.112 on a node sharing one of its traits
+(:mod:`metalcast.api.routes.runbook_traits`).  Runbooks carry no node state, so
+their writes go straight to the repository.  Below 1.92 the endpoints do not exist
+(404, 405 for a write), as in Ironic.
 
 The policy is applied as Ironic's runbook controller applies it: a project's caller
 creates runbooks of its own project only, never a public one; lists its project's
