@@ -29,7 +29,7 @@ import httpx
 from secret_scan import leaks
 from server_process import free_port
 
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 HEARTBEAT = 1.0
 HEARTBEAT_TIMEOUT = 1.5
 #: how long a process may go without showing it serves, or the conductors without

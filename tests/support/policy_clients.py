@@ -26,7 +26,7 @@ from openstack import exceptions
 from openstack.connection import Connection
 from policy_matrix import Action, Outcome
 
-VERSION = {"X-OpenStack-Ironic-API-Version": "1.81"}
+VERSION = {"X-OpenStack-Ironic-API-Version": "latest"}
 BAREMETAL = shutil.which("baremetal", path=str(Path(sys.executable).parent)) or "baremetal"
 FORBIDDEN = "Access was denied to the following resource: "
 

@@ -202,7 +202,10 @@ class World:
         step = {"interface": "management", "step": "reset_bmc", "order": 1}
         body = {"name": f"CUSTOM_RB{self.unique()}", "steps": [step]}
         body["owner"] = self.project_id(owner)
-        return str(self.create("/v1/runbooks", body)["name"])
+        name = str(self.create("/v1/runbooks", body)["name"])
+        # from 1.112 a runbook runs on a node sharing one of its traits
+        self.call("PUT", f"/v1/runbooks/{name}/traits/{name}", status=204)
+        return name
 
     def runbook_node(self) -> dict[str, str]:
         """A manageable node of the owner project, leased to the lessee, with the

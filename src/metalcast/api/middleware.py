@@ -27,6 +27,7 @@ from metalcast.api.audit import AuditLog, AuditNote
 from metalcast.api.auth import PUBLIC_PATHS, Authenticator, Credentials, anonymous
 from metalcast.api.dashboard.session import is_dashboard
 from metalcast.api.metrics import PATH as METRICS_PATH
+from metalcast.api.openapi import PATH as OPENAPI_PATH
 from metalcast.config import Settings
 from metalcast.context import RequestContext
 from metalcast.errors import MetalcastError, Unauthorized
@@ -71,6 +72,7 @@ class ApiMiddleware:
         try:
             context = await self._identify(scope, headers, request_id)
             exchange.version = _negotiate(scope["path"], headers)
+            _strip_json_suffix(scope, headers, exchange.version)
             limit = self._check_limits(scope, headers)
             scope.setdefault("state", {}).update(
                 context=context, version=exchange.version, audit=note
@@ -224,3 +226,18 @@ def _strip_trailing_slash(scope: Scope) -> None:
     path: str = scope["path"]
     if len(path) > 1 and path.endswith("/"):
         scope["path"] = path.rstrip("/") or "/"
+
+
+def _strip_json_suffix(scope: Scope, headers: Headers, version: versions.Version | None) -> None:
+    """Below 1.91 Ironic drops a ``.json`` at the end of a path (``/v1/nodes/<uuid>.json``
+    is the node), when the request names its version; from 1.91 it is part of the name."""
+    path: str = scope["path"]
+    if (
+        path.endswith(".json")
+        and path.startswith("/v1/")
+        and path != OPENAPI_PATH
+        and version is not None
+        and not versions.allows("json_suffix_plain", version)
+        and headers.get(versions.HEADER.lower())
+    ):
+        scope["path"] = path[: -len(".json")]

@@ -31,6 +31,11 @@ def _check_group(name: str, value: Any) -> None:
         )
 
 
+def _check_not_empty(name: str, value: Any) -> None:
+    if not value:
+        raise InvalidInput(f"Invalid value for field '{name}': it can not be empty.")
+
+
 _OBJECT = Field("object", nullable=False, max_length=None)
 _INTERFACE = Field("string", feature="dynamic_interfaces")
 
@@ -68,6 +73,13 @@ PATCHABLE: Mapping[str, Field] = {
     "retired": Field("boolean", nullable=False, feature="retired", strings=True),
     "retired_reason": Field(max_length=None, feature="retired"),
     "network_data": Field("object", max_length=None, feature="network_data"),
+    "shard": Field(feature="shards"),
+    # a node's name or UUID: the routes store the UUID (check_parent)
+    "parent_node": Field(feature="child_nodes"),
+    "disable_power_off": Field(
+        "boolean", nullable=False, feature="disable_power_off", strings=True
+    ),
+    "instance_name": Field(feature="instance_name", check=_check_not_empty),
 }
 
 _NOT_ON_CREATE = frozenset({"maintenance", "maintenance_reason", "protected", "protected_reason"})
@@ -87,6 +99,7 @@ REMOVED: Mapping[str, object] = {
     "maintenance": False,
     "protected": False,
     "retired": False,
+    "disable_power_off": False,
 }
 
 #: attributes PATCH may not remove

@@ -96,6 +96,17 @@ def parse_bool(name: str, value: str | None) -> bool | None:
     )
 
 
+def parse_list(name: str, value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list (Ironic's ``string_list``: ``shard=a,b``); ``None``
+    when absent.  Raises ``InvalidInput`` for a list naming nothing."""
+    if value is None:
+        return None
+    items = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if not items:
+        raise InvalidInput(f"Invalid value for {name}: it names nothing.")
+    return items
+
+
 def parse_limit(value: str | None, max_limit: int) -> int:
     """The page size: absent means ``max_limit``; larger values are capped."""
     if value is None:
@@ -125,6 +136,7 @@ def parse_listing(
     max_limit: int,
     sortable: Collection[str],
     known_fields: Collection[str],
+    newer_fields: Collection[str] = (),
     version: Version,
     detail_path: bool = False,
     detail_feature: str = "detail_param",
@@ -153,7 +165,7 @@ def parse_listing(
         sort_dir=sort_dir,
     )
     detail = detail_path or _detail(query, version, feature=detail_feature)
-    fields = parse_fields(query.get("fields"), known_fields, version=version)
+    fields = parse_fields(query.get("fields"), known_fields, version=version, newer=newer_fields)
     if fields is not None and detail:
         raise InvalidInput("Can not specify ?detail=True and fields in the same request.")
     return Listing(page=page, fields=fields, detail=detail)
@@ -167,10 +179,15 @@ def _detail(query: QueryParams, version: Version, *, feature: str) -> bool:
 
 
 def parse_fields(
-    value: str | None, known: Collection[str], *, version: Version
+    value: str | None,
+    known: Collection[str],
+    *,
+    version: Version,
+    newer: Collection[str] = (),
 ) -> tuple[str, ...] | None:
     """The ``fields`` parameter: a comma-separated subset of ``known``; one naming no
-    field (``?fields=``) is as if absent."""
+    field (``?fields=``) is as if absent.  A field of ``newer`` (a later version's) is
+    406, as in Ironic; any other unknown one 400."""
     if value is None:
         return None
     if not allows("fields", version):
@@ -179,6 +196,10 @@ def parse_fields(
     if not fields:
         return None
     unknown = [f for f in fields if f not in known]
+    if unknown and all(f in newer for f in unknown):
+        raise NotAcceptable(
+            f'Field(s) "{", ".join(unknown)}" need a later API version than {version}.'
+        )
     if unknown:
         raise InvalidInput(f'Field(s) "{", ".join(unknown)}" are not valid')
     return fields

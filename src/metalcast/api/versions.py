@@ -6,11 +6,10 @@ Ironic versions its v1 API with microversions ``1.Y`` requested through the
 
 :data:`MAX_VERSION` is the highest version whose every feature metalcast serves (see
 ``docs/api-compat.md``).  :data:`FEATURES` maps each feature to the Ironic version
-that introduced it.  Features Ironic introduced *above* our maximum are metalcast
-additions here, served at :data:`MAX_VERSION` (what ``latest`` and a negotiating
-client get): their endpoints, filters, request fields and response fields are there
-from :data:`MAX_VERSION` on, and an older request meets them as Ironic's would an
-endpoint newer than the request (404, 405 for a write).
+that introduced it; a request older than that meets it as Ironic's would (an
+endpoint 404, 405 for a write; a field hidden; a filter or argument 406).  Should a
+feature Ironic introduced *above* the maximum be added, it is served from
+:data:`MAX_VERSION` on (what ``latest`` and a negotiating client get).
 
 Errors: ``NotAcceptable`` (406) for a version outside the range, ``InvalidInput``
 (400) for a header that is not a version; :func:`require` raises ``NotFound`` (404)
@@ -57,11 +56,11 @@ class Version(NamedTuple):
 _VERSION_RE = re.compile(r"(\d{1,9})\.(\d{1,9})", re.ASCII)
 
 MIN_VERSION = Version(1, 1)
-#: The one place the served maximum is set.  Raise it only when every feature of
-#: every version up to the new maximum is served, or left out for a reason
-#: docs/api-compat.md gives (its table has a row for every version).  1.82 (shards)
-#: is the first that is not.
-MAX_VERSION = Version(1, 81)
+#: The one place the served maximum is set: Ironic 39's newest.  Every feature of
+#: every version up to it is served, or left out for a reason docs/api-compat.md
+#: gives (its table has a row for every version; deploy hold, firmware components
+#: and virtual media come from other branches).
+MAX_VERSION = Version(1, 115)
 
 
 def _v(minor: int) -> Version:
@@ -148,23 +147,44 @@ FEATURES: Mapping[str, Version] = {
     "driver_fields": _v(77),
     "history": _v(78),
     "inventory": _v(81),
-    # ---- above MAX_VERSION: metalcast additions, served at MAX_VERSION ----------
+    "shards": _v(82),
+    "child_nodes": _v(83),
     "unhold": _v(85),
     "firmware_interface": _v(86),
     "firmware": _v(86),
     "service": _v(87),
     "port_name": _v(88),
     "vmedia": _v(89),
+    "ovn_vtep": _v(90),
+    "json_suffix_plain": _v(91),
     "runbooks": _v(92),
     "vmedia_get": _v(93),
+    "disable_power_off": _v(95),
     "inspection_rules": _v(96),
+    "port_description": _v(97),
+    "patch_pointer_escapes": _v(98),
+    "port_conductor_groups": _v(99),
+    "port_vendor": _v(100),
+    "port_category": _v(101),
+    "portgroup_physical_network": _v(102),
+    "portgroup_category": _v(103),
+    "instance_name": _v(104),
+    "ovn_vtep_removed": _v(105),
+    "portgroup_shard": _v(106),
+    "service_disable_ramdisk": _v(108),
+    "health": _v(109),
+    "deploy_wait_abort": _v(110),
+    "dynamic_portgroups": _v(111),
+    "runbook_traits": _v(112),
+    "history_project": _v(113),
     "firmware_identity": _v(114),
+    "history_states": _v(115),
 }
 
 
 def allows(feature: str, version: Version) -> bool:
     """Whether a request at ``version`` may use ``feature`` (an endpoint, filter,
-    request field or verb).  Features above :data:`MAX_VERSION` may at it."""
+    request field or verb).  A feature above :data:`MAX_VERSION` may at it."""
     return version >= min(FEATURES[feature], MAX_VERSION)
 
 

@@ -46,6 +46,7 @@ _CONDUCTOR_ONLY = frozenset(
         "service_step",
         "conductor_affinity",
         "allocation_id",
+        "health",
     }
 )
 _INTERFACE_FIELDS = frozenset(f"{name}_interface" for name in INTERFACE_NAMES)

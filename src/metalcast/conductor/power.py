@@ -21,7 +21,7 @@ from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.conductor.workers import describe, start_async
 from metalcast.drivers.base import PowerInterface
-from metalcast.errors import InvalidInput
+from metalcast.errors import Conflict, InvalidInput
 from metalcast.states import PowerState, PowerTarget
 
 #: the power state each target leaves the node in
@@ -68,6 +68,10 @@ def parse_target(target: str, timeout: float | None) -> PowerTarget:
     return parsed
 
 
+#: the targets a node with ``disable_power_off`` refuses
+_OFF_TARGETS = frozenset({PowerTarget.OFF, PowerTarget.SOFT_OFF})
+
+
 def change_power_state(
     rt: Runtime, node_id: int, *, target: str, timeout: float | None, user: str
 ) -> None:
@@ -75,6 +79,7 @@ def change_power_state(
 
     Raises:
         InvalidInput: unknown target or bad timeout.
+        Conflict: powering off a node with ``disable_power_off``.
         OperationFailed: the power interface refuses the node's ``driver_info``
             (status 400).
         NoFreeWorker, ServiceUnavailable, NodeLocked, NotFound: see start_async.
@@ -82,6 +87,9 @@ def change_power_state(
     wanted = parse_target(target, timeout)
 
     def begin(task: NodeTask) -> None:
+        # as Ironic (1.95): a node whose power must stay on is not powered off
+        if task.node.disable_power_off and wanted in _OFF_TARGETS:
+            raise Conflict(f"Failed to set node power state to {wanted.value}.")
         # as Ironic: driver_info the power interface cannot use is the request's
         # 400, not a failure found later in last_error
         call(task, PowerInterface, "validate", lambda i, ctx: i.check_info(ctx))

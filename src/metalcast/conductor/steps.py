@@ -176,7 +176,24 @@ def _check_args(rt: Runtime, node: Node, spec: StepSpec, args: Mapping[str, Any]
 
 
 #: kind -> the driver_internal_info key set while its steps run without the ramdisk
-NO_RAMDISK = {"clean": "cleaning_disable_ramdisk"}
+NO_RAMDISK = {"clean": "cleaning_disable_ramdisk", "service": "service_disable_ramdisk"}
+
+
+def check_without_ramdisk(task: NodeTask, planned: list[dict[str, Any]], *, kind: str) -> None:
+    """Raises InvalidInput: a planned step runs in the ramdisk agent, which
+    ``disable_ramdisk`` turns off."""
+    specs = {(s.interface, s.name): s for s in available(task.rt, task.node, kind=kind)}
+    needing = [
+        f"{item['interface']}.{item['step']}"
+        for item in planned
+        if specs[(str(item["interface"]), str(item["step"]))].requires_ramdisk
+    ]
+    if needing:
+        raise InvalidInput(
+            f"{kind.capitalize()} step(s) {', '.join(needing)} of node {task.uuid} run in the "
+            f"ramdisk agent, which disable_ramdisk turns off; {kind} without disable_ramdisk, "
+            "or ask only for steps that run without the ramdisk."
+        )
 
 
 def hold_step(iface: str, args: Mapping[str, Any], *, number: int, kind: str) -> dict[str, Any]:

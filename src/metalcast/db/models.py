@@ -60,6 +60,11 @@ class Node:
     allocation_id: int | None = None
     boot_mode: str | None = None
     secure_boot: bool | None = None
+    shard: str | None = None
+    parent_node: str | None = None
+    disable_power_off: bool = False
+    instance_name: str | None = None
+    health: str | None = None
     bios_interface: str | None = None
     boot_interface: str | None = None
     console_interface: str | None = None
@@ -113,6 +118,10 @@ class Port:
     internal_info: JSONDict = field(default_factory=dict)
     extra: JSONDict = field(default_factory=dict)
     is_smartnic: bool = False
+    description: str | None = None
+    vendor: str | None = None
+    category: str | None = None
+    available_for_dynamic_portgroup: bool = True
     updated_at: datetime | None = None
 
 
@@ -129,6 +138,9 @@ class Portgroup:
     standalone_ports_supported: bool = True
     internal_info: JSONDict = field(default_factory=dict)
     extra: JSONDict = field(default_factory=dict)
+    physical_network: str | None = None
+    category: str | None = None
+    dynamic_portgroup: bool = False
     updated_at: datetime | None = None
 
 
@@ -166,6 +178,9 @@ class HistoryEvent:
     conductor: str | None = None
     user: str | None = None
     project: str | None = None
+    state: str | None = None
+    target_provision_state: str | None = None
+    duration_seconds: int | None = None
 
 
 @dataclass(slots=True)
@@ -258,6 +273,7 @@ class DeployTemplate:
     created_at: datetime
     steps: list[JSONDict] = field(default_factory=list)
     extra: JSONDict = field(default_factory=dict)
+    description: str | None = None
     updated_at: datetime | None = None
 
 
@@ -275,6 +291,8 @@ class Runbook:
     #: the project it belongs to; None for the system's (and every public) runbook
     owner: str | None = None
     extra: JSONDict = field(default_factory=dict)
+    description: str | None = None
+    traits: list[str] = field(default_factory=list)
     updated_at: datetime | None = None
 
 

@@ -72,6 +72,16 @@ class NodeFilters:
     not_in_states: frozenset[str] | None = None
     #: only nodes whose console is (not) enabled (the conductor's console reopening)
     console_enabled: bool | None = None
+    instance_name: str | None = None
+    #: nodes in one of these shards
+    shards: tuple[str, ...] | None = None
+    #: nodes with a shard (True) or without (False)
+    sharded: bool | None = None
+    #: the children of the node of this UUID
+    parent_node: str | None = None
+    #: False: only nodes without a parent (unless ``parent_node`` is given), as
+    #: Ironic's lists do without ``include_children``
+    include_children: bool = True
 
 
 def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
@@ -89,6 +99,7 @@ def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
         "retired": n.retired,
         "instance_uuid": n.instance_uuid,
         "console_enabled": n.console_enabled,
+        "instance_name": n.instance_name,
     }
     for name, col in equal.items():
         value = getattr(f, name)
@@ -100,6 +111,21 @@ def _node_where(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
         )
     if f.reserved is not None:
         query = query.where(n.reservation.isnot(None) if f.reserved else n.reservation.is_(None))
+    return _node_where_more(query, f)
+
+
+def _node_where_more(query: sa.Select[Any], f: NodeFilters) -> sa.Select[Any]:
+    n = t.nodes.c
+    if f.shards is not None:
+        query = query.where(n.shard.in_(f.shards))
+    if f.sharded is not None:
+        query = query.where(n.shard.isnot(None) if f.sharded else n.shard.is_(None))
+    if not f.include_children:
+        query = query.where(
+            n.parent_node == f.parent_node if f.parent_node else n.parent_node.is_(None)
+        )
+    elif f.parent_node is not None:
+        query = query.where(n.parent_node == f.parent_node)
     if f.description_contains is not None:
         # case-insensitive on every database (SQLite's LIKE is, PostgreSQL's is not)
         query = query.where(n.description.icontains(f.description_contains, autoescape=True))
@@ -177,6 +203,15 @@ def list_node_rows(
     result = conn.execute(rows.paginate(conn, t.nodes, _node_where(selected, filters), page))
     keys = tuple(result.keys())
     return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+def shard_counts(conn: sa.Connection) -> list[tuple[str | None, int]]:
+    """Each shard with its number of nodes (``None``: the nodes without one), the
+    largest first."""
+    n = t.nodes.c
+    query = sa.select(n.shard, sa.func.count(n.id)).group_by(n.shard)
+    found = [(row[0], int(row[1])) for row in conn.execute(query)]
+    return sorted(found, key=lambda pair: (-pair[1], pair[0] or ""))
 
 
 def count_nodes(conn: sa.Connection, filters: NodeFilters) -> int:
@@ -438,11 +473,14 @@ def add_history(
     the caller whose request led to it.  ``node``: the node as the caller holds it
     (its secrets are then not read again), or its id."""
     known = None
+    states: dict[str, Any] = {}
     if isinstance(node, Node):
         node_id, known = node.id, {c: getattr(node, c) for c in SEALED_NODE_COLUMNS}
+        states = _history_states(node)
     else:
         node_id = node
     values = {
+        **states,
         "uuid": new_uuid(),
         "node_id": node_id,
         "severity": severity,
@@ -453,6 +491,19 @@ def add_history(
         "project": project,
     }
     rows.insert(conn, t.node_history, values, node=known)
+
+
+def _history_states(node: Node) -> dict[str, Any]:
+    """The node's provision state and target when an event is recorded, and how long
+    ago its provision state last changed (Ironic's ``duration_seconds``)."""
+    since = node.provision_updated_at
+    return {
+        "state": node.provision_state,
+        "target_provision_state": node.target_provision_state,
+        "duration_seconds": None
+        if since is None
+        else max(0, int((utcnow() - since).total_seconds())),
+    }
 
 
 def list_history(conn: sa.Connection, node_id: int, page: Page | None = None) -> list[HistoryEvent]:
@@ -500,6 +551,24 @@ def get_port_by_id(conn: sa.Connection, port_id: int) -> Port:
     return rows.by_id(conn, t.ports, Port, port_id, "Port")
 
 
+@dataclass(frozen=True, slots=True)
+class NodeScope:
+    """Ports or portgroups of the nodes in these shards or conductor groups (Ironic's
+    ``shard`` and ``conductor_groups`` filters of port and portgroup lists)."""
+
+    shards: tuple[str, ...] | None = None
+    conductor_groups: tuple[str, ...] | None = None
+
+    def where(self, node_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        n = t.nodes.c
+        nodes = sa.select(n.id)
+        if self.shards is not None:
+            nodes = nodes.where(n.shard.in_(self.shards))
+        if self.conductor_groups is not None:
+            nodes = nodes.where(sa.func.lower(n.conductor_group).in_(self.conductor_groups))
+        return node_id.in_(nodes)
+
+
 def list_ports(
     conn: sa.Connection,
     page: Page,
@@ -508,9 +577,15 @@ def list_ports(
     portgroup_id: int | None = None,
     address: str | None = None,
     node_ids: Sequence[int] | None = None,
+    of_nodes: NodeScope | None = None,
+    description_contains: str | None = None,
 ) -> list[Port]:
     p = t.ports.c
     query = sa.select(t.ports)
+    if of_nodes is not None:
+        query = query.where(of_nodes.where(p.node_id))
+    if description_contains is not None:
+        query = query.where(p.description.icontains(description_contains, autoescape=True))
     if node_id is not None:
         query = query.where(p.node_id == node_id)
     if portgroup_id is not None:
@@ -567,11 +642,14 @@ def list_portgroups(
     node_id: int | None = None,
     address: str | None = None,
     node_ids: Sequence[int] | None = None,
+    of_nodes: NodeScope | None = None,
 ) -> list[Portgroup]:
     """A page of portgroups; ``node_ids`` limits them to those nodes' (policy
     scoping, applied before paging so pages stay full)."""
     g = t.portgroups.c
     query = sa.select(t.portgroups)
+    if of_nodes is not None:
+        query = query.where(of_nodes.where(g.node_id))
     if node_id is not None:
         query = query.where(g.node_id == node_id)
     if address is not None:

@@ -92,6 +92,16 @@ nodes = sa.Table(
     sa.Column("boot_mode", sa.String(50)),
     sa.Column("secure_boot", sa.Boolean),
     sa.Column("allocation_id", sa.Integer, index=True),
+    #: the shard an external service (e.g. nova-compute) picks its nodes by (1.82)
+    sa.Column("shard", sa.String(255), index=True),
+    #: the UUID of the node this one is a child of (1.83)
+    sa.Column("parent_node", sa.String(36), index=True),
+    #: never power the node off: no power-off request, no power off around a step (1.95)
+    sa.Column("disable_power_off", sa.Boolean, nullable=False, server_default=sa.false()),
+    #: the name of the instance deployed on the node (1.104)
+    sa.Column("instance_name", sa.String(255), index=True),
+    #: what the BMC says of the machine's health (1.109)
+    sa.Column("health", sa.String(32)),
     *(sa.Column(f"{name}_interface", sa.String(255)) for name in INTERFACE_NAMES),
     *_timestamps(),
 )
@@ -111,6 +121,12 @@ ports = sa.Table(
     sa.Column("internal_info", sa.JSON, nullable=False),
     sa.Column("extra", sa.JSON, nullable=False),
     sa.Column("is_smartnic", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("description", sa.String(255)),
+    sa.Column("vendor", sa.String(32)),
+    sa.Column("category", sa.String(80)),
+    sa.Column(
+        "available_for_dynamic_portgroup", sa.Boolean, nullable=False, server_default=sa.true()
+    ),
     *_timestamps(),
 )
 
@@ -125,6 +141,9 @@ portgroups = sa.Table(
     sa.Column("mode", sa.String(255)),
     sa.Column("properties", sa.JSON, nullable=False),
     sa.Column("standalone_ports_supported", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("physical_network", sa.String(64)),
+    sa.Column("category", sa.String(80)),
+    sa.Column("dynamic_portgroup", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("internal_info", sa.JSON, nullable=False),
     sa.Column("extra", sa.JSON, nullable=False),
     *_timestamps(),
@@ -152,6 +171,11 @@ node_history = sa.Table(
     sa.Column("user", sa.String(255)),
     #: the project the caller's credentials were scoped to (Ironic's ``project``)
     sa.Column("project", sa.String(255)),
+    #: the provision state the node was in, the one it went for, and how long the
+    #: state it left had lasted (Ironic 1.115)
+    sa.Column("state", sa.String(15)),
+    sa.Column("target_provision_state", sa.String(15)),
+    sa.Column("duration_seconds", sa.Integer),
 )
 
 #: what a volume connector's ``connector_id`` is (Ironic's list)
@@ -258,6 +282,7 @@ deploy_templates = sa.Table(
     sa.Column("name", sa.String(255), nullable=False, unique=True),
     sa.Column("steps", sa.JSON, nullable=False),
     sa.Column("extra", sa.JSON, nullable=False),
+    sa.Column("description", sa.String(255)),
     *_timestamps(),
 )
 
@@ -275,6 +300,9 @@ runbooks = sa.Table(
     sa.Column("public", sa.Boolean, nullable=False),
     sa.Column("owner", sa.String(255), index=True),
     sa.Column("extra", sa.JSON, nullable=False),
+    #: 1.112: what the runbook is for, and the traits it serves a node with
+    sa.Column("description", sa.String(255)),
+    sa.Column("traits", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
     *_timestamps(),
 )
 

@@ -233,8 +233,8 @@ def _check_condition_args(name: str, args: Mapping[str, Any], *, where: str) -> 
             raise InvalidRule(
                 f"{where}.args.subnet {args['subnet']!r} is not a network such as 10.0.0.0/8."
             ) from None
-    if "force_strings" in args and not isinstance(args["force_strings"], bool):
-        raise InvalidRule(f"{where}.args.force_strings must be true or false.")
+    # force_strings: any value, read as true or false when the rule runs (Ironic checks
+    # no type; a list of positional args puts whatever comes second there)
     if "values" in args and not (isinstance(args["values"], list) or _templated(args["values"])):
         raise InvalidRule(f"{where}.args.values must be a list.")
 

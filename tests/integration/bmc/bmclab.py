@@ -83,7 +83,7 @@ def node(url: str, ident: str) -> dict[str, Any]:
 
 def history(url: str, ident: str) -> list[dict[str, Any]]:
     answer = httpx.get(
-        f"{url}/v1/nodes/{ident}/history", headers={"X-OpenStack-Ironic-API-Version": "1.81"}
+        f"{url}/v1/nodes/{ident}/history", headers={"X-OpenStack-Ironic-API-Version": "latest"}
     )
     answer.raise_for_status()
     events: list[dict[str, Any]] = answer.json()["history"]

@@ -168,7 +168,7 @@ def test_redfish_out_of_band_inspection_reads_the_machine_through_its_bmc(
     # the root disk: the smallest of 4 GiB or more, else the largest; less 1 GiB
     root = min((g for g in sizes if g >= 4), default=max(sizes))
     assert props["local_gb"] == root - 1
-    headers = {"X-OpenStack-Ironic-API-Version": "1.81"}
+    headers = {"X-OpenStack-Ironic-API-Version": "latest"}
     stored = httpx_get(f"{url}/v1/nodes/{uuid}/inventory", headers)
     inventory = stored["inventory"]
     assert inventory["system_vendor"]["serial_number"] == hardware.serial

@@ -25,7 +25,7 @@ from metalcast.db.engine import Database
 from metalcast.secrecy import SecretBox
 
 RunServerIn = Callable[..., contextlib.AbstractContextManager[Any]]
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 BMC_PASSWORD = "Moved-Bmc-Pass-6a2f"
 ADMIN_PASSWORD = "Moved-Admin-Pass-8e3b"
 register(BMC_PASSWORD, ADMIN_PASSWORD)

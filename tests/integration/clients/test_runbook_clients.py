@@ -56,8 +56,12 @@ def test_the_baremetal_cli_cleans_a_node_with_a_runbook(metalcast_url: str) -> N
 
     create(url, "tuned")
     baremetal(url, "node", "manage", "tuned", "--wait", "60")
+    # from 1.112 a runbook runs on a node sharing one of its traits
     refused = baremetal(url, "node", "clean", "tuned", "--runbook", "CUSTOM_TUNE", check=False)
-    assert refused.returncode != 0 and "has no trait CUSTOM_TUNE" in refused.stderr
+    assert refused.returncode != 0 and "has no traits configured" in refused.stderr
+    baremetal(url, "runbook", "trait", "add", "CUSTOM_TUNE", "CUSTOM_TUNE")
+    refused = baremetal(url, "node", "clean", "tuned", "--runbook", "CUSTOM_TUNE", check=False)
+    assert refused.returncode != 0 and "any of the runbook's traits" in refused.stderr
     baremetal(url, "node", "add", "trait", "tuned", "CUSTOM_TUNE")
     baremetal(url, "node", "clean", "tuned", "--runbook", "CUSTOM_TUNE", "--wait", "60")
     node = show(url, "tuned")
@@ -103,6 +107,7 @@ def test_the_metalcast_cli_cleans_with_a_runbook(metalcast_url: str) -> None:
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
 
     _json(metalcast_url, "runbook", "create", "--name", "CUSTOM_MC", "--steps", json.dumps(STEPS))
+    baremetal(metalcast_url, "runbook", "trait", "add", "CUSTOM_MC", "CUSTOM_MC")
     create(metalcast_url, "mc")
     baremetal(metalcast_url, "node", "manage", "mc", "--wait", "60")
     baremetal(metalcast_url, "node", "add", "trait", "mc", "CUSTOM_MC")

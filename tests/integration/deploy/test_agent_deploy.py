@@ -42,7 +42,7 @@ from metalcast.secrecy import SecretBox
 
 MIB = 2**20
 MAC = "52:54:00:6d:63:f0"
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 SERVER_ENV = {
     # boot services on, in a namespace that does not exist: node boot files are
     # written, no dnsmasq runs (the agent reaches the API directly here)

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 #: provision states in which a node is being worked on (states.WORK | states.WAIT)
 BUSY = frozenset(
     {

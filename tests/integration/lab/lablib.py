@@ -27,7 +27,7 @@ import pytest
 from metalcast.lab.lifecycle import tear_down
 
 BAREMETAL = shutil.which("baremetal", path=str(Path(sys.executable).parent)) or "baremetal"
-API_HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+API_HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 #: TCG is slow and CI machines are loaded: generous, as the lab notes advise
 DEPLOY_TIMEOUT = "600"
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from metalcast.db.engine import Database
 
 StartServer = Callable[..., contextlib.AbstractContextManager[Any]]
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 RC = "baremetal-gold"
 NODES = 50
 REQUESTS = 100

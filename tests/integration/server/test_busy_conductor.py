@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 StartServer = Callable[..., contextlib.AbstractContextManager[Any]]
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 
 
 def settle(client: httpx.Client, node: str, state: str) -> None:

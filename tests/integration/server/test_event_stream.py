@@ -33,7 +33,7 @@ ENV = {
     "METALCAST_EVENTS__MAX_SUBSCRIBERS": "3",
 }
 ADMIN = {"X-Roles": "admin", "X-User-Id": "root", "OpenStack-System-Scope": "all"}
-VERSION = {"X-OpenStack-Ironic-API-Version": "1.81"}
+VERSION = {"X-OpenStack-Ironic-API-Version": "latest"}
 WAIT = 60.0
 
 

@@ -14,7 +14,7 @@ import pytest
 #: the ``run_server_in`` fixture of tests/integration/conftest.py
 RunServerIn = Callable[..., contextlib.AbstractContextManager[Any]]
 
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 
 
 def api(url: str) -> httpx.Client:

@@ -54,7 +54,7 @@ SECRETS = (
 register(*SECRETS)
 
 # the newest version: every field is shown, and config drives may be objects (1.56)
-HEADERS = {"X-OpenStack-Ironic-API-Version": "1.81"}
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 SERVER_ENV = {
     # boot files are written, no dnsmasq runs: the deploy fails before any boot
     "METALCAST_BOOT__ENABLED": "true",

@@ -13,6 +13,7 @@ import orjson
 from starlette.applications import Starlette
 
 from metalcast.api.app import create_app
+from metalcast.api.versions import MAX_VERSION
 from metalcast.conductor.service import ConductorService, PeriodicIntervals
 from metalcast.config import ApiSettings, ConductorSettings, EventsSettings, Settings
 from metalcast.db.engine import Database
@@ -20,7 +21,7 @@ from metalcast.drivers.registry import DriverRegistry, default_registry
 from metalcast.rpc.local import LocalConductorClient
 from metalcast.secrecy import SecretBox
 
-LATEST = "1.81"
+LATEST = str(MAX_VERSION)
 BASE = "http://testserver"
 
 

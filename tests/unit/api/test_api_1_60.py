@@ -134,7 +134,8 @@ def test_step_arguments_that_look_secret_are_masked(api: Api) -> None:
         ({"name": "CUSTOM_A", "steps": [{**STEP, "args": []}]}, "steps[0].args"),
         ({"name": "CUSTOM_A", "steps": [{"interface": "bios"}]}, "missing: args, priority, step"),
         ({"name": "CUSTOM_A", "steps": [STEP, STEP]}, "Duplicates: interface: bios, step: apply"),
-        ({"name": "CUSTOM_A", "steps": [STEP], "description": "x"}, "Unknown field(s)"),
+        ({"name": "CUSTOM_A", "steps": [STEP], "descr": "x"}, "Unknown field(s)"),
+        ({"name": "CUSTOM_A", "steps": [STEP], "description": "x" * 256}, "longer than 255"),
     ],
 )
 def test_invalid_deploy_templates_are_refused(api: Api, body: dict[str, Any], message: str) -> None:

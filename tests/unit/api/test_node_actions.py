@@ -89,10 +89,10 @@ def test_verbs_follow_their_microversion(api: Api) -> None:
         response = api.put("/v1/nodes/p/states/provision", body, version="1.73")
         assert response.status_code == 400
         assert "enroll" in fault_of(response)
-    # service (Ironic 1.87) is a metalcast addition: accepted at the maximum (1.81)
+    # service: Ironic 1.87
     service = {"target": "service", "service_steps": [{"interface": "deploy", "step": "x"}]}
-    assert api.put("/v1/nodes/p/states/provision", service, version="1.80").status_code == 406
-    response = api.put("/v1/nodes/p/states/provision", service, version="1.81")
+    assert api.put("/v1/nodes/p/states/provision", service, version="1.86").status_code == 406
+    response = api.put("/v1/nodes/p/states/provision", service, version="1.87")
     assert response.status_code == 400
     assert "enroll" in fault_of(response)
 

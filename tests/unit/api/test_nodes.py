@@ -235,7 +235,7 @@ def test_filters(api: Api) -> None:
 
 def test_bad_filter_values(api: Api) -> None:
     assert api.get("/v1/nodes?maintenance=perhaps").status_code == 400
-    response = api.get("/v1/nodes?shard=x")
+    response = api.get("/v1/nodes?shard_name=x")
     assert response.status_code == 400
     assert "shard" in fault_of(response)
     assert api.get("/v1/nodes?driver=x", version="1.15").status_code == 406

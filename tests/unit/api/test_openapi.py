@@ -103,11 +103,11 @@ def test_version_gated_fields_say_from_which_version() -> None:
     assert node["traits"]["x-metalcast-min-version"] == "1.37"
     assert "From API version 1.37." in node["traits"]["description"]
     assert "x-metalcast-min-version" not in node["uuid"]
-    # introduced by Ironic above the maximum: served from the maximum
     assert node["lessee"]["x-metalcast-min-version"] == "1.65"
     assert "From API version 1.65." in node["lessee"]["description"]
     assert node["firmware_interface"]["x-metalcast-min-version"] == "1.86"
-    assert f"serves it from its maximum, {MAX_VERSION}" in node["firmware_interface"]["description"]
+    assert "From API version 1.86." in node["firmware_interface"]["description"]
+    assert node["shard"]["x-metalcast-min-version"] == "1.82"
     traits = DOCUMENT["paths"]["/v1/nodes/{node}/traits"]["get"]
     assert traits["x-metalcast-min-version"] == "1.37"
 

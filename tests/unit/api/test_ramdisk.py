@@ -136,7 +136,7 @@ def test_lookup_needs_1_22(api: Api) -> None:
     assert api.get(f"/v1/lookup?addresses={MAC}", version="1.21").status_code == 404
     assert api.get(f"/v1/lookup?addresses={MAC}", version=None).status_code == 404
     assert api.get(f"/v1/lookup?addresses={MAC}", version="1.22").status_code == 200
-    assert api.get(f"/v1/lookup?addresses={MAC}", version="1.82").status_code == 406
+    assert api.get(f"/v1/lookup?addresses={MAC}", version="1.116").status_code == 406
 
 
 def test_v1_links_the_agent_endpoints_from_1_22(api: Api) -> None:

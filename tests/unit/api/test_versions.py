@@ -107,17 +107,18 @@ def test_negotiate_parses_and_bounds() -> None:
     assert versions.negotiate({"x-openstack-ironic-api-version": "1.5"}) == Version(1, 5)
     assert versions.negotiate({"x-openstack-ironic-api-version": " LATEST "}) == MAX_VERSION
     with pytest.raises(NotAcceptable):
-        versions.negotiate({"x-openstack-ironic-api-version": "1.82"})
+        versions.negotiate({"x-openstack-ironic-api-version": "1.116"})
     with pytest.raises(InvalidInput):
         versions.negotiate({"x-openstack-ironic-api-version": "1"})
 
 
-def test_features_above_max_are_allowed_and_shown_at_max() -> None:
-    assert versions.FEATURES["firmware_interface"] > MAX_VERSION
-    assert not versions.allows("firmware_interface", MIN_VERSION)
-    assert versions.allows("firmware_interface", MAX_VERSION)
-    assert versions.shows("firmware_interface", MAX_VERSION)
-    assert not versions.shows("firmware_interface", Version(1, 80))
+def test_features_above_1_81_follow_ironic() -> None:
+    assert not versions.allows("firmware_interface", Version(1, 85))
+    assert versions.allows("firmware_interface", Version(1, 86))
+    assert not versions.shows("shards", Version(1, 81))
+    assert versions.shows("shards", Version(1, 82))
+    assert not versions.shows("history_states", Version(1, 114))
+    assert versions.shows("history_states", MAX_VERSION)
 
 
 def test_features_up_to_max_follow_ironic() -> None:
@@ -131,12 +132,11 @@ def test_features_up_to_max_follow_ironic() -> None:
     assert versions.shows("retired", Version(1, 61))
 
 
-def test_max_version_is_the_last_before_shards() -> None:
-    # 1.82 (shards) is the first version whose feature is not served; every version
-    # up to 1.81 is served or left out for a reason docs/api-compat.md gives
-    assert str(MAX_VERSION) == "1.81"
-    for feature in ("allocation_owner", "retired", "indicators", "inventory"):
-        assert versions.FEATURES[feature] <= MAX_VERSION
+def test_max_version_is_ironic_39s() -> None:
+    # every version up to 1.115 is served or left out for a reason docs/api-compat.md
+    # gives; no feature is newer than the maximum
+    assert str(MAX_VERSION) == "1.115"
+    assert max(versions.FEATURES.values()) <= MAX_VERSION
 
 
 def test_features_of_1_52_to_1_60_are_gated_as_in_ironic() -> None:

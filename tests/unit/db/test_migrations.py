@@ -20,7 +20,7 @@ from metalcast.db import tables as t
 from metalcast.db import volumes
 from metalcast.db.engine import MIGRATIONS, Database, DatabaseError
 
-HEAD = "0010"
+HEAD = "0011"
 
 
 def _alembic(db: Database, action: str, revision: str) -> None:

@@ -41,12 +41,14 @@ CREATABLE: Mapping[str, Field] = {
     "name": Field(nullable=False, check=check_name),
     "steps": Field("list", nullable=False, max_length=None),
     "extra": Field("object", max_length=None),
+    "description": Field(),
 }
 PATCHABLE = patching.Patchable(
     fields={
         "name": Field(nullable=False, check=check_name),
         "steps": Field("list", nullable=False, max_length=None),
         "extra": Field("object", nullable=False, max_length=None),
+        "description": Field(),
     },
     readonly=frozenset(view.TEMPLATE_FIELDS),
     removed={"extra": {}},
@@ -133,7 +135,13 @@ def get_template(call: Call) -> object:
         "Create a deploy template",
         answers={201: view.TEMPLATE},
         body=obj(
-            {"uuid": string(format="uuid"), "name": _NAME, "steps": _STEPS, "extra": obj()},
+            {
+                "uuid": string(format="uuid"),
+                "name": _NAME,
+                "description": string(maxLength=255),
+                "steps": _STEPS,
+                "extra": obj(),
+            },
             required=("name", "steps"),
         ),
         feature=_FEATURE,
@@ -185,7 +193,7 @@ def patch_template(call: Call) -> object:
     _require(call)
     with call.deps.db.begin() as conn:
         template = repo_tpl.get_deploy_template(conn, call.args["deploy_template"])
-        before = {"name": template.name, "steps": template.steps, "extra": template.extra}
+        before = {name: getattr(template, name) for name in PATCHABLE.fields}
         changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
         if "steps" in changes:
             changes["steps"] = check_steps(changes["steps"])

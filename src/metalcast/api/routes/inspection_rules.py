@@ -2,9 +2,8 @@
 
 Rules carry no node state, so their writes go straight to the repository; the
 conductor evaluates them after an inspection (:mod:`metalcast.inspection_rules`).
-1.96 is above metalcast's maximum version, so, as for every such feature
-(:mod:`metalcast.api.versions`), the endpoint answers whatever version a request
-asks for (docs/api-compat.md).  Validation is :mod:`metalcast.inspection_rules.spec`:
+Below 1.96 the endpoints do not exist (404, 405 for a write), as in Ironic.
+Validation is :mod:`metalcast.inspection_rules.spec`:
 an unknown operation, a missing or unexpected argument, a bad regular expression
 or network, a field rules may not change are 400s that say what to fix.
 """

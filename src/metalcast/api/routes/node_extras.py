@@ -29,7 +29,7 @@ from metalcast.api.params import (
     parse_limit,
 )
 from metalcast.api.schema import MAX_TRAITS, Field, check_trait, check_traits, validate_body
-from metalcast.api.versions import MethodNotAllowed, allows
+from metalcast.api.versions import MethodNotAllowed, Version, allows, shows
 from metalcast.api.views.common import iso, links
 from metalcast.calls import (
     RemoveTraits,
@@ -374,16 +374,25 @@ def detach_vif(call: Call) -> object:
 #: what an event shows, and what it shows with ``detail`` (project: the caller's, as
 #: Ironic's history shows it from 1.113)
 EVENT_FIELDS = ("uuid", "created_at", "severity", "event")
-EVENT_DETAIL = ("event_type", "conductor", "user", "project")
+#: detail field -> the feature that introduced it (None: with history itself)
+EVENT_DETAIL: dict[str, str | None] = {
+    "event_type": None,
+    "conductor": None,
+    "user": None,
+    "project": "history_project",
+    "state": "history_states",
+    "target_provision_state": "history_states",
+    "duration_seconds": "history_states",
+}
 EVENT = resource(
     "HistoryEvent",
-    dict.fromkeys((*EVENT_FIELDS, *EVENT_DETAIL)),
+    {**dict.fromkeys(EVENT_FIELDS), **EVENT_DETAIL},
     table=t.node_history,
 )
 
 
 def render_event(
-    event: HistoryEvent, node_uuid: str, *, base_url: str, detail: bool
+    event: HistoryEvent, node_uuid: str, *, base_url: str, detail: bool, version: Version
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "uuid": event.uuid,
@@ -393,7 +402,13 @@ def render_event(
         "event": scrub_text(event.event),
     }
     if detail:
-        doc.update({name: getattr(event, name) for name in EVENT_DETAIL})
+        doc.update(
+            {
+                name: getattr(event, name)
+                for name, feature in EVENT_DETAIL.items()
+                if feature is None or shows(feature, version)
+            }
+        )
     doc["links"] = links(base_url, f"nodes/{node_uuid}/history/{event.uuid}")
     return doc
 
@@ -423,7 +438,10 @@ def get_history(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:history:get")
         events = repo.list_history(conn, node.id, page)
-    docs = [render_event(e, node.uuid, base_url=call.base_url, detail=detail) for e in events]
+    docs = [
+        render_event(e, node.uuid, base_url=call.base_url, detail=detail, version=call.version)
+        for e in events
+    ]
     return collection(
         "history",
         docs,
@@ -443,7 +461,7 @@ def get_history_event(call: Call) -> object:
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action="baremetal:node:history:get")
         event = repo.get_history_event(conn, node.id, call.args["event"])
-    return render_event(event, node.uuid, base_url=call.base_url, detail=True)
+    return render_event(event, node.uuid, base_url=call.base_url, detail=True, version=call.version)
 
 
 # -------------------------------------------------------------------- vendor passthru

@@ -29,7 +29,7 @@ from metalcast.api.operations import string as text
 from metalcast.api.params import parse_bool
 from metalcast.api.routes import node_console, runbooks
 from metalcast.api.schema import Field, check_choice, describe, validate_body
-from metalcast.api.versions import Version, allows, shows
+from metalcast.api.versions import FEATURES, Version, allows, shows
 from metalcast.api.views.common import iso
 from metalcast.api.views.nodes import provision_state
 from metalcast.calls import (
@@ -307,8 +307,8 @@ _ARGUMENT_VERBS: dict[str, frozenset[str]] = {
     "clean_steps": frozenset({"clean"}),
     "service_steps": frozenset({"service"}),
     "rescue_password": frozenset({"rescue"}),
-    # servicing without the ramdisk is Ironic's 1.108, not served
-    "disable_ramdisk": frozenset({"clean"}),
+    # servicing without the ramdisk: from 1.108 (_check_service_ramdisk)
+    "disable_ramdisk": frozenset({"clean", "service"}),
     "runbook": frozenset({"clean", "service"}),
 }
 #: the step lists a runbook gives instead
@@ -380,15 +380,23 @@ def _with_runbook(
     )
 
 
+#: wait state -> the feature from which an abort may end it, and what it aborts
+_ABORT_FEATURES = {
+    ProvisionState.INSPECTWAIT: ("abort_inspect", "inspection"),
+    ProvisionState.DEPLOYWAIT: ("deploy_wait_abort", "a deployment waiting for its agent"),
+}
+
+
 def _check_abort_inspect(verb: str, state: ProvisionState, version: Version) -> None:
-    if (
-        verb == "abort"
-        and state == ProvisionState.INSPECTWAIT
-        and not allows("abort_inspect", version)
-    ):
+    """An abort of ``inspect wait`` before 1.41 or of ``wait call-back`` before 1.110
+    is 406, as in Ironic."""
+    if verb != "abort" or state not in _ABORT_FEATURES:
+        return
+    feature, what = _ABORT_FEATURES[state]
+    if not allows(feature, version):
         raise NotAcceptable(
-            f"Aborting inspection requires API version 1.41 or later; this request asked "
-            f"for {version}."
+            f"Aborting {what} requires API version {FEATURES[feature]} or later; this "
+            f"request asked for {version}."
         )
 
 
@@ -416,6 +424,12 @@ def provision_request(body: object, version: Version) -> ProvisionRequest:
     if feature is not None and not allows(feature, version):
         raise NotAcceptable(f'The action "{verb}" is not supported in API version {version}.')
     _check_arguments(verb, values)
+    if (
+        verb == "service"
+        and values.get("disable_ramdisk") is not None
+        and not allows("service_disable_ramdisk", version)
+    ):
+        raise NotAcceptable("disable_ramdisk is not acceptable in this API version")
     if values.get("deploy_steps"):
         # their shape here (Ironic's schema); the conductor checks them against the
         # node's interfaces

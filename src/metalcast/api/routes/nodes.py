@@ -21,6 +21,7 @@ from metalcast.api.params import (
     paging,
     parse_bool,
     parse_fields,
+    parse_list,
     parse_listing,
 )
 from metalcast.api.schema import validate_body
@@ -30,7 +31,7 @@ from metalcast.calls import CreateNode, DestroyNode, UpdateNode
 from metalcast.db import repository as repo
 from metalcast.db import tables as t
 from metalcast.db.models import Node
-from metalcast.errors import Conflict, InvalidInput, NotAcceptable
+from metalcast.errors import Conflict, Forbidden, InvalidInput, NotAcceptable, NotFound
 from metalcast.states import Fault, ProvisionState
 
 #: list filter -> the feature that introduced it
@@ -49,8 +50,13 @@ FILTERS: dict[str, str | None] = {
     "retired": "retired",
     "description_contains": "description",
     "conductor": "conductors",
+    "shard": "shards",
+    "sharded": "shards",
+    "parent_node": "child_nodes",
+    "include_children": "child_nodes",
+    "instance_name": "instance_name",
 }
-_BOOL_FILTERS = ("maintenance", "associated", "retired")
+_BOOL_FILTERS = ("maintenance", "associated", "retired", "sharded", "include_children")
 _TEXT_FILTERS = (
     "provision_state",
     "driver",
@@ -61,6 +67,7 @@ _TEXT_FILTERS = (
     "fault",
     "instance_uuid",
     "description_contains",
+    "instance_name",
 )
 
 
@@ -80,6 +87,11 @@ _FILTER_TEXT = {
     "retired": "Retired nodes (true) or not (false).",
     "description_contains": "Nodes whose description contains this text.",
     "conductor": "Nodes the live conductor of this host name serves.",
+    "shard": "Nodes in one of these shards (a comma-separated list).",
+    "sharded": "Nodes with a shard (true) or without (false).",
+    "parent_node": "The children of this node (a name or UUID).",
+    "include_children": "Child nodes too (without it, a list leaves them out).",
+    "instance_name": "Nodes whose instance has this name.",
 }
 #: filters whose values are one of a few
 _CHOICES = {"fault": string(enum=[str(fault) for fault in Fault])}
@@ -126,12 +138,27 @@ def node_filters(
     ids = None
     if "conductor" in query:
         ids = _conductor_filter(conn, call, hostname=query["conductor"])
+    include_children = bool(values.pop("include_children"))
     return repo.NodeFilters(
         **values,
         chassis_id=chassis_id,
         ids=ids,
         project=call.list_scope("node"),
+        shards=parse_list("shard", query.get("shard")),
+        parent_node=_parent_filter(conn, query.get("parent_node")),
+        include_children=include_children,
     )
+
+
+def _parent_filter(conn: sa.Connection, ident: str | None) -> str | None:
+    """The UUID of the parent node ``parent_node=`` names (a name or a UUID); a name
+    of no node matches no node."""
+    if ident is None:
+        return None
+    if repo.is_uuid_like(ident):
+        return repo.canonical_uuid(ident, what="parent_node to be a UUID or a name")
+    row = conn.execute(sa.select(t.nodes.c.uuid).where(t.nodes.c.name == ident)).first()
+    return str(row.uuid) if row is not None else ident
 
 
 def _check_filter_names(call: Call) -> None:
@@ -213,6 +240,7 @@ def _listing(call: Call, *, detail_path: bool) -> Listing:
         max_limit=call.deps.settings.api.max_limit,
         sortable=view.SORTABLE,
         known_fields=view.visible_fields(call.version),
+        newer_fields=view.FIELDS,
         version=call.version,
         detail_path=detail_path,
     )
@@ -271,7 +299,10 @@ def render_one(
 )
 def get_node(call: Call) -> object:
     fields = parse_fields(
-        call.query.get("fields"), view.visible_fields(call.version), version=call.version
+        call.query.get("fields"),
+        view.visible_fields(call.version),
+        version=call.version,
+        newer=view.FIELDS,
     )
     with call.deps.db.read() as conn:
         node = lookup.node(conn, call, ident=call.args["node"], action=lookup.NODE_GET)
@@ -306,6 +337,10 @@ def create_node(call: Call) -> object:
     )
     with call.deps.db.read() as conn:
         values = node_fields.to_columns(conn, body)
+        if values.get("parent_node") is not None:
+            values["parent_node"] = check_parent(
+                conn, call, owner=values.get("owner"), ident=values["parent_node"]
+            )
     if not allows("enroll", call.version):
         values["provision_state"] = "available"
     node = call.deps.conductor.call(CreateNode(values), context=call.context)
@@ -417,6 +452,13 @@ def patch_node(call: Call) -> object:
                 after=changes["instance_info"] or {},
             )
         values = node_fields.to_columns(conn, changes)
+        if values.get("parent_node") is not None:
+            values["parent_node"] = check_parent(
+                conn, call, owner=values.get("owner", node.owner), ident=values["parent_node"]
+            )
+            if values["parent_node"] == node.uuid:
+                raise InvalidInput(f"Node {node.uuid} can not be its own parent_node.")
+        _sync_instance_name(node, values)
     if reset and "driver" not in values:
         raise InvalidInput(
             "The reset_interfaces parameter can only be used when changing the node's driver."
@@ -444,6 +486,10 @@ _PATCH_RULES = (
     ("/conductor_group", "baremetal:node:update:conductor_group"),
     ("/name", "baremetal:node:update:name"),
     ("/retired", "baremetal:node:update:retired"),
+    ("/instance_name", "baremetal:node:update_instance_info"),
+    ("/shard", "baremetal:node:update:shard"),
+    ("/parent_node", "baremetal:node:update:parent_node"),
+    ("/disable_power_off", "baremetal:node:update:disable_power_off"),
 )
 _FALSE = frozenset({"f", "false", "off", "n", "no", "0"})
 
@@ -484,6 +530,40 @@ def _is_false(value: object) -> bool:
     if isinstance(value, bool):
         return not value
     return value is not None and str(value).strip().lower() in _FALSE
+
+
+def check_parent(conn: sa.Connection, call: Call, *, owner: str | None, ident: str) -> str:
+    """The UUID of the parent node ``ident`` names, which the caller must see and
+    which must have the child's owner (Ironic's authorize_node_link: the same answer
+    for a node that does not exist, so as not to tell).
+
+    Raises:
+        InvalidInput: no such node the caller may see, or another owner.
+    """
+    refused = InvalidInput(
+        f"Unable to apply the requested parent_node '{ident}'. Requested value was invalid."
+    )
+    try:
+        parent = lookup.node(conn, call, ident=ident, action=lookup.NODE_GET)
+    except (NotFound, Forbidden, InvalidInput):
+        raise refused from None
+    if parent.owner != owner:
+        raise refused
+    return parent.uuid
+
+
+def _sync_instance_name(node: Node, values: dict[str, Any]) -> None:
+    """As Ironic: an instance_info ``display_name`` names the instance when the node
+    has no instance_name yet."""
+    info = values.get("instance_info")
+    if (
+        isinstance(info, dict)
+        and isinstance(info.get("display_name"), str)
+        and info["display_name"]
+        and not node.instance_name
+        and "instance_name" not in values
+    ):
+        values["instance_name"] = info["display_name"][:255]
 
 
 def _check_owner_change(call: Call, node: Node) -> None:

@@ -19,6 +19,7 @@ from metalcast.api.params import (
     last_marker,
     paging,
     parse_fields,
+    parse_list,
     parse_listing,
 )
 from metalcast.api.schema import (
@@ -30,12 +31,12 @@ from metalcast.api.schema import (
     normalize_mac,
     validate_body,
 )
-from metalcast.api.versions import allows
+from metalcast.api.versions import FEATURES, allows
 from metalcast.api.views import ports as view
 from metalcast.calls import CreatePortgroup, DestroyPortgroup, UpdatePortgroup
 from metalcast.db import repository as repo
 from metalcast.db.models import Portgroup
-from metalcast.errors import NotFound
+from metalcast.errors import Forbidden, InvalidInput, NotAcceptable, NotFound
 
 PATCHABLE_FIELDS: Mapping[str, Field] = {
     "address": Field(check=check_mac),
@@ -45,6 +46,8 @@ PATCHABLE_FIELDS: Mapping[str, Field] = {
     "properties": Field("object", nullable=False, max_length=None, feature="portgroup_mode"),
     "standalone_ports_supported": Field("boolean", nullable=False),
     "extra": Field("object", nullable=False, max_length=None),
+    "physical_network": Field(max_length=64, feature="portgroup_physical_network"),
+    "category": Field(max_length=80, feature="portgroup_category"),
 }
 CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
 PATCHABLE = patching.Patchable(
@@ -56,6 +59,18 @@ PATCHABLE = patching.Patchable(
 LIST_QUERY = (
     Param("node", string(), "Portgroups of this node (UUID or name)."),
     Param("address", string(), "The portgroup with this MAC address."),
+    Param(
+        "shard",
+        string(),
+        "Portgroups of the nodes in these shards (comma-separated).",
+        "portgroup_shard",
+    ),
+    Param(
+        "conductor_groups",
+        string(),
+        "Portgroups of the nodes in these conductor groups (comma-separated); not with "
+        "node or address.",
+    ),
     *paging(sortable=view.PORTGROUP_SORTABLE, fields=view.PORTGROUP_FIELDS),
 )
 _LIST = collection_of("portgroups", view.PORTGROUP)
@@ -76,6 +91,41 @@ def require_subresources(call: Call) -> None:
         )
 
 
+def node_scope(
+    call: Call, *, exclusive: bool, shard_feature: str = "shards"
+) -> repo.NodeScope | None:
+    """The ``shard`` and ``conductor_groups`` filters of a port or portgroup list.
+
+    Raises:
+        NotAcceptable: ``shard`` before ``shard_feature``.
+        InvalidInput: ``conductor_groups`` with a node, portgroup or address filter;
+        Forbidden: ``shard`` with a node or portgroup filter (Ironic: one at a time).
+    """
+    query = call.query
+    shards = parse_list("shard", query.get("shard"))
+    groups = parse_list("conductor_groups", query.get("conductor_groups"))
+    if shards is not None and not allows(shard_feature, call.version):
+        raise NotAcceptable(
+            f"Request not acceptable. The minimal required API version should be "
+            f"{FEATURES[shard_feature]}"
+        )
+    if shards is not None and exclusive:
+        # Ironic's OperationNotPermitted
+        raise Forbidden(
+            "Operation not permitted: filtering by shard cannot be combined with a node "
+            "or portgroup filter."
+        )
+    if groups is not None and (exclusive or query.get("address")):
+        raise InvalidInput(
+            "Filtering by conductor_groups cannot be combined with node_ident, "
+            "portgroup_ident, or node address filters."
+        )
+    if shards is None and groups is None:
+        return None
+    lowered = None if groups is None else tuple(g.lower() for g in groups)
+    return repo.NodeScope(shards=shards, conductor_groups=lowered)
+
+
 def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
     check_query(call.query, LIST_QUERY, what="listing portgroups")
     out: dict[str, Any] = {"node_ids": lookup.listed_node_ids(conn, call, "portgroup")}
@@ -85,6 +135,11 @@ def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
         ).id
     if call.query.get("address"):
         out["address"] = normalize_mac(call.query["address"])
+    scope = node_scope(
+        call, exclusive=bool(call.query.get("node")), shard_feature="portgroup_shard"
+    )
+    if scope is not None:
+        out["of_nodes"] = scope
     return out
 
 
@@ -95,6 +150,7 @@ def list_portgroups(call: Call, *, detail_path: bool = False, node_id: int | Non
         max_limit=call.deps.settings.api.max_limit,
         sortable=view.PORTGROUP_SORTABLE,
         known_fields=view.visible(view.PORTGROUP_FIELDS, call.version),
+        newer_fields=view.PORTGROUP_FIELDS,
         version=call.version,
         detail_path=detail_path,
     )
@@ -198,6 +254,7 @@ def get_portgroup(call: Call) -> object:
         call.query.get("fields"),
         view.visible(view.PORTGROUP_FIELDS, call.version),
         version=call.version,
+        newer=view.PORTGROUP_FIELDS,
     )
     with call.deps.db.read() as conn:
         group = lookup.portgroup(

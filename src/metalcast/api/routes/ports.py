@@ -21,7 +21,7 @@ from metalcast.api.params import (
     parse_fields,
     parse_listing,
 )
-from metalcast.api.routes.portgroups import require_subresources
+from metalcast.api.routes.portgroups import node_scope, require_subresources
 from metalcast.api.schema import (
     Field,
     check_ident,
@@ -39,7 +39,11 @@ from metalcast.db import tables as t
 from metalcast.db.models import Port
 from metalcast.errors import Conflict, InvalidInput, NotAcceptable, NotFound
 
-_LLC_KEYS = frozenset({"switch_id", "port_id", "switch_info", "network_type", "hostname"})
+#: Ironic 1.90 to 1.104's OVN VTEP switch keys (removed again in 1.105)
+_VTEP_KEYS = frozenset({"vtep-logical-switch", "vtep-physical-switch"})
+_LLC_KEYS = (
+    frozenset({"switch_id", "port_id", "switch_info", "network_type", "hostname"}) | _VTEP_KEYS
+)
 
 
 #: what ``local_link_connection.network_type`` may be (Ironic 1.64)
@@ -52,6 +56,11 @@ def _check_llc(name: str, value: Any) -> None:
         raise InvalidInput(
             f"Invalid {name}: unknown key(s) {', '.join(unknown)}; accepted keys: "
             f"{', '.join(sorted(_LLC_KEYS))}."
+        )
+    vtep = _VTEP_KEYS & set(value)
+    if vtep and vtep != _VTEP_KEYS:
+        raise InvalidInput(
+            f"Invalid {name}: vtep-logical-switch and vtep-physical-switch go together."
         )
     if "network_type" in value and value["network_type"] not in _NETWORK_TYPES:
         raise InvalidInput(
@@ -71,6 +80,17 @@ def _check_network_type(values: Mapping[str, Any], version: Version, before: Any
         raise NotAcceptable(
             "local_link_connection.network_type requires API version 1.64 or later; "
             f"this request asked for {version}."
+        )
+
+
+def _check_vtep(values: Mapping[str, Any], version: Version) -> None:
+    """OVN VTEP keys in ``local_link_connection`` outside 1.90 to 1.104 are 406, as
+    in Ironic."""
+    llc = values.get("local_link_connection")
+    if isinstance(llc, dict) and _VTEP_KEYS & set(llc) and not view.vtep_window(version):
+        raise NotAcceptable(
+            "local_link_connection's vtep-logical-switch and vtep-physical-switch are "
+            f"accepted from API version 1.90 to 1.104; this request asked for {version}."
         )
 
 
@@ -123,12 +143,24 @@ PATCHABLE_FIELDS: Mapping[str, Field] = {
     "extra": Field("object", nullable=False, max_length=None),
     "is_smartnic": Field("boolean", nullable=False, feature="is_smartnic"),
     "name": Field(feature="port_name", check=_check_name),
+    "description": Field(feature="port_description"),
+    "vendor": Field(max_length=32, feature="port_vendor"),
+    "category": Field(max_length=80, feature="port_category"),
+    "available_for_dynamic_portgroup": Field(
+        "boolean", nullable=False, feature="dynamic_portgroups"
+    ),
 }
 CREATABLE = {"uuid": Field(check=check_uuid), **PATCHABLE_FIELDS}
 PATCHABLE = patching.Patchable(
     fields=PATCHABLE_FIELDS,
     readonly=frozenset(view.PORT_FIELDS),
-    removed={"extra": {}, "local_link_connection": {}, "pxe_enabled": True, "is_smartnic": False},
+    removed={
+        "extra": {},
+        "local_link_connection": {},
+        "pxe_enabled": True,
+        "is_smartnic": False,
+        "available_for_dynamic_portgroup": True,
+    },
     mandatory=frozenset({"address", "node_uuid"}),
 )
 LIST_QUERY = (
@@ -136,6 +168,14 @@ LIST_QUERY = (
     Param("node_uuid", string(), "Ports of this node (UUID or name)."),
     Param("address", string(), "The port with this MAC address."),
     Param("portgroup", string(), "Ports of this portgroup (UUID or name).", "portgroup_uuid"),
+    Param("shard", string(), "Ports of the nodes in these shards (comma-separated).", "shards"),
+    Param("description_contains", string(), "Ports whose description contains this text."),
+    Param(
+        "conductor_groups",
+        string(),
+        "Ports of the nodes in these conductor groups (comma-separated); not with node, "
+        "portgroup or address.",
+    ),
     *paging(sortable=view.PORT_SORTABLE, fields=view.PORT_FIELDS),
 )
 _LIST = collection_of("ports", view.PORT)
@@ -162,6 +202,11 @@ def _filters(conn: sa.Connection, call: Call) -> dict[str, Any]:
         out["portgroup_id"] = lookup.portgroup(
             conn, call, ident=query["portgroup"], action=lookup.NODE_GET
         ).id
+    if query.get("description_contains") is not None:
+        out["description_contains"] = query["description_contains"]
+    scope = node_scope(call, exclusive=bool(node_ident or query.get("portgroup")))
+    if scope is not None:
+        out["of_nodes"] = scope
     return out
 
 
@@ -172,6 +217,7 @@ def list_ports(call: Call, *, detail_path: bool = False, **scope: int) -> dict[s
         max_limit=call.deps.settings.api.max_limit,
         sortable=view.PORT_SORTABLE,
         known_fields=view.visible(view.PORT_FIELDS, call.version),
+        newer_fields=view.PORT_FIELDS,
         version=call.version,
         detail_path=detail_path,
     )
@@ -294,7 +340,10 @@ def _render(
 )
 def get_port(call: Call) -> object:
     fields = parse_fields(
-        call.query.get("fields"), view.visible(view.PORT_FIELDS, call.version), version=call.version
+        call.query.get("fields"),
+        view.visible(view.PORT_FIELDS, call.version),
+        version=call.version,
+        newer=view.PORT_FIELDS,
     )
     with call.deps.db.read() as conn:
         port = lookup.port(conn, call, ident=_ident(call), action="baremetal:port:get")
@@ -362,6 +411,7 @@ def create_port(call: Call) -> object:
         call.body, CREATABLE, what="port", version=call.version, required=("address", "node_uuid")
     )
     _check_network_type(body, call.version)
+    _check_vtep(body, call.version)
     known = view.Uuids()
     with call.deps.db.read() as conn:
         values = to_columns(conn, call, values=body, uuids=known)
@@ -388,6 +438,7 @@ def patch_port(call: Call) -> object:
         before["portgroup_uuid"] = uuids.portgroups.get(port.portgroup_id or 0)
         changes = patching.changes(before, call.body, spec=PATCHABLE, version=call.version)
         _check_network_type(changes, call.version, before.get("local_link_connection"))
+        _check_vtep(changes, call.version)
         values = to_columns(conn, call, values=changes, port=port)
     if values:
         port = call.deps.conductor.call(UpdatePort(port.id, values), context=call.context)

@@ -2,11 +2,11 @@
 
 A runbook runs on a node through ``PUT /v1/nodes/{node}/states/provision`` with
 ``{"target": "clean" | "service", "runbook": <name or UUID>}``
-(:func:`steps_for_node`), and only on a node with a trait equal to its name.
-Runbooks carry no node state, so their writes go straight to the repository.  1.92
-is above metalcast's maximum version, so, as for every such feature
-(:mod:`metalcast.api.versions`), the endpoints answer whatever version a request
-asks for (docs/api-compat.md).
+(:func:`steps_for_node`): before 1.112 only on a node with a trait equal to its
+name, from 1.112 on a node sharing one of its traits
+(:mod:`metalcast.api.routes.runbook_traits`).  Runbooks carry no node state, so
+their writes go straight to the repository.  Below 1.92 the endpoints do not exist
+(404, 405 for a write), as in Ironic.
 
 The policy is applied as Ironic's runbook controller applies it: a project's caller
 creates runbooks of its own project only, never a public one; lists its project's
@@ -20,6 +20,7 @@ Ironic answers 403), then ``...:update``, ``...:update:owner``,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +34,7 @@ from metalcast.api.operations import Operation, array, boolean, obj, patch, stri
 from metalcast.api.operations import collection as collection_of
 from metalcast.api.params import fields_param, parse_fields
 from metalcast.api.schema import Field, check_uuid, validate_body
-from metalcast.api.versions import require
+from metalcast.api.versions import allows, require
 from metalcast.api.views import runbooks as view
 from metalcast.db import repository as repo_nodes
 from metalcast.db import runbooks as repo
@@ -55,9 +56,24 @@ def _require(call: Call) -> None:
     require(_FEATURE, call.version, method=call.method, message=_NOT_SERVED)
 
 
+_NAME_CHARS = re.compile(r"[A-Za-z0-9\-._~]{1,255}")
+
+
+def check_name(name: str, value: Any) -> None:
+    """From 1.112 a runbook's name is any logical name (Ironic's: letters, digits,
+    ``-._~``, 1 to 255).  Raises InvalidInput."""
+    if not _NAME_CHARS.fullmatch(value):
+        raise InvalidInput(
+            f"Invalid value for field '{name}': {value!r} is not a name of 1 to 255 letters, "
+            "digits, '-', '.', '_' or '~'."
+        )
+
+
 CREATABLE: Mapping[str, Field] = {
     "uuid": Field(check=check_uuid),
-    "name": Field(nullable=False, check=_CHECKS.check_name),
+    # named like a trait before 1.112, any logical name from it (create_runbook)
+    "name": Field(nullable=False),
+    "description": Field(feature="runbook_traits"),
     "steps": Field("list", nullable=False, max_length=None),
     "disable_ramdisk": Field("boolean"),
     "public": Field("boolean"),
@@ -66,7 +82,10 @@ CREATABLE: Mapping[str, Field] = {
 }
 PATCHABLE = patching.Patchable(
     fields={
-        "name": Field(nullable=False, check=_CHECKS.check_name),
+        # as Ironic: a patch takes 1.112's names at every version, so that a runbook
+        # named so remains patchable by older clients
+        "name": Field(nullable=False, check=check_name),
+        "description": Field(feature="runbook_traits"),
         "steps": Field("list", nullable=False, max_length=None),
         "disable_ramdisk": Field("boolean", nullable=False),
         "public": Field("boolean", nullable=False),
@@ -98,13 +117,15 @@ _STEPS = array(
 _NAME = string(
     maxLength=255,
     pattern="^(CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*)$",
-    description="Named like the node trait that lets it run on a node.",
+    description="Named like the node trait that lets it run on a node (before 1.112; from "
+    "1.112 any logical name, matched by its traits).",
 )
 _BODY = obj(
     {
         "uuid": string(format="uuid"),
         "name": _NAME,
         "steps": _STEPS,
+        "description": string(maxLength=255, description="From 1.112."),
         "disable_ramdisk": boolean(),
         "public": boolean(),
         "owner": string(maxLength=255),
@@ -115,7 +136,7 @@ _BODY = obj(
 
 
 def _render(call: Call, runbook: Runbook, **kw: Any) -> dict[str, Any]:
-    return view.render_runbook(runbook, base_url=call.base_url, **kw)
+    return view.render_runbook(runbook, base_url=call.base_url, version=call.version, **kw)
 
 
 def load(conn: sa.Connection, call: Call, *, ident: str, actions: tuple[str, ...]) -> Runbook:
@@ -232,6 +253,10 @@ def create_runbook(call: Call) -> object:
     body = validate_body(
         call.body, CREATABLE, what="runbook", version=call.version, required=("name", "steps")
     )
+    if allows("runbook_traits", call.version):
+        check_name("name", body["name"])
+    else:
+        _CHECKS.check_name("name", body["name"])
     body["steps"] = _CHECKS.check_steps(body.get("steps"))
     body["owner"] = _owner(call, body)
     values = {k: v for k, v in body.items() if v is not None}
@@ -328,7 +353,9 @@ def steps_for_node(
         runbook = repo.get_runbook(conn, ident)
         call.enforce(USE, policy.runbook_target(runbook.owner))
         traits = repo_nodes.get_traits(conn, node.id)
-    if runbook.name not in traits:
+    if allows("runbook_traits", call.version):
+        _check_runbook_traits(runbook, node, set(traits))
+    elif runbook.name not in traits:
         raise InvalidInput(
             f"This runbook has not been approved for use on this node {node.uuid}: the node "
             f"has no trait {runbook.name}. Ask an administrator to add it to the node's traits."
@@ -336,6 +363,22 @@ def steps_for_node(
     ordered = sorted(runbook.steps, key=lambda s: int(s["order"]))
     steps = [{"interface": s["interface"], "step": s["step"], "args": s["args"]} for s in ordered]
     return runbook, steps
+
+
+def _check_runbook_traits(runbook: Runbook, node: Node, traits: set[str]) -> None:
+    """From 1.112 a runbook runs on a node sharing one of its traits (Ironic).
+    Raises InvalidInput."""
+    if not runbook.traits:
+        raise InvalidInput(
+            f"Runbook {runbook.uuid} has no traits configured. Please ask an administrator "
+            "to add traits to the runbook."
+        )
+    if not set(runbook.traits) & traits:
+        raise InvalidInput(
+            f"This runbook has not been approved for use on this node {node.uuid}. The node "
+            f"does not have any of the runbook's traits {sorted(runbook.traits)}. Please ask "
+            "an administrator to add a matching trait to your node."
+        )
 
 
 ROUTES = [

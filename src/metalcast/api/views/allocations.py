@@ -94,7 +94,7 @@ def render_allocation(
 
 # ------------------------------------------------------------------ deploy templates
 
-TEMPLATE_FIELDS = ("uuid", "name", "steps", "extra", "created_at", "updated_at")
+TEMPLATE_FIELDS = ("uuid", "name", "description", "steps", "extra", "created_at", "updated_at")
 TEMPLATE_LIST_FIELDS = ("uuid", "name")
 TEMPLATE_SORTABLE = frozenset({"id", "uuid", "name", "created_at", "updated_at"})
 STEP = obj(
@@ -132,6 +132,7 @@ def render_template(
     doc: dict[str, Any] = {
         "uuid": template.uuid,
         "name": template.name,
+        "description": template.description,
         "steps": [render_step(s) for s in template.steps],
         "extra": mask(template.extra),
         "created_at": iso(template.created_at),

@@ -3,7 +3,8 @@
 A rule's arguments may carry secrets (``set-attribute`` of
 ``/driver_info/ipmi_password``): the value of an action whose path ends in a
 secret-looking key is shown as ``******``, other secrets in arguments are masked
-as everywhere, and a ``sensitive`` rule shows none of its arguments.
+as everywhere, and a ``sensitive`` rule shows neither conditions nor actions (null,
+as in Ironic).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from metalcast.api.operations import array, obj, resource, string
+from metalcast.api.operations import array, nullable, obj, resource, string
 from metalcast.api.views.common import iso, links, only
 from metalcast.db import tables as t
 from metalcast.db.models import InspectionRule
@@ -39,8 +40,8 @@ RULE = resource(
     table=t.inspection_rules,
     special={
         "built_in": {"type": "boolean"},
-        "conditions": array(_OPERATION),
-        "actions": array(_OPERATION),
+        "conditions": nullable(array(_OPERATION)),
+        "actions": nullable(array(_OPERATION)),
     },
 )
 
@@ -83,8 +84,13 @@ def render_rule(
         "phase": rule.phase,
         "sensitive": rule.sensitive,
         "built_in": False,
-        "conditions": [render_operation(c, sensitive=rule.sensitive) for c in rule.conditions],
-        "actions": [render_operation(a, sensitive=rule.sensitive) for a in rule.actions],
+        # as Ironic: a sensitive rule shows neither its conditions nor its actions
+        "conditions": None
+        if rule.sensitive
+        else [render_operation(c, sensitive=False) for c in rule.conditions],
+        "actions": None
+        if rule.sensitive
+        else [render_operation(a, sensitive=False) for a in rule.actions],
         "created_at": iso(rule.created_at),
         "updated_at": iso(rule.updated_at),
     }

@@ -88,6 +88,11 @@ FIELDS: dict[str, str | None] = {
     "allocation_uuid": "allocations",
     "boot_mode": "boot_mode",
     "secure_boot": "boot_mode",
+    "shard": "shards",
+    "parent_node": "child_nodes",
+    "disable_power_off": "disable_power_off",
+    "instance_name": "instance_name",
+    "health": "health",
     "created_at": None,
     "updated_at": None,
 }

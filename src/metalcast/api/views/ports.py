@@ -28,6 +28,10 @@ PORT_FIELDS: dict[str, str | None] = {
     "extra": None,
     "is_smartnic": "is_smartnic",
     "name": "port_name",
+    "description": "port_description",
+    "vendor": "port_vendor",
+    "category": "port_category",
+    "available_for_dynamic_portgroup": "dynamic_portgroups",
     "created_at": None,
     "updated_at": None,
 }
@@ -45,6 +49,9 @@ PORTGROUP_FIELDS: dict[str, str | None] = {
     "standalone_ports_supported": None,
     "internal_info": None,
     "extra": None,
+    "physical_network": "portgroup_physical_network",
+    "category": "portgroup_category",
+    "dynamic_portgroup": "dynamic_portgroups",
     "created_at": None,
     "updated_at": None,
 }
@@ -75,6 +82,12 @@ PORT_SORTABLE = frozenset(
         "pxe_enabled",
         "physical_network",
         "is_smartnic",
+        "node_id",
+        "portgroup_id",
+        "description",
+        "vendor",
+        "category",
+        "available_for_dynamic_portgroup",
     }
 )
 PORTGROUP_SORTABLE = frozenset(
@@ -87,6 +100,10 @@ PORTGROUP_SORTABLE = frozenset(
         "created_at",
         "updated_at",
         "standalone_ports_supported",
+        "node_id",
+        "physical_network",
+        "category",
+        "dynamic_portgroup",
     }
 )
 
@@ -138,18 +155,34 @@ def render_port(
     for name in visible(PORT_FIELDS, version):
         if fields is not None and name not in fields:
             continue
-        doc[name] = _port_value(port, name, uuids=uuids)
+        doc[name] = _port_value(port, name, uuids=uuids, version=version)
     doc["links"] = links(base_url, f"ports/{port.uuid}")
     return doc
 
 
-def _port_value(port: Port, name: str, *, uuids: Uuids) -> Any:
+_VTEP_KEYS = ("vtep-logical-switch", "vtep-physical-switch")
+
+
+def vtep_window(version: Version) -> bool:
+    """Whether a request at ``version`` has Ironic's OVN VTEP keys in a port's
+    ``local_link_connection`` (1.90 to 1.104)."""
+    return shows("ovn_vtep", version) and not shows("ovn_vtep_removed", version)
+
+
+def _port_value(port: Port, name: str, *, uuids: Uuids, version: Version) -> Any:
     if name == "node_uuid":
         return uuids.nodes.get(port.node_id)
     if name == "portgroup_uuid":
         return uuids.portgroups.get(port.portgroup_id) if port.portgroup_id else None
     if name in ("created_at", "updated_at"):
         return iso(getattr(port, name))
+    # as Ironic: a link with OVN VTEP keys shows as empty outside 1.90 to 1.104
+    if (
+        name == "local_link_connection"
+        and not vtep_window(version)
+        and any(key in port.local_link_connection for key in _VTEP_KEYS)
+    ):
+        return {}
     if name in _JSON_FIELDS:
         return mask(getattr(port, name))
     return getattr(port, name)

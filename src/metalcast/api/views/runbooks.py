@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from metalcast.api.operations import array, obj, resource, string
+from metalcast.api.versions import Version, shows
 from metalcast.api.views.common import iso, links, only
 from metalcast.db import tables as t
 from metalcast.db.models import Runbook
@@ -20,14 +21,28 @@ FIELDS = (
     "public",
     "owner",
     "extra",
+    "description",
+    "traits",
     "created_at",
     "updated_at",
 )
+#: the fields Ironic 1.112 added
+NEW_IN_1_112 = frozenset({"description", "traits"})
 #: what a list shows without ``detail`` (Ironic's default return fields)
 LIST_FIELDS = ("uuid", "name")
 #: Ironic refuses to sort by extra and steps
 SORTABLE = frozenset(
-    {"id", "uuid", "name", "disable_ramdisk", "public", "owner", "created_at", "updated_at"}
+    {
+        "id",
+        "uuid",
+        "name",
+        "disable_ramdisk",
+        "public",
+        "owner",
+        "description",
+        "created_at",
+        "updated_at",
+    }
 )
 STEP = obj(
     {
@@ -39,7 +54,10 @@ STEP = obj(
     required=("interface", "step", "args", "order"),
 )
 RUNBOOK = resource(
-    "Runbook", dict.fromkeys(FIELDS), table=t.runbooks, special={"steps": array(STEP)}
+    "Runbook",
+    {name: ("runbook_traits" if name in NEW_IN_1_112 else None) for name in FIELDS},
+    table=t.runbooks,
+    special={"steps": array(STEP), "traits": array(string())},
 )
 
 
@@ -54,9 +72,14 @@ def render_step(step: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render_runbook(
-    runbook: Runbook, *, base_url: str, fields: tuple[str, ...] | None = None
+    runbook: Runbook,
+    *,
+    base_url: str,
+    version: Version,
+    fields: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """The runbook document (``links`` always)."""
+    """The runbook document (``links`` always; ``description`` and ``traits`` from
+    1.112)."""
     doc: dict[str, Any] = {
         "uuid": runbook.uuid,
         "name": runbook.name,
@@ -68,6 +91,9 @@ def render_runbook(
         "created_at": iso(runbook.created_at),
         "updated_at": iso(runbook.updated_at),
     }
+    if shows("runbook_traits", version):
+        doc["description"] = runbook.description
+        doc["traits"] = list(runbook.traits)
     doc = only(doc, fields)
     doc["links"] = links(base_url, f"runbooks/{runbook.uuid}")
     return doc

@@ -17,7 +17,6 @@ from metalcast.conductor.flows import Flow, ProvisionOptions
 from metalcast.conductor.interfaces import call
 from metalcast.conductor.task import NodeTask
 from metalcast.drivers.base import AgentPhase, DeployInterface, StepOutcome, StepResult
-from metalcast.errors import InvalidInput
 from metalcast.states import Event, ProvisionState
 
 
@@ -45,26 +44,11 @@ def _stage(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
     if event == Event.CLEAN:
         planned = steps.requested(task.rt, task.node, steps=options.clean_steps, kind="clean")
         if no_ramdisk:
-            _check_without_ramdisk(task, planned)
+            steps.check_without_ramdisk(task, planned, kind="clean")
         steps.stage(task, planned, kind="clean")
     else:
         stage_automated(task)
     task.set_internal(**{NO_RAMDISK: True if no_ramdisk else None})
-
-
-def _check_without_ramdisk(task: NodeTask, planned: list[dict[str, object]]) -> None:
-    specs = {(s.interface, s.name): s for s in steps.available(task.rt, task.node, kind="clean")}
-    needing = [
-        f"{item['interface']}.{item['step']}"
-        for item in planned
-        if specs[(str(item["interface"]), str(item["step"]))].requires_ramdisk
-    ]
-    if needing:
-        raise InvalidInput(
-            f"Clean step(s) {', '.join(needing)} of node {task.uuid} run in the ramdisk "
-            "agent, which disable_ramdisk turns off; clean without disable_ramdisk, or ask "
-            "only for steps that run without the ramdisk."
-        )
 
 
 def run_cleaning(task: NodeTask) -> None:

@@ -68,9 +68,19 @@ def unrescue(task: NodeTask) -> None:
     task.process_event(Event.DONE)
 
 
+#: driver_internal_info key: this servicing runs without the ramdisk (Ironic's name)
+_NO_RAMDISK = steps.NO_RAMDISK["service"]
+
+
 def _stage_service(task: NodeTask, event: Event, options: ProvisionOptions) -> None:
+    """Raises InvalidInput: a requested step does not exist, or (Ironic 1.108) needs
+    the ramdisk that ``disable_ramdisk`` turns off."""
     planned = steps.requested(task.rt, task.node, steps=options.service_steps, kind="service")
+    no_ramdisk = bool(options.disable_ramdisk)
+    if no_ramdisk:
+        steps.check_without_ramdisk(task, planned, kind="service")
     steps.stage(task, planned, kind="service")
+    task.set_internal(**{_NO_RAMDISK: True if no_ramdisk else None})
 
 
 def service(task: NodeTask) -> None:
@@ -80,6 +90,7 @@ def service(task: NodeTask) -> None:
     if ran is steps.Ran.WAIT:
         task.process_event(Event.WAIT)
     elif ran is steps.Ran.DONE:
+        task.set_internal(**{_NO_RAMDISK: None})
         task.process_event(Event.DONE)
 
 

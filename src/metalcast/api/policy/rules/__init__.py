@@ -18,6 +18,7 @@ from metalcast.api.policy.rules.resources import (
     DRIVER_RULES,
     PORT_RULES,
     PORTGROUP_RULES,
+    SHARD_RULES,
     VOLUME_RULES,
 )
 from metalcast.api.policy.rules.services import (
@@ -40,6 +41,7 @@ RULES: tuple[Rule, ...] = (
     *DRIVER_RULES,
     *VOLUME_RULES,
     *CONDUCTOR_RULES,
+    *SHARD_RULES,
     *ALLOCATION_RULES,
     *EVENT_RULES,
     *WEBHOOK_RULES,

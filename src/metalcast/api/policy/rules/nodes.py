@@ -56,7 +56,13 @@ NODE_RULES: tuple[Rule, ...] = (
         (("GET", "/v1/nodes"), ("GET", "/v1/nodes/detail"), ("GET", "/v1/chassis/{chassis}/nodes")),
         Subject.LIST,
     ),
-    _node("get", SYSTEM_OR_PROJECT_READER, "Retrieve a single Node record", ("GET", _N)),
+    _node(
+        "get",
+        SYSTEM_OR_PROJECT_READER,
+        "Retrieve a single Node record (and, from 1.83, the UUIDs of its children)",
+        ("GET", _N),
+        ("GET", f"{_N}/children"),
+    ),
     _node(
         "get:filter_threshold",
         SYSTEM_READER,
@@ -115,6 +121,9 @@ NODE_RULES: tuple[Rule, ...] = (
             ("conductor_group", SYSTEM_MEMBER, "conductor_group field"),
             ("name", SYSTEM_MEMBER_OR_OWNER_MEMBER, "name field"),
             ("retired", SYSTEM_MEMBER_OR_OWNER_MEMBER, "retired and retired_reason fields"),
+            ("shard", SYSTEM_ADMIN, "shard field"),
+            ("parent_node", SYSTEM_MEMBER, "parent_node field"),
+            ("disable_power_off", SYSTEM_ADMIN, "disable_power_off field"),
         )
     ),
     _node(

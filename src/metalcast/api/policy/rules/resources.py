@@ -282,6 +282,17 @@ VOLUME_RULES = group(
     ),
 )
 
+SHARD_RULES = group(
+    "shards",
+    (
+        "get",
+        SYSTEM_READER,
+        "Governs if shards can be read via the API clients.",
+        (("GET", "/v1/shards"),),
+        Subject.CALLER,
+    ),
+)
+
 CONDUCTOR_RULES = group(
     "conductor",
     (

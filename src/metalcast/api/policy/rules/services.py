@@ -163,7 +163,7 @@ RUNBOOK_RULES = group(
         "get",
         RUNBOOK_READER,
         "Retrieve a single runbook record (a public runbook: anyone who may list)",
-        (("GET", f"{_RB}/{{runbook}}"),),
+        (("GET", f"{_RB}/{{runbook}}"), ("GET", f"{_RB}/{{runbook}}/traits")),
         _RUNBOOK,
     ),
     (
@@ -186,8 +186,14 @@ RUNBOOK_RULES = group(
     (
         "update",
         RUNBOOK_ADMIN,
-        "Update a runbook record",
-        (("PATCH", f"{_RB}/{{runbook}}"),),
+        "Update a runbook record (and, from 1.112, its traits)",
+        (
+            ("PATCH", f"{_RB}/{{runbook}}"),
+            ("PUT", f"{_RB}/{{runbook}}/traits"),
+            ("PUT", f"{_RB}/{{runbook}}/traits/{{trait}}"),
+            ("DELETE", f"{_RB}/{{runbook}}/traits"),
+            ("DELETE", f"{_RB}/{{runbook}}/traits/{{trait}}"),
+        ),
         _RUNBOOK,
     ),
     (
