@@ -365,7 +365,7 @@ def steps_for_node(
     return runbook, steps
 
 
-def _check_runbook_traits(runbook: Runbook, node: Node, traits: set[str]) -> None:
+def _check_runbook_traits(runbook: Runbook, node: Node | NodeBrief, traits: set[str]) -> None:
     """From 1.112 a runbook runs on a node sharing one of its traits (Ironic).
     Raises InvalidInput."""
     if not runbook.traits:
