@@ -10,14 +10,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route
 
-from metalcast.api import auth, errors, metrics, openapi, policy
+from metalcast.api import auth, errors, metrics, openapi, policy, versions
 from metalcast.api.audit import AuditLog
 from metalcast.api.auth.cache import CredentialCache
 from metalcast.api.dashboard import routes as dashboard
 from metalcast.api.dashboard.session import SessionCookie
-from metalcast.api.endpoint import JSON, Deps
+from metalcast.api.endpoint import JSON, Deps, declaration
 from metalcast.api.middleware import ApiMiddleware
 from metalcast.api.routes import (
     allocations,
@@ -92,13 +92,36 @@ def routes() -> list[BaseRoute]:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """Unknown paths and wrong methods, in Ironic's error shape."""
+    """Unknown paths and wrong methods, in Ironic's error shape.  A wrong method on
+    an endpoint that the request's microversion does not have yet is a 404, as
+    Ironic answers any method on a sub-resource newer than the request (a ``PUT`` of
+    ``/v1/nodes/{node}/vmedia`` at 1.79)."""
     assert isinstance(exc, HTTPException)
+    status, detail, headers = exc.status_code, exc.detail, exc.headers
+    if status == 405 and _newer_than_request(request):
+        status, detail, headers = 404, "The resource could not be found.", None
     return Response(
-        errors.from_http_status(exc.status_code, exc.detail),
-        status_code=exc.status_code,
-        headers=exc.headers,
+        errors.from_http_status(status, detail),
+        status_code=status,
+        headers=headers,
         media_type=JSON,
+    )
+
+
+def _newer_than_request(request: Request) -> bool:
+    """Whether every endpoint at the request's path belongs to a microversion
+    feature newer than the request's version."""
+    version = request.scope.get("state", {}).get("version")
+    if version is None:
+        return False
+    features = []
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL:
+            declared = declaration(route.endpoint)
+            operation = declared.operation if declared else None
+            features.append(operation.feature if operation else None)
+    return bool(features) and all(
+        feature is not None and not versions.allows(feature, version) for feature in features
     )
 
 

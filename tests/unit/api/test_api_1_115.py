@@ -360,3 +360,22 @@ def test_deploy_templates_have_a_description(api: Api) -> None:
         [{"op": "replace", "path": "/description", "value": "x" * 256}],
     )
     assert changed.status_code == 400
+
+
+# ------------------------------------------- a wrong method on a newer sub-resource
+
+
+def test_any_method_on_a_sub_resource_newer_than_the_request_is_404(api: Api) -> None:
+    """As Ironic (ironic-tempest-plugin's vmedia microversion test): a PUT of
+    ``/v1/nodes/{node}/vmedia`` is 404 below 1.89, where the resource does not exist,
+    and 405 from 1.89, where it does but takes no PUT; so for the children of 1.83."""
+    node = api.node(name="vm")["uuid"]
+    body = {"device_type": "cdrom", "image_url": "http://image"}
+    for version, status in (("1.79", 404), ("1.88", 404), ("1.89", 405)):
+        answer = api.put(f"/v1/nodes/{node}/vmedia", body, version=version)
+        assert answer.status_code == status, (version, answer.text)
+        assert fault_of(answer)
+    assert api.put(f"/v1/nodes/{node}/children", {}, version="1.82").status_code == 404
+    assert api.put(f"/v1/nodes/{node}/children", {}, version="1.83").status_code == 405
+    # an endpoint every version has keeps its 405
+    assert api.put("/v1/nodes", {}, version="1.1").status_code == 405
