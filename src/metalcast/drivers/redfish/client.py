@@ -86,6 +86,18 @@ class SystemHardware:
 
 
 @dataclass(frozen=True, slots=True)
+class IndicatorLed:
+    """The IndicatorLED of the system or of one of its chassis."""
+
+    #: "system" or "chassis"
+    component: str
+    #: the resource's UUID, else its Id (Ironic names indicators so)
+    identity: str
+    #: Redfish's value: "Lit", "Blinking", "Off", "Unknown"
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class VirtualMedia:
     """One virtual media device of a BMC."""
 
@@ -169,6 +181,12 @@ class RedfishClient(Protocol):
 
     def sensors(self, system: str | None) -> list[ChassisSensor]:
         """The temperatures, fans and power supplies of the system's chassis."""
+
+    def indicators(self, system: str | None) -> list[IndicatorLed]:
+        """The IndicatorLED of the system and of its chassis (those that have one)."""
+
+    def set_indicator(self, system: str | None, component: str, identity: str, state: str) -> None:
+        """PATCH IndicatorLED (a Redfish value) of the system or chassis ``identity``."""
 
     def virtual_media(self, system: str | None) -> list[VirtualMedia]:
         """The system's virtual media devices (the system's own VirtualMedia, else

@@ -25,6 +25,7 @@ from metalcast.drivers.base import (
     CLEAN_OR_DEPLOY_STEP,
     BIOSInterface,
     DriverContext,
+    Indicator,
     InspectInterface,
     ManagementInterface,
     PowerInterface,
@@ -73,6 +74,13 @@ _RESET: Mapping[PowerCommand, str] = {
 #: PowerState values, as reported to the conductor (Ironic's mapping)
 _REPORTED = {"On": PowerState.ON, "PoweringOff": PowerState.ON, "Off": PowerState.OFF}
 _REPORTED["PoweringOn"] = PowerState.OFF
+
+
+#: what a Redfish IndicatorLED can be set to, as Ironic offers it
+_LED = Indicator(readonly=False, states=("blinking", "off", "on"))
+#: Redfish's IndicatorLED values and Ironic's indicator states
+_LED_STATE = {"Lit": "on", "Blinking": "blinking", "Off": "off", "Unknown": "unknown"}
+_REDFISH_LED = {"on": "Lit", "blinking": "Blinking", "off": "Off"}
 
 
 class _RedfishBase:
@@ -247,6 +255,39 @@ class RedfishManagement(_RedfishBase, ManagementInterface):
     def inject_nmi(self, ctx: DriverContext) -> None:
         """Send an NMI, once (not safe to repeat).  Raises DriverError."""
         self._call(ctx, "inject nmi", lambda c, s: c.reset(s, "Nmi"), repeatable=False)
+
+    def get_supported_indicators(self, ctx: DriverContext) -> dict[str, dict[str, Indicator]]:
+        """The IndicatorLED of the system and of its chassis, named by their UUID
+        (else Id) as Ironic names them; each can be lit, blink or be off.  Raises
+        DriverError."""
+        leds = self._call(ctx, "get indicators", lambda c, s: c.indicators(s))
+        found: dict[str, dict[str, Indicator]] = {}
+        for led in leds:
+            found.setdefault(led.component, {})[led.identity] = _LED
+        return found
+
+    def get_indicator_state(self, ctx: DriverContext, component: str, name: str) -> str:
+        """``on``, ``off``, ``blinking`` or ``unknown``.  Raises InvalidInput (no such
+        indicator), DriverError."""
+        leds = self._call(ctx, "get indicator state", lambda c, s: c.indicators(s))
+        for led in leds:
+            if (led.component, led.identity) == (component, name):
+                return _LED_STATE.get(led.state, "unknown")
+        raise InvalidInput(f"Node has no indicator {name}@{component}.")
+
+    def set_indicator_state(
+        self, ctx: DriverContext, component: str, name: str, state: str
+    ) -> None:
+        """PATCH the IndicatorLED.  Raises InvalidInput (a state it cannot be set
+        to), DriverError."""
+        wanted = _REDFISH_LED.get(state)
+        if wanted is None:
+            raise InvalidInput(
+                f"Indicator {name}@{component} cannot be set {state!r}: use on, off or blinking."
+            )
+        self._call(
+            ctx, "set indicator state", lambda c, s: c.set_indicator(s, component, name, wanted)
+        )
 
     def get_virtual_media(self, ctx: DriverContext) -> list[dict[str, Any]]:
         """The system's virtual CDs and DVDs, as Ironic lists them.  Raises DriverError."""

@@ -23,6 +23,7 @@ from metalcast.drivers.redfish.client import (
     ChassisSensor,
     Disk,
     FirmwareItem,
+    IndicatorLed,
     Nic,
     RedfishTarget,
     SystemHardware,
@@ -206,6 +207,30 @@ class SushyClient:
             enabled=None if enabled is None else sushy.BootSourceOverrideEnabled(enabled),
             mode=None if mode is None else sushy.BootSourceOverrideMode(mode),
         )
+
+    def _leds(self, system: str | None) -> list[tuple[str, str, Any]]:
+        """(component, identity, resource) of the system and its chassis."""
+        owner = self._system(system)
+        found = [("system", str(owner.uuid or owner.identity), owner)]
+        with contextlib.suppress(sushy_exc.MissingAttributeError):
+            found += [("chassis", str(c.uuid or c.identity), c) for c in owner.chassis]
+        return found
+
+    @_translated
+    def indicators(self, system: str | None) -> list[IndicatorLed]:
+        return [
+            IndicatorLed(component, identity, str(resource.indicator_led.value))
+            for component, identity, resource in self._leds(system)
+            if resource.indicator_led is not None
+        ]
+
+    @_translated
+    def set_indicator(self, system: str | None, component: str, identity: str, state: str) -> None:
+        for kind, name, resource in self._leds(system):
+            if (kind, name) == (component, identity):
+                resource.set_indicator_led(sushy.IndicatorLED(state))
+                return
+        raise sushy_exc.ResourceNotFoundError(resource=f"{component} {identity}")
 
     def _media_resources(self, system: str | None) -> list[Any]:
         """The VirtualMedia resources of the system, else of its managers."""

@@ -3,13 +3,13 @@
 :func:`redfish_app` is a Starlette application serving the ServiceRoot, a
 SessionService (sessions with ``X-Auth-Token``; HTTP basic auth works too), the
 Systems collection, each machine as a ComputerSystem (power state, boot override,
-``ComputerSystem.Reset``), its Bios with a pending-settings resource and its
-hardware (processors, memory, storage, NICs: :mod:`.redfish_inventory`), the
-Chassis collection: each machine in a chassis of its own name, whose Thermal and
-Power resources hold its sensor readings, each system's VirtualMedia: a virtual
-CD that InsertMedia fills from a URL (:mod:`.redfish_vmedia`), and an UpdateService
-whose SimpleUpdate fetches a firmware image and updates the FirmwareInventory
-(:mod:`.redfish_update`).
+``ComputerSystem.Reset``, an IndicatorLED a PATCH sets), its Bios with a
+pending-settings resource and its hardware (processors, memory, storage, NICs:
+:mod:`.redfish_inventory`), the Chassis collection: each machine in a chassis of its
+own name (with an IndicatorLED too), whose Thermal and Power resources hold its
+sensor readings, each system's VirtualMedia: a virtual CD that InsertMedia fills
+from a URL (:mod:`.redfish_vmedia`), and an UpdateService whose SimpleUpdate fetches
+a firmware image and updates the FirmwareInventory (:mod:`.redfish_update`).
 :class:`RedfishBmc` runs it with uvicorn in a background thread, so a test or
 the lab CLI can serve one machine, or a thousand behind one port.
 
@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,23 @@ class _Service:
         self.uuid = str(uuidlib.uuid4())
         self.stopped = False
         self.firmware = redfish_update.Firmware(list(self.machines))
+        #: IndicatorLED of each (machine, "system" or "chassis"); "Off" until set
+        self.leds: dict[tuple[str, str], str] = {}
+
+    def led(self, machine: Machine, component: str) -> str:
+        return self.leds.get((machine.name, component), "Off")
+
+    def set_led(self, machine: Machine, component: str, body: Mapping[str, Any]) -> bool:
+        """Apply a PATCH body's IndicatorLED, if it has one.  Raises BadRequest."""
+        if "IndicatorLED" not in body:
+            return False
+        value = body["IndicatorLED"]
+        if value not in rf.INDICATOR_LEDS:
+            raise rf.BadRequest(
+                f"IndicatorLED must be one of {', '.join(rf.INDICATOR_LEDS)}, not {value!r}"
+            )
+        self.leds[(machine.name, component)] = value
+        return True
 
     def authorized(self, request: Request) -> bool:
         token = request.headers.get("x-auth-token")
@@ -161,7 +178,7 @@ def _routes(svc: _Service) -> list[Route]:
         Route(rf.SESSIONS, _sessions_handler(svc), methods=["GET", "POST"]),
         Route(rf.SESSIONS + "/{sid}", _session_handler(svc), methods=["GET", "DELETE"]),
         Route(rf.SYSTEMS, authed(_systems_handler(svc))),
-        Route(rf.SYSTEMS + "/{system}", system(_system), methods=["GET", "PATCH"]),
+        Route(rf.SYSTEMS + "/{system}", system(_system_handler(svc)), methods=["GET", "PATCH"]),
         Route(
             rf.SYSTEMS + "/{system}/Actions/ComputerSystem.Reset",
             system(_reset),
@@ -185,7 +202,7 @@ def _routes(svc: _Service) -> list[Route]:
             for path, (handler, methods) in redfish_update.routes_of(svc.firmware).items()
         ],
         Route(rf.CHASSIS, authed(chassis_collection)),
-        Route(rf.CHASSIS + "/{system}", document(rf.chassis)),
+        Route(rf.CHASSIS + "/{system}", system(_chassis_handler(svc)), methods=["GET", "PATCH"]),
         Route(rf.CHASSIS + "/{system}/Thermal", document(rf.thermal)),
         Route(rf.CHASSIS + "/{system}/Power", document(rf.power)),
         Route(
@@ -264,15 +281,33 @@ def _systems_handler(svc: _Service) -> Handler:
     return systems
 
 
-async def _system(request: Request, machine: Machine) -> Response:
-    if request.method == "PATCH":
-        body = await _body(request)
-        boot = body.get("Boot")
-        if not isinstance(boot, dict):
-            raise rf.BadRequest("only Boot can be changed")
-        machine.set_boot_override(rf.patched_boot(machine.boot_override(), boot))
-        return Response(status_code=204)
-    return _json(rf.computer_system(machine))
+def _system_handler(svc: _Service) -> Callable[[Request, Machine], Awaitable[Response]]:
+    async def system(request: Request, machine: Machine) -> Response:
+        if request.method == "PATCH":
+            body = await _body(request)
+            boot = body.get("Boot")
+            if boot is not None and not isinstance(boot, dict):
+                raise rf.BadRequest("Boot must be an object")
+            if boot is None and "IndicatorLED" not in body:
+                raise rf.BadRequest("only Boot and IndicatorLED can be changed")
+            svc.set_led(machine, "system", body)
+            if boot is not None:
+                machine.set_boot_override(rf.patched_boot(machine.boot_override(), boot))
+            return Response(status_code=204)
+        return _json(rf.computer_system(machine, led=svc.led(machine, "system")))
+
+    return system
+
+
+def _chassis_handler(svc: _Service) -> Callable[[Request, Machine], Awaitable[Response]]:
+    async def chassis(request: Request, machine: Machine) -> Response:
+        if request.method == "PATCH":
+            if not svc.set_led(machine, "chassis", await _body(request)):
+                raise rf.BadRequest("only IndicatorLED can be changed")
+            return Response(status_code=204)
+        return _json(rf.chassis(machine, led=svc.led(machine, "chassis")))
+
+    return chassis
 
 
 async def _reset(request: Request, machine: Machine) -> Response:

@@ -100,8 +100,12 @@ def session(session_id: str, username: str) -> dict[str, Any]:
     }
 
 
-def computer_system(machine: Machine) -> dict[str, Any]:
-    """``machine`` as a ComputerSystem resource."""
+#: the IndicatorLED values a client may set (Redfish's "Unknown" is only shown)
+INDICATOR_LEDS = ("Lit", "Blinking", "Off")
+
+
+def computer_system(machine: Machine, *, led: str = "Off") -> dict[str, Any]:
+    """``machine`` as a ComputerSystem resource, its IndicatorLED ``led``."""
     path = f"{SYSTEMS}/{machine.name}"
     override = machine.boot_override()
     return {
@@ -114,6 +118,7 @@ def computer_system(machine: Machine) -> dict[str, Any]:
         "SystemType": "Physical",
         "PowerState": "On" if machine.power() is Power.ON else "Off",
         "Status": {"State": "Enabled", "Health": "OK"},
+        "IndicatorLED": led,
         "Boot": _boot(override),
         "Bios": {"@odata.id": f"{path}/Bios"},
         "VirtualMedia": {"@odata.id": f"{path}/VirtualMedia"},
@@ -127,8 +132,9 @@ def computer_system(machine: Machine) -> dict[str, Any]:
     }
 
 
-def chassis(machine: Machine) -> dict[str, Any]:
-    """The Chassis ``machine`` is in: its own, with its Thermal and Power."""
+def chassis(machine: Machine, *, led: str = "Off") -> dict[str, Any]:
+    """The Chassis ``machine`` is in: its own, with its Thermal and Power, its
+    IndicatorLED ``led``."""
     path = f"{CHASSIS}/{machine.name}"
     return {
         "@odata.id": path,
@@ -137,6 +143,7 @@ def chassis(machine: Machine) -> dict[str, Any]:
         "Name": f"{machine.name} chassis",
         "ChassisType": "RackMount",
         "PowerState": "On" if machine.power() is Power.ON else "Off",
+        "IndicatorLED": led,
         "Status": {"State": "Enabled", "Health": "OK"},
         "Thermal": {"@odata.id": f"{path}/Thermal"},
         "Power": {"@odata.id": f"{path}/Power"},
