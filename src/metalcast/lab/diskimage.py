@@ -22,8 +22,9 @@ Booted, its ``/init`` prints (on ``ttyS0``)::
     METALCAST-USERDATA <first line of user_data, or "none">
 
 or ``METALCAST-CONFIGDRIVE none`` when no filesystem labelled ``config-2`` (the
-ISO 9660 config drive, as a partition or a disk) exists; then it idles for ever (the
-machine is "active").
+ISO 9660 config drive, as a partition or a disk) exists; then it takes the config
+drive's host name (else ``metalcast-lab``) and shows busybox's ``getty`` login prompt
+on ``ttyS0`` for ever (the machine is "active"; nobody can log in).
 
 The image is rebuilt only when its inputs change (the kernel and busybox packages,
 this code, SYSLINUX's BIOS and EFI files): ``<image>.inputs`` holds the inputs hash
@@ -159,8 +160,11 @@ if [ -n "$drive" ] && mount -t iso9660 -o ro "$drive" /mnt/config; then
 else
     echo "METALCAST-CONFIGDRIVE none"
 fi
+hostname "${hostname:-metalcast-lab}"
 echo "METALCAST-DISK: active, idle"
-while :; do sleep 3600; done
+# a login prompt on the serial console, as a deployed system shows one (no account
+# can log in: the image has no /etc/passwd)
+while :; do getty -L 115200 ttyS0 vt100; sleep 1; done
 """
 )
 

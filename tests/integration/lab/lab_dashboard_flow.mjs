@@ -67,6 +67,7 @@ try {
   await consolePage.bringToFront();
   await consolePage.waitForSelector(".xterm-rows >> text=METALCAST-CONFIGDRIVE hostname=lab-web", { timeout });
   await consolePage.waitForSelector(".xterm-rows >> text=/keys=1/");
+  await consolePage.waitForSelector(".xterm-rows >> text=lab-web login:");
   await shot(consolePage, "lab-dashboard-console");
   if (problems.length) { throw new Error(problems.join("\n")); }
   log("done");

@@ -116,6 +116,8 @@ def test_boots_and_reads_a_config_drive_disk(
     assert drive.group(0).strip() == EXPECTED_DRIVE
     assert user_data.group(0).strip() == "METALCAST-USERDATA #cloud-config"
     assert "METALCAST-DISK-FIRMWARE bios" in qemu.log()
+    # then a login prompt under the config drive's host name, as a deployed system's
+    qemu.wait_for(r"node-7\.example\.org login: ")
 
 
 @pytest.mark.e2e
@@ -161,6 +163,7 @@ def test_the_qcow2_variant_stays_up_until_the_power_button(
     qcow2 = qcow2_variant(lab_disk_image)
     qemu = start_qemu(_disk(qcow2, "qcow2"))
     qemu.wait_for(r"METALCAST-DISK: active")
+    qemu.wait_for(r"metalcast-lab login: ")  # no config drive: the image's own name
     assert qemu.process.poll() is None  # active machines stay up
 
     qemu.press_power_button()
