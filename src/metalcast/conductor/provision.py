@@ -167,6 +167,7 @@ def abort(rt: Runtime, node: Node, *, user: str) -> None:
 
 #: waits of the ramdisk's agent whose abort or timeout also ends the ramdisk boot
 _RAMDISK_WAITS: Mapping[ProvisionState, str] = {
+    PS.DEPLOYWAIT: "Deployment",
     PS.DEPLOYHOLD: "Deployment",
     PS.RESCUEWAIT: "Rescue",
     PS.INSPECTWAIT: "Inspection",

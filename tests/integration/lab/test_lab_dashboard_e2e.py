@@ -20,7 +20,25 @@ ROOT = Path(__file__).resolve().parents[3]
 FLOW = Path(__file__).with_name("lab_dashboard_flow.mjs")
 
 
-def test_deploy_a_lab_machine_from_the_dashboard(lab_env: Lab, lab_disk_image: Path) -> None:
+#: random bytes after the test image's partitions: the agent writes them all, so the
+#: write lasts several of its 2 s heartbeats, each with a progress report the page
+#: shows (the 64 MiB image alone is written in about one when the host is idle)
+PADDING = 192 * 2**20
+
+
+def padded(image: Path, target: Path) -> Path:
+    """``image`` followed by :data:`PADDING` random bytes (it boots the same: its
+    partition table covers the image's own 64 MiB)."""
+    shutil.copyfile(image, target)
+    with target.open("ab") as out:
+        for _ in range(PADDING // 2**20):
+            out.write(os.urandom(2**20))
+    return target
+
+
+def test_deploy_a_lab_machine_from_the_dashboard(
+    lab_env: Lab, lab_disk_image: Path, tmp_path: Path
+) -> None:
     if not Path("/usr/bin/chromium").exists() or shutil.which("node") is None:
         pytest.fail("missing chromium or node: run scripts/install --test")
     lab = lab_env
@@ -28,7 +46,7 @@ def test_deploy_a_lab_machine_from_the_dashboard(lab_env: Lab, lab_disk_image: P
     baremetal(lab, "node", "set", "lab-0", "--console-interface", "ipmi-sol")
     baremetal(lab, "node", "manage", "lab-0", "--wait", "120")
     baremetal(lab, "node", "provide", "lab-0", "--wait", DEPLOY_TIMEOUT)
-    image, checksum = lab.deployable(lab_disk_image)
+    image, checksum = lab.deployable(padded(lab_disk_image, tmp_path / "lab-web.img"))
     env = {
         **os.environ,
         "BASE": lab.url,

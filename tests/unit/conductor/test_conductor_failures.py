@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from conductor_env import ALICE, Env
 
-from metalcast.calls import ChangeProvisionState, CreateNode, ProvisionRequest, UpdateNode
+from metalcast.calls import (
+    ChangePowerState,
+    ChangeProvisionState,
+    CreateNode,
+    ProvisionRequest,
+    UpdateNode,
+)
 from metalcast.drivers.base import DriverContext, StepResult
 from metalcast.drivers.fake import FakeDeploy, fake_factories
 from metalcast.drivers.hardware import FAKE_HARDWARE
@@ -229,6 +235,21 @@ def test_abort_from_wait_state(
     assert done.clean_step is None
     assert "wait_started_at" not in done.driver_internal_info
     assert done.reservation is None
+
+
+def test_an_aborted_deploy_wait_ends_the_ramdisk_boot(env: Env) -> None:
+    """As Ironic (1.110, its deploy clean-up): the agent forgotten, no ramdisk boot,
+    the node powered off, rather than left running the deploy ramdisk."""
+    node = env.create("available", driver_info={"fake_wait": "deploy"})
+    act(env, node.id, "active")
+    assert env.wait_settled(node.id).provision_state == "wait call-back"
+    # the machine runs the deploy ramdisk (the fake deploy powers nothing on itself)
+    env.service.execute(ChangePowerState(node.id, "power on", timeout=None), context=ALICE)
+    assert env.wait_settled(node.id).power_state == "power on"
+    act(env, node.id, "abort")
+    done = env.wait_settled(node.id)
+    assert (done.provision_state, done.power_state) == ("deploy failed", "power off")
+    assert "Deployment ended: the node is powered off" in [e.event for e in env.history(node.id)]
 
 
 def test_abort_of_running_work_is_refused(env: Env) -> None:
