@@ -120,6 +120,10 @@ try {
   await page.fill("#search", "");
   await rowCount(page, 3);
 
+  log("an action with no node picked is refused, and the page says why");
+  await page.click('button[value="manage"]');
+  await page.waitForSelector("#action-results >> text=Select at least one node first.");
+
   log("bulk manage: db-1 is manageable already, its refusal is shown");
   for (const name of ["web-1", "web-2", "db-1"]) { await page.check(`${row(name)} input.pick`); }
   await page.click('button[value="manage"]');

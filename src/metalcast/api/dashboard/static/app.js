@@ -12,6 +12,16 @@
     event.detail.headers["X-CSRF-Token"] = csrf();
   });
 
+  // a refused request (400, 409) answers with the reason to show in place: htmx swaps
+  // only 2xx answers unless told
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const status = event.detail.xhr.status;
+    if (status === 400 || status === 409) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   // a changed filter starts again at the first page (capture: before htmx reads the form)
   function firstPage(event) {
     const field = event.target;
