@@ -359,6 +359,11 @@ class DiscoverySettings(_Area):
 
 class Settings(_Area):
     state_dir: Path = Path("/var/lib/metalcast")
+    #: the CPU this process's threads run on (metalcast.cpus): "auto" keeps
+    #: ``metalcast server``'s threads together on the least busy CPU (moving when
+    #: other work crowds it) and leaves the API and conductor processes to the
+    #: kernel; a CPU number keeps any metalcast process on that CPU; "off": the kernel
+    cpu: str = Field(default="auto", pattern=r"^(auto|off|[0-9]+)$")
     api: ApiSettings = ApiSettings()
     keystone: KeystoneSettings = KeystoneSettings()
     conductor: ConductorSettings = ConductorSettings()

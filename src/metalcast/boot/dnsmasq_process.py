@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from metalcast import cpus
 from metalcast.boot.errors import DnsmasqError
 
 log = logging.getLogger("metalcast.boot.dnsmasq")
@@ -115,16 +116,20 @@ def _prctl() -> Callable[..., int] | None:
 
 
 def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec function: SIGTERM the child when the spawning thread dies."""
+    """A preexec function: SIGTERM the child when the spawning thread dies; every CPU
+    the server was started with (:func:`metalcast.cpus.child_setup`)."""
     prctl = _prctl()
+    every_cpu = cpus.child_setup()
     if prctl is None:
-        return None
+        return every_cpu
     parent, sigterm = os.getpid(), int(signal.SIGTERM)
 
     def preexec() -> None:
         prctl(_PR_SET_PDEATHSIG, sigterm)
         if os.getppid() != parent:  # the parent died before prctl
             os._exit(1)
+        if every_cpu is not None:
+            every_cpu()
 
     return preexec
 
@@ -342,7 +347,8 @@ class Dnsmasq:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    # only prctl and getppid run in the child: safe beside other threads
+                    # only prctl, getppid and sched_setaffinity run in the child: safe beside
+                    # other threads
                     preexec_fn=_die_with_parent(),
                 )
         except OSError as exc:

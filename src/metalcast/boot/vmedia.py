@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalcast import cpio
+from metalcast import cpio, cpus
 from metalcast.boot.dnsmasq import normalize_mac
 from metalcast.boot.errors import BootSetupError
 from metalcast.boot.ipxe import NodeBoot, NodePort, kernel_command_line
@@ -344,6 +344,7 @@ def _run(
             env={**os.environ, **(env or {})},
             timeout=_TOOL_TIMEOUT,
             check=False,
+            preexec_fn=cpus.child_setup(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BootSetupError(f"building virtual media: {what} failed: {exc}") from exc

@@ -26,6 +26,7 @@ import sys
 import threading
 from types import FrameType
 
+from metalcast import cpus
 from metalcast.api import auth
 from metalcast.api.app import create_app
 from metalcast.cli import heap
@@ -79,6 +80,7 @@ def run_api(settings: Settings) -> None:
     strategy = auth.check_startup(settings)
     heap_stop = threading.Event()
     heap.tame(heap_stop)
+    cpus.pin(settings.cpu, server=False)
     ShutdownSignals().install()  # uvicorn raises them again once it stopped
     certificate = api_certificate(settings)
     secret_box = load_secret_box(settings)
@@ -118,6 +120,7 @@ def run_conductor(settings: Settings) -> None:
     check_shared_database(settings, process="conductor")
     heap_stop = threading.Event()
     heap.tame(heap_stop)
+    cpus.pin(settings.cpu, server=False)
     stop = threading.Event()
     _stop_on_signals(stop)
     secret_box = load_secret_box(settings)

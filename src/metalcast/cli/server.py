@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from metalcast import cpus
 from metalcast.agent_downloads import PURPOSE as DOWNLOAD_URLS
 from metalcast.agent_downloads import UrlSigner
 from metalcast.api import auth
@@ -213,6 +214,8 @@ def run_server(settings: Settings) -> None:
     strategy = auth.check_startup(settings)
     heap_stop = threading.Event()
     heap.tame(heap_stop)  # before any thread of the server starts
+    cpus.pin(settings.cpu, server=True)  # the same: threads inherit it
+    cpus.follow(heap_stop)
     signals = ShutdownSignals()
     signals.install()
     certificate = api_certificate(settings)

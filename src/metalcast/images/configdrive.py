@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metalcast import cpus
 from metalcast.errors import InvalidInput
 from metalcast.images.download import Fetcher, private_dir
 from metalcast.images.errors import ImageProcessingError
@@ -423,7 +424,13 @@ def _make_iso(tree: Path, iso: Path) -> None:
         tool, "-o", str(iso), "-ldots", "-allow-lowercase", "-allow-multidot", "-l",
         "-publisher", "metalcast", "-quiet", "-J", "-r", "-V", LABEL, str(tree),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=cpus.child_setup(),
+    )
     if done.returncode != 0:
         raise ImageProcessingError(
             f"{tool} failed to build the config drive (exit {done.returncode}): "

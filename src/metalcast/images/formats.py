@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metalcast import cpus
 from metalcast.images.download import file_blocks
 from metalcast.images.errors import ImageProcessingError, UnsupportedImage
 from metalcast.images.source import DiskFormat, display_url
@@ -130,7 +131,12 @@ def sha256_of_file(path: Path) -> str:
 def _qemu_img(*args: str, timeout: float | None = None) -> str:
     try:
         done = subprocess.run(
-            ["qemu-img", *args], capture_output=True, text=True, check=False, timeout=timeout
+            ["qemu-img", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            preexec_fn=cpus.child_setup(),  # conversions are long: every CPU
         )
     except FileNotFoundError:
         raise ImageProcessingError(
