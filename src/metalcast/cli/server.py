@@ -12,6 +12,7 @@ the database pool closes and the process exits 0.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import signal
@@ -164,13 +165,43 @@ class _Server(uvicorn.Server):
         # which would never finish on their own
         if self._closing is not None:
             self._closing()
-        await super().shutdown(sockets=sockets)
+        reaper = asyncio.ensure_future(_drop_idle_tls(self.server_state.connections))
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            reaper.cancel()
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
             sys.stdout.write(self._banner + "\n")
             sys.stdout.flush()
+
+
+async def _drop_idle_tls(connections: set[Any]) -> None:
+    """Drop every TLS connection with no request in flight, until cancelled.
+
+    uvicorn stops by closing its connections once their responses are sent, and
+    closing a TLS connection politely sends TLS's close_notify and waits for the
+    peer's, up to 30 s (the event loop's SSL shutdown timeout): an HTTP client
+    keeping an idle connection in its pool (a CLI session, the dashboard's browser,
+    the boot server's proxy) never answers, and held a SIGTERM'd server for 30 s.
+    Nothing is in flight on such a connection, so dropping it loses nothing; a
+    response being sent is left to finish first.
+    """
+    while True:
+        for connection in list(connections):
+            transport = getattr(connection, "transport", None)
+            if transport is None or transport.get_extra_info("ssl_object") is None:
+                continue
+            cycle = getattr(connection, "cycle", _NOT_HTTP)  # websockets have none
+            if cycle is None or getattr(cycle, "response_complete", False):
+                transport.abort()
+        await asyncio.sleep(0.1)
+
+
+#: the ``cycle`` of a connection that is not uvicorn's HTTP protocol
+_NOT_HTTP = object()
 
 
 def server_url(settings: Settings, *, host: str | None = None) -> str:
