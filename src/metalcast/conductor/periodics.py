@@ -18,6 +18,7 @@ from datetime import datetime
 
 from metalcast.conductor import agent_state, boot_mode, direct
 from metalcast.conductor.interfaces import OperationFailed
+from metalcast.conductor.pass_pool import PassPool
 from metalcast.conductor.power import RESULT_OF, get_power, set_power
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask, try_acquire
@@ -88,9 +89,7 @@ class PowerSync:
         self.rt = rt
         self.call_timeout = call_timeout
         self.max_failures = max_failures
-        self._pool = cf.ThreadPoolExecutor(
-            rt.settings.sync_power_state_workers, thread_name_prefix="power-sync"
-        )
+        self._pool = PassPool(rt.settings.sync_power_state_workers, name="power-sync")
 
     def run_once(self) -> dict[str, int]:
         """One pass over the candidates; returns how many nodes ended how.

@@ -23,6 +23,7 @@ from typing import Any
 
 from metalcast import metrics
 from metalcast.conductor.interfaces import OperationFailed, call
+from metalcast.conductor.pass_pool import PassPool
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
 from metalcast.config import SensorsSettings
@@ -123,7 +124,7 @@ class SensorCollector:
         self.rt = rt
         self.settings = settings
         self.board = board
-        self._pool = cf.ThreadPoolExecutor(settings.workers, thread_name_prefix="sensors")
+        self._pool = PassPool(settings.workers, name="sensors")
 
     def run_once(self) -> dict[str, int]:
         """One pass; how many nodes were read (``ok``) and how many failed."""
