@@ -34,10 +34,14 @@ def _readings(components: Iterable[FirmwareComponent]) -> list[db_firmware.Firmw
 
 def store(task: NodeTask, components: Iterable[FirmwareComponent]) -> None:
     """Make the node's cache hold ``components``.  Raises TaskParked."""
+    readings = _readings(components)
+    with task.rt.db.read() as conn:
+        if db_firmware.holds(conn, task.node.id, readings):
+            return  # as read last time: no write transaction (most refreshes)
     if task.rt.parked.is_set():
         raise TaskParked(task.uuid)  # shutting down: write nothing more
     with task.rt.db.begin() as conn:
-        db_firmware.sync_components(conn, task.node.id, _readings(components))
+        db_firmware.sync_components(conn, task.node.id, readings)
 
 
 def refresh(task: NodeTask) -> bool:

@@ -36,12 +36,26 @@ def list_components(conn: sa.Connection, node_id: int) -> list[FirmwareRecord]:
     return [from_row(FirmwareRecord, r) for r in conn.execute(query).mappings()]
 
 
+def holds(conn: sa.Connection, node_id: int, components: Iterable[FirmwareReading]) -> bool:
+    """Whether the cache already holds exactly ``components`` (names, versions and
+    identities): then :func:`sync_components` would write nothing."""
+    current = {r.component: r for r in list_components(conn, node_id)}
+    seen = {comp.component: comp for comp in components}
+    if set(current) != set(seen):
+        return False
+    return all(
+        (old.current_version, old.vendor, old.model, old.serial_number)
+        == (new.current_version, new.vendor, new.model, new.serial_number)
+        for old, new in ((current[name], seen[name]) for name in seen)
+    )
+
+
 def sync_components(
     conn: sa.Connection, node_id: int, components: Iterable[FirmwareReading]
-) -> list[FirmwareRecord]:
+) -> None:
     """Make the cache hold ``components``: new ones are inserted (their version is
     their initial one), changed ones updated (a new version is recorded as the last
-    flashed), vanished ones deleted.  Returns the cache as it now is."""
+    flashed), vanished ones deleted."""
     c = t.firmware_components.c
     current = {r.component: r for r in list_components(conn, node_id)}
     seen = {comp.component: comp for comp in components}
@@ -76,4 +90,3 @@ def sync_components(
                 .where(c.node_id == node_id, c.component == name)
                 .values(updated_at=now, **changes)
             )
-    return list_components(conn, node_id)
