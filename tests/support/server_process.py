@@ -7,7 +7,9 @@ whichever conftest was imported first.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,3 +29,16 @@ def server_command(*, port: int, state_dir: Path, extra: Sequence[str] = ()) -> 
         sys.executable, "-m", "metalcast.cli.main", "server",
         "--host", "127.0.0.1", "--port", str(port), "--state-dir", str(state_dir), *extra,
     ]  # fmt: skip
+
+
+def generate_certificates(directory: Path) -> Path:
+    """``metalcast tls generate`` into ``directory`` (its ``ca.pem``, ``server.pem``
+    and ``server.key``), with no METALCAST_ variable of the caller's; ``directory``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "metalcast.cli.main", "tls", "generate",
+         "--state-dir", str(directory), "--dir", str(directory)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return directory

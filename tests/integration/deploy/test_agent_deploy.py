@@ -32,6 +32,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "agent"))
 from agent_machine import FakeMachine, write
 from prometheus_client.parser import text_string_to_metric_families
+from server_process import generate_certificates
 
 from metalcast.agent_downloads import PURPOSE, UrlSigner
 from metalcast.boot import netns
@@ -347,18 +348,6 @@ def provisioning_net() -> Iterator[tuple[str, str]]:
         netns.delete_netns(server_ns)
 
 
-def generate_pki(directory: Path) -> Path:
-    """``metalcast tls generate`` into ``directory``: its CA and server certificate."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "metalcast.cli.main", "tls", "generate",
-         "--state-dir", str(directory), "--dir", str(directory)],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return directory
-
-
 @pytest.fixture
 def tls_server(
     start_metalcast_server: Callable[..., Any],
@@ -367,7 +356,7 @@ def tls_server(
     tmp_path: Path,
 ) -> Iterator[Any]:
     """A server over HTTPS whose boot services (HTTPS too) run on the provisioning net."""
-    pki = generate_pki(tmp_path / "pki")
+    pki = generate_certificates(tmp_path / "pki")
     env = {
         **SERVER_ENV,
         "METALCAST_IMAGES__FILE_ROOTS": str(images),
@@ -496,7 +485,7 @@ def test_over_tls_an_agent_trusting_another_ca_never_talks(
     machine.add_disk("vda", 64 * MIB)
     machine.add_nic("eth0", MAC)
     uuid = enrol(tls_server, bmc, "agent-stranger")
-    stranger = generate_pki(tmp_path / "stranger") / "ca.pem"
+    stranger = generate_certificates(tmp_path / "stranger") / "ca.pem"
 
     api(tls_server, "PUT", f"/v1/nodes/{uuid}/states/provision", {"target": "provide"})
     cmdline, _ = boot_like_ipxe(tls_server, uuid, provisioning_net[1], tmp_path / "root")

@@ -26,7 +26,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +36,7 @@ import pytest
 from lab_qemu import LookupServer, QemuRun
 from lab_ramdisk import FAKE_AGENT, BuiltRamdisk, build
 from lablib import Lab, free_udp_base, remove_lab
+from server_process import generate_certificates
 
 from metalcast.lab.diskimage import build_test_image
 from metalcast.ramdisk import RamdiskError
@@ -183,14 +183,7 @@ def lab_env_tls(
     start_metalcast_server: Callable[..., Any], agent_ramdisk: BuiltRamdisk, tmp_path: Path
 ) -> Iterator[Lab]:
     """Like ``lab_env``, with HTTPS from ``metalcast tls generate``."""
-    pki = tmp_path / "pki"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "metalcast.cli.main", "tls", "generate",
-         "--state-dir", str(pki), "--dir", str(pki)],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    pki = generate_certificates(tmp_path / "pki")
     tls = {
         "METALCAST_API__TLS_CERT_FILE": str(pki / "server.pem"),
         "METALCAST_API__TLS_KEY_FILE": str(pki / "server.key"),

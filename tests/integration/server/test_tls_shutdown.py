@@ -4,16 +4,15 @@ connection open (uvicorn's polite TLS close waited 30 s for such a client)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import ssl
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from server_process import generate_certificates
 
 #: the ``run_server_in`` fixture of tests/integration/conftest.py
 RunServerIn = Callable[..., contextlib.AbstractContextManager[Any]]
@@ -22,22 +21,10 @@ RunServerIn = Callable[..., contextlib.AbstractContextManager[Any]]
 STOP_WITHIN = 10.0
 
 
-def certificates(directory: Path) -> Path:
-    """``metalcast tls generate``: a CA and the server's certificate in ``directory``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METALCAST_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "metalcast.cli.main", "tls", "generate",
-         "--state-dir", str(directory), "--dir", str(directory)],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return directory
-
-
 def test_an_idle_keep_alive_client_does_not_hold_the_server_up(
     run_server_in: RunServerIn, tmp_path: Path
 ) -> None:
-    pki = certificates(tmp_path / "pki")
+    pki = generate_certificates(tmp_path / "pki")
     env = {
         "METALCAST_API__TLS_CERT_FILE": str(pki / "server.pem"),
         "METALCAST_API__TLS_KEY_FILE": str(pki / "server.key"),

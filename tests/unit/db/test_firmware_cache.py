@@ -3,24 +3,12 @@ and any difference is seen as one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-
-import pytest
 
 from metalcast.db import firmware as db_firmware
 from metalcast.db import repository as repo
 from metalcast.db.engine import Database
 from metalcast.db.firmware import FirmwareReading
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
 
 BMC = FirmwareReading("bmc", "1.0", vendor="Acme", model="X1", serial_number="S1")
 BIOS = FirmwareReading("bios", "2.3")

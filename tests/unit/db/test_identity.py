@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,14 +14,6 @@ from metalcast.db.engine import Database
 from metalcast.errors import Conflict, NotFound
 
 LATER = datetime(2100, 1, 1)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def _count(conn: sa.Connection, table: sa.Table) -> int:

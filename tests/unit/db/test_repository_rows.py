@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -12,14 +10,6 @@ from metalcast.db import rows
 from metalcast.db import tables as t
 from metalcast.db.engine import Database
 from metalcast.errors import Conflict, InvalidInput, NotFound
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def _node(db: Database, name: str, owner: str | None = None) -> int:

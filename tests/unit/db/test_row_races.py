@@ -5,9 +5,7 @@ thread gets the node's lock, exactly one allocation gets the node."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from metalcast.db import allocations as repo_alloc
 from metalcast.db import repository as repo
@@ -16,14 +14,6 @@ from metalcast.db.models import Allocation
 
 THREADS = 16
 RC = "baremetal-gold"
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def _available_node(db: Database) -> int:
