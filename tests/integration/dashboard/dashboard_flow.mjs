@@ -230,7 +230,14 @@ try {
   await page.keyboard.type("root");
   await page.keyboard.press("Enter");
   await page.waitForSelector(".xterm-rows >> text=Password:");  // the machine took the keys
+  // "enabling the console…" was the answer to the click: connected, it is gone
+  await page.waitForFunction(() => document.getElementById("console-result").textContent === "",
+    null, { timeout: 5000 });
   await shot(page, "dashboard-console");
+  await page.click('button:text-is("Disable console")');
+  await page.waitForSelector("#console-status >> text=console disabled", { timeout: 60000 });
+  await page.waitForFunction(() => document.getElementById("console-result").textContent === "",
+    null, { timeout: 5000 });
 
   log("log out");
   await page.click('form.logout button');

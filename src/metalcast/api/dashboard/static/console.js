@@ -17,6 +17,12 @@
       status.textContent = text;
       status.classList.toggle("on", on);
       document.body.dataset.console = on ? "connected" : "off";
+      // "enabling the console…" (or "disabling…") answered a click; once the
+      // console shows the outcome it is stale.  A refusal stays.
+      const result = document.getElementById("console-result");
+      if (result && result.querySelector(".ok") && (on || text === "console disabled")) {
+        result.textContent = "";
+      }
     }
 
     function later() { setTimeout(connect, 1500); }
