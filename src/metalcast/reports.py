@@ -86,6 +86,49 @@ class AgentProgress:
         return min(round(self.done * 100 / self.total), 99)
 
 
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """A running step's progress, as the conductor keeps it in
+    ``driver_internal_info.step_progress`` while the BMC carries the step out (a
+    firmware update): the step, what it works on, a percentage, the BMC's word for
+    its state; None where missing or unusable."""
+
+    command: str | None
+    percent: int | None
+    state: str | None
+
+    @classmethod
+    def of(cls, node: Mapping[str, Any]) -> StepReport | None:
+        """The step progress ``node`` carries, or None (no report, or one naming no
+        step)."""
+        info = node.get("driver_internal_info")
+        report = info.get("step_progress") if isinstance(info, Mapping) else None
+        if not isinstance(report, Mapping) or not report.get("step"):
+            return None
+        target = report.get("target")
+        command = f"{report['step']} {target}" if target else str(report["step"])
+        percent = _amount(report.get("percent"))
+        state = report.get("state")
+        return cls(
+            command,
+            None if percent is None else min(int(percent), 100),
+            str(state) if state else None,
+        )
+
+    def __str__(self) -> str:
+        """``firmware.update bmc 40% (Running)``, or as much of it as is known."""
+        text = self.command or ""
+        if self.percent is not None:
+            text += f" {self.percent}%"
+        return f"{text} ({self.state})" if self.state else text
+
+
+def progress_of(node: Mapping[str, Any]) -> AgentProgress | StepReport | None:
+    """What ``node`` (as the API returns it) reports of its running work: the deploy
+    agent's progress, else that of a step the BMC carries out; None: neither."""
+    return AgentProgress.of(node) or StepReport.of(node)
+
+
 def _amount(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return None

@@ -23,7 +23,7 @@ from metalcast.cli.output import (
 from metalcast.cli.session import session_of
 from metalcast.cli.waiting import Mark, Verdict, failure_message, is_busy, judge_rest
 from metalcast.interfaces import INTERFACE_NAMES
-from metalcast.reports import AgentProgress
+from metalcast.reports import progress_of
 
 app = typer.Typer(help="Enrol, inspect, deploy and power bare-metal nodes.", no_args_is_help=True)
 maintenance_app = typer.Typer(help="Put a node in or out of maintenance.", no_args_is_help=True)
@@ -98,7 +98,7 @@ def show_groups(node: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
 def shown_fields(node: Mapping[str, Any]) -> dict[str, Any]:
     """``node`` with what ``node show`` derives for people: ``agent_progress``, the
     deploy agent's last report (from ``driver_internal_info``) as one line."""
-    progress = AgentProgress.of(node)
+    progress = progress_of(node)
     return dict(node) if progress is None else {**node, "agent_progress": str(progress)}
 
 

@@ -26,7 +26,7 @@ from rich.text import Text
 from metalcast.cli.client import JSON, ApiClient, ApiError, CliError, node_path
 from metalcast.cli.events import ChangeWatch
 from metalcast.cli.output import stderr
-from metalcast.reports import AgentProgress, size_text  # noqa: F401 (re-exported)
+from metalcast.reports import AgentProgress, progress_of, size_text  # noqa: F401 (re-exported)
 from metalcast.states import FAILURE, HOLD, WAIT, WORK
 
 #: the stable state each provision verb (as the API spells it) ends in
@@ -178,7 +178,7 @@ class ProgressLine:
         """The line of ``node`` as the API returns it."""
         state = describe(node)
         # a resting node's report is a leftover: the line says where it came to rest
-        agent = AgentProgress.of(node) if is_busy(node) else None
+        agent = progress_of(node) if is_busy(node) else None
         if agent is None:
             return cls(state, (state, None))
         return cls(f"{state} · {agent}", (state, agent.command))

@@ -31,6 +31,7 @@ from metalcast.conductor import agent_state, direct, firmware, raid
 from metalcast.conductor.interfaces import OperationFailed, call
 from metalcast.conductor.runtime import Runtime
 from metalcast.conductor.task import NodeTask
+from metalcast.db import events
 from metalcast.db.models import Node
 from metalcast.drivers.base import (
     INTERFACE_CLASSES,
@@ -337,7 +338,7 @@ def _named(step: Mapping[str, Any]) -> str:
 
 #: driver_internal_info key: the running step's last progress report (a step the BMC
 #: carries out: a firmware update), ``{"step", "target", "percent", "state"}``
-PROGRESS_KEY = "step_progress"
+PROGRESS_KEY = events.STEP_PROGRESS_KEY
 
 
 def record_progress(task: NodeTask, report: StepProgress) -> None:

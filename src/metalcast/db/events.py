@@ -49,6 +49,8 @@ WATCHED = (
 )
 #: the agent's progress report, kept in ``driver_internal_info`` under this key
 PROGRESS_KEY = "agent_progress"
+#: the progress of a step the BMC carries out (a firmware update), kept there too
+STEP_PROGRESS_KEY = "step_progress"
 #: every kind a client may filter on: the watched fields, progress, and the types
 KINDS = frozenset({*WATCHED, "progress", "created", "deleted"})
 #: the event types
@@ -93,9 +95,11 @@ def document(event: NodeEvent) -> JSONDict:
 
 
 def watched(node: Node) -> JSONDict:
-    """The watched values of ``node`` (and its progress), to compare with later."""
+    """The watched values of ``node`` (and its progress: the agent's, else a running
+    step's), to compare with later."""
     values = {name: getattr(node, name) for name in WATCHED}
-    values["progress"] = node.driver_internal_info.get(PROGRESS_KEY)
+    info = node.driver_internal_info
+    values["progress"] = info.get(PROGRESS_KEY) or info.get(STEP_PROGRESS_KEY)
     return values
 
 

@@ -282,6 +282,22 @@ def test_a_working_nodes_row_shows_the_agents_progress_as_wait_does() -> None:
     assert "<progress" not in row(rested) and "write_image" not in row(rested)
 
 
+def test_a_firmware_update_shows_its_percentage_in_the_row() -> None:
+    from metalcast.api.dashboard.table import row
+
+    progress = {"step": "firmware.update", "target": "bios", "percent": 60, "state": "Running"}
+    node = {
+        "uuid": "u-2",
+        "name": "n-2",
+        "provision_state": "servicing",
+        "target_provision_state": "active",
+        "driver_internal_info": {"step_progress": progress},
+    }
+    html = row(node)
+    assert '<progress max="100" value="60">' in html
+    assert "firmware.update bios 60% (Running)" in html
+
+
 def test_origin_of_api_public_url_is_this_server(tmp_path: Path) -> None:
     # a TLS-terminating proxy in front: the browser's origin is api.public_url's
     for app in build(tmp_path, "noauth", public_url="https://metal.example.com"):

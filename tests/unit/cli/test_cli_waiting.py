@@ -310,3 +310,27 @@ def test_a_held_node_is_not_busy() -> None:
     held = node(provision_state="clean hold", target_provision_state="manageable")
     assert not is_busy(held)
     assert judge_rest(held, before=BEFORE) is Verdict.REACHED
+
+
+def test_a_step_the_bmc_carries_out_shows_its_progress_when_no_agent_reports() -> None:
+    updating = node(
+        provision_state="service wait",
+        target_provision_state="active",
+        driver_internal_info={
+            "step_progress": {
+                "step": "firmware.update", "target": "bmc", "percent": 40, "state": "Running",
+            }
+        },
+    )  # fmt: skip
+    line = ProgressLine.of(updating)
+    assert line.text.endswith(" · firmware.update bmc 40% (Running)"), line.text
+    assert line.step[1] == "firmware.update bmc"
+    # the agent's report, when there is one, is what the line shows
+    both = {**updating, "driver_internal_info": {
+        **updating["driver_internal_info"], "agent_progress": WRITING,
+    }}  # fmt: skip
+    assert ProgressLine.of(both).step[1] == "write_image"
+    unnamed = node(**{**updating, "driver_internal_info": {"step_progress": {"percent": 5}}})
+    assert ProgressLine.of(unnamed).text == ProgressLine.of(node(**{
+        **updating, "driver_internal_info": {},
+    })).text  # fmt: skip

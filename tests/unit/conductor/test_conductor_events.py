@@ -10,6 +10,7 @@ from conductor_env import ALICE, Env
 
 from metalcast.api.stream import EventHub, Subscriber
 from metalcast.calls import SetMaintenance
+from metalcast.conductor import steps
 from metalcast.conductor.task import acquire
 from metalcast.config import EventsSettings
 from metalcast.context import acting_for
@@ -18,6 +19,7 @@ from metalcast.db import tables as t
 from metalcast.db.events import NodeEvent
 from metalcast.db.models import Node
 from metalcast.db.rows import utcnow
+from metalcast.drivers.base import StepProgress
 from metalcast.states import Event
 
 
@@ -54,6 +56,19 @@ def test_a_task_save_that_changes_watched_fields_adds_one_event_row(env: Env) ->
         "progress": {"old": None, "new": {"written": 10, "total": 100}},
     }
     assert last.kinds == {"power_state", "progress"}
+
+
+def test_a_step_the_bmc_carries_out_reports_its_progress_as_events(env: Env) -> None:
+    node = env.create("manageable")
+    with acquire(env.service.rt, node.id, user="alice", purpose="test") as task:
+        steps.record_progress(task, StepProgress("firmware.update", "bmc", 40, "Running"))
+        steps.record_progress(task, StepProgress("firmware.update", "bmc", 40, "Running"))
+        steps.record_progress(task, StepProgress("firmware.update", "bmc", 90, "Running"))
+    changes = [e.changes["progress"]["new"] for e in _log(env) if "progress" in e.kinds]
+    assert changes == [  # the same report twice is one event
+        {"step": "firmware.update", "target": "bmc", "percent": 40, "state": "Running"},
+        {"step": "firmware.update", "target": "bmc", "percent": 90, "state": "Running"},
+    ]
 
 
 def test_a_failure_records_the_state_change_and_the_scrubbed_error(env: Env) -> None:

@@ -16,7 +16,7 @@ from starlette.datastructures import QueryParams
 
 from metalcast.api.dashboard.api_calls import Answer, Api
 from metalcast.api.dashboard.markup import Html, join, path, render, with_query
-from metalcast.reports import AgentProgress
+from metalcast.reports import progress_of
 from metalcast.states import WAIT, WORK, ProvisionState
 
 #: rows per page
@@ -161,7 +161,7 @@ def progress(node: Mapping[str, Any]) -> Html:
     state = node.get("provision_state")
     if not node.get("target_provision_state") and state not in WORK | WAIT:
         return Html("")
-    agent = AgentProgress.of(node)
+    agent = progress_of(node)
     if agent is None:
         return Html("")
     if agent.percent is None:
