@@ -135,15 +135,21 @@ def list_nodes(
         bool | None, typer.Option("--maintenance/--no-maintenance", show_default=False)
     ] = None,
     owner: Text_ = None,
+    include_children: Annotated[
+        bool, typer.Option("--include-children", help="Child nodes too (hidden by default).")
+    ] = False,
     limit: Annotated[int, typer.Option(help="At most this many nodes (0: all).", min=0)] = 0,
 ) -> None:
-    """List nodes (following every page unless --limit says otherwise)."""
+    """List nodes (following every page unless --limit says otherwise); child nodes
+    (a parent_node set) only with --include-children, as the API and `baremetal`."""
     session = session_of(ctx)
     params: JSON = {"fields": ",".join(LIST_FIELDS)}
     filters = {"provision_state": provision_state, "driver": driver, "owner": owner}
     params.update({k: v for k, v in filters.items() if v is not None})
     if maintenance is not None:
         params["maintenance"] = str(maintenance).lower()
+    if include_children:
+        params["include_children"] = "True"
     nodes = list(session.client.paginate("/v1/nodes", "nodes", params=params, limit=limit))
     if session.as_json:
         print_json(nodes)

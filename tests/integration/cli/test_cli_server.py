@@ -85,6 +85,23 @@ def test_list_filters_and_pages(metalcast_url: str) -> None:
     assert [n["name"] for n in managed] == ["cli-p1"]
 
 
+def test_child_nodes_are_listed_only_when_asked_for(metalcast_url: str) -> None:
+    parent = create(metalcast_url, "cli-chassis")
+    create(metalcast_url, "cli-blade")
+    patch = [{"op": "add", "path": "/parent_node", "value": parent["uuid"]}]
+    answer = httpx.patch(
+        f"{metalcast_url}/v1/nodes/cli-blade", json=patch, headers=VERSION, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+
+    def names(*flags: str) -> set[str]:
+        listed = json.loads(cli(metalcast_url, "--json", "node", "list", *flags).stdout)
+        return {n["name"] for n in listed}
+
+    assert {"cli-chassis", "cli-blade"} - names() == {"cli-blade"}
+    assert {"cli-chassis", "cli-blade"} <= names("--include-children")
+
+
 def test_lifecycle_with_wait(metalcast_url: str) -> None:
     create(metalcast_url, "cli-b", "--port", "52:54:00:cc:00:02")
     for verb, state in [

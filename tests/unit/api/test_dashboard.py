@@ -233,6 +233,19 @@ def test_under_noauth_there_is_no_login_but_posts_still_need_the_csrf_token(api:
     assert api.get(f"/v1/nodes/{node['uuid']}").status_code == 200
 
 
+def test_child_nodes_are_in_the_table_with_their_parent(api: Api) -> None:
+    parent = api.node(name="chassis-1")
+    child = api.node(name="blade-1")
+    patch = [{"op": "add", "path": "/parent_node", "value": parent["uuid"]}]
+    assert api.patch(f"/v1/nodes/{child['uuid']}", patch).status_code == 200
+    # the API leaves children out of its list by default, as Ironic does
+    listed = api.get("/v1/nodes").json()["nodes"]
+    assert [n["uuid"] for n in listed] == [parent["uuid"]]
+    page = Browser(api).get("/dashboard").text
+    assert parent["uuid"] in page and child["uuid"] in page
+    assert f"child of {parent['uuid']}" in page
+
+
 def test_under_header_auth_the_proxys_identity_decides(secured: Api) -> None:
     ours = secured.node(name="ours-1", owner="p1")
     other = secured.node(name="other-1", owner="p2")

@@ -34,6 +34,7 @@ ROW_FIELDS = (
     "owner",
     "last_error",
     "driver_internal_info",
+    "parent_node",
 )
 _MAINTENANCE = ("", "true", "false")
 
@@ -67,7 +68,10 @@ class Filters:
             "marker": self.marker,
         }
         kept = {name: value for name, value in query.items() if value}
-        return {**kept, "limit": str(PAGE_SIZE), "fields": ",".join(ROW_FIELDS)}
+        # the fleet is every machine: child nodes too, which the API leaves out by
+        # default (Ironic's 1.83); each shows its parent
+        paging = {"limit": str(PAGE_SIZE), "include_children": "True"}
+        return {**kept, **paging, "fields": ",".join(ROW_FIELDS)}
 
     def keeps(self, node: Mapping[str, Any]) -> bool:
         """Whether a node found by search passes the other filters too."""
@@ -119,7 +123,7 @@ def _quoted(ident: str) -> str:
 
 _ROW = """<tr id="node-{uuid}" data-uuid="{uuid}" data-state="{state}" data-power="{power}">
 <td><input type="checkbox" class="pick" name="node" value="{uuid}" aria-label="select {label}"></td>
-<td><a href="{href}">{label}</a><div class="uuid">{uuid}</div></td>
+<td><a href="{href}">{label}</a><div class="uuid">{uuid}</div>{parent}</td>
 <td class="state">{state_text}</td>
 <td class="power">{power_text}</td>
 <td class="maintenance">{maintenance}</td>
@@ -140,9 +144,13 @@ def row(node: Mapping[str, Any]) -> Html:
         reason = node.get("maintenance_reason")
         maintenance = f"yes: {reason}" if reason else "yes"
     error = str(node.get("last_error") or "")
+    parent = node.get("parent_node")
     return render(
         _ROW,
         uuid=uuid,
+        parent=render('<div class="parent">child of {parent}</div>', parent=parent)
+        if parent
+        else Html(""),
         label=node.get("name") or uuid,
         href=path("nodes", uuid),
         state=state,
