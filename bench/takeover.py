@@ -215,7 +215,7 @@ def one_kill(
     kill.uptime = deployments.uptime()
     log(f"kill {victim}: {asdict(kill)}")
     deploy.start(victim)
-    deploy.wait_conductors(set(CONDUCTORS), timeout=120)
+    deploy.wait_conductors(set(CONDUCTORS))
     return kill
 
 
