@@ -237,8 +237,10 @@ class ManageError(RuntimeError):
 class Api:
     """The few /v1 calls the benchmark makes, with ``clients`` keep-alive clients."""
 
-    def __init__(self, base_url: str, *, clients: int) -> None:
-        settings = workload.Settings(base_url=base_url, clients=clients, request_timeout=300)
+    def __init__(self, base_url: str, *, clients: int, api_version: str = "1.31") -> None:
+        settings = workload.Settings(
+            base_url=base_url, clients=clients, request_timeout=300, api_version=api_version
+        )
         self._clients = workload.Clients(settings)
         self._pool = ThreadPoolExecutor(clients)
         self.retried: Counter[str] = Counter()  # requests tried again, by retry_reason
@@ -247,12 +249,16 @@ class Api:
         self._pool.shutdown()
         self._clients.close()
 
-    def create_nodes(self, fleet: Fleet, protocol: str) -> dict[str, str]:
-        """Enrol a node per machine; return uuid by name.  Raises RuntimeError."""
+    def create_nodes(
+        self, fleet: Fleet, protocol: str, fields: dict[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Enrol a node per machine (with ``fields`` too); return uuid by name.
+        Raises RuntimeError."""
 
         def create(index: int) -> tuple[str, str]:
             name = fleet.name(index)
             body = {
+                **(fields or {}),
                 "name": name,
                 "driver": protocol,
                 "driver_info": fleet.driver_info(protocol, index),
