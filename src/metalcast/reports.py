@@ -28,6 +28,11 @@ class AgentReport:
     log: tuple[str, ...] = ()
 
 
+#: ``driver_internal_info`` keys of progress: the deploy agent's last report, and that
+#: of a step the BMC carries out (a firmware update)
+AGENT_PROGRESS_KEY = "agent_progress"
+STEP_PROGRESS_KEY = "step_progress"
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -55,7 +60,7 @@ class AgentProgress:
         """The progress ``node`` (as the API returns it) carries, or None: no report,
         or one that names neither a command nor a byte count."""
         info = node.get("driver_internal_info")
-        report = info.get("agent_progress") if isinstance(info, Mapping) else None
+        report = info.get(AGENT_PROGRESS_KEY) if isinstance(info, Mapping) else None
         if not isinstance(report, Mapping):
             return None
         name = report.get("name")
@@ -102,7 +107,7 @@ class StepReport:
         """The step progress ``node`` carries, or None (no report, or one naming no
         step)."""
         info = node.get("driver_internal_info")
-        report = info.get("step_progress") if isinstance(info, Mapping) else None
+        report = info.get(STEP_PROGRESS_KEY) if isinstance(info, Mapping) else None
         if not isinstance(report, Mapping) or not report.get("step"):
             return None
         target = report.get("target")

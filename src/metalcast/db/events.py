@@ -32,6 +32,8 @@ import sqlalchemy as sa
 from metalcast.db import rows
 from metalcast.db import tables as t
 from metalcast.db.models import JSONDict, Node
+from metalcast.reports import AGENT_PROGRESS_KEY
+from metalcast.reports import STEP_PROGRESS_KEY as STEP_PROGRESS_KEY
 
 #: the node columns whose changes are events (each is also a ``kind`` to filter on)
 WATCHED = (
@@ -47,10 +49,8 @@ WATCHED = (
     "lessee",
     "instance_uuid",
 )
-#: the agent's progress report, kept in ``driver_internal_info`` under this key
-PROGRESS_KEY = "agent_progress"
-#: the progress of a step the BMC carries out (a firmware update), kept there too
-STEP_PROGRESS_KEY = "step_progress"
+#: the agent's progress report and a BMC-run step's, kept in ``driver_internal_info``
+PROGRESS_KEY = AGENT_PROGRESS_KEY
 #: every kind a client may filter on: the watched fields, progress, and the types
 KINDS = frozenset({*WATCHED, "progress", "created", "deleted"})
 #: the event types
